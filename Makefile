@@ -1,0 +1,37 @@
+# The two commands (README): `make run` starts the whole platform, `make test` runs the suite.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: run test install install-dev lint schema clean
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.installed-base: requirements/base.txt | $(PY)
+	$(PIP) install --quiet -r requirements/base.txt
+	@touch $@
+
+$(VENV)/.installed-dev: requirements/dev.txt requirements/base.txt | $(PY)
+	$(PIP) install --quiet -r requirements/dev.txt
+	@touch $@ $(VENV)/.installed-base
+
+install: $(VENV)/.installed-base
+install-dev: $(VENV)/.installed-dev
+
+run: install
+	$(PY) -m backupplatform.runner run
+
+test: install-dev
+	$(PY) -m backupplatform.runner test $(PYTEST_ARGS)
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(PY) manage.py check
+	DJANGO_SETTINGS_MODULE=backupplatform.settings.test $(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
+
+clean:
+	rm -rf $(VENV) var

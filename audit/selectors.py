@@ -1,0 +1,44 @@
+"""Reads of the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from backupplatform.errors import ValidationFailed
+
+from .models import AuditEvent
+
+
+def _parse_bound(name: str, raw: str, *, end: bool) -> datetime:
+    value = parse_datetime(raw)
+    if value is None:
+        day = parse_date(raw)
+        if day is None:
+            raise ValidationFailed(details={name: ["Use a date (YYYY-MM-DD) or an ISO 8601 date-time."]})
+        value = datetime.combine(day, time.max if end else time.min)
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, timezone.get_default_timezone())
+    return value
+
+
+def audit_event_list(*, tenant: Any, filters: dict[str, str]) -> QuerySet[AuditEvent]:
+    """Events of ``tenant`` (all for ``None``), newest first, filtered as the seed documents."""
+    qs = AuditEvent.objects.all() if tenant is None else AuditEvent.objects.filter(tenant=tenant)
+    if filters.get("user_id"):
+        if not str(filters["user_id"]).isdigit():
+            raise ValidationFailed(details={"user_id": ["A whole number is required."]})
+        qs = qs.filter(actor_id=int(filters["user_id"]))
+    if filters.get("action"):
+        qs = qs.filter(action=filters["action"])
+    if filters.get("resource_type"):
+        qs = qs.filter(resource_type=filters["resource_type"])
+    if filters.get("start_date"):
+        qs = qs.filter(created_at__gte=_parse_bound("start_date", filters["start_date"], end=False))
+    if filters.get("end_date"):
+        qs = qs.filter(created_at__lte=_parse_bound("end_date", filters["end_date"], end=True))
+    return qs.order_by("-created_at", "-id")

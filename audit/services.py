@@ -1,0 +1,110 @@
+"""The event bus: one ``emit()`` for every create, update, delete and action.
+
+It writes the audit row (secrets removed) and, once the transaction commits, sends the
+event to the tenant's channel-layer group so WebSocket consumers (and later notification
+channels and webhooks) only have to listen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+
+from . import context
+from .models import AuditEvent
+
+logger = logging.getLogger(__name__)
+
+HIDDEN = "[HIDDEN]"
+SECRET_KEY_PATTERN = re.compile(
+    r"pass(word)?|secret|token|api[_-]?key|access[_-]?key|private|ssh[_-]?key|credential|"
+    r"authorization|webhook[_-]?url|signing|^key$",
+    re.IGNORECASE,
+)
+
+
+def scrub(value: Any) -> Any:
+    """Return ``value`` with every secret-looking key's value replaced by ``[HIDDEN]``."""
+    if isinstance(value, dict):
+        return {
+            k: (HIDDEN if SECRET_KEY_PATTERN.search(str(k)) and v not in (None, "") else scrub(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [scrub(v) for v in value]
+    return value
+
+
+def tenant_group(tenant_id: int, stream: str = "updates") -> str:
+    """Channel-layer group of a tenant's stream (CONVENTIONS.md "Channels")."""
+    return f"tenant-{tenant_id}-{stream}"
+
+
+def publish(*, tenant_id: int, event: dict[str, Any], stream: str = "updates") -> None:
+    """Send ``event`` to the tenant's group after the current transaction commits."""
+
+    def send() -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            async_to_sync(layer.group_send)(
+                tenant_group(tenant_id, stream), {"type": "event.forward", "event": event}
+            )
+        except Exception:  # a dashboard that cannot be reached must not fail the action
+            logger.warning("could not publish %s event to tenant %s", event.get("type"), tenant_id, exc_info=True)
+
+    transaction.on_commit(send)
+
+
+def emit(
+    *,
+    action: str,
+    tenant: Any = None,
+    resource_type: str = "",
+    resource_id: Any = "",
+    details: dict[str, Any] | None = None,
+    actor: Any = None,
+) -> AuditEvent:
+    """Record ``action`` (e.g. ``backup_create``) and fan it out to the tenant's listeners."""
+    ctx = context.current()
+    user = actor if actor is not None else ctx.user
+    if user is not None and not getattr(user, "is_authenticated", False):
+        user = None
+    clean = scrub(details or {})
+    # Round-trip through the JSON encoder so dates and decimals are stored as text.
+    clean = json.loads(json.dumps(clean, cls=DjangoJSONEncoder))
+    event = AuditEvent.objects.create(
+        tenant=tenant,
+        actor=user,
+        actor_name=getattr(user, "username", "") if user else ctx.source,
+        auth_method=ctx.auth_method,
+        action=action,
+        resource_type=resource_type,
+        resource_id="" if resource_id is None else str(resource_id),
+        ip_address=ctx.ip,
+        source=ctx.source,
+        details=clean,
+    )
+    if tenant is not None:
+        publish(
+            tenant_id=tenant.pk,
+            event={
+                "type": "audit",
+                "id": event.pk,
+                "action": action,
+                "resource_type": resource_type,
+                "resource_id": event.resource_id,
+                "username": event.actor_name,
+                "details": clean,
+                "timestamp": event.created_at.isoformat().replace("+00:00", "Z"),
+            },
+        )
+    return event

@@ -1,0 +1,41 @@
+"""ASGI entry point: HTTP (Django) and WebSockets (Channels) in one application."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backupplatform.settings.local")
+# Build Django before importing consumers (they import models).
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from backupplatform.routing import websocket_urlpatterns  # noqa: E402
+from tenants.ws_auth import WebSocketAuthStack  # noqa: E402
+
+
+class _StaticFilesFallback:
+    """Serve ``/static/`` (admin and Swagger assets) in local mode without a web server."""
+
+    def __init__(self, app):
+        from django.conf import settings
+
+        self.app = app
+        if settings.DEBUG:
+            from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+            self.app = ASGIStaticFilesHandler(app)
+
+    async def __call__(self, scope, receive, send):
+        return await self.app(scope, receive, send)
+
+
+application = ProtocolTypeRouter(
+    {
+        "http": _StaticFilesFallback(django_asgi_app),
+        "websocket": AllowedHostsOriginValidator(WebSocketAuthStack(URLRouter(websocket_urlpatterns))),
+    }
+)

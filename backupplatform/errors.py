@@ -1,0 +1,77 @@
+"""Domain errors raised by services (CONVENTIONS.md "Services and selectors").
+
+Each carries an HTTP status, a code and details; every facade's exception handler turns
+them into its own documented error body. Codes follow the seeds' vocabulary; a facade may
+rename a code (``Facade.code_aliases``) where its seed uses another word for the same thing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    status = 400
+    code = "BAD_REQUEST"
+    default_message = "The request cannot be carried out"
+
+    def __init__(self, message: str | None = None, *, code: str | None = None,
+                 details: Any = None, status: int | None = None, headers: dict[str, str] | None = None):
+        self.message = message or self.default_message
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+        self.details = details
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+
+class ValidationFailed(DomainError):
+    status = 400
+    code = "VALIDATION_ERROR"
+    default_message = "Invalid request data"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "NOT_FOUND"
+    default_message = "Not found"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "FORBIDDEN"
+    default_message = "You do not have permission to perform this action"
+
+
+class FeatureNotAvailable(DomainError):
+    status = 403
+    code = "FEATURE_NOT_AVAILABLE"
+    default_message = "Backup functionality requires dedicated plan"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "CONFLICT"
+    default_message = "The resource is in a state that does not allow this"
+
+
+class TooManyOperations(DomainError):
+    status = 429
+    code = "TOO_MANY_OPERATIONS"
+    default_message = "Too many concurrent operations"
+
+
+class StorageUnavailable(DomainError):
+    """A transient storage failure (connection refused, timeout, 5xx): worth a retry."""
+
+    status = 503
+    code = "STORAGE_UNAVAILABLE"
+    default_message = "The storage backend cannot be reached"
+
+
+class UpstreamError(DomainError):
+    status = 502
+    code = "UPSTREAM_ERROR"
+    default_message = "An upstream service failed"

@@ -1,0 +1,75 @@
+"""system-backup-recovery.rst conventions: bare JSON bodies, each list under its own key
+with ``total`` (``limit``); errors ``{"error": {code, message, details, timestamp}}`` with
+the seed's codes; 60 requests per minute per IP ("Rate Limiting")."""
+
+from __future__ import annotations
+
+from rest_framework.pagination import BasePagination
+from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
+
+from backupplatform.facades.base import ErrorInfo, Facade, FacadeAPIView, FacadeViewSet, utc_now_iso
+from backupplatform.facades.pagination import int_param
+
+
+class ConsolePagination(BasePagination):
+    """``limit`` (default 50); the list goes under the view's ``list_key``."""
+
+    default_limit = 50
+    max_limit = 1000
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.limit = int_param(request, "limit", self.default_limit, minimum=1, maximum=self.max_limit)
+        self.total = queryset.count() if not isinstance(queryset, list) else len(queryset)
+        self.key = getattr(view, "list_key", "items")
+        return list(queryset[: self.limit])
+
+    def get_paginated_response(self, data):
+        response = Response({self.key: data, "total": self.total})
+        response.enveloped = True
+        return response
+
+    def get_paginated_response_schema(self, schema):
+        return {"type": "object", "properties": {"items": schema, "total": {"type": "integer"}}}
+
+    def get_schema_operation_parameters(self, view):
+        return [{"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "default": 50}}]
+
+
+class ConsoleIPThrottle(SimpleRateThrottle):
+    scope = "console"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class ConsoleFacade(Facade):
+    name = "console"
+    paginator_class = ConsolePagination
+    throttle_classes = (ConsoleIPThrottle,)
+    codes = {404: "NOT_FOUND", 422: "VALIDATION_ERROR"}
+    code_aliases = {"TOO_MANY_OPERATIONS": "RATE_LIMITED"}
+
+    def error_body(self, error: ErrorInfo) -> dict:
+        return {"error": {"code": error.code, "message": error.message,
+                          "details": error.details if error.details is not None else error.message,
+                          "timestamp": utc_now_iso()}}
+
+    def error_schema(self) -> dict:
+        return {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message", "timestamp"], "properties": {
+                "code": {"type": "string", "example": "BACKUP_NOT_FOUND"},
+                "message": {"type": "string"},
+                "details": {},
+                "timestamp": {"type": "string", "format": "date-time"}}}}}
+
+
+CONSOLE = ConsoleFacade()
+
+
+class ConsoleView(FacadeAPIView):
+    facade = CONSOLE
+
+
+class ConsoleViewSet(FacadeViewSet):
+    facade = CONSOLE

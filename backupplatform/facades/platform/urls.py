@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from . import auth, views
+
+users = views.UserViewSet.as_view({"get": "list", "post": "create"})
+user = views.UserViewSet.as_view({"put": "update", "delete": "destroy"})
+
+urlpatterns = [
+    path("auth/login", auth.LoginView.as_view(), name="auth-login"),
+    path("auth/register", auth.RegisterView.as_view(), name="auth-register"),
+    path("auth/refresh", auth.RefreshView.as_view(), name="auth-refresh"),
+    path("auth/logout", auth.LogoutView.as_view(), name="auth-logout"),
+    path("auth/me", auth.MeView.as_view(), name="auth-me"),
+    path("workspaces", views.WorkspaceListView.as_view(), name="workspace-list"),
+    path("users", users, name="user-list"),
+    path("users/<str:pk>", user, name="user-detail"),
+    path("audit/logs", views.AuditLogView.as_view({"get": "list"}), name="audit-logs"),
+    path("audit/export", views.AuditExportView.as_view(), name="audit-export"),
+]

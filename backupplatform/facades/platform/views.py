@@ -1,0 +1,148 @@
+"""Platform facade (db-backup-platform.md): workspaces, users, audit logs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins
+
+from audit.models import AuditEvent
+from audit.selectors import audit_event_list
+from backupplatform.errors import ValidationFailed
+from backupplatform.facades.base import respond
+from backupplatform.facades.serializers import validated
+from tenants import selectors as tenant_selectors
+from tenants import services as tenant_services
+from tenants.models import Membership, Role
+
+from .conventions import PlatformView, PlatformViewSet
+from .serializers import (
+    AuditEventSerializer,
+    UserCreateSerializer,
+    UserSerializer,
+    UserUpdateSerializer,
+    WorkspaceSerializer,
+)
+
+
+class WorkspaceListView(PlatformView):
+    """The workspaces (tenants) the caller belongs to, with the caller's role in each."""
+
+    roles = {"GET": None}
+
+    @extend_schema(responses={200: WorkspaceSerializer(many=True)})
+    def get(self, request):
+        return respond(WorkspaceSerializer(tenant_selectors.workspaces_for(request), many=True).data)
+
+
+class UserViewSet(mixins.ListModelMixin, PlatformViewSet):
+    """Members of the caller's workspace (admin only, db-backup-platform.md "Users")."""
+
+    serializer_class = UserSerializer
+    unpaginated = True  # the seed's lists of this section are plain arrays
+    queryset = Membership.objects.none()
+    lookup_field = "user_id"
+    lookup_url_kwarg = "pk"
+    roles = {"list": Role.ADMIN, "create": Role.ADMIN, "update": Role.ADMIN, "destroy": Role.ADMIN}
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        if self.request.tenant is None and not self.request.user.is_superuser:
+            self.require_tenant()
+        return tenant_selectors.member_list(tenant=self.request.tenant)
+
+    def get_object(self):
+        pk = self.kwargs["pk"]
+        if not str(pk).isdigit():
+            raise ValidationFailed(details={"id": ["A whole number is required."]})
+        return super().get_object()
+
+    @extend_schema(request=UserCreateSerializer, responses={201: UserSerializer})
+    def create(self, request):
+        data = validated(UserCreateSerializer, request.data)
+        membership = tenant_services.user_create(tenant=self.require_tenant(), **data)
+        return respond(UserSerializer(membership).data, status_code=201)
+
+    @extend_schema(request=UserUpdateSerializer, responses={200: UserSerializer})
+    def update(self, request, pk=None):
+        membership = self.get_object()
+        data = validated(UserUpdateSerializer, request.data)
+        membership = tenant_services.member_update(membership=membership, actor=request.user, **data)
+        return respond(UserSerializer(membership).data)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, pk=None):
+        tenant_services.member_remove(membership=self.get_object(), actor=request.user)
+        return respond(status_code=204)
+
+
+AUDIT_FILTERS = [
+    OpenApiParameter("user_id", OpenApiTypes.INT),
+    OpenApiParameter("action", OpenApiTypes.STR),
+    OpenApiParameter("resource_type", OpenApiTypes.STR),
+    OpenApiParameter("start_date", OpenApiTypes.STR, description="YYYY-MM-DD or ISO 8601"),
+    OpenApiParameter("end_date", OpenApiTypes.STR, description="YYYY-MM-DD or ISO 8601"),
+]
+
+
+class AuditLogView(mixins.ListModelMixin, PlatformViewSet):
+    """The workspace's audit log (admins), newest first, with the seed's filters."""
+
+    serializer_class = AuditEventSerializer
+    queryset = AuditEvent.objects.none()
+    roles = {"list": Role.ADMIN}
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        if self.request.tenant is None and not self.request.user.is_superuser:
+            self.require_tenant()
+        return audit_event_list(tenant=self.request.tenant, filters=self.request.query_params)
+
+    @extend_schema(parameters=AUDIT_FILTERS)
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+CSV_COLUMNS = ["id", "created_at", "user_id", "username", "action", "resource_type",
+               "resource_id", "ip_address", "details"]
+
+
+class AuditExportView(PlatformView):
+    """CSV export of the audit log, streamed row by row (no whole file in memory)."""
+
+    roles = {"GET": Role.ADMIN}
+
+    @extend_schema(parameters=[OpenApiParameter("format", OpenApiTypes.STR, enum=["csv"]), *AUDIT_FILTERS],
+                   responses={(200, "text/csv"): OpenApiTypes.STR})
+    def get(self, request):
+        fmt = request.query_params.get("format", "csv")
+        if fmt != "csv":
+            raise ValidationFailed(details={"format": ["Only 'csv' is supported."]})
+        if request.tenant is None and not request.user.is_superuser:
+            self.require_tenant()
+        events = audit_event_list(tenant=request.tenant, filters=request.query_params)
+        writer = csv.writer(_Echo())
+
+        def rows() -> Iterator[str]:
+            yield writer.writerow(CSV_COLUMNS)
+            for e in events.iterator(chunk_size=500):
+                yield writer.writerow([
+                    e.pk, e.created_at.isoformat(), e.actor_id or "", e.actor_name, e.action,
+                    e.resource_type, e.resource_id, e.ip_address or "", json.dumps(e.details, sort_keys=True),
+                ])
+
+        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="audit_log.csv"'
+        return response

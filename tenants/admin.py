@@ -1,0 +1,126 @@
+"""Admin for tenants (memberships inline), users and API keys."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+
+from tenants.scoping import AuditedAdminMixin, TenantScopedAdminMixin, admin_tenant_ids
+
+from . import services
+from .models import ApiKey, Membership, Tenant
+
+User = get_user_model()
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+    fields = ["user", "role", "is_active", "created_at"]
+    readonly_fields = ["created_at"]
+
+
+@admin.register(Tenant)
+class TenantAdmin(AuditedAdminMixin, TenantScopedAdminMixin, admin.ModelAdmin):
+    list_display = ["slug", "name", "plan", "is_active", "created_at"]
+    list_filter = ["plan", "is_active"]
+    search_fields = ["slug", "name"]
+    inlines = [MembershipInline]
+    tenant_field = "pk"
+
+    def has_add_permission(self, request, *args) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+    def save_formset(self, request, form, formset, change):
+        super().save_formset(request, form, formset, change)
+        from audit.services import emit
+
+        for obj in formset.new_objects + [o for o, _ in formset.changed_objects]:
+            emit(action="membership_update", tenant=obj.tenant, resource_type="user",
+                 resource_id=obj.user_id, details={"role": obj.role, "via": "admin"})
+        for obj in formset.deleted_objects:
+            emit(action="membership_delete", tenant=obj.tenant, resource_type="user",
+                 resource_id=obj.user_id, details={"via": "admin"})
+
+
+class MembershipOfUserInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    fields = ["tenant", "role", "is_active"]
+
+
+class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
+    """Users; staff who are not superusers see only members of the tenants they administer."""
+
+    inlines = [MembershipOfUserInline]
+    audit_resource_type = "user"
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        ids = admin_tenant_ids(request)
+        if ids is None:
+            return queryset
+        return queryset.filter(memberships__tenant_id__in=ids).distinct()
+
+    def _tenant_of(self, obj):
+        membership = obj.memberships.select_related("tenant").first() if obj.pk else None
+        return membership.tenant if membership else None
+
+
+admin.site.unregister(User)
+admin.site.register(User, UserAdmin)
+
+
+class ApiKeyAddForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ["tenant", "name", "role"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "tenant", "role", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["role", "tenant"]
+    search_fields = ["name", "prefix"]
+    readonly_fields = ["prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = ApiKeyAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["tenant", "name", "role"]
+        return ["tenant", "name", "role", *self.readonly_fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "tenant", "role"] if obj else []
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        key, raw = services.api_key_create(tenant=obj.tenant, name=obj.name, role=obj.role,
+                                           created_by=request.user)
+        obj.pk = key.pk
+        obj.__dict__.update(key.__dict__)
+        messages.warning(request, f"API key created. Copy it now, it will not be shown again: {raw}")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # keys are revoked, not deleted, so their use stays in the audit log
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke(self, request, queryset):
+        count = 0
+        for key in queryset.filter(revoked_at__isnull=True):
+            services.api_key_revoke(key=key)
+            count += 1
+        self.message_user(request, f"{count} key(s) revoked.")

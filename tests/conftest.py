@@ -1,0 +1,87 @@
+"""Shared fixtures: personas in two tenants (CONVENTIONS.md "Tests")."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from tenants import services as tenant_services
+from tenants.models import Plan, Role, Tenant
+
+PASSWORD = "Corr3ct-Horse-Battery"
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def tenant_a(db) -> Tenant:
+    return Tenant.objects.create(slug="alpha", name="Alpha Inc", plan=Plan.DEDICATED)
+
+
+@pytest.fixture
+def tenant_b(db) -> Tenant:
+    return Tenant.objects.create(slug="bravo", name="Bravo Ltd", plan=Plan.DEDICATED)
+
+
+def make_member(tenant: Tenant, username: str, role: str):
+    return tenant_services.user_create(tenant=tenant, username=username, role=role, password=PASSWORD,
+                                       email=f"{username}@example.com").user
+
+
+@pytest.fixture
+def admin_a(tenant_a):
+    return make_member(tenant_a, "alice", Role.ADMIN)
+
+
+@pytest.fixture
+def operator_a(tenant_a):
+    return make_member(tenant_a, "oscar", Role.OPERATOR)
+
+
+@pytest.fixture
+def viewer_a(tenant_a):
+    return make_member(tenant_a, "victor", Role.VIEWER)
+
+
+@pytest.fixture
+def admin_b(tenant_b):
+    return make_member(tenant_b, "bob", Role.ADMIN)
+
+
+@pytest.fixture
+def outsider(db):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user("olga", "olga@example.com", PASSWORD)
+
+
+@pytest.fixture
+def superuser(db):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_superuser("root", "root@example.com", PASSWORD)
+
+
+def client_for(user=None, *, api_key: str | None = None, workspace: str | None = None) -> APIClient:
+    client = APIClient()
+    headers = {}
+    if user is not None:
+        headers["HTTP_AUTHORIZATION"] = f"Bearer {RefreshToken.for_user(user).access_token}"
+    if api_key is not None:
+        headers["HTTP_X_API_KEY"] = api_key
+    if workspace is not None:
+        headers["HTTP_X_WORKSPACE"] = workspace
+    client.credentials(**headers)
+    return client
+
+
+@pytest.fixture
+def api():
+    """``api(user)`` -> an authenticated APIClient (JWT); ``api()`` anonymous."""
+    return client_for
