@@ -102,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, sys.stdout.fileno())
                 return EXIT_ARTIFACT
+            except OSError as exc:
+                return _fail(EXIT_USAGE, f"I/O error: {exc.strerror or exc}")
         else:
             output = Path(args.output)
             if output.exists() and not args.force:

@@ -134,6 +134,14 @@ def test_iterable_sources_of_any_piece_sizes_round_trip(pieces: list[bytes]) -> 
     assert restore(sink.getvalue()) == b"".join(pieces)
 
 
+def test_a_plain_bytes_payload_can_be_backed_up_directly() -> None:
+    sink = io.BytesIO()
+    payload = json.dumps({"schedules": [1, 2, 3]}).encode()
+    result = backup_stream(payload, sink, data_key=KEY, key_id="k", compression="gzip")
+    assert result.raw_bytes == len(payload)
+    assert restore(sink.getvalue()) == payload
+
+
 def test_result_checksum_is_sha256_of_the_stored_bytes() -> None:
     import hashlib
 
