@@ -1,0 +1,319 @@
+"""SFTP storage on paramiko.
+
+django-storages' ``SFTPStorage`` buffers a whole file in memory before it
+writes, which an artifact of many GiB cannot afford; this backend streams with
+paramiko's ``SFTPClient.open(path, "wb")`` (pipelined) to a hidden temporary
+name, then renames it into place (``posix-rename@openssh.com`` where the server
+has it, so the switch is atomic).
+
+One SSH connection per backend instance, opened lazily and reused; ``close()``
+ends it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import posixpath
+import stat
+import struct
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+
+import paramiko
+from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
+
+from backups.connectivity import ConnectionFailed, open_ssh
+
+from .base import (
+    StorageBackend,
+    StorageWriter,
+    StoredObject,
+    StreamReader,
+    buffered,
+    clean_name,
+    clean_prefix,
+    is_partial,
+    partial_name,
+)
+from .errors import StorageAuthError, StorageError, StorageNotFound, StorageUnavailable
+
+logger = logging.getLogger(__name__)
+
+#: Read size per SFTP request (paramiko's own maximum is 32 KiB per packet).
+READ_CHUNK = 256 * 1024
+
+
+def translate_sftp_error(exc: BaseException, what: str) -> StorageError:
+    """Map an SFTP/SSH/socket error to a storage error about ``what``."""
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, FileNotFoundError) or getattr(exc, "errno", None) == errno.ENOENT:
+        return StorageNotFound(f"{what} does not exist")
+    if isinstance(exc, PermissionError) or getattr(exc, "errno", None) == errno.EACCES:
+        return StorageAuthError(f"Permission denied: {what}")
+    if isinstance(exc, paramiko.SSHException | EOFError | ConnectionError | TimeoutError):
+        return StorageUnavailable(f"SFTP connection lost while accessing {what}")
+    if isinstance(exc, OSError):
+        return StorageError(f"SFTP error on {what}: {exc.strerror or exc}")
+    return StorageError(f"SFTP error on {what}: {type(exc).__name__}")
+
+
+class SFTPWriter(StorageWriter):
+    """Streams to ``.<name>.<random>.part`` in the target directory, renames on commit."""
+
+    def __init__(self, backend: SFTPBackend, name: str) -> None:
+        super().__init__(name)
+        self._backend = backend
+        self._path = backend.path(name)
+        self._tmp = backend.path(partial_name(name))
+        sftp = backend.sftp()
+        try:
+            backend.makedirs(posixpath.dirname(self._path))
+            self._file = sftp.open(self._tmp, "wb")
+        except (OSError, paramiko.SSHException) as exc:
+            raise translate_sftp_error(exc, name) from None
+        # Don't wait for each write's ack; errors surface at close().
+        self._file.set_pipelined(True)
+
+    def _write(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            self._file.write(bytes(data))
+        except (OSError, paramiko.SSHException) as exc:
+            raise translate_sftp_error(exc, self.name) from None
+
+    def _commit(self) -> None:
+        sftp = self._backend.sftp()
+        try:
+            self._file.close()
+            try:
+                sftp.posix_rename(self._tmp, self._path)
+            except OSError as exc:
+                if getattr(exc, "errno", None) in (errno.ENOENT, errno.EACCES):
+                    raise
+                # Server without posix-rename: plain SFTP rename refuses to
+                # overwrite, so remove first (a short non-atomic window).
+                logger.info("posix-rename unsupported on %s; falling back", self._backend.location)
+                with contextlib.suppress(FileNotFoundError):
+                    sftp.remove(self._path)
+                sftp.rename(self._tmp, self._path)
+        except (OSError, paramiko.SSHException) as exc:
+            raise translate_sftp_error(exc, self.name) from None
+
+    def _abort(self) -> None:
+        try:
+            self._file.close()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                self._backend.sftp().remove(self._tmp)
+
+
+class SFTPBackend(StorageBackend):
+    """Objects are files under ``configuration["path"]`` on an SFTP server."""
+
+    type = "sftp"
+
+    def __init__(
+        self,
+        configuration: dict[str, Any],
+        credentials: dict[str, Any],
+        *,
+        timeout: float = 15.0,
+    ) -> None:
+        self.host: str = configuration["host"]
+        self.port = int(configuration.get("port") or 22)
+        self.root: str = posixpath.normpath(configuration["path"])
+        self.username: str = configuration.get("username") or credentials.get("username") or ""
+        self.host_key: str | None = configuration.get("host_key") or None
+        self._password: str | None = credentials.get("password") or None
+        self._private_key: str | None = credentials.get("private_key") or None
+        self._passphrase: str | None = credentials.get("passphrase") or None
+        self.timeout = float(configuration.get("timeout") or timeout)
+        self.location = f"sftp://{self.username}@{self.host}:{self.port}{self.root}"
+        self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+
+    # -- connection ---------------------------------------------------------------
+
+    def sftp(self) -> paramiko.SFTPClient:
+        """The open SFTP session, connecting on first use (or after a drop)."""
+        transport = self._client.get_transport() if self._client else None
+        if self._sftp is not None and transport is not None and transport.is_active():
+            return self._sftp
+        self.close()
+        try:
+            self._client = open_ssh(
+                host=self.host,
+                port=self.port,
+                username=self.username,
+                password=self._password,
+                private_key=self._private_key,
+                passphrase=self._passphrase,
+                host_key=self.host_key,
+                timeout=self.timeout,
+            )
+            self._sftp = self._client.open_sftp()
+        except ConnectionFailed as exc:
+            self.close()
+            if exc.kind == "auth_failed":
+                raise StorageAuthError(exc.message) from None
+            if exc.kind == "error":
+                raise StorageError(exc.message) from None
+            raise StorageUnavailable(exc.message) from None
+        except (OSError, paramiko.SSHException) as exc:
+            self.close()
+            raise StorageUnavailable(
+                f"Could not open an SFTP session on {self.host}:{self.port}: {exc}"
+            ) from None
+        self._sftp.get_channel().settimeout(self.timeout)
+        return self._sftp
+
+    def close(self) -> None:
+        if self._sftp is not None:
+            try:
+                self._sftp.close()
+            except Exception:
+                logger.debug("Closing SFTP session failed", exc_info=True)
+        if self._client is not None:
+            self._client.close()
+        self._sftp = None
+        self._client = None
+
+    def connect(self) -> None:
+        sftp = self.sftp()
+        try:
+            attrs = sftp.stat(self.root)
+        except FileNotFoundError:
+            try:
+                self.makedirs(self.root)
+            except (OSError, paramiko.SSHException) as exc:
+                raise translate_sftp_error(exc, self.root) from None
+            return
+        except (OSError, paramiko.SSHException) as exc:
+            raise translate_sftp_error(exc, self.root) from None
+        if not stat.S_ISDIR(attrs.st_mode or 0):
+            raise StorageError(f"{self.root} on {self.host} is not a directory")
+
+    # -- paths ----------------------------------------------------------------------
+
+    def path(self, name: str) -> str:
+        """Absolute server path of an object name."""
+        return posixpath.join(self.root, clean_name(name))
+
+    def makedirs(self, directory: str) -> None:
+        """``mkdir -p`` over SFTP."""
+        sftp = self.sftp()
+        missing: list[str] = []
+        current = directory
+        while current not in ("", "/"):
+            try:
+                sftp.stat(current)
+                break
+            except FileNotFoundError:
+                missing.append(current)
+                current = posixpath.dirname(current)
+        for path in reversed(missing):
+            try:
+                sftp.mkdir(path)
+            except OSError:
+                # Created concurrently by another writer?
+                if not stat.S_ISDIR(sftp.stat(path).st_mode or 0):
+                    raise
+
+    # -- interface --------------------------------------------------------------------
+
+    def open_writer(self, name: str) -> SFTPWriter:
+        return SFTPWriter(self, name)
+
+    def open_reader(self, name: str) -> BinaryIO:
+        path = self.path(name)
+        try:
+            handle = self.sftp().open(path, "rb")
+        except (OSError, paramiko.SSHException) as exc:
+            raise translate_sftp_error(exc, name) from None
+        return buffered(
+            StreamReader(handle.read, handle.close, lambda exc: translate_sftp_error(exc, name)),
+            buffer_size=READ_CHUNK,
+        )
+
+    def delete(self, name: str) -> None:
+        try:
+            self.sftp().remove(self.path(name))
+        except FileNotFoundError:
+            return
+        except (OSError, paramiko.SSHException) as exc:
+            raise translate_sftp_error(exc, name) from None
+
+    def exists(self, name: str) -> bool:
+        try:
+            return stat.S_ISREG(self.sftp().stat(self.path(name)).st_mode or 0)
+        except FileNotFoundError:
+            return False
+        except (OSError, paramiko.SSHException) as exc:
+            raise translate_sftp_error(exc, name) from None
+
+    def size(self, name: str) -> int:
+        try:
+            attrs = self.sftp().stat(self.path(name))
+        except (OSError, paramiko.SSHException) as exc:
+            raise translate_sftp_error(exc, name) from None
+        if not stat.S_ISREG(attrs.st_mode or 0):
+            raise StorageNotFound(f"{name} does not exist")
+        return int(attrs.st_size or 0)
+
+    def list(self, prefix: str = "") -> list[StoredObject]:
+        prefix = clean_prefix(prefix)
+        head = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        sftp = self.sftp()
+        found: list[StoredObject] = []
+        pending = [head]
+        while pending:
+            rel_dir = pending.pop()
+            directory = posixpath.join(self.root, rel_dir) if rel_dir else self.root
+            try:
+                entries = sftp.listdir_attr(directory)
+            except FileNotFoundError:
+                continue
+            except (OSError, paramiko.SSHException) as exc:
+                raise translate_sftp_error(exc, directory) from None
+            for entry in entries:
+                name = f"{rel_dir}/{entry.filename}" if rel_dir else entry.filename
+                mode = entry.st_mode or 0
+                if stat.S_ISDIR(mode):
+                    if prefix.startswith(name + "/") or name.startswith(prefix):
+                        pending.append(name)
+                elif stat.S_ISREG(mode) and name.startswith(prefix) and not is_partial(name):
+                    modified = (
+                        datetime.fromtimestamp(entry.st_mtime, tz=UTC) if entry.st_mtime else None
+                    )
+                    found.append(StoredObject(name, int(entry.st_size or 0), modified))
+        found.sort(key=lambda obj: obj.name)
+        return found
+
+    def free_space(self) -> int | None:
+        """Free bytes via the ``statvfs@openssh.com`` extension, ``None`` if unsupported.
+
+        paramiko has no public call for it, so we send the extended request
+        ourselves (OpenSSH PROTOCOL, section 4.4).
+        """
+        sftp = self.sftp()
+        path = self.root
+        while True:
+            try:
+                kind, msg = sftp._request(CMD_EXTENDED, "statvfs@openssh.com", path)
+                break
+            except FileNotFoundError:
+                if path == "/":
+                    return None
+                path = posixpath.dirname(path)  # root not created yet: ask its parent
+            except (OSError, paramiko.SSHException):
+                logger.debug("statvfs not supported by %s", self.location, exc_info=True)
+                return None
+        if kind != CMD_EXTENDED_REPLY:
+            return None
+        try:
+            _bsize, frsize, _blocks, _bfree, bavail = struct.unpack(">5Q", msg.get_bytes(40))
+        except struct.error:
+            return None
+        return int(frsize * bavail)
