@@ -51,10 +51,14 @@ class TenantEventConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
+            # Accept, then close with an application code the client can read (a refused
+            # handshake would only show as HTTP 403 to most clients).
+            await self.accept()
             await self.close(code=UNAUTHENTICATED)
             return
         self.tenant_ids = await visible_tenant_ids(user, self.scope.get("workspace"))
         if not self.tenant_ids and self.scope.get("workspace"):
+            await self.accept()
             await self.close(code=FORBIDDEN)
             return
         self.groups_joined = [tenant_group(t, s) for t in self.tenant_ids for s in self.streams]

@@ -11,10 +11,29 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backupplatform.settings.local")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.security.websocket import OriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from backupplatform.routing import websocket_urlpatterns  # noqa: E402
 from tenants.ws_auth import WebSocketAuthStack  # noqa: E402
+
+
+class BrowserOriginValidator(OriginValidator):
+    """Browsers always send ``Origin`` on WebSockets: theirs must be one of our hosts (this is
+    what protects the session-cookie login). Scripts and dashboards that send no ``Origin``
+    authenticate with a token or API key, which a foreign page cannot borrow, so they pass."""
+
+    def valid_origin(self, parsed_origin):
+        if parsed_origin is None:
+            return True
+        return self.validate_origin(parsed_origin)
+
+
+def allowed_origins() -> list[str]:
+    hosts = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not hosts:
+        hosts = ["localhost", "127.0.0.1", "[::1]"]
+    return hosts + list(settings.CSRF_TRUSTED_ORIGINS)
 
 
 class _StaticFilesFallback:
@@ -36,6 +55,8 @@ class _StaticFilesFallback:
 application = ProtocolTypeRouter(
     {
         "http": _StaticFilesFallback(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(WebSocketAuthStack(URLRouter(websocket_urlpatterns))),
+        "websocket": BrowserOriginValidator(
+            WebSocketAuthStack(URLRouter(websocket_urlpatterns)), allowed_origins()
+        ),
     }
 )

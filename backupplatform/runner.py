@@ -67,7 +67,7 @@ def start_embedded_redis(data_dir: Path, port: int | None = None) -> tuple[subpr
         [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
          "--save", "60 1", "--appendonly", "no", "--daemonize", "no",
          "--logfile", str(data_dir / "redis.log"), "--protected-mode", "yes"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
     )
     for _ in range(100):
         if port_open("127.0.0.1", port):
@@ -98,7 +98,15 @@ def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([PY, str(ROOT / "manage.py"), *args], env=env, check=True, cwd=ROOT)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
+    # Children run in their own sessions, so Ctrl-C reaches only this process, which then
+    # stops them in order (SIGTERM: uvicorn closes sockets, the worker finishes its task).
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # also when started with SIGINT ignored (nohup, &)
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "backupplatform.settings.local")
     env["PYTHONUNBUFFERED"] = "1"
@@ -117,13 +125,14 @@ def run(args: argparse.Namespace) -> int:
         manage("seed_demo", "--url", f"http://{args.host}:{args.port}", env=env)
         procs.append(subprocess.Popen(
             [PY, "-m", "uvicorn", "backupplatform.asgi:application", "--host", args.host,
-             "--port", str(args.port), "--lifespan", "off"], env=env, cwd=ROOT))
+             "--port", str(args.port), "--lifespan", "off"], env=env, cwd=ROOT, start_new_session=True))
         procs.append(subprocess.Popen(
             [PY, "-m", "celery", "-A", "backupplatform", "worker", "-l", "info",
-             "--concurrency", str(args.concurrency), "-n", "worker@%h"], env=env, cwd=ROOT))
+             "--concurrency", str(args.concurrency), "-n", "worker@%h"], env=env, cwd=ROOT,
+            start_new_session=True))
         procs.append(subprocess.Popen(
             [PY, "-m", "celery", "-A", "backupplatform", "beat", "-l", "info",
-             "--pidfile", str(VAR / "celerybeat.pid")], env=env, cwd=ROOT))
+             "--pidfile", str(VAR / "celerybeat.pid")], env=env, cwd=ROOT, start_new_session=True))
         log(f"serving http://{args.host}:{args.port}/ (Ctrl-C stops everything)")
         while True:
             for p in procs:

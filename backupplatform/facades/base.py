@@ -251,6 +251,8 @@ class FacadeMixin(TenantContextMixin):
 
     def check_permissions(self, request) -> None:
         self.resolve_tenant_context(request)
+        if getattr(request, "tenant_ambiguous", False) and self.required_role(request) is not None:
+            self.require_tenant()  # several workspaces and none named: say how to choose
         audit_context.set_context(
             user=request.user if getattr(request.user, "pk", None) else None,
             auth_method=getattr(request, "auth_method", ""),

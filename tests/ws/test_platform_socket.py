@@ -1,0 +1,106 @@
+"""``/ws`` (db-backup-platform.md "WebSocket Events"): authentication and tenant isolation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing.websocket import WebsocketCommunicator
+from django.test import Client
+from rest_framework_simplejwt.tokens import AccessToken
+
+from audit.services import emit
+from backupplatform.asgi import application
+from tenants import services as tenant_services
+from tenants.models import Role
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+
+async def connect(path: str, **kwargs) -> tuple[WebsocketCommunicator, bool, object]:
+    communicator = WebsocketCommunicator(application, path, **kwargs)
+    connected, code = await communicator.connect(timeout=5)
+    return communicator, connected, code
+
+
+@database_sync_to_async
+def emit_in(tenant, action):
+    emit(action=action, tenant=tenant, resource_type="probe", details={"password": "hunter2"})
+
+
+async def test_unauthenticated_socket_is_closed_with_4401(db):
+    communicator, connected, _ = await connect("/ws")
+    assert connected
+    closed = await communicator.receive_output(timeout=5)
+    assert closed == {"type": "websocket.close", "code": 4401}
+
+
+async def test_bad_token_is_closed_with_4401(db):
+    communicator, connected, _ = await connect("/ws?token=garbage")
+    closed = await communicator.receive_output(timeout=5)
+    assert closed["code"] == 4401
+
+
+async def test_jwt_in_query_receives_own_tenant_events_only(admin_a, admin_b, tenant_a, tenant_b):
+    token = await database_sync_to_async(lambda: str(AccessToken.for_user(admin_a)))()
+    communicator, connected, _ = await connect(f"/ws?token={token}")
+    assert connected
+    await emit_in(tenant_b, "other_tenant_event")
+    await emit_in(tenant_a, "own_event")
+    event = await communicator.receive_json_from(timeout=5)
+    assert event["type"] == "audit" and event["action"] == "own_event"
+    assert event["details"]["password"] == "[HIDDEN]"
+    assert await communicator.receive_nothing(timeout=0.5)
+    await communicator.disconnect()
+
+
+async def test_jwt_as_subprotocol_is_accepted(admin_a, tenant_a):
+    token = await database_sync_to_async(lambda: str(AccessToken.for_user(admin_a)))()
+    communicator, connected, subprotocol = await connect("/ws", subprotocols=["bearer", token])
+    assert connected and subprotocol == "bearer"
+    await emit_in(tenant_a, "via_subprotocol")
+    assert (await communicator.receive_json_from(timeout=5))["action"] == "via_subprotocol"
+    await communicator.disconnect()
+
+
+async def test_admin_session_cookie_authenticates(superuser, tenant_a):
+    def session_cookie():
+        client = Client()
+        client.force_login(superuser)
+        return client.cookies["sessionid"].value
+
+    cookie = await database_sync_to_async(session_cookie)()
+    communicator, connected, _ = await connect("/ws", headers=[(b"cookie", f"sessionid={cookie}".encode())])
+    assert connected
+    await emit_in(tenant_a, "seen_by_operator")
+    assert (await communicator.receive_json_from(timeout=5))["action"] == "seen_by_operator"
+    await communicator.disconnect()
+
+
+async def test_api_key_socket_sees_only_its_tenant(tenant_a, tenant_b):
+    _, raw = await database_sync_to_async(tenant_services.api_key_create)(
+        tenant=tenant_b, name="dash", role=Role.VIEWER)
+    communicator, connected, _ = await connect(f"/ws?api_key={raw}")
+    assert connected
+    await emit_in(tenant_a, "not_for_b")
+    await emit_in(tenant_b, "for_b")
+    event = await communicator.receive_json_from(timeout=5)
+    assert event["action"] == "for_b"
+    await communicator.disconnect()
+
+
+async def test_workspace_filter_for_other_tenant_is_refused(admin_a, tenant_b):
+    token = await database_sync_to_async(lambda: str(AccessToken.for_user(admin_a)))()
+    communicator, connected, _ = await connect(f"/ws?token={token}&workspace=bravo")
+    closed = await communicator.receive_output(timeout=5)
+    assert closed["code"] == 4403
+
+
+async def test_foreign_browser_origin_is_refused(admin_a):
+    token = await database_sync_to_async(lambda: str(AccessToken.for_user(admin_a)))()
+    communicator = WebsocketCommunicator(application, f"/ws?token={token}",
+                                         headers=[(b"origin", b"https://evil.example")])
+    connected, _ = await communicator.connect(timeout=5)
+    assert not connected
+    await asyncio.sleep(0)
