@@ -369,7 +369,7 @@ class AcronisClient:
         """
         started = time.monotonic()
         token_cached = self._cached_token() is not None
-        self._get_token(started + self.deadline)
+        self._with_retries("POST", TOKEN_PATH, self._get_token)
         token_done = time.monotonic()
         info = self.get_token_info()
         done = time.monotonic()
@@ -536,8 +536,16 @@ class AcronisClient:
         self, method: str, path: str, *, params: Mapping[str, Any] | None = None
     ) -> Any:
         """One logical call: token, send, 401 refresh, retries within ``deadline``."""
-        deadline_at = time.monotonic() + self.deadline
         state = _CallState()
+        return self._with_retries(
+            method,
+            path,
+            lambda deadline_at: self._attempt(method, path, params, deadline_at, state),
+        )
+
+    def _with_retries(self, method: str, path: str, fn: Callable[[float], Any]) -> Any:
+        """Run ``fn(deadline_at)`` with the retry policy (section 10) within ``deadline``."""
+        deadline_at = time.monotonic() + self.deadline
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(
                 lambda exc: isinstance(exc, AcronisError) and exc.retryable
@@ -547,7 +555,7 @@ class AcronisClient:
             before_sleep=self._log_retry(method, path),
             reraise=True,
         )
-        return retrying(self._attempt, method, path, params, deadline_at, state)
+        return retrying(fn, deadline_at)
 
     def _attempt(
         self,

@@ -827,14 +827,18 @@ class FakeAcronis:
             limit = self.default_limit
         limit = max(1, min(limit, self.max_limit))
         with self._lock:
-            snapshot = [json.loads(json.dumps(item)) for item in source]
-        try:
-            selected = select(snapshot, filters)
-        except ValueError as exc:
-            raise _ApiError(
-                400, "ValidationError", str(exc), domain=_domain_for(path), shape=_shape_for(path)
-            ) from None
-        page = selected[offset : offset + limit]
+            # Filter by reference and copy only the page: lists can be large in benchmarks.
+            try:
+                selected = select(list(source), filters)
+            except ValueError as exc:
+                raise _ApiError(
+                    400,
+                    "ValidationError",
+                    str(exc),
+                    domain=_domain_for(path),
+                    shape=_shape_for(path),
+                ) from None
+            page = json.loads(json.dumps(selected[offset : offset + limit]))
         cursors: dict[str, Any] = {}
         if offset + limit < len(selected):
             if cursor_text and any(path.startswith(p) for p in self.stuck_cursor_prefixes):

@@ -211,7 +211,7 @@ class StorageBackend(ABC):
     """One storage location. Subclasses implement the transport.
 
     Backends may hold a connection (SFTP); call :meth:`close` or use the backend
-    as a context manager. Every public method raises only
+    as a context manager. An instance is not thread-safe: open one per task. Every public method raises only
     :class:`~backups.storage.errors.StorageError` subclasses for storage-side
     failures.
     """
@@ -323,7 +323,14 @@ class StorageBackend(ABC):
                 self._probe_cleanup(name)
             failed = steps[-1].name if steps and not steps[-1].ok else "verify"
             message = f"{failed} failed: {_describe(exc)}"
-            logger.info("Storage probe of %s failed: %s", self.location, message)
+            # Storage failures are expected outcomes; anything else may be a bug: keep its trace.
+            logger.log(
+                logging.INFO if isinstance(exc, StorageError) else logging.WARNING,
+                "Storage probe of %s failed: %s",
+                self.location,
+                message,
+                exc_info=not isinstance(exc, StorageError),
+            )
             return ProbeResult(
                 ok=False,
                 message=message,

@@ -611,3 +611,18 @@ def test_sftp_refuses_a_server_whose_host_key_does_not_match(
     result = probe("sftp", config, {"password": sftp_server.password})
     assert not result.ok
     assert "does not match the pinned key" in result.message
+
+
+def test_s3_server_side_encryption_is_requested_for_small_and_multipart_objects(
+    s3_bucket: S3Bucket,
+) -> None:
+    configuration = {**s3_bucket.configuration, "encryption": {"enabled": True}}
+    backend = open_backend("minio", configuration, s3_bucket.credentials)
+    backend.write_bytes("small.bin", b"tiny")
+    with backend.open_writer("large.bin") as writer:
+        writer.write(os.urandom(PART_SIZE + 10))
+        writer.commit()
+    client = s3_bucket.client()
+    for key in ("small.bin", "large.bin"):
+        head = client.head_object(Bucket=s3_bucket.name, Key=key)
+        assert head.get("ServerSideEncryption") == "AES256", key

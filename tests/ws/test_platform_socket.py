@@ -37,7 +37,7 @@ async def test_unauthenticated_socket_is_closed_with_4401(db):
 
 
 async def test_bad_token_is_closed_with_4401(db):
-    communicator, connected, _ = await connect("/ws?token=garbage")
+    communicator, _, _ = await connect("/ws?token=garbage")
     closed = await communicator.receive_output(timeout=5)
     assert closed["code"] == 4401
 
@@ -92,7 +92,7 @@ async def test_api_key_socket_sees_only_its_tenant(tenant_a, tenant_b):
 
 async def test_workspace_filter_for_other_tenant_is_refused(admin_a, tenant_b):
     token = await database_sync_to_async(lambda: str(AccessToken.for_user(admin_a)))()
-    communicator, connected, _ = await connect(f"/ws?token={token}&workspace=bravo")
+    communicator, _, _ = await connect(f"/ws?token={token}&workspace=bravo")
     closed = await communicator.receive_output(timeout=5)
     assert closed["code"] == 4403
 
