@@ -211,9 +211,9 @@ class StorageBackend(ABC):
     """One storage location. Subclasses implement the transport.
 
     Backends may hold a connection (SFTP); call :meth:`close` or use the backend
-    as a context manager. An instance is not thread-safe: open one per task. Every public method raises only
-    :class:`~backups.storage.errors.StorageError` subclasses for storage-side
-    failures.
+    as a context manager. An instance is not thread-safe: open one per task.
+    Every public method raises only :class:`~backups.storage.errors.StorageError`
+    subclasses for storage-side failures.
     """
 
     type: str = ""
