@@ -45,9 +45,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_READ_SIZE = 1 << 20
 DEFAULT_QUEUE_DEPTH = 8
-# One zstd worker thread: compression then runs off the caller's thread and overlaps
-# with encrypt/hash/write, which is what keeps us within 1.15x of `pg_dump | zstd -3`
-# (the zstd CLI overlaps its I/O too). Measured on 2 cores, 256 MiB of dump-like data:
+# One zstd worker thread, like the zstd CLI's default (`-T1` plus async I/O): compression
+# then runs off the caller's thread and overlaps with encrypt/hash/write, which is what
+# keeps us within 1.15x of `pg_dump | zstd -3`. Measured on 2 cores, 256 MiB of dump-like data:
 # zstd CLI 2.16 s, threads=0 2.68 s, threads=1 1.82 s; costs ~50 MiB more RSS, still
 # constant in the size of the backup. 0 compresses on the caller's thread.
 DEFAULT_ZSTD_THREADS = 1
