@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest
 from django.urls import include, path
+from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from backupplatform.facades.base import ErrorInfo, error_json_response, facade_for_path
@@ -24,22 +25,28 @@ urlpatterns = [
 
 def _facade_error(request: HttpRequest, status: int, message: str):
     facade = facade_for_path(request.path)
-    if facade is None:
-        return JsonResponse({"detail": message}, status=status)
     return error_json_response(ErrorInfo(status, facade.code_for(status), message), facade)
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None):
+    if facade_for_path(request.path) is None:
+        return defaults.page_not_found(request, exception)
     return _facade_error(request, 404, "Not found")
 
 
 def handler500(request: HttpRequest):
+    if facade_for_path(request.path) is None:
+        return defaults.server_error(request)
     return _facade_error(request, 500, "An unexpected error occurred; it has been logged")
 
 
 def handler400(request: HttpRequest, exception: Exception | None = None):
+    if facade_for_path(request.path) is None:
+        return defaults.bad_request(request, exception)
     return _facade_error(request, 400, "Bad request")
 
 
 def handler403(request: HttpRequest, exception: Exception | None = None):
+    if facade_for_path(request.path) is None:
+        return defaults.permission_denied(request, exception)
     return _facade_error(request, 403, "Forbidden")

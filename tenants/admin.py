@@ -68,6 +68,25 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
             return queryset
         return queryset.filter(memberships__tenant_id__in=ids).distinct()
 
+    # Tenant admins (staff, not superusers) may view and edit the members of their tenants;
+    # accounts are created through the users API, commands, or by a superuser.
+    def _scoped_staff(self, request) -> bool:
+        return not request.user.is_superuser and bool(admin_tenant_ids(request))
+
+    def has_module_permission(self, request) -> bool:
+        return super().has_module_permission(request) or self._scoped_staff(request)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return super().has_view_permission(request, obj) or self._scoped_staff(request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return super().has_change_permission(request, obj) or self._scoped_staff(request)
+
+    def get_readonly_fields(self, request, obj=None):
+        if self._scoped_staff(request):
+            return ["is_staff", "is_superuser", "groups", "user_permissions", "last_login", "date_joined"]
+        return super().get_readonly_fields(request, obj)
+
     def _tenant_of(self, obj):
         membership = obj.memberships.select_related("tenant").first() if obj.pk else None
         return membership.tenant if membership else None

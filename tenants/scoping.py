@@ -117,6 +117,8 @@ def admin_tenant_ids(request: Any) -> list[int] | None:
     """Tenants a staff user may see in the admin; ``None`` for superusers (all)."""
     if request.user.is_superuser:
         return None
+    if not (request.user.is_authenticated and request.user.is_active and request.user.is_staff):
+        return []
     if not hasattr(request, "_admin_tenant_ids"):
         request._admin_tenant_ids = list(
             Membership.objects.filter(user=request.user, role=Role.ADMIN).values_list("tenant_id", flat=True)

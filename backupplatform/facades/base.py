@@ -231,13 +231,9 @@ class FacadeMixin(TenantContextMixin):
         return [cls() for cls in (*self.facade.throttle_classes, *getattr(self, "extra_throttles", ()))]
 
     @property
-    def paginator(self):
-        if not hasattr(self, "_paginator"):
-            cls = getattr(self, "pagination_class", None)
-            if cls is None and not getattr(self, "unpaginated", False):
-                cls = self.facade.paginator_class
-            self._paginator = cls() if cls else None
-        return self._paginator
+    def pagination_class(self):
+        """The facade's paginator, unless the view says its seed shows a plain array."""
+        return None if getattr(self, "unpaginated", False) else self.facade.paginator_class
 
     def required_role(self, request) -> str | None:
         action = getattr(self, "action", None)

@@ -163,6 +163,8 @@ REST_FRAMEWORK = {
         "jobs": env("THROTTLE_JOBS", default="100/min"),
     },
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
+    # The seeds use ``format`` as a parameter of their own (audit export, downloads, reports).
+    "URL_FORMAT_OVERRIDE": None,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
