@@ -1,1 +1,97 @@
-"""Models of this app."""
+"""What to do when, and how long to keep it: one ``BackupJob`` behind four APIs (platform
+schedules, api-layer jobs, workspace backup-policy, console schedules)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from tenants.models import TenantOwnedModel
+
+
+class RetentionPolicy(TenantOwnedModel):
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    keep_last_n = models.PositiveIntegerField(null=True, blank=True)
+    keep_days = models.PositiveIntegerField(null=True, blank=True)
+    keep_daily = models.PositiveIntegerField(null=True, blank=True)
+    keep_weekly = models.PositiveIntegerField(null=True, blank=True)
+    keep_monthly = models.PositiveIntegerField(null=True, blank=True)
+    keep_yearly = models.PositiveIntegerField(null=True, blank=True)
+    # The safety net: never delete the last N successful, verified backups.
+    min_verified_kept = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name_plural = "retention policies"
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="unique_retention_policy_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ScheduleType(models.TextChoices):
+    CRON = "cron", "Cron expression"
+    HOURLY = "hourly", "Hourly"
+    DAILY = "daily", "Daily"
+    WEEKLY = "weekly", "Weekly"
+    MONTHLY = "monthly", "Monthly"
+    CUSTOM = "custom", "Custom cron"
+
+
+class BackupJob(TenantOwnedModel):
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    # What: a database on a server, an application, or a path (api-layer.md ``source_path``).
+    server = models.ForeignKey("backups.Server", null=True, blank=True, on_delete=models.PROTECT,
+                               related_name="jobs")
+    database_name = models.CharField(max_length=200, blank=True)
+    db_type = models.CharField(max_length=20, blank=True)
+    application = models.ForeignKey("backups.Application", null=True, blank=True, on_delete=models.CASCADE,
+                                    related_name="jobs")
+    source_path = models.CharField(max_length=1024, blank=True)
+    components = models.JSONField(default=list, blank=True)
+    storage = models.ForeignKey("backups.Storage", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="jobs")
+    backup_type = models.CharField(max_length=30, default="full")
+    # When.
+    schedule_type = models.CharField(max_length=20, choices=ScheduleType.choices, default=ScheduleType.CRON)
+    cron_expression = models.CharField(max_length=120, blank=True)
+    schedule_time = models.TimeField(null=True, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC")
+    days_of_week = models.JSONField(default=list, blank=True)
+    day_of_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    # How long.
+    retention_policy = models.ForeignKey(RetentionPolicy, null=True, blank=True, on_delete=models.PROTECT,
+                                         related_name="jobs")
+    retention_days = models.PositiveIntegerField(null=True, blank=True)
+    retention_count = models.PositiveIntegerField(null=True, blank=True)
+    retention = models.JSONField(default=dict, blank=True, help_text="GFS: daily/weekly/monthly/yearly")
+    auto_purge = models.BooleanField(default=False)
+    # How.
+    options = models.JSONField(default=dict, blank=True)
+    notifications = models.JSONField(default=dict, blank=True)
+    priority = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(1), MaxValueValidator(10)])
+    enabled = models.BooleanField(default=True)
+    periodic_task = models.OneToOneField("django_celery_beat.PeriodicTask", null=True, blank=True,
+                                         on_delete=models.SET_NULL, related_name="backup_job")
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="unique_job_name"),
+            # workspace-backup-api.md: an application has one backup policy.
+            models.UniqueConstraint(fields=["application"], condition=models.Q(application__isnull=False),
+                                    name="one_policy_per_application"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,22 @@
+"""The backups domain: what to protect (servers, applications, sources), where to keep it
+(storages), and what happened (backups, operations, restores, verifications, snapshots)."""
+
+from .applications import Application, Source, SourceType
+from .backups import Backup, BackupStatus, BackupTrigger, TenantKey
+from .operations import (
+    Operation,
+    OperationKind,
+    OperationStatus,
+    Restore,
+    RestoreStrategy,
+    Snapshot,
+    Verification,
+)
+from .servers import HealthStatus, Server, ServerType
+from .storage import Storage, StorageStatus, StorageType
+
+__all__ = [
+    "Application", "Backup", "BackupStatus", "BackupTrigger", "HealthStatus", "Operation", "OperationKind",
+    "OperationStatus", "Restore", "RestoreStrategy", "Server", "ServerType", "Snapshot", "Source", "SourceType",
+    "Storage", "StorageStatus", "StorageType", "TenantKey", "Verification",
+]
