@@ -1,0 +1,468 @@
+"""Paths: a streamed tar of selected paths out, a safely extracted tar in.
+
+**Source** (:func:`tar_source`): a writer thread runs ``tarfile`` in stream mode
+(``w|``, PAX format) into an OS pipe; the caller reads the other end, so memory
+stays bounded whatever the size of the tree. Member names are relative to
+``root`` (default ``/``: ``/var/www/a.html`` is stored as ``var/www/a.html``, as
+GNU tar does), so restoring into ``/`` puts files back where they were and
+restoring anywhere else recreates the same layout below the new directory.
+
+``include`` / ``exclude`` are ``fnmatch`` globs matched against a path relative
+to the selected path it was found under (``logs/*.log``; ``*`` also crosses
+``/``) and against its base name (``*.log``). An excluded directory is not
+descended into. With ``include``, only matching files (and the directories
+leading to them) are stored; without it, everything including empty
+directories. Symlinks are stored as symlinks (never followed); sockets, FIFOs
+and devices are skipped. A file that vanishes or cannot be opened before it is
+written is skipped and listed in ``finish()["skipped"]``; an error while a
+member's data is being written fails the whole stream.
+
+**Sink** (:func:`tar_restore_sink`): the caller's ``write()`` feeds a pipe that a
+reader thread extracts with ``tarfile`` in ``r|`` mode. Every member goes
+through our own checks (relative name, no ``..``, regular files / directories /
+symlinks / hard links only, link targets inside the target, the resolved
+destination inside the target even through existing symlinks on disk) and then
+``tarfile``'s ``data`` filter. The first unsafe member fails the restore with
+:class:`EngineError` (``code="unsafe_archive"``); nothing is ever written outside
+the target. File modes are kept (permission bits only: setuid/setgid/sticky
+dropped); ownership is not restored.
+
+Strategies: ``create_new`` needs a missing or empty target directory (created;
+removed again if the restore fails); ``overwrite`` extracts into an existing
+directory, replacing files of the same name (an existing file or symlink is
+unlinked first, so nothing is written through a symlink) and leaving others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import logging
+import os
+import shutil
+import stat
+import tarfile
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .base import (
+    CREATE_NEW,
+    OVERWRITE,
+    READ_SIZE,
+    EngineError,
+    SinkBase,
+    StreamBase,
+    check_strategy,
+    grow_pipe,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _matches(patterns: Sequence[str], relative: str) -> bool:
+    base = os.path.basename(relative)
+    return any(fnmatch.fnmatchcase(relative, p) or fnmatch.fnmatchcase(base, p) for p in patterns)
+
+
+class TarSource(StreamBase):
+    """See :func:`tar_source`."""
+
+    def __init__(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        root: str | os.PathLike[str] = "/",
+    ) -> None:
+        if not paths:
+            raise EngineError("No paths given to back up", code="invalid_params")
+        self._root = os.path.abspath(root)
+        self._paths = [os.path.abspath(p) for p in paths]
+        for path in self._paths:
+            if not os.path.lexists(path):
+                raise EngineError(f"Path not found: {path}", code="path_missing")
+            if os.path.commonpath([self._root, path]) != self._root:
+                raise EngineError(
+                    f"Path {path} is not below the root {self._root}", code="invalid_params"
+                )
+        self._include = list(include or [])
+        self._exclude = list(exclude or [])
+        self.info: dict[str, Any] = {
+            "engine": "files",
+            "tool": "python-tarfile",
+            "format": "tar",
+            "root": self._root,
+            "paths": self._paths,
+            "include": self._include,
+            "exclude": self._exclude,
+        }
+        self._stats: dict[str, Any] = {
+            "files": 0,
+            "directories": 0,
+            "symlinks": 0,
+            "bytes": 0,
+            "skipped": [],
+        }
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        read_fd, write_fd = os.pipe()
+        self._reader = os.fdopen(read_fd, "rb", buffering=0)
+        self._writer = os.fdopen(write_fd, "wb", buffering=READ_SIZE)
+        grow_pipe(self._reader)
+        self._added_dirs: set[str] = set()
+        self._thread = threading.Thread(target=self._run, name="tar-source", daemon=True)
+        self._thread.start()
+
+    # -- reading side
+
+    def read(self, size: int = READ_SIZE, /) -> bytes:
+        if size is None or size < 0:
+            size = READ_SIZE
+        return self._reader.read(size) or b""
+
+    def finish(self) -> dict[str, Any]:
+        if self._done:
+            return self._stats
+        self._done = True
+        self._reader.close()  # unread data makes the writer fail: an unread tar is not complete
+        self._thread.join()
+        if self._error is not None:
+            if isinstance(self._error, EngineError):
+                raise self._error
+            raise EngineError(f"Creating the tar stream failed: {self._error}", code="dump_failed")
+        self.info.update({k: self._stats[k] for k in ("files", "directories", "symlinks", "bytes")})
+        return self._stats
+
+    def kill(self) -> None:
+        self._done = True
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self._reader.close()
+        self._thread.join()
+
+    # -- writing side (thread)
+
+    def _run(self) -> None:
+        try:
+            with tarfile.open(fileobj=self._writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                for path in self._paths:
+                    self._add_tree(tar, path)
+        except BaseException as exc:
+            if not self._stop.is_set():
+                self._error = exc
+        finally:
+            with contextlib.suppress(OSError):
+                self._writer.close()
+
+    def _arcname(self, full: str) -> str:
+        rel = os.path.relpath(full, self._root)
+        return rel
+
+    def _add_parents(self, tar: tarfile.TarFile, full: str, top: str) -> None:
+        """With include patterns, directories are added only on the way to an included file."""
+        chain = []
+        parent = os.path.dirname(full)
+        while parent not in self._added_dirs and os.path.commonpath([top, parent]) == top:
+            chain.append(parent)
+            if parent == top:
+                break
+            parent = os.path.dirname(parent)
+        for directory in reversed(chain):
+            if directory != self._root:
+                self._add_one(tar, directory)
+            self._added_dirs.add(directory)
+
+    def _add_tree(self, tar: tarfile.TarFile, top: str) -> None:
+        if not os.path.isdir(top) or os.path.islink(top):
+            if not self._include or _matches(self._include, os.path.basename(top)):
+                self._add_parents(tar, top, os.path.dirname(top))
+                self._add_one(tar, top)
+            return
+        if not self._include and top != self._root:
+            self._add_one(tar, top)
+            self._added_dirs.add(top)
+        for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+            if self._stop.is_set():
+                raise EngineError("tar stream cancelled", code="cancelled")
+            kept = []
+            for name in sorted(dirnames):
+                full = os.path.join(dirpath, name)
+                rel = os.path.relpath(full, top)
+                if _matches(self._exclude, rel):
+                    continue
+                if os.path.islink(full):  # a symlink to a directory: stored as a link
+                    filenames.append(name)
+                    continue
+                kept.append(name)
+                if not self._include:
+                    self._add_one(tar, full)
+                    self._added_dirs.add(full)
+            dirnames[:] = kept
+            for name in sorted(filenames):
+                full = os.path.join(dirpath, name)
+                rel = os.path.relpath(full, top)
+                if _matches(self._exclude, rel):
+                    continue
+                if self._include:
+                    if not _matches(self._include, rel):
+                        continue
+                    self._add_parents(tar, full, top)
+                self._add_one(tar, full)
+
+    def _add_one(self, tar: tarfile.TarFile, full: str) -> None:
+        arcname = self._arcname(full)
+        try:
+            info = tar.gettarinfo(full, arcname)
+        except OSError as exc:
+            self._stats["skipped"].append({"path": full, "reason": exc.strerror or str(exc)})
+            return
+        if info is None or not (info.isreg() or info.isdir() or info.issym() or info.islnk()):
+            self._stats["skipped"].append(
+                {"path": full, "reason": "not a regular file, directory or link"}
+            )
+            return
+        if info.isreg():
+            try:
+                handle = open(full, "rb")  # noqa: SIM115 - closed below
+            except OSError as exc:
+                self._stats["skipped"].append({"path": full, "reason": exc.strerror or str(exc)})
+                return
+            with handle:
+                tar.addfile(info, handle)
+            self._stats["files"] += 1
+            self._stats["bytes"] += info.size
+        else:
+            tar.addfile(info)
+            if info.isdir():
+                self._stats["directories"] += 1
+            elif info.issym():
+                self._stats["symlinks"] += 1
+            else:
+                self._stats["files"] += 1
+
+
+def tar_source(
+    paths: Sequence[str | os.PathLike[str]],
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    *,
+    root: str | os.PathLike[str] = "/",
+) -> TarSource:
+    """A tar stream of ``paths`` (see module doc); ``finish()`` returns counts and skipped paths."""
+    return TarSource(paths, include=include, exclude=exclude, root=root)
+
+
+# --------------------------------------------------------------------------- restore
+
+
+def _unsafe(message: str) -> EngineError:
+    return EngineError(f"Unsafe archive member rejected: {message}", code="unsafe_archive")
+
+
+def _inside(base: str, path: str) -> bool:
+    return os.path.commonpath([base, path]) == base
+
+
+class TarRestoreSink(SinkBase):
+    """See :func:`tar_restore_sink`."""
+
+    def __init__(self, target_dir: str | os.PathLike[str], *, strategy: str = CREATE_NEW) -> None:
+        check_strategy(strategy)
+        target = os.path.abspath(target_dir)
+        self._created = False
+        if strategy == CREATE_NEW:
+            if os.path.lexists(target) and (not os.path.isdir(target) or os.listdir(target)):
+                raise EngineError(
+                    f"Target directory {target} exists and is not empty (strategy create_new)",
+                    code="target_exists",
+                )
+            if not os.path.exists(target):
+                os.makedirs(target)
+                self._created = True
+        elif strategy == OVERWRITE:
+            os.makedirs(target, exist_ok=True)
+        self._target = os.path.realpath(target)
+        self._strategy = strategy
+        self._stats: dict[str, Any] = {
+            "engine": "files",
+            "target": self._target,
+            "strategy": strategy,
+            "files": 0,
+            "directories": 0,
+            "symlinks": 0,
+            "bytes": 0,
+        }
+        self._directories: list[tuple[str, int, float]] = []
+        self._seen: set[str] = set()
+        self._error: BaseException | None = None
+        read_fd, write_fd = os.pipe()
+        self._reader = os.fdopen(read_fd, "rb", buffering=READ_SIZE)
+        self._writer = os.fdopen(write_fd, "wb", buffering=0)
+        grow_pipe(self._writer)
+        self._thread = threading.Thread(target=self._run, name="tar-restore", daemon=True)
+        self._thread.start()
+
+    def write(self, data: bytes, /) -> int:
+        if self._done:
+            raise EngineError("write after the restore ended", code="restore_failed")
+        view = memoryview(data)
+        try:
+            while view:
+                written = self._writer.write(view)
+                view = view[written:]
+        except (BrokenPipeError, ValueError):
+            self._thread.join()
+            self._fail()
+        return len(data)
+
+    def finish(self) -> dict[str, Any]:
+        if self._done:
+            return self._stats
+        with contextlib.suppress(OSError):
+            self._writer.close()
+        self._thread.join()
+        if self._error is not None:
+            self._fail()
+        self._done = True
+        return self._stats
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        with contextlib.suppress(OSError):
+            self._writer.close()
+        with contextlib.suppress(OSError):
+            self._reader.close()
+        self._thread.join()
+        self._rollback()
+
+    def _fail(self) -> None:
+        self._done = True
+        with contextlib.suppress(OSError):
+            self._writer.close()
+        self._rollback()
+        error = self._error
+        if isinstance(error, EngineError):
+            raise error
+        if isinstance(error, tarfile.FilterError):
+            raise _unsafe(str(error))
+        raise EngineError(f"Extracting the tar stream failed: {error}", code="restore_failed")
+
+    def _rollback(self) -> None:
+        if self._created:
+            shutil.rmtree(self._target, ignore_errors=True)
+
+    # -- extraction (thread)
+
+    def _run(self) -> None:
+        try:
+            with tarfile.open(fileobj=self._reader, mode="r|") as tar:
+                for member in tar:
+                    self._extract(tar, member)
+                # Read to the end so the writer never blocks on a full pipe.
+                while self._reader.read(READ_SIZE):
+                    pass
+            for path, mode, mtime in reversed(self._directories):
+                os.chmod(path, mode)
+                with contextlib.suppress(OSError):
+                    os.utime(path, (mtime, mtime))
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            with contextlib.suppress(OSError):
+                self._reader.close()
+
+    def _check(self, member: tarfile.TarInfo) -> str:
+        """Our own checks; returns the destination path."""
+        name = member.name
+        if not name or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+            raise _unsafe(f"{name!r} is an absolute path")
+        parts = Path(name.replace("\\", "/")).parts
+        if ".." in parts:
+            raise _unsafe(f"{name!r} contains '..'")
+        if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
+            raise _unsafe(f"{name!r} is a device, FIFO or other special file")
+        dest = os.path.join(self._target, name)
+        parent = os.path.realpath(os.path.dirname(dest))
+        if not _inside(self._target, parent):
+            raise _unsafe(f"{name!r} would be written outside the target")
+        if member.issym():
+            link = member.linkname
+            if os.path.isabs(link):
+                raise _unsafe(f"symlink {name!r} points to an absolute path {link!r}")
+            resolved = os.path.realpath(os.path.join(parent, link))
+            if not _inside(self._target, resolved):
+                raise _unsafe(f"symlink {name!r} points outside the target ({link!r})")
+        if member.islnk():
+            link = member.linkname
+            if os.path.isabs(link) or ".." in Path(link).parts:
+                raise _unsafe(f"hard link {name!r} points outside the target ({link!r})")
+            resolved = os.path.realpath(os.path.join(self._target, link))
+            if not _inside(self._target, resolved) or os.path.normpath(link) not in self._seen:
+                raise _unsafe(f"hard link {name!r} points to {link!r}, not an earlier member")
+        return dest
+
+    def _filter(self, member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+        filtered = tarfile.data_filter(member, path)
+        if filtered is not None and filtered.isreg():
+            filtered = filtered.replace(mode=member.mode & 0o777, deep=False)
+        return filtered
+
+    def _extract(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        dest = self._check(member)
+        name = os.path.normpath(member.name)
+        if member.isdir():
+            if os.path.islink(dest) or (os.path.lexists(dest) and not os.path.isdir(dest)):
+                if self._strategy != OVERWRITE:
+                    raise EngineError(
+                        f"{name!r} exists and is not a directory", code="restore_failed"
+                    )
+                os.unlink(dest)
+            self._filter(member, self._target)  # the data filter's checks
+            os.makedirs(dest, exist_ok=True)
+            os.chmod(dest, 0o700)  # writable while we extract; final mode applied at the end
+            self._directories.append((dest, member.mode & 0o777, member.mtime))
+            self._stats["directories"] += 1
+            self._seen.add(name)
+            return
+        if os.path.lexists(dest):
+            if os.path.isdir(dest) and not os.path.islink(dest):
+                raise EngineError(
+                    f"{name!r} exists as a directory; cannot replace it with a file",
+                    code="restore_failed",
+                )
+            os.unlink(dest)  # never write through an existing file's symlink
+        tar.extract(member, self._target, set_attrs=True, filter=self._filter)
+        self._seen.add(name)
+        if member.issym():
+            self._stats["symlinks"] += 1
+        else:
+            self._stats["files"] += 1
+            self._stats["bytes"] += member.size if member.isreg() else 0
+
+
+def tar_restore_sink(
+    target_dir: str | os.PathLike[str], *, strategy: str = CREATE_NEW
+) -> TarRestoreSink:
+    """A sink extracting a streamed tar below ``target_dir`` (see module doc)."""
+    return TarRestoreSink(target_dir, strategy=strategy)
+
+
+def iter_tree(root: str | os.PathLike[str]) -> Iterable[tuple[str, str, int, bytes | str | None]]:
+    """(relative path, kind, permission bits, content or link target) for every entry; for tests/diffs."""
+    base = os.fspath(root)
+    for dirpath, dirnames, filenames in os.walk(base):
+        for name in sorted(dirnames + filenames):
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, base)
+            st = os.lstat(full)
+            if stat.S_ISLNK(st.st_mode):
+                yield rel, "symlink", 0, os.readlink(full)
+            elif stat.S_ISDIR(st.st_mode):
+                yield rel, "dir", stat.S_IMODE(st.st_mode), None
+            else:
+                yield rel, "file", stat.S_IMODE(st.st_mode), Path(full).read_bytes()

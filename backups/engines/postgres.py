@@ -1,0 +1,324 @@
+"""PostgreSQL: ``pg_dump`` custom-format stream out, ``pg_restore`` from a stream in.
+
+Dump: ``pg_dump -Fc -Z0`` (custom format, so ``pg_restore`` can restore
+selectively, or in parallel from a file; no compression because the pipeline
+compresses) over the network with the server's credentials; ``PGPASSWORD`` is
+in the tool's environment, never on its command line.
+
+Restore strategies (``pg_restore_sink``), always ``--no-owner --no-privileges
+--exit-on-error --single-transaction`` so a failed restore leaves no half-restored
+objects in an existing database:
+
+``create_new`` (default)
+    ``create_database=True``: ``CREATE DATABASE`` the target; fails clearly
+    (``code="target_exists"``) if it already exists. If the restore fails or is
+    aborted, the database we created is dropped.
+    ``create_database=False``: the target must exist and hold no relations
+    (for users without ``CREATEDB``); otherwise ``code="target_not_empty"``.
+``overwrite``
+    ``create_database=True``: restore into a new staging database; only when
+    ``pg_restore`` succeeded is the target dropped (``WITH (FORCE)``, which ends
+    other sessions on it) and the staging database renamed to the target. A
+    failed restore therefore never destroys the existing target.
+    ``create_database=False``: ``pg_restore --clean --if-exists`` into the
+    existing target in one transaction (objects absent from the dump survive).
+
+Restoring from a stream is sequential; ``pg_restore -j`` needs a seekable file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets as _secrets
+from typing import Any
+
+import psycopg
+from psycopg import conninfo, sql
+
+from .base import (
+    CREATE_NEW,
+    OVERWRITE,
+    ConnectionParams,
+    EngineError,
+    ProcessSink,
+    ProcessSource,
+    check_strategy,
+    scrub,
+    tool_env,
+    tool_version,
+)
+
+logger = logging.getLogger(__name__)
+
+MAINTENANCE_DATABASES = ("postgres", "template1")
+SYSTEM_SCHEMAS = ("pg_catalog", "information_schema")
+
+
+def _env(params: ConnectionParams) -> dict[str, str]:
+    extra = {"PGCONNECT_TIMEOUT": str(max(2, params.connect_timeout))}
+    if params.password:
+        extra["PGPASSWORD"] = params.password
+    return tool_env(extra)
+
+
+def _target_args(params: ConnectionParams, database: str) -> list[str]:
+    # -d gets a conninfo string we build, so a database name containing "=" can never
+    # be read as connection options.
+    return [
+        "--no-password",
+        "-h",
+        params.host,
+        "-p",
+        str(params.port),
+        "-U",
+        params.username,
+        "-d",
+        conninfo.make_conninfo(dbname=database),
+    ]
+
+
+def connect(
+    params: ConnectionParams, database: str | None = None, **kwargs: Any
+) -> psycopg.Connection:
+    """A psycopg connection to ``database`` (default ``params.database``); errors become EngineError."""
+    dbname = database or params.database
+    try:
+        return psycopg.connect(
+            host=params.host,
+            port=params.port,
+            user=params.username,
+            password=params.password or None,
+            dbname=dbname,
+            connect_timeout=max(2, params.connect_timeout),
+            **kwargs,
+        )
+    except psycopg.Error as exc:
+        raise EngineError(
+            f"Cannot connect to PostgreSQL database {dbname!r} on {params.host}:{params.port}: "
+            + scrub(str(exc).strip(), [params.password]),
+            code="connection_failed",
+        ) from None
+
+
+def _admin(params: ConnectionParams) -> psycopg.Connection:
+    """An autocommit connection to a maintenance database (for CREATE/DROP DATABASE)."""
+    last: EngineError | None = None
+    for name in MAINTENANCE_DATABASES:
+        try:
+            return connect(params, name, autocommit=True)
+        except EngineError as exc:
+            last = exc
+    assert last is not None
+    raise last
+
+
+def _pg_error(action: str, exc: psycopg.Error, params: ConnectionParams) -> EngineError:
+    return EngineError(
+        f"{action}: {scrub(str(exc).strip(), [params.password])}", code="query_failed"
+    )
+
+
+def server_version(params: ConnectionParams) -> str:
+    with connect(params, autocommit=True) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return str(row[0]) if row else ""
+
+
+def pg_database_exists(params: ConnectionParams, name: str | None = None) -> bool:
+    name = name or params.database
+    with _admin(params) as conn:
+        return (
+            conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            is not None
+        )
+
+
+def pg_create_database(params: ConnectionParams, name: str | None = None) -> None:
+    """``CREATE DATABASE name TEMPLATE template0`` (a clean database for a restore)."""
+    name = name or params.database
+    with _admin(params) as conn:
+        try:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
+            )
+        except psycopg.errors.DuplicateDatabase:
+            raise EngineError(f"Database {name!r} already exists", code="target_exists") from None
+        except psycopg.Error as exc:
+            raise _pg_error(f"Cannot create database {name!r}", exc, params) from None
+
+
+def pg_drop_database(
+    params: ConnectionParams, name: str | None = None, *, force: bool = True
+) -> None:
+    """``DROP DATABASE IF EXISTS``; ``force`` ends other sessions on it first."""
+    name = name or params.database
+    with _admin(params) as conn:
+        try:
+            stmt = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
+            if force and conn.info.server_version >= 130000:
+                stmt = stmt + sql.SQL(" WITH (FORCE)")
+            elif force:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (name,),
+                )
+            conn.execute(stmt)
+        except psycopg.Error as exc:
+            raise _pg_error(f"Cannot drop database {name!r}", exc, params) from None
+
+
+def pg_database_is_empty(params: ConnectionParams, name: str | None = None) -> bool:
+    with connect(params, name, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
+            " AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp%%'"
+        ).fetchone()
+    return bool(row and row[0] == 0)
+
+
+def _rename_database(params: ConnectionParams, old: str, new: str) -> None:
+    with _admin(params) as conn:
+        try:
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                    sql.Identifier(old), sql.Identifier(new)
+                )
+            )
+        except psycopg.Error as exc:
+            raise _pg_error(f"Cannot rename database {old!r} to {new!r}", exc, params) from None
+
+
+# --------------------------------------------------------------------------- dump
+
+
+def pg_dump_source(params: ConnectionParams) -> ProcessSource:
+    """Start ``pg_dump -Fc -Z0`` of ``params.database``; read the dump from the returned source.
+
+    ``info``: ``engine``, ``tool``, ``tool_version`` (``pg_dump --version``),
+    ``server_version`` (``SHOW server_version``), ``database``, ``format``.
+    Raises :class:`EngineError` at once if the server or database is unreachable.
+    """
+    if not params.database:
+        raise EngineError("No database given to back up", code="invalid_params")
+    version = server_version(params)
+    info = {
+        "engine": "postgresql",
+        "tool": "pg_dump",
+        "tool_version": tool_version(["pg_dump", "--version"]),
+        "server_version": version,
+        "database": params.database,
+        "format": "custom",
+    }
+    argv = ["pg_dump", "-Fc", "-Z0", *_target_args(params, params.database)]
+    return ProcessSource(
+        argv, tool="pg_dump", info=info, env=_env(params), secrets=[params.password]
+    )
+
+
+# --------------------------------------------------------------------------- restore
+
+
+def pg_restore_sink(
+    params: ConnectionParams,
+    *,
+    strategy: str = CREATE_NEW,
+    create_database: bool = True,
+) -> ProcessSink:
+    """A sink that restores a custom-format dump into ``params.database`` (see module doc)."""
+    check_strategy(strategy)
+    target = params.database
+    if not target:
+        raise EngineError("No target database given to restore into", code="invalid_params")
+    exists = pg_database_exists(params, target)
+    clean = False
+    restore_into = target
+    on_failure = None
+    on_success = None
+    created = False
+
+    if strategy == CREATE_NEW and create_database:
+        if exists:
+            raise EngineError(
+                f"Target database {target!r} already exists (strategy create_new); "
+                "choose another name or the overwrite strategy",
+                code="target_exists",
+            )
+        pg_create_database(params, target)
+        created = True
+
+        def on_failure() -> None:
+            pg_drop_database(params, target)
+
+    elif strategy == CREATE_NEW:
+        if not exists:
+            raise EngineError(
+                f"Target database {target!r} does not exist and create_database is off",
+                code="target_missing",
+            )
+        if not pg_database_is_empty(params, target):
+            raise EngineError(
+                f"Target database {target!r} is not empty (strategy create_new)",
+                code="target_not_empty",
+            )
+    elif strategy == OVERWRITE and create_database and exists:
+        restore_into = f"{target[:40]}_bp_restore_{_secrets.token_hex(4)}"
+        pg_create_database(params, restore_into)
+
+        def on_failure() -> None:
+            pg_drop_database(params, restore_into)
+
+        def on_success() -> dict[str, Any]:
+            pg_drop_database(params, target)
+            _rename_database(params, restore_into, target)
+            return {}
+
+    elif strategy == OVERWRITE and create_database:
+        pg_create_database(params, target)
+        created = True
+
+        def on_failure() -> None:
+            pg_drop_database(params, target)
+
+    else:  # overwrite into an existing database we may not recreate
+        if not exists:
+            raise EngineError(
+                f"Target database {target!r} does not exist and create_database is off",
+                code="target_missing",
+            )
+        clean = True
+
+    argv = [
+        "pg_restore",
+        "--no-owner",
+        "--no-privileges",
+        "--exit-on-error",
+        "--single-transaction",
+        *(["--clean", "--if-exists"] if clean else []),
+        *_target_args(params, restore_into),
+    ]
+    try:
+        return ProcessSink(
+            argv,
+            tool="pg_restore",
+            env=_env(params),
+            secrets=[params.password],
+            result={
+                "engine": "postgresql",
+                "database": target,
+                "strategy": strategy,
+                "created": created,
+                "tool_version": tool_version(["pg_restore", "--version"]),
+            },
+            on_success=on_success,
+            on_failure=on_failure,
+        )
+    except EngineError:
+        raise
+    except Exception:
+        if on_failure is not None:
+            with contextlib.suppress(Exception):
+                on_failure()
+        raise
