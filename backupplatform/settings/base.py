@@ -126,6 +126,12 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=6 * 3600)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    # db-backup-platform.md "WebSocket Events": server_health on change.
+    "check-server-health": {"task": "backups.check_server_health", "schedule": 300.0},
+}
+# Timeout of interactive server connection tests and health checks (seconds).
+SERVER_CONNECT_TIMEOUT = env.float("SERVER_CONNECT_TIMEOUT", default=5.0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -198,6 +204,14 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "tenants.models.Role",
         "PlanEnum": "tenants.models.Plan",
+        "ServerTypeEnum": "backups.models.ServerType",
+        "HealthStatusEnum": "backups.models.HealthStatus",
+        "StorageTypeEnum": "backups.models.StorageType",
+        "StorageStatusEnum": "backups.models.StorageStatus",
+        "StorageWritableStatusEnum": "backupplatform.facades.workspace.serializers.WRITABLE_STORAGE_STATUSES",
+        "SourceTypeEnum": "backups.models.SourceType",
+        "BackupStatusEnum": "backups.models.BackupStatus",
+        "SourceComponentEnum": "backups.models.applications.Component",
     },
 }
 

@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import auth, views
+from . import auth, servers, views
 
 users = views.UserViewSet.as_view({"get": "list", "post": "create"})
 user = views.UserViewSet.as_view({"put": "update", "delete": "destroy"})
+server_list = servers.ServerViewSet.as_view({"get": "list", "post": "create"})
+server_detail = servers.ServerViewSet.as_view(
+    {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"})
 
 urlpatterns = [
     path("auth/login", auth.LoginView.as_view(), name="auth-login"),
@@ -18,4 +21,9 @@ urlpatterns = [
     path("users/<str:pk>", user, name="user-detail"),
     path("audit/logs", views.AuditLogView.as_view({"get": "list"}), name="audit-logs"),
     path("audit/export", views.AuditExportView.as_view(), name="audit-export"),
+    path("servers", server_list, name="server-list"),
+    path("servers/<str:pk>", server_detail, name="server-detail"),
+    path("servers/<str:pk>/test-connection", servers.ServerViewSet.as_view({"post": "test_connection"}),
+         name="server-test-connection"),
+    path("servers/<str:pk>/databases", servers.ServerViewSet.as_view({"get": "databases"}), name="server-databases"),
 ]

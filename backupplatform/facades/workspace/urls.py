@@ -1,3 +1,20 @@
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import views
+
+storages = views.BackupStorageViewSet.as_view({"get": "list", "post": "create"})
+storage = views.BackupStorageViewSet.as_view({"get": "retrieve", "put": "update", "delete": "destroy"})
+applications = views.ApplicationViewSet.as_view({"get": "list", "post": "create"})
+application = views.ApplicationViewSet.as_view({"get": "retrieve", "put": "update", "delete": "destroy"})
+
+urlpatterns = [
+    path("backup-storages", storages, name="ws-storage-list"),
+    path("backup-storages/<str:storage_id>", storage, name="ws-storage-detail"),
+    path("backup-storages/<str:storage_id>/usage", views.BackupStorageViewSet.as_view({"get": "usage"}),
+         name="ws-storage-usage"),
+    path("backup-storage-usage", views.WorkspaceStorageUsageView.as_view(), name="ws-storage-usage-total"),
+    path("applications", applications, name="ws-application-list"),
+    path("applications/<str:app_id>", application, name="ws-application-detail"),
+]

@@ -1,0 +1,159 @@
+"""Read queries of the backups domain (CONVENTIONS.md "Services and selectors").
+
+Space and usage figures come from what is really stored: ``Backup.stored_bytes`` of the
+completed backups on a storage (the artifact's size as written), never from estimates.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, IntegerField, Max, Min, Prefetch, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from tenants.models import Tenant
+
+from .models import Application, Backup, BackupStatus, Server, Source, Storage
+from .services.storages import iso, monthly_cost, to_gb
+
+COMPLETED = Q(backups__status=BackupStatus.COMPLETED)
+USAGE_PERIODS = ("current_month", "last_month", "last_3_months")
+
+
+def server_list(*, tenant: Tenant | None) -> QuerySet[Server]:
+    return Server.objects.for_tenant(tenant).order_by("name", "id")
+
+
+def application_list(*, tenant: Tenant | None) -> QuerySet[Application]:
+    return (Application.objects.for_tenant(tenant).order_by("-is_default", "name", "id")
+            .prefetch_related(Prefetch("sources", queryset=Source.objects.order_by("position", "id"))))
+
+
+def storage_list(*, tenant: Tenant | None, type: str | None = None, status: str | None = None) -> QuerySet[Storage]:
+    """Storages with ``used_bytes`` and ``backup_count`` annotated (one query, no N+1)."""
+    qs = Storage.objects.for_tenant(tenant)
+    if type:
+        qs = qs.filter(type=type)
+    if status:
+        qs = qs.filter(status=status)
+    return qs.annotate(
+        used_bytes=Coalesce(Sum("backups__stored_bytes", filter=COMPLETED), Value(0), output_field=IntegerField()),
+        backup_count=Count("backups", filter=COMPLETED),
+    ).order_by("name", "id")
+
+
+def completed_backups(*, storage: Storage) -> QuerySet[Backup]:
+    return Backup.objects.filter(storage=storage, status=BackupStatus.COMPLETED)
+
+
+def storage_backup_list(*, storage: Storage) -> QuerySet[Backup]:
+    """Every backup row held on ``storage``, newest first."""
+    return Backup.objects.filter(storage=storage).order_by("-created_at", "-id")
+
+
+def storage_used(*, storage: Storage) -> tuple[int, int]:
+    agg = completed_backups(storage=storage).aggregate(size=Sum("stored_bytes"), count=Count("id"))
+    return int(agg["size"] or 0), int(agg["count"] or 0)
+
+
+def storage_usage_summary(*, storage: Storage) -> dict[str, Any]:
+    """The seed's ``usage`` object; uses the list annotations when present."""
+    used = getattr(storage, "used_bytes", None)
+    count = getattr(storage, "backup_count", None)
+    if used is None or count is None:
+        used, count = storage_used(storage=storage)
+    return {"total_size_gb": to_gb(used), "backup_count": count,
+            "monthly_cost": monthly_cost(used, storage.price_per_gb_month)}
+
+
+def storage_usage_by_application(*, storage: Storage) -> list[dict[str, Any]]:
+    rows = (completed_backups(storage=storage).filter(application__isnull=False)
+            .values("application_id", "application__name")
+            .annotate(size=Sum("stored_bytes"), count=Count("id")).order_by("application__name", "application_id"))
+    return [{"application_id": r["application_id"], "application_name": r["application__name"],
+             "size_gb": to_gb(r["size"]), "backup_count": r["count"]} for r in rows]
+
+
+def _when() -> Any:
+    return Coalesce("completed_at", "created_at")
+
+
+def _period_bounds(period: str, now: datetime) -> tuple[datetime, datetime]:
+    start_of_month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    if period == "last_month":
+        end = start_of_month
+        prev = (start_of_month - timedelta(days=1)).replace(day=1)
+        return prev, end
+    if period == "last_3_months":
+        return now - timedelta(days=90), now
+    return start_of_month, now
+
+
+def storage_usage_report(*, storage: Storage, period: str = "current_month") -> dict[str, Any]:
+    """workspace-backup-api.md, "Get Storage Usage": current usage, growth and cost.
+
+    Growth is measured from the backups completed in ``period``; costs use the storage's
+    ``price_per_gb_month`` (set by the platform admin). We do not meter transfers or
+    requests, so those costs are 0 rather than invented.
+    """
+    now = timezone.now()
+    start, end = _period_bounds(period, now)
+    backups = completed_backups(storage=storage).annotate(when=_when())
+    agg = backups.aggregate(size=Sum("stored_bytes"), count=Count("id"), oldest=Min("when"), newest=Max("when"),
+                            apps=Count("application", distinct=True))
+    total = int(agg["size"] or 0)
+    in_period = int(backups.filter(when__gte=start, when__lt=end).aggregate(s=Sum("stored_bytes"))["s"] or 0)
+    days = max((end - start).total_seconds() / 86400, 1.0)
+    last_week = int(backups.filter(when__gte=now - timedelta(days=7)).aggregate(s=Sum("stored_bytes"))["s"] or 0)
+    before_week = total - last_week
+    weekly_pct = round(last_week / before_week * 100, 1) if before_week > 0 else (100.0 if last_week else 0.0)
+    daily = in_period / days
+    storage_cost = monthly_cost(total, storage.price_per_gb_month)
+    return {
+        "storage_id": storage.pk,
+        "period": {"name": period, "start": iso(start), "end": iso(end)},
+        "current_usage": {
+            "total_size_gb": to_gb(total), "total_size_bytes": total, "backup_count": agg["count"] or 0,
+            "applications": agg["apps"] or 0, "oldest_backup": iso(agg["oldest"]), "newest_backup": iso(agg["newest"]),
+        },
+        "growth_trend": {
+            "daily_average_gb": to_gb(int(daily)),
+            "weekly_growth_percentage": weekly_pct,
+            "projected_monthly_size_gb": to_gb(int(total + daily * 30)),
+        },
+        "cost_breakdown": {
+            "price_per_gb_month": float(storage.price_per_gb_month),
+            "storage_cost": storage_cost, "transfer_cost": 0.0, "request_cost": 0.0,
+            "total_monthly_cost": storage_cost,
+        },
+    }
+
+
+def workspace_storage_usage(*, tenant: Tenant) -> dict[str, Any]:
+    """workspace-backup-api.md, "Get Workspace Storage Usage"."""
+    storages = list(storage_list(tenant=tenant))
+    by_storage = [{"storage_id": s.pk, "name": s.name, "size_gb": to_gb(s.used_bytes), "backup_count": s.backup_count,
+                   "cost": monthly_cost(s.used_bytes, s.price_per_gb_month)} for s in storages]
+    rows = (Backup.objects.filter(tenant=tenant, status=BackupStatus.COMPLETED, storage__isnull=False,
+                                  application__isnull=False)
+            .values("application_id", "application__name")
+            .annotate(size=Sum("stored_bytes"), count=Count("id"), last=Max(_when()))
+            .order_by("application__name", "application_id"))
+    by_application = [{"application_id": r["application_id"], "name": r["application__name"],
+                       "size_gb": to_gb(r["size"]), "backup_count": r["count"], "last_backup": iso(r["last"])}
+                      for r in rows]
+    total_bytes = sum(s.used_bytes for s in storages)
+    storage_cost = round(sum(item["cost"] for item in by_storage), 2)
+    return {
+        "workspace_id": tenant.slug,
+        "total_usage": {
+            "size_gb": to_gb(total_bytes), "backup_count": sum(s.backup_count for s in storages),
+            "applications": len(by_application), "storage_backends": len(storages),
+        },
+        "by_storage": by_storage,
+        "by_application": by_application,
+        "cost_summary": {"total_monthly_cost": storage_cost, "storage_cost": storage_cost,
+                         "transfer_cost": 0.0, "request_cost": 0.0},
+    }

@@ -1,0 +1,225 @@
+"""Storages: create, update, delete, real probes, and usage from what is really stored.
+
+workspace-backup-api.md "Backup Storage Management", api-layer.md "Storage Management".
+Configuration is validated per type by ``backups.storage.validate_config`` and refused with
+``INVALID_STORAGE_CONFIG`` and the seed's ``{field: message}`` details. Credentials are
+encrypted at rest; ``storage_public_credentials`` is the only way they are shown.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import emit
+from backupplatform.errors import Conflict, DomainError, ValidationFailed
+from backups import storage as backends
+from tenants.models import Tenant
+
+from ..models import Storage, StorageStatus
+
+logger = logging.getLogger(__name__)
+
+HIDDEN = "[HIDDEN]"
+# Credential fields that identify rather than authenticate: shown (access key ids shortened
+# to their prefix, as the seed's "AKIA..."), every other credential is "[HIDDEN]".
+PUBLIC_CREDENTIALS = {"access_key_id", "username", "account_name"}
+EDITABLE_FIELDS = ("name", "description", "status", "labels", "is_default", "quota_bytes")
+
+
+class InvalidStorageConfiguration(DomainError):
+    """workspace-backup-api.md "Error Responses": details are ``{field: message}`` strings."""
+
+    status = 400
+    code = "INVALID_STORAGE_CONFIG"
+    default_message = "Invalid storage configuration"
+
+
+def storage_public_credentials(credentials: dict | None) -> dict[str, str]:
+    """Credentials as an API may show them: identifiers (shortened), secrets ``[HIDDEN]``."""
+    shown: dict[str, str] = {}
+    for key, value in sorted((credentials or {}).items()):
+        if key == "access_key_id" and isinstance(value, str):
+            shown[key] = f"{value[:4]}..." if len(value) > 4 else "..."
+        elif key in PUBLIC_CREDENTIALS and isinstance(value, str):
+            shown[key] = value
+        else:
+            shown[key] = HIDDEN
+    return shown
+
+
+def _validate(type: str, configuration: dict, credentials: dict) -> None:
+    errors = backends.validate_config(type, configuration, credentials)
+    if errors:
+        raise InvalidStorageConfiguration(details=errors)
+
+
+def _check_name(*, tenant: Tenant, name: str, exclude_pk: int | None = None) -> None:
+    qs = Storage.objects.filter(tenant=tenant, name=name)
+    if exclude_pk is not None:
+        qs = qs.exclude(pk=exclude_pk)
+    if qs.exists():
+        raise ValidationFailed(details={"name": ["A storage with this name already exists."]})
+
+
+def _merge(current: dict, changes: dict | None) -> dict:
+    """Shallow merge: a key set to ``null`` is removed (workspace seed "Update": partial)."""
+    merged = dict(current or {})
+    for key, value in (changes or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _set_default(storage: Storage) -> None:
+    Storage.objects.filter(tenant=storage.tenant, is_default=True).exclude(pk=storage.pk).update(is_default=False)
+
+
+@transaction.atomic
+def storage_create(*, tenant: Tenant, name: str, type: str, configuration: dict | None = None,
+                   credentials: dict | None = None, description: str = "", labels: dict | None = None,
+                   is_default: bool = False, quota_bytes: int | None = None,
+                   status: str = StorageStatus.ACTIVE) -> Storage:
+    configuration, credentials = dict(configuration or {}), dict(credentials or {})
+    _validate(type, configuration, credentials)
+    _check_name(tenant=tenant, name=name)
+    first = not Storage.objects.filter(tenant=tenant).exists()
+    storage = Storage.objects.create(
+        tenant=tenant, name=name, type=type, configuration=configuration, credentials=credentials,
+        description=description, labels=labels or {}, is_default=is_default or first,
+        quota_bytes=quota_bytes, status=status,
+    )
+    if storage.is_default:
+        _set_default(storage)
+    emit(action="storage_create", tenant=tenant, resource_type="storage", resource_id=storage.pk,
+         details={"name": name, "type": type, "configuration": configuration,
+                  "credential_fields": sorted(credentials)})
+    return storage
+
+
+@transaction.atomic
+def storage_update(*, storage: Storage, **changes: Any) -> Storage:
+    """Partial update. ``configuration`` and ``credentials`` merge key by key, then the
+    result is validated as a whole (the type cannot change: create another storage)."""
+    changed: list[str] = []
+    if "name" in changes and changes["name"] != storage.name:
+        _check_name(tenant=storage.tenant, name=changes["name"], exclude_pk=storage.pk)
+    configuration = _merge(storage.configuration, changes.get("configuration"))
+    credentials = _merge(storage.credentials, changes.get("credentials"))
+    if "configuration" in changes or "credentials" in changes:
+        _validate(storage.type, configuration, credentials)
+        if configuration != storage.configuration:
+            storage.configuration = configuration
+            changed.append("configuration")
+        credential_fields = sorted(k for k in set(credentials) | set(storage.credentials or {})
+                                   if credentials.get(k) != (storage.credentials or {}).get(k))
+        if credential_fields:
+            storage.credentials = credentials
+            changed.append("credentials")
+    else:
+        credential_fields = []
+    for field in EDITABLE_FIELDS:
+        if field in changes and getattr(storage, field) != changes[field]:
+            setattr(storage, field, changes[field])
+            changed.append(field)
+    if {"configuration", "credentials"} & set(changed):
+        storage.last_test_ok = None  # the last probe was of another configuration
+        storage.last_test_message = ""
+    storage.save()
+    if storage.is_default:
+        _set_default(storage)
+    emit(action="storage_update", tenant=storage.tenant, resource_type="storage", resource_id=storage.pk,
+         details={"changed_fields": changed, "credential_fields": credential_fields})
+    return storage
+
+
+@transaction.atomic
+def storage_delete(*, storage: Storage, force: bool = False) -> None:
+    """Delete a storage; its backups' rows are kept (``Backup.storage`` becomes null).
+
+    Backup jobs (policies) that write to it block the deletion unless ``force``, which
+    detaches them (``BackupJob.storage`` set null: they must be pointed elsewhere).
+    """
+    from schedules.models import BackupJob
+
+    jobs = list(BackupJob.objects.filter(storage=storage).order_by("pk").values_list("pk", flat=True))
+    if jobs and not force:
+        raise Conflict(
+            f"Storage is used by {len(jobs)} backup polic{'y' if len(jobs) == 1 else 'ies'}; "
+            "pass force=true to detach them",
+            code="STORAGE_IN_USE", details={"policy_ids": jobs, "policy_count": len(jobs)},
+        )
+    if jobs:
+        BackupJob.objects.filter(pk__in=jobs).update(storage=None)
+    pk, tenant, name = storage.pk, storage.tenant, storage.name
+    storage.delete()
+    emit(action="storage_delete", tenant=tenant, resource_type="storage", resource_id=pk,
+         details={"name": name, "force": force, "detached_policy_ids": jobs})
+
+
+# -- probes ------------------------------------------------------------------------------
+
+
+def storage_probe_config(*, tenant: Tenant, type: str, configuration: dict | None,
+                         credentials: dict | None) -> backends.ProbeResult:
+    """Probe an unsaved configuration (api-layer.md "Test Storage Connection")."""
+    configuration, credentials = dict(configuration or {}), dict(credentials or {})
+    _validate(type, configuration, credentials)
+    result = backends.probe(type, configuration, credentials)
+    emit(action="storage_test", tenant=tenant, resource_type="storage", resource_id="",
+         details={"type": type, "configuration": configuration, "success": result.ok,
+                  "message": result.message, "latency_ms": result.latency_ms})
+    return result
+
+
+@transaction.atomic
+def storage_probe(*, storage: Storage) -> backends.ProbeResult:
+    """Write, read back, compare and delete a small object; record the outcome on the row."""
+    result = backends.probe(storage.type, storage.configuration, storage.credentials)
+    storage.last_tested_at = timezone.now()
+    storage.last_test_ok = result.ok
+    storage.last_test_message = result.message[:500]
+    if not result.ok and storage.status == StorageStatus.ACTIVE:
+        storage.status = StorageStatus.ERROR
+    elif result.ok and storage.status == StorageStatus.ERROR:
+        storage.status = StorageStatus.ACTIVE
+    storage.save(update_fields=["last_tested_at", "last_test_ok", "last_test_message", "status", "updated_at"])
+    emit(action="storage_test", tenant=storage.tenant, resource_type="storage", resource_id=storage.pk,
+         details={"success": result.ok, "message": result.message, "latency_ms": result.latency_ms,
+                  "error_kind": result.error_kind})
+    return result
+
+
+@dataclass(frozen=True)
+class FreeSpace:
+    available_bytes: int | None
+    error: str | None = None
+
+
+def storage_free_space(*, storage: Storage) -> FreeSpace:
+    """What the backend says is free (``None`` where it cannot say); never raises."""
+    try:
+        with backends.open_backend(storage.type, storage.configuration, storage.credentials) as backend:
+            return FreeSpace(backend.free_space())
+    except backends.StorageError as exc:
+        return FreeSpace(None, exc.message)
+
+
+def monthly_cost(size_bytes: int, price_per_gb_month: Decimal) -> float:
+    return round(float(Decimal(size_bytes) / Decimal(1024**3) * price_per_gb_month), 2)
+
+
+def to_gb(size_bytes: int | None) -> float:
+    return round((size_bytes or 0) / 1024**3, 2)
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
