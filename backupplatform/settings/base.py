@@ -129,6 +129,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     # db-backup-platform.md "WebSocket Events": server_health on change.
     "check-server-health": {"task": "backups.check_server_health", "schedule": 300.0},
+    # acronis-integration.md: refresh caches and push backup_status_update per tenant.
+    "acronis-poll": {"task": "acronis.poll_all", "schedule": 60.0},
 }
 # Timeout of interactive server connection tests and health checks (seconds).
 SERVER_CONNECT_TIMEOUT = env.float("SERVER_CONNECT_TIMEOUT", default=5.0)

@@ -1,0 +1,11 @@
+"""``/api/acronis/ws`` (acronis-integration.md "WebSocket Support"): ``backup_status_update``
+events of the caller's tenant, published by the poller on the ``acronis`` stream."""
+
+from __future__ import annotations
+
+from audit.consumers import TenantEventConsumer
+
+
+class AcronisEventsConsumer(TenantEventConsumer):
+    streams = ("acronis",)
+    types = frozenset({"backup_status_update"})
