@@ -122,9 +122,13 @@ class _StorageScoped(TenantScopedMixin):
         return self.scope_queryset(selectors.storage_list(tenant=None).select_related("tenant"))
 
     def get_object(self):
-        if not str(self.kwargs.get("pk", "")).isdigit():
+        pk = str(self.kwargs.get("pk", ""))
+        if not pk.isdigit():
             raise ValidationFailed(details={"id": ["A whole number is required."]})
-        return super().get_object()
+        storage = self.get_queryset().filter(pk=int(pk)).first()
+        if storage is None:
+            raise NotFound("Storage not found")
+        return storage
 
 
 class StorageProviderViewSet(_StorageScoped, mixins.ListModelMixin, mixins.RetrieveModelMixin, JobsViewSet):

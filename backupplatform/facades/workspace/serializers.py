@@ -31,7 +31,12 @@ def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     if isinstance(detail, dict):
         for key, value in detail.items():
-            path = prefix if key == "non_field_errors" and prefix else (f"{prefix}.{key}" if prefix else str(key))
+            if isinstance(key, int):  # DRF reports list items by index in a dict
+                path = f"{prefix}[{key}]"
+            elif key == "non_field_errors" and prefix:
+                path = prefix
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
             out.update(flatten_errors(value, path))
     elif isinstance(detail, list) and any(isinstance(v, dict | list) for v in detail):
         for index, value in enumerate(detail):
