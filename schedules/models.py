@@ -3,9 +3,13 @@ schedules, api-layer jobs, workspace backup-policy, console schedules)."""
 
 from __future__ import annotations
 
+import secrets
+from datetime import timedelta
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 from tenants.models import TenantOwnedModel
 
@@ -42,7 +46,18 @@ class ScheduleType(models.TextChoices):
     CUSTOM = "custom", "Custom cron"
 
 
+def job_public_id() -> str:
+    return f"schedule_{secrets.token_hex(6)}"
+
+
 class BackupJob(TenantOwnedModel):
+    """One "back this up, on this schedule, keep it this long" (DESIGN.md "One model, many facades").
+
+    ``public_id`` is the stable string id the console (``schedule_id``) and the workspace
+    (policy ``id``) facades show; the platform and jobs facades show ``id``.
+    """
+
+    public_id = models.CharField(max_length=64, default=job_public_id, db_index=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     # What: a database on a server, an application, or a path (api-layer.md ``source_path``).
@@ -88,6 +103,7 @@ class BackupJob(TenantOwnedModel):
         ordering = ["name", "id"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "name"], name="unique_job_name"),
+            models.UniqueConstraint(fields=["tenant", "public_id"], name="unique_job_public_id"),
             # workspace-backup-api.md: an application has one backup policy.
             models.UniqueConstraint(fields=["application"], condition=models.Q(application__isnull=False),
                                     name="one_policy_per_application"),
@@ -95,3 +111,40 @@ class BackupJob(TenantOwnedModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+def cleanup_plan_public_id() -> str:
+    return f"ANALYSIS-{secrets.token_hex(6).upper()}"
+
+
+CLEANUP_PLAN_TTL = timedelta(hours=1)
+
+
+def cleanup_plan_expiry():
+    return timezone.now() + CLEANUP_PLAN_TTL
+
+
+class CleanupPlan(TenantOwnedModel):
+    """A retention dry run (system-backup-recovery.rst "Cleanup Operations"): the exact backups
+    it would delete. Executing it deletes exactly these (still deletable) backups, once,
+    before ``expires_at``."""
+
+    public_id = models.CharField(max_length=40, unique=True, default=cleanup_plan_public_id, editable=False)
+    job = models.ForeignKey(BackupJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    backup_ids = models.JSONField(default=list, blank=True)
+    rules = models.JSONField(default=dict, blank=True, help_text="what was asked (retention, max age, storages)")
+    analysis = models.JSONField(default=dict, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(default=cleanup_plan_expiry)
+    executed_at = models.DateTimeField(null=True, blank=True)
+    operation = models.ForeignKey("backups.Operation", null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.public_id

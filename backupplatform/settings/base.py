@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -131,6 +132,9 @@ CELERY_BEAT_SCHEDULE = {
     "check-server-health": {"task": "backups.check_server_health", "schedule": 300.0},
     # acronis-integration.md: refresh caches and push backup_status_update per tenant.
     "acronis-poll": {"task": "acronis.poll_all", "schedule": 60.0},
+    # Retention: apply every backup job's retention once a day (03:30 UTC).
+    "retention-cleanup": {"task": "schedules.tasks.cleanup_all",
+                          "schedule": crontab(minute="30", hour="3")},
 }
 # Timeout of interactive server connection tests and health checks (seconds).
 SERVER_CONNECT_TIMEOUT = env.float("SERVER_CONNECT_TIMEOUT", default=5.0)

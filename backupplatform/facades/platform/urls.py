@@ -2,13 +2,17 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import auth, servers, views
+from . import auth, schedules, servers, views
 
 users = views.UserViewSet.as_view({"get": "list", "post": "create"})
 user = views.UserViewSet.as_view({"put": "update", "delete": "destroy"})
 server_list = servers.ServerViewSet.as_view({"get": "list", "post": "create"})
 server_detail = servers.ServerViewSet.as_view(
     {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"})
+schedule_list = schedules.ScheduleViewSet.as_view({"get": "list", "post": "create"})
+schedule_detail = schedules.ScheduleViewSet.as_view({"get": "retrieve", "put": "update", "delete": "destroy"})
+policy_list = schedules.RetentionPolicyViewSet.as_view({"get": "list", "post": "create"})
+policy_detail = schedules.RetentionPolicyViewSet.as_view({"get": "retrieve", "put": "update", "delete": "destroy"})
 
 urlpatterns = [
     path("auth/login", auth.LoginView.as_view(), name="auth-login"),
@@ -21,6 +25,10 @@ urlpatterns = [
     path("users/<str:pk>", user, name="user-detail"),
     path("audit/logs", views.AuditLogView.as_view({"get": "list"}), name="audit-logs"),
     path("audit/export", views.AuditExportView.as_view(), name="audit-export"),
+    path("schedules", schedule_list, name="schedule-list"),
+    path("schedules/<str:pk>", schedule_detail, name="schedule-detail"),
+    path("retention-policies", policy_list, name="retention-policy-list"),
+    path("retention-policies/<str:pk>", policy_detail, name="retention-policy-detail"),
     path("servers", server_list, name="server-list"),
     path("servers/<str:pk>", server_detail, name="server-detail"),
     path("servers/<str:pk>/test-connection", servers.ServerViewSet.as_view({"post": "test_connection"}),

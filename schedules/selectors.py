@@ -1,0 +1,188 @@
+"""Reads of the schedules domain: next runs, statistics, and the one mapping of every
+facade's retention fields onto the retention engine's ``RetentionRules``."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Hashable, Iterable
+from datetime import datetime
+
+from django.db.models import Avg, Count, F, Q, QuerySet
+from django.utils import timezone
+
+from backupplatform.errors import NotFound, ValidationFailed
+from backups.models import Backup, BackupStatus, Operation, OperationKind, OperationStatus
+from tenants.models import Tenant
+
+from .models import BackupJob, CleanupPlan, RetentionPolicy
+from .retention import BackupInfo, RetentionRules
+from .timing import cron_next_runs
+
+ACTIVE_OPS = (OperationStatus.PENDING, OperationStatus.RUNNING)
+
+
+# --- schedule ---------------------------------------------------------------------------------
+
+
+def job_next_runs(job: BackupJob, *, count: int = 1, after: datetime | None = None) -> list[datetime]:
+    """The job's next run times (UTC, DST-correct in the job's timezone); ``[]`` when disabled."""
+    if not job.enabled or not job.cron_expression:
+        return []
+    return cron_next_runs(job.cron_expression, job.timezone, after or timezone.now(), count)
+
+
+def job_next_run(job: BackupJob, *, after: datetime | None = None) -> datetime | None:
+    runs = job_next_runs(job, after=after)
+    return runs[0] if runs else None
+
+
+def job_list(*, tenant: Tenant | None) -> QuerySet[BackupJob]:
+    qs = BackupJob.objects.select_related("retention_policy", "storage", "server", "application")
+    return qs.filter(tenant=tenant) if tenant is not None else qs
+
+
+def job_active_operation(job: BackupJob) -> Operation | None:
+    """The job's pending or running backup operation, if any (runs never overlap)."""
+    return (Operation.objects.filter(kind=OperationKind.BACKUP, status__in=ACTIVE_OPS, backup__job=job)
+            .select_related("backup").order_by("created_at").first())
+
+
+def job_statistics(job: BackupJob) -> dict:
+    """workspace-backup-api.md "Get Backup Policy" ``statistics``."""
+    stats = Backup.objects.filter(job=job).aggregate(
+        total=Count("id"),
+        ok=Count("id", filter=Q(status=BackupStatus.COMPLETED)),
+        failed=Count("id", filter=Q(status=BackupStatus.FAILED)),
+        size=Avg("stored_bytes", filter=Q(status=BackupStatus.COMPLETED)),
+        duration=Avg(F("completed_at") - F("started_at"), filter=Q(status=BackupStatus.COMPLETED)),
+    )
+    duration = stats["duration"]
+    return {
+        "total_backups": stats["total"],
+        "successful_backups": stats["ok"],
+        "failed_backups": stats["failed"],
+        "average_size_gb": round((stats["size"] or 0) / 1024**3, 3),
+        "average_duration_minutes": round(duration.total_seconds() / 60, 1) if duration else 0,
+    }
+
+
+def job_average_duration(job: BackupJob | None):
+    if job is None:
+        return None
+    return Backup.objects.filter(job=job, status=BackupStatus.COMPLETED).aggregate(
+        d=Avg(F("completed_at") - F("started_at")))["d"]
+
+
+# --- retention mapping ------------------------------------------------------------------------
+
+_KEEP_LAST = re.compile(r"^keep_last_(\d{1,6})$")
+
+
+def rules_for_job(job: BackupJob) -> RetentionRules:
+    """Every facade's retention fields of a job, as one ``RetentionRules``.
+
+    Start from the job's ``RetentionPolicy`` (platform ``retention_policy_id``), then the
+    job's own fields override what they set: ``retention_count`` (console) -> keep_last_n,
+    ``retention_days`` (jobs API) -> keep_days, ``retention`` GFS dict (workspace policy)
+    -> keep_daily/weekly/monthly/yearly. GFS periods are calendar periods of the job's
+    timezone. No rule at all means nothing is ever deleted.
+    """
+    policy = job.retention_policy
+    values: dict = {}
+    if policy is not None:
+        values = {name: getattr(policy, name) for name in (
+            "keep_last_n", "keep_days", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")}
+        values["min_verified_kept"] = policy.min_verified_kept
+    if job.retention_count is not None:
+        values["keep_last_n"] = job.retention_count
+    if job.retention_days is not None:
+        values["keep_days"] = job.retention_days
+    for key in ("daily", "weekly", "monthly", "yearly"):
+        if (job.retention or {}).get(key) is not None:
+            values[f"keep_{key}"] = int(job.retention[key])
+    return RetentionRules(timezone=job.timezone or "UTC", **values)
+
+
+def rules_from_console(*, retention_policy: str | None, max_age_days: int | None) -> RetentionRules | None:
+    """system-backup-recovery.rst "Run Cleanup": ``"keep_last_5"`` and ``max_age_days``.
+
+    A backup is kept if any rule keeps it: ``keep_last_5`` + ``max_age_days: 30`` keeps the
+    5 newest and everything younger than 30 days. ``None`` when neither is given (then each
+    job's own retention applies).
+    """
+    keep_last_n = None
+    if retention_policy:
+        match = _KEEP_LAST.match(retention_policy)
+        if not match:
+            raise ValidationFailed(details={"retention_policy": [
+                "Use 'keep_last_N' (for example 'keep_last_5')."]})
+        keep_last_n = int(match.group(1))
+    if keep_last_n is None and max_age_days is None:
+        return None
+    return RetentionRules(keep_last_n=keep_last_n, keep_days=max_age_days)
+
+
+def backup_info(backup: Backup) -> BackupInfo:
+    return BackupInfo(id=backup.pk, created_at=backup.created_at, status=backup.status, verified=backup.verified,
+                      keep_until=backup.keep_until, keep_forever=backup.keep_forever)
+
+
+def series_key(job_id, application_id, server_id, database_name) -> Hashable:
+    """Retention counts within one series: the job's backups, else one application's or one
+    database's. ``keep_last_5`` never mixes two databases."""
+    if job_id:
+        return ("job", job_id)
+    if application_id:
+        return ("app", application_id)
+    return ("db", server_id, database_name)
+
+
+BACKUP_FIELDS = ("id", "created_at", "status", "verified", "keep_until", "keep_forever", "stored_bytes",
+                 "job_id", "application_id", "server_id", "database_name")
+
+
+def backup_series(backups: Iterable[dict]) -> dict[Hashable, list[dict]]:
+    groups: dict[Hashable, list[dict]] = defaultdict(list)
+    for row in backups:
+        groups[series_key(row["job_id"], row["application_id"], row["server_id"], row["database_name"])].append(row)
+    return groups
+
+
+# --- cleanup plans ----------------------------------------------------------------------------
+
+
+def cleanup_plan_get(*, tenant: Tenant | None, public_id: str) -> CleanupPlan:
+    """A plan of the caller's tenant; any other (or unknown) id is a 404."""
+    qs = CleanupPlan.objects.select_related("tenant", "operation")
+    if tenant is not None:
+        qs = qs.filter(tenant=tenant)
+    plan = qs.filter(public_id=str(public_id)[:40]).first()
+    if plan is None:
+        raise NotFound("Cleanup plan not found", code="CLEANUP_PLAN_NOT_FOUND",
+                       details={"cleanup_plan_id": str(public_id)[:40]})
+    return plan
+
+
+def cleanup_operation_get(*, tenant: Tenant | None, public_id: str) -> Operation:
+    qs = Operation.objects.filter(kind=OperationKind.CLEANUP)
+    if tenant is not None:
+        qs = qs.filter(tenant=tenant)
+    op = qs.filter(public_id=str(public_id)[:32]).first()
+    if op is None:
+        raise NotFound("Cleanup not found", code="CLEANUP_NOT_FOUND")
+    return op
+
+
+def retention_policy_in_use(policy: RetentionPolicy) -> list[int]:
+    return list(BackupJob.objects.filter(retention_policy=policy).values_list("pk", flat=True))
+
+
+def tenant_object(model, *, tenant: Tenant, pk, field: str):
+    """A row of ``tenant`` named by a request field; another tenant's row is "not found"."""
+    if pk is None:
+        return None
+    obj = model.objects.filter(tenant=tenant, pk=pk).first()
+    if obj is None:
+        raise ValidationFailed(details={field: ["Not found."]})
+    return obj

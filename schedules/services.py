@@ -1,0 +1,515 @@
+"""Writes of the schedules domain: backup jobs (= schedules = policies), retention policies,
+runs, and retention cleanup (dry-run plans and their execution).
+
+Every write keeps the job's django-celery-beat ``PeriodicTask`` in step in the same
+transaction (``schedules.beat``), and records an audit event.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from audit.services import emit, publish
+from backupplatform.errors import Conflict, TooManyOperations, ValidationFailed
+from backups.models import (
+    Application,
+    Backup,
+    BackupStatus,
+    BackupTrigger,
+    Operation,
+    OperationKind,
+    OperationStatus,
+    ServerType,
+    Storage,
+)
+from tenants.models import Tenant
+
+from . import beat, selectors
+from .models import BackupJob, CleanupPlan, RetentionPolicy, ScheduleType
+from .retention import BackupInfo, RetentionRules, plan_retention
+from .timing import frequency_to_cron, validate_cron, validate_timezone
+
+logger = logging.getLogger(__name__)
+
+SCHEDULE_FIELDS = ("schedule_type", "cron_expression", "schedule_time", "timezone", "days_of_week", "day_of_month")
+JOB_FIELDS = frozenset({
+    "name", "description", "server", "database_name", "application", "source_path", "components", "storage",
+    "backup_type", "retention_policy", "retention_days", "retention_count", "retention", "auto_purge", "options",
+    "notifications", "priority", "enabled", "public_id", *SCHEDULE_FIELDS,
+})
+COMPRESSIONS = ("gzip", "zstd", "none")
+
+
+# --- validation helpers -----------------------------------------------------------------------
+
+
+def _fail(field: str, message: str, aliases: dict | None) -> ValidationFailed:
+    return ValidationFailed(details={(aliases or {}).get(field, field): [message]})
+
+
+def _apply_schedule(job: BackupJob, aliases: dict | None) -> None:
+    """Validate the job's schedule fields and store the effective cron in ``cron_expression``."""
+    try:
+        validate_timezone(job.timezone)
+    except ValueError as exc:
+        raise _fail("timezone", str(exc), aliases)
+    kind = job.schedule_type
+    if kind in (ScheduleType.CRON, ScheduleType.CUSTOM):
+        if not job.cron_expression:
+            raise _fail("cron_expression", "This field is required.", aliases)
+        try:
+            job.cron_expression = validate_cron(job.cron_expression)
+        except ValueError as exc:
+            raise _fail("cron_expression", str(exc), aliases)
+        job.schedule_time, job.days_of_week, job.day_of_month = None, [], None
+        return
+    time = job.schedule_time.strftime("%H:%M") if job.schedule_time else None
+    if kind == ScheduleType.HOURLY and time is None:
+        time = "00:00"
+    field = "schedule_time"
+    try:
+        job.cron_expression = frequency_to_cron(kind, time, job.days_of_week or None, job.day_of_month)
+    except ValueError as exc:
+        message = str(exc)
+        if "day_of_week" in message or "days_of_week" in message or "day of week" in message:
+            field = "days_of_week"
+        elif "day_of_month" in message:
+            field = "day_of_month"
+        elif "frequency" in message:
+            field = "schedule_type"
+        raise _fail(field, message, aliases)
+
+
+def _check_target(job: BackupJob, aliases: dict | None) -> None:
+    tenant_id = job.tenant_id
+    for field in ("server", "application", "storage", "retention_policy"):
+        obj = getattr(job, field)
+        if obj is not None and obj.tenant_id != tenant_id:
+            raise _fail(f"{field}_id", "Not found.", aliases)
+    if job.server is not None:
+        if job.server.type not in (ServerType.POSTGRESQL, ServerType.MYSQL):
+            raise _fail("server_id", f"Server type {job.server.type} holds no database to back up.", aliases)
+        if not job.database_name:
+            raise _fail("database_name", "This field is required.", aliases)
+        job.db_type = job.server.type
+    if (job.server is None) == (job.application is None):
+        raise _fail("server_id", "A job backs up either a server's database or an application.", aliases)
+    if job.options.get("encryption") is False:
+        raise _fail("options", "Backups are always encrypted (AES-256-GCM); encryption cannot be turned off.",
+                    aliases)
+    if not 1 <= int(job.priority) <= 10:
+        raise _fail("priority", "Must be between 1 and 10.", aliases)
+
+
+def _path_application(*, tenant: Tenant, name: str, path: str) -> Application:
+    """api-layer.md ``source_path``: the job's own application with one path source."""
+    from backups.services import application_create
+
+    app_name = f"job: {name}"[:200]
+    suffix = 1
+    while Application.objects.filter(tenant=tenant, name=app_name).exists():
+        suffix += 1
+        app_name = f"job: {name} ({suffix})"[:200]
+    return application_create(tenant=tenant, name=app_name, description=f"Files of backup job {name}",
+                              sources=[{"type": "path", "path": path, "name": "files"}])
+
+
+def _save(job: BackupJob, aliases: dict | None) -> None:
+    try:
+        with transaction.atomic():
+            job.save()
+    except IntegrityError as exc:
+        text = str(exc)
+        if "one_policy_per_application" in text:
+            raise Conflict("This application already has a backup policy", code="SCHEDULE_CONFLICT")
+        if "unique_job_public_id" in text:
+            raise Conflict("A schedule with this id already exists", code="SCHEDULE_CONFLICT")
+        raise _fail("name", "A job with this name already exists.", aliases)
+
+
+# --- jobs -------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def job_create(*, tenant: Tenant, actor: Any = None, aliases: dict | None = None, **fields: Any) -> BackupJob:
+    """Create a job and its beat ``PeriodicTask``. ``fields`` are model field names (model
+    instances for foreign keys); ``aliases`` renames fields in error details for a facade."""
+    unknown = set(fields) - JOB_FIELDS
+    if unknown:
+        raise ValueError(f"unknown job fields: {sorted(unknown)}")
+    if fields.get("source_path") and fields.get("application") is None and fields.get("server") is None:
+        fields["application"] = _path_application(tenant=tenant, name=fields.get("name", ""),
+                                                   path=fields["source_path"])
+    job = BackupJob(tenant=tenant, created_by=actor if getattr(actor, "pk", None) else None, **fields)
+    _apply_schedule(job, aliases)
+    _check_target(job, aliases)
+    _save(job, aliases)
+    beat.job_sync_periodic_task(job=job)
+    emit(action="job_create", tenant=tenant, resource_type="backup_job", resource_id=job.pk,
+         details={"name": job.name, "cron": job.cron_expression, "timezone": job.timezone, "enabled": job.enabled})
+    return job
+
+
+@transaction.atomic
+def job_update(*, job: BackupJob, aliases: dict | None = None, **changes: Any) -> BackupJob:
+    """Partial update; the beat ``PeriodicTask`` follows (schedule, timezone, enabled, priority)."""
+    unknown = set(changes) - JOB_FIELDS
+    if unknown:
+        raise ValueError(f"unknown job fields: {sorted(unknown)}")
+    job = BackupJob.objects.select_for_update(of=("self",)).select_related("server", "application", "storage").get(pk=job.pk)
+    if changes.get("source_path") and job.application is not None and job.application.name.startswith("job: "):
+        from backups.services import application_update
+
+        application_update(app=job.application, sources=[{"type": "path", "path": changes["source_path"],
+                                                         "name": "files"}])
+    if "schedule_type" in changes and changes["schedule_type"] not in (ScheduleType.CRON, ScheduleType.CUSTOM):
+        changes.setdefault("cron_expression", "")
+    for name, value in changes.items():
+        setattr(job, name, value)
+    _apply_schedule(job, aliases)
+    _check_target(job, aliases)
+    _save(job, aliases)
+    beat.job_sync_periodic_task(job=job)
+    emit(action="job_update", tenant=job.tenant, resource_type="backup_job", resource_id=job.pk,
+         details={"changed": sorted(changes), "cron": job.cron_expression, "enabled": job.enabled})
+    return job
+
+
+def job_toggle(*, job: BackupJob, enabled: bool) -> BackupJob:
+    return job_update(job=job, enabled=enabled)
+
+
+@transaction.atomic
+def job_delete(*, job: BackupJob) -> None:
+    """Delete the job and its ``PeriodicTask``; its backups stay (workspace seed: "backups kept")."""
+    pk, tenant, name = job.pk, job.tenant, job.name
+    beat.job_remove_periodic_task(job=job)
+    job.delete()
+    emit(action="job_delete", tenant=tenant, resource_type="backup_job", resource_id=pk, details={"name": name})
+
+
+def job_require_idle(*, job: BackupJob) -> None:
+    """workspace-backup-api.md 409 ``BACKUP_IN_PROGRESS`` while a run of the job is going."""
+    op = selectors.job_active_operation(job)
+    if op is None:
+        return
+    avg = selectors.job_average_duration(job)
+    started = op.started_at or op.created_at
+    raise Conflict("Cannot modify backup policy while backup is running", code="BACKUP_IN_PROGRESS",
+                   details={"current_backup_id": op.backup_id,
+                            "estimated_completion": (started + avg).isoformat() if avg else None})
+
+
+def _compression(job: BackupJob) -> str:
+    value = (job.options or {}).get("compression")
+    if value is False:
+        return "none"
+    if isinstance(value, str) and value in COMPRESSIONS:
+        return value
+    return "zstd"
+
+
+def job_run(*, job: BackupJob, actor: Any = None, trigger: str = BackupTrigger.MANUAL,
+            backup_type: str | None = None, description: str = "", keep_until: datetime | None = None,
+            keep_forever: bool = False, options: dict | None = None) -> Operation | None:
+    """Start one run of ``job`` through the backup service.
+
+    Runs of one job never overlap: the job row is locked and, when the job already has a
+    pending or running backup, a scheduled run is skipped (audit ``job_run_skipped`` + a log
+    line, returns ``None``) and a manual run is refused (409 ``BACKUP_IN_PROGRESS``).
+    """
+    from backups.services.backups import backup_start
+
+    with transaction.atomic():
+        job = BackupJob.objects.select_for_update(of=("self",)).select_related(
+            "tenant", "server", "application", "storage").get(pk=job.pk)
+        active = selectors.job_active_operation(job)
+        if active is not None:
+            if trigger == BackupTrigger.SCHEDULED:
+                logger.warning("job %s (%s): run skipped, backup %s is still %s", job.pk, job.name,
+                               active.backup_id, active.status)
+                emit(action="job_run_skipped", tenant=job.tenant, resource_type="backup_job", resource_id=job.pk,
+                     details={"reason": "previous run still active", "backup_id": active.backup_id,
+                              "operation_id": active.public_id})
+                return None
+            job_require_idle(job=job)
+        op = backup_start(
+            tenant=job.tenant, actor=actor, server=job.server, database_name=job.database_name,
+            application=job.application, components=job.components or None, storage=job.storage, job=job,
+            compression=_compression(job), backup_type=backup_type or job.backup_type, trigger=trigger,
+            description=description, keep_until=keep_until, keep_forever=keep_forever, options={**(job.options or {}), **(options or {})},
+        )
+        BackupJob.objects.filter(pk=job.pk).update(last_run_at=timezone.now())
+        emit(action="job_run", tenant=job.tenant, resource_type="backup_job", resource_id=job.pk,
+             details={"trigger": trigger, "backup_id": op.backup_id, "operation_id": op.public_id})
+    publish(tenant_id=job.tenant_id, stream="notifications", event={
+        "type": "schedule_event", "schedule_id": job.public_id, "event": "started", "backup_id": op.backup_id,
+        "timestamp": timezone.now().isoformat().replace("+00:00", "Z")})
+    return op
+
+
+def job_run_scheduled(*, job_id: int) -> Operation | None:
+    """What beat's ``run_job`` task does: run an enabled job, or record why it did not."""
+    job = BackupJob.objects.select_related("tenant").filter(pk=job_id).first()
+    if job is None or not job.enabled:
+        logger.info("job %s is gone or disabled; scheduled run ignored", job_id)
+        return None
+    try:
+        return job_run(job=job, trigger=BackupTrigger.SCHEDULED)
+    except TooManyOperations as exc:
+        logger.warning("job %s: run skipped, %s", job.pk, exc.message)
+        emit(action="job_run_skipped", tenant=job.tenant, resource_type="backup_job", resource_id=job.pk,
+             details={"reason": exc.message})
+        return None
+
+
+def job_after_backup(*, backup: Backup) -> None:
+    """Called by ``schedules.hooks`` when a job's backup completed: record the run; with
+    ``auto_purge`` queue the job's retention cleanup (after commit, in a worker)."""
+    job = BackupJob.objects.filter(pk=backup.job_id).first()
+    if job is None:
+        return
+    ran_at = backup.started_at or backup.created_at
+    BackupJob.objects.filter(pk=job.pk).filter(Q(last_run_at__isnull=True) | Q(last_run_at__lt=ran_at)).update(
+        last_run_at=ran_at)
+    if job.auto_purge:
+        from .tasks import purge_job
+
+        transaction.on_commit(lambda: purge_job.delay(job.pk))
+
+
+# --- retention policies -----------------------------------------------------------------------
+
+POLICY_FIELDS = ("name", "description", "keep_last_n", "keep_days", "keep_daily", "keep_weekly", "keep_monthly",
+                 "keep_yearly", "min_verified_kept")
+
+
+def _save_policy(policy: RetentionPolicy) -> None:
+    try:
+        with transaction.atomic():
+            policy.save()
+    except IntegrityError:
+        raise ValidationFailed(details={"name": ["A retention policy with this name already exists."]})
+
+
+@transaction.atomic
+def retention_policy_create(*, tenant: Tenant, **fields: Any) -> RetentionPolicy:
+    policy = RetentionPolicy(tenant=tenant, **{k: v for k, v in fields.items() if k in POLICY_FIELDS})
+    _save_policy(policy)
+    emit(action="retention_policy_create", tenant=tenant, resource_type="retention_policy", resource_id=policy.pk,
+         details={k: getattr(policy, k) for k in POLICY_FIELDS if k != "description"})
+    return policy
+
+
+@transaction.atomic
+def retention_policy_update(*, policy: RetentionPolicy, **changes: Any) -> RetentionPolicy:
+    for name, value in changes.items():
+        if name in POLICY_FIELDS:
+            setattr(policy, name, value)
+    _save_policy(policy)
+    emit(action="retention_policy_update", tenant=policy.tenant, resource_type="retention_policy",
+         resource_id=policy.pk, details={"changed": sorted(changes)})
+    return policy
+
+
+@transaction.atomic
+def retention_policy_delete(*, policy: RetentionPolicy) -> None:
+    """Refused (409) while a job uses the policy (db-backup-platform.md)."""
+    jobs = selectors.retention_policy_in_use(policy)
+    if jobs:
+        raise Conflict("The retention policy is used by schedules; change them first", code="POLICY_IN_USE",
+                       details={"schedule_ids": jobs})
+    pk, tenant, name = policy.pk, policy.tenant, policy.name
+    policy.delete()
+    emit(action="retention_policy_delete", tenant=tenant, resource_type="retention_policy", resource_id=pk,
+         details={"name": name})
+
+
+# --- cleanup ----------------------------------------------------------------------------------
+
+
+def _human_bytes(value: int) -> str:
+    size = float(value)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit in ("B", "KB") or size >= 100 else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{value} B"
+
+
+@transaction.atomic
+def cleanup_analyse(*, tenant: Tenant, actor: Any = None, job: BackupJob | None = None,
+                    rules: RetentionRules | None = None, storage_locations: list[str] | None = None,
+                    reason: str = "", now: datetime | None = None) -> CleanupPlan:
+    """Dry run: which backups retention would delete, saved as a ``CleanupPlan``.
+
+    Backups are grouped in series (a job's backups, else one application's, else one
+    database's) and each series is planned by the retention engine with ``rules`` when
+    given (console request) or its job's own rules (jobless series without ``rules``: no
+    policy, nothing deleted). ``storage_locations`` (storage names or types) narrows the
+    backups considered.
+    """
+    now = now or timezone.now()
+    qs = Backup.objects.filter(tenant=tenant)
+    if job is not None:
+        qs = qs.filter(job=job)
+    if storage_locations:
+        storages = list(Storage.objects.filter(tenant=tenant).values_list("pk", "name", "type"))
+        wanted = [pk for pk, name, kind in storages if name in storage_locations or kind in storage_locations]
+        qs = qs.filter(storage_id__in=wanted)
+    rows = list(qs.order_by("created_at", "id").values(*selectors.BACKUP_FIELDS))
+    jobs = {j.pk: j for j in BackupJob.objects.filter(tenant=tenant).select_related("retention_policy")}
+    delete_ids: list[int] = []
+    summary = {"total_backups": 0, "eligible_for_removal": 0, "backups_to_keep": 0, "protected_backups": 0}
+    sizes = {row["id"]: row["stored_bytes"] for row in rows}
+    for key, series in selectors.backup_series(rows).items():
+        series_rules = rules
+        if series_rules is None:
+            owner = jobs.get(key[1]) if key[0] == "job" else None
+            series_rules = selectors.rules_for_job(owner) if owner is not None else RetentionRules()
+        infos = [BackupInfo(id=r["id"], created_at=r["created_at"], status=r["status"], verified=r["verified"],
+                            keep_until=r["keep_until"], keep_forever=r["keep_forever"]) for r in series]
+        result = plan_retention(infos, series_rules, now)
+        delete_ids.extend(result.delete)
+        for name, count in result.summary().items():
+            summary[name] += count
+    delete_ids.sort()
+    freed = sum(sizes[pk] for pk in delete_ids)
+    analysis = {**summary, "space_to_free": _human_bytes(freed), "space_to_free_bytes": freed}
+    plan = CleanupPlan.objects.create(
+        tenant=tenant, job=job, backup_ids=delete_ids, analysis=analysis, reason=reason[:500],
+        rules={"rules": None if rules is None else {k: getattr(rules, k) for k in (
+            "keep_last_n", "keep_days", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")},
+            "storage_locations": storage_locations or [], "job_id": job.pk if job else None},
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
+    emit(action="cleanup_analyse", tenant=tenant, resource_type="cleanup_plan", resource_id=plan.public_id,
+         details={**analysis, "reason": reason, "job_id": job.pk if job else None})
+    return plan
+
+
+@transaction.atomic
+def cleanup_execute(*, plan: CleanupPlan, actor: Any = None, queue: bool = True,
+                    notify_on_completion: bool = False) -> Operation:
+    """Start deleting exactly the plan's backups, once, before the plan expires.
+
+    Creates an ``Operation`` of kind ``cleanup`` and queues ``schedules.tasks.run_cleanup``
+    after commit (``queue=False``: the caller runs :func:`cleanup_run` itself).
+    """
+    from backups.services.operations import operation_create
+
+    plan = CleanupPlan.objects.select_for_update().select_related("tenant").get(pk=plan.pk)
+    if plan.executed_at is not None:
+        raise Conflict("This cleanup plan was already executed; run a new analysis",
+                       code="CLEANUP_PLAN_ALREADY_EXECUTED", details={"cleanup_plan_id": plan.public_id})
+    if plan.expires_at <= timezone.now():
+        raise Conflict("This cleanup plan has expired; run a new analysis", code="CLEANUP_PLAN_EXPIRED",
+                       details={"cleanup_plan_id": plan.public_id, "expired_at": plan.expires_at.isoformat()})
+    op = operation_create(tenant=plan.tenant, kind=OperationKind.CLEANUP, actor=actor, details={
+        "cleanup_plan_id": plan.public_id, "backups_total": len(plan.backup_ids), "backups_removed": 0,
+        "space_freed_bytes": 0, "failed": [], "skipped": [], "notify_on_completion": notify_on_completion})
+    plan.executed_at = timezone.now()
+    plan.operation = op
+    plan.save(update_fields=["executed_at", "operation"])
+    emit(action="cleanup_execute", tenant=plan.tenant, resource_type="cleanup_plan", resource_id=plan.public_id,
+         details={"operation_id": op.public_id, "backups": len(plan.backup_ids)})
+    if queue:
+        from backupplatform.celery import app
+
+        transaction.on_commit(lambda: app.send_task("schedules.tasks.run_cleanup", args=[op.pk]))
+    return op
+
+
+def cleanup_run(*, operation_id: int) -> Operation | None:
+    """Delete the plan's backups one by one (artifact first, then row; an audit event each).
+
+    A backup whose row is gone, or that became protected or active since the analysis, is
+    skipped; a storage failure leaves the row and is reported in the operation's
+    ``details.failed`` (the cleanup goes on with the others). Idempotent (claimed once).
+    """
+    from backups.progress import progress_event
+    from backups.services.backups import backup_delete
+    from backups.services.operations import operation_claim, operation_finish
+
+    op = operation_claim(operation_id=operation_id)
+    if op is None:
+        return None
+    plan = CleanupPlan.objects.filter(operation=op).first()
+    ids = list(plan.backup_ids) if plan else []
+    details = dict(op.details)
+    now = timezone.now()
+    removed = freed = 0
+    failed: list[dict] = []
+    skipped: list[dict] = []
+    for index, pk in enumerate(ids, start=1):
+        backup = Backup.objects.select_related("storage", "tenant").filter(pk=pk, tenant_id=op.tenant_id).first()
+        if backup is None:
+            skipped.append({"backup_id": pk, "reason": "already deleted"})
+        elif backup.status in (BackupStatus.PENDING, BackupStatus.RUNNING):
+            skipped.append({"backup_id": pk, "reason": f"now {backup.status}"})
+        elif backup.keep_forever or (backup.keep_until is not None and backup.keep_until > now):
+            skipped.append({"backup_id": pk, "reason": "now protected"})
+        else:
+            try:
+                freed += backup_delete(backup=backup, reason=f"retention cleanup {details.get('cleanup_plan_id')}")
+                removed += 1
+            except Conflict as exc:
+                failed.append({"backup_id": pk, "error": exc.message})
+        op.progress = int(index * 100 / len(ids))
+        op.step = "deleting_backups"
+        details.update(backups_removed=removed, space_freed_bytes=freed, failed=failed, skipped=skipped)
+        op.details = details
+        op.errors = len(failed)
+        Operation.objects.filter(pk=op.pk).update(progress=op.progress, step=op.step, details=details,
+                                                  errors=op.errors, heartbeat_at=timezone.now())
+        publish(tenant_id=op.tenant_id, event=progress_event(op))
+    details["space_freed"] = _human_bytes(freed)
+    op.errors = 0  # operation_finish counts the error message once more
+    operation_finish(op=op, status=OperationStatus.COMPLETED if not failed else OperationStatus.FAILED,
+                     error=f"{len(failed)} backup(s) could not be deleted" if failed else "",
+                     details=details, step="completed" if not failed else "completed_with_errors")
+    Operation.objects.filter(pk=op.pk).update(errors=len(failed), warnings=len(skipped))
+    emit(action="cleanup_complete", tenant=op.tenant, resource_type="operation", resource_id=op.public_id,
+         details={"removed": removed, "space_freed_bytes": freed, "failed": len(failed), "skipped": len(skipped)})
+    publish(tenant_id=op.tenant_id, stream="notifications", event={
+        "type": "cleanup_completed" if not failed else "storage_alert", "cleanup_id": op.public_id,
+        "removed": removed, "failed": len(failed), "space_freed": details["space_freed"]})
+    op.refresh_from_db()
+    return op
+
+
+def job_purge(*, job: BackupJob, actor: Any = None) -> Operation | None:
+    """Apply the job's retention now, in this process (``auto_purge``, the daily task, CLI)."""
+    plan = cleanup_analyse(tenant=job.tenant, actor=actor, job=job, reason="retention")
+    if not plan.backup_ids:
+        return None
+    op = cleanup_execute(plan=plan, actor=actor, queue=False)
+    return cleanup_run(operation_id=op.pk)
+
+
+def cleanup_all_jobs() -> dict[str, int]:
+    """Daily beat task: apply every job's retention (jobs without any rule delete nothing)."""
+    jobs = removed = failed = 0
+    for job in BackupJob.objects.select_related("tenant", "retention_policy").order_by("pk"):
+        if not selectors.rules_for_job(job).has_rules:
+            continue
+        jobs += 1
+        op = job_purge(job=job)
+        if op is not None:
+            removed += op.details.get("backups_removed", 0)
+            failed += len(op.details.get("failed", []))
+    logger.info("retention cleanup: %d job(s), %d backup(s) removed, %d failure(s)", jobs, removed, failed)
+    return {"jobs": jobs, "removed": removed, "failed": failed}
+
+
+__all__ = [
+    "cleanup_all_jobs", "cleanup_analyse", "cleanup_execute", "cleanup_run", "job_after_backup",
+    "job_create", "job_delete", "job_purge", "job_require_idle", "job_run", "job_run_scheduled", "job_toggle",
+    "job_update", "retention_policy_create", "retention_policy_delete", "retention_policy_update",
+]
