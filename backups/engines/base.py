@@ -205,6 +205,19 @@ def tool_version(argv: list[str]) -> str:
     return out.decode("utf-8", "replace").strip().splitlines()[0] if out.strip() else ""
 
 
+def describe_exit(rc: int) -> str:
+    """ "exit code 1", or "killed by SIGPIPE (output not read to the end)" for a negative code."""
+    if rc >= 0:
+        return f"exit code {rc}"
+    try:
+        name = signal.Signals(-rc).name
+    except ValueError:
+        name = f"signal {-rc}"
+    if -rc == signal.SIGPIPE:
+        return f"killed by {name}: its output was not read to the end"
+    return f"killed by {name}"
+
+
 def _killpg(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is not None:
         return
@@ -281,7 +294,7 @@ class ProcessSource(StreamBase):
             if rc != 0:
                 detail = tail(self._stderr, self._secrets)
                 raise EngineError(
-                    f"{self.tool} failed (exit code {rc})" + (f": {detail}" if detail else ""),
+                    f"{self.tool} failed ({describe_exit(rc)})" + (f": {detail}" if detail else ""),
                     code="dump_failed",
                 )
             self._result = {"bytes": self._bytes}
@@ -408,7 +421,7 @@ class ProcessSink(SinkBase):
         self._stderr.close()
         self._fail()
         raise EngineError(
-            f"{self.tool} failed (exit code {rc})" + (f": {detail}" if detail else ""),
+            f"{self.tool} failed ({describe_exit(rc)})" + (f": {detail}" if detail else ""),
             code="restore_failed",
         )
 
