@@ -52,7 +52,7 @@ def test_fifty_concurrent_requests_fetch_agents_once(configured_a, tenant_a, fak
             barrier.wait()
             rows, _ = selectors.agents_list(tenant=tenant_a)
             results.append(len(rows))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             connection.close()

@@ -7,6 +7,7 @@ import socket
 import time
 
 import pytest
+
 from acronis import services
 from audit.models import AuditEvent
 
