@@ -257,6 +257,11 @@ class StorageBackend(ABC):
     def list(self, prefix: str = "") -> list[StoredObject]:
         """Objects whose names start with ``prefix`` (recursive), ordered by name."""
 
+    def discard_partials(self, name: str) -> int:
+        """Remove what an interrupted writer of ``name`` left (temp files, open multipart
+        uploads): the reaper calls this after a worker died. Returns how many were removed."""
+        return 0
+
     def free_space(self) -> int | None:
         """Free bytes at the storage root, or ``None`` where it is not knowable."""
         return None

@@ -121,6 +121,15 @@ class LocalBackend(StorageBackend):
     def exists(self, name: str) -> bool:
         return self._path(name).is_file()
 
+    def discard_partials(self, name: str) -> int:
+        path = self._path(name)
+        removed = 0
+        if path.parent.is_dir():
+            for leftover in path.parent.glob(f".{path.name}.*{PARTIAL_SUFFIX}"):
+                leftover.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
     def size(self, name: str) -> int:
         path = self._path(name)
         try:

@@ -252,6 +252,17 @@ class S3Backend(StorageBackend):
         with self.translate(name):
             self.client.delete_object(Bucket=self.bucket, Key=self.key(name))
 
+    def discard_partials(self, name: str) -> int:
+        """Abort multipart uploads of ``name`` left open by a writer that died."""
+        key, removed = self.key(name), 0
+        with self.translate(name):
+            response = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
+            for upload in response.get("Uploads", []):
+                if upload["Key"] == key:
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload["UploadId"])
+                    removed += 1
+        return removed
+
     def exists(self, name: str) -> bool:
         try:
             self.size(name)

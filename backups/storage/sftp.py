@@ -245,6 +245,23 @@ class SFTPBackend(StorageBackend):
         except (OSError, paramiko.SSHException) as exc:
             raise translate_sftp_error(exc, name) from None
 
+    def discard_partials(self, name: str) -> int:
+        full = self.path(name)
+        directory, _, base = full.rpartition("/")
+        removed = 0
+        try:
+            entries = self.sftp().listdir(directory or "/")
+        except FileNotFoundError:
+            return 0
+        except (OSError, paramiko.SSHException) as exc:
+            raise translate_sftp_error(exc, name) from None
+        for entry in entries:
+            if entry.startswith(f".{base}.") and is_partial(entry):
+                with contextlib.suppress(FileNotFoundError):
+                    self.sftp().remove(f"{directory}/{entry}")
+                    removed += 1
+        return removed
+
     def exists(self, name: str) -> bool:
         try:
             return stat.S_ISREG(self.sftp().stat(self.path(name)).st_mode or 0)

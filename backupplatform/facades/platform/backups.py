@@ -1,0 +1,229 @@
+"""Platform facade: backups (db-backup-platform.md "Backups") and the signed download link."""
+
+from __future__ import annotations
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, serializers
+from rest_framework.permissions import AllowAny
+
+from backupplatform.errors import NotFound
+from backupplatform.facades.base import respond
+from backupplatform.facades.serializers import (
+    InputSerializer,
+    StrictBooleanField,
+    StrictCharField,
+    StrictDictField,
+    StrictIntegerField,
+    validated,
+)
+from backups import backup_selectors
+from backups.models import Backup, Server
+from backups.services import backups as backup_services
+from backups.services import restores as restore_services
+from tenants.models import Role
+
+from .conventions import PlatformView, PlatformViewSet
+
+
+class BackupSerializer(serializers.ModelSerializer):
+    """A backup as db-backup-platform.md "List Backups" shows it."""
+
+    server_id = serializers.IntegerField(allow_null=True)
+    storage_path = serializers.SerializerMethodField()
+    size_bytes = serializers.IntegerField(source="stored_bytes")
+    is_encrypted = serializers.BooleanField(source="encrypted")
+    is_compressed = serializers.SerializerMethodField()
+    compression_type = serializers.CharField(source="compression")
+    checksum = serializers.SerializerMethodField()
+    duration_seconds = serializers.IntegerField(allow_null=True)
+    error_message = serializers.CharField()
+
+    class Meta:
+        model = Backup
+        fields = ["id", "server_id", "database_name", "db_type", "backup_type", "status", "size_bytes",
+                  "storage_path", "is_encrypted", "is_compressed", "compression_type", "checksum", "started_at",
+                  "completed_at", "duration_seconds", "created_at", "error_message"]
+
+    def get_storage_path(self, obj: Backup) -> str:
+        if obj.storage is None or not obj.storage_path:
+            return obj.storage_path
+        config = obj.storage.configuration or {}
+        prefix = (config.get("path_prefix") or "").strip("/")
+        key = f"{prefix}/{obj.storage_path}" if prefix else obj.storage_path
+        if obj.storage.type in ("s3", "minio"):
+            return f"s3://{config.get('bucket', '')}/{key}"
+        if obj.storage.type == "sftp":
+            return f"sftp://{config.get('host', '')}{config.get('path', '').rstrip('/')}/{obj.storage_path}"
+        if obj.storage.type == "local":
+            return f"{config.get('path', '').rstrip('/')}/{obj.storage_path}"
+        return f"{obj.storage.type}://{key}"
+
+    def get_is_compressed(self, obj: Backup) -> bool:
+        return obj.compression != "none"
+
+    def get_checksum(self, obj: Backup) -> str:
+        return f"sha256:{obj.checksum}" if obj.checksum else ""
+
+
+class BackupCreateSerializer(InputSerializer):
+    server_id = StrictIntegerField()
+    database_name = StrictCharField(max_length=200)
+    db_type = serializers.ChoiceField(choices=["postgresql", "mysql"], required=False)
+    backup_type = serializers.ChoiceField(choices=["full"], default="full")
+    compress = StrictBooleanField(default=True)
+    compression_type = serializers.ChoiceField(choices=["gzip", "zstd"], default="zstd")
+    encrypt = StrictBooleanField(default=True)
+    storage_id = StrictIntegerField(required=False)
+
+
+class BackupQueuedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    message = serializers.CharField()
+    task_id = serializers.CharField()
+
+
+class RestoreRequestSerializer(InputSerializer):
+    target_server_id = StrictIntegerField(required=False)
+    target_database = StrictCharField(max_length=63)
+    mask_sensitive_data = StrictBooleanField(default=False)
+    masking_rules = StrictDictField(required=False, default=dict)
+    restore_strategy = serializers.ChoiceField(choices=["create_new", "overwrite"], default="create_new")
+
+    def validate_target_database(self, value: str) -> str:
+        import re
+
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$-]{0,62}", value):
+            raise serializers.ValidationError("Use letters, digits, '_', '-' or '$' (at most 63 characters).")
+        return value
+
+
+class TaskQueuedSerializer(serializers.Serializer):
+    task_id = serializers.CharField()
+    status = serializers.CharField()
+    message = serializers.CharField()
+
+
+class DownloadLinkSerializer(serializers.Serializer):
+    download_url = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+LIST_FILTERS = [OpenApiParameter(n, OpenApiTypes.STR) for n in ("server_id", "db_type", "status")]
+
+
+class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformViewSet):
+    serializer_class = BackupSerializer
+    queryset = Backup.objects.none()
+    roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER, "create": Role.OPERATOR, "download": Role.OPERATOR,
+             "restore": Role.OPERATOR, "destroy": Role.ADMIN}
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        if self.request.tenant is None and not self.request.user.is_superuser:
+            self.require_tenant()
+        return backup_selectors.backup_list(tenant=self.request.tenant, filters=self.request.query_params
+                                            if self.action == "list" else None)
+
+    def get_object(self):
+        if not str(self.kwargs["pk"]).isdigit():
+            raise NotFound("Backup not found", code="BACKUP_NOT_FOUND")
+        backup = self.get_queryset().filter(pk=int(self.kwargs["pk"])).first()
+        if backup is None:
+            raise NotFound("Backup not found", code="BACKUP_NOT_FOUND")
+        return backup
+
+    @extend_schema(parameters=LIST_FILTERS)
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=BackupCreateSerializer, responses={202: BackupQueuedSerializer})
+    def create(self, request):
+        data = validated(BackupCreateSerializer, request.data)
+        tenant = self.require_tenant()
+        server = Server.objects.filter(tenant=tenant, pk=data["server_id"]).first()
+        if server is None:
+            raise NotFound("Server not found", code="SERVER_NOT_FOUND")
+        if data.get("db_type") and data["db_type"] != server.type:
+            from backupplatform.errors import ValidationFailed
+
+            raise ValidationFailed(details={"db_type": [f"The server is a {server.type} server."]})
+        storage = None
+        if "storage_id" in data:
+            from backups.models import Storage
+
+            storage = Storage.objects.filter(tenant=tenant, pk=data["storage_id"]).first()
+            if storage is None:
+                raise NotFound("Storage not found", code="STORAGE_NOT_FOUND")
+        op = backup_services.backup_start(
+            tenant=tenant, actor=request.user, server=server, database_name=data["database_name"],
+            storage=storage, compression=data["compression_type"] if data["compress"] else "none",
+            encrypt=data["encrypt"], backup_type=data["backup_type"])
+        return respond({"id": op.backup_id, "status": "pending", "message": "Backup job queued",
+                        "task_id": op.celery_task_id}, status_code=202)
+
+    @extend_schema(request=None, responses={200: DownloadLinkSerializer})
+    def download(self, request, pk=None):
+        url, expires_at = backup_services.backup_download_link(backup=self.get_object(), request=request)
+        return respond({"download_url": url, "expires_at": expires_at})
+
+    @extend_schema(request=RestoreRequestSerializer, responses={202: TaskQueuedSerializer})
+    def restore(self, request, pk=None):
+        backup = self.get_object()
+        data = validated(RestoreRequestSerializer, request.data)
+        tenant = backup.tenant
+        target = None
+        if data.get("target_server_id") is not None:
+            target = Server.objects.filter(tenant=tenant, pk=data["target_server_id"]).first()
+            if target is None:
+                raise NotFound("Target server not found", code="SERVER_NOT_FOUND")
+        rules = data.get("masking_rules") or {}
+        if rules and not data["mask_sensitive_data"]:
+            from backupplatform.errors import ValidationFailed
+
+            raise ValidationFailed(details={"mask_sensitive_data": ["Set to true to apply masking_rules."]})
+        restore = restore_services.restore_start(
+            tenant=tenant, backup=backup, actor=request.user, target_server=target,
+            target_database=data["target_database"], strategy=data["restore_strategy"],
+            masking_rules=rules if data["mask_sensitive_data"] else {})
+        return respond({"task_id": restore.operation.celery_task_id, "restore_id": restore.pk,
+                        "status": "pending", "message": "Restore job queued"}, status_code=202)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, pk=None):
+        backup_services.backup_delete(backup=self.get_object())
+        return respond(status_code=204)
+
+
+class SignedDownloadView(PlatformView):
+    """Streams an artifact for an expiring signed link (storages without presigned URLs)."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    roles = {"GET": None}
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY}, auth=[])
+    def get(self, request, token: str):
+        backup = backup_services.backup_from_download_token(token)
+        backend, reader = backup_services.backup_open_artifact(backup=backup)
+
+        def chunks():
+            try:
+                while True:
+                    piece = reader.read(1024 * 1024)
+                    if not piece:
+                        break
+                    yield piece
+            finally:
+                reader.close()
+                backend.close()
+
+        response = StreamingHttpResponse(chunks(), content_type="application/octet-stream")
+        filename = backup.storage_path.rsplit("/", 1)[-1]
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        if backup.stored_bytes:
+            response["Content-Length"] = str(backup.stored_bytes)
+        return response

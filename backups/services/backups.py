@@ -1,0 +1,427 @@
+"""Backups: start (row + operation + queued task), run (stream source -> pipeline -> storage),
+delete, download links. Restores and verifications live in their own modules.
+
+A backup is ``completed`` only after its artifact is committed to storage and its checksum
+recorded; any failure or cancel removes partial data (DESIGN.md "Work and progress").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import UTC, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.services import emit, publish
+from backupplatform.errors import Conflict, NotFound, TooManyOperations, ValidationFailed
+from tenants.models import Tenant
+
+from .. import engine_api as engines
+from ..keys import tenant_data_key
+from ..models import (
+    Application,
+    Backup,
+    BackupStatus,
+    BackupTrigger,
+    Operation,
+    OperationKind,
+    OperationStatus,
+    Server,
+    ServerType,
+    Source,
+    SourceType,
+    Storage,
+    StorageType,
+)
+from ..pipeline import PipelineCancelled, backup_stream
+from ..progress import ProgressReporter
+from ..storage import StorageError, open_backend
+from . import operations
+
+logger = logging.getLogger(__name__)
+
+COMPRESSIONS = ("gzip", "zstd", "none")
+DOWNLOAD_SALT = "backups.download"
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def storage_backend(storage: Storage):
+    """An open backend for ``storage`` (the caller closes it)."""
+    return open_backend(storage.type, storage.configuration or {}, storage.credentials or {})
+
+
+def default_storage(tenant: Tenant) -> Storage:
+    """The tenant's default storage; a local folder under BACKUP_LOCAL_ROOT when it has none."""
+    storage = (Storage.objects.filter(tenant=tenant, is_default=True).first()
+               or Storage.objects.filter(tenant=tenant, status="active").order_by("id").first())
+    if storage is not None:
+        return storage
+    root = f"{settings.BACKUP_LOCAL_ROOT.rstrip('/')}/{tenant.slug}"
+    storage, _ = Storage.objects.get_or_create(
+        tenant=tenant, name="local", defaults={"type": StorageType.LOCAL, "configuration": {"path": root},
+                                               "is_default": True})
+    return storage
+
+
+def connection_params(server: Server, database: str) -> engines.ConnectionParams:
+    creds = server.credentials or {}
+    return engines.ConnectionParams(type=server.type, host=server.host, port=server.port,
+                                    username=creds.get("username") or "", password=creds.get("password") or "",
+                                    database=database)
+
+
+def artifact_extension(backup: Backup) -> str:
+    if backup.application_id:
+        return "tar"
+    return {"postgresql": "dump", "mysql": "sql"}.get(backup.db_type, "bin")
+
+
+def artifact_name(backup: Backup) -> str:
+    when = backup.created_at.astimezone(UTC) if backup.created_at else timezone.now()
+    return (f"{backup.tenant.slug}/{when:%Y/%m/%d}/backup-{backup.pk}-{when:%Y%m%dT%H%M%S}"
+            f".{artifact_extension(backup)}.bpaf")
+
+
+def _active_backups(tenant: Tenant) -> int:
+    return Operation.objects.filter(tenant=tenant, kind=OperationKind.BACKUP,
+                                    status__in=operations.ACTIVE).count()
+
+
+# --- start ------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def backup_start(*, tenant: Tenant, actor: Any = None, server: Server | None = None, database_name: str = "",
+                 application: Application | None = None, components: list[str] | None = None,
+                 storage: Storage | None = None, job: Any = None, compression: str = "zstd",
+                 encrypt: bool = True, backup_type: str = "full", trigger: str = BackupTrigger.MANUAL,
+                 name: str = "", description: str = "", keep_until=None, keep_forever: bool = False,
+                 options: dict | None = None) -> Operation:
+    """Create the ``Backup`` and its ``Operation`` and queue the work after commit.
+
+    Exactly one of ``server``+``database_name`` (a database backup) or ``application`` (an
+    application backup: all its sources in one artifact). Raises ``TooManyOperations`` past
+    the tenant's concurrent-backup cap (system-backup-recovery.rst "Rate Limiting").
+    """
+    if compression not in COMPRESSIONS:
+        raise ValidationFailed(details={"compression_type": [f"Must be one of: {', '.join(COMPRESSIONS)}."]})
+    if not encrypt:
+        # Artifacts are always encrypted: the platform has no unencrypted format to restore.
+        raise ValidationFailed(details={"encrypt": ["Backups are always encrypted (AES-256-GCM)."]})
+    if (server is None) == (application is None):
+        raise ValidationFailed("Give either a server and database or an application")
+    if server is not None:
+        if server.tenant_id != tenant.pk:
+            raise NotFound("Server not found")
+        if server.type not in (ServerType.POSTGRESQL, ServerType.MYSQL):
+            raise ValidationFailed(details={"server_id": [f"Server type {server.type} holds no database to back up."]})
+        if not database_name:
+            raise ValidationFailed(details={"database_name": ["This field is required."]})
+    if application is not None and application.tenant_id != tenant.pk:
+        raise NotFound("Application not found")
+    storage = storage or default_storage(tenant)
+    if storage.tenant_id != tenant.pk:
+        raise NotFound("Storage not found")
+
+    Tenant.objects.select_for_update().filter(pk=tenant.pk).first()  # serialise the cap check
+    if _active_backups(tenant) >= tenant.max_concurrent_backups:
+        raise TooManyOperations(
+            f"At most {tenant.max_concurrent_backups} backup operations may run at once",
+            code="TOO_MANY_OPERATIONS", details={"limit": tenant.max_concurrent_backups},
+            headers={"Retry-After": "30"})
+
+    backup = Backup.objects.create(
+        tenant=tenant, name=name, description=description, backup_type=backup_type, trigger=trigger,
+        server=server, database_name=database_name, db_type=server.type if server else "",
+        application=application, components=components or [], job=job, storage=storage,
+        compression=compression, encrypted=True, keep_until=keep_until, keep_forever=keep_forever,
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
+    if not backup.name:
+        backup.name = (f"{database_name or (application.name if application else 'backup')}"
+                       f"_{timezone.now():%Y%m%d_%H%M%S}")
+    backup.storage_path = artifact_name(backup)
+    backup.save(update_fields=["name", "storage_path"])
+    op = operations.operation_create(tenant=tenant, kind=OperationKind.BACKUP, actor=actor, backup=backup,
+                                     details={"options": options or {}})
+    emit(action="backup_create", tenant=tenant, resource_type="backup", resource_id=backup.pk,
+         details={"database": database_name, "application": application.name if application else None,
+                  "backup_type": backup_type, "storage": storage.name, "compression": compression,
+                  "trigger": trigger})
+    _queue("backups.tasks.run_backup", op)
+    return op
+
+
+def _queue(task_name: str, op: Operation) -> None:
+    from backupplatform.celery import app
+
+    def send() -> None:
+        # JSON ids only; the task rebuilds everything from the row (CONVENTIONS.md "Celery").
+        app.send_task(task_name, args=[op.pk], task_id=op.celery_task_id or None)
+
+    transaction.on_commit(send)
+
+
+# --- run --------------------------------------------------------------------------------------
+
+
+def _source_factory(backup: Backup, source: Source):
+    """A zero-argument factory of the engine stream for one application source."""
+    if source.type in (SourceType.POSTGRESQL, SourceType.MYSQL):
+        params = connection_params(source.server, source.database_name)
+        if source.type == SourceType.POSTGRESQL:
+            return lambda: engines.pg_dump_source(params)
+        return lambda: engines.mysqldump_source(params)
+    if source.type == SourceType.PATH:
+        return lambda: engines.tar_source([source.path], include=source.include or [], exclude=source.exclude or [])
+    if source.type == SourceType.SQLITE:
+        return lambda: engines.tar_source([source.path])
+    if source.type == SourceType.PLATFORM_CONFIG:
+        from .config import platform_config_export
+
+        data = platform_config_export(tenant=backup.tenant)
+        return lambda: engines.config_source(data)
+    raise ValidationFailed(f"Unknown source type {source.type}")
+
+
+MEMBER_EXT = {SourceType.POSTGRESQL: "dump", SourceType.MYSQL: "sql", SourceType.PATH: "tar",
+              SourceType.SQLITE: "tar", SourceType.PLATFORM_CONFIG: "json"}
+
+
+def _open_source(backup: Backup):
+    if backup.server_id:
+        params = connection_params(backup.server, backup.database_name)
+        if backup.db_type == ServerType.POSTGRESQL:
+            return engines.pg_dump_source(params)
+        return engines.mysqldump_source(params)
+    sources = list(backup.application.sources.select_related("server").order_by("position", "id"))
+    if backup.components:
+        sources = [s for s in sources if s.component in backup.components]
+    if not sources:
+        raise ValidationFailed("The application has no sources to back up")
+    members = [(f"{i:02d}-{s.name}.{MEMBER_EXT[s.type]}", _source_factory(backup, s)) for i, s in enumerate(sources)]
+    manifest_extra = {
+        "application": {"id": backup.application_id, "name": backup.application.name,
+                        "namespace": backup.application.namespace},
+        "sources": [{"member": m[0], "name": s.name, "type": s.type, "database": s.database_name,
+                     "path": s.path, "component": s.component} for m, s in zip(members, sources, strict=True)],
+    }
+    return engines.bundle_source(members, manifest_extra)
+
+
+def _estimate_total(backup: Backup) -> int | None:
+    """Size of the database(s) to back up, for percent and ETA (None when unknown)."""
+    if not backup.server_id:
+        return None
+    try:
+        from ..connectivity import list_databases
+
+        creds = backup.server.credentials or {}
+        for db in list_databases(type=backup.server.type, host=backup.server.host, port=backup.server.port,
+                                 username=creds.get("username") or "", password=creds.get("password") or "",
+                                 timeout=5.0):
+            if db["name"] == backup.database_name:
+                return int(db.get("size_bytes") or db["size_mb"] * 1024 * 1024)
+    except Exception:  # an estimate only: the backup itself reports real errors
+        logger.info("could not estimate the size of %s", backup.database_name, exc_info=True)
+    return None
+
+
+def backup_run(*, operation_id: int) -> Operation | None:
+    """The work of a backup operation (called by the Celery task). Idempotent."""
+    op = operations.operation_claim(operation_id=operation_id)
+    if op is None:
+        logger.info("operation %s is not pending; nothing to do", operation_id)
+        return None
+    backup = Backup.objects.select_related("tenant", "server", "application", "storage").get(pk=op.backup_id)
+    now = timezone.now()
+    Backup.objects.filter(pk=backup.pk).update(status=BackupStatus.RUNNING, started_at=now)
+    backup.started_at = now
+    publish(tenant_id=backup.tenant_id, event={"type": "backup_started", "backup_id": backup.pk,
+                                               "job_id": op.public_id, "timestamp": now.isoformat()})
+    reporter = ProgressReporter(op, total=_estimate_total(backup))
+    backend = writer = source = None
+    try:
+        if backup.storage is None:
+            raise StorageError("The backup's storage no longer exists")
+        key_id, key = tenant_data_key(backup.tenant)
+        reporter.step("connecting", progress=1)
+        if reporter.cancelled():
+            raise PipelineCancelled("Cancelled before the dump started")
+        backend = storage_backend(backup.storage)
+        source = _open_source(backup)
+        writer = backend.open_writer(backup.storage_path)
+        reporter.step("dumping_and_encrypting", progress=2,
+                      component=backup.database_name or (backup.application.name if backup.application else ""))
+        result = backup_stream(source, writer, data_key=key, key_id=key_id, compression=backup.compression,
+                               progress=reporter.update, cancel=reporter.cancelled)
+        source.finish()
+        reporter.step("uploading", progress=99)
+        writer.commit()
+    except PipelineCancelled:
+        _cleanup(source, writer)
+        return _backup_end(op, backup, BackupStatus.CANCELLED, "Cancelled; partial data removed")
+    except Exception as exc:  # the failure is recorded on the rows and reported; nothing partial stays
+        _cleanup(source, writer)
+        logger.warning("backup %s failed: %s", backup.pk, exc, exc_info=not isinstance(exc, StorageError | engines.EngineError))
+        return _backup_end(op, backup, BackupStatus.FAILED, _describe(exc))
+    finally:
+        if backend is not None:
+            with contextlib.suppress(Exception):
+                backend.close()
+    info = dict(getattr(source, "info", {}) or {})
+    bundle = info.pop("manifest", None)  # an application artifact's own manifest.json
+    info.pop("members", None)
+    manifest = {
+        "version": "v1",
+        "format": "BPAF v1",
+        "created_at": backup.started_at.isoformat(),
+        "source": info,
+        "compression": result.compression,
+        "encryption": "AES-256-GCM",
+        "key_id": key_id,
+        "raw_bytes": result.raw_bytes,
+        "compressed_bytes": result.compressed_bytes,
+        "stored_bytes": result.stored_bytes,
+        "sha256": result.sha256,
+        "chunks": result.chunks,
+        "duration_seconds": round(result.duration, 3),
+    }
+    if bundle is not None:
+        manifest["bundle"] = bundle
+    backup.size_bytes, backup.compressed_bytes, backup.stored_bytes = (
+        result.raw_bytes, result.compressed_bytes, result.stored_bytes)
+    backup.checksum = result.sha256
+    backup.key_id = key_id
+    backup.manifest = manifest
+    Backup.objects.filter(pk=backup.pk).update(
+        size_bytes=backup.size_bytes, compressed_bytes=backup.compressed_bytes, stored_bytes=backup.stored_bytes,
+        checksum=backup.checksum, key_id=key_id, manifest=manifest)
+    return _backup_end(op, backup, BackupStatus.COMPLETED, "")
+
+
+def _describe(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or str(exc) or exc.__class__.__name__
+    return message[:2000]
+
+
+def _cleanup(source, writer) -> None:
+    if source is not None:
+        with contextlib.suppress(Exception):
+            source.kill()
+    if writer is not None:
+        with contextlib.suppress(Exception):
+            writer.abort()
+
+
+def _backup_end(op: Operation, backup: Backup, status: str, error: str) -> Operation:
+    now = timezone.now()
+    Backup.objects.filter(pk=backup.pk).update(status=status, completed_at=now, error_message=error)
+    backup.status, backup.completed_at, backup.error_message = status, now, error
+    op_status = {BackupStatus.COMPLETED: OperationStatus.COMPLETED, BackupStatus.CANCELLED: OperationStatus.CANCELLED}.get(
+        status, OperationStatus.FAILED)
+    operations.operation_finish(op=op, status=op_status, error=error, step=status)
+    duration = (now - backup.started_at).total_seconds() if backup.started_at else None
+    event = {"type": f"backup_{status}", "backup_id": backup.pk, "job_id": op.public_id, "name": backup.name,
+             "size": backup.stored_bytes, "duration": duration, "timestamp": now.isoformat().replace("+00:00", "Z")}
+    if error:
+        event["error"] = error
+    publish(tenant_id=backup.tenant_id, event=event)
+    if status == BackupStatus.FAILED:
+        publish(tenant_id=backup.tenant_id, event={
+            "type": "notification", "level": "error", "message": f"Backup failed for {backup.name}",
+            "details": {"backup_id": backup.pk, "error": error}})
+    emit(action=f"backup_{status}", tenant=backup.tenant, resource_type="backup", resource_id=backup.pk,
+         actor=None, details={"stored_bytes": backup.stored_bytes, "checksum": backup.checksum, "error": error})
+    if status == BackupStatus.COMPLETED and backup.job_id:
+        from schedules import hooks
+
+        hooks.after_backup_completed(backup=backup)
+    return op
+
+
+def backup_discard_artifact(*, backup: Backup) -> None:
+    """Remove a backup's stored artifact and any partial upload (already gone is fine)."""
+    if backup.storage is None or not backup.storage_path:
+        return
+    try:
+        with storage_backend(backup.storage) as backend:
+            backend.delete(backup.storage_path)
+            backend.discard_partials(backup.storage_path)
+    except StorageError:
+        logger.warning("could not remove the artifact of backup %s", backup.pk, exc_info=True)
+        raise
+
+
+@transaction.atomic
+def backup_delete(*, backup: Backup, reason: str = "") -> int:
+    """Delete the stored file, then the row. Returns the bytes freed."""
+    if backup.status in (BackupStatus.PENDING, BackupStatus.RUNNING):
+        raise Conflict("The backup is still running; cancel it first", code="BACKUP_IN_PROGRESS")
+    freed = backup.stored_bytes
+    try:
+        backup_discard_artifact(backup=backup)
+    except StorageError as exc:
+        raise Conflict(f"The stored file could not be deleted: {exc}", code="STORAGE_ERROR")
+    pk, tenant = backup.pk, backup.tenant
+    emit(action="backup_delete", tenant=tenant, resource_type="backup", resource_id=pk,
+         details={"name": backup.name, "reason": reason, "storage_freed_bytes": freed})
+    backup.delete()
+    return freed
+
+
+def _require_completed(backup: Backup) -> None:
+    if backup.status != BackupStatus.COMPLETED:
+        raise Conflict(f"The backup is {backup.status}; only completed backups have an artifact",
+                       code="BACKUP_NOT_COMPLETED")
+    if backup.storage is None:
+        raise Conflict("The storage holding this backup was deleted", code="STORAGE_MISSING")
+
+
+def backup_download_link(*, backup: Backup, expires_in: int = 3600, request=None) -> tuple[str, Any]:
+    """A presigned URL on S3/MinIO, otherwise an expiring signed link to the streaming view."""
+    _require_completed(backup)
+    expires_at = timezone.now() + timedelta(seconds=expires_in)
+    url = None
+    with storage_backend(backup.storage) as backend:
+        url = backend.presigned_url(backup.storage_path, expires_in=expires_in)
+    if not url:
+        token = signing.dumps({"b": backup.pk, "t": backup.tenant_id}, salt=DOWNLOAD_SALT)
+        path = reverse("backup-download-signed", kwargs={"token": token})
+        url = request.build_absolute_uri(path) if request is not None else path
+    emit(action="backup_download", tenant=backup.tenant, resource_type="backup", resource_id=backup.pk,
+         details={"expires_at": expires_at})
+    return url, expires_at
+
+
+def backup_from_download_token(token: str, *, max_age: int = 3600) -> Backup:
+    try:
+        data = signing.loads(token, salt=DOWNLOAD_SALT, max_age=max_age)
+    except signing.SignatureExpired:
+        raise NotFound("This download link has expired", code="LINK_EXPIRED")
+    except signing.BadSignature:
+        raise NotFound("Invalid download link")
+    backup = Backup.objects.select_related("storage", "tenant").filter(pk=data.get("b"), tenant_id=data.get("t")).first()
+    if backup is None:
+        raise NotFound("Backup not found")
+    _require_completed(backup)
+    return backup
+
+
+def backup_open_artifact(*, backup: Backup):
+    """``(backend, reader)`` of the stored artifact; the caller closes both."""
+    _require_completed(backup)
+    backend = storage_backend(backup.storage)
+    try:
+        return backend, backend.open_reader(backup.storage_path)
+    except Exception:
+        backend.close()
+        raise
