@@ -408,7 +408,7 @@ class TarRestoreSink(SinkBase):
 
     def _filter(self, member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
         filtered = tarfile.data_filter(member, path)
-        if filtered is not None and filtered.isreg():
+        if filtered is not None and (filtered.isreg() or filtered.islnk()):
             filtered = filtered.replace(mode=member.mode & 0o777, deep=False)
         return filtered
 

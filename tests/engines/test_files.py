@@ -1,0 +1,164 @@
+"""Files engine: globs, faithful round trip, and hostile archives."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+
+import pytest
+
+from backups.engines.base import EngineError, copy_into
+from backups.engines.files import iter_tree, tar_restore_sink, tar_source
+
+from .helpers import transfer
+
+
+@pytest.fixture
+def tree(tmp_path):
+    src = tmp_path / "src"
+    (src / "app" / "static").mkdir(parents=True)
+    (src / "logs").mkdir()
+    (src / "empty").mkdir()
+    (src / "app" / "main.py").write_text("print('hi')\n")
+    (src / "app" / "static" / "logo.bin").write_bytes(bytes(range(256)) * 64)
+    (src / "app" / "secret.key").write_text("k")
+    (src / "logs" / "a.log").write_text("log\n")
+    (src / "app" / "run.sh").write_text("#!/bin/sh\n")
+    os.chmod(src / "app" / "run.sh", 0o750)
+    os.chmod(src / "app" / "secret.key", 0o600)
+    os.chmod(src / "app" / "main.py", 0o664)
+    os.symlink("main.py", src / "app" / "current.py")
+    os.link(src / "app" / "main.py", src / "app" / "main-hardlink.py")
+    return src
+
+
+def test_round_trip_reproduces_files_modes_links_and_contents(tree, tmp_path):
+    out = tmp_path / "out"
+    result = transfer(tar_source([tree], root=tree.parent), tar_restore_sink(out))
+    assert result["files"] >= 6
+    assert list(iter_tree(out / "src")) == list(iter_tree(tree))
+    assert os.stat(out / "src/app/main.py").st_ino == os.stat(out / "src/app/main-hardlink.py").st_ino
+
+
+def test_members_are_relative_to_root_by_default(tree, tmp_path):
+    source = tar_source([tree / "app" / "main.py"])
+    data = b"".join(iter(lambda: source.read(65536), b""))
+    source.finish()
+    names = tarfile.open(fileobj=io.BytesIO(data)).getnames()
+    assert str(tree / "app" / "main.py").lstrip("/") in names
+    assert not [n for n in names if n.startswith("/")]
+
+
+def test_include_and_exclude_globs(tree, tmp_path):
+    out = tmp_path / "out"
+    transfer(
+        tar_source([tree], include=["*.py", "app/static/*"], exclude=["*hardlink*"], root=tree),
+        tar_restore_sink(out),
+    )
+    files = sorted(rel for rel, kind, _, _ in iter_tree(out) if kind != "dir")
+    assert files == ["app/current.py", "app/main.py", "app/static/logo.bin"]
+    assert not (out / "empty").exists() and not (out / "logs").exists()
+
+    out2 = tmp_path / "out2"
+    transfer(tar_source([tree], exclude=["logs", "*.key"], root=tree), tar_restore_sink(out2))
+    names = {rel for rel, _, _, _ in iter_tree(out2)}
+    assert "logs" not in names and "app/secret.key" not in names
+    assert {"empty", "app/run.sh", "app/static/logo.bin"} <= names
+
+
+def test_create_new_refuses_a_non_empty_target_and_overwrite_replaces(tree, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("keep")
+    with pytest.raises(EngineError, match="not empty"):
+        tar_restore_sink(out)
+    (out / "app").mkdir()
+    (out / "app" / "main.py").write_text("old")
+    transfer(tar_source([tree / "app"], root=tree), tar_restore_sink(out, strategy="overwrite"))
+    assert (out / "app" / "main.py").read_text() == "print('hi')\n"
+    assert (out / "keep.txt").read_text() == "keep"
+
+
+def _tar(*members: tuple[tarfile.TarInfo, bytes | None]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        ok = tarfile.TarInfo("fine.txt")
+        ok.size = 2
+        tar.addfile(ok, io.BytesIO(b"ok"))
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buffer.getvalue()
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    return info
+
+
+MALICIOUS = {
+    "absolute": [(_member("/tmp/OUTSIDE/abs.txt"), b"x")],
+    "dotdot": [(_member("../OUTSIDE/escape.txt"), b"x")],
+    "nested dotdot": [(_member("a/../../OUTSIDE/escape.txt"), b"x")],
+    "symlink to /etc": [(_member("etc", tarfile.SYMTYPE, "/etc"), None), (_member("etc/evil"), b"x")],
+    "relative symlink out": [
+        (_member("up", tarfile.SYMTYPE, "../OUTSIDE"), None),
+        (_member("up/evil.txt"), b"x"),
+    ],
+    "hardlink outside": [(_member("hl", tarfile.LNKTYPE, "../OUTSIDE/victim.txt"), None)],
+    "hardlink absolute": [(_member("hl", tarfile.LNKTYPE, "/etc/passwd"), None)],
+    "device": [(_member("dev", tarfile.CHRTYPE), None)],
+    "fifo": [(_member("fifo", tarfile.FIFOTYPE), None)],
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALICIOUS))
+def test_malicious_archives_are_rejected(case, tmp_path):
+    outside = tmp_path / "OUTSIDE"
+    outside.mkdir()
+    (outside / "victim.txt").write_text("victim")
+    target = tmp_path / "target"
+    data = _tar(*MALICIOUS[case])
+    if case == "absolute":  # an absolute name pointing into our OUTSIDE directory
+        data = _tar((_member(str(outside / "abs.txt")), b"x"))
+    sink = tar_restore_sink(target)
+    with pytest.raises(EngineError, match="Unsafe archive member") as info:
+        with sink:
+            copy_into(data, sink)
+            sink.finish()
+    assert info.value.code == "unsafe_archive"
+    assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
+    assert (outside / "victim.txt").read_text() == "victim"
+    assert not target.exists()  # create_new: the directory we created is removed again
+
+
+def test_existing_symlink_in_target_is_not_followed(tmp_path):
+    outside = tmp_path / "OUTSIDE"
+    outside.mkdir()
+    target = tmp_path / "target"
+    target.mkdir()
+    os.symlink(outside, target / "data")
+    sink = tar_restore_sink(target, strategy="overwrite")
+    with pytest.raises(EngineError, match="outside the target"):
+        copy_into(_tar((_member("data/evil.txt"), b"x")), sink)
+        sink.finish()
+    assert list(outside.iterdir()) == []
+    # A file name that is an existing symlink is replaced, not written through.
+    os.symlink(outside / "victim.txt", target / "file.txt")
+    transfer_data = _tar((_member("file.txt"), b"new"))
+    sink = tar_restore_sink(target, strategy="overwrite")
+    copy_into(transfer_data, sink)
+    sink.finish()
+    assert not (outside / "victim.txt").exists()
+    assert (target / "file.txt").read_bytes() == b"new" and not (target / "file.txt").is_symlink()
+
+
+def test_kill_stops_the_writer_thread(tree):
+    source = tar_source([tree])
+    assert source.read(100)
+    source.kill()
+    assert not source._thread.is_alive()
