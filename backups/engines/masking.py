@@ -161,13 +161,16 @@ def random_decimal(value: Any, precision: int | None, scale: int | None) -> deci
     scale = scale or 0
     int_room = (precision - scale) if precision else 15
     digits = min(_int_digits(value), max(int_room, 0))
-    whole = _rng.randint(0, 10**digits - 1) if digits > 0 else 0
+    whole = (
+        _rng.randint(10 ** (digits - 1) if digits > 1 else 0, 10**digits - 1) if digits > 0 else 0
+    )
     frac = _rng.randint(0, 10**scale - 1) if scale else 0
     return decimal.Decimal(f"{whole}.{frac:0{scale}d}") if scale else decimal.Decimal(whole)
 
 
 def random_float(value: Any) -> float:
-    return _rng.uniform(0, 10 ** _int_digits(value))
+    digits = _int_digits(value)
+    return _rng.uniform(10 ** (digits - 1) if digits > 1 else 0, 10**digits - 1)
 
 
 # --------------------------------------------------------------------------- planning

@@ -12,12 +12,26 @@ def pg_plain_dump(params: ConnectionParams, *extra: str) -> str:
     """``pg_dump`` plain text without comments and the random \\restrict keys."""
     env = {**os.environ, "PGPASSWORD": params.password or ""}
     out = subprocess.run(
-        ["pg_dump", "--no-owner", "-h", params.host, "-p", str(params.port), "-U", params.username,
-         "-d", params.database or "", *extra],
-        capture_output=True, check=True, env=env,
+        [
+            "pg_dump",
+            "--no-owner",
+            "-h",
+            params.host,
+            "-p",
+            str(params.port),
+            "-U",
+            params.username,
+            "-d",
+            params.database or "",
+            *extra,
+        ],
+        capture_output=True,
+        check=True,
+        env=env,
     ).stdout.decode()
     lines = [
-        line for line in out.splitlines()
+        line
+        for line in out.splitlines()
         if line.strip() and not line.startswith(("--", "\\restrict", "\\unrestrict"))
     ]
     return "\n".join(lines)
@@ -25,10 +39,26 @@ def pg_plain_dump(params: ConnectionParams, *extra: str) -> str:
 
 def mysql_plain_dump(params: ConnectionParams) -> str:
     out = subprocess.run(
-        ["mysqldump", "--protocol=TCP", "-h", params.host, "-P", str(params.port), "-u", params.username,
-         "--skip-dump-date", "--skip-comments", "--routines", "--triggers", "--events",
-         "--hex-blob", "--no-tablespaces", params.database or ""],
-        capture_output=True, check=True,
+        [
+            "mysqldump",
+            "--protocol=TCP",
+            "-h",
+            params.host,
+            "-P",
+            str(params.port),
+            "-u",
+            params.username,
+            "--skip-dump-date",
+            "--skip-comments",
+            "--routines",
+            "--triggers",
+            "--events",
+            "--hex-blob",
+            "--no-tablespaces",
+            params.database or "",
+        ],
+        capture_output=True,
+        check=True,
     ).stdout.decode()
     return out.replace(params.database or "", "DBNAME")
 

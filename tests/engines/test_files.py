@@ -38,7 +38,9 @@ def test_round_trip_reproduces_files_modes_links_and_contents(tree, tmp_path):
     result = transfer(tar_source([tree], root=tree.parent), tar_restore_sink(out))
     assert result["files"] >= 6
     assert list(iter_tree(out / "src")) == list(iter_tree(tree))
-    assert os.stat(out / "src/app/main.py").st_ino == os.stat(out / "src/app/main-hardlink.py").st_ino
+    assert (
+        os.stat(out / "src/app/main.py").st_ino == os.stat(out / "src/app/main-hardlink.py").st_ino
+    )
 
 
 def test_members_are_relative_to_root_by_default(tree, tmp_path):
@@ -104,7 +106,10 @@ MALICIOUS = {
     "absolute": [(_member("/tmp/OUTSIDE/abs.txt"), b"x")],
     "dotdot": [(_member("../OUTSIDE/escape.txt"), b"x")],
     "nested dotdot": [(_member("a/../../OUTSIDE/escape.txt"), b"x")],
-    "symlink to /etc": [(_member("etc", tarfile.SYMTYPE, "/etc"), None), (_member("etc/evil"), b"x")],
+    "symlink to /etc": [
+        (_member("etc", tarfile.SYMTYPE, "/etc"), None),
+        (_member("etc/evil"), b"x"),
+    ],
     "relative symlink out": [
         (_member("up", tarfile.SYMTYPE, "../OUTSIDE"), None),
         (_member("up/evil.txt"), b"x"),

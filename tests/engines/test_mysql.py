@@ -109,7 +109,9 @@ def test_password_goes_through_a_private_defaults_file(my_source, my_params):
             source.finish()
         assert b"CREATE TABLE `customers`" in data
         assert not os.path.exists(defaults)
-        wrong = ConnectionParams("mysql", my_params.host, my_params.port, user, "wrong-pass-123", my_source.database)
+        wrong = ConnectionParams(
+            "mysql", my_params.host, my_params.port, user, "wrong-pass-123", my_source.database
+        )
         with pytest.raises(EngineError, match="Access denied") as info:
             mysqldump_source(wrong)
         assert "wrong-pass-123" not in str(info.value)

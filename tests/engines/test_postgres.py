@@ -77,7 +77,8 @@ def test_failed_overwrite_keeps_the_existing_target(pg_source, pg_db):
     assert pg_plain_dump(target) == before
     with connect(target.with_database("postgres")) as conn:
         leftovers = conn.execute(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{target.database}_bp_restore_%",)
+            "SELECT count(*) FROM pg_database WHERE datname LIKE %s",
+            (f"{target.database}_bp_restore_%",),
         ).fetchone()[0]
     assert leftovers == 0
 
@@ -116,7 +117,12 @@ def test_unknown_strategy_is_refused(pg_db):
 def test_failing_dump_raises_a_clear_error_without_the_password(pg_params):
     secret = "s3cret-Pa55-word"
     params = ConnectionParams(
-        "postgresql", pg_params.host, pg_params.port, pg_params.username, secret, "bp_eng_missing_db"
+        "postgresql",
+        pg_params.host,
+        pg_params.port,
+        pg_params.username,
+        secret,
+        "bp_eng_missing_db",
     )
     assert secret not in repr(params) and secret not in str(params)
     with pytest.raises(EngineError) as info:
@@ -139,7 +145,9 @@ def test_a_dump_nobody_read_to_the_end_fails_with_the_tool_stderr(pg_source):
     _add_filler(pg_source)
     with pg_dump_source(pg_source) as source:
         assert source.read(1024)
-        with pytest.raises(EngineError, match="pg_dump failed .*SIGPIPE.*not read to the end") as info:
+        with pytest.raises(
+            EngineError, match="pg_dump failed .*SIGPIPE.*not read to the end"
+        ) as info:
             source.finish()
     assert info.value.code == "dump_failed"
 
