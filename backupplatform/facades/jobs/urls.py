@@ -2,9 +2,15 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import storage, views
+from . import backup_jobs, storage, views
 
+jobs = backup_jobs.BackupJobViewSet.as_view
 urlpatterns = [
+    # api-layer.md "Backup Operations" (the seed's /api/v1/backups job routes)
+    path("jobs", jobs({"get": "list", "post": "create"}), name="job-list"),
+    path("jobs/<str:pk>", jobs({"get": "retrieve", "put": "update", "delete": "destroy"}), name="job-detail"),
+    path("jobs/<str:pk>/run", jobs({"post": "run"}), name="job-run"),
+    path("jobs/<str:pk>/executions", jobs({"get": "executions"}), name="job-executions"),
     path("api-keys", views.ApiKeyViewSet.as_view({"get": "list", "post": "create"}), name="apikey-list"),
     path("api-keys/<str:pk>", views.ApiKeyViewSet.as_view({"delete": "destroy"}), name="apikey-detail"),
     path("storage/providers", storage.StorageProviderViewSet.as_view({"get": "list"}), name="storage-provider-list"),

@@ -1,0 +1,244 @@
+"""Workspace facade (workspace-backup-api.md "Backup Policies", "Trigger Manual Backup").
+
+An application's backup policy is its ``BackupJob`` (one per application): frequency/time/
+timezone/days_of_week, GFS ``retention``, ``options``, ``notifications``. The policy ``id``
+is the job's ``public_id``. Changing or deleting a policy while one of its runs is going is
+refused with 409 ``BACKUP_IN_PROGRESS``. Dedicated plan only (``DedicatedPlanMixin``).
+"""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+
+from backupplatform.errors import Conflict, NotFound
+from backupplatform.facades.base import respond
+from backupplatform.facades.scheduling import IdField, StrictTimeField, iso, next_run, weekday_list
+from backupplatform.facades.serializers import (
+    InputSerializer,
+    StrictBooleanField,
+    StrictCharField,
+    StrictDictField,
+    StrictIntegerField,
+    validated,
+)
+from backups.models import Application, Storage
+from schedules import selectors, services
+from schedules.models import BackupJob, ScheduleType
+from tenants.models import Role
+
+from .conventions import WorkspaceView
+from .permissions import DedicatedPlanMixin
+
+FREQUENCIES = ["hourly", "daily", "weekly", "monthly", "custom"]
+ALIASES = {"schedule_type": "schedule.frequency", "schedule_time": "schedule.time", "timezone": "schedule.timezone",
+           "days_of_week": "schedule.days_of_week", "day_of_month": "schedule.day_of_month",
+           "cron_expression": "schedule.cron", "storage_id": "storage_id"}
+
+
+class ScheduleInputSerializer(InputSerializer):
+    frequency = serializers.ChoiceField(choices=FREQUENCIES)
+    time = StrictTimeField(required=False, allow_null=True)
+    timezone = StrictCharField(required=False, max_length=64)
+    days_of_week = weekday_list(required=False, allow_null=True)
+    day_of_month = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=28)
+    cron = StrictCharField(required=False, max_length=120)
+
+
+class RetentionInputSerializer(InputSerializer):
+    daily = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=100_000)
+    weekly = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=100_000)
+    monthly = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=100_000)
+    yearly = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=100_000)
+
+
+class NotificationsInputSerializer(InputSerializer):
+    on_success = StrictBooleanField(required=False)
+    on_failure = StrictBooleanField(required=False)
+    channels = serializers.ListField(child=StrictCharField(max_length=300), required=False, max_length=20)
+
+
+class PolicyInputSerializer(InputSerializer):
+    storage_id = IdField(required=False, allow_null=True)
+    enabled = StrictBooleanField(required=False)
+    schedule = ScheduleInputSerializer()
+    retention = RetentionInputSerializer(required=False)
+    options = StrictDictField(required=False)
+    notifications = NotificationsInputSerializer(required=False)
+
+
+class PolicyUpdateSerializer(PolicyInputSerializer):
+    schedule = ScheduleInputSerializer(required=False)
+
+
+class TriggerInputSerializer(InputSerializer):
+    description = StrictCharField(required=False, allow_blank=True, max_length=5000)
+    retention_override = StrictDictField(required=False)
+    options = StrictDictField(required=False)
+
+    def validate_retention_override(self, value: dict) -> dict:
+        unknown = sorted(set(value) - {"keep_until", "keep_forever"})
+        if unknown:
+            raise serializers.ValidationError({name: "Unknown field." for name in unknown})
+        out = {}
+        if "keep_until" in value and value["keep_until"] is not None:
+            if not isinstance(value["keep_until"], str):
+                raise serializers.ValidationError({"keep_until": "A date-time string is required."})
+            out["keep_until"] = serializers.DateTimeField().to_internal_value(value["keep_until"])
+        if "keep_forever" in value:
+            if not isinstance(value["keep_forever"], bool):
+                raise serializers.ValidationError({"keep_forever": "Must be true or false."})
+            out["keep_forever"] = value["keep_forever"]
+        return out
+
+
+class PolicySerializer(serializers.Serializer):
+    """The seed's Backup Policy Object, with ``next_backup``/``last_backup`` and statistics."""
+
+    def to_representation(self, job: BackupJob) -> dict:
+        schedule = {
+            "frequency": "custom" if job.schedule_type in (ScheduleType.CRON, ScheduleType.CUSTOM)
+            else job.schedule_type,
+            "time": job.schedule_time.strftime("%H:%M") if job.schedule_time else None,
+            "timezone": job.timezone,
+            "days_of_week": job.days_of_week or None,
+            "next_backup": iso(next_run(job)),
+            "last_backup": iso(job.last_run_at),
+        }
+        if schedule["frequency"] == "custom":
+            schedule["cron"] = job.cron_expression
+        if job.schedule_type == ScheduleType.MONTHLY:
+            schedule["day_of_month"] = job.day_of_month or 1
+        body = {
+            "id": job.public_id,
+            "application_id": job.application_id,
+            "storage_id": job.storage_id,
+            "enabled": job.enabled,
+            "created_at": iso(job.created_at),
+            "updated_at": iso(job.updated_at),
+            "schedule": schedule,
+            "retention": {k: (job.retention or {}).get(k) for k in ("daily", "weekly", "monthly", "yearly")},
+            "options": job.options or {},
+            "notifications": job.notifications or {},
+        }
+        if self.context.get("statistics"):
+            body["statistics"] = selectors.job_statistics(job)
+        return body
+
+
+def _fields(tenant, data: dict) -> dict:
+    fields: dict = {}
+    if "storage_id" in data:
+        fields["storage"] = selectors.tenant_object(Storage, tenant=tenant, pk=data["storage_id"], field="storage_id")
+    if "enabled" in data:
+        fields["enabled"] = data["enabled"]
+    if "schedule" in data:
+        sched = data["schedule"]
+        fields["schedule_type"] = sched["frequency"]
+        fields["schedule_time"] = sched.get("time")
+        fields["days_of_week"] = sched.get("days_of_week") or []
+        fields["day_of_month"] = sched.get("day_of_month")
+        fields["cron_expression"] = sched.get("cron", "")
+        if "timezone" in sched:
+            fields["timezone"] = sched["timezone"]
+    if "retention" in data:
+        fields["retention"] = {k: v for k, v in data["retention"].items() if v is not None}
+    if "options" in data:
+        fields["options"] = data["options"]
+    if "notifications" in data:
+        fields["notifications"] = data["notifications"]
+    return fields
+
+
+class _AppView(DedicatedPlanMixin, WorkspaceView):
+    def application(self) -> Application:
+        app_id = self.kwargs.get("app_id")
+        app = None
+        if str(app_id).isdigit() and len(str(app_id)) < 19:
+            app = Application.objects.filter(tenant=self.require_tenant(), pk=int(app_id)).first()
+        if app is None:
+            raise NotFound("Application not found", code="APPLICATION_NOT_FOUND")
+        return app
+
+    def policy(self, app: Application) -> BackupJob:
+        job = selectors.job_list(tenant=app.tenant).filter(application=app).first()
+        if job is None:
+            raise NotFound("This application has no backup policy", code="POLICY_NOT_FOUND")
+        return job
+
+
+class BackupPolicyView(_AppView):
+    """The application's backup policy: viewers read, admins create/update/delete."""
+
+    roles = {"GET": Role.VIEWER, "POST": Role.ADMIN, "PUT": Role.ADMIN, "DELETE": Role.ADMIN}
+
+    @extend_schema(responses={200: PolicySerializer})
+    def get(self, request, ws_id=None, app_id=None):
+        job = self.policy(self.application())
+        return respond(PolicySerializer(job, context={"statistics": True}).data)
+
+    @extend_schema(request=PolicyInputSerializer, responses={201: PolicySerializer})
+    def post(self, request, ws_id=None, app_id=None):
+        app = self.application()
+        data = validated(PolicyInputSerializer, request.data)
+        if BackupJob.objects.filter(application=app).exists():
+            raise Conflict("This application already has a backup policy; update it instead", code="POLICY_EXISTS")
+        fields = _fields(app.tenant, data)
+        fields.setdefault("timezone", "UTC")
+        job = services.job_create(tenant=app.tenant, actor=request.user, name=f"{app.name} backup policy"[:200],
+                                  application=app, aliases=ALIASES, **fields)
+        return respond(PolicySerializer(job).data, status_code=201)
+
+    @extend_schema(request=PolicyUpdateSerializer, responses={200: PolicySerializer})
+    def put(self, request, ws_id=None, app_id=None):
+        app = self.application()
+        job = self.policy(app)
+        data = validated(PolicyUpdateSerializer, request.data)
+        services.job_require_idle(job=job)
+        fields = _fields(app.tenant, data)
+        if "schedule" in data and "timezone" not in data["schedule"]:
+            fields.pop("timezone", None)  # keep the policy's timezone
+        job = services.job_update(job=job, aliases=ALIASES, **fields)
+        return respond(PolicySerializer(job).data)
+
+    @extend_schema(responses={200: dict})
+    def delete(self, request, ws_id=None, app_id=None):
+        job = self.policy(self.application())
+        services.job_require_idle(job=job)
+        policy_id = job.public_id
+        services.job_delete(job=job)
+        return respond({"message": "Backup policy deleted successfully", "policy_id": policy_id})
+
+
+class TriggerBackupView(_AppView):
+    """Manual backup of the application (operators), with ``retention_override``."""
+
+    roles = {"POST": Role.OPERATOR}
+
+    @extend_schema(request=TriggerInputSerializer, responses={202: dict})
+    def post(self, request, ws_id=None, app_id=None):
+        from backups.services.backups import backup_start
+
+        app = self.application()
+        data = validated(TriggerInputSerializer, request.data)
+        override = data.get("retention_override") or {}
+        job = BackupJob.objects.filter(application=app).first()
+        if job is not None:
+            op = services.job_run(job=job, actor=request.user, description=data.get("description", ""),
+                                  keep_until=override.get("keep_until"),
+                                  keep_forever=bool(override.get("keep_forever")), options=data.get("options"))
+        else:
+            op = backup_start(tenant=app.tenant, actor=request.user, application=app,
+                              description=data.get("description", ""), keep_until=override.get("keep_until"),
+                              keep_forever=bool(override.get("keep_forever")), options=data.get("options"))
+        average = selectors.job_average_duration(job)
+        started = timezone.now()
+        return respond({
+            "backup_id": op.backup_id,
+            "application_id": app.pk,
+            "status": op.backup.status if op.backup else op.status,
+            "started_at": iso(started),
+            # From the average duration of the policy's completed runs; unknown before the first.
+            "estimated_completion": iso(started + average) if average else None,
+        }, status_code=202)
