@@ -108,26 +108,26 @@ class ConfigView(AcronisServiceView):
 
     roles = {"GET": Role.VIEWER, "POST": Role.ADMIN, "PUT": Role.ADMIN, "DELETE": Role.ADMIN}
 
-    @extend_schema(responses={200: ConfigStatusShape})
+    @extend_schema(operation_id="acronis_config_get", responses={200: ConfigStatusShape})
     def get(self, request):
         data = selectors.config_status(tenant=self.tenant())
         if data is None:
             raise services.ConfigMissing(details={"technical_error": "no Acronis configuration for this tenant"})
         return respond(data)
 
-    @extend_schema(request=ConfigInput, responses={201: ConfiguredShape})
+    @extend_schema(operation_id="acronis_config_create", request=ConfigInput, responses={201: ConfiguredShape})
     def post(self, request):
         data = _check_config(dict(validated(ConfigInput, request.data)))
         services.config_save(tenant=self.tenant(), create=True, **data)
         return respond({"configured": True}, status_code=201, message="Configuration saved successfully")
 
-    @extend_schema(request=ConfigUpdateInput, responses={200: ConfiguredShape})
+    @extend_schema(operation_id="acronis_config_update", request=ConfigUpdateInput, responses={200: ConfiguredShape})
     def put(self, request):
         data = _check_config(dict(validated(ConfigUpdateInput, request.data)))
         services.config_save(tenant=self.tenant(), create=False, **data)
         return respond({"configured": True}, message="Configuration saved successfully")
 
-    @extend_schema(responses={200: None})
+    @extend_schema(operation_id="acronis_config_delete", responses={200: None})
     def delete(self, request):
         services.config_delete(tenant=self.tenant())
         return respond(None, message="Configuration deleted successfully")
@@ -148,28 +148,28 @@ PAGE_PARAMS = [OpenApiParameter("page", OpenApiTypes.INT), OpenApiParameter("per
 
 
 class AgentsView(AcronisListView):
-    @extend_schema(parameters=PAGE_PARAMS, responses={200: AgentShape})
+    @extend_schema(operation_id="acronis_agents_list", parameters=PAGE_PARAMS, responses={200: AgentShape})
     def get(self, request):
         rows, info = selectors.agents_list(tenant=self.tenant())
         return self.paginated(rows, info)
 
 
 class WorkloadsView(AcronisListView):
-    @extend_schema(parameters=PAGE_PARAMS, responses={200: WorkloadShape})
+    @extend_schema(operation_id="acronis_workloads_list", parameters=PAGE_PARAMS, responses={200: WorkloadShape})
     def get(self, request):
         rows, info = selectors.workloads_list(tenant=self.tenant())
         return self.paginated([public_workload(r) for r in rows], info)
 
 
 class AssociationsView(AcronisListView):
-    @extend_schema(parameters=PAGE_PARAMS, responses={200: AssociationShape})
+    @extend_schema(operation_id="acronis_associations_list", parameters=PAGE_PARAMS, responses={200: AssociationShape})
     def get(self, request):
         rows, info = selectors.associations_list(tenant=self.tenant())
         return self.paginated(rows, info)
 
 
 class BackupsView(AcronisServiceView):
-    @extend_schema(parameters=[OpenApiParameter("limit", OpenApiTypes.INT), OpenApiParameter("days", OpenApiTypes.INT)],
+    @extend_schema(operation_id="acronis_backups_statistics", parameters=[OpenApiParameter("limit", OpenApiTypes.INT), OpenApiParameter("days", OpenApiTypes.INT)],
                    responses={200: BackupStatsShape})
     def get(self, request):
         limit = int_param(request, "limit", 50, minimum=1, maximum=1000)
@@ -179,7 +179,7 @@ class BackupsView(AcronisServiceView):
 
 
 class AgentBackupsView(AcronisServiceView):
-    @extend_schema(parameters=[OpenApiParameter("limit", OpenApiTypes.INT),
+    @extend_schema(operation_id="acronis_agent_backups", parameters=[OpenApiParameter("limit", OpenApiTypes.INT),
                                OpenApiParameter("include_activities", OpenApiTypes.BOOL),
                                OpenApiParameter("days", OpenApiTypes.INT)],
                    responses={200: AgentBackupsShape})
@@ -196,7 +196,7 @@ class HealthView(AcronisServiceView):
     """Live check. Failure (including "not configured") is the seed's error response with
     ``error_code: ACRONIS_HEALTH_CHECK_FAILED`` and ``data``, status 503."""
 
-    @extend_schema(responses={200: HealthShape})
+    @extend_schema(operation_id="acronis_health", responses={200: HealthShape})
     def get(self, request):
         ok, data, first_error = selectors.health_check(tenant=self.tenant())
         if ok:
