@@ -11,9 +11,25 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import path, reverse
 
+from backupplatform.errors import DomainError
 from backups import services
-from backups.models import Application, Server, Source, Storage
+from backups.models import (
+    Application,
+    Backup,
+    Operation,
+    Restore,
+    Server,
+    Source,
+    Storage,
+    Verification,
+)
+from backups.services import backups as backup_services
+from backups.services import restores as restore_services
+from backups.services import verifications as verification_services
 from backups.storage import validate_config
 from tenants.scoping import AuditedAdminMixin, TenantScopedAdminMixin, admin_tenant_ids
 
@@ -174,3 +190,150 @@ class StorageAdmin(AuditedAdminMixin, TenantScopedAdminMixin, TestActionMixin, a
             result = services.storage_probe(storage=storage)
             level = messages.SUCCESS if result.ok else messages.WARNING
             self.message_user(request, f"{storage.name}: {result.message} ({result.latency_ms} ms)", level)
+
+
+# --- backups, operations, restores, verifications ---------------------------------------------
+
+
+class RestoreToForm(forms.Form):
+    target_server = forms.ModelChoiceField(queryset=Server.objects.none(), required=False,
+                                           help_text="Default: the backup's own server")
+    target_database = forms.CharField(max_length=63, required=False)
+    target_path = forms.CharField(max_length=1024, required=False, help_text="For file sources of an application")
+    strategy = forms.ChoiceField(choices=[("create_new", "Create new"), ("overwrite", "Overwrite")])
+    masking_rules = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
+
+    def clean_masking_rules(self):
+        rules = {}
+        for line in self.cleaned_data["masking_rules"].splitlines():
+            if not line.strip():
+                continue
+            column, sep, rule = line.partition("=")
+            if not sep:
+                raise forms.ValidationError(f"Use column=rule, not {line!r}")
+            rules[column.strip()] = rule.strip()
+        return rules
+
+
+@admin.register(Backup)
+class BackupAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    list_display = ["id", "name", "tenant", "status", "trigger", "db_type", "storage", "stored_bytes", "verified",
+                    "created_at", "completed_at"]
+    list_filter = ["status", "trigger", "db_type", "verified", "compression", "tenant", "storage"]
+    search_fields = ["name", "database_name", "checksum"]
+    date_hierarchy = "created_at"
+    list_select_related = ["tenant", "storage"]
+    readonly_fields = [f.name for f in Backup._meta.fields]
+    actions = ["verify_decrypt", "verify_checksum", "download"]
+
+    def has_add_permission(self, request, *args) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_urls(self):
+        return [path("<int:pk>/restore/", self.admin_site.admin_view(self.restore_view), name="backups_backup_restore"),
+                *super().get_urls()]
+
+    def _verify(self, request, queryset, test_type):
+        started = 0
+        for backup in queryset:
+            try:
+                verification_services.verification_start(tenant=backup.tenant, backup=backup, actor=request.user,
+                                                         test_type=test_type)
+                started += 1
+            except DomainError as exc:
+                self.message_user(request, f"Backup {backup.pk}: {exc.message}", messages.ERROR)
+        if started:
+            self.message_user(request, f"Verification started for {started} backup(s).")
+
+    @admin.action(description="Verify (authenticated decrypt)")
+    def verify_decrypt(self, request, queryset):
+        self._verify(request, queryset, "decrypt")
+
+    @admin.action(description="Verify (checksum)")
+    def verify_checksum(self, request, queryset):
+        self._verify(request, queryset, "checksum")
+
+    @admin.action(description="Download")
+    def download(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Choose one backup to download.", messages.WARNING)
+            return None
+        try:
+            url, _ = backup_services.backup_download_link(backup=queryset.get(), request=request)
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return None
+        return HttpResponseRedirect(url)
+
+    def restore_view(self, request, pk: int):
+        backup = get_object_or_404(self.get_queryset(request), pk=pk)
+        form = RestoreToForm(request.POST or None)
+        form.fields["target_server"].queryset = Server.objects.filter(tenant=backup.tenant)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                restore = restore_services.restore_start(
+                    tenant=backup.tenant, backup=backup, actor=request.user, target_server=data["target_server"],
+                    target_database=data["target_database"], target_path=data["target_path"],
+                    strategy=data["strategy"], masking_rules=data["masking_rules"])
+            except DomainError as exc:
+                form.add_error(None, f"{exc.message} {exc.details or ''}")
+            else:
+                self.message_user(request, f"Restore {restore.pk} queued.")
+                return HttpResponseRedirect(reverse("admin:backups_restore_change", args=[restore.pk]))
+        return render(request, "admin/backups/restore_to.html",
+                      {**self.admin_site.each_context(request), "backup": backup, "form": form,
+                       "title": f"Restore backup {backup.pk}"})
+
+    @admin.display(description="Restore to…")
+    def restore_link(self, obj):
+        from django.utils.html import format_html
+
+        return format_html('<a href="{}">Restore to…</a>', reverse("admin:backups_backup_restore", args=[obj.pk]))
+
+    def get_list_display(self, request):
+        return [*self.list_display, "restore_link"]
+
+
+class ReadOnlyTenantAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    def has_add_permission(self, request, *args) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Operation)
+class OperationAdmin(ReadOnlyTenantAdmin):
+    list_display = ["public_id", "kind", "tenant", "status", "progress", "step", "bytes_done", "heartbeat_at",
+                    "created_at"]
+    list_filter = ["kind", "status", "tenant"]
+    readonly_fields = [f.name for f in Operation._meta.fields]
+    actions = ["cancel"]
+
+    @admin.action(description="Cancel (cleans partial data)")
+    def cancel(self, request, queryset):
+        from backups.services.operations import operation_cancel
+
+        for op in queryset:
+            try:
+                operation_cancel(tenant=op.tenant, public_id=op.public_id, reason="admin")
+            except DomainError as exc:
+                self.message_user(request, f"{op.public_id}: {exc.message}", messages.WARNING)
+
+
+@admin.register(Restore)
+class RestoreAdmin(ReadOnlyTenantAdmin):
+    list_display = ["id", "backup", "tenant", "status", "target_server", "target_database", "strategy", "created_at"]
+    list_filter = ["status", "strategy", "tenant"]
+    readonly_fields = [f.name for f in Restore._meta.fields]
+
+
+@admin.register(Verification)
+class VerificationAdmin(ReadOnlyTenantAdmin):
+    list_display = ["id", "backup", "tenant", "test_type", "status", "passed", "created_at"]
+    list_filter = ["test_type", "status", "passed", "tenant"]
+    readonly_fields = [f.name for f in Verification._meta.fields]

@@ -104,7 +104,7 @@ def backup_start(*, tenant: Tenant, actor: Any = None, server: Server | None = N
                  storage: Storage | None = None, job: Any = None, compression: str = "zstd",
                  encrypt: bool = True, backup_type: str = "full", trigger: str = BackupTrigger.MANUAL,
                  name: str = "", description: str = "", keep_until=None, keep_forever: bool = False,
-                 options: dict | None = None) -> Operation:
+                 options: dict | None = None, queue: bool = True) -> Operation:
     """Create the ``Backup`` and its ``Operation`` and queue the work after commit.
 
     Exactly one of ``server``+``database_name`` (a database backup) or ``application`` (an
@@ -156,7 +156,8 @@ def backup_start(*, tenant: Tenant, actor: Any = None, server: Server | None = N
          details={"database": database_name, "application": application.name if application else None,
                   "backup_type": backup_type, "storage": storage.name, "compression": compression,
                   "trigger": trigger})
-    _queue("backups.tasks.run_backup", op)
+    if queue:  # the CLI runs the work in its own process instead
+        _queue("backups.tasks.run_backup", op)
     return op
 
 

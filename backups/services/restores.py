@@ -60,7 +60,7 @@ def validate_masking_rules(rules: Any) -> dict:
 def restore_start(*, tenant: Tenant, backup: Backup, actor: Any = None, target_server: Server | None = None,
                   target_database: str = "", target_application: Application | None = None,
                   target_path: str = "", strategy: str = RestoreStrategy.CREATE_NEW,
-                  masking_rules: dict | None = None, options: dict | None = None) -> Restore:
+                  masking_rules: dict | None = None, options: dict | None = None, queue: bool = True) -> Restore:
     """Queue a restore of ``backup``. Databases default to a new database next to the source."""
     if backup.tenant_id != tenant.pk:
         raise NotFound("Backup not found")
@@ -98,7 +98,8 @@ def restore_start(*, tenant: Tenant, backup: Backup, actor: Any = None, target_s
     emit(action="restore_create", tenant=tenant, resource_type="restore", resource_id=restore.pk,
          details={"backup_id": backup.pk, "target_database": target_database, "strategy": strategy,
                   "masked_columns": sorted(masking_rules)})
-    _queue("backups.tasks.run_restore", op)
+    if queue:  # the CLI runs the work in its own process instead
+        _queue("backups.tasks.run_restore", op)
     return restore
 
 

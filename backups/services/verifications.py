@@ -46,7 +46,7 @@ def _validate_assertions(assertions: Any) -> list[dict]:
 
 @transaction.atomic
 def verification_start(*, tenant: Tenant, backup: Backup, actor: Any = None, test_type: str = "checksum",
-                       scope: str = "full", assertions: list | None = None) -> Verification:
+                       scope: str = "full", assertions: list | None = None, queue: bool = True) -> Verification:
     if backup.tenant_id != tenant.pk:
         raise NotFound("Backup not found")
     if test_type not in TEST_TYPES:
@@ -63,7 +63,8 @@ def verification_start(*, tenant: Tenant, backup: Backup, actor: Any = None, tes
         options={"assertions": assertions}, created_by=actor if getattr(actor, "pk", None) else None)
     emit(action="verify_create", tenant=tenant, resource_type="verification", resource_id=verification.pk,
          details={"backup_id": backup.pk, "test_type": test_type})
-    _queue("backups.tasks.run_verify", op)
+    if queue:  # the CLI runs the work in its own process instead
+        _queue("backups.tasks.run_verify", op)
     return verification
 
 
