@@ -93,19 +93,22 @@ def _small_bundle(tmp_path) -> bytes:  # type: ignore[no-untyped-def]
 
 def test_corrupted_member_is_detected_and_its_sink_aborted(tmp_path):
     data = bytearray(_small_bundle(tmp_path))
-    member = tarfile.open(fileobj=io.BytesIO(bytes(data))).getmember("files.tar")
+    with tarfile.open(fileobj=io.BytesIO(bytes(data))) as tar:
+        member = tar.getmember("files.tar")
     data[member.offset_data + 600] ^= 0x01  # inside the inner tar's file data
     out = tmp_path / "out"
-    with pytest.raises(EngineError, match="files.tar.*corrupt") as info:
+    with pytest.raises(EngineError, match=r"files\.tar.*corrupt") as info:
         bundle_restore(bytes(data), {"files.tar": lambda: tar_restore_sink(out)})
     assert info.value.code == "checksum_mismatch"
     assert not out.exists()
 
 
 def test_member_not_matching_the_manifest_is_detected(tmp_path):
-    original = tarfile.open(fileobj=io.BytesIO(_small_bundle(tmp_path)))
     rebuilt = io.BytesIO()
-    with tarfile.open(fileobj=rebuilt, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with (
+        tarfile.open(fileobj=io.BytesIO(_small_bundle(tmp_path))) as original,
+        tarfile.open(fileobj=rebuilt, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
         for member in original.getmembers():
             payload = original.extractfile(member).read()
             if member.name == MANIFEST_NAME:
@@ -114,7 +117,7 @@ def test_member_not_matching_the_manifest_is_detected(tmp_path):
                 payload = json.dumps(manifest).encode()
                 member.size = len(payload)
             tar.addfile(member, io.BytesIO(payload))
-    with pytest.raises(EngineError, match="config.json: sha256/size differ from the manifest"):
+    with pytest.raises(EngineError, match=r"config\.json: sha256/size differ from the manifest"):
         bundle_restore(rebuilt.getvalue(), {})
 
 

@@ -47,7 +47,8 @@ def test_members_are_relative_to_root_by_default(tree, tmp_path):
     source = tar_source([tree / "app" / "main.py"])
     data = b"".join(iter(lambda: source.read(65536), b""))
     source.finish()
-    names = tarfile.open(fileobj=io.BytesIO(data)).getnames()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        names = tar.getnames()
     assert str(tree / "app" / "main.py").lstrip("/") in names
     assert not [n for n in names if n.startswith("/")]
 
@@ -131,10 +132,9 @@ def test_malicious_archives_are_rejected(case, tmp_path):
     if case == "absolute":  # an absolute name pointing into our OUTSIDE directory
         data = _tar((_member(str(outside / "abs.txt")), b"x"))
     sink = tar_restore_sink(target)
-    with pytest.raises(EngineError, match="Unsafe archive member") as info:
-        with sink:
-            copy_into(data, sink)
-            sink.finish()
+    with pytest.raises(EngineError, match="Unsafe archive member") as info, sink:
+        copy_into(data, sink)
+        sink.finish()
     assert info.value.code == "unsafe_archive"
     assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
     assert (outside / "victim.txt").read_text() == "victim"
