@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
@@ -25,7 +25,7 @@ from acronis.models import (
     AcronisPollState,
 )
 from audit.services import emit, publish
-from backupplatform.errors import Conflict, DomainError
+from backupplatform.errors import Conflict, DomainError, ValidationFailed
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -81,8 +81,6 @@ def config_save(
         )
     if config is None:
         if not client_secret:
-            from backupplatform.errors import ValidationFailed
-
             raise ValidationFailed(
                 code="ACRONIS_VALIDATION_ERROR",
                 details={"client_secret": ["This field is required."]},
@@ -533,11 +531,12 @@ def backup_status(activity: dict) -> str:
 
 
 @transaction.atomic
-def activity_changes_record(*, tenant: Tenant, activities: list[dict], window: timedelta) -> list[dict]:
+def activity_changes_record(*, tenant: Tenant, activities: list[dict]) -> list[dict]:
     """Compare root backup activities with the last seen states; returns the events to push.
 
     The first poll of a tenant only records (no flood of events for history). Later, a new
-    activity or a changed state/result is an event. States older than ``window`` are dropped.
+    activity or a changed state/result is an event. Only the activities of the current window
+    are remembered (older ones drop out of the stored map).
     """
     state, created = AcronisPollState.objects.select_for_update().get_or_create(tenant=tenant)
     previous: dict[str, str] = dict(state.activity_states or {})
@@ -575,6 +574,5 @@ def poll_tenant(*, tenant: Tenant) -> dict[str, Any]:
     agents, _ = selectors.agents_list(tenant=tenant, refresh=True)
     workloads, _ = selectors.workloads_list(tenant=tenant, refresh=True)
     activities, _ = selectors.backup_activities(tenant=tenant, days=selectors.DEFAULT_DAYS, refresh=True)
-    events = activity_changes_record(tenant=tenant, activities=activities,
-                                     window=timedelta(days=selectors.DEFAULT_DAYS))
+    events = activity_changes_record(tenant=tenant, activities=activities)
     return {"agents": len(agents), "workloads": len(workloads), "activities": len(activities), "events": len(events)}
