@@ -136,6 +136,12 @@ def _save(job: BackupJob, aliases: dict | None) -> None:
 # --- jobs -------------------------------------------------------------------------------------
 
 
+def job_check(*, job: BackupJob) -> None:
+    """Validate an unsaved job as the services would (admin forms); raises ``ValidationFailed``."""
+    _apply_schedule(job, None)
+    _check_target(job, None)
+
+
 @transaction.atomic
 def job_create(*, tenant: Tenant, actor: Any = None, aliases: dict | None = None, **fields: Any) -> BackupJob:
     """Create a job and its beat ``PeriodicTask``. ``fields`` are model field names (model
@@ -217,7 +223,7 @@ def _compression(job: BackupJob) -> str:
 
 def job_run(*, job: BackupJob, actor: Any = None, trigger: str = BackupTrigger.MANUAL,
             backup_type: str | None = None, description: str = "", keep_until: datetime | None = None,
-            keep_forever: bool = False, options: dict | None = None) -> Operation | None:
+            keep_forever: bool = False, options: dict | None = None, queue: bool = True) -> Operation | None:
     """Start one run of ``job`` through the backup service.
 
     Runs of one job never overlap: the job row is locked and, when the job already has a
@@ -244,6 +250,7 @@ def job_run(*, job: BackupJob, actor: Any = None, trigger: str = BackupTrigger.M
             application=job.application, components=job.components or None, storage=job.storage, job=job,
             compression=_compression(job), backup_type=backup_type or job.backup_type, trigger=trigger,
             description=description, keep_until=keep_until, keep_forever=keep_forever, options={**(job.options or {}), **(options or {})},
+            queue=queue,
         )
         BackupJob.objects.filter(pk=job.pk).update(last_run_at=timezone.now())
         emit(action="job_run", tenant=job.tenant, resource_type="backup_job", resource_id=job.pk,

@@ -6,13 +6,15 @@ from __future__ import annotations
 from datetime import time
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from backupplatform.facades.serializers import StrictIntegerField
+from backupplatform.facades.serializers import StrictCharField, StrictIntegerField
 from schedules import selectors
 from schedules.models import BackupJob
 
 
+@extend_schema_field({"type": "string", "pattern": "^\\d{1,2}:\\d{2}$", "example": "02:00", "nullable": True})
 class StrictTimeField(serializers.Field):
     """``"HH:MM"`` (24-hour clock) as a ``datetime.time``; shown as ``"HH:MM"``."""
 
@@ -33,6 +35,7 @@ class StrictTimeField(serializers.Field):
         return value.strftime("%H:%M") if value else None
 
 
+@extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string", "pattern": "^\\d+$"}]})
 class IdField(serializers.Field):
     """An id given as a number or a string of digits (the workspace seed shows string ids)."""
 
@@ -64,3 +67,16 @@ def next_run(job: BackupJob):
 
 def iso(value) -> str | None:
     return serializers.DateTimeField().to_representation(value) if value else None
+
+
+class BackupTypeField(StrictCharField):
+    """``backup_type``/``type``: only ``full`` (every artifact is a complete, self-contained dump)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if value != "full":
+            raise serializers.ValidationError('Only "full" backups are supported.')
+        return value
+
+
+

@@ -6,7 +6,13 @@ import re
 
 from rest_framework import serializers
 
-from backupplatform.facades.scheduling import StrictTimeField, iso, next_run, weekday_list
+from backupplatform.facades.scheduling import (
+    BackupTypeField,
+    StrictTimeField,
+    iso,
+    next_run,
+    weekday_list,
+)
 from backupplatform.facades.serializers import (
     InputSerializer,
     StrictBooleanField,
@@ -20,7 +26,7 @@ FREQUENCIES = ["hourly", "daily", "weekly", "monthly", "custom"]
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB)\s*$", re.IGNORECASE)
 
 
-class NotificationsSerializer(InputSerializer):
+class ConsoleNotificationsSerializer(InputSerializer):
     on_success = StrictBooleanField(required=False)
     on_failure = StrictBooleanField(required=False)
 
@@ -65,11 +71,11 @@ class ScheduleUpdateSerializer(InputSerializer):
     day_of_month = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=28)
     cron = StrictCharField(required=False, max_length=120)
     retention_count = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=100_000)
-    type = serializers.ChoiceField(choices=["full"], required=False)
+    type = BackupTypeField(required=False, max_length=20)
     destination = StrictCharField(required=False, max_length=200)
     encryption = StrictBooleanField(required=False)
     auto_purge = StrictBooleanField(required=False)
-    notifications = NotificationsSerializer(required=False)
+    notifications = ConsoleNotificationsSerializer(required=False)
 
     def validate_schedule_id(self, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", value):

@@ -74,7 +74,7 @@ class SchedulesView(ConsoleView):
 
     roles = {"GET": Role.VIEWER}
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(operation_id="console_schedules_list", responses={200: dict})
     def get(self, request):
         tenant = self.require_tenant()
         jobs = list(selectors.job_list(tenant=tenant).order_by("name", "id"))

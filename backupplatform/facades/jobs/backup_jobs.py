@@ -15,7 +15,13 @@ from rest_framework import mixins, serializers
 
 from backupplatform.errors import ValidationFailed
 from backupplatform.facades.base import respond
-from backupplatform.facades.scheduling import StrictTimeField, iso, next_run, weekday_list
+from backupplatform.facades.scheduling import (
+    BackupTypeField,
+    StrictTimeField,
+    iso,
+    next_run,
+    weekday_list,
+)
 from backupplatform.facades.serializers import (
     InputSerializer,
     StrictBooleanField,
@@ -75,7 +81,7 @@ class JobInputSerializer(InputSerializer):
     database_name = StrictCharField(required=False, max_length=200)
     application_id = StrictIntegerField(required=False, min_value=1)
     storage_id = StrictIntegerField(required=False, allow_null=True, min_value=1)
-    backup_type = serializers.ChoiceField(choices=["full"], required=False)
+    backup_type = BackupTypeField(required=False, max_length=20)
     schedule_type = serializers.ChoiceField(choices=SCHEDULE_TYPES)
     schedule_time = StrictTimeField(required=False, allow_null=True)
     cron_expression = StrictCharField(required=False, max_length=120)
@@ -88,7 +94,7 @@ class JobInputSerializer(InputSerializer):
 
 
 class RunInputSerializer(InputSerializer):
-    backup_type = serializers.ChoiceField(choices=["full"], required=False)
+    backup_type = BackupTypeField(required=False, max_length=20)
     notify = StrictBooleanField(required=False)
 
 

@@ -12,7 +12,7 @@ from rest_framework import mixins, serializers
 
 from backupplatform.errors import ValidationFailed
 from backupplatform.facades.base import respond
-from backupplatform.facades.scheduling import iso, next_run
+from backupplatform.facades.scheduling import BackupTypeField, iso, next_run
 from backupplatform.facades.serializers import (
     InputSerializer,
     StrictBooleanField,
@@ -27,9 +27,6 @@ from tenants.models import Role
 from tenants.scoping import TenantScopedMixin
 
 from .conventions import PlatformViewSet
-
-BACKUP_TYPES = ["full"]
-
 
 # --- serializers ------------------------------------------------------------------------------
 
@@ -72,7 +69,7 @@ class ScheduleInputSerializer(InputSerializer):
     database_name = StrictCharField(max_length=200)
     cron_expression = StrictCharField(max_length=120)
     timezone = StrictCharField(required=False, max_length=64)
-    backup_type = serializers.ChoiceField(choices=BACKUP_TYPES, required=False)
+    backup_type = BackupTypeField(required=False, max_length=20)
     retention_policy_id = StrictIntegerField(min_value=1, required=False, allow_null=True)
     enabled = StrictBooleanField(required=False)
     notify_on_success = StrictBooleanField(required=False)

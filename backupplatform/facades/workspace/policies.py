@@ -37,7 +37,7 @@ ALIASES = {"schedule_type": "schedule.frequency", "schedule_time": "schedule.tim
            "cron_expression": "schedule.cron", "storage_id": "storage_id"}
 
 
-class ScheduleInputSerializer(InputSerializer):
+class PolicyScheduleInputSerializer(InputSerializer):
     frequency = serializers.ChoiceField(choices=FREQUENCIES)
     time = StrictTimeField(required=False, allow_null=True)
     timezone = StrictCharField(required=False, max_length=64)
@@ -46,14 +46,14 @@ class ScheduleInputSerializer(InputSerializer):
     cron = StrictCharField(required=False, max_length=120)
 
 
-class RetentionInputSerializer(InputSerializer):
+class PolicyRetentionInputSerializer(InputSerializer):
     daily = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=100_000)
     weekly = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=100_000)
     monthly = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=100_000)
     yearly = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=100_000)
 
 
-class NotificationsInputSerializer(InputSerializer):
+class PolicyNotificationsInputSerializer(InputSerializer):
     on_success = StrictBooleanField(required=False)
     on_failure = StrictBooleanField(required=False)
     channels = serializers.ListField(child=StrictCharField(max_length=300), required=False, max_length=20)
@@ -62,14 +62,14 @@ class NotificationsInputSerializer(InputSerializer):
 class PolicyInputSerializer(InputSerializer):
     storage_id = IdField(required=False, allow_null=True)
     enabled = StrictBooleanField(required=False)
-    schedule = ScheduleInputSerializer()
-    retention = RetentionInputSerializer(required=False)
+    schedule = PolicyScheduleInputSerializer()
+    retention = PolicyRetentionInputSerializer(required=False)
     options = StrictDictField(required=False)
-    notifications = NotificationsInputSerializer(required=False)
+    notifications = PolicyNotificationsInputSerializer(required=False)
 
 
 class PolicyUpdateSerializer(PolicyInputSerializer):
-    schedule = ScheduleInputSerializer(required=False)
+    schedule = PolicyScheduleInputSerializer(required=False)
 
 
 class TriggerInputSerializer(InputSerializer):
