@@ -272,6 +272,7 @@ def _pg_mask_table(conn: Any, columns: list[tuple[Column, Rule]]) -> int:
     table = sql.Identifier(first.schema, first.table)
     sets = []
     args: list[Any] = []
+    fixed: list[tuple[Any, str | None]] = []
     for column, rule in columns:
         ident = sql.Identifier(column.name)
         if rule.type == "hash":
@@ -282,18 +283,19 @@ def _pg_mask_table(conn: Any, columns: list[tuple[Column, Rule]]) -> int:
         elif rule.type == "null":
             sets.append(sql.SQL("{} = NULL").format(ident))
         elif rule.type == "fixed":
-            sets.append(
-                sql.SQL("{} = CASE WHEN {} IS NULL THEN NULL ELSE {} END").format(
-                    ident, ident, sql.Placeholder()
-                )
-            )
-            args.append(None if rule.value is None else str(rule.value))
+            # A separate UPDATE with an untyped literal, so PostgreSQL converts the value with
+            # the column's own input function (jsonb, dates, numbers...), NULLs left as NULL.
+            fixed.append((ident, None if rule.value is None else str(rule.value)))
     random_cols = [c for c, r in columns if r.type == "randomize"]
     rows = 0
     with conn.transaction(), conn.cursor() as cur:
         if sets:
             cur.execute(sql.SQL("UPDATE {} SET ").format(table) + sql.SQL(", ").join(sets), args)
             rows = cur.rowcount
+        for ident, value in fixed:
+            cur.execute(sql.SQL("UPDATE {} SET {} = {} WHERE {} IS NOT NULL").format(
+                table, ident, sql.Literal(value), ident))
+            rows = max(rows, cur.rowcount)
         if random_cols:
             cur.execute(
                 sql.SQL("SELECT ctid::text, {} FROM {}").format(
