@@ -132,10 +132,14 @@ CELERY_BEAT_SCHEDULE = {
     "check-server-health": {"task": "backups.check_server_health", "schedule": 300.0},
     # acronis-integration.md: refresh caches and push backup_status_update per tenant.
     "acronis-poll": {"task": "acronis.poll_all", "schedule": 60.0},
+    # Fail operations whose worker died (no heartbeat) and remove their partial artifacts.
+    "reap-operations": {"task": "backups.tasks.reap_operations", "schedule": 60.0},
     # Retention: apply every backup job's retention once a day (03:30 UTC).
     "retention-cleanup": {"task": "schedules.tasks.cleanup_all",
                           "schedule": crontab(minute="30", hour="3")},
 }
+# A running operation whose heartbeat is older than this is considered dead (seconds).
+OPERATION_HEARTBEAT_TIMEOUT = env.int("OPERATION_HEARTBEAT_TIMEOUT", default=120)
 # Timeout of interactive server connection tests and health checks (seconds).
 SERVER_CONNECT_TIMEOUT = env.float("SERVER_CONNECT_TIMEOUT", default=5.0)
 

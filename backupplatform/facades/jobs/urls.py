@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import backup_jobs, storage, views
+from . import backup_jobs, storage, verify, views
 
 jobs = backup_jobs.BackupJobViewSet.as_view
 urlpatterns = [
@@ -19,4 +19,12 @@ urlpatterns = [
     path("storage/test", storage.StorageTestView.as_view(), name="storage-test"),
     path("storage/<str:pk>/space", storage.StorageSpaceView.as_view(), name="storage-space"),
     path("storage/<str:pk>/backups", storage.StorageBackupsView.as_view({"get": "list"}), name="storage-backups"),
+    # api-layer.md "Verification Testing"
+    path("verify", verify.VerificationViewSet.as_view({"get": "list"}), name="verify-list"),
+    path("verify/<str:backup_id>", verify.VerificationViewSet.as_view({"post": "start"}), name="verify-start"),
+    path("verify/<str:backup_id>/status", verify.VerificationViewSet.as_view({"get": "status"}),
+         name="verify-status"),
+    path("verify/<str:backup_id>/result", verify.VerificationViewSet.as_view({"get": "result"}),
+         name="verify-result"),
+    path("verify/<str:pk>/cancel", verify.VerificationViewSet.as_view({"post": "cancel"}), name="verify-cancel"),
 ]

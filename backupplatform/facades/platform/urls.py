@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import auth, schedules, servers, views
+from . import auth, backups, schedules, servers, views
 
 users = views.UserViewSet.as_view({"get": "list", "post": "create"})
 user = views.UserViewSet.as_view({"put": "update", "delete": "destroy"})
 server_list = servers.ServerViewSet.as_view({"get": "list", "post": "create"})
 server_detail = servers.ServerViewSet.as_view(
     {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"})
+
 schedule_list = schedules.ScheduleViewSet.as_view({"get": "list", "post": "create"})
 schedule_detail = schedules.ScheduleViewSet.as_view({"get": "retrieve", "put": "update", "delete": "destroy"})
 policy_list = schedules.RetentionPolicyViewSet.as_view({"get": "list", "post": "create"})
@@ -34,4 +35,11 @@ urlpatterns = [
     path("servers/<str:pk>/test-connection", servers.ServerViewSet.as_view({"post": "test_connection"}),
          name="server-test-connection"),
     path("servers/<str:pk>/databases", servers.ServerViewSet.as_view({"get": "databases"}), name="server-databases"),
+    # db-backup-platform.md "Backups"
+    path("backups", backups.BackupViewSet.as_view({"get": "list", "post": "create"}), name="backup-list"),
+    path("backups/<str:pk>", backups.BackupViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+         name="backup-detail"),
+    path("backups/<str:pk>/download", backups.BackupViewSet.as_view({"post": "download"}), name="backup-download"),
+    path("backups/<str:pk>/restore", backups.BackupViewSet.as_view({"post": "restore"}), name="backup-restore"),
+    path("downloads/<str:token>", backups.SignedDownloadView.as_view(), name="backup-download-signed"),
 ]
