@@ -103,7 +103,7 @@ class BackupDetailSerializer(BackupListItemSerializer):
                 "checksum": f"sha256:{obj.checksum}" if obj.checksum else None}
 
 
-class RestoreSerializer(serializers.ModelSerializer):
+class AppRestoreSerializer(serializers.ModelSerializer):
     backup_id = serializers.IntegerField(allow_null=True)
     application_id = serializers.IntegerField(allow_null=True)
     target_application = serializers.IntegerField(source="target_application_id", allow_null=True)
@@ -127,17 +127,17 @@ class RestoreSerializer(serializers.ModelSerializer):
         return (obj.result or {}).get("restore") or {}
 
 
-class RestoreOptionsSerializer(InputSerializer):
+class AppRestoreOptionsSerializer(InputSerializer):
     include_volumes = StrictBooleanField(required=False)
     include_configmaps = StrictBooleanField(required=False)
     include_secrets = StrictBooleanField(required=False)
     restore_strategy = serializers.ChoiceField(choices=["create_new", "overwrite", "merge"], default="create_new")
 
 
-class RestoreRequestSerializer(InputSerializer):
+class AppRestoreRequestSerializer(InputSerializer):
     target_application = serializers.JSONField(required=False)
     namespace_mapping = StrictDictField(required=False, child=serializers.CharField())
-    restore_options = RestoreOptionsSerializer(required=False)
+    restore_options = AppRestoreOptionsSerializer(required=False)
     target_path = StrictCharField(required=False, max_length=1024)
     confirmation = StrictCharField(required=False, allow_blank=True, max_length=200)
 
@@ -240,10 +240,10 @@ class ApplicationBackupViewSet(mixins.ListModelMixin, AppBackupsBase):
         response["Content-Disposition"] = f'attachment; filename="backup-{backup.pk}.{fmt}"'
         return response
 
-    @extend_schema(request=RestoreRequestSerializer, responses={202: OpenApiTypes.OBJECT})
+    @extend_schema(request=AppRestoreRequestSerializer, responses={202: OpenApiTypes.OBJECT})
     def restore(self, request, ws_id=None, app_id=None, backup_id=None):
         backup = self.backup()
-        data = validated(RestoreRequestSerializer, request.data)
+        data = validated(AppRestoreRequestSerializer, request.data)
         options = dict(data.get("restore_options") or {})
         strategy = options.pop("restore_strategy", "create_new")
         if strategy == "merge":
@@ -273,7 +273,7 @@ class ApplicationBackupViewSet(mixins.ListModelMixin, AppBackupsBase):
 
 
 class ApplicationRestoreViewSet(mixins.ListModelMixin, AppBackupsBase):
-    serializer_class = RestoreSerializer
+    serializer_class = AppRestoreSerializer
     queryset = Restore.objects.none()
     roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER}
 
@@ -283,14 +283,14 @@ class ApplicationRestoreViewSet(mixins.ListModelMixin, AppBackupsBase):
         return backup_selectors.restore_list(tenant=self.require_tenant(), application_id=self.application().pk,
                                              status=self.request.query_params.get("status") or None)
 
-    @extend_schema(responses={200: RestoreSerializer})
+    @extend_schema(responses={200: AppRestoreSerializer})
     def retrieve(self, request, ws_id=None, app_id=None, restore_id=None):
         restore = None
         if str(restore_id).isdigit():
             restore = self.get_queryset().filter(pk=int(restore_id)).first()
         if restore is None:
             raise NotFound("Restore not found", code="RESTORE_NOT_FOUND")
-        return respond(RestoreSerializer(restore).data)
+        return respond(AppRestoreSerializer(restore).data)
 
 
 def _gzip_stream(pieces):
