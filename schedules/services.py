@@ -232,6 +232,8 @@ def job_run(*, job: BackupJob, actor: Any = None, trigger: str = BackupTrigger.M
     """
     from backups.services.backups import backup_start
 
+    from .beat import celery_priority
+
     with transaction.atomic():
         job = BackupJob.objects.select_for_update(of=("self",)).select_related(
             "tenant", "server", "application", "storage").get(pk=job.pk)
@@ -250,7 +252,7 @@ def job_run(*, job: BackupJob, actor: Any = None, trigger: str = BackupTrigger.M
             application=job.application, components=job.components or None, storage=job.storage, job=job,
             compression=_compression(job), backup_type=backup_type or job.backup_type, trigger=trigger,
             description=description, keep_until=keep_until, keep_forever=keep_forever, options={**(job.options or {}), **(options or {})},
-            queue=queue,
+            queue=queue, priority=celery_priority(job.priority),
         )
         BackupJob.objects.filter(pk=job.pk).update(last_run_at=timezone.now())
         emit(action="job_run", tenant=job.tenant, resource_type="backup_job", resource_id=job.pk,

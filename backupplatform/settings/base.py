@@ -127,6 +127,9 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=6 * 3600)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Job priority (1-10) becomes Celery priority 0-9 (0 first); Redis honours it with these.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"priority_steps": list(range(10)), "queue_order_strategy": "priority",
+                                   "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_BEAT_SCHEDULE = {
     # db-backup-platform.md "WebSocket Events": server_health on change.
     "check-server-health": {"task": "backups.check_server_health", "schedule": 300.0},

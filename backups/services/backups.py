@@ -104,7 +104,8 @@ def backup_start(*, tenant: Tenant, actor: Any = None, server: Server | None = N
                  storage: Storage | None = None, job: Any = None, compression: str = "zstd",
                  encrypt: bool = True, backup_type: str = "full", trigger: str = BackupTrigger.MANUAL,
                  name: str = "", description: str = "", keep_until=None, keep_forever: bool = False,
-                 options: dict | None = None, queue: bool = True) -> Operation:
+                 options: dict | None = None, queue: bool = True,
+                 priority: int | None = None) -> Operation:
     """Create the ``Backup`` and its ``Operation`` and queue the work after commit.
 
     Exactly one of ``server``+``database_name`` (a database backup) or ``application`` (an
@@ -157,16 +158,17 @@ def backup_start(*, tenant: Tenant, actor: Any = None, server: Server | None = N
                   "backup_type": backup_type, "storage": storage.name, "compression": compression,
                   "trigger": trigger})
     if queue:  # the CLI runs the work in its own process instead
-        _queue("backups.tasks.run_backup", op)
+        _queue("backups.tasks.run_backup", op, priority=priority)
     return op
 
 
-def _queue(task_name: str, op: Operation) -> None:
+def _queue(task_name: str, op: Operation, *, priority: int | None = None) -> None:
+    """Send the task after commit. ``priority`` is Celery's (0 = highest on Redis)."""
     from backupplatform.celery import app
 
     def send() -> None:
         # JSON ids only; the task rebuilds everything from the row (CONVENTIONS.md "Celery").
-        app.send_task(task_name, args=[op.pk], task_id=op.celery_task_id or None)
+        app.send_task(task_name, args=[op.pk], task_id=op.celery_task_id or None, priority=priority)
 
     transaction.on_commit(send)
 
