@@ -13,7 +13,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers
 
-from backupplatform.errors import ValidationFailed
+from backupplatform.errors import NotFound, ValidationFailed
 from backupplatform.facades.base import respond
 from backupplatform.facades.scheduling import (
     BackupTypeField,
@@ -153,7 +153,8 @@ class BackupJobViewSet(TenantScopedMixin, mixins.ListModelMixin, mixins.Retrieve
 
     def get_object(self):
         if not str(self.kwargs["pk"]).isdigit() or len(str(self.kwargs["pk"])) > 18:
-            raise ValidationFailed(details={"id": ["A whole number is required."]})
+            # An id that cannot exist is simply not found (as for every other lookup).
+            raise NotFound("Backup job not found", code="JOB_NOT_FOUND")
         return super().get_object()
 
     @extend_schema(parameters=[OpenApiParameter("is_active", OpenApiTypes.BOOL, required=False)])
