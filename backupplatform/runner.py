@@ -158,10 +158,14 @@ def test(args: argparse.Namespace, pytest_args: list[str]) -> int:
     env = dict(os.environ)
     env["DJANGO_SETTINGS_MODULE"] = "backupplatform.settings.test"
     redis_proc = None
+    # EMBEDDED=1 runs the suite on the embedded defaults even where services are running.
+    embedded = env.get("EMBEDDED", "") not in ("", "0")
+    if embedded:
+        env.setdefault("DATABASE_URL", f"sqlite:///{VAR / 'test.sqlite3'}")
     if not env.get("DATABASE_URL") and port_open("127.0.0.1", 5432):
         env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/backupplatform"
     if not env.get("REDIS_URL"):
-        if port_open("127.0.0.1", 6379):
+        if port_open("127.0.0.1", 6379) and not embedded:
             env["REDIS_URL"] = "redis://127.0.0.1:6379/5"
         else:
             redis_proc, env["REDIS_URL"] = start_embedded_redis(VAR / "redis-test")

@@ -121,12 +121,19 @@ def _path_application(*, tenant: Tenant, name: str, path: str) -> Application:
 
 
 def _save(job: BackupJob, aliases: dict | None) -> None:
+    # Checked first so every database gives the same answer (SQLite's IntegrityError text
+    # names columns, not constraints); the IntegrityError branch still covers races.
+    others = BackupJob.objects.exclude(pk=job.pk)
+    if job.application_id and others.filter(application_id=job.application_id).exists():
+        raise Conflict("This application already has a backup policy", code="SCHEDULE_CONFLICT")
+    if job.public_id and others.filter(tenant_id=job.tenant_id, public_id=job.public_id).exists():
+        raise Conflict("A schedule with this id already exists", code="SCHEDULE_CONFLICT")
     try:
         with transaction.atomic():
             job.save()
     except IntegrityError as exc:
         text = str(exc)
-        if "one_policy_per_application" in text:
+        if "one_policy_per_application" in text or "backupjob.application_id" in text:
             raise Conflict("This application already has a backup policy", code="SCHEDULE_CONFLICT")
         if "unique_job_public_id" in text:
             raise Conflict("A schedule with this id already exists", code="SCHEDULE_CONFLICT")
