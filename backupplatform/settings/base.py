@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "channels",
     "tenants",
@@ -206,6 +207,9 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1|/cloud-integration/backup|/api/acronis",
     "SECURITY": [{"jwtAuth": []}, {"apiKeyAuth": []}],
@@ -239,3 +243,6 @@ LOGGING = {
 
 # Where the "local" storage type writes when a storage gives no path of its own.
 BACKUP_LOCAL_ROOT = env("BACKUP_LOCAL_ROOT", default=str(VAR_DIR / "backups"))
+# Other folders of the platform's machines that local storages, file sources and restore
+# targets may use (backupplatform/paths.py); everything else on the host is out of reach.
+LOCAL_PATH_ROOTS = env.list("LOCAL_PATH_ROOTS", default=[])

@@ -16,3 +16,5 @@ REST_FRAMEWORK = {**REST_FRAMEWORK}  # noqa: F405
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"login": "1000/min", "console": "1000/min", "jobs": "1000/min"}
 # Connections are not kept across requests, so the test database can be dropped at the end.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# Tests create their folders under the system temp directory.
+LOCAL_PATH_ROOTS = ["/tmp"]

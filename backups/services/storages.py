@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from audit.services import emit
 from backupplatform.errors import Conflict, DomainError, ValidationFailed
+from backupplatform.paths import not_allowed_message, path_allowed
 from backups import storage as backends
 from tenants.models import Tenant
 
@@ -56,6 +57,8 @@ def storage_public_credentials(credentials: dict | None) -> dict[str, str]:
 
 def _validate(type: str, configuration: dict, credentials: dict) -> None:
     errors = backends.validate_config(type, configuration, credentials)
+    if type == "local" and "path" not in errors and not path_allowed(configuration.get("path", "")):
+        errors["path"] = not_allowed_message()
     if errors:
         raise InvalidStorageConfiguration(details=errors)
 

@@ -24,8 +24,8 @@ def test_create_with_sources_then_replace_them_atomically(api, admin_a, pg_serve
         "name": "web-app", "namespace": "prod", "labels": {"team": "web"},
         "sources": [
             {"type": "postgresql", "server_id": pg_server_a.pk, "database_name": "shop"},
-            {"type": "path", "path": "/srv/uploads", "include": ["*.jpg"], "exclude": ["tmp/**"]},
-            {"type": "sqlite", "name": "cache", "path": "/var/lib/app/cache.db"},
+            {"type": "path", "path": "/tmp/site/uploads", "include": ["*.jpg"], "exclude": ["tmp/**"]},
+            {"type": "sqlite", "name": "cache", "path": "/tmp/site/cache.db"},
             {"type": "platform_config"},
         ]}, format="json")
     assert created.status_code == 201, created.content
@@ -40,7 +40,7 @@ def test_create_with_sources_then_replace_them_atomically(api, admin_a, pg_serve
     # Replace: keep shop (renamed), drop the others, add one.
     updated = client.put(f"{WS}/applications/{app['id']}", {"sources": [
         {"id": shop_id, "name": "shop-db", "type": "postgresql", "server_id": pg_server_a.pk, "database_name": "shop"},
-        {"type": "path", "path": "/etc/app"},
+        {"type": "path", "path": "/tmp/etc/app"},
     ]}, format="json")
     assert updated.status_code == 200, updated.content
     after = updated.json()["data"]["sources"]
@@ -54,7 +54,7 @@ def test_create_with_sources_then_replace_them_atomically(api, admin_a, pg_serve
 
 def test_validation_errors_point_at_the_source_and_nothing_is_written(api, admin_a, pg_server_a):
     response = api(admin_a).post(f"{WS}/applications", {"name": "broken", "sources": [
-        {"type": "path", "path": "/ok"},
+        {"type": "path", "path": "/tmp/ok"},
         {"type": "postgresql", "server_id": pg_server_a.pk},
         {"type": "path", "path": "relative"},
         {"type": "mysql", "server_id": pg_server_a.pk, "database_name": "x"},
@@ -66,7 +66,7 @@ def test_validation_errors_point_at_the_source_and_nothing_is_written(api, admin
     assert "sources[4].type" in error["details"], error
     assert not Application.objects.filter(name="broken").exists()
     response = api(admin_a).post(f"{WS}/applications", {"name": "broken", "sources": [
-        {"type": "path", "path": "/ok"},
+        {"type": "path", "path": "/tmp/ok"},
         {"type": "postgresql", "server_id": pg_server_a.pk},
         {"type": "path", "path": "relative"},
         {"type": "mysql", "server_id": pg_server_a.pk, "database_name": "x"},
@@ -77,12 +77,12 @@ def test_validation_errors_point_at_the_source_and_nothing_is_written(api, admin
 
 
 def test_failed_update_keeps_the_old_sources(api, admin_a, tenant_a, pg_server_a):
-    app = services.application_create(tenant=tenant_a, name="a", sources=[{"type": "path", "path": "/data"}])
+    app = services.application_create(tenant=tenant_a, name="a", sources=[{"type": "path", "path": "/tmp/data"}])
     response = api(admin_a).put(f"{WS}/applications/{app.pk}", {"name": "renamed", "sources": [
-        {"type": "path", "path": "/new"}, {"type": "postgresql", "database_name": "x"}]}, format="json")
+        {"type": "path", "path": "/tmp/new"}, {"type": "postgresql", "database_name": "x"}]}, format="json")
     assert response.status_code == 400 and "sources[1].server_id" in response.json()["error"]["details"]
     app.refresh_from_db()
-    assert app.name == "a" and [s.path for s in app.sources.all()] == ["/data"]
+    assert app.name == "a" and [s.path for s in app.sources.all()] == ["/tmp/data"]
 
 
 def test_other_tenants_server_is_a_validation_error_not_a_leak(api, admin_a, tenant_b):
@@ -117,7 +117,7 @@ def test_delete_keeps_backups(api, admin_a, tenant_a):
 
 def test_list_is_paginated_with_bounded_queries(api, viewer_a, tenant_a, django_assert_max_num_queries):
     for n in range(5):
-        services.application_create(tenant=tenant_a, name=f"app-{n}", sources=[{"type": "path", "path": f"/d{n}"}])
+        services.application_create(tenant=tenant_a, name=f"app-{n}", sources=[{"type": "path", "path": f"/tmp/d{n}"}])
     client = api(viewer_a)
     client.get(f"{WS}/applications")  # creates the default application
     with django_assert_max_num_queries(12):
