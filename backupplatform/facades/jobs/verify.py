@@ -54,12 +54,8 @@ class VerificationViewSet(mixins.ListModelMixin, JobsViewSet):
     roles = {"list": Role.VIEWER, "start": Role.OPERATOR, "status": Role.VIEWER, "result": Role.VIEWER,
              "cancel": Role.OPERATOR}
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return self.queryset
-        if self.request.tenant is None and not self.request.user.is_superuser:
-            self.require_tenant()
-        return backup_selectors.verification_list(tenant=self.request.tenant)
+    def tenant_queryset(self, tenant):
+        return backup_selectors.verification_list(tenant=tenant)
 
     def _backup(self, backup_id) -> Backup:
         backup = None

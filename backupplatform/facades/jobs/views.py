@@ -23,12 +23,8 @@ class ApiKeyViewSet(mixins.ListModelMixin, JobsViewSet):
     queryset = ApiKey.objects.none()
     roles = {"list": Role.ADMIN, "create": Role.ADMIN, "destroy": Role.ADMIN}
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return self.queryset
-        if self.request.tenant is None and not self.request.user.is_superuser:
-            self.require_tenant()
-        return tenant_selectors.api_key_list(tenant=self.request.tenant)
+    def tenant_queryset(self, tenant):
+        return tenant_selectors.api_key_list(tenant=tenant)
 
     def get_object(self):
         if not str(self.kwargs["pk"]).isdigit():

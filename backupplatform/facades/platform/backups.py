@@ -120,12 +120,8 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformVi
     roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER, "create": Role.OPERATOR, "download": Role.OPERATOR,
              "restore": Role.OPERATOR, "destroy": Role.ADMIN}
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return self.queryset
-        if self.request.tenant is None and not self.request.user.is_superuser:
-            self.require_tenant()
-        return backup_selectors.backup_list(tenant=self.request.tenant, filters=self.request.query_params
+    def tenant_queryset(self, tenant):
+        return backup_selectors.backup_list(tenant=tenant, filters=self.request.query_params
                                             if self.action == "list" else None)
 
     def get_object(self):

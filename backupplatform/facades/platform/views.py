@@ -50,12 +50,8 @@ class UserViewSet(mixins.ListModelMixin, PlatformViewSet):
     lookup_url_kwarg = "pk"
     roles = {"list": Role.ADMIN, "create": Role.ADMIN, "update": Role.ADMIN, "destroy": Role.ADMIN}
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return self.queryset
-        if self.request.tenant is None and not self.request.user.is_superuser:
-            self.require_tenant()
-        return tenant_selectors.member_list(tenant=self.request.tenant)
+    def tenant_queryset(self, tenant):
+        return tenant_selectors.member_list(tenant=tenant)
 
     def get_object(self):
         pk = self.kwargs["pk"]
@@ -98,12 +94,8 @@ class AuditLogView(mixins.ListModelMixin, PlatformViewSet):
     queryset = AuditEvent.objects.none()
     roles = {"list": Role.ADMIN}
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return self.queryset
-        if self.request.tenant is None and not self.request.user.is_superuser:
-            self.require_tenant()
-        return audit_event_list(tenant=self.request.tenant, filters=self.request.query_params)
+    def tenant_queryset(self, tenant):
+        return audit_event_list(tenant=tenant, filters=self.request.query_params)
 
     @extend_schema(parameters=AUDIT_FILTERS)
     def list(self, request, *args, **kwargs):

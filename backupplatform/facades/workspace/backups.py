@@ -161,11 +161,9 @@ class ApplicationBackupViewSet(mixins.ListModelMixin, AppBackupsBase):
     roles = {"list": Role.VIEWER, "latest": Role.VIEWER, "retrieve": Role.VIEWER, "manifest": Role.VIEWER,
              "download": Role.OPERATOR, "restore": Role.OPERATOR}
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return self.queryset
+    def tenant_queryset(self, tenant):
         filters = {"status": self.request.query_params.get("status"), "since": self.request.query_params.get("since")}
-        return backup_selectors.backup_list(tenant=self.require_tenant(), filters=filters).filter(
+        return backup_selectors.backup_list(tenant=tenant, filters=filters).filter(
             application=self.application())
 
     def backup(self) -> Backup:
@@ -277,10 +275,8 @@ class ApplicationRestoreViewSet(mixins.ListModelMixin, AppBackupsBase):
     queryset = Restore.objects.none()
     roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER}
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return self.queryset
-        return backup_selectors.restore_list(tenant=self.require_tenant(), application_id=self.application().pk,
+    def tenant_queryset(self, tenant):
+        return backup_selectors.restore_list(tenant=tenant, application_id=self.application().pk,
                                              status=self.request.query_params.get("status") or None)
 
     @extend_schema(responses={200: AppRestoreSerializer})
