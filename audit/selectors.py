@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from backupplatform.errors import ValidationFailed
+from backupplatform.tenancy import scoped
 
 from .models import AuditEvent
 
@@ -27,8 +28,9 @@ def _parse_bound(name: str, raw: str, *, end: bool) -> datetime:
 
 
 def audit_event_list(*, tenant: Any, filters: dict[str, str]) -> QuerySet[AuditEvent]:
-    """Events of ``tenant`` (all for ``None``), newest first, filtered as the seed documents."""
-    qs = AuditEvent.objects.all() if tenant is None else AuditEvent.objects.filter(tenant=tenant)
+    """Events of ``tenant`` (every tenant's for ``ALL_TENANTS``), newest first, filtered as
+    the seed documents."""
+    qs = scoped(AuditEvent.objects.all(), tenant)
     if filters.get("user_id"):
         if not str(filters["user_id"]).isdigit():
             raise ValidationFailed(details={"user_id": ["A whole number is required."]})

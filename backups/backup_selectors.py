@@ -9,12 +9,12 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime, parse_duration
 
 from backupplatform.errors import ValidationFailed
-from tenants.models import Tenant
+from tenants.models import TenantScope
 
 from .models import Backup, BackupStatus, Operation, Restore, Verification
 
 
-def backup_list(*, tenant: Tenant | None, filters: dict | None = None) -> QuerySet[Backup]:
+def backup_list(*, tenant: TenantScope, filters: dict | None = None) -> QuerySet[Backup]:
     """Backups newest first. Filters: ``server_id``, ``db_type``, ``status``, ``application_id``,
     ``storage_id``, ``since`` (a duration like ``24h``/``7d`` or an ISO date-time)."""
     qs = Backup.objects.for_tenant(tenant).select_related("storage", "server", "application", "tenant")
@@ -53,7 +53,7 @@ def parse_since(raw: str):
     raise ValidationFailed(details={"since": ["Use a duration such as 24h, 7d, 2w, or an ISO 8601 date-time."]})
 
 
-def restore_list(*, tenant: Tenant | None, application_id: int | None = None, status: str | None = None) -> QuerySet[Restore]:
+def restore_list(*, tenant: TenantScope, application_id: int | None = None, status: str | None = None) -> QuerySet[Restore]:
     qs = Restore.objects.for_tenant(tenant).select_related("backup", "operation", "target_application")
     if application_id is not None:
         qs = qs.filter(application_id=application_id)
@@ -62,15 +62,15 @@ def restore_list(*, tenant: Tenant | None, application_id: int | None = None, st
     return qs.order_by("-created_at", "-id")
 
 
-def verification_list(*, tenant: Tenant | None) -> QuerySet[Verification]:
+def verification_list(*, tenant: TenantScope) -> QuerySet[Verification]:
     return Verification.objects.for_tenant(tenant).select_related("backup", "operation").order_by("-created_at", "-id")
 
 
-def latest_verification(*, tenant: Tenant | None, backup: Backup) -> Verification | None:
+def latest_verification(*, tenant: TenantScope, backup: Backup) -> Verification | None:
     return verification_list(tenant=tenant).filter(backup=backup).first()
 
 
-def operation_get(*, tenant: Tenant | None, public_id: str, kinds: tuple[str, ...] | None = None) -> Operation | None:
+def operation_get(*, tenant: TenantScope, public_id: str, kinds: tuple[str, ...] | None = None) -> Operation | None:
     qs = Operation.objects.for_tenant(tenant).filter(public_id=public_id)
     if kinds:
         qs = qs.filter(kind__in=kinds)

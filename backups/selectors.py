@@ -13,7 +13,7 @@ from django.db.models import Count, IntegerField, Max, Min, Prefetch, Q, QuerySe
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from tenants.models import Tenant
+from tenants.models import Tenant, TenantScope
 
 from .models import Application, Backup, BackupStatus, Server, Source, Storage
 from .services.storages import iso, monthly_cost, to_gb
@@ -22,16 +22,16 @@ COMPLETED = Q(backups__status=BackupStatus.COMPLETED)
 USAGE_PERIODS = ("current_month", "last_month", "last_3_months")
 
 
-def server_list(*, tenant: Tenant | None) -> QuerySet[Server]:
+def server_list(*, tenant: TenantScope) -> QuerySet[Server]:
     return Server.objects.for_tenant(tenant).order_by("name", "id")
 
 
-def application_list(*, tenant: Tenant | None) -> QuerySet[Application]:
+def application_list(*, tenant: TenantScope) -> QuerySet[Application]:
     return (Application.objects.for_tenant(tenant).order_by("-is_default", "name", "id")
             .prefetch_related(Prefetch("sources", queryset=Source.objects.order_by("position", "id"))))
 
 
-def storage_list(*, tenant: Tenant | None, type: str | None = None, status: str | None = None) -> QuerySet[Storage]:
+def storage_list(*, tenant: TenantScope, type: str | None = None, status: str | None = None) -> QuerySet[Storage]:
     """Storages with ``used_bytes`` and ``backup_count`` annotated (one query, no N+1)."""
     qs = Storage.objects.for_tenant(tenant)
     if type:

@@ -12,8 +12,9 @@ from django.db.models import Avg, Count, F, Q, QuerySet
 from django.utils import timezone
 
 from backupplatform.errors import NotFound, ValidationFailed
+from backupplatform.tenancy import scoped
 from backups.models import Backup, BackupStatus, Operation, OperationKind, OperationStatus
-from tenants.models import Tenant
+from tenants.models import Tenant, TenantScope
 
 from .models import BackupJob, CleanupPlan, RetentionPolicy
 from .retention import BackupInfo, RetentionRules
@@ -37,9 +38,8 @@ def job_next_run(job: BackupJob, *, after: datetime | None = None) -> datetime |
     return runs[0] if runs else None
 
 
-def job_list(*, tenant: Tenant | None) -> QuerySet[BackupJob]:
-    qs = BackupJob.objects.select_related("retention_policy", "storage", "server", "application")
-    return qs.filter(tenant=tenant) if tenant is not None else qs
+def job_list(*, tenant: TenantScope) -> QuerySet[BackupJob]:
+    return BackupJob.objects.select_related("retention_policy", "storage", "server", "application").for_tenant(tenant)
 
 
 def job_active_operation(job: BackupJob) -> Operation | None:
@@ -152,11 +152,9 @@ def backup_series(backups: Iterable[dict]) -> dict[Hashable, list[dict]]:
 # --- cleanup plans ----------------------------------------------------------------------------
 
 
-def cleanup_plan_get(*, tenant: Tenant | None, public_id: str) -> CleanupPlan:
+def cleanup_plan_get(*, tenant: TenantScope, public_id: str) -> CleanupPlan:
     """A plan of the caller's tenant; any other (or unknown) id is a 404."""
-    qs = CleanupPlan.objects.select_related("tenant", "operation")
-    if tenant is not None:
-        qs = qs.filter(tenant=tenant)
+    qs = scoped(CleanupPlan.objects.select_related("tenant", "operation"), tenant)
     plan = qs.filter(public_id=str(public_id)[:40]).first()
     if plan is None:
         raise NotFound("Cleanup plan not found", code="CLEANUP_PLAN_NOT_FOUND",
@@ -164,10 +162,8 @@ def cleanup_plan_get(*, tenant: Tenant | None, public_id: str) -> CleanupPlan:
     return plan
 
 
-def cleanup_operation_get(*, tenant: Tenant | None, public_id: str) -> Operation:
-    qs = Operation.objects.filter(kind=OperationKind.CLEANUP)
-    if tenant is not None:
-        qs = qs.filter(tenant=tenant)
+def cleanup_operation_get(*, tenant: TenantScope, public_id: str) -> Operation:
+    qs = Operation.objects.filter(kind=OperationKind.CLEANUP).for_tenant(tenant)
     op = qs.filter(public_id=str(public_id)[:32]).first()
     if op is None:
         raise NotFound("Cleanup not found", code="CLEANUP_NOT_FOUND")

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
+
+from backupplatform.tenancy import ALL_TENANTS, UnscopedQuery, scoped
+
+__all__ = ["ALL_TENANTS", "UnscopedQuery"]  # re-exported: tenants.models is where callers look
 
 
 class Plan(models.TextChoices):
@@ -44,6 +49,9 @@ class Tenant(models.Model):
     name = models.CharField(max_length=200)
     plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.SHARED)
     max_concurrent_backups = models.PositiveIntegerField(default=5)
+    # Folders of the platform's machines this tenant may use (local storages, file sources,
+    # restore targets); empty means ``<root>/<slug>`` under each platform root. Superusers only.
+    path_roots = models.JSONField(default=list, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -55,10 +63,22 @@ class Tenant(models.Model):
         return self.slug
 
 
+# What a tenant-scoped selector accepts: one tenant, or every tenant said out loud.
+TenantScope = Any  # Tenant | AllTenants
+
+
 class TenantQuerySet(models.QuerySet):
-    def for_tenant(self, tenant: Tenant | None) -> TenantQuerySet:
-        """Rows of ``tenant``; ``None`` means a platform operator's unscoped view."""
-        return self if tenant is None else self.filter(tenant=tenant)
+    def for_tenant(self, tenant: TenantScope) -> TenantQuerySet:
+        """Rows of ``tenant``; ``ALL_TENANTS`` for a platform operator's view of every tenant.
+
+        Anything else (``None`` above all) raises ``UnscopedQuery``: an unscoped query must be
+        asked for explicitly, never reached by forgetting the tenant.
+        """
+        return scoped(self, tenant)
+
+    def all_tenants(self) -> TenantQuerySet:
+        """Every tenant's rows (superuser and platform-task paths only)."""
+        return self.all()
 
 
 class TenantOwnedModel(models.Model):

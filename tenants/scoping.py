@@ -2,9 +2,9 @@
 
 - ``resolve_tenant()`` decides the caller's tenant and role from the URL (``ws_id``), the
   API key (bound to one tenant), or the user's memberships (``X-Workspace`` picks one).
-- ``TenantContextMixin`` (every facade view) sets ``request.tenant`` and ``request.role``.
-- ``TenantScopedMixin`` filters querysets to ``request.tenant``: another tenant's row is
-  simply not there, so it is a 404, never a 403 that confirms it exists.
+- ``TenantContextMixin`` (every facade view) sets ``request.tenant`` and ``request.role``
+  and scopes querysets through ``tenant_queryset(scope)``: another tenant's row is simply
+  not there, so it is a 404, never a 403 that confirms it exists.
 - ``TenantScopedAdminMixin`` does the same for the Django admin.
 """
 
@@ -17,7 +17,7 @@ from django.db import models
 
 from backupplatform.errors import Forbidden, NotFound, ValidationFailed
 
-from .models import Membership, Role, Tenant
+from .models import ALL_TENANTS, Membership, Role, Tenant, TenantScope
 
 WORKSPACE_HEADER = "HTTP_X_WORKSPACE"
 
@@ -66,7 +66,13 @@ def resolve_tenant(request: Any, ws_id: str | None = None) -> TenantContext:
 
 
 class TenantContextMixin:
-    """Sets ``request.tenant`` / ``request.role`` before permissions are checked."""
+    """Sets ``request.tenant`` / ``request.role`` before permissions are checked, and scopes
+    every tenant-owned queryset of the view (the one place views are scoped).
+
+    A view over tenant-owned rows defines ``tenant_queryset(scope)``; ``get_queryset()``
+    calls it with the caller's tenant, or with ``ALL_TENANTS`` for a platform operator who
+    named no workspace. Another tenant's row is simply not in the queryset: a 404.
+    """
 
     # The URL keyword that names the workspace (workspace facade: ``ws_id``).
     tenant_url_kwarg: str | None = None
@@ -90,24 +96,22 @@ class TenantContextMixin:
             )
         raise Forbidden("You are not a member of any workspace")
 
-
-class TenantScopedMixin:
-    """Filter ``get_queryset()`` to the caller's tenant (superusers without one see all)."""
-
-    tenant_field = "tenant"
-
-    def scope_queryset(self, queryset: models.QuerySet) -> models.QuerySet:
+    def tenant_scope(self) -> TenantScope:
+        """The caller's tenant, or ``ALL_TENANTS`` for a superuser without a workspace."""
         request = self.request
         if request.tenant is not None:
-            return queryset.filter(**{self.tenant_field: request.tenant})
-        if request.user.is_superuser:
-            return queryset
-        if getattr(request, "tenant_ambiguous", False):
-            self.require_tenant()  # raises the "choose a workspace" error
-        return queryset.none()
+            return request.tenant
+        if request.user.is_superuser and not getattr(request, "tenant_ambiguous", False):
+            return ALL_TENANTS
+        return self.require_tenant()  # raises: choose a workspace / not a member
 
     def get_queryset(self) -> models.QuerySet:
-        return self.scope_queryset(super().get_queryset())
+        hook = getattr(self, "tenant_queryset", None)
+        if hook is None:
+            return super().get_queryset()
+        if getattr(self, "swagger_fake_view", False):  # the schema generator's fake view
+            return self.queryset
+        return hook(self.tenant_scope())
 
 
 # --- admin ---------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from .models import ApiKey, Membership, Role, Tenant
+from backupplatform.tenancy import scoped
+
+from .models import ApiKey, Membership, Role, Tenant, TenantScope
 
 
 def workspaces_for(request: Any) -> list[dict]:
@@ -28,15 +30,11 @@ def workspaces_for(request: Any) -> list[dict]:
     ]
 
 
-def member_list(*, tenant: Tenant | None) -> QuerySet[Membership]:
-    qs = Membership.objects.select_related("user", "tenant")
-    if tenant is not None:
-        qs = qs.filter(tenant=tenant)
+def member_list(*, tenant: TenantScope) -> QuerySet[Membership]:
+    qs = scoped(Membership.objects.select_related("user", "tenant"), tenant)
     return qs.order_by("user__username", "id")
 
 
-def api_key_list(*, tenant: Tenant | None) -> QuerySet[ApiKey]:
-    qs = ApiKey.objects.select_related("tenant")
-    if tenant is not None:
-        qs = qs.filter(tenant=tenant)
+def api_key_list(*, tenant: TenantScope) -> QuerySet[ApiKey]:
+    qs = ApiKey.objects.select_related("tenant").for_tenant(tenant)
     return qs.order_by("-created_at", "-id")

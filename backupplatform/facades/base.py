@@ -235,19 +235,6 @@ class FacadeMixin(TenantContextMixin):
         """The facade's paginator, unless the view says its seed shows a plain array."""
         return None if getattr(self, "unpaginated", False) else self.facade.paginator_class
 
-    def get_queryset(self):
-        """Views that define ``tenant_queryset(tenant)`` get the shared preamble: the schema
-        generator's fake view gets the bare ``queryset``, and a caller without a workspace
-        is told to choose one (superusers without one see every tenant: ``tenant`` None)."""
-        hook = getattr(self, "tenant_queryset", None)
-        if hook is None:
-            return super().get_queryset()
-        if getattr(self, "swagger_fake_view", False):
-            return self.queryset
-        if self.request.tenant is None and not self.request.user.is_superuser:
-            self.require_tenant()
-        return hook(self.request.tenant)
-
     def required_role(self, request) -> str | None:
         action = getattr(self, "action", None)
         if action and action in self.roles:

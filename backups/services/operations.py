@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from audit.services import emit, publish
 from backupplatform.errors import Conflict, NotFound
-from tenants.models import Tenant
+from tenants.models import Tenant, TenantScope
 
 from ..models import Backup, BackupStatus, Operation, OperationKind, OperationStatus
 
@@ -69,12 +69,9 @@ def operation_finish(*, op: Operation, status: str, error: str = "", details: di
 
 
 @transaction.atomic
-def operation_cancel(*, tenant: Tenant | None, public_id: str, reason: str = "") -> Operation:
+def operation_cancel(*, tenant: TenantScope, public_id: str, reason: str = "") -> Operation:
     """Ask a running operation to stop (checked between chunks); a pending one stops at once."""
-    qs = Operation.objects.select_for_update()
-    if tenant is not None:
-        qs = qs.filter(tenant=tenant)
-    op = qs.filter(public_id=public_id).first()
+    op = Operation.objects.select_for_update().for_tenant(tenant).filter(public_id=public_id).first()
     if op is None:
         raise NotFound("Operation not found", code="OPERATION_NOT_FOUND")
     if op.status not in ACTIVE:

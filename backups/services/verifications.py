@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from audit.services import emit, publish
 from backupplatform.errors import Conflict, NotFound, ValidationFailed
-from tenants.models import Tenant
+from tenants.models import Tenant, TenantScope
 
 from .. import engine_api as engines
 from ..keys import key_for_id
@@ -195,7 +195,7 @@ def _verification_end(op, verification: Verification, status: str, passed: bool,
     return verification
 
 
-def verification_cancel(*, tenant: Tenant | None, verification: Verification) -> Verification:
+def verification_cancel(*, tenant: TenantScope, verification: Verification) -> Verification:
     if verification.operation is None:
         raise Conflict("This verification cannot be cancelled", code="OPERATION_NOT_RUNNING")
     operations.operation_cancel(tenant=tenant, public_id=verification.operation.public_id)

@@ -21,8 +21,7 @@ from backupplatform.facades.serializers import (
 from backupplatform.facades.workspace.conventions import WorkspaceViewSet
 from backupplatform.urls import handler404, handler500  # noqa: F401
 from backupplatform.urls import urlpatterns as main_urlpatterns
-from tenants.models import Role
-from tenants.scoping import TenantScopedMixin
+from tenants.models import ALL_TENANTS, Role
 
 
 class ProbeInput(InputSerializer):
@@ -30,8 +29,12 @@ class ProbeInput(InputSerializer):
     enabled = StrictBooleanField(required=False)
 
 
-class Probe(TenantScopedMixin, mixins.ListModelMixin):
+class Probe(mixins.ListModelMixin):
     queryset = AuditEvent.objects.filter(action__regex=r"^[ab]_").order_by("id")
+
+    def tenant_queryset(self, tenant):
+        qs = self.queryset.all()
+        return qs if tenant is ALL_TENANTS else qs.filter(tenant=tenant)
     roles = {"list": Role.VIEWER, "create": Role.OPERATOR, "boom": Role.VIEWER}
     list_key = "events"
 

@@ -33,7 +33,6 @@ from backups.models import Application, Backup, Server, Storage
 from schedules import selectors, services
 from schedules.models import BackupJob
 from tenants.models import Role
-from tenants.scoping import TenantScopedMixin
 
 from .conventions import JobsViewSet
 
@@ -132,7 +131,7 @@ def _fields(tenant, data: dict) -> dict:
     return fields
 
 
-class BackupJobViewSet(TenantScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, JobsViewSet):
+class BackupJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, JobsViewSet):
     """Backup jobs: viewers read, operators run, admins manage."""
 
     serializer_class = JobSerializer
@@ -140,10 +139,8 @@ class BackupJobViewSet(TenantScopedMixin, mixins.ListModelMixin, mixins.Retrieve
     roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER, "executions": Role.VIEWER, "create": Role.ADMIN,
              "update": Role.ADMIN, "destroy": Role.ADMIN, "run": Role.OPERATOR}
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return self.queryset
-        qs = self.scope_queryset(selectors.job_list(tenant=None))
+    def tenant_queryset(self, tenant):
+        qs = selectors.job_list(tenant=tenant)
         active = self.request.query_params.get("is_active")
         if active is not None and getattr(self, "action", None) == "list":
             if active.lower() not in ("true", "false", "1", "0"):

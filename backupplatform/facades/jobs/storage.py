@@ -28,7 +28,6 @@ from backups.models import Backup, Storage
 from backups.services.storages import iso
 from backups.storage import STORAGE_TYPES
 from tenants.models import Role
-from tenants.scoping import TenantScopedMixin
 
 from .conventions import JobsView, JobsViewSet
 
@@ -113,13 +112,11 @@ SpaceShape = inline_serializer("StorageSpace", {
 })
 
 
-class _StorageScoped(TenantScopedMixin):
+class _StorageScoped:
     queryset = Storage.objects.none()
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return self.queryset
-        return self.scope_queryset(selectors.storage_list(tenant=None).select_related("tenant"))
+    def tenant_queryset(self, tenant):
+        return selectors.storage_list(tenant=tenant).select_related("tenant")
 
     def get_object(self):
         pk = str(self.kwargs.get("pk", ""))

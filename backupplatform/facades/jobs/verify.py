@@ -60,13 +60,13 @@ class VerificationViewSet(mixins.ListModelMixin, JobsViewSet):
     def _backup(self, backup_id) -> Backup:
         backup = None
         if str(backup_id).isdigit():
-            backup = backup_selectors.backup_list(tenant=self.request.tenant).filter(pk=int(backup_id)).first()
+            backup = backup_selectors.backup_list(tenant=self.tenant_scope()).filter(pk=int(backup_id)).first()
         if backup is None:
             raise NotFound("Backup not found", code="BACKUP_NOT_FOUND")
         return backup
 
     def _latest(self, backup_id) -> Verification:
-        verification = backup_selectors.latest_verification(tenant=self.request.tenant, backup=self._backup(backup_id))
+        verification = backup_selectors.latest_verification(tenant=self.tenant_scope(), backup=self._backup(backup_id))
         if verification is None:
             raise NotFound("This backup has not been verified yet", code="VERIFICATION_NOT_FOUND")
         return verification

@@ -24,7 +24,6 @@ from backups.models import Server
 from schedules import selectors, services
 from schedules.models import BackupJob, RetentionPolicy, ScheduleType
 from tenants.models import Role
-from tenants.scoping import TenantScopedMixin
 
 from .conventions import PlatformViewSet
 
@@ -133,7 +132,7 @@ def _job_fields(tenant, data: dict) -> dict:
 ALIASES = {"server": "server_id", "retention_policy": "retention_policy_id"}
 
 
-class ScheduleViewSet(_IntPkMixin, TenantScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class ScheduleViewSet(_IntPkMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                       PlatformViewSet):
     """Backup schedules of the workspace: viewers read, admins manage."""
 
@@ -143,10 +142,8 @@ class ScheduleViewSet(_IntPkMixin, TenantScopedMixin, mixins.ListModelMixin, mix
     roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER, "create": Role.ADMIN, "update": Role.ADMIN,
              "destroy": Role.ADMIN}
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return self.queryset
-        return self.scope_queryset(selectors.job_list(tenant=None))
+    def tenant_queryset(self, tenant):
+        return selectors.job_list(tenant=tenant)
 
     @extend_schema(request=ScheduleInputSerializer, responses={201: ScheduleSerializer})
     def create(self, request):
@@ -181,7 +178,7 @@ class ScheduleViewSet(_IntPkMixin, TenantScopedMixin, mixins.ListModelMixin, mix
         return respond(None, status_code=204)
 
 
-class RetentionPolicyViewSet(_IntPkMixin, TenantScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class RetentionPolicyViewSet(_IntPkMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                              PlatformViewSet):
     """Retention policies: viewers read, admins manage; a policy in use cannot be deleted (409)."""
 
@@ -191,10 +188,8 @@ class RetentionPolicyViewSet(_IntPkMixin, TenantScopedMixin, mixins.ListModelMix
     roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER, "create": Role.ADMIN, "update": Role.ADMIN,
              "destroy": Role.ADMIN}
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return self.queryset
-        return self.scope_queryset(RetentionPolicy.objects.all())
+    def tenant_queryset(self, tenant):
+        return RetentionPolicy.objects.for_tenant(tenant)
 
     @extend_schema(request=RetentionPolicyInputSerializer, responses={201: RetentionPolicySerializer})
     def create(self, request):

@@ -25,7 +25,6 @@ from backups.models import Server, ServerType
 from backups.selectors import server_list
 from backups.storage.validation import host_error
 from tenants.models import Role
-from tenants.scoping import TenantScopedMixin
 
 from .conventions import PlatformViewSet
 
@@ -92,7 +91,7 @@ DatabaseList = inline_serializer("ServerDatabases", {"databases": inline_seriali
 # --- views ---------------------------------------------------------------------------------
 
 
-class ServerViewSet(TenantScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformViewSet):
+class ServerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformViewSet):
     """Servers of the caller's workspace: viewers read, operators test, admins manage."""
 
     serializer_class = ServerSerializer
@@ -102,10 +101,8 @@ class ServerViewSet(TenantScopedMixin, mixins.ListModelMixin, mixins.RetrieveMod
              "test_connection": Role.OPERATOR, "create": Role.ADMIN, "update": Role.ADMIN,
              "partial_update": Role.ADMIN, "destroy": Role.ADMIN}
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return self.queryset
-        return self.scope_queryset(server_list(tenant=None))
+    def tenant_queryset(self, tenant):
+        return server_list(tenant=tenant)
 
     def get_object(self):
         if not str(self.kwargs.get("pk", "")).isdigit():

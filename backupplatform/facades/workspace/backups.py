@@ -29,7 +29,6 @@ from backups.pipeline import restore_stream
 from backups.services import backups as backup_services
 from backups.services import restores as restore_services
 from tenants.models import Role
-from tenants.scoping import TenantScopedMixin
 
 from .conventions import WorkspaceViewSet
 from .permissions import DedicatedPlanMixin
@@ -142,7 +141,7 @@ class AppRestoreRequestSerializer(InputSerializer):
     confirmation = StrictCharField(required=False, allow_blank=True, max_length=200)
 
 
-class AppBackupsBase(DedicatedPlanMixin, TenantScopedMixin, WorkspaceViewSet):
+class AppBackupsBase(DedicatedPlanMixin, WorkspaceViewSet):
     """Resolves ``app_id`` inside the workspace (another workspace's application is a 404)."""
 
     def application(self) -> Application:

@@ -12,7 +12,6 @@ from backupplatform.facades.base import respond
 from backups import selectors, services
 from backups.models import Application, Storage, StorageStatus, StorageType
 from tenants.models import Role
-from tenants.scoping import TenantScopedMixin
 
 from .conventions import WorkspaceView, WorkspaceViewSet
 from .permissions import DedicatedPlanMixin
@@ -74,7 +73,7 @@ WorkspaceUsage = inline_serializer("WorkspaceStorageUsage", {
 })
 
 
-class BackupStorageViewSet(DedicatedPlanMixin, IntegerLookupMixin, TenantScopedMixin, mixins.ListModelMixin,
+class BackupStorageViewSet(DedicatedPlanMixin, IntegerLookupMixin, mixins.ListModelMixin,
                            WorkspaceViewSet):
     """workspace-backup-api.md, "Backup Storage Management": viewers read, admins manage."""
 
@@ -83,16 +82,14 @@ class BackupStorageViewSet(DedicatedPlanMixin, IntegerLookupMixin, TenantScopedM
     lookup_url_kwarg = "storage_id"
     roles = MANAGE
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return self.queryset
+    def tenant_queryset(self, tenant):
         request = self.request
         if self.action == "list":
-            return self.scope_queryset(selectors.storage_list(
-                tenant=None, type=_choice_param(request, "type", StorageType.values),
+            return selectors.storage_list(
+                tenant=tenant, type=_choice_param(request, "type", StorageType.values),
                 status=_choice_param(request, "status", StorageStatus.values),
-            ).select_related("tenant"))
-        return self.scope_queryset(selectors.storage_list(tenant=None).select_related("tenant"))
+            ).select_related("tenant")
+        return selectors.storage_list(tenant=tenant).select_related("tenant")
 
     @extend_schema(parameters=[OpenApiParameter("type", OpenApiTypes.STR, enum=StorageType.values),
                                OpenApiParameter("status", OpenApiTypes.STR, enum=StorageStatus.values)])
@@ -145,7 +142,7 @@ class WorkspaceStorageUsageView(DedicatedPlanMixin, WorkspaceView):
         return respond(selectors.workspace_storage_usage(tenant=self.require_tenant()))
 
 
-class ApplicationViewSet(DedicatedPlanMixin, IntegerLookupMixin, TenantScopedMixin, mixins.ListModelMixin,
+class ApplicationViewSet(DedicatedPlanMixin, IntegerLookupMixin, mixins.ListModelMixin,
                          WorkspaceViewSet):
     """Our extension: applications (named groups of sources) with nested sources.
 
@@ -158,10 +155,8 @@ class ApplicationViewSet(DedicatedPlanMixin, IntegerLookupMixin, TenantScopedMix
     lookup_url_kwarg = "app_id"
     roles = MANAGE
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return self.queryset
-        return self.scope_queryset(selectors.application_list(tenant=None).select_related("tenant"))
+    def tenant_queryset(self, tenant):
+        return selectors.application_list(tenant=tenant).select_related("tenant")
 
     def list(self, request, *args, **kwargs):
         services.application_get_default(tenant=self.require_tenant())
