@@ -1,32 +1,86 @@
-"""Which folders of the platform's own machines tenants may use.
+"""Which folders of the platform's own machines may be used at all.
 
-A ``local`` storage, a file source without a server and a restore's target folder all touch
-the filesystem of the worker itself. In a multi-tenant platform that must be confined: a
-tenant could otherwise back up (and download) ``/etc`` or another tenant's backups, or
-restore over the platform's files. Only folders under ``settings.LOCAL_PATH_ROOTS`` are
-accepted (``BACKUP_LOCAL_ROOT`` plus what the operator lists in ``LOCAL_PATH_ROOTS``).
+A ``local`` storage, a file or SQLite source without a server (or on a ``local`` server), a
+restore's target folder and import staging all touch the filesystem of the worker itself.
+Only folders under the platform roots are ever accepted: ``BACKUP_LOCAL_ROOT`` plus what the
+operator lists in ``LOCAL_PATH_ROOTS``. Each tenant is further confined to its own folders
+inside them (``backups.confinement``).
+
+Paths are compared after ``os.path.realpath`` (symlinks and ``..`` resolved), and a folder
+is also recognised by its device and inode, so a bind mount or a hard-to-spot alias of a
+forbidden folder is caught as well as its usual name.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 from django.conf import settings
 
 
-def allowed_roots() -> list[str]:
+def platform_roots() -> list[str]:
+    """The platform's roots, resolved (``BACKUP_LOCAL_ROOT`` first)."""
     roots = [settings.BACKUP_LOCAL_ROOT, *getattr(settings, "LOCAL_PATH_ROOTS", [])]
-    return [os.path.realpath(r) for r in roots if r]
+    seen: list[str] = []
+    for root in roots:
+        if root and (real := os.path.realpath(root)) not in seen:
+            seen.append(real)
+    return seen
 
 
-def path_allowed(path: str) -> bool:
-    """True when ``path`` (absolute) resolves inside one of the allowed roots."""
-    if not isinstance(path, str) or not path.startswith("/") or "\x00" in path:
+def is_clean_absolute(path: object) -> bool:
+    return isinstance(path, str) and path.startswith("/") and "\x00" not in path and len(path) <= 4096
+
+
+def resolve(path: str) -> str:
+    return os.path.realpath(path)
+
+
+def is_within(path: str, folder: str) -> bool:
+    """``path`` is ``folder`` or below it (both already resolved)."""
+    folder = folder.rstrip("/") or "/"
+    return path == folder or path.startswith(folder if folder == "/" else folder + "/")
+
+
+def overlaps(a: str, b: str) -> bool:
+    """One of the two resolved folders contains the other."""
+    return is_within(a, b) or is_within(b, a)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def existing_ancestors(path: str) -> Iterable[str]:
+    """``path`` and each of its parents, as far up as ``/``, that exist."""
+    current = path
+    while True:
+        if os.path.exists(current):
+            yield current
+        parent = os.path.dirname(current)
+        if parent == current:
+            return
+        current = parent
+
+
+def aliases_any(path: str, folders: Iterable[str]) -> bool:
+    """``path`` (resolved) lies inside a folder that is one of ``folders`` under another name
+    (a bind mount, for instance): compared by device and inode of every existing ancestor."""
+    wanted = {ident for f in folders if (ident := _identity(f)) is not None}
+    if not wanted:
         return False
-    real = os.path.realpath(path)
-    return any(real == root or real.startswith(root.rstrip("/") + "/") for root in allowed_roots())
+    return any(_identity(a) in wanted for a in existing_ancestors(path))
 
 
-def not_allowed_message() -> str:
-    return ("Not inside a folder this platform allows (LOCAL_PATH_ROOTS): "
-            + ", ".join(allowed_roots()))
+def contains_alias_of(path: str, folders: Iterable[str]) -> bool:
+    """One of ``folders`` lies inside ``path`` under another name (checked by identity of the
+    folders' existing ancestors against ``path``)."""
+    ident = _identity(path)
+    if ident is None:
+        return False
+    return any(_identity(a) == ident for f in folders for a in existing_ancestors(f))

@@ -19,14 +19,18 @@ def _clear_cache():
     yield
 
 
+# Each persona tenant's own folders (backups/confinement.py) are set by the platform operator
+# to the test's temporary folder (alpha) and a sibling (bravo), so tests keep their files in
+# ``tmp_path``; tests of the default ``<root>/<slug>`` folders create tenants without them.
 @pytest.fixture
-def tenant_a(db) -> Tenant:
-    return Tenant.objects.create(slug="alpha", name="Alpha Inc", plan=Plan.DEDICATED)
+def tenant_a(db, tmp_path) -> Tenant:
+    return Tenant.objects.create(slug="alpha", name="Alpha Inc", plan=Plan.DEDICATED, path_roots=[str(tmp_path)])
 
 
 @pytest.fixture
-def tenant_b(db) -> Tenant:
-    return Tenant.objects.create(slug="bravo", name="Bravo Ltd", plan=Plan.DEDICATED)
+def tenant_b(db, tmp_path_factory) -> Tenant:
+    return Tenant.objects.create(slug="bravo", name="Bravo Ltd", plan=Plan.DEDICATED,
+                                 path_roots=[str(tmp_path_factory.mktemp("bravo"))])
 
 
 def make_member(tenant: Tenant, username: str, role: str):

@@ -245,4 +245,8 @@ LOGGING = {
 BACKUP_LOCAL_ROOT = env("BACKUP_LOCAL_ROOT", default=str(VAR_DIR / "backups"))
 # Other folders of the platform's machines that local storages, file sources and restore
 # targets may use (backupplatform/paths.py); everything else on the host is out of reach.
+# Each tenant gets ``<root>/<slug>`` of each root unless a superuser sets its own folders
+# (backups/confinement.py).
 LOCAL_PATH_ROOTS = env.list("LOCAL_PATH_ROOTS", default=[])
+# Where uploaded backup files wait, per tenant, before they are checked and imported.
+IMPORT_STAGING_ROOT = env("IMPORT_STAGING_ROOT", default=str(VAR_DIR / "staging"))

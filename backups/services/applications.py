@@ -19,9 +19,9 @@ from django.db import IntegrityError, transaction
 
 from audit.services import emit
 from backupplatform.errors import Conflict, ValidationFailed
-from backupplatform.paths import not_allowed_message, path_allowed
 from tenants.models import Tenant
 
+from .. import confinement
 from ..models import Application, Server, ServerType, Source, SourceType
 from ..models.applications import Component
 
@@ -95,8 +95,9 @@ def _clean_source(*, tenant: Tenant, item: dict, index: int, servers: dict[int, 
             err("path", "This field is required.")
         elif not _is_abs(path):
             err("path", "Must be an absolute path without '..'.")
-        elif (server is None or server.type == ServerType.LOCAL) and not path_allowed(path):
-            err("path", not_allowed_message())
+        elif confinement.source_needs_confinement(type=kind, server=server) and (
+                reason := confinement.check_data_path(tenant, path)):
+            err("path", reason)
         if database:
             err("database_name", f"A {kind} source has no database name.")
         if server is not None and server.type not in (ServerType.SSH, ServerType.LOCAL):

@@ -12,7 +12,6 @@ import logging
 from datetime import UTC, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core import signing
 from django.db import transaction
 from django.urls import reverse
@@ -22,6 +21,7 @@ from audit.services import emit, publish
 from backupplatform.errors import Conflict, NotFound, TooManyOperations, ValidationFailed
 from tenants.models import Tenant
 
+from .. import confinement
 from .. import engine_api as engines
 from ..keys import tenant_data_key
 from ..models import (
@@ -64,7 +64,7 @@ def default_storage(tenant: Tenant) -> Storage:
                or Storage.objects.filter(tenant=tenant, status="active").order_by("id").first())
     if storage is not None:
         return storage
-    root = f"{settings.BACKUP_LOCAL_ROOT.rstrip('/')}/{tenant.slug}"
+    root = confinement.default_storage_folder(tenant)
     storage, _ = Storage.objects.get_or_create(
         tenant=tenant, name="local", defaults={"type": StorageType.LOCAL, "configuration": {"path": root},
                                                "is_default": True})
@@ -210,6 +210,11 @@ def _open_source(backup: Backup):
         sources = [s for s in sources if s.component in backup.components]
     if not sources:
         raise ValidationFailed("The application has no sources to back up")
+    for source in sources:
+        # Checked again when the work runs: roots may have changed, a folder may be a link now.
+        if confinement.source_needs_confinement(type=source.type, server=source.server) and (
+                reason := confinement.check_data_path(backup.tenant, source.path)):
+            raise ValidationFailed(f"Source '{source.name}' ({source.path}): {reason}")
     members = [(f"{i:02d}-{s.name}.{MEMBER_EXT[s.type]}", _source_factory(backup, s)) for i, s in enumerate(sources)]
     manifest_extra = {
         "application": {"id": backup.application_id, "name": backup.application.name,
@@ -255,6 +260,9 @@ def backup_run(*, operation_id: int) -> Operation | None:
     try:
         if backup.storage is None:
             raise StorageError("The backup's storage no longer exists")
+        if backup.storage.type == StorageType.LOCAL and (reason := confinement.check_storage_folder(
+                backup.tenant, (backup.storage.configuration or {}).get("path", ""), storage_id=backup.storage_id)):
+            raise StorageError(f"Storage '{backup.storage.name}': {reason}")
         key_id, key = tenant_data_key(backup.tenant)
         reporter.step("connecting", progress=1)
         if reporter.cancelled():

@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from audit.services import emit, publish
 from backupplatform.errors import Conflict, NotFound, ValidationFailed
-from backupplatform.paths import not_allowed_message, path_allowed
 from tenants.models import Tenant
 
+from .. import confinement
 from .. import engine_api as engines
 from ..keys import key_for_id
 from ..models import (
@@ -71,8 +71,8 @@ def restore_start(*, tenant: Tenant, backup: Backup, actor: Any = None, target_s
     if strategy not in RestoreStrategy.values:
         raise ValidationFailed(details={"restore_strategy": [f"Must be one of: {', '.join(RestoreStrategy.values)}."]})
     masking_rules = validate_masking_rules(masking_rules)
-    if target_path and not path_allowed(target_path):
-        raise ValidationFailed(details={"target_path": [not_allowed_message()]})
+    if target_path and (reason := confinement.check_data_path(tenant, target_path)):
+        raise ValidationFailed(details={"target_path": [reason]})
     if target_server is not None and target_server.tenant_id != tenant.pk:
         raise NotFound("Target server not found")
     if backup.server_id:
@@ -136,8 +136,8 @@ def _bundle_handlers(restore: Restore) -> dict:
                                                               create_database=True))
         elif kind in (SourceType.PATH, SourceType.SQLITE):
             target = restore.target_path or (item["path"] if overwrite else f"{item['path']}.restored-{restore.pk}")
-            if not path_allowed(target):
-                raise ValidationFailed(details={"target_path": [not_allowed_message()]})
+            if reason := confinement.check_data_path(restore.tenant, target):
+                raise ValidationFailed(details={"target_path": [reason]})
             handlers[member] = (lambda t=target: engines.tar_restore_sink(t, strategy="overwrite" if overwrite else "create_new"))
         elif kind == SourceType.PLATFORM_CONFIG:
             handlers[member] = engines.config_collector

@@ -14,18 +14,24 @@ WS = "/api/v1/workspaces/alpha"
 
 
 @pytest.fixture
+def root(tenant_a):
+    """A folder of tenant A's own (its roots are the test's temporary folder)."""
+    return tenant_a.path_roots[0]
+
+
+@pytest.fixture
 def pg_server_a(tenant_a):
     return services.server_create(tenant=tenant_a, name="pg", type="postgresql", host="127.0.0.1", port=5432)
 
 
-def test_create_with_sources_then_replace_them_atomically(api, admin_a, pg_server_a):
+def test_create_with_sources_then_replace_them_atomically(api, admin_a, pg_server_a, root):
     client = api(admin_a)
     created = client.post(f"{WS}/applications", {
         "name": "web-app", "namespace": "prod", "labels": {"team": "web"},
         "sources": [
             {"type": "postgresql", "server_id": pg_server_a.pk, "database_name": "shop"},
-            {"type": "path", "path": "/tmp/site/uploads", "include": ["*.jpg"], "exclude": ["tmp/**"]},
-            {"type": "sqlite", "name": "cache", "path": "/tmp/site/cache.db"},
+            {"type": "path", "path": f"{root}/site/uploads", "include": ["*.jpg"], "exclude": ["tmp/**"]},
+            {"type": "sqlite", "name": "cache", "path": f"{root}/site/cache.db"},
             {"type": "platform_config"},
         ]}, format="json")
     assert created.status_code == 201, created.content
@@ -40,7 +46,7 @@ def test_create_with_sources_then_replace_them_atomically(api, admin_a, pg_serve
     # Replace: keep shop (renamed), drop the others, add one.
     updated = client.put(f"{WS}/applications/{app['id']}", {"sources": [
         {"id": shop_id, "name": "shop-db", "type": "postgresql", "server_id": pg_server_a.pk, "database_name": "shop"},
-        {"type": "path", "path": "/tmp/etc/app"},
+        {"type": "path", "path": f"{root}/etc/app"},
     ]}, format="json")
     assert updated.status_code == 200, updated.content
     after = updated.json()["data"]["sources"]
@@ -52,9 +58,9 @@ def test_create_with_sources_then_replace_them_atomically(api, admin_a, pg_serve
     assert Source.objects.filter(application_id=app["id"]).count() == 2
 
 
-def test_validation_errors_point_at_the_source_and_nothing_is_written(api, admin_a, pg_server_a):
+def test_validation_errors_point_at_the_source_and_nothing_is_written(api, admin_a, pg_server_a, root):
     response = api(admin_a).post(f"{WS}/applications", {"name": "broken", "sources": [
-        {"type": "path", "path": "/tmp/ok"},
+        {"type": "path", "path": f"{root}/ok"},
         {"type": "postgresql", "server_id": pg_server_a.pk},
         {"type": "path", "path": "relative"},
         {"type": "mysql", "server_id": pg_server_a.pk, "database_name": "x"},
@@ -66,7 +72,7 @@ def test_validation_errors_point_at_the_source_and_nothing_is_written(api, admin
     assert "sources[4].type" in error["details"], error
     assert not Application.objects.filter(name="broken").exists()
     response = api(admin_a).post(f"{WS}/applications", {"name": "broken", "sources": [
-        {"type": "path", "path": "/tmp/ok"},
+        {"type": "path", "path": f"{root}/ok"},
         {"type": "postgresql", "server_id": pg_server_a.pk},
         {"type": "path", "path": "relative"},
         {"type": "mysql", "server_id": pg_server_a.pk, "database_name": "x"},
@@ -76,13 +82,13 @@ def test_validation_errors_point_at_the_source_and_nothing_is_written(api, admin
     assert not Application.objects.filter(name="broken").exists()
 
 
-def test_failed_update_keeps_the_old_sources(api, admin_a, tenant_a, pg_server_a):
-    app = services.application_create(tenant=tenant_a, name="a", sources=[{"type": "path", "path": "/tmp/data"}])
+def test_failed_update_keeps_the_old_sources(api, admin_a, tenant_a, pg_server_a, root):
+    app = services.application_create(tenant=tenant_a, name="a", sources=[{"type": "path", "path": f"{root}/data"}])
     response = api(admin_a).put(f"{WS}/applications/{app.pk}", {"name": "renamed", "sources": [
-        {"type": "path", "path": "/tmp/new"}, {"type": "postgresql", "database_name": "x"}]}, format="json")
+        {"type": "path", "path": f"{root}/new"}, {"type": "postgresql", "database_name": "x"}]}, format="json")
     assert response.status_code == 400 and "sources[1].server_id" in response.json()["error"]["details"]
     app.refresh_from_db()
-    assert app.name == "a" and [s.path for s in app.sources.all()] == ["/tmp/data"]
+    assert app.name == "a" and [s.path for s in app.sources.all()] == [f"{root}/data"]
 
 
 def test_other_tenants_server_is_a_validation_error_not_a_leak(api, admin_a, tenant_b):
@@ -115,9 +121,9 @@ def test_delete_keeps_backups(api, admin_a, tenant_a):
     assert backup.application_id is None
 
 
-def test_list_is_paginated_with_bounded_queries(api, viewer_a, tenant_a, django_assert_max_num_queries):
+def test_list_is_paginated_with_bounded_queries(api, viewer_a, tenant_a, django_assert_max_num_queries, root):
     for n in range(5):
-        services.application_create(tenant=tenant_a, name=f"app-{n}", sources=[{"type": "path", "path": f"/tmp/d{n}"}])
+        services.application_create(tenant=tenant_a, name=f"app-{n}", sources=[{"type": "path", "path": f"{root}/d{n}"}])
     client = api(viewer_a)
     client.get(f"{WS}/applications")  # creates the default application
     with django_assert_max_num_queries(12):

@@ -4,6 +4,7 @@ tables), and bad input that must never become a 500."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -16,20 +17,22 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def rows(tenant_a, tenant_b, admin_a, operator_a, viewer_a, admin_b, tmp_path, closed_port):
     def make(tenant, suffix):
-        (tmp_path / suffix).mkdir()
+        folder = Path(tenant.path_roots[0]) / suffix
+        folder.mkdir()
         return {
             "server": services.server_create(tenant=tenant, name=f"srv-{suffix}", type="postgresql",
                                              host="127.0.0.1", port=closed_port),
             "storage": services.storage_create(tenant=tenant, name=f"st-{suffix}", type="local",
-                                               configuration={"path": str(tmp_path / suffix)}),
+                                               configuration={"path": str(folder)}),
             "app": services.application_create(tenant=tenant, name=f"app-{suffix}"),
+            "root": tenant.path_roots[0],
         }
     return {"a": make(tenant_a, "a"), "b": make(tenant_b, "b")}
 
 
 def ids(rows, owner):
     r = rows[owner]
-    return {"srv": r["server"].pk, "st": r["storage"].pk, "app": r["app"].pk}
+    return {"srv": r["server"].pk, "st": r["storage"].pk, "app": r["app"].pk, "root": r["root"]}
 
 
 # (method, path, body) -> expected status for admin_a, operator_a, viewer_a on tenant A's rows.
@@ -43,7 +46,7 @@ OWN = [
     ("delete", "/api/v1/servers/{srv}", None, (204, 403, 403)),
     ("get", "/api/v1/workspaces/alpha/backup-storages", None, (200, 200, 200)),
     ("post", "/api/v1/workspaces/alpha/backup-storages",
-     {"name": "n", "type": "local", "configuration": {"path": "/tmp"}}, (201, 403, 403)),
+     {"name": "n", "type": "local", "configuration": {"path": "{root}/new"}}, (201, 403, 403)),
     ("get", "/api/v1/workspaces/alpha/backup-storages/{st}", None, (200, 200, 200)),
     ("put", "/api/v1/workspaces/alpha/backup-storages/{st}", {"description": "d"}, (200, 403, 403)),
     ("get", "/api/v1/workspaces/alpha/backup-storages/{st}/usage", None, (200, 200, 200)),
