@@ -15,6 +15,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 
+from backupplatform.admin_forms import ServiceAdminMixin, ServiceModelForm, dry_run, form_field_for
 from backupplatform.errors import DomainError
 from backups import services
 from backups.models import (
@@ -30,13 +31,33 @@ from backups.models import (
 from backups.services import backups as backup_services
 from backups.services import restores as restore_services
 from backups.services import verifications as verification_services
-from backups.storage import validate_config
-from tenants.scoping import AuditedAdminMixin, TenantScopedAdminMixin, admin_tenant_ids
+from tenants.scoping import TenantScopedAdminMixin, admin_tenant_ids
 
 KEEP = "Leave blank to keep the stored value."
 
 
-class ServerForm(forms.ModelForm):
+class ServiceBackedAdmin(ServiceAdminMixin, TenantScopedAdminMixin, admin.ModelAdmin):
+    """Writes and deletes through the services (which record the audit events); the tenant
+    of an existing row is fixed."""
+
+    delete_service = None
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "tenant"] if obj is not None else fields
+
+    def delete_model(self, request, obj):
+        try:
+            type(self).delete_service(obj)
+        except DomainError as exc:
+            self.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
+class ServerForm(ServiceModelForm):
     username = forms.CharField(required=False, max_length=200)
     password = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False), help_text=KEEP)
     ssh_key = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}),
@@ -53,41 +74,39 @@ class ServerForm(forms.ModelForm):
             self.fields["username"].initial = (self.instance.credentials or {}).get("username", "")
         self.fields["ssh_key"].initial = ""
 
-    def save(self, commit=True):
-        server = super().save(commit=False)
-        creds = dict(server.credentials or {})
-        if self.cleaned_data.get("clear_secrets"):
-            creds.pop("password", None)
-            creds.pop("ssh_key", None)
-        if self.cleaned_data.get("username") is not None:
-            if self.cleaned_data["username"]:
-                creds["username"] = self.cleaned_data["username"]
-            else:
-                creds.pop("username", None)
-        for key in ("password", "ssh_key"):
-            if self.cleaned_data.get(key):
-                creds[key] = self.cleaned_data[key]
-        server.credentials = creds
-        if commit:
-            server.save()
-        return server
+    def write(self) -> Server:
+        data = self.cleaned_data
+        credentials = {"username": data.get("username") or None}
+        if data.get("clear_secrets"):
+            credentials.update(password=None, ssh_key=None)
+        credentials.update({k: data[k] for k in ("password", "ssh_key") if data.get(k)})
+        fields = {k: data[k] for k in ("name", "description", "type", "environment", "host", "port", "tags")
+                  if k in data}
+        if self.instance.pk:
+            current = Server.objects.get(pk=self.instance.pk)  # a dry run must not touch the form's row
+            return services.server_update(server=current, credentials=credentials,
+                                          **{k: v for k, v in fields.items() if k in self.changed_data})
+        credentials = {k: v for k, v in credentials.items() if v}
+        return services.server_create(tenant=data["tenant"], credentials=credentials, **fields)
 
 
-class TestActionMixin:
+class TenantRowsMixin:
+    """Admin actions act only on rows of tenants the user administers."""
+
     def _tenant_rows(self, request, queryset):
         ids = admin_tenant_ids(request)
         return queryset if ids is None else queryset.filter(tenant_id__in=ids)
 
 
 @admin.register(Server)
-class ServerAdmin(AuditedAdminMixin, TenantScopedAdminMixin, TestActionMixin, admin.ModelAdmin):
+class ServerAdmin(TenantRowsMixin, ServiceBackedAdmin):
     form = ServerForm
     list_display = ["name", "tenant", "type", "host", "port", "environment", "health_status", "last_heartbeat"]
     list_filter = ["type", "health_status", "environment", "tenant"]
     search_fields = ["name", "host"]
     readonly_fields = ["health_status", "health_message", "last_heartbeat", "created_at", "updated_at"]
     actions = ["test_connection"]
-    audit_resource_type = "server"
+    delete_service = staticmethod(lambda server: services.server_delete(server=server))
 
     @admin.action(description="Test connection")
     def test_connection(self, request, queryset):
@@ -97,10 +116,83 @@ class ServerAdmin(AuditedAdminMixin, TenantScopedAdminMixin, TestActionMixin, ad
             self.message_user(request, f"{server.name}: {result.message} ({result.latency_ms} ms)", level)
 
 
+class SourceFormSet(forms.BaseInlineFormSet):
+    """An application's sources, validated and written by the application service: the
+    whole list replaces the stored one, exactly as ``PUT .../applications/{id}`` does."""
+
+    ITEM_FIELDS = ("name", "type", "database_name", "path", "include", "exclude", "component")
+
+    def kept_forms(self) -> list[forms.Form]:
+        kept = [f for f in self.forms if f.has_changed() or f.instance.pk]
+        kept = [f for f in kept if not (self.can_delete and self._should_delete_form(f))]
+        return sorted(kept, key=lambda f: (f.cleaned_data.get("position") or 0, self.forms.index(f)))
+
+    def items(self) -> list[dict]:
+        items = []
+        for form in self.kept_forms():
+            data = form.cleaned_data
+            item = {k: data.get(k) for k in self.ITEM_FIELDS}
+            item["include"], item["exclude"] = item["include"] or [], item["exclude"] or []
+            item["server_id"] = data["server"].pk if data.get("server") else None
+            if form.instance.pk:
+                item["id"] = form.instance.pk
+            items.append(item)
+        return items
+
+    def write(self, app: Application) -> Application:
+        """Create or update ``app`` (the parent form's values) with these sources."""
+        fields = {k: getattr(app, k) for k in ("name", "namespace", "labels", "description")}
+        if app.pk:
+            return services.application_update(app=Application.objects.get(pk=app.pk), sources=self.items(),
+                                               **fields)
+        return services.application_create(tenant=app.tenant, sources=self.items(), **fields)
+
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors) or self.instance.tenant_id is None or not self.instance.name:
+            return
+        error = dry_run(lambda: self.write(self.instance))
+        if error is None:
+            return
+        kept, loose = self.kept_forms(), []
+        for key, msgs in (error.details if isinstance(error.details, dict) else {"": [error.message]}).items():
+            msgs = msgs if isinstance(msgs, list) else [msgs]
+            index, _, field = str(key).partition("].")
+            if index.startswith("sources[") and index[8:].isdigit() and int(index[8:]) < len(kept):
+                form = kept[int(index[8:])]
+                field = form_field_for(form, field)
+                form.add_error(field, msgs)
+            else:
+                loose.extend(f"{key}: {m}" if key else str(m) for m in msgs)
+        if loose:
+            raise forms.ValidationError(loose)
+
+
 class SourceInline(admin.TabularInline):
     model = Source
+    formset = SourceFormSet
     extra = 0
     fields = ["name", "type", "server", "database_name", "path", "include", "exclude", "component", "position"]
+
+    # Sources are part of their application: whoever may edit the application (a superuser,
+    # or an admin of its tenant) edits its sources, without separate model permissions.
+    def _allowed(self, request, obj) -> bool:
+        ids = admin_tenant_ids(request)
+        if ids is None:
+            return request.user.is_active and request.user.is_staff
+        return bool(ids) and (obj is None or obj.tenant_id in ids)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self._allowed(request, obj)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return self._allowed(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._allowed(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._allowed(request, obj)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "server":
@@ -111,60 +203,83 @@ class SourceInline(admin.TabularInline):
 
 
 @admin.register(Application)
-class ApplicationAdmin(AuditedAdminMixin, TenantScopedAdminMixin, admin.ModelAdmin):
+class ApplicationAdmin(ServiceBackedAdmin):
+    fields = ["tenant", "name", "namespace", "labels", "description", "is_default"]
     list_display = ["name", "tenant", "namespace", "is_default", "updated_at"]
     list_filter = ["is_default", "tenant"]
     search_fields = ["name", "namespace"]
     inlines = [SourceInline]
-    audit_resource_type = "application"
+    delete_service = staticmethod(lambda app: services.application_delete(app=app))
 
-    def save_formset(self, request, form, formset, change):
-        # Sources belong to the application's tenant, whatever the form said.
-        instances = formset.save(commit=False)
-        for source in instances:
-            source.tenant_id = form.instance.tenant_id
-            source.save()
-        for obj in formset.deleted_objects:
-            obj.delete()
-        formset.save_m2m()
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "is_default"]
+
+    def save_form(self, request, form, change):
+        return form.save(commit=False)
+
+    def save_model(self, request, obj, form, change):
+        pass  # the application and its sources are written together in save_related
+
+    def save_related(self, request, form, formsets, change):
+        sources = next((f for f in formsets if isinstance(f, SourceFormSet)), None)
+        if sources is not None:
+            saved = sources.write(form.instance)
+        else:
+            app = form.instance
+            fields = {k: getattr(app, k) for k in ("name", "namespace", "labels", "description")}
+            saved = (services.application_update(app=Application.objects.get(pk=app.pk), **fields) if app.pk
+                     else services.application_create(tenant=app.tenant, **fields))
+        form.instance.pk = saved.pk
+        form.instance._state.adding = False
+        for formset in formsets:  # what construct_change_message reads after a save
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
 
-class StorageForm(forms.ModelForm):
+class StorageForm(ServiceModelForm):
     new_credentials = forms.JSONField(
         required=False, widget=forms.Textarea(attrs={"rows": 4}),
         help_text=f'Credentials as JSON, e.g. {{"access_key_id": "...", "secret_access_key": "..."}}. '
                   f"Replaces the stored ones. {KEEP}")
+    error_aliases = {"credentials": "new_credentials"}
+    other_errors_field = "configuration"  # validation names configuration keys: path, bucket...
 
     class Meta:
         model = Storage
         fields = ["tenant", "name", "description", "type", "status", "configuration", "labels", "is_default",
                   "price_per_gb_month", "quota_bytes"]
 
-    def clean(self):
-        data = super().clean()
-        creds = data.get("new_credentials")
+    def clean_new_credentials(self):
+        creds = self.cleaned_data.get("new_credentials")
         if creds not in (None, "") and not isinstance(creds, dict):
-            raise forms.ValidationError({"new_credentials": "Enter a JSON object."})
-        effective = creds if creds else (self.instance.credentials or {})
-        if data.get("type"):
-            errors = validate_config(data["type"], data.get("configuration") or {}, effective)
-            if errors:
-                raise forms.ValidationError({
-                    (k if k in self.fields else ("new_credentials" if k == "credentials" else "configuration")):
-                    v for k, v in errors.items()})
-        return data
+            raise forms.ValidationError("Enter a JSON object.")
+        return creds or None
 
-    def save(self, commit=True):
-        storage = super().save(commit=False)
-        if self.cleaned_data.get("new_credentials"):
-            storage.credentials = self.cleaned_data["new_credentials"]
-        if commit:
-            storage.save()
-        return storage
+    def clean_configuration(self):
+        config = self.cleaned_data.get("configuration")
+        if not isinstance(config, dict):
+            raise forms.ValidationError("Enter a JSON object.")
+        return config
+
+    def write(self) -> Storage:
+        data = self.cleaned_data
+        fields = {k: data[k] for k in ("name", "description", "status", "labels", "is_default", "quota_bytes",
+                                       "price_per_gb_month") if k in data}
+        if self.instance.pk:
+            current = Storage.objects.get(pk=self.instance.pk)
+            changes = {k: v for k, v in fields.items() if k in self.changed_data}
+            # The boxes hold the whole configuration: keys left out are removed.
+            if "configuration" in self.changed_data:
+                changes["configuration"] = {**dict.fromkeys(current.configuration or {}), **data["configuration"]}
+            if data.get("new_credentials"):
+                changes["credentials"] = {**dict.fromkeys(current.credentials or {}), **data["new_credentials"]}
+            return services.storage_update(storage=current, **changes)
+        return services.storage_create(tenant=data["tenant"], type=data["type"],
+                                       configuration=data.get("configuration") or {},
+                                       credentials=data.get("new_credentials") or {}, **fields)
 
 
 @admin.register(Storage)
-class StorageAdmin(AuditedAdminMixin, TenantScopedAdminMixin, TestActionMixin, admin.ModelAdmin):
+class StorageAdmin(TenantRowsMixin, ServiceBackedAdmin):
     form = StorageForm
     list_display = ["name", "tenant", "type", "status", "price_per_gb_month", "is_default", "last_test_ok",
                     "last_tested_at"]
@@ -173,11 +288,13 @@ class StorageAdmin(AuditedAdminMixin, TenantScopedAdminMixin, TestActionMixin, a
     readonly_fields = ["stored_credentials", "last_tested_at", "last_test_ok", "last_test_message", "created_at",
                        "updated_at"]
     actions = ["test_storage"]
-    audit_resource_type = "storage"
+    delete_service = staticmethod(lambda storage: services.storage_delete(storage=storage))
 
     def get_readonly_fields(self, request, obj=None):
-        # The price is the platform operator's to set (usage costs), not the tenant's.
         fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            fields.append("type")  # another type is another storage
+        # The price is the platform operator's to set (usage costs), not the tenant's.
         return fields if request.user.is_superuser else [*fields, "price_per_gb_month"]
 
     @admin.display(description="Stored credentials")

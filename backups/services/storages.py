@@ -19,10 +19,10 @@ from django.utils import timezone
 
 from audit.services import emit
 from backupplatform.errors import Conflict, DomainError, ValidationFailed
-from backupplatform.paths import not_allowed_message, path_allowed
 from backups import storage as backends
 from tenants.models import Tenant
 
+from .. import confinement
 from ..models import Storage, StorageStatus
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ HIDDEN = "[HIDDEN]"
 # Credential fields that identify rather than authenticate: shown (access key ids shortened
 # to their prefix, as the seed's "AKIA..."), every other credential is "[HIDDEN]".
 PUBLIC_CREDENTIALS = {"access_key_id", "username", "account_name"}
-EDITABLE_FIELDS = ("name", "description", "status", "labels", "is_default", "quota_bytes")
+EDITABLE_FIELDS = ("name", "description", "status", "labels", "is_default", "quota_bytes", "price_per_gb_month")
 
 
 class InvalidStorageConfiguration(DomainError):
@@ -55,10 +55,12 @@ def storage_public_credentials(credentials: dict | None) -> dict[str, str]:
     return shown
 
 
-def _validate(type: str, configuration: dict, credentials: dict) -> None:
+def _validate(type: str, configuration: dict, credentials: dict, *, tenant: Tenant,
+              storage_id: int | None = None) -> None:
     errors = backends.validate_config(type, configuration, credentials)
-    if type == "local" and "path" not in errors and not path_allowed(configuration.get("path", "")):
-        errors["path"] = not_allowed_message()
+    if type == "local" and "path" not in errors and (reason := confinement.check_storage_folder(
+            tenant, configuration.get("path", ""), storage_id=storage_id)):
+        errors["path"] = reason
     if errors:
         raise InvalidStorageConfiguration(details=errors)
 
@@ -90,15 +92,17 @@ def _set_default(storage: Storage) -> None:
 def storage_create(*, tenant: Tenant, name: str, type: str, configuration: dict | None = None,
                    credentials: dict | None = None, description: str = "", labels: dict | None = None,
                    is_default: bool = False, quota_bytes: int | None = None,
-                   status: str = StorageStatus.ACTIVE) -> Storage:
+                   status: str = StorageStatus.ACTIVE, price_per_gb_month: Decimal | None = None) -> Storage:
+    """Create a storage (``price_per_gb_month`` is the platform operator's: no API sets it)."""
     configuration, credentials = dict(configuration or {}), dict(credentials or {})
-    _validate(type, configuration, credentials)
+    _validate(type, configuration, credentials, tenant=tenant)
     _check_name(tenant=tenant, name=name)
     first = not Storage.objects.filter(tenant=tenant).exists()
     storage = Storage.objects.create(
         tenant=tenant, name=name, type=type, configuration=configuration, credentials=credentials,
         description=description, labels=labels or {}, is_default=is_default or first,
         quota_bytes=quota_bytes, status=status,
+        **({"price_per_gb_month": price_per_gb_month} if price_per_gb_month is not None else {}),
     )
     if storage.is_default:
         _set_default(storage)
@@ -118,7 +122,7 @@ def storage_update(*, storage: Storage, **changes: Any) -> Storage:
     configuration = _merge(storage.configuration, changes.get("configuration"))
     credentials = _merge(storage.credentials, changes.get("credentials"))
     if "configuration" in changes or "credentials" in changes:
-        _validate(storage.type, configuration, credentials)
+        _validate(storage.type, configuration, credentials, tenant=storage.tenant, storage_id=storage.pk)
         if configuration != storage.configuration:
             storage.configuration = configuration
             changed.append("configuration")
@@ -175,7 +179,7 @@ def storage_probe_config(*, tenant: Tenant, type: str, configuration: dict | Non
                          credentials: dict | None) -> backends.ProbeResult:
     """Probe an unsaved configuration (api-layer.md "Test Storage Connection")."""
     configuration, credentials = dict(configuration or {}), dict(credentials or {})
-    _validate(type, configuration, credentials)
+    _validate(type, configuration, credentials, tenant=tenant)
     result = backends.probe(type, configuration, credentials)
     emit(action="storage_test", tenant=tenant, resource_type="storage", resource_id="",
          details={"type": type, "configuration": configuration, "success": result.ok,

@@ -65,6 +65,6 @@ def test_storage_admin_validates_configuration(client, tenant_a):
 
 
 def test_application_admin_lists_sources_inline(client, tenant_a):
-    app = services.application_create(tenant=tenant_a, name="web", sources=[{"type": "path", "path": "/tmp/srv"}])
+    app = services.application_create(tenant=tenant_a, name="web", sources=[{"type": "path", "path": f"{tenant_a.path_roots[0]}/srv"}])
     page = client.get(f"/admin/backups/application/{app.pk}/change/")
-    assert page.status_code == 200 and b"/tmp/srv" in page.content
+    assert page.status_code == 200 and tenant_a.path_roots[0].encode() + b"/srv" in page.content
