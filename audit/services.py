@@ -23,18 +23,46 @@ from .models import AuditEvent
 logger = logging.getLogger(__name__)
 
 HIDDEN = "[HIDDEN]"
-SECRET_KEY_PATTERN = re.compile(
-    r"pass(word)?|secret|token|api[_-]?key|access[_-]?key|private|ssh[_-]?key|credential|"
-    r"authorization|webhook[_-]?url|signing|^key$",
-    re.IGNORECASE,
-)
+# Keys are matched by whole words (``db_password``, ``clientSecret``, ``ssh-key``), never by
+# substrings: ``passed``, ``passthrough`` or ``keyboard`` are ordinary fields.
+_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+SECRET_WORDS = frozenset({
+    "password", "passwd", "passphrase", "pwd", "secret", "secrets", "token", "tokens", "credential",
+    "credentials", "authorization", "cookie", "privatekey", "apikey", "dsn",
+})
+# ``<word> key`` pairs that hold key material (``ssh_key``, ``api_key``, ``secret_access_key``).
+KEY_QUALIFIERS = frozenset({"ssh", "private", "api", "access", "secret", "signing", "master", "encryption",
+                            "data", "client", "shared", "webhook", "license"})
+# A last word that makes the key *about* a secret rather than the secret itself:
+# ``credential_fields`` lists names, ``token_type`` says "Bearer", ``password_changed`` is a flag.
+META_WORDS = frozenset({"fields", "field", "names", "name", "changed", "set", "count", "type", "id", "ids",
+                        "length", "hint", "expires", "expiry", "at", "required", "policy", "present", "prefix"})
+
+
+def key_words(key: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(str(key))]
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a value under ``key`` must never be shown (see the word lists above)."""
+    words = key_words(key)
+    if not words:
+        return False
+    last = words[-1]
+    if last in META_WORDS:
+        return False
+    if any(w in SECRET_WORDS for w in words):
+        return True
+    if last == "key" and (len(words) == 1 or words[-2] in KEY_QUALIFIERS):
+        return True
+    return words[-2:] in (["webhook", "url"], ["connection", "string"])
 
 
 def scrub(value: Any) -> Any:
-    """Return ``value`` with every secret-looking key's value replaced by ``[HIDDEN]``."""
+    """Return ``value`` with every secret key's value replaced by ``[HIDDEN]``."""
     if isinstance(value, dict):
         return {
-            k: (HIDDEN if SECRET_KEY_PATTERN.search(str(k)) and v not in (None, "") else scrub(v))
+            k: (HIDDEN if is_secret_key(k) and v not in (None, "") else scrub(v))
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):

@@ -109,3 +109,23 @@ def test_csv_export_streams_filtered_rows(api, admin_a, tenant_a):
     assert rows[0][:5] == ["id", "created_at", "user_id", "username", "action"]
     assert len(rows) == 2 and rows[1][4] == "backup_create"
     assert api(admin_a).get("/api/v1/audit/export", {"format": "xml"}).status_code == 422
+
+
+@pytest.mark.parametrize(("key", "hidden"), [
+    ("password", True), ("db_password", True), ("clientSecret", True), ("client_secret", True), ("ssh-key", True),
+    ("secret_access_key", True), ("api_key", True), ("key", True), ("webhook_url", True), ("Authorization", True),
+    ("refresh_token", True), ("credentials", True), ("private_key", True), ("connection_string", True),
+    # Ordinary fields that merely contain a secret word's letters, or talk about a secret.
+    ("passed", False), ("passthrough", False), ("keyboard", False), ("credential_fields", False),
+    ("token_type", False), ("access_key_id", False), ("password_changed", False), ("monkey", False),
+    ("bypass", False), ("tokenizer", False), ("key_id", False),
+])
+def test_scrub_matches_whole_words_not_substrings(key, hidden):
+    assert (scrub({key: "value"})[key] == "[HIDDEN]") is hidden
+
+
+def test_verification_result_keeps_passed_in_the_audit_log(tenant_a):
+    event = emit(action="verification_completed", tenant=tenant_a,
+                 details={"passed": True, "credential_fields": ["password"], "password": "x"})
+    event.refresh_from_db()
+    assert event.details == {"passed": True, "credential_fields": ["password"], "password": "[HIDDEN]"}
