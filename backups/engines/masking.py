@@ -27,8 +27,15 @@ NULL values stay NULL under every rule. Each table is masked in one
 transaction (all its rules, or none if any statement fails: the table is then
 listed in ``errors``). The SQL rules run as one ``UPDATE`` per table;
 ``randomize`` updates row by row in the same transaction, addressed by ``ctid``
-(PostgreSQL) or the primary key (MySQL; tables without one are skipped for
-``randomize``).
+(PostgreSQL, rows read in batches of ``BATCH_ROWS`` through a server-side cursor)
+or the primary key (MySQL; tables without one are skipped for ``randomize``).
+
+``progress`` (optional) receives a :class:`MaskingProgress` when a table starts,
+after each batch of randomized rows and when a table ends; ``fraction`` weighs
+tables by their on-disk size. A single ``UPDATE`` is not divided, so a large
+table with only SQL rules moves the fraction when it is done. Whatever the
+callback raises (a cancel, a crash) rolls back the table being masked and
+propagates; a caller that masks a staging copy then drops it (see :mod:`.staging`).
 
 Result: ``{"tables": {"public.users": {"columns": ["email"], "rows": 10}},
 "skipped": [{"table", "column", "rule", "reason"}], "errors": [{"table", "error"}]}``.
