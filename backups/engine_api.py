@@ -11,11 +11,13 @@ from .engines.config import config_source
 from .engines.files import tar_restore_sink, tar_source
 from .engines.mysql import mysql_drop_database, mysql_restore_sink, mysqldump_source
 from .engines.postgres import pg_drop_database, pg_dump_source, pg_restore_sink
+from .engines.staging import cleanup_staging, staging_name
 
 __all__ = [
     "ConnectionParams", "EngineError", "IterReader", "apply_masking", "bundle_restore", "bundle_source",
-    "config_collector", "config_source", "drop_database", "mysql_restore_sink", "mysqldump_source",
-    "pg_dump_source", "pg_restore_sink", "run_assertions", "table_row_counts", "tar_restore_sink", "tar_source",
+    "cleanup_staging", "config_collector", "config_source", "drop_database", "mysql_restore_sink",
+    "mysqldump_source", "pg_dump_source", "pg_restore_sink", "run_assertions", "staging_name",
+    "table_row_counts", "tar_restore_sink", "tar_source",
 ]
 
 
@@ -26,10 +28,10 @@ def drop_database(params: ConnectionParams) -> None:
         mysql_drop_database(params)
 
 
-def apply_masking(params: ConnectionParams, rules: dict) -> dict[str, Any]:
+def apply_masking(params: ConnectionParams, rules: dict, *, progress: Any = None) -> dict[str, Any]:
     from .engines.masking import apply_masking as run
 
-    return run(params, rules)
+    return run(params, rules, progress=progress)
 
 
 def table_row_counts(params: ConnectionParams) -> dict[str, int]:

@@ -6,6 +6,8 @@
   ``mysql``), :mod:`.files` (tar of paths), :mod:`.config` (tenant config JSON).
 - :mod:`.bundle`: one artifact holding several sources plus ``manifest.json``.
 - :mod:`.masking`: masking rules on a restored copy.
+- :mod:`.staging`: staging databases a masked restore is written to before it takes the
+  target's name, and the cleanup of those a killed worker left.
 - :mod:`.testrestore`: row counts, SQL assertions, the test-restore verification.
 
 ``dump_source`` / ``restore_sink`` / ``drop_database`` dispatch on ``params.type``.

@@ -4,8 +4,8 @@
 (``w|``, PAX format) into an OS pipe; the caller reads the other end, so memory
 stays bounded whatever the size of the tree. Member names are relative to
 ``root`` (default ``/``: ``/var/www/a.html`` is stored as ``var/www/a.html``, as
-GNU tar does), so restoring into ``/`` puts files back where they were and
-restoring anywhere else recreates the same layout below the new directory.
+GNU tar does), so extracting the tar into ``/`` puts files back where they
+were; the sink can restore relative to the backed-up path instead (below).
 
 ``include`` / ``exclude`` are ``fnmatch`` globs matched against a path relative
 to the selected path it was found under (``logs/*.log``; ``*`` also crosses
@@ -27,6 +27,16 @@ destination inside the target even through existing symlinks on disk) and then
 the target. File modes are kept (permission bits only: setuid/setgid/sticky
 dropped); ownership is not restored.
 
+Given the backed-up ``source`` path (and the ``root`` the tar was made with),
+the sink restores **relative to it**: a tar of ``/srv/data`` (members
+``srv/data/...``) restored into ``/restore/x`` gives ``/restore/x/...``, not
+``/restore/x/srv/data/...``; a backed-up single file lands as
+``/restore/x/<its name>``. Parent directories stored on the way to the source
+are skipped; any other member outside the source is unsafe. The tar itself is
+unchanged (``tar -xf ... -C /`` still puts files back where they were), so
+artifacts made before this restore the same way. Without ``source``, members
+are extracted under their stored names.
+
 Strategies: ``create_new`` needs a missing or empty target directory (created;
 removed again if the restore fails); ``overwrite`` extracts into an existing
 directory, replacing files of the same name (an existing file or symlink is
@@ -44,7 +54,7 @@ import stat
 import tarfile
 import threading
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .base import (
@@ -266,11 +276,38 @@ def _inside(base: str, path: str) -> bool:
     return os.path.commonpath([base, path]) == base
 
 
+def _parts(name: str) -> list[str]:
+    return [p for p in PurePosixPath(name.replace("\\", "/")).parts if p != "."]
+
+
+def _source_prefix(
+    source: str | os.PathLike[str] | None, root: str | os.PathLike[str]
+) -> list[str] | None:
+    """The member-name parts of the backed-up path (``/srv/data`` with root ``/``: srv, data)."""
+    if source is None:
+        return None
+    rel = os.path.relpath(os.path.abspath(source), os.path.abspath(root))
+    if rel == ".":
+        return None
+    parts = _parts(rel)
+    if ".." in parts:
+        raise EngineError(f"Source {source} is not below the root {root}", code="invalid_params")
+    return parts
+
+
 class TarRestoreSink(SinkBase):
     """See :func:`tar_restore_sink`."""
 
-    def __init__(self, target_dir: str | os.PathLike[str], *, strategy: str = CREATE_NEW) -> None:
+    def __init__(
+        self,
+        target_dir: str | os.PathLike[str],
+        *,
+        strategy: str = CREATE_NEW,
+        source: str | os.PathLike[str] | None = None,
+        root: str | os.PathLike[str] = "/",
+    ) -> None:
         check_strategy(strategy)
+        self._prefix = _source_prefix(source, root)
         target = os.path.abspath(target_dir)
         self._created = False
         if strategy == CREATE_NEW:
@@ -412,7 +449,40 @@ class TarRestoreSink(SinkBase):
             filtered = filtered.replace(mode=member.mode & 0o777, deep=False)
         return filtered
 
+    def _relocate(self, member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        """The member renamed relative to the backed-up path; None for a directory above it.
+
+        A tar of ``/srv/data`` names its members ``srv/data/...`` (see :class:`TarSource`);
+        restored into ``/restore/x`` they belong at ``/restore/x/...``. The backed-up
+        directory itself is the target; a backed-up single file keeps its base name.
+        """
+        if self._prefix is None:
+            return member
+        prefix = self._prefix
+        for name in (member.name, member.linkname if member.islnk() else ""):
+            if name.startswith(("/", "\\")) or ".." in _parts(name):
+                self._check(member)  # raises with the precise reason
+        parts = _parts(member.name)
+        if parts[: len(prefix)] == prefix:
+            rest = parts[len(prefix) :]
+            name = "/".join(rest) if rest else ("." if member.isdir() else prefix[-1])
+        elif prefix[: len(parts)] == parts and member.isdir():
+            return None  # a parent directory stored on the way to the backed-up path
+        else:
+            raise _unsafe(f"{member.name!r} is outside the backed-up path {'/'.join(prefix)!r}")
+        changes: dict[str, Any] = {"name": name}
+        if member.islnk():
+            link = _parts(member.linkname)
+            if link[: len(prefix)] != prefix:
+                raise _unsafe(f"hard link {member.name!r} points outside the backed-up path")
+            changes["linkname"] = "/".join(link[len(prefix) :]) or prefix[-1]
+        return member.replace(**changes, deep=False)
+
     def _extract(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        relocated = self._relocate(member)
+        if relocated is None:
+            return
+        member = relocated
         dest = self._check(member)
         name = os.path.normpath(member.name)
         if member.isdir():
@@ -446,10 +516,19 @@ class TarRestoreSink(SinkBase):
 
 
 def tar_restore_sink(
-    target_dir: str | os.PathLike[str], *, strategy: str = CREATE_NEW
+    target_dir: str | os.PathLike[str],
+    *,
+    strategy: str = CREATE_NEW,
+    source: str | os.PathLike[str] | None = None,
+    root: str | os.PathLike[str] = "/",
 ) -> TarRestoreSink:
-    """A sink extracting a streamed tar below ``target_dir`` (see module doc)."""
-    return TarRestoreSink(target_dir, strategy=strategy)
+    """A sink extracting a streamed tar below ``target_dir`` (see module doc).
+
+    ``source`` (with the ``root`` the tar was made with): the path that was backed up;
+    its contents are restored straight into ``target_dir`` instead of below
+    ``target_dir/<source relative to root>``.
+    """
+    return TarRestoreSink(target_dir, strategy=strategy, source=source, root=root)
 
 
 def iter_tree(root: str | os.PathLike[str]) -> Iterable[tuple[str, str, int, bytes | str | None]]:

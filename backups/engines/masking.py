@@ -27,8 +27,15 @@ NULL values stay NULL under every rule. Each table is masked in one
 transaction (all its rules, or none if any statement fails: the table is then
 listed in ``errors``). The SQL rules run as one ``UPDATE`` per table;
 ``randomize`` updates row by row in the same transaction, addressed by ``ctid``
-(PostgreSQL) or the primary key (MySQL; tables without one are skipped for
-``randomize``).
+(PostgreSQL, rows read in batches of ``BATCH_ROWS`` through a server-side cursor)
+or the primary key (MySQL; tables without one are skipped for ``randomize``).
+
+``progress`` (optional) receives a :class:`MaskingProgress` when a table starts,
+after each batch of randomized rows and when a table ends; ``fraction`` weighs
+tables by their on-disk size. A single ``UPDATE`` is not divided, so a large
+table with only SQL rules moves the fraction when it is done. Whatever the
+callback raises (a cancel, a crash) rolls back the table being masked and
+propagates; a caller that masks a staging copy then drops it (see :mod:`.staging`).
 
 Result: ``{"tables": {"public.users": {"columns": ["email"], "rows": 10}},
 "skipped": [{"table", "column", "rule", "reason"}], "errors": [{"table", "error"}]}``.
@@ -41,7 +48,7 @@ import decimal
 import logging
 import random
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +73,26 @@ MY_INT = {
     "bigint": 2**63 - 1,
 }
 MY_FLOAT = {"float", "double", "real"}
+
+
+#: Rows fetched and updated per batch by ``randomize`` (memory and progress granularity).
+BATCH_ROWS = 2000
+
+
+@dataclass(frozen=True)
+class MaskingProgress:
+    """Where masking is: ``fraction`` (0..1) of the whole work, weighing tables by their size."""
+
+    table: str  # "public.customers" (MySQL: "database.customers")
+    tables_done: int  # tables finished before this one
+    tables: int  # tables to mask
+    rows_done: int  # rows of this table masked so far
+    rows: int | None  # rows of this table, once known
+    fraction: float
+
+
+ProgressCallback = Callable[[MaskingProgress], None]
+_Report = Callable[[int, "int | None"], None]
 
 
 @dataclass(frozen=True)
@@ -265,7 +292,7 @@ def _pg_columns(conn: Any, names: list[str]) -> list[Column]:
     return out
 
 
-def _pg_mask_table(conn: Any, columns: list[tuple[Column, Rule]]) -> int:
+def _pg_mask_table(conn: Any, columns: list[tuple[Column, Rule]], report: _Report) -> int:
     from psycopg import sql
 
     first = columns[0][0]
@@ -293,17 +320,16 @@ def _pg_mask_table(conn: Any, columns: list[tuple[Column, Rule]]) -> int:
             cur.execute(sql.SQL("UPDATE {} SET ").format(table) + sql.SQL(", ").join(sets), args)
             rows = cur.rowcount
         for ident, value in fixed:
-            cur.execute(sql.SQL("UPDATE {} SET {} = {} WHERE {} IS NOT NULL").format(
-                table, ident, sql.Literal(value), ident))
-            rows = max(rows, cur.rowcount)
-        if random_cols:
             cur.execute(
-                sql.SQL("SELECT ctid::text, {} FROM {}").format(
-                    sql.SQL(", ").join(sql.Identifier(c.name) for c in random_cols), table
+                sql.SQL("UPDATE {} SET {} = {} WHERE {} IS NOT NULL").format(
+                    table, ident, sql.Literal(value), ident
                 )
             )
-            fetched = cur.fetchall()
-            rows = max(rows, len(fetched))
+            rows = max(rows, cur.rowcount)
+        if random_cols:
+            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(table))
+            total = cur.fetchone()[0]
+            report(0, total)
             update = sql.SQL("UPDATE {} SET {} WHERE ctid = %s::tid").format(
                 table,
                 sql.SQL(", ").join(
@@ -311,22 +337,39 @@ def _pg_mask_table(conn: Any, columns: list[tuple[Column, Rule]]) -> int:
                 ),
             )
             dialect = _Postgres()
-            batch = [
-                [
-                    *(
-                        None if v is None else dialect.random_value(c, v)
-                        for c, v in zip(random_cols, row[1:], strict=True)
-                    ),
-                    row[0],
-                ]
-                for row in fetched
-            ]
-            if batch:
-                cur.executemany(update, batch)
+            done = 0
+            # A server-side cursor reads the rows in batches (memory stays bounded); it sees
+            # the table as it was when opened, so rows updated meanwhile are not read again.
+            with conn.cursor(name="bp_masking") as reader:
+                reader.itersize = BATCH_ROWS
+                reader.execute(
+                    sql.SQL("SELECT ctid::text, {} FROM {}").format(
+                        sql.SQL(", ").join(sql.Identifier(c.name) for c in random_cols), table
+                    )
+                )
+                while fetched := reader.fetchmany(BATCH_ROWS):
+                    cur.executemany(
+                        update,
+                        [
+                            [
+                                *(
+                                    None if v is None else dialect.random_value(c, v)
+                                    for c, v in zip(random_cols, row[1:], strict=True)
+                                ),
+                                row[0],
+                            ]
+                            for row in fetched
+                        ],
+                    )
+                    done += len(fetched)
+                    report(done, max(total, done))
+            rows = max(rows, done)
     return rows
 
 
-def _mask_postgres(params: ConnectionParams, rules: dict[str, Rule]) -> dict[str, Any]:
+def _mask_postgres(
+    params: ConnectionParams, rules: dict[str, Rule], progress: ProgressCallback | None
+) -> dict[str, Any]:
     import psycopg
 
     from .postgres import connect
@@ -334,9 +377,31 @@ def _mask_postgres(params: ConnectionParams, rules: dict[str, Rule]) -> dict[str
     with connect(params, autocommit=True) as conn:
         columns = _pg_columns(conn, list(rules))
         plan, skipped = _plan(_Postgres(), columns, rules)
+        sizes = _pg_sizes(conn, plan)
         return _run_plan(
-            plan, skipped, lambda cols: _pg_mask_table(conn, cols), psycopg.Error, params
+            plan,
+            skipped,
+            lambda cols, report: _pg_mask_table(conn, cols, report),
+            psycopg.Error,
+            params,
+            progress=progress,
+            sizes=sizes,
         )
+
+
+def _pg_sizes(conn: Any, plan: dict[str, list[tuple[Column, Rule]]]) -> dict[str, int]:
+    """Bytes of each table to mask: the work of masking one is about proportional to its size."""
+    if not plan:
+        return {}
+    keys = list(plan)
+    schemas = [plan[k][0][0].schema for k in keys]
+    tables = [plan[k][0][0].table for k in keys]
+    rows = conn.execute(
+        "SELECT coalesce(pg_relation_size(to_regclass(format('%%I.%%I', s, t))), 0)"
+        " FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS x(s, t, n) ORDER BY n",
+        (schemas, tables),
+    ).fetchall()
+    return {key: int(row[0]) for key, row in zip(keys, rows, strict=True)}
 
 
 # --------------------------------------------------------------------------- MySQL
@@ -381,7 +446,7 @@ def _my_primary_key(conn: Any, schema: str, table: str) -> list[str]:
         return [row[0] for row in cur.fetchall()]
 
 
-def _my_mask_table(conn: Any, columns: list[tuple[Column, Rule]]) -> int:
+def _my_mask_table(conn: Any, columns: list[tuple[Column, Rule]], report: _Report) -> int:
     from .mysql import quote_ident as q
 
     first = columns[0][0]
@@ -418,18 +483,24 @@ def _my_mask_table(conn: Any, columns: list[tuple[Column, Rule]]) -> int:
                 where = " AND ".join(f"{q(k)} = %s" for k in key)
                 assignments = ", ".join(f"{q(c.name)} = %s" for c in random_cols)
                 dialect = _MySQL()
-                batch = [
-                    [
-                        *(
-                            None if v is None else dialect.random_value(c, v)
-                            for c, v in zip(random_cols, row[len(key) :], strict=True)
-                        ),
-                        *row[: len(key)],
-                    ]
-                    for row in fetched
-                ]
-                if batch:
-                    cur.executemany(f"UPDATE {table} SET {assignments} WHERE {where}", batch)  # noqa: S608 - quoted identifiers
+                report(0, len(fetched))
+                update = f"UPDATE {table} SET {assignments} WHERE {where}"  # noqa: S608 - quoted identifiers
+                for start in range(0, len(fetched), BATCH_ROWS):
+                    part = fetched[start : start + BATCH_ROWS]
+                    cur.executemany(
+                        update,
+                        [
+                            [
+                                *(
+                                    None if v is None else dialect.random_value(c, v)
+                                    for c, v in zip(random_cols, row[len(key) :], strict=True)
+                                ),
+                                *row[: len(key)],
+                            ]
+                            for row in part
+                        ],
+                    )
+                    report(start + len(part), len(fetched))
         conn.commit()
     except BaseException:
         conn.rollback()
@@ -437,7 +508,9 @@ def _my_mask_table(conn: Any, columns: list[tuple[Column, Rule]]) -> int:
     return rows
 
 
-def _mask_mysql(params: ConnectionParams, rules: dict[str, Rule]) -> dict[str, Any]:
+def _mask_mysql(
+    params: ConnectionParams, rules: dict[str, Rule], progress: ProgressCallback | None
+) -> dict[str, Any]:
     import pymysql
 
     from .mysql import connect
@@ -468,7 +541,13 @@ def _mask_mysql(params: ConnectionParams, rules: dict[str, Rule]) -> dict[str, A
                 else:
                     del plan[key]
         return _run_plan(
-            plan, skipped, lambda cols: _my_mask_table(conn, cols), pymysql.MySQLError, params
+            plan,
+            skipped,
+            lambda cols, report: _my_mask_table(conn, cols, report),
+            pymysql.MySQLError,
+            params,
+            progress=progress,
+            sizes=_my_sizes(conn, params.database or "", plan),
         )
     finally:
         conn.close()
@@ -477,34 +556,91 @@ def _mask_mysql(params: ConnectionParams, rules: dict[str, Rule]) -> dict[str, A
 # --------------------------------------------------------------------------- entry point
 
 
-def _run_plan(plan, skipped, mask_table, db_error, params) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _my_sizes(
+    conn: Any, database: str, plan: dict[str, list[tuple[Column, Rule]]]
+) -> dict[str, int]:
+    if not plan:
+        return {}
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT table_name, coalesce(data_length, 0) FROM information_schema.tables"
+            " WHERE table_schema = %s",
+            (database,),
+        )
+        by_name = {str(name): int(size) for name, size in cur.fetchall()}
+    return {key: by_name.get(cols[0][0].table, 0) for key, cols in plan.items()}
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _run_plan(  # type: ignore[no-untyped-def]
+    plan, skipped, mask_table, db_error, params, *, progress=None, sizes=None
+) -> dict[str, Any]:
     tables: dict[str, Any] = {}
     errors: list[dict[str, str]] = []
-    for key, cols in plan.items():
+    sizes = sizes or {}
+    # Every table weighs at least a page, so empty tables still move the bar.
+    weights = {key: max(sizes.get(key, 0), 8192) for key in plan}
+    total_weight = sum(weights.values()) or 1
+    done_weight = 0
+
+    def reporter(index: int, key: str) -> _Report:
+        def report(rows_done: int, rows: int | None) -> None:
+            if progress is None:
+                return
+            within = min(1.0, rows_done / rows) if rows else 0.0
+            progress(
+                MaskingProgress(
+                    table=key,
+                    tables_done=index,
+                    tables=len(plan),
+                    rows_done=rows_done,
+                    rows=rows,
+                    fraction=min(1.0, (done_weight + weights[key] * within) / total_weight),
+                )
+            )
+
+        return report
+
+    for index, (key, cols) in enumerate(plan.items()):
+        report = reporter(index, key)
+        report(0, None)
         try:
-            rows = mask_table(cols)
+            rows = mask_table(cols, report)
         except db_error as exc:
             errors.append({"table": key, "error": scrub(str(exc).strip(), [params.password])})
-            continue
-        tables[key] = {
-            "columns": [c.name for c, _ in cols],
-            "rules": {c.name: r.type for c, r in cols},
-            "rows": rows,
-        }
+            rows = None
+        else:
+            tables[key] = {
+                "columns": [c.name for c, _ in cols],
+                "rules": {c.name: r.type for c, r in cols},
+                "rows": rows,
+            }
+        done_weight += weights[key]
+        report(rows or 0, rows or 0)
     return {"tables": tables, "skipped": skipped, "errors": errors}
 
 
 def apply_masking(
-    params: ConnectionParams, rules: Mapping[str, str | Mapping[str, Any]]
+    params: ConnectionParams,
+    rules: Mapping[str, str | Mapping[str, Any]],
+    *,
+    progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
-    """Mask the restored copy at ``params`` (PostgreSQL or MySQL/MariaDB); see the module doc."""
+    """Mask the restored copy at ``params`` (PostgreSQL or MySQL/MariaDB); see the module doc.
+
+    ``progress(MaskingProgress)`` is called when a table starts, after every
+    batch of randomized rows, and when a table ends; whatever it raises stops
+    the masking (the table being masked is rolled back) and propagates.
+    """
     parsed = parse_rules(rules)
     if not params.database:
         raise EngineError("No database given to mask", code="invalid_params")
     if not parsed:
         return {"tables": {}, "skipped": [], "errors": []}
     if params.is_postgres:
-        return _mask_postgres(params, parsed)
+        return _mask_postgres(params, parsed, progress)
     if params.is_mysql:
-        return _mask_mysql(params, parsed)
+        return _mask_mysql(params, parsed, progress)
     raise EngineError(f"Masking is not supported for {params.type!r} servers", code="unsupported")

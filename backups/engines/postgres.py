@@ -23,6 +23,17 @@ objects in an existing database:
     ``create_database=False``: ``pg_restore --clean --if-exists`` into the
     existing target in one transaction (objects absent from the dump survive).
 
+``prepare`` (e.g. masking; needs ``create_database=True``): the restore always
+goes into a staging database (:mod:`.staging`) that only its owner and
+superusers may connect to; ``prepare(staging_params)`` runs there after
+``pg_restore`` succeeded, and only then is the staging database renamed to the
+target (``create_new``: the target must still not exist; ``overwrite``: the old
+target is dropped first). Until then the target does not exist (``create_new``)
+or keeps its old content (``overwrite``). If ``pg_restore`` or ``prepare``
+fails (or raises anything, even ``KeyboardInterrupt``), the staging database is
+dropped and the target is untouched. A worker killed in between leaves only the
+staging database, which :func:`.staging.cleanup_staging` drops.
+
 Restoring from a stream is sequential; ``pg_restore -j`` needs a seekable file.
 """
 
@@ -30,7 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets as _secrets
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -48,6 +59,7 @@ from .base import (
     tool_env,
     tool_version,
 )
+from .staging import is_staging_name, staging_name
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +160,23 @@ def pg_create_database(params: ConnectionParams, name: str | None = None) -> Non
             raise _pg_error(f"Cannot create database {name!r}", exc, params) from None
 
 
+def _drop(conn: psycopg.Connection, name: str) -> None:
+    stmt = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
+    if conn.info.server_version >= 130000:
+        stmt = stmt + sql.SQL(" WITH (FORCE)")
+    else:
+        _end_sessions(conn, name)
+    conn.execute(stmt)
+
+
+def _end_sessions(conn: psycopg.Connection, name: str) -> None:
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = %s AND pid <> pg_backend_pid()",
+        (name,),
+    )
+
+
 def pg_drop_database(
     params: ConnectionParams, name: str | None = None, *, force: bool = True
 ) -> None:
@@ -155,16 +184,10 @@ def pg_drop_database(
     name = name or params.database
     with _admin(params) as conn:
         try:
-            stmt = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
-            if force and conn.info.server_version >= 130000:
-                stmt = stmt + sql.SQL(" WITH (FORCE)")
-            elif force:
-                conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = %s AND pid <> pg_backend_pid()",
-                    (name,),
-                )
-            conn.execute(stmt)
+            if force:
+                _drop(conn, name)
+            else:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
         except psycopg.Error as exc:
             raise _pg_error(f"Cannot drop database {name!r}", exc, params) from None
 
@@ -179,16 +202,54 @@ def pg_database_is_empty(params: ConnectionParams, name: str | None = None) -> b
     return bool(row and row[0] == 0)
 
 
-def _rename_database(params: ConnectionParams, old: str, new: str) -> None:
-    with _admin(params) as conn:
-        try:
+def _create_staging(params: ConnectionParams, name: str) -> None:
+    """A staging database only its owner (the restoring role) and superusers may connect to:
+    unmasked data must not be readable by other roles while it is there."""
+    pg_create_database(params, name)
+    try:
+        with _admin(params) as conn:
             conn.execute(
-                sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                    sql.Identifier(old), sql.Identifier(new)
+                sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(
+                    sql.Identifier(name)
                 )
             )
+    except BaseException:
+        with contextlib.suppress(Exception):
+            pg_drop_database(params, name)
+        raise
+
+
+def _swap_in(params: ConnectionParams, staging: str, target: str, *, replace: bool) -> None:
+    """Give the staging database the target's name (dropping an old target if ``replace``)."""
+    stg, tgt = sql.Identifier(staging), sql.Identifier(target)
+    with _admin(params) as conn:
+        try:
+            # RENAME needs the database idle: let nobody new in, end whoever is there
+            # (pg_terminate_backend may be refused to a non-superuser; RENAME then says why).
+            conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(stg))
+            with contextlib.suppress(psycopg.Error):
+                _end_sessions(conn, staging)
+            if replace:
+                _drop(conn, target)
+            conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(stg, tgt))
+        except psycopg.errors.DuplicateDatabase:
+            raise EngineError(
+                f"Target database {target!r} was created while the restore ran "
+                "(strategy create_new); the restored copy was dropped",
+                code="target_exists",
+            ) from None
         except psycopg.Error as exc:
-            raise _pg_error(f"Cannot rename database {old!r} to {new!r}", exc, params) from None
+            raise _pg_error(
+                f"Cannot rename database {staging!r} to {target!r}", exc, params
+            ) from None
+        try:
+            conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(tgt))
+            # The privileges CREATE DATABASE gives by default, revoked while it was staging.
+            conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO PUBLIC").format(tgt))
+        except psycopg.Error as exc:
+            raise _pg_error(
+                f"Cannot open database {target!r} to connections", exc, params
+            ) from None
 
 
 # --------------------------------------------------------------------------- dump
@@ -226,12 +287,27 @@ def pg_restore_sink(
     *,
     strategy: str = CREATE_NEW,
     create_database: bool = True,
+    prepare: Callable[[ConnectionParams], Any] | None = None,
+    staging: str | None = None,
 ) -> ProcessSink:
-    """A sink that restores a custom-format dump into ``params.database`` (see module doc)."""
+    """A sink that restores a custom-format dump into ``params.database`` (see module doc).
+
+    ``prepare(staging_params)`` runs on the restored copy before it takes the
+    target's name; ``staging`` names the staging database (from
+    :func:`.staging.staging_name`, so the caller can record it first).
+    """
     check_strategy(strategy)
     target = params.database
     if not target:
         raise EngineError("No target database given to restore into", code="invalid_params")
+    if prepare is not None and not create_database:
+        raise EngineError(
+            "A restore with masking needs create_database: it restores into a staging "
+            "database first",
+            code="invalid_params",
+        )
+    if staging is not None and not is_staging_name(staging):
+        raise EngineError(f"{staging!r} is not a staging database name", code="invalid_params")
     exists = pg_database_exists(params, target)
     clean = False
     restore_into = target
@@ -239,7 +315,26 @@ def pg_restore_sink(
     on_success = None
     created = False
 
-    if strategy == CREATE_NEW and create_database:
+    if create_database and (prepare is not None or (strategy == OVERWRITE and exists)):
+        if strategy == CREATE_NEW and exists:
+            raise EngineError(
+                f"Target database {target!r} already exists (strategy create_new); "
+                "choose another name or the overwrite strategy",
+                code="target_exists",
+            )
+        restore_into = staging or staging_name(target)
+        _create_staging(params, restore_into)
+
+        def on_failure() -> None:
+            pg_drop_database(params, restore_into)
+
+        def on_success() -> dict[str, Any]:
+            if prepare is not None:
+                prepare(params.with_database(restore_into))
+            _swap_in(params, restore_into, target, replace=strategy == OVERWRITE)
+            return {"created": not exists, "staging": restore_into}
+
+    elif strategy == CREATE_NEW and create_database:
         if exists:
             raise EngineError(
                 f"Target database {target!r} already exists (strategy create_new); "
@@ -263,18 +358,6 @@ def pg_restore_sink(
                 f"Target database {target!r} is not empty (strategy create_new)",
                 code="target_not_empty",
             )
-    elif strategy == OVERWRITE and create_database and exists:
-        restore_into = f"{target[:40]}_bp_restore_{_secrets.token_hex(4)}"
-        pg_create_database(params, restore_into)
-
-        def on_failure() -> None:
-            pg_drop_database(params, restore_into)
-
-        def on_success() -> dict[str, Any]:
-            pg_drop_database(params, target)
-            _rename_database(params, restore_into, target)
-            return {}
-
     elif strategy == OVERWRITE and create_database:
         pg_create_database(params, target)
         created = True

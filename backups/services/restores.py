@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import re
+import time
 from typing import Any
 
 from django.db import transaction
@@ -106,39 +109,132 @@ def restore_start(*, tenant: Tenant, backup: Backup, actor: Any = None, target_s
     return restore
 
 
-def _database_sink(restore: Restore):
+# Progress of a masked database restore: the data 0-80 %, masking 80-98 %, the swap 99 %,
+# done 100 % (an unmasked restore reports bytes 0-99 % through the reporter itself).
+RESTORE_END, MASK_START, MASK_END, SWAP = 80, 80, 98, 99
+
+
+def _record_staging(restore: Restore, server: Server, target: str) -> str:
+    """Pick the staging database name for ``target`` and store it on the restore **before** it
+    exists, so a worker killed at any moment leaves a name ``restore_discard_staging`` finds."""
+    name = engines.staging_name(target)
+    staging = [*restore.result.get("staging", []), {"server_id": server.pk, "database": name}]
+    restore.result = {**restore.result, "staging": staging}
+    Restore.objects.filter(pk=restore.pk).update(result=restore.result)
+    return name
+
+
+def _masking_step(restore: Restore, reporter: ProgressReporter, *, target: str, record: dict,
+                  start: int | None = None, end: int | None = None):
+    """The ``prepare`` step of a staged restore: mask the staging copy, reporting each table.
+
+    Progress moves from ``start`` to ``end`` (default: where it is, for members of an
+    application restore). Any masking error raises, so the engine drops the staging copy and
+    the target never shows unmasked data.
+    """
+
+    def prepare(staging: engines.ConnectionParams) -> None:
+        low = reporter.op.progress if start is None else start
+        high = max(low, reporter.op.progress if end is None else end)
+        shown = {"progress": low, "table": None, "at": time.monotonic()}
+        reporter.step("masking_data", progress=low, component=target[:100])
+
+        def table_name(key: str) -> str:  # MySQL names tables by the (staging) database
+            return f"{target}.{key[len(staging.database) + 1:]}" if key.startswith(f"{staging.database}.") else key
+
+        def on_progress(where) -> None:
+            if reporter.cancelled():
+                raise engines.EngineError("Cancelled", code="cancelled")
+            percent = max(shown["progress"], low + int((high - low) * where.fraction))
+            now = time.monotonic()
+            if percent > shown["progress"] or (
+                    where.table != shown["table"] and now - shown["at"] >= reporter.interval):
+                shown.update(progress=percent, table=where.table, at=now)
+                reporter.step("masking_data", progress=percent, component=table_name(where.table)[:100])
+
+        masking = engines.apply_masking(staging, restore.masking_rules, progress=on_progress)
+        masking["tables"] = {table_name(k): v for k, v in masking["tables"].items()}
+        for item in masking["skipped"] + masking["errors"]:
+            item["table"] = table_name(item["table"])
+        record.update(masking)
+        if masking["errors"]:
+            failed = ", ".join(f"{e.get('table')}: {e.get('error', '')[:200]}" for e in masking["errors"])
+            raise engines.EngineError(f"Masking failed; nothing was restored into {target!r} ({failed})",
+                                      code="masking_failed")
+        if end is not None:
+            reporter.step("swapping_in", progress=SWAP, component=target[:100])
+
+    return prepare
+
+
+def _database_sink(restore: Restore, *, prepare=None, staging: str | None = None):
     server = restore.target_server
     params = connection_params(server, restore.target_database)
     overwrite = restore.strategy == RestoreStrategy.OVERWRITE
     strategy = "overwrite" if overwrite else "create_new"
-    if server.type == ServerType.POSTGRESQL:
-        return engines.pg_restore_sink(params, strategy=strategy, create_database=True)
-    return engines.mysql_restore_sink(params, strategy=strategy, create_database=True)
+    factory = engines.pg_restore_sink if server.type == ServerType.POSTGRESQL else engines.mysql_restore_sink
+    return factory(params, strategy=strategy, create_database=True, prepare=prepare, staging=staging)
 
 
-def _bundle_handlers(restore: Restore) -> dict:
+def _path_target(restore: Restore, item: dict, *, several: bool) -> str:
+    """Where a folder (or file) source of an application artifact is restored."""
+    if restore.target_path:
+        if not several:
+            return restore.target_path
+        # Several folders into one target: each gets a sub-folder named after its source.
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", item.get("name") or "").strip("._") or item["member"]
+        return os.path.join(restore.target_path, name)
+    path = item["path"]
+    if restore.strategy != RestoreStrategy.OVERWRITE:
+        return f"{path.rstrip('/')}.restored-{restore.pk}"
+    # In place: a folder's contents go back into it, a single file into its folder.
+    if item["type"] == SourceType.SQLITE or (os.path.lexists(path) and not os.path.isdir(path)):
+        return os.path.dirname(path.rstrip("/")) or "/"
+    return path
+
+
+def _bundle_handlers(restore: Restore, reporter: ProgressReporter, masking: dict) -> dict:
     """Sink factories for each member of an application artifact."""
     backup = restore.backup
     handlers: dict[str, Any] = {}
     overwrite = restore.strategy == RestoreStrategy.OVERWRITE
+    strategy = "overwrite" if overwrite else "create_new"
     suffix = restore.options.get("database_suffix") or ("" if overwrite else f"_restored_{restore.pk}")
-    for item in (backup.manifest.get("bundle", {}) or {}).get("sources") or backup.manifest.get("source", {}).get(
-            "sources", []):
+    bundle = backup.manifest.get("bundle", {}) or {}
+    members = {m.get("name"): m.get("info") or {} for m in bundle.get("members") or []}
+    items = bundle.get("sources") or backup.manifest.get("source", {}).get("sources", [])
+    several = sum(item["type"] in (SourceType.PATH, SourceType.SQLITE) for item in items) > 1
+    for item in items:
         member, kind = item["member"], item["type"]
         if kind in (SourceType.POSTGRESQL, SourceType.MYSQL):
             source = backup.application.sources.filter(name=item["name"]).select_related("server").first() \
                 if backup.application else None
             if source is None or source.server is None:
                 continue
-            params = connection_params(source.server, f"{item['database']}{suffix}")
+            database = f"{item['database']}{suffix}"
+            params = connection_params(source.server, database)
             factory = engines.pg_restore_sink if kind == SourceType.POSTGRESQL else engines.mysql_restore_sink
-            handlers[member] = (lambda f=factory, p=params: f(p, strategy="overwrite" if overwrite else "create_new",
-                                                              create_database=True))
+
+            def make(f=factory, p=params, server=source.server, database=database):
+                if not restore.masking_rules:
+                    return f(p, strategy=strategy, create_database=True)
+                record = masking.setdefault(database, {})
+                return f(p, strategy=strategy, create_database=True,
+                         prepare=_masking_step(restore, reporter, target=database, record=record),
+                         staging=_record_staging(restore, server, database))
+
+            handlers[member] = make
         elif kind in (SourceType.PATH, SourceType.SQLITE):
-            target = restore.target_path or (item["path"] if overwrite else f"{item['path']}.restored-{restore.pk}")
+            target = _path_target(restore, item, several=several)
             if reason := confinement.check_data_path(restore.tenant, target):
                 raise ValidationFailed(details={"target_path": [reason]})
-            handlers[member] = (lambda t=target: engines.tar_restore_sink(t, strategy="overwrite" if overwrite else "create_new"))
+            info = members.get(member, {})
+            paths = info.get("paths") or [item["path"]]
+            # Restore relative to the backed-up folder (its tar names members by their path
+            # below "/"); a member made from several paths keeps its stored layout.
+            source_path, root = (paths[0] if len(paths) == 1 else None), info.get("root") or "/"
+            handlers[member] = (lambda t=target, s=source_path, r=root:
+                                engines.tar_restore_sink(t, strategy=strategy, source=s, root=r))
         elif kind == SourceType.PLATFORM_CONFIG:
             handlers[member] = engines.config_collector
     return handlers
@@ -154,7 +250,10 @@ def restore_run(*, operation_id: int) -> Restore | None:
     now = timezone.now()
     Restore.objects.filter(pk=restore.pk).update(status=OperationStatus.RUNNING, started_at=now)
     restore.started_at = now
-    reporter = ProgressReporter(op, total=backup.size_bytes or None)
+    masked = bool(restore.masking_rules)
+    # A masked restore reports its percent itself (data, then masking, then the swap); the
+    # reporter is then only told the bytes, so its own percent never runs ahead.
+    reporter = ProgressReporter(op, total=None if masked else backup.size_bytes or None)
     backend = reader = sink = None
     result: dict[str, Any] = {}
     try:
@@ -162,33 +261,29 @@ def restore_run(*, operation_id: int) -> Restore | None:
         reporter.step("downloading", progress=1)
         backend, reader = backup_open_artifact(backup=backup)
         plaintext = restore_stream(reader, key)
-        done = 0
         if backup.server_id:
             reporter.step("restoring_data", progress=2, component=restore.target_database)
-            sink = _database_sink(restore)
-            for piece in plaintext:
+            prepare = staging = None
+            if masked:
+                result["masking"] = {}
+                prepare = _masking_step(restore, reporter, target=restore.target_database,
+                                        record=result["masking"], start=MASK_START, end=MASK_END)
+                staging = _record_staging(restore, restore.target_server, restore.target_database)
+            sink = _database_sink(restore, prepare=prepare, staging=staging)
+            counter = _CountingIter(plaintext, reporter, total=backup.size_bytes if masked else None)
+            for piece in counter:
                 sink.write(piece)
-                done += len(piece)
-                reporter.update(done)
-                if reporter.cancelled():
-                    raise engines.EngineError("Cancelled")
+            # Restores into the staging database (when masking), masks there, then swaps it in.
             result["restore"] = sink.finish()
             sink = None
             result["restored"] = {"server_id": restore.target_server_id, "database": restore.target_database}
-            if restore.masking_rules:
-                reporter.step("masking", progress=95)
-                params = connection_params(restore.target_server, restore.target_database)
-                result["masking"] = engines.apply_masking(params, restore.masking_rules)
-                if result["masking"].get("errors"):
-                    # An unmasked copy of sensitive data must not stay behind: drop it.
-                    engines.drop_database(params)
-                    result["restored"]["dropped"] = True
-                    failed = ", ".join(f"{e.get('table')}: {e.get('error', '')[:200]}" for e in result["masking"]["errors"])
-                    raise engines.EngineError(f"Masking failed, the restored copy was dropped ({failed})")
         else:
             reporter.step("restoring_data", progress=2, component=backup.application.name if backup.application else "")
-            counter = _CountingIter(plaintext, reporter)
-            result["restore"] = engines.bundle_restore(counter, _bundle_handlers(restore))
+            if masked:
+                result["masking"] = {}
+            counter = _CountingIter(plaintext, reporter, total=backup.size_bytes if masked else None)
+            result["restore"] = engines.bundle_restore(counter, _bundle_handlers(restore, reporter,
+                                                                                 result.get("masking", {})))
     except Exception as exc:  # recorded on the rows; the target's partial state is reported
         if sink is not None:
             with contextlib.suppress(Exception):
@@ -206,11 +301,39 @@ def restore_run(*, operation_id: int) -> Restore | None:
     return _restore_end(op, restore, OperationStatus.COMPLETED, "", result)
 
 
-class _CountingIter:
-    """Feeds progress and the cancel check while a bundle is restored."""
+def restore_discard_staging(*, restore: Restore) -> list[str]:
+    """Drop the staging databases a restore recorded, unless it is still running.
 
-    def __init__(self, pieces, reporter: ProgressReporter):
-        self.pieces, self.reporter, self.done = iter(pieces), reporter, 0
+    For the reaper: a worker killed during a masked restore leaves its staging database
+    (unmasked data, never under the target's name); call this once the restore's operation
+    has been failed. Idempotent; returns the names dropped.
+    """
+    op = restore.operation
+    if op is not None and op.status in operations.ACTIVE:
+        return []
+    dropped = []
+    for entry in restore.result.get("staging", []):
+        server = Server.objects.filter(tenant=restore.tenant, pk=entry.get("server_id")).first()
+        if server is None:
+            continue
+        params = connection_params(server, "")
+        dropped += engines.cleanup_staging(params, names=[entry["database"]])
+    if dropped:
+        emit(action="restore_staging_dropped", tenant=restore.tenant, resource_type="restore",
+             resource_id=restore.pk, details={"databases": dropped})
+    return dropped
+
+
+class _CountingIter:
+    """Feeds progress and the cancel check while the artifact streams into the sinks.
+
+    With ``total`` (a masked restore), it also moves the percent from 2 to ``RESTORE_END``
+    by the bytes done, leaving the rest of the bar to masking and the swap.
+    """
+
+    def __init__(self, pieces, reporter: ProgressReporter, *, total: int | None = None):
+        self.pieces, self.reporter, self.done, self.total = iter(pieces), reporter, 0, total
+        self.shown, self.at = 2, 0.0
 
     def __iter__(self):
         return self
@@ -221,10 +344,18 @@ class _CountingIter:
         piece = next(self.pieces)
         self.done += len(piece)
         self.reporter.update(self.done)
+        if self.total:
+            percent = min(RESTORE_END, 2 + (RESTORE_END - 2) * self.done // self.total)
+            now = time.monotonic()
+            if percent > self.shown and now - self.at >= self.reporter.interval:
+                self.shown, self.at = percent, now
+                self.reporter.step("restoring_data", progress=percent)
         return piece
 
 
 def _restore_end(op, restore: Restore, status: str, error: str, result: dict) -> Restore:
+    if restore.result.get("staging"):  # kept for restore_discard_staging
+        result = {**result, "staging": restore.result["staging"]}
     now = timezone.now()
     Restore.objects.filter(pk=restore.pk).update(status=status, completed_at=now, error_message=error, result=result)
     restore.status, restore.completed_at, restore.error_message, restore.result = status, now, error, result

@@ -37,7 +37,7 @@ def pg_plain_dump(params: ConnectionParams, *extra: str) -> str:
     return "\n".join(lines)
 
 
-def mysql_plain_dump(params: ConnectionParams) -> str:
+def mysql_plain_dump(params: ConnectionParams, *extra: str) -> str:
     out = subprocess.run(
         [
             "mysqldump",
@@ -55,6 +55,7 @@ def mysql_plain_dump(params: ConnectionParams) -> str:
             "--events",
             "--hex-blob",
             "--no-tablespaces",
+            *extra,
             params.database or "",
         ],
         capture_output=True,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import tarfile
+from pathlib import Path
 
 import pytest
 
 from backups.engines.base import EngineError, copy_into
+from backups.engines.bundle import bundle_restore
 from backups.engines.files import iter_tree, tar_restore_sink, tar_source
 
 from .helpers import transfer
@@ -83,10 +86,10 @@ def test_create_new_refuses_a_non_empty_target_and_overwrite_replaces(tree, tmp_
     assert (out / "keep.txt").read_text() == "keep"
 
 
-def _tar(*members: tuple[tarfile.TarInfo, bytes | None]) -> bytes:
+def _tar(*members: tuple[tarfile.TarInfo, bytes | None], fine: str = "fine.txt") -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        ok = tarfile.TarInfo("fine.txt")
+        ok = tarfile.TarInfo(fine)
         ok.size = 2
         tar.addfile(ok, io.BytesIO(b"ok"))
         for info, data in members:
@@ -167,3 +170,102 @@ def test_kill_stops_the_writer_thread(tree):
     assert source.read(100)
     source.kill()
     assert not source._thread.is_alive()
+
+
+# --------------------------------------------------------------------------- relative restores
+
+
+def test_a_folder_backup_restores_its_contents_straight_into_the_target(tree, tmp_path):
+    """A tar of /…/src (members named …/src/… below "/") restores as target/…, not
+    target/…/src/…, with modes, symlinks and hard links intact."""
+    out = tmp_path / "restore" / "x"
+    result = transfer(tar_source([tree]), tar_restore_sink(out, source=tree))
+    assert list(iter_tree(out)) == list(iter_tree(tree))
+    assert os.stat(out / "app/main.py").st_ino == os.stat(out / "app/main-hardlink.py").st_ino
+    assert result["files"] >= 6 and not (out / str(tree).lstrip("/")).exists()
+
+
+def test_a_single_file_backup_restores_under_its_own_name(tree, tmp_path):
+    out = tmp_path / "out"
+    transfer(tar_source([tree / "app" / "run.sh"]), tar_restore_sink(out, source=tree / "app" / "run.sh"))
+    assert [(rel, kind, mode) for rel, kind, mode, _ in iter_tree(out)] == [("run.sh", "file", 0o750)]
+
+
+def test_include_patterns_restore_relative_to_the_folder(tree, tmp_path):
+    out = tmp_path / "out"
+    transfer(tar_source([tree], include=["*.py"]), tar_restore_sink(out, source=tree))
+    files = sorted(rel for rel, kind, _, _ in iter_tree(out) if kind != "dir")
+    assert files == ["app/current.py", "app/main-hardlink.py", "app/main.py"]
+
+
+RELOCATED_ESCAPES = {
+    "dotdot below the folder": [(_member("srv/data/../../OUTSIDE/x.txt"), b"x")],
+    "absolute": [(_member("/srv/data/x.txt"), b"x")],
+    "outside the folder": [(_member("srv/other/x.txt"), b"x")],
+    # Inside the target with the old nested layout (target/srv/data/up -> target/OUTSIDE),
+    # outside once the folder's contents sit at the target's top.
+    "symlink out after relocation": [
+        (_member("srv/data/up", tarfile.SYMTYPE, "../../OUTSIDE"), None),
+        (_member("srv/data/up/evil.txt"), b"x"),
+    ],
+    "hardlink to outside the folder": [(_member("srv/data/hl", tarfile.LNKTYPE, "srv/secret"), None)],
+}
+
+
+RELOCATED_REASONS = {
+    "dotdot below the folder": "contains '..'",
+    "absolute": "is an absolute path",
+    "outside the folder": "outside the backed-up path",
+    "symlink out after relocation": "points outside the target",
+    "hardlink to outside the folder": "hard link 'srv/data/hl' points outside the backed-up path",
+}
+
+
+@pytest.mark.parametrize("case", sorted(RELOCATED_ESCAPES))
+def test_relative_restore_still_refuses_anything_that_escapes(case, tmp_path):
+    target = tmp_path / "target"
+    (tmp_path / "OUTSIDE").mkdir()
+    sink = tar_restore_sink(target, source="/srv/data")
+    with pytest.raises(EngineError, match="Unsafe archive member") as info, sink:
+        copy_into(_tar(*RELOCATED_ESCAPES[case], fine="srv/data/fine.txt"), sink)
+        sink.finish()
+    assert info.value.code == "unsafe_archive"
+    assert RELOCATED_REASONS[case] in str(info.value)
+    assert list((tmp_path / "OUTSIDE").iterdir()) == []
+    assert not target.exists()
+
+
+def test_an_application_artifact_made_before_relative_restores_still_restores(tmp_path):
+    """data/application-bundle-absolute-names.tar was made by bundle_source + tar_source as
+    application backups make them (members named by their absolute path below "/")."""
+    data = (Path(__file__).parent / "data" / "application-bundle-absolute-names.tar").read_bytes()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+    infos = {m["name"]: m["info"] for m in manifest["members"]}
+    handlers = {
+        item["member"]: (
+            lambda item=item: tar_restore_sink(
+                tmp_path / item["name"],
+                source=infos[item["member"]]["paths"][0],
+                root=infos[item["member"]]["root"],
+            )
+        )
+        for item in manifest["sources"]
+    }
+    result = bundle_restore(data, handlers)
+    assert all(m["restored"] for m in result["members"].values())
+    uploads = tmp_path / "uploads"
+    assert sorted((rel, kind) for rel, kind, _, _ in iter_tree(uploads)) == [
+        ("empty", "dir"),
+        ("img", "dir"),
+        ("img/a.png", "file"),
+        ("latest.txt", "symlink"),
+        ("readme-hardlink.txt", "file"),
+        ("readme.txt", "file"),
+    ]
+    assert (uploads / "readme.txt").read_text() == "hello\n"
+    assert os.readlink(uploads / "latest.txt") == "readme.txt"
+    assert os.stat(uploads / "readme.txt").st_ino == os.stat(uploads / "readme-hardlink.txt").st_ino
+    assert os.stat(uploads / "img/a.png").st_mode & 0o777 == 0o640
+    assert [rel for rel, _, _, _ in iter_tree(tmp_path / "db")] == ["app.sqlite"]
+    assert (tmp_path / "db" / "app.sqlite").read_bytes().startswith(b"SQLite format 3")

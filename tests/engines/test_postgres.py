@@ -16,6 +16,7 @@ from backups.engines.postgres import (
     pg_dump_source,
     pg_restore_sink,
 )
+from backups.engines.staging import list_staging
 
 from .helpers import pg_plain_dump, transfer
 
@@ -74,12 +75,7 @@ def test_failed_overwrite_keeps_the_existing_target(pg_source, pg_db):
         sink.write(b"this is not a custom-format dump" * 100)
         sink.finish()
     assert pg_plain_dump(target) == before
-    with connect(target.with_database("postgres")) as conn:
-        leftovers = conn.execute(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE %s",
-            (f"{target.database}_bp_restore_%",),
-        ).fetchone()[0]
-    assert leftovers == 0
+    assert [n for n in list_staging(target) if n.startswith(target.database)] == []
 
 
 def test_create_new_into_existing_database_fails_clearly(pg_source):
