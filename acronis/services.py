@@ -1,7 +1,7 @@
 """Acronis domain logic: configuration writes, mapping upstream dicts into the seed's
 shapes, the agents' online streaks (uptime) and the poller.
 
-Transport stays in ``acronis/client.py``; reads through the cache are in
+Transport stays in ``acronis/client/``; reads through the cache are in
 ``acronis/selectors.py``. Mapping functions here are pure (dicts in, dicts out).
 """
 
@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from acronis import cache as acronis_cache
-from acronis.client import same_guid
+from acronis.client import normalize_base_url, same_guid
 from acronis.models import (
     GRANT_CLIENT_CREDENTIALS,
     AcronisAgentState,
@@ -51,8 +51,48 @@ def config_public(config: AcronisConfig) -> dict[str, Any]:
         "base_url": config.base_url,
         "client_id": config.client_id,
         "grant_type": config.grant_type,
+        "tenant_scope": config.tenant_scope or None,
         "configured": True,
         "last_updated": config.last_updated.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def config_check(
+    *,
+    base_url: str,
+    client_id: str,
+    client_secret: str | None,
+    grant_type: str,
+    tenant_scope: str | None,
+) -> dict[str, Any]:
+    """The configuration's values, trimmed; unusable ones are ``ACRONIS_INVALID_CONFIG``.
+
+    The one check every writer (API, admin) goes through, so that no stored configuration
+    can later make the client fail to build a request (a control character in the base
+    URL, a customer scope that is not a UUID).
+    """
+    errors: dict[str, list[str]] = {}
+    try:
+        normalize_base_url(base_url)
+    except ValueError as exc:
+        errors["base_url"] = [f"{exc}; e.g. https://eu2-cloud.acronis.com/api/."]
+    if not client_id.strip():
+        errors["client_id"] = ["Must not be empty."]
+    if client_secret is not None and not client_secret.strip():
+        errors["client_secret"] = ["Must not be empty."]
+    if grant_type != GRANT_CLIENT_CREDENTIALS:
+        errors["grant_type"] = ["Only client_credentials is supported."]
+    scope = (tenant_scope or "").strip()
+    if scope and not is_guid(scope):
+        errors["tenant_scope"] = ["Must be a customer tenant UUID, e.g. ede9f834-70b3-476c-83d9-736f9f8c7dae."]
+    if errors:
+        raise ValidationFailed("Invalid configuration data", code="ACRONIS_INVALID_CONFIG", details=errors)
+    return {
+        "base_url": base_url.strip(),
+        "client_id": client_id.strip(),
+        "client_secret": client_secret,
+        "grant_type": grant_type,
+        "tenant_scope": str(uuid.UUID(scope)) if scope else ("" if tenant_scope is not None else None),
     }
 
 
@@ -64,14 +104,18 @@ def config_save(
     client_id: str,
     client_secret: str | None = None,
     grant_type: str = GRANT_CLIENT_CREDENTIALS,
+    tenant_scope: str | None = None,
     create: bool,
 ) -> AcronisConfig:
     """Create (POST) or update (PUT) the tenant's config; invalidates its cache.
 
     POST when a config exists is a 409 ``ACRONIS_CONFIG_EXISTS`` (replacing credentials by
     accident would cut every dashboard off); PUT when none exists creates it (an upsert),
-    but then needs ``client_secret``. PUT without ``client_secret`` keeps the stored one.
+    but then needs ``client_secret``. PUT without ``client_secret`` keeps the stored one,
+    and ``tenant_scope=None`` keeps the stored scope (``""`` clears it).
     """
+    values = config_check(base_url=base_url, client_id=client_id, client_secret=client_secret,
+                          grant_type=grant_type, tenant_scope=tenant_scope)
     config = AcronisConfig.objects.select_for_update().filter(tenant=tenant).first()
     if create and config is not None:
         raise Conflict(
@@ -89,26 +133,35 @@ def config_save(
         action = "acronis_config_create"
     else:
         action = "acronis_config_update"
-    changed = []
-    for field, value in (("base_url", base_url), ("client_id", client_id), ("grant_type", grant_type)):
-        if getattr(config, field, None) != value:
-            changed.append(field)
-            setattr(config, field, value)
-    if client_secret:
-        if config.pk is None or config.client_secret != client_secret:
-            changed.append("client_secret")
-        config.client_secret = client_secret
+    changed = _apply_config(config, values)
     config.save()
     emit(
         action=action,
         tenant=tenant,
         resource_type="acronis_config",
         resource_id=config.pk,
-        details={"base_url": config.base_url, "client_id": config.client_id, "changed_fields": changed},
+        details={"base_url": config.base_url, "client_id": config.client_id,
+                 "tenant_scope": config.tenant_scope or None, "changed_fields": changed},
     )
     transaction.on_commit(lambda: acronis_cache.invalidate_tenant(tenant.pk))
     acronis_cache.invalidate_tenant(tenant.pk)
     return config
+
+
+def _apply_config(config: AcronisConfig, values: dict[str, Any]) -> list[str]:
+    """Set the given values on ``config``; the names of the fields that changed."""
+    changed = []
+    for field in ("base_url", "client_id", "grant_type", "tenant_scope"):
+        value = values[field]
+        if value is not None and getattr(config, field, None) != value:
+            changed.append(field)
+            setattr(config, field, value)
+    secret = values["client_secret"]
+    if secret:
+        if config.pk is None or config.client_secret != secret:
+            changed.append("client_secret")
+        config.client_secret = secret
+    return changed
 
 
 @transaction.atomic

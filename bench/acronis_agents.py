@@ -44,9 +44,9 @@ from rest_framework_simplejwt.tokens import AccessToken  # noqa: E402
 
 from acronis import cache as acronis_cache  # noqa: E402
 from acronis import services  # noqa: E402
-from acronis.fake_server import FakeAcronis  # noqa: E402
 from tenants import services as tenant_services  # noqa: E402
 from tenants.models import Plan, Role, Tenant  # noqa: E402
+from tests.support.acronis_fake import FakeAcronis  # noqa: E402
 
 AGENTS = "/api/agent_manager/v2/agents"
 TOKEN = "/api/2/idp/token"

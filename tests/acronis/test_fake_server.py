@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from acronis.fake_server import FakeAcronis, parse_time
+from tests.support.acronis_fake import FakeAcronis, parse_time
 
 CLIENT_ID = "fake-test-client"
 SECRET = "fake-test-secret-123"
