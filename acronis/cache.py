@@ -34,12 +34,7 @@ from typing import Any
 
 from django.core.cache import cache
 
-from acronis.errors import (
-    AcronisConnectionError,
-    AcronisError,
-    AcronisNetworkError,
-    AcronisTimeoutError,
-)
+from acronis.errors import AcronisError, AcronisTimeoutError
 
 logger = logging.getLogger(__name__)
 
@@ -112,10 +107,12 @@ def _raise_stored(failure: dict) -> None:
 
 
 def _failure(exc: AcronisError) -> dict[str, Any]:
-    unreachable = isinstance(exc, AcronisConnectionError | AcronisTimeoutError | AcronisNetworkError)
+    # ``unreachable`` is set by the transport when nothing answered; an error raised by an
+    # open circuit breaker is not, so it is re-checked (cheaply) and the half-open probe
+    # is not hidden behind this memory.
     return {
         "message": exc.message, "code": exc.code, "http_status": exc.http_status, "help": exc.help,
-        "technical": exc.technical, "retry_after": exc.retry_after, "unreachable": unreachable,
+        "technical": exc.technical, "retry_after": exc.retry_after, "unreachable": exc.unreachable,
     }
 
 

@@ -87,8 +87,9 @@ class UpstreamGuard:
         if ticket.had_backoff and backoff.get("owner") != call_id and backoff["until"] > now:
             # The call that hit the limit retries itself; everyone else waits for it.
             raise AcronisRateLimited(
-                technical="the tenant is backing off after Acronis rate-limited it",
+                technical="not tried: the tenant is backing off after Acronis rate-limited it",
                 retry_after=backoff["until"] - now,
+                retryable=False,  # waiting is the backoff owner's job, not this call's
             )
         return ticket
 

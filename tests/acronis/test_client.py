@@ -396,7 +396,7 @@ def test_persistent_503_fails_with_server_error_within_the_deadline(
     assert info.value.code == "ACRONIS_SERVER_ERROR"
     assert info.value.upstream_status == 503
     assert elapsed < 1.5 + 0.5  # the deadline, plus scheduling slack on a busy machine
-    assert fake.calls[AGENTS] >= 3  # retried with backoff, not given up at once
+    assert fake.calls[AGENTS] == 3  # one try and two retries (Acronis advises two)
 
 
 def test_persistent_503_with_retry_after_fails_rate_limited_within_the_deadline(
@@ -463,6 +463,67 @@ def test_closed_port_raises_connection_error(cache: DictCache) -> None:
     assert time.monotonic() - started < 1.0 + 0.5
     assert info.value.code == "ACRONIS_CONNECTION_ERROR"
     assert info.value.http_status == 502
+
+
+# --- state shared by every worker: rate-limit backoff, circuit breaker ------------------
+
+
+def test_clients_sharing_a_cache_share_the_rate_limit_backoff(
+    fake: FakeAcronis, shared_cache: Any
+) -> None:
+    # Two clients stand for two worker processes (a dashboard request and the poller).
+    with make_client(fake, shared_cache) as first, make_client(fake, shared_cache) as second:
+        second.get_token_info()
+        fake.reset_counters()
+        fake.inject(AGENTS, 429, times=None, retry_after=1)
+        with pytest.raises(AcronisRateLimited) as limited:
+            first.list_agents()
+        with pytest.raises(AcronisRateLimited) as waiting:
+            second.get_token_info()
+
+    assert fake.calls[AGENTS] == 3
+    assert fake.calls[f"/api/2/clients/{CLIENT_ID}"] == 0  # the second one did not even try
+    assert limited.value.retry_after >= 1 and waiting.value.retry_after > 0
+    assert waiting.value.to_dict()["retry_after"] >= 1
+
+
+def test_rate_limited_waits_grow_across_calls(fake: FakeAcronis, cache: DictCache) -> None:
+    fake.inject(AGENTS, 429, times=None, retry_after=0)
+    waits = []
+    with make_client(fake, cache, backoff_initial=0.01, backoff_max=100.0, max_wait=0.0) as c:
+        for _ in range(4):
+            with pytest.raises(AcronisRateLimited) as info:
+                c.list_agents()
+            waits.append(info.value.retry_after)
+            time.sleep(info.value.retry_after)
+
+    assert fake.calls[AGENTS] == 4  # one probe per call: no wait fits max_wait
+    assert waits == sorted(waits) and waits[-1] > 4 * waits[0]  # exponential
+
+
+def test_clients_sharing_a_cache_share_the_circuit_breaker(shared_cache: Any) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    options = {"cache": shared_cache, "cache_key_prefix": "acronis-test", "timeout": 0.5,
+               "deadline": 2.0, "backoff_initial": 0.01}
+    url = f"http://127.0.0.1:{port}"
+    with AcronisClient(url, CLIENT_ID, SECRET, **options) as first:
+        with pytest.raises(AcronisConnectionError):
+            first.list_agents()  # three refused connections open the breaker
+        assert first.upstream_status()["circuit_breaker"]["state"] == "open"
+
+    with socket.socket() as listener, AcronisClient(url, CLIENT_ID, SECRET, **options) as second:
+        listener.bind(("127.0.0.1", port))
+        listener.listen(8)
+        listener.setblocking(False)
+        with pytest.raises(AcronisConnectionError) as info:
+            second.get_token_info()
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody connected
+
+    assert info.value.code == "ACRONIS_CONNECTION_ERROR"
+    assert "not tried" in info.value.technical
 
 
 # --- pagination --------------------------------------------------------------------------
