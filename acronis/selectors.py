@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from acronis import cache as acronis_cache
-from acronis import services
+from acronis import mapping, services
 from acronis.cache import CacheInfo
 from acronis.client import AcronisClient
 from acronis.errors import AcronisConfigInvalid, AcronisError, AcronisInvalidAgentId
@@ -86,7 +86,7 @@ def client_for(*, tenant: Tenant) -> Iterator[AcronisClient]:
 
 def _raw_agents(tenant: Tenant) -> list[dict]:
     with client_for(tenant=tenant) as client:
-        agents = [services.map_agent(a) for a in client.list_agents()]
+        agents = [mapping.map_agent(a) for a in client.list_agents()]
     since = services.agent_states_update(tenant=tenant, agents=agents)
     for agent in agents:
         agent["online_since"] = since.get(str(agent["id_agent"] or "").lower())
@@ -102,7 +102,7 @@ def agents_list(*, tenant: Tenant, refresh: bool = False) -> tuple[list[dict], C
     for agent in cached:
         agent = dict(agent)
         since = agent.pop("online_since", None)
-        rows.append(services.with_uptime(agent, since))
+        rows.append(mapping.with_uptime(agent, since))
     return rows, info
 
 
@@ -112,7 +112,7 @@ def workloads_list(*, tenant: Tenant, refresh: bool = False) -> tuple[list[dict]
 
     def load() -> list[dict]:
         with client_for(tenant=tenant) as client:
-            return [services.map_workload(w) for w in client.list_workloads()]
+            return [mapping.map_workload(w) for w in client.list_workloads()]
 
     return acronis_cache.cached_fetch(tenant.pk, "workloads", acronis_cache.WORKLOADS_TTL, load, refresh=refresh)
 
@@ -127,7 +127,7 @@ def associations_list(*, tenant: Tenant) -> tuple[list[dict], CacheInfo]:
         if any(not w.get("agent_id") for w in workloads):
             with client_for(tenant=tenant) as client:
                 policy_statuses = client.list_policy_statuses()
-        return services.build_associations(workloads, policy_statuses, agents)
+        return mapping.build_associations(workloads, policy_statuses, agents)
 
     return acronis_cache.cached_fetch(tenant.pk, "associations", acronis_cache.ASSOCIATIONS_TTL, load)
 
@@ -145,7 +145,7 @@ def backup_activities(*, tenant: Tenant, days: int = DEFAULT_DAYS, refresh: bool
         out = []
         with client_for(tenant=tenant) as client:
             for raw in client.iter_activities(started_after=since):
-                activity = services.compact_activity(raw)
+                activity = mapping.compact_activity(raw)
                 if activity["id"] and activity["id"] not in seen:
                     seen.add(activity["id"])
                     out.append(activity)
@@ -158,24 +158,24 @@ def backup_activities(*, tenant: Tenant, days: int = DEFAULT_DAYS, refresh: bool
 def backup_statistics(*, tenant: Tenant, days: int, limit: int) -> tuple[dict, CacheInfo]:
     activities, info = backup_activities(tenant=tenant, days=days)
     workloads, _ = workloads_list(tenant=tenant)
-    return services.backup_statistics(activities, workloads, limit=limit), info
+    return mapping.backup_statistics(activities, workloads, limit=limit), info
 
 
 def agent_backups(*, tenant: Tenant, agent_id: str, limit: int, include_activities: bool,
                   days: int = DEFAULT_DAYS) -> tuple[dict, CacheInfo]:
-    if not services.is_guid(agent_id):
+    if not mapping.is_guid(agent_id):
         raise AcronisInvalidAgentId(technical=f"not a GUID: {agent_id[:64]!r}")
     require_config(tenant=tenant)
     agents, _ = agents_list(tenant=tenant)
-    agent = next((a for a in agents if services._lower(a["id_agent"]) == agent_id.lower()), None)
+    agent = next((a for a in agents if mapping.lower(a["id_agent"]) == agent_id.lower()), None)
     if agent is None:
         # Not in the cached list: ask Acronis (a new agent, or a 404 -> ACRONIS_AGENT_NOT_FOUND).
         with client_for(tenant=tenant) as client:
-            agent = services.map_agent(client.get_agent(agent_id))
+            agent = mapping.map_agent(client.get_agent(agent_id))
     associations, _ = associations_list(tenant=tenant)
-    workload_ids = [a["workload_id"] for a in associations if services._lower(a["agent_id"]) == agent_id.lower()]
+    workload_ids = [a["workload_id"] for a in associations if mapping.lower(a["agent_id"]) == agent_id.lower()]
     activities, info = backup_activities(tenant=tenant, days=days)
-    data = services.agent_backups(agent, activities, workload_ids, limit=limit,
+    data = mapping.agent_backups(agent, activities, workload_ids, limit=limit,
                                   include_activities=include_activities)
     return data, info
 

@@ -137,23 +137,28 @@ class ClientCore:
             max_wait=max_wait,
         )
         self._basic_auth = httpx.BasicAuth(client_id, client_secret)
-        token_options = {
+        self._partner_tokens, self._tokens = self._token_stores(
+            cache_key_prefix, client_secret, float(refresh_margin)
+        )
+
+    def _token_stores(
+        self, prefix: str, client_secret: str, refresh_margin: float
+    ) -> tuple[TokenStore, TokenStore]:
+        """The API client's own token store, and the one calls use (scoped or the same)."""
+        options: dict[str, Any] = {
             "lock_ttl": math.ceil(self._transport.timeout) + 5,
-            "refresh_margin": float(refresh_margin),
+            "refresh_margin": refresh_margin,
             "on_token": self._transport.remember_token,
         }
-        partner_key = _fingerprint(self.base_url, client_id, client_secret, "")
-        self._partner_tokens = TokenStore(
-            cache, f"{cache_key_prefix}:token:{partner_key}", self._fetch_partner_token,
-            **token_options,
+        own_key = _fingerprint(self.base_url, self.client_id, client_secret, "")
+        own = TokenStore(self.cache, f"{prefix}:token:{own_key}", self._fetch_partner_token, **options)
+        if not self.tenant_scope:
+            return own, own
+        scoped_key = _fingerprint(self.base_url, self.client_id, client_secret, self.tenant_scope)
+        scoped = TokenStore(
+            self.cache, f"{prefix}:token:{scoped_key}", self._fetch_scoped_token, **options
         )
-        self._tokens = self._partner_tokens
-        if self.tenant_scope:
-            scoped_key = _fingerprint(self.base_url, client_id, client_secret, self.tenant_scope)
-            self._tokens = TokenStore(
-                cache, f"{cache_key_prefix}:token:{scoped_key}", self._fetch_scoped_token,
-                **token_options,
-            )
+        return own, scoped
 
     # -- lifecycle ----------------------------------------------------------------------
 

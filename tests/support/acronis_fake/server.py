@@ -32,12 +32,9 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import hmac
 import json
 import logging
-import secrets
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -65,17 +62,14 @@ from tests.support.acronis_fake.query import (
     select_workloads,
 )
 from tests.support.acronis_fake.seed import FIRST_ACTIVITY_ID, SeedData, guid
+from tests.support.acronis_fake.tokens import TOKEN_PATH, TokenEndpoint
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["FakeAcronis"]
 
-TOKEN_PATH = "/api/2/idp/token"
-TOKEN_DOMAIN = "PlatformAccountServer"
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
-
-class FakeAcronis(SeedData):
+class FakeAcronis(SeedData, TokenEndpoint):
     """The fake server. Use as a context manager, or call ``start()``/``stop()``.
 
     Public state (read it in tests; mutate through the methods while it is running):
@@ -411,89 +405,6 @@ class FakeAcronis(SeedData):
                 return {tenant["id"]}
         return None
 
-    # -- tokens (§1) ----------------------------------------------------------------------
-
-    def _check_bearer(self, header: str, path: str) -> str | None:
-        """Refuse unknown or expired tokens; return the token's customer scope, if any."""
-        scheme, _, token = header.partition(" ")
-        with self._lock:
-            expires = self.tokens.get(token) if scheme.lower() == "bearer" else None
-            scope = self.token_scopes.get(token)
-        if expires is None:
-            raise ApiError(401, "Unauthorized", "Access token is invalid.", domain=domain_for(path))
-        if expires <= time.time():
-            raise ApiError(
-                401, "AuthenticationTimeout", "Access token has expired.", domain=domain_for(path)
-            )
-        return scope
-
-    def _issue_token(self, header: str, form: Query) -> dict:
-        grant = form.get("grant_type")
-        if grant == ["client_credentials"]:
-            self._check_basic(header)
-            if "scope" in form:
-                # Section 1 documents scoped tokens only through the jwt-bearer grant; the
-                # fake refuses the undocumented shortcut so the client cannot rely on it.
-                raise ApiError(
-                    400,
-                    "invalid_scope",
-                    "Use the jwt-bearer grant for a scope.",
-                    domain=TOKEN_DOMAIN,
-                )
-            return self._new_token(None)
-        if grant == [JWT_BEARER]:
-            return self._new_token(self._check_assertion(header, form))
-        raise ApiError(400, "invalid_grant", "Unsupported grant_type.", domain=TOKEN_DOMAIN)
-
-    def _check_basic(self, header: str) -> None:
-        scheme, _, encoded = header.partition(" ")
-        try:
-            decoded = base64.b64decode(encoded, validate=True).decode() if encoded else ""
-        except (binascii.Error, UnicodeDecodeError):
-            decoded = ""
-        client_id, _, client_secret = decoded.partition(":")
-        valid = (
-            scheme.lower() == "basic"
-            and hmac.compare_digest(client_id.encode(), self.client_id.encode())
-            and hmac.compare_digest(client_secret.encode(), self.client_secret.encode())
-        )
-        if not valid:
-            raise ApiError(401, 1002, "Invalid client credentials.", domain=TOKEN_DOMAIN)
-
-    def _check_assertion(self, header: str, form: Query) -> str:
-        """A customer-scoped token request: the assertion is a live unscoped token of
-        ours (also sent as the bearer), the scope names a customer this client manages."""
-        assertion = (form.get("assertion") or [""])[0]
-        scheme, _, bearer = header.partition(" ")
-        with self._lock:
-            expires = self.tokens.get(assertion)
-            scoped = assertion in self.token_scopes
-        live = expires is not None and expires > time.time() and not scoped
-        if not live or scheme.lower() != "bearer" or bearer != assertion:
-            raise ApiError(401, "Unauthorized", "Invalid assertion.", domain=TOKEN_DOMAIN)
-        scope = (form.get("scope") or [""])[0]
-        prefix = "urn:acronis.com:tenant-id:"
-        customer = scope[len(prefix) :].lower() if scope.startswith(prefix) else ""
-        if not customer or customer == self.root_tenant_uuid or self.tenant_ids(customer) is None:
-            raise ApiError(
-                403, "AccessDenied", f"No access to scope {scope!r}.", domain=TOKEN_DOMAIN
-            )
-        return customer
-
-    def _new_token(self, scope: str | None) -> dict:
-        token = "fake-at-" + secrets.token_urlsafe(24)
-        expires = time.time() + float(self.token_lifetime)
-        with self._lock:
-            self.tokens[token] = expires
-            if scope:
-                self.token_scopes[token] = scope
-        return {
-            "access_token": token,
-            "token_type": "bearer",
-            "expires_on": int(expires),
-            "id_token": "fake-id-" + secrets.token_urlsafe(16),
-        }
-
     def _paginate(
         self,
         path: str,
@@ -506,19 +417,7 @@ class FakeAcronis(SeedData):
         """One page; the ``after`` cursor encodes path, filters and offset (§9)."""
         cursor_text = (query.get("after") or [None])[0]
         if cursor_text:
-            try:
-                cursor = json.loads(base64.urlsafe_b64decode(cursor_text.encode()))
-                filters, offset = cursor["q"], int(cursor["o"])
-                if cursor["p"] != path:
-                    raise ValueError("cursor of another list")
-            except (ValueError, KeyError, TypeError, binascii.Error):
-                raise ApiError(
-                    400,
-                    "InvalidCursor",
-                    "Invalid paging cursor.",
-                    domain=domain_for(path),
-                    shape=shape_for(path),
-                ) from None
+            filters, offset = _decode_cursor(path, cursor_text)
         else:
             filters = {k: v for k, v in query.items() if k not in ("after", "before", "limit")}
             offset = 0
@@ -555,6 +454,23 @@ class FakeAcronis(SeedData):
         if with_total:
             cursors["total"] = len(selected)
         return {"items": page, "paging": {"cursors": cursors}}
+
+
+def _decode_cursor(path: str, text: str) -> tuple[Query, int]:
+    """The filters and offset an ``after`` cursor of ``path`` encodes (§9)."""
+    try:
+        cursor = json.loads(base64.urlsafe_b64decode(text.encode()))
+        if cursor["p"] != path:
+            raise ValueError("cursor of another list")
+        return cursor["q"], int(cursor["o"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise ApiError(
+            400,
+            "InvalidCursor",
+            "Invalid paging cursor.",
+            domain=domain_for(path),
+            shape=shape_for(path),
+        ) from None
 
 
 class _Server(ThreadingHTTPServer):
