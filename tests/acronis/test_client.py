@@ -472,7 +472,11 @@ def test_clients_sharing_a_cache_share_the_rate_limit_backoff(
     fake: FakeAcronis, shared_cache: Any
 ) -> None:
     # Two clients stand for two worker processes (a dashboard request and the poller).
-    with make_client(fake, shared_cache) as first, make_client(fake, shared_cache) as second:
+    options = {"backoff_initial": 0.5, "backoff_max": 60.0}
+    with (
+        make_client(fake, shared_cache, **options) as first,
+        make_client(fake, shared_cache, **options) as second,
+    ):
         second.get_token_info()
         fake.reset_counters()
         fake.inject(AGENTS, 429, times=None, retry_after=1)
