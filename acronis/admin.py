@@ -13,10 +13,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from acronis import selectors, services
-from acronis.client import normalize_base_url
 from acronis.errors import AcronisError
 from acronis.models import AcronisAgentState, AcronisConfig
-from backupplatform.errors import DomainError
+from backupplatform.errors import DomainError, ValidationFailed
 from tenants.scoping import TenantScopedAdminMixin
 
 
@@ -29,26 +28,26 @@ class AcronisConfigForm(forms.ModelForm):
 
     class Meta:
         model = AcronisConfig
-        fields = ["tenant", "base_url", "client_id", "client_secret", "grant_type"]
-
-    def clean_base_url(self):
-        value = self.cleaned_data["base_url"]
-        try:
-            normalize_base_url(value)
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from None
-        return value
-
-    def clean_grant_type(self):
-        value = self.cleaned_data.get("grant_type") or "client_credentials"
-        if value != "client_credentials":
-            raise forms.ValidationError("Only client_credentials is supported.")
-        return value
+        fields = ["tenant", "base_url", "client_id", "client_secret", "grant_type", "tenant_scope"]
 
     def clean(self):
         data = super().clean()
         if self.instance.pk is None and not data.get("client_secret"):
             self.add_error("client_secret", "Required for a new configuration.")
+        if not data.get("base_url") or not data.get("client_id"):
+            return data  # already reported as missing
+        try:
+            checked = services.config_check(
+                base_url=data["base_url"], client_id=data["client_id"],
+                client_secret=data.get("client_secret") or None,
+                grant_type=data.get("grant_type") or "client_credentials",
+                tenant_scope=data.get("tenant_scope") or "",
+            )
+        except ValidationFailed as exc:
+            for field, errors in (exc.details or {}).items():
+                self.add_error(field if field in self.fields else None, errors)
+            return data
+        data["tenant_scope"] = checked["tenant_scope"]
         return data
 
     def _post_clean(self):
@@ -62,7 +61,7 @@ class AcronisConfigForm(forms.ModelForm):
 @admin.register(AcronisConfig)
 class AcronisConfigAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     form = AcronisConfigForm
-    list_display = ["tenant", "base_url", "client_id", "last_updated", "overview_link"]
+    list_display = ["tenant", "base_url", "client_id", "tenant_scope", "last_updated", "overview_link"]
     search_fields = ["tenant__slug", "base_url", "client_id"]
     readonly_fields = ["last_updated"]
     actions = ["check_health"]
@@ -80,8 +79,9 @@ class AcronisConfigAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         try:
             saved = services.config_save(
                 tenant=obj.tenant, base_url=data["base_url"], client_id=data["client_id"],
-                client_secret=data.get("client_secret") or None, grant_type=data["grant_type"],
-                create=not change,
+                client_secret=data.get("client_secret") or None,
+                grant_type=data.get("grant_type") or "client_credentials",
+                tenant_scope=data.get("tenant_scope") or "", create=not change,
             )
         except DomainError as exc:
             messages.error(request, exc.message)

@@ -6,7 +6,8 @@ Layout of keys (all under the Django cache's own ``KEY_PREFIX``)::
     acronis:t<tenant_id>:<gen>:<name>            {"data", "stored_at", "ttl"}
     acronis:t<tenant_id>:<gen>:<name>:lock       held by the one request fetching <name>
     acronis:t<tenant_id>:<gen>:<name>:failed     the holder's error, for its waiters (5 s)
-    acronis:t<tenant_id>:token:...               the client's OAuth token (acronis/client.py)
+    acronis:t<tenant_id>:token:...               the client's OAuth tokens (acronis/client/)
+    acronis:t<tenant_id>:upstream:...            its circuit breaker and rate-limit backoff
     acronis:t<tenant_id>:config                  the public part of the config (no timeout)
 
 A config change calls ``invalidate_tenant``: it replaces the generation token, so every
@@ -16,7 +17,10 @@ and the config entry is deleted. Other tenants' keys are never touched.
 ``cached_fetch`` is single-flight across threads and processes, like the client's token:
 on a miss, ``cache.add`` takes a lock; the holder loads and stores the value, the others
 poll the cache. If the holder fails, its error is kept for a few seconds so the waiters
-fail with it instead of each calling Acronis again.
+fail with it instead of each calling Acronis again. When that error says Acronis could
+not be reached at all (connection, timeout, network), it is served for those seconds to
+every new request too: a dashboard opening five routes then waits for one failure, not
+five.
 """
 
 from __future__ import annotations
@@ -102,9 +106,14 @@ def _raise_stored(failure: dict) -> None:
     )
 
 
-def peek(tenant_id: int, name: str) -> tuple[Any, CacheInfo] | None:
-    entry = cache.get(data_key(tenant_id, name))
-    return (entry["data"], _info(entry, True)) if isinstance(entry, dict) else None
+def _failure(exc: AcronisError) -> dict[str, Any]:
+    # ``unreachable`` is set by the transport when nothing answered; an error raised by an
+    # open circuit breaker is not, so it is re-checked (cheaply) and the half-open probe
+    # is not hidden behind this memory.
+    return {
+        "message": exc.message, "code": exc.code, "http_status": exc.http_status, "help": exc.help,
+        "technical": exc.technical, "retry_after": exc.retry_after, "unreachable": exc.unreachable,
+    }
 
 
 def store(tenant_id: int, name: str, data: Any, ttl: int) -> CacheInfo:
@@ -126,6 +135,9 @@ def cached_fetch(
         entry = cache.get(key)
         if isinstance(entry, dict):
             return entry["data"], _info(entry, True)
+        failure = cache.get(failed_key)
+        if isinstance(failure, dict) and failure.get("unreachable"):
+            _raise_stored(failure)
     owner = uuid.uuid4().hex
     deadline = time.monotonic() + WAIT_TIMEOUT
     while True:
@@ -138,10 +150,7 @@ def cached_fetch(
                 try:
                     data = loader()
                 except AcronisError as exc:
-                    cache.set(failed_key, {
-                        "message": exc.message, "code": exc.code, "http_status": exc.http_status,
-                        "help": exc.help, "technical": exc.technical, "retry_after": exc.retry_after,
-                    }, FAILURE_TTL)
+                    cache.set(failed_key, _failure(exc), FAILURE_TTL)
                     raise
                 cache.delete(failed_key)
                 return data, store(tenant_id, name, data, ttl)

@@ -1,4 +1,4 @@
-"""Errors raised by the Acronis transport layer (``acronis/client.py``).
+"""Errors raised by the Acronis transport layer (``acronis/client/``).
 
 Every error carries one of the ``ACRONIS_*`` codes of the facade seed
 (``seeds/acronis-integration.md``, "Error Codes Reference") plus what the facade
@@ -33,12 +33,12 @@ __all__ = [
     "AcronisApiError",
     "AcronisAuthFailed",
     "AcronisClientError",
+    "AcronisConfigInvalid",
     "AcronisConnectionError",
     "AcronisCredentialsInvalid",
     "AcronisDataError",
     "AcronisError",
     "AcronisInvalidAgentId",
-    "AcronisInvalidWorkloadId",
     "AcronisNetworkError",
     "AcronisNotFound",
     "AcronisPermissionError",
@@ -46,7 +46,6 @@ __all__ = [
     "AcronisServerError",
     "AcronisTimeoutError",
     "AcronisTokenInvalid",
-    "AcronisWorkloadNotFound",
 ]
 
 
@@ -67,6 +66,8 @@ class AcronisError(Exception):
         upstream_code: ``code`` of the upstream error body (int or str), if any.
         upstream_domain: ``domain`` of the upstream error body, if any.
         retryable: whether the client's retry loop may try the call again.
+        unreachable: set by the transport when no answer came back at all (refused,
+            reset, timed out): what the circuit breaker counts.
     """
 
     code: str = "ACRONIS_API_ERROR"
@@ -76,6 +77,7 @@ class AcronisError(Exception):
         "Try again later; if the problem persists, check the Acronis service status."
     )
     retryable: bool = False
+    unreachable: bool = False
 
     def __init__(
         self,
@@ -158,6 +160,18 @@ class AcronisTokenInvalid(AcronisAuthFailed):
     code = "ACRONIS_TOKEN_INVALID"
     default_message = "The Acronis API returned an unusable access token."
     default_help = "Check that the base URL points at an Acronis data center."
+
+
+class AcronisConfigInvalid(AcronisError):
+    """The stored configuration cannot be used to build a request (e.g. its base URL).
+
+    New configurations are validated when saved; this covers rows saved before a rule
+    existed, so that such a row is a documented error rather than a crash.
+    """
+
+    code = "ACRONIS_CONFIG_INVALID"
+    default_message = "The Acronis configuration is invalid."
+    default_help = "Correct the configuration with PUT /api/acronis/config."
 
 
 # --- transport --------------------------------------------------------------------------
@@ -252,15 +266,6 @@ class AcronisAgentNotFound(AcronisNotFound):
     )
 
 
-class AcronisWorkloadNotFound(AcronisNotFound):
-    """A workload lookup got a 404."""
-
-    code = "ACRONIS_WORKLOAD_NOT_FOUND"
-    http_status = 404
-    default_message = "The specified Acronis workload was not found."
-    default_help = "Refresh the workload list; the workload may have been removed."
-
-
 class AcronisInvalidAgentId(AcronisError):
     """The agent id given to us is not a GUID (checked before any upstream call)."""
 
@@ -268,15 +273,6 @@ class AcronisInvalidAgentId(AcronisError):
     http_status = 400
     default_message = "The agent ID is not a valid GUID."
     default_help = "Agent IDs look like 23effcf6-2798-4631-9a52-5785bf3af657."
-
-
-class AcronisInvalidWorkloadId(AcronisError):
-    """The workload id given to us is not a GUID."""
-
-    code = "ACRONIS_INVALID_WORKLOAD_ID"
-    http_status = 400
-    default_message = "The workload ID is not a valid GUID."
-    default_help = "Workload IDs look like 2faf3f5c-0d7a-455f-bcf1-6fb7b8ec1bf2."
 
 
 # --- data ---------------------------------------------------------------------------------

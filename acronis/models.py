@@ -19,6 +19,13 @@ class AcronisConfig(TenantOwnedModel):
     client_id = models.CharField(max_length=255)
     client_secret = EncryptedTextField()
     grant_type = models.CharField(max_length=64, default=GRANT_CLIENT_CREDENTIALS)
+    # A customer tenant UUID: calls then use a customer-scoped token (cloud API §1).
+    tenant_scope = models.CharField(
+        max_length=36,
+        blank=True,
+        default="",
+        help_text="Optional customer tenant UUID: read that customer with a customer-scoped token.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_updated = models.DateTimeField(auto_now=True)
 

@@ -16,15 +16,14 @@ from django.conf import settings
 from django.core.cache import cache
 
 from acronis import cache as acronis_cache
-from acronis import services
+from acronis import mapping, services
 from acronis.cache import CacheInfo
 from acronis.client import AcronisClient
-from acronis.errors import AcronisError, AcronisInvalidAgentId
+from acronis.errors import AcronisConfigInvalid, AcronisError, AcronisInvalidAgentId
 from acronis.models import AcronisConfig
 from tenants.models import Tenant
 
 DEFAULT_DAYS = 30
-ACTIVITIES_PATH = "/api/task_manager/v2/activities"
 
 
 def config_for(*, tenant: Tenant) -> AcronisConfig | None:
@@ -52,16 +51,25 @@ def require_config(*, tenant: Tenant) -> AcronisConfig:
 
 
 def make_client(config: AcronisConfig) -> AcronisClient:
-    """A client for the tenant's credentials; its token lives under the tenant's cache prefix."""
+    """A client for the tenant's credentials; its tokens, circuit breaker and rate-limit
+    backoff live under the tenant's cache prefix.
+
+    A stored configuration the client refuses (saved before a validation rule existed)
+    is ``ACRONIS_CONFIG_INVALID``, not a crash.
+    """
     options = getattr(settings, "ACRONIS_CLIENT_OPTIONS", {})
-    return AcronisClient(
-        config.base_url,
-        config.client_id,
-        config.client_secret,
-        cache=cache,
-        cache_key_prefix=acronis_cache.tenant_prefix(config.tenant_id),
-        **options,
-    )
+    try:
+        return AcronisClient(
+            config.base_url,
+            config.client_id,
+            config.client_secret,
+            cache=cache,
+            cache_key_prefix=acronis_cache.tenant_prefix(config.tenant_id),
+            tenant_scope=config.tenant_scope or None,
+            **options,
+        )
+    except ValueError as exc:
+        raise AcronisConfigInvalid(technical=str(exc)) from None
 
 
 @contextlib.contextmanager
@@ -78,7 +86,7 @@ def client_for(*, tenant: Tenant) -> Iterator[AcronisClient]:
 
 def _raw_agents(tenant: Tenant) -> list[dict]:
     with client_for(tenant=tenant) as client:
-        agents = [services.map_agent(a) for a in client.list_agents()]
+        agents = [mapping.map_agent(a) for a in client.list_agents()]
     since = services.agent_states_update(tenant=tenant, agents=agents)
     for agent in agents:
         agent["online_since"] = since.get(str(agent["id_agent"] or "").lower())
@@ -94,7 +102,7 @@ def agents_list(*, tenant: Tenant, refresh: bool = False) -> tuple[list[dict], C
     for agent in cached:
         agent = dict(agent)
         since = agent.pop("online_since", None)
-        rows.append(services.with_uptime(agent, since))
+        rows.append(mapping.with_uptime(agent, since))
     return rows, info
 
 
@@ -104,7 +112,7 @@ def workloads_list(*, tenant: Tenant, refresh: bool = False) -> tuple[list[dict]
 
     def load() -> list[dict]:
         with client_for(tenant=tenant) as client:
-            return [services.map_workload(w) for w in client.list_workloads()]
+            return [mapping.map_workload(w) for w in client.list_workloads()]
 
     return acronis_cache.cached_fetch(tenant.pk, "workloads", acronis_cache.WORKLOADS_TTL, load, refresh=refresh)
 
@@ -119,7 +127,7 @@ def associations_list(*, tenant: Tenant) -> tuple[list[dict], CacheInfo]:
         if any(not w.get("agent_id") for w in workloads):
             with client_for(tenant=tenant) as client:
                 policy_statuses = client.list_policy_statuses()
-        return services.build_associations(workloads, policy_statuses, agents)
+        return mapping.build_associations(workloads, policy_statuses, agents)
 
     return acronis_cache.cached_fetch(tenant.pk, "associations", acronis_cache.ASSOCIATIONS_TTL, load)
 
@@ -133,13 +141,11 @@ def backup_activities(*, tenant: Tenant, days: int = DEFAULT_DAYS, refresh: bool
 
     def load() -> list[dict]:
         since = datetime.now(UTC) - timedelta(days=days)
-        params = {"policyType": "backup", "startedAt": f"gt({since.strftime('%Y-%m-%dT%H:%M:%SZ')})",
-                  "limit": 100}
         seen: set[str] = set()
         out = []
         with client_for(tenant=tenant) as client:
-            for raw in client.iter_items(ACTIVITIES_PATH, params):
-                activity = services.compact_activity(raw)
+            for raw in client.iter_activities(started_after=since):
+                activity = mapping.compact_activity(raw)
                 if activity["id"] and activity["id"] not in seen:
                     seen.add(activity["id"])
                     out.append(activity)
@@ -152,24 +158,24 @@ def backup_activities(*, tenant: Tenant, days: int = DEFAULT_DAYS, refresh: bool
 def backup_statistics(*, tenant: Tenant, days: int, limit: int) -> tuple[dict, CacheInfo]:
     activities, info = backup_activities(tenant=tenant, days=days)
     workloads, _ = workloads_list(tenant=tenant)
-    return services.backup_statistics(activities, workloads, limit=limit), info
+    return mapping.backup_statistics(activities, workloads, limit=limit), info
 
 
 def agent_backups(*, tenant: Tenant, agent_id: str, limit: int, include_activities: bool,
                   days: int = DEFAULT_DAYS) -> tuple[dict, CacheInfo]:
-    if not services.is_guid(agent_id):
+    if not mapping.is_guid(agent_id):
         raise AcronisInvalidAgentId(technical=f"not a GUID: {agent_id[:64]!r}")
     require_config(tenant=tenant)
     agents, _ = agents_list(tenant=tenant)
-    agent = next((a for a in agents if services._lower(a["id_agent"]) == agent_id.lower()), None)
+    agent = next((a for a in agents if mapping.lower(a["id_agent"]) == agent_id.lower()), None)
     if agent is None:
         # Not in the cached list: ask Acronis (a new agent, or a 404 -> ACRONIS_AGENT_NOT_FOUND).
         with client_for(tenant=tenant) as client:
-            agent = services.map_agent(client.get_agent(agent_id))
+            agent = mapping.map_agent(client.get_agent(agent_id))
     associations, _ = associations_list(tenant=tenant)
-    workload_ids = [a["workload_id"] for a in associations if services._lower(a["agent_id"]) == agent_id.lower()]
+    workload_ids = [a["workload_id"] for a in associations if mapping.lower(a["agent_id"]) == agent_id.lower()]
     activities, info = backup_activities(tenant=tenant, days=days)
-    data = services.agent_backups(agent, activities, workload_ids, limit=limit,
+    data = mapping.agent_backups(agent, activities, workload_ids, limit=limit,
                                   include_activities=include_activities)
     return data, info
 
@@ -184,7 +190,9 @@ def _now_iso() -> str:
 def health_check(*, tenant: Tenant) -> tuple[bool, dict[str, Any], AcronisError | None]:
     """Live check (never cached): token, then one page of agents and of workloads.
 
-    Returns ``(ok, data, first_error)``; ``data`` is the seed's success or failure ``data``.
+    Returns ``(ok, data, first_error)``; ``data`` is the seed's success or failure ``data``
+    plus the tenant's ``circuit_breaker`` and ``rate_limit`` state. While the breaker is
+    open (or the tenant backs off) the check fails at once without calling Acronis.
     """
     config = config_for(tenant=tenant)
     if config is None:
@@ -195,46 +203,57 @@ def health_check(*, tenant: Tenant) -> tuple[bool, dict[str, Any], AcronisError 
             "configuration": {"configured": False},
         }, None
     started = time.monotonic()
-    errors: list[str] = []
-    first_error: AcronisError | None = None
-    endpoints: list[dict[str, Any]] = []
-    token_valid = False
-    token_cached = None
-    client = make_client(config)
     try:
+        client = make_client(config)
+    except AcronisConfigInvalid as exc:
+        probe: dict[str, Any] = {"token_valid": False, "token_cached": None, "endpoints": [],
+                                 "errors": [exc.message], "first_error": exc, "upstream": {}}
+    else:
         try:
-            info = client.check_health()
-            token_valid, token_cached = True, info["token_cached"]
-        except AcronisError as exc:
-            errors.append(exc.message)
-            first_error = exc
-        if token_valid:
-            for name, path in (("/agents", "/api/agent_manager/v2/agents"),
-                               ("/workloads", "/api/workload_management/v5/workloads")):
-                t0 = time.monotonic()
-                try:
-                    client.get(path, {"limit": 1})
-                    endpoints.append({"endpoint": name, "status": "ok",
-                                      "response_time_ms": round((time.monotonic() - t0) * 1000)})
-                except AcronisError as exc:
-                    errors.append(f"{name}: {exc.message}")
-                    first_error = first_error or exc
-                    endpoints.append({"endpoint": name, "status": "error", "error_code": exc.code,
-                                      "response_time_ms": round((time.monotonic() - t0) * 1000)})
-    finally:
-        client.close()
+            probe = _probe(client)
+        finally:
+            client.close()
+    errors = probe["errors"]
     data: dict[str, Any] = {
-        "api_status": "connected" if not errors else ("degraded" if token_valid else "disconnected"),
+        "api_status": "connected" if not errors else ("degraded" if probe["token_valid"] else "disconnected"),
         "last_check": _now_iso(),
         "response_time_ms": round((time.monotonic() - started) * 1000),
-        "token_valid": token_valid,
-        "token_cached": token_cached,
-        "endpoints_tested": endpoints,
+        "token_valid": probe["token_valid"],
+        "token_cached": probe["token_cached"],
+        "endpoints_tested": probe["endpoints"],
         "configuration": {"base_url": config.base_url, "configured": True},
+        **probe["upstream"],
     }
     if errors:
         data["errors"] = errors
-    return not errors, data, first_error
+    return not errors, data, probe["first_error"]
+
+
+def _probe(client: AcronisClient) -> dict[str, Any]:
+    """Token, then one page of agents and of workloads, with timings and errors."""
+    result: dict[str, Any] = {"token_valid": False, "token_cached": None, "endpoints": [],
+                              "errors": [], "first_error": None}
+    try:
+        result["token_cached"] = client.check_health()["token_cached"]
+        result["token_valid"] = True
+    except AcronisError as exc:
+        result["errors"].append(exc.message)
+        result["first_error"] = exc
+    if result["token_valid"]:
+        for name, path in (("/agents", "/api/agent_manager/v2/agents"),
+                           ("/workloads", "/api/workload_management/v5/workloads")):
+            t0 = time.monotonic()
+            try:
+                client.get(path, {"limit": 1})
+                endpoint: dict[str, Any] = {"endpoint": name, "status": "ok"}
+            except AcronisError as exc:
+                result["errors"].append(f"{name}: {exc.message}")
+                result["first_error"] = result["first_error"] or exc
+                endpoint = {"endpoint": name, "status": "error", "error_code": exc.code}
+            endpoint["response_time_ms"] = round((time.monotonic() - t0) * 1000)
+            result["endpoints"].append(endpoint)
+    result["upstream"] = client.upstream_status()
+    return result
 
 
 def counts(*, tenant: Tenant) -> dict[str, int]:

@@ -1,8 +1,8 @@
-"""Acronis domain logic: configuration writes, mapping upstream dicts into the seed's
-shapes, the agents' online streaks (uptime) and the poller.
+"""Acronis domain logic: configuration writes, the agents' online streaks (uptime) and
+the poller.
 
-Transport stays in ``acronis/client.py``; reads through the cache are in
-``acronis/selectors.py``. Mapping functions here are pure (dicts in, dicts out).
+Transport stays in ``acronis/client/``; mapping upstream dicts into the seed's shapes in
+``acronis/mapping.py``; reads through the cache in ``acronis/selectors.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from acronis import cache as acronis_cache
-from acronis.client import same_guid
+from acronis.client import normalize_base_url
+from acronis.mapping import FAILED_RESULTS, is_guid, lower
 from acronis.models import (
     GRANT_CLIENT_CREDENTIALS,
     AcronisAgentState,
@@ -29,10 +30,6 @@ from backupplatform.errors import Conflict, DomainError, ValidationFailed
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
-
-SUCCESS_RESULTS = frozenset({"ok", "warning"})
-FAILED_RESULTS = frozenset({"error", "abandoned", "timedout"})
-SEED_DATE_FORMAT = "%d/%m/%Y %H:%M:%S"
 
 
 class ConfigMissing(DomainError):
@@ -51,8 +48,48 @@ def config_public(config: AcronisConfig) -> dict[str, Any]:
         "base_url": config.base_url,
         "client_id": config.client_id,
         "grant_type": config.grant_type,
+        "tenant_scope": config.tenant_scope or None,
         "configured": True,
         "last_updated": config.last_updated.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def config_check(
+    *,
+    base_url: str,
+    client_id: str,
+    client_secret: str | None,
+    grant_type: str,
+    tenant_scope: str | None,
+) -> dict[str, Any]:
+    """The configuration's values, trimmed; unusable ones are ``ACRONIS_INVALID_CONFIG``.
+
+    The one check every writer (API, admin) goes through, so that no stored configuration
+    can later make the client fail to build a request (a control character in the base
+    URL, a customer scope that is not a UUID).
+    """
+    errors: dict[str, list[str]] = {}
+    try:
+        normalize_base_url(base_url)
+    except ValueError as exc:
+        errors["base_url"] = [f"{exc}; e.g. https://eu2-cloud.acronis.com/api/."]
+    if not client_id.strip():
+        errors["client_id"] = ["Must not be empty."]
+    if client_secret is not None and not client_secret.strip():
+        errors["client_secret"] = ["Must not be empty."]
+    if grant_type != GRANT_CLIENT_CREDENTIALS:
+        errors["grant_type"] = ["Only client_credentials is supported."]
+    scope = (tenant_scope or "").strip()
+    if scope and not is_guid(scope):
+        errors["tenant_scope"] = ["Must be a customer tenant UUID, e.g. ede9f834-70b3-476c-83d9-736f9f8c7dae."]
+    if errors:
+        raise ValidationFailed("Invalid configuration data", code="ACRONIS_INVALID_CONFIG", details=errors)
+    return {
+        "base_url": base_url.strip(),
+        "client_id": client_id.strip(),
+        "client_secret": client_secret,
+        "grant_type": grant_type,
+        "tenant_scope": str(uuid.UUID(scope)) if scope else ("" if tenant_scope is not None else None),
     }
 
 
@@ -64,14 +101,18 @@ def config_save(
     client_id: str,
     client_secret: str | None = None,
     grant_type: str = GRANT_CLIENT_CREDENTIALS,
+    tenant_scope: str | None = None,
     create: bool,
 ) -> AcronisConfig:
     """Create (POST) or update (PUT) the tenant's config; invalidates its cache.
 
     POST when a config exists is a 409 ``ACRONIS_CONFIG_EXISTS`` (replacing credentials by
     accident would cut every dashboard off); PUT when none exists creates it (an upsert),
-    but then needs ``client_secret``. PUT without ``client_secret`` keeps the stored one.
+    but then needs ``client_secret``. PUT without ``client_secret`` keeps the stored one,
+    and ``tenant_scope=None`` keeps the stored scope (``""`` clears it).
     """
+    values = config_check(base_url=base_url, client_id=client_id, client_secret=client_secret,
+                          grant_type=grant_type, tenant_scope=tenant_scope)
     config = AcronisConfig.objects.select_for_update().filter(tenant=tenant).first()
     if create and config is not None:
         raise Conflict(
@@ -89,26 +130,35 @@ def config_save(
         action = "acronis_config_create"
     else:
         action = "acronis_config_update"
-    changed = []
-    for field, value in (("base_url", base_url), ("client_id", client_id), ("grant_type", grant_type)):
-        if getattr(config, field, None) != value:
-            changed.append(field)
-            setattr(config, field, value)
-    if client_secret:
-        if config.pk is None or config.client_secret != client_secret:
-            changed.append("client_secret")
-        config.client_secret = client_secret
+    changed = _apply_config(config, values)
     config.save()
     emit(
         action=action,
         tenant=tenant,
         resource_type="acronis_config",
         resource_id=config.pk,
-        details={"base_url": config.base_url, "client_id": config.client_id, "changed_fields": changed},
+        details={"base_url": config.base_url, "client_id": config.client_id,
+                 "tenant_scope": config.tenant_scope or None, "changed_fields": changed},
     )
     transaction.on_commit(lambda: acronis_cache.invalidate_tenant(tenant.pk))
     acronis_cache.invalidate_tenant(tenant.pk)
     return config
+
+
+def _apply_config(config: AcronisConfig, values: dict[str, Any]) -> list[str]:
+    """Set the given values on ``config``; the names of the fields that changed."""
+    changed = []
+    for field in ("base_url", "client_id", "grant_type", "tenant_scope"):
+        value = values[field]
+        if value is not None and getattr(config, field, None) != value:
+            changed.append(field)
+            setattr(config, field, value)
+    secret = values["client_secret"]
+    if secret:
+        if config.pk is None or config.client_secret != secret:
+            changed.append("client_secret")
+        config.client_secret = secret
+    return changed
 
 
 @transaction.atomic
@@ -131,96 +181,7 @@ def config_delete(*, tenant: Tenant) -> None:
     acronis_cache.invalidate_tenant(tenant.pk)
 
 
-# --- small helpers ---------------------------------------------------------------------------
-
-
-def is_guid(value: Any) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def parse_time(value: Any) -> datetime | None:
-    """RFC3339 (Task Manager, Workload Management) to an aware datetime; ``None`` if absent."""
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
-    # Python < 3.11 chokes on 9 fraction digits; trim to microseconds.
-    if "." in text:
-        head, _, rest = text.partition(".")
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        tail = rest[len(digits):]
-        text = f"{head}.{digits[:6].ljust(6, '0')}{tail}"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def seed_date(value: datetime | None) -> str | None:
-    """``31/01/2025 10:00:00`` (UTC), the seed's backup date format."""
-    return value.astimezone(UTC).strftime(SEED_DATE_FORMAT) if value else None
-
-
-def format_bytes(size: int | float | None) -> str:
-    """``1073741824`` -> ``1.0 GB`` (binary multiples, as the seed's example)."""
-    value = float(size or 0)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} PB"  # pragma: no cover
-
-
-def format_uptime(seconds: float) -> str:
-    """``5 days, 3 hours, 20 minutes`` (units of zero are left out; minutes always shown)."""
-    minutes_total = int(seconds // 60)
-    days, rest = divmod(minutes_total, 1440)
-    hours, minutes = divmod(rest, 60)
-    parts = []
-    if days:
-        parts.append(f"{days} day{'s' if days != 1 else ''}")
-    if hours:
-        parts.append(f"{hours} hour{'s' if hours != 1 else ''}")
-    parts.append(f"{minutes} minute{'s' if minutes != 1 else ''}")
-    return ", ".join(parts)
-
-
-def _lower(value: Any) -> str:
-    return str(value).strip().lower() if value else ""
-
-
-def _short_host(name: Any) -> str:
-    return _lower(name).split(".", 1)[0]
-
-
-# --- agents ----------------------------------------------------------------------------------
-
-_FAMILIES = {"WINDOWS": "Windows", "LINUX": "Linux", "MACOS": "macOS", "MAC": "macOS"}
-
-
-def map_agent(raw: dict) -> dict[str, Any]:
-    """An upstream agent (cloud API §3) in the seed's shape, minus uptime (added per request)."""
-    platform = raw.get("platform") if isinstance(raw.get("platform"), dict) else {}
-    family = platform.get("family")
-    major, minor = platform.get("version_major"), platform.get("version_minor")
-    version = f"{major}.{minor}" if major is not None and minor is not None else None
-    tenant = raw.get("tenant") if isinstance(raw.get("tenant"), dict) else {}
-    return {
-        "id_agent": raw.get("id"),
-        "hostname": raw.get("hostname") or raw.get("name") or "",
-        "id_tenant": tenant.get("id"),
-        "online": bool(raw.get("online")),
-        "platform": {
-            "family": _FAMILIES.get(str(family).upper(), family) if family else None,
-            "arch": str(platform["arch"]).lower() if platform.get("arch") else None,
-            "name": platform.get("name"),
-            "version": version,
-        },
-    }
+# --- agents' online streaks ------------------------------------------------------------------
 
 
 @transaction.atomic
@@ -234,7 +195,7 @@ def agent_states_update(*, tenant: Tenant, agents: Iterable[dict], now: datetime
     existing = {s.agent_id: s for s in AcronisAgentState.objects.select_for_update().filter(tenant=tenant)}
     result: dict[str, str | None] = {}
     for agent in agents:
-        agent_id = _lower(agent.get("id_agent"))
+        agent_id = lower(agent.get("id_agent"))
         if not agent_id:
             continue
         state = existing.get(agent_id)
@@ -256,265 +217,6 @@ def agent_states_update(*, tenant: Tenant, agents: Iterable[dict], now: datetime
         state.save()
         result[agent_id] = state.online_since.isoformat() if state.online_since else None
     return result
-
-
-def with_uptime(agent: dict, online_since: str | None, now: datetime | None = None) -> dict[str, Any]:
-    """The seed's agent row: ``uptime`` text and ``uptime_timestamp`` (start of the streak, Unix)."""
-    now = now or timezone.now()
-    since = datetime.fromisoformat(online_since) if online_since and agent.get("online") else None
-    row = dict(agent)
-    row["uptime"] = format_uptime((now - since).total_seconds()) if since else None
-    row["uptime_timestamp"] = round(since.timestamp(), 3) if since else None
-    return row
-
-
-# --- workloads and associations -------------------------------------------------------------
-
-
-def workload_hostname(raw: dict) -> str:
-    attributes = raw.get("attributes") if isinstance(raw.get("attributes"), dict) else {}
-    return attributes.get("host_name") or raw.get("name") or raw.get("user_defined_name") or ""
-
-
-def map_workload(raw: dict) -> dict[str, Any]:
-    alias = raw.get("type_alias") or raw.get("type") or ""
-    kind = alias[len("resource."):] if alias.startswith("resource.") else alias
-    return {
-        "id_workload": raw.get("id"),
-        "hostname": workload_hostname(raw),
-        "id_tenant": raw.get("tenant_id"),
-        "type": kind,
-        "status": "active" if raw.get("enabled", True) else "disabled",
-        "agent_id": raw.get("agent_id"),
-    }
-
-
-def build_associations(workloads: list[dict], policy_statuses: list[dict], agents: list[dict]) -> list[dict]:
-    """Agent-workload pairs (cloud API §5): ``workload.agent_id``, then the policy
-    statuses' ``context.agent_id``, then hostname within the same tenant; unmatched
-    workloads have no association."""
-    policy_agent = {}
-    for status in policy_statuses:
-        context = status.get("context") if isinstance(status, dict) else None
-        if isinstance(context, dict) and context.get("id") and context.get("agent_id"):
-            policy_agent.setdefault(_lower(context["id"]), context["agent_id"])
-    by_host: dict[tuple[str, str], dict] = {}
-    for agent in agents:
-        by_host.setdefault((_lower(agent.get("id_tenant")), _short_host(agent.get("hostname"))), agent)
-    rows = []
-    for workload in workloads:
-        agent_id, kind = workload.get("agent_id"), "direct"
-        if not agent_id:
-            agent_id, kind = policy_agent.get(_lower(workload.get("id_workload"))), "policy"
-        if not agent_id:
-            match = by_host.get((_lower(workload.get("id_tenant")), _short_host(workload.get("hostname"))))
-            agent_id, kind = (match["id_agent"], "hostname") if match else (None, None)
-        if not agent_id:
-            continue
-        rows.append({
-            "agent_id": agent_id,
-            "workload_id": workload.get("id_workload"),
-            "hostname": workload.get("hostname"),
-            "association_type": kind,
-        })
-    return rows
-
-
-# --- backups (Task Manager activities) -------------------------------------------------------
-
-
-def is_root_activity(raw: dict) -> bool:
-    context = raw.get("context") if isinstance(raw.get("context"), dict) else {}
-    if context.get("IsProcessRoot") is False:
-        return False
-    return not (raw.get("parentActivityIdString") or raw.get("parentActivityId"))
-
-
-def _bytes(raw: dict, key: str) -> int:
-    context = raw.get("context") if isinstance(raw.get("context"), dict) else {}
-    runtime = context.get("_runtime") if isinstance(context.get("_runtime"), dict) else {}
-    progress = raw.get("progress") if isinstance(raw.get("progress"), dict) else {}
-    value = runtime.get(key, progress.get(key, 0))
-    try:
-        return int(value or 0)
-    except (TypeError, ValueError):
-        return 0
-
-
-def _error_text(result: dict) -> str | None:
-    error = result.get("error") if isinstance(result, dict) else None
-    if not isinstance(error, dict):
-        return None
-    context = error.get("context") if isinstance(error.get("context"), dict) else {}
-    debug = error.get("debug") if isinstance(error.get("debug"), dict) else {}
-    return error.get("reason") or context.get("cause_str") or debug.get("msg")
-
-
-def compact_activity(raw: dict) -> dict[str, Any]:
-    """What we keep of an upstream activity (cached 2 min; small and JSON-safe)."""
-    context = raw.get("context") if isinstance(raw.get("context"), dict) else {}
-    result = raw.get("result") if isinstance(raw.get("result"), dict) else {}
-    resource = raw.get("resource") if isinstance(raw.get("resource"), dict) else {}
-    executor = raw.get("executor") if isinstance(raw.get("executor"), dict) else {}
-    tenant = raw.get("tenant") if isinstance(raw.get("tenant"), dict) else {}
-    return {
-        "id": raw.get("idString") or str(raw.get("id") or ""),
-        "parent": raw.get("parentActivityIdString") or (str(raw["parentActivityId"]) if raw.get("parentActivityId") else None),
-        "root": is_root_activity(raw),
-        "state": raw.get("state"),
-        "result": result.get("code"),
-        "error": _error_text(result),
-        "started_at": raw.get("startedAt"),
-        "completed_at": raw.get("completedAt"),
-        "resource_id": resource.get("id"),
-        "resource_name": resource.get("name"),
-        "agent_id": executor.get("id"),
-        "tenant_id": tenant.get("id"),
-        "run_mode": context.get("runMode"),
-        "title": context.get("title"),
-        "bytes_saved": _bytes(raw, "bytesSaved"),
-        "bytes_processed": _bytes(raw, "bytesProcessed"),
-    }
-
-
-def _duration_minutes(started: datetime | None, completed: datetime | None) -> int | None:
-    if not started or not completed:
-        return None
-    return max(0, round((completed - started).total_seconds() / 60))
-
-
-def map_child_activity(activity: dict) -> dict[str, Any]:
-    state, result = activity.get("state"), activity.get("result")
-    status = result if state == "completed" and result else state
-    if status == "ok":
-        status = "completed"
-    if result in FAILED_RESULTS:
-        status = "failed"
-    details = activity.get("error") or activity.get("title") or ""
-    return {
-        "activity_id": activity["id"],
-        "type": "backup",
-        "status": status,
-        "started_at": seed_date(parse_time(activity.get("started_at"))),
-        "completed_at": seed_date(parse_time(activity.get("completed_at"))),
-        "details": details,
-        "bytes_processed": activity.get("bytes_processed", 0),
-    }
-
-
-def map_backup(root: dict, children: list[dict], *, with_activities: bool = True,
-               formatted_bytes: bool = False) -> dict[str, Any]:
-    started, completed = parse_time(root.get("started_at")), parse_time(root.get("completed_at"))
-    run_mode = root.get("run_mode")
-    row: dict[str, Any] = {
-        "backup_id": root["id"],
-        "started_at": seed_date(started),
-        "completed_at": seed_date(completed),
-        "state": root.get("state"),
-        "run_mode": run_mode.capitalize() if isinstance(run_mode, str) and run_mode else None,
-        "bytes_saved": root.get("bytes_saved", 0),
-    }
-    if formatted_bytes:
-        row["bytes_saved_formatted"] = format_bytes(row["bytes_saved"])
-    row["result"] = root.get("result")
-    row["duration_minutes"] = _duration_minutes(started, completed)
-    if root.get("error"):
-        row["error"] = root["error"]
-    if with_activities:
-        row["activities"] = [map_child_activity(c) for c in children]
-    return row
-
-
-def _counts(roots: list[dict]) -> tuple[int, int]:
-    success = sum(1 for r in roots if r.get("state") == "completed" and r.get("result") in SUCCESS_RESULTS)
-    failed = sum(1 for r in roots if r.get("state") == "completed" and r.get("result") in FAILED_RESULTS)
-    return success, failed
-
-
-def success_rate(success: int, failed: int) -> float | None:
-    """Percentage of finished backups that succeeded (``warning`` counts as success); ``None``
-    when nothing finished (a rate of 0 would claim failures that did not happen)."""
-    finished = success + failed
-    return round(100.0 * success / finished, 2) if finished else None
-
-
-def _newest_first(items: list[dict]) -> list[dict]:
-    return sorted(items, key=lambda a: parse_time(a.get("started_at")) or datetime.min.replace(tzinfo=UTC),
-                  reverse=True)
-
-
-def _children_by_parent(activities: list[dict]) -> dict[str, list[dict]]:
-    children: dict[str, list[dict]] = {}
-    for activity in activities:
-        if not activity["root"] and activity.get("parent"):
-            children.setdefault(activity["parent"], []).append(activity)
-    return children
-
-
-def backup_statistics(activities: list[dict], workloads: list[dict], *, limit: int) -> dict[str, Any]:
-    """``GET /backups`` data: summary plus backups grouped per workload (``resource.id``,
-    case-insensitive), newest first, ``limit`` per workload; only root activities count."""
-    by_id = {_lower(w.get("id_workload")): w for w in workloads}
-    children = _children_by_parent(activities)
-    groups: dict[str, list[dict]] = {}
-    for activity in activities:
-        if activity["root"] and activity.get("resource_id"):
-            groups.setdefault(_lower(activity["resource_id"]), []).append(activity)
-    workload_data: dict[str, Any] = {}
-    total_success = total_failed = total_count = total_bytes = 0
-    for key, roots in groups.items():
-        workload = by_id.get(key)
-        success, failed = _counts(roots)
-        total_success += success
-        total_failed += failed
-        total_count += len(roots)
-        total_bytes += sum(r.get("bytes_saved", 0) for r in roots)
-        ordered = _newest_first(roots)
-        workload_data[workload["id_workload"] if workload else key] = {
-            "hostname": workload["hostname"] if workload else ordered[0].get("resource_name"),
-            "id_tenant": workload["id_tenant"] if workload else ordered[0].get("tenant_id"),
-            "backup_count": len(roots),
-            "success_count": success,
-            "failed_count": failed,
-            "backups": [map_backup(r, children.get(r["id"], [])) for r in ordered[:limit]],
-        }
-    return {
-        "summary": {
-            "num_backups": total_count,
-            "success": total_success,
-            "failed": total_failed,
-            "success_rate": success_rate(total_success, total_failed),
-            "total_bytes_saved": total_bytes,
-        },
-        "workload_data": workload_data,
-    }
-
-
-def agent_backups(agent: dict, activities: list[dict], workload_ids: Iterable[str], *, limit: int,
-                  include_activities: bool) -> dict[str, Any]:
-    """``GET /agent/{id}/backups`` data: the agent's root backups (executor is the agent, or
-    the resource is one of its workloads), newest first."""
-    agent_id = agent["id_agent"]
-    workload_keys = {_lower(w) for w in workload_ids}
-    children = _children_by_parent(activities)
-    roots = [
-        a for a in activities
-        if a["root"] and (same_guid(a.get("agent_id"), agent_id) or _lower(a.get("resource_id")) in workload_keys)
-    ]
-    success, failed = _counts(roots)
-    return {
-        "agent_info": {"id_agent": agent_id, "hostname": agent.get("hostname"), "online": agent.get("online")},
-        "backup_summary": {
-            "total_backups": len(roots),
-            "successful": success,
-            "failed": failed,
-            "success_rate": success_rate(success, failed),
-        },
-        "backups": [
-            map_backup(r, children.get(r["id"], []), with_activities=include_activities, formatted_bytes=True)
-            for r in _newest_first(roots)[:limit]
-        ],
-    }
 
 
 # --- the poller ----------------------------------------------------------------------------

@@ -13,7 +13,11 @@ Three rounds, with the fake's upstream counters after each:
 2. warm cache: 50 concurrent requests -> expected 0 upstream calls;
 3. next cache period (the tenant's cache generation is replaced, as when the 5 minutes
    pass): 50 concurrent requests -> expected 1 agents fetch and 0 token requests (the token
-   lives 2 hours).
+   lives 2 hours);
+4. rate limited: the next cache period again, with Acronis answering every agents call
+   429 ``Retry-After: 1`` -> expected 3 agents fetches (one try, two retries) and 50
+   answers 429 ``ACRONIS_RATE_LIMITED``; then 50 more requests at once while the tenant
+   backs off -> expected 0 upstream calls.
 A temporary tenant, user and config are created and deleted again.
 """
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import resource
 import statistics
 import sys
 import threading
@@ -44,9 +49,9 @@ from rest_framework_simplejwt.tokens import AccessToken  # noqa: E402
 
 from acronis import cache as acronis_cache  # noqa: E402
 from acronis import services  # noqa: E402
-from acronis.fake_server import FakeAcronis  # noqa: E402
 from tenants import services as tenant_services  # noqa: E402
 from tenants.models import Plan, Role, Tenant  # noqa: E402
+from tests.support.acronis_fake import FakeAcronis  # noqa: E402
 
 AGENTS = "/api/agent_manager/v2/agents"
 TOKEN = "/api/2/idp/token"
@@ -81,9 +86,10 @@ def fire(n: int, auth: str) -> tuple[list[int], list[float], list[bool]]:
 
 def report(name: str, fake: FakeAcronis, statuses, latencies, cached) -> None:
     ok = sum(1 for s in statuses if s == 200)
+    limited = sum(1 for s in statuses if s == 429)
     lat = sorted(latencies)
     p95 = lat[max(0, int(len(lat) * 0.95) - 1)]
-    print(f"{name}: {ok}/{len(statuses)} ok, served from cache {sum(cached)}, "
+    print(f"{name}: {ok}/{len(statuses)} ok, {limited} rate limited, served from cache {sum(cached)}, "
           f"upstream token requests {fake.calls[TOKEN]}, agents fetches {fake.calls[AGENTS]}, "
           f"latency median {statistics.median(lat) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
           f"max {lat[-1] * 1000:.0f} ms")
@@ -117,6 +123,16 @@ def main() -> None:
             acronis_cache.invalidate_tenant(tenant.pk)  # the next cache period
             fake.inject(AGENTS, None, times=1, delay=args.delay)
             report("round 3 (next period)", fake, *fire(args.requests, auth))
+            fake.reset_counters()
+            acronis_cache.invalidate_tenant(tenant.pk)
+            fake.inject(AGENTS, 429, times=None, retry_after=1)
+            report("round 4 (rate limited)", fake, *fire(args.requests, auth))
+            fake.reset_counters()
+            report("round 4b (backing off)", fake, *fire(args.requests, auth))
+        load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+        # One process (the fake runs in threads of it), so its peak is the tree's peak.
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"load average (1, 5, 15 min): {load}; peak RSS {peak:.0f} MiB")
     finally:
         services.config_delete(tenant=tenant)
         user.delete()

@@ -34,7 +34,7 @@ from acronis.errors import (
     AcronisServerError,
     AcronisTimeoutError,
 )
-from acronis.fake_server import FakeAcronis
+from tests.support.acronis_fake import FakeAcronis
 
 CLIENT_ID = "3f2c1a9e-client"
 SECRET = "Sup3r-S3cret-Value-7d1f0c9b2e"  # distinctive, so any leak is found by substring
@@ -72,6 +72,19 @@ class DictCache:
                 return False
             self._data[key] = (value, None if timeout is None else time.time() + timeout)
             return True
+
+    def get_many(self, keys: list[str]) -> dict[str, Any]:
+        with self._lock:
+            found = {key: self._live(key) for key in keys}
+            return {key: entry[0] for key, entry in found.items() if entry is not None}
+
+    def incr(self, key: str, delta: int = 1) -> int:
+        with self._lock:
+            entry = self._live(key)
+            if entry is None:
+                raise ValueError(f"Key {key!r} not found.")
+            self._data[key] = (entry[0] + delta, entry[1])
+            return entry[0] + delta
 
     def delete(self, key: str) -> bool:
         with self._lock:
@@ -383,7 +396,7 @@ def test_persistent_503_fails_with_server_error_within_the_deadline(
     assert info.value.code == "ACRONIS_SERVER_ERROR"
     assert info.value.upstream_status == 503
     assert elapsed < 1.5 + 0.5  # the deadline, plus scheduling slack on a busy machine
-    assert fake.calls[AGENTS] >= 3  # retried with backoff, not given up at once
+    assert fake.calls[AGENTS] == 3  # one try and two retries (Acronis advises two)
 
 
 def test_persistent_503_with_retry_after_fails_rate_limited_within_the_deadline(
@@ -452,6 +465,71 @@ def test_closed_port_raises_connection_error(cache: DictCache) -> None:
     assert info.value.http_status == 502
 
 
+# --- state shared by every worker: rate-limit backoff, circuit breaker ------------------
+
+
+def test_clients_sharing_a_cache_share_the_rate_limit_backoff(
+    fake: FakeAcronis, shared_cache: Any
+) -> None:
+    # Two clients stand for two worker processes (a dashboard request and the poller).
+    options = {"backoff_initial": 0.5, "backoff_max": 60.0}
+    with (
+        make_client(fake, shared_cache, **options) as first,
+        make_client(fake, shared_cache, **options) as second,
+    ):
+        second.get_token_info()
+        fake.reset_counters()
+        fake.inject(AGENTS, 429, times=None, retry_after=1)
+        with pytest.raises(AcronisRateLimited) as limited:
+            first.list_agents()
+        with pytest.raises(AcronisRateLimited) as waiting:
+            second.get_token_info()
+
+    assert fake.calls[AGENTS] == 3
+    assert fake.calls[f"/api/2/clients/{CLIENT_ID}"] == 0  # the second one did not even try
+    assert limited.value.retry_after >= 1 and waiting.value.retry_after > 0
+    assert waiting.value.to_dict()["retry_after"] >= 1
+
+
+def test_rate_limited_waits_grow_across_calls(fake: FakeAcronis, cache: DictCache) -> None:
+    fake.inject(AGENTS, 429, times=None, retry_after=0)
+    waits = []
+    with make_client(fake, cache, backoff_initial=0.01, backoff_max=100.0, max_wait=0.0) as c:
+        for _ in range(4):
+            with pytest.raises(AcronisRateLimited) as info:
+                c.list_agents()
+            waits.append(info.value.retry_after)
+            time.sleep(info.value.retry_after)
+
+    assert fake.calls[AGENTS] == 4  # one probe per call: no wait fits max_wait
+    assert waits == sorted(waits) and waits[-1] > 4 * waits[0]  # exponential
+
+
+def test_clients_sharing_a_cache_share_the_circuit_breaker(shared_cache: Any) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    options = {"cache": shared_cache, "cache_key_prefix": "acronis-test", "timeout": 0.5,
+               "deadline": 2.0, "backoff_initial": 0.01}
+    url = f"http://127.0.0.1:{port}"
+    with AcronisClient(url, CLIENT_ID, SECRET, **options) as first:
+        with pytest.raises(AcronisConnectionError):
+            first.list_agents()  # three refused connections open the breaker
+        assert first.upstream_status()["circuit_breaker"]["state"] == "open"
+
+    with socket.socket() as listener, AcronisClient(url, CLIENT_ID, SECRET, **options) as second:
+        listener.bind(("127.0.0.1", port))
+        listener.listen(8)
+        listener.setblocking(False)
+        with pytest.raises(AcronisConnectionError) as info:
+            second.get_token_info()
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody connected
+
+    assert info.value.code == "ACRONIS_CONNECTION_ERROR"
+    assert "not tried" in info.value.technical
+
+
 # --- pagination --------------------------------------------------------------------------
 
 
@@ -460,7 +538,7 @@ def test_pagination_returns_every_activity_exactly_once(
 ) -> None:
     expected = expected_backup_ids(fake)
 
-    activities = client.list_activities(limit=7)
+    activities = list(client.iter_activities(limit=7))
 
     ids = [a["idString"] for a in activities]
     assert sorted(ids) == sorted(expected)
@@ -472,34 +550,25 @@ def test_pagination_returns_every_activity_exactly_once(
     assert all(set(r.query) == {"after", "limit"} for r in pages[1:])
 
 
-def test_activity_filters_survive_pagination_and_guid_case(
-    fake: FakeAcronis, client: AcronisClient
-) -> None:
-    workload_id = fake.workloads[0]["id"]
+def test_activity_filters_survive_pagination(fake: FakeAcronis, client: AcronisClient) -> None:
     since = datetime.now(UTC) - timedelta(days=20)
     expected = [
         a["idString"]
         for a in fake.activities
         if a["policy"]["type"].startswith("policy.backup")
-        and a["resource"]["id"].lower() == workload_id
-        and "completedAt" in a
-        and datetime.fromisoformat(a["completedAt"].replace("Z", "+00:00")) > since
+        and datetime.fromisoformat(a["startedAt"].replace("Z", "+00:00")) > since
     ]
-    spellings = {
-        a["resource"]["id"] for a in fake.activities if a["resource"]["id"].lower() == workload_id
-    }
-    assert spellings == {workload_id, workload_id.upper()}  # the data mixes both cases
 
-    activities = client.list_activities(
-        completed_after=since, resource_id=workload_id.upper(), limit=5
-    )
+    activities = list(client.iter_activities(started_after=since, limit=5))
 
     assert sorted(a["idString"] for a in activities) == sorted(expected)
     assert len(activities) > 5  # spans several pages
+    pages = [r for r in fake.requests if r.path == ACTIVITIES]
+    assert pages[0].query["startedAt"] == [f"gt({since.strftime('%Y-%m-%dT%H:%M:%SZ')})"]
 
 
 def test_activity_ids_are_read_from_id_string(fake: FakeAcronis, client: AcronisClient) -> None:
-    activity = client.list_activities(limit=3)[0]
+    activity = next(client.iter_activities(limit=3))
 
     assert int(activity["idString"]) > 2**53
     assert activity["idString"] == str(activity["id"])  # exact, not rounded through a float
@@ -508,7 +577,7 @@ def test_activity_ids_are_read_from_id_string(fake: FakeAcronis, client: Acronis
 def test_repeated_cursor_stops_pagination(fake: FakeAcronis, client: AcronisClient) -> None:
     fake.stick_cursor(ACTIVITIES)
 
-    activities = client.list_activities(limit=10)
+    activities = list(client.iter_activities(limit=10))
 
     assert len(activities) == 20  # first page, then the stuck page once
     assert fake.calls[ACTIVITIES] == 2
@@ -519,9 +588,7 @@ def test_other_lists_follow_cursors(fake: FakeAcronis, client: AcronisClient) ->
     workloads = client.list_workloads(limit=2)
     assert [w["id"] for w in workloads] == [w["id"] for w in fake.workloads]
     assert workloads[0]["agent_id"] == fake.agents[0]["id"]
-    assert len(client.list_resource_statuses(limit=3)) == len(fake.resource_statuses)
     assert len(client.list_policy_statuses(limit=4)) == len(fake.policy_statuses)
-    assert len(client.list_resources(limit=4)) == len(fake.resources)
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -537,7 +604,7 @@ def test_both_error_shapes_reach_the_message(
     fake.inject(ACTIVITIES, 400, shape=shape, code=code, message="completedAt is malformed")
 
     with pytest.raises(AcronisClientError) as info:
-        client.list_activities()
+        list(client.iter_activities())
 
     error = info.value
     assert error.code == "ACRONIS_CLIENT_ERROR"

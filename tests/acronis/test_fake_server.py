@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from acronis.fake_server import FakeAcronis, parse_time
+from tests.support.acronis_fake import FakeAcronis, parse_time
 
 CLIENT_ID = "fake-test-client"
 SECRET = "fake-test-secret-123"
@@ -143,3 +143,38 @@ def test_seed_data_has_the_awkward_parts(fake: FakeAcronis) -> None:
     assert any("parentActivityIdString" in a for a in fake.activities)
     assert any(not a["policy"]["type"].startswith("policy.backup") for a in fake.activities)
     assert all(a["registration_date"].endswith("+0000") for a in fake.agents)
+
+
+def test_customer_scoped_tokens_see_their_customer_only(fake: FakeAcronis, authed: httpx.Client) -> None:
+    partner = authed.headers["Authorization"].split(" ", 1)[1]
+    customer = fake.tenants[0]
+    form = {
+        "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        "assertion": partner,
+        "scope": f"urn:acronis.com:tenant-id:{customer['uuid']}",
+    }
+    scoped = authed.post("/api/2/idp/token", data=form)
+    unknown = authed.post("/api/2/idp/token", data={**form, "scope": "urn:acronis.com:tenant-id:x"})
+    shortcut = authed.post(
+        "/api/2/idp/token",
+        data={"grant_type": "client_credentials", "scope": form["scope"]},
+        auth=(CLIENT_ID, SECRET),
+    )
+
+    assert scoped.status_code == 200 and unknown.status_code == 403 and shortcut.status_code == 400
+    token = scoped.json()["access_token"]
+    agents = authed.get(
+        "/api/agent_manager/v2/agents", headers={"Authorization": f"Bearer {token}"}
+    ).json()["items"]
+    assert agents and {a["tenant"]["id"] for a in agents} == {customer["id"]}
+
+
+def test_policy_statuses_need_a_tenant_uuid(fake: FakeAcronis, authed: httpx.Client) -> None:
+    path = "/api/policy_management/v4/policy_statuses"
+    missing = authed.get(path)
+    everything = authed.get(path, params={"tenant_id": fake.root_tenant_uuid})
+    one = authed.get(path, params={"tenant_id": fake.tenants[1]["uuid"]})
+
+    assert missing.status_code == 400
+    assert len(everything.json()["items"]) == len(fake.policy_statuses)
+    assert {i["context"]["tenant_id"] for i in one.json()["items"]} == {fake.tenants[1]["id"]}

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from acronis import services
-from acronis.fake_server import FakeAcronis
+from tests.support.acronis_fake import FakeAcronis
 
 CLIENT_ID = "acr-client-alpha"
 SECRET = "Zq7-Acronis-S3cret-Alpha-91f0"  # distinctive: any leak is found by substring

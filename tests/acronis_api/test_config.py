@@ -82,6 +82,13 @@ def test_secret_is_encrypted_at_rest(admin_a, api):
     ({**BODY, "base_url": "not a url"}, "ACRONIS_INVALID_CONFIG", "base_url"),
     ({**BODY, "client_secret": "   "}, "ACRONIS_VALIDATION_ERROR", "client_secret"),
     ({**BODY, "grant_type": "password"}, "ACRONIS_INVALID_CONFIG", "grant_type"),
+    # httpx raises its own InvalidURL (not a ValueError) for control characters.
+    ({**BODY, "base_url": "https://x\u0007.example"}, "ACRONIS_INVALID_CONFIG", "base_url"),
+    ({**BODY, "base_url": "https://eu2-cloud\u00a0.acronis.com"}, "ACRONIS_INVALID_CONFIG", "base_url"),
+    ({**BODY, "base_url": "https://x .example"}, "ACRONIS_INVALID_CONFIG", "base_url"),
+    ({**BODY, "base_url": "https://user:pw@eu2-cloud.acronis.com"}, "ACRONIS_INVALID_CONFIG", "base_url"),
+    ({**BODY, "base_url": "http://[::1"}, "ACRONIS_INVALID_CONFIG", "base_url"),
+    ({**BODY, "tenant_scope": "customer-7"}, "ACRONIS_INVALID_CONFIG", "tenant_scope"),
 ])
 def test_bad_input_names_the_field(api, admin_a, body, code, field):
     response = api(admin_a).post(URL, body, format="json")
@@ -90,6 +97,41 @@ def test_bad_input_names_the_field(api, admin_a, body, code, field):
     assert payload["error_code"] == code
     assert field in payload["details"]["fields"]
     assert SECRET not in response.content.decode()
+
+
+def test_tenant_scope_is_optional_kept_by_put_and_cleared_by_null(api, admin_a):
+    admin = api(admin_a)
+    scope = "EDE9F834-70B3-476C-83D9-736F9F8C7DAE"
+    assert admin.post(URL, {**BODY, "tenant_scope": scope}, format="json").status_code == 201
+    assert admin.get(URL).json()["data"]["tenant_scope"] == scope.lower()
+
+    # A PUT that does not mention the scope (an older caller) keeps it.
+    assert admin.put(URL, {"base_url": BODY["base_url"], "client_id": "cid-2"}, format="json").status_code == 200
+    assert AcronisConfig.objects.get().tenant_scope == scope.lower()
+    event = AuditEvent.objects.filter(action="acronis_config_update").latest("pk")
+    assert event.details["tenant_scope"] == scope.lower()
+
+    assert admin.put(URL, {**BODY, "tenant_scope": None}, format="json").status_code == 200
+    assert admin.get(URL).json()["data"]["tenant_scope"] is None
+
+
+def test_admin_form_checks_base_url_and_tenant_scope(tenant_a):
+    from acronis.admin import AcronisConfigForm
+
+    form = AcronisConfigForm(data={
+        "tenant": tenant_a.pk, "base_url": "https://x\u0007.example", "client_id": "cid",
+        "client_secret": SECRET, "grant_type": "client_credentials", "tenant_scope": "customer-7",
+    })
+    assert not form.is_valid()
+    assert "base_url" in form.errors and "tenant_scope" in form.errors
+
+    scope = "ede9f834-70b3-476c-83d9-736f9f8c7dae"
+    form = AcronisConfigForm(data={
+        "tenant": tenant_a.pk, "base_url": BODY["base_url"], "client_id": "cid",
+        "client_secret": SECRET, "grant_type": "client_credentials", "tenant_scope": scope,
+    })
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["tenant_scope"] == scope
 
 
 def test_put_without_existing_config_needs_secret(api, admin_a):

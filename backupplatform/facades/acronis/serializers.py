@@ -10,13 +10,14 @@ from backupplatform.facades.serializers import InputSerializer, StrictCharField
 
 class ConfigInput(InputSerializer):
     """POST/PUT /config. Types and presence are ``ACRONIS_VALIDATION_ERROR``; well-typed but
-    unusable values (not an http(s) URL, an unsupported grant type) are
-    ``ACRONIS_INVALID_CONFIG``, checked by the view after this."""
+    unusable values (not an http(s) URL, an unsupported grant type, a scope that is not a
+    UUID) are ``ACRONIS_INVALID_CONFIG``, checked by ``acronis.services.config_check``."""
 
     base_url = StrictCharField(max_length=500)
     client_id = StrictCharField(max_length=255)
     client_secret = StrictCharField(max_length=4096, write_only=True)
     grant_type = StrictCharField(max_length=64, required=False, default="client_credentials")
+    tenant_scope = StrictCharField(max_length=64, required=False, allow_null=True, allow_blank=True)
 
 
 class ConfigUpdateInput(ConfigInput):
@@ -31,7 +32,8 @@ PLATFORM = inline_serializer("AcronisPlatform", {
 
 ConfigStatusShape = inline_serializer("AcronisConfigStatus", {
     "base_url": serializers.CharField(), "client_id": serializers.CharField(),
-    "grant_type": serializers.CharField(), "configured": serializers.BooleanField(),
+    "grant_type": serializers.CharField(), "tenant_scope": serializers.UUIDField(allow_null=True),
+    "configured": serializers.BooleanField(),
     "last_updated": serializers.DateTimeField()})
 
 ConfiguredShape = inline_serializer("AcronisConfigured", {"configured": serializers.BooleanField()})
@@ -62,7 +64,14 @@ HealthShape = inline_serializer("AcronisHealth", {
     "api_status": serializers.CharField(), "last_check": serializers.DateTimeField(),
     "response_time_ms": serializers.IntegerField(), "token_valid": serializers.BooleanField(),
     "endpoints_tested": serializers.ListField(child=serializers.DictField()),
-    "configuration": serializers.DictField()})
+    "configuration": serializers.DictField(),
+    "circuit_breaker": inline_serializer("AcronisCircuitBreaker", {
+        "state": serializers.ChoiceField(choices=["closed", "open", "half_open"]),
+        "consecutive_failures": serializers.IntegerField(),
+        "retry_in": serializers.IntegerField(allow_null=True)}),
+    "rate_limit": inline_serializer("AcronisRateLimit", {
+        "backing_off": serializers.BooleanField(),
+        "retry_after": serializers.IntegerField(allow_null=True)})})
 
 
 def public_workload(row: dict) -> dict:

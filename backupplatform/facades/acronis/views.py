@@ -16,7 +16,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
 from acronis import selectors, services
-from acronis.client import normalize_base_url
 from acronis.errors import AcronisError
 from backupplatform.errors import ValidationFailed
 from backupplatform.facades.acronis.conventions import AcronisView
@@ -83,23 +82,12 @@ def _bool_param(request, name: str, default: bool) -> bool:
     raise ValidationFailed(details={name: [f"Must be true or false, got {raw!r}."]})
 
 
-def _check_config(data: dict) -> dict:
-    """Semantic checks after the type checks: ``ACRONIS_INVALID_CONFIG`` with field details."""
-    errors: dict[str, list[str]] = {}
-    try:
-        normalize_base_url(data["base_url"])
-    except ValueError:
-        errors["base_url"] = ["Must be a valid http(s) URL, e.g. https://eu2-cloud.acronis.com/api/."]
-    if not data["client_id"].strip():
-        errors["client_id"] = ["Must not be empty."]
-    if "client_secret" in data and not data["client_secret"].strip():
-        errors["client_secret"] = ["Must not be empty."]
-    if data.get("grant_type", "client_credentials") != "client_credentials":
-        errors["grant_type"] = ["Only client_credentials is supported."]
-    if errors:
-        raise ValidationFailed("Invalid configuration data", code="ACRONIS_INVALID_CONFIG", details=errors)
-    data["base_url"] = data["base_url"].strip()
-    data["client_id"] = data["client_id"].strip()
+def _config_data(serializer_class, request) -> dict:
+    """The validated body; a ``tenant_scope`` of ``null`` clears the scope (``""``), an
+    absent one keeps it (``None``). Values are checked by ``services.config_check``."""
+    data = dict(validated(serializer_class, request.data))
+    if "tenant_scope" in data:
+        data["tenant_scope"] = data["tenant_scope"] or ""
     return data
 
 
@@ -117,13 +105,13 @@ class ConfigView(AcronisServiceView):
 
     @extend_schema(operation_id="acronis_config_create", request=ConfigInput, responses={201: ConfiguredShape})
     def post(self, request):
-        data = _check_config(dict(validated(ConfigInput, request.data)))
+        data = _config_data(ConfigInput, request)
         services.config_save(tenant=self.tenant(), create=True, **data)
         return respond({"configured": True}, status_code=201, message="Configuration saved successfully")
 
     @extend_schema(operation_id="acronis_config_update", request=ConfigUpdateInput, responses={200: ConfiguredShape})
     def put(self, request):
-        data = _check_config(dict(validated(ConfigUpdateInput, request.data)))
+        data = _config_data(ConfigUpdateInput, request)
         services.config_save(tenant=self.tenant(), create=False, **data)
         return respond({"configured": True}, message="Configuration saved successfully")
 

@@ -1,0 +1,1 @@
+"""Test and benchmark support code that is not product code (fakes of external services)."""
