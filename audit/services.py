@@ -84,7 +84,7 @@ def publish(*, tenant_id: int, event: dict[str, Any], stream: str = "updates") -
             return
         try:
             async_to_sync(layer.group_send)(
-                tenant_group(tenant_id, stream), {"type": "event.forward", "event": event}
+                tenant_group(tenant_id, stream), {"type": "event.forward", "tenant_id": tenant_id, "event": event}
             )
         except Exception:  # a dashboard that cannot be reached must not fail the action
             logger.warning("could not publish %s event to tenant %s", event.get("type"), tenant_id, exc_info=True)

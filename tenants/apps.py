@@ -8,4 +8,7 @@ class TenantsConfig(AppConfig):
     verbose_name = "Tenants and access"
 
     def ready(self) -> None:
-        from . import schema  # noqa: F401  (registers the OpenAPI auth extensions)
+        from . import (
+            schema,  # noqa: F401  (registers the OpenAPI auth extensions)
+            signals,  # noqa: F401  (tells open WebSockets when access changes)
+        )

@@ -104,3 +104,74 @@ async def test_foreign_browser_origin_is_refused(admin_a):
     connected, _ = await communicator.connect(timeout=5)
     assert not connected
     await asyncio.sleep(0)
+
+
+async def _open_jwt(user):
+    token = await database_sync_to_async(lambda: str(AccessToken.for_user(user)))()
+    communicator, connected, _ = await connect(f"/ws?token={token}")
+    assert connected
+    return communicator
+
+
+async def _assert_cut_off(communicator, tenant):
+    """After the change, the socket is closed (4403) and the tenant's next event never arrives."""
+    closed = await communicator.receive_output(timeout=5)
+    assert closed == {"type": "websocket.close", "code": 4403}
+    await emit_in(tenant, "after_revocation")
+    assert await communicator.receive_nothing(timeout=0.5)
+
+
+async def test_socket_stops_receiving_when_the_membership_is_removed(admin_a, viewer_a, tenant_a):
+    communicator = await _open_jwt(viewer_a)
+    await emit_in(tenant_a, "before")
+    assert (await communicator.receive_json_from(timeout=5))["action"] == "before"
+
+    @database_sync_to_async
+    def remove():
+        membership = viewer_a.memberships.get(tenant=tenant_a)
+        tenant_services.member_remove(membership=membership, actor=admin_a)
+
+    await remove()
+    await _assert_cut_off(communicator, tenant_a)
+
+
+async def test_socket_stops_receiving_when_the_user_is_deactivated(viewer_a, tenant_a):
+    communicator = await _open_jwt(viewer_a)
+
+    @database_sync_to_async
+    def deactivate():
+        viewer_a.is_active = False
+        viewer_a.save()
+
+    await deactivate()
+    await _assert_cut_off(communicator, tenant_a)
+
+
+async def test_socket_of_a_revoked_api_key_stops_receiving(tenant_a):
+    key, raw = await database_sync_to_async(tenant_services.api_key_create)(tenant=tenant_a, name="k",
+                                                                            role=Role.VIEWER)
+    communicator, connected, _ = await connect(f"/ws?api_key={raw}")
+    assert connected
+    await emit_in(tenant_a, "before")
+    assert (await communicator.receive_json_from(timeout=5))["action"] == "before"
+    await database_sync_to_async(tenant_services.api_key_revoke)(key=key)
+    await _assert_cut_off(communicator, tenant_a)
+
+
+async def test_user_in_two_workspaces_keeps_the_other_one(viewer_a, tenant_a, tenant_b):
+    await database_sync_to_async(tenant_services.membership_set)(user=viewer_a, tenant=tenant_b, role=Role.VIEWER)
+    communicator = await _open_jwt(viewer_a)
+
+    @database_sync_to_async
+    def leave_a():
+        viewer_a.memberships.filter(tenant=tenant_a).update(is_active=False)
+        viewer_a.memberships.get(tenant=tenant_a).save()  # a save, as the services and the admin do
+
+    await leave_a()
+    await asyncio.sleep(0.3)
+    await emit_in(tenant_a, "in_a")
+    await emit_in(tenant_b, "in_b")
+    event = await communicator.receive_json_from(timeout=5)
+    assert event["action"] == "in_b"
+    assert await communicator.receive_nothing(timeout=0.5)
+    await communicator.disconnect()
