@@ -65,11 +65,18 @@ def test_backup_and_restore_postgres_roundtrip(api, operator_a, pg_server_row, l
     response = api(operator_a).post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": target},
                                     format="json")
     assert response.status_code == 202, response.content
+    status_url = response.json()["status_url"]
+    queued = api(operator_a).get(status_url).json()
+    assert queued["status"] == "pending" and queued["progress"] == 0 and queued["target_database"] == target
     restore = Restore.objects.get(pk=response.json()["restore_id"])
     run_restore(restore.operation_id)
     restore.refresh_from_db()
     assert restore.status == "completed", restore.error_message
     assert pg_dump_text(target) == pg_dump_text(pg_source_db)
+    # The task the seed's "Restore Backup" queued is followed at the status URL it returned.
+    done = api(operator_a).get(status_url).json()
+    assert done["status"] == "completed" and done["progress"] == 100 and "bytes_processed" in done
+    assert done["backup_id"] == backup.pk and done["completed_at"]
 
 
 def test_gzip_backup_and_listing_filters(api, viewer_a, operator_a, pg_server_row, local_storage, pg_source_db):

@@ -19,7 +19,7 @@ from backupplatform.facades.serializers import (
     validated,
 )
 from backups import backup_selectors
-from backups.models import Backup, Server
+from backups.models import Backup, Restore, Server
 from backups.services import backups as backup_services
 from backups.services import restores as restore_services
 from tenants.models import Role
@@ -106,6 +106,56 @@ class TaskQueuedSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
+class RestoreQueuedSerializer(TaskQueuedSerializer):
+    restore_id = serializers.IntegerField()
+    status_url = serializers.CharField()
+
+
+class RestoreStatusSerializer(serializers.ModelSerializer):
+    """A restore and the live progress of its operation (our extension: the seed's restore
+    answers with a task id, and this is where that task is followed)."""
+
+    backup_id = serializers.IntegerField(allow_null=True)
+    target_server_id = serializers.IntegerField(allow_null=True)
+    progress = serializers.SerializerMethodField()
+    current_step = serializers.SerializerMethodField()
+    bytes_processed = serializers.SerializerMethodField()
+    bytes_total = serializers.SerializerMethodField()
+    throughput_bps = serializers.SerializerMethodField()
+    eta_seconds = serializers.SerializerMethodField()
+    masked_columns = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Restore
+        fields = ["id", "backup_id", "status", "progress", "current_step", "bytes_processed", "bytes_total",
+                  "throughput_bps", "eta_seconds", "target_server_id", "target_database", "target_path",
+                  "strategy", "masked_columns", "error_message", "created_at", "started_at", "completed_at"]
+
+    def _op(self, obj: Restore, field: str, default=None):
+        return getattr(obj.operation, field) if obj.operation is not None else default
+
+    def get_progress(self, obj: Restore) -> int:
+        return 100 if obj.status == "completed" else self._op(obj, "progress", 0)
+
+    def get_current_step(self, obj: Restore) -> str:
+        return self._op(obj, "step", "")
+
+    def get_bytes_processed(self, obj: Restore) -> int:
+        return self._op(obj, "bytes_done", 0)
+
+    def get_bytes_total(self, obj: Restore) -> int | None:
+        return self._op(obj, "bytes_total")
+
+    def get_throughput_bps(self, obj: Restore) -> int | None:
+        return self._op(obj, "throughput_bps")
+
+    def get_eta_seconds(self, obj: Restore) -> int | None:
+        return self._op(obj, "eta_seconds")
+
+    def get_masked_columns(self, obj: Restore) -> list[str]:
+        return sorted(obj.masking_rules or {})
+
+
 class DownloadLinkSerializer(serializers.Serializer):
     download_url = serializers.CharField()
     expires_at = serializers.DateTimeField()
@@ -166,7 +216,7 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformVi
         url, expires_at = backup_services.backup_download_link(backup=self.get_object(), request=request)
         return respond({"download_url": url, "expires_at": expires_at})
 
-    @extend_schema(request=RestoreRequestSerializer, responses={202: TaskQueuedSerializer})
+    @extend_schema(request=RestoreRequestSerializer, responses={202: RestoreQueuedSerializer})
     def restore(self, request, pk=None):
         backup = self.get_object()
         data = validated(RestoreRequestSerializer, request.data)
@@ -186,12 +236,31 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformVi
             target_database=data["target_database"], strategy=data["restore_strategy"],
             masking_rules=rules if data["mask_sensitive_data"] else {})
         return respond({"task_id": restore.operation.celery_task_id, "restore_id": restore.pk,
-                        "status": "pending", "message": "Restore job queued"}, status_code=202)
+                        "status": "pending", "message": "Restore job queued",
+                        "status_url": f"/api/v1/restores/{restore.pk}"}, status_code=202)
 
     @extend_schema(responses={204: None})
     def destroy(self, request, pk=None):
         backup_services.backup_delete(backup=self.get_object())
         return respond(status_code=204)
+
+
+class RestoreViewSet(mixins.RetrieveModelMixin, PlatformViewSet):
+    """``GET /api/v1/restores/{id}``: a restore's status and progress (viewers)."""
+
+    serializer_class = RestoreStatusSerializer
+    queryset = Restore.objects.none()
+    roles = {"retrieve": Role.VIEWER}
+
+    def tenant_queryset(self, tenant):
+        return backup_selectors.restore_list(tenant=tenant)
+
+    def get_object(self):
+        pk = str(self.kwargs["pk"])
+        restore = self.get_queryset().filter(pk=int(pk)).first() if pk.isdigit() and len(pk) < 19 else None
+        if restore is None:
+            raise NotFound("Restore not found", code="RESTORE_NOT_FOUND")
+        return restore
 
 
 class SignedDownloadView(PlatformView):

@@ -41,5 +41,7 @@ urlpatterns = [
          name="backup-detail"),
     path("backups/<str:pk>/download", backups.BackupViewSet.as_view({"post": "download"}), name="backup-download"),
     path("backups/<str:pk>/restore", backups.BackupViewSet.as_view({"post": "restore"}), name="backup-restore"),
+    # Our extension: where the task that "Restore Backup" queued is followed.
+    path("restores/<str:pk>", backups.RestoreViewSet.as_view({"get": "retrieve"}), name="restore-detail"),
     path("downloads/<str:token>", backups.SignedDownloadView.as_view(), name="backup-download-signed"),
 ]
