@@ -21,6 +21,7 @@ from acronis.cache import CacheInfo
 from acronis.client import AcronisClient
 from acronis.errors import AcronisConfigInvalid, AcronisError, AcronisInvalidAgentId
 from acronis.models import AcronisConfig
+from backupplatform import netpolicy
 from tenants.models import Tenant
 
 DEFAULT_DAYS = 30
@@ -58,6 +59,9 @@ def make_client(config: AcronisConfig) -> AcronisClient:
     is ``ACRONIS_CONFIG_INVALID``, not a crash.
     """
     options = getattr(settings, "ACRONIS_CLIENT_OPTIONS", {})
+    # The network policy again, right before connecting (a name may resolve elsewhere now).
+    if reason := netpolicy.url_refusal(config.base_url):
+        raise AcronisConfigInvalid(technical=f"base_url not allowed as a target: {reason}")
     try:
         return AcronisClient(
             config.base_url,

@@ -26,6 +26,7 @@ from acronis.models import (
     AcronisPollState,
 )
 from audit.services import emit, publish
+from backupplatform import netpolicy
 from backupplatform.errors import Conflict, DomainError, ValidationFailed
 from tenants.models import Tenant
 
@@ -73,6 +74,9 @@ def config_check(
         normalize_base_url(base_url)
     except ValueError as exc:
         errors["base_url"] = [f"{exc}; e.g. https://eu2-cloud.acronis.com/api/."]
+    else:
+        if reason := netpolicy.url_refusal(base_url.strip()):
+            errors["base_url"] = [f"Not allowed as a target: {reason}."]
     if not client_id.strip():
         errors["client_id"] = ["Must not be empty."]
     if client_secret is not None and not client_secret.strip():

@@ -30,6 +30,8 @@ from typing import Any
 
 import paramiko
 
+from backupplatform import netpolicy
+
 logger = logging.getLogger(__name__)
 
 POSTGRES_TYPES = frozenset({"postgresql", "postgres"})
@@ -37,7 +39,7 @@ MYSQL_TYPES = frozenset({"mysql", "mariadb"})
 SSH_TYPES = frozenset({"ssh", "sftp"})
 
 #: Failure kinds of :class:`ConnectionResult` / :class:`ConnectionFailed`.
-KINDS = ("refused", "timeout", "auth_failed", "unknown_host", "error")
+KINDS = ("refused", "timeout", "auth_failed", "unknown_host", "not_allowed", "error")
 
 MYSQL_SYSTEM_SCHEMAS = ("information_schema", "performance_schema", "mysql", "sys")
 
@@ -290,6 +292,9 @@ def _resolve(host: str, port: int) -> None:
         raise ConnectionFailed("unknown_host", f"Unknown host '{host}'") from None
     except (ValueError, OverflowError):
         raise ConnectionFailed("error", f"Invalid port {port!r}") from None
+    # Checked again at every connection: a name may resolve elsewhere than when it was saved.
+    if reason := netpolicy.host_refusal(host, int(port)):
+        raise ConnectionFailed("not_allowed", f"{host}:{port} is not allowed as a target: {reason}")
 
 
 def _tcp_check(host: str, port: int, timeout: float) -> dict[str, str]:

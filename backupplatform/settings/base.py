@@ -254,5 +254,10 @@ BACKUP_LOCAL_ROOT = env("BACKUP_LOCAL_ROOT", default=str(VAR_DIR / "backups"))
 # Each tenant gets ``<root>/<slug>`` of each root unless a superuser sets its own folders
 # (backups/confinement.py).
 LOCAL_PATH_ROOTS = env.list("LOCAL_PATH_ROOTS", default=[])
+# Outbound targets tenants configure (backupplatform/netpolicy.py): private and loopback
+# networks a tenant may reach (none by default: list your database and storage networks),
+# and whether the platform's own database/Redis endpoints may be targets (never in production).
+OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[])
+OUTBOUND_ALLOW_PLATFORM_SERVICES = False
 # Where uploaded backup files wait, per tenant, before they are checked and imported.
 IMPORT_STAGING_ROOT = env("IMPORT_STAGING_ROOT", default=str(VAR_DIR / "staging"))

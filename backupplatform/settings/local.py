@@ -10,3 +10,6 @@ DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = SECRET_KEY or local_secret(VAR_DIR, "secret_key")  # noqa: F405
 FIELD_ENCRYPTION_KEYS = FIELD_ENCRYPTION_KEYS or [local_secret(VAR_DIR, "field_key")]  # noqa: F405
 BACKUP_MASTER_KEY = env("BACKUP_MASTER_KEY", default="") or local_secret(VAR_DIR, "master_key")
+# One machine: databases and storages on loopback and the local network are the usual targets.
+OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[
+    "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"])

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.services import emit, publish
+from backupplatform import netpolicy
 from backupplatform.errors import Conflict, NotFound, TooManyOperations, ValidationFailed
 from tenants.models import Tenant
 
@@ -72,6 +73,11 @@ def default_storage(tenant: Tenant) -> Storage:
 
 
 def connection_params(server: Server, database: str) -> engines.ConnectionParams:
+    """How to reach ``database`` on ``server``; the network policy is checked again here,
+    right before pg_dump, mysqldump or a restore connects."""
+    if reason := netpolicy.host_refusal(server.host, server.port):
+        raise ValidationFailed(f"Server '{server.name}' ({server.host}:{server.port}) is not allowed as a "
+                               f"target: {reason}", details={"host": [reason]})
     creds = server.credentials or {}
     return engines.ConnectionParams(type=server.type, host=server.host, port=server.port,
                                     username=creds.get("username") or "", password=creds.get("password") or "",

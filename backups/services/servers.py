@@ -17,6 +17,7 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 
 from audit.services import emit, publish
+from backupplatform import netpolicy
 from backupplatform.errors import Conflict, UpstreamError, ValidationFailed
 from backups import connectivity
 from tenants.models import Tenant
@@ -69,6 +70,7 @@ def server_create(*, tenant: Tenant, name: str, type: str, host: str, port: int,
                   credentials: dict | None = None) -> Server:
     """Register a server; credentials are encrypted at rest, health starts ``unknown``."""
     _check_name(tenant=tenant, name=name)
+    netpolicy.check_host(host, port)
     creds, changed = _merge_credentials({}, credentials)
     server = Server.objects.create(
         tenant=tenant, name=name, type=type, host=host, port=port, description=description,
@@ -89,6 +91,8 @@ def server_update(*, server: Server, **changes: Any) -> Server:
         if field in changes and getattr(server, field) != changes[field]:
             setattr(server, field, changes[field])
             changed.append(field)
+    if {"host", "port"} & set(changed):
+        netpolicy.check_host(server.host, server.port)
     credential_fields: list[str] = []
     if "credentials" in changes:
         server.credentials, credential_fields = _merge_credentials(server.credentials, changes["credentials"])

@@ -24,6 +24,7 @@ from tenants.models import Tenant
 
 from .. import confinement
 from ..models import Storage, StorageStatus
+from ..storage.targets import network_errors
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def storage_public_credentials(credentials: dict | None) -> dict[str, str]:
 
 def _validate(type: str, configuration: dict, credentials: dict, *, tenant: Tenant,
               storage_id: int | None = None) -> None:
-    errors = backends.validate_config(type, configuration, credentials)
+    errors = {**network_errors(type, configuration), **backends.validate_config(type, configuration, credentials)}
     if type == "local" and "path" not in errors and (reason := confinement.check_storage_folder(
             tenant, configuration.get("path", ""), storage_id=storage_id)):
         errors["path"] = reason

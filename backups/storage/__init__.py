@@ -38,6 +38,7 @@ from .errors import (
     StorageNotInstalled,
     StorageUnavailable,
 )
+from .targets import network_errors
 from .validation import STORAGE_TYPES, validate_config
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ def open_backend(
     configuration = dict(configuration or {})
     credentials = dict(credentials or {})
     errors = validate_config(type, configuration, credentials)
+    if not errors:  # the network policy, again right before the backend connects
+        errors = network_errors(type, configuration)
     if errors:
         raise InvalidStorageConfig(errors)
     return _FACTORIES[type](configuration, credentials, options)
