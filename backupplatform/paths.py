@@ -84,3 +84,29 @@ def contains_alias_of(path: str, folders: Iterable[str]) -> bool:
     if ident is None:
         return False
     return any(_identity(a) == ident for f in folders for a in existing_ancestors(f))
+
+
+def tenant_roots(slug: str, configured: list | None) -> list[str]:
+    """A tenant's folders, resolved: what a superuser set, else ``<root>/<slug>`` of each
+    platform root."""
+    chosen = [r for r in (configured or []) if is_clean_absolute(r)]
+    return [resolve(r) for r in (chosen or [os.path.join(root, slug) for root in platform_roots()])]
+
+
+def path_roots_errors(slug: str, roots: object, others: dict[str, list | None]) -> list[str]:
+    """Why ``roots`` cannot be the folders of tenant ``slug`` (``others``: the other
+    tenants' slugs and configured folders)."""
+    if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots):
+        return ["Enter a JSON list of absolute folder paths."]
+    errors = [f"{r!r} is not an absolute path without '..'." for r in roots
+              if not is_clean_absolute(r) or ".." in r.split("/")]
+    if errors:
+        return errors
+    mine = tenant_roots(slug, roots)
+    if "/" in mine:
+        return ["'/' would give this tenant the whole machine."]
+    for other_slug, configured in others.items():
+        theirs = tenant_roots(other_slug, configured)
+        if any(overlaps(a, b) for a in mine for b in theirs):
+            errors.append(f"Overlaps the folders of tenant '{other_slug}'.")
+    return errors

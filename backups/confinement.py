@@ -32,14 +32,9 @@ HOLDS_SOURCE = "This folder overlaps a folder that is backed up; choose one outs
 FILE_SOURCE_TYPES = (SourceType.PATH, SourceType.SQLITE)
 
 
-def default_tenant_roots(tenant: Tenant) -> list[str]:
-    return [os.path.join(root, tenant.slug) for root in paths.platform_roots()]
-
-
 def tenant_roots(tenant: Tenant) -> list[str]:
     """The folders ``tenant`` may use, resolved."""
-    configured = [r for r in (tenant.path_roots or []) if paths.is_clean_absolute(r)]
-    return [paths.resolve(r) for r in (configured or default_tenant_roots(tenant))]
+    return paths.tenant_roots(tenant.slug, tenant.path_roots)
 
 
 def default_storage_folder(tenant: Tenant) -> str:

@@ -9,9 +9,10 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html_join
 
+from backupplatform.admin_forms import ServiceAdminMixin, ServiceModelForm
 from backupplatform.errors import DomainError
 from backups.models import Backup
-from tenants.scoping import AuditedAdminMixin, TenantScopedAdminMixin
+from tenants.scoping import TenantScopedAdminMixin
 
 from . import selectors, services
 from .models import BackupJob, CleanupPlan, RetentionPolicy
@@ -127,18 +128,40 @@ class BackupJobAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
                 f"{listing}{more}"), level=messages.WARNING if plan.backup_ids else messages.INFO)
 
 
+class RetentionPolicyForm(ServiceModelForm):
+    class Meta:
+        model = RetentionPolicy
+        fields = ["tenant", *services.POLICY_FIELDS]
+
+    def write(self) -> RetentionPolicy:
+        data = {k: v for k, v in self.cleaned_data.items() if k in services.POLICY_FIELDS}
+        if self.instance.pk:
+            current = RetentionPolicy.objects.get(pk=self.instance.pk)
+            return services.retention_policy_update(
+                policy=current, **{k: v for k, v in data.items() if k in self.changed_data})
+        return services.retention_policy_create(tenant=self.cleaned_data["tenant"], **data)
+
+
 @admin.register(RetentionPolicy)
-class RetentionPolicyAdmin(TenantScopedAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
+class RetentionPolicyAdmin(ServiceAdminMixin, TenantScopedAdminMixin, admin.ModelAdmin):
+    form = RetentionPolicyForm
     list_display = ("name", "tenant", "keep_last_n", "keep_days", "keep_daily", "keep_weekly", "keep_monthly",
                     "keep_yearly", "min_verified_kept")
     list_filter = ("tenant",)
-    audit_resource_type = "retention_policy"
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "tenant"] if obj is not None else fields
 
     def delete_model(self, request, obj):
         try:
             services.retention_policy_delete(policy=obj)
         except DomainError as exc:
             self.message_user(request, exc.message, level=messages.ERROR)
+
+    def delete_queryset(self, request, queryset):
+        for policy in queryset:
+            self.delete_model(request, policy)
 
 
 @admin.register(CleanupPlan)

@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
+from backupplatform import paths
 from tenants.scoping import AuditedAdminMixin, TenantScopedAdminMixin, admin_tenant_ids
 
 from . import services
@@ -23,13 +24,37 @@ class MembershipInline(admin.TabularInline):
     readonly_fields = ["created_at"]
 
 
+class TenantForm(forms.ModelForm):
+    class Meta:
+        model = Tenant
+        fields = ["slug", "name", "plan", "max_concurrent_backups", "is_active", "path_roots"]
+        help_texts = {"path_roots": "Folders of the platform's machines this tenant may use, as a JSON list "
+                                    "(empty: <root>/<slug> under each platform root)."}
+
+    def clean_path_roots(self):
+        roots = self.cleaned_data.get("path_roots") or []
+        slug = self.cleaned_data.get("slug") or self.instance.slug
+        others = dict(Tenant.objects.exclude(pk=self.instance.pk).values_list("slug", "path_roots"))
+        if errors := paths.path_roots_errors(slug, roots, others):
+            raise forms.ValidationError(errors)
+        return roots
+
+
 @admin.register(Tenant)
 class TenantAdmin(AuditedAdminMixin, TenantScopedAdminMixin, admin.ModelAdmin):
+    form = TenantForm
     list_display = ["slug", "name", "plan", "is_active", "created_at"]
     list_filter = ["plan", "is_active"]
     search_fields = ["slug", "name"]
     inlines = [MembershipInline]
     tenant_field = "pk"
+    # A tenant's own admins may rename it; its plan, limits, folders and state are the
+    # platform operator's (a tenant that set its own folders would escape its confinement).
+    OPERATOR_FIELDS = ["slug", "plan", "max_concurrent_backups", "is_active", "path_roots"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields if request.user.is_superuser else [*fields, *self.OPERATOR_FIELDS]
 
     def has_add_permission(self, request, *args) -> bool:
         return request.user.is_superuser

@@ -115,3 +115,45 @@ def test_admin_deletes_use_the_services_rules(staff_a, tenant_a):
     response = staff_a.post(f"/admin/backups/server/{server.pk}/delete/", {"post": "yes"}, follow=True)
     assert Server.objects.filter(pk=server.pk).exists()  # a source uses it
     assert b"Cannot delete server" in response.content
+
+
+def test_a_tenant_admin_cannot_change_its_own_folders_plan_or_limits(staff_a, tenant_a):
+    """Its own folders would free it from its confinement; plan and limits are the operator's."""
+    page = staff_a.get(f"/admin/tenants/tenant/{tenant_a.pk}/change/")
+    assert page.status_code == 200 and b'name="path_roots"' not in page.content
+    response = staff_a.post(f"/admin/tenants/tenant/{tenant_a.pk}/change/", {
+        "name": "Renamed", "path_roots": '["/"]', "plan": "dedicated", "max_concurrent_backups": "500",
+        "is_active": "on", "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"})
+    assert response.status_code == 302
+    tenant_a.refresh_from_db()
+    assert tenant_a.name == "Renamed"
+    assert tenant_a.path_roots != ["/"] and tenant_a.max_concurrent_backups == 5
+
+
+def test_operator_sets_folders_that_never_overlap_another_tenant(superuser, tenant_a, tenant_b):
+    client = Client()
+    client.force_login(superuser)
+    form = {"slug": "alpha", "name": "Alpha", "plan": "dedicated", "max_concurrent_backups": "5",
+            "is_active": "on", "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"}
+    for roots, error in ((f'["{tenant_b.path_roots[0]}/x"]', "Overlaps the folders of tenant"),
+                         ('["relative"]', "not an absolute path"), ('["/"]', "whole machine")):
+        response = client.post(f"/admin/tenants/tenant/{tenant_a.pk}/change/", {**form, "path_roots": roots})
+        assert response.status_code == 200, roots
+        assert error in response.context["adminform"].form.errors["path_roots"][0]
+    ok = client.post(f"/admin/tenants/tenant/{tenant_a.pk}/change/", {**form, "path_roots": '["/srv/alpha"]'})
+    assert ok.status_code == 302
+    tenant_a.refresh_from_db()
+    assert tenant_a.path_roots == ["/srv/alpha"]
+
+
+def test_retention_policy_admin_writes_through_the_service(staff_a, tenant_a):
+    form = {"tenant": tenant_a.pk, "name": "gfs", "description": "", "keep_daily": "7", "min_verified_kept": "1"}
+    assert staff_a.post("/admin/schedules/retentionpolicy/add/", form).status_code == 302
+    from schedules.models import RetentionPolicy
+
+    policy = RetentionPolicy.objects.get(tenant=tenant_a, name="gfs")
+    assert policy.keep_daily == 7
+    event = AuditEvent.objects.get(action="retention_policy_create", resource_id=str(policy.pk))
+    assert event.details["keep_daily"] == 7
+    again = staff_a.post("/admin/schedules/retentionpolicy/add/", form)
+    assert again.status_code == 200 and "already exists" in str(again.context["adminform"].form.errors["name"])
