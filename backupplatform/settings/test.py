@@ -18,8 +18,9 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"login": "1000/min", "console": "100
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 # Tests create their folders under the system temp directory.
 LOCAL_PATH_ROOTS = ["/tmp"]
-# Test servers (databases, S3, SFTP, emulators, the fake Acronis) listen on loopback, and the
+# Test servers (databases, S3, SFTP, emulators, the fake Acronis) listen on loopback, the seeds'
+# examples name private addresses, and the
 # suite backs up databases of the PostgreSQL server its own test database lives on; the
 # network policy's tests switch these back off.
-OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
 OUTBOUND_ALLOW_PLATFORM_SERVICES = True
