@@ -38,16 +38,19 @@ from .errors import (
     StorageNotInstalled,
     StorageUnavailable,
 )
+from .retry import NO_RETRY, RetryPolicy, default_policy
 from .validation import STORAGE_TYPES, validate_config
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "NO_RETRY",
     "STORAGE_TYPES",
     "InvalidObjectName",
     "InvalidStorageConfig",
     "ProbeResult",
     "ProbeStep",
+    "RetryPolicy",
     "StorageAuthError",
     "StorageBackend",
     "StorageError",
@@ -56,6 +59,7 @@ __all__ = [
     "StorageUnavailable",
     "StorageWriter",
     "StoredObject",
+    "default_policy",
     "iter_chunks",
     "open_backend",
     "probe",
@@ -95,6 +99,9 @@ def probe(
     What "Test storage connection" endpoints call (api-layer.md, "Storage
     Management": ``POST /api/v1/storage/test``).
     """
+    if type != "local":
+        # Someone is waiting for the answer: a short retry, not the backup's patience.
+        options.setdefault("retry", default_policy().quick())
     try:
         backend = open_backend(type, configuration, credentials, **options)
     except InvalidStorageConfig as exc:
