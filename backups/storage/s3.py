@@ -31,9 +31,6 @@ parts held in memory; see the README's storage section for the measurements.
 from __future__ import annotations
 
 import logging
-import tempfile
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
@@ -48,9 +45,9 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from . import parts
 from .base import (
     StorageBackend,
-    StorageWriter,
     StoredObject,
     StreamReader,
     buffered,
@@ -93,186 +90,49 @@ _TRANSIENT_CODES = frozenset(
 
 
 def part_size_for(number: int, *, initial: int = PART_SIZE, max_parts: int = MAX_PARTS) -> int:
-    """Size of part ``number`` (1-based): ``initial``, doubled every tenth of ``max_parts``."""
-    step = max(1, max_parts // 10)
-    return min(initial << ((number - 1) // step), MAX_PART_SIZE)
+    """Size of S3 part ``number`` (1-based): ``initial``, doubled every tenth of ``max_parts``."""
+    return parts.part_size_for(number, initial=initial, max_parts=max_parts, max_part_size=MAX_PART_SIZE)
 
 
-class _Part:
-    """One part being filled or uploaded: memory up to ``in_memory`` bytes, then a temp file."""
+class S3Writer(parts.PartWriter):
+    """A multipart upload: growing parts sent concurrently, completed on commit."""
 
-    def __init__(self, number: int, size: int, in_memory: int, spool_dir: str | None) -> None:
-        self.number = number
-        self.size = size
-        self.length = 0
-        self.file = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - closed by the writer
-            max_size=in_memory, prefix="bp-s3-part-", dir=spool_dir
-        )
-
-    @property
-    def room(self) -> int:
-        return self.size - self.length
-
-    def in_memory_bytes(self) -> int:
-        # SpooledTemporaryFile has no public "rolled over?"; _rolled is stable since Python 2.6.
-        return 0 if self.file._rolled else self.length
-
-    def close(self) -> None:
-        try:
-            self.file.close()
-        except OSError:
-            logger.debug("closing a part buffer failed", exc_info=True)
-
-
-class S3Writer(StorageWriter):
-    """Fills growing parts, uploads them concurrently, completes on commit."""
+    max_part_size = MAX_PART_SIZE
+    limit_text = f"{MAX_OBJECT_SIZE // 1024**4} TiB on S3"
 
     def __init__(self, backend: S3Backend, name: str, key: str) -> None:
-        super().__init__(name)
+        super().__init__(name, policy=backend.policy, part_size=backend.part_size,
+                         max_parts=backend.max_parts, concurrency=backend.concurrency,
+                         memory_budget=backend.memory_budget, spool_dir=backend.spool_dir)
         self._backend = backend
         self._key = key
         self._upload_id: str | None = None
-        self._etags: dict[int, str] = {}
-        self._part: _Part | None = None
-        self._next_number = 1
-        self._pool: ThreadPoolExecutor | None = None
-        self._slots = threading.BoundedSemaphore(backend.concurrency)
-        self._futures: list[Future[None]] = []
-        self._lock = threading.Lock()
-        self._error: BaseException | None = None
-        self._stopping = False
-        self._uploading: dict[int, _Part] = {}
-        #: Largest number of part bytes held in memory at once (for tests and the benchmark).
-        self.peak_memory = 0
-        self.parts = 0
 
-    # -- filling ------------------------------------------------------------------------
-
-    def _new_part(self) -> _Part:
-        number = self._next_number
-        if number > self._backend.max_parts:
-            raise StorageError(
-                f"{self.name} is larger than the {self._backend.max_parts} parts of an S3 upload "
-                f"can hold ({MAX_OBJECT_SIZE // 1024**4} TiB on S3)"
-            )
-        self._next_number += 1
-        size = part_size_for(number, initial=self._backend.part_size, max_parts=self._backend.max_parts)
-        in_memory = self._backend.memory_budget // (self._backend.concurrency + 1)
-        return _Part(number, size, in_memory, self._backend.spool_dir)
-
-    def _write(self, data: bytes | bytearray | memoryview) -> None:
-        self._raise_failure()
-        view = memoryview(data).cast("B")
-        while view:
-            if self._part is None:
-                self._part = self._new_part()
-            part = self._part
-            take = min(part.room, len(view))
-            part.file.write(view[:take])
-            part.length += take
-            view = view[take:]
-            self._track_memory()
-            if part.room == 0:
-                self._part = None
-                self._submit(part)
-
-    def _track_memory(self) -> None:
-        with self._lock:
-            held = sum(p.in_memory_bytes() for p in self._uploading.values())
-        if self._part is not None:
-            held += self._part.in_memory_bytes()
-        self.peak_memory = max(self.peak_memory, held)
-
-    # -- uploading ----------------------------------------------------------------------
-
-    def _raise_failure(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-    def _start_upload(self) -> None:
+    def _start(self) -> None:
         backend = self._backend
         response = backend.call(
             "create_multipart_upload", f"{self.name} (start upload)",
             Bucket=backend.bucket, Key=self._key, **backend.put_extra,
         )
         self._upload_id = response["UploadId"]
-        self._pool = ThreadPoolExecutor(max_workers=backend.concurrency, thread_name_prefix="s3-part")
 
-    def _submit(self, part: _Part) -> None:
-        if self._upload_id is None:
-            self._start_upload()
-        # Wait for a free slot: at most `concurrency` parts in flight, whatever the stream's speed.
-        while not self._slots.acquire(timeout=0.5):
-            self._raise_failure()
-        self._raise_failure()
-        with self._lock:
-            self._uploading[part.number] = part
-        assert self._pool is not None
-        future = self._pool.submit(self._upload_part, part)
-        future.add_done_callback(lambda f, p=part: self._part_done(f, p))
-        self._futures.append(future)
-        self.parts += 1
-
-    def _upload_part(self, part: _Part) -> None:
+    def _send(self, part: parts.Part) -> str:
         backend = self._backend
+        response = backend.call(
+            "upload_part", f"{self.name} (part {part.number})", policy=_ONCE,
+            Bucket=backend.bucket, Key=self._key, UploadId=self._upload_id,
+            PartNumber=part.number, Body=part.file, ContentLength=part.length,
+        )
+        return response["ETag"]
 
-        def send() -> dict[str, Any]:
-            if self._stopping:
-                raise StorageError(f"Upload of {self.name} was aborted")
-            part.file.seek(0)
-            return backend.client.upload_part(
-                Bucket=backend.bucket, Key=self._key, UploadId=self._upload_id,
-                PartNumber=part.number, Body=part.file, ContentLength=part.length,
-            )
-
-        response = backend.call(send, f"{self.name} (part {part.number})")
-        with self._lock:
-            self._etags[part.number] = response["ETag"]
-        logger.debug("Uploaded part %d (%d bytes) of %s", part.number, part.length, self._key)
-
-    def _part_done(self, future: Future[None], part: _Part) -> None:
-        try:
-            exc = future.exception()
-            if exc is not None and self._error is None:
-                self._error = exc
-        finally:
-            with self._lock:
-                self._uploading.pop(part.number, None)
-            part.close()
-            self._slots.release()
-
-    def _drain(self) -> None:
-        """Wait for every submitted part; raise the first failure."""
-        for future in self._futures:
-            future.exception()  # waits; the callback recorded any error
-        self._raise_failure()
-
-    # -- ending -------------------------------------------------------------------------
-
-    def _commit(self) -> None:
+    def _send_whole(self, body: bytes) -> None:
         backend = self._backend
-        if self._upload_id is None:
-            part, self._part = self._part, None
-            body = b""
-            if part is not None:
-                part.file.seek(0)
-                body = part.file.read()
-                part.close()
-            backend.call(
-                "put_object", self.name,
-                Bucket=backend.bucket, Key=self._key, Body=body, **backend.put_extra,
-            )
-            return
-        if self._part is not None and self._part.length:
-            part, self._part = self._part, None
-            self._submit(part)
-        self._drain()
-        parts = [{"PartNumber": n, "ETag": self._etags[n]} for n in sorted(self._etags)]
-        self._complete(parts)
-        self._shutdown_pool()
+        backend.call("put_object", self.name, policy=_ONCE,
+                     Bucket=backend.bucket, Key=self._key, Body=body, **backend.put_extra)
 
-    def _complete(self, parts: list[dict[str, Any]]) -> None:
+    def _finish(self, tokens: list[str]) -> None:
         backend = self._backend
+        etags = [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(tokens, start=1)]
         attempts = 0
 
         def complete() -> None:
@@ -282,11 +142,11 @@ class S3Writer(StorageWriter):
                 backend.call(
                     "complete_multipart_upload", f"{self.name} (complete upload)", policy=_ONCE,
                     Bucket=backend.bucket, Key=self._key, UploadId=self._upload_id,
-                    MultipartUpload={"Parts": parts},
+                    MultipartUpload={"Parts": etags},
                 )
             except StorageNotFound:
                 # A retry after a lost answer: the first attempt may have completed it.
-                if attempts > 1 and self._completed_object_matches(len(parts)):
+                if attempts > 1 and self._completed_object_matches(len(etags)):
                     return
                 raise
 
@@ -301,17 +161,7 @@ class S3Writer(StorageWriter):
         etag = str(head.get("ETag", "")).strip('"')
         return int(head["ContentLength"]) == self.bytes_written and etag.endswith(f"-{part_count}")
 
-    def _shutdown_pool(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-
-    def _abort(self) -> None:
-        self._stopping = True
-        self._shutdown_pool()  # parts still in flight finish (or fail) before the abort
-        if self._part is not None:
-            self._part.close()
-            self._part = None
+    def _cancel(self) -> None:
         if self._upload_id is not None:
             upload_id, self._upload_id = self._upload_id, None
             self._backend.abort_upload(self._key, upload_id, what=self.name)
