@@ -144,13 +144,13 @@ def _open_sftp(config: dict[str, Any], creds: dict[str, Any], options: dict[str,
 def _open_gcs(config: dict[str, Any], creds: dict[str, Any], options: dict[str, Any]):
     from .cloud import open_gcs
 
-    return open_gcs(config, creds)
+    return open_gcs(config, creds, **options)
 
 
 def _open_azure(config: dict[str, Any], creds: dict[str, Any], options: dict[str, Any]):
     from .cloud import open_azure
 
-    return open_azure(config, creds)
+    return open_azure(config, creds, **options)
 
 
 _FACTORIES: dict[
