@@ -200,6 +200,7 @@ class AzureBackend(StorageBackend):
         from storages.backends.azure_storage import AzureStorage
 
         self.policy = retry or default_policy()
+        self.request_policy = self.policy.quick()  # outside writers: someone is waiting
         self.timeout = int(timeout)
         self.part_size, self.max_parts = int(part_size), int(max_parts)
         self.concurrency, self.memory_budget, self.spool_dir = int(concurrency), int(memory_budget), spool_dir
@@ -247,7 +248,7 @@ class AzureBackend(StorageBackend):
             except Exception as exc:
                 raise _azure_error(exc, what, self.location) from exc
 
-        return self.policy.call(once, what=what)
+        return self.request_policy.call(once, what=what)
 
     def connect(self) -> None:
         if not self._do(f"container '{self.container_name}'", self.container.exists):
@@ -415,6 +416,7 @@ class GCSBackend(StorageBackend):
         from storages.backends.gcloud import GoogleCloudStorage
 
         self.policy = retry or default_policy()
+        self.request_policy = self.policy.quick()  # outside writers: someone is waiting
         self.chunk_size = int(chunk_size)
         self.bucket_name: str = configuration["bucket"]
         self.prefix = _prefix(configuration)
@@ -456,7 +458,7 @@ class GCSBackend(StorageBackend):
             except Exception as exc:
                 raise _gcs_error(exc, what, self.location) from exc
 
-        return self.policy.call(once, what=what)
+        return self.request_policy.call(once, what=what)
 
     def connect(self) -> None:
         bucket = self.storage.bucket

@@ -111,7 +111,7 @@ class S3Writer(parts.PartWriter):
     def _start(self) -> None:
         backend = self._backend
         response = backend.call(
-            "create_multipart_upload", f"{self.name} (start upload)",
+            "create_multipart_upload", f"{self.name} (start upload)", policy=backend.policy,
             Bucket=backend.bucket, Key=self._key, **backend.put_extra,
         )
         self._upload_id = response["UploadId"]
@@ -164,7 +164,7 @@ class S3Writer(parts.PartWriter):
     def _cancel(self) -> None:
         if self._upload_id is not None:
             upload_id, self._upload_id = self._upload_id, None
-            self._backend.abort_upload(self._key, upload_id, what=self.name)
+            self._backend.abort_upload(self._key, upload_id, what=self.name, policy=self._backend.policy)
 
 
 #: One attempt: for calls that sit inside a retry loop of their own.
@@ -202,6 +202,9 @@ class S3Backend(StorageBackend):
         if max_attempts is not None:
             self.policy = RetryPolicy(attempts=max_attempts, initial=self.policy.initial,
                                       maximum=self.policy.maximum, deadline=self.policy.deadline)
+        # Calls outside a writer (reads, deletes, listings, the reaper's cleanup) answer someone
+        # waiting or run inside a time-limited task: a short retry, not the writer's patience.
+        self.request_policy = self.policy.quick()
         self.part_size = int(part_size)
         self.max_parts = int(max_parts)
         self.concurrency = max(1, int(concurrency))
@@ -257,12 +260,12 @@ class S3Backend(StorageBackend):
             with self.translate(what):
                 return func(**kwargs)
 
-        return (policy or self.policy).call(once, what=what)
+        return (policy or self.request_policy).call(once, what=what)
 
-    def abort_upload(self, key: str, upload_id: str, *, what: str) -> None:
+    def abort_upload(self, key: str, upload_id: str, *, what: str, policy: RetryPolicy | None = None) -> None:
         """Abort one multipart upload, retried like any request; gone already is fine."""
         try:
-            self.call("abort_multipart_upload", f"{what} (abort upload)",
+            self.call("abort_multipart_upload", f"{what} (abort upload)", policy=policy,
                       Bucket=self.bucket, Key=key, UploadId=upload_id)
         except StorageNotFound:
             return
@@ -324,7 +327,7 @@ class S3Backend(StorageBackend):
         return StorageError(f"S3 error on {what}: {type(exc).__name__}")
 
     def connect(self) -> None:
-        self.policy.call(self._connect_once, what=f"bucket '{self.bucket}'")
+        self.request_policy.call(self._connect_once, what=f"bucket '{self.bucket}'")
 
     def _connect_once(self) -> None:
         with self.translate(f"bucket '{self.bucket}'"):
