@@ -16,6 +16,7 @@ Both sides use 8 MiB parts and 4 parts in flight (boto3's ``TransferConfig`` set
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import statistics
@@ -78,10 +79,8 @@ class RssWatcher:
             own = self.me.memory_info().rss
             tree = own
             for child in self.me.children(recursive=True):
-                try:
+                with contextlib.suppress(psutil.Error):  # it may have just exited
                     tree += child.memory_info().rss
-                except psutil.Error:
-                    pass
             self.own_peak, self.tree_peak = max(self.own_peak, own), max(self.tree_peak, tree)
             time.sleep(self.interval)
 

@@ -88,9 +88,9 @@ def test_gcs_resumable_upload_in_chunks_is_invisible_until_commit(gcs_bucket: GC
 def _round_trip(api: Any, operator: Any, server: Any, database: str, storage: Storage, cleanup: list[str]) -> None:
     backup = backup_through_api(api, operator, server, database, storage=storage)
     assert backup.status == "completed", backup.error_message
-    with open_backend(storage.type, storage.configuration, storage.credentials) as backend:
-        with backend.open_reader(backup.storage_path) as reader:
-            assert hashlib.sha256(reader.read()).hexdigest() == backup.checksum
+    backend = open_backend(storage.type, storage.configuration, storage.credentials)
+    with backend, backend.open_reader(backup.storage_path) as reader:
+        assert hashlib.sha256(reader.read()).hexdigest() == backup.checksum
     target = f"{database}_{storage.type}"
     cleanup.append(target)
     response = api(operator).post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": target},
