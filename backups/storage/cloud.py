@@ -139,6 +139,27 @@ def _azure_error(exc: BaseException, what: str, where: str) -> StorageError:
     return StorageError(f"Azure error on {what}: {type(exc).__name__}")
 
 
+class _BlockBody:
+    """A part's buffer as the body of a request. azure-core deep-copies a failed request for
+    its retry history; copying a temporary file makes a broken twin that complains when it is
+    collected, so copies share the original (the body is read again from the start anyway)."""
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _BlockBody:
+        return self
+
+
 class AzureWriter(PartWriter):
     """Staged blocks (growing, several in flight), published by committing the block list."""
 
@@ -166,7 +187,7 @@ class AzureWriter(PartWriter):
 
     def _send(self, part: Part) -> str:
         block_id = base64.b64encode(f"{self._stem}-{part.number:06d}".encode()).decode()
-        self._call(self._blob.stage_block, block_id, part.file, length=part.length,
+        self._call(self._blob.stage_block, block_id, _BlockBody(part.file), length=part.length,
                    timeout=self._backend.timeout)
         return block_id
 

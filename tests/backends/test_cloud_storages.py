@@ -122,3 +122,56 @@ def test_postgres_roundtrip_through_gcs(api: Any, operator_a: Any, tenant_a: Any
                                      configuration={**gcs_bucket.configuration, "path_prefix": "backups"},
                                      credentials=gcs_bucket.credentials)
     _round_trip(api, operator_a, pg_server_row, pg_source_db, storage, cleanup_pg)
+
+
+# -- transient failures through the fault proxy -----------------------------------------------
+
+
+@pytest.fixture
+def fast_retries(settings: Any) -> None:
+    settings.STORAGE_RETRY_ATTEMPTS = 8
+    settings.STORAGE_RETRY_INITIAL = 0.01
+    settings.STORAGE_RETRY_MAX = 0.1
+    settings.STORAGE_RETRY_DEADLINE = 30
+
+
+def _through(proxy: Any, url: str) -> str:
+    host_port = url.split("//", 1)[1].split("/", 1)[0]
+    return url.replace(host_port, f"127.0.0.1:{proxy.port}")
+
+
+def test_azure_upload_rides_out_503s_and_cut_connections(fast_retries: None, azure_container: AzureContainer,
+                                                         fault_proxy: Any) -> None:
+    host, port = azure_container.endpoint.split("//", 1)[1].split("/", 1)[0].split(":")
+    proxy = fault_proxy(host, int(port))
+    proxied = AzureContainer(endpoint=_through(proxy, azure_container.endpoint), name=azure_container.name)
+    backend = open_backend("azure", proxied.configuration, proxied.credentials, part_size=512 * KiB)
+    data = os.urandom(4 * MiB)
+    proxy.fail("http_503", times=4)
+    with backend.open_writer("tenant/flaky.bpaf") as writer:
+        for i in range(0, len(data), 256 * KiB):
+            if i == 2 * MiB:  # the 503s have hit the first parts' requests; now cut two mid-block
+                deadline = time.monotonic() + 30
+                while proxy.faults < 4 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                proxy.fail("drop", times=2, after_bytes=128 * KiB)
+            writer.write(data[i : i + 256 * KiB])
+        writer.commit()
+    assert proxy.faults == 6
+    assert azure_container.client().download_blob("tenant/flaky.bpaf").readall() == data
+
+
+def test_gcs_upload_rides_out_503s_on_chunks(fast_retries: None, gcs_bucket: GCSBucket, fault_proxy: Any) -> None:
+    host, port = gcs_bucket.endpoint_url.split("//", 1)[1].split(":")
+    proxy = fault_proxy(host, int(port))
+    proxied = GCSBucket(endpoint_url=_through(proxy, gcs_bucket.endpoint_url), name=gcs_bucket.name)
+    backend = open_backend("gcs", proxied.configuration, proxied.credentials, chunk_size=256 * KiB)
+    data = os.urandom(2 * MiB)
+    with backend.open_writer("tenant/flaky.bpaf") as writer:
+        for i in range(0, len(data), 128 * KiB):
+            if i == MiB:
+                proxy.fail("http_503", times=3)  # mid-upload: chunk requests answered 503
+            writer.write(data[i : i + 128 * KiB])
+        writer.commit()
+    assert proxy.faults == 3
+    assert gcs_bucket.client().blob("tenant/flaky.bpaf").download_as_bytes() == data
