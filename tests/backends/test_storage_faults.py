@@ -66,10 +66,12 @@ def test_s3_upload_rides_out_connections_cut_mid_part(
 
 
 def test_s3_upload_that_outlasts_the_retries_fails_with_storage_unavailable(
-    settings: Any, s3_bucket: S3Bucket, s3_proxy: FaultProxy, s3_proxied_bucket: S3Bucket
+    settings: Any, s3_bucket: S3Bucket, s3_proxy: FaultProxy, s3_proxied_bucket: S3Bucket, tmp_path: Any
 ) -> None:
     settings.STORAGE_RETRY_ATTEMPTS, settings.STORAGE_RETRY_INITIAL = 3, 0.01
-    backend = open_backend("minio", s3_proxied_bucket.configuration, s3_proxied_bucket.credentials)
+    # A small memory budget: the 8 MiB part spills to a temp file, which must go too.
+    backend = open_backend("minio", s3_proxied_bucket.configuration, s3_proxied_bucket.credentials,
+                           memory_budget=MiB, spool_dir=str(tmp_path))
     s3_proxy.set_mode("http_503")
     with pytest.raises(StorageUnavailable) as info, backend.open_writer("tenant/c.bpaf") as writer:
         for chunk in _stream(10 * MiB):
@@ -79,6 +81,7 @@ def test_s3_upload_that_outlasts_the_retries_fails_with_storage_unavailable(
     assert s3_proxy.faults == 3  # create_multipart_upload, tried three times
     s3_proxy.up()
     assert s3_bucket.client().list_objects_v2(Bucket=s3_bucket.name).get("KeyCount") == 0
+    assert list(tmp_path.iterdir()) == []
 
 
 def _sftp_through(proxy: FaultProxy, server: SSHServerInfo) -> Any:
