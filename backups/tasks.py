@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from backups.services.servers import server_check_all_health
+from backups.storage.errors import StorageUnavailable
 
 
 @shared_task(name="backups.check_server_health", ignore_result=True, soft_time_limit=240, time_limit=300)
@@ -18,11 +20,19 @@ def check_server_health() -> dict[str, int]:
 # worker died finds the operation no longer pending and does nothing; the reaper fails it.
 
 
-@shared_task(name="backups.tasks.run_backup", ignore_result=True, acks_late=True)
-def run_backup(operation_id: int) -> None:
+# A storage that is down (StorageUnavailable, after the writer's own per-request retries) is
+# retried as a whole backup, with exponential backoff and jitter, a bounded number of times:
+# backup_run cleans up and puts the operation back to pending first. The last attempt fails
+# the backup like any other error.
+@shared_task(bind=True, name="backups.tasks.run_backup", ignore_result=True, acks_late=True,
+             autoretry_for=(StorageUnavailable,), retry_backoff=settings.BACKUP_TASK_RETRY_BACKOFF,
+             retry_backoff_max=settings.BACKUP_TASK_RETRY_BACKOFF_MAX, retry_jitter=True,
+             max_retries=settings.BACKUP_TASK_MAX_RETRIES)
+def run_backup(self, operation_id: int) -> None:
     from backups.services.backups import backup_run
 
-    backup_run(operation_id=operation_id)
+    last_attempt = self.request.called_directly or self.request.retries >= self.max_retries
+    backup_run(operation_id=operation_id, retry_transient=not last_attempt)
 
 
 @shared_task(name="backups.tasks.run_restore", ignore_result=True, acks_late=True)
@@ -45,3 +55,12 @@ def reap_operations() -> list[str]:
     from backups.services.operations import operation_reap
 
     return operation_reap()
+
+
+@shared_task(name="backups.tasks.sweep_abandoned_uploads", ignore_result=True, soft_time_limit=600,
+             time_limit=900)
+def sweep_abandoned_uploads() -> int:
+    """Beat (hourly): abort incomplete uploads older than ``STORAGE_ABANDONED_UPLOAD_AGE``."""
+    from backups.services.storages import storage_sweep_abandoned_uploads
+
+    return storage_sweep_abandoned_uploads()

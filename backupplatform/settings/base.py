@@ -138,12 +138,27 @@ CELERY_BEAT_SCHEDULE = {
     "acronis-poll": {"task": "acronis.poll_all", "schedule": 60.0},
     # Fail operations whose worker died (no heartbeat) and remove their partial artifacts.
     "reap-operations": {"task": "backups.tasks.reap_operations", "schedule": 60.0},
+    # Abort multipart uploads (and uncommitted blocks) that failed writers could not clean up.
+    "sweep-abandoned-uploads": {"task": "backups.tasks.sweep_abandoned_uploads", "schedule": 3600.0},
     # Retention: apply every backup job's retention once a day (03:30 UTC).
     "retention-cleanup": {"task": "schedules.tasks.cleanup_all",
                           "schedule": crontab(minute="30", hour="3")},
 }
 # A running operation whose heartbeat is older than this is considered dead (seconds).
 OPERATION_HEARTBEAT_TIMEOUT = env.int("OPERATION_HEARTBEAT_TIMEOUT", default=120)
+# Transient storage failures (README "Storages"): each request (S3 part, block, chunk, SFTP
+# reconnect) is retried with exponential backoff and jitter up to these bounds, then the
+# backup task is retried as a whole (BACKUP_TASK_*: first wait up to RETRY_BACKOFF seconds,
+# doubling, jittered) before the backup fails.
+STORAGE_RETRY_ATTEMPTS = env.int("STORAGE_RETRY_ATTEMPTS", default=6)
+STORAGE_RETRY_INITIAL = env.float("STORAGE_RETRY_INITIAL", default=1.0)
+STORAGE_RETRY_MAX = env.float("STORAGE_RETRY_MAX", default=30.0)
+STORAGE_RETRY_DEADLINE = env.float("STORAGE_RETRY_DEADLINE", default=300.0)
+BACKUP_TASK_MAX_RETRIES = env.int("BACKUP_TASK_MAX_RETRIES", default=4)
+BACKUP_TASK_RETRY_BACKOFF = env.int("BACKUP_TASK_RETRY_BACKOFF", default=60)
+BACKUP_TASK_RETRY_BACKOFF_MAX = env.int("BACKUP_TASK_RETRY_BACKOFF_MAX", default=1800)
+# Incomplete uploads older than this (seconds) are aborted by the hourly sweep.
+STORAGE_ABANDONED_UPLOAD_AGE = env.int("STORAGE_ABANDONED_UPLOAD_AGE", default=6 * 3600)
 # Timeout of interactive server connection tests and health checks (seconds).
 SERVER_CONNECT_TIMEOUT = env.float("SERVER_CONNECT_TIMEOUT", default=5.0)
 

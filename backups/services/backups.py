@@ -42,7 +42,7 @@ from ..models import (
 )
 from ..pipeline import PipelineCancelled, backup_stream
 from ..progress import ProgressReporter
-from ..storage import StorageError, open_backend
+from ..storage import StorageError, StorageUnavailable, open_backend
 from . import operations
 
 logger = logging.getLogger(__name__)
@@ -249,8 +249,14 @@ def _estimate_total(backup: Backup) -> int | None:
     return None
 
 
-def backup_run(*, operation_id: int) -> Operation | None:
-    """The work of a backup operation (called by the Celery task). Idempotent."""
+def backup_run(*, operation_id: int, retry_transient: bool = False) -> Operation | None:
+    """The work of a backup operation (called by the Celery task). Idempotent.
+
+    With ``retry_transient``, a storage that is unavailable (after the writer's own
+    retries) does not fail the backup: partial data is removed, the operation goes back
+    to ``pending`` (step ``waiting_for_storage``) and ``StorageUnavailable`` is raised for
+    the task to retry later. Without it (the task's last attempt, the CLI) it fails.
+    """
     op = operations.operation_claim(operation_id=operation_id)
     if op is None:
         logger.info("operation %s is not pending; nothing to do", operation_id)
@@ -274,6 +280,9 @@ def backup_run(*, operation_id: int) -> Operation | None:
         if reporter.cancelled():
             raise PipelineCancelled("Cancelled before the dump started")
         backend = storage_backend(backup.storage)
+        if op.details.get("attempts", 1) > 1:  # an earlier attempt's abort may not have got through
+            with contextlib.suppress(StorageError):
+                backend.discard_partials(backup.storage_path)
         source = _open_source(backup)
         writer = backend.open_writer(backup.storage_path)
         reporter.step("dumping_and_encrypting", progress=2,
@@ -288,8 +297,15 @@ def backup_run(*, operation_id: int) -> Operation | None:
         return _backup_end(op, backup, BackupStatus.CANCELLED, "Cancelled; partial data removed")
     except Exception as exc:  # the failure is recorded on the rows and reported; nothing partial stays
         _cleanup(source, writer)
+        if retry_transient and isinstance(exc, StorageUnavailable):
+            _backup_wait_for_storage(op, backup, exc)
+            raise
         logger.warning("backup %s failed: %s", backup.pk, exc, exc_info=not isinstance(exc, StorageError | engines.EngineError))
-        return _backup_end(op, backup, BackupStatus.FAILED, _describe(exc))
+        error = _describe(exc)
+        attempts = op.details.get("attempts", 1)
+        if isinstance(exc, StorageUnavailable) and attempts > 1:
+            error = f"{error} (gave up after {attempts} attempts)"
+        return _backup_end(op, backup, BackupStatus.FAILED, error)
     finally:
         if backend is not None:
             with contextlib.suppress(Exception):
@@ -323,6 +339,23 @@ def backup_run(*, operation_id: int) -> Operation | None:
         size_bytes=backup.size_bytes, compressed_bytes=backup.compressed_bytes, stored_bytes=backup.stored_bytes,
         checksum=backup.checksum, key_id=key_id, manifest=manifest)
     return _backup_end(op, backup, BackupStatus.COMPLETED, "")
+
+
+def _backup_wait_for_storage(op: Operation, backup: Backup, exc: BaseException) -> None:
+    """Hand a backup whose storage is down back to the queue (the task retries it)."""
+    message = _describe(exc)
+    attempts = int(op.details.get("attempts", 1))
+    op.details = {**op.details, "attempts": attempts + 1, "last_error": message}
+    op.status, op.step = OperationStatus.PENDING, "waiting_for_storage"
+    Operation.objects.filter(pk=op.pk, status=OperationStatus.RUNNING).update(
+        status=op.status, step=op.step, details=op.details, heartbeat_at=timezone.now())
+    Backup.objects.filter(pk=backup.pk).update(status=BackupStatus.PENDING, error_message=message)
+    logger.warning("backup %s: storage unavailable (attempt %d), retrying later: %s", backup.pk, attempts, message)
+    from ..progress import progress_event
+
+    publish(tenant_id=op.tenant_id, event=progress_event(op))
+    emit(action="backup_retry", tenant=backup.tenant, resource_type="backup", resource_id=backup.pk,
+         details={"attempt": attempts, "error": message})
 
 
 def _describe(exc: BaseException) -> str:

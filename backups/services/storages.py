@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -58,7 +59,8 @@ def storage_public_credentials(credentials: dict | None) -> dict[str, str]:
 
 def _validate(type: str, configuration: dict, credentials: dict, *, tenant: Tenant,
               storage_id: int | None = None) -> None:
-    errors = {**network_errors(type, configuration), **backends.validate_config(type, configuration, credentials)}
+    errors = {**network_errors(type, configuration, credentials),
+              **backends.validate_config(type, configuration, credentials)}
     if type == "local" and "path" not in errors and (reason := confinement.check_storage_folder(
             tenant, configuration.get("path", ""), storage_id=storage_id)):
         errors["path"] = reason
@@ -219,6 +221,34 @@ def storage_free_space(*, storage: Storage) -> FreeSpace:
             return FreeSpace(backend.free_space())
     except backends.StorageError as exc:
         return FreeSpace(None, exc.message)
+
+
+#: Storage types whose writers can leave incomplete uploads on the provider's side.
+SWEPT_TYPES = ("s3", "minio", "azure", "gcs")
+
+
+def storage_sweep_abandoned_uploads(*, older_than: timedelta | None = None) -> int:
+    """Abort incomplete uploads older than ``older_than`` (``STORAGE_ABANDONED_UPLOAD_AGE``)
+    under the platform's prefixes of every object storage: the tenant's folder and probe objects.
+
+    A writer aborts its own upload, with retries; this catches the ones whose abort never got
+    through (the storage stayed down) or whose worker was killed. Returns how many were removed.
+    """
+    age = older_than if older_than is not None else timedelta(seconds=settings.STORAGE_ABANDONED_UPLOAD_AGE)
+    total = 0
+    for storage in Storage.objects.filter(type__in=SWEPT_TYPES).select_related("tenant").order_by("pk"):
+        try:
+            with backends.open_backend(storage.type, storage.configuration, storage.credentials) as backend:
+                removed = backend.sweep_abandoned(prefixes=[f"{storage.tenant.slug}/", ".probe-"], older_than=age)
+        except backends.StorageError as exc:
+            logger.warning("could not sweep abandoned uploads of storage %s: %s", storage.pk, exc)
+            continue
+        if removed:
+            logger.info("aborted %d abandoned upload(s) on storage %s", removed, storage.pk)
+            emit(action="storage_sweep", tenant=storage.tenant, resource_type="storage", resource_id=storage.pk,
+                 details={"aborted_uploads": removed, "older_than_seconds": int(age.total_seconds())})
+        total += removed
+    return total
 
 
 def monthly_cost(size_bytes: int, price_per_gb_month: Decimal) -> float:

@@ -38,17 +38,20 @@ from .errors import (
     StorageNotInstalled,
     StorageUnavailable,
 )
+from .retry import NO_RETRY, RetryPolicy, default_policy
 from .targets import network_errors
 from .validation import STORAGE_TYPES, validate_config
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "NO_RETRY",
     "STORAGE_TYPES",
     "InvalidObjectName",
     "InvalidStorageConfig",
     "ProbeResult",
     "ProbeStep",
+    "RetryPolicy",
     "StorageAuthError",
     "StorageBackend",
     "StorageError",
@@ -57,6 +60,7 @@ __all__ = [
     "StorageUnavailable",
     "StorageWriter",
     "StoredObject",
+    "default_policy",
     "iter_chunks",
     "open_backend",
     "probe",
@@ -81,7 +85,7 @@ def open_backend(
     credentials = dict(credentials or {})
     errors = validate_config(type, configuration, credentials)
     if not errors:  # the network policy, again right before the backend connects
-        errors = network_errors(type, configuration)
+        errors = network_errors(type, configuration, credentials)
     if errors:
         raise InvalidStorageConfig(errors)
     return _FACTORIES[type](configuration, credentials, options)
@@ -98,6 +102,9 @@ def probe(
     What "Test storage connection" endpoints call (api-layer.md, "Storage
     Management": ``POST /api/v1/storage/test``).
     """
+    if type != "local":
+        # Someone is waiting for the answer: a short retry, not the backup's patience.
+        options.setdefault("retry", default_policy().quick())
     try:
         backend = open_backend(type, configuration, credentials, **options)
     except InvalidStorageConfig as exc:
@@ -140,13 +147,13 @@ def _open_sftp(config: dict[str, Any], creds: dict[str, Any], options: dict[str,
 def _open_gcs(config: dict[str, Any], creds: dict[str, Any], options: dict[str, Any]):
     from .cloud import open_gcs
 
-    return open_gcs(config, creds)
+    return open_gcs(config, creds, **options)
 
 
 def _open_azure(config: dict[str, Any], creds: dict[str, Any], options: dict[str, Any]):
     from .cloud import open_azure
 
-    return open_azure(config, creds)
+    return open_azure(config, creds, **options)
 
 
 _FACTORIES: dict[

@@ -23,7 +23,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, BinaryIO, TypeVar
 
@@ -260,6 +260,12 @@ class StorageBackend(ABC):
     def discard_partials(self, name: str) -> int:
         """Remove what an interrupted writer of ``name`` left (temp files, open multipart
         uploads): the reaper calls this after a worker died. Returns how many were removed."""
+        return 0
+
+    def sweep_abandoned(self, *, prefixes: list[str], older_than: timedelta) -> int:
+        """Remove incomplete uploads (multipart uploads, uncommitted blocks) under ``prefixes``
+        started more than ``older_than`` ago; returns how many. Types whose partial writes are
+        plain temporary files (local, SFTP) have nothing here: ``discard_partials`` covers them."""
         return 0
 
     def free_space(self) -> int | None:

@@ -1,17 +1,37 @@
 """S3 and S3-compatible (MinIO, moto, Ceph...) storage on boto3.
 
-Writes are multipart uploads: data is buffered into parts of
-:data:`PART_SIZE` bytes (constant memory whatever the artifact size), each sent
-with ``upload_part`` as soon as it is full; ``commit()`` completes the upload,
-which is when S3 makes the object visible, atomically. Any failure, exception
-or ``abort()`` calls ``abort_multipart_upload`` so no parts linger (and cost).
-An object smaller than one part is sent with a single ``put_object``: just as
-atomic, one request instead of three.
+Writes are multipart uploads from a non-seekable stream, with constant memory:
+
+- **Growing parts.** S3 allows 10,000 parts per upload, so a fixed part size caps
+  the object (8 MiB parts: 78 GiB). Parts start at :data:`PART_SIZE` and double
+  every tenth of the part limit (8 MiB x 1,000, 16 MiB x 1,000, ... 4 GiB x 1,000),
+  so 10,000 parts hold more than S3's 5 TiB object limit while a typical backup
+  still uses small parts.
+- **Concurrent parts, bounded memory.** Up to ``concurrency`` parts upload at once
+  on a small thread pool while the next one fills; the producer waits when all
+  slots are busy. Each part buffer is a ``SpooledTemporaryFile`` holding at most
+  ``memory_budget / (concurrency + 1)`` bytes in memory and spilling to a temp
+  file beyond that, so memory stays under ``memory_budget`` whatever the part size.
+- **Retries per request.** Every request (each part, create, complete, abort) goes
+  through the storage retry policy (``retry.py``: exponential backoff with jitter on
+  5xx, timeouts, refused or dropped connections); botocore's own retries are off so
+  the two do not multiply.
+- **Atomic, nothing left behind.** ``commit()`` completes the upload, which is when S3
+  makes the object visible. Any failure, exception or ``abort()`` waits for the parts
+  in flight and aborts the upload (retried too); an upload whose abort still failed
+  (the storage stayed down) is removed later by the sweep of abandoned uploads
+  (:meth:`S3Backend.sweep_abandoned`). An object smaller than one part is one
+  ``put_object``: just as atomic, one request instead of three.
+
+boto3's ``upload_fileobj`` (TransferManager) also uploads a non-seekable stream in
+concurrent parts, but with a fixed part size (so the same 10,000-part cap) and whole
+parts held in memory; see the README's storage section for the measurements.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
 import boto3
@@ -25,9 +45,9 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from . import parts
 from .base import (
     StorageBackend,
-    StorageWriter,
     StoredObject,
     StreamReader,
     buffered,
@@ -35,11 +55,20 @@ from .base import (
     clean_prefix,
 )
 from .errors import StorageAuthError, StorageError, StorageNotFound, StorageUnavailable
+from .retry import RetryPolicy, default_policy
 
 logger = logging.getLogger(__name__)
 
-#: Multipart part size. S3 needs >= 5 MiB for every part but the last.
+#: Size of the first multipart parts. S3 needs >= 5 MiB for every part but the last.
 PART_SIZE = 8 * 1024 * 1024
+#: S3's limits: parts per upload, bytes per part, bytes per object.
+MAX_PARTS = 10_000
+MAX_PART_SIZE = 5 * 1024**3
+MAX_OBJECT_SIZE = 5 * 1024**4
+#: Parts uploading at once per writer (plus one filling).
+CONCURRENCY = 4
+#: Bytes of part buffers one writer keeps in memory; the rest spills to temp files.
+MEMORY_BUDGET = 64 * 1024 * 1024
 
 _AUTH_CODES = frozenset(
     {
@@ -60,74 +89,86 @@ _TRANSIENT_CODES = frozenset(
 )
 
 
-class S3Writer(StorageWriter):
-    """Buffers up to one part, uploads full parts, completes on commit."""
+def part_size_for(number: int, *, initial: int = PART_SIZE, max_parts: int = MAX_PARTS) -> int:
+    """Size of S3 part ``number`` (1-based): ``initial``, doubled every tenth of ``max_parts``."""
+    return parts.part_size_for(number, initial=initial, max_parts=max_parts, max_part_size=MAX_PART_SIZE)
+
+
+class S3Writer(parts.PartWriter):
+    """A multipart upload: growing parts sent concurrently, completed on commit."""
+
+    max_part_size = MAX_PART_SIZE
+    limit_text = f"{MAX_OBJECT_SIZE // 1024**4} TiB on S3"
 
     def __init__(self, backend: S3Backend, name: str, key: str) -> None:
-        super().__init__(name)
+        super().__init__(name, policy=backend.policy, part_size=backend.part_size,
+                         max_parts=backend.max_parts, concurrency=backend.concurrency,
+                         memory_budget=backend.memory_budget, spool_dir=backend.spool_dir)
         self._backend = backend
         self._key = key
-        self._buffer = bytearray()
         self._upload_id: str | None = None
-        self._parts: list[dict[str, Any]] = []
 
-    def _write(self, data: bytes | bytearray | memoryview) -> None:
-        self._buffer += data
-        while len(self._buffer) >= PART_SIZE:
-            part = bytes(self._buffer[:PART_SIZE])
-            del self._buffer[:PART_SIZE]
-            self._upload_part(part)
+    def _start(self) -> None:
+        backend = self._backend
+        response = backend.call(
+            "create_multipart_upload", f"{self.name} (start upload)", policy=backend.policy,
+            Bucket=backend.bucket, Key=self._key, **backend.put_extra,
+        )
+        self._upload_id = response["UploadId"]
 
-    def _upload_part(self, data: bytes) -> None:
-        client, bucket = self._backend.client, self._backend.bucket
-        with self._backend.translate(self.name):
-            if self._upload_id is None:
-                response = client.create_multipart_upload(
-                    Bucket=bucket, Key=self._key, **self._backend.put_extra
+    def _send(self, part: parts.Part) -> str:
+        backend = self._backend
+        response = backend.call(
+            "upload_part", f"{self.name} (part {part.number})", policy=_ONCE,
+            Bucket=backend.bucket, Key=self._key, UploadId=self._upload_id,
+            PartNumber=part.number, Body=part.file, ContentLength=part.length,
+        )
+        return response["ETag"]
+
+    def _send_whole(self, body: bytes) -> None:
+        backend = self._backend
+        backend.call("put_object", self.name, policy=_ONCE,
+                     Bucket=backend.bucket, Key=self._key, Body=body, **backend.put_extra)
+
+    def _finish(self, tokens: list[str]) -> None:
+        backend = self._backend
+        etags = [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(tokens, start=1)]
+        attempts = 0
+
+        def complete() -> None:
+            nonlocal attempts
+            attempts += 1
+            try:
+                backend.call(
+                    "complete_multipart_upload", f"{self.name} (complete upload)", policy=_ONCE,
+                    Bucket=backend.bucket, Key=self._key, UploadId=self._upload_id,
+                    MultipartUpload={"Parts": etags},
                 )
-                self._upload_id = response["UploadId"]
-            number = len(self._parts) + 1
-            response = client.upload_part(
-                Bucket=bucket,
-                Key=self._key,
-                UploadId=self._upload_id,
-                PartNumber=number,
-                Body=data,
-            )
-        self._parts.append({"PartNumber": number, "ETag": response["ETag"]})
-        logger.debug("Uploaded part %d of %s", number, self._key)
+            except StorageNotFound:
+                # A retry after a lost answer: the first attempt may have completed it.
+                if attempts > 1 and self._completed_object_matches(len(etags)):
+                    return
+                raise
 
-    def _commit(self) -> None:
-        client, bucket = self._backend.client, self._backend.bucket
-        if self._upload_id is None:
-            with self._backend.translate(self.name):
-                client.put_object(
-                    Bucket=bucket,
-                    Key=self._key,
-                    Body=bytes(self._buffer),
-                    **self._backend.put_extra,
-                )
-            self._buffer.clear()
-            return
-        if self._buffer:
-            self._upload_part(bytes(self._buffer))
-            self._buffer.clear()
-        with self._backend.translate(self.name):
-            client.complete_multipart_upload(
-                Bucket=bucket,
-                Key=self._key,
-                UploadId=self._upload_id,
-                MultipartUpload={"Parts": self._parts},
-            )
+        backend.policy.call(complete, what=f"complete {self.name}")
 
-    def _abort(self) -> None:
-        self._buffer = bytearray()
+    def _completed_object_matches(self, part_count: int) -> bool:
+        try:
+            head = self._backend.call("head_object", self.name, policy=_ONCE,
+                                      Bucket=self._backend.bucket, Key=self._key)
+        except StorageError:
+            return False
+        etag = str(head.get("ETag", "")).strip('"')
+        return int(head["ContentLength"]) == self.bytes_written and etag.endswith(f"-{part_count}")
+
+    def _cancel(self) -> None:
         if self._upload_id is not None:
             upload_id, self._upload_id = self._upload_id, None
-            with self._backend.translate(self.name):
-                self._backend.client.abort_multipart_upload(
-                    Bucket=self._backend.bucket, Key=self._key, UploadId=upload_id
-                )
+            self._backend.abort_upload(self._key, upload_id, what=self.name, policy=self._backend.policy)
+
+
+#: One attempt: for calls that sit inside a retry loop of their own.
+_ONCE = RetryPolicy(attempts=1)
 
 
 class S3Backend(StorageBackend):
@@ -143,7 +184,13 @@ class S3Backend(StorageBackend):
         storage_type: str = "s3",
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
-        max_attempts: int = 3,
+        max_attempts: int | None = None,
+        retry: RetryPolicy | None = None,
+        part_size: int = PART_SIZE,
+        max_parts: int = MAX_PARTS,
+        concurrency: int = CONCURRENCY,
+        memory_budget: int = MEMORY_BUDGET,
+        spool_dir: str | None = None,
     ) -> None:
         self.type = storage_type
         self.bucket: str = configuration["bucket"]
@@ -151,12 +198,28 @@ class S3Backend(StorageBackend):
         prefix = (configuration.get("path_prefix") or "").strip("/")
         self.prefix = f"{prefix}/" if prefix else ""
         self.location = f"s3://{self.bucket}/{self.prefix}"
+        self.policy = retry or default_policy()
+        if max_attempts is not None:
+            self.policy = RetryPolicy(attempts=max_attempts, initial=self.policy.initial,
+                                      maximum=self.policy.maximum, deadline=self.policy.deadline)
+        # Calls outside a writer (reads, deletes, listings, the reaper's cleanup) answer someone
+        # waiting or run inside a time-limited task: a short retry, not the writer's patience.
+        self.request_policy = self.policy.quick()
+        self.part_size = int(part_size)
+        self.max_parts = int(max_parts)
+        self.concurrency = max(1, int(concurrency))
+        self.memory_budget = int(memory_budget)
+        self.spool_dir = spool_dir
         custom = self.endpoint_url is not None
         style = configuration.get("addressing_style") or ("path" if custom else "auto")
         config = Config(
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
-            retries={"max_attempts": max_attempts, "mode": "standard"},
+            # One attempt per call: retries are ours (retry.py), per request, so that
+            # botocore's and ours do not multiply.
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            # Every part in flight needs its own connection.
+            max_pool_connections=max(10, self.concurrency * 2),
             s3={"addressing_style": style},
             signature_version="s3v4",
             # Third-party S3 servers (older MinIO, Ceph) reject the default
@@ -187,6 +250,49 @@ class S3Backend(StorageBackend):
     def translate(self, what: str) -> _Translate:
         """Context manager turning boto errors into storage errors about ``what``."""
         return _Translate(self, what)
+
+    def call(self, method: Any, what: str, *, policy: RetryPolicy | None = None, **kwargs: Any) -> Any:
+        """Call a client method (by name) or a function, translating errors and retrying
+        transient ones per the retry policy."""
+        func = getattr(self.client, method) if isinstance(method, str) else method
+
+        def once() -> Any:
+            with self.translate(what):
+                return func(**kwargs)
+
+        return (policy or self.request_policy).call(once, what=what)
+
+    def abort_upload(self, key: str, upload_id: str, *, what: str, policy: RetryPolicy | None = None) -> None:
+        """Abort one multipart upload, retried like any request; gone already is fine."""
+        try:
+            self.call("abort_multipart_upload", f"{what} (abort upload)", policy=policy,
+                      Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except StorageNotFound:
+            return
+
+    def sweep_abandoned(self, *, prefixes: list[str], older_than: timedelta) -> int:
+        """Abort multipart uploads under ``prefixes`` started more than ``older_than`` ago.
+
+        What a writer leaves when the storage went away before its abort got through,
+        or when its worker was killed. Returns how many uploads were aborted.
+        """
+        cutoff = datetime.now(UTC) - older_than
+        aborted = 0
+        for prefix in prefixes:
+            full = self.prefix + clean_prefix(prefix)
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            with self.translate(f"bucket '{self.bucket}'"):
+                pages = list(paginator.paginate(Bucket=self.bucket, Prefix=full))
+            for page in pages:
+                for upload in page.get("Uploads", []):
+                    started = upload.get("Initiated")
+                    if started is not None and started.tzinfo is None:
+                        started = started.replace(tzinfo=UTC)
+                    if started is not None and started > cutoff:
+                        continue
+                    self.abort_upload(upload["Key"], upload["UploadId"], what=upload["Key"])
+                    aborted += 1
+        return aborted
 
     def error(self, exc: Exception, what: str) -> StorageError:
         """Map a boto3/botocore exception to a storage error (no secrets in messages)."""
@@ -221,6 +327,9 @@ class S3Backend(StorageBackend):
         return StorageError(f"S3 error on {what}: {type(exc).__name__}")
 
     def connect(self) -> None:
+        self.request_policy.call(self._connect_once, what=f"bucket '{self.bucket}'")
+
+    def _connect_once(self) -> None:
         with self.translate(f"bucket '{self.bucket}'"):
             try:
                 self.client.head_bucket(Bucket=self.bucket)
@@ -240,8 +349,7 @@ class S3Backend(StorageBackend):
 
     def open_reader(self, name: str) -> BinaryIO:
         key = self.key(name)
-        with self.translate(name):
-            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        body = self.call("get_object", name, Bucket=self.bucket, Key=key)["Body"]
         return buffered(
             StreamReader(body.read, body.close, lambda exc: self.error(exc, name)),
             buffer_size=256 * 1024,
@@ -249,18 +357,16 @@ class S3Backend(StorageBackend):
 
     def delete(self, name: str) -> None:
         # S3's DeleteObject succeeds for a missing key: idempotent by design.
-        with self.translate(name):
-            self.client.delete_object(Bucket=self.bucket, Key=self.key(name))
+        self.call("delete_object", name, Bucket=self.bucket, Key=self.key(name))
 
     def discard_partials(self, name: str) -> int:
         """Abort multipart uploads of ``name`` left open by a writer that died."""
         key, removed = self.key(name), 0
-        with self.translate(name):
-            response = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
-            for upload in response.get("Uploads", []):
-                if upload["Key"] == key:
-                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload["UploadId"])
-                    removed += 1
+        response = self.call("list_multipart_uploads", name, Bucket=self.bucket, Prefix=key)
+        for upload in response.get("Uploads", []):
+            if upload["Key"] == key:
+                self.abort_upload(key, upload["UploadId"], what=name)
+                removed += 1
         return removed
 
     def exists(self, name: str) -> bool:
@@ -271,8 +377,7 @@ class S3Backend(StorageBackend):
         return True
 
     def size(self, name: str) -> int:
-        with self.translate(name):
-            response = self.client.head_object(Bucket=self.bucket, Key=self.key(name))
+        response = self.call("head_object", name, Bucket=self.bucket, Key=self.key(name))
         return int(response["ContentLength"])
 
     def list(self, prefix: str = "") -> list[StoredObject]:

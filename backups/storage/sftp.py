@@ -38,11 +38,14 @@ from .base import (
     partial_name,
 )
 from .errors import StorageAuthError, StorageError, StorageNotFound, StorageUnavailable
+from .retry import RetryPolicy, default_policy
 
 logger = logging.getLogger(__name__)
 
 #: Read size per SFTP request (paramiko's own maximum is 32 KiB per packet).
 READ_CHUNK = 256 * 1024
+#: Bytes a writer keeps until the server confirms them (what it resends after a drop).
+CHECKPOINT = 8 * 1024 * 1024
 
 
 def translate_sftp_error(exc: BaseException, what: str) -> StorageError:
@@ -61,52 +64,161 @@ def translate_sftp_error(exc: BaseException, what: str) -> StorageError:
 
 
 class SFTPWriter(StorageWriter):
-    """Streams to ``.<name>.<random>.part`` in the target directory, renames on commit."""
+    """Streams to ``.<name>.<random>.part`` in the target directory, renames on commit.
+
+    Survives a dropped SSH connection: the bytes sent since the last checkpoint stay in
+    memory (at most ``checkpoint`` bytes); every ``checkpoint`` bytes an ``FSTAT`` (answered
+    only after the server has handled every write before it) confirms the temporary file's
+    size. After a drop the writer reconnects (retry policy: backoff with jitter), cuts the
+    temporary file back to the confirmed size and sends the unconfirmed bytes again.
+    """
 
     def __init__(self, backend: SFTPBackend, name: str) -> None:
         super().__init__(name)
         self._backend = backend
         self._path = backend.path(name)
         self._tmp = backend.path(partial_name(name))
-        sftp = backend.sftp()
-        try:
-            backend.makedirs(posixpath.dirname(self._path))
-            self._file = sftp.open(self._tmp, "wb")
-        except (OSError, paramiko.SSHException) as exc:
-            raise translate_sftp_error(exc, name) from None
-        # Don't wait for each write's ack; errors surface at close().
+        self._file: paramiko.SFTPFile | None = None
+        self._confirmed = 0
+        self._pending = bytearray()
+        self._broken = False
+        self.reconnects = 0
+
+        def open_attempt() -> None:
+            self._broken = False  # nothing to resume yet: just open again
+            self._run(self._open_new)
+
+        self._backend.policy.call(open_attempt, what=self.name)
+        self._broken = False
+
+    # -- connection loss -------------------------------------------------------------------
+
+    def _open_new(self) -> None:
+        self._backend.makedirs(posixpath.dirname(self._path))
+        self._file = self._backend.sftp().open(self._tmp, "wb")
+        # Don't wait for each write's ack; checkpoints confirm what arrived.
         self._file.set_pipelined(True)
 
-    def _write(self, data: bytes | bytearray | memoryview) -> None:
+    def _resume(self) -> None:
+        """Reconnect, cut the temp file back to what was confirmed, resend the rest."""
+        with contextlib.suppress(Exception):
+            if self._file is not None:
+                self._file.close()
+        self._file = None
+        sftp = self._backend.sftp()
+        handle = sftp.open(self._tmp, "r+b")
+        size = handle.stat().st_size or 0
+        if size < self._confirmed:
+            handle.close()
+            raise StorageError(
+                f"The partial upload of {self.name} lost confirmed data ({size} < {self._confirmed} bytes)"
+            )
+        handle.truncate(self._confirmed)
+        handle.seek(self._confirmed)
+        handle.set_pipelined(True)
+        self._file = handle
+        if self._pending:
+            handle.write(bytes(self._pending))
+        self.reconnects += 1
+        logger.info("Resumed %s at byte %d after a lost connection", self.name, self._confirmed)
+
+    def _guard(self, op: Any, *, resend: bool) -> Any:
+        """Run ``op``; on a lost connection, resume and run it again (retry policy).
+
+        ``resend``: the operation's data is already in the pending bytes that a resume
+        sends again, so after a resume there is nothing left to do.
+        """
+
+        def attempt() -> Any:
+            if self._broken:
+                self._run(self._resume)
+                self._broken = False
+                if resend:
+                    return None
+            return self._run(op)
+
+        return self._backend.policy.call(attempt, what=self.name)
+
+    def _run(self, op: Any) -> Any:
         try:
-            self._file.write(bytes(data))
-        except (OSError, paramiko.SSHException) as exc:
-            raise translate_sftp_error(exc, self.name) from None
+            return op()
+        except StorageUnavailable:
+            self._broken = True
+            raise
+        except StorageError:
+            raise
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            error = translate_sftp_error(exc, self.name)
+            if not isinstance(error, StorageUnavailable) and not self._backend.connected():
+                error = StorageUnavailable(f"SFTP connection lost while writing {self.name}")
+            if isinstance(error, StorageUnavailable):
+                self._broken = True
+            raise error from None
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _write(self, data: bytes | bytearray | memoryview) -> None:
+        chunk = bytes(data)
+        self._pending += chunk
+        self._guard(lambda: self._file.write(chunk), resend=True)
+        if len(self._pending) >= self._backend.checkpoint:
+            self._guard(self._checkpoint, resend=False)
+
+    def _checkpoint(self) -> None:
+        size = self._file.stat().st_size or 0
+        # The FSTAT answer came after the answers to every write before it, which paramiko has
+        # read and dropped on the way; forget them, or its pipelining would wait for them again.
+        self._file._reqs.clear()
+        expected = self._confirmed + len(self._pending)
+        if size != expected:
+            # A pipelined write failed on the server (disk full, quota): its error status
+            # is not reported by paramiko, the size tells.
+            raise StorageError(
+                f"SFTP server stored {size} of {expected} bytes of {self.name} (disk full or quota?)"
+            )
+        self._confirmed = expected
+        self._pending.clear()
 
     def _commit(self) -> None:
+        self._guard(self._checkpoint, resend=False)
+        with contextlib.suppress(Exception):
+            self._file.close()  # everything is confirmed; a failure here loses nothing
+        self._guard(self._rename, resend=False)
+
+    def _rename(self) -> None:
         sftp = self._backend.sftp()
         try:
-            self._file.close()
-            try:
-                sftp.posix_rename(self._tmp, self._path)
-            except OSError as exc:
-                if getattr(exc, "errno", None) in (errno.ENOENT, errno.EACCES):
-                    raise
-                # Server without posix-rename: plain SFTP rename refuses to
-                # overwrite, so remove first (a short non-atomic window).
-                logger.info("posix-rename unsupported on %s; falling back", self._backend.location)
-                with contextlib.suppress(FileNotFoundError):
-                    sftp.remove(self._path)
-                sftp.rename(self._tmp, self._path)
-        except (OSError, paramiko.SSHException) as exc:
-            raise translate_sftp_error(exc, self.name) from None
+            sftp.posix_rename(self._tmp, self._path)
+        except FileNotFoundError:
+            # A retry after a lost answer: the first rename may have happened.
+            if self._backend.exists(self.name) and self._backend.size(self.name) == self.bytes_written:
+                return
+            raise
+        except OSError as exc:
+            if getattr(exc, "errno", None) == errno.EACCES or not self._backend.connected():
+                raise
+            # Server without posix-rename: plain SFTP rename refuses to
+            # overwrite, so remove first (a short non-atomic window).
+            logger.info("posix-rename unsupported on %s; falling back", self._backend.location)
+            with contextlib.suppress(FileNotFoundError):
+                sftp.remove(self._path)
+            sftp.rename(self._tmp, self._path)
 
     def _abort(self) -> None:
-        try:
-            self._file.close()
-        finally:
-            with contextlib.suppress(FileNotFoundError):
+        self._pending = bytearray()
+        if self._file is not None:
+            with contextlib.suppress(Exception):
+                self._file.close()
+
+        def remove() -> None:
+            try:
                 self._backend.sftp().remove(self._tmp)
+            except FileNotFoundError:
+                return
+            except (OSError, EOFError, paramiko.SSHException) as exc:
+                raise translate_sftp_error(exc, self.name) from None
+
+        self._backend.policy.call(remove, what=f"{self.name} (remove partial)")
 
 
 class SFTPBackend(StorageBackend):
@@ -120,7 +232,11 @@ class SFTPBackend(StorageBackend):
         credentials: dict[str, Any],
         *,
         timeout: float = 15.0,
+        retry: RetryPolicy | None = None,
+        checkpoint: int = CHECKPOINT,
     ) -> None:
+        self.policy = retry or default_policy()
+        self.checkpoint = int(checkpoint)
         self.host: str = configuration["host"]
         self.port = int(configuration.get("port") or 22)
         self.root: str = posixpath.normpath(configuration["path"])
@@ -168,6 +284,11 @@ class SFTPBackend(StorageBackend):
             ) from None
         self._sftp.get_channel().settimeout(self.timeout)
         return self._sftp
+
+    def connected(self) -> bool:
+        """True while the SSH connection is up."""
+        transport = self._client.get_transport() if self._client else None
+        return transport is not None and transport.is_active()
 
     def close(self) -> None:
         if self._sftp is not None:

@@ -14,8 +14,28 @@ URL_KEYS = ("endpoint_url", "account_url", "api_endpoint", "endpoint")
 HOST_KEYS = ("host",)
 
 
-def network_errors(type: str, configuration: Mapping[str, Any]) -> dict[str, str]:
+def _azure_endpoints(configuration: Mapping[str, Any], credentials: Mapping[str, Any]) -> dict[str, str]:
+    """Where an Azure storage connects: a connection string's ``BlobEndpoint``, else
+    ``<account>.blob.<endpoint_suffix>``."""
+    found: dict[str, str] = {}
+    raw = credentials.get("connection_string")
+    fields = dict(p.split("=", 1) for p in raw.split(";") if "=" in p) if isinstance(raw, str) else {}
+    if fields.get("BlobEndpoint"):
+        found["credentials"] = fields["BlobEndpoint"]
+    account = configuration.get("account_name") or fields.get("AccountName")
+    suffix = configuration.get("endpoint_suffix") or fields.get("EndpointSuffix") or "core.windows.net"
+    if account and "credentials" not in found and isinstance(account, str) and isinstance(suffix, str):
+        found["endpoint_suffix"] = f"https://{account}.blob.{suffix}"
+    return found
+
+
+def network_errors(type: str, configuration: Mapping[str, Any],
+                   credentials: Mapping[str, Any] | None = None) -> dict[str, str]:
     errors: dict[str, str] = {}
+    if type == "azure":
+        for key, url in _azure_endpoints(configuration, credentials or {}).items():
+            if reason := netpolicy.url_refusal(url):
+                errors[key] = f"Not allowed as a target: {reason}."
     for key in URL_KEYS:
         value = configuration.get(key)
         if isinstance(value, str) and value and (reason := netpolicy.url_refusal(value)):

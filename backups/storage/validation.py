@@ -18,8 +18,9 @@ Configuration keys per type (credentials in brackets):
 - ``sftp``: ``host``, ``port`` (default 22), ``path`` (absolute), ``username``
   (here or in credentials), optional ``host_key`` ("ssh-ed25519 AAAA...")
   [``password`` and/or ``private_key`` (+ ``passphrase``)].
-- ``gcs``: ``bucket``, optional ``path_prefix``, ``project_id``
-  [``service_account_json``: the key file, as a JSON string or object].
+- ``gcs``: ``bucket``, optional ``path_prefix``, ``project_id``, ``endpoint_url``
+  (a GCS-compatible server or emulator) [``service_account_json``: the key file, as a
+  JSON string or object; optional with an ``endpoint_url``: then requests are anonymous].
 - ``azure``: ``account_name``, ``container``, optional ``path_prefix``
   [``account_key`` or ``connection_string``].
 """
@@ -315,10 +316,14 @@ def _validate_gcs(config: Mapping[str, Any], creds: Mapping[str, Any], errors: E
     elif bucket.startswith("goog") or "google" in bucket or "g00gle" in bucket:
         errors["bucket"] = "Bucket name must not start with 'goog' or contain 'google'"
     _check_path_prefix(config.get("path_prefix"), errors)
+    endpoint = config.get("endpoint_url")
+    if endpoint not in (None, "") and (error := endpoint_url_error(endpoint)) is not None:
+        errors["endpoint_url"] = error
 
     raw = creds.get("service_account_json")
     if raw in (None, ""):
-        _add_credential_error(errors, "Service account JSON key is required")
+        if endpoint in (None, ""):
+            _add_credential_error(errors, "Service account JSON key is required")
         return
     info: Any = raw
     if isinstance(raw, str):
