@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from backupplatform.errors import ValidationFailed
+from backupplatform.ids import parse_id
 
 from .models import AuditEvent
 
@@ -30,9 +31,9 @@ def audit_event_list(*, tenant: Any, filters: dict[str, str]) -> QuerySet[AuditE
     """Events of ``tenant`` (all for ``None``), newest first, filtered as the seed documents."""
     qs = AuditEvent.objects.all() if tenant is None else AuditEvent.objects.filter(tenant=tenant)
     if filters.get("user_id"):
-        if not str(filters["user_id"]).isdigit():
+        if parse_id(filters["user_id"]) is None:
             raise ValidationFailed(details={"user_id": ["A whole number is required."]})
-        qs = qs.filter(actor_id=int(filters["user_id"]))
+        qs = qs.filter(actor_id=parse_id(filters["user_id"]))
     if filters.get("action"):
         qs = qs.filter(action=filters["action"])
     if filters.get("resource_type"):

@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from backupplatform.facades.serializers import StrictCharField, StrictIntegerField
+from backupplatform.ids import parse_id
 from schedules import selectors
 from schedules.models import BackupJob
 
@@ -44,10 +45,8 @@ class IdField(serializers.Field):
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool):
             self.fail("invalid")
-        if isinstance(data, int) and data > 0:
-            return data
-        if isinstance(data, str) and data.strip().isdigit() and len(data.strip()) < 19:
-            return int(data)
+        if parse_id(data) is not None:
+            return parse_id(data)
         self.fail("invalid")
 
     def to_representation(self, value):

@@ -29,6 +29,7 @@ from backupplatform.facades.serializers import (
     StrictIntegerField,
     validated,
 )
+from backupplatform.ids import is_id
 from backups.models import Application, Backup, Server, Storage
 from schedules import selectors, services
 from schedules.models import BackupJob
@@ -152,7 +153,7 @@ class BackupJobViewSet(TenantScopedMixin, mixins.ListModelMixin, mixins.Retrieve
         return qs
 
     def get_object(self):
-        if not str(self.kwargs["pk"]).isdigit() or len(str(self.kwargs["pk"])) > 18:
+        if not is_id(self.kwargs["pk"]):
             # An id that cannot exist is simply not found (as for every other lookup).
             raise NotFound("Backup job not found", code="JOB_NOT_FOUND")
         return super().get_object()

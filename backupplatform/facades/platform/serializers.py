@@ -10,6 +10,7 @@ from backupplatform.facades.serializers import (
     StrictBooleanField,
     StrictCharField,
 )
+from backupplatform.ids import parse_id
 from tenants.models import Membership, Role
 
 
@@ -65,7 +66,7 @@ class UserSerializer(serializers.ModelSerializer):
     username = serializers.CharField(source="user.username")
     email = serializers.CharField(source="user.email")
     full_name = serializers.SerializerMethodField()
-    last_login = serializers.DateTimeField(source="user.last_login")
+    last_login = serializers.DateTimeField(source="user.last_login", allow_null=True)
 
     class Meta:
         model = Membership
@@ -112,7 +113,7 @@ class AuditEventSerializer(serializers.Serializer):
         value = obj.resource_id
         if value == "":
             return None
-        return int(value) if value.isdigit() else value
+        return parse_id(value) or value
 
 
 class MessageSerializer(serializers.Serializer):

@@ -22,6 +22,7 @@ from backupplatform.facades.serializers import (
     StrictDictField,
     validated,
 )
+from backupplatform.ids import is_id, parse_id
 from backups import backup_selectors
 from backups.keys import key_for_id
 from backups.models import Application, Backup, Restore
@@ -148,8 +149,8 @@ class AppBackupsBase(DedicatedPlanMixin, TenantScopedMixin, WorkspaceViewSet):
     def application(self) -> Application:
         app_id = self.kwargs.get("app_id")
         app = None
-        if str(app_id).isdigit():
-            app = Application.objects.filter(tenant=self.require_tenant(), pk=int(app_id)).first()
+        if is_id(app_id):
+            app = Application.objects.filter(tenant=self.require_tenant(), pk=parse_id(app_id)).first()
         if app is None:
             raise NotFound("Application not found", code="APPLICATION_NOT_FOUND")
         return app
@@ -169,9 +170,9 @@ class ApplicationBackupViewSet(mixins.ListModelMixin, AppBackupsBase):
     def backup(self) -> Backup:
         backup_id = self.kwargs.get("backup_id")
         backup = None
-        if str(backup_id).isdigit():
+        if is_id(backup_id):
             backup = backup_selectors.backup_list(tenant=self.require_tenant()).filter(
-                application=self.application(), pk=int(backup_id)).first()
+                application=self.application(), pk=parse_id(backup_id)).first()
         if backup is None:
             raise NotFound("Backup not found", code="BACKUP_NOT_FOUND")
         return backup
@@ -253,9 +254,9 @@ class ApplicationBackupViewSet(mixins.ListModelMixin, AppBackupsBase):
         target = None
         raw_target = data.get("target_application")
         if raw_target not in (None, ""):
-            if not str(raw_target).isdigit():
+            if not is_id(raw_target):
                 raise ValidationFailed(details={"target_application": ["An application id of this workspace."]})
-            target = Application.objects.filter(tenant=backup.tenant, pk=int(raw_target)).first()
+            target = Application.objects.filter(tenant=backup.tenant, pk=parse_id(raw_target)).first()
             if target is None:
                 raise NotFound("Target application not found", code="APPLICATION_NOT_FOUND")
         restore = restore_services.restore_start(
@@ -282,8 +283,8 @@ class ApplicationRestoreViewSet(mixins.ListModelMixin, AppBackupsBase):
     @extend_schema(responses={200: AppRestoreSerializer})
     def retrieve(self, request, ws_id=None, app_id=None, restore_id=None):
         restore = None
-        if str(restore_id).isdigit():
-            restore = self.get_queryset().filter(pk=int(restore_id)).first()
+        if is_id(restore_id):
+            restore = self.get_queryset().filter(pk=parse_id(restore_id)).first()
         if restore is None:
             raise NotFound("Restore not found", code="RESTORE_NOT_FOUND")
         return respond(AppRestoreSerializer(restore).data)

@@ -23,6 +23,7 @@ from backupplatform.facades.serializers import (
     StrictIntegerField,
     validated,
 )
+from backupplatform.ids import is_id, parse_id
 from backups.models import Application, Storage
 from schedules import selectors, services
 from schedules.models import BackupJob, ScheduleType
@@ -155,8 +156,8 @@ class _AppView(DedicatedPlanMixin, WorkspaceView):
     def application(self) -> Application:
         app_id = self.kwargs.get("app_id")
         app = None
-        if str(app_id).isdigit() and len(str(app_id)) < 19:
-            app = Application.objects.filter(tenant=self.require_tenant(), pk=int(app_id)).first()
+        if is_id(app_id):
+            app = Application.objects.filter(tenant=self.require_tenant(), pk=parse_id(app_id)).first()
         if app is None:
             raise NotFound("Application not found", code="APPLICATION_NOT_FOUND")
         return app
