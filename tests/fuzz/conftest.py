@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
+from django.test import Client
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from tests.conftest import make_member
@@ -43,6 +45,29 @@ def real_path_kind(path: str, name: str) -> str:
         if path.startswith(prefix):
             return kind
     raise AssertionError(f"no real value for {name} in {path}: add it to the fuzz world")
+
+
+FACADE_PREFIXES = {
+    "acronis": ("/api/acronis/",),
+    "console": ("/cloud-integration/backup/",),
+    "workspace": ("/api/v1/workspaces/{ws_id}/",),
+    "jobs": tuple(f"/api/v1/{s}" for s in ("jobs", "storage", "verify", "api-keys", "webhooks")),
+}
+
+
+def facade_of(path: str) -> str:
+    for name, prefixes in FACADE_PREFIXES.items():
+        if path.startswith(prefixes):
+            return name
+    return "platform"
+
+
+@pytest.fixture(scope="module")
+def openapi(django_db_blocker):
+    with django_db_blocker.unblock():
+        response = Client().get("/api/schema/")
+    assert response.status_code == 200
+    return yaml.safe_load(response.content)
 
 
 @dataclass

@@ -14,13 +14,12 @@ from urllib.parse import quote
 
 import jsonschema
 import pytest
-import yaml
 from django.db import transaction
 from django.test import Client
 
 from backupplatform.facades.registry import FACADES
 
-from .conftest import real_path_kind, record
+from .conftest import facade_of, real_path_kind, record
 
 pytestmark = [pytest.mark.django_db, pytest.mark.fuzz]
 
@@ -42,29 +41,6 @@ ODD_VALUES = [
     "../../etc/passwd",
     " 1 ",
 ]
-
-FACADE_PREFIXES = {
-    "acronis": ("/api/acronis/",),
-    "console": ("/cloud-integration/backup/",),
-    "workspace": ("/api/v1/workspaces/{ws_id}/",),
-    "jobs": tuple(f"/api/v1/{s}" for s in ("jobs", "storage", "verify", "api-keys", "webhooks")),
-}
-
-
-def facade_of(path: str) -> str:
-    for name, prefixes in FACADE_PREFIXES.items():
-        if path.startswith(prefixes):
-            return name
-    return "platform"
-
-
-@pytest.fixture(scope="module")
-def openapi(django_db_blocker):
-    with django_db_blocker.unblock():
-        response = Client().get("/api/schema/")
-    assert response.status_code == 200
-    return yaml.safe_load(response.content)
-
 
 def operations(schema: dict, facade: str):
     """(method, path, path parameter names, query parameter names)."""

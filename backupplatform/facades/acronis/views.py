@@ -40,6 +40,9 @@ from backupplatform.facades.schema import FACADE_ERROR
 from backupplatform.facades.serializers import validated
 from tenants.models import Role
 
+# ``DELETE /config`` answers ``data: null`` in the envelope.
+NULL_DATA = {"type": "object", "nullable": True, "enum": [None], "description": "Always null"}
+
 
 def acronis_error_response(exc: AcronisError) -> Response:
     headers = {}
@@ -129,7 +132,7 @@ class ConfigView(AcronisServiceView):
         services.config_save(tenant=self.tenant(), create=False, **data)
         return respond({"configured": True}, message="Configuration saved successfully")
 
-    @extend_schema(operation_id="acronis_config_delete", responses={200: None})
+    @extend_schema(operation_id="acronis_config_delete", responses={200: NULL_DATA})
     def delete(self, request):
         services.config_delete(tenant=self.tenant())
         return respond(None, message="Configuration deleted successfully")

@@ -10,7 +10,7 @@ priority, see schedules/beat.py); ``is_active`` = enabled.
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers
 
 from backupplatform.errors import NotFound, ValidationFailed
@@ -117,6 +117,13 @@ class ExecutionSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+JobDeletedShape = inline_serializer("JobDeleted", {"id": serializers.IntegerField()})
+JobRunShape = inline_serializer("JobRunStarted", {
+    "job_id": serializers.IntegerField(), "operation_id": serializers.CharField(),
+    "backup_id": serializers.IntegerField(allow_null=True), "status": serializers.CharField(),
+    "created_at": serializers.CharField(allow_null=True)})
+
+
 def _fields(tenant, data: dict) -> dict:
     fields: dict = {}
     for name in ("name", "description", "source_path", "database_name", "backup_type", "schedule_type",
@@ -176,14 +183,14 @@ class BackupJobViewSet(TenantScopedMixin, mixins.ListModelMixin, mixins.Retrieve
         job = services.job_update(job=job, aliases=ALIASES, **_fields(job.tenant, data))
         return respond(JobSerializer(job).data, message="Backup job updated")
 
-    @extend_schema(responses={200: None})
+    @extend_schema(responses={200: JobDeletedShape})
     def destroy(self, request, pk=None):
         job = self.get_object()
         job_id = job.pk
         services.job_delete(job=job)
         return respond({"id": job_id}, message="Backup job deleted")
 
-    @extend_schema(request=RunInputSerializer, responses={202: dict})
+    @extend_schema(request=RunInputSerializer, responses={202: JobRunShape})
     def run(self, request, pk=None):
         job = self.get_object()
         data = validated(RunInputSerializer, request.data)

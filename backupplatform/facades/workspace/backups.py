@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers
 
 from audit.services import emit
@@ -143,6 +143,30 @@ class AppRestoreRequestSerializer(InputSerializer):
     confirmation = StrictCharField(required=False, allow_blank=True, max_length=200)
 
 
+# Response shapes for the OpenAPI schema (the views build these bodies).
+ManifestShape = inline_serializer("BackupManifest", {
+    "backup_id": serializers.IntegerField(), "created_at": serializers.DateTimeField(),
+    "version": serializers.CharField(),
+    "application": inline_serializer("BackupManifestApplication", {
+        "id": serializers.IntegerField(allow_null=True), "name": serializers.CharField(allow_null=True),
+        "namespace": serializers.CharField(allow_null=True)}),
+    "resources": inline_serializer("BackupManifestResources", {
+        "sources": serializers.ListField(child=serializers.DictField()),
+        "members": serializers.ListField(child=inline_serializer("BackupManifestMember", {
+            "name": serializers.CharField(allow_null=True), "size": serializers.IntegerField(allow_null=True),
+            "sha256": serializers.CharField(allow_null=True)}))}),
+    "metadata": inline_serializer("BackupManifestMetadata", {
+        "backup_tool_version": serializers.CharField(), "compression": serializers.CharField(),
+        "encryption": serializers.CharField(allow_null=True), "format": serializers.CharField(allow_null=True),
+        "sha256": serializers.CharField(), "stored_bytes": serializers.IntegerField(),
+        "raw_bytes": serializers.IntegerField()}),
+})
+RestoreStartedShape = inline_serializer("ApplicationRestoreStarted", {
+    "restore_id": serializers.IntegerField(), "backup_id": serializers.IntegerField(),
+    "target_application": serializers.IntegerField(allow_null=True), "status": serializers.CharField(),
+    "started_at": serializers.DateTimeField(), "estimated_completion": serializers.DateTimeField(allow_null=True)})
+
+
 class AppBackupsBase(DedicatedPlanMixin, TenantScopedMixin, WorkspaceViewSet):
     """Resolves ``app_id`` inside the workspace (another workspace's application is a 404)."""
 
@@ -193,7 +217,7 @@ class ApplicationBackupViewSet(mixins.ListModelMixin, AppBackupsBase):
     def retrieve(self, request, ws_id=None, app_id=None, backup_id=None):
         return respond(BackupDetailSerializer(self.backup()).data)
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: ManifestShape})
     def manifest(self, request, ws_id=None, app_id=None, backup_id=None):
         backup = self.backup()
         app = backup.application
@@ -239,7 +263,7 @@ class ApplicationBackupViewSet(mixins.ListModelMixin, AppBackupsBase):
         response["Content-Disposition"] = f'attachment; filename="backup-{backup.pk}.{fmt}"'
         return response
 
-    @extend_schema(request=AppRestoreRequestSerializer, responses={202: OpenApiTypes.OBJECT})
+    @extend_schema(request=AppRestoreRequestSerializer, responses={202: RestoreStartedShape})
     def restore(self, request, ws_id=None, app_id=None, backup_id=None):
         backup = self.backup()
         data = validated(AppRestoreRequestSerializer, request.data)
