@@ -2,7 +2,8 @@
 real WSGI application and database: no server error, and every answer (successes and
 errors alike) has a documented status code, content type and body schema.
 
-Generated path ids are half the time the ids of real rows (so the views' happy paths run,
+Each operation gets schemathesis' coverage cases (boundary values, missing and wrongly typed
+fields) and then ``MAX_EXAMPLES`` generated ones. Generated path ids are half the time the ids of real rows (so the views' happy paths run,
 not only their 404s) and half the time whatever the schema allows; bodies that name another
 object (``server_id``, ``schedule_id``...) get real ids the same way. The number of
 examples is small and the run derandomized, so the suite stays within a few minutes and
@@ -60,7 +61,7 @@ def load_schema():
         "generation": {"mode": "all", "max-examples": MAX_EXAMPLES, "deterministic": True,
                        # Credentials are the world's (a random X-API-Key would mask every view).
                        "with-security-parameters": False},
-        "phases": {"examples": {"enabled": True}, "coverage": {"enabled": False},
+        "phases": {"examples": {"enabled": True}, "coverage": {"enabled": True},
                    "fuzzing": {"enabled": True}, "stateful": {"enabled": False}},
     })
     schema = schemathesis.openapi.from_wsgi("/api/schema/", WSGI_APP, config=config)
@@ -90,7 +91,7 @@ def test_operation_is_documented_and_never_a_server_error(case, fuzz_world):
     case.path_parameters = resolve(case.path_parameters, fuzz_world)
     case.body = resolve(case.body, fuzz_world)
     # Every other example authenticates with the workspace's admin API key instead of a JWT.
-    operation = f"{case.method} {case.path}"
+    operation = case.operation.label
     if sum(RUN.get("schemathesis", {}).get("by_operation", {}).get(operation, {}).values()) % 2:
         headers = {"X-API-Key": fuzz_world.api_key}
     else:
