@@ -25,7 +25,8 @@ class StrictTimeField(serializers.Field):
         if not isinstance(data, str):
             self.fail("invalid")
         parts = data.strip().split(":")
-        if len(parts) != 2 or not all(p.isdigit() for p in parts) or len(parts[1]) != 2:
+        # ASCII digits only: str.isdigit() also passes "³" (int() fails) and "٣" (int() reads 3).
+        if len(parts) != 2 or not all(p.isascii() and p.isdigit() for p in parts) or len(parts[1]) != 2:
             self.fail("invalid")
         hour, minute = int(parts[0]), int(parts[1])
         if hour > 23 or minute > 59:

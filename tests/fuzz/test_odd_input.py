@@ -108,3 +108,21 @@ def test_odd_parameters_are_client_errors_in_the_facades_format(facade, openapi,
                     problems.append(f"{label}: not the {facade} error body: {str(exc)[:200]}")
     assert requests > 0
     assert not problems, f"{len(problems)} of {requests} requests:\n" + "\n".join(problems[:40])
+
+
+@pytest.mark.parametrize("value", ["³:⁴⁵", "١٢:٣٠", "12:３０"])
+def test_times_written_with_other_digits_are_validation_errors(value, fuzz_world):
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {fuzz_world.token}", raise_request_exception=False)
+    response, content = call_and_undo(client, "post", "/api/v1/jobs", content_type="application/json", data={
+        "name": "odd time", "source_path": "/tmp", "schedule_type": "daily",
+        "schedule_time": value})
+    assert response.status_code == 400, content[:300]
+    assert "schedule_time" in json.loads(content)["details"]
+
+
+def test_a_port_written_with_other_digits_is_a_validation_error(fuzz_world):
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {fuzz_world.token}", raise_request_exception=False)
+    response, content = call_and_undo(client, "post", "/api/v1/storage/test", content_type="application/json", data={
+        "provider_type": "sftp", "configuration": {"host": "127.0.0.1", "port": "²²", "path": "/tmp"},
+        "credentials": {"username": "u", "password": "p"}})
+    assert response.status_code == 400, content[:300]
