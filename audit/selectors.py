@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from backupplatform.errors import ValidationFailed
+from backupplatform.ids import parse_id
 from backupplatform.tenancy import scoped
 
 from .models import AuditEvent
@@ -32,9 +33,9 @@ def audit_event_list(*, tenant: Any, filters: dict[str, str]) -> QuerySet[AuditE
     the seed documents."""
     qs = scoped(AuditEvent.objects.all(), tenant)
     if filters.get("user_id"):
-        if not str(filters["user_id"]).isdigit():
+        if parse_id(filters["user_id"]) is None:
             raise ValidationFailed(details={"user_id": ["A whole number is required."]})
-        qs = qs.filter(actor_id=int(filters["user_id"]))
+        qs = qs.filter(actor_id=parse_id(filters["user_id"]))
     if filters.get("action"):
         qs = qs.filter(action=filters["action"])
     if filters.get("resource_type"):

@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime, parse_duration
 
 from backupplatform.errors import ValidationFailed
+from backupplatform.ids import parse_id
 from tenants.models import TenantScope
 
 from .models import Backup, BackupStatus, Operation, Restore, Verification
@@ -23,9 +24,9 @@ def backup_list(*, tenant: TenantScope, filters: dict | None = None) -> QuerySet
                         ("storage_id", "storage_id")):
         value = filters.get(name)
         if value not in (None, ""):
-            if not str(value).isdigit():
+            if parse_id(value) is None:
                 raise ValidationFailed(details={name: ["A whole number is required."]})
-            qs = qs.filter(**{field: int(value)})
+            qs = qs.filter(**{field: parse_id(value)})
     if filters.get("db_type"):
         qs = qs.filter(db_type=filters["db_type"])
     if filters.get("status"):
@@ -42,14 +43,17 @@ def parse_since(raw: str):
     """``24h``, ``7d``, ``30m``, ``2w``, an ISO 8601 duration, or an ISO date-time."""
     raw = str(raw).strip()
     units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-    if raw[:-1].isdigit() and raw[-1:] in units:
-        return timezone.now() - timedelta(**{units[raw[-1]]: int(raw[:-1])})
-    when = parse_datetime(raw)
-    if when is not None:
-        return when if timezone.is_aware(when) else timezone.make_aware(when, UTC)
-    duration = parse_duration(raw)
-    if duration is not None:
-        return timezone.now() - duration
+    try:
+        if raw[:-1].isascii() and raw[:-1].isdigit() and raw[-1:] in units:
+            return timezone.now() - timedelta(**{units[raw[-1]]: int(raw[:-1])})
+        when = parse_datetime(raw)
+        if when is not None:
+            return when if timezone.is_aware(when) else timezone.make_aware(when, UTC)
+        duration = parse_duration(raw)
+        if duration is not None:
+            return timezone.now() - duration
+    except (OverflowError, ValueError):  # further back than dates go, or not a real date
+        raise ValidationFailed(details={"since": ["Out of range: use a duration such as 24h or a date-time."]}) from None
     raise ValidationFailed(details={"since": ["Use a duration such as 24h, 7d, 2w, or an ISO 8601 date-time."]})
 
 

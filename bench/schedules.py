@@ -15,6 +15,14 @@ in it. Measured:
    due-check over every entry (``is_due``, what ``tick()`` does each cycle);
 4. the retention dry run (``cleanup_analyse``) over 100,000 backups spread over the jobs:
    query, the engine per series, and saving the ``CleanupPlan``.
+
+First, without a database, the retention engine alone (``plan_retention``) on one series of
+100,000 backups with every rule set, over several rounds (min and median, the machine's load
+and the peak RSS). ``--engine-only`` stops there:
+
+    .venv/bin/python bench/schedules.py --engine-only [--rounds 5]
+
+There is no alternative implementation to alternate with, so no ratio is reported.
 """
 
 from __future__ import annotations
@@ -40,19 +48,53 @@ def _ensure_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def engine_rounds(backups: int, rounds: int) -> None:
+    """``plan_retention`` over one series of ``backups`` backups (the shape of the old timing test)."""
+    import resource
+    import statistics
+    from datetime import UTC, datetime, timedelta
+
+    from schedules.retention import BackupInfo, RetentionRules, plan_retention
+
+    rng = random.Random(7)
+    start = datetime(2013, 1, 1, tzinfo=UTC)
+    statuses = ["completed"] * 8 + ["failed", "cancelled"]
+    infos = [BackupInfo(i, start + timedelta(hours=i), rng.choice(statuses), verified=rng.random() < 0.5)
+             for i in range(backups)]
+    rng.shuffle(infos)
+    rules = RetentionRules(keep_last_n=10, keep_days=30, keep_daily=7, keep_weekly=4, keep_monthly=12,
+                           keep_yearly=10, timezone="Europe/Berlin")
+    times = []
+    for _ in range(rounds):
+        began = time.perf_counter()
+        plan = plan_retention(infos, rules, start + timedelta(hours=backups))
+        times.append(time.perf_counter() - began)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(
+        resource.RUSAGE_CHILDREN).ru_maxrss
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"retention engine (plan_retention) over {backups} backups, {rounds} rounds: "
+          f"min {min(times):.2f} s, median {statistics.median(times):.2f} s; {len(plan.keep)} kept; "
+          f"load average {load}; peak RSS {peak_kb / 1024:.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--backups", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--engine-only", action="store_true")
     args = parser.parse_args()
+    import django
+
+    django.setup()
+    engine_rounds(args.backups, args.rounds)
+    if args.engine_only:
+        return
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
         sys.exit("Set DATABASE_URL to a PostgreSQL database (it is created if missing)")
     _ensure_database(url)
 
-    import django
-
-    django.setup()
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)

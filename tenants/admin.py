@@ -8,7 +8,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from backupplatform import paths
-from tenants.scoping import AuditedAdminMixin, TenantScopedAdminMixin, admin_tenant_ids
+from tenants.scoping import (
+    AuditedAdminMixin,
+    OutOfScopeIs404AdminMixin,
+    TenantScopedAdminMixin,
+    admin_tenant_ids,
+)
 
 from . import services
 from .models import ApiKey, Membership, Tenant
@@ -80,7 +85,7 @@ class MembershipOfUserInline(admin.TabularInline):
     fields = ["tenant", "role", "is_active"]
 
 
-class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
+class UserAdmin(AuditedAdminMixin, OutOfScopeIs404AdminMixin, BaseUserAdmin):
     """Users; staff who are not superusers see only members of the tenants they administer."""
 
     inlines = [MembershipOfUserInline]

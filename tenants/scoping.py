@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import models
+from django.http import Http404
 
 from backupplatform.errors import Forbidden, NotFound, ValidationFailed
 
@@ -130,7 +131,19 @@ def admin_tenant_ids(request: Any) -> list[int] | None:
     return request._admin_tenant_ids
 
 
-class TenantScopedAdminMixin:
+class OutOfScopeIs404AdminMixin:
+    """For staff who are not superusers, a row outside ``get_queryset`` is a 404 on its change,
+    delete and history pages, exactly like a row that does not exist (Django's default is a
+    redirect to the index, or a 403 where the permission check comes first)."""
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None and admin_tenant_ids(request) is not None:
+            raise Http404
+        return obj
+
+
+class TenantScopedAdminMixin(OutOfScopeIs404AdminMixin):
     """Staff who are not superusers see and edit only rows of tenants they administer."""
 
     tenant_field = "tenant"

@@ -191,6 +191,40 @@ def error_json_response(error: ErrorInfo, facade: Facade) -> JsonResponse:
     return response
 
 
+def _nul_locations(value: Any, where: str) -> list[str]:
+    """Where ``value`` (a parsed JSON body or a parameter) holds a NUL character."""
+    if isinstance(value, str):
+        return [where] if "\x00" in value else []
+    if isinstance(value, dict):
+        found = [where] if any(isinstance(k, str) and "\x00" in k for k in value) else []
+        for key, item in value.items():
+            found += _nul_locations(item, f"{where}.{key}" if where else str(key))
+        return found
+    if isinstance(value, list):
+        found = []
+        for index, item in enumerate(value):
+            found += _nul_locations(item, f"{where}[{index}]" if where else f"[{index}]")
+        return found
+    return []
+
+
+def reject_nul_characters(request, kwargs: dict) -> None:
+    """PostgreSQL stores no NUL character in text or JSON: refuse it in the path, the query
+    and the body as a validation error instead of failing in the database (a 500)."""
+    found: list[str] = []
+    for name, value in kwargs.items():
+        found += _nul_locations(value, str(name))
+    for name in request.query_params:
+        found += [name] if "\x00" in name else []
+        for value in request.query_params.getlist(name):
+            found += _nul_locations(value, name)
+    if request.content_type and request.content_type.startswith("application/json"):
+        found += _nul_locations(request.data, "")
+    if found:
+        raise ValidationFailed(details={where or "body": ["Null characters are not allowed."]
+                                        for where in found[:20]})
+
+
 # --- permissions -----------------------------------------------------------------------
 
 
@@ -254,6 +288,10 @@ class FacadeMixin(TenantContextMixin):
             auth_method=getattr(request, "auth_method", ""),
         )
         super().check_permissions(request)
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)  # authentication, permissions, throttles
+        reject_nul_characters(request, kwargs)
 
     def get_exception_handler(self) -> Callable:
         facade = self.facade

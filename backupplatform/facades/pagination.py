@@ -9,16 +9,17 @@ from typing import Any
 from rest_framework.pagination import BasePagination
 
 from backupplatform.errors import ValidationFailed
+from backupplatform.ids import parse_int
 
 
 def int_param(request: Any, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return default
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise ValidationFailed(details={name: [f"A whole number is required, got {raw!r}."]})
+    value = parse_int(raw)
+    if value is None:
+        shown = raw if len(raw) <= 40 else raw[:40] + "..."
+        raise ValidationFailed(details={name: [f"A whole number is required, got {shown!r}."]})
     if value < minimum:
         raise ValidationFailed(details={name: [f"Must be at least {minimum}."]})
     if maximum is not None and value > maximum:
@@ -39,6 +40,8 @@ class PagePagination(BasePagination):
         self.total = queryset.count() if hasattr(queryset, "count") and not isinstance(queryset, list) else len(queryset)
         self.pages = max(1, math.ceil(self.total / self.size)) if self.total else 0
         start = (self.page - 1) * self.size
+        if start >= self.total:  # past the end; also keeps huge pages out of SQL's OFFSET
+            return []
         return list(queryset[start:start + self.size])
 
 
@@ -52,4 +55,6 @@ class LimitOffsetPagination(BasePagination):
         self.limit = int_param(request, "limit", self.default_limit, minimum=1, maximum=self.max_limit)
         self.offset = int_param(request, "offset", 0, minimum=0)
         self.total = queryset.count() if not isinstance(queryset, list) else len(queryset)
+        if self.offset >= self.total:  # past the end; also keeps huge offsets out of SQL's OFFSET
+            return []
         return list(queryset[self.offset:self.offset + self.limit])

@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from backupplatform.facades.serializers import StrictCharField, StrictIntegerField
+from backupplatform.ids import parse_id
 from schedules import selectors
 from schedules.models import BackupJob
 
@@ -24,7 +25,8 @@ class StrictTimeField(serializers.Field):
         if not isinstance(data, str):
             self.fail("invalid")
         parts = data.strip().split(":")
-        if len(parts) != 2 or not all(p.isdigit() for p in parts) or len(parts[1]) != 2:
+        # ASCII digits only: str.isdigit() also passes "³" (int() fails) and "٣" (int() reads 3).
+        if len(parts) != 2 or not all(p.isascii() and p.isdigit() for p in parts) or len(parts[1]) != 2:
             self.fail("invalid")
         hour, minute = int(parts[0]), int(parts[1])
         if hour > 23 or minute > 59:
@@ -44,10 +46,8 @@ class IdField(serializers.Field):
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool):
             self.fail("invalid")
-        if isinstance(data, int) and data > 0:
-            return data
-        if isinstance(data, str) and data.strip().isdigit() and len(data.strip()) < 19:
-            return int(data)
+        if parse_id(data) is not None:
+            return parse_id(data)
         self.fail("invalid")
 
     def to_representation(self, value):

@@ -189,7 +189,7 @@ def port_error(value: Any) -> str | None:
     """An integer (or digit string) in 1..65535."""
     if isinstance(value, bool):
         return "Port must be an integer between 1 and 65535"
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value)
     if not isinstance(value, int) or not 1 <= value <= 65535:
         return "Port must be an integer between 1 and 65535"

@@ -1,5 +1,10 @@
 """A real Celery worker and beat (DatabaseScheduler) against Redis and the test database:
-a job due in a few seconds runs and its backup completes; once disabled it runs no more."""
+a due job runs and its backup completes; once disabled it runs no more, while another due
+job still does.
+
+Cron has minute resolution, so instead of sleeping to a minute boundary the test moves the
+scheduler's clock for the job: its ``PeriodicTask.last_run_at`` is set two minutes back, so
+beat finds an every-minute crontab already due when it (re)loads the schedule."""
 
 from __future__ import annotations
 
@@ -8,18 +13,21 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
-from backups.models import Backup, BackupStatus
+from backups.models import Application, Backup, BackupStatus, Source
+from schedules import beat as beat_module
 from schedules import services
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)] if hasattr(
-    pytest.mark, "timeout") else [pytest.mark.django_db(transaction=True)]
+# slow: real processes (still in the default run, so CI runs it).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300), pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,39 +55,56 @@ def _wait(predicate, timeout: float) -> bool:
     return predicate()
 
 
-def _seconds_to_next_minute() -> float:
-    now = timezone.now()
-    return 60 - now.second - now.microsecond / 1e6
+def _make_due(job) -> None:
+    """As if beat last ran the job two minutes ago: its every-minute crontab is due now."""
+    PeriodicTask.objects.filter(pk=job.periodic_task_id).update(
+        last_run_at=timezone.now() - timedelta(minutes=2))
+    PeriodicTasks.update_changed()  # beat reloads its schedule on the next tick
 
 
-def test_beat_runs_a_due_job_and_stops_when_disabled(tenant_a, app_a, storage_a, tmp_path):
+def test_beat_runs_a_due_job_and_stops_when_disabled(tenant_a, app_a, storage_a, files_dir, tmp_path):
     if connection.vendor != "postgresql":
         pytest.skip("worker and beat need a database shared between processes (PostgreSQL)")
     subprocess.run([shutil.which("celery", path=str(Path(sys.executable).parent)) or "celery", "-A",
                     "backupplatform", "purge", "-f"], cwd=ROOT, env=_env(), capture_output=True, timeout=60)
-    # Due at the next minute boundary, a few seconds away (cron has minute resolution).
-    if _seconds_to_next_minute() < 15:
-        time.sleep(_seconds_to_next_minute() + 1)
     job = services.job_create(tenant=tenant_a, name="every-minute", application=app_a, storage=storage_a,
                               schedule_type="custom", cron_expression="* * * * *", timezone="America/New_York")
     assert job.periodic_task.enabled
+    _make_due(job)
     worker = _celery("worker", "--pool=solo", "-l", "info", "-n", f"sched-{os.getpid()}@%h",
                      log=tmp_path / "worker.log")
     beat = _celery("beat", "-S", "django_celery_beat.schedulers:DatabaseScheduler", "--max-interval", "1",
                    "-l", "info", "--pidfile", str(tmp_path / "beat.pid"), log=tmp_path / "beat.log")
+
+    def logs() -> str:
+        return (tmp_path / "worker.log").read_text()[-3000:] + (tmp_path / "beat.log").read_text()[-2000:]
+
     try:
         done = _wait(lambda: Backup.objects.filter(job=job, status=BackupStatus.COMPLETED).exists(), 120)
-        logs = (tmp_path / "worker.log").read_text()[-3000:] + (tmp_path / "beat.log").read_text()[-2000:]
-        assert done, logs
+        assert done, logs()
         backup = Backup.objects.get(job=job)
         assert backup.trigger == "scheduled" and backup.checksum and backup.stored_bytes > 0
         job.refresh_from_db()
         assert job.last_run_at is not None
 
+        # Disabled, then due again: beat must not send it. A second due job is the control
+        # that beat has reloaded the schedule and is running due jobs.
         services.job_toggle(job=job, enabled=False)
         count = Backup.objects.filter(job=job).count()
-        time.sleep(_seconds_to_next_minute() + 8)  # past the next due time
-        assert Backup.objects.filter(job=job).count() == count, (tmp_path / "beat.log").read_text()[-2000:]
+        beat_log_seen = len((tmp_path / "beat.log").read_text())
+        _make_due(job)
+        other_app = Application.objects.create(tenant=tenant_a, name="control")
+        Source.objects.create(tenant=tenant_a, application=other_app, name="files", type="path",
+                              path=str(files_dir))
+        control = services.job_create(tenant=tenant_a, name="control", application=other_app, storage=storage_a,
+                                      schedule_type="custom", cron_expression="* * * * *", timezone="UTC")
+        _make_due(control)
+        assert _wait(lambda: Backup.objects.filter(job=control, status=BackupStatus.COMPLETED).exists(), 120), logs()
+        time.sleep(3)  # a wrongly sent run of the disabled job would be in the same beat tick
+        assert Backup.objects.filter(job=job).count() == count, logs()
+        sent_since = (tmp_path / "beat.log").read_text()[beat_log_seen:]
+        assert f"Sending due task {beat_module.periodic_task_name(control)}" in sent_since, logs()
+        assert f"Sending due task {beat_module.periodic_task_name(job)} " not in sent_since, logs()
     finally:
         for proc in (beat, worker):
             proc.terminate()

@@ -23,6 +23,11 @@ HELP = {
 }
 
 
+CACHE_INFO_SCHEMA = {"type": "object", "description": "Present on data served from the cache layer", "properties": {
+    "cached": {"type": "boolean"}, "cache_age": {"type": "integer", "nullable": True},
+    "expires_in": {"type": "integer", "nullable": True}}}
+
+
 class AcronisPagination(PagePagination):
     size_param = "per_page"
     default_size = 50
@@ -44,9 +49,14 @@ class AcronisPagination(PagePagination):
         return response
 
     def get_paginated_response_schema(self, schema):
-        return {"type": "object", "properties": {
-            "success": {"type": "boolean"}, "data": schema, "count": {"type": "integer"},
-            "pagination": {"type": "object", "additionalProperties": True},
+        return {"type": "object", "required": ["success", "data", "count", "pagination", "timestamp"], "properties": {
+            "success": {"type": "boolean", "example": True}, "data": schema, "count": {"type": "integer"},
+            "pagination": {"type": "object", "required": ["page", "per_page", "total", "pages"], "properties": {
+                "page": {"type": "integer"}, "per_page": {"type": "integer"}, "total": {"type": "integer"},
+                "pages": {"type": "integer"}, "has_next": {"type": "boolean"}, "has_prev": {"type": "boolean"},
+                "next_page": {"type": "integer", "nullable": True},
+                "prev_page": {"type": "integer", "nullable": True}}},
+            "cache_info": CACHE_INFO_SCHEMA,
             "timestamp": {"type": "string", "format": "date-time"}}}
 
     def get_schema_operation_parameters(self, view):
@@ -88,7 +98,8 @@ class AcronisFacade(Facade):
 
     def envelope_schema(self, schema):
         return {"type": "object", "required": ["success", "data", "timestamp"], "properties": {
-            "success": {"type": "boolean", "example": True}, "data": schema,
+            "success": {"type": "boolean", "example": True}, "message": {"type": "string"}, "data": schema,
+            "count": {"type": "integer", "description": "When data is a list"}, "cache_info": CACHE_INFO_SCHEMA,
             "timestamp": {"type": "string", "format": "date-time"}}}
 
     def error_body(self, error: ErrorInfo) -> dict:
@@ -110,7 +121,9 @@ class AcronisFacade(Facade):
             "error_code": {"type": "string", "example": "ACRONIS_CONFIG_MISSING"},
             "timestamp": {"type": "string", "format": "date-time"}, "help": {"type": "string"},
             "details": {"type": "object", "additionalProperties": True},
-            "retry_after": {"type": "integer"}}}
+            "retry_after": {"type": "integer"},
+            "data": {"type": "object", "additionalProperties": True,
+                     "description": "GET /health: what the failed check found"}}}
 
 
 ACRONIS = AcronisFacade()

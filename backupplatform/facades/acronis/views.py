@@ -34,8 +34,12 @@ from backupplatform.facades.acronis.serializers import (
 )
 from backupplatform.facades.base import respond, utc_now_iso
 from backupplatform.facades.pagination import int_param
+from backupplatform.facades.schema import FACADE_ERROR
 from backupplatform.facades.serializers import validated
 from tenants.models import Role
+
+# ``DELETE /config`` answers ``data: null`` in the envelope.
+NULL_DATA = {"type": "object", "nullable": True, "enum": [None], "description": "Always null"}
 
 
 def acronis_error_response(exc: AcronisError) -> Response:
@@ -115,7 +119,7 @@ class ConfigView(AcronisServiceView):
         services.config_save(tenant=self.tenant(), create=False, **data)
         return respond({"configured": True}, message="Configuration saved successfully")
 
-    @extend_schema(operation_id="acronis_config_delete", responses={200: None})
+    @extend_schema(operation_id="acronis_config_delete", responses={200: NULL_DATA})
     def delete(self, request):
         services.config_delete(tenant=self.tenant())
         return respond(None, message="Configuration deleted successfully")
@@ -123,6 +127,8 @@ class ConfigView(AcronisServiceView):
 
 class AcronisListView(AcronisServiceView):
     """A list route: ``page``/``per_page`` (max 200) plus ``cache_info``."""
+
+    paginates = True  # by hand, in ``paginated``
 
     def paginated(self, rows: list, info) -> Response:
         paginator = self.facade.paginator_class()
@@ -132,25 +138,27 @@ class AcronisListView(AcronisServiceView):
         return response
 
 
+# An upstream failure is the caller's 502 (504 on timeout); 429 is already on every route.
+UPSTREAM_ERRORS = {502: FACADE_ERROR, 504: FACADE_ERROR}
 PAGE_PARAMS = [OpenApiParameter("page", OpenApiTypes.INT), OpenApiParameter("per_page", OpenApiTypes.INT)]
 
 
 class AgentsView(AcronisListView):
-    @extend_schema(operation_id="acronis_agents_list", parameters=PAGE_PARAMS, responses={200: AgentShape})
+    @extend_schema(operation_id="acronis_agents_list", parameters=PAGE_PARAMS, responses={200: AgentShape, **UPSTREAM_ERRORS})
     def get(self, request):
         rows, info = selectors.agents_list(tenant=self.tenant())
         return self.paginated(rows, info)
 
 
 class WorkloadsView(AcronisListView):
-    @extend_schema(operation_id="acronis_workloads_list", parameters=PAGE_PARAMS, responses={200: WorkloadShape})
+    @extend_schema(operation_id="acronis_workloads_list", parameters=PAGE_PARAMS, responses={200: WorkloadShape, **UPSTREAM_ERRORS})
     def get(self, request):
         rows, info = selectors.workloads_list(tenant=self.tenant())
         return self.paginated([public_workload(r) for r in rows], info)
 
 
 class AssociationsView(AcronisListView):
-    @extend_schema(operation_id="acronis_associations_list", parameters=PAGE_PARAMS, responses={200: AssociationShape})
+    @extend_schema(operation_id="acronis_associations_list", parameters=PAGE_PARAMS, responses={200: AssociationShape, **UPSTREAM_ERRORS})
     def get(self, request):
         rows, info = selectors.associations_list(tenant=self.tenant())
         return self.paginated(rows, info)
@@ -158,7 +166,7 @@ class AssociationsView(AcronisListView):
 
 class BackupsView(AcronisServiceView):
     @extend_schema(operation_id="acronis_backups_statistics", parameters=[OpenApiParameter("limit", OpenApiTypes.INT), OpenApiParameter("days", OpenApiTypes.INT)],
-                   responses={200: BackupStatsShape})
+                   responses={200: BackupStatsShape, **UPSTREAM_ERRORS})
     def get(self, request):
         limit = int_param(request, "limit", 50, minimum=1, maximum=1000)
         days = int_param(request, "days", selectors.DEFAULT_DAYS, minimum=1, maximum=365)
@@ -170,7 +178,7 @@ class AgentBackupsView(AcronisServiceView):
     @extend_schema(operation_id="acronis_agent_backups", parameters=[OpenApiParameter("limit", OpenApiTypes.INT),
                                OpenApiParameter("include_activities", OpenApiTypes.BOOL),
                                OpenApiParameter("days", OpenApiTypes.INT)],
-                   responses={200: AgentBackupsShape})
+                   responses={200: AgentBackupsShape, **UPSTREAM_ERRORS})
     def get(self, request, agent_id: str):
         limit = int_param(request, "limit", 100, minimum=1, maximum=1000)
         days = int_param(request, "days", selectors.DEFAULT_DAYS, minimum=1, maximum=365)
@@ -184,7 +192,7 @@ class HealthView(AcronisServiceView):
     """Live check. Failure (including "not configured") is the seed's error response with
     ``error_code: ACRONIS_HEALTH_CHECK_FAILED`` and ``data``, status 503."""
 
-    @extend_schema(operation_id="acronis_health", responses={200: HealthShape})
+    @extend_schema(operation_id="acronis_health", responses={200: HealthShape, 503: FACADE_ERROR})
     def get(self, request):
         ok, data, first_error = selectors.health_check(tenant=self.tenant())
         if ok:

@@ -27,8 +27,14 @@ from tenants.models import Role
 from .conventions import ConsoleView
 from .serializers import (
     CleanupExecuteSerializer,
+    CleanupProgressShape,
     CleanupSerializer,
+    CleanupShape,
+    CleanupStartedShape,
+    ScheduleListShape,
+    ScheduleSavedShape,
     ScheduleSerializer,
+    ScheduleToggledShape,
     ScheduleToggleSerializer,
     ScheduleUpdateSerializer,
     cleanup_progress,
@@ -74,7 +80,7 @@ class SchedulesView(ConsoleView):
 
     roles = {"GET": Role.VIEWER}
 
-    @extend_schema(operation_id="console_schedules_list", responses={200: dict})
+    @extend_schema(operation_id="console_schedules_list", responses={200: ScheduleListShape})
     def get(self, request):
         tenant = self.require_tenant()
         jobs = list(selectors.job_list(tenant=tenant).order_by("name", "id"))
@@ -86,7 +92,7 @@ class ScheduleUpdateView(ConsoleView):
 
     roles = {"POST": Role.ADMIN}
 
-    @extend_schema(request=ScheduleUpdateSerializer, responses={200: dict})
+    @extend_schema(request=ScheduleUpdateSerializer, responses={200: ScheduleSavedShape})
     def post(self, request):
         tenant = self.require_tenant()
         data = validated(ScheduleUpdateSerializer, request.data)
@@ -138,7 +144,7 @@ class ScheduleToggleView(ConsoleView):
 
     roles = {"POST": Role.ADMIN}
 
-    @extend_schema(request=ScheduleToggleSerializer, responses={200: dict})
+    @extend_schema(request=ScheduleToggleSerializer, responses={200: ScheduleToggledShape})
     def post(self, request):
         tenant = self.require_tenant()
         data = validated(ScheduleToggleSerializer, request.data)
@@ -168,7 +174,7 @@ class CleanupView(ConsoleView):
 
     roles = {"POST": Role.OPERATOR}
 
-    @extend_schema(request=CleanupSerializer, responses={200: dict})
+    @extend_schema(request=CleanupSerializer, responses={200: CleanupShape})
     def post(self, request):
         from backupplatform.errors import Forbidden
         from tenants.models import role_at_least
@@ -206,7 +212,7 @@ class CleanupExecuteView(ConsoleView):
 
     roles = {"POST": Role.ADMIN}
 
-    @extend_schema(request=CleanupExecuteSerializer, responses={200: dict})
+    @extend_schema(request=CleanupExecuteSerializer, responses={200: CleanupStartedShape})
     def post(self, request):
         tenant = self.require_tenant()
         data = validated(CleanupExecuteSerializer, request.data)
@@ -219,7 +225,7 @@ class CleanupExecuteView(ConsoleView):
 class CleanupProgressView(ConsoleView):
     roles = {"GET": Role.VIEWER}
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: CleanupProgressShape})
     def get(self, request, cleanup_id=None):
         op = selectors.cleanup_operation_get(tenant=self.require_tenant(), public_id=cleanup_id)
         return respond(cleanup_progress(op))

@@ -10,7 +10,7 @@ priority, see schedules/beat.py); ``is_active`` = enabled.
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers
 
 from backupplatform.errors import NotFound, ValidationFailed
@@ -29,6 +29,7 @@ from backupplatform.facades.serializers import (
     StrictIntegerField,
     validated,
 )
+from backupplatform.ids import is_id
 from backups.models import Application, Backup, Server, Storage
 from schedules import selectors, services
 from schedules.models import BackupJob
@@ -115,6 +116,13 @@ class ExecutionSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+JobDeletedShape = inline_serializer("JobDeleted", {"id": serializers.IntegerField()})
+JobRunShape = inline_serializer("JobRunStarted", {
+    "job_id": serializers.IntegerField(), "operation_id": serializers.CharField(),
+    "backup_id": serializers.IntegerField(allow_null=True), "status": serializers.CharField(),
+    "created_at": serializers.CharField(allow_null=True)})
+
+
 def _fields(tenant, data: dict) -> dict:
     fields: dict = {}
     for name in ("name", "description", "source_path", "database_name", "backup_type", "schedule_type",
@@ -149,7 +157,7 @@ class BackupJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, JobsVie
         return qs
 
     def get_object(self):
-        if not str(self.kwargs["pk"]).isdigit() or len(str(self.kwargs["pk"])) > 18:
+        if not is_id(self.kwargs["pk"]):
             # An id that cannot exist is simply not found (as for every other lookup).
             raise NotFound("Backup job not found", code="JOB_NOT_FOUND")
         return super().get_object()
@@ -172,14 +180,14 @@ class BackupJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, JobsVie
         job = services.job_update(job=job, aliases=ALIASES, **_fields(job.tenant, data))
         return respond(JobSerializer(job).data, message="Backup job updated")
 
-    @extend_schema(responses={200: None})
+    @extend_schema(responses={200: JobDeletedShape})
     def destroy(self, request, pk=None):
         job = self.get_object()
         job_id = job.pk
         services.job_delete(job=job)
         return respond({"id": job_id}, message="Backup job deleted")
 
-    @extend_schema(request=RunInputSerializer, responses={202: dict})
+    @extend_schema(request=RunInputSerializer, responses={202: JobRunShape})
     def run(self, request, pk=None):
         job = self.get_object()
         data = validated(RunInputSerializer, request.data)

@@ -23,6 +23,7 @@ from rest_framework import mixins, serializers
 from backupplatform.errors import NotFound, ValidationFailed
 from backupplatform.facades.base import respond
 from backupplatform.facades.serializers import InputSerializer, StrictDictField, StrictIntegerField
+from backupplatform.ids import parse_id
 from backups import selectors, services
 from backups.models import Backup, Storage
 from backups.services.storages import iso
@@ -119,10 +120,10 @@ class _StorageScoped:
         return selectors.storage_list(tenant=tenant).select_related("tenant")
 
     def get_object(self):
-        pk = str(self.kwargs.get("pk", ""))
-        if not pk.isdigit():
+        pk = parse_id(self.kwargs.get("pk", ""))
+        if pk is None:
             raise ValidationFailed(details={"id": ["A whole number is required."]})
-        storage = self.get_queryset().filter(pk=int(pk)).first()
+        storage = self.get_queryset().filter(pk=pk).first()
         if storage is None:
             raise NotFound("Storage not found")
         return storage

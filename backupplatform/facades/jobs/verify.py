@@ -8,6 +8,7 @@ from rest_framework import mixins, serializers
 from backupplatform.errors import NotFound
 from backupplatform.facades.base import respond
 from backupplatform.facades.serializers import InputSerializer, validated
+from backupplatform.ids import is_id, parse_id
 from backups import backup_selectors
 from backups.models import Backup, Verification
 from backups.services import verifications as verification_services
@@ -59,8 +60,8 @@ class VerificationViewSet(mixins.ListModelMixin, JobsViewSet):
 
     def _backup(self, backup_id) -> Backup:
         backup = None
-        if str(backup_id).isdigit():
-            backup = backup_selectors.backup_list(tenant=self.tenant_scope()).filter(pk=int(backup_id)).first()
+        if is_id(backup_id):
+            backup = backup_selectors.backup_list(tenant=self.tenant_scope()).filter(pk=parse_id(backup_id)).first()
         if backup is None:
             raise NotFound("Backup not found", code="BACKUP_NOT_FOUND")
         return backup
@@ -92,8 +93,8 @@ class VerificationViewSet(mixins.ListModelMixin, JobsViewSet):
     @extend_schema(request=None, responses={200: VerificationSerializer})
     def cancel(self, request, pk=None):
         verification = None
-        if str(pk).isdigit():
-            verification = self.get_queryset().filter(pk=int(pk)).first()
+        if is_id(pk):
+            verification = self.get_queryset().filter(pk=parse_id(pk)).first()
         if verification is None:
             raise NotFound("Verification not found", code="VERIFICATION_NOT_FOUND")
         verification = verification_services.verification_cancel(tenant=verification.tenant,

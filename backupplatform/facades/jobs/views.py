@@ -8,6 +8,7 @@ from rest_framework import mixins
 from backupplatform.errors import ValidationFailed
 from backupplatform.facades.base import respond
 from backupplatform.facades.serializers import validated
+from backupplatform.ids import is_id
 from tenants import selectors as tenant_selectors
 from tenants import services as tenant_services
 from tenants.models import ApiKey, Role
@@ -27,7 +28,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, JobsViewSet):
         return tenant_selectors.api_key_list(tenant=tenant)
 
     def get_object(self):
-        if not str(self.kwargs["pk"]).isdigit():
+        if not is_id(self.kwargs["pk"]):
             raise ValidationFailed(details={"id": ["A whole number is required."]})
         return super().get_object()
 

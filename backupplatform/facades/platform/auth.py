@@ -3,6 +3,8 @@ api-layer.md "Authentication"), on simplejwt with the refresh-token blacklist.""
 
 from __future__ import annotations
 
+import hashlib
+
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.exceptions import ObjectDoesNotExist
@@ -62,7 +64,9 @@ class LoginUsernameThrottle(SimpleRateThrottle):
         username = request.data.get("username") if isinstance(request.data, dict) else None
         if not isinstance(username, str) or not username:
             return None
-        return self.cache_format % {"scope": "login-user", "ident": username.lower()[:150]}
+        # Hashed: a username may hold spaces or control characters, unfit for a cache key.
+        ident = hashlib.sha256(username.lower()[:150].encode("utf-8", "surrogatepass")).hexdigest()
+        return self.cache_format % {"scope": "login-user", "ident": ident}
 
 
 def token_pair(user) -> dict:

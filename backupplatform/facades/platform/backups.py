@@ -18,6 +18,7 @@ from backupplatform.facades.serializers import (
     StrictIntegerField,
     validated,
 )
+from backupplatform.ids import parse_id
 from backups import backup_selectors
 from backups.models import Backup, Restore, Server
 from backups.services import backups as backup_services
@@ -175,9 +176,10 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformVi
                                             if self.action == "list" else None)
 
     def get_object(self):
-        if not str(self.kwargs["pk"]).isdigit():
+        pk = parse_id(self.kwargs["pk"])
+        if pk is None:
             raise NotFound("Backup not found", code="BACKUP_NOT_FOUND")
-        backup = self.get_queryset().filter(pk=int(self.kwargs["pk"])).first()
+        backup = self.get_queryset().filter(pk=pk).first()
         if backup is None:
             raise NotFound("Backup not found", code="BACKUP_NOT_FOUND")
         return backup

@@ -20,6 +20,7 @@ from backupplatform.facades.serializers import (
     StrictIntegerField,
     validated,
 )
+from backupplatform.ids import is_id
 from backups.models import Server
 from schedules import selectors, services
 from schedules.models import BackupJob, RetentionPolicy, ScheduleType
@@ -111,7 +112,7 @@ class RetentionPolicyInputSerializer(InputSerializer):
 
 class _IntPkMixin:
     def get_object(self):
-        if not str(self.kwargs["pk"]).isdigit() or len(str(self.kwargs["pk"])) > 18:
+        if not is_id(self.kwargs["pk"]):
             raise ValidationFailed(details={"id": ["A whole number is required."]})
         return super().get_object()
 

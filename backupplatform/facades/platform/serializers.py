@@ -3,6 +3,7 @@ platform extensions (``/auth/me``, ``/workspaces``)."""
 
 from __future__ import annotations
 
+from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from backupplatform.facades.serializers import (
@@ -10,6 +11,7 @@ from backupplatform.facades.serializers import (
     StrictBooleanField,
     StrictCharField,
 )
+from backupplatform.ids import parse_id
 from tenants.models import Membership, Role
 
 
@@ -50,8 +52,20 @@ class WorkspaceSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class MeUserSerializer(serializers.Serializer):
+    """The caller: a user (``full_name``) or, with ``X-API-Key``, the key (``id`` null, ``api_key``)."""
+
+    id = serializers.IntegerField(allow_null=True)
+    username = serializers.CharField()
+    email = serializers.CharField(allow_blank=True)
+    is_superuser = serializers.BooleanField()
+    full_name = serializers.CharField(required=False, allow_blank=True)
+    api_key = inline_serializer("MeApiKey", {"id": serializers.IntegerField(), "name": serializers.CharField(),
+                                             "prefix": serializers.CharField()}, required=False)
+
+
 class MeSerializer(serializers.Serializer):
-    user = serializers.DictField()
+    user = MeUserSerializer()
     workspace = serializers.CharField(allow_null=True)
     role = serializers.CharField(allow_null=True)
     auth_method = serializers.CharField()
@@ -65,7 +79,7 @@ class UserSerializer(serializers.ModelSerializer):
     username = serializers.CharField(source="user.username")
     email = serializers.CharField(source="user.email")
     full_name = serializers.SerializerMethodField()
-    last_login = serializers.DateTimeField(source="user.last_login")
+    last_login = serializers.DateTimeField(source="user.last_login", allow_null=True)
 
     class Meta:
         model = Membership
@@ -112,7 +126,7 @@ class AuditEventSerializer(serializers.Serializer):
         value = obj.resource_id
         if value == "":
             return None
-        return int(value) if value.isdigit() else value
+        return parse_id(value) or value
 
 
 class MessageSerializer(serializers.Serializer):

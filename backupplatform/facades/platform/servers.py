@@ -20,6 +20,7 @@ from backupplatform.facades.serializers import (
     validated,
 )
 from backupplatform.fields import HIDDEN
+from backupplatform.ids import is_id
 from backups import services
 from backups.models import Server, ServerType
 from backups.selectors import server_list
@@ -105,7 +106,7 @@ class ServerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformVi
         return server_list(tenant=tenant)
 
     def get_object(self):
-        if not str(self.kwargs.get("pk", "")).isdigit():
+        if not is_id(self.kwargs.get("pk", "")):
             raise ValidationFailed(details={"id": ["A whole number is required."]})
         return super().get_object()
 

@@ -16,6 +16,7 @@ from audit.selectors import audit_event_list
 from backupplatform.errors import ValidationFailed
 from backupplatform.facades.base import respond
 from backupplatform.facades.serializers import validated
+from backupplatform.ids import is_id
 from tenants import selectors as tenant_selectors
 from tenants import services as tenant_services
 from tenants.models import Membership, Role
@@ -55,7 +56,7 @@ class UserViewSet(mixins.ListModelMixin, PlatformViewSet):
 
     def get_object(self):
         pk = self.kwargs["pk"]
-        if not str(pk).isdigit():
+        if not is_id(pk):
             raise ValidationFailed(details={"id": ["A whole number is required."]})
         return super().get_object()
 

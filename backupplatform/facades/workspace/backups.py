@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers
 
 from audit.services import emit
@@ -22,6 +22,7 @@ from backupplatform.facades.serializers import (
     StrictDictField,
     validated,
 )
+from backupplatform.ids import is_id, parse_id
 from backups import backup_selectors
 from backups.keys import key_for_id
 from backups.models import Application, Backup, Restore
@@ -141,14 +142,38 @@ class AppRestoreRequestSerializer(InputSerializer):
     confirmation = StrictCharField(required=False, allow_blank=True, max_length=200)
 
 
+# Response shapes for the OpenAPI schema (the views build these bodies).
+ManifestShape = inline_serializer("BackupManifest", {
+    "backup_id": serializers.IntegerField(), "created_at": serializers.DateTimeField(),
+    "version": serializers.CharField(),
+    "application": inline_serializer("BackupManifestApplication", {
+        "id": serializers.IntegerField(allow_null=True), "name": serializers.CharField(allow_null=True),
+        "namespace": serializers.CharField(allow_null=True)}),
+    "resources": inline_serializer("BackupManifestResources", {
+        "sources": serializers.ListField(child=serializers.DictField()),
+        "members": serializers.ListField(child=inline_serializer("BackupManifestMember", {
+            "name": serializers.CharField(allow_null=True), "size": serializers.IntegerField(allow_null=True),
+            "sha256": serializers.CharField(allow_null=True)}))}),
+    "metadata": inline_serializer("BackupManifestMetadata", {
+        "backup_tool_version": serializers.CharField(), "compression": serializers.CharField(),
+        "encryption": serializers.CharField(allow_null=True), "format": serializers.CharField(allow_null=True),
+        "sha256": serializers.CharField(), "stored_bytes": serializers.IntegerField(),
+        "raw_bytes": serializers.IntegerField()}),
+})
+RestoreStartedShape = inline_serializer("ApplicationRestoreStarted", {
+    "restore_id": serializers.IntegerField(), "backup_id": serializers.IntegerField(),
+    "target_application": serializers.IntegerField(allow_null=True), "status": serializers.CharField(),
+    "started_at": serializers.DateTimeField(), "estimated_completion": serializers.DateTimeField(allow_null=True)})
+
+
 class AppBackupsBase(DedicatedPlanMixin, WorkspaceViewSet):
     """Resolves ``app_id`` inside the workspace (another workspace's application is a 404)."""
 
     def application(self) -> Application:
         app_id = self.kwargs.get("app_id")
         app = None
-        if str(app_id).isdigit():
-            app = Application.objects.filter(tenant=self.require_tenant(), pk=int(app_id)).first()
+        if is_id(app_id):
+            app = Application.objects.filter(tenant=self.require_tenant(), pk=parse_id(app_id)).first()
         if app is None:
             raise NotFound("Application not found", code="APPLICATION_NOT_FOUND")
         return app
@@ -168,9 +193,9 @@ class ApplicationBackupViewSet(mixins.ListModelMixin, AppBackupsBase):
     def backup(self) -> Backup:
         backup_id = self.kwargs.get("backup_id")
         backup = None
-        if str(backup_id).isdigit():
+        if is_id(backup_id):
             backup = backup_selectors.backup_list(tenant=self.require_tenant()).filter(
-                application=self.application(), pk=int(backup_id)).first()
+                application=self.application(), pk=parse_id(backup_id)).first()
         if backup is None:
             raise NotFound("Backup not found", code="BACKUP_NOT_FOUND")
         return backup
@@ -191,7 +216,7 @@ class ApplicationBackupViewSet(mixins.ListModelMixin, AppBackupsBase):
     def retrieve(self, request, ws_id=None, app_id=None, backup_id=None):
         return respond(BackupDetailSerializer(self.backup()).data)
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: ManifestShape})
     def manifest(self, request, ws_id=None, app_id=None, backup_id=None):
         backup = self.backup()
         app = backup.application
@@ -237,7 +262,7 @@ class ApplicationBackupViewSet(mixins.ListModelMixin, AppBackupsBase):
         response["Content-Disposition"] = f'attachment; filename="backup-{backup.pk}.{fmt}"'
         return response
 
-    @extend_schema(request=AppRestoreRequestSerializer, responses={202: OpenApiTypes.OBJECT})
+    @extend_schema(request=AppRestoreRequestSerializer, responses={202: RestoreStartedShape})
     def restore(self, request, ws_id=None, app_id=None, backup_id=None):
         backup = self.backup()
         data = validated(AppRestoreRequestSerializer, request.data)
@@ -252,9 +277,9 @@ class ApplicationBackupViewSet(mixins.ListModelMixin, AppBackupsBase):
         target = None
         raw_target = data.get("target_application")
         if raw_target not in (None, ""):
-            if not str(raw_target).isdigit():
+            if not is_id(raw_target):
                 raise ValidationFailed(details={"target_application": ["An application id of this workspace."]})
-            target = Application.objects.filter(tenant=backup.tenant, pk=int(raw_target)).first()
+            target = Application.objects.filter(tenant=backup.tenant, pk=parse_id(raw_target)).first()
             if target is None:
                 raise NotFound("Target application not found", code="APPLICATION_NOT_FOUND")
         restore = restore_services.restore_start(
@@ -281,8 +306,8 @@ class ApplicationRestoreViewSet(mixins.ListModelMixin, AppBackupsBase):
     @extend_schema(responses={200: AppRestoreSerializer})
     def retrieve(self, request, ws_id=None, app_id=None, restore_id=None):
         restore = None
-        if str(restore_id).isdigit():
-            restore = self.get_queryset().filter(pk=int(restore_id)).first()
+        if is_id(restore_id):
+            restore = self.get_queryset().filter(pk=parse_id(restore_id)).first()
         if restore is None:
             raise NotFound("Restore not found", code="RESTORE_NOT_FOUND")
         return respond(AppRestoreSerializer(restore).data)

@@ -9,7 +9,7 @@ refused with 409 ``BACKUP_IN_PROGRESS``. Dedicated plan only (``DedicatedPlanMix
 from __future__ import annotations
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 
 from backupplatform.errors import Conflict, NotFound
@@ -23,6 +23,7 @@ from backupplatform.facades.serializers import (
     StrictIntegerField,
     validated,
 )
+from backupplatform.ids import is_id, parse_id
 from backups.models import Application, Storage
 from schedules import selectors, services
 from schedules.models import BackupJob, ScheduleType
@@ -127,6 +128,35 @@ class PolicySerializer(serializers.Serializer):
         return body
 
 
+# Response shapes for the OpenAPI schema (``PolicySerializer`` builds the body by hand).
+_ts = {"allow_null": True, "help_text": "ISO 8601 UTC"}
+PolicyShape = inline_serializer("BackupPolicy", {
+    "id": serializers.CharField(), "application_id": serializers.IntegerField(),
+    "storage_id": serializers.IntegerField(allow_null=True), "enabled": serializers.BooleanField(),
+    "created_at": serializers.CharField(**_ts), "updated_at": serializers.CharField(**_ts),
+    "schedule": inline_serializer("BackupPolicySchedule", {
+        "frequency": serializers.ChoiceField(choices=FREQUENCIES), "time": serializers.CharField(allow_null=True),
+        "timezone": serializers.CharField(),
+        "days_of_week": serializers.ListField(child=serializers.IntegerField(), allow_null=True),
+        "next_backup": serializers.CharField(**_ts), "last_backup": serializers.CharField(**_ts),
+        "cron": serializers.CharField(required=False, help_text="custom frequency only"),
+        "day_of_month": serializers.IntegerField(required=False, help_text="monthly frequency only")}),
+    "retention": inline_serializer("BackupPolicyRetention", {
+        name: serializers.IntegerField(allow_null=True) for name in ("daily", "weekly", "monthly", "yearly")}),
+    "options": serializers.DictField(), "notifications": serializers.DictField(),
+    "statistics": inline_serializer("BackupPolicyStatistics", {
+        "total_backups": serializers.IntegerField(), "successful_backups": serializers.IntegerField(),
+        "failed_backups": serializers.IntegerField(), "average_size_gb": serializers.FloatField(),
+        "average_duration_minutes": serializers.FloatField()}, required=False, help_text="GET only"),
+})
+PolicyDeletedShape = inline_serializer("BackupPolicyDeleted", {
+    "message": serializers.CharField(), "policy_id": serializers.CharField()})
+TriggeredShape = inline_serializer("BackupTriggered", {
+    "backup_id": serializers.IntegerField(allow_null=True), "application_id": serializers.IntegerField(),
+    "status": serializers.CharField(), "started_at": serializers.CharField(**_ts),
+    "estimated_completion": serializers.CharField(**_ts)})
+
+
 def _fields(tenant, data: dict) -> dict:
     fields: dict = {}
     if "storage_id" in data:
@@ -155,8 +185,8 @@ class _AppView(DedicatedPlanMixin, WorkspaceView):
     def application(self) -> Application:
         app_id = self.kwargs.get("app_id")
         app = None
-        if str(app_id).isdigit() and len(str(app_id)) < 19:
-            app = Application.objects.filter(tenant=self.require_tenant(), pk=int(app_id)).first()
+        if is_id(app_id):
+            app = Application.objects.filter(tenant=self.require_tenant(), pk=parse_id(app_id)).first()
         if app is None:
             raise NotFound("Application not found", code="APPLICATION_NOT_FOUND")
         return app
@@ -173,12 +203,12 @@ class BackupPolicyView(_AppView):
 
     roles = {"GET": Role.VIEWER, "POST": Role.ADMIN, "PUT": Role.ADMIN, "DELETE": Role.ADMIN}
 
-    @extend_schema(responses={200: PolicySerializer})
+    @extend_schema(responses={200: PolicyShape})
     def get(self, request, ws_id=None, app_id=None):
         job = self.policy(self.application())
         return respond(PolicySerializer(job, context={"statistics": True}).data)
 
-    @extend_schema(request=PolicyInputSerializer, responses={201: PolicySerializer})
+    @extend_schema(request=PolicyInputSerializer, responses={201: PolicyShape})
     def post(self, request, ws_id=None, app_id=None):
         app = self.application()
         data = validated(PolicyInputSerializer, request.data)
@@ -190,7 +220,7 @@ class BackupPolicyView(_AppView):
                                   application=app, aliases=ALIASES, **fields)
         return respond(PolicySerializer(job).data, status_code=201)
 
-    @extend_schema(request=PolicyUpdateSerializer, responses={200: PolicySerializer})
+    @extend_schema(request=PolicyUpdateSerializer, responses={200: PolicyShape})
     def put(self, request, ws_id=None, app_id=None):
         app = self.application()
         job = self.policy(app)
@@ -202,7 +232,7 @@ class BackupPolicyView(_AppView):
         job = services.job_update(job=job, aliases=ALIASES, **fields)
         return respond(PolicySerializer(job).data)
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: PolicyDeletedShape})
     def delete(self, request, ws_id=None, app_id=None):
         job = self.policy(self.application())
         services.job_require_idle(job=job)
@@ -216,7 +246,7 @@ class TriggerBackupView(_AppView):
 
     roles = {"POST": Role.OPERATOR}
 
-    @extend_schema(request=TriggerInputSerializer, responses={202: dict})
+    @extend_schema(request=TriggerInputSerializer, responses={202: TriggeredShape})
     def post(self, request, ws_id=None, app_id=None):
         from backups.services.backups import backup_start
 

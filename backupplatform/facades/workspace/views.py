@@ -9,6 +9,7 @@ from rest_framework import mixins, serializers
 
 from backupplatform.errors import ValidationFailed
 from backupplatform.facades.base import respond
+from backupplatform.ids import is_id
 from backups import selectors, services
 from backups.models import Application, Storage, StorageStatus, StorageType
 from tenants.models import Role
@@ -35,7 +36,7 @@ class IntegerLookupMixin:
 
     def get_object(self):
         value = str(self.kwargs.get(self.lookup_url_kwarg, ""))
-        if not value.isdigit():
+        if not is_id(value):
             raise ValidationFailed(details={self.lookup_url_kwarg: ["A whole number is required."]})
         return super().get_object()
 
