@@ -124,14 +124,14 @@ def redis_server(tmp_path) -> Iterator[RedisServer]:
     server.stop()
 
 
-def _process_env(redis_url: str | None = None) -> dict[str, str]:
+def _process_env(redis_url: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
     db = connection.settings_dict
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="backupplatform.settings.test", CELERY_TASK_ALWAYS_EAGER="false",
                DATABASE_URL=f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
                             f"{db['PORT'] or 5432}/{db['NAME']}",
                PYTHONUNBUFFERED="1")
     url = redis_url or settings.REDIS_URL
-    env.update(REDIS_URL=url, CELERY_BROKER_URL=url, CELERY_RESULT_BACKEND=url)
+    env.update(REDIS_URL=url, CELERY_BROKER_URL=url, CELERY_RESULT_BACKEND=url, **(extra or {}))
     return env
 
 
@@ -153,19 +153,19 @@ class Started:
 
 @pytest.fixture
 def start_worker(tmp_path) -> Iterator[Callable[..., Started]]:
-    """``start_worker(redis_url=None, concurrency=1)``: a real worker started as in production
+    """``start_worker(redis_url=None, concurrency=1, env=None)``: a real worker started as in production
     (``prefork`` pool, mingle and gossip on: they keep the broker connection's default channel
     busy, which is what made a broker restart fatal)."""
     if connection.vendor != "postgresql":
         pytest.skip("a separate worker process needs a shared database server (PostgreSQL)")
     started: list[Started] = []
 
-    def start(redis_url: str | None = None, concurrency: int = 1) -> Started:
+    def start(redis_url: str | None = None, concurrency: int = 1, env: dict[str, str] | None = None) -> Started:
         log = tmp_path / f"worker-{len(started)}.log"
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "backupplatform", "worker", "--pool=prefork",
              f"--concurrency={concurrency}", "-l", "info", "-n", f"faults-{os.getpid()}-{len(started)}@%h"],
-            cwd=ROOT, env=_process_env(redis_url), stdout=log.open("w"), stderr=subprocess.STDOUT,
+            cwd=ROOT, env=_process_env(redis_url, env), stdout=log.open("w"), stderr=subprocess.STDOUT,
             start_new_session=True)
         item = Started(proc, log)
         started.append(item)
@@ -180,17 +180,17 @@ def start_worker(tmp_path) -> Iterator[Callable[..., Started]]:
 
 @pytest.fixture
 def start_beat(tmp_path) -> Iterator[Callable[..., Started]]:
-    """``start_beat()``: a real beat with the platform's scheduler (``CELERY_BEAT_SCHEDULER``)."""
+    """``start_beat(redis_url=None, env=None)``: a real beat with the platform's scheduler."""
     if connection.vendor != "postgresql":
         pytest.skip("beat needs a database shared between processes (PostgreSQL)")
     started: list[Started] = []
 
-    def start(redis_url: str | None = None) -> Started:
+    def start(redis_url: str | None = None, env: dict[str, str] | None = None) -> Started:
         log = tmp_path / f"beat-{len(started)}.log"
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "backupplatform", "beat", "-l", "info",
              "--pidfile", str(tmp_path / f"beat-{len(started)}.pid"), "-s", str(tmp_path / "beat-schedule")],
-            cwd=ROOT, env=_process_env(redis_url), stdout=log.open("w"), stderr=subprocess.STDOUT,
+            cwd=ROOT, env=_process_env(redis_url, env), stdout=log.open("w"), stderr=subprocess.STDOUT,
             start_new_session=True)
         item = Started(proc, log)
         started.append(item)
@@ -263,6 +263,28 @@ class DatabaseFaults:
                                 "WHERE datname = %s AND application_name = %s",
                                 (database, application_name)).fetchall()
         return len(rows)
+
+    @contextlib.contextmanager
+    def stalled_backends(self, database: str, application_name: str) -> Iterator[list[int]]:
+        """Freeze (SIGSTOP) the server processes serving a tool on ``database``; resume after."""
+        with self._admin() as conn:
+            pids = [row[0] for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+                (database, application_name)).fetchall()]
+        assert pids, f"no {application_name} session on {database}"
+        stopped = []
+        try:
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGSTOP)
+                except PermissionError:
+                    pytest.skip("stopping a PostgreSQL backend needs the server's user or root")
+                stopped.append(pid)
+            yield pids
+        finally:
+            for pid in stopped:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
 
     def tool_connections(self, database: str, application_name: str) -> int:
         with self._admin() as conn:
