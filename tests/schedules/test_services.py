@@ -112,7 +112,9 @@ def test_daily_cleanup_covers_every_job_with_rules(tenant_a, tenant_b, app_a, ap
     no_rules = services.job_create(tenant=tenant_b, name="keep-all", application=app_b, schedule_type="hourly")
     make_backups(tenant_a, job=with_rules, storage=storage_a, statuses=["completed"] * 3)
     make_backups(tenant_b, job=no_rules, statuses=["completed"] * 3)
-    from schedules.tasks import cleanup_all
+    from schedules.tasks import cleanup_tenant
 
-    assert cleanup_all() == {"jobs": 1, "removed": 2, "failed": 0}
+    assert services.cleanup_tenant_ids() == sorted([tenant_a.pk, tenant_b.pk])
+    assert cleanup_tenant(tenant_a.pk) == {"jobs": 1, "removed": 2, "failed": 0, "errors": 0}
+    assert cleanup_tenant(tenant_b.pk) == {"jobs": 0, "removed": 0, "failed": 0, "errors": 0}
     assert Backup.objects.filter(job=no_rules).count() == 3
