@@ -33,9 +33,14 @@ def test_a_killed_connection_during_progress_does_not_abort_the_dump(tenant_a, p
                                                                       big_pg_db, start_worker, db_faults):
     worker = start_worker()
     op = backup_start(tenant=tenant_a, server=pg_server_row, database_name=big_pg_db, storage=local_storage)
-    _dumping(op)
-    killed = db_faults.terminate_others()  # the worker's connection(s) to the platform database
-    assert killed >= 1
+    wait_for(lambda: db_faults.tool_connections(big_pg_db, "pg_dump"), what="pg_dump connected")
+    # Hold the dump (its server process paused) while the worker's connection is killed, so
+    # the kill lands mid-dump however fast the machine is; the pipeline keeps polling the
+    # operation (cancel check, heartbeat) meanwhile and meets the dead connection.
+    with db_faults.stalled_backends(big_pg_db, "pg_dump"):
+        _dumping(op)
+        assert db_faults.terminate_others() >= 1  # the worker's connection(s) to the platform database
+        time.sleep(1.5)
     backup = wait_for(lambda: Backup.objects.filter(pk=op.backup_id, status__in=ENDED).first(), timeout=120,
                       what="the backup ending")
     assert backup.status == "completed", backup.error_message + worker.output()
@@ -49,19 +54,21 @@ def test_a_failure_is_recorded_on_a_fresh_connection(tenant_a, pg_server_row, lo
                                                      start_worker, db_faults):
     worker = start_worker()
     op = backup_start(tenant=tenant_a, server=pg_server_row, database_name=big_pg_db, storage=local_storage)
-    _dumping(op)
+    wait_for(lambda: db_faults.tool_connections(big_pg_db, "pg_dump"), what="pg_dump connected")
     # The platform database goes away for a moment (connections killed, new ones refused)
     # and, meanwhile, the dump itself fails.
-    db_faults.allow_connections(False)
     try:
-        assert db_faults.terminate_others() >= 1
-        assert db_faults.terminate_tool(big_pg_db, "pg_dump") == 1
-        time.sleep(1.5)
+        with db_faults.stalled_backends(big_pg_db, "pg_dump"):
+            _dumping(op)
+            db_faults.allow_connections(False)
+            assert db_faults.terminate_others() >= 1
+            assert db_faults.terminate_tool(big_pg_db, "pg_dump") == 1  # takes effect when it resumes
+        time.sleep(1.5)  # pg_dump fails now; the worker records that while new connections are refused
     finally:
         db_faults.allow_connections(True)
     backup = wait_for(lambda: Backup.objects.filter(pk=op.backup_id, status__in=ENDED).first(), timeout=60,
-                      what=f"the failure being recorded; worker log:\n{worker.output()}")
-    assert backup.status == "failed"
+                      what="the failure being recorded")
+    assert backup.status == "failed", worker.output()
     assert "pg_dump failed" in backup.error_message and "stopped responding" not in backup.error_message
     op.refresh_from_db()
     assert op.status == "failed" and op.error_message == backup.error_message

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from unittest import mock
 
 import pytest
@@ -42,9 +42,9 @@ def test_safety_net_keeps_the_last_verified_backup_when_every_recent_run_failed(
 
 def test_a_scheduled_run_is_skipped_and_recorded_while_the_previous_one_runs(tenant_a, app_a, storage_a):
     job = _job(tenant_a, app_a, storage_a)
-    first = services.job_run_scheduled(job_id=job.pk)
+    first = services.job_run_scheduled(job_id=job.pk, scheduled_for=datetime(2026, 3, 1, 3, tzinfo=UTC))
     assert first is not None
-    assert services.job_run_scheduled(job_id=job.pk) is None
+    assert services.job_run_scheduled(job_id=job.pk, scheduled_for=datetime(2026, 3, 1, 4, tzinfo=UTC)) is None
     assert Backup.objects.filter(job=job).count() == 1
     skip = AuditEvent.objects.get(action="job_run_skipped")
     assert skip.details["backup_id"] == first.backup_id
