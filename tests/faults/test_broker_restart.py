@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), needs_pg, pytest.mark.slo
 
 
 def test_worker_survives_a_redis_restart_during_a_backup(tenant_a, pg_server_row, local_storage, big_pg_db,
-                                                          redis_server, start_worker):
+                                                          redis_server, start_worker, db_faults):
     # Two processes, as `make run` starts: one runs the backup while the worker waits for more.
     worker = start_worker(redis_url=redis_server.url, concurrency=2)
 
@@ -25,9 +25,12 @@ def test_worker_survives_a_redis_restart_during_a_backup(tenant_a, pg_server_row
         return op
 
     first = backup()
-    wait_for(lambda: Operation.objects.filter(pk=first.pk, status="running", step="dumping_and_encrypting").exists(),
-             what="the first backup dumping")
-    redis_server.restart()  # the broker goes away mid-backup and comes back empty
+    wait_for(lambda: db_faults.tool_connections(big_pg_db, "pg_dump"), what="pg_dump connected")
+    with db_faults.stalled_backends(big_pg_db, "pg_dump"):  # the backup is surely still running
+        wait_for(lambda: Operation.objects.filter(pk=first.pk, status="running",
+                                                  step="dumping_and_encrypting").exists(),
+                 what="the first backup dumping")
+        redis_server.restart()  # the broker goes away mid-backup and comes back empty
 
     done = wait_for(lambda: Backup.objects.filter(pk=first.backup_id, status__in=["completed", "failed"]).first(),
                     timeout=120, what="the first backup ending")
