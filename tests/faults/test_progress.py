@@ -81,6 +81,6 @@ async def test_a_masked_restore_reports_progress_that_only_grows(operator_a, ten
     percents = [e["progress"] for e in events]
     assert percents == sorted(percents), percents
     # Every byte was restored (99 %, the rest is for finishing): masking does not go back to 95 %.
-    assert [e["progress"] for e in events if e["current_step"] == "masking"][0] == 99, percents
+    assert next(e["progress"] for e in events if e["current_step"] == "masking") == 99, percents
     assert all(e["bytes_total"] == op.backup.size_bytes for e in events if e["current_step"] == "restoring_data")
     assert any(e["bytes_done"] > 0 and e["throughput_bps"] > 0 for e in events)
