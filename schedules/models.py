@@ -148,3 +148,28 @@ class CleanupPlan(TenantOwnedModel):
 
     def __str__(self) -> str:
         return self.public_id
+
+
+class ScheduledRun(TenantOwnedModel):
+    """One due time of a job, claimed by the first ``run_job`` that handles it.
+
+    Beat restarted around a due time may dispatch it twice; the unique constraint makes the
+    second dispatch a no-op (logged), even when the first run already finished. The row
+    also says what the dispatch did: ``started`` (``operation`` is the backup's) or
+    ``skipped`` (a previous run still active, the tenant at its concurrency cap).
+    """
+
+    job = models.ForeignKey(BackupJob, on_delete=models.CASCADE, related_name="scheduled_runs")
+    scheduled_for = models.DateTimeField()
+    outcome = models.CharField(max_length=20, default="started")
+    operation = models.ForeignKey("backups.Operation", null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-scheduled_for", "-id"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "job", "scheduled_for"],
+                                               name="unique_job_due_time")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} @ {self.scheduled_for:%Y-%m-%d %H:%M}"

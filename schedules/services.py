@@ -8,7 +8,7 @@ transaction (``schedules.beat``), and records an audit event.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -16,7 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import emit, publish
-from backupplatform.errors import Conflict, TooManyOperations, ValidationFailed
+from backupplatform.errors import Conflict, DomainError, TooManyOperations, ValidationFailed
 from backups.models import (
     Application,
     Backup,
@@ -31,9 +31,9 @@ from backups.models import (
 from tenants.models import Tenant
 
 from . import beat, selectors
-from .models import BackupJob, CleanupPlan, RetentionPolicy, ScheduleType
+from .models import BackupJob, CleanupPlan, RetentionPolicy, ScheduledRun, ScheduleType
 from .retention import BackupInfo, RetentionRules, plan_retention
-from .timing import frequency_to_cron, validate_cron, validate_timezone
+from .timing import cron_next_runs, frequency_to_cron, validate_cron, validate_timezone
 
 logger = logging.getLogger(__name__)
 
@@ -270,19 +270,89 @@ def job_run(*, job: BackupJob, actor: Any = None, trigger: str = BackupTrigger.M
     return op
 
 
-def job_run_scheduled(*, job_id: int) -> Operation | None:
-    """What beat's ``run_job`` task does: run an enabled job, or record why it did not."""
+# How far back the latest due time of a job is looked for: a minute job finds it in the
+# first window, a yearly one in the last.
+_DUE_WINDOWS = (timedelta(minutes=2), timedelta(hours=2), timedelta(days=2), timedelta(days=35),
+                timedelta(days=370), timedelta(days=5 * 366))
+
+
+def job_due_time(job: BackupJob, *, now: datetime) -> datetime:
+    """The due time a dispatch of ``job`` at ``now`` belongs to: its latest run time <= now.
+
+    Beat sends the job's ``run_job`` when a run time passes; the dispatch handles that run
+    time, so two dispatches of the same run time (beat restarted around it), or a late
+    one, compute the same value. Falls back to ``now`` (to the minute) for a job whose
+    expression yields nothing (it cannot be dispatched by beat then anyway).
+    """
+    if job.cron_expression:
+        for window in _DUE_WINDOWS:
+            try:
+                runs = cron_next_runs(job.cron_expression, job.timezone or "UTC", now - window, 64)
+            except ValueError:
+                break
+            due = [run for run in runs if run <= now]
+            if due:
+                return due[-1]
+    return now.replace(second=0, microsecond=0)
+
+
+def job_run_scheduled(*, job_id: int, scheduled_for: datetime | None = None) -> Operation | None:
+    """What beat's ``run_job`` task does: run an enabled job once per due time.
+
+    The first dispatch of a due time claims it (``ScheduledRun``, unique per job and due
+    time) in the transaction that starts the backup; any later dispatch of the same due
+    time does nothing but log it, even after the first run finished. A run skipped because
+    the previous one is still active, or the tenant is at its cap, also uses up its due time.
+    """
     job = BackupJob.objects.select_related("tenant").filter(pk=job_id).first()
     if job is None or not job.enabled:
         logger.info("job %s is gone or disabled; scheduled run ignored", job_id)
         return None
-    try:
-        return job_run(job=job, trigger=BackupTrigger.SCHEDULED)
-    except TooManyOperations as exc:
-        logger.warning("job %s: run skipped, %s", job.pk, exc.message)
-        emit(action="job_run_skipped", tenant=job.tenant, resource_type="backup_job", resource_id=job.pk,
-             details={"reason": exc.message})
+    due = scheduled_for or job_due_time(job, now=timezone.now())
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                claim = ScheduledRun.objects.create(tenant=job.tenant, job=job, scheduled_for=due)
+        except IntegrityError:
+            logger.warning("job %s (%s): run due at %s was already dispatched; duplicate ignored",
+                           job.pk, job.name, due.isoformat())
+            return None
+        try:
+            op = job_run(job=job, trigger=BackupTrigger.SCHEDULED)
+        except TooManyOperations as exc:
+            logger.warning("job %s: run skipped, %s", job.pk, exc.message)
+            emit(action="job_run_skipped", tenant=job.tenant, resource_type="backup_job", resource_id=job.pk,
+                 details={"reason": exc.message, "scheduled_for": due.isoformat()})
+            op = None
+        ScheduledRun.objects.filter(pk=claim.pk).update(outcome="started" if op else "skipped", operation=op)
+    return op
+
+
+def job_retry_lost_run(*, backup: Backup) -> Operation | None:
+    """Run a job once more after its scheduled backup was lost with its worker (reaped).
+
+    Only scheduled runs are retried (a manual run is the user's to repeat), and only once:
+    the retry records ``retry_of`` in its options and a lost retry is not retried again.
+    """
+    if backup.trigger != BackupTrigger.SCHEDULED or not backup.job_id:
         return None
+    lost = Operation.objects.filter(backup=backup, kind=OperationKind.BACKUP).order_by("-created_at").first()
+    if lost is not None and ((lost.details or {}).get("options") or {}).get("retry_of"):
+        logger.warning("backup %s was already a retry; job %s is not retried again", backup.pk, backup.job_id)
+        return None
+    job = BackupJob.objects.select_related("tenant").filter(pk=backup.job_id).first()
+    if job is None or not job.enabled:
+        return None
+    try:
+        op = job_run(job=job, trigger=BackupTrigger.SCHEDULED, options={"retry_of": backup.pk},
+                     description=f"Retry of backup {backup.pk}, lost when its worker stopped")
+    except TooManyOperations as exc:
+        logger.warning("job %s: retry of backup %s skipped, %s", job.pk, backup.pk, exc.message)
+        op = None
+    emit(action="job_run_retry", tenant=job.tenant, resource_type="backup_job", resource_id=job.pk,
+         details={"lost_backup_id": backup.pk, "backup_id": op.backup_id if op else None,
+                  "operation_id": op.public_id if op else None})
+    return op
 
 
 def job_after_backup(*, backup: Backup) -> None:
@@ -509,23 +579,58 @@ def job_purge(*, job: BackupJob, actor: Any = None) -> Operation | None:
     return cleanup_run(operation_id=op.pk)
 
 
-def cleanup_all_jobs() -> dict[str, int]:
-    """Daily beat task: apply every job's retention (jobs without any rule delete nothing)."""
-    jobs = removed = failed = 0
-    for job in BackupJob.objects.select_related("tenant", "retention_policy").order_by("pk"):
-        if not selectors.rules_for_job(job).has_rules:
+def cleanup_tenant_ids() -> list[int]:
+    """The tenants the daily retention visits (those with backup jobs), one task each."""
+    return list(BackupJob.objects.order_by("tenant_id").values_list("tenant_id", flat=True).distinct())
+
+
+def _safe_error(exc: BaseException) -> str:
+    """What an audit event may say about a failure: the platform's own messages (written to
+    be shown), otherwise only the exception's class (a library's text may carry an address)."""
+    from backups.storage import StorageError
+
+    if isinstance(exc, DomainError | StorageError):
+        return (getattr(exc, "message", None) or str(exc))[:500]
+    return exc.__class__.__name__
+
+
+def cleanup_tenant_jobs(*, tenant: Tenant) -> dict[str, int]:
+    """The daily retention of one tenant: apply every job's rules (jobs without any rule
+    delete nothing). A job whose retention fails is logged, recorded (audit
+    ``retention_failed``) and reported on the tenant's notifications; the others go on."""
+    jobs = removed = failed = errors = 0
+    for job in BackupJob.objects.filter(tenant=tenant).select_related("tenant", "retention_policy").order_by("pk"):
+        try:
+            if not selectors.rules_for_job(job).has_rules:
+                continue
+            jobs += 1
+            op = job_purge(job=job)
+        except Exception as exc:  # recorded below; one job's broken retention stops no other job
+            errors += 1
+            logger.exception("retention of job %s (%s) of tenant %s failed", job.pk, job.name, tenant.slug)
+            emit(action="retention_failed", tenant=tenant, resource_type="backup_job", resource_id=job.pk,
+                 details={"job": job.name, "error": _safe_error(exc)})
+            publish(tenant_id=tenant.pk, stream="notifications", event={
+                "type": "notification", "level": "error", "message": f"Retention cleanup of {job.name} failed",
+                "details": {"job_id": job.pk, "error": _safe_error(exc)}})
             continue
-        jobs += 1
-        op = job_purge(job=job)
         if op is not None:
             removed += op.details.get("backups_removed", 0)
             failed += len(op.details.get("failed", []))
-    logger.info("retention cleanup: %d job(s), %d backup(s) removed, %d failure(s)", jobs, removed, failed)
-    return {"jobs": jobs, "removed": removed, "failed": failed}
+    logger.info("retention cleanup of tenant %s: %d job(s), %d backup(s) removed, %d failure(s), %d error(s)",
+                tenant.slug, jobs, removed, failed, errors)
+    return {"jobs": jobs, "removed": removed, "failed": failed, "errors": errors}
+
+
+def scheduled_runs_prune(*, older_than: timedelta = timedelta(days=30)) -> int:
+    """Forget due-time claims older than any dispatch could be (they only stop duplicates)."""
+    deleted, _ = ScheduledRun.objects.filter(scheduled_for__lt=timezone.now() - older_than).delete()
+    return deleted
 
 
 __all__ = [
-    "cleanup_all_jobs", "cleanup_analyse", "cleanup_execute", "cleanup_run", "job_after_backup",
-    "job_create", "job_delete", "job_purge", "job_require_idle", "job_run", "job_run_scheduled", "job_toggle",
-    "job_update", "retention_policy_create", "retention_policy_delete", "retention_policy_update",
+    "cleanup_analyse", "cleanup_execute", "cleanup_run", "cleanup_tenant_ids", "cleanup_tenant_jobs",
+    "job_after_backup", "job_create", "job_delete", "job_due_time", "job_purge", "job_require_idle",
+    "job_retry_lost_run", "job_run", "job_run_scheduled", "job_toggle", "job_update", "retention_policy_create",
+    "retention_policy_delete", "retention_policy_update", "scheduled_runs_prune",
 ]

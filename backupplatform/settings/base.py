@@ -125,12 +125,25 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=6 * 3600)
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler, recording its ticks for /health/.
+CELERY_BEAT_SCHEDULER = "backupplatform.beat:Scheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Surviving a broker restart (README "Operating the platform"): kombu's Redis transport with
+# the fix of ``backupplatform.broker`` (a late-acknowledged task no longer kills the worker
+# when Redis goes away); reconnect for as long as it takes instead of exiting after 100
+# tries; and let running backups finish when the connection drops (Celery 6 would cancel
+# them): their outcome is written to the database, and a redelivered message is a no-op.
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT = "backupplatform.broker:Transport"
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # Job priority (1-10) becomes Celery priority 0-9 (0 first); Redis honours it with these.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"priority_steps": list(range(10)), "queue_order_strategy": "priority",
-                                   "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+                                   "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+                                   # Notice a dead broker connection (no RST, e.g. a vanished host).
+                                   "socket_keepalive": True, "health_check_interval": 25}
 CELERY_BEAT_SCHEDULE = {
     # db-backup-platform.md "WebSocket Events": server_health on change.
     "check-server-health": {"task": "backups.check_server_health", "schedule": 300.0},
@@ -144,8 +157,18 @@ CELERY_BEAT_SCHEDULE = {
     "retention-cleanup": {"task": "schedules.tasks.cleanup_all",
                           "schedule": crontab(minute="30", hour="3")},
 }
-# A running operation whose heartbeat is older than this is considered dead (seconds).
-OPERATION_HEARTBEAT_TIMEOUT = env.int("OPERATION_HEARTBEAT_TIMEOUT", default=120)
+# A running operation whose heartbeat is older than this is considered dead (seconds). The
+# worker running it refreshes the heartbeat every OPERATION_HEARTBEAT_INTERVAL seconds from a
+# thread of its own, whatever the work is doing, so only a dead worker misses six in a row.
+OPERATION_HEARTBEAT_TIMEOUT = env.int("OPERATION_HEARTBEAT_TIMEOUT", default=60)
+OPERATION_HEARTBEAT_INTERVAL = env.int("OPERATION_HEARTBEAT_INTERVAL", default=10)
+# /health/ (README "Operating the platform"): when an operation waits in the queue too long
+# while nothing runs, and how old a worker / beat / reaper heartbeat may be (seconds).
+OPERATION_PENDING_GRACE = env.int("OPERATION_PENDING_GRACE", default=300)
+HEALTH_HEARTBEAT_INTERVAL = env.int("HEALTH_HEARTBEAT_INTERVAL", default=10)
+HEALTH_WORKER_STALE_AFTER = env.int("HEALTH_WORKER_STALE_AFTER", default=60)
+HEALTH_BEAT_STALE_AFTER = env.int("HEALTH_BEAT_STALE_AFTER", default=60)
+HEALTH_REAPER_STALE_AFTER = env.int("HEALTH_REAPER_STALE_AFTER", default=180)
 # Transient storage failures (README "Storages"): each request (S3 part, block, chunk, SFTP
 # reconnect) is retried with exponential backoff and jitter up to these bounds, then the
 # backup task is retried as a whole (BACKUP_TASK_*: first wait up to RETRY_BACKOFF seconds,

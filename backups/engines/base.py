@@ -23,11 +23,14 @@ Error messages carry the tail of the tool's stderr with the password scrubbed.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import fcntl
 import logging
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -218,6 +221,47 @@ def describe_exit(rc: int) -> str:
     return f"killed by {name}"
 
 
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:  # pragma: no cover - every Linux libc has prctl
+        return None
+    prctl = libc.prctl
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl
+
+
+# Resolved once, here: the function below runs between fork and exec, where loading a
+# library (or anything else that may take a lock another thread held) could deadlock.
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the tool die (SIGKILL) when the process that started it does.
+
+    The tools run in their own session (``start_new_session``: Ctrl-C in a terminal reaches
+    the platform, which cancels cleanly, and ``kill()`` reaches the tool's whole group), so
+    nothing else would stop a ``pg_dump`` whose worker was killed: it would keep reading the
+    source database and writing into a pipe nobody reads. Linux only (elsewhere the reaper
+    still fails the operation); the signal fires when the *thread* that started the tool
+    ends, and every engine waits for its tools on the thread that started them.
+    """
+    if _PRCTL is None:
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the line above: nobody will signal
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
 def _killpg(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is not None:
         return
@@ -257,6 +301,7 @@ class ProcessSource(StreamBase):
                 env=env,
                 bufsize=0,
                 start_new_session=True,  # its own process group: kill() reaches children too
+                preexec_fn=die_with_parent(),  # dies with its worker (see die_with_parent)
             )
         except OSError as exc:
             self._stderr.close()
@@ -357,6 +402,7 @@ class ProcessSink(SinkBase):
                 stderr=self._stderr,
                 env=env,
                 start_new_session=True,
+                preexec_fn=die_with_parent(),  # dies with its worker (see die_with_parent)
             )
         except OSError as exc:
             self._stderr.close()

@@ -374,7 +374,10 @@ def _cleanup(source, writer) -> None:
 
 def _backup_end(op: Operation, backup: Backup, status: str, error: str) -> Operation:
     now = timezone.now()
-    Backup.objects.filter(pk=backup.pk).update(status=status, completed_at=now, error_message=error)
+    # On a fresh connection if the one the run used broke (that may be why it failed).
+    operations.with_db_retry(
+        lambda: Backup.objects.filter(pk=backup.pk).update(status=status, completed_at=now, error_message=error),
+        what=f"recording the outcome of backup {backup.pk}")
     backup.status, backup.completed_at, backup.error_message = status, now, error
     op_status = {BackupStatus.COMPLETED: OperationStatus.COMPLETED, BackupStatus.CANCELLED: OperationStatus.CANCELLED}.get(
         status, OperationStatus.FAILED)

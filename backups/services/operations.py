@@ -3,28 +3,83 @@
 Status moves ``pending -> running -> completed | failed | cancelled``. A task claims its
 operation with a conditional update (idempotent under redelivery: ``acks_late``); a crashed
 worker leaves a ``running`` row whose heartbeat stops, which ``operation_reap`` fails.
+
+Faults of the platform's own database: the claim and the outcome are written with
+:func:`with_db_retry`, which drops a broken connection and retries on a fresh one for a few
+seconds, so a backup whose database connection was killed still records why it ended
+(instead of staying ``running`` until the reaper blames its worker). While a task runs,
+:class:`OperationHeartbeat` keeps the heartbeat fresh from a thread of the worker process,
+so a long silent step (a dump waiting for a lock, a masking query) is never mistaken for a
+dead worker, and the reaper's timeout can be short.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from audit.services import emit, publish
 from backupplatform.errors import Conflict, NotFound
 from tenants.models import Tenant, TenantScope
 
-from ..models import Backup, BackupStatus, Operation, OperationKind, OperationStatus
+from ..models import Backup, BackupStatus, BackupTrigger, Operation, OperationKind, OperationStatus
 
 logger = logging.getLogger(__name__)
 
 ACTIVE = (OperationStatus.PENDING, OperationStatus.RUNNING)
+#: Connection-level database errors: the server went away, the connection was killed.
+DB_CONNECTION_ERRORS = (OperationalError, InterfaceError)
+#: Waits between attempts of :func:`with_db_retry` (seconds): about 7 s in all.
+DB_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
+REAPED_MESSAGE = "The worker running this operation stopped responding; partial data was removed"
+
+T = TypeVar("T")
+
+
+def db_reconnect() -> None:
+    """Drop this thread's database connection so the next query opens a fresh one.
+
+    Inside a transaction nothing is dropped: the transaction is lost with its connection
+    and its owner must roll back first.
+    """
+    if connection.in_atomic_block:
+        return
+    with contextlib.suppress(*DB_CONNECTION_ERRORS):
+        connection.close()
+
+
+def with_db_retry(fn: Callable[[], T], *, what: str, delays: tuple[float, ...] = DB_RETRY_DELAYS) -> T:
+    """``fn()``, retried on a fresh connection when the database connection is broken.
+
+    A connection that already failed (killed by ``pg_terminate_backend``, a server restart,
+    a network cut) is closed first instead of being reused. Other database errors (and the
+    last connection error) propagate.
+    """
+    if not connection.in_atomic_block and connection.connection is not None and connection.errors_occurred:
+        with contextlib.suppress(*DB_CONNECTION_ERRORS):
+            if not connection.is_usable():
+                connection.close()
+    for delay in (*delays, None):
+        try:
+            return fn()
+        except DB_CONNECTION_ERRORS as exc:
+            if delay is None or connection.in_atomic_block:
+                raise
+            logger.warning("%s: database connection failed (%s); retrying on a new connection in %.1fs",
+                           what, exc, delay)
+            db_reconnect()
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def operation_create(*, tenant: Tenant, kind: str, actor: Any = None, backup: Backup | None = None,
@@ -38,12 +93,16 @@ def operation_create(*, tenant: Tenant, kind: str, actor: Any = None, backup: Ba
 
 def operation_claim(*, operation_id: int) -> Operation | None:
     """Move a pending operation to running; ``None`` if someone else has it (or it ended)."""
-    now = timezone.now()
-    claimed = Operation.objects.filter(pk=operation_id, status=OperationStatus.PENDING).update(
-        status=OperationStatus.RUNNING, started_at=now, heartbeat_at=now, step="starting")
-    if claimed != 1:
-        return None
-    return Operation.objects.select_related("tenant", "backup").get(pk=operation_id)
+
+    def claim() -> Operation | None:
+        now = timezone.now()
+        claimed = Operation.objects.filter(pk=operation_id, status=OperationStatus.PENDING).update(
+            status=OperationStatus.RUNNING, started_at=now, heartbeat_at=now, step="starting")
+        if claimed != 1:
+            return None
+        return Operation.objects.select_related("tenant", "backup").get(pk=operation_id)
+
+    return with_db_retry(claim, what=f"claiming operation {operation_id}")
 
 
 def operation_finish(*, op: Operation, status: str, error: str = "", details: dict | None = None,
@@ -59,9 +118,10 @@ def operation_finish(*, op: Operation, status: str, error: str = "", details: di
         op.details = {**op.details, **details}
     if error:
         op.errors = op.errors + 1
-    Operation.objects.filter(pk=op.pk).update(
+    with_db_retry(lambda: Operation.objects.filter(pk=op.pk).update(
         status=op.status, finished_at=op.finished_at, error_message=op.error_message, progress=op.progress,
-        step=op.step, details=op.details, errors=op.errors, heartbeat_at=op.finished_at)
+        step=op.step, details=op.details, errors=op.errors, heartbeat_at=op.finished_at),
+        what=f"recording the outcome of operation {op.public_id}")
     from ..progress import progress_event
 
     publish(tenant_id=op.tenant_id, event=progress_event(op))
@@ -93,31 +153,84 @@ def operation_cancel(*, tenant: TenantScope, public_id: str, reason: str = "") -
 
 
 def heartbeat_timeout() -> timedelta:
-    return timedelta(seconds=getattr(settings, "OPERATION_HEARTBEAT_TIMEOUT", 120))
+    return timedelta(seconds=getattr(settings, "OPERATION_HEARTBEAT_TIMEOUT", 60))
+
+
+class OperationHeartbeat:
+    """Refresh a running operation's ``heartbeat_at`` every few seconds while a task runs it.
+
+    Used by the tasks around the service call: the beats come from a thread of the process
+    that does the work, so they stop exactly when that process dies (SIGKILL, OOM, a hard
+    time limit), which is what the reaper must detect, and never because a step is slow.
+    A database error skips one beat (the thread reconnects for the next one).
+    """
+
+    def __init__(self, operation_id: int, *, interval: float | None = None) -> None:
+        self.operation_id = operation_id
+        self.interval = interval if interval is not None else getattr(settings, "OPERATION_HEARTBEAT_INTERVAL", 10)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> OperationHeartbeat:
+        self._thread = threading.Thread(target=self._run, name=f"operation-heartbeat-{self.operation_id}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.interval + 5)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    Operation.objects.filter(pk=self.operation_id, status=OperationStatus.RUNNING).update(
+                        heartbeat_at=timezone.now())
+                except DB_CONNECTION_ERRORS as exc:
+                    logger.warning("operation %s: heartbeat not written (%s)", self.operation_id, exc)
+                    db_reconnect()
+        finally:
+            with contextlib.suppress(*DB_CONNECTION_ERRORS):
+                connection.close()
 
 
 def operation_reap(*, now=None) -> list[str]:
-    """Fail operations whose worker died (no heartbeat), deleting their partial artifacts."""
+    """Fail operations whose worker died (no heartbeat), deleting their partial artifacts.
+
+    A scheduled backup lost this way is run once more by its job (``schedules.hooks``);
+    manual runs are not repeated behind the user's back, and a retry is never retried.
+    """
     from .backups import backup_discard_artifact
 
     now = now or timezone.now()
     stale = Operation.objects.filter(status=OperationStatus.RUNNING, heartbeat_at__lt=now - heartbeat_timeout())
     reaped = []
+    lost_backups: list[Backup] = []
     for op in stale.select_related("backup", "tenant"):
         with transaction.atomic():
             locked = Operation.objects.select_for_update().filter(pk=op.pk, status=OperationStatus.RUNNING).first()
             if locked is None:
                 continue
-            message = "The worker running this operation stopped responding; partial data was removed"
-            operation_finish(op=locked, status=OperationStatus.FAILED, error=message, step="failed")
+            operation_finish(op=locked, status=OperationStatus.FAILED, error=REAPED_MESSAGE, step="failed")
             backup = locked.backup
             if locked.kind == OperationKind.BACKUP and backup is not None and backup.status != BackupStatus.COMPLETED:
                 backup_discard_artifact(backup=backup)
-                Backup.objects.filter(pk=backup.pk).update(status=BackupStatus.FAILED, error_message=message,
+                Backup.objects.filter(pk=backup.pk).update(status=BackupStatus.FAILED, error_message=REAPED_MESSAGE,
                                                            completed_at=now)
+                lost_backups.append(backup)
             emit(action=f"{locked.kind}_reaped", tenant=locked.tenant, resource_type="operation",
                  resource_id=locked.public_id, details={"heartbeat_at": op.heartbeat_at})
             reaped.append(locked.public_id)
     if reaped:
         logger.warning("reaped %d operation(s) whose worker died: %s", len(reaped), ", ".join(reaped))
+    for backup in lost_backups:
+        if backup.job_id and backup.trigger == BackupTrigger.SCHEDULED:
+            from schedules import hooks
+
+            try:
+                hooks.after_backup_reaped(backup=backup)
+            except Exception:  # one job's retry must not stop the reaping of the others
+                logger.exception("could not retry the run of job %s lost with backup %s", backup.job_id, backup.pk)
     return reaped

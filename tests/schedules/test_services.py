@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from unittest import mock
 
 import pytest
@@ -42,9 +42,9 @@ def test_safety_net_keeps_the_last_verified_backup_when_every_recent_run_failed(
 
 def test_a_scheduled_run_is_skipped_and_recorded_while_the_previous_one_runs(tenant_a, app_a, storage_a):
     job = _job(tenant_a, app_a, storage_a)
-    first = services.job_run_scheduled(job_id=job.pk)
+    first = services.job_run_scheduled(job_id=job.pk, scheduled_for=datetime(2026, 3, 1, 3, tzinfo=UTC))
     assert first is not None
-    assert services.job_run_scheduled(job_id=job.pk) is None
+    assert services.job_run_scheduled(job_id=job.pk, scheduled_for=datetime(2026, 3, 1, 4, tzinfo=UTC)) is None
     assert Backup.objects.filter(job=job).count() == 1
     skip = AuditEvent.objects.get(action="job_run_skipped")
     assert skip.details["backup_id"] == first.backup_id
@@ -112,7 +112,9 @@ def test_daily_cleanup_covers_every_job_with_rules(tenant_a, tenant_b, app_a, ap
     no_rules = services.job_create(tenant=tenant_b, name="keep-all", application=app_b, schedule_type="hourly")
     make_backups(tenant_a, job=with_rules, storage=storage_a, statuses=["completed"] * 3)
     make_backups(tenant_b, job=no_rules, statuses=["completed"] * 3)
-    from schedules.tasks import cleanup_all
+    from schedules.tasks import cleanup_tenant
 
-    assert cleanup_all() == {"jobs": 1, "removed": 2, "failed": 0}
+    assert services.cleanup_tenant_ids() == sorted([tenant_a.pk, tenant_b.pk])
+    assert cleanup_tenant(tenant_a.pk) == {"jobs": 1, "removed": 2, "failed": 0, "errors": 0}
+    assert cleanup_tenant(tenant_b.pk) == {"jobs": 0, "removed": 0, "failed": 0, "errors": 0}
     assert Backup.objects.filter(job=no_rules).count() == 3

@@ -22,8 +22,11 @@ def run_with_progress(op: Operation, work: Callable[[], object], *, label: str) 
     errors: list[BaseException] = []
 
     def target() -> None:
+        from backups.services.operations import OperationHeartbeat
+
         try:
-            work()
+            with OperationHeartbeat(op.pk):  # the worker's reaper must not take a slow step for a dead CLI
+                work()
         except BaseException as exc:  # re-raised in the main thread below
             errors.append(exc)
         finally:
