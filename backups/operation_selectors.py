@@ -49,4 +49,8 @@ def operations_stuck_pending(*, tenant: Tenant | None = None, now: datetime | No
     stuck = Q(created_at__lt=now - pending_limit())
     if not busy:
         stuck |= Q(created_at__lt=now - pending_grace())
-    return qs.filter(stuck).select_related("tenant").order_by("created_at", "id")
+    # A backup handed back while its storage is down waits for the task's own retry (up to
+    # BACKUP_TASK_RETRY_BACKOFF_MAX); it is stuck only once that wait is long over.
+    retry_wait = timedelta(seconds=getattr(settings, "BACKUP_TASK_RETRY_BACKOFF_MAX", 1800)) + pending_grace()
+    waiting = Q(step="waiting_for_storage", heartbeat_at__gte=now - retry_wait)
+    return qs.filter(stuck).exclude(waiting).select_related("tenant").order_by("created_at", "id")

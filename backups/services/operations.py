@@ -32,7 +32,15 @@ from audit.services import emit, publish
 from backupplatform.errors import Conflict, NotFound
 from tenants.models import Tenant, TenantScope
 
-from ..models import Backup, BackupStatus, BackupTrigger, Operation, OperationKind, OperationStatus
+from ..models import (
+    Backup,
+    BackupStatus,
+    BackupTrigger,
+    Operation,
+    OperationKind,
+    OperationStatus,
+    Restore,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +216,7 @@ def operation_reap(*, now=None) -> list[str]:
     stale = Operation.objects.filter(status=OperationStatus.RUNNING, heartbeat_at__lt=now - heartbeat_timeout())
     reaped = []
     lost_backups: list[Backup] = []
+    lost_restores: list[int] = []
     for op in stale.select_related("backup", "tenant"):
         with transaction.atomic():
             locked = Operation.objects.select_for_update().filter(pk=op.pk, status=OperationStatus.RUNNING).first()
@@ -220,11 +229,24 @@ def operation_reap(*, now=None) -> list[str]:
                 Backup.objects.filter(pk=backup.pk).update(status=BackupStatus.FAILED, error_message=REAPED_MESSAGE,
                                                            completed_at=now)
                 lost_backups.append(backup)
+            if locked.kind in (OperationKind.RESTORE, OperationKind.RECOVERY):
+                lost_restores += list(Restore.objects.filter(operation=locked).values_list("pk", flat=True))
+                Restore.objects.filter(operation=locked).update(status=OperationStatus.FAILED,
+                                                                error_message=REAPED_MESSAGE, completed_at=now)
             emit(action=f"{locked.kind}_reaped", tenant=locked.tenant, resource_type="operation",
                  resource_id=locked.public_id, details={"heartbeat_at": op.heartbeat_at})
             reaped.append(locked.public_id)
     if reaped:
         logger.warning("reaped %d operation(s) whose worker died: %s", len(reaped), ", ".join(reaped))
+    for restore in Restore.objects.filter(pk__in=lost_restores).select_related("operation", "tenant"):
+        # A masked restore killed mid-way leaves its staging database (unmasked data, never
+        # under the target's name): dropped once the operation is failed (it commits above).
+        from .restores import restore_discard_staging
+
+        try:
+            restore_discard_staging(restore=restore)
+        except Exception:  # one server that cannot be reached must not stop the others
+            logger.exception("could not drop the staging databases of restore %s", restore.pk)
     for backup in lost_backups:
         if backup.job_id and backup.trigger == BackupTrigger.SCHEDULED:
             from schedules import hooks

@@ -110,3 +110,14 @@ def test_operations_pending_longer_than_the_queue_explains(client, tenant_a, pg_
     assert list(operations_stuck_pending()) == [ancient]
     assert list(operations_stuck_pending(tenant=tenant_a)) == [ancient]
     assert fresh not in operations_stuck_pending()
+
+
+def test_a_backup_waiting_for_its_storage_is_not_stuck_until_its_retry_is_overdue(
+        client, settings, tenant_a, pg_server_row, local_storage):
+    settings.BACKUP_TASK_RETRY_BACKOFF_MAX = 1800
+    waiting = _queued(tenant_a, pg_server_row, local_storage, minutes_ago=20)
+    Operation.objects.filter(pk=waiting.pk).update(step="waiting_for_storage",
+                                                   heartbeat_at=timezone.now() - timedelta(minutes=10))
+    assert list(operations_stuck_pending()) == []  # the task's own retry is due within 30 min
+    Operation.objects.filter(pk=waiting.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=40))
+    assert list(operations_stuck_pending()) == [waiting]
