@@ -11,15 +11,15 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-$(VENV)/.installed-base: requirements/base.txt | $(PY)
-	$(PIP) install --quiet -r requirements/base.txt
+$(VENV)/.installed-run: requirements/run.txt requirements/base.txt | $(PY)
+	$(PIP) install --quiet -r requirements/run.txt
 	@touch $@
 
-$(VENV)/.installed-dev: requirements/dev.txt requirements/base.txt | $(PY)
+$(VENV)/.installed-dev: requirements/dev.txt requirements/run.txt requirements/base.txt | $(PY)
 	$(PIP) install --quiet -r requirements/dev.txt
-	@touch $@ $(VENV)/.installed-base
+	@touch $@ $(VENV)/.installed-run
 
-install: $(VENV)/.installed-base
+install: $(VENV)/.installed-run
 install-dev: $(VENV)/.installed-dev
 
 run: install
