@@ -74,9 +74,13 @@ class ProgressReporter:
     ``step(name, progress=...)`` moves to a named step; percentages only ever grow.
     """
 
-    def __init__(self, op: Operation, *, total: int | None = None, interval: float = 0.4):
+    def __init__(self, op: Operation, *, total: int | None = None, interval: float = 0.4,
+                 span: tuple[int, int] = (0, 100)):
+        """``span``: the percentages the bytes move through (a restore that masks afterwards
+        leaves the top of the bar to masking and the swap)."""
         self.op = op
         self.total = total
+        self.span = span
         self.op.bytes_total = total
         self.interval = interval
         self.started = time.monotonic()
@@ -101,7 +105,8 @@ class ProgressReporter:
         elapsed = max(time.monotonic() - self.started, 1e-3)
         self.op.throughput_bps = int(bytes_done / elapsed)
         if self.total:
-            self._advance(min(99, int(bytes_done * 100 / self.total)))
+            low, high = self.span  # 100 % is said by the end of the work, not by the bytes
+            self._advance(min(high, 99, low + int(bytes_done * (high - low) / self.total)))
             rate = bytes_done / elapsed
             self.op.eta_seconds = int(max(0, self.total - bytes_done) / rate) if rate > 0 else None
         self._write()

@@ -251,9 +251,8 @@ def restore_run(*, operation_id: int) -> Restore | None:
     Restore.objects.filter(pk=restore.pk).update(status=OperationStatus.RUNNING, started_at=now)
     restore.started_at = now
     masked = bool(restore.masking_rules)
-    # A masked restore reports its percent itself (data, then masking, then the swap); the
-    # reporter is then only told the bytes, so its own percent never runs ahead.
-    reporter = ProgressReporter(op, total=None if masked else backup.size_bytes or None)
+    # A masked restore's bytes move the bar to RESTORE_END; masking and the swap take the rest.
+    reporter = ProgressReporter(op, total=backup.size_bytes or None, span=(2, RESTORE_END) if masked else (0, 100))
     backend = reader = sink = None
     result: dict[str, Any] = {}
     try:
@@ -270,7 +269,7 @@ def restore_run(*, operation_id: int) -> Restore | None:
                                         record=result["masking"], start=MASK_START, end=MASK_END)
                 staging = _record_staging(restore, restore.target_server, restore.target_database)
             sink = _database_sink(restore, prepare=prepare, staging=staging)
-            counter = _CountingIter(plaintext, reporter, total=backup.size_bytes if masked else None)
+            counter = _CountingIter(plaintext, reporter)
             for piece in counter:
                 sink.write(piece)
             # Restores into the staging database (when masking), masks there, then swaps it in.
@@ -281,7 +280,7 @@ def restore_run(*, operation_id: int) -> Restore | None:
             reporter.step("restoring_data", progress=2, component=backup.application.name if backup.application else "")
             if masked:
                 result["masking"] = {}
-            counter = _CountingIter(plaintext, reporter, total=backup.size_bytes if masked else None)
+            counter = _CountingIter(plaintext, reporter)
             result["restore"] = engines.bundle_restore(counter, _bundle_handlers(restore, reporter,
                                                                                  result.get("masking", {})))
     except Exception as exc:  # recorded on the rows; the target's partial state is reported
@@ -325,15 +324,11 @@ def restore_discard_staging(*, restore: Restore) -> list[str]:
 
 
 class _CountingIter:
-    """Feeds progress and the cancel check while the artifact streams into the sinks.
+    """Feeds progress (bytes, throughput, percent within the reporter's span) and the cancel
+    check while the artifact streams into the sinks."""
 
-    With ``total`` (a masked restore), it also moves the percent from 2 to ``RESTORE_END``
-    by the bytes done, leaving the rest of the bar to masking and the swap.
-    """
-
-    def __init__(self, pieces, reporter: ProgressReporter, *, total: int | None = None):
-        self.pieces, self.reporter, self.done, self.total = iter(pieces), reporter, 0, total
-        self.shown, self.at = 2, 0.0
+    def __init__(self, pieces, reporter: ProgressReporter):
+        self.pieces, self.reporter, self.done = iter(pieces), reporter, 0
 
     def __iter__(self):
         return self
@@ -344,12 +339,6 @@ class _CountingIter:
         piece = next(self.pieces)
         self.done += len(piece)
         self.reporter.update(self.done)
-        if self.total:
-            percent = min(RESTORE_END, 2 + (RESTORE_END - 2) * self.done // self.total)
-            now = time.monotonic()
-            if percent > self.shown and now - self.at >= self.reporter.interval:
-                self.shown, self.at = percent, now
-                self.reporter.step("restoring_data", progress=percent)
         return piece
 
 
