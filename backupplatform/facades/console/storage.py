@@ -155,7 +155,7 @@ class LocationSerializer(InputSerializer):
     retention = RetentionSerializer(required=False)
 
 
-@extend_schema_field({"type": "string", "enum": ["gzip", "zstd"]})
+@extend_schema_field({"type": "string", "pattern": "^(gzip|zstd)$"})
 class CompressionField(StrictCharField):
     def to_internal_value(self, data):
         value = super().to_internal_value(data)

@@ -30,7 +30,7 @@ from .operation_bodies import operation_or_404, progress_body, progress_shape
 BOOL_TEXT = ["true", "false"]
 
 
-@extend_schema_field({"type": "string", "enum": BOOL_TEXT, "default": "false"})
+@extend_schema_field({"type": "string", "pattern": "^(true|false)$", "default": "false"})
 class FormBoolField(StrictCharField):
     """A boolean form field: multipart values are text, ``"true"`` or ``"false"``."""
 

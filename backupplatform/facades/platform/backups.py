@@ -259,7 +259,7 @@ class RestoreViewSet(mixins.RetrieveModelMixin, PlatformViewSet):
 
     def get_object(self):
         pk = str(self.kwargs["pk"])
-        restore = self.get_queryset().filter(pk=int(pk)).first() if pk.isdigit() and len(pk) < 19 else None
+        restore = self.get_queryset().filter(pk=int(pk)).first() if pk.isascii() and pk.isdigit() and len(pk) < 19 else None
         if restore is None:
             raise NotFound("Restore not found", code="RESTORE_NOT_FOUND")
         return restore
