@@ -69,11 +69,12 @@ def _filter(items: list[dict], module_filter: list[str] | None) -> list[dict]:
 
 
 def restore_throughput(*, tenant: Tenant) -> dict[str, Any] | None:
-    """Bytes per second of this tenant's last completed restores (recoveries included)."""
-    rows = list(Operation.objects.filter(
-        tenant=tenant, kind__in=(OperationKind.RESTORE, OperationKind.RECOVERY), status=OperationStatus.COMPLETED,
-        bytes_done__gt=0, started_at__isnull=False, finished_at__gt=F("started_at"))
-        .order_by("-finished_at").values_list("bytes_done", "started_at", "finished_at")[:THROUGHPUT_SAMPLE])
+    """Bytes per second of this tenant's last completed restores (recoveries included): the
+    restored backups' sizes over the restores' wall-clock durations."""
+    rows = list(Restore.objects.filter(
+        tenant=tenant, status=OperationStatus.COMPLETED, backup__size_bytes__gt=0, started_at__isnull=False,
+        completed_at__gt=F("started_at")).order_by("-completed_at")
+        .values_list("backup__size_bytes", "started_at", "completed_at")[:THROUGHPUT_SAMPLE])
     if not rows:
         return None
     total = sum(r[0] for r in rows)
