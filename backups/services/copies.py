@@ -204,7 +204,7 @@ def copy_remove(*, backup: Backup, storage: Storage, reason: str = "") -> int:
     from .backups import backup_delete
 
     primary_copy_ensure(backup=backup)
-    copies = list(BackupCopy.objects.select_for_update().filter(backup=backup).select_related("storage"))
+    copies = list(BackupCopy.objects.select_for_update(of=("self",)).filter(backup=backup).select_related("storage"))
     here = next((c for c in copies if c.storage_id == storage.pk), None)
     if here is None:
         raise NotFound("The backup has no copy on this storage", code="BACKUP_NOT_FOUND")

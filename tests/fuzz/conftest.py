@@ -29,6 +29,7 @@ ID_BY_PREFIX = [
     ("/api/v1/backups/", "backup"), ("/api/v1/jobs/", "job"), ("/api/v1/api-keys/", "api_key"),
     ("/api/v1/retention-policies/", "policy"), ("/api/v1/schedules/", "job"), ("/api/v1/servers/", "server"),
     ("/api/v1/users/", "user"), ("/api/v1/storage/", "storage"), ("/api/v1/verify/", "verification"),
+    ("/api/v1/restores/", "restore"),
 ]
 ID_BY_NAME = {"app_id": "app", "backup_id": "backup", "restore_id": "restore", "storage_id": "storage",
               "cleanup_id": "cleanup", "token": "token", "agent_id": "agent", "recovery_id": "recovery",
