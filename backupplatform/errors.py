@@ -75,3 +75,11 @@ class UpstreamError(DomainError):
     status = 502
     code = "UPSTREAM_ERROR"
     default_message = "An upstream service failed"
+
+
+class StorageFull(DomainError):
+    """A storage's quota would be exceeded (system-backup-recovery.rst ``STORAGE_FULL``)."""
+
+    status = 507
+    code = "STORAGE_FULL"
+    default_message = "Storage quota exceeded"

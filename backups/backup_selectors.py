@@ -79,3 +79,25 @@ def operation_get(*, tenant: TenantScope, public_id: str, kinds: tuple[str, ...]
     if kinds:
         qs = qs.filter(kind__in=kinds)
     return qs.select_related("backup").first()
+
+
+def backup_locations(*, backup: Backup) -> list[dict]:
+    """Every place ``backup``'s artifact is kept, primary first (system-backup-recovery.rst
+    "Get Backup Details" ``storage_locations``): one entry per ``BackupCopy``, and the primary
+    copy of a backup stored before copies were recorded."""
+    from .models import BackupCopy
+
+    copies = list(BackupCopy.objects.filter(backup=backup).select_related("storage").order_by("created_at", "id"))
+    entries = [{"storage_id": c.storage_id, "storage": c.storage.name if c.storage else None,
+                "type": c.storage.type if c.storage else None, "path": c.path, "size": c.size_bytes,
+                "checksum": c.checksum, "verified": c.verified, "status": c.status,
+                "primary": c.storage_id is not None and c.storage_id == backup.storage_id,
+                "created_at": c.created_at, "verified_at": c.verified_at} for c in copies]
+    if backup.storage_id and not any(e["primary"] for e in entries) and backup.status == BackupStatus.COMPLETED:
+        storage = backup.storage
+        entries.insert(0, {"storage_id": storage.pk, "storage": storage.name, "type": storage.type,
+                           "path": backup.storage_path, "size": backup.stored_bytes, "checksum": backup.checksum,
+                           "verified": backup.verified, "status": "available", "primary": True,
+                           "created_at": backup.completed_at or backup.created_at, "verified_at": backup.verified_at})
+    entries.sort(key=lambda e: not e["primary"])
+    return entries

@@ -78,3 +78,27 @@ def sweep_abandoned_uploads() -> int:
     from backups.services.storages import storage_sweep_abandoned_uploads
 
     return storage_sweep_abandoned_uploads()
+
+
+# --- console: sync, import, snapshot restore (system-backup-recovery.rst) -----------------------
+
+
+@shared_task(name="backups.tasks.run_sync", ignore_result=True, acks_late=True)
+def run_sync(operation_id: int) -> None:
+    from backups.services.copies import sync_run
+
+    sync_run(operation_id=operation_id)
+
+
+@shared_task(name="backups.tasks.run_import", ignore_result=True, acks_late=True)
+def run_import(operation_id: int) -> None:
+    from backups.services.imports import import_run
+
+    import_run(operation_id=operation_id)
+
+
+@shared_task(name="backups.tasks.run_snapshot_restore", ignore_result=True, acks_late=True)
+def run_snapshot_restore(operation_id: int) -> None:
+    from backups.services.snapshots import snapshot_restore_run
+
+    snapshot_restore_run(operation_id=operation_id)

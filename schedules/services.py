@@ -445,10 +445,14 @@ def cleanup_analyse(*, tenant: Tenant, actor: Any = None, job: BackupJob | None 
     qs = Backup.objects.filter(tenant=tenant)
     if job is not None:
         qs = qs.filter(job=job)
+    wanted: list[int] = []
     if storage_locations:
         storages = list(Storage.objects.filter(tenant=tenant).values_list("pk", "name", "type"))
         wanted = [pk for pk, name, kind in storages if name in storage_locations or kind in storage_locations]
-        qs = qs.filter(storage_id__in=wanted)
+        # A backup counts in a location when a copy of it is there; executing the plan then
+        # removes only those locations' copies (the backup row goes with its last copy).
+        qs = qs.filter(Q(storage_id__in=wanted) | Q(copies__storage_id__in=wanted, copies__status="available")
+                       ).distinct()
     rows = list(qs.order_by("created_at", "id").values(*selectors.BACKUP_FIELDS))
     jobs = {j.pk: j for j in BackupJob.objects.filter(tenant=tenant).select_related("retention_policy")}
     delete_ids: list[int] = []
@@ -472,7 +476,7 @@ def cleanup_analyse(*, tenant: Tenant, actor: Any = None, job: BackupJob | None 
         tenant=tenant, job=job, backup_ids=delete_ids, analysis=analysis, reason=reason[:500],
         rules={"rules": None if rules is None else {k: getattr(rules, k) for k in (
             "keep_last_n", "keep_days", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")},
-            "storage_locations": storage_locations or [], "job_id": job.pk if job else None},
+            "storage_locations": storage_locations or [], "storage_ids": wanted, "job_id": job.pk if job else None},
         created_by=actor if getattr(actor, "pk", None) else None,
     )
     emit(action="cleanup_analyse", tenant=tenant, resource_type="cleanup_plan", resource_id=plan.public_id,
@@ -528,6 +532,7 @@ def cleanup_run(*, operation_id: int) -> Operation | None:
         return None
     plan = CleanupPlan.objects.filter(operation=op).first()
     ids = list(plan.backup_ids) if plan else []
+    storage_ids = list((plan.rules or {}).get("storage_ids") or []) if plan else []
     details = dict(op.details)
     now = timezone.now()
     removed = freed = 0
@@ -543,7 +548,11 @@ def cleanup_run(*, operation_id: int) -> Operation | None:
             skipped.append({"backup_id": pk, "reason": "now protected"})
         else:
             try:
-                freed += backup_delete(backup=backup, reason=f"retention cleanup {details.get('cleanup_plan_id')}")
+                reason = f"retention cleanup {details.get('cleanup_plan_id')}"
+                if storage_ids:  # only the copies in the plan's locations
+                    freed += _remove_copies(backup, storage_ids, reason)
+                else:
+                    freed += backup_delete(backup=backup, reason=reason)
                 removed += 1
             except Conflict as exc:
                 failed.append({"backup_id": pk, "error": exc.message})
@@ -570,6 +579,38 @@ def cleanup_run(*, operation_id: int) -> Operation | None:
     return op
 
 
+def _remove_copies(backup: Backup, storage_ids: list[int], reason: str) -> int:
+    from backups.models import BackupCopy
+    from backups.services.copies import copy_remove, primary_copy_ensure
+
+    primary_copy_ensure(backup=backup)
+    freed = 0
+    for storage in Storage.objects.filter(pk__in=BackupCopy.objects.filter(
+            backup=backup, storage_id__in=storage_ids).values("storage_id")).order_by("pk"):
+        if not Backup.objects.filter(pk=backup.pk).exists():
+            break
+        backup.refresh_from_db()
+        freed += copy_remove(backup=backup, storage=storage, reason=reason)
+    return freed
+
+
+def location_retention_apply(*, storage: Storage, actor: Any = None) -> Operation | None:
+    """Apply ``storage``'s own retention (``Storage.retention``) to the copies it holds, in
+    this process: e.g. 7 daily copies on local disk while S3 keeps 12 monthly. Other
+    locations' copies are untouched; a backup goes only with its last copy."""
+    from backups.services.storage_settings import retention_rules
+
+    rules = retention_rules(storage)
+    if not rules.has_rules:
+        return None
+    plan = cleanup_analyse(tenant=storage.tenant, actor=actor, rules=rules, storage_locations=[storage.name],
+                           reason=f"retention of storage {storage.name}")
+    if not plan.backup_ids:
+        return None
+    op = cleanup_execute(plan=plan, actor=actor, queue=False)
+    return cleanup_run(operation_id=op.pk)
+
+
 def job_purge(*, job: BackupJob, actor: Any = None) -> Operation | None:
     """Apply the job's retention now, in this process (``auto_purge``, the daily task, CLI)."""
     plan = cleanup_analyse(tenant=job.tenant, actor=actor, job=job, reason="retention")
@@ -580,8 +621,11 @@ def job_purge(*, job: BackupJob, actor: Any = None) -> Operation | None:
 
 
 def cleanup_tenant_ids() -> list[int]:
-    """The tenants the daily retention visits (those with backup jobs), one task each."""
-    return list(BackupJob.objects.order_by("tenant_id").values_list("tenant_id", flat=True).distinct())
+    """The tenants the daily retention visits (those with backup jobs or storages with a
+    retention of their own), one task each."""
+    with_jobs = set(BackupJob.objects.values_list("tenant_id", flat=True))
+    with_storage_rules = set(Storage.objects.exclude(retention={}).values_list("tenant_id", flat=True))
+    return sorted(with_jobs | with_storage_rules)
 
 
 def _safe_error(exc: BaseException) -> str:
@@ -617,6 +661,19 @@ def cleanup_tenant_jobs(*, tenant: Tenant) -> dict[str, int]:
         if op is not None:
             removed += op.details.get("backups_removed", 0)
             failed += len(op.details.get("failed", []))
+    # Storages with their own retention: each removes its own copies of this tenant's backups.
+    for storage in Storage.objects.filter(tenant=tenant).exclude(retention={}).select_related("tenant").order_by("pk"):
+        try:
+            op = location_retention_apply(storage=storage)
+        except Exception as exc:  # as for jobs: recorded, the other locations go on
+            errors += 1
+            logger.exception("retention of storage %s of tenant %s failed", storage.pk, tenant.slug)
+            emit(action="retention_failed", tenant=tenant, resource_type="storage", resource_id=storage.pk,
+                 details={"storage": storage.name, "error": _safe_error(exc)})
+            continue
+        if op is not None:
+            removed += op.details.get("backups_removed", 0)
+            failed += len(op.details.get("failed", []))
     logger.info("retention cleanup of tenant %s: %d job(s), %d backup(s) removed, %d failure(s), %d error(s)",
                 tenant.slug, jobs, removed, failed, errors)
     return {"jobs": jobs, "removed": removed, "failed": failed, "errors": errors}
@@ -631,6 +688,6 @@ def scheduled_runs_prune(*, older_than: timedelta = timedelta(days=30)) -> int:
 __all__ = [
     "cleanup_analyse", "cleanup_execute", "cleanup_run", "cleanup_tenant_ids", "cleanup_tenant_jobs",
     "job_after_backup", "job_create", "job_delete", "job_due_time", "job_purge", "job_require_idle",
-    "job_retry_lost_run", "job_run", "job_run_scheduled", "job_toggle", "job_update", "retention_policy_create",
-    "retention_policy_delete", "retention_policy_update", "scheduled_runs_prune",
+    "job_retry_lost_run", "job_run", "job_run_scheduled", "job_toggle", "job_update", "location_retention_apply",
+    "retention_policy_create", "retention_policy_delete", "retention_policy_update", "scheduled_runs_prune",
 ]

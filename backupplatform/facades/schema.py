@@ -48,7 +48,8 @@ class FacadeAutoSchema(AutoSchema):
         # Request bodies are JSON: the strict fields refuse form-encoded strings for numbers
         # and booleans, so documenting form and multipart bodies would promise what fails.
         if self._facade() is not None:
-            return ["application/json"]
+            # Uploads (the console's import) are the one multipart body.
+            return ["multipart/form-data"] if getattr(self.view, "upload", False) else ["application/json"]
         return super().map_parsers()
 
     def _map_basic_serializer(self, serializer, direction):

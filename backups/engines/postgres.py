@@ -289,8 +289,12 @@ def pg_restore_sink(
     create_database: bool = True,
     prepare: Callable[[ConnectionParams], Any] | None = None,
     staging: str | None = None,
+    plain: bool = False,
 ) -> ProcessSink:
     """A sink that restores a custom-format dump into ``params.database`` (see module doc).
+
+    ``plain``: the stream is a plain-SQL dump (``pg_dump -Fp``, e.g. an imported file); it
+    is run by ``psql`` in one transaction, stopping at the first error.
 
     ``prepare(staging_params)`` runs on the restored copy before it takes the
     target's name; ``staging`` names the staging database (from
@@ -382,10 +386,19 @@ def pg_restore_sink(
         *(["--clean", "--if-exists"] if clean else []),
         *_target_args(params, restore_into),
     ]
+    if plain:
+        if clean:
+            raise EngineError(
+                "A plain SQL dump cannot be restored over an existing database without "
+                "recreating it (use create_database)",
+                code="invalid_params",
+            )
+        argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+                *_target_args(params, restore_into)]
     try:
         return ProcessSink(
             argv,
-            tool="pg_restore",
+            tool="psql" if plain else "pg_restore",
             env=_env(params),
             secrets=[params.password],
             result={

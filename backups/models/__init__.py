@@ -3,6 +3,7 @@
 
 from .applications import Application, Source, SourceType
 from .backups import Backup, BackupStatus, BackupTrigger, TenantKey
+from .copies import BackupCopy, CopyStatus, StoragePolicy
 from .operations import (
     Operation,
     OperationKind,
@@ -16,7 +17,27 @@ from .servers import HealthStatus, Server, ServerType
 from .storage import Storage, StorageStatus, StorageType
 
 __all__ = [
-    "Application", "Backup", "BackupStatus", "BackupTrigger", "HealthStatus", "Operation", "OperationKind",
-    "OperationStatus", "Restore", "RestoreStrategy", "Server", "ServerType", "Snapshot", "Source", "SourceType",
-    "Storage", "StorageStatus", "StorageType", "TenantKey", "Verification",
+    "Application",
+    "Backup",
+    "BackupCopy",
+    "BackupStatus",
+    "BackupTrigger",
+    "CopyStatus",
+    "HealthStatus",
+    "Operation",
+    "OperationKind",
+    "OperationStatus",
+    "Restore",
+    "RestoreStrategy",
+    "Server",
+    "ServerType",
+    "Snapshot",
+    "Source",
+    "SourceType",
+    "Storage",
+    "StoragePolicy",
+    "StorageStatus",
+    "StorageType",
+    "TenantKey",
+    "Verification",
 ]

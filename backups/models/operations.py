@@ -125,7 +125,12 @@ class Verification(TenantOwnedModel):
 
 
 class Snapshot(TenantOwnedModel):
-    """The tenant's configuration as JSON (system-backup-recovery.rst "Snapshot Management")."""
+    """The tenant's configuration (system-backup-recovery.rst "Snapshot Management").
+
+    The content is ``artifact``: the configuration JSON as a BPAF artifact encrypted with the
+    tenant's data key (credentials inside it are still their Fernet tokens), never clear JSON.
+    ``data`` holds only a summary (counts per component), no configuration.
+    """
 
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -133,6 +138,10 @@ class Snapshot(TenantOwnedModel):
     components = models.JSONField(default=list, blank=True)
     data = models.JSONField(default=dict, blank=True)
     size_bytes = models.BigIntegerField(default=0)
+    artifact = models.BinaryField(null=True, blank=True)
+    checksum = models.CharField(max_length=80, blank=True, help_text="sha256 of the artifact")
+    key_id = models.CharField(max_length=64, blank=True)
+    trigger = models.CharField(max_length=30, default="manual", help_text="manual, pre_restore, pre_recovery, imported")
     status = models.CharField(max_length=20, default="active")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")

@@ -37,6 +37,12 @@ class Storage(TenantOwnedModel):
     # Set by the platform admin; usage costs are computed from it (workspace-backup-api.md "usage").
     price_per_gb_month = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0"))
     quota_bytes = models.BigIntegerField(null=True, blank=True)
+    # Percent of the quota past which a ``storage_alert`` is raised (system-backup-recovery.rst).
+    cleanup_threshold = models.PositiveSmallIntegerField(null=True, blank=True)
+    # This location's own retention (keep_last_n, keep_days, keep_daily/weekly/monthly/yearly):
+    # e.g. 7 daily copies on local disk and 12 monthly in S3 (schedules.services.location_retention_apply).
+    retention = models.JSONField(default=dict, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
     last_tested_at = models.DateTimeField(null=True, blank=True)
     last_test_ok = models.BooleanField(null=True, blank=True)
     last_test_message = models.CharField(max_length=500, blank=True)

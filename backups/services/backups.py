@@ -137,6 +137,9 @@ def backup_start(*, tenant: Tenant, actor: Any = None, server: Server | None = N
     storage = storage or default_storage(tenant)
     if storage.tenant_id != tenant.pk:
         raise NotFound("Storage not found")
+    from .copies import quota_check
+
+    quota_check(storage=storage, incoming=1, what="a new backup")  # already full: refused at once
 
     Tenant.objects.select_for_update().filter(pk=tenant.pk).first()  # serialise the cap check
     if _active_backups(tenant) >= tenant.max_concurrent_backups:
@@ -249,6 +252,19 @@ def _estimate_total(backup: Backup) -> int | None:
     return None
 
 
+def _estimate_stored(backup: Backup, raw: int | None) -> int:
+    """The artifact size to expect from ``raw`` source bytes: the last completed backup of the
+    same database tells its compression ratio (0 when nothing is known)."""
+    if not raw:
+        return 0
+    last = (Backup.objects.filter(tenant_id=backup.tenant_id, server_id=backup.server_id,
+                                  database_name=backup.database_name, status=BackupStatus.COMPLETED,
+                                  size_bytes__gt=0).exclude(pk=backup.pk).order_by("-completed_at").first())
+    if last is None:
+        return raw
+    return int(raw * last.stored_bytes / last.size_bytes)
+
+
 def backup_run(*, operation_id: int, retry_transient: bool = False) -> Operation | None:
     """The work of a backup operation (called by the Celery task). Idempotent.
 
@@ -270,6 +286,12 @@ def backup_run(*, operation_id: int, retry_transient: bool = False) -> Operation
     reporter = ProgressReporter(op, total=_estimate_total(backup))
     backend = writer = source = None
     try:
+        if backup.storage is not None and backup.storage.quota_bytes:
+            from .copies import quota_check
+
+            # Databases: refused before anything is written when the estimate does not fit.
+            quota_check(storage=backup.storage, incoming=_estimate_stored(backup, reporter.total),
+                        what=f"the backup of {backup.database_name or 'the application'} (estimated)")
         if backup.storage is None:
             raise StorageError("The backup's storage no longer exists")
         if backup.storage.type == StorageType.LOCAL and (reason := confinement.check_storage_folder(
@@ -285,6 +307,10 @@ def backup_run(*, operation_id: int, retry_transient: bool = False) -> Operation
                 backend.discard_partials(backup.storage_path)
         source = _open_source(backup)
         writer = backend.open_writer(backup.storage_path)
+        if backup.storage.quota_bytes:
+            from .copies import QuotaWriter
+
+            writer = QuotaWriter(writer, storage=backup.storage)  # other sources: checked as written
         reporter.step("dumping_and_encrypting", progress=2,
                       component=backup.database_name or (backup.application.name if backup.application else ""))
         result = backup_stream(source, writer, data_key=key, key_id=key_id, compression=backup.compression,
@@ -360,6 +386,8 @@ def _backup_wait_for_storage(op: Operation, backup: Backup, exc: BaseException) 
 
 def _describe(exc: BaseException) -> str:
     message = getattr(exc, "message", None) or str(exc) or exc.__class__.__name__
+    if getattr(exc, "code", None) == "STORAGE_FULL":  # the console shows the seed's code
+        message = f"STORAGE_FULL: {message}"
     return message[:2000]
 
 
@@ -394,6 +422,10 @@ def _backup_end(op: Operation, backup: Backup, status: str, error: str) -> Opera
             "details": {"backup_id": backup.pk, "error": error}})
     emit(action=f"backup_{status}", tenant=backup.tenant, resource_type="backup", resource_id=backup.pk,
          actor=None, details={"stored_bytes": backup.stored_bytes, "checksum": backup.checksum, "error": error})
+    if status == BackupStatus.COMPLETED:
+        from .copies import after_backup_completed
+
+        after_backup_completed(backup=backup)
     if status == BackupStatus.COMPLETED and backup.job_id:
         from schedules import hooks
 
@@ -419,8 +451,11 @@ def backup_delete(*, backup: Backup, reason: str = "") -> int:
     """Delete the stored file, then the row. Returns the bytes freed."""
     if backup.status in (BackupStatus.PENDING, BackupStatus.RUNNING):
         raise Conflict("The backup is still running; cancel it first", code="BACKUP_IN_PROGRESS")
+    from .copies import copies_discard_all
+
     freed = backup.stored_bytes
     try:
+        copies_discard_all(backup=backup)  # every other location's copy, then the primary
         backup_discard_artifact(backup=backup)
     except StorageError as exc:
         raise Conflict(f"The stored file could not be deleted: {exc}", code="STORAGE_ERROR")
@@ -470,11 +505,10 @@ def backup_from_download_token(token: str, *, max_age: int = 3600) -> Backup:
 
 
 def backup_open_artifact(*, backup: Backup):
-    """``(backend, reader)`` of the stored artifact; the caller closes both."""
-    _require_completed(backup)
-    backend = storage_backend(backup.storage)
-    try:
-        return backend, backend.open_reader(backup.storage_path)
-    except Exception:
-        backend.close()
-        raise
+    """``(backend, reader)`` of the stored artifact; the caller closes both. When the
+    primary copy's file is gone, the next healthy copy (another storage) is read."""
+    from .copies import open_any_copy
+
+    if backup.status != BackupStatus.COMPLETED:
+        _require_completed(backup)
+    return open_any_copy(backup=backup)

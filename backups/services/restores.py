@@ -64,8 +64,13 @@ def validate_masking_rules(rules: Any) -> dict:
 def restore_start(*, tenant: Tenant, backup: Backup, actor: Any = None, target_server: Server | None = None,
                   target_database: str = "", target_application: Application | None = None,
                   target_path: str = "", strategy: str = RestoreStrategy.CREATE_NEW,
-                  masking_rules: dict | None = None, options: dict | None = None, queue: bool = True) -> Restore:
-    """Queue a restore of ``backup``. Databases default to a new database next to the source."""
+                  masking_rules: dict | None = None, options: dict | None = None, queue: bool = True,
+                  kind: str = OperationKind.RESTORE) -> Restore:
+    """Queue a restore of ``backup``. Databases default to a new database next to the source.
+
+    ``kind`` is the operation's (``recovery`` for the console's disaster recovery);
+    ``options["members"]`` restores only those members of an application artifact.
+    An imported database dump (no server of its own) needs ``target_server``."""
     if backup.tenant_id != tenant.pk:
         raise NotFound("Backup not found")
     if backup.status != BackupStatus.COMPLETED:
@@ -78,7 +83,7 @@ def restore_start(*, tenant: Tenant, backup: Backup, actor: Any = None, target_s
         raise ValidationFailed(details={"target_path": [reason]})
     if target_server is not None and target_server.tenant_id != tenant.pk:
         raise NotFound("Target server not found")
-    if backup.server_id:
+    if backup.db_type:
         target_server = target_server or backup.server
         if target_server is None:
             raise ValidationFailed(details={"target_server_id": ["The backup's server is gone; name a target."]})
@@ -94,7 +99,7 @@ def restore_start(*, tenant: Tenant, backup: Backup, actor: Any = None, target_s
         if masking_rules and target_server.pk == backup.server_id and target_database == backup.database_name:
             raise ValidationFailed(details={"masking_rules": [
                 "Masking runs on a restored copy: choose another target database than the source."]})
-    op = operations.operation_create(tenant=tenant, kind=OperationKind.RESTORE, actor=actor, backup=backup)
+    op = operations.operation_create(tenant=tenant, kind=kind, actor=actor, backup=backup)
     restore = Restore.objects.create(
         tenant=tenant, backup=backup, operation=op, application=backup.application,
         target_application=target_application or backup.application, target_server=target_server,
@@ -172,8 +177,13 @@ def _database_sink(restore: Restore, *, prepare=None, staging: str | None = None
     params = connection_params(server, restore.target_database)
     overwrite = restore.strategy == RestoreStrategy.OVERWRITE
     strategy = "overwrite" if overwrite else "create_new"
-    factory = engines.pg_restore_sink if server.type == ServerType.POSTGRESQL else engines.mysql_restore_sink
-    return factory(params, strategy=strategy, create_database=True, prepare=prepare, staging=staging)
+    if server.type == ServerType.POSTGRESQL:
+        # An imported plain-SQL pg_dump goes through psql instead of pg_restore.
+        plain = (restore.backup.manifest.get("source") or {}).get("format") == "plain"
+        return engines.pg_restore_sink(params, strategy=strategy, create_database=True, prepare=prepare,
+                                       staging=staging, plain=plain)
+    return engines.mysql_restore_sink(params, strategy=strategy, create_database=True, prepare=prepare,
+                                      staging=staging)
 
 
 def _path_target(restore: Restore, item: dict, *, several: bool) -> str:
@@ -203,6 +213,9 @@ def _bundle_handlers(restore: Restore, reporter: ProgressReporter, masking: dict
     bundle = backup.manifest.get("bundle", {}) or {}
     members = {m.get("name"): m.get("info") or {} for m in bundle.get("members") or []}
     items = bundle.get("sources") or backup.manifest.get("source", {}).get("sources", [])
+    only = restore.options.get("members")
+    if only is not None:
+        items = [item for item in items if item["member"] in only]
     several = sum(item["type"] in (SourceType.PATH, SourceType.SQLITE) for item in items) > 1
     for item in items:
         member, kind = item["member"], item["type"]
@@ -260,7 +273,7 @@ def restore_run(*, operation_id: int) -> Restore | None:
         reporter.step("downloading", progress=1)
         backend, reader = backup_open_artifact(backup=backup)
         plaintext = restore_stream(reader, key)
-        if backup.server_id:
+        if backup.db_type:
             reporter.step("restoring_data", progress=2, component=restore.target_database)
             prepare = staging = None
             if masked:

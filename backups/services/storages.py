@@ -33,7 +33,8 @@ HIDDEN = "[HIDDEN]"
 # Credential fields that identify rather than authenticate: shown (access key ids shortened
 # to their prefix, as the seed's "AKIA..."), every other credential is "[HIDDEN]".
 PUBLIC_CREDENTIALS = {"access_key_id", "username", "account_name"}
-EDITABLE_FIELDS = ("name", "description", "status", "labels", "is_default", "quota_bytes", "price_per_gb_month")
+EDITABLE_FIELDS = ("name", "description", "status", "labels", "is_default", "quota_bytes", "price_per_gb_month",
+                   "cleanup_threshold", "retention")
 
 
 class InvalidStorageConfiguration(DomainError):

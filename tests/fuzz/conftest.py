@@ -32,9 +32,11 @@ ID_BY_PREFIX = [
     ("/api/v1/restores/", "restore"),
 ]
 ID_BY_NAME = {"app_id": "app", "backup_id": "backup", "restore_id": "restore", "storage_id": "storage",
-              "cleanup_id": "cleanup", "token": "token", "agent_id": "agent"}
+              "cleanup_id": "cleanup", "token": "token", "agent_id": "agent", "recovery_id": "recovery",
+              "import_id": "import", "sync_id": "sync"}
 BODY_IDS = {"server_id": "server", "target_server_id": "server", "application_id": "app", "storage_id": "storage",
-            "schedule_id": "schedule", "cleanup_plan_id": "cleanup_plan"}
+            "schedule_id": "schedule", "cleanup_plan_id": "cleanup_plan", "snapshot_id": "snapshot",
+            "backup_id": "backup"}
 
 
 def real_path_kind(path: str, name: str) -> str:
@@ -132,10 +134,17 @@ def fuzz_world(db, tenant_a, tenant_b, admin_a, admin_b, tmp_path) -> Iterator[W
     key, raw_key = tenant_services.api_key_create(tenant=tenant_a, name="automation", role=Role.ADMIN,
                                                   created_by=admin_a)
     download_url, _ = backup_services.backup_download_link(backup=backup)
+    from backups.services.operations import operation_create
+    from backups.services.snapshots import snapshot_create
+
+    snapshot = snapshot_create(tenant=tenant_a, actor=admin_a, name="baseline")
+    console_ops = {kind: operation_create(tenant=tenant_a, kind=kind, backup=backup).public_id
+                   for kind in ("recovery", "import", "sync")}
 
     # Another tenant's rows: their ids must be 404s to alpha's admin.
     other_storage = services.storage_create(tenant=tenant_b, name="local", type="local",
-                                            configuration={"path": f"{tenant_b.path_roots[0]}/store-b"}, is_default=True)
+                                            configuration={"path": f"{tenant_b.path_roots[0]}/store-b"},
+                                            is_default=True)
     other_app = Application.objects.create(tenant=tenant_b, name="other")
     other_job = schedule_services.job_create(tenant=tenant_b, name="b-nightly", application=other_app,
                                              storage=other_storage, schedule_type="custom",
@@ -154,6 +163,7 @@ def fuzz_world(db, tenant_a, tenant_b, admin_a, admin_b, tmp_path) -> Iterator[W
                 "schedule": job.public_id,
                 "server": server.pk, "storage": storage.pk, "app": app.pk, "user": viewer.pk, "api_key": key.pk,
                 "token": download_url.rstrip("/").rsplit("/", 1)[-1], "agent": fake.agents[0]["id"],
+                "snapshot": snapshot.pk, **console_ops,
             },
             other_ids={"storage": other_storage.pk, "app": other_app.pk, "job": other_job.pk,
                        "ws_id": tenant_b.slug},

@@ -116,12 +116,16 @@ def world(tenant_a, tenant_b, admin_b):
     plan = schedule_services.cleanup_analyse(tenant=tenant_a, job=job)
     cleanup = schedule_services.cleanup_execute(plan=plan, queue=False)
     key, _ = tenant_services.api_key_create(tenant=tenant_a, name=f"key-{MARK}", role=Role.ADMIN)
+    # The console's import, sync and recovery operations (their progress routes).
+    console_ops = [operation_create(tenant=tenant_a, kind=kind, backup=backup, details={"note": MARK}).public_id
+                   for kind in ("import", "sync", "recovery")]
     ints = {
         "servers": [server.pk], "storage": [storage.pk], "providers": [storage.pk],
         "backup-storages": [storage.pk], "applications": [app.pk], "backups": [backup.pk],
         "restores": [restore.pk], "jobs": [job.pk], "schedules": [job.pk], "retention-policies": [policy.pk],
         "api-keys": [key.pk], "users": [user.pk], "verify": [backup.pk, verification.pk],
-        "progress": [cleanup.public_id, op.public_id], "snapshots": [snapshot.pk],
+        "progress": [cleanup.public_id, op.public_id, *console_ops], "snapshots": [snapshot.pk],
+        "preview": [backup.pk],
     }
     return {"ids": ints, "rows": [server, storage, app, backup, op, restore, verification, snapshot, policy, job,
                                   key]}

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import recovery, snapshots, storage, transfer, views
 
 urlpatterns = [
     # system-backup-recovery.rst "Scheduled Backups (SECTION 2)"
@@ -13,4 +13,22 @@ urlpatterns = [
     path("cleanup", views.CleanupView.as_view(), name="console-cleanup"),
     path("cleanup/execute", views.CleanupExecuteView.as_view(), name="console-cleanup-execute"),
     path("cleanup/progress/<str:cleanup_id>", views.CleanupProgressView.as_view(), name="console-cleanup-progress"),
+    # "Snapshot Management", "Disaster Recovery Operations", "Import & Export Operations",
+    # "Storage Management"
+    path("snapshots", snapshots.SnapshotsView.as_view(), name="console-snapshots"),
+    path("snapshots/create", snapshots.SnapshotCreateView.as_view(), name="console-snapshot-create"),
+    path("snapshots/restore", snapshots.SnapshotRestoreView.as_view(), name="console-snapshot-restore"),
+    path("recovery/initiate", recovery.RecoveryInitiateView.as_view(), name="console-recovery-initiate"),
+    path("recovery/preview/<str:backup_id>", recovery.RecoveryPreviewView.as_view(), name="console-recovery-preview"),
+    path("recovery/progress/<str:recovery_id>", recovery.RecoveryProgressView.as_view(),
+         name="console-recovery-progress"),
+    path("import", transfer.ImportView.as_view(), name="console-import"),
+    path("import/validate", transfer.ImportValidateView.as_view(), name="console-import-validate"),
+    path("import/progress/<str:import_id>", transfer.ImportProgressView.as_view(), name="console-import-progress"),
+    path("export/config", transfer.ExportConfigView.as_view(), name="console-export-config"),
+    path("storage", storage.StorageView.as_view(), name="console-storage"),
+    path("storage/update", storage.StorageUpdateView.as_view(), name="console-storage-update"),
+    path("storage/sync", storage.StorageSyncView.as_view(), name="console-storage-sync"),
+    path("storage/sync/progress/<str:sync_id>", storage.StorageSyncProgressView.as_view(),
+         name="console-storage-sync-progress"),
 ]

@@ -1,0 +1,781 @@
+"""Importing uploaded backup files (system-backup-recovery.rst "Import & Export Operations").
+
+An upload is streamed to a file in the tenant's staging folder (never held in memory; at
+most ``IMPORT_MAX_UPLOAD_BYTES``, one upload at a time per tenant), then read once more to
+recognise and check it **before anything is imported**. Recognised by content, not by name:
+
+- ``bpaf``: an artifact of this platform, authenticated with the tenant's data key (every
+  chunk's AES-GCM tag; an application artifact's members also against its manifest);
+- ``pg_custom`` (``pg_dump -Fc``, whole dump read by ``pg_restore -f /dev/null``),
+  ``pg_plain`` and ``mysql_sql`` (SQL text whose tool's closing line must be there);
+- ``tar``, ``tar.gz``, ``tar.zst``: every member checked (no absolute names, no ``..``, no
+  links out of the archive, no devices), with caps on the unpacked size, the ratio of
+  unpacked to packed bytes and the number of members (decompression bombs);
+- ``config``: a configuration export (``export/config``), imported as a snapshot.
+
+A refused upload leaves nothing: its staged file is deleted and no row is written. An
+accepted one becomes an ``Operation`` of kind ``import`` whose task stores it as a normal
+encrypted backup of the tenant (trigger ``imported``), restorable like any other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import logging
+import os
+import posixpath
+import secrets
+import subprocess
+import tarfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import zstandard
+from django.conf import settings
+from django.core.cache import cache
+from django.core.files.uploadhandler import FileUploadHandler, StopFutureHandlers
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import emit
+from backupplatform.errors import DomainError, TooManyOperations, ValidationFailed
+from tenants.models import Tenant
+
+from .. import confinement
+from ..engines.base import READ_SIZE, EngineError, StreamBase
+from ..engines.bundle import MANIFEST_NAME, bundle_source
+from ..keys import tenant_data_key
+from ..models import (
+    Application,
+    Backup,
+    BackupStatus,
+    BackupTrigger,
+    Operation,
+    OperationKind,
+    OperationStatus,
+    Server,
+)
+from ..pipeline import ArtifactError, PipelineCancelled, WrongKey, backup_stream, open_artifact
+from ..pipeline.format import MAGIC as BPAF_MAGIC
+from . import operations
+
+logger = logging.getLogger(__name__)
+
+PG_CUSTOM_MAGIC = b"PGDMP"
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+FILES_MEMBER = "00-files.tar"
+KIND_LABELS = {"bpaf": "backup of this platform", "pg_custom": "pg_dump custom-format dump",
+               "pg_plain": "pg_dump plain SQL dump", "mysql_sql": "mysqldump SQL dump", "tar": "tar archive",
+               "tar.gz": "gzip-compressed tar archive", "tar.zst": "zstd-compressed tar archive",
+               "config": "configuration export"}
+
+
+class ImportRefused(DomainError):
+    """An upload that is not imported; nothing of it was kept."""
+
+    status = 400
+    code = "VALIDATION_ERROR"
+    default_message = "The file cannot be imported"
+
+
+def _refuse(message: str, *, reason: str, code: str = "VALIDATION_ERROR") -> ImportRefused:
+    return ImportRefused(message, code=code, details={"file": [message], "reason": reason})
+
+
+def limits() -> dict[str, int]:
+    return {
+        "max_upload_bytes": int(getattr(settings, "IMPORT_MAX_UPLOAD_BYTES", 5 * 1024**3)),
+        "max_unpacked_bytes": int(getattr(settings, "IMPORT_MAX_UNPACKED_BYTES", 50 * 1024**3)),
+        "max_ratio": int(getattr(settings, "IMPORT_MAX_RATIO", 200)),
+        "ratio_after_bytes": int(getattr(settings, "IMPORT_RATIO_AFTER_BYTES", 16 * 1024**2)),
+        "max_members": int(getattr(settings, "IMPORT_MAX_MEMBERS", 1_000_000)),
+    }
+
+
+# --- the upload: streamed to the staging folder ----------------------------------------------------
+
+
+class UploadTooLarge(DomainError):
+    status = 413
+    code = "REQUEST_TOO_LARGE"
+    default_message = "The file is larger than the upload limit"
+
+
+class UploadBusy(TooManyOperations):
+    """system-backup-recovery.rst "Rate Limiting": one concurrent upload."""
+
+
+def staging_dir(tenant: Tenant) -> str:
+    path = confinement.import_staging_dir(tenant)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+class StagingUploadHandler(FileUploadHandler):
+    """Writes the multipart field ``file`` straight to a new file in the tenant's staging
+    folder, counting bytes: past ``limit`` the upload stops with a 413 and the file goes.
+    Any other file field is refused."""
+
+    chunk_size = 1 << 20
+
+    def __init__(self, *, tenant: Tenant, limit: int, lock_key: str | None = None, request=None):
+        super().__init__(request)
+        self.tenant, self.limit, self.lock_key = tenant, limit, lock_key
+        self.path: str | None = None
+        self.handle = None
+        self.size = 0
+        self.digest = hashlib.sha256()
+        self.file_name = ""
+        self.declared_type = ""
+
+    def new_file(self, field_name, file_name, content_type, content_length, charset=None, content_type_extra=None):
+        if field_name != "file" or self.path is not None:
+            raise ValidationFailed(details={field_name: ["Send one file, in the field 'file'."]})
+        self.file_name = os.path.basename(str(file_name or "upload"))[:200]
+        self.declared_type = (content_type or "")[:100]
+        self.path = os.path.join(staging_dir(self.tenant), f"upload-{secrets.token_hex(8)}.part")
+        self.handle = open(self.path, "xb")  # noqa: SIM115 - closed in file_complete/cleanup
+        os.chmod(self.path, 0o600)
+        raise StopFutureHandlers()
+
+    def receive_data_chunk(self, raw_data, start):
+        self.size += len(raw_data)
+        if self.size > self.limit:
+            self.cleanup()
+            raise UploadTooLarge(f"The file is larger than the {self.limit} bytes an upload may have",
+                                 details={"max_bytes": self.limit})
+        self.handle.write(raw_data)
+        self.digest.update(raw_data)
+        if self.lock_key and self.size % (64 << 20) < len(raw_data):
+            cache.touch(self.lock_key, UPLOAD_LOCK_SECONDS)  # still uploading: keep the lock
+        return None
+
+    def file_complete(self, file_size):
+        if self.handle is not None:
+            self.handle.close()
+        return StagedUpload(path=self.path, name=self.file_name, size=self.size,
+                            sha256=self.digest.hexdigest(), declared_type=self.declared_type)
+
+    def upload_interrupted(self):
+        self.cleanup()
+
+    def cleanup(self) -> None:
+        if self.handle is not None:
+            with contextlib.suppress(OSError):
+                self.handle.close()
+        if self.path:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+
+
+@dataclass
+class StagedUpload:
+    path: str
+    name: str
+    size: int
+    sha256: str
+    declared_type: str = ""
+
+
+UPLOAD_LOCK_SECONDS = 600
+
+
+@contextlib.contextmanager
+def upload_slot(tenant: Tenant) -> Iterator[str]:
+    """Hold the tenant's one upload slot (refreshed while bytes arrive; a dead process
+    frees it after ``UPLOAD_LOCK_SECONDS``)."""
+    key = f"console-import-upload:{tenant.pk}"
+    if not cache.add(key, secrets.token_hex(4), UPLOAD_LOCK_SECONDS):
+        raise UploadBusy("Another upload to this workspace is in progress; one upload at a time",
+                         code="TOO_MANY_OPERATIONS", headers={"Retry-After": "30"})
+    try:
+        yield key
+    finally:
+        cache.delete(key)
+
+
+# --- recognising and checking -------------------------------------------------------------------
+
+
+@dataclass
+class Inspection:
+    kind: str
+    size: int
+    sha256: str
+    signature: str = "not_applicable"
+    inner: str = ""  # bpaf: what the artifact holds (bundle, pg_custom, pg_plain, mysql_sql)
+    details: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+class _Counting(io.RawIOBase):
+    """Counts the bytes read from a file (the packed side of the ratio check)."""
+
+    def __init__(self, handle):
+        self.handle, self.count = handle, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.handle.read(len(buffer))
+        buffer[: len(data)] = data
+        self.count += len(data)
+        return len(data)
+
+
+class _Guarded(io.RawIOBase):
+    """The unpacked side: refuses past the size cap and past the ratio cap."""
+
+    def __init__(self, inner, packed: _Counting, caps: dict[str, int]):
+        self.inner, self.packed, self.caps, self.count = inner, packed, caps, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            data = self.inner.read(len(buffer))
+        except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
+            raise _refuse(f"The compressed data is truncated or corrupt ({exc})", reason="corrupt") from None
+        self.count += len(data)
+        if self.count > self.caps["max_unpacked_bytes"]:
+            raise _refuse(f"The archive unpacks to more than {self.caps['max_unpacked_bytes']} bytes",
+                          reason="too_large_unpacked")
+        if self.count > self.caps["ratio_after_bytes"] and self.count > self.caps["max_ratio"] * max(
+                self.packed.count, 1):
+            raise _refuse(f"The archive unpacks to more than {self.caps['max_ratio']} times its size "
+                          "(a decompression bomb?)", reason="compression_ratio")
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _decompressed(kind: str, handle) -> tuple[io.BufferedReader, _Counting]:
+    packed = _Counting(handle)
+    if kind == "tar.gz":
+        inner = gzip.GzipFile(fileobj=io.BufferedReader(packed, READ_SIZE), mode="rb")
+    elif kind == "tar.zst":
+        inner = zstandard.ZstdDecompressor().stream_reader(io.BufferedReader(packed, READ_SIZE),
+                                                           read_across_frames=True)
+    else:
+        inner = io.BufferedReader(packed, READ_SIZE)
+    return io.BufferedReader(_Guarded(inner, packed, limits()), READ_SIZE), packed
+
+
+def check_tar(reader, *, max_members: int) -> dict[str, Any]:
+    """Walk a tar stream: every member must be safe to unpack under one folder."""
+    names: set[str] = set()
+    counts = {"files": 0, "directories": 0, "links": 0, "bytes": 0}
+    try:
+        with tarfile.open(fileobj=reader, mode="r|") as tar:
+            for n, member in enumerate(tar):
+                if n >= max_members:
+                    raise _refuse(f"The archive has more than {max_members} members", reason="too_many_members")
+                name = member.name
+                parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+                if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+                    raise _refuse(f"Unsafe member {name!r}: an absolute path", reason="absolute_path")
+                if ".." in parts:
+                    raise _refuse(f"Unsafe member {name!r}: contains '..'", reason="path_traversal")
+                if member.issym():
+                    target = member.linkname
+                    resolved = posixpath.normpath(posixpath.join(posixpath.dirname("/".join(parts)), target))
+                    if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
+                        raise _refuse(f"Unsafe member {name!r}: a symlink pointing outside ({target!r})",
+                                      reason="link_outside")
+                    counts["links"] += 1
+                elif member.islnk():
+                    target = posixpath.normpath(member.linkname)
+                    if member.linkname.startswith("/") or ".." in target.split("/") or target not in names:
+                        raise _refuse(f"Unsafe member {name!r}: a hard link to {member.linkname!r}, not an "
+                                      "earlier member of the archive", reason="link_outside")
+                    counts["links"] += 1
+                elif member.isdir():
+                    counts["directories"] += 1
+                elif member.isreg():
+                    counts["files"] += 1
+                    handle = tar.extractfile(member)
+                    size = 0
+                    while block := handle.read(READ_SIZE):
+                        size += len(block)
+                    if size != member.size:
+                        raise _refuse(f"The archive is truncated inside {name!r}", reason="truncated")
+                    counts["bytes"] += size
+                else:
+                    raise _refuse(f"Unsafe member {name!r}: a device, FIFO or other special file",
+                                  reason="special_file")
+                names.add(posixpath.normpath("/".join(parts)) if parts else ".")
+    except tarfile.TarError as exc:
+        raise _refuse(f"The archive is truncated or corrupt ({exc})", reason="corrupt") from None
+    if not names:
+        raise _refuse("The archive is empty", reason="empty")
+    return {"counts": counts}
+
+
+def _sniff(head: bytes) -> str | None:
+    if head.startswith(BPAF_MAGIC):
+        return "bpaf"
+    if head.startswith(PG_CUSTOM_MAGIC):
+        return "pg_custom"
+    if head.startswith(GZIP_MAGIC):
+        return "tar.gz"
+    if head.startswith(ZSTD_MAGIC):
+        return "tar.zst"
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return "tar"
+    text = head[:8192].decode("utf-8", errors="replace").lstrip("\ufeff")
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        return "config"
+    if "-- PostgreSQL database dump" in text[:2000]:
+        return "pg_plain"
+    if stripped.startswith(("-- MySQL dump", "-- MariaDB dump")):
+        return "mysql_sql"
+    return None
+
+
+def _tail(path: str, size: int = 8192) -> str:
+    with open(path, "rb") as handle:
+        handle.seek(max(0, os.path.getsize(path) - size))
+        return handle.read().decode("utf-8", errors="replace")
+
+
+def _check_sql(kind: str, path: str) -> dict:
+    tail = _tail(path)
+    closing = "-- PostgreSQL database dump complete" if kind == "pg_plain" else "-- Dump completed"
+    if closing not in tail:
+        raise _refuse(f"The SQL dump is truncated: its closing line '{closing}' is missing", reason="truncated")
+    return {}
+
+
+def _check_pg_custom(path: str) -> dict:
+    proc = subprocess.run(["pg_restore", "-f", os.devnull, path], capture_output=True, timeout=3600)
+    if proc.returncode != 0:
+        message = proc.stderr.decode("utf-8", errors="replace").strip().splitlines()[-1:] or ["unreadable"]
+        raise _refuse(f"The pg_dump file is truncated or corrupt ({message[0][:300]})", reason="corrupt")
+    listing = subprocess.run(["pg_restore", "-l", path], capture_output=True, timeout=600, text=True).stdout
+    entries = [line for line in listing.splitlines() if line and not line.startswith(";")]
+    database = next((line.split(":", 1)[1].strip() for line in listing.splitlines()
+                     if line.startswith(";     dbname:")), "")
+    return {"database": database, "toc_entries": len(entries)}
+
+
+def _check_bpaf(tenant: Tenant, path: str, caps: dict) -> tuple[str, dict]:
+    _, key = tenant_data_key(tenant)
+    with open(path, "rb") as handle:
+        try:
+            reader = open_artifact(handle, key)
+        except WrongKey:
+            raise _refuse("The artifact is encrypted with another key than this workspace's "
+                          "(or was tampered with)", reason="wrong_key", code="ENCRYPTION_ERROR") from None
+        except ArtifactError as exc:
+            raise _refuse(f"The artifact is corrupt: {exc}", reason="corrupt", code="ENCRYPTION_ERROR") from None
+        plain = _PlainReader(reader)
+        head = plain.peek(8192)
+        if head.startswith(PG_CUSTOM_MAGIC):
+            inner, details = "pg_custom", {}
+            while plain.read(READ_SIZE):
+                pass
+        elif len(head) >= 262 and head[257:262] == b"ustar":
+            inner = "bundle"
+            details = _check_bundle(plain, caps)
+        else:
+            text = head.decode("utf-8", errors="replace")
+            inner = "mysql_sql" if text.lstrip().startswith(("-- MySQL dump", "-- MariaDB dump")) else (
+                "pg_plain" if "PostgreSQL database dump" in text else "unknown")
+            while plain.read(READ_SIZE):
+                pass
+    if inner == "unknown":
+        raise _refuse("The artifact decrypts, but holds nothing this platform restores", reason="unsupported")
+    return inner, {**details, "key_id": reader.header.key_id, "compression": reader.header.compression.label}
+
+
+class _PlainReader(io.RawIOBase):
+    """A readable over an artifact's plaintext that authenticates every chunk as it goes."""
+
+    def __init__(self, artifact):
+        self.pieces = artifact.iter_plaintext()
+        self.buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self, size: int) -> None:
+        while len(self.buffer) < size:
+            try:
+                piece = next(self.pieces)
+            except StopIteration:
+                return
+            except ArtifactError as exc:
+                raise _refuse(f"The artifact failed authentication: {exc}", reason="tampered",
+                              code="ENCRYPTION_ERROR") from None
+            self.buffer += piece
+
+    def peek(self, size: int) -> bytes:
+        self._fill(size)
+        return self.buffer[:size]
+
+    def readinto(self, buffer) -> int:
+        self._fill(len(buffer))
+        data, self.buffer = self.buffer[: len(buffer)], self.buffer[len(buffer):]
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _check_bundle(reader, caps: dict) -> dict:
+    """An application artifact: each member's SHA-256 against its ``manifest.json``."""
+    digests: dict[str, str] = {}
+    manifest = None
+    try:
+        with tarfile.open(fileobj=io.BufferedReader(reader, READ_SIZE), mode="r|") as tar:
+            for member in tar:
+                if not member.isreg():
+                    raise _refuse(f"Unexpected member {member.name!r} in the artifact", reason="corrupt")
+                handle = tar.extractfile(member)
+                if member.name == MANIFEST_NAME:
+                    manifest = json.loads(handle.read(64 << 20).decode("utf-8"))
+                    continue
+                digest = hashlib.sha256()
+                while block := handle.read(READ_SIZE):
+                    digest.update(block)
+                digests[member.name] = digest.hexdigest()
+    except (tarfile.TarError, ValueError) as exc:
+        raise _refuse(f"The artifact's archive is corrupt ({exc})", reason="corrupt") from None
+    if not isinstance(manifest, dict):
+        raise _refuse("The artifact's manifest.json is missing", reason="corrupt")
+    listed = {m.get("name"): m.get("sha256") for m in manifest.get("members") or []}
+    if listed != digests:
+        raise _refuse("The artifact's members do not match the checksums of its manifest", reason="checksum")
+    return {"manifest": manifest}
+
+
+def inspect_upload(*, tenant: Tenant, upload: StagedUpload) -> Inspection:
+    """Recognise and check a staged upload; raises ``ImportRefused`` (nothing is kept then:
+    the caller deletes the staged file)."""
+    caps = limits()
+    if upload.size == 0:
+        raise _refuse("The file is empty", reason="empty")
+    with open(upload.path, "rb") as handle:
+        head = handle.read(8192)
+    kind = _sniff(head)
+    if kind is None:
+        raise _refuse("Unsupported file: not a backup of this platform, a pg_dump or mysqldump file, a tar "
+                      "archive (plain, gzip or zstd) or a configuration export", reason="unsupported_type")
+    inspection = Inspection(kind=kind, size=upload.size, sha256=upload.sha256)
+    if kind == "bpaf":
+        inspection.inner, inspection.details = _check_bpaf(tenant, upload.path, caps)
+        inspection.signature = "verified"
+    elif kind == "pg_custom":
+        inspection.details = _check_pg_custom(upload.path)
+    elif kind in ("pg_plain", "mysql_sql"):
+        inspection.details = _check_sql(kind, upload.path)
+    elif kind in ("tar", "tar.gz", "tar.zst"):
+        with open(upload.path, "rb") as handle:
+            reader, packed = _decompressed(kind, handle)
+            checked = check_tar(reader, max_members=caps["max_members"])
+            # Anything after the archive's end (a second archive, junk) is read too, so a
+            # truncated compressed stream is caught and the ratio covers every byte.
+            while reader.read(READ_SIZE):
+                pass
+        inspection.details = {**checked["counts"], "unpacked_bytes": reader.raw.count}
+        if kind == "tar.gz" and packed.count < upload.size:
+            raise _refuse("The gzip stream ends before the file does", reason="corrupt")
+    elif kind == "config":
+        if upload.size > 64 << 20:
+            raise _refuse("A configuration export is at most 64 MiB", reason="too_large")
+        from .config import config_components
+
+        try:
+            with open(upload.path, "rb") as handle:
+                document = json.load(handle)
+        except (ValueError, UnicodeDecodeError):
+            raise _refuse("Unsupported file: it starts like JSON but is not valid JSON",
+                          reason="unsupported_type") from None
+        try:
+            components = config_components(document)
+        except ValidationFailed:
+            raise _refuse("This JSON file is not a configuration export of this platform",
+                          reason="unsupported_type") from None
+        inspection.details = {"components": components, "exported_at": document.get("timestamp")}
+    return inspection
+
+
+def describe(inspection: Inspection) -> dict[str, Any]:
+    """The console's ``validation`` body for an inspected file."""
+    from .copies import human_bytes
+
+    components = {"pg_custom": ["database"], "pg_plain": ["database"], "mysql_sql": ["database"],
+                  "tar": ["data"], "tar.gz": ["data"], "tar.zst": ["data"]}.get(inspection.kind, [])
+    created = None
+    manifest = inspection.details.get("manifest") or {}
+    if inspection.kind == "bpaf":
+        components = sorted({s.get("component") or "data" for s in manifest.get("sources") or []}) or (
+            ["database"] if inspection.inner != "bundle" else [])
+        created = manifest.get("created_at")
+    if inspection.kind == "config":
+        components = inspection.details.get("components", [])
+        created = inspection.details.get("exported_at")
+    return {
+        "file_format": "valid",
+        "format": inspection.kind,
+        "format_description": KIND_LABELS[inspection.kind],
+        "signature": inspection.signature,
+        "checksum": f"sha256:{inspection.sha256}",
+        "version_compatibility": "compatible",
+        "size": human_bytes(inspection.size),
+        "size_bytes": inspection.size,
+        "type": "config" if inspection.kind == "config" else "full",
+        "created": created,
+        "gateway_id": (manifest.get("application") or {}).get("name"),
+        "components": components,
+        "details": {k: v for k, v in inspection.details.items() if k != "manifest"},
+    }
+
+
+# --- import -------------------------------------------------------------------------------------------
+
+
+def _db_type(inspection: Inspection) -> str:
+    inner = inspection.inner if inspection.kind == "bpaf" else inspection.kind
+    return {"pg_custom": "postgresql", "pg_plain": "postgresql", "mysql_sql": "mysql"}.get(inner, "")
+
+
+@transaction.atomic
+def import_start(*, tenant: Tenant, upload: StagedUpload, inspection: Inspection, actor: Any = None,
+                 auto_restore: bool = False, create_backup_before: bool = False,
+                 target_server: Server | None = None, target_database: str = "", target_path: str = "",
+                 queue: bool = True) -> Operation:
+    """Take over a checked upload: an ``Operation`` of kind ``import`` (and, unless it is a
+    configuration export, a pending ``Backup`` with trigger ``imported``), queued after commit."""
+    from .backups import default_storage
+
+    db_type = _db_type(inspection)
+    is_files = inspection.kind in ("tar", "tar.gz", "tar.zst")
+    if auto_restore:
+        if db_type and inspection.kind != "bpaf" and not (target_server and target_database):
+            raise ValidationFailed(details={"target_database": [
+                "auto_restore of a database dump needs target_server_id and target_database."]})
+        if is_files and not target_path:
+            raise ValidationFailed(details={"target_path": ["auto_restore of an archive needs target_path."]})
+    if target_server is not None and target_server.tenant_id != tenant.pk:
+        raise ValidationFailed(details={"target_server_id": ["Not found."]})
+    if target_server is not None and db_type and target_server.type != db_type:
+        raise ValidationFailed(details={"target_server_id": [f"A {db_type} dump restores into a {db_type} server."]})
+    if target_path and (reason := confinement.check_data_path(tenant, target_path)):
+        raise ValidationFailed(details={"target_path": [reason]})
+    backup = None
+    if inspection.kind != "config":
+        storage = default_storage(tenant)
+        from .copies import quota_check
+
+        quota_check(storage=storage, incoming=inspection.size, what="the imported file")
+        manifest = inspection.details.get("manifest") or {}
+        app_name = (manifest.get("application") or {}).get("name")
+        application = Application.objects.filter(tenant=tenant, name=app_name).first() if app_name else None
+        backup = Backup.objects.create(
+            tenant=tenant, name=f"Imported_{os.path.splitext(upload.name)[0]}"[:255] or "Imported",
+            description=f"Imported from {upload.name} ({KIND_LABELS[inspection.kind]})"[:1000],
+            backup_type="full", trigger=BackupTrigger.IMPORTED, db_type=db_type,
+            database_name=inspection.details.get("database", ""), application=application,
+            components=describe(inspection)["components"], storage=storage, compression="zstd",
+            created_by=actor if getattr(actor, "pk", None) else None)
+        from .backups import artifact_name
+
+        backup.storage_path = artifact_name(backup)
+        backup.save(update_fields=["storage_path"])
+    op = operations.operation_create(tenant=tenant, kind=OperationKind.IMPORT, actor=actor, backup=backup, details={
+        "staged_path": upload.path, "filename": upload.name, "kind": inspection.kind, "inner": inspection.inner,
+        "size_bytes": upload.size, "sha256": upload.sha256, "auto_restore": auto_restore,
+        "create_backup_before": create_backup_before,
+        "target": {"server_id": target_server.pk if target_server else None, "database": target_database,
+                   "path": target_path},
+        "manifest": inspection.details.get("manifest"), "validation": describe(inspection)})
+    Operation.objects.filter(pk=op.pk).update(bytes_total=upload.size)
+    emit(action="backup_import", tenant=tenant, resource_type="operation", resource_id=op.public_id,
+         details={"filename": upload.name, "format": inspection.kind, "size_bytes": upload.size,
+                  "sha256": upload.sha256, "backup_id": backup.pk if backup else None,
+                  "auto_restore": auto_restore})
+    if queue:
+        from .backups import _queue
+
+        _queue("backups.tasks.run_import", op)
+    return op
+
+
+class _FileSource(StreamBase):
+    """A member source over a readable (the unpacked archive)."""
+
+    def __init__(self, reader, info: dict):
+        self.reader, self.info = reader, info
+
+    def read(self, size: int = READ_SIZE, /) -> bytes:
+        return self.reader.read(size)
+
+    def finish(self) -> dict:
+        self._done = True
+        return dict(self.info)
+
+    def kill(self) -> None:
+        self._done = True
+
+
+def _plaintext(tenant: Tenant, kind: str, handle):
+    """The bytes to store for an upload (decrypted, or unpacked for compressed archives)."""
+    if kind == "bpaf":
+        _, key = tenant_data_key(tenant)
+        return io.BufferedReader(_PlainReader(open_artifact(handle, key)), READ_SIZE)
+    if kind in ("tar.gz", "tar.zst", "tar"):
+        reader, _ = _decompressed(kind, handle)
+        return reader
+    return handle
+
+
+def import_run(*, operation_id: int) -> Operation | None:
+    """Store the staged upload as an encrypted backup (or a snapshot), then the optional
+    pre-import backup and auto-restore. The staged file is deleted whatever happens."""
+    op = operations.operation_claim(operation_id=operation_id)
+    if op is None:
+        return None
+    details = dict(op.details)
+    path = details.get("staged_path", "")
+    try:
+        return _import_run(op, details, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            if path and os.path.dirname(os.path.realpath(path)) == os.path.realpath(staging_dir(op.tenant)):
+                os.unlink(path)
+
+
+def _import_run(op: Operation, details: dict, path: str) -> Operation:
+    from ..progress import ProgressReporter
+    from .backups import _backup_end, _cleanup, _describe, storage_backend
+    from .copies import QuotaWriter
+
+    tenant = op.tenant
+    kind = details["kind"]
+    if kind == "config":
+        from .snapshots import snapshot_save
+
+        try:
+            with open(path, "rb") as handle:
+                document = json.load(handle)
+            snapshot = snapshot_save(tenant=tenant, document=document, trigger="imported",
+                                     name=f"Imported_{os.path.splitext(details['filename'])[0]}"[:200],
+                                     description=f"Imported from {details['filename']}")
+        except Exception as exc:  # reported on the operation
+            return operations.operation_finish(op=op, status=OperationStatus.FAILED, error=_describe(exc),
+                                               step="failed")
+        return operations.operation_finish(op=op, status=OperationStatus.COMPLETED, step="completed",
+                                           details={"snapshot_id": snapshot.pk})
+    backup = Backup.objects.select_related("tenant", "storage", "application").get(pk=op.backup_id)
+    now = timezone.now()
+    Backup.objects.filter(pk=backup.pk).update(status=BackupStatus.RUNNING, started_at=now)
+    backup.started_at = now
+    reporter = ProgressReporter(op, total=details.get("size_bytes") or None)
+    if details.get("create_backup_before"):
+        reporter.step("backing_up_current_state", progress=1)
+        details["pre_import_backup_id"] = _backup_before(tenant, op)
+        Operation.objects.filter(pk=op.pk).update(details=details)
+        op.details = details
+    writer = source = backend = None
+    try:
+        key_id, key = tenant_data_key(tenant)
+        reporter.step("validating_data", progress=2)
+        with open(path, "rb") as handle:
+            counting = _Counting(handle)
+            raw = io.BufferedReader(counting, READ_SIZE)
+            plain = _plaintext(tenant, kind, raw)
+            if kind in ("tar", "tar.gz", "tar.zst"):
+                source = bundle_source([(FILES_MEMBER, lambda: _FileSource(plain, {
+                    "engine": "files", "format": "tar", "paths": ["/"], "root": "/",
+                    "imported_from": details["filename"]}))], {
+                    "sources": [{"member": FILES_MEMBER, "name": "files", "type": "path", "path": "/",
+                                 "database": "", "component": "data"}],
+                    "imported_from": details["filename"]})
+                stream = source
+            else:
+                stream = plain
+            backend = storage_backend(backup.storage)
+            writer = QuotaWriter(backend.open_writer(backup.storage_path), storage=backup.storage)
+            reporter.step("importing_data", progress=3, component=details["filename"][:100])
+            result = backup_stream(stream, writer, data_key=key, key_id=key_id, compression=backup.compression,
+                                   progress=lambda _n: reporter.update(counting.count), cancel=reporter.cancelled)
+            bundle = source.finish() if source is not None else details.get("manifest")
+            writer.commit()
+    except PipelineCancelled:
+        _cleanup(source, writer)
+        return _backup_end(op, backup, BackupStatus.CANCELLED, "Cancelled; partial data removed")
+    except Exception as exc:  # the import fails with the reason; nothing partial stays
+        _cleanup(source, writer)
+        logger.warning("import %s failed: %s", op.public_id, exc,
+                       exc_info=not isinstance(exc, DomainError | EngineError | ArtifactError))
+        return _backup_end(op, backup, BackupStatus.FAILED, _describe(exc))
+    finally:
+        if backend is not None:
+            with contextlib.suppress(Exception):
+                backend.close()
+    inner = details.get("inner") or kind
+    manifest = {
+        "version": "v1", "format": "BPAF v1", "created_at": now.isoformat(),
+        "source": {"engine": {"pg_custom": "postgresql", "pg_plain": "postgresql", "mysql_sql": "mysql"}.get(
+            inner, "bundle"), "format": {"pg_custom": "custom", "pg_plain": "plain", "mysql_sql": "sql"}.get(
+            inner, "tar"), "imported_from": details["filename"], "upload_sha256": details.get("sha256")},
+        "compression": result.compression, "encryption": "AES-256-GCM", "key_id": key_id,
+        "raw_bytes": result.raw_bytes, "compressed_bytes": result.compressed_bytes,
+        "stored_bytes": result.stored_bytes, "sha256": result.sha256, "chunks": result.chunks,
+        "duration_seconds": round(result.duration, 3),
+    }
+    if bundle:
+        manifest["bundle"] = bundle
+    Backup.objects.filter(pk=backup.pk).update(
+        size_bytes=result.raw_bytes, compressed_bytes=result.compressed_bytes, stored_bytes=result.stored_bytes,
+        checksum=result.sha256, key_id=key_id, manifest=manifest)
+    backup.size_bytes, backup.compressed_bytes, backup.stored_bytes = (
+        result.raw_bytes, result.compressed_bytes, result.stored_bytes)
+    backup.checksum, backup.key_id, backup.manifest = result.sha256, key_id, manifest
+    op = _backup_end(op, backup, BackupStatus.COMPLETED, "")
+    if details.get("auto_restore"):
+        _auto_restore(op, backup, details)
+    return op
+
+
+def _backup_before(tenant: Tenant, op: Operation) -> int | None:
+    """A backup of the current state (the default application) before the import, run here."""
+    from .applications import application_get_default
+    from .backups import backup_run, backup_start
+
+    app = application_get_default(tenant=tenant)
+    if not app.sources.exists():
+        return None
+    pre = backup_start(tenant=tenant, application=app, trigger=BackupTrigger.PRE_RESTORE, queue=False,
+                       name=f"pre_import_{timezone.now():%Y%m%d_%H%M%S}",
+                       description=f"Taken before import {op.public_id}")
+    backup_run(operation_id=pre.pk)
+    return pre.backup_id
+
+
+def _auto_restore(op: Operation, backup: Backup, details: dict) -> None:
+    from .restores import restore_start
+
+    target = details.get("target") or {}
+    server = Server.objects.filter(tenant_id=backup.tenant_id, pk=target.get("server_id")).first()
+    try:
+        if backup.db_type:
+            restore = restore_start(tenant=backup.tenant, backup=backup, target_server=server or backup.server,
+                                    target_database=target.get("database") or backup.database_name)
+        elif target.get("path"):
+            restore = restore_start(tenant=backup.tenant, backup=backup, target_path=target["path"])
+        else:  # an application artifact of this platform: over its original targets
+            restore = restore_start(tenant=backup.tenant, backup=backup, strategy="overwrite")
+    except DomainError as exc:
+        details["auto_restore_error"] = exc.message
+    else:
+        details["restore_id"] = restore.operation.public_id
+    Operation.objects.filter(pk=op.pk).update(details={**op.details, **details})
