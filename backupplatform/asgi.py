@@ -10,6 +10,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backupplatform.settings.local")
 # Build Django before importing consumers (they import models).
 django_asgi_app = get_asgi_application()
 
+from backupplatform.dbpool import use_pool  # noqa: E402
+
+use_pool()  # before the first connection: the ASGI server's connections come from a pool
+
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402

@@ -98,6 +98,16 @@ def database_from_env(default: str) -> dict:
 
 
 DATABASES = {"default": database_from_env(f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+# The ASGI server runs each request's sync code in a thread of its own, so persistent
+# connections (CONN_MAX_AGE) pile up one per thread until PostgreSQL refuses more. The ASGI
+# process therefore uses Django's psycopg pool instead (asgi.py calls
+# backupplatform.dbpool.use_pool()): at most DB_POOL_MAX_SIZE connections per ASGI process,
+# requests wait up to DB_POOL_TIMEOUT seconds for one. Workers and commands keep plain
+# connections (a pool does not survive Celery's prefork).
+DB_POOL_ASGI = env.bool("DB_POOL_ASGI", default=True)
+DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", default=2)
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=10)
+DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=20.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")

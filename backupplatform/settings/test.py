@@ -24,3 +24,5 @@ LOCAL_PATH_ROOTS = ["/tmp"]
 # network policy's tests switch these back off.
 OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
 OUTBOUND_ALLOW_PLATFORM_SERVICES = True
+# The in-process tests import asgi.py; only a live server started with DB_POOL_ASGI=1 pools.
+DB_POOL_ASGI = env.bool("DB_POOL_ASGI", default=False)

@@ -1,0 +1,94 @@
+"""Under load, the ASGI server's PostgreSQL connections stay bounded (a pool), and no request
+fails for want of a connection."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tenants import services as tenant_services
+from tenants.models import Role
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.django_db(transaction=True)
+POOL_MAX = 4
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def pooled_server(django_db_setup):
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        pytest.skip("connection pooling is PostgreSQL's (the test needs a PostgreSQL server)")
+    port = free_port()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "backupplatform.settings.test", "DB_POOL_ASGI": "1",
+           "DB_POOL_MIN_SIZE": "1", "DB_POOL_MAX_SIZE": str(POOL_MAX),
+           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "backupplatform.asgi:application", "--port",
+                             str(port), "--lifespan", "off", "--log-level", "warning"], cwd=ROOT, env=env)
+    for _ in range(150):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}", db
+    proc.terminate()
+    proc.wait(10)
+
+
+def server_connections(db, pid_of_test: int) -> int:
+    with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname="postgres",
+                         autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> %s",
+                            (db["NAME"], pid_of_test)).fetchone()[0]
+
+
+def test_sixteen_concurrent_clients_share_a_bounded_pool(pooled_server, tenant_a):
+    from django.db import connection
+
+    base, db = pooled_server
+    _, raw = tenant_services.api_key_create(tenant=tenant_a, name="load", role=Role.VIEWER)
+    connection.ensure_connection()
+    own_pid = connection.connection.info.backend_pid
+    peak, stop = [0], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            peak[0] = max(peak[0], server_connections(db, own_pid))
+            time.sleep(0.05)
+
+    def call(_):
+        request = urllib.request.Request(f"{base}/api/v1/backups?limit=50", headers={"X-API-Key": raw})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(call, range(320)))
+    finally:
+        stop.set()
+        watcher.join()
+    assert [status for status, _ in results] == [200] * 320
+    assert all(body["total"] == 0 for _, body in results)
+    assert 1 <= peak[0] <= POOL_MAX, peak[0]
