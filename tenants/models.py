@@ -11,6 +11,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from backupplatform.counting import GenerationQuerySet
 from backupplatform.tenancy import ALL_TENANTS, UnscopedQuery, scoped
 
 __all__ = ["ALL_TENANTS", "UnscopedQuery"]  # re-exported: tenants.models is where callers look
@@ -67,7 +68,7 @@ class Tenant(models.Model):
 TenantScope = Any  # Tenant | AllTenants
 
 
-class TenantQuerySet(models.QuerySet):
+class TenantQuerySet(GenerationQuerySet):
     def for_tenant(self, tenant: TenantScope) -> TenantQuerySet:
         """Rows of ``tenant``; ``ALL_TENANTS`` for a platform operator's view of every tenant.
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from rest_framework.pagination import BasePagination
 
+from backupplatform.counting import cached_count
 from backupplatform.errors import ValidationFailed
 from backupplatform.ids import parse_int
 
@@ -37,7 +38,7 @@ class PagePagination(BasePagination):
     def paginate_queryset(self, queryset, request, view=None):
         self.page = int_param(request, "page", 1, minimum=1)
         self.size = int_param(request, self.size_param, self.default_size, minimum=1, maximum=self.max_size)
-        self.total = queryset.count() if hasattr(queryset, "count") and not isinstance(queryset, list) else len(queryset)
+        self.total = cached_count(queryset) if hasattr(queryset, "count") and not isinstance(queryset, list) else len(queryset)
         self.pages = max(1, math.ceil(self.total / self.size)) if self.total else 0
         start = (self.page - 1) * self.size
         if start >= self.total:  # past the end; also keeps huge pages out of SQL's OFFSET
@@ -54,7 +55,7 @@ class LimitOffsetPagination(BasePagination):
     def paginate_queryset(self, queryset, request, view=None):
         self.limit = int_param(request, "limit", self.default_limit, minimum=1, maximum=self.max_limit)
         self.offset = int_param(request, "offset", 0, minimum=0)
-        self.total = queryset.count() if not isinstance(queryset, list) else len(queryset)
+        self.total = cached_count(queryset) if not isinstance(queryset, list) else len(queryset)
         if self.offset >= self.total:  # past the end; also keeps huge offsets out of SQL's OFFSET
             return []
         return list(queryset[self.offset:self.offset + self.limit])

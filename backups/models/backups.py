@@ -65,9 +65,15 @@ class Backup(TenantOwnedModel):
     completed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
+    # Lists of these carry totals: counts are cached until the next write (backupplatform/counting.py).
+    counted = True
+
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["tenant", "status", "-created_at"])]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at", "-id"], name="backup_tenant_recent"),
+            models.Index(fields=["tenant", "status", "-created_at"]),
+        ]
 
     def __str__(self) -> str:
         return self.name or f"backup {self.pk}"

@@ -61,9 +61,15 @@ class Operation(TenantOwnedModel):
     finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # Lists of these carry totals: counts are cached until the next write (backupplatform/counting.py).
+    counted = True
+
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "heartbeat_at"])]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at", "-id"], name="operation_tenant_recent"),
+            models.Index(fields=["status", "heartbeat_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.public_id} ({self.status})"
@@ -99,8 +105,12 @@ class Restore(TenantOwnedModel):
     completed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # Lists of these carry totals: counts are cached until the next write (backupplatform/counting.py).
+    counted = True
+
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-created_at", "-id"], name="restore_tenant_recent")]
 
 
 class Verification(TenantOwnedModel):
@@ -120,8 +130,12 @@ class Verification(TenantOwnedModel):
     completed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # Lists of these carry totals: counts are cached until the next write (backupplatform/counting.py).
+    counted = True
+
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-created_at", "-id"], name="verification_tenant_recent")]
 
 
 class Snapshot(TenantOwnedModel):

@@ -27,28 +27,30 @@ pytestmark = pytest.mark.django_db
 
 WS = "/api/v1/workspaces/alpha"
 
-# url -> queries it may run (authentication, tenant, the page, its count, prefetches).
+# url -> queries it may run (authentication, tenant, the page, prefetches). Totals of the large
+# tables (backups, operations, restores, verifications, audit) come from the count cache
+# while nothing was written (backupplatform/counting.py), so they run no COUNT here.
 PINNED = {
     # platform
-    "/api/v1/backups": 4,
+    "/api/v1/backups": 3,
     "/api/v1/users": 3,
-    "/api/v1/audit/logs": 4,
+    "/api/v1/audit/logs": 3,
     "/api/v1/schedules": 3,
     "/api/v1/retention-policies": 3,
     "/api/v1/servers": 3,
     "/api/v1/workspaces": 3,
     # jobs
     "/api/v1/jobs": 4,
-    "/api/v1/jobs/{job}/executions": 5,
+    "/api/v1/jobs/{job}/executions": 4,
     "/api/v1/api-keys": 4,
     "/api/v1/storage/providers": 4,
-    "/api/v1/storage/{storage}/backups": 5,
-    "/api/v1/verify": 4,
+    "/api/v1/storage/{storage}/backups": 4,
+    "/api/v1/verify": 3,
     # workspace
     f"{WS}/applications": 6,
     f"{WS}/backup-storages": 4,
-    f"{WS}/applications/{{app}}/backups": 5,
-    f"{WS}/applications/{{app}}/restores": 5,
+    f"{WS}/applications/{{app}}/backups": 4,
+    f"{WS}/applications/{{app}}/restores": 4,
     # console
     "/cloud-integration/backup/schedules": 3,
 }
@@ -143,6 +145,7 @@ def test_list_endpoint_query_count_does_not_grow_with_rows(url, api, admin_a, te
     with django_assert_num_queries(PINNED[url]):
         get(client, target)
     rows.add(17)
+    get(client, target)  # the writes moved the cached totals on: recounted once, outside the count
     with django_assert_num_queries(PINNED[url]):
         get(client, target)
 
