@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
-from backupplatform.tenancy import scoped
+from backupplatform.tenancy import ALL_TENANTS, UnscopedQuery
 from tenants.models import Tenant, TenantScope
 
 from .models import TenantKey
@@ -19,7 +19,12 @@ def key_export_overview(*, tenant: TenantScope) -> QuerySet[Tenant]:
     ``current_key_exported_at`` (None: never exported, or not since the last rotation),
     and ``ring_size``. Ordered by slug."""
     current = TenantKey.objects.filter(tenant=OuterRef("pk"), is_current=True)
-    queryset = scoped(Tenant.objects.all(), tenant, field="pk")
+    if tenant is ALL_TENANTS:
+        queryset = Tenant.objects.all()
+    elif isinstance(tenant, Tenant) and tenant.pk is not None:
+        queryset = Tenant.objects.filter(pk=tenant.pk)
+    else:
+        raise UnscopedQuery("key_export_overview needs a tenant, or ALL_TENANTS")
     return (queryset
             .annotate(current_key_id=Subquery(current.values("key_id")[:1]),
                       current_key_fingerprint=Subquery(current.values("fingerprint")[:1]),
