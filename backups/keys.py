@@ -129,6 +129,21 @@ def current_master_key() -> bytes:
     return configured_master_keys()[0]
 
 
+def master_key_file_create() -> str:
+    """Local mode, asked for explicitly (``importkey --generate-master-key``): create the key
+    file when no master key is configured at all, even though wrapped keys exist (they stay
+    unreadable until their key files are imported). Returns the new key's fingerprint."""
+    path = master_key_file()
+    if path is None or _setting_entries():
+        raise MasterKeyError("--generate-master-key is for the local mode's key file; with BACKUP_MASTER_KEY "
+                             "set, put the new key there")
+    if configured_master_keys():
+        raise MasterKeyError(f"A master key is already configured in {path}")
+    key_files.create_key_file(path, key_files.new_key())
+    logger.warning("generated a new backup master key in %s on request", path)
+    return master_key_fingerprint(configured_master_keys()[0])
+
+
 # --- wrapping ---------------------------------------------------------------------------
 
 
@@ -207,7 +222,8 @@ def key_problems() -> list[str]:
 
 KEY_HINT = ("Put that master key back (BACKUP_MASTER_KEY, several keys newest first, or the local "
             "mode's key file), or import each tenant's exported key file with `manage.py importkey "
-            "FILE [--tenant SLUG]` (it re-wraps the keys under the configured master key). No new "
+            "FILE [--tenant SLUG]` (it re-wraps the keys under the configured master key; in local mode "
+            "without a key file add --generate-master-key). No new "
             "master key is generated while wrapped tenant keys exist; `manage.py rotatemasterkey "
             "--abandon-unreadable` gives up on keys nobody can open.")
 

@@ -13,8 +13,7 @@ from audit.models import AuditEvent
 from backups import keys
 from backups.key_selectors import key_export_overview, tenant_key_status, tenants_never_exported
 from backups.models import TenantKey
-from backups.pipeline import backup_stream
-from backups.pipeline import decrypt_cli
+from backups.pipeline import backup_stream, decrypt_cli
 from tenants import services as tenant_services
 from tenants.models import ALL_TENANTS, Role
 from tests.conftest import PASSWORD, client_for

@@ -16,8 +16,7 @@ from audit.models import AuditEvent
 from backups import keys
 from backups.checks import check_backup_keys
 from backups.models import TenantKey
-from backups.pipeline import backup_stream, master_key_fingerprint, restore_stream
-from backups.pipeline import decrypt_cli
+from backups.pipeline import backup_stream, decrypt_cli, master_key_fingerprint, restore_stream
 
 pytestmark = pytest.mark.django_db
 
@@ -230,3 +229,18 @@ def test_import_refuses_a_key_that_is_not_the_one_recorded_under_its_id(settings
         path.write_text("{")
         call_command("importkey", str(path), "--tenant", "alpha", stdout=io.StringIO())
     assert TenantKey.objects.filter(tenant=tenant_b).count() == 0
+
+
+def test_local_mode_import_after_losing_the_key_file_makes_a_new_one_only_when_asked(file_mode, tenant_a, tmp_path):
+    artifact, key_id = artifact_for(tenant_a, b"rows")
+    ring_file = tmp_path / "ring.json"
+    call_command("exportkey", "--tenant", "alpha", "--output", str(ring_file), stdout=io.StringIO())
+    file_mode.unlink()
+    with pytest.raises(CommandError, match="--generate-master-key"):
+        call_command("importkey", str(ring_file), stdout=io.StringIO())
+    assert not file_mode.exists()
+    out = io.StringIO()
+    call_command("importkey", str(ring_file), "--generate-master-key", stdout=out)
+    assert file_mode.exists() and "rewrapped" in out.getvalue()
+    assert check_backup_keys() == []
+    assert restored(tenant_a, artifact, key_id) == b"rows"

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from audit.context import acting
 from backupplatform.errors import DomainError
-from backups.keys import MasterKeyError, key_problems, tenant_key_import
+from backups.keys import MasterKeyError, key_problems, master_key_file_create, tenant_key_import
 from backups.pipeline import KeyFileError, load_key_document
 from backups.pipeline.keys import read_key_file
 from tenants.models import Tenant
@@ -25,8 +25,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file", help="key file written by exportkey, the API or the admin")
         parser.add_argument("--tenant", help="tenant slug (default: the one named in a key ring file)")
+        parser.add_argument("--generate-master-key", action="store_true",
+                            help="local mode, master key file lost: create a new one to wrap the imported keys")
 
-    def handle(self, *args, file, tenant, **opts):
+    def handle(self, *args, file, tenant, generate_master_key, **opts):
         try:
             document = load_key_document(file)
             content = read_key_file(file)
@@ -42,6 +44,8 @@ class Command(BaseCommand):
             raise CommandError(f"No tenant '{slug}' (create it first: manage.py createtenant {slug})")
         with acting(source="cli"):
             try:
+                if generate_master_key:
+                    self.stdout.write(f"New master key {master_key_file_create()}")
                 done = tenant_key_import(tenant=tenant_obj, content=content)
             except (DomainError, MasterKeyError) as exc:
                 raise CommandError(getattr(exc, "message", None) or str(exc))
