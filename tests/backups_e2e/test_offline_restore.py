@@ -5,6 +5,7 @@ documented safe path for PostgreSQL, and artifacts that are tampered with."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from pathlib import Path
 import psycopg
 import pymysql
 import pytest
+from django.core.management import call_command
 
 from backups.keys import tenant_key_export
 from backups.models import Application, Backup, Server, Source
@@ -59,8 +61,7 @@ def offline_dir(tmp_path, admin_a, tenant_a) -> Path:
     folder = tmp_path / "offline"
     folder.mkdir()
     shutil.copy(DECRYPTOR, folder / "decrypt_cli.py")
-    _, ring = tenant_key_export(tenant=tenant_a, actor=admin_a)
-    (folder / "alpha.keys.json").write_bytes(ring)
+    call_command("exportkey", "--tenant", "alpha", "--output", str(folder / "alpha.keys.json"), stdout=io.StringIO())
     return folder
 
 
@@ -316,11 +317,11 @@ def test_bare_virtualenv_restores_a_folder_application_with_tar(admin_a, tenant_
             assert (restored / original.relative_to(folder)).read_bytes() == original.read_bytes()
 
 
-def test_the_reference_decryptor_of_the_document_runs_in_the_bare_virtualenv(tenant_a, offline_dir, bare_python):
+def test_the_reference_decryptor_of_the_document_chooses_the_ring_key_by_key_id(tenant_a, offline_dir, bare_python):
     from io import BytesIO
 
-    from backups.keys import tenant_current_key
-    from backups.pipeline import backup_stream
+    from backups.keys import tenant_current_key, tenant_key_rotate
+    from backups.pipeline import backup_stream, generate_data_key
 
     document = (ROOT / "docs" / "artifact-format.md").read_text()
     code = re.search(r"```python\n(# bpaf_decrypt\.py.*?)```", document, re.S).group(1)
@@ -330,7 +331,16 @@ def test_the_reference_decryptor_of_the_document_runs_in_the_bare_virtualenv(ten
     backup_stream(BytesIO(b"row\n" * 50_000), sink, data_key=key, key_id=key_id, compression="gzip",
                   chunk_size=4096)
     (offline_dir / "x.bpaf").write_bytes(sink.getvalue())
-    done = subprocess.run([str(bare_python), "-I", "bpaf_decrypt.py", "alpha.keys.json", "x.bpaf"], cwd=offline_dir,
+    tenant_key_rotate(tenant=tenant_a)  # the ring's first and current key is now another one
+    call_command("exportkey", "--tenant", "alpha", "--output", str(offline_dir / "ring.json"), stdout=io.StringIO())
+    done = subprocess.run([str(bare_python), "-I", "bpaf_decrypt.py", "ring.json", "x.bpaf"], cwd=offline_dir,
                           capture_output=True)
     assert done.returncode == 0, done.stderr
     assert subprocess.run(["gunzip", "-c"], input=done.stdout, capture_output=True).stdout == b"row\n" * 50_000
+
+    stranger = BytesIO()
+    backup_stream(BytesIO(b"x"), stranger, data_key=generate_data_key(), key_id="bravo-0000", compression="none")
+    (offline_dir / "y.bpaf").write_bytes(stranger.getvalue())
+    refused = subprocess.run([str(bare_python), "-I", "bpaf_decrypt.py", "ring.json", "y.bpaf"], cwd=offline_dir,
+                             capture_output=True, text=True)
+    assert refused.returncode != 0 and "needs key 'bravo-0000'" in refused.stderr and refused.stdout == ""
