@@ -153,3 +153,11 @@ def test_admin_action_cannot_reach_another_workspace(staff_admin, tenant_a, tena
     assert b"bpaf-key-ring" not in response.content
     assert not AuditEvent.objects.filter(action="key_export").exists()
     assert b"bravo-" not in staff_admin.get("/admin/backups/tenantkey/").content
+
+
+def test_keys_the_master_key_cannot_open_are_a_503_not_a_500(api, admin_a, tenant_a, settings):
+    keys.tenant_current_key(tenant_a)
+    settings.BACKUP_MASTER_KEY = "bmV3LW1hc3Rlci1rZXktMzItYnl0ZXMtbG9uZy0hISE="
+    response = api(admin_a).post(URL, {"password": PASSWORD}, format="json")
+    assert response.status_code == 503 and response.json()["code"] == "KEYS_UNAVAILABLE"
+    assert not TenantKey.objects.filter(last_exported_at__isnull=False).exists()

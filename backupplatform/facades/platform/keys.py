@@ -17,10 +17,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.throttling import SimpleRateThrottle
 
-from backupplatform.errors import Forbidden
+from backupplatform.errors import DomainError, Forbidden
 from backupplatform.facades.base import respond
+from backupplatform.facades.schema import FACADE_ERROR
 from backupplatform.facades.serializers import InputSerializer, StrictCharField, validated
-from backups.keys import tenant_key_export_reauthenticated
+from backups.keys import MasterKeyError, tenant_key_export_reauthenticated
 from tenants.models import Role
 
 from .conventions import PlatformView
@@ -70,7 +71,7 @@ class KeyExportView(PlatformView):
     roles = {"POST": Role.ADMIN}
     extra_throttles = (KeyExportThrottle,)
 
-    @extend_schema(request=KeyExportRequestSerializer, responses={200: KeyRingSerializer},
+    @extend_schema(request=KeyExportRequestSerializer, responses={200: KeyRingSerializer, 503: FACADE_ERROR},
                    summary="Export the workspace's backup key ring (password required)")
     def post(self, request):
         data = validated(KeyExportRequestSerializer, request.data)
@@ -78,7 +79,12 @@ class KeyExportView(PlatformView):
             raise Forbidden("Exporting backup keys needs a person's password: sign in as a workspace admin "
                             "(API keys cannot export keys)", code="REAUTHENTICATION_REQUIRED")
         tenant = self.require_tenant()
-        filename, content = tenant_key_export_reauthenticated(tenant=tenant, user=request.user,
-                                                              password=data["password"], via="api")
+        try:
+            filename, content = tenant_key_export_reauthenticated(tenant=tenant, user=request.user,
+                                                                  password=data["password"], via="api")
+        except MasterKeyError:
+            # The operator's problem (the master key cannot open the keys), not the caller's.
+            raise DomainError("The platform cannot open this workspace's keys right now; its operator has "
+                              "been told at start-up", code="KEYS_UNAVAILABLE", status=503) from None
         return respond(json.loads(content), headers={
             "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
