@@ -384,21 +384,21 @@ def master_key_file_rotate(*, abandon_unreadable: bool = False) -> tuple[MasterR
     if path is None or _setting_entries():
         raise MasterKeyError("--generate rotates the local mode's key file; with BACKUP_MASTER_KEY set, "
                              "put the new key first in BACKUP_MASTER_KEY and run rotatemasterkey")
+    if not abandon_unreadable and (problems := key_problems()):
+        raise MasterKeyError(_problem_text(problems))  # refused before the file changes
     old_lines = key_files.read_key_lines(path)
     new = key_files.new_key()
     key_files.replace_key_file(path, [new, *old_lines])
-    try:
-        result = master_key_rotate(abandon_unreadable=abandon_unreadable)
-    except BaseException:
-        key_files.replace_key_file(path, old_lines)
-        raise
+    # On a failure from here on the file keeps listing both keys: whatever was wrapped with
+    # either (by this rotation or by another process meanwhile) still opens; run it again.
+    result = master_key_rotate(abandon_unreadable=abandon_unreadable)
+    # A key another process wrapped with the old key meanwhile is re-wrapped by a second pass.
+    second = master_key_rotate(abandon_unreadable=False)
+    result.rewrapped += [k for k in second.rewrapped if k not in result.rewrapped]
     retired = path.with_name(f"{path.name}.retired-{timezone.now():%Y%m%dT%H%M%S}")
     if old_lines:
         key_files.replace_key_file(retired, old_lines)
     key_files.replace_key_file(path, [new])
-    # A row wrapped by a process that still read the old file is caught by this second pass.
-    second = master_key_rotate(abandon_unreadable=False) if old_lines else result
-    result.rewrapped += [k for k in second.rewrapped if k not in result.rewrapped]
     return result, retired
 
 
