@@ -335,7 +335,8 @@ def master_key_rotate(*, abandon_unreadable: bool = False) -> MasterRotation:
 
     masters = configured_master_keys()
     if not masters:
-        raise MasterKeyError(f"No backup master key is configured (expected in {master_key_location()})")
+        raise MasterKeyError(f"No backup master key is configured (expected in {master_key_location()})"
+                             + ("; --generate makes one" if master_key_file() and not _setting_entries() else ""))
     current = masters[0]
     result = MasterRotation(master_fingerprint=master_key_fingerprint(current))
     with transaction.atomic():
