@@ -374,7 +374,7 @@ def master_key_rotate(*, abandon_unreadable: bool = False) -> MasterRotation:
     return result
 
 
-def master_key_file_rotate(*, abandon_unreadable: bool = False) -> tuple[MasterRotation, Path]:
+def master_key_file_rotate(*, abandon_unreadable: bool = False) -> tuple[MasterRotation, Path | None]:
     """Local mode: generate a new master key in the key file, re-wrap everything, retire the old.
 
     The file first lists the new key and the old ones (every process reads it on each use,
@@ -396,8 +396,9 @@ def master_key_file_rotate(*, abandon_unreadable: bool = False) -> tuple[MasterR
     # A key another process wrapped with the old key meanwhile is re-wrapped by a second pass.
     second = master_key_rotate(abandon_unreadable=False)
     result.rewrapped += [k for k in second.rewrapped if k not in result.rewrapped]
-    retired = path.with_name(f"{path.name}.retired-{timezone.now():%Y%m%dT%H%M%S}")
+    retired = None
     if old_lines:
+        retired = path.with_name(f"{path.name}.retired-{timezone.now():%Y%m%dT%H%M%S}")
         key_files.replace_key_file(retired, old_lines)
     key_files.replace_key_file(path, [new])
     return result, retired

@@ -244,3 +244,19 @@ def test_local_mode_import_after_losing_the_key_file_makes_a_new_one_only_when_a
     assert file_mode.exists() and "rewrapped" in out.getvalue()
     assert check_backup_keys() == []
     assert restored(tenant_a, artifact, key_id) == b"rows"
+
+
+def test_local_mode_without_any_key_file_starts_over_only_when_told_to_abandon(file_mode, tenant_a):
+    artifact_for(tenant_a, b"rows")
+    file_mode.unlink()
+    with pytest.raises(CommandError, match="--generate makes one"):
+        call_command("rotatemasterkey", "--abandon-unreadable", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="importkey"):
+        call_command("rotatemasterkey", "--generate", stdout=io.StringIO())
+    assert not file_mode.exists()
+    out = io.StringIO()
+    call_command("rotatemasterkey", "--generate", "--abandon-unreadable", stdout=out)
+    assert "Abandoned" in out.getvalue() and "no old key to keep" in out.getvalue()
+    assert file_mode.exists() and check_backup_keys() == []
+    fresh, fresh_id = artifact_for(tenant_a, b"new")
+    assert restored(tenant_a, fresh, fresh_id) == b"new"

@@ -39,6 +39,8 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(f"Abandoned (no master key opens them): {', '.join(result.abandoned)}"))
         if retired is not None:
             self.stdout.write(f"The old master key(s) are kept in {retired}, for database backups made before now.")
-        elif not generate:
+        elif generate:
+            self.stdout.write("New master key file written (there was no old key to keep).")
+        else:
             self.stdout.write("Every key is wrapped by the first master key: older keys may now be removed "
                               "from BACKUP_MASTER_KEY (keep them with the database backups made before now).")
