@@ -56,11 +56,39 @@ class _StaticFilesFallback:
         return await self.app(scope, receive, send)
 
 
-application = ProtocolTypeRouter(
+class _KeysCheckedAtStartup:
+    """Answers the ASGI ``lifespan`` startup: the server refuses to start when the tenants'
+    backup keys cannot be opened with the configured master key (``backups.keys``)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "lifespan":
+            return await self.app(scope, receive, send)
+        from asgiref.sync import sync_to_async
+
+        from backups.keys import MasterKeyError, check_keys_at_start
+
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await sync_to_async(check_keys_at_start)()
+                except MasterKeyError as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+application = _KeysCheckedAtStartup(ProtocolTypeRouter(
     {
         "http": _StaticFilesFallback(django_asgi_app),
         "websocket": BrowserOriginValidator(
             WebSocketAuthStack(URLRouter(websocket_urlpatterns)), allowed_origins()
         ),
     }
-)
+))

@@ -397,9 +397,13 @@ class BackupAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
                     target_database=data["target_database"], target_path=data["target_path"],
                     strategy=data["strategy"], masking_rules=data["masking_rules"])
             except DomainError as exc:
-                form.add_error(None, f"{exc.message} {exc.details or ''}")
+                # An incompatible target's reason is the message itself (no field details to add).
+                form.add_error(None, exc.message if exc.code == "RESTORE_INCOMPATIBLE"
+                               else f"{exc.message} {exc.details or ''}")
             else:
                 self.message_user(request, f"Restore {restore.pk} queued.")
+                for warning in restore_services.restore_warnings(restore):
+                    self.message_user(request, f"Warning: {warning}", messages.WARNING)
                 return HttpResponseRedirect(reverse("admin:backups_restore_change", args=[restore.pk]))
         return render(request, "admin/backups/restore_to.html",
                       {**self.admin_site.each_context(request), "backup": backup, "form": form,
@@ -454,3 +458,5 @@ class VerificationAdmin(ReadOnlyTenantAdmin):
     list_display = ["id", "backup", "tenant", "test_type", "status", "passed", "created_at"]
     list_filter = ["test_type", "status", "passed", "tenant"]
     readonly_fields = [f.name for f in Verification._meta.fields]
+
+from . import admin_keys  # noqa: E402,F401  (key rings and the export action)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.checks import Warning, register
+from django.core.checks import Error, Warning, register
 
 
 @register("backups", "database")
@@ -29,3 +29,23 @@ def check_tenant_folders(app_configs: Any = None, databases: Any = None, **kwarg
                 obj=f"{v.kind}:{v.pk}", id="backups.W001")
         for v in found
     ]
+
+
+@register("backups")
+def check_backup_keys(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """Every wrapped tenant key must open with the configured master key.
+
+    Not a ``database``-tagged check on purpose: it must stop ``runserver``, ``migrate`` and
+    every command that would otherwise fail later with "wrapped key failed authentication"
+    (or, worse, in local mode, generate a master key that opens nothing). A database that
+    is unreachable or not migrated yet is not this check's business.
+    """
+    from django.db import DatabaseError
+
+    from .keys import KEY_HINT, key_problems
+
+    try:
+        problems = key_problems()
+    except DatabaseError:
+        return []
+    return [Error(problem, hint=KEY_HINT, id="backups.E001") for problem in problems]

@@ -235,6 +235,8 @@ REST_FRAMEWORK = {
     "URL_FORMAT_OVERRIDE": None,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Backup key exports per user (POST /api/v1/keys/export), wrong passwords included.
+THROTTLE_KEY_EXPORT = env("THROTTLE_KEY_EXPORT", default="5/hour")
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),

@@ -86,12 +86,38 @@ class Backup(TenantOwnedModel):
 
 
 class TenantKey(models.Model):
-    """A tenant's data key for artifacts, wrapped by the platform master key."""
+    """One data key of a tenant's key ring, wrapped by the platform master key.
 
-    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="data_key")
+    New backups use the tenant's current key; older keys stay in the ring for the artifacts
+    they encrypted (an artifact names its key in its header, ``Backup.key_id``). The
+    fingerprints are public: ``fingerprint`` names the data key (the one in exported key
+    files), ``master_fingerprint`` the master key that wrapped it, so a platform started
+    with another master key can say which one it needs.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="data_keys")
     key_id = models.CharField(max_length=64, unique=True)
     wrapped_key = models.BinaryField()
+    fingerprint = models.CharField(max_length=32, blank=True)
+    master_fingerprint = models.CharField(max_length=32, blank=True)
+    is_current = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When a newer key became current (rotation); the key still decrypts older artifacts.
+    retired_at = models.DateTimeField(null=True, blank=True)
+    # Set when the key was imported from an exported key file (``manage.py importkey``).
+    imported_at = models.DateTimeField(null=True, blank=True)
+    # Last export of a key file holding this key (API, admin or ``exportkey``).
+    last_exported_at = models.DateTimeField(null=True, blank=True)
+    # An operator gave up on a key whose master key is lost (``rotatemasterkey
+    # --abandon-unreadable``): it no longer blocks start-up; its artifacts need its key file.
+    abandoned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["tenant_id", "-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], condition=models.Q(is_current=True),
+                                    name="one_current_data_key_per_tenant"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.tenant} key {self.key_id}"

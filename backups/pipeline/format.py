@@ -1,4 +1,4 @@
-"""BPAF v1: the on-disk layout of a backup artifact.
+"""BPAF: the on-disk layout of a backup artifact (version 2 written, versions 1 and 2 read).
 
 Everything here is byte layout and pure functions; docs/artifact-format.md is the
 normative description and must change together with this module.
@@ -25,7 +25,10 @@ from .errors import ArtifactCorrupt, UnsupportedArtifact
 logger = logging.getLogger(__name__)
 
 MAGIC = b"BPAF"
-FORMAT_VERSION = 1
+# Version 2 gives header byte 7 a meaning (the payload type); in version 1 it is a reserved
+# flags byte that must be 0. Everything else is identical, so readers read both.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 CIPHER_AES_256_GCM = 1
 
 KEY_BYTES = 32
@@ -45,7 +48,7 @@ FLAG_FINAL = 0x01
 
 BytesLike = bytes | bytearray | memoryview
 
-# magic, version, cipher, compression, flags, chunk_size, salt, nonce_prefix, key_check, key_id_len
+# magic, version, cipher, compression, payload (v1: flags), chunk_size, salt, nonce_prefix, key_check, key_id_len
 _FIXED = struct.Struct(">4sBBBBI16s4s16sH")
 HEADER_FIXED_BYTES = _FIXED.size  # 50
 FRAME = struct.Struct(">BI")  # chunk flags, ciphertext length (tag included)
@@ -83,6 +86,58 @@ class Compression(IntEnum):
         return {Compression.NONE: "", Compression.GZIP: ".gz", Compression.ZSTD: ".zst"}[self]
 
 
+class Payload(IntEnum):
+    """What the decrypted, decompressed stream is (header byte 7 since version 2).
+
+    Informational: a reader that does not know an id still decrypts the artifact, so new
+    payload types need no new format version. Version 1 artifacts read as UNSPECIFIED (their
+    type is in the platform's manifest and the file name suffix).
+    """
+
+    UNSPECIFIED = 0
+    PG_DUMP_CUSTOM = 1  # pg_dump -Fc archive: pg_restore
+    SQL = 2  # SQL text (mysqldump, pg_dump -Fp): mysql / psql
+    TAR = 3  # a tar of files, names relative to /
+    BUNDLE = 4  # bp-bundle/1: a tar of one member per source plus manifest.json
+    JSON = 5  # a JSON document (the platform configuration export)
+
+    @property
+    def label(self) -> str:
+        return PAYLOAD_LABELS[self]
+
+    @classmethod
+    def parse(cls, value: Payload | str | int | None) -> Payload:
+        """Accept ``Payload.SQL``, ``"sql"`` or ``2`` (``None``: unspecified)."""
+        if value is None:
+            return cls.UNSPECIFIED
+        if isinstance(value, Payload):
+            return value
+        if isinstance(value, str):
+            for member, label in PAYLOAD_LABELS.items():
+                if value == label:
+                    return member
+            raise ValueError(f"unknown payload {value!r}; use one of {', '.join(PAYLOAD_LABELS.values())}")
+        return cls(value)
+
+
+PAYLOAD_LABELS = {
+    Payload.UNSPECIFIED: "unspecified",
+    Payload.PG_DUMP_CUSTOM: "pg_dump-custom",
+    Payload.SQL: "sql",
+    Payload.TAR: "tar",
+    Payload.BUNDLE: "bp-bundle",
+    Payload.JSON: "json",
+}
+
+
+def payload_label(payload_id: int) -> str:
+    """Label of a payload id, ``"unknown (N)"`` for ids this code does not know."""
+    try:
+        return Payload(payload_id).label
+    except ValueError:
+        return f"unknown ({payload_id})"
+
+
 @dataclass(frozen=True)
 class ArtifactHeader:
     """The header of an artifact; ``raw`` is its exact bytes, bound into every chunk's AAD."""
@@ -95,6 +150,12 @@ class ArtifactHeader:
     key_id: str
     version: int = FORMAT_VERSION
     cipher: int = CIPHER_AES_256_GCM
+    # Raw id (header byte 7 in version 2), kept as read so an unknown id survives re-encoding.
+    payload: int = Payload.UNSPECIFIED
+
+    @property
+    def payload_label(self) -> str:
+        return payload_label(self.payload)
 
     def encode(self) -> bytes:
         """Serialise the header (the same bytes every time for the same fields)."""
@@ -105,7 +166,7 @@ class ArtifactHeader:
                 self.version,
                 self.cipher,
                 int(self.compression),
-                0,
+                int(self.payload) if self.version >= 2 else 0,
                 self.chunk_size,
                 self.salt,
                 self.nonce_prefix,
@@ -140,7 +201,12 @@ def derive_artifact_key(data_key: bytes, salt: bytes) -> tuple[bytes, bytes]:
 
 
 def new_header(
-    data_key: bytes, *, key_id: str, compression: Compression, chunk_size: int
+    data_key: bytes,
+    *,
+    key_id: str,
+    compression: Compression,
+    chunk_size: int,
+    payload: Payload = Payload.UNSPECIFIED,
 ) -> tuple[ArtifactHeader, bytes]:
     """Build a header with fresh random salt and nonce prefix; return it and the chunk key."""
     validate_chunk_size(chunk_size)
@@ -155,6 +221,7 @@ def new_header(
         nonce_prefix=os.urandom(NONCE_PREFIX_BYTES),
         key_check=key_check,
         key_id=key_id,
+        payload=int(payload),
     )
     return header, chunk_key
 
@@ -178,7 +245,7 @@ def parse_header(fixed: bytes, key_id_bytes: bytes) -> ArtifactHeader:
         version,
         cipher,
         compression,
-        flags,
+        payload,
         chunk_size,
         salt,
         nonce_prefix,
@@ -187,9 +254,10 @@ def parse_header(fixed: bytes, key_id_bytes: bytes) -> ArtifactHeader:
     ) = _FIXED.unpack(fixed)
     if magic != MAGIC:
         raise UnsupportedArtifact("not a BPAF backup artifact (bad magic bytes)")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise UnsupportedArtifact(
-            f"artifact format version {version} is not supported (this tool reads version {FORMAT_VERSION})"
+            f"artifact format version {version} is not supported (this tool reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))})"
         )
     if cipher != CIPHER_AES_256_GCM:
         raise UnsupportedArtifact(f"unknown cipher id {cipher} in artifact header")
@@ -197,8 +265,8 @@ def parse_header(fixed: bytes, key_id_bytes: bytes) -> ArtifactHeader:
         comp = Compression(compression)
     except ValueError:
         raise UnsupportedArtifact(f"unknown compression id {compression} in artifact header")
-    if flags != 0:
-        raise ArtifactCorrupt(f"artifact header has unknown flags 0x{flags:02x}")
+    if version == 1 and payload != 0:
+        raise ArtifactCorrupt(f"artifact header has unknown flags 0x{payload:02x}")
     if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
         raise ArtifactCorrupt(f"artifact header declares an invalid chunk size {chunk_size}")
     try:
@@ -214,6 +282,7 @@ def parse_header(fixed: bytes, key_id_bytes: bytes) -> ArtifactHeader:
         key_id=key_id,
         version=version,
         cipher=cipher,
+        payload=payload,
     )
 
 

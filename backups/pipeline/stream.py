@@ -36,6 +36,7 @@ from .format import (
     ArtifactHeader,
     BytesLike,
     Compression,
+    Payload,
     key_id_length,
     new_header,
     parse_header,
@@ -83,6 +84,7 @@ class PipelineResult:
     duration: float
     compression: str
     key_id: str
+    payload: str = Payload.UNSPECIFIED.label
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class VerifyResult:
     compression: str
     key_id: str
     duration: float
+    payload: str = Payload.UNSPECIFIED.label
 
 
 # --------------------------------------------------------------------------- backup
@@ -165,6 +168,7 @@ def backup_stream(
     data_key: bytes,
     key_id: str,
     compression: Compression | str = Compression.ZSTD,
+    payload: Payload | str | None = None,
     level: int | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     read_size: int = DEFAULT_READ_SIZE,
@@ -177,7 +181,9 @@ def backup_stream(
 ) -> PipelineResult:
     """Compress, encrypt and write ``source`` to ``sink`` as one BPAF artifact.
 
-    ``source`` is a readable (``read(n)``, e.g. ``Popen.stdout``), an iterable of
+    ``payload`` names what the source stream is (``"pg_dump-custom"``, ``"sql"``, ``"tar"``,
+    ``"bp-bundle"``, ``"json"``); it goes into the header so an offline reader knows which
+    tool restores it. ``source`` is a readable (``read(n)``, e.g. ``Popen.stdout``), an iterable of
     bytes, or one bytes object (small payloads such as a config JSON). ``sink`` only needs ``write(bytes)``; it is never flushed or closed here.
     ``progress(raw_bytes_so_far)`` is called on the caller's thread at most once
     per ``progress_interval`` seconds, and once more at the end. ``cancel()`` is
@@ -191,10 +197,11 @@ def backup_stream(
     exits once the pipe closes.
     """
     comp_id = Compression.parse(compression)
+    payload_id = Payload.parse(payload)
     if read_size <= 0 or queue_depth <= 0:
         raise ValueError("read_size and queue_depth must be positive")
     header, chunk_key = new_header(
-        data_key, key_id=key_id, compression=comp_id, chunk_size=chunk_size
+        data_key, key_id=key_id, compression=comp_id, chunk_size=chunk_size, payload=payload_id
     )
     compressor = make_compressor(comp_id, level, threads=zstd_threads)
     sealer = ChunkSealer(header, chunk_key)
@@ -287,6 +294,7 @@ def backup_stream(
         duration=time.monotonic() - started,
         compression=comp_id.label,
         key_id=key_id,
+        payload=payload_id.label,
     )
     logger.debug("backup stream done %s", result)
     return result
@@ -440,4 +448,5 @@ def verify_stream(readable: Readable, data_key: bytes, *, decompress: bool = Fal
         compression=reader.header.compression.label,
         key_id=reader.header.key_id,
         duration=time.monotonic() - started,
+        payload=reader.header.payload_label,
     )

@@ -22,9 +22,9 @@ from backupplatform import netpolicy
 from backupplatform.errors import Conflict, NotFound, TooManyOperations, ValidationFailed
 from tenants.models import Tenant
 
-from .. import confinement
+from .. import compat, confinement
 from .. import engine_api as engines
-from ..keys import tenant_data_key
+from ..keys import tenant_current_key
 from ..models import (
     Application,
     Backup,
@@ -185,13 +185,19 @@ def _queue(task_name: str, op: Operation, *, priority: int | None = None) -> Non
 # --- run --------------------------------------------------------------------------------------
 
 
+def _database_source(params: engines.ConnectionParams):
+    """The dump of one database, its info completed with what a restore needs to judge it
+    (server version, encoding, collation, size: ``compat.database_facts``)."""
+    source = engines.pg_dump_source(params) if params.is_postgres else engines.mysqldump_source(params)
+    source.info.update({k: v for k, v in compat.database_facts(params).items() if k not in source.info})
+    return source
+
+
 def _source_factory(backup: Backup, source: Source):
     """A zero-argument factory of the engine stream for one application source."""
     if source.type in (SourceType.POSTGRESQL, SourceType.MYSQL):
         params = connection_params(source.server, source.database_name)
-        if source.type == SourceType.POSTGRESQL:
-            return lambda: engines.pg_dump_source(params)
-        return lambda: engines.mysqldump_source(params)
+        return lambda: _database_source(params)
     if source.type == SourceType.PATH:
         return lambda: engines.tar_source([source.path], include=source.include or [], exclude=source.exclude or [])
     if source.type == SourceType.SQLITE:
@@ -208,12 +214,17 @@ MEMBER_EXT = {SourceType.POSTGRESQL: "dump", SourceType.MYSQL: "sql", SourceType
               SourceType.SQLITE: "tar", SourceType.PLATFORM_CONFIG: "json"}
 
 
+# What the decrypted stream is, written into the artifact's header (docs/artifact-format.md).
+PAYLOADS = {ServerType.POSTGRESQL: "pg_dump-custom", ServerType.MYSQL: "sql"}
+
+
+def artifact_payload(backup: Backup) -> str:
+    return "bp-bundle" if backup.application_id else PAYLOADS.get(backup.db_type, "unspecified")
+
+
 def _open_source(backup: Backup):
     if backup.server_id:
-        params = connection_params(backup.server, backup.database_name)
-        if backup.db_type == ServerType.POSTGRESQL:
-            return engines.pg_dump_source(params)
-        return engines.mysqldump_source(params)
+        return _database_source(connection_params(backup.server, backup.database_name))
     sources = list(backup.application.sources.select_related("server").order_by("position", "id"))
     if backup.components:
         sources = [s for s in sources if s.component in backup.components]
@@ -297,7 +308,7 @@ def backup_run(*, operation_id: int, retry_transient: bool = False) -> Operation
         if backup.storage.type == StorageType.LOCAL and (reason := confinement.check_storage_folder(
                 backup.tenant, (backup.storage.configuration or {}).get("path", ""), storage_id=backup.storage_id)):
             raise StorageError(f"Storage '{backup.storage.name}': {reason}")
-        key_id, key = tenant_data_key(backup.tenant)
+        key_id, key = tenant_current_key(backup.tenant)
         reporter.step("connecting", progress=1)
         if reporter.cancelled():
             raise PipelineCancelled("Cancelled before the dump started")
@@ -314,7 +325,8 @@ def backup_run(*, operation_id: int, retry_transient: bool = False) -> Operation
         reporter.step("dumping_and_encrypting", progress=2,
                       component=backup.database_name or (backup.application.name if backup.application else ""))
         result = backup_stream(source, writer, data_key=key, key_id=key_id, compression=backup.compression,
-                               progress=reporter.update, cancel=reporter.cancelled)
+                               payload=artifact_payload(backup), progress=reporter.update,
+                               cancel=reporter.cancelled)
         source.finish()
         reporter.step("uploading", progress=99)
         writer.commit()
@@ -341,7 +353,8 @@ def backup_run(*, operation_id: int, retry_transient: bool = False) -> Operation
     info.pop("members", None)
     manifest = {
         "version": "v1",
-        "format": "BPAF v1",
+        "format": "BPAF v2",
+        "payload": result.payload,
         "created_at": backup.started_at.isoformat(),
         "source": info,
         "compression": result.compression,

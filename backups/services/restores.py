@@ -18,7 +18,7 @@ from audit.services import emit, publish
 from backupplatform.errors import Conflict, NotFound, ValidationFailed
 from tenants.models import Tenant
 
-from .. import confinement
+from .. import compat, confinement
 from .. import engine_api as engines
 from ..keys import key_for_id
 from ..models import (
@@ -99,19 +99,56 @@ def restore_start(*, tenant: Tenant, backup: Backup, actor: Any = None, target_s
         if masking_rules and target_server.pk == backup.server_id and target_database == backup.database_name:
             raise ValidationFailed(details={"masking_rules": [
                 "Masking runs on a restored copy: choose another target database than the source."]})
+    report = restore_compatibility(backup=backup, target_server=target_server)
+    if report.errors:
+        raise ValidationFailed(" ".join(report.errors), code="RESTORE_INCOMPATIBLE",
+                               details={"target_server_id" if backup.server_id else "backup_id": report.errors})
     op = operations.operation_create(tenant=tenant, kind=kind, actor=actor, backup=backup)
     restore = Restore.objects.create(
         tenant=tenant, backup=backup, operation=op, application=backup.application,
         target_application=target_application or backup.application, target_server=target_server,
         target_database=target_database, target_path=target_path, strategy=strategy,
-        masking_rules=masking_rules, options=options or {},
+        masking_rules=masking_rules, options=options or {}, result={"compatibility": report.as_dict()},
         created_by=actor if getattr(actor, "pk", None) else None)
     emit(action="restore_create", tenant=tenant, resource_type="restore", resource_id=restore.pk,
          details={"backup_id": backup.pk, "target_database": target_database, "strategy": strategy,
-                  "masked_columns": sorted(masking_rules)})
+                  "masked_columns": sorted(masking_rules), "warnings": report.warnings})
     if queue:  # the CLI runs the work in its own process instead
         _queue("backups.tasks.run_restore", op)
     return restore
+
+
+def restore_compatibility(*, backup: Backup, target_server: Server | None) -> compat.Compatibility:
+    """Judge the backup's recorded versions against the servers it would restore into: the
+    target server of a database backup, each database source's server of an application."""
+    report = compat.Compatibility()
+
+    def check(engine: str, source: dict, server: Server, name: str) -> None:
+        try:
+            params = connection_params(server, "")
+        except ValidationFailed:  # the network policy: the restore itself refuses it with the reason
+            return
+        compat.check_target(engine=engine, source=source, params=params, name=name, report=report)
+
+    if backup.server_id or backup.db_type:
+        if target_server is not None:
+            check(backup.db_type, backup.manifest.get("source") or {}, target_server, "")
+        return report
+    bundle = backup.manifest.get("bundle") or {}
+    infos = {m.get("name"): m.get("info") or {} for m in bundle.get("members") or []}
+    for item in bundle.get("sources") or []:
+        if item.get("type") not in (SourceType.POSTGRESQL, SourceType.MYSQL) or backup.application is None:
+            continue
+        source = backup.application.sources.filter(name=item.get("name")).select_related("server").first()
+        if source is None or source.server is None:
+            continue
+        check(item["type"], infos.get(item.get("member"), {}), source.server, item.get("name") or "")
+    return report
+
+
+def restore_warnings(restore: Restore) -> list[str]:
+    """What the compatibility check said before the restore was queued."""
+    return list(((restore.result or {}).get("compatibility") or {}).get("warnings") or [])
 
 
 # Progress of a masked database restore: the data 0-80 %, masking 80-98 %, the swap 99 %,
@@ -358,6 +395,8 @@ class _CountingIter:
 def _restore_end(op, restore: Restore, status: str, error: str, result: dict) -> Restore:
     if restore.result.get("staging"):  # kept for restore_discard_staging
         result = {**result, "staging": restore.result["staging"]}
+    if restore.result.get("compatibility"):  # what was checked and warned about before it ran
+        result = {**result, "compatibility": restore.result["compatibility"]}
     now = timezone.now()
     Restore.objects.filter(pk=restore.pk).update(status=status, completed_at=now, error_message=error, result=result)
     restore.status, restore.completed_at, restore.error_message, restore.result = status, now, error, result

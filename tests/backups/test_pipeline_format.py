@@ -81,7 +81,7 @@ def test_artifact_round_trips_and_has_documented_layout() -> None:
     artifact = make_artifact(DATA)
     header, chunks = split_artifact(artifact)
     assert header[:4] == b"BPAF"
-    assert header[4] == 1  # format version
+    assert header[4] == 2  # format version
     assert header.endswith(b"tenant-7/v1")
     assert len(chunks) == 12
     assert [c[0] for c in chunks] == [0] * 11 + [1]  # only the last chunk is flagged final
@@ -214,8 +214,8 @@ def test_a_file_that_is_not_an_artifact_is_named_as_such() -> None:
 
 def test_a_future_format_version_is_refused_clearly() -> None:
     artifact = bytearray(make_artifact(DATA))
-    artifact[4] = 2
-    with pytest.raises(UnsupportedArtifact, match="version 2 is not supported"):
+    artifact[4] = 3
+    with pytest.raises(UnsupportedArtifact, match="version 3 is not supported"):
         restore(bytes(artifact))
 
 

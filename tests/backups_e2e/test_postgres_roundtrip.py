@@ -103,7 +103,7 @@ def test_offline_restore_path_from_readme(api, admin_a, pg_server_row, local_sto
     from backups.keys import tenant_key_export
 
     backup = backup_through_api(api, admin_a, pg_server_row, pg_source_db)
-    filename, key_file = tenant_key_export(backup.tenant)
+    filename, key_file = tenant_key_export(tenant=backup.tenant)
     key_path = tmp_path / filename
     key_path.write_bytes(key_file)
     artifact = Path(local_storage.configuration["path"]) / backup.storage_path

@@ -110,6 +110,9 @@ class TaskQueuedSerializer(serializers.Serializer):
 class RestoreQueuedSerializer(TaskQueuedSerializer):
     restore_id = serializers.IntegerField()
     status_url = serializers.CharField()
+    warnings = serializers.ListField(child=serializers.CharField(), help_text=(
+        "What may surprise in this restore (another PostgreSQL major version, another encoding, "
+        "MySQL into MariaDB), from the versions recorded with the backup and the target server's."))
 
 
 class RestoreStatusSerializer(serializers.ModelSerializer):
@@ -125,12 +128,14 @@ class RestoreStatusSerializer(serializers.ModelSerializer):
     throughput_bps = serializers.SerializerMethodField()
     eta_seconds = serializers.SerializerMethodField()
     masked_columns = serializers.SerializerMethodField()
+    warnings = serializers.SerializerMethodField()
 
     class Meta:
         model = Restore
         fields = ["id", "backup_id", "status", "progress", "current_step", "bytes_processed", "bytes_total",
                   "throughput_bps", "eta_seconds", "target_server_id", "target_database", "target_path",
-                  "strategy", "masked_columns", "error_message", "created_at", "started_at", "completed_at"]
+                  "strategy", "masked_columns", "warnings", "error_message", "created_at", "started_at",
+                  "completed_at"]
 
     def _op(self, obj: Restore, field: str, default=None):
         return getattr(obj.operation, field) if obj.operation is not None else default
@@ -155,6 +160,9 @@ class RestoreStatusSerializer(serializers.ModelSerializer):
 
     def get_masked_columns(self, obj: Restore) -> list[str]:
         return sorted(obj.masking_rules or {})
+
+    def get_warnings(self, obj: Restore) -> list[str]:
+        return restore_services.restore_warnings(obj)
 
 
 class DownloadLinkSerializer(serializers.Serializer):
@@ -239,7 +247,8 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformVi
             masking_rules=rules if data["mask_sensitive_data"] else {})
         return respond({"task_id": restore.operation.celery_task_id, "restore_id": restore.pk,
                         "status": "pending", "message": "Restore job queued",
-                        "status_url": f"/api/v1/restores/{restore.pk}"}, status_code=202)
+                        "status_url": f"/api/v1/restores/{restore.pk}",
+                        "warnings": restore_services.restore_warnings(restore)}, status_code=202)
 
     @extend_schema(responses={204: None})
     def destroy(self, request, pk=None):

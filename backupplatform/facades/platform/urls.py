@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import auth, backups, schedules, servers, views
+from . import auth, backups, keys, schedules, servers, views
 
 users = views.UserViewSet.as_view({"get": "list", "post": "create"})
 user = views.UserViewSet.as_view({"put": "update", "delete": "destroy"})
@@ -44,4 +44,6 @@ urlpatterns = [
     # Our extension: where the task that "Restore Backup" queued is followed.
     path("restores/<str:pk>", backups.RestoreViewSet.as_view({"get": "retrieve"}), name="restore-detail"),
     path("downloads/<str:token>", backups.SignedDownloadView.as_view(), name="backup-download-signed"),
+    # Our extension: the workspace's key ring for restores without the platform (password again).
+    path("keys/export", keys.KeyExportView.as_view(), name="key-export"),
 ]

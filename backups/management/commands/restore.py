@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from audit.context import acting
 from backupplatform.errors import DomainError
 from backups.models import Backup, Server
-from backups.services.restores import restore_run, restore_start
+from backups.services.restores import restore_run, restore_start, restore_warnings
 
 from ._runner import run_with_progress
 
@@ -43,7 +43,11 @@ class Command(BaseCommand):
                                         target_database=opts["target_database"], target_path=opts["target_path"],
                                         strategy=opts["strategy"], masking_rules=rules, queue=False)
             except DomainError as exc:
+                if exc.code == "RESTORE_INCOMPATIBLE":
+                    raise CommandError(f"Refused: {exc.message}")
                 raise CommandError(f"{exc.message} {exc.details or ''}".strip())
+            for warning in restore_warnings(restore):
+                self.stderr.write(self.style.WARNING(f"Warning: {warning}"))
             run_with_progress(restore.operation, lambda: restore_run(operation_id=restore.operation_id),
                               label=f"restore {restore.pk}")
         restore.refresh_from_db()
