@@ -5,3 +5,12 @@ from django.apps import AppConfig
 
 class SchedulesConfig(AppConfig):
     name = "schedules"
+
+    def ready(self) -> None:
+        from backups import signals
+
+        from . import configuration, hooks
+
+        signals.backup_completed.connect(hooks.on_backup_completed, dispatch_uid="schedules-backup-completed")
+        signals.backup_reaped.connect(hooks.on_backup_reaped, dispatch_uid="schedules-backup-reaped")
+        configuration.register()  # retention policies and schedules in configuration snapshots

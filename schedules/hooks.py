@@ -1,20 +1,23 @@
-"""What the backups domain tells the schedules domain (kept tiny to avoid import cycles)."""
+"""Schedules listen to what the backups domain announces (``backups.signals``), connected in
+``SchedulesConfig.ready``: backups never import schedules."""
 
 from __future__ import annotations
 
 from typing import Any
 
 
-def after_backup_completed(*, backup: Any) -> None:
-    """Called once a job's backup completed: records the run; ``auto_purge`` cleans up."""
-    from schedules import services
+def on_backup_completed(sender: Any, *, backup: Any, **kwargs: Any) -> None:
+    """A job's backup completed: record the run; ``auto_purge`` cleans up."""
+    if backup.job_id:
+        from schedules import services
 
-    services.job_after_backup(backup=backup)
+        services.job_after_backup(backup=backup)
 
 
-def after_backup_reaped(*, backup: Any) -> None:
-    """Called by the reaper for a job's backup lost with its worker: a scheduled run is
-    retried once (``services.job_retry_lost_run``)."""
-    from schedules import services
+def on_backup_reaped(sender: Any, *, backup: Any, **kwargs: Any) -> None:
+    """A job's scheduled backup was lost with its worker: run it once more
+    (``services.job_retry_lost_run``; manual runs and retries are not repeated)."""
+    if backup.job_id:
+        from schedules import services
 
-    services.job_retry_lost_run(backup=backup)
+        services.job_retry_lost_run(backup=backup)

@@ -182,3 +182,11 @@ def tenant_object(model, *, tenant: Tenant, pk, field: str):
     if obj is None:
         raise ValidationFailed(details={field: ["Not found."]})
     return obj
+
+
+def rules_for_storage(storage) -> RetentionRules:
+    """A storage's own retention (``Storage.retention``): what it keeps of the copies it holds."""
+    from backups.services.storage_settings import RETENTION_KEYS
+
+    retention = storage.retention or {}
+    return RetentionRules(**{k: retention[k] for k in RETENTION_KEYS if retention.get(k) is not None})

@@ -598,9 +598,7 @@ def location_retention_apply(*, storage: Storage, actor: Any = None) -> Operatio
     """Apply ``storage``'s own retention (``Storage.retention``) to the copies it holds, in
     this process: e.g. 7 daily copies on local disk while S3 keeps 12 monthly. Other
     locations' copies are untouched; a backup goes only with its last copy."""
-    from backups.services.storage_settings import retention_rules
-
-    rules = retention_rules(storage)
+    rules = selectors.rules_for_storage(storage)
     if not rules.has_rules:
         return None
     plan = cleanup_analyse(tenant=storage.tenant, actor=actor, rules=rules, storage_locations=[storage.name],

@@ -22,7 +22,7 @@ from backupplatform import netpolicy
 from backupplatform.errors import Conflict, NotFound, TooManyOperations, ValidationFailed
 from tenants.models import Tenant
 
-from .. import compat, confinement
+from .. import compat, confinement, signals
 from .. import engine_api as engines
 from ..keys import tenant_current_key
 from ..models import (
@@ -439,10 +439,8 @@ def _backup_end(op: Operation, backup: Backup, status: str, error: str) -> Opera
         from .copies import after_backup_completed
 
         after_backup_completed(backup=backup)
-    if status == BackupStatus.COMPLETED and backup.job_id:
-        from schedules import hooks
-
-        hooks.after_backup_completed(backup=backup)
+    if status == BackupStatus.COMPLETED:
+        signals.backup_completed.send(sender=Backup, backup=backup)
     return op
 
 

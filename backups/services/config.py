@@ -16,6 +16,8 @@ hidden keeps the credentials the row has.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -34,12 +36,32 @@ COMPONENTS = ("servers", "storages", "retention_policies", "applications", "sche
 SERVER_FIELDS = ("description", "type", "environment", "host", "port", "tags")
 STORAGE_FIELDS = ("description", "type", "status", "configuration", "labels", "is_default", "quota_bytes",
                   "cleanup_threshold", "retention")
-POLICY_FIELDS = ("description", "keep_last_n", "keep_days", "keep_daily", "keep_weekly", "keep_monthly",
-                 "keep_yearly", "min_verified_kept")
 SOURCE_FIELDS = ("name", "type", "database_name", "path", "include", "exclude", "component")
-JOB_FIELDS = ("name", "description", "database_name", "source_path", "components", "backup_type",
-              "schedule_type", "cron_expression", "timezone", "days_of_week", "day_of_month", "retention_days",
-              "retention_count", "retention", "auto_purge", "options", "notifications", "priority", "enabled")
+
+
+@dataclass(frozen=True)
+class ConfigSection:
+    """A component of the configuration that another app contributes (``schedules`` adds
+    ``retention_policies`` and ``schedules`` in its ``AppConfig.ready``), so this module never
+    imports the apps above it.
+
+    ``export(tenant=..., secrets=...)`` gives the component's value; ``apply(tenant, value)``
+    makes the tenant's rows equal to it and returns change notes. ``first_pass`` (optional)
+    runs before every component is applied, with ``(tenant, value, chosen, modules)``: e.g.
+    schedules that use rows about to go are removed first.
+    """
+
+    name: str
+    export: Callable[..., Any]
+    apply: Callable[[Tenant, Any], list[str]]
+    first_pass: Callable[..., list[str]] | None = None
+
+
+SECTIONS: dict[str, ConfigSection] = {}
+
+
+def register_config_section(section: ConfigSection) -> None:
+    SECTIONS[section.name] = section
 
 
 def _secret(credentials: dict | None, secrets: str) -> Any:
@@ -67,8 +89,6 @@ def _unseal(value: Any) -> dict | None:
 def platform_config_export(*, tenant: Tenant, components: list[str] | None = None, secrets: str = "hidden",
                            metadata: dict | None = None) -> dict[str, Any]:
     """The configuration of ``tenant`` (only ``components`` when given)."""
-    from schedules.models import BackupJob, RetentionPolicy
-
     wanted = set(components or COMPONENTS)
     modules: dict[str, Any] = {}
     if "servers" in wanted:
@@ -80,10 +100,6 @@ def platform_config_export(*, tenant: Tenant, components: list[str] | None = Non
             {"name": s.name, **{f: getattr(s, f) for f in STORAGE_FIELDS},
              "credentials": _secret(s.credentials, secrets)}
             for s in Storage.objects.filter(tenant=tenant).order_by("name")]
-    if "retention_policies" in wanted:
-        modules["retention_policies"] = [
-            {"name": p.name, **{f: getattr(p, f) for f in POLICY_FIELDS}}
-            for p in RetentionPolicy.objects.filter(tenant=tenant).order_by("name")]
     if "applications" in wanted:
         apps = Application.objects.filter(tenant=tenant).prefetch_related("sources__server").order_by("name")
         modules["applications"] = [
@@ -92,23 +108,16 @@ def platform_config_export(*, tenant: Tenant, components: list[str] | None = Non
              "sources": [{**{f: getattr(s, f) for f in SOURCE_FIELDS}, "server": s.server.name if s.server else None}
                          for s in sorted(a.sources.all(), key=lambda s: (s.position, s.pk))]}
             for a in apps]
-    if "schedules" in wanted:
-        jobs = BackupJob.objects.filter(tenant=tenant).select_related(
-            "server", "application", "storage", "retention_policy").order_by("public_id")
-        modules["schedules"] = [
-            {"schedule_id": j.public_id, **{f: getattr(j, f) for f in JOB_FIELDS},
-             "schedule_time": j.schedule_time.strftime("%H:%M:%S") if j.schedule_time else None,
-             "server": j.server.name if j.server else None,
-             "application": j.application.name if j.application else None,
-             "storage": j.storage.name if j.storage else None,
-             "retention_policy": j.retention_policy.name if j.retention_policy else None}
-            for j in jobs]
     if "storage_policies" in wanted:
         policy = StoragePolicy.objects.filter(tenant=tenant).select_related("replication_target").first()
         modules["storage_policies"] = {
             "replication_enabled": bool(policy and policy.replication_enabled),
             "replication_target": policy.replication_target.name if policy and policy.replication_target else None,
             "compression_default": policy.compression_default if policy else "zstd"}
+    for name, section in SECTIONS.items():
+        if name in wanted:
+            modules[name] = section.export(tenant=tenant, secrets=secrets)
+    modules = {name: modules[name] for name in COMPONENTS if name in modules}
     from django.conf import settings
 
     return {
@@ -136,7 +145,7 @@ def config_components(document: dict) -> list[str]:
 # --- apply ---------------------------------------------------------------------------------------
 
 
-def _items(modules: dict, name: str) -> list[dict]:
+def config_items(modules: dict, name: str) -> list[dict]:
     items = modules.get(name)
     if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("name", i.get(
             "schedule_id")), str) for i in items):
@@ -201,26 +210,6 @@ def _apply_storages(tenant: Tenant, items: list[dict]) -> list[str]:
     return notes
 
 
-def _apply_policies(tenant: Tenant, items: list[dict]) -> list[str]:
-    from schedules import services as svc
-    from schedules.models import RetentionPolicy
-
-    notes = []
-    current = {p.name: p for p in RetentionPolicy.objects.filter(tenant=tenant)}
-    for item in items:
-        fields = {f: item[f] for f in POLICY_FIELDS if f in item}
-        policy = current.pop(item["name"], None)
-        if policy is None:
-            svc.retention_policy_create(tenant=tenant, name=item["name"], **fields)
-            notes.append(f"retention policy created: {item['name']}")
-        else:
-            svc.retention_policy_update(policy=policy, **fields)
-    for name, policy in current.items():
-        svc.retention_policy_delete(policy=policy)
-        notes.append(f"retention policy deleted: {name}")
-    return notes
-
-
 def _apply_applications(tenant: Tenant, items: list[dict]) -> list[str]:
     from . import applications as svc
 
@@ -263,45 +252,6 @@ def _apply_applications(tenant: Tenant, items: list[dict]) -> list[str]:
     return notes
 
 
-def _apply_schedules(tenant: Tenant, items: list[dict]) -> list[str]:
-    import datetime as dt
-
-    from schedules import services as svc
-    from schedules.models import BackupJob, RetentionPolicy
-
-    notes = []
-    lookups = {"server": {s.name: s for s in Server.objects.filter(tenant=tenant)},
-               "application": {a.name: a for a in Application.objects.filter(tenant=tenant)},
-               "storage": {s.name: s for s in Storage.objects.filter(tenant=tenant)},
-               "retention_policy": {p.name: p for p in RetentionPolicy.objects.filter(tenant=tenant)}}
-    current = {j.public_id: j for j in BackupJob.objects.filter(tenant=tenant)}
-    wanted = {item["schedule_id"] for item in items}
-    for public_id, job in list(current.items()):  # first, so names and applications are free
-        if public_id not in wanted:
-            svc.job_delete(job=job)
-            notes.append(f"schedule deleted: {public_id}")
-            del current[public_id]
-    for item in items:
-        fields = {f: item[f] for f in JOB_FIELDS if f in item}
-        if item.get("schedule_time"):
-            fields["schedule_time"] = dt.time.fromisoformat(item["schedule_time"])
-        else:
-            fields["schedule_time"] = None
-        for ref, rows in lookups.items():
-            name = item.get(ref)
-            if name and name not in rows:
-                raise ValidationFailed(details={f"schedules.{item['schedule_id']}.{ref}": [
-                    f"No {ref.replace('_', ' ')} named '{name}' (restore that component too)."]})
-            fields[ref] = rows.get(name) if name else None
-        job = current.get(item["schedule_id"])
-        if job is None:
-            svc.job_create(tenant=tenant, public_id=item["schedule_id"], **fields)
-            notes.append(f"schedule created: {item['schedule_id']}")
-        else:
-            svc.job_update(job=job, **fields)
-    return notes
-
-
 def _apply_storage_policies(tenant: Tenant, item: dict) -> list[str]:
     if not isinstance(item, dict):
         raise ValidationFailed(details={"modules.storage_policies": ["Must be an object."]})
@@ -317,9 +267,14 @@ def _apply_storage_policies(tenant: Tenant, item: dict) -> list[str]:
     return []
 
 
-APPLY_ORDER = (("retention_policies", _apply_policies), ("servers", _apply_servers),
-               ("storages", _apply_storages), ("storage_policies", _apply_storage_policies),
-               ("applications", _apply_applications), ("schedules", _apply_schedules))
+def _own_sections() -> dict[str, Callable[[Tenant, Any], list[str]]]:
+    return {"servers": _apply_servers, "storages": _apply_storages, "storage_policies": _apply_storage_policies,
+            "applications": _apply_applications}
+
+
+# Retention policies before what names them; servers and storages before applications and
+# schedules; schedules last (they name applications, storages and policies).
+APPLY_ORDER = ("retention_policies", "servers", "storages", "storage_policies", "applications", "schedules")
 
 
 @transaction.atomic
@@ -337,31 +292,21 @@ def platform_config_apply(*, tenant: Tenant, document: dict, components: list[st
         raise ValidationFailed(details={"components": [f"Not in this snapshot: {', '.join(missing)}."]})
     modules = document["modules"]
     changes: list[str] = []
-    # Schedules name applications and storages, applications name servers: a server or
-    # storage that goes must first lose the schedules and sources that use it.
-    if "schedules" in chosen:
-        changes += _apply_schedules(tenant, [i for i in _items(modules, "schedules")
-                                             if _refs_exist(tenant, i, chosen, modules)])
-    for name, apply in APPLY_ORDER:
-        if name not in chosen or name == "schedules":
-            continue
-        value = modules[name] if name == "storage_policies" else _items(modules, name)
-        changes += apply(tenant, value)
-    if "schedules" in chosen:
-        changes += _apply_schedules(tenant, _items(modules, "schedules"))
+    appliers = {**_own_sections(), **{name: section.apply for name, section in SECTIONS.items()}}
+    unavailable = sorted(set(chosen) - set(appliers))
+    if unavailable:
+        raise ValidationFailed(details={"components": [f"Not restorable here: {', '.join(unavailable)}."]})
+
+    def value_of(name: str) -> Any:
+        return modules[name] if name == "storage_policies" else config_items(modules, name)
+
+    # A server or storage that goes must first lose the schedules and sources that use it.
+    for name, section in SECTIONS.items():
+        if name in chosen and section.first_pass is not None:
+            changes += section.first_pass(tenant, value_of(name), chosen, modules)
+    for name in APPLY_ORDER:
+        if name in chosen:
+            changes += appliers[name](tenant, value_of(name))
     emit(action="config_apply", tenant=tenant, resource_type="configuration", resource_id=tenant.slug,
          details={"components": chosen, "changes": changes[:200]})
     return {"components": chosen, "changes": sorted(set(changes))}
-
-
-def _refs_exist(tenant: Tenant, item: dict, chosen: list[str], modules: dict) -> bool:
-    """Whether a schedule's references exist before the other components are applied (the
-    first schedules pass only deletes and keeps what it can; the second one completes)."""
-    from schedules.models import RetentionPolicy
-
-    for ref, model in (("server", Server), ("application", Application), ("storage", Storage),
-                       ("retention_policy", RetentionPolicy)):
-        name = item.get(ref)
-        if name and not model.objects.filter(tenant=tenant, name=name).exists():
-            return False
-    return True

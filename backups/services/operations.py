@@ -32,10 +32,10 @@ from audit.services import emit, publish
 from backupplatform.errors import Conflict, NotFound
 from tenants.models import Tenant, TenantScope
 
+from .. import signals
 from ..models import (
     Backup,
     BackupStatus,
-    BackupTrigger,
     Operation,
     OperationKind,
     OperationStatus,
@@ -248,11 +248,9 @@ def operation_reap(*, now=None) -> list[str]:
         except Exception:  # one server that cannot be reached must not stop the others
             logger.exception("could not drop the staging databases of restore %s", restore.pk)
     for backup in lost_backups:
-        if backup.job_id and backup.trigger == BackupTrigger.SCHEDULED:
-            from schedules import hooks
-
-            try:
-                hooks.after_backup_reaped(backup=backup)
-            except Exception:  # one job's retry must not stop the reaping of the others
-                logger.exception("could not retry the run of job %s lost with backup %s", backup.job_id, backup.pk)
+        # Listeners (a job retries a scheduled run lost this way) must not stop the others.
+        for receiver, result in signals.backup_reaped.send_robust(sender=Backup, backup=backup):
+            if isinstance(result, Exception):
+                logger.error("after reaping backup %s, %s failed: %s", backup.pk, receiver, result,
+                             exc_info=result)
     return reaped

@@ -10,7 +10,6 @@ from django.db import transaction
 
 from audit.services import emit
 from backupplatform.errors import ValidationFailed
-from schedules.retention import RetentionRules
 from tenants.models import Tenant
 
 from ..models import Storage, StoragePolicy, StorageStatus
@@ -82,7 +81,3 @@ def storage_settings_update(*, tenant: Tenant, locations: dict[str, dict], polic
          details={"changes": changes})
     return changes
 
-
-def retention_rules(storage: Storage) -> RetentionRules:
-    values = {k: storage.retention.get(k) for k in RETENTION_KEYS if (storage.retention or {}).get(k) is not None}
-    return RetentionRules(**values)

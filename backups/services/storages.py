@@ -159,9 +159,8 @@ def storage_delete(*, storage: Storage, force: bool = False) -> None:
     Backup jobs (policies) that write to it block the deletion unless ``force``, which
     detaches them (``BackupJob.storage`` set null: they must be pointed elsewhere).
     """
-    from schedules.models import BackupJob
-
-    jobs = list(BackupJob.objects.filter(storage=storage).order_by("pk").values_list("pk", flat=True))
+    # The jobs that write here, through the reverse relation (backups never import schedules).
+    jobs = list(storage.jobs.order_by("pk").values_list("pk", flat=True))
     if jobs and not force:
         raise Conflict(
             f"Storage is used by {len(jobs)} backup polic{'y' if len(jobs) == 1 else 'ies'}; "
@@ -169,7 +168,7 @@ def storage_delete(*, storage: Storage, force: bool = False) -> None:
             code="STORAGE_IN_USE", details={"policy_ids": jobs, "policy_count": len(jobs)},
         )
     if jobs:
-        BackupJob.objects.filter(pk__in=jobs).update(storage=None)
+        storage.jobs.update(storage=None)
     pk, tenant, name = storage.pk, storage.tenant, storage.name
     storage.delete()
     emit(action="storage_delete", tenant=tenant, resource_type="storage", resource_id=pk,
