@@ -10,6 +10,8 @@ from django.http import HttpResponse
 from django.shortcuts import render
 
 from backupplatform.errors import DomainError
+from tenants.admin import TenantAdmin
+from tenants.models import Tenant
 from tenants.scoping import TenantScopedAdminMixin
 
 from .key_selectors import tenant_key_status
@@ -74,3 +76,13 @@ class TenantKeyAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+# The workspace's admin offers the export (tenants never import backups: the action joins
+# the tenants' admin from here, the app above it).
+class TenantWithKeyExportAdmin(TenantAdmin):
+    actions = [*(TenantAdmin.actions or []), export_backup_keys]
+
+
+admin.site.unregister(Tenant)
+admin.site.register(Tenant, TenantWithKeyExportAdmin)

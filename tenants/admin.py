@@ -8,7 +8,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from backupplatform import paths
-from backups.admin_keys import export_backup_keys
 from tenants.scoping import (
     AuditedAdminMixin,
     OutOfScopeIs404AdminMixin,
@@ -54,7 +53,6 @@ class TenantAdmin(AuditedAdminMixin, TenantScopedAdminMixin, admin.ModelAdmin):
     search_fields = ["slug", "name"]
     inlines = [MembershipInline]
     tenant_field = "pk"
-    actions = [export_backup_keys]
     # A tenant's own admins may rename it; its plan, limits, folders and state are the
     # platform operator's (a tenant that set its own folders would escape its confinement).
     OPERATOR_FIELDS = ["slug", "plan", "max_concurrent_backups", "is_active", "path_roots"]
