@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime, parse_duration
 
@@ -12,7 +13,17 @@ from backupplatform.errors import ValidationFailed
 from backupplatform.ids import parse_id
 from tenants.models import TenantScope
 
-from .models import Backup, BackupStatus, Operation, Restore, Verification
+from .models import (
+    Backup,
+    BackupStatus,
+    BackupTrigger,
+    Operation,
+    OperationKind,
+    OperationStatus,
+    Restore,
+    Storage,
+    Verification,
+)
 
 
 def backup_list(*, tenant: TenantScope, filters: dict | None = None) -> QuerySet[Backup]:
@@ -79,3 +90,124 @@ def operation_get(*, tenant: TenantScope, public_id: str, kinds: tuple[str, ...]
     if kinds:
         qs = qs.filter(kind__in=kinds)
     return qs.select_related("backup").first()
+
+
+# --- where a backup is kept, and who is reading it ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackupLocation:
+    """One stored copy of a backup's artifact."""
+
+    storage: Storage
+    path: str
+    primary: bool
+    verified: bool
+    status: str = "available"
+
+
+def backup_locations_map(*, backups: list[Backup]) -> dict[int, list[BackupLocation]]:
+    """Every storage holding each backup's artifact, the one the backup was written to first.
+
+    This is the one place that says where a backup is: details, delete, the list, status
+    and statistics all read it. Today a backup lives in the storage it was written to (no
+    query: ``backup.storage`` is selected with the backup); copies kept in other storages
+    join here, in one query for the whole list.
+    """
+    return {b.pk: ([BackupLocation(storage=b.storage, path=b.storage_path, primary=True, verified=b.verified)]
+                   if b.storage is not None and b.status == BackupStatus.COMPLETED else [])
+            for b in backups}
+
+
+def backup_locations(*, backup: Backup) -> list[BackupLocation]:
+    return backup_locations_map(backups=[backup])[backup.pk]
+
+
+#: Operations that read a backup's artifact while they run.
+READING_KINDS = (OperationKind.RESTORE, OperationKind.RECOVERY, OperationKind.SYNC, OperationKind.VERIFY)
+
+
+def backup_active_readers(*, backup: Backup) -> QuerySet[Operation]:
+    """Pending or running operations that read ``backup`` (restores, recoveries, syncs,
+    verifications): deleting it under them would break them."""
+    return (Operation.objects.filter(backup=backup, kind__in=READING_KINDS,
+                                     status__in=(OperationStatus.PENDING, OperationStatus.RUNNING))
+            .order_by("created_at", "id"))
+
+
+# --- the console's backup table --------------------------------------------------------------
+
+#: system-backup-recovery.rst "Get Backup List" ``type`` filter: what each value selects.
+CONSOLE_TYPES = ("full", "config", "pre-ota")
+
+
+def backup_console_type(backup: Backup) -> str:
+    """``full``, ``config`` (the configuration alone) or ``pre-ota`` (taken before a
+    restore or an update), as the console's ``type`` filter names them."""
+    if backup.trigger == BackupTrigger.PRE_RESTORE:
+        return "pre-ota"
+    if list(backup.components or []) == ["config"]:
+        return "config"
+    return "full"
+
+
+def backup_table(*, tenant: TenantScope, type: str | None = None, date_from=None, date_to=None) -> QuerySet[Backup]:
+    """Backups newest first, with their storage and the outcome of their latest finished
+    verification (``last_verification_passed``: True, False or None) in the same query."""
+    latest = (Verification.objects.filter(backup=OuterRef("pk"), passed__isnull=False)
+              .order_by("-created_at", "-id").values("passed")[:1])
+    qs = (Backup.objects.for_tenant(tenant).select_related("storage", "application", "job", "created_by")
+          .annotate(last_verification_passed=Subquery(latest)))
+    if type == "pre-ota":
+        qs = qs.filter(trigger=BackupTrigger.PRE_RESTORE)
+    elif type == "config":
+        qs = qs.filter(components=["config"]).exclude(trigger=BackupTrigger.PRE_RESTORE)
+    elif type == "full":
+        qs = qs.exclude(components=["config"]).exclude(trigger=BackupTrigger.PRE_RESTORE)
+    if date_from is not None:
+        qs = qs.filter(created_at__date__gte=date_from)
+    if date_to is not None:
+        qs = qs.filter(created_at__date__lte=date_to)
+    return qs.order_by("-created_at", "-id")
+
+
+def backup_integrity(backup: Backup) -> str:
+    """``verified``, ``failed`` (the latest verification failed), ``unverified``, or the
+    backup's own state while it has no artifact (``pending``, ``running``, ``failed``...)."""
+    if backup.status != BackupStatus.COMPLETED:
+        return backup.status
+    passed = getattr(backup, "last_verification_passed", None)
+    if passed is False:
+        return "failed"
+    return "verified" if backup.verified else "unverified"
+
+
+def backup_storage_totals(*, tenant: TenantScope) -> dict[str, int]:
+    """Bytes and count of the tenant's completed backups (one aggregate query)."""
+    agg = Backup.objects.for_tenant(tenant).filter(status=BackupStatus.COMPLETED).aggregate(
+        size=Sum("stored_bytes"), count=Count("id"))
+    return {"stored_bytes": int(agg["size"] or 0), "count": int(agg["count"] or 0)}
+
+
+def backup_estimate(*, tenant: TenantScope, application=None, components: list[str] | None = None) -> dict:
+    """Size and duration of the latest completed backup of the same application and
+    components: what the next one will probably take (``None`` when there is none)."""
+    qs = Backup.objects.for_tenant(tenant).filter(status=BackupStatus.COMPLETED, application=application)
+    if components is not None:
+        qs = qs.filter(components=sorted(components))
+    last = qs.order_by("-created_at", "-id").only("stored_bytes", "size_bytes", "started_at", "completed_at").first()
+    if last is None:
+        return {"size_bytes": None, "stored_bytes": None, "duration_seconds": None}
+    return {"size_bytes": last.size_bytes, "stored_bytes": last.stored_bytes, "duration_seconds": last.duration_seconds}
+
+
+def restore_operation_get(*, tenant: TenantScope, restore_id: str) -> Operation | None:
+    """The operation of a restore, named either way a client was given it: the operation's
+    public id (console recoveries and snapshot restores, WebSocket events) or the
+    ``restore_id`` number that ``POST /api/v1/backups/{id}/restore`` answers."""
+    kinds = (OperationKind.RESTORE, OperationKind.RECOVERY)
+    op = operation_get(tenant=tenant, public_id=restore_id, kinds=kinds)
+    if op is None and (pk := parse_id(restore_id)) is not None:
+        op = (Operation.objects.for_tenant(tenant).filter(restore__pk=pk, kind__in=kinds)
+              .select_related("backup", "restore").first())
+    return op

@@ -43,6 +43,9 @@ def progress_event(op: Operation) -> dict[str, Any]:
         "current_step": op.step,
         "eta": format_eta(op.eta_seconds),
         "bytes_processed": op.bytes_done,
+        "bytes_done": op.bytes_done,
+        "bytes_total": op.bytes_total,
+        "throughput_bps": op.throughput_bps,
     }
     if op.backup_id:
         event["backup_id"] = op.backup_id
@@ -61,6 +64,7 @@ class ProgressReporter:
     def __init__(self, op: Operation, *, total: int | None = None, interval: float = 0.4):
         self.op = op
         self.total = total
+        self.op.bytes_total = total
         self.interval = interval
         self.started = time.monotonic()
         self._last_write = 0.0
@@ -71,8 +75,8 @@ class ProgressReporter:
         self.op.step = name
         if component:
             self.op.component = component
-        if progress is not None:
-            self.op.progress = progress
+        if progress is not None:  # percentages only grow (a console's bar never goes back)
+            self.op.progress = max(self.op.progress or 0, progress)
         self._write(force=True)
 
     def update(self, bytes_done: int) -> None:
@@ -80,7 +84,7 @@ class ProgressReporter:
         elapsed = max(time.monotonic() - self.started, 1e-3)
         self.op.throughput_bps = int(bytes_done / elapsed)
         if self.total:
-            self.op.progress = min(99, int(bytes_done * 100 / self.total))
+            self.op.progress = max(self.op.progress or 0, min(99, int(bytes_done * 100 / self.total)))
             rate = bytes_done / elapsed
             self.op.eta_seconds = int((self.total - bytes_done) / rate) if rate > 0 else None
         self._write()

@@ -6,6 +6,7 @@ completed backups on a storage (the artifact's size as written), never from esti
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -157,3 +158,64 @@ def workspace_storage_usage(*, tenant: Tenant) -> dict[str, Any]:
         "cost_summary": {"total_monthly_cost": storage_cost, "storage_cost": storage_cost,
                          "transfer_cost": 0.0, "request_cost": 0.0},
     }
+
+
+# --- are the workers and beat alive? ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """``worker`` and ``beat`` are ``up``, ``down`` or ``unknown``; ``*_seen_at`` the last
+    sign of life measured."""
+
+    worker: str
+    beat: str
+    worker_seen_at: datetime | None
+    beat_seen_at: datetime | None
+
+
+#: The beat entry whose sends show that beat runs (settings.CELERY_BEAT_SCHEDULE, every 60 s).
+BEAT_PROBE_TASK = "backups.tasks.reap_operations"
+
+
+def service_liveness(*, now: datetime | None = None) -> Liveness:
+    """Whether Celery workers and beat are alive: the one source the console's status and its
+    health socket read (two queries).
+
+    Measured from what the platform records anyway:
+
+    - beat: django-celery-beat's ``last_run_at`` of the reaper's periodic task, which beat
+      sends every 60 s: ``up`` if within ``LIVENESS_BEAT_STALE_AFTER`` (180 s), ``down``
+      after that, ``unknown`` when beat never ran against this database.
+    - worker: the freshest operation heartbeat (a worker refreshes it while it runs an
+      operation and when it ends one): ``up`` within ``OPERATION_HEARTBEAT_TIMEOUT``;
+      ``down`` when an operation has waited in ``pending`` for ``LIVENESS_PENDING_GRACE``
+      (300 s) with no heartbeat since; ``unknown`` on an idle platform.
+
+    A dedicated worker heartbeat and beat tick replace these measures when they exist; only
+    this function changes.
+    """
+    from django.conf import settings
+    from django_celery_beat.models import PeriodicTask
+
+    from .models import Operation, OperationStatus
+    from .services.operations import heartbeat_timeout
+
+    now = now or timezone.now()
+    beat_seen = (PeriodicTask.objects.filter(task=BEAT_PROBE_TASK, last_run_at__isnull=False)
+                 .order_by("-last_run_at").values_list("last_run_at", flat=True).first())
+    beat_stale = timedelta(seconds=getattr(settings, "LIVENESS_BEAT_STALE_AFTER", 180))
+    beat = "unknown" if beat_seen is None else ("up" if beat_seen >= now - beat_stale else "down")
+
+    pending_grace = timedelta(seconds=getattr(settings, "LIVENESS_PENDING_GRACE", 300))
+    agg = Operation.objects.aggregate(
+        seen=Max("heartbeat_at", filter=Q(status__in=OperationStatus.values)),
+        waiting=Min("created_at", filter=Q(status=OperationStatus.PENDING) & ~Q(step="waiting_for_storage")))
+    worker_seen, waiting_since = agg["seen"], agg["waiting"]
+    if worker_seen is not None and worker_seen >= now - heartbeat_timeout():
+        worker = "up"
+    elif waiting_since is not None and waiting_since < now - pending_grace:
+        worker = "down"  # work waits and no worker has shown a sign of life meanwhile
+    else:
+        worker = "unknown"
+    return Liveness(worker=worker, beat=beat, worker_seen_at=worker_seen, beat_seen_at=beat_seen)

@@ -134,9 +134,12 @@ def backup_start(*, tenant: Tenant, actor: Any = None, server: Server | None = N
             raise ValidationFailed(details={"database_name": ["This field is required."]})
     if application is not None and application.tenant_id != tenant.pk:
         raise NotFound("Application not found")
+    if application is not None and components:
+        _check_components(application, components)
     storage = storage or default_storage(tenant)
     if storage.tenant_id != tenant.pk:
         raise NotFound("Storage not found")
+    _check_room(storage)
 
     Tenant.objects.select_for_update().filter(pk=tenant.pk).first()  # serialise the cap check
     if _active_backups(tenant) >= tenant.max_concurrent_backups:
@@ -166,6 +169,32 @@ def backup_start(*, tenant: Tenant, actor: Any = None, server: Server | None = N
     if queue:  # the CLI runs the work in its own process instead
         _queue("backups.tasks.run_backup", op, priority=priority)
     return op
+
+
+def _check_components(application: Application, components: list[str]) -> None:
+    """Components name the application's sources by their ``component`` (system, data,
+    config, database): each must stand for at least one source."""
+    available = set(application.sources.exclude(component="").values_list("component", flat=True))
+    unknown = sorted(set(components) - available)
+    if unknown:
+        have = ", ".join(sorted(available)) or "none: add sources to the application first"
+        raise ValidationFailed(details={"components": [
+            f"No source of application '{application.name}' is a {c} component (components: {have})."
+            for c in unknown]})
+
+
+def _check_room(storage: Storage) -> None:
+    """system-backup-recovery.rst ``STORAGE_FULL``: a storage whose quota is used up takes no
+    new backup (the run would fail at the end, after all the work)."""
+    if not storage.quota_bytes:
+        return
+    from ..selectors import storage_used
+
+    used, _ = storage_used(storage=storage)
+    if used >= storage.quota_bytes:
+        raise Conflict(f"Storage '{storage.name}' is full ({used} of {storage.quota_bytes} bytes used)",
+                       code="STORAGE_FULL", details={"storage": storage.name, "used_bytes": used,
+                                                     "quota_bytes": storage.quota_bytes})
 
 
 def _queue(task_name: str, op: Operation, *, priority: int | None = None) -> None:
@@ -232,9 +261,13 @@ def _open_source(backup: Backup):
 
 
 def _estimate_total(backup: Backup) -> int | None:
-    """Size of the database(s) to back up, for percent and ETA (None when unknown)."""
+    """Size of the database(s) to back up, for percent and ETA (None when unknown). An
+    application's next backup is about as large as its last one of the same components."""
     if not backup.server_id:
-        return None
+        last = (Backup.objects.filter(application_id=backup.application_id, components=backup.components,
+                                      status=BackupStatus.COMPLETED).exclude(pk=backup.pk)
+                .order_by("-created_at", "-id").values_list("size_bytes", flat=True).first())
+        return last or None
     try:
         from ..connectivity import list_databases
 
@@ -391,11 +424,42 @@ def _backup_end(op: Operation, backup: Backup, status: str, error: str) -> Opera
             "details": {"backup_id": backup.pk, "error": error}})
     emit(action=f"backup_{status}", tenant=backup.tenant, resource_type="backup", resource_id=backup.pk,
          actor=None, details={"stored_bytes": backup.stored_bytes, "checksum": backup.checksum, "error": error})
-    if status == BackupStatus.COMPLETED and backup.job_id:
+    if status == BackupStatus.COMPLETED:
+        _after_completed(op, backup)
+    return op
+
+
+def _after_completed(op: Operation, backup: Backup) -> None:
+    """A verification when the backup asked for one (``verify_integrity``), a storage alert
+    when the storage is now past its threshold, and the job's own follow-ups."""
+    if (op.details.get("options") or {}).get("verify_integrity"):
+        from .verifications import verification_start
+
+        verification_start(tenant=backup.tenant, backup=backup, test_type="decrypt")
+    if backup.storage is not None:
+        storage_alert_check(storage=backup.storage)
+    if backup.job_id:
         from schedules import hooks
 
         hooks.after_backup_completed(backup=backup)
-    return op
+
+
+def storage_alert_check(*, storage: Storage) -> dict | None:
+    """Publish ``storage_alert`` (system-backup-recovery.rst "Backup Notifications") when
+    ``storage`` is past its threshold; returns the alert sent, if any."""
+    from ..status import STORAGE_CRITICAL, storage_usages
+
+    usage = next((u for u in storage_usages(tenant=storage.tenant) if u.storage.pk == storage.pk), None)
+    if usage is None or usage.health not in ("warning", "critical") or usage.used_percent is None:
+        return None
+    alert = {"type": "storage_alert", "level": "critical" if usage.used_percent >= STORAGE_CRITICAL else "warning",
+             "storage": storage.name, "storage_id": storage.pk,
+             "message": f"Storage usage at {usage.used_percent:g}%", "utilization": usage.used_percent,
+             "threshold": usage.threshold_percent, "available_bytes": usage.available_bytes,
+             "used_bytes": usage.used_bytes, "total_bytes": usage.capacity_bytes,
+             "timestamp": timezone.now().isoformat().replace("+00:00", "Z")}
+    publish(tenant_id=storage.tenant_id, event=alert, stream="notifications")
+    return alert
 
 
 def backup_discard_artifact(*, backup: Backup) -> None:
@@ -413,17 +477,36 @@ def backup_discard_artifact(*, backup: Backup) -> None:
 
 @transaction.atomic
 def backup_delete(*, backup: Backup, reason: str = "") -> int:
-    """Delete the stored file, then the row. Returns the bytes freed."""
+    """Delete the stored files (every location holding the backup), then the row. Returns
+    the bytes freed. Refused while the backup runs, or while a restore, recovery, sync or
+    verification is reading it (``BACKUP_IN_USE``, with those operations in the details)."""
+    from ..backup_selectors import backup_active_readers, backup_locations
+
     if backup.status in (BackupStatus.PENDING, BackupStatus.RUNNING):
         raise Conflict("The backup is still running; cancel it first", code="BACKUP_IN_PROGRESS")
-    freed = backup.stored_bytes
+    # Lock the row: a restore starting now waits for this delete and then finds no backup.
+    Backup.objects.select_for_update().filter(pk=backup.pk).first()
+    readers = list(backup_active_readers(backup=backup)[:10])
+    if readers:
+        raise Conflict(f"The backup is being read by a {readers[0].kind} that is {readers[0].status}; "
+                       "wait for it to finish or cancel it", code="BACKUP_IN_USE",
+                       details={"operations": [{"job_id": op.public_id, "kind": op.kind, "status": op.status}
+                                               for op in readers]})
+    locations = backup_locations(backup=backup)
+    freed = sum(backup.stored_bytes for _ in locations)
     try:
-        backup_discard_artifact(backup=backup)
+        if not locations:
+            backup_discard_artifact(backup=backup)  # partial uploads of a failed run
+        for location in locations:
+            with storage_backend(location.storage) as backend:
+                backend.delete(location.path)
+                backend.discard_partials(location.path)
     except StorageError as exc:
         raise Conflict(f"The stored file could not be deleted: {exc}", code="STORAGE_ERROR")
     pk, tenant = backup.pk, backup.tenant
     emit(action="backup_delete", tenant=tenant, resource_type="backup", resource_id=pk,
-         details={"name": backup.name, "reason": reason, "storage_freed_bytes": freed})
+         details={"name": backup.name, "reason": reason, "storage_freed_bytes": freed,
+                  "locations": [location.storage.name for location in locations]})
     backup.delete()
     return freed
 
