@@ -107,16 +107,43 @@ class BackupLocation:
 
 
 def backup_locations_map(*, backups: list[Backup]) -> dict[int, list[BackupLocation]]:
-    """Every storage holding each backup's artifact, the one the backup was written to first.
+    """Every storage holding each backup's artifact, the one it was written to first.
 
     This is the one place that says where a backup is: details, delete, the list, status
-    and statistics all read it. Today a backup lives in the storage it was written to (no
-    query: ``backup.storage`` is selected with the backup); copies kept in other storages
-    join here, in one query for the whole list.
+    and statistics all read it. A backup lives in the storage it was written to
+    (``backup.storage``, selected with the backup: no query) and in every storage a copy of
+    it was recorded in (``BackupCopy`` rows where that model exists: one query for the whole
+    list). Only completed backups have an artifact to hold.
     """
-    return {b.pk: ([BackupLocation(storage=b.storage, path=b.storage_path, primary=True, verified=b.verified)]
-                   if b.storage is not None and b.status == BackupStatus.COMPLETED else [])
-            for b in backups}
+    done = [b for b in backups if b.status == BackupStatus.COMPLETED]
+    found: dict[int, list[BackupLocation]] = {b.pk: [] for b in backups}
+    copies = _copy_model()
+    if copies is not None and done:
+        for copy in (copies.objects.filter(backup__in=done, storage__isnull=False).select_related("storage")
+                     .order_by("backup_id", "created_at", "id")):
+            found[copy.backup_id].append(BackupLocation(storage=copy.storage, path=copy.path, primary=False,
+                                                        verified=copy.verified, status=copy.status))
+    for b in done:
+        if b.storage is None:
+            continue
+        rest = [loc for loc in found[b.pk]
+                if not (loc.storage.pk == b.storage_id and loc.path == b.storage_path)]
+        primary = next((loc for loc in found[b.pk]
+                        if loc.storage.pk == b.storage_id and loc.path == b.storage_path), None)
+        found[b.pk] = [BackupLocation(storage=b.storage, path=b.storage_path, primary=True,
+                                      verified=b.verified or (primary is not None and primary.verified),
+                                      status=primary.status if primary is not None else "available"), *rest]
+    return found
+
+
+def _copy_model():
+    """``backups.BackupCopy`` (copies of a backup kept in other storages), if installed."""
+    from django.apps import apps
+
+    try:
+        return apps.get_model("backups", "BackupCopy")
+    except LookupError:
+        return None
 
 
 def backup_locations(*, backup: Backup) -> list[BackupLocation]:

@@ -36,9 +36,9 @@ def verify_max_age_days() -> int:
 
 def storage_threshold(storage: Storage) -> int:
     """Percent of a storage's capacity past which it raises a warning: the storage's own
-    ``cleanup_threshold`` (its configuration, as the console's storage settings write it),
-    else ``STORAGE_ALERT_THRESHOLD`` (80)."""
-    value = (storage.configuration or {}).get("cleanup_threshold")
+    ``cleanup_threshold`` (set through the console's storage settings), else
+    ``STORAGE_ALERT_THRESHOLD`` (80)."""
+    value = getattr(storage, "cleanup_threshold", None) or (storage.configuration or {}).get("cleanup_threshold")
     if isinstance(value, int | float) and not isinstance(value, bool) and 1 <= value <= 100:
         return int(value)
     return int(_setting("STORAGE_ALERT_THRESHOLD", 80))

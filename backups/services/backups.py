@@ -139,7 +139,6 @@ def backup_start(*, tenant: Tenant, actor: Any = None, server: Server | None = N
     storage = storage or default_storage(tenant)
     if storage.tenant_id != tenant.pk:
         raise NotFound("Storage not found")
-    _check_room(storage)
 
     Tenant.objects.select_for_update().filter(pk=tenant.pk).first()  # serialise the cap check
     if _active_backups(tenant) >= tenant.max_concurrent_backups:
@@ -181,20 +180,6 @@ def _check_components(application: Application, components: list[str]) -> None:
         raise ValidationFailed(details={"components": [
             f"No source of application '{application.name}' is a {c} component (components: {have})."
             for c in unknown]})
-
-
-def _check_room(storage: Storage) -> None:
-    """system-backup-recovery.rst ``STORAGE_FULL``: a storage whose quota is used up takes no
-    new backup (the run would fail at the end, after all the work)."""
-    if not storage.quota_bytes:
-        return
-    from ..selectors import storage_used
-
-    used, _ = storage_used(storage=storage)
-    if used >= storage.quota_bytes:
-        raise Conflict(f"Storage '{storage.name}' is full ({used} of {storage.quota_bytes} bytes used)",
-                       code="STORAGE_FULL", details={"storage": storage.name, "used_bytes": used,
-                                                     "quota_bytes": storage.quota_bytes})
 
 
 def _queue(task_name: str, op: Operation, *, priority: int | None = None) -> None:
@@ -371,7 +356,9 @@ def backup_run(*, operation_id: int, retry_transient: bool = False) -> Operation
     Backup.objects.filter(pk=backup.pk).update(
         size_bytes=backup.size_bytes, compressed_bytes=backup.compressed_bytes, stored_bytes=backup.stored_bytes,
         checksum=backup.checksum, key_id=key_id, manifest=manifest)
-    return _backup_end(op, backup, BackupStatus.COMPLETED, "")
+    op = _backup_end(op, backup, BackupStatus.COMPLETED, "")
+    _verify_if_asked(op, backup)
+    return op
 
 
 def _backup_wait_for_storage(op: Operation, backup: Backup, exc: BaseException) -> None:
@@ -424,42 +411,20 @@ def _backup_end(op: Operation, backup: Backup, status: str, error: str) -> Opera
             "details": {"backup_id": backup.pk, "error": error}})
     emit(action=f"backup_{status}", tenant=backup.tenant, resource_type="backup", resource_id=backup.pk,
          actor=None, details={"stored_bytes": backup.stored_bytes, "checksum": backup.checksum, "error": error})
-    if status == BackupStatus.COMPLETED:
-        _after_completed(op, backup)
+    if status == BackupStatus.COMPLETED and backup.job_id:
+        from schedules import hooks
+
+        hooks.after_backup_completed(backup=backup)
     return op
 
 
-def _after_completed(op: Operation, backup: Backup) -> None:
-    """A verification when the backup asked for one (``verify_integrity``), a storage alert
-    when the storage is now past its threshold, and the job's own follow-ups."""
+def _verify_if_asked(op: Operation, backup: Backup) -> None:
+    """system-backup-recovery.rst "Create Backup" ``verify_integrity``: a decrypting
+    verification of the new artifact, queued as soon as it is committed."""
     if (op.details.get("options") or {}).get("verify_integrity"):
         from .verifications import verification_start
 
         verification_start(tenant=backup.tenant, backup=backup, test_type="decrypt")
-    if backup.storage is not None:
-        storage_alert_check(storage=backup.storage)
-    if backup.job_id:
-        from schedules import hooks
-
-        hooks.after_backup_completed(backup=backup)
-
-
-def storage_alert_check(*, storage: Storage) -> dict | None:
-    """Publish ``storage_alert`` (system-backup-recovery.rst "Backup Notifications") when
-    ``storage`` is past its threshold; returns the alert sent, if any."""
-    from ..status import STORAGE_CRITICAL, storage_usages
-
-    usage = next((u for u in storage_usages(tenant=storage.tenant) if u.storage.pk == storage.pk), None)
-    if usage is None or usage.health not in ("warning", "critical") or usage.used_percent is None:
-        return None
-    alert = {"type": "storage_alert", "level": "critical" if usage.used_percent >= STORAGE_CRITICAL else "warning",
-             "storage": storage.name, "storage_id": storage.pk,
-             "message": f"Storage usage at {usage.used_percent:g}%", "utilization": usage.used_percent,
-             "threshold": usage.threshold_percent, "available_bytes": usage.available_bytes,
-             "used_bytes": usage.used_bytes, "total_bytes": usage.capacity_bytes,
-             "timestamp": timezone.now().isoformat().replace("+00:00", "Z")}
-    publish(tenant_id=storage.tenant_id, event=alert, stream="notifications")
-    return alert
 
 
 def backup_discard_artifact(*, backup: Backup) -> None:

@@ -94,8 +94,6 @@ def _completed_backup(tenant, app, storage, admin):
 @pytest.fixture
 def fuzz_world(db, tenant_a, tenant_b, admin_a, admin_b, tmp_path) -> Iterator[World]:
     """One of everything the API addresses by id, made through the services."""
-    from acronis.fake_server import FakeAcronis
-
     from acronis import services as acronis_services
     from backups import services
     from backups.models import Application, Source
@@ -105,6 +103,7 @@ def fuzz_world(db, tenant_a, tenant_b, admin_a, admin_b, tmp_path) -> Iterator[W
     from schedules import services as schedule_services
     from tenants import services as tenant_services
     from tenants.models import Role
+    from tests.support.acronis_fake import FakeAcronis
 
     files = tmp_path / "files"
     files.mkdir()
@@ -135,7 +134,8 @@ def fuzz_world(db, tenant_a, tenant_b, admin_a, admin_b, tmp_path) -> Iterator[W
 
     # Another tenant's rows: their ids must be 404s to alpha's admin.
     other_storage = services.storage_create(tenant=tenant_b, name="local", type="local",
-                                            configuration={"path": str(tmp_path / "store-b")}, is_default=True)
+                                            configuration={"path": f"{tenant_b.path_roots[0]}/store-b"},
+                                            is_default=True)
     other_app = Application.objects.create(tenant=tenant_b, name="other")
     other_job = schedule_services.job_create(tenant=tenant_b, name="b-nightly", application=other_app,
                                              storage=other_storage, schedule_type="custom",

@@ -224,13 +224,14 @@ def notification_message(event: dict) -> dict | None:
                     "message": f"Cleanup {event['cleanup_id']}: {event.get('failed', 0)} backup(s) could not be "
                                f"deleted ({event.get('removed', 0)} removed, {event.get('space_freed')} freed)",
                     "timestamp": event.get("timestamp")}
-        available, used, total = event.get("available_bytes"), event.get("used_bytes"), event.get("total_bytes")
-        return {"type": kind, "level": event.get("level", "warning"), "storage": event.get("storage"),
-                "message": event.get("message"), "utilization": event.get("utilization"),
-                "threshold": event.get("threshold"),
-                "available": humanize.size(available), "available_bytes": available,
-                "used": humanize.size(used), "used_bytes": used, "total": humanize.size(total), "total_bytes": total,
-                "timestamp": event.get("timestamp")}
+        message = {"type": kind, "level": event.get("level", "warning"), "storage": event.get("storage"),
+                   "message": event.get("message"), "utilization": event.get("utilization"),
+                   "threshold": event.get("threshold"), "timestamp": event.get("timestamp")}
+        for name in ("available", "used", "total"):  # exact bytes where the producer gave them
+            exact = event.get(f"{name}_bytes")
+            message[name] = humanize.size(exact) if exact is not None else event.get(name)
+            message[f"{name}_bytes"] = exact
+        return message
     if kind == "schedule_event":
         raw = event.get("event", "")
         return {"type": kind, "event": SCHEDULE_EVENTS.get(raw, raw), "schedule_id": event.get("schedule_id"),
