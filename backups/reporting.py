@@ -164,9 +164,10 @@ def report_data(*, tenant: Tenant, start: date, end: date) -> ReportData:
         for r in checks.order_by("-created_at", "-id").values(
             "id", "backup_id", "backup__name", "test_type", "status", "passed", "completed_at",
             "error_message")[:REPORT_ROWS]]
-    vsum = checks.aggregate(total=Count("id"), passed=Count("id", filter=Q(passed=True)),
-                            failed=Count("id", filter=Q(passed=False)),
-                            other=Count("id", filter=~Q(status=OperationStatus.COMPLETED)))
+    counts = checks.aggregate(n=Count("id"), ok=Count("id", filter=Q(passed=True)),
+                              bad=Count("id", filter=Q(passed=False)),
+                              other=Count("id", filter=~Q(status=OperationStatus.COMPLETED)))
+    vsum = {"total": counts["n"], "passed": counts["ok"], "failed": counts["bad"], "other": counts["other"]}
     summary = _summary(Backup.objects.filter(tenant=tenant), Q(created_at__gte=since, created_at__lt=until))
     return ReportData(tenant=tenant, start=start, end=end, generated_at=timezone.now(), summary=summary,
                       timeline=_timeline(window, start, end), by_type=_by_type(window),

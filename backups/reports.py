@@ -231,7 +231,7 @@ def render_pdf(data: ReportData) -> bytes:
         drawing.add(chart)
         drawing.add(String(30, 57 * mm, f"{title} ({unit})", fontSize=9))
         key = Legend()
-        key.x, key.y, key.fontSize = 140 * mm, 60 * mm, 7
+        key.x, key.y, key.fontSize, key.columnMaximum = 120 * mm, 60 * mm, 7, 1  # one row, above the bars
         key.colorNamePairs = list(zip(fills, legend, strict=True))
         drawing.add(key)
         return drawing
