@@ -283,6 +283,19 @@ def health_snapshot(tenant_id: int) -> list[dict]:
     return messages
 
 
+#: Figures that move by themselves (free space of a filesystem other programs write to):
+#: a change of these alone is not news; their human forms (``"8.6 GB"``) still are.
+VOLATILE = frozenset({"available_bytes", "capacity_bytes", "utilization"})
+
+
+def steady_part(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: steady_part(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [steady_part(v) for v in value]
+    return value
+
+
 class HealthConsumer(ConsoleSocket):
     """``/ws/backup/health``: the overview cards' figures, pushed."""
 
@@ -316,6 +329,7 @@ class HealthConsumer(ConsoleSocket):
         messages = await database_sync_to_async(health_snapshot)(self.tenant_ids[0])
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         for message in messages:
-            if force or self.last_sent.get(message["type"]) != message:
-                self.last_sent[message["type"]] = message
+            seen = steady_part(message)
+            if force or self.last_sent.get(message["type"]) != seen:
+                self.last_sent[message["type"]] = seen
                 await self.send_json({**message, "timestamp": stamp})
