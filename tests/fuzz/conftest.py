@@ -29,11 +29,15 @@ ID_BY_PREFIX = [
     ("/api/v1/backups/", "backup"), ("/api/v1/jobs/", "job"), ("/api/v1/api-keys/", "api_key"),
     ("/api/v1/retention-policies/", "policy"), ("/api/v1/schedules/", "job"), ("/api/v1/servers/", "server"),
     ("/api/v1/users/", "user"), ("/api/v1/storage/", "storage"), ("/api/v1/verify/", "verification"),
+    ("/api/v1/restores/", "restore"),
 ]
 ID_BY_NAME = {"app_id": "app", "backup_id": "backup", "restore_id": "restore", "storage_id": "storage",
               "cleanup_id": "cleanup", "token": "token", "agent_id": "agent"}
 BODY_IDS = {"server_id": "server", "target_server_id": "server", "application_id": "app", "storage_id": "storage",
             "schedule_id": "schedule", "cleanup_plan_id": "cleanup_plan"}
+# The console names a backup's operation ``job_id`` (progress, cancel) and a backup ``backup_id``.
+ID_BY_NAME["job_id"] = "operation"
+BODY_IDS.update({"job_id": "operation", "backup_id": "backup"})
 
 
 def real_path_kind(path: str, name: str) -> str:
@@ -79,6 +83,14 @@ class World:
     api_key: str
     ids: dict[str, object] = field(default_factory=dict)
     other_ids: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The operation that made the world's backup (the console's ``job_id``).
+        from backups.models import Operation
+
+        if "backup" in self.ids and "operation" not in self.ids:
+            self.ids["operation"] = Operation.objects.filter(backup_id=self.ids["backup"], kind="backup").values_list(
+                "public_id", flat=True).first()
 
 
 def _completed_backup(tenant, app, storage, admin):

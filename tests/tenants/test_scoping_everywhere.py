@@ -123,6 +123,9 @@ def world(tenant_a, tenant_b, admin_b):
         "api-keys": [key.pk], "users": [user.pk], "verify": [backup.pk, verification.pk],
         "progress": [cleanup.public_id, op.public_id], "snapshots": [snapshot.pk],
     }
+    # The console's backup downloads and details, and restore progress by either of its ids.
+    ints.update({"download": [backup.pk], "details": [backup.pk]})
+    ints["progress"] += [restore_op.public_id, restore.pk]
     return {"ids": ints, "rows": [server, storage, app, backup, op, restore, verification, snapshot, policy, job,
                                   key]}
 
