@@ -8,6 +8,8 @@ import pytest
 from backups.models import Application, Backup, Source, Storage
 from backups.services import application_get_default
 from backups.services.backups import backup_run, backup_start
+from tests.backups_e2e.conftest import pg_server_row, pg_source_db  # noqa: F401 (fixtures of the end-to-end test)
+from tests.backups_e2e.test_worker_crash import start_worker  # noqa: F401
 from tests.fixtures.services import *  # noqa: F403
 
 CONSOLE = "/cloud-integration/backup"
