@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from tenants.models import Tenant
 
-from .models import Backup, BackupStatus, BackupTrigger, OperationStatus, Verification
+from .models import Backup, BackupStatus, BackupTrigger, OperationStatus, Storage, Verification
 
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30),
            "90d": timedelta(days=90)}
@@ -77,11 +77,15 @@ def _by_type(qs: QuerySet[Backup]) -> dict[str, dict[str, int]]:
 
 
 def _by_storage(qs: QuerySet[Backup]) -> dict[str, dict[str, Any]]:
-    """Completed backups per storage that holds them."""
-    rows = (qs.filter(OK, storage__isnull=False).values("storage__name", "storage__type")
-            .annotate(count=Count("id"), size=Coalesce(Sum("stored_bytes"), 0)).order_by("storage__name"))
-    return {r["storage__name"]: {"type": r["storage__type"], "count": r["count"], "size_bytes": r["size"]}
-            for r in rows}
+    """Completed backups per storage that holds them (grouped by storage id, then named:
+    grouping the backups by the joined storage's name costs several times more)."""
+    rows = list(qs.filter(OK, storage__isnull=False).values("storage_id")
+                .annotate(count=Count("id"), size=Coalesce(Sum("stored_bytes"), 0)).order_by())
+    names = {s["pk"]: s for s in Storage.objects.filter(pk__in=[r["storage_id"] for r in rows])
+             .values("pk", "name", "type")}
+    return {names[r["storage_id"]]["name"]: {"type": names[r["storage_id"]]["type"], "count": r["count"],
+                                            "size_bytes": r["size"]}
+            for r in sorted(rows, key=lambda r: names[r["storage_id"]]["name"])}
 
 
 @dataclass

@@ -113,11 +113,6 @@ def backup_row(backup: Backup, locations: list[BackupLocation]) -> dict:
     }
 
 
-def _default_usage(tenant):
-    usages = storage_usages(tenant=tenant)
-    return next((u for u in usages if u.storage.is_default), usages[0] if usages else None)
-
-
 # --- list -------------------------------------------------------------------------------------
 
 
@@ -179,13 +174,14 @@ class BackupListView(ConsoleView):
         paginator = ConsolePagination()
         page = paginator.paginate_queryset(selectors.backup_table(tenant=tenant, **filters), request, view=self)
         locations = selectors.backup_locations_map(backups=page)
-        totals = selectors.backup_storage_totals(tenant=tenant)
-        usage = _default_usage(tenant)
+        usages = storage_usages(tenant=tenant)
+        used = sum(u.used_bytes for u in usages)
+        usage = next((u for u in usages if u.storage.is_default), usages[0] if usages else None)
         available = usage.available_bytes if usage is not None else None
         return respond({
             "backups": [backup_row(b, locations[b.pk]) for b in page],
             "total": paginator.total, "limit": paginator.limit,
-            "storage_used": humanize.size(totals["stored_bytes"]), "storage_used_bytes": totals["stored_bytes"],
+            "storage_used": humanize.size(used), "storage_used_bytes": used,
             "storage_available": humanize.size(available), "storage_available_bytes": available,
         })
 
