@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from datetime import time as dt_time
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -231,7 +232,7 @@ def job_save(*, tenant: Tenant, public_id: str, actor: Any = None, create: bool 
 
     An unknown ``public_id`` is ``SCHEDULE_NOT_FOUND`` unless ``create`` is set (the admin,
     scripts): then the job is created on the tenant's default application (the console's
-    components), daily unless a schedule is given. An application has one job, so a second
+    components), daily at 02:00 unless a schedule is given. An application has one job, so a second
     one there is ``SCHEDULE_CONFLICT``.
     """
     from backupplatform.errors import NotFound
@@ -251,7 +252,8 @@ def job_save(*, tenant: Tenant, public_id: str, actor: Any = None, create: bool 
         raise NotFound(f"No schedule '{public_id}' in this workspace", code="SCHEDULE_NOT_FOUND",
                        details={"schedule_id": public_id})
     changes.setdefault("name", public_id.replace("_", " ").strip().capitalize() or "Schedule")
-    changes.setdefault("schedule_type", ScheduleType.DAILY)
+    if "schedule_type" not in changes:  # the seed's nightly example: daily at 02:00
+        changes.update(schedule_type=ScheduleType.DAILY, schedule_time=changes.get("schedule_time") or dt_time(2, 0))
     job = job_create(tenant=tenant, actor=actor, public_id=public_id, aliases=aliases,
                      application=application_get_default(tenant=tenant), **changes)
     return job, True

@@ -21,7 +21,7 @@ from ..pipeline import restore_stream
 from ..pipeline.errors import ArtifactError, KeyUnwrapError
 from ..storage import StorageError, StorageUnavailable
 from ..storage.errors import StorageNotFound
-from .backups import _require_completed, artifact_extension, storage_backend
+from .backups import artifact_extension, backup_open_artifact
 
 logger = logging.getLogger(__name__)
 
@@ -54,14 +54,10 @@ def backup_download_stream(*, backup: Backup, raw: bool = False, chunk_size: int
     ``BACKUP_NOT_FOUND``, the storage down ``STORAGE_UNAVAILABLE``, a key or header that
     does not decrypt ``ENCRYPTION_ERROR``. Memory stays bounded whatever the size.
     """
-    _require_completed(backup)
+    backend = reader = None
     try:
-        backend = storage_backend(backup.storage)
-    except StorageError as exc:
-        raise Conflict(f"Storage '{backup.storage.name}' cannot be opened: {exc}", code="STORAGE_ERROR")
-    reader = None
-    try:
-        reader = backend.open_reader(backup.storage_path)
+        # The artifact as every reader opens it (where a backup has copies, a healthy one).
+        backend, reader = backup_open_artifact(backup=backup)
         if raw:
             source = iter(lambda: reader.read(chunk_size), b"")
         else:

@@ -219,3 +219,15 @@ def test_delete_frees_the_storage_and_waits_for_a_restore_reading_it(api, admin_
 def test_delete_refuses_bad_input(api, admin_a, backup_a, payload):
     error_of(api(admin_a).post(f"{CONSOLE}/delete", payload, format="json"), 400, "VALIDATION_ERROR")
     assert Backup.objects.filter(pk=backup_a.pk).exists()
+
+
+def test_download_that_cannot_be_decrypted_is_an_encryption_error(api, operator_a, backup_a, storage_a):
+    stored = Path(storage_a.configuration["path"]) / backup_a.storage_path
+    data = bytearray(stored.read_bytes())
+    data[:8] = b"NOTBPAF!"  # the header no longer says what the artifact is
+    stored.write_bytes(bytes(data))
+    client = api(operator_a)
+    error = error_of(client.get(f"{CONSOLE}/download/{backup_a.pk}"), 409, "ENCRYPTION_ERROR")
+    assert error["details"] == {"backup_id": backup_a.pk, "key_id": backup_a.key_id}
+    raw = client.get(f"{CONSOLE}/download/{backup_a.pk}", {"raw": "1"})  # as stored, for a look offline
+    assert raw.status_code == 200 and content_of(raw)[:8] == b"NOTBPAF!"

@@ -175,9 +175,9 @@ def test_job_save_creates_on_the_default_application_once(tenant_a, storage_a):
     from backupplatform.errors import Conflict
     from schedules.services import job_save
 
-    job, created = job_save(tenant=tenant_a, public_id="schedule_nightly", create=True, storage_name="local",
-                            schedule={"schedule_type": "daily", "schedule_time": None})
+    job, created = job_save(tenant=tenant_a, public_id="schedule_nightly", create=True, storage_name="local")
     assert created and job.application.is_default and job.name == "Schedule nightly"
+    assert job.schedule_type == "daily" and job.cron_expression == "0 2 * * *"
     assert job.notifications == {} and job.storage.name == "local"
     again, created = job_save(tenant=tenant_a, public_id="schedule_nightly", notifications={"on_success": True})
     assert not created and again.pk == job.pk and again.notifications == {"on_success": True, "on_failure": True}
