@@ -159,3 +159,17 @@ def test_cancel_a_queued_backup_and_a_restore(api, operator_a, tenant_a, compone
     error_of(client.post(f"{CONSOLE}/operation/cancel", {"job_id": "nope"}, format="json"), 404,
              "OPERATION_NOT_FOUND")
     error_of(client.post(f"{CONSOLE}/operation/cancel", {"job_id": 5}, format="json"), 400, "VALIDATION_ERROR")
+
+
+def test_status_warns_when_acronis_is_not_reached(api, viewer_a, tenant_a, backup_a):
+    from acronis.models import AcronisConfig, AcronisPollState
+
+    config = AcronisConfig.objects.create(tenant=tenant_a, base_url="http://127.0.0.1:9/api/", client_id="c",
+                                          client_secret="s")
+    AcronisConfig.objects.filter(pk=config.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    body = api(viewer_a).get(f"{CONSOLE}/status").json()
+    assert codes(body)["acronis_disconnected"]["level"] == "warning"  # never polled since it was saved
+    assert body["components"]["acronis"]["status"] == "disconnected"
+    AcronisPollState.objects.create(tenant=tenant_a, polled_at=timezone.now())
+    body = api(viewer_a).get(f"{CONSOLE}/status").json()
+    assert "acronis_disconnected" not in codes(body) and body["components"]["acronis"]["status"] == "connected"
