@@ -267,3 +267,25 @@ def counts(*, tenant: Tenant) -> dict[str, int]:
     activities, _ = backup_activities(tenant=tenant)
     return {"agents": len(agents), "workloads": len(workloads),
             "backups": sum(1 for a in activities if a["root"])}
+
+
+def connection_state(*, tenant: Tenant, stale_after: timedelta = timedelta(minutes=10)) -> dict[str, Any] | None:
+    """Whether the platform reaches the tenant's Acronis, without calling it (``None`` when
+    the tenant has no Acronis configuration): ``disconnected`` while the circuit breaker is
+    open, or when the poller has not read Acronis for ``stale_after`` (it does every 60 s)."""
+    from acronis.models import AcronisPollState
+
+    config = config_for(tenant=tenant)
+    if config is None:
+        return None
+    polled_at = AcronisPollState.objects.filter(tenant=tenant).values_list("polled_at", flat=True).first()
+    try:
+        with make_client(config) as client:  # no network: the breaker's state is in the cache
+            breaker = client.upstream_status()["circuit_breaker"]["state"]
+    except AcronisError:
+        breaker = "unknown"
+    now = datetime.now(UTC)
+    stale = (polled_at or config.created_at) < now - stale_after
+    connected = breaker == "closed" and not stale
+    return {"status": "connected" if connected else "disconnected", "last_polled_at": polled_at,
+            "circuit_breaker": breaker}

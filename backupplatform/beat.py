@@ -11,7 +11,7 @@ from typing import Any
 
 from django_celery_beat.schedulers import DatabaseScheduler
 
-from backupplatform import health
+from backupplatform import heartbeats
 
 
 class Scheduler(DatabaseScheduler):
@@ -20,7 +20,7 @@ class Scheduler(DatabaseScheduler):
     def tick(self, *args: Any, **kwargs: Any) -> float:
         interval = super().tick(*args, **kwargs)
         now = time.monotonic()
-        if now - self._last_mark >= health.heartbeat_interval():
+        if now - self._last_mark >= heartbeats.heartbeat_interval():
             self._last_mark = now
-            health.mark_beat()
+            heartbeats.mark_beat()
         return interval

@@ -34,20 +34,20 @@ class HealthHeartbeat(bootsteps.StartStopStep):
         self.tref = None
 
     def start(self, worker: Any) -> None:
-        from backupplatform import health
+        from backupplatform import heartbeats
 
         info = {"concurrency": getattr(worker, "concurrency", None)}
-        health.mark_worker(worker.hostname, **info)
-        self.tref = worker.timer.call_repeatedly(health.heartbeat_interval(), health.mark_worker,
+        heartbeats.mark_worker(worker.hostname, **info)
+        self.tref = worker.timer.call_repeatedly(heartbeats.heartbeat_interval(), heartbeats.mark_worker,
                                                  (worker.hostname,), info, priority=10)
 
     def stop(self, worker: Any) -> None:
-        from backupplatform import health
+        from backupplatform import heartbeats
 
         if self.tref is not None:
             self.tref.cancel()
             self.tref = None
-        health.forget_worker(worker.hostname)
+        heartbeats.forget_worker(worker.hostname)
 
 
 app.steps["worker"].add(HealthHeartbeat)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime, parse_duration
 
@@ -12,7 +13,17 @@ from backupplatform.errors import ValidationFailed
 from backupplatform.ids import parse_id
 from tenants.models import TenantScope
 
-from .models import Backup, BackupStatus, Operation, Restore, Verification
+from .models import (
+    Backup,
+    BackupStatus,
+    BackupTrigger,
+    Operation,
+    OperationKind,
+    OperationStatus,
+    Restore,
+    Storage,
+    Verification,
+)
 
 
 def backup_list(*, tenant: TenantScope, filters: dict | None = None) -> QuerySet[Backup]:
@@ -81,23 +92,149 @@ def operation_get(*, tenant: TenantScope, public_id: str, kinds: tuple[str, ...]
     return qs.select_related("backup").first()
 
 
-def backup_locations(*, backup: Backup) -> list[dict]:
-    """Every place ``backup``'s artifact is kept, primary first (system-backup-recovery.rst
-    "Get Backup Details" ``storage_locations``): one entry per ``BackupCopy``, and the primary
-    copy of a backup stored before copies were recorded."""
-    from .models import BackupCopy
+# --- where a backup is kept, and who is reading it ---------------------------------------------
 
-    copies = list(BackupCopy.objects.filter(backup=backup).select_related("storage").order_by("created_at", "id"))
-    entries = [{"storage_id": c.storage_id, "storage": c.storage.name if c.storage else None,
-                "type": c.storage.type if c.storage else None, "path": c.path, "size": c.size_bytes,
-                "checksum": c.checksum, "verified": c.verified, "status": c.status,
-                "primary": c.storage_id is not None and c.storage_id == backup.storage_id,
-                "created_at": c.created_at, "verified_at": c.verified_at} for c in copies]
-    if backup.storage_id and not any(e["primary"] for e in entries) and backup.status == BackupStatus.COMPLETED:
-        storage = backup.storage
-        entries.insert(0, {"storage_id": storage.pk, "storage": storage.name, "type": storage.type,
-                           "path": backup.storage_path, "size": backup.stored_bytes, "checksum": backup.checksum,
-                           "verified": backup.verified, "status": "available", "primary": True,
-                           "created_at": backup.completed_at or backup.created_at, "verified_at": backup.verified_at})
-    entries.sort(key=lambda e: not e["primary"])
-    return entries
+
+@dataclass(frozen=True)
+class BackupLocation:
+    """One stored copy of a backup's artifact."""
+
+    storage: Storage
+    path: str
+    primary: bool
+    verified: bool
+    status: str = "available"
+
+
+def backup_locations_map(*, backups: list[Backup]) -> dict[int, list[BackupLocation]]:
+    """Every storage holding each backup's artifact, the one it was written to first.
+
+    This is the one place that says where a backup is: details, delete, the list, status
+    and statistics all read it. A backup lives in the storage it was written to
+    (``backup.storage``, selected with the backup: no query) and in every storage a copy of
+    it was recorded in (``BackupCopy`` rows where that model exists: one query for the whole
+    list). Only completed backups have an artifact to hold.
+    """
+    done = [b for b in backups if b.status == BackupStatus.COMPLETED]
+    found: dict[int, list[BackupLocation]] = {b.pk: [] for b in backups}
+    copies = _copy_model()
+    if copies is not None and done:
+        for copy in (copies.objects.filter(backup__in=done, storage__isnull=False).select_related("storage")
+                     .order_by("backup_id", "created_at", "id")):
+            found[copy.backup_id].append(BackupLocation(storage=copy.storage, path=copy.path, primary=False,
+                                                        verified=copy.verified, status=copy.status))
+    for b in done:
+        if b.storage is None:
+            continue
+        rest = [loc for loc in found[b.pk]
+                if not (loc.storage.pk == b.storage_id and loc.path == b.storage_path)]
+        primary = next((loc for loc in found[b.pk]
+                        if loc.storage.pk == b.storage_id and loc.path == b.storage_path), None)
+        found[b.pk] = [BackupLocation(storage=b.storage, path=b.storage_path, primary=True,
+                                      verified=b.verified or (primary is not None and primary.verified),
+                                      status=primary.status if primary is not None else "available"), *rest]
+    return found
+
+
+def _copy_model():
+    """``backups.BackupCopy`` (copies of a backup kept in other storages), if installed."""
+    from django.apps import apps
+
+    try:
+        return apps.get_model("backups", "BackupCopy")
+    except LookupError:
+        return None
+
+
+def backup_locations(*, backup: Backup) -> list[BackupLocation]:
+    return backup_locations_map(backups=[backup])[backup.pk]
+
+
+#: Operations that read a backup's artifact while they run.
+READING_KINDS = (OperationKind.RESTORE, OperationKind.RECOVERY, OperationKind.SYNC, OperationKind.VERIFY)
+
+
+def backup_active_readers(*, backup: Backup) -> QuerySet[Operation]:
+    """Pending or running operations that read ``backup`` (restores, recoveries, syncs,
+    verifications): deleting it under them would break them."""
+    return (Operation.objects.filter(backup=backup, kind__in=READING_KINDS,
+                                     status__in=(OperationStatus.PENDING, OperationStatus.RUNNING))
+            .order_by("created_at", "id"))
+
+
+# --- the console's backup table --------------------------------------------------------------
+
+#: system-backup-recovery.rst "Get Backup List" ``type`` filter: what each value selects.
+CONSOLE_TYPES = ("full", "config", "pre-ota")
+
+
+def backup_console_type(backup: Backup) -> str:
+    """``full``, ``config`` (the configuration alone) or ``pre-ota`` (taken before a
+    restore or an update), as the console's ``type`` filter names them."""
+    if backup.trigger == BackupTrigger.PRE_RESTORE:
+        return "pre-ota"
+    if list(backup.components or []) == ["config"]:
+        return "config"
+    return "full"
+
+
+def backup_table(*, tenant: TenantScope, type: str | None = None, date_from=None, date_to=None) -> QuerySet[Backup]:
+    """Backups newest first, with their storage and the outcome of their latest finished
+    verification (``last_verification_passed``: True, False or None) in the same query."""
+    latest = (Verification.objects.filter(backup=OuterRef("pk"), passed__isnull=False)
+              .order_by("-created_at", "-id").values("passed")[:1])
+    qs = (Backup.objects.for_tenant(tenant).select_related("storage", "application", "job", "created_by")
+          .annotate(last_verification_passed=Subquery(latest)))
+    if type == "pre-ota":
+        qs = qs.filter(trigger=BackupTrigger.PRE_RESTORE)
+    elif type == "config":
+        qs = qs.filter(components=["config"]).exclude(trigger=BackupTrigger.PRE_RESTORE)
+    elif type == "full":
+        qs = qs.exclude(components=["config"]).exclude(trigger=BackupTrigger.PRE_RESTORE)
+    if date_from is not None:
+        qs = qs.filter(created_at__date__gte=date_from)
+    if date_to is not None:
+        qs = qs.filter(created_at__date__lte=date_to)
+    return qs.order_by("-created_at", "-id")
+
+
+def backup_integrity(backup: Backup) -> str:
+    """``verified``, ``failed`` (the latest verification failed), ``unverified``, or the
+    backup's own state while it has no artifact (``pending``, ``running``, ``failed``...)."""
+    if backup.status != BackupStatus.COMPLETED:
+        return backup.status
+    passed = getattr(backup, "last_verification_passed", None)
+    if passed is False:
+        return "failed"
+    return "verified" if backup.verified else "unverified"
+
+
+def backup_storage_totals(*, tenant: TenantScope) -> dict[str, int]:
+    """Bytes and count of the tenant's completed backups (one aggregate query)."""
+    agg = Backup.objects.for_tenant(tenant).filter(status=BackupStatus.COMPLETED).aggregate(
+        size=Sum("stored_bytes"), count=Count("id"))
+    return {"stored_bytes": int(agg["size"] or 0), "count": int(agg["count"] or 0)}
+
+
+def backup_estimate(*, tenant: TenantScope, application=None, components: list[str] | None = None) -> dict:
+    """Size and duration of the latest completed backup of the same application and
+    components: what the next one will probably take (``None`` when there is none)."""
+    qs = Backup.objects.for_tenant(tenant).filter(status=BackupStatus.COMPLETED, application=application)
+    if components is not None:
+        qs = qs.filter(components=sorted(components))
+    last = qs.order_by("-created_at", "-id").only("stored_bytes", "size_bytes", "started_at", "completed_at").first()
+    if last is None:
+        return {"size_bytes": None, "stored_bytes": None, "duration_seconds": None}
+    return {"size_bytes": last.size_bytes, "stored_bytes": last.stored_bytes, "duration_seconds": last.duration_seconds}
+
+
+def restore_operation_get(*, tenant: TenantScope, restore_id: str) -> Operation | None:
+    """The operation of a restore, named either way a client was given it: the operation's
+    public id (console recoveries and snapshot restores, WebSocket events) or the
+    ``restore_id`` number that ``POST /api/v1/backups/{id}/restore`` answers."""
+    kinds = (OperationKind.RESTORE, OperationKind.RECOVERY)
+    op = operation_get(tenant=tenant, public_id=restore_id, kinds=kinds)
+    if op is None and (pk := parse_id(restore_id)) is not None:
+        op = (Operation.objects.for_tenant(tenant).filter(restore__pk=pk, kind__in=kinds)
+              .select_related("backup", "restore").first())
+    return op

@@ -6,6 +6,7 @@ completed backups on a storage (the artifact's size as written), never from esti
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -157,3 +158,44 @@ def workspace_storage_usage(*, tenant: Tenant) -> dict[str, Any]:
         "cost_summary": {"total_monthly_cost": storage_cost, "storage_cost": storage_cost,
                          "transfer_cost": 0.0, "request_cost": 0.0},
     }
+
+
+# --- are the workers and beat alive? ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """``worker`` and ``beat`` are ``up``, ``down`` or ``unknown``; ``*_seen_at`` the last
+    sign of life measured."""
+
+    worker: str
+    beat: str
+    worker_seen_at: datetime | None
+    beat_seen_at: datetime | None
+
+
+
+
+def service_liveness(*, now: datetime | None = None) -> Liveness:
+    """Whether Celery workers and beat are alive: the one source the console's status and its
+    health socket read, from the heartbeats the processes write (``backupplatform.heartbeats``,
+    the same ones ``GET /health/`` reads): each worker every 10 s from its event loop, beat on
+    its ticks. ``up`` within ``HEALTH_WORKER_STALE_AFTER`` / ``HEALTH_BEAT_STALE_AFTER``
+    (60 s), ``down`` after that, ``unknown`` when Redis cannot be read.
+    """
+    import time
+
+    from backupplatform import heartbeats
+
+    now = now or timezone.now()
+    clock = time.time() - (timezone.now() - now).total_seconds()
+    limits = heartbeats.thresholds()
+    workers = heartbeats.check_workers(clock)
+    beat = heartbeats.check_mark("beat", limits["beat_stale_after_seconds"], clock)
+
+    def seen(check: dict) -> datetime | None:
+        age = check.get("last_seen_seconds")
+        return None if age is None else now - timedelta(seconds=age)
+
+    return Liveness(worker=workers["status"], beat=beat["status"], worker_seen_at=seen(workers),
+                    beat_seen_at=seen(beat))

@@ -63,11 +63,11 @@ def reap_operations() -> list[str]:
     Records its own run for ``/health/`` ("reaper"): it runs on a worker, so when no worker
     is healthy nothing reaps, and the health check says so.
     """
-    from backupplatform import health
+    from backupplatform import heartbeats
     from backups.services.operations import operation_reap
 
     reaped = operation_reap()
-    health.mark_reaper_run()
+    heartbeats.mark_reaper_run()
     return reaped
 
 

@@ -190,3 +190,19 @@ def rules_for_storage(storage) -> RetentionRules:
 
     retention = storage.retention or {}
     return RetentionRules(**{k: retention[k] for k in RETENTION_KEYS if retention.get(k) is not None})
+
+
+def jobs_missed(*, tenant: TenantScope, now: datetime | None = None, grace_seconds: int = 900) -> list[tuple[BackupJob, datetime]]:
+    """Enabled jobs whose run is overdue by more than ``grace_seconds``: the first due time
+    after the job last ran (or was saved, if it never ran since) has passed without a run.
+    A scheduled run skipped because the previous one was still going counts as missed too."""
+    from datetime import timedelta
+
+    now = now or timezone.now()
+    missed = []
+    for job in BackupJob.objects.for_tenant(tenant).filter(enabled=True).exclude(cron_expression="").order_by("pk"):
+        anchor = max(t for t in (job.last_run_at, job.updated_at, job.created_at) if t is not None)
+        runs = cron_next_runs(job.cron_expression, job.timezone, anchor, 1)
+        if runs and runs[0] <= now - timedelta(seconds=grace_seconds):
+            missed.append((job, runs[0]))
+    return missed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -192,6 +193,70 @@ def job_update(*, job: BackupJob, aliases: dict | None = None, **changes: Any) -
     emit(action="job_update", tenant=job.tenant, resource_type="backup_job", resource_id=job.pk,
          details={"changed": sorted(changes), "cron": job.cron_expression, "enabled": job.enabled})
     return job
+
+
+#: Notification switches a job has unless it says otherwise (failures are always worth hearing).
+DEFAULT_NOTIFICATIONS = {"on_success": False, "on_failure": True}
+
+
+def _schedule_changes(schedule: dict) -> dict:
+    """Partial schedule changes as model fields. Naming ``schedule_type`` replaces the whole
+    schedule (parts not given are cleared); otherwise only the given parts change, and a
+    ``cron_expression`` alone makes the schedule custom."""
+    if "schedule_type" in schedule:
+        return {"schedule_type": schedule["schedule_type"], "schedule_time": schedule.get("schedule_time"),
+                "days_of_week": schedule.get("days_of_week") or [], "day_of_month": schedule.get("day_of_month"),
+                "cron_expression": schedule.get("cron_expression") or ""}
+    fields: dict = {}
+    for name in ("schedule_time", "day_of_month"):
+        if name in schedule:
+            fields[name] = schedule[name]
+    if "days_of_week" in schedule:
+        fields["days_of_week"] = schedule["days_of_week"] or []
+    if "cron_expression" in schedule:
+        fields["cron_expression"] = schedule["cron_expression"] or ""
+        fields["schedule_type"] = ScheduleType.CUSTOM
+    return fields
+
+
+@transaction.atomic
+def job_save(*, tenant: Tenant, public_id: str, actor: Any = None, create: bool = False,
+             schedule: dict | None = None, storage_name: str | None = None, notifications: dict | None = None,
+             aliases: dict | None = None, **fields: Any) -> tuple[BackupJob, bool]:
+    """Save the tenant's job named by its stable ``public_id``; returns ``(job, created)``.
+
+    ``fields`` are model fields (``name``, ``enabled``, ``retention_count``...); ``schedule``
+    holds partial schedule changes (see ``_schedule_changes``); ``storage_name`` names a
+    storage as a person would (``backups.services.storages.storage_resolve``);
+    ``notifications`` are merged over ``DEFAULT_NOTIFICATIONS``.
+
+    An unknown ``public_id`` is ``SCHEDULE_NOT_FOUND`` unless ``create`` is set (the admin,
+    scripts): then the job is created on the tenant's default application (the console's
+    components), daily at 02:00 unless a schedule is given. An application has one job, so a second
+    one there is ``SCHEDULE_CONFLICT``.
+    """
+    from backupplatform.errors import NotFound
+    from backups.services import application_get_default
+    from backups.services.storages import storage_resolve
+
+    changes = dict(fields)
+    changes.update(_schedule_changes(schedule or {}))
+    if storage_name is not None:
+        changes["storage"] = storage_resolve(tenant=tenant, name=storage_name)
+    if notifications is not None:
+        changes["notifications"] = {**DEFAULT_NOTIFICATIONS, **notifications}
+    job = BackupJob.objects.filter(tenant=tenant, public_id=public_id).first()
+    if job is not None:
+        return job_update(job=job, aliases=aliases, **changes), False
+    if not create:
+        raise NotFound(f"No schedule '{public_id}' in this workspace", code="SCHEDULE_NOT_FOUND",
+                       details={"schedule_id": public_id})
+    changes.setdefault("name", public_id.replace("_", " ").strip().capitalize() or "Schedule")
+    if "schedule_type" not in changes:  # the seed's nightly example: daily at 02:00
+        changes.update(schedule_type=ScheduleType.DAILY, schedule_time=changes.get("schedule_time") or dt_time(2, 0))
+    job = job_create(tenant=tenant, actor=actor, public_id=public_id, aliases=aliases,
+                     application=application_get_default(tenant=tenant), **changes)
+    return job, True
 
 
 def job_toggle(*, job: BackupJob, enabled: bool) -> BackupJob:
@@ -686,6 +751,7 @@ def scheduled_runs_prune(*, older_than: timedelta = timedelta(days=30)) -> int:
 __all__ = [
     "cleanup_analyse", "cleanup_execute", "cleanup_run", "cleanup_tenant_ids", "cleanup_tenant_jobs",
     "job_after_backup", "job_create", "job_delete", "job_due_time", "job_purge", "job_require_idle",
-    "job_retry_lost_run", "job_run", "job_run_scheduled", "job_toggle", "job_update", "location_retention_apply",
-    "retention_policy_create", "retention_policy_delete", "retention_policy_update", "scheduled_runs_prune",
+    "job_retry_lost_run", "job_run", "job_run_scheduled", "job_save", "job_toggle", "job_update",
+    "location_retention_apply", "retention_policy_create", "retention_policy_delete", "retention_policy_update",
+    "scheduled_runs_prune",
 ]

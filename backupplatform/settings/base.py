@@ -262,6 +262,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1|/cloud-integration/backup|/api/acronis",
+    # /cloud-integration/v1/backup/... serves the console's documented operations again.
+    "PREPROCESSING_HOOKS": ["backupplatform.facades.schema.drop_aliases"],
     "SECURITY": [{"jwtAuth": []}, {"apiKeyAuth": []}],
     "APPEND_COMPONENTS": {
         "securitySchemes": {

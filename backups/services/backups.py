@@ -134,6 +134,8 @@ def backup_start(*, tenant: Tenant, actor: Any = None, server: Server | None = N
             raise ValidationFailed(details={"database_name": ["This field is required."]})
     if application is not None and application.tenant_id != tenant.pk:
         raise NotFound("Application not found")
+    if application is not None and components:
+        _check_components(application, components)
     storage = storage or default_storage(tenant)
     if storage.tenant_id != tenant.pk:
         raise NotFound("Storage not found")
@@ -169,6 +171,18 @@ def backup_start(*, tenant: Tenant, actor: Any = None, server: Server | None = N
     if queue:  # the CLI runs the work in its own process instead
         _queue("backups.tasks.run_backup", op, priority=priority)
     return op
+
+
+def _check_components(application: Application, components: list[str]) -> None:
+    """Components name the application's sources by their ``component`` (system, data,
+    config, database): each must stand for at least one source."""
+    available = set(application.sources.exclude(component="").values_list("component", flat=True))
+    unknown = sorted(set(components) - available)
+    if unknown:
+        have = ", ".join(sorted(available)) or "none: add sources to the application first"
+        raise ValidationFailed(details={"components": [
+            f"No source of application '{application.name}' is a {c} component (components: {have})."
+            for c in unknown]})
 
 
 def _queue(task_name: str, op: Operation, *, priority: int | None = None) -> None:
@@ -246,9 +260,13 @@ def _open_source(backup: Backup):
 
 
 def _estimate_total(backup: Backup) -> int | None:
-    """Size of the database(s) to back up, for percent and ETA (None when unknown)."""
+    """Size of the database(s) to back up, for percent and ETA (None when unknown). An
+    application's next backup is about as large as its last one of the same components."""
     if not backup.server_id:
-        return None
+        last = (Backup.objects.filter(application_id=backup.application_id, components=backup.components,
+                                      status=BackupStatus.COMPLETED).exclude(pk=backup.pk)
+                .order_by("-created_at", "-id").values_list("size_bytes", flat=True).first())
+        return last or None
     try:
         from ..connectivity import list_databases
 
@@ -377,7 +395,9 @@ def backup_run(*, operation_id: int, retry_transient: bool = False) -> Operation
     Backup.objects.filter(pk=backup.pk).update(
         size_bytes=backup.size_bytes, compressed_bytes=backup.compressed_bytes, stored_bytes=backup.stored_bytes,
         checksum=backup.checksum, key_id=key_id, manifest=manifest)
-    return _backup_end(op, backup, BackupStatus.COMPLETED, "")
+    op = _backup_end(op, backup, BackupStatus.COMPLETED, "")
+    _verify_if_asked(op, backup)
+    return op
 
 
 def _backup_wait_for_storage(op: Operation, backup: Backup, exc: BaseException) -> None:
@@ -444,6 +464,15 @@ def _backup_end(op: Operation, backup: Backup, status: str, error: str) -> Opera
     return op
 
 
+def _verify_if_asked(op: Operation, backup: Backup) -> None:
+    """system-backup-recovery.rst "Create Backup" ``verify_integrity``: a decrypting
+    verification of the new artifact, queued as soon as it is committed."""
+    if (op.details.get("options") or {}).get("verify_integrity"):
+        from .verifications import verification_start
+
+        verification_start(tenant=backup.tenant, backup=backup, test_type="decrypt")
+
+
 def backup_discard_artifact(*, backup: Backup) -> None:
     """Remove a backup's stored artifact and any partial upload (already gone is fine)."""
     if backup.storage is None or not backup.storage_path:
@@ -459,20 +488,34 @@ def backup_discard_artifact(*, backup: Backup) -> None:
 
 @transaction.atomic
 def backup_delete(*, backup: Backup, reason: str = "") -> int:
-    """Delete the stored file, then the row. Returns the bytes freed."""
+    """Delete the stored files (every location holding the backup), then the row. Returns
+    the bytes freed. Refused while the backup runs, or while a restore, recovery, sync or
+    verification is reading it (``BACKUP_IN_USE``, with those operations in the details)."""
+    from ..backup_selectors import backup_active_readers, backup_locations
+
     if backup.status in (BackupStatus.PENDING, BackupStatus.RUNNING):
         raise Conflict("The backup is still running; cancel it first", code="BACKUP_IN_PROGRESS")
     from .copies import copies_discard_all
 
-    freed = backup.stored_bytes
+    # Lock the row: a restore starting now waits for this delete and then finds no backup.
+    Backup.objects.select_for_update().filter(pk=backup.pk).first()
+    readers = list(backup_active_readers(backup=backup)[:10])
+    if readers:
+        raise Conflict(f"The backup is being read by a {readers[0].kind} that is {readers[0].status}; "
+                       "wait for it to finish or cancel it", code="BACKUP_IN_USE",
+                       details={"operations": [{"job_id": op.public_id, "kind": op.kind, "status": op.status}
+                                               for op in readers]})
+    locations = backup_locations(backup=backup)
+    freed = backup.stored_bytes * max(1, len(locations)) if locations else 0
     try:
         copies_discard_all(backup=backup)  # every other location's copy, then the primary
-        backup_discard_artifact(backup=backup)
+        backup_discard_artifact(backup=backup)  # and partial uploads of a failed run
     except StorageError as exc:
         raise Conflict(f"The stored file could not be deleted: {exc}", code="STORAGE_ERROR")
     pk, tenant = backup.pk, backup.tenant
     emit(action="backup_delete", tenant=tenant, resource_type="backup", resource_id=pk,
-         details={"name": backup.name, "reason": reason, "storage_freed_bytes": freed})
+         details={"name": backup.name, "reason": reason, "storage_freed_bytes": freed,
+                  "locations": [location.storage.name for location in locations]})
     backup.delete()
     return freed
 

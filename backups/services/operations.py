@@ -160,6 +160,29 @@ def operation_cancel(*, tenant: TenantScope, public_id: str, reason: str = "") -
     return op
 
 
+def operation_stop(*, tenant: TenantScope, public_id: str, reason: str = "", wait: float = 0.0,
+                   poll: float = 0.2) -> Operation:
+    """Cancel an operation and wait up to ``wait`` seconds for its worker to stop it and
+    remove its partial data (the pipeline checks the flag between chunks). Returns the
+    operation as it is then: ``cancelled`` (or another end), or still running when the
+    worker has not reached its next check. A pending operation stops at once, and its
+    restore or verification row says so too."""
+    import time
+
+    from ..models import Restore, Verification
+
+    op = operation_cancel(tenant=tenant, public_id=public_id, reason=reason)
+    if op.status == OperationStatus.CANCELLED:
+        for model in (Restore, Verification):
+            model.objects.filter(operation=op, status=OperationStatus.PENDING).update(
+                status=OperationStatus.CANCELLED, completed_at=op.finished_at)
+    deadline = time.monotonic() + max(0.0, wait)
+    while op.status in ACTIVE and time.monotonic() < deadline:
+        time.sleep(poll)
+        op.refresh_from_db(fields=["status", "step", "finished_at", "progress", "error_message"])
+    return op
+
+
 def heartbeat_timeout() -> timedelta:
     return timedelta(seconds=getattr(settings, "OPERATION_HEARTBEAT_TIMEOUT", 60))
 

@@ -73,6 +73,10 @@ def restore_start(*, tenant: Tenant, backup: Backup, actor: Any = None, target_s
     An imported database dump (no server of its own) needs ``target_server``."""
     if backup.tenant_id != tenant.pk:
         raise NotFound("Backup not found")
+    # Locked until the restore row exists, so a delete of the backup waits for it (and then
+    # sees a reader); a backup deleted meanwhile is gone.
+    if not Backup.objects.select_for_update().filter(pk=backup.pk).exists():
+        raise NotFound("Backup not found", code="BACKUP_NOT_FOUND")
     if backup.status != BackupStatus.COMPLETED:
         raise Conflict(f"Only completed backups can be restored (this one is {backup.status})",
                        code="BACKUP_NOT_COMPLETED")

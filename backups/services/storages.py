@@ -178,6 +178,21 @@ def storage_delete(*, storage: Storage, force: bool = False) -> None:
 # -- probes ------------------------------------------------------------------------------
 
 
+def storage_resolve(*, tenant: Tenant, name: str) -> Storage:
+    """The tenant's storage a person names: by name, else by type (the default of that type
+    first). ``"local"`` with no local storage yet is the tenant's default local folder
+    (system-backup-recovery.rst ``destination: "local"``). Unknown names are a validation
+    error on ``destination``."""
+    storage = (Storage.objects.filter(tenant=tenant, name=name).first()
+               or Storage.objects.filter(tenant=tenant, type=name).order_by("-is_default", "id").first())
+    if storage is not None:
+        return storage
+    if name == "local":  # the tenant's own default folder, made on first use
+        return storage_create(tenant=tenant, name="local", type="local",
+                              configuration={"path": confinement.default_storage_folder(tenant)})
+    raise ValidationFailed(details={"destination": [f"No storage location named '{name}'."]})
+
+
 def storage_probe_config(*, tenant: Tenant, type: str, configuration: dict | None,
                          credentials: dict | None) -> backends.ProbeResult:
     """Probe an unsaved configuration (api-layer.md "Test Storage Connection")."""

@@ -48,7 +48,7 @@ def test_sync_to_s3_verified_then_restore_from_s3_when_the_local_file_is_gone(
     assert hashlib.sha256(stored).hexdigest() == backup.checksum
     from backups.backup_selectors import backup_locations
 
-    assert [(e["storage"], e["primary"], e["verified"]) for e in backup_locations(backup=backup)] == [
+    assert [(loc.storage.name, loc.primary, loc.verified) for loc in backup_locations(backup=backup)] == [
         ("disk", True, False), ("aws", False, True)]
     copy = BackupCopy.objects.get(backup=backup, storage=s3)
     assert copy.verified and copy.verified_at is not None and copy.checksum == backup.checksum

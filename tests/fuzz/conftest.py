@@ -37,6 +37,9 @@ ID_BY_NAME = {"app_id": "app", "backup_id": "backup", "restore_id": "restore", "
 BODY_IDS = {"server_id": "server", "target_server_id": "server", "application_id": "app", "storage_id": "storage",
             "schedule_id": "schedule", "cleanup_plan_id": "cleanup_plan", "snapshot_id": "snapshot",
             "backup_id": "backup"}
+# The console names a backup's operation ``job_id`` (progress, cancel) and a backup ``backup_id``.
+ID_BY_NAME["job_id"] = "operation"
+BODY_IDS.update({"job_id": "operation"})
 
 
 def real_path_kind(path: str, name: str) -> str:
@@ -82,6 +85,14 @@ class World:
     api_key: str
     ids: dict[str, object] = field(default_factory=dict)
     other_ids: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The operation that made the world's backup (the console's ``job_id``).
+        from backups.models import Operation
+
+        if "backup" in self.ids and "operation" not in self.ids:
+            self.ids["operation"] = Operation.objects.filter(backup_id=self.ids["backup"], kind="backup").values_list(
+                "public_id", flat=True).first()
 
 
 def _completed_backup(tenant, app, storage, admin):

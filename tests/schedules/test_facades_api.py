@@ -127,17 +127,26 @@ def test_shared_plan_gets_feature_not_available(api, admin_a, tenant_a, app_a):
 
 
 def test_console_schedules_update_toggle(api, admin_a, tenant_a, storage_a):
+    from datetime import time
+
+    from schedules.services import job_save
+
+    job_save(tenant=tenant_a, public_id="schedule_nightly", create=True, schedule={"schedule_type": "weekly",
+             "schedule_time": time(3, 0), "days_of_week": [1]})
     client = api(admin_a)
     saved = client.post("/cloud-integration/backup/schedules/update", {
         "schedule_id": "schedule_nightly", "enabled": True, "frequency": "daily", "time": "02:00",
         "retention_count": 7, "type": "full", "destination": "local", "encryption": True, "auto_purge": True,
         "notifications": {"on_success": True, "on_failure": True}}, format="json")
     assert saved.status_code == 200, saved.content
+    assert saved.json()["status"] == "updated" and saved.json()["message"] == "Schedule updated successfully"
     assert saved.json()["schedule_id"] == "schedule_nightly" and saved.json()["next_execution"].endswith("Z")
     listing = client.get("/cloud-integration/backup/schedules").json()
     assert listing["total_schedules"] == 1
     schedule = listing["schedules"][0]
     assert schedule["id"] == "schedule_nightly" and schedule["retention_count"] == 7 and schedule["auto_purge"]
+    assert schedule["frequency"] == "daily" and schedule["time"] == "02:00" and "days_of_week" not in schedule
+    assert schedule["destination"] == "local" and schedule["notifications"] == {"on_success": True, "on_failure": True}
     toggled = client.post("/cloud-integration/backup/schedules/toggle",
                           {"schedule_id": "schedule_nightly", "enabled": False}, format="json").json()
     assert toggled == {"status": "updated", "schedule_id": "schedule_nightly", "enabled": False,
@@ -146,9 +155,35 @@ def test_console_schedules_update_toggle(api, admin_a, tenant_a, storage_a):
     assert job.periodic_task.enabled is False
     assert client.post("/cloud-integration/backup/schedules/toggle", {"schedule_id": "nope", "enabled": True},
                        format="json").json()["error"]["code"] == "SCHEDULE_NOT_FOUND"
-    second = client.post("/cloud-integration/backup/schedules/update",
-                         {"schedule_id": "schedule_weekly", "frequency": "weekly", "time": "01:00"}, format="json")
-    assert second.status_code == 409 and second.json()["error"]["code"] == "SCHEDULE_CONFLICT"
+
+
+def test_console_schedule_update_of_an_unknown_id_creates_nothing(api, admin_a, tenant_a, storage_a):
+    """system-backup-recovery.rst "Update Schedule" saves an existing schedule: an unknown id
+    is a clear 404, not a new schedule."""
+    response = api(admin_a).post("/cloud-integration/backup/schedules/update",
+                                 {"schedule_id": "schedule_weekly", "frequency": "weekly", "time": "01:00"},
+                                 format="json")
+    assert response.status_code == 404, response.content
+    error = response.json()["error"]
+    assert error["code"] == "SCHEDULE_NOT_FOUND" and error["details"] == {"schedule_id": "schedule_weekly"}
+    assert "schedule_weekly" in error["message"]
+    assert not BackupJob.objects.filter(tenant=tenant_a).exists()
+
+
+def test_job_save_creates_on_the_default_application_once(tenant_a, storage_a):
+    """The create-or-update service the admin can call: one schedule per application."""
+    from backupplatform.errors import Conflict
+    from schedules.services import job_save
+
+    job, created = job_save(tenant=tenant_a, public_id="schedule_nightly", create=True, storage_name="local")
+    assert created and job.application.is_default and job.name == "Schedule nightly"
+    assert job.schedule_type == "daily" and job.cron_expression == "0 2 * * *"
+    assert job.notifications == {} and job.storage.name == "local"
+    again, created = job_save(tenant=tenant_a, public_id="schedule_nightly", notifications={"on_success": True})
+    assert not created and again.pk == job.pk and again.notifications == {"on_success": True, "on_failure": True}
+    with pytest.raises(Conflict) as conflict:
+        job_save(tenant=tenant_a, public_id="schedule_weekly", create=True)
+    assert conflict.value.code == "SCHEDULE_CONFLICT"
 
 
 def _console_job(tenant, app, storage, **extra):

@@ -127,6 +127,9 @@ def world(tenant_a, tenant_b, admin_b):
         "progress": [cleanup.public_id, op.public_id, *console_ops], "snapshots": [snapshot.pk],
         "preview": [backup.pk],
     }
+    # The console's backup downloads and details, and restore progress by either of its ids.
+    ints.update({"download": [backup.pk], "details": [backup.pk]})
+    ints["progress"] += [restore_op.public_id, restore.pk]
     return {"ids": ints, "rows": [server, storage, app, backup, op, restore, verification, snapshot, policy, job,
                                   key]}
 

@@ -43,6 +43,18 @@ class ConsoleIPThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
+def error_details(details) -> dict:
+    """``error.details`` is always an object, so a page reads it one way: the seed's own
+    example is a sentence, which goes under ``reason``; nothing to add is ``{}``."""
+    if details is None:
+        return {}
+    if isinstance(details, dict):
+        return details
+    if isinstance(details, list | tuple):
+        return {"errors": list(details)}
+    return {"reason": str(details)}
+
+
 class ConsoleFacade(Facade):
     name = "console"
     paginator_class = ConsolePagination
@@ -51,16 +63,17 @@ class ConsoleFacade(Facade):
     code_aliases = {"TOO_MANY_OPERATIONS": "RATE_LIMITED"}
 
     def error_body(self, error: ErrorInfo) -> dict:
-        return {"error": {"code": error.code, "message": error.message,
-                          "details": error.details if error.details is not None else error.message,
+        return {"error": {"code": error.code, "message": error.message, "details": error_details(error.details),
                           "timestamp": utc_now_iso()}}
 
     def error_schema(self) -> dict:
         return {"type": "object", "required": ["error"], "properties": {"error": {
-            "type": "object", "required": ["code", "message", "timestamp"], "properties": {
+            "type": "object", "required": ["code", "message", "details", "timestamp"], "properties": {
                 "code": {"type": "string", "example": "BACKUP_NOT_FOUND"},
                 "message": {"type": "string"},
-                "details": {},
+                "details": {"type": "object", "additionalProperties": True,
+                            "description": "Always an object: the fields at fault, or what explains the error "
+                                           "(``{}`` when the message says it all)"},
                 "timestamp": {"type": "string", "format": "date-time"}}}}}
 
 

@@ -170,7 +170,7 @@ ConsoleScheduleShape = inline_serializer("ConsoleSchedule", {
 ScheduleListShape = inline_serializer("ConsoleScheduleList", {
     "schedules": serializers.ListField(child=ConsoleScheduleShape), "total_schedules": serializers.IntegerField()})
 ScheduleSavedShape = inline_serializer("ConsoleScheduleSaved", {
-    "status": serializers.ChoiceField(choices=["created", "updated"]), "schedule_id": serializers.CharField(),
+    "status": serializers.CharField(help_text='"updated"'), "schedule_id": serializers.CharField(),
     "next_execution": serializers.CharField(**_ts), "message": serializers.CharField()})
 ScheduleToggledShape = inline_serializer("ConsoleScheduleToggled", {
     "status": serializers.ChoiceField(choices=["updated"]), "schedule_id": serializers.CharField(),

@@ -1,9 +1,8 @@
 """Console facade (system-backup-recovery.rst): "Scheduled Backups" and "Cleanup Operations".
 
 Schedules are the tenant's ``BackupJob`` rows named by their stable ``public_id``
-(``schedule_id``). Saving an unknown ``schedule_id`` creates that schedule on the tenant's
-default application (the console's components); an application has one schedule, so a
-second one there is a 409 ``SCHEDULE_CONFLICT``.
+(``schedule_id``). Saving goes through ``schedules.services.job_save``; the console only
+updates schedules that exist (an unknown ``schedule_id`` is ``SCHEDULE_NOT_FOUND``).
 
 Cleanup is two steps: an analysis (dry run) saved as a ``CleanupPlan`` whose id the
 execute call must quote before the plan expires (1 hour); execute deletes exactly the
@@ -19,9 +18,8 @@ from drf_spectacular.utils import extend_schema
 from backupplatform.errors import NotFound
 from backupplatform.facades.base import respond
 from backupplatform.facades.serializers import validated
-from backups.models import Storage
 from schedules import selectors, services
-from schedules.models import BackupJob, ScheduleType
+from schedules.models import BackupJob
 from tenants.models import Role
 
 from .conventions import ConsoleView
@@ -42,6 +40,11 @@ from .serializers import (
 
 ALIASES = {"schedule_type": "frequency", "schedule_time": "time", "cron_expression": "cron",
            "storage": "destination", "application": "schedule_id"}
+# Console field -> model field.
+FIELD_NAMES = (("name", "name"), ("enabled", "enabled"), ("timezone", "timezone"),
+               ("retention_count", "retention_count"), ("type", "backup_type"), ("auto_purge", "auto_purge"))
+SCHEDULE_NAMES = (("frequency", "schedule_type"), ("time", "schedule_time"), ("days_of_week", "days_of_week"),
+                  ("day_of_month", "day_of_month"), ("cron", "cron_expression"))
 
 
 def _job(tenant, schedule_id: str) -> BackupJob | None:
@@ -53,20 +56,6 @@ def _job_or_404(tenant, schedule_id: str) -> BackupJob:
     if job is None:
         raise NotFound("Schedule not found", code="SCHEDULE_NOT_FOUND", details={"schedule_id": schedule_id})
     return job
-
-
-def _destination(tenant, name: str) -> Storage:
-    storage = (Storage.objects.filter(tenant=tenant, name=name).first()
-               or Storage.objects.filter(tenant=tenant, type=name).order_by("-is_default", "id").first())
-    if storage is None:
-        if name == "local":
-            from backups.services.backups import default_storage
-
-            return default_storage(tenant)
-        from backupplatform.errors import ValidationFailed
-
-        raise ValidationFailed(details={"destination": [f"No storage location named '{name}'."]})
-    return storage
 
 
 def _eta_text(seconds: float) -> str:
@@ -88,7 +77,13 @@ class SchedulesView(ConsoleView):
 
 
 class ScheduleUpdateView(ConsoleView):
-    """Save a schedule (admins); returns its ``next_execution``."""
+    """Save an existing schedule (admins); returns its ``next_execution``.
+
+    system-backup-recovery.rst "Update Schedule" saves the schedule the form was filled from
+    (``GET /schedules``): an unknown ``schedule_id`` is a 404 ``SCHEDULE_NOT_FOUND``, never a
+    new schedule made by accident. Schedules are created through the jobs API, a workspace
+    backup policy or the admin (``schedules.services.job_save(create=True)``).
+    """
 
     roles = {"POST": Role.ADMIN}
 
@@ -96,47 +91,14 @@ class ScheduleUpdateView(ConsoleView):
     def post(self, request):
         tenant = self.require_tenant()
         data = validated(ScheduleUpdateSerializer, request.data)
-        fields: dict = {}
-        for source, target in (("name", "name"), ("enabled", "enabled"), ("timezone", "timezone"),
-                               ("retention_count", "retention_count"), ("type", "backup_type"),
-                               ("auto_purge", "auto_purge")):
-            if source in data:
-                fields[target] = data[source]
-        if "frequency" in data:
-            fields["schedule_type"] = data["frequency"]
-            fields["schedule_time"] = data.get("time")
-            fields["days_of_week"] = data.get("days_of_week") or []
-            fields["day_of_month"] = data.get("day_of_month")
-            fields["cron_expression"] = data.get("cron", "")
-        else:
-            for source, target in (("time", "schedule_time"), ("days_of_week", "days_of_week"),
-                                   ("day_of_month", "day_of_month"), ("cron", "cron_expression")):
-                if source in data:
-                    fields[target] = data[source] if data[source] is not None or source == "time" else (
-                        [] if source == "days_of_week" else None)
-            if "cron" in data:
-                fields["schedule_type"] = ScheduleType.CUSTOM
-        if "destination" in data:
-            fields["storage"] = _destination(tenant, data["destination"])
-        if "notifications" in data:
-            fields["notifications"] = {"on_success": False, "on_failure": True, **data["notifications"]}
-        job = _job(tenant, data["schedule_id"])
-        if job is None:
-            from backups.services import application_get_default
-
-            fields.setdefault("name", data["schedule_id"].replace("_", " ").strip().capitalize() or "Schedule")
-            fields.setdefault("schedule_type", ScheduleType.DAILY)
-            job = services.job_create(tenant=tenant, actor=request.user, public_id=data["schedule_id"],
-                                      application=application_get_default(tenant=tenant), aliases=ALIASES,
-                                      **fields)
-            status = "created"
-        else:
-            job = services.job_update(job=job, aliases=ALIASES, **fields)
-            status = "updated"
-        next_execution = ScheduleSerializer(job).data["next_execution"]
-        return respond({"status": status, "schedule_id": job.public_id, "next_execution": next_execution,
-                        "message": "Schedule updated successfully" if status == "updated"
-                        else "Schedule created successfully"})
+        fields = {target: data[source] for source, target in FIELD_NAMES if source in data}
+        schedule = {target: data[source] for source, target in SCHEDULE_NAMES if source in data}
+        job, _ = services.job_save(tenant=tenant, actor=request.user, public_id=data["schedule_id"],
+                                   schedule=schedule, storage_name=data.get("destination"),
+                                   notifications=data.get("notifications"), aliases=ALIASES, **fields)
+        return respond({"status": "updated", "schedule_id": job.public_id,
+                        "next_execution": ScheduleSerializer(job).data["next_execution"],
+                        "message": "Schedule updated successfully"})
 
 
 class ScheduleToggleView(ConsoleView):
