@@ -3,7 +3,7 @@ events of the caller's tenant, published by the poller on the ``acronis`` stream
 
 from __future__ import annotations
 
-from audit.consumers import TenantEventConsumer
+from tenants.consumers import TenantEventConsumer
 
 
 class AcronisEventsConsumer(TenantEventConsumer):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.urls import path
 
 from acronis import consumers as acronis_consumers
-from audit import consumers
 from backupplatform.facades.console import sockets as console_sockets
+from tenants import consumers
 
 websocket_urlpatterns = [
     path("ws", consumers.PlatformEventsConsumer.as_asgi()),

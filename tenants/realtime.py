@@ -3,7 +3,7 @@
 A socket joins its tenants' groups when it connects. When a membership, a user, an API key
 or a tenant is removed, deactivated or revoked, the sockets of that principal (or tenant)
 are told after the change commits; each socket then re-checks what it may still see,
-leaves the groups it lost, and closes when nothing is left (``audit.consumers``).
+leaves the groups it lost, and closes when nothing is left (``tenants.consumers``).
 """
 
 from __future__ import annotations

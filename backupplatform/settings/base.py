@@ -281,6 +281,7 @@ SPECTACULAR_SETTINGS = {
         "SourceTypeEnum": "backups.models.SourceType",
         "BackupStatusEnum": "backups.models.BackupStatus",
         "SourceComponentEnum": "backups.models.applications.Component",
+        "ConfigComponentEnum": "backups.services.config.COMPONENTS",
     },
 }
 

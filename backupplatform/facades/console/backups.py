@@ -38,7 +38,7 @@ from backups.services import application_get_default
 from backups.services import backups as backup_services
 from backups.services.downloads import backup_download_stream, backup_filename
 from backups.services.storages import iso, storage_resolve
-from backups.status import storage_usages
+from schedules.status import storage_usages
 from tenants.models import Role
 
 from .conventions import ConsolePagination, ConsoleView
@@ -423,7 +423,7 @@ BackupDetailsShape = inline_serializer("ConsoleBackupDetails", {
         "schedule_id": serializers.CharField(**_null), "application": serializers.CharField(**_null),
         "version": serializers.CharField(**_null), "format": serializers.CharField(**_null),
         "description": serializers.CharField()}),
-    "storage_locations": serializers.ListField(child=inline_serializer("ConsoleStorageLocation", {
+    "storage_locations": serializers.ListField(child=inline_serializer("ConsoleBackupLocation", {
         "storage": serializers.CharField(), "storage_id": serializers.IntegerField(),
         "type": serializers.CharField(), "storage_type": serializers.CharField(), "path": serializers.CharField(),
         "primary": serializers.BooleanField(), "verified": serializers.BooleanField(),

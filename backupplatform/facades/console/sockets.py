@@ -1,7 +1,7 @@
 """system-backup-recovery.rst "WebSocket API": ``/ws/backup/updates``, ``/ws/backup/notifications``
 and ``/ws/backup/health``.
 
-They are ``audit.consumers.TenantEventConsumer`` (authentication, tenant scoping, losing
+They are ``tenants.consumers.TenantEventConsumer`` (authentication, tenant scoping, losing
 access) narrowed to the seed's message types. The engines publish their own events
 (``backups.progress.progress_event``, ``backup_completed``...); each consumer reshapes them
 into the seed's fields from the event alone (no database work per event).
@@ -37,8 +37,8 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 
-from audit.consumers import TenantEventConsumer
 from backupplatform import humanize
+from tenants.consumers import TenantEventConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -267,7 +267,7 @@ def health_interval_seconds() -> float:
 def health_snapshot(tenant_id: int) -> list[dict]:
     """The three health messages of a tenant, computed at most once per poll interval
     whatever the number of sockets (shared through the cache)."""
-    from backups.status import system_status
+    from schedules.status import system_status
     from tenants.models import Tenant
 
     from .status import health_messages

@@ -1,6 +1,6 @@
 """system-backup-recovery.rst "Backup System Status": ``GET /status``, the overview cards.
 
-The figures and rules are ``backups.status.system_status``; this module only shapes them
+The figures and rules are ``schedules.status.system_status``; this module only shapes them
 as the seed shows them, with each human size or percentage next to its exact number. The
 ``/ws/backup/health`` socket sends parts of the same body (``health_messages``).
 """
@@ -16,7 +16,7 @@ from backupplatform import humanize
 from backupplatform.facades.base import respond
 from backups.models import TenantKey
 from backups.services.storages import iso
-from backups.status import Alert, StorageUsage, SystemStatus, system_status
+from schedules.status import Alert, StorageUsage, SystemStatus, system_status
 from tenants.models import Role
 
 from .conventions import ConsoleView

@@ -6,6 +6,9 @@ probes, beat and worker signs of life), never from estimates.
 Health (``backup_system``) follows the alerts: ``failing`` when any alert is critical,
 ``degraded`` when any is a warning, ``healthy`` otherwise. The rules of the security score
 are ``SECURITY_RULES``; the README lists both.
+
+It lives in ``schedules``, the highest of the domain apps, because it reads all of them:
+backups and storages, the schedules, and the Acronis connection.
 """
 
 from __future__ import annotations
@@ -18,11 +21,10 @@ from django.conf import settings
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
+from backups.backup_selectors import backup_locations
+from backups.models import Backup, BackupStatus, Storage, StorageStatus, StorageType, TenantKey
+from backups.selectors import Liveness, service_liveness, storage_list
 from tenants.models import Tenant
-
-from .backup_selectors import backup_locations
-from .models import Backup, BackupStatus, Storage, StorageStatus, StorageType, TenantKey
-from .selectors import Liveness, service_liveness, storage_list
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -192,7 +194,8 @@ class SystemStatus:
 
 def system_status(*, tenant: Tenant, now: datetime | None = None) -> SystemStatus:
     from acronis.selectors import connection_state
-    from schedules.selectors import job_list, job_next_run, jobs_missed
+
+    from .selectors import job_list, job_next_run, jobs_missed
 
     now = now or timezone.now()
     backups = Backup.objects.filter(tenant=tenant)

@@ -1,5 +1,6 @@
-"""WebSocket consumers: they join the caller's tenant groups and forward what ``emit()`` and
-the progress writers publish there (CONVENTIONS.md "Channels")."""
+"""WebSocket consumers: they authenticate the caller, join the tenant groups it may see and
+forward what ``audit.services.emit()`` and the progress writers publish there
+(CONVENTIONS.md "Channels"); they leave a tenant whose access the caller loses."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth import get_user_model
 
-from tenants.models import ApiKey, Membership, Tenant
-from tenants.realtime import api_key_group, tenant_access_group, user_group
+from audit.services import tenant_group
 
-from .services import tenant_group
+from .models import ApiKey, Membership, Tenant
+from .realtime import api_key_group, tenant_access_group, user_group
 
 logger = logging.getLogger(__name__)
 
