@@ -96,7 +96,7 @@ class StorageUsage:
 def storage_usages(*, tenant: Tenant) -> list[StorageUsage]:
     """Every storage of the tenant with its use (one query; local folders also ask the
     filesystem, which costs no network)."""
-    from .services.storages import storage_free_space
+    from backups.services.storages import storage_free_space
 
     usages = []
     for storage in storage_list(tenant=tenant):
