@@ -1,7 +1,7 @@
 """The Celery application shared by the worker, beat and the web processes.
 
 Workers write a heartbeat for ``/health/`` (:class:`HealthHeartbeat`); beat records its
-ticks through ``backupplatform.beat.Scheduler`` (``CELERY_BEAT_SCHEDULER``). How the worker
+ticks through ``schedules.beat.Scheduler`` (``CELERY_BEAT_SCHEDULER``). How the worker
 survives a broker restart: ``backupplatform.broker`` and the ``CELERY_BROKER_*`` settings.
 """
 

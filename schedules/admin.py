@@ -54,7 +54,7 @@ class BackupJobAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
                     "last_run_at", "next_run")
     list_filter = ("enabled", "schedule_type", "tenant")
     search_fields = ("name", "public_id")
-    readonly_fields = ("public_id", "schedule_preview", "last_run_at", "periodic_task")
+    readonly_fields = ("public_id", "schedule_preview", "last_run_at", "next_run_at")
     actions = ["enable_jobs", "disable_jobs", "run_now", "cleanup_dry_run"]
 
     @admin.display(description="next run (UTC)")

@@ -91,8 +91,8 @@ class BackupJob(TenantOwnedModel):
     notifications = models.JSONField(default=dict, blank=True)
     priority = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(1), MaxValueValidator(10)])
     enabled = models.BooleanField(default=True)
-    periodic_task = models.OneToOneField("django_celery_beat.PeriodicTask", null=True, blank=True,
-                                         on_delete=models.SET_NULL, related_name="backup_job")
+    # When beat dispatches the job next (UTC; NULL while disabled): schedules/beat.py.
+    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")

@@ -1,8 +1,8 @@
 """Writes of the schedules domain: backup jobs (= schedules = policies), retention policies,
 runs, and retention cleanup (dry-run plans and their execution).
 
-Every write keeps the job's django-celery-beat ``PeriodicTask`` in step in the same
-transaction (``schedules.beat``), and records an audit event.
+Every write keeps the job's ``next_run_at`` (what beat dispatches, ``schedules.beat``) in
+step in the same transaction, and records an audit event.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def job_check(*, job: BackupJob) -> None:
 
 @transaction.atomic
 def job_create(*, tenant: Tenant, actor: Any = None, aliases: dict | None = None, **fields: Any) -> BackupJob:
-    """Create a job and its beat ``PeriodicTask``. ``fields`` are model field names (model
+    """Create a job (beat dispatches it from ``next_run_at``). ``fields`` are model field names (model
     instances for foreign keys); ``aliases`` renames fields in error details for a facade."""
     unknown = set(fields) - JOB_FIELDS
     if unknown:
@@ -164,7 +164,7 @@ def job_create(*, tenant: Tenant, actor: Any = None, aliases: dict | None = None
     _apply_schedule(job, aliases)
     _check_target(job, aliases)
     _save(job, aliases)
-    beat.job_sync_periodic_task(job=job)
+    beat.job_schedule(job=job)
     emit(action="job_create", tenant=tenant, resource_type="backup_job", resource_id=job.pk,
          details={"name": job.name, "cron": job.cron_expression, "timezone": job.timezone, "enabled": job.enabled})
     return job
@@ -172,7 +172,7 @@ def job_create(*, tenant: Tenant, actor: Any = None, aliases: dict | None = None
 
 @transaction.atomic
 def job_update(*, job: BackupJob, aliases: dict | None = None, **changes: Any) -> BackupJob:
-    """Partial update; the beat ``PeriodicTask`` follows (schedule, timezone, enabled, priority)."""
+    """Partial update; ``next_run_at`` follows the schedule, timezone and enabled flag."""
     unknown = set(changes) - JOB_FIELDS
     if unknown:
         raise ValueError(f"unknown job fields: {sorted(unknown)}")
@@ -189,7 +189,7 @@ def job_update(*, job: BackupJob, aliases: dict | None = None, **changes: Any) -
     _apply_schedule(job, aliases)
     _check_target(job, aliases)
     _save(job, aliases)
-    beat.job_sync_periodic_task(job=job)
+    beat.job_schedule(job=job)
     emit(action="job_update", tenant=job.tenant, resource_type="backup_job", resource_id=job.pk,
          details={"changed": sorted(changes), "cron": job.cron_expression, "enabled": job.enabled})
     return job
@@ -265,9 +265,8 @@ def job_toggle(*, job: BackupJob, enabled: bool) -> BackupJob:
 
 @transaction.atomic
 def job_delete(*, job: BackupJob) -> None:
-    """Delete the job and its ``PeriodicTask``; its backups stay (workspace seed: "backups kept")."""
+    """Delete the job; its backups stay (workspace seed: "backups kept")."""
     pk, tenant, name = job.pk, job.tenant, job.name
-    beat.job_remove_periodic_task(job=job)
     job.delete()
     emit(action="job_delete", tenant=tenant, resource_type="backup_job", resource_id=pk, details={"name": name})
 

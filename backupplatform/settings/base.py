@@ -136,7 +136,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=6 * 3600)
 # django-celery-beat's DatabaseScheduler, recording its ticks for /health/.
-CELERY_BEAT_SCHEDULER = "backupplatform.beat:Scheduler"
+# Beat also dispatches due backup jobs on each tick (schedules/beat.py): at most a second late.
+CELERY_BEAT_SCHEDULER = "schedules.beat:Scheduler"
+CELERY_BEAT_MAX_LOOP_INTERVAL = 1
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Surviving a broker restart (README "Operating the platform"): kombu's Redis transport with

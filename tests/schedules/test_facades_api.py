@@ -6,9 +6,10 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
 
 from backups.models import Backup, Operation
+from schedules import selectors
+from schedules.beat import dispatch_due_jobs
 from schedules.models import BackupJob
 from tenants.models import Plan
 
@@ -20,7 +21,8 @@ pytestmark = pytest.mark.django_db
 # --- jobs facade (api-layer.md) -----------------------------------------------------------------
 
 
-def test_job_with_source_path_priority_and_is_active_filter(api, admin_a, storage_a, files_dir):
+def test_job_with_source_path_priority_and_is_active_filter(api, admin_a, storage_a, files_dir,
+                                                           django_capture_on_commit_callbacks):
     client = api(admin_a)
     response = client.post("/api/v1/jobs", {
         "name": "Database Backup", "source_path": str(files_dir), "backup_type": "full", "schedule_type": "daily",
@@ -30,7 +32,11 @@ def test_job_with_source_path_priority_and_is_active_filter(api, admin_a, storag
     assert body["success"] is True and body["data"]["schedule_time"] == "03:00"
     job = BackupJob.objects.get(pk=body["data"]["id"])
     assert job.cron_expression == "0 3 * * *" and job.application.sources.get().path == str(files_dir)
-    assert PeriodicTask.objects.get(pk=job.periodic_task_id).priority == 2  # 10 - 8
+    sent = []
+    BackupJob.objects.filter(pk=job.pk).update(next_run_at=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        dispatch_due_jobs(send=lambda job_id, due, priority: sent.append((job_id, priority)))
+    assert sent == [(job.pk, 2)]  # Celery priority 10 - 8
     client.post("/api/v1/jobs", {"name": "Off", "source_path": str(files_dir), "schedule_type": "hourly",
                                  "is_active": False}, format="json")
     listing = client.get("/api/v1/jobs?page=1&page_size=20&is_active=true").json()
@@ -81,7 +87,7 @@ def test_backup_policy_lifecycle(api, admin_a, tenant_a, app_a, storage_a):
     data = response.json()["data"]
     assert data["schedule"]["next_backup"].endswith("Z") and data["application_id"] == app_a.pk
     job = BackupJob.objects.get(public_id=data["id"])
-    assert job.cron_expression == "0 2 * * 1-5" and job.periodic_task.crontab.day_of_week == "1-5"
+    assert job.cron_expression == "0 2 * * 1-5" and job.next_run_at == selectors.job_next_run(job)
     assert client.post(url, POLICY, format="json").status_code == 409
     make_backups(tenant_a, job=job, statuses=["completed", "failed", "completed"])
     got = client.get(url).json()["data"]
@@ -152,7 +158,7 @@ def test_console_schedules_update_toggle(api, admin_a, tenant_a, storage_a):
     assert toggled == {"status": "updated", "schedule_id": "schedule_nightly", "enabled": False,
                        "message": "Schedule disabled"}
     job = BackupJob.objects.get(public_id="schedule_nightly")
-    assert job.periodic_task.enabled is False
+    assert job.next_run_at is None
     assert client.post("/cloud-integration/backup/schedules/toggle", {"schedule_id": "nope", "enabled": True},
                        format="json").json()["error"]["code"] == "SCHEDULE_NOT_FOUND"
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from unittest import mock
+from zoneinfo import ZoneInfo
 
 import pytest
-from django_celery_beat.models import PeriodicTask
+from django.utils import timezone
 
+from schedules.beat import dispatch_due_jobs
 from schedules.models import BackupJob, RetentionPolicy
 
 pytestmark = pytest.mark.django_db
@@ -19,36 +21,38 @@ def body(**over):
             "notify_on_success": False, "notify_on_failure": True, **over}
 
 
-def test_create_schedule_creates_its_periodic_task(api, admin_a, pg_server_a):
+def test_create_schedule_sets_its_next_run_in_its_timezone(api, admin_a, pg_server_a,
+                                                           django_capture_on_commit_callbacks):
     response = api(admin_a).post("/api/v1/schedules", body(server_id=pg_server_a.pk, timezone="Europe/Paris"),
                                  format="json")
     assert response.status_code == 201, response.content
     data = response.json()
     assert data["server_id"] == pg_server_a.pk and data["cron_expression"] == "0 2 * * *"
     job = BackupJob.objects.get(pk=data["id"])
-    task = PeriodicTask.objects.get(pk=job.periodic_task_id)
-    assert task.task == "schedules.tasks.run_job" and task.enabled and task.args == f"[{job.pk}]"
-    assert (task.crontab.minute, task.crontab.hour, str(task.crontab.timezone)) == ("0", "2", "Europe/Paris")
-    assert task.priority == 5
+    local = job.next_run_at.astimezone(ZoneInfo("Europe/Paris"))
+    assert (local.hour, local.minute) == (2, 0) and job.next_run_at > timezone.now()
+    sent = []
+    BackupJob.objects.filter(pk=job.pk).update(next_run_at=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        dispatch_due_jobs(send=lambda job_id, due, priority: sent.append((job_id, priority)))
+    assert sent == [(job.pk, 5)]
     listing = api(admin_a).get("/api/v1/schedules").json()
     assert isinstance(listing, list) and listing[0]["id"] == job.pk and listing[0]["next_run"].endswith("Z")
 
 
-def test_disable_update_and_delete_follow_in_beat(api, admin_a, pg_server_a):
+def test_disable_update_and_delete_follow_in_the_next_run(api, admin_a, pg_server_a):
     client = api(admin_a)
     job_id = client.post("/api/v1/schedules", body(server_id=pg_server_a.pk), format="json").json()["id"]
     response = client.put(f"/api/v1/schedules/{job_id}", {"enabled": False}, format="json")
     assert response.status_code == 200 and response.json()["enabled"] is False
     assert response.json()["next_run"] is None
-    task = BackupJob.objects.get(pk=job_id).periodic_task
-    assert task.enabled is False
-    client.put(f"/api/v1/schedules/{job_id}", {"cron_expression": "15 */6 * * 1-5", "timezone": "Asia/Tokyo"},
-               format="json")
-    task.refresh_from_db()
-    assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("15", "*/6", "1-5")
-    assert str(task.crontab.timezone) == "Asia/Tokyo"
+    assert BackupJob.objects.get(pk=job_id).next_run_at is None  # nothing for beat to dispatch
+    client.put(f"/api/v1/schedules/{job_id}", {"enabled": True, "cron_expression": "15 */6 * * 1-5",
+                                               "timezone": "Asia/Tokyo"}, format="json")
+    local = BackupJob.objects.get(pk=job_id).next_run_at.astimezone(ZoneInfo("Asia/Tokyo"))
+    assert local.minute == 15 and local.hour % 6 == 0 and local.isoweekday() <= 5
     assert client.delete(f"/api/v1/schedules/{job_id}").status_code == 204
-    assert not PeriodicTask.objects.filter(pk=task.pk).exists()
+    assert not BackupJob.objects.filter(pk=job_id).exists()
     assert client.get(f"/api/v1/schedules/{job_id}").status_code == 404
 
 
@@ -89,7 +93,7 @@ def test_bad_schedule_input_is_422_and_writes_nothing(api, admin_a, pg_server_a,
     response = api(admin_a).post("/api/v1/schedules", {**body(server_id=pg_server_a.pk), **bad}, format="json")
     assert response.status_code == 422, response.content
     assert response.json()["detail"][0]["loc"][0] == "body"
-    assert not BackupJob.objects.exists() and not PeriodicTask.objects.filter(name__startswith="backup-job").exists()
+    assert not BackupJob.objects.exists()
 
 
 def test_retention_policies_crud_and_delete_in_use_is_409(api, admin_a, pg_server_a):
