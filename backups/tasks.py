@@ -64,3 +64,12 @@ def sweep_abandoned_uploads() -> int:
     from backups.services.storages import storage_sweep_abandoned_uploads
 
     return storage_sweep_abandoned_uploads()
+
+
+@shared_task(name="backups.tasks.run_command", ignore_result=True, acks_late=True,
+             soft_time_limit=settings.COMMAND_MAX_TIMEOUT + 60, time_limit=settings.COMMAND_MAX_TIMEOUT + 120)
+def run_command(execution_id: int) -> None:
+    """Run a remote command execution (db-backup-platform.md "Execute Command")."""
+    from backups.services.commands import command_run
+
+    command_run(execution_id=execution_id)

@@ -3,6 +3,7 @@
 
 from .applications import Application, Source, SourceType
 from .backups import Backup, BackupStatus, BackupTrigger, TenantKey
+from .commands import CommandExecution, CommandTemplate, ExecutionStatus
 from .operations import (
     Operation,
     OperationKind,
@@ -16,7 +17,8 @@ from .servers import HealthStatus, Server, ServerType
 from .storage import Storage, StorageStatus, StorageType
 
 __all__ = [
-    "Application", "Backup", "BackupStatus", "BackupTrigger", "HealthStatus", "Operation", "OperationKind",
+    "Application", "Backup", "BackupStatus", "BackupTrigger", "CommandExecution", "CommandTemplate",
+    "ExecutionStatus", "HealthStatus", "Operation", "OperationKind",
     "OperationStatus", "Restore", "RestoreStrategy", "Server", "ServerType", "Snapshot", "Source", "SourceType",
     "Storage", "StorageStatus", "StorageType", "TenantKey", "Verification",
 ]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import auth, backups, schedules, servers, views
+from . import auth, backups, commands, notifications, schedules, servers, views
 
 users = views.UserViewSet.as_view({"get": "list", "post": "create"})
 user = views.UserViewSet.as_view({"put": "update", "delete": "destroy"})
@@ -44,4 +44,16 @@ urlpatterns = [
     # Our extension: where the task that "Restore Backup" queued is followed.
     path("restores/<str:pk>", backups.RestoreViewSet.as_view({"get": "retrieve"}), name="restore-detail"),
     path("downloads/<str:token>", backups.SignedDownloadView.as_view(), name="backup-download-signed"),
+    # db-backup-platform.md "Commands" and "Notifications" (get/update/delete are ours)
+    path("commands", commands.CommandViewSet.as_view({"get": "list", "post": "create"}), name="command-list"),
+    path("commands/<str:pk>", commands.CommandViewSet.as_view({"get": "retrieve", "put": "update",
+                                                               "delete": "destroy"}), name="command-detail"),
+    path("commands/<str:pk>/execute", commands.CommandViewSet.as_view({"post": "execute"}), name="command-execute"),
+    path("commands/<str:pk>/executions", commands.CommandViewSet.as_view({"get": "executions"}),
+         name="command-executions"),
+    path("notifications/channels", notifications.ChannelViewSet.as_view({"get": "list", "post": "create"}),
+         name="notification-channel-list"),
+    path("notifications/channels/<str:pk>", notifications.ChannelViewSet.as_view(
+        {"get": "retrieve", "put": "update", "delete": "destroy"}), name="notification-channel-detail"),
+    path("notifications/test", notifications.NotificationTestView.as_view(), name="notification-test"),
 ]
