@@ -206,6 +206,14 @@ def _generic_notice(notice: Notice, event: AuditEvent) -> None:
             notice.error = str(details.get("message") or "")
         if event.resource_type == "storage":
             notice.link = admin_link("backups.storage", event.resource_id)
+    elif notice.event_type == "acronis.disconnected":
+        notice.title = "Acronis disconnected"
+        notice.text = (f"The platform cannot reach the Acronis Cyber Protect Cloud of workspace {notice.tenant}; "
+                       "Acronis data and alerts are stale until it can.")
+    elif notice.event_type == "acronis.backup_error":
+        notice.title = f"Acronis backup failed on agent {event.resource_id or '(unknown)'}"
+        notice.text = f"An Acronis backup activity ({details.get('backup_id', '')}) failed in workspace {notice.tenant}."
+        notice.facts["Agent"] = str(event.resource_id)
     notice.error = notice.error or str(details.get("error") or "")
     notice.group_key = f"{event.resource_type}:{event.resource_id}"
 
