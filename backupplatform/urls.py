@@ -9,6 +9,7 @@ from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from backupplatform.facades.base import ErrorInfo, error_json_response, facade_for_path
+from backupplatform.metrics import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -20,6 +21,8 @@ urlpatterns = [
     path("api/v1/workspaces/<str:ws_id>/", include("backupplatform.facades.workspace.urls")),
     path("api/v1/", include("backupplatform.facades.jobs.urls")),
     path("api/v1/", include("backupplatform.facades.platform.urls")),
+    # Prometheus (README "Notifications, webhooks, commands and metrics"), behind METRICS_TOKEN.
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 

@@ -12,12 +12,12 @@ from channels.layers import get_channel_layer
 
 from audit.models import AuditEvent
 from audit.services import tenant_group
+from backupplatform.errors import ValidationFailed
 from backups import services as backup_services
 from backups.models import CommandExecution
 from backups.services import commands
-from backupplatform.errors import ValidationFailed
-from tests.conftest import make_member
 from tenants.models import Role
+from tests.conftest import make_member
 
 pytestmark = pytest.mark.django_db
 

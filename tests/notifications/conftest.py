@@ -84,7 +84,7 @@ def receiver() -> Iterator[HTTPReceiver]:
     holder: dict[str, HTTPReceiver] = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             recv = holder["r"]
             recv.requests.append(Received("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body))
@@ -132,7 +132,7 @@ def smtp_receiver() -> Iterator[SMTPReceiver]:
     messages: list[Any] = []
 
     class Handler:
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        async def handle_DATA(self, server, session, envelope):
             messages.append(envelope)
             return "250 2.0.0 Ok: queued as TEST123"
 
