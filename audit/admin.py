@@ -134,7 +134,7 @@ class WebhookAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "tenant", "event_type", "destination", "status", "attempts", "last_status_code",
+    list_display = ["created_at", "public_id", "tenant", "event_type", "destination", "status", "attempts", "last_status_code",
                     "last_error", "delivered_at"]
     list_filter = ["status", "event_type", "tenant"]
     search_fields = ["public_id", "event_type", "last_error"]

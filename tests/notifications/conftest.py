@@ -154,8 +154,7 @@ WORKER_ENV = {"NOTIFY_RETRY_BACKOFF": "1", "NOTIFY_RETRY_BACKOFF_MAX": "1", "NOT
 
 @pytest.fixture
 def worker(settings) -> Iterator[subprocess.Popen]:
-    """A real Celery worker on the test database and this run's Redis (waiting messages of
-    earlier tests purged)."""
+    """A real Celery worker on the test database and this run's Redis."""
     from django.db import connection
 
     db = connection.settings_dict
@@ -163,11 +162,15 @@ def worker(settings) -> Iterator[subprocess.Popen]:
         pytest.skip("a separate worker process needs a shared database server (PostgreSQL)")
     for key, value in WORKER_ENV.items():
         setattr(settings, key, int(value) if value.isdigit() else value)
+    from backupplatform.celery import app
+
+    app.control.purge()  # messages left by earlier tests (their rows are gone); before, not by the
+    # worker itself, so nothing this test queues while the worker boots is thrown away
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="backupplatform.settings.test",
                DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}", **WORKER_ENV)
     proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "backupplatform", "worker", "--pool=solo",
                              "-l", "warning", "-n", f"notify-test-{os.getpid()}@%h", "--without-mingle",
-                             "--without-gossip", "--purge"], cwd=ROOT, env=env)
+                             "--without-gossip"], cwd=ROOT, env=env)
     yield proc
     proc.terminate()
     try:
