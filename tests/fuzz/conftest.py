@@ -5,6 +5,7 @@ what was run, printed at the end of the session."""
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -29,11 +30,12 @@ ID_BY_PREFIX = [
     ("/api/v1/backups/", "backup"), ("/api/v1/jobs/", "job"), ("/api/v1/api-keys/", "api_key"),
     ("/api/v1/retention-policies/", "policy"), ("/api/v1/schedules/", "job"), ("/api/v1/servers/", "server"),
     ("/api/v1/users/", "user"), ("/api/v1/storage/", "storage"), ("/api/v1/verify/", "verification"),
+    ("/api/v1/restores/", "restore"), ("/api/v1/commands/", "command"), ("/api/v1/notifications/channels/", "channel"), ("/api/v1/webhooks/", "webhook"),
 ]
 ID_BY_NAME = {"app_id": "app", "backup_id": "backup", "restore_id": "restore", "storage_id": "storage",
               "cleanup_id": "cleanup", "token": "token", "agent_id": "agent"}
 BODY_IDS = {"server_id": "server", "target_server_id": "server", "application_id": "app", "storage_id": "storage",
-            "schedule_id": "schedule", "cleanup_plan_id": "cleanup_plan"}
+            "schedule_id": "schedule", "cleanup_plan_id": "cleanup_plan", "channel_id": "channel"}
 
 
 def real_path_kind(path: str, name: str) -> str:
@@ -94,8 +96,6 @@ def _completed_backup(tenant, app, storage, admin):
 @pytest.fixture
 def fuzz_world(db, tenant_a, tenant_b, admin_a, admin_b, tmp_path) -> Iterator[World]:
     """One of everything the API addresses by id, made through the services."""
-    from acronis.fake_server import FakeAcronis
-
     from acronis import services as acronis_services
     from backups import services
     from backups.models import Application, Source
@@ -105,6 +105,7 @@ def fuzz_world(db, tenant_a, tenant_b, admin_a, admin_b, tmp_path) -> Iterator[W
     from schedules import services as schedule_services
     from tenants import services as tenant_services
     from tenants.models import Role
+    from tests.support.acronis_fake import FakeAcronis
 
     files = tmp_path / "files"
     files.mkdir()
@@ -132,10 +133,22 @@ def fuzz_world(db, tenant_a, tenant_b, admin_a, admin_b, tmp_path) -> Iterator[W
     key, raw_key = tenant_services.api_key_create(tenant=tenant_a, name="automation", role=Role.ADMIN,
                                                   created_by=admin_a)
     download_url, _ = backup_services.backup_download_link(backup=backup)
+    from audit import notifications
+    from backups.services import commands as command_services
+
+    command = command_services.command_create(tenant=tenant_a, name="disk", command_template="df -h {{path}}")
+    # A channel whose test sends go nowhere, fast (a closed loopback port).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    channel = notifications.channel_create(tenant=tenant_a, name="ops", type="webhook",
+                                           config={"url": f"http://127.0.0.1:{closed}/hook"})
+    webhook, _ = notifications.webhook_create(tenant=tenant_a, url="https://hooks.example.com/backups",
+                                              event_types=["backup.failed"])
 
     # Another tenant's rows: their ids must be 404s to alpha's admin.
     other_storage = services.storage_create(tenant=tenant_b, name="local", type="local",
-                                            configuration={"path": str(tmp_path / "store-b")}, is_default=True)
+                                            configuration={"path": f"{tenant_b.path_roots[0]}/store"}, is_default=True)
     other_app = Application.objects.create(tenant=tenant_b, name="other")
     other_job = schedule_services.job_create(tenant=tenant_b, name="b-nightly", application=other_app,
                                              storage=other_storage, schedule_type="custom",
@@ -154,6 +167,7 @@ def fuzz_world(db, tenant_a, tenant_b, admin_a, admin_b, tmp_path) -> Iterator[W
                 "schedule": job.public_id,
                 "server": server.pk, "storage": storage.pk, "app": app.pk, "user": viewer.pk, "api_key": key.pk,
                 "token": download_url.rstrip("/").rsplit("/", 1)[-1], "agent": fake.agents[0]["id"],
+                "command": command.pk, "channel": channel.pk, "webhook": webhook.pk,
             },
             other_ids={"storage": other_storage.pk, "app": other_app.pk, "job": other_job.pk,
                        "ws_id": tenant_b.slug},

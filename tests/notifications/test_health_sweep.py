@@ -6,6 +6,7 @@ import socket
 import threading
 
 import pytest
+
 from backups.models import Server
 from backups.services.servers import server_check_all_health
 
