@@ -22,7 +22,11 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 def test_every_metric_in_the_dashboard_and_alerts_is_served(settings, tenant_a):
     settings.METRICS_TOKEN = "t"
-    job = schedule_services.job_create(tenant=tenant_a, name="j", source_path="/srv", schedule_type="hourly")
+    from backups import services
+
+    server = services.server_create(tenant=tenant_a, name="pg", type="postgresql", host="127.0.0.1", port=5432)
+    job = schedule_services.job_create(tenant=tenant_a, name="j", server=server, database_name="shop",
+                                       schedule_type="hourly")
     now = timezone.now()
     Backup.objects.create(tenant=tenant_a, job=job, status="completed", stored_bytes=10, started_at=now,
                           completed_at=now)
