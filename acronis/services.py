@@ -282,7 +282,28 @@ def activity_changes_record(*, tenant: Tenant, activities: list[dict]) -> list[d
     state.save(update_fields=["activity_states", "polled_at"])
     for event in events:
         publish(tenant_id=tenant.pk, event=event, stream="acronis")
+        if event["data"]["status"] == "failed":  # the acronis.backup_error notification event
+            emit(action="acronis_backup_error", tenant=tenant, resource_type="acronis_agent",
+                 resource_id=event["data"]["agent_id"] or "", details={**event["data"], "error": "Backup failed"})
     return events
+
+
+def poll_outcome_record(*, tenant: Tenant, error: Exception | None) -> None:
+    """Tell once when the poller loses Acronis (``acronis_disconnected``) and once when it is
+    back (``acronis_reconnected``), not on every poll. Rate limiting is not a disconnection."""
+    from django.core.cache import cache
+
+    key = f"acronis:t{tenant.pk}:poll-failing"
+    if error is None:
+        if cache.delete(key):
+            emit(action="acronis_reconnected", tenant=tenant, resource_type="acronis_config", resource_id="",
+                 details={})
+        return
+    if getattr(error, "code", "") == "ACRONIS_RATE_LIMITED":
+        return
+    if cache.add(key, 1, timeout=None):
+        emit(action="acronis_disconnected", tenant=tenant, resource_type="acronis_config", resource_id="",
+             details={"error_code": getattr(error, "code", ""), "error": str(getattr(error, "message", error))})
 
 
 def poll_tenant(*, tenant: Tenant) -> dict[str, Any]:

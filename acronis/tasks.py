@@ -30,8 +30,11 @@ def poll_tenant(tenant_id: int) -> dict | None:
     if tenant is None or not AcronisConfig.objects.filter(tenant=tenant).exists():
         return None
     try:
-        return services.poll_tenant(tenant=tenant)
+        result = services.poll_tenant(tenant=tenant)
     except AcronisError as exc:
         # Next beat retries; the error carries no secret (acronis/errors.py).
         logger.warning("Acronis poll of tenant %s failed: %s", tenant_id, exc)
+        services.poll_outcome_record(tenant=tenant, error=exc)
         return None
+    services.poll_outcome_record(tenant=tenant, error=None)
+    return result

@@ -1,8 +1,10 @@
 """The event bus: one ``emit()`` for every create, update, delete and action.
 
 It writes the audit row (secrets removed) and, once the transaction commits, sends the
-event to the tenant's channel-layer group so WebSocket consumers (and later notification
-channels and webhooks) only have to listen.
+event to the tenant's channel-layer group so WebSocket consumers only have to listen. Events
+that people or other systems subscribe to (``audit.events``) are also handed, after commit,
+to ``audit.deliveries.event_committed``: the ``notification`` socket event, then notification
+channels and webhooks through Celery. This is the one place where that hook lives.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from . import context
+from .events import event_type_for
 from .models import AuditEvent
 
 logger = logging.getLogger(__name__)
@@ -135,4 +138,9 @@ def emit(
                 "timestamp": event.created_at.isoformat().replace("+00:00", "Z"),
             },
         )
+        event_type = event_type_for(action, clean, event.resource_id)
+        if event_type is not None:
+            from .deliveries import event_committed
+
+            transaction.on_commit(lambda: event_committed(event_id=event.pk, event_type=event_type))
     return event

@@ -11,6 +11,8 @@ from typing import Any
 
 from django.db import models
 
+from backupplatform.counting import GenerationQuerySet
+
 
 class AllTenants:
     """The explicit scope of a platform operator's view over every tenant (a singleton)."""
@@ -45,3 +47,20 @@ def scoped(queryset: models.QuerySet, tenant: Any, *, field: str = "tenant") -> 
             f"{queryset.model.__name__} rows need a tenant; pass ALL_TENANTS for a platform-wide view"
         )
     return queryset.filter(**{field: tenant})
+
+
+class TenantQuerySet(GenerationQuerySet):
+    """The queryset of tenant-owned rows (``tenants.models.TenantOwnedModel`` and the audit
+    app's channels and webhooks)."""
+
+    def for_tenant(self, tenant: Any) -> TenantQuerySet:
+        """Rows of ``tenant``; ``ALL_TENANTS`` for a platform operator's view of every tenant.
+
+        Anything else (``None`` above all) raises ``UnscopedQuery``: an unscoped query must be
+        asked for explicitly, never reached by forgetting the tenant.
+        """
+        return scoped(self, tenant)
+
+    def all_tenants(self) -> TenantQuerySet:
+        """Every tenant's rows (superuser and platform-task paths only)."""
+        return self.all()

@@ -10,6 +10,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from backupplatform import health
 from backupplatform.facades.base import ErrorInfo, error_json_response, facade_for_path
+from backupplatform.metrics import metrics_view
 
 urlpatterns = [
     # Liveness of the database, Redis, workers, beat and the reaper (README "Operating the platform").
@@ -27,6 +28,8 @@ urlpatterns = [
     path("api/v1/workspaces/<str:ws_id>/", include("backupplatform.facades.workspace.urls")),
     path("api/v1/", include("backupplatform.facades.jobs.urls")),
     path("api/v1/", include("backupplatform.facades.platform.urls")),
+    # Prometheus (README "Notifications, webhooks, commands and metrics"), behind METRICS_TOKEN.
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 

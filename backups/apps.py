@@ -9,7 +9,12 @@ class BackupsConfig(AppConfig):
     def ready(self) -> None:
         from celery.signals import worker_init
 
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import (
+            checks,  # noqa: F401  (registers the system checks)
+            notices,
+        )
+
+        notices.register()  # what notifications say about backups, servers, restores...
 
         worker_init.connect(_refuse_worker_without_keys, weak=False, dispatch_uid="backups-keys-at-start")
 

@@ -102,3 +102,12 @@ def run_snapshot_restore(operation_id: int) -> None:
     from backups.services.snapshots import snapshot_restore_run
 
     snapshot_restore_run(operation_id=operation_id)
+
+
+@shared_task(name="backups.tasks.run_command", ignore_result=True, acks_late=True,
+             soft_time_limit=settings.COMMAND_MAX_TIMEOUT + 60, time_limit=settings.COMMAND_MAX_TIMEOUT + 120)
+def run_command(execution_id: int) -> None:
+    """Run a remote command execution (db-backup-platform.md "Execute Command")."""
+    from backups.services.commands import command_run
+
+    command_run(execution_id=execution_id)

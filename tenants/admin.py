@@ -7,7 +7,6 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from audit.models import AuditEvent
 from backupplatform import paths
 from tenants.scoping import (
     AuditedAdminMixin,
@@ -174,26 +173,3 @@ class ApiKeyAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             services.api_key_revoke(key=key)
             count += 1
         self.message_user(request, f"{count} key(s) revoked.")
-
-
-# The audit log in the admin: read-only, filterable, never editable or deletable; scoped to
-# the tenants a staff user administers like every other tenant row (registered here because
-# the audit app, the lowest of ours, imports no other).
-@admin.register(AuditEvent)
-class AuditEventAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "tenant", "actor_name", "action", "resource_type", "resource_id",
-                    "ip_address", "source"]
-    list_filter = ["action", "resource_type", "source", "tenant"]
-    search_fields = ["action", "actor_name", "resource_id"]
-    date_hierarchy = "created_at"
-    readonly_fields = [f.name for f in AuditEvent._meta.fields]
-    list_select_related = ["tenant"]
-
-    def has_add_permission(self, request, *args) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

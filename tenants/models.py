@@ -11,10 +11,9 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
-from backupplatform.counting import GenerationQuerySet
-from backupplatform.tenancy import ALL_TENANTS, UnscopedQuery, scoped
+from backupplatform.tenancy import ALL_TENANTS, TenantQuerySet, UnscopedQuery
 
-__all__ = ["ALL_TENANTS", "UnscopedQuery"]  # re-exported: tenants.models is where callers look
+__all__ = ["ALL_TENANTS", "TenantQuerySet", "UnscopedQuery"]  # re-exported: tenants.models is where callers look
 
 
 class Plan(models.TextChoices):
@@ -66,20 +65,6 @@ class Tenant(models.Model):
 
 # What a tenant-scoped selector accepts: one tenant, or every tenant said out loud.
 TenantScope = Any  # Tenant | AllTenants
-
-
-class TenantQuerySet(GenerationQuerySet):
-    def for_tenant(self, tenant: TenantScope) -> TenantQuerySet:
-        """Rows of ``tenant``; ``ALL_TENANTS`` for a platform operator's view of every tenant.
-
-        Anything else (``None`` above all) raises ``UnscopedQuery``: an unscoped query must be
-        asked for explicitly, never reached by forgetting the tenant.
-        """
-        return scoped(self, tenant)
-
-    def all_tenants(self) -> TenantQuerySet:
-        """Every tenant's rows (superuser and platform-task paths only)."""
-        return self.all()
 
 
 class TenantOwnedModel(models.Model):

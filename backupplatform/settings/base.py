@@ -168,6 +168,8 @@ CELERY_BEAT_SCHEDULE = {
     # Retention: apply every backup job's retention once a day (03:30 UTC).
     "retention-cleanup": {"task": "schedules.tasks.cleanup_all",
                           "schedule": crontab(minute="30", hour="3")},
+    # Notification summaries and deliveries whose task message was lost.
+    "sweep-notifications": {"task": "audit.tasks.sweep_notifications", "schedule": 60.0},
 }
 # A running operation whose heartbeat is older than this is considered dead (seconds). The
 # worker running it refreshes the heartbeat every OPERATION_HEARTBEAT_INTERVAL seconds from a
@@ -196,6 +198,41 @@ BACKUP_TASK_RETRY_BACKOFF_MAX = env.int("BACKUP_TASK_RETRY_BACKOFF_MAX", default
 STORAGE_ABANDONED_UPLOAD_AGE = env.int("STORAGE_ABANDONED_UPLOAD_AGE", default=6 * 3600)
 # Timeout of interactive server connection tests and health checks (seconds).
 SERVER_CONNECT_TIMEOUT = env.float("SERVER_CONNECT_TIMEOUT", default=5.0)
+# The periodic health sweep probes this many servers at once.
+HEALTH_CHECK_CONCURRENCY = env.int("HEALTH_CHECK_CONCURRENCY", default=100)
+
+# Notifications and webhooks (README "Notifications, webhooks, commands and metrics").
+# Links in messages point at the admin under this address.
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+NOTIFY_HTTP_TIMEOUT = env.float("NOTIFY_HTTP_TIMEOUT", default=10.0)
+# Retries of a delivery: Celery's exponential backoff from NOTIFY_RETRY_BACKOFF seconds up to
+# NOTIFY_RETRY_BACKOFF_MAX (never shorter than the receiver's Retry-After, capped at
+# NOTIFY_RETRY_AFTER_MAX), until NOTIFY_GIVE_UP_AFTER seconds after the event.
+NOTIFY_RETRY_BACKOFF = env.int("NOTIFY_RETRY_BACKOFF", default=30)
+NOTIFY_RETRY_BACKOFF_MAX = env.int("NOTIFY_RETRY_BACKOFF_MAX", default=1800)
+NOTIFY_RETRY_AFTER_MAX = env.int("NOTIFY_RETRY_AFTER_MAX", default=3600)
+NOTIFY_GIVE_UP_AFTER = env.int("NOTIFY_GIVE_UP_AFTER", default=6 * 3600)
+# Given-up deliveries in a row after which a channel or webhook is flagged as failing.
+NOTIFY_FAILING_AFTER = env.int("NOTIFY_FAILING_AFTER", default=3)
+# Identical repeated events (same job, same kind) reach a channel once per window, then a summary.
+NOTIFY_GROUP_WINDOW = env.int("NOTIFY_GROUP_WINDOW", default=3600)
+# E-mail channels without an SMTP server of their own use the operator's.
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="backups@localhost")
+
+# Remote commands (db-backup-platform.md "Commands").
+COMMAND_DEFAULT_TIMEOUT = env.int("COMMAND_DEFAULT_TIMEOUT", default=60)
+COMMAND_MAX_TIMEOUT = env.int("COMMAND_MAX_TIMEOUT", default=3600)
+COMMAND_OUTPUT_LIMIT = env.int("COMMAND_OUTPUT_LIMIT", default=64 * 1024)
+
+# /metrics (Prometheus): scrapes must send "Authorization: Bearer <METRICS_TOKEN>"; unset, the
+# endpoint is off.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -284,6 +321,8 @@ SPECTACULAR_SETTINGS = {
         "BackupStatusEnum": "backups.models.BackupStatus",
         "SourceComponentEnum": "backups.models.applications.Component",
         "ConfigComponentEnum": "backups.services.config.COMPONENTS",
+        "ChannelTypeEnum": "audit.models.ChannelType",
+        "NotificationLevelEnum": "audit.models.Level",
     },
 }
 

@@ -3,6 +3,7 @@
 
 from .applications import Application, Source, SourceType
 from .backups import Backup, BackupStatus, BackupTrigger, TenantKey
+from .commands import CommandExecution, CommandTemplate, ExecutionStatus
 from .copies import BackupCopy, CopyStatus, StoragePolicy
 from .operations import (
     Operation,
@@ -22,7 +23,10 @@ __all__ = [
     "BackupCopy",
     "BackupStatus",
     "BackupTrigger",
+    "CommandExecution",
+    "CommandTemplate",
     "CopyStatus",
+    "ExecutionStatus",
     "HealthStatus",
     "Operation",
     "OperationKind",

@@ -449,10 +449,7 @@ def _backup_end(op: Operation, backup: Backup, status: str, error: str) -> Opera
     if error:
         event["error"] = error
     publish(tenant_id=backup.tenant_id, event=event)
-    if status == BackupStatus.FAILED:
-        publish(tenant_id=backup.tenant_id, event={
-            "type": "notification", "level": "error", "message": f"Backup failed for {backup.name}",
-            "details": {"backup_id": backup.pk, "error": error}})
+    # The ``notification`` socket event, channels and webhooks follow from ``emit`` (audit/deliveries.py).
     emit(action=f"backup_{status}", tenant=backup.tenant, resource_type="backup", resource_id=backup.pk,
          actor=None, details={"stored_bytes": backup.stored_bytes, "checksum": backup.checksum, "error": error})
     if status == BackupStatus.COMPLETED:

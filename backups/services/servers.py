@@ -26,7 +26,9 @@ from ..models import HealthStatus, Server, ServerType
 
 logger = logging.getLogger(__name__)
 
-CREDENTIAL_KEYS = ("username", "password", "ssh_key")
+# ``host_key`` pins an SSH server's public key ("ssh-ed25519 AAAA..."): not a secret, but it
+# belongs with the login it protects.
+CREDENTIAL_KEYS = ("username", "password", "ssh_key", "host_key")
 # Server types whose databases can be listed (connectivity.list_databases).
 DATABASE_TYPES = (ServerType.POSTGRESQL, ServerType.MYSQL)
 EDITABLE_FIELDS = ("name", "description", "type", "environment", "host", "port", "tags")
@@ -126,7 +128,7 @@ def _probe(server: Server, timeout: float | None = None) -> connectivity.Connect
     return connectivity.test_connection(
         type=server.type, host=server.host, port=server.port,
         username=creds.get("username"), password=creds.get("password"), ssh_key=creds.get("ssh_key"),
-        timeout=_timeout() if timeout is None else timeout,
+        host_key=creds.get("host_key"), timeout=_timeout() if timeout is None else timeout,
     )
 
 
@@ -165,9 +167,9 @@ def server_test_connection(*, server: Server) -> connectivity.ConnectionResult:
     return result
 
 
-def server_check_health(*, server: Server) -> bool:
+def server_check_health(*, server: Server, result: connectivity.ConnectionResult | None = None) -> bool:
     """One periodic check (beat): returns True when the health status changed."""
-    result = _probe(server)
+    result = _probe(server) if result is None else result
     with transaction.atomic():
         changed = _record_health(server, result)
         if changed:
@@ -178,14 +180,32 @@ def server_check_health(*, server: Server) -> bool:
 
 
 def server_check_all_health() -> dict[str, int]:
-    """Check every server of every tenant; a failure of one never stops the others."""
+    """Check every server of every tenant; a failure of one never stops the others.
+
+    The probes (network only, no database) run on a bounded thread pool
+    (``HEALTH_CHECK_CONCURRENCY``), so a sweep over many unreachable servers takes about
+    one connect timeout per pool's worth of servers, not one per server. Results are
+    recorded here, in the calling thread, as each probe finishes.
+    """
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
     checked = changed = 0
-    for server in Server.objects.select_related("tenant").filter(tenant__is_active=True).iterator():
-        checked += 1
-        try:
-            changed += server_check_health(server=server)
-        except Exception:  # one broken row (say, an undecryptable secret) must not stop the sweep
-            logger.exception("Health check of server %s failed unexpectedly", server.pk)
+    servers = list(Server.objects.select_related("tenant").filter(tenant__is_active=True).order_by("id"))
+    workers = max(1, min(int(getattr(settings, "HEALTH_CHECK_CONCURRENCY", 100)), len(servers) or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="health") as pool:
+        futures = {}
+        for server in servers:
+            try:
+                futures[pool.submit(_probe, server)] = server
+            except Exception:  # one broken row (say, an undecryptable secret) must not stop the sweep
+                logger.exception("Health check of server %s failed unexpectedly", server.pk)
+        for future in as_completed(futures):
+            server = futures[future]
+            checked += 1
+            try:
+                changed += server_check_health(server=server, result=future.result())
+            except Exception:
+                logger.exception("Health check of server %s failed unexpectedly", server.pk)
     return {"checked": checked, "changed": changed}
 
 

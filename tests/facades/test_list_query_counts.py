@@ -13,9 +13,11 @@ import pytest
 from django.utils import timezone
 
 from acronis import services as acronis_services
+from audit import notifications
 from audit.services import emit
 from backups import services
 from backups.models import Application, Backup, Operation, Restore, Source, Verification
+from backups.services import commands as command_services
 from schedules import services as schedule_services
 from tenants import services as tenant_services
 from tenants.models import Role
@@ -39,10 +41,14 @@ PINNED = {
     "/api/v1/retention-policies": 3,
     "/api/v1/servers": 3,
     "/api/v1/workspaces": 3,
+    "/api/v1/commands": 3,
+    "/api/v1/commands/{command}/executions": 4,
+    "/api/v1/notifications/channels": 3,
     # jobs
     "/api/v1/jobs": 4,
     "/api/v1/jobs/{job}/executions": 4,
     "/api/v1/api-keys": 4,
+    "/api/v1/webhooks": 4,
     "/api/v1/storage/providers": 4,
     "/api/v1/storage/{storage}/backups": 4,
     "/api/v1/verify": 3,
@@ -76,6 +82,8 @@ class Rows:
         self.main_job = schedule_services.job_create(tenant=tenant, name="main-job", application=self.main_app,
                                                      storage=self.main_storage, schedule_type="custom",
                                                      cron_expression="0 1 * * *")
+        self.main_command = command_services.command_create(tenant=tenant, name="main-cmd",
+                                                            command_template="echo {{x}}")
 
     def add(self, n: int) -> None:
         tenant = self.tenant
@@ -106,6 +114,15 @@ class Rows:
             make_member(tenant, f"member{i}", Role.VIEWER)
             tenant_services.api_key_create(tenant=tenant, name=f"key{i}", role=Role.VIEWER, created_by=self.admin)
             emit(action="probe", tenant=tenant, resource_type="backup", resource_id=i)
+            command = command_services.command_create(tenant=tenant, name=f"cmd{i}", command_template="echo {{x}}",
+                                                      actor=self.admin)
+            ssh = services.server_create(tenant=tenant, name=f"ssh{i}", type="ssh", host="127.0.0.1", port=22)
+            for target in (command, self.main_command):
+                command_services.command_execute(command=target, server=ssh, variables={"x": str(i)}, actor=self.admin)
+            notifications.channel_create(tenant=tenant, name=f"ch{i}", type="slack",
+                                         config={"webhook_url": f"https://hooks.example.com/{i}"})
+            notifications.webhook_create(tenant=tenant, url=f"https://hooks.example.com/{i}",
+                                         event_types=["backup.failed"])
         self.count += n
 
 
@@ -139,7 +156,8 @@ def test_list_endpoint_query_count_does_not_grow_with_rows(url, api, admin_a, te
                                                            django_assert_num_queries):
     rows = Rows(tenant_a, admin_a, tmp_path)
     rows.add(3)
-    target = url.format(job=rows.main_job.pk, storage=rows.main_storage.pk, app=rows.main_app.pk)
+    target = url.format(job=rows.main_job.pk, storage=rows.main_storage.pk, app=rows.main_app.pk,
+                        command=rows.main_command.pk)
     client = api(admin_a)
     get(client, target)  # warm: per-process caches (content types...) filled outside the count
     with django_assert_num_queries(PINNED[url]):

@@ -5,6 +5,7 @@ what was run, printed at the end of the session."""
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -29,14 +30,15 @@ ID_BY_PREFIX = [
     ("/api/v1/backups/", "backup"), ("/api/v1/jobs/", "job"), ("/api/v1/api-keys/", "api_key"),
     ("/api/v1/retention-policies/", "policy"), ("/api/v1/schedules/", "job"), ("/api/v1/servers/", "server"),
     ("/api/v1/users/", "user"), ("/api/v1/storage/", "storage"), ("/api/v1/verify/", "verification"),
-    ("/api/v1/restores/", "restore"),
+    ("/api/v1/restores/", "restore"), ("/api/v1/commands/", "command"),
+    ("/api/v1/notifications/channels/", "channel"), ("/api/v1/webhooks/", "webhook"),
 ]
 ID_BY_NAME = {"app_id": "app", "backup_id": "backup", "restore_id": "restore", "storage_id": "storage",
               "cleanup_id": "cleanup", "token": "token", "agent_id": "agent", "recovery_id": "recovery",
               "import_id": "import", "sync_id": "sync"}
 BODY_IDS = {"server_id": "server", "target_server_id": "server", "application_id": "app", "storage_id": "storage",
             "schedule_id": "schedule", "cleanup_plan_id": "cleanup_plan", "snapshot_id": "snapshot",
-            "backup_id": "backup"}
+            "backup_id": "backup", "channel_id": "channel"}
 # The console names a backup's operation ``job_id`` (progress, cancel) and a backup ``backup_id``.
 ID_BY_NAME["job_id"] = "operation"
 BODY_IDS.update({"job_id": "operation"})
@@ -152,6 +154,19 @@ def fuzz_world(db, tenant_a, tenant_b, admin_a, admin_b, tmp_path) -> Iterator[W
     console_ops = {kind: operation_create(tenant=tenant_a, kind=kind, backup=backup).public_id
                    for kind in ("recovery", "import", "sync")}
 
+    from audit import notifications
+    from backups.services import commands as command_services
+
+    command = command_services.command_create(tenant=tenant_a, name="disk", command_template="df -h {{path}}")
+    # A channel whose test sends go nowhere, fast (a closed loopback port).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    channel = notifications.channel_create(tenant=tenant_a, name="ops", type="webhook",
+                                           config={"url": f"http://127.0.0.1:{closed}/hook"})
+    webhook, _ = notifications.webhook_create(tenant=tenant_a, url="https://hooks.example.com/backups",
+                                              event_types=["backup.failed"])
+
     # Another tenant's rows: their ids must be 404s to alpha's admin.
     other_storage = services.storage_create(tenant=tenant_b, name="local", type="local",
                                             configuration={"path": f"{tenant_b.path_roots[0]}/store-b"},
@@ -175,6 +190,7 @@ def fuzz_world(db, tenant_a, tenant_b, admin_a, admin_b, tmp_path) -> Iterator[W
                 "server": server.pk, "storage": storage.pk, "app": app.pk, "user": viewer.pk, "api_key": key.pk,
                 "token": download_url.rstrip("/").rsplit("/", 1)[-1], "agent": fake.agents[0]["id"],
                 "snapshot": snapshot.pk, **console_ops,
+                "command": command.pk, "channel": channel.pk, "webhook": webhook.pk,
             },
             other_ids={"storage": other_storage.pk, "app": other_app.pk, "job": other_job.pk,
                        "ws_id": tenant_b.slug},

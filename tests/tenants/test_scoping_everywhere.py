@@ -16,6 +16,7 @@ import pytest
 from django.db import models
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from audit import notifications
 from audit.models import AuditEvent
 from backups import services
 from backups.models import (
@@ -28,6 +29,7 @@ from backups.models import (
     Storage,
     Verification,
 )
+from backups.services import commands as command_services
 from backups.services.operations import operation_create
 from schedules import services as schedule_services
 from schedules.models import BackupJob, RetentionPolicy
@@ -119,19 +121,27 @@ def world(tenant_a, tenant_b, admin_b):
     # The console's import, sync and recovery operations (their progress routes).
     console_ops = [operation_create(tenant=tenant_a, kind=kind, backup=backup, details={"note": MARK}).public_id
                    for kind in ("import", "sync", "recovery")]
+    command = command_services.command_create(tenant=tenant_a, name=f"cmd-{MARK}", command_template="echo {{x}}")
+    ssh = services.server_create(tenant=tenant_a, name="ssh-box", type="ssh", host="ssh.example", port=22)
+    execution = command_services.command_execute(command=command, server=ssh, variables={"x": MARK})
+    channel = notifications.channel_create(tenant=tenant_a, name=f"ch-{MARK}", type="slack",
+                                           config={"webhook_url": f"https://hooks.example.com/{MARK}"})
+    webhook, _ = notifications.webhook_create(tenant=tenant_a, url=f"https://hooks.example.com/{MARK}",
+                                              event_types=["backup.failed"], description=MARK)
     ints = {
         "servers": [server.pk], "storage": [storage.pk], "providers": [storage.pk],
         "backup-storages": [storage.pk], "applications": [app.pk], "backups": [backup.pk],
         "restores": [restore.pk], "jobs": [job.pk], "schedules": [job.pk], "retention-policies": [policy.pk],
         "api-keys": [key.pk], "users": [user.pk], "verify": [backup.pk, verification.pk],
         "progress": [cleanup.public_id, op.public_id, *console_ops], "snapshots": [snapshot.pk],
-        "preview": [backup.pk],
+        "preview": [backup.pk], "commands": [command.pk], "channels": [channel.pk],
+        "webhooks": [webhook.pk],
     }
     # The console's backup downloads and details, and restore progress by either of its ids.
     ints.update({"download": [backup.pk], "details": [backup.pk]})
     ints["progress"] += [restore_op.public_id, restore.pk]
     return {"ids": ints, "rows": [server, storage, app, backup, op, restore, verification, snapshot, policy, job,
-                                  key]}
+                                  key, command, execution, channel, webhook]}
 
 
 def fingerprint(rows) -> list:

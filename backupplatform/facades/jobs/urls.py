@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import backup_jobs, storage, verify, views
+from . import backup_jobs, storage, verify, views, webhooks
 
 jobs = backup_jobs.BackupJobViewSet.as_view
 urlpatterns = [
@@ -27,4 +27,8 @@ urlpatterns = [
     path("verify/<str:backup_id>/result", verify.VerificationViewSet.as_view({"get": "result"}),
          name="verify-result"),
     path("verify/<str:pk>/cancel", verify.VerificationViewSet.as_view({"post": "cancel"}), name="verify-cancel"),
+    # api-layer.md "Webhook support for events" (GET of one webhook is ours: its deliveries)
+    path("webhooks", webhooks.WebhookViewSet.as_view({"get": "list", "post": "create"}), name="webhook-list"),
+    path("webhooks/<str:pk>", webhooks.WebhookViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+         name="webhook-detail"),
 ]

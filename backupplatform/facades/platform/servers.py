@@ -42,7 +42,7 @@ class ServerSerializer(serializers.ModelSerializer):
 
     def get_credentials(self, obj: Server) -> dict[str, str]:
         creds = obj.credentials or {}
-        return {k: (v if k == "username" else HIDDEN) for k, v in sorted(creds.items()) if v}
+        return {k: (v if k in ("username", "host_key") else HIDDEN) for k, v in sorted(creds.items()) if v}
 
 
 class CredentialsInput(InputSerializer):
@@ -51,6 +51,13 @@ class CredentialsInput(InputSerializer):
                                trim_whitespace=False)
     ssh_key = StrictCharField(max_length=20000, required=False, allow_blank=True, allow_null=True,
                               trim_whitespace=False)
+    host_key = StrictCharField(max_length=5000, required=False, allow_blank=True, allow_null=True,
+                               help_text="The SSH server's public key line to pin (\"ssh-ed25519 AAAA...\")")
+
+    def validate_host_key(self, value):
+        if value and (len(value.split()) < 2 or not value.split()[0].startswith(("ssh-", "ecdsa-"))):
+            raise serializers.ValidationError("A public key line such as 'ssh-ed25519 AAAA...' is required.")
+        return value
 
 
 class ServerCreateInput(InputSerializer):

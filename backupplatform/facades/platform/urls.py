@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import auth, backups, keys, schedules, servers, views
+from . import auth, backups, commands, keys, notifications, schedules, servers, views
 
 users = views.UserViewSet.as_view({"get": "list", "post": "create"})
 user = views.UserViewSet.as_view({"put": "update", "delete": "destroy"})
@@ -46,4 +46,16 @@ urlpatterns = [
     path("downloads/<str:token>", backups.SignedDownloadView.as_view(), name="backup-download-signed"),
     # Our extension: the workspace's key ring for restores without the platform (password again).
     path("keys/export", keys.KeyExportView.as_view(), name="key-export"),
+    # db-backup-platform.md "Commands" and "Notifications" (get/update/delete are ours)
+    path("commands", commands.CommandViewSet.as_view({"get": "list", "post": "create"}), name="command-list"),
+    path("commands/<str:pk>", commands.CommandViewSet.as_view({"get": "retrieve", "put": "update",
+                                                               "delete": "destroy"}), name="command-detail"),
+    path("commands/<str:pk>/execute", commands.CommandViewSet.as_view({"post": "execute"}), name="command-execute"),
+    path("commands/<str:pk>/executions", commands.CommandViewSet.as_view({"get": "executions"}),
+         name="command-executions"),
+    path("notifications/channels", notifications.ChannelViewSet.as_view({"get": "list", "post": "create"}),
+         name="notification-channel-list"),
+    path("notifications/channels/<str:pk>", notifications.ChannelViewSet.as_view(
+        {"get": "retrieve", "put": "update", "delete": "destroy"}), name="notification-channel-detail"),
+    path("notifications/test", notifications.NotificationTestView.as_view(), name="notification-test"),
 ]

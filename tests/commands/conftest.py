@@ -1,0 +1,1 @@
+from tests.fixtures.services import *  # noqa: F403
