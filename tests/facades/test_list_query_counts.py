@@ -10,7 +10,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from acronis.fake_server import FakeAcronis
+from tests.support.acronis_fake import FakeAcronis
 from django.utils import timezone
 
 from acronis import services as acronis_services

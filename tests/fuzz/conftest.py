@@ -94,7 +94,7 @@ def _completed_backup(tenant, app, storage, admin):
 @pytest.fixture
 def fuzz_world(db, tenant_a, tenant_b, admin_a, admin_b, tmp_path) -> Iterator[World]:
     """One of everything the API addresses by id, made through the services."""
-    from acronis.fake_server import FakeAcronis
+    from tests.support.acronis_fake import FakeAcronis
 
     from acronis import services as acronis_services
     from backups import services
