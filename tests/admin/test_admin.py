@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import re
 
 import pytest
@@ -52,7 +54,7 @@ def bravo_rows(tenant_b, admin_b, tmp_path):
     from tenants import services as tenant_services
 
     storage = services.storage_create(tenant=tenant_b, name="b-store", type="local",
-                                      configuration={"path": str(tmp_path / "b")})
+                                      configuration={"path": str(Path(tenant_b.path_roots[0]) / "b")})
     app = Application.objects.create(tenant=tenant_b, name="b-app")
     job = schedule_services.job_create(tenant=tenant_b, name="b-job", application=app, storage=storage,
                                        schedule_type="custom", cron_expression="0 1 * * *")

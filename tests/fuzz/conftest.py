@@ -29,6 +29,7 @@ ID_BY_PREFIX = [
     ("/api/v1/backups/", "backup"), ("/api/v1/jobs/", "job"), ("/api/v1/api-keys/", "api_key"),
     ("/api/v1/retention-policies/", "policy"), ("/api/v1/schedules/", "job"), ("/api/v1/servers/", "server"),
     ("/api/v1/users/", "user"), ("/api/v1/storage/", "storage"), ("/api/v1/verify/", "verification"),
+    ("/api/v1/restores/", "restore"),
 ]
 ID_BY_NAME = {"app_id": "app", "backup_id": "backup", "restore_id": "restore", "storage_id": "storage",
               "cleanup_id": "cleanup", "token": "token", "agent_id": "agent"}
@@ -135,7 +136,7 @@ def fuzz_world(db, tenant_a, tenant_b, admin_a, admin_b, tmp_path) -> Iterator[W
 
     # Another tenant's rows: their ids must be 404s to alpha's admin.
     other_storage = services.storage_create(tenant=tenant_b, name="local", type="local",
-                                            configuration={"path": str(tmp_path / "store-b")}, is_default=True)
+                                            configuration={"path": str(Path(tenant_b.path_roots[0]) / "store-b")}, is_default=True)
     other_app = Application.objects.create(tenant=tenant_b, name="other")
     other_job = schedule_services.job_create(tenant=tenant_b, name="b-nightly", application=other_app,
                                              storage=other_storage, schedule_type="custom",

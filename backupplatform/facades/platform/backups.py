@@ -258,8 +258,8 @@ class RestoreViewSet(mixins.RetrieveModelMixin, PlatformViewSet):
         return backup_selectors.restore_list(tenant=tenant)
 
     def get_object(self):
-        pk = str(self.kwargs["pk"])
-        restore = self.get_queryset().filter(pk=int(pk)).first() if pk.isdigit() and len(pk) < 19 else None
+        pk = parse_id(self.kwargs["pk"])
+        restore = self.get_queryset().filter(pk=pk).first() if pk is not None else None
         if restore is None:
             raise NotFound("Restore not found", code="RESTORE_NOT_FOUND")
         return restore
