@@ -10,7 +10,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from tests.support.acronis_fake import FakeAcronis
 from django.utils import timezone
 
 from acronis import services as acronis_services
@@ -20,6 +19,7 @@ from backups.models import Application, Backup, Operation, Restore, Source, Veri
 from schedules import services as schedule_services
 from tenants import services as tenant_services
 from tenants.models import Role
+from tests.support.acronis_fake import FakeAcronis
 
 from ..conftest import make_member
 

@@ -95,8 +95,6 @@ def _completed_backup(tenant, app, storage, admin):
 @pytest.fixture
 def fuzz_world(db, tenant_a, tenant_b, admin_a, admin_b, tmp_path) -> Iterator[World]:
     """One of everything the API addresses by id, made through the services."""
-    from tests.support.acronis_fake import FakeAcronis
-
     from acronis import services as acronis_services
     from backups import services
     from backups.models import Application, Source
@@ -106,6 +104,7 @@ def fuzz_world(db, tenant_a, tenant_b, admin_a, admin_b, tmp_path) -> Iterator[W
     from schedules import services as schedule_services
     from tenants import services as tenant_services
     from tenants.models import Role
+    from tests.support.acronis_fake import FakeAcronis
 
     files = tmp_path / "files"
     files.mkdir()
