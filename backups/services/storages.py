@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import emit
+from backupplatform import units
 from backupplatform.errors import Conflict, DomainError, ValidationFailed
 from backups import storage as backends
 from tenants.models import Tenant
@@ -252,11 +253,11 @@ def storage_sweep_abandoned_uploads(*, older_than: timedelta | None = None) -> i
 
 
 def monthly_cost(size_bytes: int, price_per_gb_month: Decimal) -> float:
-    return round(float(Decimal(size_bytes) / Decimal(1024**3) * price_per_gb_month), 2)
+    return units.monthly_cost(size_bytes, price_per_gb_month)
 
 
 def to_gb(size_bytes: int | None) -> float:
-    return round((size_bytes or 0) / 1024**3, 2)
+    return units.gigabytes(size_bytes)
 
 
 def iso(value: datetime | None) -> str | None:

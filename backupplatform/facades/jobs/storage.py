@@ -20,10 +20,10 @@ from typing import Any
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers
 
-from backupplatform.errors import NotFound, ValidationFailed
+from backupplatform import units
+from backupplatform.errors import NotFound
 from backupplatform.facades.base import respond
 from backupplatform.facades.serializers import InputSerializer, StrictDictField, StrictIntegerField
-from backupplatform.ids import parse_id
 from backups import selectors, services
 from backups.models import Backup, Storage
 from backups.services.storages import iso
@@ -115,18 +115,10 @@ SpaceShape = inline_serializer("StorageSpace", {
 
 class _StorageScoped:
     queryset = Storage.objects.none()
+    not_found = ("Storage not found", "STORAGE_NOT_FOUND")
 
     def tenant_queryset(self, tenant):
         return selectors.storage_list(tenant=tenant).select_related("tenant")
-
-    def get_object(self):
-        pk = parse_id(self.kwargs.get("pk", ""))
-        if pk is None:
-            raise ValidationFailed(details={"id": ["A whole number is required."]})
-        storage = self.get_queryset().filter(pk=pk).first()
-        if storage is None:
-            raise NotFound("Storage not found")
-        return storage
 
 
 class StorageProviderViewSet(_StorageScoped, mixins.ListModelMixin, mixins.RetrieveModelMixin, JobsViewSet):
@@ -149,7 +141,7 @@ class StorageTestView(_StorageScoped, JobsView):
         if "storage_id" in data:
             storage = self.get_queryset().filter(pk=data["storage_id"]).first()
             if storage is None:
-                raise NotFound("Storage not found")
+                raise NotFound(*self.not_found[:1], code=self.not_found[1])
             result = services.storage_probe(storage=storage)
             kind, storage_id = storage.type, storage.pk
         else:
@@ -175,7 +167,7 @@ class StorageSpaceView(_StorageScoped, JobsView):
         quota = storage.quota_bytes
         return respond({
             "storage_id": storage.pk, "provider_type": storage.type, "used_bytes": used,
-            "used_gb": round(used / 1024**3, 2), "backup_count": storage.backup_count,
+            "used_gb": units.gigabytes(used), "backup_count": storage.backup_count,
             "available_bytes": free.available_bytes, "available_error": free.error, "quota_bytes": quota,
             "quota_remaining_bytes": None if quota is None else max(quota - used, 0),
             "quota_used_percent": None if not quota else round(used / quota * 100, 2),
