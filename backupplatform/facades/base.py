@@ -31,7 +31,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit import context as audit_context
-from backupplatform.errors import DomainError, ValidationFailed
+from backupplatform.errors import DomainError, NotFound, ValidationFailed
+from backupplatform.ids import parse_id
 from tenants.models import Role, role_at_least
 from tenants.scoping import TenantContextMixin
 
@@ -69,8 +70,10 @@ class ErrorInfo:
     message: str
     details: Any = None
     headers: dict[str, str] = field(default_factory=dict)
-    # For validation errors: ``{field: [messages]}`` as DRF produced them.
+    # For validation errors: ``{field: [messages]}`` as DRF produced them, and where the
+    # fields are ("body", "query", "path").
     field_errors: Any = None
+    location: str = "body"
 
 
 class Facade:
@@ -135,7 +138,7 @@ def error_info_from_exception(exc: BaseException, facade: Facade) -> ErrorInfo:
         return ErrorInfo(facade.validation_status,
                          facade.code_for(facade.validation_status, exc.code if exc.code != "VALIDATION_ERROR" else facade.validation_code),
                          exc.message if exc.message != ValidationFailed.default_message else facade.validation_message,
-                         fields, field_errors=fields)
+                         fields, field_errors=fields, location=getattr(exc, "location", "body"))
     if isinstance(exc, DomainError):
         return ErrorInfo(exc.status, facade.code_for(exc.status, exc.code), exc.message,
                          exc.details, dict(exc.headers))
@@ -260,6 +263,30 @@ class FacadeMixin(TenantContextMixin):
     permission_classes = [IsAuthenticated, RolePermission]
     # Message shown in envelopes that carry one (api-layer.md ``message``).
     success_message: str | None = None
+
+    # ``(message, code)`` of this view's object when the URL names none of the caller's: a
+    # malformed id and an unknown one are the same answer, one code per kind of object.
+    not_found: tuple[str, str] | None = None
+
+    def parse_lookup(self, value: Any) -> Any:
+        """The lookup value in the URL as the database sees it (``None``: no such object)."""
+        return parse_id(value)
+
+    def get_object(self):
+        if self.not_found is None:
+            return super().get_object()
+        lookup_field = getattr(self, "lookup_field", "pk")
+        value = self.parse_lookup(self.kwargs.get(getattr(self, "lookup_url_kwarg", None) or lookup_field))
+        obj = None
+        if value is not None:
+            queryset = self.get_queryset()
+            if hasattr(self, "filter_queryset"):
+                queryset = self.filter_queryset(queryset)
+            obj = queryset.filter(**{lookup_field: value}).first()
+        if obj is None:
+            raise NotFound(self.not_found[0], code=self.not_found[1])
+        self.check_object_permissions(self.request, obj)
+        return obj
 
     def get_throttles(self):
         return [cls() for cls in (*self.facade.throttle_classes, *getattr(self, "extra_throttles", ()))]

@@ -13,7 +13,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers
 
-from backupplatform.errors import NotFound, ValidationFailed
+from backupplatform.errors import ValidationFailed
 from backupplatform.facades.base import respond
 from backupplatform.facades.scheduling import (
     BackupTypeField,
@@ -29,7 +29,6 @@ from backupplatform.facades.serializers import (
     StrictIntegerField,
     validated,
 )
-from backupplatform.ids import is_id
 from backups.models import Application, Backup, Server, Storage
 from schedules import selectors, services
 from schedules.models import BackupJob
@@ -144,6 +143,7 @@ class BackupJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, JobsVie
 
     serializer_class = JobSerializer
     queryset = BackupJob.objects.none()
+    not_found = ("Backup job not found", "JOB_NOT_FOUND")
     roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER, "executions": Role.VIEWER, "create": Role.ADMIN,
              "update": Role.ADMIN, "destroy": Role.ADMIN, "run": Role.OPERATOR}
 
@@ -156,11 +156,6 @@ class BackupJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, JobsVie
             qs = qs.filter(enabled=active.lower() in ("true", "1"))
         return qs
 
-    def get_object(self):
-        if not is_id(self.kwargs["pk"]):
-            # An id that cannot exist is simply not found (as for every other lookup).
-            raise NotFound("Backup job not found", code="JOB_NOT_FOUND")
-        return super().get_object()
 
     @extend_schema(parameters=[OpenApiParameter("is_active", OpenApiTypes.BOOL, required=False)])
     def list(self, request, *args, **kwargs):
