@@ -207,22 +207,30 @@ def job_delete(*, job: BackupJob) -> None:
     emit(action="job_delete", tenant=tenant, resource_type="backup_job", resource_id=pk, details={"name": name})
 
 
-def job_require_idle(*, job: BackupJob) -> None:
-    """workspace-backup-api.md 409 ``BACKUP_IN_PROGRESS`` while a run of the job is going."""
+def job_require_idle(*, job: BackupJob, starting: bool = False) -> None:
+    """workspace-backup-api.md 409 ``BACKUP_IN_PROGRESS`` while a run of the job is going;
+    the message says what was refused: changing the job, or ``starting`` another run."""
     op = selectors.job_active_operation(job)
     if op is None:
         return
     avg = selectors.job_average_duration(job)
     started = op.started_at or op.created_at
-    raise Conflict("Cannot modify backup policy while backup is running", code="BACKUP_IN_PROGRESS",
+    message = (f"A backup of this policy is already running (backup {op.backup_id}); wait for it to finish"
+               if starting else "Cannot modify backup policy while backup is running")
+    raise Conflict(message, code="BACKUP_IN_PROGRESS",
                    details={"current_backup_id": op.backup_id,
                             "estimated_completion": (started + avg).isoformat() if avg else None})
 
 
 def _compression(job: BackupJob) -> str:
+    """The job's ``options.compression``: ``false`` none, a name that compression, ``true``
+    gzip (a workspace policy's boolean: workspace-backup-api.md's manifests say gzip, and a
+    gzip artifact downloads as tar.gz without re-compressing), absent zstd."""
     value = (job.options or {}).get("compression")
     if value is False:
         return "none"
+    if value is True:
+        return "gzip"
     if isinstance(value, str) and value in COMPRESSIONS:
         return value
     return "zstd"
@@ -253,7 +261,7 @@ def job_run(*, job: BackupJob, actor: Any = None, trigger: str = BackupTrigger.M
                      details={"reason": "previous run still active", "backup_id": active.backup_id,
                               "operation_id": active.public_id})
                 return None
-            job_require_idle(job=job)
+            job_require_idle(job=job, starting=True)
         op = backup_start(
             tenant=job.tenant, actor=actor, server=job.server, database_name=job.database_name,
             application=job.application, components=job.components or None, storage=job.storage, job=job,

@@ -125,6 +125,10 @@ def backup_start(*, tenant: Tenant, actor: Any = None, server: Server | None = N
         raise ValidationFailed(details={"encrypt": ["Backups are always encrypted (AES-256-GCM)."]})
     if (server is None) == (application is None):
         raise ValidationFailed("Give either a server and database or an application")
+    if keep_until is not None and keep_until <= timezone.now():
+        # A date already past would protect nothing: retention could delete the backup at once.
+        raise ValidationFailed(details={"keep_until": [
+            f"Must be in the future (got {keep_until.isoformat()}): until then, retention keeps the backup."]})
     if server is not None:
         if server.tenant_id != tenant.pk:
             raise NotFound("Server not found")
