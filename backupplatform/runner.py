@@ -123,9 +123,10 @@ def run(args: argparse.Namespace) -> int:
         manage("migrate", "--noinput", "-v", "0", env=env)
         manage("collectstatic", "--noinput", "-v", "0", env=env)
         manage("seed_demo", "--url", f"http://{args.host}:{args.port}", env=env)
+        # One uvicorn on both ports: the platform's and the jobs API's (backupplatform/serve.py).
         procs.append(subprocess.Popen(
-            [PY, "-m", "uvicorn", "backupplatform.asgi:application", "--host", args.host,
-             "--port", str(args.port), "--lifespan", "off"], env=env, cwd=ROOT, start_new_session=True))
+            [PY, "-m", "backupplatform.serve", "--host", args.host, "--port", str(args.port),
+             "--jobs-port", str(args.jobs_port)], env=env, cwd=ROOT, start_new_session=True))
         procs.append(subprocess.Popen(
             [PY, "-m", "celery", "-A", "backupplatform", "worker", "-l", "info",
              "--concurrency", str(args.concurrency), "-n", "worker@%h"], env=env, cwd=ROOT,
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     run_p = sub.add_parser("run", help="start the whole platform")
     run_p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     run_p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    run_p.add_argument("--jobs-port", type=int, default=int(os.environ.get("JOBS_PORT", "5000")))
     run_p.add_argument("--redis-port", type=int, default=int(os.environ.get("EMBEDDED_REDIS_PORT", "0")))
     run_p.add_argument("--concurrency", type=int, default=int(os.environ.get("WORKER_CONCURRENCY", "2")))
     sub.add_parser("test", help="run the test suite (extra arguments go to pytest)")

@@ -406,3 +406,15 @@ def facade_for_path(path: str) -> Facade | None:
         if matches(path):
             return FACADES[name]
     return None
+
+
+def facade_for_request(request) -> Facade | None:
+    """``facade_for_path``, except on the jobs API's listener, where every ``/api/v1`` path is
+    the jobs API's (``/api/v1/backups`` are backup jobs there)."""
+    from backupplatform.facades.registry import FACADES
+    from backupplatform.listeners import JOBS_URLCONF
+
+    path = request.path
+    if getattr(request, "urlconf", None) == JOBS_URLCONF and path.startswith("/api/v1/"):
+        return FACADES["jobs"]
+    return facade_for_path(path)
