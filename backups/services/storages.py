@@ -176,6 +176,50 @@ def storage_delete(*, storage: Storage, force: bool = False) -> None:
          details={"name": name, "force": force, "detached_policy_ids": jobs})
 
 
+class UnsupportedProvider(DomainError):
+    status = 400
+    code = "UNSUPPORTED_PROVIDER"
+    default_message = "This kind of storage is not supported"
+
+
+NETWORK_SUPPORTED = "an sftp:// URL (sftp://user[:password]@host[:port]/folder) or a mounted folder (/mnt/backups)"
+
+
+def storage_config_from_connection_string(connection_string: str) -> tuple[str, dict, dict]:
+    """api-layer.md "Test Storage Connection" names a *network* storage by a connection string.
+    What we can reach: ``sftp://user[:password]@host[:port]/path`` (an SFTP storage) and an
+    absolute folder or ``file:///folder`` (a network share mounted on the platform's machine:
+    a local storage). SMB/CIFS shares (``\\\\server\\share``, ``smb://``) cannot be reached
+    directly: ``UnsupportedProvider`` says to mount them. Returns ``(type, configuration,
+    credentials)``."""
+    from urllib.parse import unquote, urlsplit
+
+    raw = (connection_string or "").strip()
+    if not raw:
+        raise ValidationFailed(details={"connection_string": ["Give the storage's address."]})
+    if raw.startswith(("\\\\", "//")) or raw.lower().startswith(("smb://", "cifs://")):
+        raise UnsupportedProvider(
+            f"SMB/CIFS shares ({raw}) cannot be reached directly: mount the share on the platform's machine "
+            f"and give its folder, or use an sftp:// URL",
+            details={"connection_string": raw, "supported": NETWORK_SUPPORTED})
+    if raw.startswith("/") or raw.lower().startswith("file://"):
+        path = unquote(urlsplit(raw).path) if raw.lower().startswith("file://") else raw
+        return "local", {"path": path}, {}
+    parts = urlsplit(raw)
+    if parts.scheme.lower() == "sftp":
+        try:
+            port = parts.port or 22
+        except ValueError:
+            raise ValidationFailed(details={"connection_string": ["The port is not a number from 1 to 65535."]})
+        configuration = {"host": parts.hostname or "", "port": port, "path": unquote(parts.path) or "/"}
+        if parts.username:
+            configuration["username"] = unquote(parts.username)
+        credentials = {"password": unquote(parts.password)} if parts.password else {}
+        return "sftp", configuration, credentials
+    raise UnsupportedProvider(f"Cannot reach {raw!r}: use {NETWORK_SUPPORTED}",
+                              details={"connection_string": raw, "supported": NETWORK_SUPPORTED})
+
+
 # -- probes ------------------------------------------------------------------------------
 
 
