@@ -402,3 +402,15 @@ def examples(document: str) -> list[Example]:
     else:
         raise ValueError(document)
     return _keyed(found)
+
+
+def documented_shapes(document: str) -> dict[str, Any]:
+    """JSON blocks a document shows under a heading of their own ("### Paginated Response"):
+    the shapes its examples' answers take where an example shows none."""
+    lines = (SEEDS / document).read_text().splitlines()
+    shapes = {}
+    for start, _end, lang, text in _fenced_blocks(lines):
+        heading = lines[start - 1] if start else ""
+        if lang == "json" and heading.startswith("#") and (value := _json_or_none(text)) is not None:
+            shapes[heading.lstrip("#").strip()] = value
+    return shapes

@@ -169,7 +169,7 @@ class World:
         """A backup job of the jobs API (api-layer.md): files of the world's folder, daily."""
         from schedules import services
 
-        return services.job_create(tenant=self.tenant, actor=self.admin, name="Database Backup",
+        return services.job_create(tenant=self.tenant, actor=self.admin, name="Nightly files",
                                    source_path=self.get("files"), storage=self.get("storage"),
                                    schedule_type="daily", schedule_time=time(3, 0), retention_days=30, priority=8)
 
