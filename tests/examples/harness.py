@@ -42,6 +42,8 @@ class Row:
     then: Callable[[Any, Any], None] | None = None  # extra check, given the world and the response
 
 
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
 # Keys whose documented values are constants of a write's answer ("success": true,
 # "status": "created"), compared for equality; everything else is compared by JSON type.
 CONSTANT_KEYS = ("success", "status", "token_type")
@@ -77,6 +79,14 @@ def shape_problems(documented: Any, ours: Any, where: str, row: Row) -> list[str
         return [f"{where or 'body'}: {json_type(ours)} {json.dumps(ours)[:60]}, "
                 f"documented {json_type(documented)} {json.dumps(documented)[:60]}"]
     problems: list[str] = []
+    if isinstance(documented, dict) and documented and all(UUID.match(str(k)) for k in documented):
+        # A map keyed by ids (acronis "workload_data"): each of our entries as the documented one.
+        template = next(iter(documented.values()))
+        if not ours:
+            problems.append(f"{where or 'body'}: empty, the document shows entries")
+        for value in ours.values():
+            problems += shape_problems(template, value, f"{where}.{{id}}", row)
+        return problems
     if isinstance(documented, dict):
         for key, value in documented.items():
             path = f"{where}.{key}" if where else key
@@ -120,7 +130,6 @@ def constant_problems(documented: Any, ours: Any, row: Row, *, write: bool) -> l
 # --- substituting ids -------------------------------------------------------------------------
 
 PLACEHOLDER = re.compile(r"^(\{[^}]+\}|:[A-Za-z]+)$")
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def _render(value: Any, documented: Any) -> Any:

@@ -211,7 +211,18 @@ class World:
         return services.cleanup_execute(plan=self.get("cleanup_plan"), actor=self.admin, queue=False)
 
     def _make_console_schedule(self):
-        return self.get("policy")
+        """The console's nightly schedule of the world's application, run once."""
+        from backups.services import backups as backup_services
+        from schedules import services
+
+        job = services.job_create(
+            tenant=self.tenant, actor=self.admin, name="Nightly Full Backup", application=self.get("app"),
+            storage=self.get("storage"), schedule_type="daily", schedule_time=time(2, 0), timezone="UTC",
+            retention_count=5, auto_purge=True, notifications={"on_success": True, "on_failure": True})
+        op = services.job_run(job=job, actor=self.admin, trigger="scheduled", queue=False)
+        backup_services.backup_run(operation_id=op.pk)
+        job.refresh_from_db()
+        return job
 
     def _make_acronis_config(self):
         from acronis import services
