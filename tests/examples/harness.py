@@ -20,8 +20,9 @@ from urllib.parse import parse_qsl, urlencode
 
 from .docs import Example
 
-# Which document each test module runs, for the summary line (conftest.py).
-DOCUMENT_OF_MODULE: dict[str, str] = {}
+# Which document each example test runs, by ("module::test function", example key), for the
+# summary line (conftest.py).
+EXAMPLE_DOCUMENTS: dict[tuple[str, str], str] = {}
 
 
 @dataclass
@@ -257,16 +258,16 @@ def table_problems(document: str, found: list[Example], table: dict[str, Row]) -
             + [f"row for an example {document} no longer has: {k!r}" for k in stale])
 
 
-def parametrize(module: str, document: str, found: list[Example], table: dict[str, Row], *, http: bool) -> list:
-    """``pytest.param``s of a document's HTTP examples (or its WebSocket ones); a row's
-    ``skip`` is shown with its reason."""
+def parametrize(test: str, document: str, found: list[Example], table: dict[str, Row], *, http: bool) -> list:
+    """``pytest.param``s of a document's HTTP examples (or its WebSocket ones) for the test
+    ``test`` ("test_module::test_function"); a row's ``skip`` is shown with its reason."""
     import pytest
 
-    DOCUMENT_OF_MODULE[module] = document
     params = []
     for example in found:
         if (example.method == "WS") == http:
             continue
+        EXAMPLE_DOCUMENTS[(test, example.key)] = document
         row = table.get(example.key)
         marks = [pytest.mark.skip(reason=row.skip)] if row is not None and row.skip else []
         params.append(pytest.param(example, id=example.key, marks=marks))

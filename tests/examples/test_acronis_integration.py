@@ -8,14 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from rest_framework.test import APIClient
 
 from tests.support.acronis_fake import FakeAcronis
 
 from . import docs
-from .harness import Row, parametrize, run_http, shape_problems, table_problems
+from .harness import Row, parametrize, run_http, table_problems
 from .world import World
 
 DOCUMENT = "acronis-integration.md"
@@ -72,37 +70,10 @@ def test_every_example_has_a_row():
     assert not table_problems(DOCUMENT, EXAMPLES, TABLE), "\n".join(table_problems(DOCUMENT, EXAMPLES, TABLE))
 
 
-MODULE = __name__.rsplit(".", 1)[-1]
-
-
-@pytest.mark.parametrize("example", parametrize(MODULE, DOCUMENT, EXAMPLES, TABLE, http=True))
+@pytest.mark.parametrize("example", parametrize("test_acronis_integration::test_example", DOCUMENT, EXAMPLES, TABLE, http=True))
 def test_example(example, world, settings):
     extra = {}
     if example.host:  # "curl http://localhost:5000/api/acronis/...": the jobs API's listener
         settings.JOBS_API_PORTS = [JOBS_PORT]
         extra = {"SERVER_PORT": str(JOBS_PORT), "HTTP_HOST": example.host}
     run_http(example, TABLE, world, APIClient(), defaults=DEFAULT_IDS, shapes=SHAPES, **extra)
-
-
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("example", parametrize(MODULE, DOCUMENT, EXAMPLES, TABLE, http=False))
-async def test_websocket_example(example, world):
-    """"WebSocket Support": a backup that changes state in Acronis reaches the socket as the
-    documented message (the poller's work, run here as the beat task would)."""
-    from acronis import services
-    from backupplatform.asgi import application
-
-    await database_sync_to_async(world.get)("acronis_config")
-    socket = WebsocketCommunicator(application, f"{example.path}?token={world.token}")
-    assert (await socket.connect(timeout=5))[0]
-    await database_sync_to_async(services.poll_tenant)(tenant=world.tenant)  # the baseline
-    running = next(a for a in world.acronis.activities if a["state"] == "started")
-    world.acronis.set_activity_state(running["idString"], "completed", result_code="ok")
-    await database_sync_to_async(services.poll_tenant)(tenant=world.tenant)
-    message = await socket.receive_json_from(timeout=5)
-    await socket.disconnect()
-    problems = []
-    for documented in example.response:
-        problems += shape_problems(documented, message, documented["type"], TABLE[example.key])
-    assert message["type"] == "backup_status_update" and message["data"]["status"] == "completed"
-    assert not problems, "\n".join(problems)

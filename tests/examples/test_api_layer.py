@@ -43,6 +43,9 @@ def refused_as_smb(world, response) -> None:
     assert "mount" in body["message"] and "sftp://" in body["details"]["supported"], body
 
 
+# Made once for the module (conftest.py ``module_world``).
+PRECREATE = ("job", "app_backup")
+
 TABLE: dict[str, Row] = {
     "POST /api/v1/auth/login": Row(auth="none", setup=login_user, shape="Successful Response",
                                    absent={"data.id": LOGIN, "data.name": LOGIN}),
@@ -66,7 +69,7 @@ def test_every_example_names_the_jobs_listener():
     assert {e.host for e in EXAMPLES} == {f"localhost:{JOBS_PORT}"}
 
 
-@pytest.mark.parametrize("example", parametrize(__name__.rsplit(".", 1)[-1], DOCUMENT, EXAMPLES, TABLE, http=True))
+@pytest.mark.parametrize("example", parametrize("test_api_layer::test_example", DOCUMENT, EXAMPLES, TABLE, http=True))
 def test_example(example, world, settings):
     settings.JOBS_API_PORTS = [JOBS_PORT]
     run_http(example, TABLE, world, APIClient(), defaults=DEFAULT_IDS, shapes=SHAPES,

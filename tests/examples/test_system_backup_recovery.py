@@ -17,6 +17,9 @@ PENDING = "route not served yet (tests/endpoints_pending.txt): switch on by remo
 DEFAULT_IDS = {"schedule_id": "console_schedule", "cleanup_plan_id": "cleanup_plan", "backup_id": "app_backup",
                "job_id": "backup_operation", "restore_id": "restore_operation", "snapshot_id": "snapshot"}
 
+# Made once for the module (conftest.py ``module_world``).
+PRECREATE = ("console_schedule", "cleanup_plan")
+
 TABLE: dict[str, Row] = {
     "GET /cloud-integration/backup/status": Row(skip=PENDING),
     "GET /cloud-integration/backup/list": Row(skip=PENDING),
@@ -55,14 +58,11 @@ def test_every_example_has_a_row():
     assert not table_problems(DOCUMENT, EXAMPLES, TABLE), "\n".join(table_problems(DOCUMENT, EXAMPLES, TABLE))
 
 
-MODULE = __name__.rsplit(".", 1)[-1]
-
-
-@pytest.mark.parametrize("example", parametrize(MODULE, DOCUMENT, EXAMPLES, TABLE, http=True))
+@pytest.mark.parametrize("example", parametrize("test_system_backup_recovery::test_example", DOCUMENT, EXAMPLES, TABLE, http=True))
 def test_example(example, world):
     run_http(example, TABLE, world, APIClient(), defaults=DEFAULT_IDS)
 
 
-@pytest.mark.parametrize("example", parametrize(MODULE, DOCUMENT, EXAMPLES, TABLE, http=False))
+@pytest.mark.parametrize("example", parametrize("test_system_backup_recovery::test_websocket_example", DOCUMENT, EXAMPLES, TABLE, http=False))
 def test_websocket_example(example):
     pytest.fail(f"{example.key}: no scenario yet; write one as test_db_backup_platform.py does")

@@ -14,7 +14,8 @@ EXAMPLES = docs.examples(DOCUMENT)
 DEFAULT_IDS = {"wsId": "ws", "storageId": "storage", "appId": "app", "backupId": "app_backup",
                "restoreId": "restore", "storage_id": "storage", "target_application": "app2"}
 # How this API writes each kind of id ("storage-123", "app-456"; the workspace is its slug).
-PREFIXES = {"storage": "storage", "app": "app", "app2": "app", "app_backup": "backup", "restore": "restore"}
+PREFIXES = {"storage": "storage", "storage2": "storage", "app": "app", "app2": "app", "app_backup": "backup",
+            "restore": "restore"}
 
 
 def id_form(kind: str, value):
@@ -26,14 +27,17 @@ def id_form(kind: str, value):
 K8S = "a Kubernetes resource count; our applications hold databases and folders (README)"
 PASSED = "the document's keep_until (2024-12-31) has passed, and a past one is refused"
 
+# Made once for the module (conftest.py ``module_world``).
+PRECREATE = ("storage", "app", "app2", "policy", "app_backup", "verification", "restore")
+
 TABLE: dict[str, Row] = {
     "POST /api/v1/workspaces/:wsId/backup-storages": Row(status=201),
     "GET /api/v1/workspaces/:wsId/backup-storages": Row(needs=("app_backup",)),
     "GET /api/v1/workspaces/:wsId/backup-storages/:storageId": Row(needs=("app_backup",)),
     "PUT /api/v1/workspaces/:wsId/backup-storages/:storageId": Row(),
-    "DELETE /api/v1/workspaces/:wsId/backup-storages/:storageId": Row(),
+    "DELETE /api/v1/workspaces/:wsId/backup-storages/:storageId": Row(ids={"storageId": "storage2"}),
     "GET /api/v1/workspaces/:wsId/backup-storages/:storageId/usage": Row(needs=("app_backup",)),
-    "POST /api/v1/workspaces/:wsId/applications/:appId/backup-policy": Row(status=201),
+    "POST /api/v1/workspaces/:wsId/applications/:appId/backup-policy": Row(status=201, ids={"appId": "app2"}),
     "GET /api/v1/workspaces/:wsId/applications/:appId/backup-policy": Row(needs=("policy", "app_backup")),
     "PUT /api/v1/workspaces/:wsId/applications/:appId/backup-policy": Row(needs=("policy",)),
     "DELETE /api/v1/workspaces/:wsId/applications/:appId/backup-policy": Row(needs=("policy",)),
@@ -65,6 +69,6 @@ def test_every_example_has_a_row():
     assert not table_problems(DOCUMENT, EXAMPLES, TABLE), "\n".join(table_problems(DOCUMENT, EXAMPLES, TABLE))
 
 
-@pytest.mark.parametrize("example", parametrize(__name__.rsplit(".", 1)[-1], DOCUMENT, EXAMPLES, TABLE, http=True))
+@pytest.mark.parametrize("example", parametrize("test_workspace_backup_api::test_example", DOCUMENT, EXAMPLES, TABLE, http=True))
 def test_example(example, world):
     run_http(example, TABLE, world, APIClient(), defaults=DEFAULT_IDS, id_form=id_form)

@@ -8,6 +8,7 @@ transaction, so each example starts from the same world.
 
 from __future__ import annotations
 
+import uuid
 from datetime import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,19 @@ class World:
         self.objects: dict[str, Any] = {}
         self.token = str(RefreshToken.for_user(admin).access_token)
         self._api_key: str | None = None
+
+    def fork(self) -> World:
+        """This world for one test: the objects made so far, fresh rows of the tenant and its
+        admin, and room for the test's own objects (which go away with its savepoint)."""
+        from django.contrib.auth import get_user_model
+
+        from tenants.models import Tenant
+
+        world = World(tenant=Tenant.objects.get(pk=self.tenant.pk), admin=get_user_model().objects.get(pk=self.admin.pk),
+                      tmp_path=self.tmp_path, s3=self.s3, database=self.database, acronis=self.acronis)
+        world.objects = dict(self.objects)
+        world.token = self.token
+        return world
 
     # --- access ---------------------------------------------------------------------------
 
@@ -66,7 +80,7 @@ class World:
     def _make_server(self):
         from backups import services
 
-        server = services.server_create(tenant=self.tenant, name="Production DB Server", type="postgresql",
+        server = services.server_create(tenant=self.tenant, name="local-postgres", type="postgresql",
                                         host="127.0.0.1", port=5432, environment="production",
                                         credentials={"username": "postgres", "password": ""})
         services.server_test_connection(server=server)  # a real check: health and heartbeat
@@ -77,7 +91,7 @@ class World:
         from backups import services
 
         storage = services.storage_create(
-            tenant=self.tenant, name="production-backups", type="s3", is_default=True,
+            tenant=self.tenant, name="primary-backups", type="s3", is_default=True,
             description="Primary backup storage for production applications",
             configuration={**self.s3.configuration, "region": "us-west-2", "path_prefix": "ws-123/",
                            "encryption": {"enabled": True, "algorithm": "AES256"}},
@@ -85,6 +99,22 @@ class World:
         services.storage_probe(storage=storage)  # a real write/read/delete: connection_status
         storage.refresh_from_db()
         return storage
+
+    def _make_storage2(self):
+        """Another S3 storage (same bucket, its own prefix), used by no policy."""
+        from backups import services
+
+        return services.storage_create(
+            tenant=self.tenant, name="archive-backups", type="s3",
+            configuration={**self.s3.configuration, "region": "us-west-2", "path_prefix": "archive/"},
+            credentials=self.s3.credentials)
+
+    def _make_server2(self):
+        """A server nothing uses yet (the one the examples delete)."""
+        from backups import services
+
+        return services.server_create(tenant=self.tenant, name="spare-postgres", type="postgresql",
+                                      host="127.0.0.1", port=5432, credentials={"username": "postgres"})
 
     def _make_files(self) -> str:
         folder = self.tmp_path / "web-app-data"
@@ -146,7 +176,8 @@ class World:
 
         restore = restores.restore_start(tenant=self.tenant, backup=self.get("app_backup"), actor=self.admin,
                                          target_application=self.get("app2"),
-                                         target_path=str(self.tmp_path / "restored"), queue=False,
+                                         target_path=str(self.tmp_path / f"restored-{uuid.uuid4().hex[:8]}"),
+                                         queue=False,
                                          options={"include_volumes": True, "include_configmaps": True,
                                                   "include_secrets": False})
         restores.restore_run(operation_id=restore.operation_id)
@@ -178,7 +209,7 @@ class World:
         from backups.services import backups as backup_services
         from schedules import services
 
-        job = services.job_create(tenant=self.tenant, actor=self.admin, name="Daily Production Backup",
+        job = services.job_create(tenant=self.tenant, actor=self.admin, name="Nightly database",
                                   server=self.get("server"), database_name=self.database,
                                   storage=self.get("storage"), schedule_type="cron",
                                   cron_expression="0 2 * * *", timezone="UTC")
@@ -197,12 +228,12 @@ class World:
     def _make_user(self):
         from tenants.models import Role
 
-        return make_member(self.tenant, "operator1", Role.OPERATOR)
+        return make_member(self.tenant, "operator2", Role.OPERATOR)
 
     def _make_cleanup_plan(self):
         from schedules import services
 
-        self.get("app_backup")
+        self.get("console_schedule")  # a backup to consider
         return services.cleanup_analyse(tenant=self.tenant, actor=self.admin, reason="examples")
 
     def _make_cleanup(self):
