@@ -16,7 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import emit, publish
-from backupplatform.errors import Conflict, TooManyOperations, ValidationFailed
+from backupplatform.errors import Conflict, FeatureNotAvailable, TooManyOperations, ValidationFailed
 from backups.models import (
     Application,
     Backup,
@@ -28,6 +28,7 @@ from backups.models import (
     ServerType,
     Storage,
 )
+from tenants import capabilities
 from tenants.models import Tenant
 
 from . import beat, selectors
@@ -153,6 +154,7 @@ def job_check(*, job: BackupJob) -> None:
 def job_create(*, tenant: Tenant, actor: Any = None, aliases: dict | None = None, **fields: Any) -> BackupJob:
     """Create a job and its beat ``PeriodicTask``. ``fields`` are model field names (model
     instances for foreign keys); ``aliases`` renames fields in error details for a facade."""
+    capabilities.require_feature(tenant)
     unknown = set(fields) - JOB_FIELDS
     if unknown:
         raise ValueError(f"unknown job fields: {sorted(unknown)}")
@@ -172,6 +174,8 @@ def job_create(*, tenant: Tenant, actor: Any = None, aliases: dict | None = None
 @transaction.atomic
 def job_update(*, job: BackupJob, aliases: dict | None = None, **changes: Any) -> BackupJob:
     """Partial update; the beat ``PeriodicTask`` follows (schedule, timezone, enabled, priority)."""
+    if changes != {"enabled": False}:  # a workspace off the dedicated plan may still stop its jobs
+        capabilities.require_feature(job.tenant)
     unknown = set(changes) - JOB_FIELDS
     if unknown:
         raise ValueError(f"unknown job fields: {sorted(unknown)}")
@@ -245,6 +249,7 @@ def job_run(*, job: BackupJob, actor: Any = None, trigger: str = BackupTrigger.M
     pending or running backup, a scheduled run is skipped (audit ``job_run_skipped`` + a log
     line, returns ``None``) and a manual run is refused (409 ``BACKUP_IN_PROGRESS``).
     """
+    capabilities.require_feature(job.tenant)
     from backups.services.backups import backup_start
 
     from .beat import celery_priority
@@ -286,7 +291,7 @@ def job_run_scheduled(*, job_id: int) -> Operation | None:
         return None
     try:
         return job_run(job=job, trigger=BackupTrigger.SCHEDULED)
-    except TooManyOperations as exc:
+    except (TooManyOperations, FeatureNotAvailable) as exc:
         logger.warning("job %s: run skipped, %s", job.pk, exc.message)
         emit(action="job_run_skipped", tenant=job.tenant, resource_type="backup_job", resource_id=job.pk,
              details={"reason": exc.message})
@@ -324,6 +329,7 @@ def _save_policy(policy: RetentionPolicy) -> None:
 
 @transaction.atomic
 def retention_policy_create(*, tenant: Tenant, **fields: Any) -> RetentionPolicy:
+    capabilities.require_feature(tenant)
     policy = RetentionPolicy(tenant=tenant, **{k: v for k, v in fields.items() if k in POLICY_FIELDS})
     _save_policy(policy)
     emit(action="retention_policy_create", tenant=tenant, resource_type="retention_policy", resource_id=policy.pk,
@@ -333,6 +339,7 @@ def retention_policy_create(*, tenant: Tenant, **fields: Any) -> RetentionPolicy
 
 @transaction.atomic
 def retention_policy_update(*, policy: RetentionPolicy, **changes: Any) -> RetentionPolicy:
+    capabilities.require_feature(policy.tenant)
     for name, value in changes.items():
         if name in POLICY_FIELDS:
             setattr(policy, name, value)

@@ -33,6 +33,7 @@ from rest_framework.views import APIView
 from audit import context as audit_context
 from backupplatform.errors import DomainError, NotFound, ValidationFailed
 from backupplatform.ids import parse_id
+from tenants import capabilities
 from tenants.models import Role, role_at_least
 from tenants.scoping import TenantContextMixin
 
@@ -264,6 +265,9 @@ class FacadeMixin(TenantContextMixin):
     # Message shown in envelopes that carry one (api-layer.md ``message``).
     success_message: str | None = None
 
+    # The plan feature this view belongs to (tenants/capabilities.py): a workspace whose plan
+    # lacks it gets 403 ``FEATURE_NOT_AVAILABLE`` in this facade's error body, reads included.
+    feature: str | None = None
     # ``(message, code)`` of this view's object when the URL names none of the caller's: a
     # malformed id and an unknown one are the same answer, one code per kind of object.
     not_found: tuple[str, str] | None = None
@@ -313,7 +317,11 @@ class FacadeMixin(TenantContextMixin):
         audit_context.set_context(
             user=request.user if getattr(request.user, "pk", None) else None,
             auth_method=getattr(request, "auth_method", ""),
+            api_key=getattr(request, "api_key", None),
         )
+        if self.feature and request.user and request.user.is_authenticated:
+            # The plan before the role: a workspace without the feature has none of it, whoever asks.
+            capabilities.require_feature(getattr(request, "tenant", None), self.feature)
         super().check_permissions(request)
 
     def initial(self, request, *args, **kwargs):

@@ -20,6 +20,7 @@ from django.utils import timezone
 from audit.services import emit, publish
 from backupplatform import netpolicy
 from backupplatform.errors import Conflict, NotFound, TooManyOperations, ValidationFailed
+from tenants import capabilities
 from tenants.models import Tenant
 
 from .. import confinement
@@ -118,6 +119,7 @@ def backup_start(*, tenant: Tenant, actor: Any = None, server: Server | None = N
     application backup: all its sources in one artifact). Raises ``TooManyOperations`` past
     the tenant's concurrent-backup cap (system-backup-recovery.rst "Rate Limiting").
     """
+    capabilities.require_feature(tenant)
     if compression not in COMPRESSIONS:
         raise ValidationFailed(details={"compression_type": [f"Must be one of: {', '.join(COMPRESSIONS)}."]})
     if not encrypt:

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from audit.services import emit, publish
 from backupplatform.errors import Conflict, NotFound, ValidationFailed
+from tenants import capabilities
 from tenants.models import Tenant
 
 from .. import confinement
@@ -132,6 +133,7 @@ def restore_start(*, tenant: Tenant, backup: Backup, actor: Any = None, target_s
                   target_path: str = "", strategy: str = RestoreStrategy.CREATE_NEW,
                   masking_rules: dict | None = None, options: dict | None = None, queue: bool = True) -> Restore:
     """Queue a restore of ``backup``. Databases default to a new database next to the source."""
+    capabilities.require_feature(tenant)
     if backup.tenant_id != tenant.pk:
         raise NotFound("Backup not found")
     if backup.status != BackupStatus.COMPLETED:

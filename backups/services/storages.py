@@ -22,6 +22,7 @@ from audit.services import emit
 from backupplatform import units
 from backupplatform.errors import Conflict, DomainError, ValidationFailed
 from backups import storage as backends
+from tenants import capabilities
 from tenants.models import Tenant
 
 from .. import confinement
@@ -98,6 +99,7 @@ def storage_create(*, tenant: Tenant, name: str, type: str, configuration: dict 
                    is_default: bool = False, quota_bytes: int | None = None,
                    status: str = StorageStatus.ACTIVE, price_per_gb_month: Decimal | None = None) -> Storage:
     """Create a storage (``price_per_gb_month`` is the platform operator's: no API sets it)."""
+    capabilities.require_feature(tenant)
     configuration, credentials = dict(configuration or {}), dict(credentials or {})
     _validate(type, configuration, credentials, tenant=tenant)
     _check_name(tenant=tenant, name=name)
@@ -120,6 +122,7 @@ def storage_create(*, tenant: Tenant, name: str, type: str, configuration: dict 
 def storage_update(*, storage: Storage, **changes: Any) -> Storage:
     """Partial update. ``configuration`` and ``credentials`` merge key by key, then the
     result is validated as a whole (the type cannot change: create another storage)."""
+    capabilities.require_feature(storage.tenant)
     changed: list[str] = []
     if "name" in changes and changes["name"] != storage.name:
         _check_name(tenant=storage.tenant, name=changes["name"], exclude_pk=storage.pk)
@@ -226,6 +229,7 @@ def storage_config_from_connection_string(connection_string: str) -> tuple[str, 
 def storage_probe_config(*, tenant: Tenant, type: str, configuration: dict | None,
                          credentials: dict | None) -> backends.ProbeResult:
     """Probe an unsaved configuration (api-layer.md "Test Storage Connection")."""
+    capabilities.require_feature(tenant)
     configuration, credentials = dict(configuration or {}), dict(credentials or {})
     _validate(type, configuration, credentials, tenant=tenant)
     result = backends.probe(type, configuration, credentials)
@@ -238,6 +242,7 @@ def storage_probe_config(*, tenant: Tenant, type: str, configuration: dict | Non
 @transaction.atomic
 def storage_probe(*, storage: Storage) -> backends.ProbeResult:
     """Write, read back, compare and delete a small object; record the outcome on the row."""
+    capabilities.require_feature(storage.tenant)
     result = backends.probe(storage.type, storage.configuration, storage.credentials)
     storage.last_tested_at = timezone.now()
     storage.last_test_ok = result.ok

@@ -10,7 +10,12 @@ priority, see schedules/beat.py); ``is_active`` = enabled.
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers
 
 from backupplatform.errors import ValidationFailed
@@ -32,6 +37,7 @@ from backupplatform.facades.serializers import (
 from backups.models import Application, Backup, Server, Storage
 from schedules import selectors, services
 from schedules.models import BackupJob
+from tenants import capabilities
 from tenants.models import Role
 
 from .conventions import JobsViewSet
@@ -97,6 +103,18 @@ class RunInputSerializer(InputSerializer):
     notify = StrictBooleanField(required=False)
 
 
+@extend_schema_field({"type": "string", "nullable": True, "example": "sha256:9f86d08..."})
+class ChecksumField(serializers.Field):
+    """Checksums as this API writes them, the form db-backup-platform.md uses: ``sha256:<hex>``."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("read_only", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return f"sha256:{value}" if value else None
+
+
 class ExecutionSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     job_id = serializers.IntegerField(allow_null=True)
@@ -106,7 +124,7 @@ class ExecutionSerializer(serializers.Serializer):
     backup_type = serializers.CharField()
     size_bytes = serializers.IntegerField()
     stored_bytes = serializers.IntegerField()
-    checksum = serializers.CharField()
+    checksum = ChecksumField()
     verified = serializers.BooleanField()
     error_message = serializers.CharField()
     started_at = serializers.DateTimeField(allow_null=True)
@@ -140,6 +158,7 @@ def _fields(tenant, data: dict) -> dict:
 
 class BackupJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, JobsViewSet):
     """Backup jobs: viewers read, operators run, admins manage."""
+    feature = capabilities.BACKUPS
 
     serializer_class = JobSerializer
     queryset = BackupJob.objects.none()

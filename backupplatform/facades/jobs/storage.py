@@ -33,8 +33,10 @@ from backups import selectors, services
 from backups.models import Backup, Storage
 from backups.services.storages import iso
 from backups.storage import STORAGE_TYPES
+from tenants import capabilities
 from tenants.models import Role
 
+from .backup_jobs import ChecksumField
 from .conventions import JobsView, JobsViewSet
 
 
@@ -61,6 +63,8 @@ class ProviderSerializer(serializers.ModelSerializer):
 
 
 class StoredBackupSerializer(serializers.ModelSerializer):
+    checksum = ChecksumField()
+
     class Meta:
         model = Backup
         fields = ["id", "name", "status", "backup_type", "trigger", "application_id", "server_id", "database_name",
@@ -137,6 +141,7 @@ SpaceShape = inline_serializer("StorageSpace", {
 
 class _StorageScoped:
     queryset = Storage.objects.none()
+    feature = capabilities.BACKUPS
     not_found = ("Storage not found", "STORAGE_NOT_FOUND")
 
     def tenant_queryset(self, tenant):

@@ -25,6 +25,7 @@ from backups.models import Backup, BackupStatus, OperationKind, Restore, Server,
 from backups.selectors import backup_location
 from backups.services import backups as backup_services
 from backups.services import restores as restore_services
+from tenants import capabilities
 from tenants.models import Role
 
 from .conventions import PlatformView, PlatformViewSet
@@ -211,6 +212,7 @@ LIST_FILTERS = [OpenApiParameter("server_id", OpenApiTypes.INT),
 
 
 class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformViewSet):
+    feature = capabilities.BACKUPS
     serializer_class = BackupSerializer
     queryset = Backup.objects.none()
     roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER, "create": Role.OPERATOR, "download": Role.OPERATOR,
@@ -301,6 +303,7 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformVi
 
 class RestoreViewSet(mixins.RetrieveModelMixin, PlatformViewSet):
     """``GET /api/v1/restores/{id}``: a restore's status and progress (viewers)."""
+    feature = capabilities.BACKUPS
 
     serializer_class = RestoreStatusSerializer
     queryset = Restore.objects.none()

@@ -22,6 +22,7 @@ from backupplatform.facades.serializers import (
 from backups.models import Server
 from schedules import selectors, services
 from schedules.models import BackupJob, RetentionPolicy, ScheduleType
+from tenants import capabilities
 from tenants.models import Role
 
 from .conventions import PlatformViewSet
@@ -128,6 +129,7 @@ ALIASES = {"server": "server_id", "retention_policy": "retention_policy_id"}
 class ScheduleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
                       PlatformViewSet):
     """Backup schedules of the workspace: viewers read, admins manage."""
+    feature = capabilities.BACKUPS
 
     serializer_class = ScheduleSerializer
     queryset = BackupJob.objects.none()
@@ -175,6 +177,7 @@ class ScheduleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
 class RetentionPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
                              PlatformViewSet):
     """Retention policies: viewers read, admins manage; a policy in use cannot be deleted (409)."""
+    feature = capabilities.BACKUPS
 
     serializer_class = RetentionPolicySerializer
     queryset = RetentionPolicy.objects.none()

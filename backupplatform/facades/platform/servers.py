@@ -23,6 +23,7 @@ from backups import services
 from backups.models import Server, ServerType
 from backups.selectors import server_list
 from backups.storage.validation import host_error
+from tenants import capabilities
 from tenants.models import Role
 
 from .conventions import PlatformViewSet
@@ -92,6 +93,7 @@ DatabaseList = inline_serializer("ServerDatabases", {"databases": inline_seriali
 
 class ServerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformViewSet):
     """Servers of the caller's workspace: viewers read, operators test, admins manage."""
+    feature = capabilities.BACKUPS
 
     serializer_class = ServerSerializer
     queryset = Server.objects.none()

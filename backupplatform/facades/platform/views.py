@@ -108,7 +108,7 @@ class _Echo:
 
 
 CSV_COLUMNS = ["id", "created_at", "user_id", "username", "action", "resource_type",
-               "resource_id", "ip_address", "details"]
+               "resource_id", "ip_address", "details", "api_key_id"]
 
 
 class AuditExportView(PlatformView):
@@ -130,6 +130,7 @@ class AuditExportView(PlatformView):
                 yield writer.writerow([
                     e.pk, e.created_at.isoformat(), e.actor_id or "", e.actor_name, e.action,
                     e.resource_type, e.resource_id, e.ip_address or "", json.dumps(e.details, sort_keys=True),
+                    e.api_key_id or "",
                 ])
 
         response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
