@@ -96,7 +96,7 @@ def test_log_filters_and_pagination(api, admin_a, tenant_a):
     assert client.get("/api/v1/audit/logs", {"end_date": "2000-01-01"}).json()["total"] == 0
     assert client.get("/api/v1/audit/logs", {"user_id": admin_a.pk, "action": "user_create"}).json()["total"] == 0
     bad = client.get("/api/v1/audit/logs", {"start_date": "yesterday"})
-    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "start_date"]
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "start_date"]
     assert client.get("/api/v1/audit/logs", {"limit": "many"}).status_code == 422
 
 

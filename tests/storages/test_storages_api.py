@@ -219,14 +219,15 @@ def test_probe_sftp_storage(api, operator_a, tenant_a, sftp_server):
     assert list((sftp_server.root / "probe-here").iterdir()) == []
 
 
-def test_seed_example_network_provider_is_a_clear_validation_error(api, operator_a):
+def test_seed_example_network_provider_is_a_clear_error(api, operator_a):
     response = api(operator_a).post("/api/v1/storage/test", {"provider_type": "network",
                                                              "connection_string": "\\\\server\\backup"}, format="json")
     assert response.status_code == 400
     body = response.json()
-    assert body["success"] is False and body["error"] == "VALIDATION_ERROR"
-    assert "local, s3, minio, sftp, gcs, azure" in body["details"]["provider_type"][0]
-    assert body["details"]["connection_string"] == ["Unknown field."]
+    assert body["success"] is False and body["error"] == "UNSUPPORTED_PROVIDER"
+    assert "mount the share" in body["message"]
+    unknown = api(operator_a).post("/api/v1/storage/test", {"provider_type": "nfs"}, format="json")
+    assert "local, s3, minio, sftp, gcs, azure, network" in unknown.json()["details"]["provider_type"][0]
 
 
 def test_probe_invalid_unsaved_config_is_invalid_storage_config(api, operator_a):
