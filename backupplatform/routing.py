@@ -18,9 +18,9 @@ UNKNOWN_PATH = 4404
 
 
 class UnknownPathConsumer(AsyncWebsocketConsumer):
-    """A WebSocket path no route serves (``/ws/backup/...`` until the console's sockets are
-    served, a typo): accepted, then closed with code 4404 and the reason, instead of the
-    server's HTTP 500 for an application that raised."""
+    """A WebSocket path no route serves (a typo, a route still to come): accepted, then closed
+    with code 4404 and the reason, instead of the server's HTTP 500 for an application that
+    raised."""
 
     async def connect(self):
         await self.accept()

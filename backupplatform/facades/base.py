@@ -9,7 +9,7 @@ throttles apply. A view declares its facade once by inheriting the facade's base
 - ``FacadeMixin.get_exception_handler`` renders every error (validation, 401, 403, 404,
   405, 413, 415, 429, domain errors, unexpected errors) in the facade's error body;
 - ``handler404``/``handler500`` in ``backupplatform.urls`` do the same for requests that
-  never reach a view, choosing the facade from the path (``facade_for_path``).
+  never reach a view, choosing the facade from the path and listener (``facade_for_request``).
 """
 
 from __future__ import annotations

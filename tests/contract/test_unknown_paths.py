@@ -35,7 +35,7 @@ def test_the_jobs_listener_answers_unknown_paths_in_the_jobs_format(db, settings
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("path", ["/ws/backup/updates", "/ws/backup/health", "/ws/nothing", "/"])
+@pytest.mark.parametrize("path", ["/ws/backup/nothing-here", "/ws/nothing", "/api/acronis/ws/x", "/"])
 async def test_an_unknown_websocket_path_is_closed_cleanly(path):
     socket = WebsocketCommunicator(application, path)
     connected, _ = await socket.connect(timeout=5)
