@@ -18,6 +18,7 @@ class ActorContext:
     ip: str | None = None
     auth_method: str = ""
     source: str = "system"
+    api_key: Any = None  # the tenants.ApiKey a request authenticated with (no user then)
 
 
 _current: ContextVar[ActorContext] = ContextVar("audit_actor", default=ActorContext())  # noqa: B039 - frozen

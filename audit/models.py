@@ -34,6 +34,13 @@ class AuditEvent(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # An action done with an API key has no user: the key is the actor (``actor_name`` is
+    # ``apikey:<name>``). No constraint, nothing done on delete: the log keeps the key's id
+    # after the key row is gone, and an audit row is never updated.
+    api_key = models.ForeignKey(
+        "tenants.ApiKey", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
+        related_name="+",
+    )
     actor_name = models.CharField(max_length=150, blank=True)
     auth_method = models.CharField(max_length=20, blank=True)
     action = models.CharField(max_length=100, db_index=True)

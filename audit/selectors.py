@@ -21,7 +21,8 @@ def _parse_bound(name: str, raw: str, *, end: bool) -> datetime:
     if value is None:
         day = parse_date(raw)
         if day is None:
-            raise ValidationFailed(details={name: ["Use a date (YYYY-MM-DD) or an ISO 8601 date-time."]})
+            raise ValidationFailed(details={name: ["Use a date (YYYY-MM-DD) or an ISO 8601 date-time."]},
+                                   location="query")
         value = datetime.combine(day, time.max if end else time.min)
     if timezone.is_naive(value):
         value = timezone.make_aware(value, timezone.get_default_timezone())
@@ -34,7 +35,7 @@ def audit_event_list(*, tenant: Any, filters: dict[str, str]) -> QuerySet[AuditE
     qs = scoped(AuditEvent.objects.all(), tenant)
     if filters.get("user_id"):
         if parse_id(filters["user_id"]) is None:
-            raise ValidationFailed(details={"user_id": ["A whole number is required."]})
+            raise ValidationFailed(details={"user_id": ["A whole number is required."]}, location="query")
         qs = qs.filter(actor_id=parse_id(filters["user_id"]))
     if filters.get("action"):
         qs = qs.filter(action=filters["action"])

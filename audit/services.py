@@ -109,13 +109,15 @@ def emit(
     user = actor if actor is not None else ctx.user
     if user is not None and not getattr(user, "is_authenticated", False):
         user = None
+    api_key = ctx.api_key if actor is None and user is None else None
     clean = scrub(details or {})
     # Round-trip through the JSON encoder so dates and decimals are stored as text.
     clean = json.loads(json.dumps(clean, cls=DjangoJSONEncoder))
     event = AuditEvent.objects.create(
         tenant=tenant,
         actor=user,
-        actor_name=getattr(user, "username", "") if user else ctx.source,
+        api_key=api_key,
+        actor_name=getattr(user, "username", "") if user else (f"apikey:{api_key.name}" if api_key else ctx.source),
         auth_method=ctx.auth_method,
         action=action,
         resource_type=resource_type,

@@ -18,7 +18,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from backupplatform.routing import websocket_urlpatterns  # noqa: E402
+from backupplatform.routing import fallback_urlpatterns, websocket_urlpatterns  # noqa: E402
 from tenants.ws_auth import WebSocketAuthStack  # noqa: E402
 
 
@@ -88,7 +88,7 @@ application = _KeysCheckedAtStartup(ProtocolTypeRouter(
     {
         "http": _StaticFilesFallback(django_asgi_app),
         "websocket": BrowserOriginValidator(
-            WebSocketAuthStack(URLRouter(websocket_urlpatterns)), allowed_origins()
+            WebSocketAuthStack(URLRouter([*websocket_urlpatterns, *fallback_urlpatterns])), allowed_origins()
         ),
     }
 ))

@@ -27,10 +27,30 @@ class DomainError(Exception):
         super().__init__(self.message)
 
 
+class FieldError(str):
+    """A validation message that also says what kind of error it is, in the vocabulary of
+    db-backup-platform.md's validation items (``type_error.integer``, ``value_error.missing``,
+    ``value_error.extra``...). It is a ``str``: facades without error types show the message."""
+
+    kind: str
+
+    def __new__(cls, message: str, kind: str = "value_error") -> FieldError:
+        obj = super().__new__(cls, message)
+        obj.kind = kind
+        return obj
+
+
 class ValidationFailed(DomainError):
+    """Invalid input; ``details`` is ``{field: [messages]}``. ``location`` says where the
+    fields are: ``"body"`` (the default), ``"query"`` or ``"path"``."""
+
     status = 400
     code = "VALIDATION_ERROR"
     default_message = "Invalid request data"
+
+    def __init__(self, message: str | None = None, *, location: str = "body", **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.location = location
 
 
 class NotFound(DomainError):

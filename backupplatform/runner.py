@@ -207,8 +207,9 @@ class Supervisor:
 def platform_children(args: argparse.Namespace) -> list[Child]:
     """The processes of ``make run``: ASGI server, Celery worker, Celery beat."""
     return [
-        Child("uvicorn", [PY, "-m", "uvicorn", "backupplatform.asgi:application", "--host", args.host,
-                          "--port", str(args.port), "--lifespan", "off"]),
+        # One uvicorn on both ports: the platform's and the jobs API's (backupplatform/serve.py).
+        Child("uvicorn", [PY, "-m", "backupplatform.serve", "--host", args.host, "--port", str(args.port),
+                          "--jobs-port", str(args.jobs_port)]),
         Child("worker", [PY, "-m", "celery", "-A", "backupplatform", "worker", "-l", "info",
                          "--concurrency", str(args.concurrency), "-n", "worker@%h"]),
         Child("beat", [PY, "-m", "celery", "-A", "backupplatform", "beat", "-l", "info",
@@ -285,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     run_p = sub.add_parser("run", help="start the whole platform")
     run_p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     run_p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    run_p.add_argument("--jobs-port", type=int, default=int(os.environ.get("JOBS_PORT", "5000")))
     run_p.add_argument("--redis-port", type=int, default=int(os.environ.get("EMBEDDED_REDIS_PORT", "0")))
     run_p.add_argument("--concurrency", type=int, default=int(os.environ.get("WORKER_CONCURRENCY", "2")))
     sub.add_parser("test", help="run the test suite (extra arguments go to pytest)")

@@ -4,13 +4,50 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from backupplatform import health
-from backupplatform.facades.base import ErrorInfo, error_json_response, facade_for_path
+from backupplatform.facades.base import ErrorInfo, error_json_response, facade_for_request
 from backupplatform.metrics import metrics_view
+
+
+def _facade_error(request: HttpRequest, status: int, message: str):
+    facade = facade_for_request(request)
+    return error_json_response(ErrorInfo(status, facade.code_for(status), message), facade)
+
+
+@csrf_exempt  # an unknown path is a 404 for every method: no CSRF check stands in front of it
+def unknown_api_path(request: HttpRequest, *args, **kwargs):
+    """A path under an API's prefix that names no route of it."""
+    return _facade_error(request, 404, f"No such endpoint: {request.method} {request.path}")
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None):
+    if facade_for_request(request) is None:
+        return defaults.page_not_found(request, exception)
+    return _facade_error(request, 404, "Not found")
+
+
+def handler500(request: HttpRequest):
+    if facade_for_request(request) is None:
+        return defaults.server_error(request)
+    return _facade_error(request, 500, "An unexpected error occurred; it has been logged")
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None):
+    if facade_for_request(request) is None:
+        return defaults.bad_request(request, exception)
+    return _facade_error(request, 400, "Bad request")
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None):
+    if facade_for_request(request) is None:
+        return defaults.permission_denied(request, exception)
+    return _facade_error(request, 403, "Forbidden")
+
 
 urlpatterns = [
     # Liveness of the database, Redis, workers, beat and the reaper (README "Operating the platform").
@@ -30,33 +67,7 @@ urlpatterns = [
     path("api/v1/", include("backupplatform.facades.platform.urls")),
     # Prometheus (README "Notifications, webhooks, commands and metrics"), behind METRICS_TOKEN.
     path("metrics", metrics_view, name="metrics"),
+    # Last: any other path under an API's prefix is that API's 404, in its error body, also
+    # with DEBUG on (where Django would answer with its HTML page listing every route).
+    re_path(r"^(?:api|cloud-integration)/", unknown_api_path),
 ]
-
-
-def _facade_error(request: HttpRequest, status: int, message: str):
-    facade = facade_for_path(request.path)
-    return error_json_response(ErrorInfo(status, facade.code_for(status), message), facade)
-
-
-def handler404(request: HttpRequest, exception: Exception | None = None):
-    if facade_for_path(request.path) is None:
-        return defaults.page_not_found(request, exception)
-    return _facade_error(request, 404, "Not found")
-
-
-def handler500(request: HttpRequest):
-    if facade_for_path(request.path) is None:
-        return defaults.server_error(request)
-    return _facade_error(request, 500, "An unexpected error occurred; it has been logged")
-
-
-def handler400(request: HttpRequest, exception: Exception | None = None):
-    if facade_for_path(request.path) is None:
-        return defaults.bad_request(request, exception)
-    return _facade_error(request, 400, "Bad request")
-
-
-def handler403(request: HttpRequest, exception: Exception | None = None):
-    if facade_for_path(request.path) is None:
-        return defaults.permission_denied(request, exception)
-    return _facade_error(request, 403, "Forbidden")

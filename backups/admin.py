@@ -304,7 +304,11 @@ class StorageAdmin(TenantRowsMixin, ServiceBackedAdmin):
     @admin.action(description="Test storage")
     def test_storage(self, request, queryset):
         for storage in self._tenant_rows(request, queryset):
-            result = services.storage_probe(storage=storage)
+            try:
+                result = services.storage_probe(storage=storage)
+            except DomainError as exc:
+                self.message_user(request, f"{storage.name}: {exc.message}", messages.ERROR)
+                continue
             level = messages.SUCCESS if result.ok else messages.WARNING
             self.message_user(request, f"{storage.name}: {result.message} ({result.latency_ms} ms)", level)
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from django.db.models import Count, IntegerField, Max, Min, Prefetch, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from backupplatform import units
 from tenants.models import Tenant, TenantScope
 
 from .models import Application, Backup, BackupStatus, Server, Source, Storage
@@ -120,9 +122,9 @@ def storage_usage_report(*, storage: Storage, period: str = "current_month") -> 
             "applications": agg["apps"] or 0, "oldest_backup": iso(agg["oldest"]), "newest_backup": iso(agg["newest"]),
         },
         "growth_trend": {
-            "daily_average_gb": to_gb(int(daily)),
+            "daily_average_gb": to_gb(daily),
             "weekly_growth_percentage": weekly_pct,
-            "projected_monthly_size_gb": to_gb(int(total + daily * 30)),
+            "projected_monthly_size_gb": to_gb(total + daily * 30),
         },
         "cost_breakdown": {
             "price_per_gb_month": float(storage.price_per_gb_month),
@@ -146,7 +148,7 @@ def workspace_storage_usage(*, tenant: Tenant) -> dict[str, Any]:
                        "size_gb": to_gb(r["size"]), "backup_count": r["count"], "last_backup": iso(r["last"])}
                       for r in rows]
     total_bytes = sum(s.used_bytes for s in storages)
-    storage_cost = round(sum(item["cost"] for item in by_storage), 2)
+    storage_cost = units.significant(sum(item["cost"] for item in by_storage))
     return {
         "workspace_id": tenant.slug,
         "total_usage": {
@@ -199,3 +201,25 @@ def service_liveness(*, now: datetime | None = None) -> Liveness:
 
     return Liveness(worker=workers["status"], beat=beat["status"], worker_seen_at=seen(workers),
                     beat_seen_at=seen(beat))
+
+
+def backup_location(backup: Backup) -> str:
+    """Where a backup's artifact is, as a URL naming the storage and the artifact's key in it:
+    ``s3://bucket/prefix/key``, ``gs://...``, ``azure://account/container/...``,
+    ``sftp://host/path/key``, or ``local://<storage name>/key`` (never the platform's own
+    folders: the storage's folder is the operator's business)."""
+    if backup.storage is None or not backup.storage_path:
+        return backup.storage_path
+    storage, key = backup.storage, backup.storage_path
+    config = storage.configuration or {}
+    prefix = (config.get("path_prefix") or "").strip("/")
+    prefixed = f"{prefix}/{key}" if prefix else key
+    if storage.type in ("s3", "minio"):
+        return f"s3://{config.get('bucket', '')}/{prefixed}"
+    if storage.type == "gcs":
+        return f"gs://{config.get('bucket', '')}/{prefixed}"
+    if storage.type == "azure":
+        return f"azure://{config.get('account_name', '')}/{config.get('container', '')}/{prefixed}"
+    if storage.type == "sftp":
+        return f"sftp://{config.get('host', '')}{config.get('path', '').rstrip('/')}/{key}"
+    return f"{storage.type}://{quote(storage.name, safe='')}/{key}"

@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Hashable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Avg, Count, F, Q, QuerySet
 from django.utils import timezone
 
+from backupplatform import units
 from backupplatform.errors import NotFound, ValidationFailed
 from backupplatform.tenancy import scoped
 from backups.models import Backup, BackupStatus, Operation, OperationKind, OperationStatus
@@ -62,7 +63,7 @@ def job_statistics(job: BackupJob) -> dict:
         "total_backups": stats["total"],
         "successful_backups": stats["ok"],
         "failed_backups": stats["failed"],
-        "average_size_gb": round((stats["size"] or 0) / 1024**3, 3),
+        "average_size_gb": units.gigabytes(stats["size"]),
         "average_duration_minutes": round(duration.total_seconds() / 60, 1) if duration else 0,
     }
 
@@ -206,3 +207,36 @@ def jobs_missed(*, tenant: TenantScope, now: datetime | None = None, grace_secon
         if runs and runs[0] <= now - timedelta(seconds=grace_seconds):
             missed.append((job, runs[0]))
     return missed
+
+
+# How long one period of each GFS rule lasts, for the expiry outlook below.
+RULE_PERIODS = (("daily", "keep_daily", timedelta(days=1)), ("weekly", "keep_weekly", timedelta(weeks=1)),
+                ("monthly", "keep_monthly", timedelta(days=30)), ("yearly", "keep_yearly", timedelta(days=365)))
+
+
+def backup_retention_outlook(backup: Backup) -> dict:
+    """When retention may delete ``backup``, as workspace-backup-api.md shows it
+    (``{"expires_at", "category"}``), for a schedule that keeps running.
+
+    ``keep_forever``: never (``expires_at`` null); ``keep_until``: that date; otherwise the
+    finest rule of its job: a ``daily: 7`` backup expires 7 days after it was made (it may be
+    kept longer as one of the weekly, monthly or yearly backups), ``keep_days: N`` after N
+    days. A backup no rule covers never expires (``category`` ``"none"``).
+    """
+    if backup.keep_forever:
+        return {"expires_at": None, "category": "forever", "keep_forever": True}
+    made = backup.started_at or backup.created_at
+    if backup.keep_until is not None:
+        return {"expires_at": backup.keep_until, "category": "override", "keep_forever": False}
+    rules = rules_for_job(backup.job) if backup.job_id else None
+    if rules is not None:
+        for category, name, period in RULE_PERIODS:
+            count = getattr(rules, name)
+            if count:
+                return {"expires_at": made + period * count, "category": category, "keep_forever": False}
+        if rules.keep_days:
+            return {"expires_at": made + timedelta(days=rules.keep_days), "category": "days",
+                    "keep_forever": False}
+        if rules.keep_last_n:
+            return {"expires_at": None, "category": "last_n", "keep_forever": False}
+    return {"expires_at": None, "category": "none", "keep_forever": False}

@@ -17,7 +17,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import emit, publish
-from backupplatform.errors import Conflict, DomainError, TooManyOperations, ValidationFailed
+from backupplatform.errors import (
+    Conflict,
+    DomainError,
+    FeatureNotAvailable,
+    TooManyOperations,
+    ValidationFailed,
+)
 from backups.models import (
     Application,
     Backup,
@@ -29,6 +35,7 @@ from backups.models import (
     ServerType,
     Storage,
 )
+from tenants import capabilities
 from tenants.models import Tenant
 
 from . import beat, selectors
@@ -154,6 +161,7 @@ def job_check(*, job: BackupJob) -> None:
 def job_create(*, tenant: Tenant, actor: Any = None, aliases: dict | None = None, **fields: Any) -> BackupJob:
     """Create a job (beat dispatches it from ``next_run_at``). ``fields`` are model field names (model
     instances for foreign keys); ``aliases`` renames fields in error details for a facade."""
+    capabilities.require_feature(tenant)
     unknown = set(fields) - JOB_FIELDS
     if unknown:
         raise ValueError(f"unknown job fields: {sorted(unknown)}")
@@ -173,6 +181,8 @@ def job_create(*, tenant: Tenant, actor: Any = None, aliases: dict | None = None
 @transaction.atomic
 def job_update(*, job: BackupJob, aliases: dict | None = None, **changes: Any) -> BackupJob:
     """Partial update; ``next_run_at`` follows the schedule, timezone and enabled flag."""
+    if changes != {"enabled": False}:  # a workspace off the dedicated plan may still stop its jobs
+        capabilities.require_feature(job.tenant)
     unknown = set(changes) - JOB_FIELDS
     if unknown:
         raise ValueError(f"unknown job fields: {sorted(unknown)}")
@@ -271,22 +281,30 @@ def job_delete(*, job: BackupJob) -> None:
     emit(action="job_delete", tenant=tenant, resource_type="backup_job", resource_id=pk, details={"name": name})
 
 
-def job_require_idle(*, job: BackupJob) -> None:
-    """workspace-backup-api.md 409 ``BACKUP_IN_PROGRESS`` while a run of the job is going."""
+def job_require_idle(*, job: BackupJob, starting: bool = False) -> None:
+    """workspace-backup-api.md 409 ``BACKUP_IN_PROGRESS`` while a run of the job is going;
+    the message says what was refused: changing the job, or ``starting`` another run."""
     op = selectors.job_active_operation(job)
     if op is None:
         return
     avg = selectors.job_average_duration(job)
     started = op.started_at or op.created_at
-    raise Conflict("Cannot modify backup policy while backup is running", code="BACKUP_IN_PROGRESS",
+    message = (f"A backup of this policy is already running (backup {op.backup_id}); wait for it to finish"
+               if starting else "Cannot modify backup policy while backup is running")
+    raise Conflict(message, code="BACKUP_IN_PROGRESS",
                    details={"current_backup_id": op.backup_id,
                             "estimated_completion": (started + avg).isoformat() if avg else None})
 
 
 def _compression(job: BackupJob) -> str:
+    """The job's ``options.compression``: ``false`` none, a name that compression, ``true``
+    gzip (a workspace policy's boolean: workspace-backup-api.md's manifests say gzip, and a
+    gzip artifact downloads as tar.gz without re-compressing), absent zstd."""
     value = (job.options or {}).get("compression")
     if value is False:
         return "none"
+    if value is True:
+        return "gzip"
     if isinstance(value, str) and value in COMPRESSIONS:
         return value
     return "zstd"
@@ -301,6 +319,7 @@ def job_run(*, job: BackupJob, actor: Any = None, trigger: str = BackupTrigger.M
     pending or running backup, a scheduled run is skipped (audit ``job_run_skipped`` + a log
     line, returns ``None``) and a manual run is refused (409 ``BACKUP_IN_PROGRESS``).
     """
+    capabilities.require_feature(job.tenant)
     from backups.services.backups import backup_start
 
     from .beat import celery_priority
@@ -317,7 +336,7 @@ def job_run(*, job: BackupJob, actor: Any = None, trigger: str = BackupTrigger.M
                      details={"reason": "previous run still active", "backup_id": active.backup_id,
                               "operation_id": active.public_id})
                 return None
-            job_require_idle(job=job)
+            job_require_idle(job=job, starting=True)
         op = backup_start(
             tenant=job.tenant, actor=actor, server=job.server, database_name=job.database_name,
             application=job.application, components=job.components or None, storage=job.storage, job=job,
@@ -383,7 +402,7 @@ def job_run_scheduled(*, job_id: int, scheduled_for: datetime | None = None) -> 
             return None
         try:
             op = job_run(job=job, trigger=BackupTrigger.SCHEDULED)
-        except TooManyOperations as exc:
+        except (TooManyOperations, FeatureNotAvailable) as exc:
             logger.warning("job %s: run skipped, %s", job.pk, exc.message)
             emit(action="job_run_skipped", tenant=job.tenant, resource_type="backup_job", resource_id=job.pk,
                  details={"reason": exc.message, "scheduled_for": due.isoformat()})
@@ -450,6 +469,7 @@ def _save_policy(policy: RetentionPolicy) -> None:
 
 @transaction.atomic
 def retention_policy_create(*, tenant: Tenant, **fields: Any) -> RetentionPolicy:
+    capabilities.require_feature(tenant)
     policy = RetentionPolicy(tenant=tenant, **{k: v for k, v in fields.items() if k in POLICY_FIELDS})
     _save_policy(policy)
     emit(action="retention_policy_create", tenant=tenant, resource_type="retention_policy", resource_id=policy.pk,
@@ -459,6 +479,7 @@ def retention_policy_create(*, tenant: Tenant, **fields: Any) -> RetentionPolicy
 
 @transaction.atomic
 def retention_policy_update(*, policy: RetentionPolicy, **changes: Any) -> RetentionPolicy:
+    capabilities.require_feature(policy.tenant)
     for name, value in changes.items():
         if name in POLICY_FIELDS:
             setattr(policy, name, value)

@@ -9,7 +9,7 @@ throttles apply. A view declares its facade once by inheriting the facade's base
 - ``FacadeMixin.get_exception_handler`` renders every error (validation, 401, 403, 404,
   405, 413, 415, 429, domain errors, unexpected errors) in the facade's error body;
 - ``handler404``/``handler500`` in ``backupplatform.urls`` do the same for requests that
-  never reach a view, choosing the facade from the path (``facade_for_path``).
+  never reach a view, choosing the facade from the path and listener (``facade_for_request``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit import context as audit_context
-from backupplatform.errors import DomainError, ValidationFailed
+from backupplatform.errors import DomainError, NotFound, ValidationFailed
+from backupplatform.ids import parse_id
+from tenants import capabilities
 from tenants.models import Role, role_at_least
 from tenants.scoping import TenantContextMixin
 
@@ -69,8 +71,10 @@ class ErrorInfo:
     message: str
     details: Any = None
     headers: dict[str, str] = field(default_factory=dict)
-    # For validation errors: ``{field: [messages]}`` as DRF produced them.
+    # For validation errors: ``{field: [messages]}`` as DRF produced them, and where the
+    # fields are ("body", "query", "path").
     field_errors: Any = None
+    location: str = "body"
 
 
 class Facade:
@@ -135,7 +139,7 @@ def error_info_from_exception(exc: BaseException, facade: Facade) -> ErrorInfo:
         return ErrorInfo(facade.validation_status,
                          facade.code_for(facade.validation_status, exc.code if exc.code != "VALIDATION_ERROR" else facade.validation_code),
                          exc.message if exc.message != ValidationFailed.default_message else facade.validation_message,
-                         fields, field_errors=fields)
+                         fields, field_errors=fields, location=getattr(exc, "location", "body"))
     if isinstance(exc, DomainError):
         return ErrorInfo(exc.status, facade.code_for(exc.status, exc.code), exc.message,
                          exc.details, dict(exc.headers))
@@ -261,6 +265,33 @@ class FacadeMixin(TenantContextMixin):
     # Message shown in envelopes that carry one (api-layer.md ``message``).
     success_message: str | None = None
 
+    # The plan feature this view belongs to (tenants/capabilities.py): a workspace whose plan
+    # lacks it gets 403 ``FEATURE_NOT_AVAILABLE`` in this facade's error body, reads included.
+    feature: str | None = None
+    # ``(message, code)`` of this view's object when the URL names none of the caller's: a
+    # malformed id and an unknown one are the same answer, one code per kind of object.
+    not_found: tuple[str, str] | None = None
+
+    def parse_lookup(self, value: Any) -> Any:
+        """The lookup value in the URL as the database sees it (``None``: no such object)."""
+        return parse_id(value)
+
+    def get_object(self):
+        if self.not_found is None:
+            return super().get_object()
+        lookup_field = getattr(self, "lookup_field", "pk")
+        value = self.parse_lookup(self.kwargs.get(getattr(self, "lookup_url_kwarg", None) or lookup_field))
+        obj = None
+        if value is not None:
+            queryset = self.get_queryset()
+            if hasattr(self, "filter_queryset"):
+                queryset = self.filter_queryset(queryset)
+            obj = queryset.filter(**{lookup_field: value}).first()
+        if obj is None:
+            raise NotFound(self.not_found[0], code=self.not_found[1])
+        self.check_object_permissions(self.request, obj)
+        return obj
+
     def get_throttles(self):
         return [cls() for cls in (*self.facade.throttle_classes, *getattr(self, "extra_throttles", ()))]
 
@@ -286,7 +317,11 @@ class FacadeMixin(TenantContextMixin):
         audit_context.set_context(
             user=request.user if getattr(request.user, "pk", None) else None,
             auth_method=getattr(request, "auth_method", ""),
+            api_key=getattr(request, "api_key", None),
         )
+        if self.feature and request.user and request.user.is_authenticated:
+            # The plan before the role: a workspace without the feature has none of it, whoever asks.
+            capabilities.require_feature(getattr(request, "tenant", None), self.feature)
         super().check_permissions(request)
 
     def initial(self, request, *args, **kwargs):
@@ -379,3 +414,15 @@ def facade_for_path(path: str) -> Facade | None:
         if matches(path):
             return FACADES[name]
     return None
+
+
+def facade_for_request(request) -> Facade | None:
+    """``facade_for_path``, except on the jobs API's listener, where every ``/api/v1`` path is
+    the jobs API's (``/api/v1/backups`` are backup jobs there)."""
+    from backupplatform.facades.registry import FACADES
+    from backupplatform.listeners import JOBS_URLCONF
+
+    path = request.path
+    if getattr(request, "urlconf", None) == JOBS_URLCONF and path.startswith("/api/v1/"):
+        return FACADES["jobs"]
+    return facade_for_path(path)

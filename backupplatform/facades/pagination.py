@@ -9,7 +9,7 @@ from typing import Any
 from rest_framework.pagination import BasePagination
 
 from backupplatform.counting import cached_count
-from backupplatform.errors import ValidationFailed
+from backupplatform.errors import FieldError, ValidationFailed
 from backupplatform.ids import parse_int
 
 
@@ -20,11 +20,14 @@ def int_param(request: Any, name: str, default: int, *, minimum: int = 0, maximu
     value = parse_int(raw)
     if value is None:
         shown = raw if len(raw) <= 40 else raw[:40] + "..."
-        raise ValidationFailed(details={name: [f"A whole number is required, got {shown!r}."]})
+        raise ValidationFailed(details={name: [FieldError(f"A whole number is required, got {shown!r}.",
+                                                          "type_error.integer")]}, location="query")
     if value < minimum:
-        raise ValidationFailed(details={name: [f"Must be at least {minimum}."]})
+        raise ValidationFailed(details={name: [FieldError(f"Must be at least {minimum}.", "value_error.number.not_ge")]},
+                               location="query")
     if maximum is not None and value > maximum:
-        raise ValidationFailed(details={name: [f"Must be at most {maximum}."]})
+        raise ValidationFailed(details={name: [FieldError(f"Must be at most {maximum}.", "value_error.number.not_le")]},
+                               location="query")
     return value
 
 

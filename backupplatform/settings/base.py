@@ -50,6 +50,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "backupplatform.listeners.JobsListenerMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -60,6 +61,11 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "backupplatform.urls"
+# api-layer.md's jobs API at its documented paths (/api/v1/backups are backup jobs there): on
+# its own listener, chosen by the port a request arrived on, or by host name behind a proxy
+# (backupplatform/listeners.py). ``make run`` listens on 5000 for it.
+JOBS_API_PORTS = env.list("JOBS_API_PORTS", cast=int, default=[])
+JOBS_API_HOSTS = env.list("JOBS_API_HOSTS", default=[])
 APPEND_SLASH = False
 
 TEMPLATES = [

@@ -16,3 +16,5 @@ BACKUP_MASTER_KEY_FILE = env("BACKUP_MASTER_KEY_FILE", default=str(VAR_DIR / "ke
 # One machine: databases and storages on loopback and the local network are the usual targets.
 OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[
     "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"])
+# The jobs API's own listener (``make run`` serves it on this port too).
+JOBS_API_PORTS = env.list("JOBS_API_PORTS", cast=int, default=[5000])

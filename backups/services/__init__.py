@@ -18,6 +18,8 @@ from .servers import (
 )
 from .storages import (
     InvalidStorageConfiguration,
+    UnsupportedProvider,
+    storage_config_from_connection_string,
     storage_create,
     storage_delete,
     storage_free_space,
@@ -28,9 +30,10 @@ from .storages import (
 )
 
 __all__ = [
-    "InvalidStorageConfiguration", "application_create", "application_delete", "application_get_default",
+    "InvalidStorageConfiguration", "UnsupportedProvider", "application_create", "application_delete", "application_get_default",
     "application_update", "server_check_all_health", "server_check_health", "server_create", "server_delete",
-    "server_list_databases", "server_test_connection", "server_update", "storage_create", "storage_delete",
+    "server_list_databases", "server_test_connection", "server_update", "storage_config_from_connection_string",
+    "storage_create", "storage_delete",
     "storage_free_space", "storage_probe", "storage_probe_config", "storage_public_credentials",
     "storage_update",
 ]

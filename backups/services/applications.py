@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 
 from audit.services import emit
 from backupplatform.errors import Conflict, ValidationFailed
+from tenants import capabilities
 from tenants.models import Tenant
 
 from .. import confinement
@@ -185,6 +186,7 @@ def _check_name(*, tenant: Tenant, name: str, exclude_pk: int | None = None) -> 
 def application_create(*, tenant: Tenant, name: str, namespace: str = "", labels: dict | None = None,
                        description: str = "", sources: list[dict] | None = None) -> Application:
     """Create an application and its sources in one transaction."""
+    capabilities.require_feature(tenant)
     _check_name(tenant=tenant, name=name)
     app = Application.objects.create(tenant=tenant, name=name, namespace=namespace, labels=labels or {},
                                      description=description)
@@ -197,6 +199,7 @@ def application_create(*, tenant: Tenant, name: str, namespace: str = "", labels
 @transaction.atomic
 def application_update(*, app: Application, **changes: Any) -> Application:
     """Partial update; a given ``sources`` list replaces the current sources atomically."""
+    capabilities.require_feature(app.tenant)
     changed: list[str] = []
     if "name" in changes and changes["name"] != app.name:
         _check_name(tenant=app.tenant, name=changes["name"], exclude_pk=app.pk)

@@ -20,6 +20,7 @@ from django.utils import timezone
 from audit.services import emit, publish
 from backupplatform import netpolicy
 from backupplatform.errors import Conflict, NotFound, TooManyOperations, ValidationFailed
+from tenants import capabilities
 from tenants.models import Tenant
 
 from .. import compat, confinement, signals
@@ -118,6 +119,7 @@ def backup_start(*, tenant: Tenant, actor: Any = None, server: Server | None = N
     application backup: all its sources in one artifact). Raises ``TooManyOperations`` past
     the tenant's concurrent-backup cap (system-backup-recovery.rst "Rate Limiting").
     """
+    capabilities.require_feature(tenant)
     if compression not in COMPRESSIONS:
         raise ValidationFailed(details={"compression_type": [f"Must be one of: {', '.join(COMPRESSIONS)}."]})
     if not encrypt:
@@ -125,6 +127,10 @@ def backup_start(*, tenant: Tenant, actor: Any = None, server: Server | None = N
         raise ValidationFailed(details={"encrypt": ["Backups are always encrypted (AES-256-GCM)."]})
     if (server is None) == (application is None):
         raise ValidationFailed("Give either a server and database or an application")
+    if keep_until is not None and keep_until <= timezone.now():
+        # A date already past would protect nothing: retention could delete the backup at once.
+        raise ValidationFailed(details={"keep_until": [
+            f"Must be in the future (got {keep_until.isoformat()}): until then, retention keeps the backup."]})
     if server is not None:
         if server.tenant_id != tenant.pk:
             raise NotFound("Server not found")

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from audit.services import emit, publish
 from backupplatform.errors import Conflict, NotFound, ValidationFailed
+from tenants import capabilities
 from tenants.models import Tenant
 
 from .. import compat, confinement
@@ -60,6 +61,72 @@ def validate_masking_rules(rules: Any) -> dict:
     return rules
 
 
+DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$-]{0,62}")
+
+
+def _namespace_suffix(namespace: str) -> str:
+    """A namespace as a database name suffix: letters, digits and underscores."""
+    return re.sub(r"[^A-Za-z0-9_]+", "_", namespace).strip("_")
+
+
+def _bundle_sources(backup: Backup) -> list[dict]:
+    bundle = backup.manifest.get("bundle", {}) or {}
+    return bundle.get("sources") or backup.manifest.get("source", {}).get("sources", []) or []
+
+
+def _bundle_namespace(backup: Backup) -> str:
+    application = (backup.manifest.get("bundle", {}) or {}).get("application") or {}
+    return application.get("namespace") or (backup.application.namespace if backup.application else "") or ""
+
+
+def _check_namespace_mapping(tenant: Tenant, backup: Backup, mapping: Any) -> dict[str, str]:
+    """workspace-backup-api.md "Restore Backup" ``namespace_mapping``: each key is the backed-up
+    application's namespace, one of its databases or one of its folders; nothing is ignored.
+
+    - ``{"<namespace>": "<new namespace>"}``: every database and folder of the application comes
+      back named after the new namespace (``<database>_<new_namespace>``, ``<folder>.<new
+      namespace>``) instead of the ``_restored_<id>`` suffix;
+    - ``{"<database>": "<new database>"}`` and ``{"<folder>": "<new folder>"}``: that one
+      comes back under the given name (a key for a source wins over the namespace's).
+    """
+    if not isinstance(mapping, dict):
+        raise ValidationFailed(details={"namespace_mapping": ["Must be an object of old name to new name."]})
+    if not backup.application_id:
+        raise ValidationFailed(details={"namespace_mapping": [
+            "Only application backups have namespaces; name the target database instead."]})
+    namespace = _bundle_namespace(backup)
+    sources = _bundle_sources(backup)
+    databases = {s.get("database") for s in sources if s.get("type") in (SourceType.POSTGRESQL, SourceType.MYSQL)}
+    folders = {s.get("path") for s in sources if s.get("type") in (SourceType.PATH, SourceType.SQLITE)}
+    errors: dict[str, list[str]] = {}
+    for old, new in mapping.items():
+        where = f"namespace_mapping.{old}"
+        if not isinstance(new, str) or not new.strip():
+            errors[where] = ["The new name must be a non-empty string."]
+        elif old and old == namespace:
+            if not _namespace_suffix(new):
+                errors[where] = ["The new namespace needs at least one letter or digit."]
+            elif any(len(f"{d}_{_namespace_suffix(new)}") > 63 for d in databases if d):
+                errors[where] = ["Database names would pass 63 characters with this namespace."]
+        elif old in databases:
+            if not DATABASE_NAME.fullmatch(new):
+                errors[where] = ["Use letters, digits, '_', '-' or '$' (at most 63 characters)."]
+            elif new in databases:
+                errors[where] = ["A backed-up database cannot be a restore target: choose a new name."]
+        elif old in folders:
+            if reason := confinement.check_data_path(tenant, new):
+                errors[where] = [reason]
+        else:
+            known = [f"namespace {namespace!r}"] if namespace else []
+            known += [f"database {d!r}" for d in sorted(d for d in databases if d)]
+            known += [f"folder {f!r}" for f in sorted(f for f in folders if f)]
+            errors[where] = [f"{old!r} is no namespace, database or folder of this backup"
+                             + (f" ({', '.join(known)})." if known else ".")]
+    if errors:
+        raise ValidationFailed(details=errors)
+    return {str(k): v for k, v in mapping.items()}
+
+
 @transaction.atomic
 def restore_start(*, tenant: Tenant, backup: Backup, actor: Any = None, target_server: Server | None = None,
                   target_database: str = "", target_application: Application | None = None,
@@ -71,6 +138,7 @@ def restore_start(*, tenant: Tenant, backup: Backup, actor: Any = None, target_s
     ``kind`` is the operation's (``recovery`` for the console's disaster recovery);
     ``options["members"]`` restores only those members of an application artifact.
     An imported database dump (no server of its own) needs ``target_server``."""
+    capabilities.require_feature(tenant)
     if backup.tenant_id != tenant.pk:
         raise NotFound("Backup not found")
     # Locked until the restore row exists, so a delete of the backup waits for it (and then
@@ -107,12 +175,15 @@ def restore_start(*, tenant: Tenant, backup: Backup, actor: Any = None, target_s
     if report.errors:
         raise ValidationFailed(" ".join(report.errors), code="RESTORE_INCOMPATIBLE",
                                details={"target_server_id" if backup.server_id else "backup_id": report.errors})
+    options = dict(options or {})
+    if options.get("namespace_mapping"):
+        options["namespace_mapping"] = _check_namespace_mapping(tenant, backup, options["namespace_mapping"])
     op = operations.operation_create(tenant=tenant, kind=kind, actor=actor, backup=backup)
     restore = Restore.objects.create(
         tenant=tenant, backup=backup, operation=op, application=backup.application,
         target_application=target_application or backup.application, target_server=target_server,
         target_database=target_database, target_path=target_path, strategy=strategy,
-        masking_rules=masking_rules, options=options or {}, result={"compatibility": report.as_dict()},
+        masking_rules=masking_rules, options=options, result={"compatibility": report.as_dict()},
         created_by=actor if getattr(actor, "pk", None) else None)
     emit(action="restore_create", tenant=tenant, resource_type="restore", resource_id=restore.pk,
          details={"backup_id": backup.pk, "target_database": target_database, "strategy": strategy,
@@ -229,6 +300,12 @@ def _database_sink(restore: Restore, *, prepare=None, staging: str | None = None
 
 def _path_target(restore: Restore, item: dict, *, several: bool) -> str:
     """Where a folder (or file) source of an application artifact is restored."""
+    mapping = restore.options.get("namespace_mapping") or {}
+    if item.get("path") in mapping:
+        return mapping[item["path"]]
+    namespace = _bundle_namespace(restore.backup)
+    if namespace and namespace in mapping and not restore.target_path:
+        return f"{item['path'].rstrip('/')}.{mapping[namespace]}"
     if restore.target_path:
         if not several:
             return restore.target_path
@@ -244,16 +321,31 @@ def _path_target(restore: Restore, item: dict, *, several: bool) -> str:
     return path
 
 
-def _bundle_handlers(restore: Restore, reporter: ProgressReporter, masking: dict) -> dict:
-    """Sink factories for each member of an application artifact."""
+def _database_target(restore: Restore, database: str) -> str:
+    """The name a database of an application artifact is restored under."""
+    mapping = restore.options.get("namespace_mapping") or {}
+    if database in mapping:
+        return mapping[database]
+    namespace = _bundle_namespace(restore.backup)
+    if namespace and namespace in mapping:
+        return f"{database}_{_namespace_suffix(mapping[namespace])}"
+    overwrite = restore.strategy == RestoreStrategy.OVERWRITE
+    suffix = restore.options.get("database_suffix") or ("" if overwrite else f"_restored_{restore.pk}")
+    return f"{database}{suffix}"
+
+
+def _bundle_handlers(restore: Restore, reporter: ProgressReporter, masking: dict,
+                     targets: dict | None = None) -> dict:
+    """Sink factories for each member of an application artifact; ``targets`` gets, per
+    member, what it is and where it goes (``{"type", "name", "original_name"}``)."""
     backup = restore.backup
     handlers: dict[str, Any] = {}
+    targets = {} if targets is None else targets
     overwrite = restore.strategy == RestoreStrategy.OVERWRITE
     strategy = "overwrite" if overwrite else "create_new"
-    suffix = restore.options.get("database_suffix") or ("" if overwrite else f"_restored_{restore.pk}")
     bundle = backup.manifest.get("bundle", {}) or {}
     members = {m.get("name"): m.get("info") or {} for m in bundle.get("members") or []}
-    items = bundle.get("sources") or backup.manifest.get("source", {}).get("sources", [])
+    items = _bundle_sources(backup)
     only = restore.options.get("members")
     if only is not None:
         items = [item for item in items if item["member"] in only]
@@ -265,7 +357,8 @@ def _bundle_handlers(restore: Restore, reporter: ProgressReporter, masking: dict
                 if backup.application else None
             if source is None or source.server is None:
                 continue
-            database = f"{item['database']}{suffix}"
+            database = _database_target(restore, item["database"])
+            targets[member] = {"type": "database", "name": database, "original_name": item["database"]}
             params = connection_params(source.server, database)
             factory = engines.pg_restore_sink if kind == SourceType.POSTGRESQL else engines.mysql_restore_sink
 
@@ -282,6 +375,8 @@ def _bundle_handlers(restore: Restore, reporter: ProgressReporter, masking: dict
             target = _path_target(restore, item, several=several)
             if reason := confinement.check_data_path(restore.tenant, target):
                 raise ValidationFailed(details={"target_path": [reason]})
+            targets[member] = {"type": "file" if kind == SourceType.SQLITE else "folder", "name": target,
+                               "original_name": item["path"]}
             info = members.get(member, {})
             paths = info.get("paths") or [item["path"]]
             # Restore relative to the backed-up folder (its tar names members by their path
@@ -291,6 +386,8 @@ def _bundle_handlers(restore: Restore, reporter: ProgressReporter, masking: dict
                                 engines.tar_restore_sink(t, strategy=strategy, source=s, root=r))
         elif kind == SourceType.PLATFORM_CONFIG:
             handlers[member] = engines.config_collector
+            targets[member] = {"type": "configuration", "name": item.get("name") or member,
+                               "original_name": item.get("name") or member}
     return handlers
 
 
@@ -335,8 +432,9 @@ def restore_run(*, operation_id: int) -> Restore | None:
             if masked:
                 result["masking"] = {}
             counter = _CountingIter(plaintext, reporter)
-            result["restore"] = engines.bundle_restore(counter, _bundle_handlers(restore, reporter,
-                                                                                 result.get("masking", {})))
+            result["targets"] = {}
+            result["restore"] = engines.bundle_restore(counter, _bundle_handlers(
+                restore, reporter, result.get("masking", {}), result["targets"]))
     except Exception as exc:  # recorded on the rows; the target's partial state is reported
         if sink is not None:
             with contextlib.suppress(Exception):

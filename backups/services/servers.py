@@ -20,6 +20,7 @@ from audit.services import emit, publish
 from backupplatform import netpolicy
 from backupplatform.errors import Conflict, UpstreamError, ValidationFailed
 from backups import connectivity
+from tenants import capabilities
 from tenants.models import Tenant
 
 from ..models import HealthStatus, Server, ServerType
@@ -71,6 +72,7 @@ def server_create(*, tenant: Tenant, name: str, type: str, host: str, port: int,
                   description: str = "", environment: str = "", tags: dict | None = None,
                   credentials: dict | None = None) -> Server:
     """Register a server; credentials are encrypted at rest, health starts ``unknown``."""
+    capabilities.require_feature(tenant)
     _check_name(tenant=tenant, name=name)
     netpolicy.check_host(host, port)
     creds, changed = _merge_credentials({}, credentials)
@@ -86,6 +88,7 @@ def server_create(*, tenant: Tenant, name: str, type: str, host: str, port: int,
 @transaction.atomic
 def server_update(*, server: Server, **changes: Any) -> Server:
     """Partial update: only given fields change; ``credentials`` keys merge (``null`` removes)."""
+    capabilities.require_feature(server.tenant)
     changed: list[str] = []
     if "name" in changes and changes["name"] != server.name:
         _check_name(tenant=server.tenant, name=changes["name"], exclude_pk=server.pk)

@@ -19,8 +19,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import emit
+from backupplatform import units
 from backupplatform.errors import Conflict, DomainError, ValidationFailed
 from backups import storage as backends
+from tenants import capabilities
 from tenants.models import Tenant
 
 from .. import confinement
@@ -98,6 +100,7 @@ def storage_create(*, tenant: Tenant, name: str, type: str, configuration: dict 
                    is_default: bool = False, quota_bytes: int | None = None,
                    status: str = StorageStatus.ACTIVE, price_per_gb_month: Decimal | None = None) -> Storage:
     """Create a storage (``price_per_gb_month`` is the platform operator's: no API sets it)."""
+    capabilities.require_feature(tenant)
     configuration, credentials = dict(configuration or {}), dict(credentials or {})
     _validate(type, configuration, credentials, tenant=tenant)
     _check_name(tenant=tenant, name=name)
@@ -120,6 +123,7 @@ def storage_create(*, tenant: Tenant, name: str, type: str, configuration: dict 
 def storage_update(*, storage: Storage, **changes: Any) -> Storage:
     """Partial update. ``configuration`` and ``credentials`` merge key by key, then the
     result is validated as a whole (the type cannot change: create another storage)."""
+    capabilities.require_feature(storage.tenant)
     changed: list[str] = []
     if "name" in changes and changes["name"] != storage.name:
         _check_name(tenant=storage.tenant, name=changes["name"], exclude_pk=storage.pk)
@@ -175,6 +179,50 @@ def storage_delete(*, storage: Storage, force: bool = False) -> None:
          details={"name": name, "force": force, "detached_policy_ids": jobs})
 
 
+class UnsupportedProvider(DomainError):
+    status = 400
+    code = "UNSUPPORTED_PROVIDER"
+    default_message = "This kind of storage is not supported"
+
+
+NETWORK_SUPPORTED = "an sftp:// URL (sftp://user[:password]@host[:port]/folder) or a mounted folder (/mnt/backups)"
+
+
+def storage_config_from_connection_string(connection_string: str) -> tuple[str, dict, dict]:
+    """api-layer.md "Test Storage Connection" names a *network* storage by a connection string.
+    What we can reach: ``sftp://user[:password]@host[:port]/path`` (an SFTP storage) and an
+    absolute folder or ``file:///folder`` (a network share mounted on the platform's machine:
+    a local storage). SMB/CIFS shares (``\\\\server\\share``, ``smb://``) cannot be reached
+    directly: ``UnsupportedProvider`` says to mount them. Returns ``(type, configuration,
+    credentials)``."""
+    from urllib.parse import unquote, urlsplit
+
+    raw = (connection_string or "").strip()
+    if not raw:
+        raise ValidationFailed(details={"connection_string": ["Give the storage's address."]})
+    if raw.startswith(("\\\\", "//")) or raw.lower().startswith(("smb://", "cifs://")):
+        raise UnsupportedProvider(
+            f"SMB/CIFS shares ({raw}) cannot be reached directly: mount the share on the platform's machine "
+            f"and give its folder, or use an sftp:// URL",
+            details={"connection_string": raw, "supported": NETWORK_SUPPORTED})
+    if raw.startswith("/") or raw.lower().startswith("file://"):
+        path = unquote(urlsplit(raw).path) if raw.lower().startswith("file://") else raw
+        return "local", {"path": path}, {}
+    parts = urlsplit(raw)
+    if parts.scheme.lower() == "sftp":
+        try:
+            port = parts.port or 22
+        except ValueError:
+            raise ValidationFailed(details={"connection_string": ["The port is not a number from 1 to 65535."]})
+        configuration = {"host": parts.hostname or "", "port": port, "path": unquote(parts.path) or "/"}
+        if parts.username:
+            configuration["username"] = unquote(parts.username)
+        credentials = {"password": unquote(parts.password)} if parts.password else {}
+        return "sftp", configuration, credentials
+    raise UnsupportedProvider(f"Cannot reach {raw!r}: use {NETWORK_SUPPORTED}",
+                              details={"connection_string": raw, "supported": NETWORK_SUPPORTED})
+
+
 # -- probes ------------------------------------------------------------------------------
 
 
@@ -196,6 +244,7 @@ def storage_resolve(*, tenant: Tenant, name: str) -> Storage:
 def storage_probe_config(*, tenant: Tenant, type: str, configuration: dict | None,
                          credentials: dict | None) -> backends.ProbeResult:
     """Probe an unsaved configuration (api-layer.md "Test Storage Connection")."""
+    capabilities.require_feature(tenant)
     configuration, credentials = dict(configuration or {}), dict(credentials or {})
     _validate(type, configuration, credentials, tenant=tenant)
     result = backends.probe(type, configuration, credentials)
@@ -208,6 +257,7 @@ def storage_probe_config(*, tenant: Tenant, type: str, configuration: dict | Non
 @transaction.atomic
 def storage_probe(*, storage: Storage) -> backends.ProbeResult:
     """Write, read back, compare and delete a small object; record the outcome on the row."""
+    capabilities.require_feature(storage.tenant)
     result = backends.probe(storage.type, storage.configuration, storage.credentials)
     storage.last_tested_at = timezone.now()
     storage.last_test_ok = result.ok
@@ -267,11 +317,11 @@ def storage_sweep_abandoned_uploads(*, older_than: timedelta | None = None) -> i
 
 
 def monthly_cost(size_bytes: int, price_per_gb_month: Decimal) -> float:
-    return round(float(Decimal(size_bytes) / Decimal(1024**3) * price_per_gb_month), 2)
+    return units.monthly_cost(size_bytes, price_per_gb_month)
 
 
 def to_gb(size_bytes: int | None) -> float:
-    return round((size_bytes or 0) / 1024**3, 2)
+    return units.gigabytes(size_bytes)
 
 
 def iso(value: datetime | None) -> str | None:

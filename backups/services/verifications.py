@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from audit.services import emit, publish
 from backupplatform.errors import Conflict, NotFound, ValidationFailed
+from tenants import capabilities
 from tenants.models import Tenant, TenantScope
 
 from .. import engine_api as engines
@@ -47,6 +48,7 @@ def _validate_assertions(assertions: Any) -> list[dict]:
 @transaction.atomic
 def verification_start(*, tenant: Tenant, backup: Backup, actor: Any = None, test_type: str = "checksum",
                        scope: str = "full", assertions: list | None = None, queue: bool = True) -> Verification:
+    capabilities.require_feature(tenant)
     if backup.tenant_id != tenant.pk:
         raise NotFound("Backup not found")
     if test_type not in TEST_TYPES:

@@ -239,9 +239,12 @@ class S3Backend(StorageBackend):
         self.put_extra: dict[str, str] = {}
         encryption = configuration.get("encryption") or {}
         if encryption and encryption.get("enabled", True):
-            self.put_extra["ServerSideEncryption"] = encryption.get("algorithm", "AES256")
-            if encryption.get("kms_key_id"):
-                self.put_extra["SSEKMSKeyId"] = encryption["kms_key_id"]
+            # A KMS key means SSE-KMS, whatever the algorithm says (workspace-backup-api.md
+            # writes "AES256" with a kms_key_id: the KMS key is the AES-256 key).
+            kms_key = encryption.get("kms_key_id")
+            self.put_extra["ServerSideEncryption"] = "aws:kms" if kms_key else encryption.get("algorithm", "AES256")
+            if kms_key:
+                self.put_extra["SSEKMSKeyId"] = kms_key
 
     def key(self, name: str) -> str:
         """The S3 key of an object name."""

@@ -12,7 +12,9 @@ Configuration keys per type (credentials in brackets):
 - ``local``: ``path`` (absolute directory).
 - ``s3``: ``bucket``, ``region``, optional ``endpoint_url`` (S3-compatible
   services), ``path_prefix``, ``encryption`` {``enabled``, ``algorithm``
-  AES256|aws:kms, ``kms_key_id``}, ``addressing_style`` [``access_key_id``,
+  AES256|aws:kms, ``kms_key_id``: with a key, objects are encrypted with that KMS key
+  (SSE-KMS; KMS keys are AES-256, so ``AES256`` + a key, as workspace-backup-api.md
+  writes it, means the same)}, ``addressing_style`` [``access_key_id``,
   ``secret_access_key``, optional ``session_token``].
 - ``minio``: as ``s3`` but ``endpoint_url`` is required and ``region`` optional.
 - ``sftp``: ``host``, ``port`` (default 22), ``path`` (absolute), ``username``
@@ -239,8 +241,6 @@ def _validate_s3_like(
             algorithm = encryption.get("algorithm", "AES256")
             if algorithm not in ("AES256", "aws:kms"):
                 errors["encryption"] = "Encryption algorithm must be 'AES256' or 'aws:kms'"
-            elif encryption.get("kms_key_id") and algorithm != "aws:kms":
-                errors["encryption"] = "kms_key_id requires the 'aws:kms' algorithm"
             elif encryption.get("kms_key_id") is not None and not _text(
                 encryption.get("kms_key_id")
             ):

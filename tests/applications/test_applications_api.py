@@ -51,11 +51,11 @@ def test_create_with_sources_then_replace_them_atomically(api, admin_a, pg_serve
     assert updated.status_code == 200, updated.content
     after = updated.json()["data"]["sources"]
     assert [(s["id"] == shop_id, s["name"]) for s in after] == [(True, "shop-db"), (False, "app")]
-    assert Source.objects.filter(application_id=app["id"]).count() == 2
+    assert Source.objects.filter(application_id=int(app["id"].removeprefix("app-"))).count() == 2
 
     # A partial update without sources leaves them alone.
     client.put(f"{WS}/applications/{app['id']}", {"description": "shop front"}, format="json")
-    assert Source.objects.filter(application_id=app["id"]).count() == 2
+    assert Source.objects.filter(application_id=int(app["id"].removeprefix("app-"))).count() == 2
 
 
 def test_validation_errors_point_at_the_source_and_nothing_is_written(api, admin_a, pg_server_a, root):
@@ -105,7 +105,7 @@ def test_default_application_is_created_lazily_once_and_kept(api, admin_a, tenan
     assert [a["name"] for a in first["data"]] == ["default"] and first["data"][0]["is_default"] is True
     client.get(f"{WS}/applications")
     assert Application.objects.filter(tenant=tenant_a, is_default=True).count() == 1
-    assert services.application_get_default(tenant=tenant_a).pk == first["data"][0]["id"]
+    assert f"app-{services.application_get_default(tenant=tenant_a).pk}" == first["data"][0]["id"]
     refused = client.delete(f"{WS}/applications/{first['data'][0]['id']}")
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "DEFAULT_APPLICATION"
 
@@ -116,7 +116,7 @@ def test_delete_keeps_backups(api, admin_a, tenant_a):
     app = services.application_create(tenant=tenant_a, name="gone")
     backup = Backup.objects.create(tenant=tenant_a, application=app, status="completed")
     response = api(admin_a).delete(f"{WS}/applications/{app.pk}")
-    assert response.status_code == 200 and response.json()["data"]["application_id"] == app.pk
+    assert response.status_code == 200 and response.json()["data"]["application_id"] == f"app-{app.pk}"
     backup.refresh_from_db()
     assert backup.application_id is None
 

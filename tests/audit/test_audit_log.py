@@ -89,14 +89,14 @@ def test_log_filters_and_pagination(api, admin_a, tenant_a):
     body = client.get("/api/v1/audit/logs", {"action": "backup_create", "limit": 2, "offset": 1}).json()
     assert body["total"] == 5 and len(body["items"]) == 2
     assert body["items"][0]["resource_id"] == 3 and body["items"][0]["details"] == {"database": "db3"}
-    assert set(body["items"][0]) == {"id", "user_id", "username", "action", "resource_type", "resource_id",
-                                     "details", "ip_address", "created_at"}
+    assert set(body["items"][0]) == {"id", "user_id", "username", "api_key_id", "action", "resource_type",
+                                     "resource_id", "details", "ip_address", "created_at"}
     assert client.get("/api/v1/audit/logs", {"resource_type": "backup"}).json()["total"] == 6
     assert client.get("/api/v1/audit/logs", {"start_date": "2999-01-01"}).json()["total"] == 0
     assert client.get("/api/v1/audit/logs", {"end_date": "2000-01-01"}).json()["total"] == 0
     assert client.get("/api/v1/audit/logs", {"user_id": admin_a.pk, "action": "user_create"}).json()["total"] == 0
     bad = client.get("/api/v1/audit/logs", {"start_date": "yesterday"})
-    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "start_date"]
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "start_date"]
     assert client.get("/api/v1/audit/logs", {"limit": "many"}).status_code == 422
 
 

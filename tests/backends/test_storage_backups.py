@@ -115,7 +115,7 @@ def start_worker() -> Any:
 def start_backup(api: Any, user: Any, server: Any, database: str, storage: Storage) -> int:
     body = {"server_id": server.pk, "database_name": database, "storage_id": storage.pk}
     response = api(user).post("/api/v1/backups", body, format="json")
-    assert response.status_code == 202, response.content
+    assert response.status_code == 201, response.content
     return response.json()["id"]
 
 

@@ -40,7 +40,7 @@ def backup_through_api(api, user, server, database, compression="zstd", storage=
     if storage is not None:
         body["storage_id"] = storage.pk
     response = api(user).post("/api/v1/backups", body, format="json")
-    assert response.status_code == 202, response.content
+    assert response.status_code == 201, response.content
     payload = response.json()
     assert payload["status"] == "pending" and payload["message"] == "Backup job queued" and payload["task_id"]
     op = Operation.objects.get(backup_id=payload["id"])
@@ -64,7 +64,7 @@ def test_backup_and_restore_postgres_roundtrip(api, operator_a, pg_server_row, l
     cleanup_pg.append(target)
     response = api(operator_a).post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": target},
                                     format="json")
-    assert response.status_code == 202, response.content
+    assert response.status_code == 201, response.content
     status_url = response.json()["status_url"]
     queued = api(operator_a).get(status_url).json()
     assert queued["status"] == "pending" and queued["progress"] == 0 and queued["target_database"] == target
@@ -188,7 +188,7 @@ def test_masking_changes_only_named_columns_and_never_the_source(api, operator_a
     body = {"target_server_id": pg_server_row.pk, "target_database": target, "mask_sensitive_data": True,
             "masking_rules": {"email": "hash", "phone": "randomize", "ssn": "null", "meta": "fixed:{}"}}
     response = api(operator_a).post(f"/api/v1/backups/{backup.pk}/restore", body, format="json")
-    assert response.status_code == 202, response.content
+    assert response.status_code == 201, response.content
     restore = Restore.objects.get(pk=response.json()["restore_id"])
     run_restore(restore.operation_id)
     restore.refresh_from_db()
@@ -254,7 +254,7 @@ def test_roles_viewer_reads_operator_runs_admin_deletes(api, viewer_a, operator_
 def test_concurrent_backup_cap_is_429(api, operator_a, pg_server_row, local_storage, pg_source_db, tenant_a):
     body = {"server_id": pg_server_row.pk, "database_name": pg_source_db}
     statuses = [api(operator_a).post("/api/v1/backups", body, format="json").status_code for _ in range(6)]
-    assert statuses == [202] * 5 + [429]
+    assert statuses == [201] * 5 + [429]
     blocked = api(operator_a).post("/api/v1/backups", body, format="json")
     assert blocked.json()["code"] == "TOO_MANY_OPERATIONS" and blocked["Retry-After"]
 

@@ -103,7 +103,7 @@ def test_mariadb_roundtrip(api, operator_a, tenant_a, local_storage, mysql_sourc
                                    credentials={"username": MY["user"], "password": MY["password"]})
     response = api(operator_a).post("/api/v1/backups", {"server_id": server.pk, "database_name": mysql_source_db,
                                                         "db_type": "mysql"}, format="json")
-    assert response.status_code == 202, response.content
+    assert response.status_code == 201, response.content
     backup_id = response.json()["id"]
     run_backup(Operation.objects.get(backup_id=backup_id).pk)
     backup = Backup.objects.get(pk=backup_id)
@@ -142,8 +142,8 @@ def test_application_of_two_databases_and_a_folder(api, operator_a, tenant_a, pg
     client = api(operator_a)
     base = f"/api/v1/workspaces/alpha/applications/{app.pk}"
     listing = client.get(f"{base}/backups").json()
-    assert listing["pagination"]["total"] == 1 and listing["data"][0]["id"] == backup.pk
-    assert client.get(f"{base}/backups/latest").json()["data"]["id"] == backup.pk
+    assert listing["pagination"]["total"] == 1 and listing["data"][0]["id"] == f"backup-{backup.pk}"
+    assert client.get(f"{base}/backups/latest").json()["data"]["id"] == f"backup-{backup.pk}"
     manifest = client.get(f"{base}/backups/{backup.pk}/manifest").json()["data"]
     assert {s["name"] for s in manifest["resources"]["sources"]} == {"orders", "crm", "files"}
 
@@ -163,7 +163,7 @@ def test_application_of_two_databases_and_a_folder(api, operator_a, tenant_a, pg
                            {"restore_options": {"restore_strategy": "create_new"},
                             "target_path": str(tmp_path / "restored")}, format="json")
     assert response.status_code == 202, response.content
-    restore = Restore.objects.get(pk=response.json()["data"]["restore_id"])
+    restore = Restore.objects.get(pk=int(response.json()["data"]["restore_id"].removeprefix("restore-")))
     cleanup_pg.append(f"{pg_source_db}_restored_{restore.pk}")
     run_restore(restore.operation_id)
     restore.refresh_from_db()
@@ -177,8 +177,8 @@ def test_application_of_two_databases_and_a_folder(api, operator_a, tenant_a, pg
     original = (folder / "uploads" / "a.bin").read_bytes()
     assert next(p for p in restored.rglob("a.bin")).read_bytes() == original
     history = client.get(f"{base}/restores").json()
-    assert history["data"][0]["id"] == restore.pk and history["data"][0]["status"] == "completed"
-    assert client.get(f"{base}/restores/{restore.pk}").json()["data"]["backup_id"] == backup.pk
+    assert history["data"][0]["id"] == f"restore-{restore.pk}" and history["data"][0]["status"] == "completed"
+    assert client.get(f"{base}/restores/{restore.pk}").json()["data"]["backup_id"] == f"backup-{backup.pk}"
     conn = pymysql.connect(autocommit=True, **MY)
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{mysql_source_db}_restored_{restore.pk}`")

@@ -85,8 +85,8 @@ def test_backup_policy_lifecycle(api, admin_a, tenant_a, app_a, storage_a):
     response = client.post(url, {**POLICY, "storage_id": str(storage_a.pk)}, format="json")
     assert response.status_code == 201, response.content
     data = response.json()["data"]
-    assert data["schedule"]["next_backup"].endswith("Z") and data["application_id"] == app_a.pk
-    job = BackupJob.objects.get(public_id=data["id"])
+    assert data["schedule"]["next_backup"].endswith("Z") and data["application_id"] == f"app-{app_a.pk}"
+    job = BackupJob.objects.get(pk=int(data["id"].removeprefix("policy-")))
     assert job.cron_expression == "0 2 * * 1-5" and job.next_run_at == selectors.job_next_run(job)
     assert client.post(url, POLICY, format="json").status_code == 409
     make_backups(tenant_a, job=job, statuses=["completed", "failed", "completed"])
@@ -113,12 +113,12 @@ def test_policy_change_while_a_run_is_going_is_409(api, admin_a, tenant_a, app_a
                            "retention_override": {"keep_until": "2030-12-31T23:59:59Z"},
                            "options": {"include_volumes": True}}, format="json")
     assert trigger.status_code == 202, trigger.content
-    backup = Backup.objects.get(pk=trigger.json()["data"]["backup_id"])
+    backup = Backup.objects.get(pk=int(trigger.json()["data"]["backup_id"].removeprefix("backup-")))
     assert backup.keep_until.year == 2030 and backup.description == "Pre-deployment backup"
     refused = client.put(url, {"enabled": False}, format="json")
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "BACKUP_IN_PROGRESS"
-    assert refused.json()["error"]["details"]["current_backup_id"] == backup.pk
+    assert refused.json()["error"]["details"]["current_backup_id"] == f"backup-{backup.pk}"
     assert client.delete(url).status_code == 409
 
 

@@ -162,9 +162,18 @@ def test_bad_bodies_are_the_facades_error_never_500(api, rows, admin_a, method, 
     assert (Server.objects.count(), Storage.objects.count(), Application.objects.count()) == counts
 
 
-@pytest.mark.parametrize("path", ["/api/v1/servers/abc", "/api/v1/workspaces/alpha/backup-storages/x1",
-                                  "/api/v1/workspaces/alpha/applications/nope", "/api/v1/storage/providers/zz",
-                                  "/api/v1/storage/x/space", "/api/v1/storage/x/backups"])
-def test_non_numeric_ids_are_clear_errors(api, rows, admin_a, path):
-    response = api(admin_a).get(path)
-    assert response.status_code in (400, 422), response.content
+def _code(payload: dict) -> str:
+    error = payload.get("error")
+    return error["code"] if isinstance(error, dict) else (error if "success" in payload else payload["code"])
+
+
+@pytest.mark.parametrize(("path", "code"), [
+    ("/api/v1/servers/{}", "SERVER_NOT_FOUND"), ("/api/v1/workspaces/alpha/backup-storages/{}", "STORAGE_NOT_FOUND"),
+    ("/api/v1/workspaces/alpha/applications/{}", "APPLICATION_NOT_FOUND"),
+    ("/api/v1/storage/providers/{}", "STORAGE_NOT_FOUND"), ("/api/v1/storage/{}/space", "STORAGE_NOT_FOUND"),
+    ("/api/v1/storage/{}/backups", "STORAGE_NOT_FOUND"), ("/api/v1/jobs/{}", "JOB_NOT_FOUND"),
+    ("/api/v1/schedules/{}", "SCHEDULE_NOT_FOUND"), ("/api/v1/retention-policies/{}", "RETENTION_POLICY_NOT_FOUND")])
+def test_a_malformed_id_and_a_missing_one_get_the_same_404_of_their_kind(api, rows, admin_a, path, code):
+    answers = [api(admin_a).get(path.format(pk)) for pk in ("abc", "x1", "99999", "storage-x")]
+    assert {r.status_code for r in answers} == {404}, [r.content for r in answers]
+    assert {_code(r.json()) for r in answers} == {code}, [r.content for r in answers]

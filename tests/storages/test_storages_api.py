@@ -71,7 +71,8 @@ def test_create_list_get_update_in_seed_shapes(api, admin_a):
     body = updated.json()["data"]
     assert body["name"] == "updated-production-backups" and body["configuration"]["encryption"] == encryption
     assert body["configuration"]["bucket"] == "hexabase-backups"
-    assert Storage.objects.get(pk=sid).credentials == AWS
+    assert sid.startswith("storage-")
+    assert Storage.objects.get(pk=int(sid.removeprefix("storage-"))).credentials == AWS
 
 
 def test_invalid_configuration_gives_the_seeds_error(api, admin_a):
@@ -117,10 +118,11 @@ def test_delete_with_policies_needs_force_and_keeps_backups(api, admin_a, tenant
     refused = client.delete(f"{WS}/backup-storages/{storage.pk}")
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "STORAGE_IN_USE"
-    assert refused.json()["error"]["details"]["policy_ids"] == [job.pk]
+    assert refused.json()["error"]["details"]["policy_ids"] == [f"policy-{job.pk}"]
     forced = client.delete(f"{WS}/backup-storages/{storage.pk}?force=true")
     assert forced.status_code == 200
-    assert forced.json() == {"data": {"message": "Backup storage deleted successfully", "storage_id": storage.pk}}
+    assert forced.json() == {"data": {"message": "Backup storage deleted successfully",
+                                      "storage_id": f"storage-{storage.pk}"}}
     job.refresh_from_db()
     backup.refresh_from_db()
     assert job.storage_id is None and backup.storage_id is None
@@ -136,7 +138,7 @@ def test_usage_comes_from_stored_artifacts_and_price(api, viewer_a, tenant_a, tm
     add_backup(tenant_a, storage, 5 * 1024**3, status=BackupStatus.FAILED)  # not stored: not counted
     client = api(viewer_a)
     usage = client.get(f"{WS}/backup-storages/{storage.pk}/usage?period=last_3_months").json()["data"]
-    assert usage["storage_id"] == storage.pk
+    assert usage["storage_id"] == f"storage-{storage.pk}"
     assert usage["current_usage"]["total_size_gb"] == 3.0 and usage["current_usage"]["backup_count"] == 2
     assert usage["current_usage"]["applications"] == 1
     assert usage["growth_trend"]["weekly_growth_percentage"] == 50.0
@@ -144,7 +146,7 @@ def test_usage_comes_from_stored_artifacts_and_price(api, viewer_a, tenant_a, tm
     detail = client.get(f"{WS}/backup-storages/{storage.pk}").json()["data"]
     assert detail["usage"]["monthly_cost"] == 1.5
     assert detail["usage"]["breakdown"]["by_application"] == [
-        {"application_id": web.pk, "application_name": "web-app", "size_gb": 3.0, "backup_count": 2}]
+        {"application_id": f"app-{web.pk}", "application_name": "web-app", "size_gb": 3.0, "backup_count": 2}]
     total = client.get(f"{WS}/backup-storage-usage").json()["data"]
     assert total["workspace_id"] == "alpha"
     assert total["total_usage"] == {"size_gb": 3.0, "backup_count": 2, "applications": 1, "storage_backends": 1}
@@ -217,14 +219,15 @@ def test_probe_sftp_storage(api, operator_a, tenant_a, sftp_server):
     assert list((sftp_server.root / "probe-here").iterdir()) == []
 
 
-def test_seed_example_network_provider_is_a_clear_validation_error(api, operator_a):
+def test_seed_example_network_provider_is_a_clear_error(api, operator_a):
     response = api(operator_a).post("/api/v1/storage/test", {"provider_type": "network",
                                                              "connection_string": "\\\\server\\backup"}, format="json")
     assert response.status_code == 400
     body = response.json()
-    assert body["success"] is False and body["error"] == "VALIDATION_ERROR"
-    assert "local, s3, minio, sftp, gcs, azure" in body["details"]["provider_type"][0]
-    assert body["details"]["connection_string"] == ["Unknown field."]
+    assert body["success"] is False and body["error"] == "UNSUPPORTED_PROVIDER"
+    assert "mount the share" in body["message"]
+    unknown = api(operator_a).post("/api/v1/storage/test", {"provider_type": "nfs"}, format="json")
+    assert "local, s3, minio, sftp, gcs, azure, network" in unknown.json()["details"]["provider_type"][0]
 
 
 def test_probe_invalid_unsaved_config_is_invalid_storage_config(api, operator_a):
@@ -277,7 +280,7 @@ def test_secrets_never_in_responses_logs_or_audit(api, admin_a, operator_a, tena
                  "credentials": {"password": sftp_server.password}}
     bodies.append(api(operator_a).post("/api/v1/storage/test", sftp_body, format="json").content)
     bodies.append(api(operator_a).get("/api/v1/storage/providers").content)
-    bodies.append(api(operator_a).get(f"/api/v1/storage/providers/{sid}").content)
+    bodies.append(api(operator_a).get(f"/api/v1/storage/providers/{sid.removeprefix('storage-')}").content)
     audit = json.dumps(list(AuditEvent.objects.values("details")))
     for secret in (secret_key, "x" * 40, sftp_server.password, AWS["access_key_id"]):
         assert all(secret.encode() not in body for body in bodies), secret

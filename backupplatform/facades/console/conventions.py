@@ -10,6 +10,7 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from backupplatform.facades.base import ErrorInfo, Facade, FacadeAPIView, FacadeViewSet, utc_now_iso
 from backupplatform.facades.pagination import int_param
+from tenants import capabilities
 
 
 class ConsolePagination(BasePagination):
@@ -82,7 +83,9 @@ CONSOLE = ConsoleFacade()
 
 class ConsoleView(FacadeAPIView):
     facade = CONSOLE
+    feature = capabilities.BACKUPS  # the whole console is backup and recovery (tenants/capabilities.py)
 
 
 class ConsoleViewSet(FacadeViewSet):
     facade = CONSOLE
+    feature = capabilities.BACKUPS

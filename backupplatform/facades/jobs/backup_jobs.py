@@ -10,10 +10,15 @@ priority, see schedules/beat.py); ``is_active`` = enabled.
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers
 
-from backupplatform.errors import NotFound, ValidationFailed
+from backupplatform.errors import ValidationFailed
 from backupplatform.facades.base import respond
 from backupplatform.facades.scheduling import (
     BackupTypeField,
@@ -29,10 +34,10 @@ from backupplatform.facades.serializers import (
     StrictIntegerField,
     validated,
 )
-from backupplatform.ids import is_id
 from backups.models import Application, Backup, Server, Storage
 from schedules import selectors, services
 from schedules.models import BackupJob
+from tenants import capabilities
 from tenants.models import Role
 
 from .conventions import JobsViewSet
@@ -98,6 +103,18 @@ class RunInputSerializer(InputSerializer):
     notify = StrictBooleanField(required=False)
 
 
+@extend_schema_field({"type": "string", "nullable": True, "example": "sha256:9f86d08..."})
+class ChecksumField(serializers.Field):
+    """Checksums as this API writes them, the form db-backup-platform.md uses: ``sha256:<hex>``."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("read_only", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return f"sha256:{value}" if value else None
+
+
 class ExecutionSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     job_id = serializers.IntegerField(allow_null=True)
@@ -107,7 +124,7 @@ class ExecutionSerializer(serializers.Serializer):
     backup_type = serializers.CharField()
     size_bytes = serializers.IntegerField()
     stored_bytes = serializers.IntegerField()
-    checksum = serializers.CharField()
+    checksum = ChecksumField()
     verified = serializers.BooleanField()
     error_message = serializers.CharField()
     started_at = serializers.DateTimeField(allow_null=True)
@@ -141,9 +158,11 @@ def _fields(tenant, data: dict) -> dict:
 
 class BackupJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, JobsViewSet):
     """Backup jobs: viewers read, operators run, admins manage."""
+    feature = capabilities.BACKUPS
 
     serializer_class = JobSerializer
     queryset = BackupJob.objects.none()
+    not_found = ("Backup job not found", "JOB_NOT_FOUND")
     roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER, "executions": Role.VIEWER, "create": Role.ADMIN,
              "update": Role.ADMIN, "destroy": Role.ADMIN, "run": Role.OPERATOR}
 
@@ -156,11 +175,6 @@ class BackupJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, JobsVie
             qs = qs.filter(enabled=active.lower() in ("true", "1"))
         return qs
 
-    def get_object(self):
-        if not is_id(self.kwargs["pk"]):
-            # An id that cannot exist is simply not found (as for every other lookup).
-            raise NotFound("Backup job not found", code="JOB_NOT_FOUND")
-        return super().get_object()
 
     @extend_schema(parameters=[OpenApiParameter("is_active", OpenApiTypes.BOOL, required=False)])
     def list(self, request, *args, **kwargs):

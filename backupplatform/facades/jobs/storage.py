@@ -20,16 +20,23 @@ from typing import Any
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers
 
-from backupplatform.errors import NotFound, ValidationFailed
+from backupplatform import units
+from backupplatform.errors import NotFound
 from backupplatform.facades.base import respond
-from backupplatform.facades.serializers import InputSerializer, StrictDictField, StrictIntegerField
-from backupplatform.ids import parse_id
+from backupplatform.facades.serializers import (
+    InputSerializer,
+    StrictCharField,
+    StrictDictField,
+    StrictIntegerField,
+)
 from backups import selectors, services
 from backups.models import Backup, Storage
 from backups.services.storages import iso
 from backups.storage import STORAGE_TYPES
+from tenants import capabilities
 from tenants.models import Role
 
+from .backup_jobs import ChecksumField
 from .conventions import JobsView, JobsViewSet
 
 
@@ -56,6 +63,8 @@ class ProviderSerializer(serializers.ModelSerializer):
 
 
 class StoredBackupSerializer(serializers.ModelSerializer):
+    checksum = ChecksumField()
+
     class Meta:
         model = Backup
         fields = ["id", "name", "status", "backup_type", "trigger", "application_id", "server_id", "database_name",
@@ -63,21 +72,28 @@ class StoredBackupSerializer(serializers.ModelSerializer):
                   "verified", "created_at", "started_at", "completed_at"]
 
 
+PROVIDER_TYPES = (*STORAGE_TYPES, "network")
+
+
 class StorageTestInput(InputSerializer):
+    """A saved storage (``storage_id``), an unsaved one (``provider_type`` with
+    ``configuration`` and ``credentials``), or the document's ``"provider_type": "network"``
+    with a ``connection_string`` (``services.storage_config_from_connection_string``)."""
+
     storage_id = StrictIntegerField(required=False, min_value=1)
     provider_type = serializers.CharField(required=False)
     configuration = StrictDictField(required=False)
     credentials = StrictDictField(required=False)
+    connection_string = StrictCharField(required=False, max_length=2000)
 
     def to_internal_value(self, data: Any) -> Any:
-        # Name an unsupported provider_type together with unknown fields: the seed's own
-        # example ({"provider_type": "network", "connection_string": ...}) gets both.
+        # Name an unsupported provider_type together with unknown fields.
         errors: dict[str, list[str]] = {}
         if isinstance(data, dict):
             kind = data.get("provider_type")
-            if "provider_type" in data and kind not in STORAGE_TYPES:
+            if "provider_type" in data and kind not in PROVIDER_TYPES:
                 errors["provider_type"] = [
-                    f"Unsupported provider type {kind!r}; supported types: {', '.join(STORAGE_TYPES)}."]
+                    f"Unsupported provider type {kind!r}; supported types: {', '.join(PROVIDER_TYPES)}."]
             errors.update({name: ["Unknown field."] for name in sorted(set(data) - set(self.fields))})
         if errors:
             raise serializers.ValidationError(errors)
@@ -92,6 +108,16 @@ class StorageTestInput(InputSerializer):
         elif "provider_type" not in attrs:
             raise serializers.ValidationError(
                 {"storage_id": ["Give storage_id, or provider_type with configuration and credentials."]})
+        elif attrs["provider_type"] == "network":
+            if "connection_string" not in attrs:
+                raise serializers.ValidationError({"connection_string": ["A network storage needs its address."]})
+            extra = sorted({"configuration", "credentials"} & set(attrs))
+            if extra:
+                raise serializers.ValidationError({name: ["A network storage is given by its connection_string."]
+                                                   for name in extra})
+        elif "connection_string" in attrs:
+            raise serializers.ValidationError({"connection_string": [
+                "Only a network storage has a connection_string; give configuration and credentials."]})
         return attrs
 
 
@@ -115,18 +141,11 @@ SpaceShape = inline_serializer("StorageSpace", {
 
 class _StorageScoped:
     queryset = Storage.objects.none()
+    feature = capabilities.BACKUPS
+    not_found = ("Storage not found", "STORAGE_NOT_FOUND")
 
     def tenant_queryset(self, tenant):
         return selectors.storage_list(tenant=tenant).select_related("tenant")
-
-    def get_object(self):
-        pk = parse_id(self.kwargs.get("pk", ""))
-        if pk is None:
-            raise ValidationFailed(details={"id": ["A whole number is required."]})
-        storage = self.get_queryset().filter(pk=pk).first()
-        if storage is None:
-            raise NotFound("Storage not found")
-        return storage
 
 
 class StorageProviderViewSet(_StorageScoped, mixins.ListModelMixin, mixins.RetrieveModelMixin, JobsViewSet):
@@ -149,14 +168,17 @@ class StorageTestView(_StorageScoped, JobsView):
         if "storage_id" in data:
             storage = self.get_queryset().filter(pk=data["storage_id"]).first()
             if storage is None:
-                raise NotFound("Storage not found")
+                raise NotFound(*self.not_found[:1], code=self.not_found[1])
             result = services.storage_probe(storage=storage)
             kind, storage_id = storage.type, storage.pk
         else:
             kind, storage_id = data["provider_type"], None
+            configuration, credentials = data.get("configuration"), data.get("credentials")
+            if kind == "network":
+                kind, configuration, credentials = services.storage_config_from_connection_string(
+                    data["connection_string"])
             result = services.storage_probe_config(
-                tenant=self.require_tenant(), type=kind,
-                configuration=data.get("configuration"), credentials=data.get("credentials"))
+                tenant=self.require_tenant(), type=kind, configuration=configuration, credentials=credentials)
         body = result.as_dict()
         return respond({
             "success": body["ok"], "message": body["message"], "latency_ms": body["latency_ms"],
@@ -175,7 +197,7 @@ class StorageSpaceView(_StorageScoped, JobsView):
         quota = storage.quota_bytes
         return respond({
             "storage_id": storage.pk, "provider_type": storage.type, "used_bytes": used,
-            "used_gb": round(used / 1024**3, 2), "backup_count": storage.backup_count,
+            "used_gb": units.gigabytes(used), "backup_count": storage.backup_count,
             "available_bytes": free.available_bytes, "available_error": free.error, "quota_bytes": quota,
             "quota_remaining_bytes": None if quota is None else max(quota - used, 0),
             "quota_used_percent": None if not quota else round(used / quota * 100, 2),

@@ -12,6 +12,7 @@ from backupplatform.ids import is_id, parse_id
 from backups import backup_selectors
 from backups.models import Backup, Verification
 from backups.services import verifications as verification_services
+from tenants import capabilities
 from tenants.models import Role
 
 from .conventions import JobsViewSet
@@ -50,6 +51,7 @@ class VerifyRequestSerializer(InputSerializer):
 
 
 class VerificationViewSet(mixins.ListModelMixin, JobsViewSet):
+    feature = capabilities.BACKUPS
     serializer_class = VerificationSerializer
     queryset = Verification.objects.none()
     roles = {"list": Role.VIEWER, "start": Role.OPERATOR, "status": Role.VIEWER, "result": Role.VIEWER,

@@ -5,10 +5,8 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins
 
-from backupplatform.errors import ValidationFailed
 from backupplatform.facades.base import respond
 from backupplatform.facades.serializers import validated
-from backupplatform.ids import is_id
 from tenants import selectors as tenant_selectors
 from tenants import services as tenant_services
 from tenants.models import ApiKey, Role
@@ -22,15 +20,12 @@ class ApiKeyViewSet(mixins.ListModelMixin, JobsViewSet):
 
     serializer_class = ApiKeySerializer
     queryset = ApiKey.objects.none()
+    not_found = ("API key not found", "API_KEY_NOT_FOUND")
     roles = {"list": Role.ADMIN, "create": Role.ADMIN, "destroy": Role.ADMIN}
 
     def tenant_queryset(self, tenant):
         return tenant_selectors.api_key_list(tenant=tenant)
 
-    def get_object(self):
-        if not is_id(self.kwargs["pk"]):
-            raise ValidationFailed(details={"id": ["A whole number is required."]})
-        return super().get_object()
 
     @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer})
     def create(self, request):

@@ -9,6 +9,7 @@ from rest_framework import mixins, serializers
 from rest_framework.permissions import AllowAny
 
 from backupplatform.errors import NotFound
+from backupplatform.facades import query
 from backupplatform.facades.base import respond
 from backupplatform.facades.serializers import (
     InputSerializer,
@@ -20,9 +21,11 @@ from backupplatform.facades.serializers import (
 )
 from backupplatform.ids import parse_id
 from backups import backup_selectors
-from backups.models import Backup, Restore, Server
+from backups.models import Backup, BackupStatus, OperationKind, Restore, Server, ServerType
+from backups.selectors import backup_location
 from backups.services import backups as backup_services
 from backups.services import restores as restore_services
+from tenants import capabilities
 from tenants.models import Role
 
 from .conventions import PlatformView, PlatformViewSet
@@ -48,24 +51,60 @@ class BackupSerializer(serializers.ModelSerializer):
                   "completed_at", "duration_seconds", "created_at", "error_message"]
 
     def get_storage_path(self, obj: Backup) -> str:
-        if obj.storage is None or not obj.storage_path:
-            return obj.storage_path
-        config = obj.storage.configuration or {}
-        prefix = (config.get("path_prefix") or "").strip("/")
-        key = f"{prefix}/{obj.storage_path}" if prefix else obj.storage_path
-        if obj.storage.type in ("s3", "minio"):
-            return f"s3://{config.get('bucket', '')}/{key}"
-        if obj.storage.type == "sftp":
-            return f"sftp://{config.get('host', '')}{config.get('path', '').rstrip('/')}/{obj.storage_path}"
-        if obj.storage.type == "local":
-            return f"{config.get('path', '').rstrip('/')}/{obj.storage_path}"
-        return f"{obj.storage.type}://{key}"
+        return backup_location(obj)
 
     def get_is_compressed(self, obj: Backup) -> bool:
         return obj.compression != "none"
 
     def get_checksum(self, obj: Backup) -> str:
         return f"sha256:{obj.checksum}" if obj.checksum else ""
+
+
+class BackupWithProgressSerializer(BackupSerializer):
+    """"Get Backup": the list's fields and, while it runs, how far it is (the numbers of the
+    backup's operation; ``size_bytes`` is the stored artifact's size, known once it is stored)."""
+
+    operation_id = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
+    current_step = serializers.SerializerMethodField()
+    bytes_processed = serializers.SerializerMethodField()
+    bytes_total = serializers.SerializerMethodField()
+    throughput_bps = serializers.SerializerMethodField()
+    eta_seconds = serializers.SerializerMethodField()
+
+    class Meta(BackupSerializer.Meta):
+        fields = [*BackupSerializer.Meta.fields, "operation_id", "progress", "current_step", "bytes_processed",
+                  "bytes_total", "throughput_bps", "eta_seconds"]
+
+    def _op(self, obj: Backup):
+        if not hasattr(obj, "_backup_operation"):
+            obj._backup_operation = obj.operations.filter(kind=OperationKind.BACKUP).order_by("-created_at").first()
+        return obj._backup_operation
+
+    def _value(self, obj: Backup, field: str, default=None):
+        op = self._op(obj)
+        return getattr(op, field) if op is not None else default
+
+    def get_operation_id(self, obj: Backup) -> str | None:
+        return self._value(obj, "public_id")
+
+    def get_progress(self, obj: Backup) -> int:
+        return 100 if obj.status == BackupStatus.COMPLETED else self._value(obj, "progress", 0)
+
+    def get_current_step(self, obj: Backup) -> str:
+        return self._value(obj, "step", "")
+
+    def get_bytes_processed(self, obj: Backup) -> int:
+        return self._value(obj, "bytes_done", 0)
+
+    def get_bytes_total(self, obj: Backup) -> int | None:
+        return self._value(obj, "bytes_total")
+
+    def get_throughput_bps(self, obj: Backup) -> int | None:
+        return self._value(obj, "throughput_bps")
+
+    def get_eta_seconds(self, obj: Backup) -> int | None:
+        return self._value(obj, "eta_seconds")
 
 
 class BackupCreateSerializer(InputSerializer):
@@ -170,10 +209,18 @@ class DownloadLinkSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
-LIST_FILTERS = [OpenApiParameter(n, OpenApiTypes.STR) for n in ("server_id", "db_type", "status")]
+# db-backup-platform.md "List Backups": the query parameters it lists, and only those.
+DB_TYPES = (ServerType.POSTGRESQL.value, ServerType.MYSQL.value)
+LIST_QUERY = {"server_id": query.ID, "db_type": query.Choice(*DB_TYPES),
+              "status": query.Choice(*BackupStatus.values), "limit": query.Int(1, 1000),
+              "offset": query.Int(0)}
+LIST_FILTERS = [OpenApiParameter("server_id", OpenApiTypes.INT),
+                OpenApiParameter("db_type", OpenApiTypes.STR, enum=list(DB_TYPES)),
+                OpenApiParameter("status", OpenApiTypes.STR, enum=BackupStatus.values)]
 
 
 class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformViewSet):
+    feature = capabilities.BACKUPS
     serializer_class = BackupSerializer
     queryset = Backup.objects.none()
     roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER, "create": Role.OPERATOR, "download": Role.OPERATOR,
@@ -192,11 +239,17 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformVi
             raise NotFound("Backup not found", code="BACKUP_NOT_FOUND")
         return backup
 
+    @extend_schema(responses={200: BackupWithProgressSerializer})
+    def retrieve(self, request, pk=None):
+        return respond(BackupWithProgressSerializer(self.get_object()).data)
+
     @extend_schema(parameters=LIST_FILTERS)
     def list(self, request, *args, **kwargs):
+        query.check_query(request, LIST_QUERY)
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(request=BackupCreateSerializer, responses={202: BackupQueuedSerializer})
+    # The backup row exists when this answers: 201 (db-backup-platform.md lists 201, not 202).
+    @extend_schema(request=BackupCreateSerializer, responses={201: BackupQueuedSerializer})
     def create(self, request):
         data = validated(BackupCreateSerializer, request.data)
         tenant = self.require_tenant()
@@ -219,14 +272,15 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformVi
             storage=storage, compression=data["compression_type"] if data["compress"] else "none",
             encrypt=data["encrypt"], backup_type=data["backup_type"])
         return respond({"id": op.backup_id, "status": "pending", "message": "Backup job queued",
-                        "task_id": op.celery_task_id}, status_code=202)
+                        "task_id": op.celery_task_id}, status_code=201)
 
     @extend_schema(request=None, responses={200: DownloadLinkSerializer})
     def download(self, request, pk=None):
         url, expires_at = backup_services.backup_download_link(backup=self.get_object(), request=request)
         return respond({"download_url": url, "expires_at": expires_at})
 
-    @extend_schema(request=RestoreRequestSerializer, responses={202: RestoreQueuedSerializer})
+    # The restore row exists when this answers (GET /restores/{id} shows it): 201.
+    @extend_schema(request=RestoreRequestSerializer, responses={201: RestoreQueuedSerializer})
     def restore(self, request, pk=None):
         backup = self.get_object()
         data = validated(RestoreRequestSerializer, request.data)
@@ -248,7 +302,7 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformVi
         return respond({"task_id": restore.operation.celery_task_id, "restore_id": restore.pk,
                         "status": "pending", "message": "Restore job queued",
                         "status_url": f"/api/v1/restores/{restore.pk}",
-                        "warnings": restore_services.restore_warnings(restore)}, status_code=202)
+                        "warnings": restore_services.restore_warnings(restore)}, status_code=201)
 
     @extend_schema(responses={204: None})
     def destroy(self, request, pk=None):
@@ -258,6 +312,7 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformVi
 
 class RestoreViewSet(mixins.RetrieveModelMixin, PlatformViewSet):
     """``GET /api/v1/restores/{id}``: a restore's status and progress (viewers)."""
+    feature = capabilities.BACKUPS
 
     serializer_class = RestoreStatusSerializer
     queryset = Restore.objects.none()

@@ -31,6 +31,8 @@ class PlatformPagination(LimitOffsetPagination):
 
 
 def _validation_items(fields: dict, prefix: tuple = ("body",)) -> list[dict]:
+    """``{field: [messages]}`` as the document's validation items ``{loc, msg, type}``; a
+    ``FieldError`` message carries its own type (``type_error.integer``...)."""
     items: list[dict] = []
     for name, messages in fields.items():
         loc = [*prefix] if name == "non_field_errors" else [*prefix, name]
@@ -41,11 +43,12 @@ def _validation_items(fields: dict, prefix: tuple = ("body",)) -> list[dict]:
             if isinstance(message, dict):
                 items.extend(_validation_items(message, tuple(loc)))
                 continue
-            missing = "required" in str(message)
+            kind = getattr(message, "kind", None)
+            missing = kind == "value_error.missing" or (kind is None and "required" in str(message))
             items.append({
                 "loc": loc,
                 "msg": "field required" if missing else str(message),
-                "type": "value_error.missing" if missing else "value_error",
+                "type": "value_error.missing" if missing else (kind or "value_error"),
             })
     return items
 
@@ -57,7 +60,7 @@ class PlatformFacade(Facade):
 
     def error_body(self, error: ErrorInfo) -> dict:
         if error.field_errors is not None:
-            detail = _validation_items(error.field_errors)
+            detail = _validation_items(error.field_errors, (error.location,))
         else:
             detail = error.message
         body = {"detail": detail, "code": error.code, "timestamp": utc_now_iso()}

@@ -10,7 +10,6 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers
 
-from backupplatform.errors import ValidationFailed
 from backupplatform.facades.base import respond
 from backupplatform.facades.scheduling import BackupTypeField, iso, next_run
 from backupplatform.facades.serializers import (
@@ -20,10 +19,10 @@ from backupplatform.facades.serializers import (
     StrictIntegerField,
     validated,
 )
-from backupplatform.ids import is_id
 from backups.models import Server
 from schedules import selectors, services
 from schedules.models import BackupJob, RetentionPolicy, ScheduleType
+from tenants import capabilities
 from tenants.models import Role
 
 from .conventions import PlatformViewSet
@@ -110,12 +109,6 @@ class RetentionPolicyInputSerializer(InputSerializer):
 # --- views ------------------------------------------------------------------------------------
 
 
-class _IntPkMixin:
-    def get_object(self):
-        if not is_id(self.kwargs["pk"]):
-            raise ValidationFailed(details={"id": ["A whole number is required."]})
-        return super().get_object()
-
 
 def _job_fields(tenant, data: dict) -> dict:
     fields: dict = {}
@@ -133,13 +126,15 @@ def _job_fields(tenant, data: dict) -> dict:
 ALIASES = {"server": "server_id", "retention_policy": "retention_policy_id"}
 
 
-class ScheduleViewSet(_IntPkMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class ScheduleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
                       PlatformViewSet):
     """Backup schedules of the workspace: viewers read, admins manage."""
+    feature = capabilities.BACKUPS
 
     serializer_class = ScheduleSerializer
     queryset = BackupJob.objects.none()
     unpaginated = True
+    not_found = ("Schedule not found", "SCHEDULE_NOT_FOUND")
     roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER, "create": Role.ADMIN, "update": Role.ADMIN,
              "destroy": Role.ADMIN}
 
@@ -179,13 +174,15 @@ class ScheduleViewSet(_IntPkMixin, mixins.ListModelMixin, mixins.RetrieveModelMi
         return respond(None, status_code=204)
 
 
-class RetentionPolicyViewSet(_IntPkMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class RetentionPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
                              PlatformViewSet):
     """Retention policies: viewers read, admins manage; a policy in use cannot be deleted (409)."""
+    feature = capabilities.BACKUPS
 
     serializer_class = RetentionPolicySerializer
     queryset = RetentionPolicy.objects.none()
     unpaginated = True
+    not_found = ("Retention policy not found", "RETENTION_POLICY_NOT_FOUND")
     roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER, "create": Role.ADMIN, "update": Role.ADMIN,
              "destroy": Role.ADMIN}
 

@@ -112,9 +112,13 @@ class UserUpdateSerializer(InputSerializer):
 
 
 class AuditEventSerializer(serializers.Serializer):
+    """An audit event (db-backup-platform.md "List Audit Logs"). Done with an API key: no
+    ``user_id``, ``username`` ``apikey:<name>`` and the key's ``api_key_id``."""
+
     id = serializers.IntegerField()
     user_id = serializers.IntegerField(source="actor_id", allow_null=True)
     username = serializers.CharField(source="actor_name")
+    api_key_id = serializers.IntegerField(allow_null=True)
     action = serializers.CharField()
     resource_type = serializers.CharField()
     resource_id = serializers.SerializerMethodField()

@@ -10,7 +10,6 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers
 
-from backupplatform.errors import ValidationFailed
 from backupplatform.facades.base import respond
 from backupplatform.facades.serializers import (
     InputSerializer,
@@ -20,11 +19,11 @@ from backupplatform.facades.serializers import (
     validated,
 )
 from backupplatform.fields import HIDDEN
-from backupplatform.ids import is_id
 from backups import services
 from backups.models import Server, ServerType
 from backups.selectors import server_list
 from backups.storage.validation import host_error
+from tenants import capabilities
 from tenants.models import Role
 
 from .conventions import PlatformViewSet
@@ -101,10 +100,12 @@ DatabaseList = inline_serializer("ServerDatabases", {"databases": inline_seriali
 
 class ServerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformViewSet):
     """Servers of the caller's workspace: viewers read, operators test, admins manage."""
+    feature = capabilities.BACKUPS
 
     serializer_class = ServerSerializer
     queryset = Server.objects.none()
     unpaginated = True  # "List Servers" shows a plain array
+    not_found = ("Server not found", "SERVER_NOT_FOUND")
     roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER, "databases": Role.VIEWER,
              "test_connection": Role.OPERATOR, "create": Role.ADMIN, "update": Role.ADMIN,
              "partial_update": Role.ADMIN, "destroy": Role.ADMIN}
@@ -112,10 +113,6 @@ class ServerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformVi
     def tenant_queryset(self, tenant):
         return server_list(tenant=tenant)
 
-    def get_object(self):
-        if not is_id(self.kwargs.get("pk", "")):
-            raise ValidationFailed(details={"id": ["A whole number is required."]})
-        return super().get_object()
 
     @extend_schema(request=ServerCreateInput, responses={201: ServerSerializer})
     def create(self, request):

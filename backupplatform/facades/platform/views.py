@@ -13,10 +13,9 @@ from rest_framework import mixins
 
 from audit.models import AuditEvent
 from audit.selectors import audit_event_list
-from backupplatform.errors import ValidationFailed
+from backupplatform.facades import query
 from backupplatform.facades.base import respond
 from backupplatform.facades.serializers import validated
-from backupplatform.ids import is_id
 from tenants import selectors as tenant_selectors
 from tenants import services as tenant_services
 from tenants.models import Membership, Role
@@ -49,16 +48,12 @@ class UserViewSet(mixins.ListModelMixin, PlatformViewSet):
     queryset = Membership.objects.none()
     lookup_field = "user_id"
     lookup_url_kwarg = "pk"
+    not_found = ("User not found", "USER_NOT_FOUND")
     roles = {"list": Role.ADMIN, "create": Role.ADMIN, "update": Role.ADMIN, "destroy": Role.ADMIN}
 
     def tenant_queryset(self, tenant):
         return tenant_selectors.member_list(tenant=tenant)
 
-    def get_object(self):
-        pk = self.kwargs["pk"]
-        if not is_id(pk):
-            raise ValidationFailed(details={"id": ["A whole number is required."]})
-        return super().get_object()
 
     @extend_schema(request=UserCreateSerializer, responses={201: UserSerializer})
     def create(self, request):
@@ -79,6 +74,9 @@ class UserViewSet(mixins.ListModelMixin, PlatformViewSet):
         return respond(status_code=204)
 
 
+# db-backup-platform.md "List Audit Logs" lists these query parameters (the export adds format).
+AUDIT_QUERY = {"user_id": query.ID, "action": query.STR, "resource_type": query.STR, "start_date": query.DATE,
+               "end_date": query.DATE, "limit": query.Int(1, 1000), "offset": query.Int(0)}
 AUDIT_FILTERS = [
     OpenApiParameter("user_id", OpenApiTypes.INT),
     OpenApiParameter("action", OpenApiTypes.STR),
@@ -100,6 +98,7 @@ class AuditLogView(mixins.ListModelMixin, PlatformViewSet):
 
     @extend_schema(parameters=AUDIT_FILTERS)
     def list(self, request, *args, **kwargs):
+        query.check_query(request, AUDIT_QUERY)
         return super().list(request, *args, **kwargs)
 
 
@@ -109,7 +108,7 @@ class _Echo:
 
 
 CSV_COLUMNS = ["id", "created_at", "user_id", "username", "action", "resource_type",
-               "resource_id", "ip_address", "details"]
+               "resource_id", "ip_address", "details", "api_key_id"]
 
 
 class AuditExportView(PlatformView):
@@ -120,9 +119,8 @@ class AuditExportView(PlatformView):
     @extend_schema(parameters=[OpenApiParameter("format", OpenApiTypes.STR, enum=["csv"]), *AUDIT_FILTERS],
                    responses={(200, "text/csv"): OpenApiTypes.STR})
     def get(self, request):
-        fmt = request.query_params.get("format", "csv")
-        if fmt != "csv":
-            raise ValidationFailed(details={"format": ["Only 'csv' is supported."]})
+        filters = {k: v for k, v in AUDIT_QUERY.items() if k not in ("limit", "offset")}
+        query.check_query(request, {**filters, "format": query.Choice("csv")})
         events = audit_event_list(tenant=self.tenant_scope(), filters=request.query_params)
         writer = csv.writer(_Echo())
 
@@ -132,6 +130,7 @@ class AuditExportView(PlatformView):
                 yield writer.writerow([
                     e.pk, e.created_at.isoformat(), e.actor_id or "", e.actor_name, e.action,
                     e.resource_type, e.resource_id, e.ip_address or "", json.dumps(e.details, sort_keys=True),
+                    e.api_key_id or "",
                 ])
 
         response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")

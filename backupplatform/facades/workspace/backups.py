@@ -1,6 +1,9 @@
 """Workspace facade: an application's backups and restores (workspace-backup-api.md "Backup
 Operations", "Restore Operations"). The seed's Kubernetes words map onto our sources: an
-application's artifact holds one member per source (databases, folders, configuration)."""
+application's artifact holds one member per source (databases, folders, configuration).
+
+Statuses use the document's words: a backup or restore that is queued is ``running`` (the
+document knows ``running``, ``completed`` and ``failed``), as the trigger's answer says."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import mixins, serializers
 
 from audit.services import emit
+from backupplatform import units
 from backupplatform.errors import NotFound, ValidationFailed
 from backupplatform.facades.base import respond
 from backupplatform.facades.serializers import (
@@ -22,19 +26,20 @@ from backupplatform.facades.serializers import (
     StrictDictField,
     validated,
 )
-from backupplatform.ids import is_id, parse_id
 from backups import backup_selectors
 from backups.keys import key_for_id
-from backups.models import Application, Backup, Restore
-from backups.pipeline import restore_stream
+from backups.models import Application, Backup, OperationStatus, Restore
+from backups.pipeline import decrypt_stream, restore_stream
 from backups.services import backups as backup_services
 from backups.services import restores as restore_services
+from schedules.selectors import backup_retention_outlook
 from tenants.models import Role
 
+from . import ids
 from .conventions import WorkspaceViewSet
+from .ids import IdInput, PublicIdField
 from .permissions import DedicatedPlanMixin
 
-GB = 1024 ** 3
 OVERWRITE_CONFIRMATION = "I understand this will overwrite existing data"
 
 
@@ -48,12 +53,24 @@ def human_duration(start, end) -> str | None:
 
 
 def size_gb(value: int) -> float:
-    return round((value or 0) / GB, 3)
+    return units.gigabytes(value)
+
+
+def workspace_status(status: str) -> str:
+    """The document's status words: queued work is already ``running`` for the caller."""
+    return "running" if status == OperationStatus.PENDING else status
+
+
+def checksum(value: str) -> str | None:
+    """Checksums as this API writes them: ``sha256:<hex>``."""
+    return f"sha256:{value}" if value else None
 
 
 class BackupListItemSerializer(serializers.ModelSerializer):
-    application_id = serializers.IntegerField(allow_null=True)
-    storage_id = serializers.IntegerField(allow_null=True)
+    id = PublicIdField("backup")
+    application_id = PublicIdField("application", allow_null=True)
+    storage_id = PublicIdField("storage", allow_null=True)
+    status = serializers.SerializerMethodField()
     type = serializers.CharField(source="trigger")
     duration = serializers.SerializerMethodField()
     size_gb = serializers.SerializerMethodField()
@@ -64,6 +81,9 @@ class BackupListItemSerializer(serializers.ModelSerializer):
         fields = ["id", "application_id", "storage_id", "status", "type", "started_at", "completed_at", "duration",
                   "size_gb", "retention"]
 
+    def get_status(self, obj) -> str:
+        return workspace_status(obj.status)
+
     def get_duration(self, obj) -> str | None:
         return human_duration(obj.started_at, obj.completed_at)
 
@@ -71,8 +91,10 @@ class BackupListItemSerializer(serializers.ModelSerializer):
         return size_gb(obj.stored_bytes)
 
     def get_retention(self, obj) -> dict:
-        return {"expires_at": obj.keep_until, "category": obj.retention_category or obj.trigger,
-                "keep_forever": obj.keep_forever}
+        outlook = backup_retention_outlook(obj)
+        return {"expires_at": serializers.DateTimeField().to_representation(outlook["expires_at"])
+                if outlook["expires_at"] else None,
+                "category": obj.retention_category or outlook["category"], "keep_forever": outlook["keep_forever"]}
 
 
 class BackupDetailSerializer(BackupListItemSerializer):
@@ -99,32 +121,81 @@ class BackupDetailSerializer(BackupListItemSerializer):
                              "type": types.get(m.get("name"))} for m in members]}
 
     def get_verification(self, obj) -> dict:
-        return {"verified": obj.verified, "verified_at": obj.verified_at,
-                "checksum": f"sha256:{obj.checksum}" if obj.checksum else None}
+        return {"verified": obj.verified, "verified_at": obj.verified_at, "checksum": checksum(obj.checksum)}
+
+
+# The kinds of what a restore brings back, by the type of each source (the document's
+# "deployments", "services"... are Kubernetes resources; ours are these).
+RESOURCE_KINDS = {"database": "databases", "folder": "folders", "file": "files", "configuration": "configuration"}
+
+
+def restored_resources(restore: Restore, *, detail: bool) -> dict:
+    """What a restore brought back: counts per kind (a list's rows), or per kind the items
+    with their names (``detail``). Never the artifact's manifest."""
+    result = restore.result or {}
+    members = (result.get("restore") or {}).get("members") or {}
+    done_status = "overwritten" if restore.strategy == "overwrite" else "created"
+    out: dict = {}
+    for member, target in (result.get("targets") or {}).items():
+        kind = RESOURCE_KINDS.get(target.get("type"), "other")
+        restored = bool((members.get(member) or {}).get("restored"))
+        if detail:
+            out.setdefault(kind, []).append({
+                "name": target.get("name"), "original_name": target.get("original_name"),
+                "status": done_status if restored else ("failed" if restore.status == "failed" else "pending")})
+        elif restored:
+            out[kind] = out.get(kind, 0) + 1
+    return out
 
 
 class AppRestoreSerializer(serializers.ModelSerializer):
-    backup_id = serializers.IntegerField(allow_null=True)
-    application_id = serializers.IntegerField(allow_null=True)
-    target_application = serializers.IntegerField(source="target_application_id", allow_null=True)
+    """A restore as "List Backup Restores" shows it (``restored_resources`` are counts)."""
+
+    id = PublicIdField("restore")
+    backup_id = PublicIdField("backup", allow_null=True)
+    application_id = PublicIdField("application", allow_null=True)
+    target_application = PublicIdField("application", source="target_application_id", allow_null=True)
+    status = serializers.SerializerMethodField()
     duration = serializers.SerializerMethodField()
-    restore_options = serializers.SerializerMethodField()
     restored_resources = serializers.SerializerMethodField()
     error_message = serializers.CharField()
 
     class Meta:
         model = Restore
         fields = ["id", "backup_id", "application_id", "target_application", "status", "started_at", "completed_at",
-                  "duration", "restore_options", "restored_resources", "error_message"]
+                  "duration", "restored_resources", "error_message"]
+
+    def get_status(self, obj) -> str:
+        return workspace_status(obj.status)
 
     def get_duration(self, obj) -> str | None:
         return human_duration(obj.started_at, obj.completed_at)
+
+    def get_restored_resources(self, obj) -> dict:
+        return restored_resources(obj, detail=False)
+
+
+class AppRestoreDetailSerializer(AppRestoreSerializer):
+    """"Get Backup Restore": also the options, each restored item, and the verification (every
+    member's SHA-256 was checked against the backup's manifest as it was restored)."""
+
+    restore_options = serializers.SerializerMethodField()
+    verification = serializers.SerializerMethodField()
+
+    class Meta(AppRestoreSerializer.Meta):
+        fields = [*AppRestoreSerializer.Meta.fields, "restore_options", "verification"]
 
     def get_restore_options(self, obj) -> dict:
         return {**(obj.options or {}), "restore_strategy": obj.strategy}
 
     def get_restored_resources(self, obj) -> dict:
-        return (obj.result or {}).get("restore") or {}
+        return restored_resources(obj, detail=True)
+
+    def get_verification(self, obj) -> dict:
+        verified = obj.status == OperationStatus.COMPLETED
+        return {"verified": verified, "verified_at": obj.completed_at if verified else None,
+                "health_check_passed": verified, "checksums": "sha256 of every member matched the manifest"
+                if verified else None}
 
 
 class AppRestoreOptionsSerializer(InputSerializer):
@@ -135,7 +206,7 @@ class AppRestoreOptionsSerializer(InputSerializer):
 
 
 class AppRestoreRequestSerializer(InputSerializer):
-    target_application = serializers.JSONField(required=False)
+    target_application = IdInput("application", required=False, allow_null=True)
     namespace_mapping = StrictDictField(required=False, child=serializers.CharField())
     restore_options = AppRestoreOptionsSerializer(required=False)
     target_path = StrictCharField(required=False, max_length=1024)
@@ -144,36 +215,39 @@ class AppRestoreRequestSerializer(InputSerializer):
 
 # Response shapes for the OpenAPI schema (the views build these bodies).
 ManifestShape = inline_serializer("BackupManifest", {
-    "backup_id": serializers.IntegerField(), "created_at": serializers.DateTimeField(),
+    "backup_id": serializers.CharField(), "created_at": serializers.DateTimeField(),
     "version": serializers.CharField(),
     "application": inline_serializer("BackupManifestApplication", {
-        "id": serializers.IntegerField(allow_null=True), "name": serializers.CharField(allow_null=True),
+        "id": serializers.CharField(allow_null=True), "name": serializers.CharField(allow_null=True),
         "namespace": serializers.CharField(allow_null=True)}),
     "resources": inline_serializer("BackupManifestResources", {
         "sources": serializers.ListField(child=serializers.DictField()),
         "members": serializers.ListField(child=inline_serializer("BackupManifestMember", {
             "name": serializers.CharField(allow_null=True), "size": serializers.IntegerField(allow_null=True),
-            "sha256": serializers.CharField(allow_null=True)}))}),
+            "checksum": serializers.CharField(allow_null=True)}))}),
     "metadata": inline_serializer("BackupManifestMetadata", {
         "backup_tool_version": serializers.CharField(), "compression": serializers.CharField(),
         "encryption": serializers.CharField(allow_null=True), "format": serializers.CharField(allow_null=True),
-        "sha256": serializers.CharField(), "stored_bytes": serializers.IntegerField(),
+        "checksum": serializers.CharField(allow_null=True), "stored_bytes": serializers.IntegerField(),
         "raw_bytes": serializers.IntegerField()}),
 })
 RestoreStartedShape = inline_serializer("ApplicationRestoreStarted", {
-    "restore_id": serializers.IntegerField(), "backup_id": serializers.IntegerField(),
-    "target_application": serializers.IntegerField(allow_null=True), "status": serializers.CharField(),
+    "restore_id": serializers.CharField(), "backup_id": serializers.CharField(),
+    "target_application": serializers.CharField(allow_null=True), "status": serializers.CharField(),
     "started_at": serializers.DateTimeField(), "estimated_completion": serializers.DateTimeField(allow_null=True)})
+
+
+# ``?status=`` of the lists: the document's words, "running" covering queued work too.
+LIST_STATUSES = {"running": ("pending", "running"), "completed": ("completed",), "failed": ("failed",),
+                 "cancelled": ("cancelled",)}
 
 
 class AppBackupsBase(DedicatedPlanMixin, WorkspaceViewSet):
     """Resolves ``app_id`` inside the workspace (another workspace's application is a 404)."""
 
     def application(self) -> Application:
-        app_id = self.kwargs.get("app_id")
-        app = None
-        if is_id(app_id):
-            app = Application.objects.filter(tenant=self.require_tenant(), pk=parse_id(app_id)).first()
+        pk = ids.parse("application", self.kwargs.get("app_id"))
+        app = Application.objects.filter(tenant=self.require_tenant(), pk=pk).first() if pk is not None else None
         if app is None:
             raise NotFound("Application not found", code="APPLICATION_NOT_FOUND")
         return app
@@ -186,21 +260,27 @@ class ApplicationBackupViewSet(mixins.ListModelMixin, AppBackupsBase):
              "download": Role.OPERATOR, "restore": Role.OPERATOR}
 
     def tenant_queryset(self, tenant):
-        filters = {"status": self.request.query_params.get("status"), "since": self.request.query_params.get("since")}
-        return backup_selectors.backup_list(tenant=tenant, filters=filters).filter(
-            application=self.application())
+        status = self.request.query_params.get("status") or None
+        if status not in (None, *LIST_STATUSES):
+            raise ValidationFailed(details={"status": [f"Must be one of: {', '.join(LIST_STATUSES)}."]},
+                                   location="query")
+        qs = backup_selectors.backup_list(tenant=tenant, filters={"since": self.request.query_params.get("since")})
+        qs = qs.select_related("job", "job__retention_policy")
+        if status is not None:
+            qs = qs.filter(status__in=LIST_STATUSES[status])
+        return qs.filter(application=self.application())
 
     def backup(self) -> Backup:
-        backup_id = self.kwargs.get("backup_id")
+        pk = ids.parse("backup", self.kwargs.get("backup_id"))
         backup = None
-        if is_id(backup_id):
+        if pk is not None:
             backup = backup_selectors.backup_list(tenant=self.require_tenant()).filter(
-                application=self.application(), pk=parse_id(backup_id)).first()
+                application=self.application(), pk=pk).first()
         if backup is None:
             raise NotFound("Backup not found", code="BACKUP_NOT_FOUND")
         return backup
 
-    @extend_schema(parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=["completed", "failed", "running"]),
+    @extend_schema(parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=list(LIST_STATUSES)),
                                OpenApiParameter("since", OpenApiTypes.STR, description="e.g. 24h, 7d")])
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
@@ -226,14 +306,14 @@ class ApplicationBackupViewSet(mixins.ListModelMixin, AppBackupsBase):
             "backup_id": backup.pk,
             "created_at": backup.created_at,
             "version": backup.manifest.get("version", "v1"),
-            "application": {"id": app.pk if app else None, "name": app.name if app else None,
-                            "namespace": app.namespace if app else None},
+            "application": {"id": ids.public("application", app.pk) if app else None,
+                            "name": app.name if app else None, "namespace": app.namespace if app else None},
             "resources": {"sources": bundle.get("sources", []),
-                          "members": [{k: m.get(k) for k in ("name", "size", "sha256")}
-                                      for m in bundle.get("members", [])]},
+                          "members": [{"name": m.get("name"), "size": m.get("size"),
+                                       "checksum": checksum(m.get("sha256"))} for m in bundle.get("members", [])]},
             "metadata": {"backup_tool_version": source.get("tool_version") or "backupplatform 1.0",
                          "compression": backup.compression, "encryption": "AES-256-GCM" if backup.encrypted else None,
-                         "format": backup.manifest.get("format"), "sha256": backup.checksum,
+                         "format": backup.manifest.get("format"), "checksum": checksum(backup.checksum),
                          "stored_bytes": backup.stored_bytes, "raw_bytes": backup.size_bytes},
         })
 
@@ -248,8 +328,16 @@ class ApplicationBackupViewSet(mixins.ListModelMixin, AppBackupsBase):
         key = key_for_id(backup.tenant, backup.key_id)
         backend, reader = backup_services.backup_open_artifact(backup=backup)
         emit(action="backup_download", tenant=backup.tenant, resource_type="backup",
-                             resource_id=backup.pk, details={"format": fmt})
-        body = _gzip_stream(restore_stream(reader, key)) if fmt == "tar.gz" else _zip_stream(restore_stream(reader, key))
+             resource_id=backup.pk, details={"format": fmt})
+        length = None
+        if fmt == "tar.gz" and backup.compression == "gzip":
+            # The artifact holds the tar gzip-compressed: decrypted, it is the tar.gz itself,
+            # of a known size.
+            body, length = decrypt_stream(reader, key), backup.compressed_bytes
+        elif fmt == "tar.gz":
+            body = _gzip_stream(restore_stream(reader, key))  # re-compressed: the size is known at the end only
+        else:
+            body = _zip_stream(restore_stream(reader, key))
 
         def closing():
             try:
@@ -260,6 +348,8 @@ class ApplicationBackupViewSet(mixins.ListModelMixin, AppBackupsBase):
 
         response = StreamingHttpResponse(closing(), content_type="application/octet-stream")
         response["Content-Disposition"] = f'attachment; filename="backup-{backup.pk}.{fmt}"'
+        if length:
+            response["Content-Length"] = str(length)
         return response
 
     @extend_schema(request=AppRestoreRequestSerializer, responses={202: RestoreStartedShape})
@@ -275,11 +365,8 @@ class ApplicationBackupViewSet(mixins.ListModelMixin, AppBackupsBase):
             raise ValidationFailed(details={"confirmation": [
                 f"Overwriting needs the confirmation text: '{OVERWRITE_CONFIRMATION}'."]})
         target = None
-        raw_target = data.get("target_application")
-        if raw_target not in (None, ""):
-            if not is_id(raw_target):
-                raise ValidationFailed(details={"target_application": ["An application id of this workspace."]})
-            target = Application.objects.filter(tenant=backup.tenant, pk=parse_id(raw_target)).first()
+        if data.get("target_application") is not None:
+            target = Application.objects.filter(tenant=backup.tenant, pk=data["target_application"]).first()
             if target is None:
                 raise NotFound("Target application not found", code="APPLICATION_NOT_FOUND")
         restore = restore_services.restore_start(
@@ -300,17 +387,24 @@ class ApplicationRestoreViewSet(mixins.ListModelMixin, AppBackupsBase):
     roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER}
 
     def tenant_queryset(self, tenant):
-        return backup_selectors.restore_list(tenant=tenant, application_id=self.application().pk,
-                                             status=self.request.query_params.get("status") or None)
+        status = self.request.query_params.get("status") or None
+        if status not in (None, *LIST_STATUSES):
+            raise ValidationFailed(details={"status": [f"Must be one of: {', '.join(LIST_STATUSES)}."]},
+                                   location="query")
+        qs = backup_selectors.restore_list(tenant=tenant, application_id=self.application().pk)
+        return qs.filter(status__in=LIST_STATUSES[status]) if status else qs
 
-    @extend_schema(responses={200: AppRestoreSerializer})
+    @extend_schema(parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=list(LIST_STATUSES))])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(responses={200: AppRestoreDetailSerializer})
     def retrieve(self, request, ws_id=None, app_id=None, restore_id=None):
-        restore = None
-        if is_id(restore_id):
-            restore = self.get_queryset().filter(pk=parse_id(restore_id)).first()
+        pk = ids.parse("restore", restore_id)
+        restore = self.get_queryset().filter(pk=pk).first() if pk is not None else None
         if restore is None:
             raise NotFound("Restore not found", code="RESTORE_NOT_FOUND")
-        return respond(AppRestoreSerializer(restore).data)
+        return respond(AppRestoreDetailSerializer(restore).data)
 
 
 def _gzip_stream(pieces):

@@ -9,12 +9,14 @@ from rest_framework.response import Response
 from backupplatform.facades.base import ErrorInfo, Facade, FacadeAPIView, FacadeViewSet
 from backupplatform.facades.pagination import PagePagination
 
+from .ids import public_ids
+
 
 class WorkspacePagination(PagePagination):
     size_param = "per_page"
 
     def get_paginated_response(self, data):
-        response = Response({"data": data, "pagination": {
+        response = Response({"data": public_ids(data), "pagination": {
             "page": self.page, "per_page": self.size, "total": self.total, "pages": self.pages}})
         response.enveloped = True
         return response
@@ -36,7 +38,7 @@ class WorkspaceFacade(Facade):
     paginator_class = WorkspacePagination
 
     def envelope(self, data, *, message=None, extra=None):
-        body = {"data": data}
+        body = {"data": public_ids(data)}
         if extra:
             body.update(extra)
         return body
@@ -46,7 +48,7 @@ class WorkspaceFacade(Facade):
 
     def error_body(self, error: ErrorInfo) -> dict:
         return {"error": {"code": error.code, "message": error.message,
-                          "details": error.details if error.details is not None else {}}}
+                          "details": public_ids(error.details) if error.details is not None else {}}}
 
     def error_schema(self) -> dict:
         return {"type": "object", "required": ["error"], "properties": {"error": {

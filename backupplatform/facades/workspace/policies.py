@@ -14,7 +14,7 @@ from rest_framework import serializers
 
 from backupplatform.errors import Conflict, NotFound
 from backupplatform.facades.base import respond
-from backupplatform.facades.scheduling import IdField, StrictTimeField, iso, next_run, weekday_list
+from backupplatform.facades.scheduling import StrictTimeField, iso, next_run, weekday_list
 from backupplatform.facades.serializers import (
     InputSerializer,
     StrictBooleanField,
@@ -23,13 +23,15 @@ from backupplatform.facades.serializers import (
     StrictIntegerField,
     validated,
 )
-from backupplatform.ids import is_id, parse_id
 from backups.models import Application, Storage
 from schedules import selectors, services
 from schedules.models import BackupJob, ScheduleType
 from tenants.models import Role
 
+from . import ids
+from .backups import workspace_status
 from .conventions import WorkspaceView
+from .ids import IdInput
 from .permissions import DedicatedPlanMixin
 
 FREQUENCIES = ["hourly", "daily", "weekly", "monthly", "custom"]
@@ -61,7 +63,7 @@ class PolicyNotificationsInputSerializer(InputSerializer):
 
 
 class PolicyInputSerializer(InputSerializer):
-    storage_id = IdField(required=False, allow_null=True)
+    storage_id = IdInput("storage", required=False, allow_null=True)
     enabled = StrictBooleanField(required=False)
     schedule = PolicyScheduleInputSerializer()
     retention = PolicyRetentionInputSerializer(required=False)
@@ -112,7 +114,7 @@ class PolicySerializer(serializers.Serializer):
         if job.schedule_type == ScheduleType.MONTHLY:
             schedule["day_of_month"] = job.day_of_month or 1
         body = {
-            "id": job.public_id,
+            "id": ids.public("policy", job.pk),
             "application_id": job.application_id,
             "storage_id": job.storage_id,
             "enabled": job.enabled,
@@ -131,8 +133,8 @@ class PolicySerializer(serializers.Serializer):
 # Response shapes for the OpenAPI schema (``PolicySerializer`` builds the body by hand).
 _ts = {"allow_null": True, "help_text": "ISO 8601 UTC"}
 PolicyShape = inline_serializer("BackupPolicy", {
-    "id": serializers.CharField(), "application_id": serializers.IntegerField(),
-    "storage_id": serializers.IntegerField(allow_null=True), "enabled": serializers.BooleanField(),
+    "id": serializers.CharField(), "application_id": serializers.CharField(),
+    "storage_id": serializers.CharField(allow_null=True), "enabled": serializers.BooleanField(),
     "created_at": serializers.CharField(**_ts), "updated_at": serializers.CharField(**_ts),
     "schedule": inline_serializer("BackupPolicySchedule", {
         "frequency": serializers.ChoiceField(choices=FREQUENCIES), "time": serializers.CharField(allow_null=True),
@@ -152,12 +154,18 @@ PolicyShape = inline_serializer("BackupPolicy", {
 PolicyDeletedShape = inline_serializer("BackupPolicyDeleted", {
     "message": serializers.CharField(), "policy_id": serializers.CharField()})
 TriggeredShape = inline_serializer("BackupTriggered", {
-    "backup_id": serializers.IntegerField(allow_null=True), "application_id": serializers.IntegerField(),
+    "backup_id": serializers.CharField(allow_null=True), "application_id": serializers.CharField(),
     "status": serializers.CharField(), "started_at": serializers.CharField(**_ts),
     "estimated_completion": serializers.CharField(**_ts)})
 
 
-def _fields(tenant, data: dict) -> dict:
+SCHEDULE_KEYS = {"frequency": "schedule_type", "time": "schedule_time", "timezone": "timezone",
+                 "days_of_week": "days_of_week", "day_of_month": "day_of_month", "cron": "cron_expression"}
+
+
+def _fields(tenant, data: dict, *, update: bool = False) -> dict:
+    """Job fields from a policy body. On update only what the body gives changes: a
+    ``schedule`` without ``days_of_week`` keeps the policy's days (a ``null`` clears them)."""
     fields: dict = {}
     if "storage_id" in data:
         fields["storage"] = selectors.tenant_object(Storage, tenant=tenant, pk=data["storage_id"], field="storage_id")
@@ -165,13 +173,15 @@ def _fields(tenant, data: dict) -> dict:
         fields["enabled"] = data["enabled"]
     if "schedule" in data:
         sched = data["schedule"]
-        fields["schedule_type"] = sched["frequency"]
-        fields["schedule_time"] = sched.get("time")
-        fields["days_of_week"] = sched.get("days_of_week") or []
-        fields["day_of_month"] = sched.get("day_of_month")
-        fields["cron_expression"] = sched.get("cron", "")
-        if "timezone" in sched:
-            fields["timezone"] = sched["timezone"]
+        for key, field in SCHEDULE_KEYS.items():
+            if key in sched:
+                fields[field] = sched[key]
+            elif not update and key not in ("timezone", "frequency"):
+                fields[field] = None
+        if "days_of_week" in fields:
+            fields["days_of_week"] = fields["days_of_week"] or []
+        if "cron_expression" in fields:
+            fields["cron_expression"] = fields["cron_expression"] or ""
     if "retention" in data:
         fields["retention"] = {k: v for k, v in data["retention"].items() if v is not None}
     if "options" in data:
@@ -183,10 +193,8 @@ def _fields(tenant, data: dict) -> dict:
 
 class _AppView(DedicatedPlanMixin, WorkspaceView):
     def application(self) -> Application:
-        app_id = self.kwargs.get("app_id")
-        app = None
-        if is_id(app_id):
-            app = Application.objects.filter(tenant=self.require_tenant(), pk=parse_id(app_id)).first()
+        pk = ids.parse("application", self.kwargs.get("app_id"))
+        app = Application.objects.filter(tenant=self.require_tenant(), pk=pk).first() if pk is not None else None
         if app is None:
             raise NotFound("Application not found", code="APPLICATION_NOT_FOUND")
         return app
@@ -216,6 +224,8 @@ class BackupPolicyView(_AppView):
             raise Conflict("This application already has a backup policy; update it instead", code="POLICY_EXISTS")
         fields = _fields(app.tenant, data)
         fields.setdefault("timezone", "UTC")
+        # "compression": true is the document's gzip (its manifests say "compression": "gzip").
+        fields["options"] = {"compression": True, **fields.get("options", {})}
         job = services.job_create(tenant=app.tenant, actor=request.user, name=f"{app.name} backup policy"[:200],
                                   application=app, aliases=ALIASES, **fields)
         return respond(PolicySerializer(job).data, status_code=201)
@@ -226,9 +236,9 @@ class BackupPolicyView(_AppView):
         job = self.policy(app)
         data = validated(PolicyUpdateSerializer, request.data)
         services.job_require_idle(job=job)
-        fields = _fields(app.tenant, data)
-        if "schedule" in data and "timezone" not in data["schedule"]:
-            fields.pop("timezone", None)  # keep the policy's timezone
+        fields = _fields(app.tenant, data, update=True)
+        if "options" in fields:
+            fields["options"] = {**(job.options or {}), **fields["options"]}
         job = services.job_update(job=job, aliases=ALIASES, **fields)
         return respond(PolicySerializer(job).data)
 
@@ -236,7 +246,7 @@ class BackupPolicyView(_AppView):
     def delete(self, request, ws_id=None, app_id=None):
         job = self.policy(self.application())
         services.job_require_idle(job=job)
-        policy_id = job.public_id
+        policy_id = ids.public("policy", job.pk)
         services.job_delete(job=job)
         return respond({"message": "Backup policy deleted successfully", "policy_id": policy_id})
 
@@ -253,21 +263,24 @@ class TriggerBackupView(_AppView):
         app = self.application()
         data = validated(TriggerInputSerializer, request.data)
         override = data.get("retention_override") or {}
+        options = data.get("options") or {}
         job = BackupJob.objects.filter(application=app).first()
         if job is not None:
             op = services.job_run(job=job, actor=request.user, description=data.get("description", ""),
                                   keep_until=override.get("keep_until"),
-                                  keep_forever=bool(override.get("keep_forever")), options=data.get("options"))
+                                  keep_forever=bool(override.get("keep_forever")), options=options)
         else:
-            op = backup_start(tenant=app.tenant, actor=request.user, application=app,
+            # Without a policy, the trigger's own options say: "compression": true is gzip.
+            compression = "none" if options.get("compression") is False else "gzip"
+            op = backup_start(tenant=app.tenant, actor=request.user, application=app, compression=compression,
                               description=data.get("description", ""), keep_until=override.get("keep_until"),
-                              keep_forever=bool(override.get("keep_forever")), options=data.get("options"))
+                              keep_forever=bool(override.get("keep_forever")), options=options)
         average = selectors.job_average_duration(job)
         started = timezone.now()
         return respond({
             "backup_id": op.backup_id,
             "application_id": app.pk,
-            "status": op.backup.status if op.backup else op.status,
+            "status": workspace_status(op.backup.status if op.backup else op.status),
             "started_at": iso(started),
             # From the average duration of the policy's completed runs; unknown before the first.
             "estimated_completion": iso(started + average) if average else None,

@@ -1,7 +1,7 @@
 """workspace-backup-api.md shapes: backup storages, storage usage; applications (extension).
 
-Ids are the rows' integer ids (the same row has the same id in every facade); the seed's
-``"storage-123"`` strings are examples. ``workspace_id`` is the workspace slug (``ws_id``).
+Ids are written as the document writes them, ``"storage-123"`` (``ids.py``; the number is the
+row's id in every facade). ``workspace_id`` is the workspace slug (``ws_id``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from backups.models.applications import Component
 from backups.selectors import storage_usage_by_application, storage_usage_summary
 from backups.services.applications import source_fields
 from backups.services.storages import iso, storage_public_credentials
+
+from .ids import PublicIdField
 
 WRITABLE_STORAGE_STATUSES = [(StorageStatus.ACTIVE.value, "Active"), (StorageStatus.INACTIVE.value, "Inactive")]
 
@@ -71,6 +73,7 @@ class StorageSerializer(serializers.ModelSerializer):
     """The seed's "Backup Storage Object"; with ``context={"detail": True}`` also
     ``connection_status`` and the usage breakdown by application ("Get Backup Storage")."""
 
+    id = PublicIdField("storage")
     workspace_id = serializers.CharField(source="tenant.slug", read_only=True)
     credentials = serializers.SerializerMethodField()
     usage = serializers.SerializerMethodField()
@@ -155,6 +158,7 @@ class ApplicationUpdateInput(OptionalFields, ApplicationCreateInput):
 
 
 class ApplicationSerializer(serializers.ModelSerializer):
+    id = PublicIdField("application")
     workspace_id = serializers.CharField(source="tenant.slug", read_only=True)
     sources = serializers.SerializerMethodField()
 

@@ -9,11 +9,11 @@ from rest_framework import mixins, serializers
 
 from backupplatform.errors import ValidationFailed
 from backupplatform.facades.base import respond
-from backupplatform.ids import is_id
 from backups import selectors, services
 from backups.models import Application, Storage, StorageStatus, StorageType
 from tenants.models import Role
 
+from . import ids
 from .conventions import WorkspaceView, WorkspaceViewSet
 from .permissions import DedicatedPlanMixin
 from .serializers import (
@@ -31,14 +31,14 @@ MANAGE = {"list": Role.VIEWER, "retrieve": Role.VIEWER, "usage": Role.VIEWER, "c
           "update": Role.ADMIN, "destroy": Role.ADMIN}
 
 
-class IntegerLookupMixin:
-    """A non-numeric id in the URL is a clear validation error, not a 500 or a 404."""
+class PublicIdLookupMixin:
+    """The object named in the URL by its public id (``storage-12``) or its number; anything
+    else, or another workspace's object, is the kind's own 404 (``STORAGE_NOT_FOUND``)."""
 
-    def get_object(self):
-        value = str(self.kwargs.get(self.lookup_url_kwarg, ""))
-        if not is_id(value):
-            raise ValidationFailed(details={self.lookup_url_kwarg: ["A whole number is required."]})
-        return super().get_object()
+    id_kind: str
+
+    def parse_lookup(self, value):
+        return ids.parse(self.id_kind, value)
 
 
 def _choice_param(request, name: str, choices: list[str]) -> str | None:
@@ -60,9 +60,9 @@ def _bool_param(request, name: str) -> bool:
 
 
 DeleteResult = inline_serializer("StorageDeleted", {"message": serializers.CharField(),
-                                                    "storage_id": serializers.IntegerField()})
+                                                    "storage_id": serializers.CharField()})
 UsageReport = inline_serializer("StorageUsageReport", {
-    "storage_id": serializers.IntegerField(), "period": serializers.DictField(),
+    "storage_id": serializers.CharField(), "period": serializers.DictField(),
     "current_usage": serializers.DictField(), "growth_trend": serializers.DictField(),
     "cost_breakdown": serializers.DictField(),
 })
@@ -74,13 +74,15 @@ WorkspaceUsage = inline_serializer("WorkspaceStorageUsage", {
 })
 
 
-class BackupStorageViewSet(DedicatedPlanMixin, IntegerLookupMixin, mixins.ListModelMixin,
+class BackupStorageViewSet(DedicatedPlanMixin, PublicIdLookupMixin, mixins.ListModelMixin,
                            WorkspaceViewSet):
     """workspace-backup-api.md, "Backup Storage Management": viewers read, admins manage."""
 
     serializer_class = StorageSerializer
     queryset = Storage.objects.none()
     lookup_url_kwarg = "storage_id"
+    id_kind = "storage"
+    not_found = ("Backup storage not found", "STORAGE_NOT_FOUND")
     roles = MANAGE
 
     def tenant_queryset(self, tenant):
@@ -143,7 +145,7 @@ class WorkspaceStorageUsageView(DedicatedPlanMixin, WorkspaceView):
         return respond(selectors.workspace_storage_usage(tenant=self.require_tenant()))
 
 
-class ApplicationViewSet(DedicatedPlanMixin, IntegerLookupMixin, mixins.ListModelMixin,
+class ApplicationViewSet(DedicatedPlanMixin, PublicIdLookupMixin, mixins.ListModelMixin,
                          WorkspaceViewSet):
     """Our extension: applications (named groups of sources) with nested sources.
 
@@ -154,6 +156,8 @@ class ApplicationViewSet(DedicatedPlanMixin, IntegerLookupMixin, mixins.ListMode
     serializer_class = ApplicationSerializer
     queryset = Application.objects.none()
     lookup_url_kwarg = "app_id"
+    id_kind = "application"
+    not_found = ("Application not found", "APPLICATION_NOT_FOUND")
     roles = MANAGE
 
     def tenant_queryset(self, tenant):
@@ -181,7 +185,7 @@ class ApplicationViewSet(DedicatedPlanMixin, IntegerLookupMixin, mixins.ListMode
         return respond(ApplicationSerializer(self._reload(app)).data)
 
     @extend_schema(responses={200: inline_serializer("ApplicationDeleted", {
-        "message": serializers.CharField(), "application_id": serializers.IntegerField()})})
+        "message": serializers.CharField(), "application_id": serializers.CharField()})})
     def destroy(self, request, ws_id=None, app_id=None):
         app = self.get_object()
         pk = app.pk
