@@ -6,18 +6,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import tarfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import zipstream
 from django.core.exceptions import ImproperlyConfigured
 
 from audit.services import emit
 from backupplatform.errors import Conflict, DomainError, NotFound
 from backupplatform.errors import StorageUnavailable as Unavailable
 
+from ..engines.base import IterReader
 from ..keys import key_for_id
 from ..models import Backup
-from ..pipeline import restore_stream
+from ..pipeline import decrypt_stream, restore_stream
 from ..pipeline.errors import ArtifactError, KeyUnwrapError
 from ..storage import StorageError, StorageUnavailable
 from ..storage.errors import StorageNotFound
@@ -45,10 +49,17 @@ def backup_filename(backup: Backup, *, raw: bool = False) -> str:
     return f"{stem[:150]}.{artifact_extension(backup)}"
 
 
-def backup_download_stream(*, backup: Backup, raw: bool = False, chunk_size: int = 1024 * 1024) -> BackupDownload:
+ARCHIVE_FORMATS = ("tar.gz", "zip")
+
+
+def backup_download_stream(*, backup: Backup, raw: bool = False, archive: str | None = None,
+                           chunk_size: int = 1024 * 1024) -> BackupDownload:
     """Stream a completed backup: by default its content, decrypted and decompressed on the
     fly (a tar for application backups, the pg_dump or SQL file for a database), or with
     ``raw`` the stored, encrypted artifact (restorable offline with the exported key).
+
+    ``archive`` re-packs an application's tar on the way (workspace-backup-api.md "Download"):
+    ``tar.gz`` (a gzip artifact is already one: decrypted only, with its size) or ``zip``.
 
     Problems found before the first byte are domain errors: the file gone from its storage
     ``BACKUP_NOT_FOUND``, the storage down ``STORAGE_UNAVAILABLE``, a key or header that
@@ -58,8 +69,15 @@ def backup_download_stream(*, backup: Backup, raw: bool = False, chunk_size: int
     try:
         # The artifact as every reader opens it (where a backup has copies, a healthy one).
         backend, reader = backup_open_artifact(backup=backup)
+        size = None
         if raw:
             source = iter(lambda: reader.read(chunk_size), b"")
+        elif archive == "tar.gz" and backup.compression == "gzip":
+            source, size = decrypt_stream(reader, key_for_id(backup.tenant, backup.key_id)), backup.compressed_bytes
+        elif archive == "tar.gz":
+            source = gzip_stream(restore_stream(reader, key_for_id(backup.tenant, backup.key_id)))
+        elif archive == "zip":
+            source = zip_from_tar(restore_stream(reader, key_for_id(backup.tenant, backup.key_id)))
         else:
             source = restore_stream(reader, key_for_id(backup.tenant, backup.key_id))
     except StorageNotFound:
@@ -87,11 +105,48 @@ def backup_download_stream(*, backup: Backup, raw: bool = False, chunk_size: int
             _close(reader, backend)
 
     emit(action="backup_download", tenant=backup.tenant, resource_type="backup", resource_id=backup.pk,
-         details={"raw": raw})
+         details={"raw": raw, **({"format": archive} if archive else {})})
+    if archive:
+        return BackupDownload(chunks=chunks(), filename=f"backup-{backup.pk}.{archive}",
+                              content_type="application/octet-stream", size=size)
     return BackupDownload(
         chunks=chunks(), filename=backup_filename(backup, raw=raw),
         content_type="application/octet-stream" if raw or not backup.application_id else "application/x-tar",
         size=backup.stored_bytes if raw and backup.stored_bytes else (backup.size_bytes or None) if not raw else None)
+
+
+def gzip_stream(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+    for piece in pieces:
+        if out := compressor.compress(piece):
+            yield out
+    yield compressor.flush()
+
+
+def zip_from_tar(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """Re-pack a tar stream as a zip, member by member, never seeking and never holding a
+    member in memory (zipstream-ng, with sizes written after each member's data)."""
+    with tarfile.open(fileobj=IterReader(pieces), mode="r|") as tar:
+        files = (member for member in tar if member.isfile())
+        archive = zipstream.ZipStream(compress_type=zipstream.ZIP_DEFLATED)
+
+        def queue_next() -> None:
+            member = next(files, None)
+            if member is None:
+                return
+            source = tar.extractfile(member)
+
+            def data() -> Iterator[bytes]:
+                while block := source.read(1024 * 1024):
+                    yield block
+                # A streamed tar reads forward only: the next member can be opened once this
+                # one is consumed, so it joins the zip's queue now (read while it is generated).
+                queue_next()
+
+            archive.add(data(), member.name)
+
+        queue_next()
+        yield from archive
 
 
 def _close(*closables) -> None:

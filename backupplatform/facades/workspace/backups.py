@@ -7,7 +7,6 @@ document knows ``running``, ``completed`` and ``failed``), as the trigger's answ
 
 from __future__ import annotations
 
-import zlib
 from datetime import timedelta
 
 from django.http import StreamingHttpResponse
@@ -15,7 +14,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers
 
-from audit.services import emit
 from backupplatform import units
 from backupplatform.errors import NotFound, ValidationFailed
 from backupplatform.facades.base import respond
@@ -27,11 +25,9 @@ from backupplatform.facades.serializers import (
     validated,
 )
 from backups import backup_selectors
-from backups.keys import key_for_id
 from backups.models import Application, Backup, OperationStatus, Restore
-from backups.pipeline import decrypt_stream, restore_stream
-from backups.services import backups as backup_services
 from backups.services import restores as restore_services
+from backups.services.downloads import ARCHIVE_FORMATS, backup_download_stream
 from schedules.selectors import backup_retention_outlook
 from tenants.models import Role
 
@@ -322,34 +318,13 @@ class ApplicationBackupViewSet(mixins.ListModelMixin, AppBackupsBase):
     def download(self, request, ws_id=None, app_id=None, backup_id=None):
         """The backup's content (decrypted) as tar.gz or zip, streamed: never whole in memory."""
         fmt = request.query_params.get("format", "tar.gz")
-        if fmt not in ("tar.gz", "zip"):
+        if fmt not in ARCHIVE_FORMATS:
             raise ValidationFailed(details={"format": ["Use 'tar.gz' or 'zip'."]})
-        backup = self.backup()
-        key = key_for_id(backup.tenant, backup.key_id)
-        backend, reader = backup_services.backup_open_artifact(backup=backup)
-        emit(action="backup_download", tenant=backup.tenant, resource_type="backup",
-             resource_id=backup.pk, details={"format": fmt})
-        length = None
-        if fmt == "tar.gz" and backup.compression == "gzip":
-            # The artifact holds the tar gzip-compressed: decrypted, it is the tar.gz itself,
-            # of a known size.
-            body, length = decrypt_stream(reader, key), backup.compressed_bytes
-        elif fmt == "tar.gz":
-            body = _gzip_stream(restore_stream(reader, key))  # re-compressed: the size is known at the end only
-        else:
-            body = _zip_stream(restore_stream(reader, key))
-
-        def closing():
-            try:
-                yield from body
-            finally:
-                reader.close()
-                backend.close()
-
-        response = StreamingHttpResponse(closing(), content_type="application/octet-stream")
-        response["Content-Disposition"] = f'attachment; filename="backup-{backup.pk}.{fmt}"'
-        if length:
-            response["Content-Length"] = str(length)
+        download = backup_download_stream(backup=self.backup(), archive=fmt)
+        response = StreamingHttpResponse(download.chunks, content_type=download.content_type)
+        response["Content-Disposition"] = f'attachment; filename="{download.filename}"'
+        if download.size:
+            response["Content-Length"] = str(download.size)
         return response
 
     @extend_schema(request=AppRestoreRequestSerializer, responses={202: RestoreStartedShape})
@@ -405,62 +380,3 @@ class ApplicationRestoreViewSet(mixins.ListModelMixin, AppBackupsBase):
         if restore is None:
             raise NotFound("Restore not found", code="RESTORE_NOT_FOUND")
         return respond(AppRestoreDetailSerializer(restore).data)
-
-
-def _gzip_stream(pieces):
-    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
-    for piece in pieces:
-        out = compressor.compress(piece)
-        if out:
-            yield out
-    yield compressor.flush()
-
-
-class _Spool:
-    """A write-only file whose writes are drained by a generator (for streaming zip)."""
-
-    def __init__(self):
-        self.parts: list[bytes] = []
-        self.pos = 0
-
-    def write(self, data) -> int:
-        self.parts.append(bytes(data))
-        self.pos += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.pos
-
-    def flush(self) -> None:
-        pass
-
-    def drain(self):
-        parts, self.parts = self.parts, []
-        return parts
-
-
-def _zip_stream(pieces):
-    """Re-pack the artifact's tar as a zip, member by member, without seeking."""
-    import tarfile
-    import zipfile
-
-    from backups.engines.base import IterReader
-
-    spool = _Spool()
-    with tarfile.open(fileobj=IterReader(pieces), mode="r|") as tar, \
-            zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
-        for member in tar:
-            if not member.isfile():
-                continue
-            source = tar.extractfile(member)
-            info = zipfile.ZipInfo(member.name)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            with archive.open(info, "w", force_zip64=True) as target:
-                while True:
-                    block = source.read(1024 * 1024)
-                    if not block:
-                        break
-                    target.write(block)
-                    yield from spool.drain()
-            yield from spool.drain()
-    yield from spool.drain()
