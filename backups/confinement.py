@@ -101,11 +101,13 @@ def check_data_path(tenant: Tenant, path: str) -> str | None:
 
 
 def check_storage_folder(tenant: Tenant, path: str, *, storage_id: int | None = None) -> str | None:
-    """Why ``path`` cannot be the folder of a local storage of ``tenant``."""
-    error, real = _basic(tenant, path)
-    if error:
-        return error
+    """Why ``path`` cannot be the folder of a local storage of ``tenant``. The tenant's
+    default storage folder (the platform's, ``BACKUP_LOCAL_ROOT/<slug>``) is always its own,
+    even when a superuser set the tenant's folders elsewhere."""
     own_default = default_storage_folder(tenant)
+    error, real = _basic(tenant, path)
+    if error and not (paths.is_clean_absolute(path) and real == own_default):
+        return error
     # A tenant's own default folder is free for its own storage of exactly that path.
     others = [f for f in storage_folders(exclude_storage_id=storage_id) if not (f == own_default == real)]
     others += staging_folders()

@@ -90,7 +90,7 @@ def old_master(settings):
 
 def restore_into_new_database(api, user, backup, target: str) -> Restore:
     response = api(user).post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": target}, format="json")
-    assert response.status_code == 202, response.content
+    assert response.status_code == 201, response.content
     restore = Restore.objects.get(pk=response.json()["restore_id"])
     run_restore(restore.operation_id)
     restore.refresh_from_db()

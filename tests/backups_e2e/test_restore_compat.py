@@ -105,7 +105,7 @@ def test_an_older_major_restores_with_a_warning_in_the_answer_and_the_result(api
     cleanup_pg.append(target)
     response = api(operator_a).post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": target},
                                     format="json")
-    assert response.status_code == 202, response.content
+    assert response.status_code == 201, response.content
     warnings = response.json()["warnings"]
     assert len(warnings) == 1 and "PostgreSQL 13.4" in warnings[0] and "extensions" in warnings[0]
     restore = Restore.objects.get(pk=response.json()["restore_id"])
@@ -141,7 +141,7 @@ def test_another_encoding_is_a_warning_and_the_text_survives(api, operator_a, pg
     cleanup_pg.append(target)
     response = api(operator_a).post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": target},
                                     format="json")
-    assert response.status_code == 202, response.content
+    assert response.status_code == 201, response.content
     assert any("LATIN1" in w and "UTF8" in w for w in response.json()["warnings"])
     run_restore(Restore.objects.get(pk=response.json()["restore_id"]).operation_id)
     with psycopg.connect(dbname=target, **PG) as conn:
@@ -187,7 +187,7 @@ def test_mariadb_records_its_facts_and_a_mysql_dump_warns(api, operator_a, tenan
     fake_source(backup, server_version="8.0.36", flavor="mysql")
     response = api(operator_a).post(f"/api/v1/backups/{backup.pk}/restore",
                                     {"target_database": f"{mysql_source_db}_copy"}, format="json")
-    assert response.status_code == 202, response.content
+    assert response.status_code == 201, response.content
     assert any("mysql 8.0.36" in w and "mariadb" in w for w in response.json()["warnings"])
     run_restore(Restore.objects.get(pk=response.json()["restore_id"]).operation_id)
     conn = pymysql.connect(database=f"{mysql_source_db}_copy", **MY)

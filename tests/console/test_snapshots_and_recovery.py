@@ -69,7 +69,7 @@ def test_snapshot_restore_brings_the_configuration_back_exactly(api, admin_a, te
     assert op.status == "completed", op.error_message
     assert configuration(tenant_a) == before
     assert Server.objects.get(tenant=tenant_a, name="db1").credentials["password"] == "first-pw"
-    assert BackupJob.objects.get(public_id="schedule_nightly").periodic_task.enabled
+    assert BackupJob.objects.get(public_id="schedule_nightly").enabled
 
 
 def test_a_failing_component_restore_leaves_the_configuration_unchanged(api, admin_a, tenant_a, configured,

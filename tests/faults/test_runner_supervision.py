@@ -99,7 +99,7 @@ def test_make_run_starts_its_killed_worker_again(tmp_path, redis_server):
                BACKUP_LOCAL_ROOT=str(tmp_path / "backups"), PYTHONUNBUFFERED="1")
     log = tmp_path / "run.log"
     runner = subprocess.Popen([sys.executable, "-m", "backupplatform.runner", "run", "--port", str(port),
-                               "--concurrency", "1"], cwd=ROOT, env=env, stdout=log.open("w"),
+                               "--jobs-port", str(free_port()), "--concurrency", "1"], cwd=ROOT, env=env, stdout=log.open("w"),
                               stderr=subprocess.STDOUT)
     try:
         def children() -> dict[str, int]:
@@ -107,8 +107,8 @@ def test_make_run_starts_its_killed_worker_again(tmp_path, redis_server):
             for child in psutil.Process(runner.pid).children():
                 with contextlib.suppress(psutil.NoSuchProcess):
                     line = " ".join(child.cmdline())
-                    for name in ("uvicorn", "worker", "beat"):
-                        if f" {name}" in line and child.status() != psutil.STATUS_ZOMBIE:
+                    for name, mark in (("web", " backupplatform.serve"), ("worker", " worker"), ("beat", " beat")):
+                        if mark in line and child.status() != psutil.STATUS_ZOMBIE:
                             found[name] = child.pid
             return found
 
@@ -117,7 +117,7 @@ def test_make_run_starts_its_killed_worker_again(tmp_path, redis_server):
         os.kill(first["worker"], signal.SIGKILL)
         again = wait_for(lambda: children().get("worker") not in (None, first["worker"]) and children(),
                          timeout=60, what="the worker started again")
-        assert again["uvicorn"] == first["uvicorn"] and again["beat"] == first["beat"]
+        assert again["web"] == first["web"] and again["beat"] == first["beat"]
         assert runner.poll() is None
         assert "worker exited (signal SIGKILL)" in log.read_text()
     finally:

@@ -36,6 +36,8 @@ class WorkspacePagination(PagePagination):
 class WorkspaceFacade(Facade):
     name = "workspace"
     paginator_class = WorkspacePagination
+    # An application has one backup policy: the services' conflict is this API's POLICY_EXISTS.
+    code_aliases = {"SCHEDULE_CONFLICT": "POLICY_EXISTS"}
 
     def envelope(self, data, *, message=None, extra=None):
         body = {"data": public_ids(data)}

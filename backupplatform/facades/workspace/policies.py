@@ -12,7 +12,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 
-from backupplatform.errors import Conflict, NotFound
+from backupplatform.errors import NotFound
 from backupplatform.facades.base import respond
 from backupplatform.facades.scheduling import StrictTimeField, iso, next_run, weekday_list
 from backupplatform.facades.serializers import (
@@ -220,8 +220,6 @@ class BackupPolicyView(_AppView):
     def post(self, request, ws_id=None, app_id=None):
         app = self.application()
         data = validated(PolicyInputSerializer, request.data)
-        if BackupJob.objects.filter(application=app).exists():
-            raise Conflict("This application already has a backup policy; update it instead", code="POLICY_EXISTS")
         fields = _fields(app.tenant, data)
         fields.setdefault("timezone", "UTC")
         # "compression": true is the document's gzip (its manifests say "compression": "gzip").
@@ -264,7 +262,7 @@ class TriggerBackupView(_AppView):
         data = validated(TriggerInputSerializer, request.data)
         override = data.get("retention_override") or {}
         options = data.get("options") or {}
-        job = BackupJob.objects.filter(application=app).first()
+        job = selectors.job_list(tenant=app.tenant).filter(application=app).first()
         if job is not None:
             op = services.job_run(job=job, actor=request.user, description=data.get("description", ""),
                                   keep_until=override.get("keep_until"),
