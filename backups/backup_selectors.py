@@ -220,9 +220,12 @@ def backup_estimate(*, tenant: TenantScope, application=None, components: list[s
     """Size and duration of the latest completed backup of the same application and
     components: what the next one will probably take (``None`` when there is none)."""
     qs = Backup.objects.for_tenant(tenant).filter(status=BackupStatus.COMPLETED, application=application)
+    fields = ("stored_bytes", "size_bytes", "started_at", "completed_at")
+    last = None
     if components is not None:
-        qs = qs.filter(components=sorted(components))
-    last = qs.order_by("-created_at", "-id").only("stored_bytes", "size_bytes", "started_at", "completed_at").first()
+        last = qs.filter(components=sorted(components)).order_by("-created_at", "-id").only(*fields).first()
+    if last is None:  # no backup of exactly these components: the application's latest, an upper bound
+        last = qs.order_by("-created_at", "-id").only(*fields).first()
     if last is None:
         return {"size_bytes": None, "stored_bytes": None, "duration_seconds": None}
     return {"size_bytes": last.size_bytes, "stored_bytes": last.stored_bytes, "duration_seconds": last.duration_seconds}
@@ -238,3 +241,21 @@ def restore_operation_get(*, tenant: TenantScope, restore_id: str) -> Operation 
         op = (Operation.objects.for_tenant(tenant).filter(restore__pk=pk, kind__in=kinds)
               .select_related("backup", "restore").first())
     return op
+
+
+def restore_file_counts(restore) -> tuple[int | None, int | None]:
+    """Files a restore has put back and files it puts back in all (folders only: a database
+    restore has none), from the backup's manifest and the restore's result; ``None`` where
+    unknown (the count of files done is known once a folder is restored)."""
+    backup = restore.backup
+    members = ((backup.manifest or {}).get("bundle") or {}).get("members") or [] if backup is not None else []
+    only = (restore.options or {}).get("members")
+    chosen = [m for m in members if only is None or m.get("name") in only]
+    counted = [m for m in chosen if isinstance((m.get("info") or {}).get("files"), int)]
+    if not counted:
+        return None, None
+    total = sum(m["info"]["files"] for m in counted)
+    done = ((restore.result or {}).get("restore") or {}).get("members") or {}
+    finished = [v for v in done.values() if isinstance((v.get("result") or {}).get("files"), int)]
+    processed = sum(v["result"]["files"] for v in finished) if finished else None
+    return processed, total

@@ -53,7 +53,8 @@ def progress_event(op: Operation) -> dict[str, Any]:
         "progress": op.progress,
         "status": "in_progress" if op.status == OperationStatus.RUNNING else op.status,
         "current_step": op.step,
-        "eta": format_eta(op.eta_seconds),
+        # Done is done: nothing left (an operation that ended otherwise has no time left to tell).
+        "eta": format_eta(0 if op.status == OperationStatus.COMPLETED else op.eta_seconds),
         "bytes_processed": op.bytes_done,
         "bytes_done": op.bytes_done,
         "bytes_total": op.bytes_total,

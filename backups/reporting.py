@@ -18,7 +18,15 @@ from django.utils import timezone
 
 from tenants.models import Tenant
 
-from .models import Backup, BackupStatus, BackupTrigger, OperationStatus, Storage, Verification
+from .models import (
+    Backup,
+    BackupStatus,
+    BackupTrigger,
+    OperationStatus,
+    Snapshot,
+    Storage,
+    Verification,
+)
 
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30),
            "90d": timedelta(days=90)}
@@ -70,10 +78,19 @@ def _timeline(qs: QuerySet[Backup], start: date, end: date) -> list[dict[str, An
     return days
 
 
-def _by_type(qs: QuerySet[Backup]) -> dict[str, dict[str, int]]:
+CONSOLE_KINDS = ("full", "config", "pre-ota")
+
+
+def _by_type(qs: QuerySet[Backup], snapshots: QuerySet[Snapshot]) -> dict[str, dict[str, int]]:
+    """Every console type, the ones without backups at 0 (a chart draws each series), and the
+    configuration snapshots taken in the window as ``snapshot``."""
     rows = (qs.annotate(kind=console_kind()).values("kind")
             .annotate(count=Count("id"), size=Coalesce(Sum("stored_bytes", filter=OK), 0)).order_by("kind"))
-    return {r["kind"]: {"count": r["count"], "size_bytes": r["size"]} for r in rows}
+    found = {r["kind"]: {"count": r["count"], "size_bytes": r["size"]} for r in rows}
+    taken = snapshots.aggregate(count=Count("id"), size=Coalesce(Sum("size_bytes"), 0))
+    return {**{kind: found.get(kind, {"count": 0, "size_bytes": 0}) for kind in CONSOLE_KINDS},
+            **{kind: v for kind, v in found.items() if kind not in CONSOLE_KINDS},
+            "snapshot": {"count": taken["count"], "size_bytes": taken["size"]}}
 
 
 def _by_storage(qs: QuerySet[Backup]) -> dict[str, dict[str, Any]]:
@@ -86,6 +103,27 @@ def _by_storage(qs: QuerySet[Backup]) -> dict[str, dict[str, Any]]:
     return {names[r["storage_id"]]["name"]: {"type": names[r["storage_id"]]["type"], "count": r["count"],
                                             "size_bytes": r["size"]}
             for r in sorted(rows, key=lambda r: names[r["storage_id"]]["name"])}
+
+
+STORAGE_KINDS = {"local": "local", "sftp": "remote"}  # every other type is a cloud
+
+
+def storage_kind(storage_type: str) -> str:
+    """The console's kind of a storage type: ``local``, ``remote`` (SFTP) or ``cloud``."""
+    return STORAGE_KINDS.get(storage_type, "cloud")
+
+
+def distribution_by_kind(distribution: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``storage_distribution`` (per location) summed per kind (``local``, ``cloud``, ``remote``,
+    each present), each with its locations."""
+    kinds: dict[str, dict[str, Any]] = {kind: {"count": 0, "size_bytes": 0, "locations": {}}
+                                        for kind in ("local", "cloud", "remote")}
+    for name, share in distribution.items():
+        kind = kinds[storage_kind(share["type"])]
+        kind["count"] += share["count"]
+        kind["size_bytes"] += share["size_bytes"]
+        kind["locations"][name] = share
+    return kinds
 
 
 @dataclass
@@ -113,7 +151,7 @@ def backup_statistics(*, tenant: Tenant, period: str = "30d", now: datetime | No
     return Statistics(
         period=period, since=since, until=now,
         summary=_summary(backups, Q(created_at__gte=since, created_at__lte=now)),
-        by_type=_by_type(window),
+        by_type=_by_type(window, Snapshot.objects.filter(tenant=tenant, created_at__gte=since, created_at__lte=now)),
         timeline=_timeline(window, since.astimezone(UTC).date(), now.astimezone(UTC).date()),
         storage_distribution=_by_storage(window),
     )
@@ -174,6 +212,7 @@ def report_data(*, tenant: Tenant, start: date, end: date) -> ReportData:
     vsum = {"total": counts["n"], "passed": counts["ok"], "failed": counts["bad"], "other": counts["other"]}
     summary = _summary(Backup.objects.filter(tenant=tenant), Q(created_at__gte=since, created_at__lt=until))
     return ReportData(tenant=tenant, start=start, end=end, generated_at=timezone.now(), summary=summary,
-                      timeline=_timeline(window, start, end), by_type=_by_type(window),
+                      timeline=_timeline(window, start, end), by_type=_by_type(window, Snapshot.objects.filter(
+                          tenant=tenant, created_at__gte=since, created_at__lt=until)),
                       storage_distribution=_by_storage(window), failures=failures,
                       failures_total=summary["failed"], verifications=verifications, verifications_summary=vsum)

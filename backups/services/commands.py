@@ -20,6 +20,7 @@ import logging
 import re
 import shlex
 import time
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -170,7 +171,7 @@ def command_execute(*, command: CommandTemplate, server: Server, variables: dict
     user = actor if getattr(actor, "pk", None) else None
     execution = CommandExecution.objects.create(
         tenant_id=command.tenant_id, command=command, server=server, command_text=text, variables=variables or {},
-        timeout_seconds=timeout, executed_by=user,
+        timeout_seconds=timeout, executed_by=user, task_id=str(uuid.uuid4()),
         executed_by_name=getattr(user, "username", "") or getattr(actor, "username", "") or "system")
     emit(action="command_execute", tenant=command.tenant, resource_type="command_execution",
          resource_id=execution.pk, details={"command_id": command.pk, "command": command.name,
@@ -180,8 +181,8 @@ def command_execute(*, command: CommandTemplate, server: Server, variables: dict
     def send() -> None:
         from backupplatform.celery import app
 
-        result = app.send_task("backups.tasks.run_command", args=[execution.pk])
-        CommandExecution.objects.filter(pk=execution.pk).update(task_id=result.id or "")
+        # The task's id is chosen here, so the caller's answer names the task it queued.
+        app.send_task("backups.tasks.run_command", args=[execution.pk], task_id=execution.task_id)
 
     transaction.on_commit(send)
     return execution

@@ -34,6 +34,7 @@ import tarfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import zstandard
@@ -273,6 +274,7 @@ def check_tar(reader, *, max_members: int) -> dict[str, Any]:
     """Walk a tar stream: every member must be safe to unpack under one folder."""
     names: set[str] = set()
     counts = {"files": 0, "directories": 0, "links": 0, "bytes": 0}
+    newest = 0
     try:
         with tarfile.open(fileobj=reader, mode="r|") as tar:
             for n, member in enumerate(tar):
@@ -312,11 +314,12 @@ def check_tar(reader, *, max_members: int) -> dict[str, Any]:
                     raise _refuse(f"Unsafe member {name!r}: a device, FIFO or other special file",
                                   reason="special_file")
                 names.add(posixpath.normpath("/".join(parts)) if parts else ".")
+                newest = max(newest, int(member.mtime or 0))
     except tarfile.TarError as exc:
         raise _refuse(f"The archive is truncated or corrupt ({exc})", reason="corrupt") from None
     if not names:
         raise _refuse("The archive is empty", reason="empty")
-    return {"counts": counts}
+    return {"counts": counts, "newest_mtime": newest or None}
 
 
 def _sniff(head: bytes) -> str | None:
@@ -364,7 +367,17 @@ def _check_pg_custom(path: str) -> dict:
     entries = [line for line in listing.splitlines() if line and not line.startswith(";")]
     database = next((line.split(":", 1)[1].strip() for line in listing.splitlines()
                      if line.startswith(";     dbname:")), "")
-    return {"database": database, "toc_entries": len(entries)}
+    created = next((line.split(":", 1)[1].strip() for line in listing.splitlines()
+                    if line.startswith(";     Archive created at")), "")
+    return {"database": database, "toc_entries": len(entries), "archive_created_at": _pg_time(created)}
+
+
+def _pg_time(text: str) -> str | None:
+    """pg_restore's "Archive created at 2026-11-29 17:40:01 UTC" as ISO 8601 (None if unreadable)."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S %Z").replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+    except ValueError:
+        return None
 
 
 def _check_bpaf(tenant: Tenant, path: str, caps: dict) -> tuple[str, dict]:
@@ -485,6 +498,9 @@ def inspect_upload(*, tenant: Tenant, upload: StagedUpload) -> Inspection:
             while reader.read(READ_SIZE):
                 pass
         inspection.details = {**checked["counts"], "unpacked_bytes": reader.raw.count}
+        if checked["newest_mtime"]:  # when the archive was made: its newest member's time
+            inspection.details["newest_member_at"] = datetime.fromtimestamp(
+                checked["newest_mtime"], tz=UTC).isoformat().replace("+00:00", "Z")
         if kind == "tar.gz" and packed.count < upload.size:
             raise _refuse("The gzip stream ends before the file does", reason="corrupt")
     elif kind == "config":
@@ -522,6 +538,7 @@ def describe(inspection: Inspection) -> dict[str, Any]:
     if inspection.kind == "config":
         components = inspection.details.get("components", [])
         created = inspection.details.get("exported_at")
+    created = created or inspection.details.get("newest_member_at") or inspection.details.get("archive_created_at")
     return {
         "file_format": "valid",
         "format": inspection.kind,

@@ -120,6 +120,8 @@ def operation_finish(*, op: Operation, status: str, error: str = "", details: di
     op.error_message = error[:5000]
     if status == OperationStatus.COMPLETED:
         op.progress = 100
+        if op.bytes_total is None and op.bytes_done:  # the work had no estimate: its total is what it did
+            op.bytes_total = op.bytes_done
     if step is not None:
         op.step = step
     if details:
@@ -128,7 +130,7 @@ def operation_finish(*, op: Operation, status: str, error: str = "", details: di
         op.errors = op.errors + 1
     with_db_retry(lambda: Operation.objects.filter(pk=op.pk).update(
         status=op.status, finished_at=op.finished_at, error_message=op.error_message, progress=op.progress,
-        step=op.step, details=op.details, errors=op.errors, heartbeat_at=op.finished_at),
+        step=op.step, details=op.details, errors=op.errors, heartbeat_at=op.finished_at, bytes_total=op.bytes_total),
         what=f"recording the outcome of operation {op.public_id}")
     from ..progress import progress_event
 

@@ -158,9 +158,10 @@ def test_api_runs_a_command_and_lists_its_executions(api, admin_a, tenant_a, ssh
     with django_capture_on_commit_callbacks(execute=False):
         queued = client.post(f"/api/v1/commands/{command['id']}/execute",
                              {"server_id": ssh_row.pk, "variables": {"path": "/; reboot"}}, format="json")
-    assert queued.status_code == 202, queued.content
+    assert queued.status_code == 201, queued.content  # the execution row exists at once
     body = queued.json()
     assert body["status"] == "pending" and body["command_text"] == "df -h '/; reboot'"
+    assert body["task_id"] and CommandExecution.objects.get(pk=body["execution_id"]).task_id == body["task_id"]
     commands.command_run(execution_id=body["execution_id"])
     executions = client.get(f"/api/v1/commands/{command['id']}/executions").json()
     assert [e["id"] for e in executions] == [body["execution_id"]]

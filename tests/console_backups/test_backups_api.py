@@ -172,7 +172,7 @@ def test_details_show_integrity_components_locations_and_verifications(api, view
 def test_download_streams_the_content_decrypted_or_the_artifact_as_stored(api, operator_a, backup_a, storage_a):
     client = api(operator_a)
     response = client.get(f"{CONSOLE}/download/{backup_a.pk}")
-    assert response.status_code == 200 and response["Content-Type"] == "application/x-tar"
+    assert response.status_code == 200 and response["Content-Type"] == "application/octet-stream"
     assert response["Content-Disposition"] == 'attachment; filename="nightly_a.tar"'
     with tarfile.open(fileobj=io.BytesIO(content_of(response))) as tar:
         names = tar.getnames()

@@ -57,7 +57,10 @@ def test_statistics_figures(api, viewer_a, tenant_a, components_a, storage_a):
     assert body["by_type"]["config"]["count"] == 1 and body["by_type"]["full"]["count"] == 9
     assert len(body["timeline"]) == 31 and body["timeline"][-1]["date"] == timezone.now().date().isoformat()
     assert sum(d["successful"] for d in body["timeline"]) == 8 and sum(d["failed"] for d in body["timeline"]) == 2
-    assert body["storage_distribution"]["disk"]["count"] == 8 and body["storage_distribution"]["disk"]["type"] == "local"
+    assert body["by_type"]["pre-ota"]["count"] == 0 and body["by_type"]["snapshot"]["count"] == 0
+    local = body["storage_distribution"]["local"]
+    assert local["count"] == 8 and local["locations"]["disk"]["count"] == 8 and local["locations"]["disk"]["type"] == "local"
+    assert body["storage_distribution"]["cloud"]["count"] == 0
     day = api(viewer_a).get(f"{CONSOLE}/statistics", {"period": "24h"}).json()
     assert day["summary"]["total_backups"] == 2 and len(day["timeline"]) == 2
     error_of(api(viewer_a).get(f"{CONSOLE}/statistics", {"period": "1y"}), 400, "VALIDATION_ERROR")

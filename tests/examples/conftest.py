@@ -62,8 +62,9 @@ def module_world(request, django_db_setup, django_db_blocker, tmp_path_factory, 
         with django_db_blocker.unblock():
             tenant = Tenant.objects.create(slug="examples", name="Examples", plan=Plan.DEDICATED,
                                            path_roots=[str(root)])
+            ssh = request.getfixturevalue("sftp_server") if getattr(request.module, "NEEDS_SSH", False) else None
             world = World(tenant=tenant, admin=make_member(tenant, "exadmin", Role.ADMIN), tmp_path=root, s3=bucket,
-                          database=example_database)
+                          database=example_database, ssh=ssh)
             for kind in getattr(request.module, "PRECREATE", ()):
                 world.get(kind)
         yield world

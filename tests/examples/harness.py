@@ -35,10 +35,13 @@ class Row:
     vary: dict[str, str] = field(default_factory=dict)  # documented constant -> why ours differs
     absent: dict[str, str] = field(default_factory=dict)  # documented key ("a.b") -> why we have none
     nullable: dict[str, str] = field(default_factory=dict)  # documented key that may be null -> why
+    retyped: dict[str, str] = field(default_factory=dict)  # documented key present with another JSON type -> why
+    replace: dict[str, tuple[Any, str]] = field(default_factory=dict)  # request body key -> (our value, why)
     skip: str = ""  # why this example is not run (a route still to come, an upstream we do not have)
     future_dates: str = ""  # why the body's dates are moved to next year (a date the document wrote has passed)
     auth: str = "admin"  # "admin", "api_key", "none"
     shape: str = ""  # a shape the document shows under its own heading, for an example that shows none
+    files: dict[str, str] = field(default_factory=dict)  # multipart file field -> kind of object (its bytes)
     setup: Callable[[Any], None] | None = None  # extra preparation, given the world
     then: Callable[[Any, Any], None] | None = None  # extra check, given the world and the response
 
@@ -70,6 +73,8 @@ def shape_problems(documented: Any, ours: Any, where: str, row: Row) -> list[str
     """Every documented key present in ``ours`` with the documented JSON type (recursively)."""
     if where in row.absent:
         return []
+    if where in row.retyped:
+        return [] if ours is not None or where in row.nullable else [f"{where}: null"]
     if documented is None:
         return []
     if ours is None:
@@ -207,9 +212,31 @@ def request_of(example: Example, row: Row, world: Any, defaults: dict[str, str],
     ids = {**defaults, **row.ids}
     path = path_with_ids(example, ids, world, id_form)
     body = body_with_ids(example.body, ids, world) if example.body is not None else None
+    for key, (value, _why) in row.replace.items():
+        assert isinstance(body, dict) and key in body, f"{example.key}: the body has no {key!r} to replace"
+        body[key] = value
     if row.future_dates:
         body = next_year(body)
     return path, headers_for(example, row, world), body
+
+
+MULTIPART_FILE = re.compile(r'name="([^"]+)"; filename="([^"]+)"\s*\nContent-Type: ([^\n]+)')
+MULTIPART_FIELD = re.compile(r'--form-data; name="([^"]+)"\s*\n\s*\n([^\n]*)')
+
+
+def multipart_of(example: Example, row: Row, world: Any) -> dict[str, Any] | None:
+    """The form of a documented ``multipart/form-data`` request: its fields as written, each file
+    field (name, filename and type as written) holding the bytes of a real object of ``row.files``."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    if not example.headers.get("Content-Type", "").startswith("multipart/form-data") or not example.raw_body:
+        return None
+    form: dict[str, Any] = {name: value.strip() for name, value in MULTIPART_FIELD.findall(example.raw_body)}
+    for name, filename, content_type in MULTIPART_FILE.findall(example.raw_body):
+        if name not in row.files:
+            raise AssertionError(f"{example.key}: which file is {filename!r}? give its kind in the row's files")
+        form[name] = SimpleUploadedFile(filename, world.get(row.files[name]), content_type=content_type.strip())
+    return form
 
 
 def send(client, method: str, path: str, headers: dict[str, str], body: Any, **extra: Any):
@@ -285,12 +312,23 @@ def run_http(example: Example, table: dict[str, Row], world: Any, client: Any, *
     if row.setup is not None:
         row.setup(world)
     path, headers, body = request_of(example, row, world, defaults, id_form)
-    response = send(client, example.method, path, headers, body, **extra)
+    form = multipart_of(example, row, world)
+    if form is not None:
+        meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items() if k.lower() != "content-type"}
+        response = client.generic(example.method, path, **_encoded(form), **meta, **extra)
+    else:
+        response = send(client, example.method, path, headers, body, **extra)
     expected = row.status or (example.statuses[0] if example.statuses else 200)
     check(example, row, response, expected_status=expected, documented=(shapes or {}).get(row.shape))
     if row.then is not None:
         row.then(world, response)
     return response
+
+
+def _encoded(form: dict[str, Any]) -> dict[str, Any]:
+    from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
+
+    return {"data": encode_multipart(BOUNDARY, form), "content_type": MULTIPART_CONTENT}
 
 
 def new_name(prefix: str) -> str:

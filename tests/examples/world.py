@@ -20,13 +20,15 @@ from tests.conftest import make_member
 
 
 class World:
-    def __init__(self, *, tenant, admin, tmp_path: Path, s3: Any, database: str, acronis: Any = None):
+    def __init__(self, *, tenant, admin, tmp_path: Path, s3: Any, database: str, acronis: Any = None,
+                 ssh: Any = None):
         self.tenant = tenant
         self.admin = admin
         self.tmp_path = tmp_path
         self.s3 = s3
         self.database = database  # a small PostgreSQL database on 127.0.0.1:5432
         self.acronis = acronis  # the fake Acronis (tests.support.acronis_fake), when the module has one
+        self.ssh = ssh  # the tests' SSH server (tests.fixtures.services.sftp_server), when the module has one
         self.objects: dict[str, Any] = {}
         self.token = str(RefreshToken.for_user(admin).access_token)
         self._api_key: str | None = None
@@ -39,7 +41,8 @@ class World:
         from tenants.models import Tenant
 
         world = World(tenant=Tenant.objects.get(pk=self.tenant.pk), admin=get_user_model().objects.get(pk=self.admin.pk),
-                      tmp_path=self.tmp_path, s3=self.s3, database=self.database, acronis=self.acronis)
+                      tmp_path=self.tmp_path, s3=self.s3, database=self.database, acronis=self.acronis,
+                      ssh=self.ssh)
         world.objects = dict(self.objects)
         world.token = self.token
         return world
@@ -266,6 +269,202 @@ class World:
         self.get("acronis_config")
         return self.acronis.agents[0]["id"]
 
+    # --- the console's world (system-backup-recovery.rst) ------------------------------------
+    # Its storage locations are named as the document names them ("local", "aws"): a location's
+    # id is its name. Its components are the sources of the tenant's default application.
+
+    def _make_local(self):
+        """The console's "local" location: a local folder, the default, with a 10 GB quota."""
+        from backups import services
+
+        folder = self.tmp_path / "local-store"
+        folder.mkdir(exist_ok=True)
+        return services.storage_create(tenant=self.tenant, name="local", type="local", is_default=True,
+                                       configuration={"path": str(folder)}, quota_bytes=10 * 1024**3)
+
+    def _make_aws(self):
+        """The console's "aws" location: an S3 bucket (the moto server)."""
+        from backups import services
+
+        storage = services.storage_create(
+            tenant=self.tenant, name="aws", type="s3",
+            configuration={**self.s3.configuration, "region": "us-east-1", "path_prefix": "console/"},
+            credentials=self.s3.credentials)
+        services.storage_probe(storage=storage)
+        storage.refresh_from_db()
+        return storage
+
+    def _make_aws_copy(self):
+        """The console backup, synced from "local" to "aws" (streamed, then re-read and checked)."""
+        from backups.services import copies
+
+        op = copies.sync_start(tenant=self.tenant, source=self.get("local"), destination=self.get("aws"),
+                               backups=[self.get("console_backup")], actor=self.admin, queue=False)
+        copies.sync_run(operation_id=op.pk)
+        op.refresh_from_db()
+        assert op.status == "completed", op.error_message
+        return op
+
+    def _make_components(self):
+        """The default application with a source per console component (folders of files)."""
+        from backups.models import Source
+        from backups.services import application_get_default
+
+        app = application_get_default(tenant=self.tenant)
+        for position, component in enumerate(("system", "data", "config")):
+            folder = self.tmp_path / f"component-{component}"
+            folder.mkdir(exist_ok=True)
+            for n in range(3):
+                (folder / f"{component}{n}.txt").write_text(f"{component} file {n}\n" * 100)
+            Source.objects.create(tenant=self.tenant, application=app, name=component, type="path",
+                                  path=str(folder), component=component, position=position)
+        return app
+
+    def _make_console_backup(self):
+        """A completed backup of the console's components on the "local" location."""
+        from backups.services import backups as backup_services
+
+        op = backup_services.backup_start(tenant=self.tenant, actor=self.admin, application=self.get("components"),
+                                          storage=self.get("local"), compression="gzip",
+                                          name="DailyBackup_20250612", description="Scheduled nightly backup",
+                                          queue=False)
+        backup_services.backup_run(operation_id=op.pk)
+        op.backup.refresh_from_db()
+        assert op.backup.status == "completed", op.backup.error_message
+        return op.backup
+
+    def _make_console_job(self):
+        """The finished job (operation) of the console backup."""
+        from backups.models import Operation
+
+        return Operation.objects.get(backup=self.get("console_backup"), kind="backup")
+
+    def _make_console_verification(self):
+        """The console backup, verified (decrypted and its checksums compared)."""
+        from backups.services import verifications
+
+        verification = verifications.verification_start(tenant=self.tenant, backup=self.get("console_backup"),
+                                                        actor=self.admin, test_type="decrypt", queue=False)
+        verifications.verification_run(operation_id=verification.operation_id)
+        verification.refresh_from_db()
+        assert verification.passed, verification.error_message
+        return verification
+
+    def _make_spare_backup(self):
+        """Another backup of the console's components, the test's own (one to delete: deleting
+        removes its file, which no savepoint brings back)."""
+        from backups.services import backups as backup_services
+
+        op = backup_services.backup_start(tenant=self.tenant, actor=self.admin, application=self.get("components"),
+                                          storage=self.get("local"), name="spare", queue=False)
+        backup_services.backup_run(operation_id=op.pk)
+        op.backup.refresh_from_db()
+        assert op.backup.status == "completed", op.backup.error_message
+        return op.backup
+
+    def _make_backup_operation(self):
+        """A backup of the console's components, started and not run yet (a job to follow or cancel)."""
+        from backups.services import backups as backup_services
+
+        return backup_services.backup_start(tenant=self.tenant, actor=self.admin, application=self.get("components"),
+                                            storage=self.get("local"), name="pre_maintenance_backup", queue=False)
+
+    def _make_restore_operation(self):
+        """A finished restore of the console backup into a folder of its own."""
+        from backups.services import restores
+
+        restore = restores.restore_start(tenant=self.tenant, backup=self.get("console_backup"), actor=self.admin,
+                                         target_path=str(self.tmp_path / f"restored-{uuid.uuid4().hex[:8]}"),
+                                         queue=False)
+        restores.restore_run(operation_id=restore.operation_id)
+        restore.refresh_from_db()
+        assert restore.status == "completed", restore.error_message
+        return restore.operation
+
+    def _make_snapshot(self):
+        from backups.services import snapshots
+
+        self.get("local")
+        return snapshots.snapshot_create(tenant=self.tenant, actor=self.admin, name="Pre_ACS_Update",
+                                         description="Snapshot before ACS module update", tags=["ACS", "Zoning"])
+
+    def _make_tar_gz(self) -> bytes:
+        """A ``.tar.gz`` of a few files, as a user would upload one to import."""
+        import io
+        import tarfile
+        import time as time_module
+
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            for n in range(3):
+                data = f"exported file {n}\n".encode() * 200
+                info = tarfile.TarInfo(f"export/file{n}.txt")
+                info.size, info.mtime = len(data), int(time_module.time())
+                archive.addfile(info, io.BytesIO(data))
+        return buffer.getvalue()
+
+    # --- commands and notifications (db-backup-platform.md) ----------------------------------
+
+    def _make_ssh_server(self):
+        """A server of type ssh: the tests' SSH server, with its host key pinned."""
+        from backups import services
+
+        ssh = self.ssh
+        return services.server_create(tenant=self.tenant, name="ops-box", type="ssh", host=ssh.host, port=ssh.port,
+                                      credentials={"username": ssh.username, "password": ssh.password,
+                                                   "host_key": ssh.host_key})
+
+    def _make_command(self):
+        from backups.services import commands
+
+        return commands.command_create(tenant=self.tenant, name="Check Disk Space", command_template="df -h",
+                                       description="Check available disk space", actor=self.admin)
+
+    def _make_docker_command(self):
+        """The document's "Restart Docker Container" template (one placeholder)."""
+        from backups.services import commands
+
+        return commands.command_create(tenant=self.tenant, name="Restart Docker Container", type="docker",
+                                       command_template="docker restart {{container_name}}", tags="docker,restart",
+                                       description="Restart a specific container", actor=self.admin)
+
+    def _make_execution(self):
+        """The command, run once on the SSH server (really: over SSH, output captured)."""
+        from backups.services import commands
+
+        execution = commands.command_execute(command=self.get("command"), server=self.get("ssh_server"),
+                                             actor=self.admin)
+        commands.command_run(execution_id=execution.pk)
+        execution.refresh_from_db()
+        assert execution.status == "completed", execution.error_message
+        return execution
+
+    def _make_receiver(self):
+        """A local HTTP endpoint standing in for Slack (answers 200 to every POST)."""
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{server.server_address[1]}/services/T000/B000/XXXX"
+
+    def _make_channel(self):
+        from audit import notifications
+
+        return notifications.channel_create(tenant=self.tenant, name="Slack Alerts", type="slack",
+                                            config={"webhook_url": self.get("receiver"), "channel": "#alerts"})
+
 
 # Kinds whose API id is the row's stable string id rather than its number.
-PUBLIC_IDS = {"cleanup_plan", "cleanup", "console_schedule"}
+PUBLIC_IDS = {"cleanup_plan", "cleanup", "console_schedule", "backup_operation", "restore_operation", "console_job"}

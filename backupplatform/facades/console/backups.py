@@ -277,13 +277,13 @@ class BackupDownloadView(ConsoleView):
                    parameters=[OpenApiParameter("raw", OpenApiTypes.STR, enum=["0", "1", "true", "false"],
                                                 description="1: the encrypted artifact as stored")],
                    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
-                              (200, "application/x-tar"): OpenApiTypes.BINARY,
                               409: FACADE_ERROR, 503: FACADE_ERROR})
     def get(self, request, backup_id=None):
         tenant = self.require_tenant()
         raw = _flag(request, "raw")
         download = backup_download_stream(backup=backup_or_404(tenant, backup_id), raw=raw)
-        response = StreamingHttpResponse(download.chunks, content_type=download.content_type)
+        # The document's type for every download; the file name says what it holds (.tar, .dump...).
+        response = StreamingHttpResponse(download.chunks, content_type="application/octet-stream")
         response["Content-Disposition"] = f'attachment; filename="{download.filename}"'
         if download.size is not None and raw:
             response["Content-Length"] = str(download.size)

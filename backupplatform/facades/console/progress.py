@@ -88,13 +88,14 @@ def integrity_check(op: Operation) -> str:
 
 def restore_progress_body(op: Operation, restore_id: str) -> dict:
     restore = getattr(op, "restore", None)
+    files_processed, files_total = selectors.restore_file_counts(restore) if restore is not None else (None, None)
     return {
         "restore_id": restore_id, "job_id": op.public_id,
         "platform_restore_id": restore.pk if restore is not None else None,
         "operation": OPERATION_NAMES.get(op.kind, op.kind), "status": op.status, "progress": op.progress,
         "current_step": op.step, "current_component": op.component or None, "backup_id": op.backup_id,
-        # The platform counts bytes, not files: a database restore has none to count.
-        "details": {"files_processed": None, "files_total": None,
+        # Folders count files (known when the folder is restored); a database restore has none.
+        "details": {"files_processed": files_processed, "files_total": files_total,
                     **byte_figures(op, processed="data_processed", total="data_total")},
         "integrity_check": integrity_check(op),
         "restart_required": False,  # the platform restores databases and folders; nothing restarts

@@ -13,7 +13,7 @@ from rest_framework import serializers
 from backupplatform import humanize
 from backupplatform.errors import ValidationFailed
 from backupplatform.facades.base import respond
-from backups.reporting import PERIODS, Statistics, backup_statistics
+from backups.reporting import PERIODS, Statistics, backup_statistics, distribution_by_kind
 from backups.services.storages import iso
 from tenants.models import Role
 
@@ -45,8 +45,10 @@ def statistics_body(stats: Statistics) -> dict:
         "timeline": [{"date": d["date"].isoformat(), "total": d["total"], "successful": d["successful"],
                       "failed": d["failed"], "size": humanize.size(d["size_bytes"]), "size_bytes": d["size_bytes"]}
                      for d in stats.timeline],
-        "storage_distribution": {name: sized(v["count"], v["size_bytes"], type=v["type"])
-                                 for name, v in stats.storage_distribution.items()},
+        "storage_distribution": {
+            kind: sized(v["count"], v["size_bytes"], locations={
+                name: sized(s["count"], s["size_bytes"], type=s["type"]) for name, s in v["locations"].items()})
+            for kind, v in distribution_by_kind(stats.storage_distribution).items()},
     }
 
 
@@ -74,9 +76,13 @@ StatisticsShape = inline_serializer("ConsoleStatistics", {
         "date": serializers.DateField(), "total": serializers.IntegerField(),
         "successful": serializers.IntegerField(), "failed": serializers.IntegerField(),
         "size": serializers.CharField(), "size_bytes": serializers.IntegerField()})),
-    "storage_distribution": serializers.DictField(child=inline_serializer("ConsoleStorageShare", {
-        "count": serializers.IntegerField(), "size": serializers.CharField(), "size_bytes": serializers.IntegerField(),
-        "type": serializers.CharField()})),
+    "storage_distribution": serializers.DictField(
+        help_text="per kind of location (local, cloud, remote), each with its locations by name",
+        child=inline_serializer("ConsoleStorageKindShare", {
+            "count": serializers.IntegerField(), "size": serializers.CharField(), "size_bytes": serializers.IntegerField(),
+            "locations": serializers.DictField(child=inline_serializer("ConsoleStorageShare", {
+                "count": serializers.IntegerField(), "size": serializers.CharField(),
+                "size_bytes": serializers.IntegerField(), "type": serializers.CharField()}))})),
 })
 
 

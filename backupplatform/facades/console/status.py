@@ -116,7 +116,7 @@ def health_messages(status: SystemStatus) -> list[dict]:
              "utilization": local.used_percent},
          "cloud": None if cloud is None else {
              "health": cloud_storage_body(cloud)["status"], "used": humanize.size(cloud.used_bytes),
-             "used_bytes": cloud.used_bytes, "last_sync": None, "last_checked": iso(cloud.storage.last_tested_at)},
+             "used_bytes": cloud.used_bytes, "last_sync": iso(cloud.storage.last_synced_at), "last_checked": iso(cloud.storage.last_tested_at)},
          "storages": storages},
         {"type": "service_status", "backup_system": status.health,
          "scheduler": {"stopped": "stopped", "enabled": "running", "disabled": "idle"}[status.scheduler["status"]],

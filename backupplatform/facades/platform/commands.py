@@ -119,7 +119,7 @@ class CommandViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformV
         services.command_delete(command=self.get_object())
         return respond(status_code=204)
 
-    @extend_schema(request=ExecuteInput, responses={202: Queued})
+    @extend_schema(request=ExecuteInput, responses={201: Queued})
     def execute(self, request, pk=None):
         command = self.get_object()
         data = validated(ExecuteInput, request.data)
@@ -129,7 +129,7 @@ class CommandViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformV
         execution = services.command_execute(command=command, server=server, variables=data.get("variables"),
                                              timeout=data.get("timeout_seconds"), actor=request.user)
         return respond({"execution_id": execution.pk, "status": execution.status, "task_id": execution.task_id or None,
-                        "command_text": execution.command_text}, status_code=202)
+                        "command_text": execution.command_text}, status_code=201)
 
     @extend_schema(responses={200: CommandExecutionSerializer(many=True)})
     def executions(self, request, pk=None):
