@@ -1,7 +1,8 @@
 """End to end with a real PostgreSQL, a real Celery worker and the Redis channel layer: a
 backup made through ``create`` is followed on the sockets to ``backup_completed``, shows in
-the list, details and statistics, downloads decrypted and restores with ``pg_restore``, and
-appears in the PDF and CSV reports."""
+the list, details and statistics, is synced to S3 (moto's server) with verification, is
+restored from the S3 copy once its local file is deleted by hand, downloads decrypted (from
+S3) and restores with ``pg_restore``, and appears in the PDF and CSV reports."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ import io
 import shutil
 import subprocess
 import tarfile
+from pathlib import Path
 
 import psycopg
 import pytest
 from channels.db import database_sync_to_async
 from psycopg import sql
 
-from backups.models import Source
+from backups.models import Backup, BackupCopy, Operation, Source, Storage
+from backups.services.restores import restore_start
 from tests.backups_e2e.conftest import PG, needs_pg, pg_drop
 from tests.backups_e2e.test_worker_crash import wait_for
 
@@ -34,7 +37,7 @@ def row_count(database: str, table: str) -> int:
 @pytest.mark.skipif(not shutil.which("pdftoppm"), reason="needs pdftoppm (poppler-utils)")
 async def test_console_backup_from_create_to_pg_restore_and_reports(api, operator_a, tenant_a, components_a,
                                                                     storage_a, pg_server_row, pg_source_db,
-                                                                    start_worker, tmp_path, settings):
+                                                                    start_worker, tmp_path, settings, s3_bucket):
     from PIL import Image
 
     settings.REPORT_RATE_SECONDS = 1
@@ -62,7 +65,6 @@ async def test_console_backup_from_create_to_pg_restore_and_reports(api, operato
         if done["type"] == "backup_completed":
             break
     assert done["backup_id"] == backup_id and done["name"] == "console_e2e" and done["size_bytes"] > 0
-    await updates.disconnect()
     await notifications.disconnect()
 
     listing = (await database_sync_to_async(client.get)(f"{CONSOLE}/list")).json()
@@ -73,6 +75,47 @@ async def test_console_backup_from_create_to_pg_restore_and_reports(api, operato
     assert [loc["storage"] for loc in details["storage_locations"]] == ["disk"]
     stats = (await database_sync_to_async(client.get)(f"{CONSOLE}/statistics", {"period": "24h"})).json()
     assert stats["summary"]["successful"] == 1 and stats["summary"]["total_size_bytes"] == details["compressed_size"]
+
+    # Synced to S3 by the worker, followed on the socket, re-read and checked there.
+    aws = await database_sync_to_async(Storage.objects.create)(
+        tenant=tenant_a, name="aws", type="s3", configuration=s3_bucket.configuration,
+        credentials=s3_bucket.credentials)
+    sync = await database_sync_to_async(client.post)(f"{CONSOLE}/storage/sync", {
+        "source": "disk", "destination": "aws", "backup_ids": [backup_id], "verify_after_sync": True}, format="json")
+    assert sync.status_code == 200, sync.content
+    sync_id = sync.json()["sync_id"]
+    while True:
+        message = await updates.receive_json_from(timeout=120)
+        if message["type"] == "sync_progress" and message["status"] in ("completed", "failed"):
+            break
+    assert message["sync_id"] == sync_id and message["status"] == "completed", message
+    await updates.disconnect()
+    details = (await database_sync_to_async(client.get)(f"{CONSOLE}/details/{backup_id}")).json()
+    assert {(loc["storage"], loc["verified"]) for loc in details["storage_locations"]} >= {("aws", True)}
+    copy = await database_sync_to_async(BackupCopy.objects.get)(backup_id=backup_id, storage=aws)
+    assert copy.verified and copy.checksum == details["checksum"].removeprefix("sha256:")
+
+    # The local file is deleted by hand: the worker's restore reads the S3 copy.
+    backup = await database_sync_to_async(Backup.objects.get)(pk=backup_id)
+    (Path(storage_a.configuration["path"]) / backup.storage_path).unlink()
+    from_s3 = f"{pg_source_db}_from_s3"
+    restore = await database_sync_to_async(restore_start)(
+        tenant=tenant_a, backup=backup, actor=operator_a, target_path=str(tmp_path / "restored-from-s3"),
+        options={"namespace_mapping": {pg_source_db: from_s3}})
+    public_id = await database_sync_to_async(lambda: Operation.objects.get(pk=restore.operation_id).public_id)()
+
+    def restore_finished():
+        body = client.get(f"{CONSOLE}/restore/progress/{public_id}").json()
+        return body if body["status"] in ("completed", "failed") else None
+
+    try:
+        finished = await database_sync_to_async(wait_for)(restore_finished, timeout=120, interval=0.5)
+        assert finished["status"] == "completed", finished
+        assert row_count(from_s3, "customers") == row_count(pg_source_db, "customers") == 300
+    finally:
+        pg_drop(from_s3)
+    assert (await database_sync_to_async(BackupCopy.objects.get)(backup_id=backup_id, storage=storage_a)).status == \
+        "missing"
 
     download = await database_sync_to_async(client.get)(f"{CONSOLE}/download/{backup_id}")
     content = await database_sync_to_async(lambda: b"".join(download.streaming_content))()
