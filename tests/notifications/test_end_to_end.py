@@ -74,6 +74,7 @@ def test_a_failed_backup_reaches_every_channel_the_socket_and_metrics(
     hook = client.post("/api/v1/webhooks", {"url": f"{receiver.url}/hook", "event_types": ["backup.failed"]},
                        format="json").json()["data"]
     socket = SocketRecorder(f"ws://{live_asgi}/ws?token={AccessToken.for_user(admin_a)}")
+    console = SocketRecorder(f"ws://{live_asgi}/ws/backup/notifications?token={AccessToken.for_user(admin_a)}")
     try:
         response = api(operator_a).post("/api/v1/backups", {"server_id": pg_server_row.pk,
                                                             "database_name": MISSING_DB}, format="json")
@@ -105,8 +106,12 @@ def test_a_failed_backup_reaches_every_channel_the_socket_and_metrics(
                                                                                         backup_id=backup_id))
         note = next(e for e in socket.events if e.get("type") == "notification")
         assert note["level"] == "error" and "does not exist" in note["details"]["error"]
+        # The console's notification socket: the seed's backup_failed toast, with the error.
+        failed = wait_for(lambda: next((e for e in console.events if e.get("type") == "backup_failed"), None))
+        assert failed["backup_id"] == backup_id and "does not exist" in failed["error"]
     finally:
         socket.stop()
+        console.stop()
     wait_for(lambda: Delivery.objects.filter(status="delivered").count() == 3)
     metrics = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode()
     assert 'backupplatform_backups{status="failed",tenant="alpha"} 1.0' in metrics
