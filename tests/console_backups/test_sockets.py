@@ -161,3 +161,30 @@ async def test_unauthenticated_console_socket_is_closed_with_4401(db):
     communicator = WebsocketCommunicator(application, "/ws/backup/updates")
     connected, _ = await communicator.connect(timeout=5)
     assert connected and await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4401}
+
+
+@pytest.mark.parametrize("route", ["updates", "notifications", "health"])
+async def test_a_user_who_loses_access_is_cut_off(admin_a, viewer_a, tenant_a, route, settings):
+    from tenants import services as tenant_services
+
+    settings.CONSOLE_WS_HEALTH_INTERVAL = 3600
+    communicator = await open_socket(viewer_a, route)
+    if route == "health":  # its three messages on connect
+        [await communicator.receive_json_from(timeout=10) for _ in range(3)]
+    else:
+        await database_sync_to_async(publish)(tenant_id=tenant_a.pk, stream="notifications", event={
+            "type": "storage_alert", "level": "warning", "storage": "disk", "message": "before"})
+        await database_sync_to_async(publish)(tenant_id=tenant_a.pk, event={
+            "type": "backup_progress", "job_id": "JOB-1", "progress": 5, "status": "in_progress"})
+        assert (await communicator.receive_json_from(timeout=5))["type"] in ("storage_alert", "backup_progress")
+
+    @database_sync_to_async
+    def remove():
+        tenant_services.member_remove(membership=viewer_a.memberships.get(tenant=tenant_a), actor=admin_a)
+
+    await remove()
+    closed = await communicator.receive_output(timeout=5)
+    assert closed == {"type": "websocket.close", "code": 4403}
+    await database_sync_to_async(publish)(tenant_id=tenant_a.pk, stream="notifications", event={
+        "type": "storage_alert", "level": "warning", "storage": "disk", "message": "after"})
+    assert await communicator.receive_nothing(timeout=0.5)
