@@ -29,6 +29,11 @@ def _login_user(world) -> None:
     user.save()
 
 
+def _the_receiver_got_the_message(world, response) -> None:
+    """The test is really sent (synchronously): the Slack stand-in has the document's message."""
+    assert any(b"Test notification" in body for body in world.received), world.received
+
+
 # Made once for the module (conftest.py ``module_world``).
 PRECREATE = ("server", "backup", "schedule", "retention_policy", "user")
 
@@ -61,7 +66,7 @@ TABLE: dict[str, Row] = {
     "GET /api/v1/commands/{id}/executions": Row(needs=("execution",)),
     "GET /api/v1/notifications/channels": Row(needs=("channel",)),
     "POST /api/v1/notifications/channels": Row(status=201),
-    "POST /api/v1/notifications/test": Row(),
+    "POST /api/v1/notifications/test": Row(then=_the_receiver_got_the_message),
     "GET /api/v1/audit/logs?action=backup_create&limit=100": Row(needs=("backup",)),
     "GET /api/v1/audit/export?format=csv&start_date=2024-01-01&end_date=2024-01-31": Row(),
     "GET /api/v1/users": Row(needs=("user",)),

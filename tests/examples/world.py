@@ -32,6 +32,7 @@ class World:
         self.objects: dict[str, Any] = {}
         self.token = str(RefreshToken.for_user(admin).access_token)
         self._api_key: str | None = None
+        self.received: list[bytes] = []  # what the world's receiver was sent
 
     def fork(self) -> World:
         """This world for one test: the objects made so far, fresh rows of the tenant and its
@@ -45,6 +46,7 @@ class World:
                       ssh=self.ssh)
         world.objects = dict(self.objects)
         world.token = self.token
+        world.received = self.received
         return world
 
     # --- access ---------------------------------------------------------------------------
@@ -440,13 +442,16 @@ class World:
         return execution
 
     def _make_receiver(self):
-        """A local HTTP endpoint standing in for Slack (answers 200 to every POST)."""
+        """A local HTTP endpoint standing in for Slack (answers 200 to every POST); the bodies
+        it was sent are in ``world.received``."""
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+        received = self.received
+
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                received.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 self.send_response(200)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
