@@ -204,3 +204,39 @@ def test_config_export_is_an_attachment_without_secrets_and_imports_as_a_snapsho
     assert op.status == "completed", op.error_message
     snapshots = client.get(f"{BASE}/snapshots").json()["snapshots"]
     assert [s["trigger"] for s in snapshots] == ["imported"] and "servers" in snapshots[0]["components"]
+
+
+def test_create_backup_before_and_auto_restore_do_what_the_document_says(api, operator_a, tenant_a, local_storage,
+                                                                          tmp_path):
+    """``create_backup_before=true``: the current state (the default application) is backed up
+    first; ``auto_restore=true`` with a ``target_path``: the imported files are restored there."""
+    from backups.models import Restore, Source
+    from backups.services import application_get_default
+
+    current = tmp_path / "current"
+    current.mkdir()
+    (current / "settings.conf").write_text("port = 8080\n")
+    app = application_get_default(tenant=tenant_a)
+    Source.objects.create(tenant=tenant_a, application=app, name="settings", type="path", path=str(current),
+                          component="config", position=0)
+    archive = tar_gz([member("site/index.html", b"<h1>imported</h1>")])
+    target = tmp_path / "restored-import"
+    response = upload(api(operator_a), "import", "external_backup.tar.gz", archive, auto_restore="true",
+                      create_backup_before="true", target_path=str(target))
+    assert response.status_code == 200, response.content
+    body = response.json()
+    op = Operation.objects.get(public_id=body["import_id"])
+    run_import(op.pk)
+    op.refresh_from_db()
+    assert op.status == "completed", op.error_message
+
+    pre = Backup.objects.get(pk=op.details["pre_import_backup_id"])
+    assert pre.status == "completed" and pre.trigger == "pre_restore" and pre.application_id == app.pk
+    assert pre.name.startswith("pre_import_") and pre.stored_bytes > 0
+
+    restore = Restore.objects.get(operation__public_id=op.details["restore_id"])
+    assert restore.backup_id == body["backup_id"] and restore.target_path == str(target)
+    run_restore(restore.operation_id)
+    restore.refresh_from_db()
+    assert restore.status == "completed", restore.error_message
+    assert (target / "site" / "index.html").read_bytes() == b"<h1>imported</h1>"
