@@ -118,10 +118,11 @@ def operation_finish(*, op: Operation, status: str, error: str = "", details: di
     op.status = status
     op.finished_at = timezone.now()
     op.error_message = error[:5000]
+    totals: dict[str, int] = {}
     if status == OperationStatus.COMPLETED:
         op.progress = 100
         if op.bytes_total is None and op.bytes_done:  # the work had no estimate: its total is what it did
-            op.bytes_total = op.bytes_done
+            op.bytes_total = totals["bytes_total"] = op.bytes_done
     if step is not None:
         op.step = step
     if details:
@@ -130,8 +131,11 @@ def operation_finish(*, op: Operation, status: str, error: str = "", details: di
         op.errors = op.errors + 1
     with_db_retry(lambda: Operation.objects.filter(pk=op.pk).update(
         status=op.status, finished_at=op.finished_at, error_message=op.error_message, progress=op.progress,
-        step=op.step, details=op.details, errors=op.errors, heartbeat_at=op.finished_at, bytes_total=op.bytes_total),
+        step=op.step, details=op.details, errors=op.errors, heartbeat_at=op.finished_at),
         what=f"recording the outcome of operation {op.public_id}")
+    if totals:  # only where no total was recorded (another copy of the row may have had one)
+        with_db_retry(lambda: Operation.objects.filter(pk=op.pk, bytes_total__isnull=True).update(**totals),
+                      what=f"recording the total of operation {op.public_id}")
     from ..progress import progress_event
 
     publish(tenant_id=op.tenant_id, event=progress_event(op))
