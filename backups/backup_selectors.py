@@ -218,7 +218,8 @@ def backup_storage_totals(*, tenant: TenantScope) -> dict[str, int]:
 
 def backup_estimate(*, tenant: TenantScope, application=None, components: list[str] | None = None) -> dict:
     """Size and duration of the latest completed backup of the same application and
-    components: what the next one will probably take (``None`` when there is none)."""
+    components (or, when there is none, of the application's latest backup): what the next one
+    will probably take (``None`` when the application has no completed backup)."""
     qs = Backup.objects.for_tenant(tenant).filter(status=BackupStatus.COMPLETED, application=application)
     fields = ("stored_bytes", "size_bytes", "started_at", "completed_at")
     last = None
