@@ -24,6 +24,7 @@ from backupplatform.errors import (
     TooManyOperations,
     ValidationFailed,
 )
+from backupplatform.isotime import utc_now_iso
 from backups.models import (
     Application,
     Backup,
@@ -57,24 +58,24 @@ COMPRESSIONS = ("gzip", "zstd", "none")
 # --- validation helpers -----------------------------------------------------------------------
 
 
-def _fail(field: str, message: str, aliases: dict | None) -> ValidationFailed:
-    return ValidationFailed(details={(aliases or {}).get(field, field): [message]})
+def _fail(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(details={field: [message]})
 
 
-def _apply_schedule(job: BackupJob, aliases: dict | None) -> None:
+def _apply_schedule(job: BackupJob) -> None:
     """Validate the job's schedule fields and store the effective cron in ``cron_expression``."""
     try:
         validate_timezone(job.timezone)
     except ValueError as exc:
-        raise _fail("timezone", str(exc), aliases)
+        raise _fail("timezone", str(exc))
     kind = job.schedule_type
     if kind in (ScheduleType.CRON, ScheduleType.CUSTOM):
         if not job.cron_expression:
-            raise _fail("cron_expression", "This field is required.", aliases)
+            raise _fail("cron_expression", "This field is required.")
         try:
             job.cron_expression = validate_cron(job.cron_expression)
         except ValueError as exc:
-            raise _fail("cron_expression", str(exc), aliases)
+            raise _fail("cron_expression", str(exc))
         job.schedule_time, job.days_of_week, job.day_of_month = None, [], None
         return
     time = job.schedule_time.strftime("%H:%M") if job.schedule_time else None
@@ -91,28 +92,27 @@ def _apply_schedule(job: BackupJob, aliases: dict | None) -> None:
             field = "day_of_month"
         elif "frequency" in message:
             field = "schedule_type"
-        raise _fail(field, message, aliases)
+        raise _fail(field, message)
 
 
-def _check_target(job: BackupJob, aliases: dict | None) -> None:
+def _check_target(job: BackupJob) -> None:
     tenant_id = job.tenant_id
     for field in ("server", "application", "storage", "retention_policy"):
         obj = getattr(job, field)
         if obj is not None and obj.tenant_id != tenant_id:
-            raise _fail(f"{field}_id", "Not found.", aliases)
+            raise _fail(f"{field}_id", "Not found.")
     if job.server is not None:
         if job.server.type not in (ServerType.POSTGRESQL, ServerType.MYSQL):
-            raise _fail("server_id", f"Server type {job.server.type} holds no database to back up.", aliases)
+            raise _fail("server_id", f"Server type {job.server.type} holds no database to back up.")
         if not job.database_name:
-            raise _fail("database_name", "This field is required.", aliases)
+            raise _fail("database_name", "This field is required.")
         job.db_type = job.server.type
     if (job.server is None) == (job.application is None):
-        raise _fail("server_id", "A job backs up either a server's database or an application.", aliases)
+        raise _fail("server_id", "A job backs up either a server's database or an application.")
     if job.options.get("encryption") is False:
-        raise _fail("options", "Backups are always encrypted (AES-256-GCM); encryption cannot be turned off.",
-                    aliases)
+        raise _fail("options", "Backups are always encrypted (AES-256-GCM); encryption cannot be turned off.")
     if not 1 <= int(job.priority) <= 10:
-        raise _fail("priority", "Must be between 1 and 10.", aliases)
+        raise _fail("priority", "Must be between 1 and 10.")
 
 
 def _path_application(*, tenant: Tenant, name: str, path: str) -> Application:
@@ -128,24 +128,25 @@ def _path_application(*, tenant: Tenant, name: str, path: str) -> Application:
                               sources=[{"type": "path", "path": path, "name": "files"}])
 
 
-def _save(job: BackupJob, aliases: dict | None) -> None:
-    # Checked first so every database gives the same answer (SQLite's IntegrityError text
-    # names columns, not constraints); the IntegrityError branch still covers races.
+def _conflict(job: BackupJob) -> Conflict | None:
     others = BackupJob.objects.exclude(pk=job.pk)
     if job.application_id and others.filter(application_id=job.application_id).exists():
-        raise Conflict("This application already has a backup policy", code="SCHEDULE_CONFLICT")
+        return Conflict("This application already has a backup policy", code="SCHEDULE_CONFLICT")
     if job.public_id and others.filter(tenant_id=job.tenant_id, public_id=job.public_id).exists():
-        raise Conflict("A schedule with this id already exists", code="SCHEDULE_CONFLICT")
+        return Conflict("A schedule with this id already exists", code="SCHEDULE_CONFLICT")
+    return None
+
+
+def _save(job: BackupJob) -> None:
+    # Checked first so every database gives the same answer; a writer that wins a race
+    # between the check and the save is found by asking the same questions again.
+    if conflict := _conflict(job):
+        raise conflict
     try:
         with transaction.atomic():
             job.save()
-    except IntegrityError as exc:
-        text = str(exc)
-        if "one_policy_per_application" in text or "backupjob.application_id" in text:
-            raise Conflict("This application already has a backup policy", code="SCHEDULE_CONFLICT")
-        if "unique_job_public_id" in text:
-            raise Conflict("A schedule with this id already exists", code="SCHEDULE_CONFLICT")
-        raise _fail("name", "A job with this name already exists.", aliases)
+    except IntegrityError:
+        raise _conflict(job) or _fail("name", "A job with this name already exists.") from None
 
 
 # --- jobs -------------------------------------------------------------------------------------
@@ -153,14 +154,15 @@ def _save(job: BackupJob, aliases: dict | None) -> None:
 
 def job_check(*, job: BackupJob) -> None:
     """Validate an unsaved job as the services would (admin forms); raises ``ValidationFailed``."""
-    _apply_schedule(job, None)
-    _check_target(job, None)
+    _apply_schedule(job)
+    _check_target(job)
 
 
 @transaction.atomic
-def job_create(*, tenant: Tenant, actor: Any = None, aliases: dict | None = None, **fields: Any) -> BackupJob:
+def job_create(*, tenant: Tenant, actor: Any = None, **fields: Any) -> BackupJob:
     """Create a job (beat dispatches it from ``next_run_at``). ``fields`` are model field names (model
-    instances for foreign keys); ``aliases`` renames fields in error details for a facade."""
+    instances for foreign keys); errors name model fields (a facade renames them:
+    ``backupplatform.errors.fields_renamed``)."""
     capabilities.require_feature(tenant)
     unknown = set(fields) - JOB_FIELDS
     if unknown:
@@ -169,9 +171,9 @@ def job_create(*, tenant: Tenant, actor: Any = None, aliases: dict | None = None
         fields["application"] = _path_application(tenant=tenant, name=fields.get("name", ""),
                                                    path=fields["source_path"])
     job = BackupJob(tenant=tenant, created_by=actor if getattr(actor, "pk", None) else None, **fields)
-    _apply_schedule(job, aliases)
-    _check_target(job, aliases)
-    _save(job, aliases)
+    _apply_schedule(job)
+    _check_target(job)
+    _save(job)
     beat.job_schedule(job=job)
     emit(action="job_create", tenant=tenant, resource_type="backup_job", resource_id=job.pk,
          details={"name": job.name, "cron": job.cron_expression, "timezone": job.timezone, "enabled": job.enabled})
@@ -179,7 +181,7 @@ def job_create(*, tenant: Tenant, actor: Any = None, aliases: dict | None = None
 
 
 @transaction.atomic
-def job_update(*, job: BackupJob, aliases: dict | None = None, **changes: Any) -> BackupJob:
+def job_update(*, job: BackupJob, **changes: Any) -> BackupJob:
     """Partial update; ``next_run_at`` follows the schedule, timezone and enabled flag."""
     if changes != {"enabled": False}:  # a workspace off the dedicated plan may still stop its jobs
         capabilities.require_feature(job.tenant)
@@ -196,9 +198,9 @@ def job_update(*, job: BackupJob, aliases: dict | None = None, **changes: Any) -
         changes.setdefault("cron_expression", "")
     for name, value in changes.items():
         setattr(job, name, value)
-    _apply_schedule(job, aliases)
-    _check_target(job, aliases)
-    _save(job, aliases)
+    _apply_schedule(job)
+    _check_target(job)
+    _save(job)
     beat.job_schedule(job=job)
     emit(action="job_update", tenant=job.tenant, resource_type="backup_job", resource_id=job.pk,
          details={"changed": sorted(changes), "cron": job.cron_expression, "enabled": job.enabled})
@@ -232,7 +234,7 @@ def _schedule_changes(schedule: dict) -> dict:
 @transaction.atomic
 def job_save(*, tenant: Tenant, public_id: str, actor: Any = None, create: bool = False,
              schedule: dict | None = None, storage_name: str | None = None, notifications: dict | None = None,
-             aliases: dict | None = None, **fields: Any) -> tuple[BackupJob, bool]:
+             **fields: Any) -> tuple[BackupJob, bool]:
     """Save the tenant's job named by its stable ``public_id``; returns ``(job, created)``.
 
     ``fields`` are model fields (``name``, ``enabled``, ``retention_count``...); ``schedule``
@@ -257,14 +259,14 @@ def job_save(*, tenant: Tenant, public_id: str, actor: Any = None, create: bool 
         changes["notifications"] = {**DEFAULT_NOTIFICATIONS, **notifications}
     job = BackupJob.objects.filter(tenant=tenant, public_id=public_id).first()
     if job is not None:
-        return job_update(job=job, aliases=aliases, **changes), False
+        return job_update(job=job, **changes), False
     if not create:
         raise NotFound(f"No schedule '{public_id}' in this workspace", code="SCHEDULE_NOT_FOUND",
                        details={"schedule_id": public_id})
     changes.setdefault("name", public_id.replace("_", " ").strip().capitalize() or "Schedule")
     if "schedule_type" not in changes:  # the seed's nightly example: daily at 02:00
         changes.update(schedule_type=ScheduleType.DAILY, schedule_time=changes.get("schedule_time") or dt_time(2, 0))
-    job = job_create(tenant=tenant, actor=actor, public_id=public_id, aliases=aliases,
+    job = job_create(tenant=tenant, actor=actor, public_id=public_id,
                      application=application_get_default(tenant=tenant), **changes)
     return job, True
 
@@ -349,7 +351,7 @@ def job_run(*, job: BackupJob, actor: Any = None, trigger: str = BackupTrigger.M
              details={"trigger": trigger, "backup_id": op.backup_id, "operation_id": op.public_id})
     publish(tenant_id=job.tenant_id, stream="notifications", event={
         "type": "schedule_event", "schedule_id": job.public_id, "event": "started", "backup_id": op.backup_id,
-        "timestamp": timezone.now().isoformat().replace("+00:00", "Z")})
+        "timestamp": utc_now_iso(micro=True)})
     return op
 
 
