@@ -6,6 +6,7 @@ Modes: ``local`` (``make run``: SQLite + embedded Redis defaults), ``production`
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,9 +14,34 @@ import environ
 from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = BASE_DIR / "var"
+# The platform's state (SQLite, embedded Redis, generated keys); ``make run`` uses the same.
+VAR_DIR = Path(os.environ.get("PLATFORM_VAR_DIR") or BASE_DIR / "var")
 
 env = environ.Env()
+
+
+def running_instance_env(var_dir: Path) -> dict[str, str]:
+    """What a running ``make run`` recorded in ``var/run.env`` (its Redis, and its database
+    when not the default), if that process is still alive; ``{}`` otherwise."""
+    try:
+        text = (var_dir / "run.env").read_text()
+    except OSError:
+        return {}
+    values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+    try:
+        os.kill(int(values.get("RUNNER_PID", "")), 0)
+    except (ValueError, ProcessLookupError, PermissionError, OverflowError):
+        return {}
+    return values
+
+
+# A management command started beside ``make run`` without REDIS_URL/DATABASE_URL joins that
+# instance, so its progress reaches the dashboards (tests never do: they get their own).
+RUNNING_INSTANCE = ({} if os.environ.get("DJANGO_SETTINGS_MODULE", "").endswith(".test")
+                    else running_instance_env(VAR_DIR))
+for _key in ("REDIS_URL", "DATABASE_URL", "CHANNEL_PREFIX"):
+    if not os.environ.get(_key) and RUNNING_INSTANCE.get(_key):
+        os.environ[_key] = RUNNING_INSTANCE[_key]
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env("SECRET_KEY", default="")
