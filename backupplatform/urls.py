@@ -57,6 +57,7 @@ urlpatterns = [
     # Admin sign-in with a second factor where required (tenants/signin.py), before the admin's own.
     path("admin/login/", signin.SignInView.as_view(), name="signin-login"),
     path("admin/two-factor/", signin.TwoFactorView.as_view(), name="signin-two-factor"),
+    path("admin/two-factor/setup/", signin.TwoFactorSetupView.as_view(), name="signin-two-factor-setup"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

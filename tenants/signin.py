@@ -37,6 +37,7 @@ from . import services
 
 PENDING = "signin_pending"
 PENDING_SECONDS = 300
+SETUP_DEVICE = "signin_setup_device"
 OIDC_BACKEND = "tenants.oidc.TenantOIDCBackend"
 
 
@@ -127,6 +128,54 @@ class TwoFactorView(View):
                            tenants=[t.name for t in services.two_factor_tenants(user)])
         response = render(request, self.template_name, context)
         add_never_cache_headers(response)  # the enrolment page shows the seed once: never cached
+        return response
+
+
+@method_decorator([sensitive_post_parameters("token"), csrf_protect], name="dispatch")
+class TwoFactorSetupView(View):
+    """``/admin/two-factor/setup/``: a signed-in user adds an authenticator of their own
+    accord (from then on every sign-in asks for its code)."""
+
+    template_name = "signin/two_factor.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        if not (request.user.is_authenticated and request.user.is_active and request.user.is_staff):
+            return redirect_to_login(request.get_full_path())
+        return super().dispatch(request, *args, **kwargs)
+
+    def get(self, request):
+        return self._page(request)
+
+    def post(self, request):
+        device_id = request.session.get(SETUP_DEVICE)
+        device = services.totp_enrolment_confirm(user=request.user, device_id=device_id or 0,
+                                                 token=request.POST.get("token", ""))
+        if device is None:
+            return self._page(request, error="That code is not valid. Enter the current 6-digit code "
+                                             "from your authenticator app.")
+        request.session.pop(SETUP_DEVICE, None)
+        otp_login(request, device)
+        return redirect(settings.LOGIN_REDIRECT_URL)
+
+    def _page(self, request, error: str = ""):
+        user = request.user
+        context = {**_admin_context(request), "title": "Two-factor authentication", "error": error,
+                   "username": user.get_username()}
+        if services.two_factor_enrolled(user):
+            context["already_enrolled"] = True
+        else:
+            from django_otp.plugins.otp_totp.models import TOTPDevice
+
+            device = TOTPDevice.objects.filter(pk=request.session.get(SETUP_DEVICE) or 0, user=user,
+                                               confirmed=False).first()
+            if device is None:
+                device = services.totp_enrolment_start(user=user)
+                request.session[SETUP_DEVICE] = device.pk
+            uri = device.config_url
+            context.update(enrol=True, otpauth_uri=uri, qr_svg=segno.make(uri, error="m").svg_inline(scale=4),
+                           secret=base64.b32encode(device.bin_key).decode())
+        response = render(request, self.template_name, context)
+        add_never_cache_headers(response)
         return response
 
 

@@ -284,3 +284,21 @@ def test_the_identity_provider_is_the_source_of_memberships(tenant_a, tenant_b):
     assert dict(Membership.objects.filter(user=member).values_list("tenant__slug", "role")) == {"bravo": "viewer"}
     assert services.oidc_tenant_roles("alpha:operator bravo:admin") == {tenant_a: "operator", tenant_b: "admin"}
     assert services.oidc_tenant_roles(None) == {} and services.oidc_tenant_roles([{"x": 1}, "a:b:c"]) == {}
+
+
+def test_a_signed_in_user_adds_an_authenticator_of_their_own_accord(tenant_a, admin_a):
+    type(admin_a).objects.filter(pk=admin_a.pk).update(is_staff=True)
+    client = Client()
+    assert client.get("/admin/two-factor/setup/").url.startswith("/admin/login/")
+    client.post("/admin/login/", {"username": "alice", "password": PASSWORD})
+    page = client.get("/admin/two-factor/setup/")
+    secret = re.search(r'id="totp-secret">([A-Z2-7=]+)<', page.content.decode()).group(1)
+    assert f'id="totp-secret">{secret}<' in client.get("/admin/two-factor/setup/").content.decode()  # same device
+    done = client.post("/admin/two-factor/setup/", {"token": code(secret)})
+    assert done.status_code == 302 and services.two_factor_enrolled(admin_a)
+    assert client.get("/admin/").status_code == 200  # this session carries the second factor now
+    assert "already protects" in client.get("/admin/two-factor/setup/").content.decode()
+    # From now on the password alone is not enough.
+    other = Client()
+    response = other.post("/admin/login/", {"username": "alice", "password": PASSWORD})
+    assert response.url == "/admin/two-factor/" and other.get("/admin/").status_code == 302
