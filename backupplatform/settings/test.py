@@ -22,7 +22,7 @@ def _isolate_xdist_worker() -> None:
     os.environ["REDIS_URL"] = urlunsplit(url._replace(path=f"/{database}"))
     os.environ.pop("CELERY_BROKER_URL", None)
     os.environ.pop("CELERY_RESULT_BACKEND", None)
-    var = Path(__file__).resolve().parents[2] / "var"
+    var = Path(os.environ.get("PLATFORM_VAR_DIR") or Path(__file__).resolve().parents[2] / "var")
     for name, default in (("BACKUP_LOCAL_ROOT", var / "backups"), ("IMPORT_STAGING_ROOT", var / "staging")):
         os.environ[name] = f"{os.environ.get(name) or default}-{worker}"
     os.environ["BP_XDIST_ISOLATED"] = worker
