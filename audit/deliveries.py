@@ -302,8 +302,9 @@ def delivery_attempt(*, delivery_id: int) -> float | None:
     now = timezone.now()
     fields: dict[str, Any] = {"last_status_code": result.status_code, "last_error": "" if result.ok else result.detail}
     if result.ok:
-        Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.DELIVERED, delivered_at=now, **fields)
-        _destination_succeeded(delivery, now)
+        with transaction.atomic():  # whoever sees the delivery delivered sees its destination healthy
+            Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.DELIVERED, delivered_at=now, **fields)
+            _destination_succeeded(delivery, now)
         return None
     countdown = retry_countdown(attempts, result.retry_after) if result.transient else None
     if countdown is not None and delivery.give_up_at and now + timedelta(seconds=countdown) <= delivery.give_up_at:
@@ -314,7 +315,8 @@ def delivery_attempt(*, delivery_id: int) -> float | None:
         return countdown
     if result.transient:
         fields["last_error"] = f"gave up after {attempts} attempt(s): {result.detail}"[:1000]
-    Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.FAILED, **fields)
+    with transaction.atomic():
+        Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.FAILED, **fields)
+        _destination_failed(delivery, fields["last_error"], now)
     logger.warning("delivery %s failed for good: %s", delivery.pk, fields["last_error"])
-    _destination_failed(delivery, fields["last_error"], now)
     return None

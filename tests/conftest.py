@@ -89,3 +89,24 @@ def client_for(user=None, *, api_key: str | None = None, workspace: str | None =
 def api():
     """``api(user)`` -> an authenticated APIClient (JWT); ``api()`` anonymous."""
     return client_for
+
+
+# --- summaries printed at the end of a run (also under pytest-xdist: the controller process
+# collects no test, so it loads no conftest below this one) ---------------------------------
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    from tests.fuzz.conftest import merge_worker_output
+
+    data = getattr(node, "workeroutput", {}).get("api_fuzzing")
+    if data:
+        merge_worker_output(data)
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.examples.conftest import examples_summary
+    from tests.fuzz.conftest import fuzz_summary
+
+    examples_summary(terminalreporter)
+    fuzz_summary(terminalreporter)

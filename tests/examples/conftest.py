@@ -99,7 +99,8 @@ def fresh_world(tenant_a, admin_a, tmp_path, s3_bucket, example_database) -> Wor
     return World(tenant=tenant_a, admin=admin_a, tmp_path=tmp_path, s3=s3_bucket, database=example_database)
 
 
-def pytest_terminal_summary(terminalreporter):
+def examples_summary(terminalreporter) -> None:
+    """Printed by the root conftest (also under pytest-xdist, where this process collected nothing)."""
     counts: dict[str, Counter] = {}
     for outcome in ("passed", "failed", "skipped", "error"):
         for report in terminalreporter.stats.get(outcome, []):

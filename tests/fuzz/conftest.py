@@ -229,19 +229,21 @@ def record(suite: str, operation: str, status: int) -> None:
     run["by_operation"].setdefault(operation, Counter())[status] += 1
 
 
-SUITES = {"test_openapi_fuzz.py": "schemathesis", "test_odd_input.py": "odd input"}
+SUITES = {"test_odd_input.py": "odd input"}
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
     started = time.monotonic()
     yield
-    suite = SUITES.get(Path(str(item.fspath)).name)
+    name = Path(str(item.fspath)).name
+    suite = "schemathesis" if name.startswith("test_openapi_fuzz_") else SUITES.get(name)
     if suite is not None:
         RUN.setdefault(suite, {"by_operation": {}, "seconds": 0.0})["seconds"] += time.monotonic() - started
 
 
-def pytest_terminal_summary(terminalreporter):
+def fuzz_summary(terminalreporter) -> None:
+    """Printed by the root conftest (also under pytest-xdist, from what the workers sent)."""
     if not RUN:
         return
     terminalreporter.write_sep("-", "API fuzzing")
@@ -257,3 +259,30 @@ def pytest_terminal_summary(terminalreporter):
         if os.environ.get("FUZZ_STATUS_TABLE"):
             for operation, counts in sorted(run["by_operation"].items()):
                 terminalreporter.write_line(f"  {operation}: {dict(sorted(counts.items()))}")
+
+
+def pytest_sessionfinish(session):
+    """A pytest-xdist worker hands its counts to the controller (``tests/conftest.py``)."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None and RUN:
+        output["api_fuzzing"] = {suite: {"seconds": run["seconds"],
+                                         "by_operation": {op: dict(c) for op, c in run["by_operation"].items()}}
+                                 for suite, run in RUN.items()}
+
+
+def merge_worker_output(data: dict) -> None:
+    for suite, run in data.items():
+        mine = RUN.setdefault(suite, {"by_operation": {}, "seconds": 0.0})
+        mine["seconds"] += run["seconds"]
+        for operation, counts in run["by_operation"].items():
+            mine["by_operation"].setdefault(operation, Counter()).update({int(k): v for k, v in counts.items()})
+
+
+
+def pytest_collection_modifyitems(items):
+    """schemathesis gives every operation's item the test function's node id; pytest-xdist
+    tells items apart by node id (and would run only the first), so each gets its operation."""
+    for item in items:
+        label = getattr(item, "operation_label", None)
+        if label and not item.nodeid.endswith("]"):
+            item._nodeid = f"{item.nodeid}[{label}]"

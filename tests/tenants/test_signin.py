@@ -205,7 +205,7 @@ def oidc_provider(tmp_path):
         env.pop("DJANGO_SETTINGS_MODULE", None)
         log = tmp_path / "idp.log"
         args = [sys.executable, "-m", "tests.support.oidc_provider.serve", "--port", str(port), "--client-id",
-                client_id, "--client-secret", client_secret, "--redirect-uri", redirect_uri]
+                client_id, f"--client-secret={client_secret}", "--redirect-uri", redirect_uri]
         for user in users:
             args += ["--user", user]
         proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)

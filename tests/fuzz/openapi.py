@@ -1,4 +1,5 @@
-"""Every operation of ``/api/schema/`` fuzzed with schemathesis, as alpha's admin, against the
+"""Fuzzing every operation of ``/api/schema/`` with schemathesis (the ``test_openapi_fuzz_*``
+modules, one per group of facades so pytest-xdist spreads them), as alpha's admin, against the
 real WSGI application and database: no server error, and every answer (successes and
 errors alike) has a documented status code, content type and body schema.
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -27,8 +27,6 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from .conftest import BODY_IDS, RUN, WSGI_APP, World, real_path_kind, record
-
-pytestmark = [pytest.mark.django_db, pytest.mark.fuzz]
 
 # Small and derandomized for CI; FUZZ_MAX_EXAMPLES=200 for a deeper run by hand.
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "12"))
@@ -81,13 +79,11 @@ def load_schema():
     return schema
 
 
-schema = load_schema()
+SETTINGS = settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
+                    suppress_health_check=list(HealthCheck))
 
 
-@schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
-          suppress_health_check=list(HealthCheck))
-def test_operation_is_documented_and_never_a_server_error(case, fuzz_world):
+def check_operation(case, fuzz_world) -> None:
     case.path_parameters = resolve(case.path_parameters, fuzz_world)
     case.body = resolve(case.body, fuzz_world)
     # Every other example authenticates with the workspace's admin API key instead of a JWT.
