@@ -193,7 +193,7 @@ def render_pdf(data: dict[str, Any]) -> bytes:
                          "passed" if d["passed"] else "failed"])
             result_styles.append(("TEXTCOLOR", (7, index), (7, index), green if d["passed"] else red))
         table = Table(rows, colWidths=[13 * mm, 40 * mm, 15 * mm, 30 * mm, 18 * mm, 18 * mm, 20 * mm, 16 * mm],
-                      repeatRows=1, style=grid)
+                      repeatRows=1, style=grid, hAlign="LEFT")
         table.setStyle(TableStyle(result_styles))
         story.append(table)
         if data["truncated"]:
