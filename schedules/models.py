@@ -23,7 +23,7 @@ class RetentionPolicy(TenantOwnedModel):
     keep_weekly = models.PositiveIntegerField(null=True, blank=True)
     keep_monthly = models.PositiveIntegerField(null=True, blank=True)
     keep_yearly = models.PositiveIntegerField(null=True, blank=True)
-    # The safety net: never delete the last N successful, verified backups.
+    # The safety net: never delete the last N successful backups whose verification or drill passed.
     min_verified_kept = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -261,3 +261,23 @@ def test_a_drill_schedule_sets_the_next_drill_and_beat_takes_it_once(tenant_a, a
     drills.drill_configure(job=job, cron_expression="")
     job.refresh_from_db()
     assert job.drill_next_run_at is None
+
+
+def test_the_retention_safety_net_keeps_only_backups_whose_drill_passed(tenant_a, app_a, storage_a):
+    job = services.job_create(tenant=tenant_a, name="files", application=app_a, storage=storage_a,
+                              schedule_type="custom", cron_expression="0 3 * * *", retention_count=1)
+    oldest, middle, newest = run_backup(job), run_backup(job), run_backup(job)
+
+    def doomed() -> list[int]:
+        return sorted(services.cleanup_analyse(tenant=tenant_a, job=job).backup_ids)
+
+    assert doomed() == [oldest.pk, middle.pk]  # nothing proven restorable: no safety net
+    drills.drill_configure(job=job, assertions=[{"type": "file", "path": "f0.txt"}])
+    assert drill_now(job, backup=oldest).passed is True
+    assert doomed() == [middle.pk]  # the drilled backup is the proven restore point
+    drills.drill_configure(job=job, assertions=[{"type": "file", "path": "missing.txt"}])
+    assert drill_now(job, backup=oldest).passed is False
+    assert doomed() == [oldest.pk, middle.pk]  # its latest drill failed: no longer counted
+    drills.drill_configure(job=job, assertions=[])
+    assert drill_now(job, backup=middle).passed is True
+    assert doomed() == [oldest.pk]
