@@ -25,7 +25,7 @@ did pass, and records ``drill_failed``, which notifies like a failed backup (eve
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -34,11 +34,14 @@ from django.utils import timezone
 from audit.services import emit, publish
 from backupplatform.errors import Conflict, NotFound, ValidationFailed
 from backups.models import Backup, BackupStatus, Server, ServerType
+from backups.services.operations import OperationHeartbeat
 from backups.services.scratch import (
     ScratchCopy,
     ScratchError,
     assertions_run,
     assertions_validate,
+    new_token,
+    scratch_discard,
     scratch_restore,
 )
 from tenants import capabilities
@@ -185,8 +188,19 @@ def drill_run(*, drill_id: int) -> Drill | None:
     worker has it. Never raises for what the drill finds: the row says it."""
     now = timezone.now()
     if not Drill.objects.filter(pk=drill_id, status=DrillStatus.PENDING).update(status=DrillStatus.RUNNING,
-                                                                               started_at=now):
+                                                                               started_at=now, heartbeat_at=now):
         return None
+    with DrillHeartbeat(drill_id):
+        return _run(drill_id, now)
+
+
+class DrillHeartbeat(OperationHeartbeat):
+    """Beats on the drill's row while this process runs it (see ``drill_reap``)."""
+
+    model = Drill
+
+
+def _run(drill_id: int, now: datetime) -> Drill:
     drill = Drill.objects.select_related("tenant", "job", "job__drill_server", "backup", "backup__tenant",
                                          "backup__server", "backup__storage", "backup__application").get(pk=drill_id)
     drill.started_at = now
@@ -196,6 +210,11 @@ def drill_run(*, drill_id: int) -> Drill | None:
                        else f"Backup {drill.backup_ref} is gone or no longer completed")
     if drill.backup_taken_at:
         drill.rpo_seconds = round((now - drill.backup_taken_at).total_seconds(), 3)
+    # The scratch copy's names, recorded before it exists: a worker killed meanwhile leaves
+    # names that drill_reap finds.
+    token, label = new_token(), f"drill-{drill.pk}"
+    drill.scratch = {"token": token, "label": label, "server_id": job.drill_server_id if job else None}
+    Drill.objects.filter(pk=drill.pk).update(scratch=drill.scratch)
     copy = ScratchCopy(backup=backup)
     results: list[dict] = []
     error = ""
@@ -203,7 +222,7 @@ def drill_run(*, drill_id: int) -> Drill | None:
     try:
         assertions = assertions_validate(job.drill_assertions if job else [])
         with scratch_restore(backup=backup, scratch_server=job.drill_server if job else None,
-                             label=f"drill-{drill.pk}", copy=copy):
+                             label=label, copy=copy, token=token):
             results.append({"type": "checksum", "expect": backup.checksum, "actual": copy.checksum,
                             "passed": bool(copy.checksum_matches),
                             "error": None if copy.checksum_matches else "The stored artifact does not match "
@@ -217,7 +236,7 @@ def drill_run(*, drill_id: int) -> Drill | None:
     drill.rto_seconds = copy.restore_seconds
     drill.checksum_verified = copy.checksum_matches
     drill.assertions = results
-    drill.scratch = copy.describe()
+    drill.scratch = {**drill.scratch, **copy.describe()}
     if not error and not all(r["passed"] for r in results):
         failed = [r for r in results if not r["passed"]]
         error = f"{len(failed)} of {len(results)} assertion(s) failed: " + "; ".join(
@@ -254,3 +273,36 @@ def _finish(drill: Drill, *, error: str, judged: bool = False) -> Drill:
         publish(tenant_id=drill.tenant_id, event={"type": "drill_completed" if passed else "drill_failed",
                                                   "drill_id": drill.pk, **details})
     return drill
+
+
+def drill_reap(*, now: datetime | None = None) -> list[int]:
+    """Fail running drills whose worker died (no heartbeat for ``OPERATION_HEARTBEAT_TIMEOUT``
+    seconds) and drop the scratch copies they may have left. Beat runs it every minute
+    (``schedules.tasks.reap_drills``); the failure is notified like any failed drill."""
+    from django.conf import settings
+
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=getattr(settings, "OPERATION_HEARTBEAT_TIMEOUT", 60))
+    reaped: list[int] = []
+    for drill in Drill.objects.filter(status=DrillStatus.RUNNING, heartbeat_at__lt=stale).select_related(
+            "tenant", "backup", "backup__tenant", "backup__server", "backup__application"):
+        # Claimed again: only one reaper fails it, and never a drill that just beat.
+        if not Drill.objects.filter(pk=drill.pk, status=DrillStatus.RUNNING, heartbeat_at__lt=stale).update(
+                status=DrillStatus.FAILED, completed_at=now):
+            continue
+        scratch = dict(drill.scratch or {})
+        error = "The worker running this drill stopped before it finished"
+        if drill.backup is not None and scratch.get("token"):
+            server = Server.objects.filter(tenant_id=drill.tenant_id, pk=scratch.get("server_id")).first()
+            copy = scratch_discard(backup=drill.backup, scratch_server=server, token=scratch["token"],
+                                   label=scratch.get("label") or f"drill-{drill.pk}")
+            scratch.update(copy.describe())
+            if copy.cleanup_errors:
+                error += "; the scratch copy could not be removed: " + "; ".join(copy.cleanup_errors)
+        else:
+            scratch["dropped"] = True
+        drill.scratch = scratch
+        _finish(drill, error=error)
+        logger.warning("drill %s: worker lost; failed and its scratch copy discarded", drill.pk)
+        reaped.append(drill.pk)
+    return reaped

@@ -225,6 +225,9 @@ class Drill(TenantOwnedModel):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Refreshed while a worker runs the drill; a running drill whose heartbeat stopped is
+    # failed by ``drill_reap`` and its scratch copy dropped (its names are in ``scratch``).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -93,3 +93,11 @@ def run_drill(drill_id: int) -> None:
     from schedules.drills import drill_run
 
     drill_run(drill_id=drill_id)
+
+
+@shared_task(name="schedules.tasks.reap_drills", ignore_result=True, soft_time_limit=600, time_limit=660)
+def reap_drills() -> list[int]:
+    """Beat (every minute): fail drills whose worker died and drop their scratch copies."""
+    from schedules.drills import drill_reap
+
+    return drill_reap()

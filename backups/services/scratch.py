@@ -100,6 +100,42 @@ class _HashingReader:
         return data
 
 
+def new_token() -> str:
+    return secrets.token_hex(4)
+
+
+def _scratch_names(backup: Backup, scratch_server: Server | None, token: str) -> list[engines.ConnectionParams]:
+    """Every database a scratch restore of ``backup`` with ``token`` creates (or would)."""
+    if backup.db_type:
+        server = _same_type(scratch_server, backup.db_type) or backup.server
+        return [connection_params(server, _scratch_db_name(f"bp_drill_{backup.pk}_{token}"))] if server else []
+    found = []
+    bundle = backup.manifest.get("bundle", {}) or {}
+    for item in bundle.get("sources") or backup.manifest.get("source", {}).get("sources", []) or []:
+        if item.get("type") not in (SourceType.POSTGRESQL, SourceType.MYSQL) or backup.application is None:
+            continue
+        source = backup.application.sources.filter(name=item.get("name")).select_related("server").first()
+        server = _same_type(scratch_server, item["type"]) or (source.server if source else None)
+        if server is not None:
+            found.append(connection_params(server, _scratch_db_name(f"{item['database']}_bpdrill_{token}")))
+    return found
+
+
+def scratch_discard(*, backup: Backup, scratch_server: Server | None, token: str, label: str) -> ScratchCopy:
+    """Drop what a scratch restore with ``token`` and ``label`` may have left (its process
+    died before its own cleanup). Idempotent; the result says what failed to go."""
+    copy = ScratchCopy(backup=backup)
+    databases = _scratch_names(backup, scratch_server, token)
+    for root in confinement.tenant_roots(backup.tenant):
+        candidate = os.path.join(root, DRILL_FOLDER, label)
+        if os.path.isdir(candidate) and confinement.check_data_path(backup.tenant, candidate) is None:
+            copy.folder = candidate
+            break
+    _drop(copy, databases)
+    copy.databases = {p.database: p for p in databases}
+    return copy
+
+
 def scratch_folder_for(tenant: Tenant, label: str) -> str:
     """A new folder for a drill's files inside the tenant's own folders (the first root where
     the platform may restore), e.g. ``<root>/.bp-drills/<label>``."""
@@ -121,14 +157,16 @@ def _same_type(server: Server | None, kind: str) -> Server | None:
 
 @contextlib.contextmanager
 def scratch_restore(*, backup: Backup, scratch_server: Server | None = None, label: str | None = None,
-                    copy: ScratchCopy | None = None) -> Iterator[ScratchCopy]:
+                    copy: ScratchCopy | None = None, token: str | None = None) -> Iterator[ScratchCopy]:
     """Restore ``backup`` into scratch copies; yield them; drop them on the way out.
 
     Raises :class:`ScratchError` (or the engine's error) when the restore fails; the copies
     made so far are dropped all the same. Pass ``copy`` to read what was made and dropped
-    even when the restore raised.
+    even when the restore raised. The names follow from ``token`` and ``label``
+    (:func:`new_token`): record them first, and :func:`scratch_discard` finds the copies
+    of a process that died before it could drop them.
     """
-    token = secrets.token_hex(4)
+    token = token or new_token()
     label = label or f"backup-{backup.pk}-{token}"
     copy = copy if copy is not None else ScratchCopy(backup=backup)
     made_databases: list[engines.ConnectionParams] = []

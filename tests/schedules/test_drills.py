@@ -282,3 +282,29 @@ def test_the_retention_safety_net_keeps_only_backups_whose_drill_passed(tenant_a
     drills.drill_configure(job=job, assertions=[])
     assert drill_now(job, backup=middle).passed is True
     assert doomed() == [oldest.pk]
+
+
+@needs_pg
+def test_a_drill_whose_worker_died_is_failed_and_its_scratch_database_dropped(pg_job, tenant_a):
+    backup = run_backup(pg_job)
+    Backup.objects.filter(pk=backup.pk).update(verified=True)
+    long_ago = timezone.now() - timedelta(minutes=10)
+    dead = Drill.objects.create(tenant=tenant_a, job=pg_job, job_name=pg_job.name, backup=backup,
+                                backup_ref=backup.pk, status="running", started_at=long_ago, heartbeat_at=long_ago)
+    Drill.objects.filter(pk=dead.pk).update(scratch={"token": "deadbeef", "label": f"drill-{dead.pk}"})
+    alive = Drill.objects.create(tenant=tenant_a, job=pg_job, job_name=pg_job.name, backup=backup,
+                                 backup_ref=backup.pk, status="running", started_at=long_ago,
+                                 heartbeat_at=timezone.now())
+    left_behind = f"bp_drill_{backup.pk}_deadbeef"
+    with psycopg.connect(dbname="postgres", host="127.0.0.1", user="postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{left_behind}"')
+    assert drills.drill_reap() == [dead.pk]
+    dead.refresh_from_db()
+    assert dead.status == "failed" and dead.passed is False
+    assert dead.error_message == "The worker running this drill stopped before it finished"
+    assert dead.scratch["dropped"] is True and not pg_database_exists(left_behind)
+    assert AuditEvent.objects.filter(action="drill_failed", resource_id=str(dead.pk)).exists()
+    assert Drill.objects.get(pk=alive.pk).status == "running"  # still beating: left alone
+    backup.refresh_from_db()
+    assert backup.verified is True  # a lost worker says nothing about the backup
+    assert drills.drill_reap() == []
