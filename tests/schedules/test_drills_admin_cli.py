@@ -78,3 +78,34 @@ def test_admin_runs_a_drill_and_staff_download_only_their_workspaces_evidence(jo
 
 def tenant_a_id(user) -> int:
     return user.memberships.get().tenant_id
+
+
+def _form_data(job) -> dict:
+    from django.forms.models import model_to_dict
+
+    from schedules.admin import BackupJobForm
+
+    data = model_to_dict(job, fields=BackupJobForm._meta.fields)
+    for name in ("days_of_week", "retention", "options", "notifications", "components", "drill_assertions"):
+        if name in data:
+            data[name] = json.dumps(data[name])
+    return {k: "" if v is None else v for k, v in data.items()}
+
+
+def test_the_admin_job_form_sets_the_drill_schedule_through_the_service(job, superuser):
+    client = Client()
+    client.force_login(superuser)
+    url = f"/admin/schedules/backupjob/{job.pk}/change/"
+    bad = {**_form_data(job), "drill_assertions": json.dumps([{"type": "sql", "sql": "DELETE FROM items"}]),
+           "drill_cron_expression": "0 5 * * 0"}
+    page = client.post(url, bad)
+    assert page.status_code == 200 and "read-only SELECT" in page.content.decode()
+    job.refresh_from_db()
+    assert job.drill_cron_expression == "" and job.drill_next_run_at is None
+    good = {**_form_data(job), "drill_cron_expression": "0 5 * * 0",
+            "drill_assertions": json.dumps([{"type": "file", "path": "f0.txt"}])}
+    response = client.post(url, good)
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    job.refresh_from_db()
+    assert job.drill_cron_expression == "0 5 * * 0" and job.drill_next_run_at is not None
+    assert job.drill_assertions == [{"type": "file", "path": "f0.txt"}]
