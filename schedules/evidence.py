@@ -87,11 +87,18 @@ def evidence_data(*, tenant: Tenant, start: date, end: date) -> dict[str, Any]:
 
 
 def evidence_generate(*, tenant: Tenant, format: str = "pdf", start: date | None = None, end: date | None = None,
-                      actor: Any = None) -> Report:
-    """The workspace's drill evidence for ``start``..``end`` (UTC days; default the last 30)."""
+                      actor: Any = None, location: str = "body") -> Report:
+    """The workspace's drill evidence for ``start``..``end`` (UTC days; default the last 30).
+    ``location`` says where the caller's fields are, for its validation errors (``query``)."""
     if format not in FORMATS:
-        raise ValidationFailed(details={"format": [f"Use one of: {', '.join(FORMATS)}."]})
-    start, end = report_range(start, end)
+        raise ValidationFailed(details={"format": [f"Use one of: {', '.join(FORMATS)}."]}, location=location)
+    for name, value in (("start_date", start), ("end_date", end)):
+        if value is not None and not date(1970, 1, 1) <= value <= date(9999, 12, 30):
+            raise ValidationFailed(details={name: ["Must be between 1970-01-01 and 9999-12-30."]}, location=location)
+    try:
+        start, end = report_range(start, end)
+    except ValidationFailed as exc:
+        raise ValidationFailed(exc.message, details=exc.details, location=location) from None
     data = evidence_data(tenant=tenant, start=start, end=end)
     filename = f"drill_evidence_{tenant.slug}_{start:%Y%m%d}_{end:%Y%m%d}.{format}"
     emit(action="drill_evidence_export", tenant=tenant, resource_type="report", resource_id=filename, actor=actor,

@@ -166,8 +166,9 @@ def test_other_workspaces_drills_and_schedules_are_not_found(api, files_job, adm
 
 @pytest.mark.parametrize("query", ["format=xml", "start_date=yesterday", "end_date=2026-13-01",
                                    "start_date=2026-05-02&end_date=2026-05-01", "start_date=2020-01-01&end_date=2026-01-01",
-                                   "colour=red"])
+                                   "colour=red", "end_date=9999-12-31", "end_date=0001-01-05"])
 def test_bad_evidence_queries_are_422(api, viewer_a, query):
     response = api(viewer_a).get(f"/api/v1/drills/evidence?{query}")
     assert response.status_code == 422, response.content
-    assert response.json()["code"] == "VALIDATION_ERROR"
+    body = response.json()
+    assert body["code"] == "VALIDATION_ERROR" and all(item["loc"][0] == "query" for item in body["detail"]), body

@@ -210,7 +210,7 @@ class DrillEvidenceView(PlatformView):
         params = request.query_params
         report = evidence_generate(tenant=tenant, format=params.get("format") or "pdf",
                                    start=_date(params.get("start_date")), end=_date(params.get("end_date")),
-                                   actor=request.user)
+                                   actor=request.user, location="query")
         response = StreamingHttpResponse(report.chunks, content_type=report.content_type)
         response["Content-Disposition"] = f'attachment; filename="{report.filename}"'
         return response
