@@ -105,7 +105,7 @@ class BackupJobAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             saved = services.job_create(tenant=form.cleaned_data["tenant"], actor=request.user, **fields)
         drill = {name: form.cleaned_data.get(name) for name in DRILL_FIELDS if name in form.changed_data}
         if drill:
-            drills.drill_configure(job=saved, actor=request.user, **{
+            drills.drill_configure(job=saved, **{
                 {"drill_cron_expression": "cron_expression", "drill_assertions": "assertions",
                  "drill_server": "scratch_server"}[k]: v for k, v in drill.items()})
         obj.pk = saved.pk
@@ -253,7 +253,7 @@ class DrillAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             data = form.cleaned_data
             try:
                 report = evidence.evidence_generate(tenant=data["tenant"], format=data["format"],
-                                                    start=data["start_date"], end=data["end_date"], actor=request.user)
+                                                    start=data["start_date"], end=data["end_date"])
             except DomainError as exc:
                 form.add_error(None, f"{exc.message} {exc.details or ''}")
             else:

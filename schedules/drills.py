@@ -99,8 +99,7 @@ def drill_check(*, job: BackupJob, cron_expression: str | None = None, assertion
 
 @transaction.atomic
 def drill_configure(*, job: BackupJob, cron_expression: str | None = _UNSET, assertions: Any = _UNSET,
-                    scratch_server: Server | None = _UNSET, actor: Any = None,
-                    aliases: dict | None = None) -> BackupJob:
+                    scratch_server: Server | None = _UNSET, aliases: dict | None = None) -> BackupJob:
     """Set a job's drill schedule (cron in the job's timezone, ``""``: none), assertions and
     scratch server; only what is given changes. ``drill_next_run_at`` follows."""
     capabilities.require_feature(job.tenant)
@@ -119,7 +118,7 @@ def drill_configure(*, job: BackupJob, cron_expression: str | None = _UNSET, ass
         changed.append("drill_server")
     job.save(update_fields=[*changed, "updated_at"])
     beat.drill_schedule(job=job)
-    emit(action="drill_configure", tenant=job.tenant, resource_type="backup_job", resource_id=job.pk, actor=actor,
+    emit(action="drill_configure", tenant=job.tenant, resource_type="backup_job", resource_id=job.pk,
          details={"changed": changed, "cron": job.drill_cron_expression, "assertions": len(job.drill_assertions),
                   "scratch_server_id": job.drill_server_id})
     return job
@@ -149,7 +148,7 @@ def drill_start(*, tenant: Tenant, job: BackupJob, actor: Any = None, backup: Ba
         raise Conflict("This job has no completed backup to drill yet", code="NO_BACKUP_TO_DRILL",
                        details={"schedule_id": job.pk})
     drill = _create(job=job, backup=backup, trigger="manual", actor=actor)
-    emit(action="drill_create", tenant=tenant, resource_type="drill", resource_id=drill.pk, actor=actor,
+    emit(action="drill_create", tenant=tenant, resource_type="drill", resource_id=drill.pk,
          details={"job_id": job.pk, "backup_id": backup.pk})
     if queue:
         _queue(drill)

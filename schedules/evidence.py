@@ -87,7 +87,7 @@ def evidence_data(*, tenant: Tenant, start: date, end: date) -> dict[str, Any]:
 
 
 def evidence_generate(*, tenant: Tenant, format: str = "pdf", start: date | None = None, end: date | None = None,
-                      actor: Any = None, location: str = "body") -> Report:
+                      location: str = "body") -> Report:
     """The workspace's drill evidence for ``start``..``end`` (UTC days; default the last 30).
     ``location`` says where the caller's fields are, for its validation errors (``query``)."""
     if format not in FORMATS:
@@ -101,7 +101,7 @@ def evidence_generate(*, tenant: Tenant, format: str = "pdf", start: date | None
         raise ValidationFailed(exc.message, details=exc.details, location=location) from None
     data = evidence_data(tenant=tenant, start=start, end=end)
     filename = f"drill_evidence_{tenant.slug}_{start:%Y%m%d}_{end:%Y%m%d}.{format}"
-    emit(action="drill_evidence_export", tenant=tenant, resource_type="report", resource_id=filename, actor=actor,
+    emit(action="drill_evidence_export", tenant=tenant, resource_type="report", resource_id=filename,
          details={"format": format, "start_date": start, "end_date": end, "drills": data["summary"]["drills"]})
     if format == "json":
         body = json.dumps(data, cls=DjangoJSONEncoder, indent=2).encode("utf-8")

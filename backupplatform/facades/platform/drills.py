@@ -85,6 +85,36 @@ class DrillStartedSerializer(DrillSerializer):
     status_url = serializers.CharField()
 
 
+class EvidenceWorkspaceSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+
+
+class EvidencePeriodSerializer(serializers.Serializer):
+    start_date = serializers.DateField()
+    end_date = serializers.DateField()
+
+
+class EvidenceSummarySerializer(serializers.Serializer):
+    drills = serializers.IntegerField()
+    passed = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    rto_seconds_median = serializers.FloatField(allow_null=True)
+    rto_seconds_max = serializers.FloatField(allow_null=True)
+    rpo_seconds_max = serializers.FloatField(allow_null=True)
+
+
+class DrillEvidenceSerializer(serializers.Serializer):
+    """The evidence report as JSON (``format=json``): the same content as the PDF."""
+
+    workspace = EvidenceWorkspaceSerializer()
+    period = EvidencePeriodSerializer()
+    generated_at = serializers.DateTimeField()
+    summary = EvidenceSummarySerializer()
+    drills = DrillSerializer(many=True)
+    truncated = serializers.BooleanField(help_text="more drills than the report lists (the newest are listed)")
+
+
 class DrillPolicySerializer(serializers.Serializer):
     schedule_id = serializers.IntegerField()
     cron_expression = serializers.CharField(help_text="in the schedule's timezone; empty: no scheduled drills")
@@ -149,7 +179,7 @@ class ScheduleDrillViewSet(PlatformViewSet):
                 if server is None:
                     raise NotFound("Server not found", code="SERVER_NOT_FOUND")
             changes["scratch_server"] = server
-        job = drills.drill_configure(job=job, actor=request.user, **changes)
+        job = drills.drill_configure(job=job, **changes)
         return respond(_policy(job))
 
     @extend_schema(operation_id="schedule_drill_start", request=DrillStartInputSerializer,
@@ -203,14 +233,14 @@ class DrillEvidenceView(PlatformView):
         OpenApiParameter("format", OpenApiTypes.STR, enum=list(FORMATS), description="default pdf"),
         OpenApiParameter("start_date", OpenApiTypes.DATE, description="default: 29 days before end_date"),
         OpenApiParameter("end_date", OpenApiTypes.DATE, description="default: today (UTC)")],
-        responses={(200, "application/pdf"): OpenApiTypes.BINARY, (200, "application/json"): OpenApiTypes.OBJECT})
+        responses={(200, "application/pdf"): OpenApiTypes.BINARY, (200, "application/json"): DrillEvidenceSerializer})
     def get(self, request):
         query.check_query(request, EVIDENCE_QUERY)
         tenant = self.require_tenant()
         params = request.query_params
         report = evidence_generate(tenant=tenant, format=params.get("format") or "pdf",
                                    start=_date(params.get("start_date")), end=_date(params.get("end_date")),
-                                   actor=request.user, location="query")
+                                   location="query")
         response = StreamingHttpResponse(report.chunks, content_type=report.content_type)
         response["Content-Disposition"] = f'attachment; filename="{report.filename}"'
         return response
