@@ -202,6 +202,43 @@ def test_a_folder_job_drill_checks_file_checksums_in_a_scratch_folder_and_remove
     assert drill.scratch["dropped"] is True and not (tmp_path / ".bp-drills").exists()
 
 
+@needs_pg
+@needs_mysql
+def test_an_application_drill_restores_each_database_and_its_folders_into_scratch_copies(
+        tenant_a, storage_a, files_dir, pg_throwaway_db, mysql_throwaway_db, tmp_path):
+    from backups.models import Application, Source
+
+    pg = Server.objects.create(tenant=tenant_a, name="pg", type="postgresql", host="127.0.0.1", port=5432,
+                               credentials={"username": "postgres", "password": ""})
+    maria = Server.objects.create(tenant=tenant_a, name="maria", type="mysql", host="127.0.0.1", port=3306,
+                                  credentials={"username": "root", "password": ""})
+    app = Application.objects.create(tenant=tenant_a, name="shop")
+    Source.objects.create(tenant=tenant_a, application=app, name="orders", type="postgresql", server=pg,
+                          database_name=pg_throwaway_db.name, position=0)
+    Source.objects.create(tenant=tenant_a, application=app, name="crm", type="mysql", server=maria,
+                          database_name=mysql_throwaway_db.name, position=1)
+    Source.objects.create(tenant=tenant_a, application=app, name="files", type="path", path=str(files_dir),
+                          position=2)
+    job = services.job_create(tenant=tenant_a, name="shop", application=app, storage=storage_a,
+                              schedule_type="custom", cron_expression="0 3 * * *")
+    run_backup(job)
+    drills.drill_configure(job=job, assertions=[
+        {"type": "row_count", "database": pg_throwaway_db.name, "table": "items", "expect": 200},
+        {"type": "sql", "database": mysql_throwaway_db.name, "sql": "SELECT COUNT(*) FROM items", "expect": 200},
+        {"type": "file", "path": "f0.txt"},
+        {"type": "row_count", "table": "items", "expect": 200},  # two databases: which one?
+    ])
+    drill = drill_now(job)
+    assert [a["passed"] for a in drill.assertions] == [True, True, True, True, False]
+    assert drill.assertions[4]["error"].startswith("Name the database: one of ")
+    names = {original: where["database"] for original, where in drill.scratch["databases"].items()}
+    assert set(names) == {pg_throwaway_db.name, mysql_throwaway_db.name}
+    assert names[pg_throwaway_db.name].startswith(f"{pg_throwaway_db.name}_bpdrill_")
+    assert not pg_database_exists(names[pg_throwaway_db.name])
+    assert not mysql_database_exists(names[mysql_throwaway_db.name])
+    assert drill.scratch["dropped"] is True and not (tmp_path / ".bp-drills").exists()
+
+
 def test_drill_input_is_checked_before_anything_is_saved(tenant_a, tenant_b, app_a, storage_a):
     job = services.job_create(tenant=tenant_a, name="files", application=app_a, storage=storage_a,
                               schedule_type="custom", cron_expression="0 3 * * *")
