@@ -456,5 +456,7 @@ def assertions_run(copy: ScratchCopy, assertions: list[dict]) -> list[dict]:
         except Exception as exc:  # an assertion that cannot run fails with its reason
             result["error"] = (getattr(exc, "message", None) or str(exc))[:1000]
             result["passed"] = False
+        if isinstance(result["actual"], str) and len(result["actual"]) > 1000:  # evidence, not a data dump
+            result["actual"] = result["actual"][:1000] + "..."
         results.append(result)
     return results
