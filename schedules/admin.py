@@ -78,6 +78,14 @@ class BackupJobAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     readonly_fields = ("public_id", "schedule_preview", "last_run_at", "next_run_at", "drill_next_run_at")
     actions = ["enable_jobs", "disable_jobs", "run_now", "drill_now", "cleanup_dry_run"]
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        ids = admin_tenant_ids(request)
+        # Staff choose among their own workspaces' servers, applications, storages, policies.
+        if ids is not None and db_field.name in ("server", "drill_server", "application", "storage",
+                                                 "retention_policy"):
+            kwargs["queryset"] = db_field.remote_field.model.objects.filter(tenant_id__in=ids)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     @admin.display(description="next run (UTC)")
     def next_run(self, job):
         return selectors.job_next_run(job)

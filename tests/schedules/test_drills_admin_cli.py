@@ -109,3 +109,17 @@ def test_the_admin_job_form_sets_the_drill_schedule_through_the_service(job, sup
     job.refresh_from_db()
     assert job.drill_cron_expression == "0 5 * * 0" and job.drill_next_run_at is not None
     assert job.drill_assertions == [{"type": "file", "path": "f0.txt"}]
+
+
+def test_staff_choose_servers_among_their_own_workspaces_servers(job, staff_a, tenant_a, tenant_b):
+    from backups.models import Server
+
+    Server.objects.create(tenant=tenant_a, name="our-scratch-pg", type="postgresql", host="127.0.0.1", port=5432)
+    Server.objects.create(tenant=tenant_b, name="their-secret-pg", type="postgresql", host="127.0.0.1", port=5432)
+    staff = Client()
+    staff.force_login(staff_a)
+    page = staff.get(f"/admin/schedules/backupjob/{job.pk}/change/").content.decode()
+    for field in ("drill_server", "server"):
+        choices = page[page.index(f'name="{field}"'):]
+        choices = choices[:choices.index("</select>")]
+        assert "our-scratch-pg" in choices and "their-secret-pg" not in choices, field
