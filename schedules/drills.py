@@ -54,6 +54,8 @@ from .timing import validate_cron
 logger = logging.getLogger(__name__)
 
 _UNSET: Any = object()
+#: A drill still pending this long after it was created never got a worker (``drill_reap``).
+PENDING_TIMEOUT = timedelta(hours=12)
 
 
 def _latest_backup(job: BackupJob) -> Backup | None:
@@ -220,6 +222,9 @@ def _run(drill_id: int, now: datetime) -> Drill:
     judged = True  # whether the outcome says something about the backup (not about the platform)
     try:
         assertions = assertions_validate(job.drill_assertions if job else [])
+    except ValidationFailed:  # saved before a rule tightened: the job's settings, not the backup
+        return _finish(drill, error="The job's drill assertions are no longer valid; save them again")
+    try:
         with scratch_restore(backup=backup, scratch_server=job.drill_server if job else None,
                              label=label, copy=copy, token=token):
             results.append({"type": "checksum", "expect": backup.checksum, "actual": copy.checksum,
@@ -304,4 +309,10 @@ def drill_reap(*, now: datetime | None = None) -> list[int]:
         _finish(drill, error=error)
         logger.warning("drill %s: worker lost; failed and its scratch copy discarded", drill.pk)
         reaped.append(drill.pk)
+    # Drills whose task never ran (the broker lost it, the worker died before claiming it).
+    lost = now - PENDING_TIMEOUT
+    for drill in Drill.objects.filter(status=DrillStatus.PENDING, created_at__lt=lost).select_related("tenant"):
+        if Drill.objects.filter(pk=drill.pk, status=DrillStatus.PENDING).update(status=DrillStatus.RUNNING):
+            _finish(drill, error="The drill never started (its task was lost); start it again")
+            reaped.append(drill.pk)
     return reaped

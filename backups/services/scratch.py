@@ -183,11 +183,11 @@ def scratch_restore(*, backup: Backup, scratch_server: Server | None = None, lab
                 raise ScratchError("The backup's server is gone and no scratch server is set for drills")
             params = connection_params(server, _scratch_db_name(f"bp_drill_{backup.pk}_{token}"))
             plain = (backup.manifest.get("source") or {}).get("format") == "plain"
+            made_databases.append(params)  # before it exists: dropped even if creating it fails halfway
             if server.type == ServerType.POSTGRESQL:
                 sink = engines.pg_restore_sink(params, strategy="create_new", create_database=True, plain=plain)
             else:
                 sink = engines.mysql_restore_sink(params, strategy="create_new", create_database=True)
-            made_databases.append(params)
             for piece in plaintext:
                 sink.write(piece)
                 copy.restored_bytes += len(piece)

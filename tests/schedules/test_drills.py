@@ -335,7 +335,15 @@ def test_a_drill_whose_worker_died_is_failed_and_its_scratch_database_dropped(pg
     left_behind = f"bp_drill_{backup.pk}_deadbeef"
     with psycopg.connect(dbname="postgres", host="127.0.0.1", user="postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{left_behind}"')
-    assert drills.drill_reap() == [dead.pk]
+    lost = Drill.objects.create(tenant=tenant_a, job=pg_job, job_name=pg_job.name, backup=backup,
+                                backup_ref=backup.pk)  # its task never reached a worker
+    Drill.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(hours=13))
+    fresh = Drill.objects.create(tenant=tenant_a, job=pg_job, job_name=pg_job.name, backup=backup,
+                                 backup_ref=backup.pk)
+    assert drills.drill_reap() == [dead.pk, lost.pk]
+    lost.refresh_from_db()
+    assert lost.status == "failed" and lost.error_message.startswith("The drill never started")
+    assert Drill.objects.get(pk=fresh.pk).status == "pending"
     dead.refresh_from_db()
     assert dead.status == "failed" and dead.passed is False
     assert dead.error_message == "The worker running this drill stopped before it finished"
