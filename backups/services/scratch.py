@@ -72,6 +72,8 @@ class ScratchCopy:
     backup: Backup
     # Original database name -> connection to its scratch copy.
     databases: dict[str, engines.ConnectionParams] = field(default_factory=dict)
+    # Original database name -> id of the server row its scratch copy is on.
+    servers: dict[str, int] = field(default_factory=dict)
     # The folder holding the restored files (``None``: no files in this backup).
     folder: str | None = None
     restore_seconds: float | None = None
@@ -82,8 +84,8 @@ class ScratchCopy:
     cleanup_errors: list[str] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
-        return {"databases": {name: {"database": p.database, "host": p.host, "port": p.port}
-                              for name, p in self.databases.items()},
+        return {"databases": {name: {"database": p.database, "server_id": self.servers.get(name), "host": p.host,
+                                     "port": p.port} for name, p in self.databases.items()},
                 "folder": self.folder, "dropped": self.dropped, "cleanup_errors": self.cleanup_errors}
 
 
@@ -194,6 +196,7 @@ def scratch_restore(*, backup: Backup, scratch_server: Server | None = None, lab
             sink.finish()
             sink = None
             copy.databases[backup.database_name or params.database] = params
+            copy.servers[backup.database_name or params.database] = server.pk
         else:
             handlers = _bundle_handlers(backup, scratch_server, token, label, copy, made_databases)
             engines.bundle_restore(plaintext, handlers)
@@ -235,9 +238,10 @@ def _bundle_handlers(backup: Backup, scratch_server: Server | None, token: str, 
             params = connection_params(server, _scratch_db_name(f"{item['database']}_bpdrill_{token}"))
             factory = engines.pg_restore_sink if kind == SourceType.POSTGRESQL else engines.mysql_restore_sink
 
-            def make(f=factory, p=params, name=item["database"]):
+            def make(f=factory, p=params, name=item["database"], server_id=server.pk):
                 made.append(p)
                 copy.databases[name] = p
+                copy.servers[name] = server_id
                 return f(p, strategy="create_new", create_database=True)
 
             handlers[member] = make

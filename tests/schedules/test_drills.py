@@ -166,10 +166,16 @@ def test_a_tampered_artifact_fails_the_drill_and_leaves_no_scratch_database(pg_j
 def test_a_mariadb_drill_counts_rows_and_runs_sql_in_a_scratch_database(tenant_a, storage_a, mysql_throwaway_db):
     server = Server.objects.create(tenant=tenant_a, name="maria", type="mysql", host="127.0.0.1", port=3306,
                                    credentials={"username": "root", "password": ""})
+    maria = Server.objects.create(tenant=tenant_a, name="maria-scratch", type="mysql", host="127.0.0.1",
+                                  port=3306, credentials={"username": "root", "password": ""})
     job = services.job_create(tenant=tenant_a, name="maria-db", server=server, database_name=mysql_throwaway_db.name,
                               storage=storage_a, schedule_type="custom", cron_expression="0 3 * * *")
     run_backup(job)
-    drills.drill_configure(job=job, assertions=[
+    postgres = Server.objects.create(tenant=tenant_a, name="pg", type="postgresql", host="127.0.0.1", port=5432)
+    with pytest.raises(ValidationFailed) as refused:  # a MariaDB dump restores into MariaDB/MySQL only
+        drills.drill_configure(job=job, scratch_server=postgres)
+    assert "restore into a mysql server" in str(refused.value.details)
+    drills.drill_configure(job=job, scratch_server=maria, assertions=[
         {"type": "row_count", "table": "items", "expect": 200},
         {"type": "sql", "sql": "SELECT COUNT(*) FROM items WHERE label LIKE 'item %'", "expect": 200},
         {"type": "row_count", "table": "items", "min": 201},
@@ -177,8 +183,9 @@ def test_a_mariadb_drill_counts_rows_and_runs_sql_in_a_scratch_database(tenant_a
     drill = drill_now(job)
     assert [a["passed"] for a in drill.assertions] == [True, True, True, False]
     assert drill.assertions[3]["actual"] == 200 and drill.passed is False
-    scratch = drill.scratch["databases"][mysql_throwaway_db.name]["database"]
-    assert scratch.startswith("bp_drill_") and not mysql_database_exists(scratch)
+    scratch = drill.scratch["databases"][mysql_throwaway_db.name]
+    assert scratch["server_id"] == maria.pk  # the job's scratch server, not the backup's
+    assert scratch["database"].startswith("bp_drill_") and not mysql_database_exists(scratch["database"])
 
 
 def test_a_folder_job_drill_checks_file_checksums_in_a_scratch_folder_and_removes_it(tenant_a, app_a, storage_a,
