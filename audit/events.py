@@ -36,6 +36,7 @@ EVENT_TYPES: dict[str, EventType] = {e.name: e for e in [
     EventType("restore.completed", Level.INFO, "Restore completed"),
     EventType("restore.failed", Level.ERROR, "Restore failed"),
     EventType("verification.failed", Level.ERROR, "Verification failed"),
+    EventType("drill.failed", Level.ERROR, "Restore drill failed"),
     EventType("storage.alert", Level.WARNING, "Storage alert"),
     EventType("server.down", Level.ERROR, "Server down"),
     EventType("server.up", Level.INFO, "Server up"),
@@ -48,11 +49,11 @@ EVENT_TYPES: dict[str, EventType] = {e.name: e for e in [
 ]}
 
 # What a new channel hears when it names no event types: what goes wrong.
-DEFAULT_CHANNEL_EVENTS = ["backup.failed", "restore.failed", "verification.failed", "storage.alert",
+DEFAULT_CHANNEL_EVENTS = ["backup.failed", "restore.failed", "verification.failed", "drill.failed", "storage.alert",
                           "server.down", "schedule.missed", "acronis.disconnected", "acronis.backup_error"]
 
 # Events that repeat identically when something stays broken: grouped per channel and key.
-GROUPED = frozenset({"backup.failed", "verification.failed", "restore.failed", "schedule.missed",
+GROUPED = frozenset({"backup.failed", "verification.failed", "drill.failed", "restore.failed", "schedule.missed",
                      "acronis.backup_error", "storage.alert", "command.failed"})
 
 _SIMPLE = {
@@ -70,6 +71,7 @@ _SIMPLE = {
     "restore_reaped": "restore.failed",
     "verify_failed": "verification.failed",
     "verify_reaped": "verification.failed",
+    "drill_failed": "drill.failed",
     "job_run_skipped": "schedule.missed",
     "acronis_disconnected": "acronis.disconnected",
     "acronis_backup_error": "acronis.backup_error",

@@ -6,16 +6,20 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.shortcuts import render
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html_join
 
 from backupplatform.admin_forms import ServiceAdminMixin, ServiceModelForm
 from backupplatform.errors import DomainError
 from backups.models import Backup
-from tenants.scoping import TenantScopedAdminMixin
+from tenants.models import Tenant
+from tenants.scoping import TenantScopedAdminMixin, admin_tenant_ids
 
-from . import selectors, services
-from .models import BackupJob, CleanupPlan, RetentionPolicy
+from . import drills, evidence, selectors, services
+from .models import BackupJob, CleanupPlan, Drill, RetentionPolicy
 
 EDITABLE = [
     "tenant", "name", "description", "enabled", "server", "database_name", "application", "source_path", "storage",
@@ -25,10 +29,21 @@ EDITABLE = [
 ]
 
 
+DRILL_FIELDS = ["drill_cron_expression", "drill_assertions", "drill_server"]
+
+
 class BackupJobForm(forms.ModelForm):
     class Meta:
         model = BackupJob
-        fields = EDITABLE
+        fields = [*EDITABLE, *DRILL_FIELDS]
+        help_texts = {
+            "drill_cron_expression": "Restore drills: a cron expression in the job's timezone (e.g. '0 5 * * 0', "
+                                     "Sundays 05:00); empty: no scheduled drills.",
+            "drill_assertions": 'A JSON list, e.g. [{"type": "row_count", "table": "public.orders", "min": 1}, '
+                                '{"type": "sql", "sql": "SELECT count(*) > 0 FROM users"}, '
+                                '{"type": "file", "path": "uploads/logo.png", "sha256": "..."}].',
+            "drill_server": "Restore drills into a new database on this server (default: the backup's own server).",
+        }
 
     def clean(self):
         cleaned = super().clean()
@@ -44,6 +59,12 @@ class BackupJobForm(forms.ModelForm):
             for field, msgs in (exc.details or {"__all__": [exc.message]}).items():
                 field = field.removesuffix("_id")
                 self.add_error(field if field in self.fields else None, msgs)
+        try:
+            drills.drill_check(tenant_id=job.tenant_id, job=job, cron_expression=cleaned.get("drill_cron_expression"),
+                               assertions=cleaned.get("drill_assertions"), scratch_server=cleaned.get("drill_server"))
+        except DomainError as exc:
+            for field, msgs in (exc.details or {"__all__": [exc.message]}).items():
+                self.add_error(field if field in self.fields else None, msgs)
         return cleaned
 
 
@@ -54,8 +75,16 @@ class BackupJobAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
                     "last_run_at", "next_run")
     list_filter = ("enabled", "schedule_type", "tenant")
     search_fields = ("name", "public_id")
-    readonly_fields = ("public_id", "schedule_preview", "last_run_at", "next_run_at")
-    actions = ["enable_jobs", "disable_jobs", "run_now", "cleanup_dry_run"]
+    readonly_fields = ("public_id", "schedule_preview", "last_run_at", "next_run_at", "drill_next_run_at")
+    actions = ["enable_jobs", "disable_jobs", "run_now", "drill_now", "cleanup_dry_run"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        ids = admin_tenant_ids(request)
+        # Staff choose among their own workspaces' servers, applications, storages, policies.
+        if ids is not None and db_field.name in ("server", "drill_server", "application", "storage",
+                                                 "retention_policy"):
+            kwargs["queryset"] = db_field.remote_field.model.objects.filter(tenant_id__in=ids)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(description="next run (UTC)")
     def next_run(self, job):
@@ -82,6 +111,11 @@ class BackupJobAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             saved = services.job_update(job=obj, **changed)
         else:
             saved = services.job_create(tenant=form.cleaned_data["tenant"], actor=request.user, **fields)
+        drill = {name: form.cleaned_data.get(name) for name in DRILL_FIELDS if name in form.changed_data}
+        if drill:
+            drills.drill_configure(job=saved, **{
+                {"drill_cron_expression": "cron_expression", "drill_assertions": "assertions",
+                 "drill_server": "scratch_server"}[k]: v for k, v in drill.items()})
         obj.pk = saved.pk
 
     def delete_model(self, request, obj):
@@ -109,6 +143,15 @@ class BackupJobAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             try:
                 op = services.job_run(job=job, actor=request.user)
                 self.message_user(request, f"{job.name}: backup {op.backup_id} started (operation {op.public_id})")
+            except DomainError as exc:
+                self.message_user(request, f"{job.name}: {exc.message}", level=messages.ERROR)
+
+    @admin.action(description="Run a restore drill now")
+    def drill_now(self, request, queryset):
+        for job in queryset:
+            try:
+                drill = drills.drill_start(tenant=job.tenant, job=job, actor=request.user)
+                self.message_user(request, f"{job.name}: drill {drill.pk} of backup {drill.backup_ref} started")
             except DomainError as exc:
                 self.message_user(request, f"{job.name}: {exc.message}", level=messages.ERROR)
 
@@ -174,3 +217,57 @@ class CleanupPlanAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class EvidenceForm(forms.Form):
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.none(), label="Workspace")
+    format = forms.ChoiceField(choices=[("pdf", "PDF"), ("json", "JSON")])
+    start_date = forms.DateField(required=False, help_text="YYYY-MM-DD (default: 29 days before the end)")
+    end_date = forms.DateField(required=False, help_text="YYYY-MM-DD (default: today, UTC)")
+
+
+@admin.register(Drill)
+class DrillAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    """Restore drills: the evidence rows (read-only), and the workspace's evidence report."""
+
+    list_display = ("id", "tenant", "job_name", "backup_ref", "trigger", "status", "rto_seconds", "rpo_seconds",
+                    "created_at")
+    list_filter = ("status", "trigger", "tenant")
+    search_fields = ("job_name", "backup_checksum")
+    date_hierarchy = "created_at"
+    list_select_related = ("tenant",)
+    readonly_fields = [f.name for f in Drill._meta.fields]
+    change_list_template = "admin/schedules/drill/change_list.html"
+
+    def has_add_permission(self, request, *args) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_urls(self):
+        return [path("evidence/", self.admin_site.admin_view(self.evidence_view), name="schedules_drill_evidence"),
+                *super().get_urls()]
+
+    def evidence_view(self, request):
+        """Download a workspace's drill evidence (PDF or JSON); staff see their workspaces only."""
+        if not self.has_view_permission(request):
+            return HttpResponseRedirect(reverse("admin:index"))
+        ids = admin_tenant_ids(request)
+        tenants = Tenant.objects.all() if ids is None else Tenant.objects.filter(pk__in=ids)
+        form = EvidenceForm(request.POST or None)
+        form.fields["tenant"].queryset = tenants.order_by("name")
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                report = evidence.evidence_generate(tenant=data["tenant"], format=data["format"],
+                                                    start=data["start_date"], end=data["end_date"])
+            except DomainError as exc:
+                form.add_error(None, f"{exc.message} {exc.details or ''}")
+            else:
+                response = StreamingHttpResponse(report.chunks, content_type=report.content_type)
+                response["Content-Disposition"] = f'attachment; filename="{report.filename}"'
+                return response
+        return render(request, "admin/schedules/drill/evidence.html",
+                      {**self.admin_site.each_context(request), "form": form,
+                       "title": "Download restore drill evidence"})

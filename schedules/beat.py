@@ -63,9 +63,12 @@ def next_run_after(job: BackupJob, after: datetime) -> datetime | None:
 def job_schedule(*, job: BackupJob, now: datetime | None = None) -> datetime | None:
     """Set the job's ``next_run_at`` from its schedule (the services call this whenever a job
     is created, changed, enabled or disabled, in the same transaction)."""
-    next_run = next_run_after(job, now or timezone.now())
-    BackupJob.objects.filter(pk=job.pk).update(next_run_at=next_run)
-    job.next_run_at = next_run
+    now = now or timezone.now()
+    next_run = next_run_after(job, now)
+    # The job's drills follow its changes too (none while it is disabled).
+    next_drill = next_drill_after(job, now)
+    BackupJob.objects.filter(pk=job.pk).update(next_run_at=next_run, drill_next_run_at=next_drill)
+    job.next_run_at, job.drill_next_run_at = next_run, next_drill
     return next_run
 
 
@@ -105,10 +108,70 @@ def dispatch_due_jobs(*, now: datetime | None = None, limit: int = DISPATCH_BATC
     return [(job_id, due) for job_id, due, _ in taken]
 
 
+# --- restore drills ----------------------------------------------------------------------------
+
+RUN_DRILL_TASK = "schedules.tasks.run_scheduled_drill"
+
+
+def next_drill_after(job: BackupJob, after: datetime) -> datetime | None:
+    """The job's next drill time strictly after ``after`` (``None``: no drill schedule, or
+    the job is disabled: a stopped job's backups are not drilled on a schedule)."""
+    if not job.enabled or not job.drill_cron_expression:
+        return None
+    runs = cron_next_runs(job.drill_cron_expression, job.timezone or "UTC", after, 1)
+    return runs[0] if runs else None
+
+
+def drill_schedule(*, job: BackupJob, now: datetime | None = None) -> datetime | None:
+    """Set the job's ``drill_next_run_at`` from its drill schedule (same transaction as the change)."""
+    next_run = next_drill_after(job, now or timezone.now())
+    BackupJob.objects.filter(pk=job.pk).update(drill_next_run_at=next_run)
+    job.drill_next_run_at = next_run
+    return next_run
+
+
+def _send_drill(job_id: int, due: datetime, priority: int) -> None:
+    from backupplatform.celery import app
+
+    app.send_task(RUN_DRILL_TASK, args=[job_id], kwargs={"scheduled_for": due.isoformat()}, priority=priority)
+
+
+def dispatch_due_drills(*, now: datetime | None = None, limit: int = DISPATCH_BATCH,
+                        send: Callable[[int, datetime, int], None] = _send_drill) -> list[tuple[int, datetime]]:
+    """As :func:`dispatch_due_jobs`, for drills: take the jobs whose ``drill_next_run_at`` has
+    passed (``FOR UPDATE SKIP LOCKED``), move it on, send ``run_scheduled_drill`` after commit.
+    The drill's own row is unique per job and due time, so a message sent twice drills once."""
+    now = now or timezone.now()
+    taken: list[tuple[int, datetime, int]] = []
+    with transaction.atomic():
+        due_jobs = BackupJob.objects.filter(enabled=True, drill_next_run_at__lte=now).order_by("drill_next_run_at",
+                                                                                                "pk")
+        if connection.features.has_select_for_update_skip_locked:
+            due_jobs = due_jobs.select_for_update(skip_locked=True)
+        for job in due_jobs.only("pk", "drill_cron_expression", "timezone", "enabled", "drill_next_run_at",
+                                 "priority")[:limit]:
+            due = job.drill_next_run_at
+            if BackupJob.objects.filter(pk=job.pk, drill_next_run_at=due).update(
+                    drill_next_run_at=next_drill_after(job, now)):
+                taken.append((job.pk, due, celery_priority(job.priority)))
+
+        def send_all() -> None:
+            for job_id, due, priority in taken:
+                try:
+                    send(job_id, due, priority)
+                except Exception:  # the broker is down: the drill is lost, say so
+                    logger.exception("could not send the drill of job %s due at %s", job_id, due.isoformat())
+
+        transaction.on_commit(send_all)
+    if taken:
+        logger.info("dispatched %d due drill(s)", len(taken))
+    return [(job_id, due) for job_id, due, _ in taken]
+
+
 class Scheduler(DatabaseScheduler):
-    """django-celery-beat's scheduler that also dispatches due backup jobs on every tick and
-    records its ticks for ``/health/`` (beat down means nothing is dispatched). Selected by
-    ``CELERY_BEAT_SCHEDULER``; ``CELERY_BEAT_MAX_LOOP_INTERVAL`` (1 s) bounds the lateness."""
+    """django-celery-beat's scheduler that also dispatches due backup jobs and due restore
+    drills on every tick and records its ticks for ``/health/`` (beat down means nothing is
+    dispatched). Selected by ``CELERY_BEAT_SCHEDULER``; ``CELERY_BEAT_MAX_LOOP_INTERVAL`` (1 s) bounds the lateness."""
 
     _last_mark = 0.0
 
@@ -118,6 +181,10 @@ class Scheduler(DatabaseScheduler):
             dispatch_due_jobs()
         except Exception:  # the database is away: the next tick tries again
             logger.exception("dispatching due jobs failed")
+        try:
+            dispatch_due_drills()
+        except Exception:
+            logger.exception("dispatching due drills failed")
         now = time.monotonic()
         if now - self._last_mark >= heartbeats.heartbeat_interval():
             self._last_mark = now

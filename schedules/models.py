@@ -23,7 +23,7 @@ class RetentionPolicy(TenantOwnedModel):
     keep_weekly = models.PositiveIntegerField(null=True, blank=True)
     keep_monthly = models.PositiveIntegerField(null=True, blank=True)
     keep_yearly = models.PositiveIntegerField(null=True, blank=True)
-    # The safety net: never delete the last N successful, verified backups.
+    # The safety net: never delete the last N successful backups whose verification or drill passed.
     min_verified_kept = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -94,6 +94,14 @@ class BackupJob(TenantOwnedModel):
     # When beat dispatches the job next (UTC; NULL while disabled): schedules/beat.py.
     next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
+    # Restore drills (schedules/drills.py): when (a cron expression in the job's timezone,
+    # empty: none scheduled), what to check, where to restore (a scratch server; default the
+    # backup's own server), and when beat dispatches the next one (UTC; NULL: none).
+    drill_cron_expression = models.CharField(max_length=120, blank=True)
+    drill_assertions = models.JSONField(default=list, blank=True)
+    drill_server = models.ForeignKey("backups.Server", null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    drill_next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -173,3 +181,60 @@ class ScheduledRun(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.job_id} @ {self.scheduled_for:%Y-%m-%d %H:%M}"
+
+
+class DrillStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    PASSED = "passed", "Passed"
+    FAILED = "failed", "Failed"
+
+
+class Drill(TenantOwnedModel):
+    """One restore drill of a job: its latest completed backup restored into scratch copies,
+    checked, and dropped (schedules/drills.py). The row is the evidence, so it keeps what it
+    proved even after the backup or the job is deleted: the backup's id, checksum and data time,
+    the timings (RTO: time to restore; RPO: age of the restored data at drill time), and each
+    assertion with its result.
+
+    Status: ``pending`` -> ``running`` (claimed by one worker) -> ``passed`` | ``failed``.
+    """
+
+    job = models.ForeignKey(BackupJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="drills")
+    job_name = models.CharField(max_length=200, blank=True)
+    backup = models.ForeignKey("backups.Backup", null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="drills")
+    # Copied from the backup when the drill starts (evidence outlives the backup row).
+    backup_ref = models.BigIntegerField(null=True, blank=True, help_text="id of the backup drilled")
+    backup_checksum = models.CharField(max_length=80, blank=True)
+    backup_taken_at = models.DateTimeField(null=True, blank=True, help_text="when the backup read its data")
+    trigger = models.CharField(max_length=20, default="manual")
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=DrillStatus.choices, default=DrillStatus.PENDING,
+                              db_index=True)
+    passed = models.BooleanField(null=True, blank=True)
+    checksum_verified = models.BooleanField(null=True, blank=True)
+    rto_seconds = models.FloatField(null=True, blank=True, help_text="time to restore the scratch copy")
+    rpo_seconds = models.FloatField(null=True, blank=True, help_text="age of the restored data at drill time")
+    duration_seconds = models.FloatField(null=True, blank=True)
+    assertions = models.JSONField(default=list, blank=True, help_text="each assertion and its result")
+    scratch = models.JSONField(default=dict, blank=True, help_text="where it restored, and whether it was dropped")
+    error_message = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    # Refreshed while a worker runs the drill; a running drill whose heartbeat stopped is
+    # failed by ``drill_reap`` and its scratch copy dropped (its names are in ``scratch``).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-created_at", "-id"], name="drill_tenant_recent")]
+        constraints = [models.UniqueConstraint(fields=["job", "scheduled_for"],
+                                               condition=models.Q(scheduled_for__isnull=False),
+                                               name="one_drill_per_job_due_time")]
+
+    def __str__(self) -> str:
+        return f"drill {self.pk} of {self.job_name or self.job_id}"

@@ -34,6 +34,9 @@ Rules (a backup is kept if *any* rule keeps it; every reason is recorded):
     plus a short ``keep_days`` can never leave a tenant without a proven
     restore point. ``min_verified_kept=0`` switches it off. It does not
     protect unverified backups: a platform that never verifies gets no net.
+    ``verified`` is the backup's latest proof: a verification or a restore
+    drill (``schedules.drills``) that passed; a drill or verification that
+    failed clears it, so the net moves to an older backup that passed.
 ``in_progress``
     ``running`` and ``pending`` backups are never deleted.
 ``unresolved_failure``

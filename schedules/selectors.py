@@ -240,3 +240,21 @@ def backup_retention_outlook(backup: Backup) -> dict:
         if rules.keep_last_n:
             return {"expires_at": None, "category": "last_n", "keep_forever": False}
     return {"expires_at": None, "category": "none", "keep_forever": False}
+
+
+# --- restore drills ---------------------------------------------------------------------------
+
+
+def drill_list(*, tenant: TenantScope, job_id: int | None = None) -> QuerySet:
+    """The workspace's drills, newest first (optionally one job's)."""
+    from .models import Drill
+
+    qs = scoped(Drill.objects.select_related("job"), tenant).order_by("-created_at", "-id")
+    if job_id is not None:
+        qs = qs.filter(job_id=job_id)
+    return qs
+
+
+def drill_next_run(job: BackupJob) -> datetime | None:
+    """When beat drills the job next (``None``: no drill schedule or the job is disabled)."""
+    return job.drill_next_run_at if job.enabled and job.drill_cron_expression else None

@@ -71,3 +71,33 @@ def cleanup_tenant(tenant_id: int) -> dict[str, int] | None:
     if tenant is None:
         return None
     return cleanup_tenant_jobs(tenant=tenant)
+
+
+@shared_task(name="schedules.tasks.run_scheduled_drill", ignore_result=True, soft_time_limit=6 * 3600,
+             time_limit=6 * 3600 + 300)
+def run_scheduled_drill(job_id: int, scheduled_for: str) -> int | None:
+    """Sent by beat when a job's drill is due: create its drill (once per due time) and run it."""
+    from schedules.drills import drill_run_scheduled
+
+    due = datetime.fromisoformat(scheduled_for)
+    if due.tzinfo is None:
+        due = due.replace(tzinfo=UTC)
+    drill = drill_run_scheduled(job_id=job_id, scheduled_for=due)
+    return drill.pk if drill is not None else None
+
+
+@shared_task(name="schedules.tasks.run_drill", ignore_result=True, soft_time_limit=6 * 3600,
+             time_limit=6 * 3600 + 300)
+def run_drill(drill_id: int) -> None:
+    """Run a drill started by hand (API, admin); a second delivery finds it claimed."""
+    from schedules.drills import drill_run
+
+    drill_run(drill_id=drill_id)
+
+
+@shared_task(name="schedules.tasks.reap_drills", ignore_result=True, soft_time_limit=600, time_limit=660)
+def reap_drills() -> list[int]:
+    """Beat (every minute): fail drills whose worker died and drop their scratch copies."""
+    from schedules.drills import drill_reap
+
+    return drill_reap()

@@ -200,6 +200,8 @@ CELERY_BEAT_SCHEDULE = {
     "acronis-poll": {"task": "acronis.poll_all", "schedule": 60.0},
     # Fail operations whose worker died (no heartbeat) and remove their partial artifacts.
     "reap-operations": {"task": "backups.tasks.reap_operations", "schedule": 60.0},
+    # The same for restore drills: fail those whose worker died, drop their scratch copies.
+    "reap-drills": {"task": "schedules.tasks.reap_drills", "schedule": 60.0},
     # Abort multipart uploads (and uncommitted blocks) that failed writers could not clean up.
     "sweep-abandoned-uploads": {"task": "backups.tasks.sweep_abandoned_uploads", "schedule": 3600.0},
     # Retention: apply every backup job's retention once a day (03:30 UTC).

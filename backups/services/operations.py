@@ -202,6 +202,9 @@ class OperationHeartbeat:
     A database error skips one beat (the thread reconnects for the next one).
     """
 
+    #: The row that beats (any model with ``status`` and ``heartbeat_at``: restore drills too).
+    model: Any = None
+
     def __init__(self, operation_id: int, *, interval: float | None = None) -> None:
         self.operation_id = operation_id
         self.interval = interval if interval is not None else getattr(settings, "OPERATION_HEARTBEAT_INTERVAL", 10)
@@ -223,8 +226,8 @@ class OperationHeartbeat:
         try:
             while not self._stop.wait(self.interval):
                 try:
-                    Operation.objects.filter(pk=self.operation_id, status=OperationStatus.RUNNING).update(
-                        heartbeat_at=timezone.now())
+                    (self.model or Operation).objects.filter(
+                        pk=self.operation_id, status=OperationStatus.RUNNING).update(heartbeat_at=timezone.now())
                 except DB_CONNECTION_ERRORS as exc:
                     logger.warning("operation %s: heartbeat not written (%s)", self.operation_id, exc)
                     db_reconnect()

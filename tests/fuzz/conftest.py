@@ -32,6 +32,7 @@ ID_BY_PREFIX = [
     ("/api/v1/users/", "user"), ("/api/v1/storage/", "storage"), ("/api/v1/verify/", "verification"),
     ("/api/v1/restores/", "restore"), ("/api/v1/commands/", "command"),
     ("/api/v1/notifications/channels/", "channel"), ("/api/v1/webhooks/", "webhook"),
+    ("/api/v1/drills/", "drill"),
 ]
 ID_BY_NAME = {"app_id": "app", "backup_id": "backup", "restore_id": "restore", "storage_id": "storage",
               "cleanup_id": "cleanup", "token": "token", "agent_id": "agent", "recovery_id": "recovery",
@@ -166,6 +167,15 @@ def fuzz_world(db, tenant_a, tenant_b, admin_a, admin_b, tmp_path) -> Iterator[W
                                            config={"url": f"http://127.0.0.1:{closed}/hook"})
     webhook, _ = notifications.webhook_create(tenant=tenant_a, url="https://hooks.example.com/backups",
                                               event_types=["backup.failed"])
+    from schedules.models import Drill
+
+    drill = Drill.objects.create(tenant=tenant_a, job=job, job_name=job.name, backup=backup, backup_ref=backup.pk,
+                                 backup_checksum=backup.checksum, backup_taken_at=backup.started_at, status="passed",
+                                 passed=True, checksum_verified=True, rto_seconds=0.4, rpo_seconds=30.0,
+                                 assertions=[{"type": "checksum", "expect": backup.checksum,
+                                              "actual": backup.checksum, "passed": True, "error": None}],
+                                 scratch={"dropped": True}, started_at=backup.completed_at,
+                                 completed_at=backup.completed_at)
 
     # Another tenant's rows: their ids must be 404s to alpha's admin.
     other_storage = services.storage_create(tenant=tenant_b, name="local", type="local",
@@ -190,7 +200,7 @@ def fuzz_world(db, tenant_a, tenant_b, admin_a, admin_b, tmp_path) -> Iterator[W
                 "server": server.pk, "storage": storage.pk, "app": app.pk, "user": viewer.pk, "api_key": key.pk,
                 "token": download_url.rstrip("/").rsplit("/", 1)[-1], "agent": fake.agents[0]["id"],
                 "snapshot": snapshot.pk, **console_ops,
-                "command": command.pk, "channel": channel.pk, "webhook": webhook.pk,
+                "command": command.pk, "channel": channel.pk, "webhook": webhook.pk, "drill": drill.pk,
             },
             other_ids={"storage": other_storage.pk, "app": other_app.pk, "job": other_job.pk,
                        "ws_id": tenant_b.slug},

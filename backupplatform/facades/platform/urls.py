@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import auth, backups, commands, keys, notifications, schedules, servers, views
+from . import auth, backups, commands, drills, keys, notifications, schedules, servers, views
 
 users = views.UserViewSet.as_view({"get": "list", "post": "create"})
 user = views.UserViewSet.as_view({"put": "update", "delete": "destroy"})
@@ -28,6 +28,14 @@ urlpatterns = [
     path("audit/export", views.AuditExportView.as_view(), name="audit-export"),
     path("schedules", schedule_list, name="schedule-list"),
     path("schedules/<str:pk>", schedule_detail, name="schedule-detail"),
+    # Our extension: restore drills and their evidence (schedules/drills.py).
+    path("schedules/<str:pk>/drill-policy", drills.ScheduleDrillViewSet.as_view(
+        {"get": "policy", "put": "update_policy"}), name="schedule-drill-policy"),
+    path("schedules/<str:pk>/drills", drills.ScheduleDrillViewSet.as_view({"post": "start"}),
+         name="schedule-drill-start"),
+    path("drills", drills.DrillViewSet.as_view({"get": "list"}), name="drill-list"),
+    path("drills/evidence", drills.DrillEvidenceView.as_view(), name="drill-evidence"),
+    path("drills/<str:pk>", drills.DrillViewSet.as_view({"get": "retrieve"}), name="drill-detail"),
     path("retention-policies", policy_list, name="retention-policy-list"),
     path("retention-policies/<str:pk>", policy_detail, name="retention-policy-detail"),
     path("servers", server_list, name="server-list"),
