@@ -7,6 +7,7 @@ from django.http import HttpRequest
 from django.urls import include, path, re_path
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from backupplatform import health
@@ -52,6 +53,8 @@ def handler403(request: HttpRequest, exception: Exception | None = None):
 urlpatterns = [
     # Liveness of the database, Redis, workers, beat and the reaper (README "Operating the platform").
     path("health/", health.health, name="health"),
+    # The operators' console is the admin; its home is the overview.
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

@@ -14,7 +14,9 @@ from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
+from django.utils.html import format_html
 
+from backupplatform import humanize
 from backupplatform.admin_forms import ServiceAdminMixin, ServiceModelForm, dry_run, form_field_for
 from backupplatform.errors import DomainError
 from backups import services
@@ -101,12 +103,23 @@ class TenantRowsMixin:
 @admin.register(Server)
 class ServerAdmin(TenantRowsMixin, ServiceBackedAdmin):
     form = ServerForm
-    list_display = ["name", "tenant", "type", "host", "port", "environment", "health_status", "last_heartbeat"]
+    list_display = ["name", "tenant", "type", "host", "port", "environment", "health", "last_heartbeat", "back_up"]
     list_filter = ["type", "health_status", "environment", "tenant"]
+    ordering = ["name"]
     search_fields = ["name", "host"]
     readonly_fields = ["health_status", "health_message", "last_heartbeat", "created_at", "updated_at"]
     actions = ["test_connection"]
     delete_service = staticmethod(lambda server: services.server_delete(server=server))
+
+    @admin.display(description="Health", ordering="health_status")
+    def health(self, obj):
+        return humanize.badge(obj.health_status, obj.get_health_status_display())
+
+    @admin.display(description="")
+    def back_up(self, obj):
+        if obj.type not in ("postgresql", "mysql"):
+            return ""
+        return format_html('<a href="{}">Back up now</a>', reverse("admin:console_server_backup", args=[obj.pk]))
 
     @admin.action(description="Test connection")
     def test_connection(self, request, queryset):
@@ -205,7 +218,8 @@ class SourceInline(admin.TabularInline):
 @admin.register(Application)
 class ApplicationAdmin(ServiceBackedAdmin):
     fields = ["tenant", "name", "namespace", "labels", "description", "is_default"]
-    list_display = ["name", "tenant", "namespace", "is_default", "updated_at"]
+    list_display = ["name", "tenant", "namespace", "source_count", "last_result", "updated_at", "back_up"]
+    ordering = ["name"]
     list_filter = ["is_default", "tenant"]
     search_fields = ["name", "namespace"]
     inlines = [SourceInline]
@@ -213,6 +227,26 @@ class ApplicationAdmin(ServiceBackedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [*super().get_readonly_fields(request, obj), "is_default"]
+
+    def get_queryset(self, request):
+        from django.db.models import Count
+
+        return super().get_queryset(request).annotate(n_sources=Count("sources"))
+
+    @admin.display(description="Sources", ordering="n_sources")
+    def source_count(self, obj):
+        return obj.n_sources
+
+    @admin.display(description="Last backup")
+    def last_result(self, obj):
+        last = Backup.objects.filter(application=obj).order_by("-created_at").first()
+        if last is None:
+            return humanize.badge("never", "never")
+        return format_html("{} {}", humanize.badge(last.status), f"{last.created_at:%d %b %H:%M}")
+
+    @admin.display(description="")
+    def back_up(self, obj):
+        return format_html('<a href="{}">Back up now</a>', reverse("admin:console_application_backup", args=[obj.pk]))
 
     def save_form(self, request, form, change):
         return form.save(commit=False)
@@ -281,8 +315,8 @@ class StorageForm(ServiceModelForm):
 @admin.register(Storage)
 class StorageAdmin(TenantRowsMixin, ServiceBackedAdmin):
     form = StorageForm
-    list_display = ["name", "tenant", "type", "status", "price_per_gb_month", "is_default", "last_test_ok",
-                    "last_tested_at"]
+    list_display = ["name", "tenant", "type", "state", "usage", "is_default", "last_test", "price_per_gb_month"]
+    ordering = ["name"]
     list_filter = ["type", "status", "tenant"]
     search_fields = ["name"]
     readonly_fields = ["stored_credentials", "last_tested_at", "last_test_ok", "last_test_message", "created_at",
@@ -296,6 +330,33 @@ class StorageAdmin(TenantRowsMixin, ServiceBackedAdmin):
             fields.append("type")  # another type is another storage
         # The price is the platform operator's to set (usage costs), not the tenant's.
         return fields if request.user.is_superuser else [*fields, "price_per_gb_month"]
+
+    def get_queryset(self, request):
+        from django.db.models import Count, IntegerField, Q, Sum, Value
+        from django.db.models.functions import Coalesce
+
+        done = Q(backups__status="completed")
+        return super().get_queryset(request).annotate(
+            used_bytes=Coalesce(Sum("backups__stored_bytes", filter=done), Value(0), output_field=IntegerField()),
+            backup_count=Count("backups", filter=done))
+
+    @admin.display(description="Status", ordering="status")
+    def state(self, obj: Storage):
+        return humanize.badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="Used")
+    def usage(self, obj: Storage):
+        used = humanize.size(obj.used_bytes)
+        if obj.quota_bytes:
+            return f"{used} of {humanize.size(obj.quota_bytes)} ({obj.used_bytes * 100 // obj.quota_bytes} %)"
+        return f"{used} · {obj.backup_count} backup(s)"
+
+    @admin.display(description="Last test", ordering="last_tested_at")
+    def last_test(self, obj: Storage):
+        if obj.last_test_ok is None:
+            return "-"
+        badge = humanize.badge("ok" if obj.last_test_ok else "failed", "ok" if obj.last_test_ok else "failed")
+        return format_html("{} {}", badge, f"{obj.last_tested_at:%d %b %H:%M}" if obj.last_tested_at else "")
 
     @admin.display(description="Stored credentials")
     def stored_credentials(self, obj: Storage) -> str:
@@ -338,20 +399,59 @@ class RestoreToForm(forms.Form):
 
 @admin.register(Backup)
 class BackupAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "name", "tenant", "status", "trigger", "db_type", "storage", "stored_bytes", "verified",
-                    "created_at", "completed_at"]
+    list_display = ["id", "name", "tenant", "state", "source", "size", "took", "verified_mark", "error_short",
+                    "created_at"]
+    ordering = ["-created_at"]
     list_filter = ["status", "trigger", "db_type", "verified", "compression", "tenant", "storage"]
     search_fields = ["name", "database_name", "checksum"]
     date_hierarchy = "created_at"
-    list_select_related = ["tenant", "storage"]
+    list_select_related = ["tenant", "storage", "server", "application"]
     readonly_fields = [f.name for f in Backup._meta.fields]
-    actions = ["verify_decrypt", "verify_checksum", "download"]
+    actions = ["verify_decrypt", "verify_checksum", "verify_test_restore", "download"]
 
     def has_add_permission(self, request, *args) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description="Status", ordering="status")
+    def state(self, obj: Backup):
+        return humanize.badge(obj.status, obj.get_status_display(), backup_status=obj.pk)
+
+    @admin.display(description="Source")
+    def source(self, obj: Backup):
+        if obj.application_id:
+            return f"app {obj.application.name}" if obj.application else "application"
+        return f"{obj.server.name if obj.server else obj.db_type} / {obj.database_name}"
+
+    @admin.display(description="Size", ordering="stored_bytes")
+    def size(self, obj: Backup):
+        return humanize.size(obj.stored_bytes) if obj.stored_bytes else "-"
+
+    @admin.display(description="Took")
+    def took(self, obj: Backup):
+        if obj.started_at and obj.completed_at:
+            return humanize.clock((obj.completed_at - obj.started_at).total_seconds())
+        return "-"
+
+    @admin.display(description="Verified", ordering="verified")
+    def verified_mark(self, obj: Backup):
+        return humanize.badge("passed", "✔ verified") if obj.verified else ""
+
+    @admin.display(description="Error")
+    def error_short(self, obj: Backup):
+        if not obj.error_message:
+            return ""
+        return format_html('<span class="error-text">{}</span>', obj.error_message[:240])
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra = {"verify_types": [("checksum", "Verify checksum"), ("decrypt", "Verify by decrypting"),
+                                  ("test_restore", "Test restore into a scratch database")]}
+        backup = self.get_object(request, object_id)
+        if backup is not None and not backup.server_id:
+            extra["verify_types"] = extra["verify_types"][:2]
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     def get_urls(self):
         return [path("<int:pk>/restore/", self.admin_site.admin_view(self.restore_view), name="backups_backup_restore"),
@@ -376,6 +476,10 @@ class BackupAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     @admin.action(description="Verify (checksum)")
     def verify_checksum(self, request, queryset):
         self._verify(request, queryset, "checksum")
+
+    @admin.action(description="Verify (test restore into a scratch database)")
+    def verify_test_restore(self, request, queryset):
+        self._verify(request, queryset, "test_restore")
 
     @admin.action(description="Download")
     def download(self, request, queryset):
@@ -413,11 +517,11 @@ class BackupAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
                       {**self.admin_site.each_context(request), "backup": backup, "form": form,
                        "title": f"Restore backup {backup.pk}"})
 
-    @admin.display(description="Restore to…")
+    @admin.display(description="")
     def restore_link(self, obj):
-        from django.utils.html import format_html
-
-        return format_html('<a href="{}">Restore to…</a>', reverse("admin:backups_backup_restore", args=[obj.pk]))
+        if obj.status != "completed":
+            return ""
+        return format_html('<a href="{}">Restore…</a>', reverse("admin:console_restore", args=[obj.pk]))
 
     def get_list_display(self, request):
         return [*self.list_display, "restore_link"]
@@ -433,11 +537,35 @@ class ReadOnlyTenantAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
 @admin.register(Operation)
 class OperationAdmin(ReadOnlyTenantAdmin):
-    list_display = ["public_id", "kind", "tenant", "status", "progress", "step", "bytes_done", "heartbeat_at",
+    list_display = ["public_id", "kind", "tenant", "state", "progress_bar", "done", "step", "error_short",
                     "created_at"]
+    ordering = ["-created_at"]
     list_filter = ["kind", "status", "tenant"]
     readonly_fields = [f.name for f in Operation._meta.fields]
     actions = ["cancel"]
+
+    @admin.display(description="Status", ordering="status")
+    def state(self, obj: Operation):
+        word = {"running": "running", "pending": "queued"}.get(obj.status, obj.status)
+        return humanize.badge(word)
+
+    @admin.display(description="Progress", ordering="progress")
+    def progress_bar(self, obj: Operation):
+        return format_html('<div class="meter" style="min-width:80px" title="{} %"><span style="width:{}%"></span>'
+                           '</div>{} %', obj.progress, obj.progress, obj.progress)
+
+    @admin.display(description="Bytes")
+    def done(self, obj: Operation):
+        text = humanize.size(obj.bytes_done)
+        if obj.bytes_total:
+            text += f" of {humanize.size(obj.bytes_total)}"
+        if obj.throughput_bps and obj.status == "running":
+            text += f" · {humanize.rate(obj.throughput_bps)}"
+        return text
+
+    @admin.display(description="Error")
+    def error_short(self, obj: Operation):
+        return format_html('<span class="error-text">{}</span>', obj.error_message[:240]) if obj.error_message else ""
 
     @admin.action(description="Cancel (cleans partial data)")
     def cancel(self, request, queryset):
@@ -452,14 +580,40 @@ class OperationAdmin(ReadOnlyTenantAdmin):
 
 @admin.register(Restore)
 class RestoreAdmin(ReadOnlyTenantAdmin):
-    list_display = ["id", "backup", "tenant", "status", "target_server", "target_database", "strategy", "created_at"]
+    list_display = ["id", "backup", "tenant", "state", "target", "strategy", "error_short", "created_at"]
+    ordering = ["-created_at"]
+
+    @admin.display(description="Status", ordering="status")
+    def state(self, obj: Restore):
+        return humanize.badge(obj.status)
+
+    @admin.display(description="Target")
+    def target(self, obj: Restore):
+        if obj.target_database:
+            return f"{obj.target_server.name if obj.target_server else ''} / {obj.target_database}"
+        return obj.target_path or "original place"
+
+    @admin.display(description="Error")
+    def error_short(self, obj: Restore):
+        return format_html('<span class="error-text">{}</span>', obj.error_message[:240]) if obj.error_message else ""
     list_filter = ["status", "strategy", "tenant"]
     readonly_fields = [f.name for f in Restore._meta.fields]
 
 
 @admin.register(Verification)
 class VerificationAdmin(ReadOnlyTenantAdmin):
-    list_display = ["id", "backup", "tenant", "test_type", "status", "passed", "created_at"]
+    list_display = ["id", "backup", "tenant", "test_type", "state", "result", "created_at"]
+    ordering = ["-created_at"]
+
+    @admin.display(description="Status", ordering="status")
+    def state(self, obj: Verification):
+        return humanize.badge(obj.status)
+
+    @admin.display(description="Result", ordering="passed")
+    def result(self, obj: Verification):
+        if obj.passed is None:
+            return "-"
+        return humanize.badge("passed" if obj.passed else "failed", "passed" if obj.passed else "did not pass")
     list_filter = ["test_type", "status", "passed", "tenant"]
     readonly_fields = [f.name for f in Verification._meta.fields]
 

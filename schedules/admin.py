@@ -7,8 +7,9 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 
+from backupplatform import humanize
 from backupplatform.admin_forms import ServiceAdminMixin, ServiceModelForm
 from backupplatform.errors import DomainError
 from backups.models import Backup
@@ -50,8 +51,8 @@ class BackupJobForm(forms.ModelForm):
 @admin.register(BackupJob)
 class BackupJobAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     form = BackupJobForm
-    list_display = ("name", "tenant", "public_id", "enabled", "cron_expression", "timezone", "priority",
-                    "last_run_at", "next_run")
+    list_display = ("name", "tenant", "target", "enabled", "schedule", "last_result", "next_run")
+    ordering = ("name",)
     list_filter = ("enabled", "schedule_type", "tenant")
     search_fields = ("name", "public_id")
     readonly_fields = ("public_id", "schedule_preview", "last_run_at", "next_run_at")
@@ -59,7 +60,27 @@ class BackupJobAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="next run (UTC)")
     def next_run(self, job):
-        return selectors.job_next_run(job)
+        run = selectors.job_next_run(job)
+        return f"{run:%a %d %b %H:%M}" if run else "-"
+
+    @admin.display(description="What")
+    def target(self, job):
+        if job.application_id:
+            return f"app {job.application.name}"
+        return f"{job.server.name if job.server else '?'} / {job.database_name}" if job.server_id else job.source_path
+
+    @admin.display(description="Schedule", ordering="cron_expression")
+    def schedule(self, job):
+        return f"{job.cron_expression} ({job.timezone})" if job.cron_expression else job.schedule_type
+
+    @admin.display(description="Last result")
+    def last_result(self, job):
+        last = Backup.objects.filter(job=job).order_by("-created_at").first()
+        if last is None:
+            return humanize.badge("never", "never run")
+        return format_html("{} {} {}", humanize.badge(last.status), f"{last.created_at:%d %b %H:%M}",
+                           format_html('<div class="error-text">{}</div>', last.error_message[:200])
+                           if last.error_message else "")
 
     @admin.display(description="next 5 runs")
     def schedule_preview(self, job):
