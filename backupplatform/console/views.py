@@ -108,10 +108,11 @@ def overview_page(request, site):
     return _page(request, site, "admin/console/overview.html", {
         "title": "Overview", "ov": view, "chart": chart(view.days), "tenants": tenants,
         "selected": wanted if len(chosen) == 1 and wanted else "",
-        "many_tenants": len(tenants) > 1, "humanize": humanize,
+        "many_tenants": len(tenants) > 1, "show_tenant": len(chosen) > 1, "humanize": humanize,
         "storages": [{"usage": u, "used": humanize.size(u.used_bytes),
                       "capacity": humanize.size(u.capacity_bytes) if u.capacity_bytes else None,
-                      "percent": u.used_percent} for u in view.storages],
+                      "percent": u.used_percent, "percent_text": humanize.percent(u.used_percent)}
+                     for u in view.storages],
         "running": [panel(op) for op in view.running],
     })
 
@@ -271,11 +272,15 @@ class RestoreWizardForm(forms.Form):
             if not self.fields["members"].choices:
                 del self.fields["members"]
         for i in range(MASK_ROWS):
-            self.fields[f"mask_column_{i}"] = forms.CharField(required=False, max_length=200, label="Column")
+            self.fields[f"mask_column_{i}"] = forms.CharField(
+                required=False, max_length=200, label="Column",
+                widget=forms.TextInput(attrs={"placeholder": "column, e.g. email" if i == 0 else "column"}))
             self.fields[f"mask_rule_{i}"] = forms.ChoiceField(
                 required=False, label="Rule",
                 choices=[("", "—"), *[(r, r) for r in MASKING_RULES], ("fixed", "fixed value")])
-            self.fields[f"mask_value_{i}"] = forms.CharField(required=False, max_length=200, label="Value")
+            self.fields[f"mask_value_{i}"] = forms.CharField(
+                required=False, max_length=200, label="Value",
+                widget=forms.TextInput(attrs={"placeholder": "value (fixed only)"}))
 
     def mask_rows(self):
         return [(self[f"mask_column_{i}"], self[f"mask_rule_{i}"], self[f"mask_value_{i}"]) for i in range(MASK_ROWS)]

@@ -14,7 +14,8 @@
   "use strict";
 
   var ops = {};          // operation id -> the newest state seen (events merged)
-  var live = window.consoleLive = {connected: false, events: 0, toasts: 0, ops: ops};
+  // What arrived, for people debugging a dashboard (and the browser tests): the last 200 events.
+  var live = window.consoleLive = {connected: false, events: 0, toasts: 0, ops: ops, log: []};
 
   // --- human units (decimal, like backupplatform/humanize.py) -----------------------
   var UNITS = ["B", "KB", "MB", "GB", "TB", "PB"];
@@ -70,7 +71,8 @@
     el.dataset.status = s.status || "";
     setText(el, ".pct", pct + " %");
     var done = Number(s.bytes_done || 0), total = s.bytes_total;
-    setText(el, ".bytes", total ? size(done) + " of " + size(total) : (done ? size(done) : ""));
+    // While running, the total is the source's estimated size; at the end the bytes are what was done.
+    setText(el, ".bytes", total && !DONE[s.status] ? size(done) + " of ~" + size(total) : (done ? size(done) : ""));
     setText(el, ".rate", s.throughput_bps && !DONE[s.status] ? size(s.throughput_bps) + "/s" : "");
     var eta = s.eta_seconds !== undefined && s.eta_seconds !== null ? s.eta_seconds : null;
     setText(el, ".eta", !DONE[s.status] && (eta !== null || s.eta) ? "ETA " + (eta !== null ? clock(eta) : s.eta) : "");
@@ -143,6 +145,8 @@
 
   function handle(ev) {
     live.events++;
+    live.log.push(ev);
+    if (live.log.length > 200) live.log.shift();
     var type = ev.type || "";
     if (/_progress$/.test(type)) { applyEvent(ev); return; }
     if (type === "backup_started") { badge(ev.backup_id, "running"); return; }
@@ -160,8 +164,9 @@
     if (/^restore_(completed|failed|cancelled)$/.test(type)) {
       var rstatus = type.slice(8);
       applyEvent({operation_id: ev.restore_id, status: rstatus, error: ev.error});
-      toast(rstatus === "completed" ? "success" : "error", "Restore " + ev.restore_id + " " + rstatus +
-            (ev.error ? ": " + ev.error : ""));
+      var label = document.querySelector('[data-op="' + ev.restore_id + '"] .op-label');
+      var what = label ? label.textContent.replace(/ started\.?$/, "") : "Restore " + ev.restore_id;
+      toast(rstatus === "completed" ? "success" : "error", what + ": " + rstatus + (ev.error ? ": " + ev.error : ""));
       return;
     }
     if (/^verification_/.test(type)) {
@@ -232,7 +237,7 @@
         headers: {"Accept": "application/json", "X-CSRFToken": csrf()}
       }).then(function (r) { return r.json().then(function (body) { return {status: r.status, body: body}; }); })
         .then(function (res) {
-          if (button) button.disabled = false;
+          if (button) button.disabled = res.status === 201 && form.hasAttribute("data-restore-wizard");
           if (res.status !== 201) { showErrors(form, res.body.errors || {"__all__": ["The request failed."]}); return; }
           showErrors(form, {});
           var op = res.body.operation;
@@ -243,7 +248,10 @@
           link.textContent = "details";
           link.className = "op-link";
           panel.querySelector(".op-head").appendChild(link);
-          if (target) { target.hidden = false; target.prepend(panel); }
+          if (target) {
+            target.hidden = false;
+            (target.querySelector(".live-ops") || target).prepend(panel);
+          }
           applyEvent(Object.assign({}, op, {type: "start"}));
           toast("info", res.body.message);
         })
