@@ -7,8 +7,6 @@ APIs, which record the audit event; the result is shown as an admin message.
 
 from __future__ import annotations
 
-import json
-
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
@@ -17,7 +15,14 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from backupplatform import humanize
-from backupplatform.admin_forms import ServiceAdminMixin, ServiceModelForm, dry_run, form_field_for
+from backupplatform.admin_forms import (
+    KeyValueField,
+    LinesField,
+    ServiceAdminMixin,
+    ServiceModelForm,
+    dry_run,
+    form_field_for,
+)
 from backupplatform.errors import DomainError
 from backups import services
 from backups.models import (
@@ -60,6 +65,7 @@ class ServiceBackedAdmin(ServiceAdminMixin, TenantScopedAdminMixin, admin.ModelA
 
 
 class ServerForm(ServiceModelForm):
+    tags = KeyValueField(label="Tags")
     username = forms.CharField(required=False, max_length=200)
     password = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False), help_text=KEEP)
     ssh_key = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}),
@@ -181,8 +187,20 @@ class SourceFormSet(forms.BaseInlineFormSet):
             raise forms.ValidationError(loose)
 
 
-class SourceInline(admin.TabularInline):
+class SourceForm(forms.ModelForm):
+    include = LinesField(help_text="Glob patterns, one per line (e.g. *.jpg); empty: everything",
+                         widget=forms.Textarea(attrs={"rows": 2, "cols": 24}))
+    exclude = LinesField(help_text="Glob patterns, one per line (e.g. cache/*)",
+                         widget=forms.Textarea(attrs={"rows": 2, "cols": 24}))
+
+    class Meta:
+        model = Source
+        fields = ["name", "type", "server", "database_name", "path", "include", "exclude", "component", "position"]
+
+
+class SourceInline(admin.StackedInline):
     model = Source
+    form = SourceForm
     formset = SourceFormSet
     extra = 0
     fields = ["name", "type", "server", "database_name", "path", "include", "exclude", "component", "position"]
@@ -215,8 +233,17 @@ class SourceInline(admin.TabularInline):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
+class ApplicationForm(forms.ModelForm):
+    labels = KeyValueField()
+
+    class Meta:
+        model = Application
+        fields = ["tenant", "name", "namespace", "labels", "description"]
+
+
 @admin.register(Application)
 class ApplicationAdmin(ServiceBackedAdmin):
+    form = ApplicationForm
     fields = ["tenant", "name", "namespace", "labels", "description", "is_default"]
     list_display = ["name", "tenant", "namespace", "source_count", "last_result", "updated_at", "back_up"]
     ordering = ["name"]
@@ -269,52 +296,161 @@ class ApplicationAdmin(ServiceBackedAdmin):
             formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
 
+# What each storage type asks for (backups/storage/validation.py): its configuration fields,
+# then its secrets, which are write-only (blank keeps the stored value).
+STORAGE_FIELDS = {
+    "local": ["path"],
+    "s3": ["bucket", "region", "endpoint_url", "path_prefix", "addressing_style"],
+    "minio": ["endpoint_url", "bucket", "region", "path_prefix", "addressing_style"],
+    "sftp": ["host", "port", "path", "username", "host_key"],
+    "gcs": ["bucket", "path_prefix", "project_id", "endpoint_url"],
+    "azure": ["account_name", "container", "path_prefix"],
+}
+STORAGE_SECRETS = {
+    "local": [],
+    "s3": ["access_key_id", "secret_access_key", "session_token"],
+    "minio": ["access_key_id", "secret_access_key"],
+    "sftp": ["password", "private_key", "passphrase"],
+    "gcs": ["service_account_json"],
+    "azure": ["account_key", "connection_string"],
+}
+CONFIG_FIELD_NAMES = sorted({f for fields in STORAGE_FIELDS.values() for f in fields})
+SECRET_FIELD_NAMES = sorted({f for fields in STORAGE_SECRETS.values() for f in fields})
+
+
+def _storage_form_fields() -> dict[str, forms.Field]:
+    text = {"required": False, "max_length": 1024}
+    secret = {"required": False, "widget": forms.PasswordInput(render_value=False), "help_text": KEEP}
+    return {
+        "path": forms.CharField(label="Folder", help_text="Absolute path, e.g. /var/backups/acme", **text),
+        "bucket": forms.CharField(label="Bucket", **text),
+        "region": forms.CharField(label="Region", help_text="e.g. eu-west-1 (optional for MinIO)", **text),
+        "endpoint_url": forms.CharField(label="Endpoint URL", help_text="S3-compatible services, MinIO, a GCS "
+                                        "emulator: e.g. https://minio.example.com:9000", **text),
+        "path_prefix": forms.CharField(label="Path prefix", help_text="Folder inside the bucket, e.g. backups/prod",
+                                       **text),
+        "addressing_style": forms.ChoiceField(label="Addressing style", required=False, choices=[
+            ("", "automatic"), ("path", "path (MinIO and most S3-compatible servers)"), ("virtual", "virtual host")]),
+        "host": forms.CharField(label="Host", **text),
+        "port": forms.IntegerField(label="Port", required=False, min_value=1, max_value=65535, help_text="Default 22"),
+        "username": forms.CharField(label="User name", **text),
+        "host_key": forms.CharField(label="Host key", help_text='The server\'s public key, "ssh-ed25519 AAAA..." '
+                                    "(recommended: refuses another server)", **text),
+        "project_id": forms.CharField(label="Project ID", **text),
+        "account_name": forms.CharField(label="Account name", **text),
+        "container": forms.CharField(label="Container", **text),
+        "access_key_id": forms.CharField(label="Access key ID", **secret),
+        "secret_access_key": forms.CharField(label="Secret access key", **secret),
+        "session_token": forms.CharField(label="Session token", **secret),
+        "password": forms.CharField(label="Password", **secret),
+        "private_key": forms.CharField(label="Private key", **{**secret, "widget": forms.Textarea(
+            attrs={"rows": 3, "autocomplete": "off", "placeholder": "stored; paste a new key to replace it"})}),
+        "passphrase": forms.CharField(label="Key passphrase", **secret),
+        "service_account_json": forms.CharField(label="Service account key (JSON)", **{**secret, "widget": forms.Textarea(
+            attrs={"rows": 3, "autocomplete": "off", "placeholder": "stored; paste a new key file to replace it"})}),
+        "account_key": forms.CharField(label="Account key", **secret),
+        "connection_string": forms.CharField(label="Connection string", **secret),
+    }
+
+
 class StorageForm(ServiceModelForm):
-    new_credentials = forms.JSONField(
-        required=False, widget=forms.Textarea(attrs={"rows": 4}),
-        help_text=f'Credentials as JSON, e.g. {{"access_key_id": "...", "secret_access_key": "..."}}. '
-                  f"Replaces the stored ones. {KEEP}")
-    error_aliases = {"credentials": "new_credentials"}
-    other_errors_field = "configuration"  # validation names configuration keys: path, bucket...
+    labels = KeyValueField()
+
+    """A storage's settings as the fields its type needs (no JSON to type); secrets are
+    write-only: the form never shows them, blank keeps them, ``clear_secrets`` removes them."""
+
+    clear_secrets = forms.BooleanField(required=False, help_text="Remove every stored secret of this storage.")
+    other_errors_field = None
 
     class Meta:
         model = Storage
-        fields = ["tenant", "name", "description", "type", "status", "configuration", "labels", "is_default",
-                  "price_per_gb_month", "quota_bytes"]
+        fields = ["tenant", "name", "description", "type", "status", "labels", "is_default",
+                  "price_per_gb_month", "quota_bytes", "cleanup_threshold"]
 
-    def clean_new_credentials(self):
-        creds = self.cleaned_data.get("new_credentials")
-        if creds not in (None, "") and not isinstance(creds, dict):
-            raise forms.ValidationError("Enter a JSON object.")
-        return creds or None
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        config = self.instance.configuration or {} if self.instance.pk else {}
+        for name in CONFIG_FIELD_NAMES:
+            if name in config and not isinstance(config[name], dict | list):
+                self.fields[name].initial = config[name]
+        stored = set((self.instance.credentials or {}) if self.instance.pk else {})
+        for name in SECRET_FIELD_NAMES:
+            if name in stored:
+                self.fields[name].help_text = f"Stored. {KEEP}"
+        if "quota_bytes" in self.fields:
+            self.fields["quota_bytes"].help_text = "Bytes this storage may hold, e.g. 500000000000 for 500 GB"
+        kind = self.data.get("type") if self.is_bound and "type" in self.fields else self.instance.type
+        secrets = STORAGE_SECRETS.get(kind or "", [])
+        # Credential problems are reported under "credentials": show them on the first secret.
+        self.error_aliases = {"credentials": secrets[0] if secrets else "type", "configuration": "type"}
 
-    def clean_configuration(self):
-        config = self.cleaned_data.get("configuration")
-        if not isinstance(config, dict):
-            raise forms.ValidationError("Enter a JSON object.")
-        return config
+    @property
+    def kind(self) -> str:
+        return (self.cleaned_data.get("type") if "type" in self.fields else None) or self.instance.type
+
+    def _configuration(self) -> dict:
+        data = self.cleaned_data
+        return {k: data[k] for k in STORAGE_FIELDS.get(self.kind, []) if data.get(k) not in (None, "")}
+
+    def _secrets(self) -> dict:
+        return {k: self.cleaned_data[k] for k in STORAGE_SECRETS.get(self.kind, []) if self.cleaned_data.get(k)}
 
     def write(self) -> Storage:
         data = self.cleaned_data
         fields = {k: data[k] for k in ("name", "description", "status", "labels", "is_default", "quota_bytes",
-                                       "price_per_gb_month") if k in data}
+                                       "price_per_gb_month", "cleanup_threshold") if k in data}
         if self.instance.pk:
             current = Storage.objects.get(pk=self.instance.pk)
             changes = {k: v for k, v in fields.items() if k in self.changed_data}
-            # The boxes hold the whole configuration: keys left out are removed.
-            if "configuration" in self.changed_data:
-                changes["configuration"] = {**dict.fromkeys(current.configuration or {}), **data["configuration"]}
-            if data.get("new_credentials"):
-                changes["credentials"] = {**dict.fromkeys(current.credentials or {}), **data["new_credentials"]}
+            # The type's fields replace theirs (a field emptied removes its key); keys the form
+            # does not show (encryption settings, thresholds set through an API) are kept.
+            shown = STORAGE_FIELDS.get(current.type, [])
+            configuration = {k: v for k, v in (current.configuration or {}).items() if k not in shown}
+            configuration.update(self._configuration())
+            if configuration != (current.configuration or {}):
+                changes["configuration"] = {**dict.fromkeys(current.configuration or {}), **configuration}
+            if data.get("clear_secrets"):
+                changes["credentials"] = {**dict.fromkeys(current.credentials or {}), **self._secrets()}
+            elif self._secrets():
+                changes["credentials"] = self._secrets()
             return services.storage_update(storage=current, **changes)
-        return services.storage_create(tenant=data["tenant"], type=data["type"],
-                                       configuration=data.get("configuration") or {},
-                                       credentials=data.get("new_credentials") or {}, **fields)
+        threshold = fields.pop("cleanup_threshold", None)
+        created = services.storage_create(tenant=data["tenant"], type=data["type"],
+                                          configuration=self._configuration(), credentials=self._secrets(), **fields)
+        return services.storage_update(storage=created, cleanup_threshold=threshold) if threshold else created
+
+
+# The type's fields are declared on the form (the admin renders declared fields only).
+StorageForm.declared_fields.update(_storage_form_fields())
+StorageForm.base_fields.update(_storage_form_fields())
 
 
 @admin.register(Storage)
 class StorageAdmin(TenantRowsMixin, ServiceBackedAdmin):
     form = StorageForm
+
+    def get_fieldsets(self, request, obj=None):
+        readonly = set(self.get_readonly_fields(request, obj))
+        main = [f for f in ("tenant", "name", "description", "type", "status", "is_default")]
+        connect = [*[f for f in CONFIG_FIELD_NAMES if f not in ("port",)], "port", *SECRET_FIELD_NAMES,
+                   "clear_secrets"]
+        connect = [f for f in sorted(set(connect), key=connect.index) if f not in readonly]
+        limits = ["quota_bytes", "cleanup_threshold", "price_per_gb_month", "labels"]
+        state = [f for f in ("stored_credentials", "last_tested_at", "last_test_ok", "last_test_message",
+                             "created_at", "updated_at") if f in readonly]
+        return [(None, {"fields": main}),
+                ("Where and how to connect", {"fields": connect, "classes": ["storage-connect"],
+                                              "description": "Only the fields of the chosen type are shown. "
+                                                             "Secrets are never shown again once saved."}),
+                ("Limits and labels", {"fields": limits}),
+                ("State", {"fields": state})]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        import json as _json
+
+        fields = {t: [*STORAGE_FIELDS[t], *STORAGE_SECRETS[t]] for t in STORAGE_FIELDS}
+        context["storage_type_fields"] = _json.dumps({"fields": fields, "current": obj.type if obj else ""})
+        return super().render_change_form(request, context, add, change, form_url, obj)
     list_display = ["name", "tenant", "type", "state", "usage", "is_default", "last_test", "price_per_gb_month"]
     ordering = ["name"]
     list_filter = ["type", "status", "tenant"]
@@ -360,7 +496,8 @@ class StorageAdmin(TenantRowsMixin, ServiceBackedAdmin):
 
     @admin.display(description="Stored credentials")
     def stored_credentials(self, obj: Storage) -> str:
-        return json.dumps(services.storage_public_credentials(obj.credentials))
+        shown = services.storage_public_credentials(obj.credentials)
+        return ", ".join(f"{k}: {v}" for k, v in shown.items()) or "none"
 
     @admin.action(description="Test storage")
     def test_storage(self, request, queryset):

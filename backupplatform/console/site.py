@@ -32,6 +32,8 @@ class ConsoleAdminSite(admin.AdminSite):
                  name="console_restore"),
             path("console/backups/<int:pk>/verify/", self.admin_view(views.verify), name="console_verify"),
             path("console/backups/<int:pk>/download/", self.admin_view(views.download), name="console_download"),
+            path("console/schedule-preview/", self.admin_view(views.schedule_preview),
+                 name="console_schedule_preview"),
             path("console/operations/<str:public_id>/", self.admin_view(views.operation_page),
                  name="console_operation"),
         ]

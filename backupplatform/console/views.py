@@ -383,3 +383,30 @@ def operation_page(request, public_id: str):
     return _page(request, admin.site, "admin/console/operation.html", {
         "title": f"{op.get_kind_display()} {op.public_id}", "op": op, "p": panel(op), "restore": restore,
         "opts": Operation._meta})
+
+
+def schedule_preview(request):
+    """The next five runs of a schedule being edited (the job form asks as fields change)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from schedules.timing import cron_next_runs, frequency_to_cron, validate_cron, validate_timezone
+
+    q = request.GET
+    kind, tz = q.get("schedule_type") or "cron", q.get("timezone") or "UTC"
+    try:
+        validate_timezone(tz)
+        if kind in ("cron", "custom"):
+            cron = validate_cron(q.get("cron_expression") or "")
+        else:
+            days = [int(d) for d in q.getlist("days_of_week") if d.isdigit()] or None
+            day = int(q["day_of_month"]) if (q.get("day_of_month") or "").isdigit() else None
+            time = (q.get("schedule_time") or "")[:5] or ("00:00" if kind == "hourly" else None)
+            cron = frequency_to_cron(kind, time, days, day)
+        runs = cron_next_runs(cron, tz, datetime.now(ZoneInfo("UTC")), 5)
+    except (ValueError, KeyError) as exc:
+        return JsonResponse({"error": str(exc)}, status=422)
+    zone = ZoneInfo(tz)
+    return JsonResponse({"cron": cron, "runs": [
+        {"utc": r.strftime("%a %Y-%m-%d %H:%M"), "local": r.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z")}
+        for r in runs]})

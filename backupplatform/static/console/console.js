@@ -308,3 +308,88 @@
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();
+
+/* Storage form: show the fields of the chosen storage type only. */
+(function () {
+  "use strict";
+  function start() {
+    var data = document.getElementById("storage-type-fields");
+    if (!data) return;
+    var spec = JSON.parse(data.textContent);
+    var all = {};
+    Object.keys(spec.fields).forEach(function (t) { spec.fields[t].forEach(function (f) { all[f] = true; }); });
+    var select = document.getElementById("id_type");
+    function show() {
+      var kind = select ? select.value : spec.current;
+      var wanted = {};
+      (spec.fields[kind] || []).forEach(function (f) { wanted[f] = true; });
+      Object.keys(all).forEach(function (f) {
+        document.querySelectorAll(".form-row.field-" + f + ", .fieldBox.field-" + f).forEach(function (row) {
+          row.hidden = !wanted[f];
+        });
+      });
+      document.querySelectorAll(".form-row.field-clear_secrets").forEach(function (row) {
+        row.hidden = !(spec.fields[kind] || []).some(function (f) { return /key|secret|password|token|json|string|passphrase/.test(f); });
+      });
+    }
+    if (select) select.addEventListener("change", show);
+    show();
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
+
+/* Job form: the next five runs, recomputed as the schedule fields change. */
+(function () {
+  "use strict";
+  function start() {
+    var out = document.getElementById("schedule-preview");
+    var form = out && out.closest("form");
+    if (!form) return;
+    var names = ["schedule_type", "cron_expression", "schedule_time", "days_of_week", "day_of_month", "timezone"];
+    var timer = null;
+    function refresh() {
+      var params = new URLSearchParams();
+      names.forEach(function (n) {
+        form.querySelectorAll('[name="' + n + '"]').forEach(function (el) {
+          if ((el.type === "checkbox" || el.type === "radio") && !el.checked) return;
+          params.append(n, el.value);
+        });
+      });
+      fetch(out.dataset.url + "?" + params.toString(), {credentials: "same-origin"})
+        .then(function (r) { return r.json(); })
+        .then(function (body) {
+          out.textContent = "";
+          if (body.error) {
+            var err = document.createElement("div");
+            err.className = "error-text";
+            err.textContent = body.error;
+            out.appendChild(err);
+            return;
+          }
+          var cron = document.createElement("div");
+          cron.className = "help";
+          cron.textContent = "cron: " + body.cron;
+          out.appendChild(cron);
+          body.runs.forEach(function (r) {
+            var line = document.createElement("div");
+            line.textContent = r.local + " (" + r.utc + " UTC)";
+            out.appendChild(line);
+          });
+        });
+    }
+    form.addEventListener("change", function (e) {
+      if (names.indexOf(e.target.name) < 0) return;
+      clearTimeout(timer);
+      timer = setTimeout(refresh, 200);
+    });
+    form.addEventListener("input", function (e) {
+      if (e.target.name !== "cron_expression") return;
+      clearTimeout(timer);
+      timer = setTimeout(refresh, 400);
+    });
+    refresh();
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

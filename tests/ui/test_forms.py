@@ -1,0 +1,142 @@
+"""Configuration typed into real fields instead of JSON boxes: a storage's settings per type
+with write-only secrets, sources' include/exclude as lines, a job's schedule as frequency,
+time and days with its next runs, its options and retention as fields with a preview."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from backups import services
+from backups.models import Application, Backup, Storage
+from schedules.models import BackupJob
+from tests.admin.test_admin_writes import sources_form
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+@pytest.fixture
+def root(superuser):
+    client = Client()
+    client.force_login(superuser)
+    return client
+
+
+def storage_form(tenant, **fields):
+    return {"tenant": tenant.pk, "name": "offsite", "type": "s3", "status": "active", "labels": "",
+            "description": "", "price_per_gb_month": "0", **fields}
+
+
+def test_an_s3_storage_is_set_up_with_its_own_fields_and_its_secret_never_shown_again(root, tenant_a):
+    page = root.get("/admin/backups/storage/add/").content.decode()
+    for field in ("id_bucket", "id_region", "id_endpoint_url", "id_access_key_id", "id_secret_access_key",
+                  "id_path", "id_host", "id_account_name", "storage-type-fields"):
+        assert field in page
+    assert 'name="configuration"' not in page and 'name="new_credentials"' not in page
+    response = root.post("/admin/backups/storage/add/", storage_form(
+        tenant_a, bucket="acme-backups", region="eu-west-1", path_prefix="prod", access_key_id="AKIAIOSFODNN7EXAMPLE",
+        secret_access_key=SECRET, labels="env=prod\nteam=ops"))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    storage = Storage.objects.get(name="offsite")
+    assert storage.configuration == {"bucket": "acme-backups", "region": "eu-west-1", "path_prefix": "prod"}
+    assert storage.credentials == {"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key": SECRET}
+    assert storage.labels == {"env": "prod", "team": "ops"}
+
+    change = root.get(f"/admin/backups/storage/{storage.pk}/change/").content.decode()
+    assert SECRET not in change and "acme-backups" in change and "Stored. Leave blank" in change
+    # Blank secrets keep the stored ones; a changed field is saved.
+    response = root.post(f"/admin/backups/storage/{storage.pk}/change/", {
+        **storage_form(tenant_a, bucket="acme-backups", region="eu-central-1", path_prefix="prod",
+                       labels="env=prod")})
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    storage.refresh_from_db()
+    assert storage.configuration["region"] == "eu-central-1" and storage.credentials["secret_access_key"] == SECRET
+
+
+def test_storage_errors_are_words_next_to_their_field(root, tenant_a):
+    response = root.post("/admin/backups/storage/add/", storage_form(
+        tenant_a, bucket="Bad_Bucket!", region="eu-west-1", access_key_id="nope", secret_access_key="x"))
+    errors = response.context["adminform"].form.errors
+    assert "invalid characters" in errors["bucket"][0]
+    assert "access key" in errors["access_key_id"][0].lower()
+    html = response.content.decode()
+    assert "{'" not in html and "{&#x27;" not in html
+    response = root.post("/admin/backups/storage/add/", storage_form(tenant_a, labels="not a pair"))
+    assert response.context["adminform"].form.errors["labels"] == ['Line 1: write key=value (got "not a pair").']
+    assert not Storage.objects.filter(name="offsite").exists()
+
+
+def test_sources_take_include_and_exclude_patterns_one_per_line(root, tenant_a):
+    folder = f"{tenant_a.path_roots[0]}/www"
+    response = root.post("/admin/backups/application/add/", {
+        "tenant": tenant_a.pk, "name": "site", "namespace": "", "labels": "", "description": "",
+        **sources_form({"name": "files", "path": folder, "include": "*.html\n*.css\n", "exclude": "cache/*"})})
+    assert response.status_code == 302
+    source = Application.objects.get(name="site").sources.get()
+    assert source.include == ["*.html", "*.css"] and source.exclude == ["cache/*"]
+    page = root.get(f"/admin/backups/application/{source.application_id}/change/").content.decode()
+    assert "*.html\n*.css</textarea>" in page
+
+
+def job_form(tenant, storage, app, **fields):
+    return {"tenant": tenant.pk, "name": "nightly", "description": "", "enabled": "on", "application": app.pk,
+            "server": "", "database_name": "", "source_path": "", "storage": storage.pk, "backup_type": "full",
+            "schedule_type": "weekly", "schedule_time": "02:30", "days_of_week": ["1", "3", "5"],
+            "day_of_month": "", "cron_expression": "", "timezone": "Europe/Paris", "retention_policy": "",
+            "retention_days": "", "retention_count": "", "keep_daily": "7", "keep_weekly": "4", "keep_monthly": "",
+            "keep_yearly": "", "priority": "5", "compression": "gzip", "verify_after": "on",
+            "notify_on_failure": "on", **fields}
+
+
+def test_a_job_is_scheduled_with_days_and_time_and_shows_its_next_runs(root, tenant_a):
+    storage = services.storage_create(tenant=tenant_a, name="disk", type="local",
+                                      configuration={"path": f"{tenant_a.path_roots[0]}/store"})
+    app = services.application_create(tenant=tenant_a, name="site", sources=[
+        {"name": "files", "type": "path", "path": f"{tenant_a.path_roots[0]}/www"}])
+    page = root.get("/admin/schedules/backupjob/add/").content.decode()
+    assert 'name="options"' not in page and 'type="checkbox" name="days_of_week"' in page
+    response = root.post("/admin/schedules/backupjob/add/", job_form(tenant_a, storage, app))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    job = BackupJob.objects.get(name="nightly")
+    assert job.cron_expression == "30 2 * * 1,3,5" and job.days_of_week == [1, 3, 5]
+    assert job.options == {"compression": "gzip", "verify_integrity": True}
+    assert job.notifications["on_failure"] is True and job.notifications["on_success"] is False
+    assert job.retention == {"daily": 7, "weekly": 4}
+
+    preview = root.get("/admin/console/schedule-preview/", {
+        "schedule_type": "weekly", "schedule_time": "02:30", "days_of_week": ["1", "3", "5"],
+        "timezone": "Europe/Paris"}).json()
+    assert preview["cron"] == "30 2 * * 1,3,5" and len(preview["runs"]) == 5
+    assert all(r["local"][:3] in ("Mon", "Wed", "Fri") and "02:30" in r["local"] for r in preview["runs"])
+    bad = root.get("/admin/console/schedule-preview/", {"schedule_type": "custom", "cron_expression": "61 * * * *"})
+    assert bad.status_code == 422 and "out of range" in bad.json()["error"]
+
+    # Retention preview: what the rules keep among the job's backups today (nothing is deleted).
+    now = timezone.now()
+    for days in range(8):
+        backup = Backup.objects.create(tenant=tenant_a, job=job, application=app, status="completed",
+                                       name=f"site_{days}")
+        Backup.objects.filter(pk=backup.pk).update(created_at=now - timedelta(days=days, hours=1))
+    change = root.get(f"/admin/schedules/backupjob/{job.pk}/change/").content.decode()
+    assert "of 8 backup(s) keeps 8, nothing to delete" in change  # daily 7 + the newest of the week before
+    BackupJob.objects.filter(pk=job.pk).update(retention={"daily": 3})
+    change = root.get(f"/admin/schedules/backupjob/{job.pk}/change/").content.decode()
+    assert "of 8 backup(s) keeps 3, would delete 5: site_3" in change
+    assert 'id="schedule-preview"' in change
+
+
+def test_a_cron_error_is_said_next_to_the_field(root, tenant_a):
+    storage = services.storage_create(tenant=tenant_a, name="disk", type="local",
+                                      configuration={"path": f"{tenant_a.path_roots[0]}/store"})
+    app = services.application_create(tenant=tenant_a, name="site", sources=[
+        {"name": "files", "type": "path", "path": f"{tenant_a.path_roots[0]}/www"}])
+    response = root.post("/admin/schedules/backupjob/add/", job_form(
+        tenant_a, storage, app, schedule_type="custom", cron_expression="every night"))
+    errors = response.context["adminform"].form.errors
+    assert errors["cron_expression"] and "{'" not in str(errors["cron_expression"])
+    assert not BackupJob.objects.filter(name="nightly").exists()
