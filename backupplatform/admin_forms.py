@@ -159,6 +159,8 @@ class LinesField(forms.CharField):
         return [line.strip() for line in (value or "").splitlines() if line.strip()]
 
     def has_changed(self, initial, data):
+        if data is None:  # not submitted at all (a form without the field): unchanged
+            return False
         return self.to_python(initial) != self.to_python(data)
 
 

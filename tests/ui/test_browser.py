@@ -186,6 +186,11 @@ def test_restore_wizard_into_a_new_database_with_a_masked_column(
     page.locator("#live-panel").scroll_into_view_if_needed()
     screenshot(page, "restore-completed")
 
+    # Download gives the decrypted content: the pg_dump archive itself.
+    download = page.request.get(f"/admin/console/backups/{backup.pk}/download/")
+    assert download.ok and download.body()[:5] == b"PGDMP"
+    assert download.headers["content-disposition"].endswith('.dump"')
+
     assert psql(target, "SELECT count(*) FROM customers") == "500"
     emails = psql(target, "SELECT email FROM customers ORDER BY id LIMIT 3").splitlines()
     assert emails and not any(e.endswith("@example.com") for e in emails), emails

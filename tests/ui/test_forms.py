@@ -4,7 +4,9 @@ time and days with its next runs, its options and retention as fields with a pre
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -140,3 +142,69 @@ def test_a_cron_error_is_said_next_to_the_field(root, tenant_a):
     errors = response.context["adminform"].form.errors
     assert errors["cron_expression"] and "{'" not in str(errors["cron_expression"])
     assert not BackupJob.objects.filter(name="nightly").exists()
+
+
+def test_the_wizard_restores_a_folder_into_the_target_and_only_the_sources_ticked(root, tenant_a, monkeypatch):
+    """An application backup of two folders; the wizard restores one of them INTO a new folder
+    (its content at the top, not under the original absolute path)."""
+    from backupplatform.console import views
+    from backups.services import restores as restore_services
+    from backups.services.backups import backup_run, backup_start
+
+    base = tenant_a.path_roots[0]
+    for name, files in (("www", {"index.html": "<h1>shop</h1>", "css/site.css": "body{}"}), ("logs", {"a.log": "x"})):
+        for rel, text in files.items():
+            path = f"{base}/{name}/{rel}"
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text)
+    services.storage_create(tenant=tenant_a, name="disk", type="local", is_default=True,
+                            configuration={"path": f"{base}/store"})
+    app = services.application_create(tenant=tenant_a, name="site", sources=[
+        {"name": "www", "type": "path", "path": f"{base}/www"}, {"name": "logs", "type": "path", "path": f"{base}/logs"}])
+    op = backup_start(tenant=tenant_a, application=app, queue=False)
+    backup_run(operation_id=op.pk)
+    backup = Backup.objects.get(pk=op.backup_id)
+    assert backup.status == "completed", backup.error_message
+
+    page = root.get(f"/admin/console/backups/{backup.pk}/restore/").content.decode()
+    assert 'name="target_path"' in page and 'name="target_database"' not in page
+    assert "goes INTO this folder" in page
+    members = {s["name"]: s["member"] for s in backup.manifest["bundle"]["sources"]}
+    # Run the restore in this process instead of queueing it for a worker.
+    monkeypatch.setattr(views, "restore_start", lambda **kw: restore_services.restore_start(**kw, queue=False))
+    response = root.post(f"/admin/console/backups/{backup.pk}/restore/", {
+        "restore_point": backup.pk, "target_path": f"{base}/restored", "members": [members["www"]],
+        "strategy": "create_new", "confirm": "on"}, HTTP_ACCEPT="application/json")
+    assert response.status_code == 201, response.content
+    restore = restore_services.Restore.objects.get(backup=backup)
+    restore_services.restore_run(operation_id=restore.operation_id)
+    restore.refresh_from_db()
+    assert restore.status == "completed", restore.error_message
+    assert Path(f"{base}/restored/index.html").read_text() == "<h1>shop</h1>"
+    assert Path(f"{base}/restored/css/site.css").read_text() == "body{}"
+    assert not os.path.exists(f"{base}/restored/a.log")
+    assert not os.path.exists(f"{base}/restored{base}")  # not nested under the absolute path
+
+
+def test_verify_offers_a_test_restore_and_refuses_it_in_words_where_it_cannot_run(root, tenant_a, monkeypatch):
+    from backups.models import Verification
+
+    services.storage_create(tenant=tenant_a, name="disk", type="local", is_default=True,
+                            configuration={"path": f"{tenant_a.path_roots[0]}/store"})
+    app = services.application_create(tenant=tenant_a, name="site", sources=[
+        {"name": "www", "type": "path", "path": f"{tenant_a.path_roots[0]}/www"}])
+    backup = Backup.objects.create(tenant=tenant_a, application=app, status="completed", name="site_1")
+    page = root.get(f"/admin/backups/backup/{backup.pk}/change/").content.decode()
+    assert "Verify checksum" in page and "Test restore" not in page  # a test restore needs a database
+    response = root.post(f"/admin/console/backups/{backup.pk}/verify/", {"test_type": "test_restore"}, follow=True)
+    assert "test_restore needs a database backup." in response.content.decode()
+    assert not Verification.objects.exists()
+    db_backup = Backup.objects.create(tenant=tenant_a, status="completed", name="orders_1", database_name="orders",
+                                      db_type="postgresql", server=services.server_create(
+                                          tenant=tenant_a, name="pg", type="postgresql", host="127.0.0.1", port=5432))
+    assert "Test restore into a scratch database" in root.get(
+        f"/admin/backups/backup/{db_backup.pk}/change/").content.decode()
+    response = root.post(f"/admin/console/backups/{db_backup.pk}/verify/", {"test_type": "test_restore"})
+    verification = Verification.objects.get(backup=db_backup)
+    assert verification.test_type == "test_restore"
+    assert response.headers["Location"] == f"/admin/console/operations/{verification.operation.public_id}/"
