@@ -20,6 +20,7 @@ from backupplatform.admin_forms import (
     LinesField,
     ServiceAdminMixin,
     ServiceModelForm,
+    add_service_errors,
     dry_run,
     form_field_for,
 )
@@ -536,8 +537,7 @@ class RestoreToForm(forms.Form):
 
 @admin.register(Backup)
 class BackupAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "name", "tenant", "state", "source", "size", "took", "verified_mark", "error_short",
-                    "created_at"]
+    list_display = ["id", "name_and_source", "tenant", "state", "size", "took", "error_short", "created"]
     ordering = ["-created_at"]
     list_filter = ["status", "trigger", "db_type", "verified", "compression", "tenant", "storage"]
     search_fields = ["name", "database_name", "checksum"]
@@ -554,7 +554,16 @@ class BackupAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def state(self, obj: Backup):
-        return humanize.badge(obj.status, obj.get_status_display(), backup_status=obj.pk)
+        badge = humanize.badge(obj.status, obj.get_status_display(), backup_status=obj.pk)
+        return format_html("{} {}", badge, humanize.badge("passed", "✔ verified")) if obj.verified else badge
+
+    @admin.display(description="Backup", ordering="name")
+    def name_and_source(self, obj: Backup):
+        return format_html('{}<div class="sub">{}</div>', obj.name or f"#{obj.pk}", self.source(obj))
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, obj: Backup):
+        return f"{obj.created_at:%d %b %H:%M}"
 
     @admin.display(description="Source")
     def source(self, obj: Backup):
@@ -642,9 +651,13 @@ class BackupAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
                     target_database=data["target_database"], target_path=data["target_path"],
                     strategy=data["strategy"], masking_rules=data["masking_rules"])
             except DomainError as exc:
-                # An incompatible target's reason is the message itself (no field details to add).
-                form.add_error(None, exc.message if exc.code == "RESTORE_INCOMPATIBLE"
-                               else f"{exc.message} {exc.details or ''}")
+                # An incompatible target's reason is the message itself (no field details to add);
+                # other errors go next to the field they name, in words.
+                if exc.code == "RESTORE_INCOMPATIBLE":
+                    form.add_error(None, exc.message)
+                else:
+                    add_service_errors(form, exc, {"target_server_id": "target_server",
+                                                   "restore_strategy": "strategy"})
             else:
                 self.message_user(request, f"Restore {restore.pk} queued.")
                 for warning in restore_services.restore_warnings(restore):

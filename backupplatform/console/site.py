@@ -18,6 +18,8 @@ class ConsoleAdminSite(admin.AdminSite):
     site_title = "Backup console"
     index_title = "Overview"
     site_url = None  # the console is the site: no "View site" link
+    # The console's top bar and "All settings" lead everywhere; lists get the full width.
+    enable_nav_sidebar = False
 
     def get_urls(self):
         from . import views

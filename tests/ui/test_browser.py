@@ -106,9 +106,14 @@ def test_overview_shows_the_seeded_numbers_the_failure_and_the_stale_application
                 "/admin/backups/storage/"):
         lists.goto(url)
         assert_fits(lists, DESKTOP["width"])
+        assert lists.evaluate("(() => { const r = document.querySelector('#changelist .results');"
+                              " return !r || r.scrollWidth <= r.clientWidth; })()"), url  # no inner scrolling
     lists.goto("/admin/backups/backup/")
     assert "3.4 MB" in lists.inner_text("#result_list")
     assert "does not exist" in lists.inner_text("#result_list")
+    failed = lists.locator(f'#result_list [data-backup-status="{seeded.failed_backup.pk}"]')
+    assert failed.inner_text() == "Failed" and failed.evaluate("el => getComputedStyle(el).color") == RED
+    screenshot(lists, "backups-list")
 
 
 def test_backup_from_a_server_page_moves_live_to_100_percent_without_a_reload(
@@ -145,6 +150,10 @@ def test_backup_from_a_server_page_moves_live_to_100_percent_without_a_reload(
     assert shop_db in toast.inner_text()
     assert "MB" in panel.inner_text()  # bytes in human units
     screenshot(page, "backup-completed")
+    phone = browser_as(superuser, viewport=PHONE)
+    phone.goto(page.url)
+    assert_fits(phone, PHONE["width"])
+    screenshot(phone, "backup-now-phone")
 
 
 def test_restore_wizard_into_a_new_database_with_a_masked_column(

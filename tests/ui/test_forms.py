@@ -208,3 +208,15 @@ def test_verify_offers_a_test_restore_and_refuses_it_in_words_where_it_cannot_ru
     verification = Verification.objects.get(backup=db_backup)
     assert verification.test_type == "test_restore"
     assert response.headers["Location"] == f"/admin/console/operations/{verification.operation.public_id}/"
+
+
+def test_the_plain_restore_form_says_service_errors_in_words(root, tenant_a):
+    server = services.server_create(tenant=tenant_a, name="pg", type="postgresql", host="127.0.0.1", port=5432)
+    backup = Backup.objects.create(tenant=tenant_a, status="completed", name="orders_1", database_name="orders",
+                                   db_type="postgresql", server=server)
+    response = root.post(f"/admin/backups/backup/{backup.pk}/restore/",
+                         {"target_server": server.pk, "target_database": "", "strategy": "create_new",
+                          "masking_rules": "email=shred"})
+    html = response.content.decode()
+    assert response.status_code == 200 and "{&#x27;" not in html and "{'" not in html
+    assert "Use &#x27;hash&#x27;, &#x27;randomize&#x27;" in html
