@@ -34,6 +34,7 @@ class ConsoleAdminSite(admin.AdminSite):
                  name="console_restore"),
             path("console/backups/<int:pk>/verify/", self.admin_view(views.verify), name="console_verify"),
             path("console/backups/<int:pk>/download/", self.admin_view(views.download), name="console_download"),
+            path("console/jobs/<int:pk>/run/", self.admin_view(views.job_run_now), name="console_job_run"),
             path("console/schedule-preview/", self.admin_view(views.schedule_preview),
                  name="console_schedule_preview"),
             path("console/operations/<str:public_id>/", self.admin_view(views.operation_page),

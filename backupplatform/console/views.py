@@ -359,6 +359,25 @@ def verify(request, pk: int):
     return _started(request, verification.operation, f"Verification ({test_type}) of {backup.name} started.")
 
 
+@require_POST
+def job_run_now(request, pk: int):
+    """A job's "Run now": its backup starts at once (the job's storage, options and retention)."""
+    from schedules.models import BackupJob
+    from schedules.services import job_run
+
+    job = _scoped(request, BackupJob, pk=pk)
+    try:
+        with transaction.atomic():
+            op = job_run(job=job, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, f"{job.name}: {exc.message}")
+        return HttpResponseRedirect(reverse("admin:schedules_backupjob_change", args=[job.pk]))
+    if op is None:
+        messages.warning(request, f"{job.name}: nothing was started.")
+        return HttpResponseRedirect(reverse("admin:schedules_backupjob_change", args=[job.pk]))
+    return _started(request, op, f"Backup of job {job.name} started.")
+
+
 def download(request, pk: int):
     backup = _scoped(request, Backup, pk=pk)
     raw = request.GET.get("raw") == "1"

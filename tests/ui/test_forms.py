@@ -5,7 +5,7 @@ time and days with its next runs, its options and retention as fields with a pre
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 
 import pytest
@@ -220,3 +220,21 @@ def test_the_plain_restore_form_says_service_errors_in_words(root, tenant_a):
     html = response.content.decode()
     assert response.status_code == 200 and "{&#x27;" not in html and "{'" not in html
     assert "Use &#x27;hash&#x27;, &#x27;randomize&#x27;" in html
+
+
+def test_a_job_runs_now_from_its_page_and_a_second_run_is_refused_in_words(root, tenant_a):
+    storage = services.storage_create(tenant=tenant_a, name="disk", type="local",
+                                      configuration={"path": f"{tenant_a.path_roots[0]}/store"})
+    app = services.application_create(tenant=tenant_a, name="site", sources=[
+        {"name": "files", "type": "path", "path": f"{tenant_a.path_roots[0]}/www"}])
+    from schedules import services as schedule_services
+
+    job = schedule_services.job_create(tenant=tenant_a, name="nightly", application=app, storage=storage,
+                                       schedule_type="daily", schedule_time=time(2, 30))
+    assert 'id="run-now"' in root.get(f"/admin/schedules/backupjob/{job.pk}/change/").content.decode()
+    response = root.post(f"/admin/console/jobs/{job.pk}/run/")
+    operation = Backup.objects.get(job=job).operations.get()
+    assert response.headers["Location"] == f"/admin/console/operations/{operation.public_id}/"
+    again = root.post(f"/admin/console/jobs/{job.pk}/run/", follow=True).content.decode()
+    assert "Nightly: A backup of this policy is already running" in again
+    assert Backup.objects.filter(job=job).count() == 1
