@@ -248,3 +248,31 @@ def test_tenant_staff_sees_only_its_tenant_numbers_and_live_events(
     assert alpha_op.backup_id in backup_ids and bravo_op.backup_id not in backup_ids
     assert "bravo" not in str(log) and "bravo" not in page.inner_text("#toasts")
     assert ALPHA_ERROR.split(":")[0] in page.inner_text("#failures")
+
+
+def test_storage_form_shows_the_chosen_types_fields_and_the_job_form_its_next_runs(seeded, browser_as, superuser):
+    page = browser_as(superuser)
+    page.goto("/admin/backups/storage/add/")
+    page.select_option("#id_type", "s3")
+    assert page.is_visible("#id_bucket") and page.is_visible("#id_secret_access_key")
+    assert not page.is_visible("#id_host") and not page.is_visible("#id_account_name")
+    page.select_option("#id_type", "sftp")
+    assert page.is_visible("#id_host") and page.is_visible("#id_private_key") and not page.is_visible("#id_bucket")
+    page.select_option("#id_type", "s3")
+    assert_fits(page, DESKTOP["width"])
+    screenshot(page, "storage-form")
+
+    from schedules.models import BackupJob
+
+    job = BackupJob.objects.get(name="orders-daily")
+    page.goto(f"/admin/schedules/backupjob/{job.pk}/change/")
+    page.select_option("#id_schedule_type", "weekly")
+    page.fill("#id_schedule_time", "03:15")
+    page.check('input[name="days_of_week"][value="2"]')
+    page.check('input[name="days_of_week"][value="4"]')
+    page.wait_for_function("document.getElementById('schedule-preview').innerText.includes('cron: 15 3 * * 2,4')")
+    runs = page.inner_text("#schedule-preview").splitlines()[1:]
+    assert len(runs) == 5 and all(r[:3] in ("Tue", "Thu") and "03:15" in r for r in runs), runs
+    page.locator("fieldset.job-schedule").scroll_into_view_if_needed()
+    assert_fits(page, DESKTOP["width"])
+    screenshot(page, "job-form")

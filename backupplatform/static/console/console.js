@@ -368,17 +368,30 @@
             return;
           }
           var cron = document.createElement("div");
-          cron.className = "help";
+          cron.className = "sub";
           cron.textContent = "cron: " + body.cron;
           out.appendChild(cron);
           body.runs.forEach(function (r) {
             var line = document.createElement("div");
-            line.textContent = r.local + " (" + r.utc + " UTC)";
+            line.textContent = r.local === r.utc + " UTC" ? r.local : r.local + " (" + r.utc + " UTC)";
             out.appendChild(line);
           });
         });
     }
+    // Only the fields the chosen frequency uses.
+    var uses = {cron: ["cron_expression"], custom: ["cron_expression"], hourly: ["schedule_time"],
+                daily: ["schedule_time", "days_of_week"], weekly: ["schedule_time", "days_of_week"],
+                monthly: ["schedule_time", "day_of_month"]};
+    function toggle() {
+      var kind = form.querySelector('[name="schedule_type"]');
+      var wanted = uses[kind ? kind.value : "cron"] || [];
+      ["cron_expression", "schedule_time", "days_of_week", "day_of_month"].forEach(function (f) {
+        form.querySelectorAll(".form-row.field-" + f).forEach(function (row) { row.hidden = wanted.indexOf(f) < 0; });
+      });
+    }
+    toggle();
     form.addEventListener("change", function (e) {
+      if (e.target.name === "schedule_type") toggle();
       if (names.indexOf(e.target.name) < 0) return;
       clearTimeout(timer);
       timer = setTimeout(refresh, 200);
