@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest
 from django.urls import include, path, re_path
@@ -13,6 +14,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from backupplatform import health
 from backupplatform.facades.base import ErrorInfo, error_json_response, facade_for_request
 from backupplatform.metrics import metrics_view
+from tenants import signin
 
 
 def _facade_error(request: HttpRequest, status: int, message: str):
@@ -55,6 +57,10 @@ urlpatterns = [
     path("health/", health.health, name="health"),
     # The operators' console is the admin; its home is the overview.
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
+    # Admin sign-in with a second factor where required (tenants/signin.py), before the admin's own.
+    path("admin/login/", signin.SignInView.as_view(), name="signin-login"),
+    path("admin/two-factor/", signin.TwoFactorView.as_view(), name="signin-two-factor"),
+    path("admin/two-factor/setup/", signin.TwoFactorSetupView.as_view(), name="signin-two-factor-setup"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
@@ -70,6 +76,8 @@ urlpatterns = [
     path("api/v1/", include("backupplatform.facades.platform.urls")),
     # Prometheus (README "Notifications, webhooks, commands and metrics"), behind METRICS_TOKEN.
     path("metrics", metrics_view, name="metrics"),
+    # OpenID Connect single sign-on (only when OIDC_RP_CLIENT_ID is set).
+    *([path("oidc/", include("mozilla_django_oidc.urls"))] if settings.OIDC_ENABLED else []),
     # Last: any other path under an API's prefix is that API's 404, in its error body, also
     # with DEBUG on (where Django would answer with its HTML page listing every route).
     re_path(r"^(?:api|cloud-integration)/", unknown_api_path),
