@@ -105,17 +105,19 @@ def chromium(monkeypatch):
 @pytest.fixture
 def browser_as(chromium, console_server):
     """``browser_as(user, viewport=DESKTOP)`` -> a Playwright page signed in as ``user`` (a
-    session made by Django's test client, whose cookie the browser carries)."""
+    session made by Django's test client, whose cookie the browser carries); with
+    ``signed_in=False`` a fresh browser that signs in through the login form itself."""
     from django.test import Client
 
     contexts = []
 
-    def open_page(user, viewport=DESKTOP):
-        client = Client()
-        client.force_login(user)
+    def open_page(user, viewport=DESKTOP, *, signed_in=True):
         context = chromium.new_context(viewport=viewport, base_url=console_server)
-        context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value,
-                              "url": console_server}])
+        if signed_in:
+            client = Client()
+            client.force_login(user)
+            context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value,
+                                  "url": console_server}])
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(30_000)

@@ -76,9 +76,15 @@ def cleanup_dbs():
 
 
 def test_overview_shows_the_seeded_numbers_the_failure_and_the_stale_application(seeded, browser_as, superuser):
-    page = browser_as(superuser)
-    page.goto("/")  # the site's root leads to the overview
-    assert page.url.endswith("/admin/")
+    from tests.conftest import PASSWORD
+
+    page = browser_as(superuser, signed_in=False)
+    page.goto("/")  # the site's root leads to the overview, through the login form
+    page.fill("#id_username", superuser.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(re.compile(r"/admin/$"))
+    assert page.locator("#card-protected").is_visible()
     page.select_option("#tenant", "alpha")
     page.wait_for_url(re.compile(r"tenant=alpha"))
     assert page.inner_text("#card-protected .big").replace(" ", "") == "2/3"

@@ -116,6 +116,10 @@
       }
     }
     Array.prototype.forEach.call(panels, function (el) { render(el, s); });
+    // The overview's "Running now" card counts what is still going.
+    var card = document.querySelector("#card-running .n");
+    var list = document.getElementById("running-list");
+    if (card && list) card.textContent = String(list.querySelectorAll(".op-panel:not(.op-done)").length);
   }
 
   // --- toasts and badges ------------------------------------------------------------
