@@ -50,7 +50,7 @@ def seed(tenant_a, tenant_b, pg_host: str = "127.0.0.1", pg_port: int = 5432) ->
                                        port=pg_port, credentials={"username": "postgres"})
     shop = backup_services.application_create(tenant=tenant_a, name="shop", sources=[
         {"name": "uploads", "type": "path", "path": f"{root_a}/uploads", "include": ["*.jpg"], "exclude": ["tmp/*"]}])
-    wiki = backup_services.application_create(tenant=tenant_a, name="wiki", sources=[
+    backup_services.application_create(tenant=tenant_a, name="wiki", sources=[
         {"name": "pages", "type": "path", "path": f"{root_a}/wiki"}])
     schedule_services.job_create(tenant=tenant_a, name="shop-hourly", application=shop, storage=store,
                                  schedule_type="custom", cron_expression="0 * * * *")
@@ -82,5 +82,4 @@ def seed(tenant_a, tenant_b, pg_host: str = "127.0.0.1", pg_port: int = 5432) ->
     bravo = _backup(tenant_b, when=now - timedelta(minutes=30), status="failed", server=b_server,
                     database_name="bravo_db", db_type="postgresql", storage=b_store, name="bravo_failed",
                     stored_bytes=0, error_message=BRAVO_ERROR)
-    del wiki
     return Seeded(pg=pg, ok_backup=ok, failed_backup=failed, bravo_backup=bravo, stale_app=shop, operation=op)
