@@ -14,6 +14,7 @@ from django.contrib import admin, messages
 from audit import channels as channel_types
 from audit import notifications
 from audit.models import AuditEvent, Delivery, NotificationChannel, Webhook
+from backupplatform.admin_forms import LinesField
 from tenants.scoping import TenantScopedAdminMixin
 
 
@@ -43,6 +44,8 @@ class AuditEventAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 class ChannelForm(forms.ModelForm):
     """Configuration is write-only: the form shows which keys are set, never their values;
     a JSON object typed here replaces the keys it names (secrets left out are kept)."""
+
+    event_types = LinesField(label="Event types", help_text="One per line, e.g. backup.failed (empty: every event).")
 
     config_update = forms.JSONField(required=False, label="Configuration changes",
                                     help_text="JSON object, e.g. {\"webhook_url\": \"https://...\"}. "

@@ -118,3 +118,85 @@ class ServiceAdminMixin:
         obj.__dict__.update({k: v for k, v in saved.__dict__.items() if not k.startswith("_")})
         obj._state.adding = False
         obj._state.db = saved._state.db
+
+
+# --- fields for what people type as lists and key/value pairs (instead of JSON boxes) -------
+
+
+def _json_value(text: Any, kind: type) -> Any:
+    import json
+
+    text = (text or "").strip() if isinstance(text, str) else ""
+    if not text.startswith("[" if kind is list else "{"):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, kind) else None
+
+
+class LinesField(forms.CharField):
+    """A list of strings, one per line (blank lines ignored)."""
+
+    widget = forms.Textarea(attrs={"rows": 3})
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("required", False)
+        super().__init__(*args, **kwargs)
+
+    def prepare_value(self, value):
+        if isinstance(value, list | tuple):
+            return "\n".join(str(v) for v in value)
+        return value
+
+    def to_python(self, value):
+        if isinstance(value, list | tuple):
+            return [str(v) for v in value]
+        parsed = _json_value(value, list)  # a pasted JSON list is taken as it is
+        if parsed is not None:
+            return [str(v) for v in parsed]
+        return [line.strip() for line in (value or "").splitlines() if line.strip()]
+
+    def has_changed(self, initial, data):
+        if data is None:  # not submitted at all (a form without the field): unchanged
+            return False
+        return self.to_python(initial) != self.to_python(data)
+
+
+class KeyValueField(forms.CharField):
+    """A flat object of strings, one ``key=value`` per line."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "placeholder": "env=production\nteam=payments"})
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("help_text", "One key=value per line.")
+        super().__init__(*args, **kwargs)
+
+    def prepare_value(self, value):
+        if isinstance(value, dict):
+            return "\n".join(f"{k}={v}" for k, v in value.items())
+        return value
+
+    def to_python(self, value):
+        if isinstance(value, dict):
+            return value
+        parsed = _json_value(value, dict)  # a pasted JSON object is taken as it is
+        if parsed is not None:
+            return parsed
+        result = {}
+        for number, line in enumerate((value or "").splitlines(), start=1):
+            if not line.strip():
+                continue
+            key, sep, item = line.partition("=")
+            if not sep or not key.strip():
+                raise forms.ValidationError(f"Line {number}: write key=value (got \"{line.strip()[:60]}\").")
+            result[key.strip()] = item.strip()
+        return result
+
+    def has_changed(self, initial, data):
+        try:
+            return self.to_python(initial) != self.to_python(data)
+        except forms.ValidationError:
+            return True

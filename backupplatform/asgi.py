@@ -41,13 +41,14 @@ def allowed_origins() -> list[str]:
 
 
 class _StaticFilesFallback:
-    """Serve ``/static/`` (admin and Swagger assets) in local mode without a web server."""
+    """Serve ``/static/`` (admin, console and Swagger assets) without a web server
+    (``SERVE_STATIC``: local mode, the live test server)."""
 
     def __init__(self, app):
         from django.conf import settings
 
         self.app = app
-        if settings.DEBUG:
+        if settings.DEBUG or getattr(settings, "SERVE_STATIC", False):
             from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
             self.app = ASGIStaticFilesHandler(app)

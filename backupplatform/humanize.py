@@ -9,6 +9,8 @@ number it was made from (``..._bytes``, ``..._seconds``), so programs never pars
 
 from __future__ import annotations
 
+from typing import Any
+
 UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
 
 
@@ -61,3 +63,12 @@ def percent(value: float | None, digits: int = 1) -> str | None:
         return None
     rounded = round(float(value), digits)
     return f"{int(rounded)}%" if rounded == int(rounded) else f"{rounded}%"
+
+
+def badge(status: str | None, text: str | None = None, **data: Any) -> str:
+    """A coloured status badge for admin lists and pages (``console/console.css``)."""
+    from django.utils.html import format_html, format_html_join
+
+    status = status or "unknown"
+    attrs = format_html_join("", ' data-{}="{}"', ((k.replace("_", "-"), v) for k, v in data.items()))
+    return format_html('<span class="badge badge-{}"{}>{}</span>', status, attrs, text or status)

@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from django.urls import include, path, re_path
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from backupplatform import health
@@ -54,6 +55,8 @@ def handler403(request: HttpRequest, exception: Exception | None = None):
 urlpatterns = [
     # Liveness of the database, Redis, workers, beat and the reaper (README "Operating the platform").
     path("health/", health.health, name="health"),
+    # The operators' console is the admin; its home is the overview.
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
     # Admin sign-in with a second factor where required (tenants/signin.py), before the admin's own.
     path("admin/login/", signin.SignInView.as_view(), name="signin-login"),
     path("admin/two-factor/", signin.TwoFactorView.as_view(), name="signin-two-factor"),

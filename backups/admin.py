@@ -7,15 +7,23 @@ APIs, which record the audit event; the result is shown as an admin message.
 
 from __future__ import annotations
 
-import json
-
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
+from django.utils.html import format_html
 
-from backupplatform.admin_forms import ServiceAdminMixin, ServiceModelForm, dry_run, form_field_for
+from backupplatform import humanize
+from backupplatform.admin_forms import (
+    KeyValueField,
+    LinesField,
+    ServiceAdminMixin,
+    ServiceModelForm,
+    add_service_errors,
+    dry_run,
+    form_field_for,
+)
 from backupplatform.errors import DomainError
 from backups import services
 from backups.models import (
@@ -58,6 +66,7 @@ class ServiceBackedAdmin(ServiceAdminMixin, TenantScopedAdminMixin, admin.ModelA
 
 
 class ServerForm(ServiceModelForm):
+    tags = KeyValueField(label="Tags")
     username = forms.CharField(required=False, max_length=200)
     password = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False), help_text=KEEP)
     ssh_key = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}),
@@ -101,12 +110,23 @@ class TenantRowsMixin:
 @admin.register(Server)
 class ServerAdmin(TenantRowsMixin, ServiceBackedAdmin):
     form = ServerForm
-    list_display = ["name", "tenant", "type", "host", "port", "environment", "health_status", "last_heartbeat"]
+    list_display = ["name", "tenant", "type", "host", "port", "environment", "health", "last_heartbeat", "back_up"]
     list_filter = ["type", "health_status", "environment", "tenant"]
+    ordering = ["name"]
     search_fields = ["name", "host"]
     readonly_fields = ["health_status", "health_message", "last_heartbeat", "created_at", "updated_at"]
     actions = ["test_connection"]
     delete_service = staticmethod(lambda server: services.server_delete(server=server))
+
+    @admin.display(description="Health", ordering="health_status")
+    def health(self, obj):
+        return humanize.badge(obj.health_status, obj.get_health_status_display())
+
+    @admin.display(description="")
+    def back_up(self, obj):
+        if obj.type not in ("postgresql", "mysql"):
+            return ""
+        return format_html('<a href="{}">Back up now</a>', reverse("admin:console_server_backup", args=[obj.pk]))
 
     @admin.action(description="Test connection")
     def test_connection(self, request, queryset):
@@ -168,8 +188,20 @@ class SourceFormSet(forms.BaseInlineFormSet):
             raise forms.ValidationError(loose)
 
 
-class SourceInline(admin.TabularInline):
+class SourceForm(forms.ModelForm):
+    include = LinesField(help_text="Glob patterns, one per line (e.g. *.jpg); empty: everything",
+                         widget=forms.Textarea(attrs={"rows": 2, "cols": 24}))
+    exclude = LinesField(help_text="Glob patterns, one per line (e.g. cache/*)",
+                         widget=forms.Textarea(attrs={"rows": 2, "cols": 24}))
+
+    class Meta:
+        model = Source
+        fields = ["name", "type", "server", "database_name", "path", "include", "exclude", "component", "position"]
+
+
+class SourceInline(admin.StackedInline):
     model = Source
+    form = SourceForm
     formset = SourceFormSet
     extra = 0
     fields = ["name", "type", "server", "database_name", "path", "include", "exclude", "component", "position"]
@@ -202,10 +234,20 @@ class SourceInline(admin.TabularInline):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
+class ApplicationForm(forms.ModelForm):
+    labels = KeyValueField()
+
+    class Meta:
+        model = Application
+        fields = ["tenant", "name", "namespace", "labels", "description"]
+
+
 @admin.register(Application)
 class ApplicationAdmin(ServiceBackedAdmin):
+    form = ApplicationForm
     fields = ["tenant", "name", "namespace", "labels", "description", "is_default"]
-    list_display = ["name", "tenant", "namespace", "is_default", "updated_at"]
+    list_display = ["name", "tenant", "namespace", "source_count", "last_result", "updated_at", "back_up"]
+    ordering = ["name"]
     list_filter = ["is_default", "tenant"]
     search_fields = ["name", "namespace"]
     inlines = [SourceInline]
@@ -213,6 +255,26 @@ class ApplicationAdmin(ServiceBackedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [*super().get_readonly_fields(request, obj), "is_default"]
+
+    def get_queryset(self, request):
+        from django.db.models import Count
+
+        return super().get_queryset(request).annotate(n_sources=Count("sources"))
+
+    @admin.display(description="Sources", ordering="n_sources")
+    def source_count(self, obj):
+        return obj.n_sources
+
+    @admin.display(description="Last backup")
+    def last_result(self, obj):
+        last = Backup.objects.filter(application=obj).order_by("-created_at").first()
+        if last is None:
+            return humanize.badge("never", "never")
+        return format_html("{} {}", humanize.badge(last.status), f"{last.created_at:%d %b %H:%M}")
+
+    @admin.display(description="")
+    def back_up(self, obj):
+        return format_html('<a href="{}">Back up now</a>', reverse("admin:console_application_backup", args=[obj.pk]))
 
     def save_form(self, request, form, change):
         return form.save(commit=False)
@@ -235,54 +297,163 @@ class ApplicationAdmin(ServiceBackedAdmin):
             formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
 
+# What each storage type asks for (backups/storage/validation.py): its configuration fields,
+# then its secrets, which are write-only (blank keeps the stored value).
+STORAGE_FIELDS = {
+    "local": ["path"],
+    "s3": ["bucket", "region", "endpoint_url", "path_prefix", "addressing_style"],
+    "minio": ["endpoint_url", "bucket", "region", "path_prefix", "addressing_style"],
+    "sftp": ["host", "port", "path", "username", "host_key"],
+    "gcs": ["bucket", "path_prefix", "project_id", "endpoint_url"],
+    "azure": ["account_name", "container", "path_prefix"],
+}
+STORAGE_SECRETS = {
+    "local": [],
+    "s3": ["access_key_id", "secret_access_key", "session_token"],
+    "minio": ["access_key_id", "secret_access_key"],
+    "sftp": ["password", "private_key", "passphrase"],
+    "gcs": ["service_account_json"],
+    "azure": ["account_key", "connection_string"],
+}
+CONFIG_FIELD_NAMES = sorted({f for fields in STORAGE_FIELDS.values() for f in fields})
+SECRET_FIELD_NAMES = sorted({f for fields in STORAGE_SECRETS.values() for f in fields})
+
+
+def _storage_form_fields() -> dict[str, forms.Field]:
+    text = {"required": False, "max_length": 1024}
+    secret = {"required": False, "widget": forms.PasswordInput(render_value=False), "help_text": KEEP}
+    return {
+        "path": forms.CharField(label="Folder", help_text="Absolute path, e.g. /var/backups/acme", **text),
+        "bucket": forms.CharField(label="Bucket", **text),
+        "region": forms.CharField(label="Region", help_text="e.g. eu-west-1 (optional for MinIO)", **text),
+        "endpoint_url": forms.CharField(label="Endpoint URL", help_text="S3-compatible services, MinIO, a GCS "
+                                        "emulator: e.g. https://minio.example.com:9000", **text),
+        "path_prefix": forms.CharField(label="Path prefix", help_text="Folder inside the bucket, e.g. backups/prod",
+                                       **text),
+        "addressing_style": forms.ChoiceField(label="Addressing style", required=False, choices=[
+            ("", "automatic"), ("path", "path (MinIO and most S3-compatible servers)"), ("virtual", "virtual host")]),
+        "host": forms.CharField(label="Host", **text),
+        "port": forms.IntegerField(label="Port", required=False, min_value=1, max_value=65535, help_text="Default 22"),
+        "username": forms.CharField(label="User name", **text),
+        "host_key": forms.CharField(label="Host key", help_text='The server\'s public key, "ssh-ed25519 AAAA..." '
+                                    "(recommended: refuses another server)", **text),
+        "project_id": forms.CharField(label="Project ID", **text),
+        "account_name": forms.CharField(label="Account name", **text),
+        "container": forms.CharField(label="Container", **text),
+        "access_key_id": forms.CharField(label="Access key ID", **secret),
+        "secret_access_key": forms.CharField(label="Secret access key", **secret),
+        "session_token": forms.CharField(label="Session token", **secret),
+        "password": forms.CharField(label="Password", **secret),
+        "private_key": forms.CharField(label="Private key", **{**secret, "widget": forms.Textarea(
+            attrs={"rows": 3, "autocomplete": "off", "placeholder": "stored; paste a new key to replace it"})}),
+        "passphrase": forms.CharField(label="Key passphrase", **secret),
+        "service_account_json": forms.CharField(label="Service account key (JSON)", **{**secret, "widget": forms.Textarea(
+            attrs={"rows": 3, "autocomplete": "off", "placeholder": "stored; paste a new key file to replace it"})}),
+        "account_key": forms.CharField(label="Account key", **secret),
+        "connection_string": forms.CharField(label="Connection string", **secret),
+    }
+
+
 class StorageForm(ServiceModelForm):
-    new_credentials = forms.JSONField(
-        required=False, widget=forms.Textarea(attrs={"rows": 4}),
-        help_text=f'Credentials as JSON, e.g. {{"access_key_id": "...", "secret_access_key": "..."}}. '
-                  f"Replaces the stored ones. {KEEP}")
-    error_aliases = {"credentials": "new_credentials"}
-    other_errors_field = "configuration"  # validation names configuration keys: path, bucket...
+    labels = KeyValueField()
+
+    """A storage's settings as the fields its type needs (no JSON to type); secrets are
+    write-only: the form never shows them, blank keeps them, ``clear_secrets`` removes them."""
+
+    clear_secrets = forms.BooleanField(required=False, help_text="Remove every stored secret of this storage.")
+    other_errors_field = None
 
     class Meta:
         model = Storage
-        fields = ["tenant", "name", "description", "type", "status", "configuration", "labels", "is_default",
-                  "price_per_gb_month", "quota_bytes"]
+        fields = ["tenant", "name", "description", "type", "status", "labels", "is_default",
+                  "price_per_gb_month", "quota_bytes", "cleanup_threshold"]
 
-    def clean_new_credentials(self):
-        creds = self.cleaned_data.get("new_credentials")
-        if creds not in (None, "") and not isinstance(creds, dict):
-            raise forms.ValidationError("Enter a JSON object.")
-        return creds or None
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        config = self.instance.configuration or {} if self.instance.pk else {}
+        for name in CONFIG_FIELD_NAMES:
+            if name in config and not isinstance(config[name], dict | list):
+                self.fields[name].initial = config[name]
+        stored = set((self.instance.credentials or {}) if self.instance.pk else {})
+        for name in SECRET_FIELD_NAMES:
+            if name in stored:
+                self.fields[name].help_text = f"Stored. {KEEP}"
+        if "quota_bytes" in self.fields:
+            self.fields["quota_bytes"].help_text = "Bytes this storage may hold, e.g. 500000000000 for 500 GB"
+        kind = self.data.get("type") if self.is_bound and "type" in self.fields else self.instance.type
+        secrets = STORAGE_SECRETS.get(kind or "", [])
+        # Credential problems are reported under "credentials": show them on the first secret.
+        self.error_aliases = {"credentials": secrets[0] if secrets else "type", "configuration": "type"}
 
-    def clean_configuration(self):
-        config = self.cleaned_data.get("configuration")
-        if not isinstance(config, dict):
-            raise forms.ValidationError("Enter a JSON object.")
-        return config
+    @property
+    def kind(self) -> str:
+        return (self.cleaned_data.get("type") if "type" in self.fields else None) or self.instance.type
+
+    def _configuration(self) -> dict:
+        data = self.cleaned_data
+        return {k: data[k] for k in STORAGE_FIELDS.get(self.kind, []) if data.get(k) not in (None, "")}
+
+    def _secrets(self) -> dict:
+        return {k: self.cleaned_data[k] for k in STORAGE_SECRETS.get(self.kind, []) if self.cleaned_data.get(k)}
 
     def write(self) -> Storage:
         data = self.cleaned_data
         fields = {k: data[k] for k in ("name", "description", "status", "labels", "is_default", "quota_bytes",
-                                       "price_per_gb_month") if k in data}
+                                       "price_per_gb_month", "cleanup_threshold") if k in data}
         if self.instance.pk:
             current = Storage.objects.get(pk=self.instance.pk)
             changes = {k: v for k, v in fields.items() if k in self.changed_data}
-            # The boxes hold the whole configuration: keys left out are removed.
-            if "configuration" in self.changed_data:
-                changes["configuration"] = {**dict.fromkeys(current.configuration or {}), **data["configuration"]}
-            if data.get("new_credentials"):
-                changes["credentials"] = {**dict.fromkeys(current.credentials or {}), **data["new_credentials"]}
+            # The type's fields replace theirs (a field emptied removes its key); keys the form
+            # does not show (encryption settings, thresholds set through an API) are kept.
+            shown = STORAGE_FIELDS.get(current.type, [])
+            configuration = {k: v for k, v in (current.configuration or {}).items() if k not in shown}
+            configuration.update(self._configuration())
+            if configuration != (current.configuration or {}):
+                changes["configuration"] = {**dict.fromkeys(current.configuration or {}), **configuration}
+            if data.get("clear_secrets"):
+                changes["credentials"] = {**dict.fromkeys(current.credentials or {}), **self._secrets()}
+            elif self._secrets():
+                changes["credentials"] = self._secrets()
             return services.storage_update(storage=current, **changes)
-        return services.storage_create(tenant=data["tenant"], type=data["type"],
-                                       configuration=data.get("configuration") or {},
-                                       credentials=data.get("new_credentials") or {}, **fields)
+        threshold = fields.pop("cleanup_threshold", None)
+        created = services.storage_create(tenant=data["tenant"], type=data["type"],
+                                          configuration=self._configuration(), credentials=self._secrets(), **fields)
+        return services.storage_update(storage=created, cleanup_threshold=threshold) if threshold else created
+
+
+# The type's fields are declared on the form (the admin renders declared fields only).
+StorageForm.declared_fields.update(_storage_form_fields())
+StorageForm.base_fields.update(_storage_form_fields())
 
 
 @admin.register(Storage)
 class StorageAdmin(TenantRowsMixin, ServiceBackedAdmin):
     form = StorageForm
-    list_display = ["name", "tenant", "type", "status", "price_per_gb_month", "is_default", "last_test_ok",
-                    "last_tested_at"]
+
+    def get_fieldsets(self, request, obj=None):
+        readonly = set(self.get_readonly_fields(request, obj))
+        main = [f for f in ("tenant", "name", "description", "type", "status", "is_default")]
+        connect = [*[f for f in CONFIG_FIELD_NAMES if f not in ("port",)], "port", *SECRET_FIELD_NAMES,
+                   "clear_secrets"]
+        connect = [f for f in sorted(set(connect), key=connect.index) if f not in readonly]
+        limits = ["quota_bytes", "cleanup_threshold", "price_per_gb_month", "labels"]
+        state = [f for f in ("stored_credentials", "last_tested_at", "last_test_ok", "last_test_message",
+                             "created_at", "updated_at") if f in readonly]
+        return [(None, {"fields": main}),
+                ("Where and how to connect", {"fields": connect, "classes": ["storage-connect"],
+                                              "description": "Only the fields of the chosen type are shown. "
+                                                             "Secrets are never shown again once saved."}),
+                ("Limits and labels", {"fields": limits}),
+                ("State", {"fields": state})]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        import json as _json
+
+        fields = {t: [*STORAGE_FIELDS[t], *STORAGE_SECRETS[t]] for t in STORAGE_FIELDS}
+        context["storage_type_fields"] = _json.dumps({"fields": fields, "current": obj.type if obj else ""})
+        return super().render_change_form(request, context, add, change, form_url, obj)
+    list_display = ["name", "tenant", "type", "state", "usage", "is_default", "last_test", "price_per_gb_month"]
+    ordering = ["name"]
     list_filter = ["type", "status", "tenant"]
     search_fields = ["name"]
     readonly_fields = ["stored_credentials", "last_tested_at", "last_test_ok", "last_test_message", "created_at",
@@ -297,9 +468,37 @@ class StorageAdmin(TenantRowsMixin, ServiceBackedAdmin):
         # The price is the platform operator's to set (usage costs), not the tenant's.
         return fields if request.user.is_superuser else [*fields, "price_per_gb_month"]
 
+    def get_queryset(self, request):
+        from django.db.models import Count, IntegerField, Q, Sum, Value
+        from django.db.models.functions import Coalesce
+
+        done = Q(backups__status="completed")
+        return super().get_queryset(request).annotate(
+            used_bytes=Coalesce(Sum("backups__stored_bytes", filter=done), Value(0), output_field=IntegerField()),
+            backup_count=Count("backups", filter=done))
+
+    @admin.display(description="Status", ordering="status")
+    def state(self, obj: Storage):
+        return humanize.badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="Used")
+    def usage(self, obj: Storage):
+        used = humanize.size(obj.used_bytes)
+        if obj.quota_bytes:
+            return f"{used} of {humanize.size(obj.quota_bytes)} ({obj.used_bytes * 100 // obj.quota_bytes} %)"
+        return f"{used} · {obj.backup_count} backup(s)"
+
+    @admin.display(description="Last test", ordering="last_tested_at")
+    def last_test(self, obj: Storage):
+        if obj.last_test_ok is None:
+            return "-"
+        badge = humanize.badge("ok" if obj.last_test_ok else "failed", "ok" if obj.last_test_ok else "failed")
+        return format_html("{} {}", badge, f"{obj.last_tested_at:%d %b %H:%M}" if obj.last_tested_at else "")
+
     @admin.display(description="Stored credentials")
     def stored_credentials(self, obj: Storage) -> str:
-        return json.dumps(services.storage_public_credentials(obj.credentials))
+        shown = services.storage_public_credentials(obj.credentials)
+        return ", ".join(f"{k}: {v}" for k, v in shown.items()) or "none"
 
     @admin.action(description="Test storage")
     def test_storage(self, request, queryset):
@@ -338,20 +537,67 @@ class RestoreToForm(forms.Form):
 
 @admin.register(Backup)
 class BackupAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "name", "tenant", "status", "trigger", "db_type", "storage", "stored_bytes", "verified",
-                    "created_at", "completed_at"]
+    list_display = ["id", "name_and_source", "tenant", "state", "size", "took", "error_short", "created"]
+    ordering = ["-created_at"]
     list_filter = ["status", "trigger", "db_type", "verified", "compression", "tenant", "storage"]
     search_fields = ["name", "database_name", "checksum"]
     date_hierarchy = "created_at"
-    list_select_related = ["tenant", "storage"]
+    list_select_related = ["tenant", "storage", "server", "application"]
     readonly_fields = [f.name for f in Backup._meta.fields]
-    actions = ["verify_decrypt", "verify_checksum", "download"]
+    actions = ["verify_decrypt", "verify_checksum", "verify_test_restore", "download"]
 
     def has_add_permission(self, request, *args) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description="Status", ordering="status")
+    def state(self, obj: Backup):
+        badge = humanize.badge(obj.status, obj.get_status_display(), backup_status=obj.pk)
+        return format_html("{} {}", badge, humanize.badge("passed", "✔ verified")) if obj.verified else badge
+
+    @admin.display(description="Backup", ordering="name")
+    def name_and_source(self, obj: Backup):
+        return format_html('{}<div class="sub">{}</div>', obj.name or f"#{obj.pk}", self.source(obj))
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, obj: Backup):
+        return f"{obj.created_at:%d %b %H:%M}"
+
+    @admin.display(description="Source")
+    def source(self, obj: Backup):
+        if obj.application_id:
+            return f"app {obj.application.name}" if obj.application else "application"
+        return f"{obj.server.name if obj.server else obj.db_type} / {obj.database_name}"
+
+    @admin.display(description="Size", ordering="stored_bytes")
+    def size(self, obj: Backup):
+        return humanize.size(obj.stored_bytes) if obj.stored_bytes else "-"
+
+    @admin.display(description="Took")
+    def took(self, obj: Backup):
+        if obj.started_at and obj.completed_at:
+            return humanize.clock((obj.completed_at - obj.started_at).total_seconds())
+        return "-"
+
+    @admin.display(description="Verified", ordering="verified")
+    def verified_mark(self, obj: Backup):
+        return humanize.badge("passed", "✔ verified") if obj.verified else ""
+
+    @admin.display(description="Error")
+    def error_short(self, obj: Backup):
+        if not obj.error_message:
+            return ""
+        return format_html('<span class="error-text">{}</span>', obj.error_message[:240])
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra = {"verify_types": [("checksum", "Verify checksum"), ("decrypt", "Verify by decrypting"),
+                                  ("test_restore", "Test restore into a scratch database")]}
+        backup = self.get_object(request, object_id)
+        if backup is not None and not backup.server_id:
+            extra["verify_types"] = extra["verify_types"][:2]
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     def get_urls(self):
         return [path("<int:pk>/restore/", self.admin_site.admin_view(self.restore_view), name="backups_backup_restore"),
@@ -377,6 +623,10 @@ class BackupAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     def verify_checksum(self, request, queryset):
         self._verify(request, queryset, "checksum")
 
+    @admin.action(description="Verify (test restore into a scratch database)")
+    def verify_test_restore(self, request, queryset):
+        self._verify(request, queryset, "test_restore")
+
     @admin.action(description="Download")
     def download(self, request, queryset):
         if queryset.count() != 1:
@@ -401,9 +651,13 @@ class BackupAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
                     target_database=data["target_database"], target_path=data["target_path"],
                     strategy=data["strategy"], masking_rules=data["masking_rules"])
             except DomainError as exc:
-                # An incompatible target's reason is the message itself (no field details to add).
-                form.add_error(None, exc.message if exc.code == "RESTORE_INCOMPATIBLE"
-                               else f"{exc.message} {exc.details or ''}")
+                # An incompatible target's reason is the message itself (no field details to add);
+                # other errors go next to the field they name, in words.
+                if exc.code == "RESTORE_INCOMPATIBLE":
+                    form.add_error(None, exc.message)
+                else:
+                    add_service_errors(form, exc, {"target_server_id": "target_server",
+                                                   "restore_strategy": "strategy"})
             else:
                 self.message_user(request, f"Restore {restore.pk} queued.")
                 for warning in restore_services.restore_warnings(restore):
@@ -413,11 +667,11 @@ class BackupAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
                       {**self.admin_site.each_context(request), "backup": backup, "form": form,
                        "title": f"Restore backup {backup.pk}"})
 
-    @admin.display(description="Restore to…")
+    @admin.display(description="")
     def restore_link(self, obj):
-        from django.utils.html import format_html
-
-        return format_html('<a href="{}">Restore to…</a>', reverse("admin:backups_backup_restore", args=[obj.pk]))
+        if obj.status != "completed":
+            return ""
+        return format_html('<a href="{}">Restore…</a>', reverse("admin:console_restore", args=[obj.pk]))
 
     def get_list_display(self, request):
         return [*self.list_display, "restore_link"]
@@ -433,11 +687,35 @@ class ReadOnlyTenantAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
 @admin.register(Operation)
 class OperationAdmin(ReadOnlyTenantAdmin):
-    list_display = ["public_id", "kind", "tenant", "status", "progress", "step", "bytes_done", "heartbeat_at",
+    list_display = ["public_id", "kind", "tenant", "state", "progress_bar", "done", "step", "error_short",
                     "created_at"]
+    ordering = ["-created_at"]
     list_filter = ["kind", "status", "tenant"]
     readonly_fields = [f.name for f in Operation._meta.fields]
     actions = ["cancel"]
+
+    @admin.display(description="Status", ordering="status")
+    def state(self, obj: Operation):
+        word = {"running": "running", "pending": "queued"}.get(obj.status, obj.status)
+        return humanize.badge(word)
+
+    @admin.display(description="Progress", ordering="progress")
+    def progress_bar(self, obj: Operation):
+        return format_html('<div class="meter" style="min-width:80px" title="{} %"><span style="width:{}%"></span>'
+                           '</div>{} %', obj.progress, obj.progress, obj.progress)
+
+    @admin.display(description="Bytes")
+    def done(self, obj: Operation):
+        text = humanize.size(obj.bytes_done)
+        if obj.bytes_total:
+            text += f" of {humanize.size(obj.bytes_total)}"
+        if obj.throughput_bps and obj.status == "running":
+            text += f" · {humanize.rate(obj.throughput_bps)}"
+        return text
+
+    @admin.display(description="Error")
+    def error_short(self, obj: Operation):
+        return format_html('<span class="error-text">{}</span>', obj.error_message[:240]) if obj.error_message else ""
 
     @admin.action(description="Cancel (cleans partial data)")
     def cancel(self, request, queryset):
@@ -452,14 +730,40 @@ class OperationAdmin(ReadOnlyTenantAdmin):
 
 @admin.register(Restore)
 class RestoreAdmin(ReadOnlyTenantAdmin):
-    list_display = ["id", "backup", "tenant", "status", "target_server", "target_database", "strategy", "created_at"]
+    list_display = ["id", "backup", "tenant", "state", "target", "strategy", "error_short", "created_at"]
+    ordering = ["-created_at"]
+
+    @admin.display(description="Status", ordering="status")
+    def state(self, obj: Restore):
+        return humanize.badge(obj.status)
+
+    @admin.display(description="Target")
+    def target(self, obj: Restore):
+        if obj.target_database:
+            return f"{obj.target_server.name if obj.target_server else ''} / {obj.target_database}"
+        return obj.target_path or "original place"
+
+    @admin.display(description="Error")
+    def error_short(self, obj: Restore):
+        return format_html('<span class="error-text">{}</span>', obj.error_message[:240]) if obj.error_message else ""
     list_filter = ["status", "strategy", "tenant"]
     readonly_fields = [f.name for f in Restore._meta.fields]
 
 
 @admin.register(Verification)
 class VerificationAdmin(ReadOnlyTenantAdmin):
-    list_display = ["id", "backup", "tenant", "test_type", "status", "passed", "created_at"]
+    list_display = ["id", "backup", "tenant", "test_type", "state", "result", "created_at"]
+    ordering = ["-created_at"]
+
+    @admin.display(description="Status", ordering="status")
+    def state(self, obj: Verification):
+        return humanize.badge(obj.status)
+
+    @admin.display(description="Result", ordering="passed")
+    def result(self, obj: Verification):
+        if obj.passed is None:
+            return "-"
+        return humanize.badge("passed" if obj.passed else "failed", "passed" if obj.passed else "did not pass")
     list_filter = ["test_type", "status", "passed", "tenant"]
     readonly_fields = [f.name for f in Verification._meta.fields]
 

@@ -10,8 +10,9 @@ from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 
+from backupplatform import humanize
 from backupplatform.admin_forms import ServiceAdminMixin, ServiceModelForm
 from backupplatform.errors import DomainError
 from backups.models import Backup
@@ -32,10 +33,50 @@ EDITABLE = [
 DRILL_FIELDS = ["drill_cron_expression", "drill_assertions", "drill_server"]
 
 
+def retention_outlook(jobs) -> str:
+    """What the jobs' retention rules keep and delete today among their backups (a read:
+    no cleanup plan is written), newest first."""
+    from .retention import plan_retention
+
+    lines, now = [], timezone.now()
+    for job in jobs:
+        backups = list(Backup.objects.filter(job=job).exclude(status__in=("pending", "running")).order_by("-created_at"))
+        rules = selectors.rules_for_job(job)
+        plan = plan_retention([selectors.backup_info(b) for b in backups], rules, now)
+        doomed = [b for b in backups if not plan.is_kept(b.pk)]
+        listing = ", ".join(f"{b.name or b.pk} ({b.created_at:%d %b %H:%M})" for b in doomed[:10])
+        more = f" and {len(doomed) - 10} more" if len(doomed) > 10 else ""
+        lines.append((job.name, len(backups), len(backups) - len(doomed),
+                      f"would delete {len(doomed)}: {listing}{more}" if doomed else "nothing to delete"))
+    if not lines:
+        return "No job uses these rules yet."
+    return format_html_join("", "<div><b>{}</b>: of {} backup(s) keeps {}, {}</div>", lines)
+
+
+WEEKDAYS = [(1, "Mon"), (2, "Tue"), (3, "Wed"), (4, "Thu"), (5, "Fri"), (6, "Sat"), (7, "Sun")]
+
+
 class BackupJobForm(forms.ModelForm):
+    """A job's schedule as frequency, time and days (or a cron expression), its options and
+    retention as fields; the next five runs are shown as they are chosen."""
+
+    days_of_week = forms.TypedMultipleChoiceField(
+        choices=WEEKDAYS, coerce=int, required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="Weekly and daily schedules: the days to run on (none ticked: every day; weekly: Sunday).")
+    compression = forms.ChoiceField(choices=[("zstd", "zstd (fast, small)"), ("gzip", "gzip"), ("none", "none")],
+                                    initial="zstd", help_text="Backups are always encrypted (AES-256-GCM).")
+    verify_after = forms.BooleanField(required=False, label="Verify each backup after it is stored")
+    notify_on_failure = forms.BooleanField(required=False, initial=True, label="Notify on failure")
+    notify_on_success = forms.BooleanField(required=False, label="Notify on success")
+    keep_daily = forms.IntegerField(required=False, min_value=0, label="Keep daily", help_text="GFS: newest per day")
+    keep_weekly = forms.IntegerField(required=False, min_value=0, label="Keep weekly")
+    keep_monthly = forms.IntegerField(required=False, min_value=0, label="Keep monthly")
+    keep_yearly = forms.IntegerField(required=False, min_value=0, label="Keep yearly")
+
     class Meta:
         model = BackupJob
-        fields = [*EDITABLE, *DRILL_FIELDS]
+        fields = [*(f for f in EDITABLE if f not in ("options", "notifications", "retention")), *DRILL_FIELDS]
+        widgets = {"schedule_time": forms.TimeInput(attrs={"type": "time"}, format="%H:%M")}
         help_texts = {
             "drill_cron_expression": "Restore drills: a cron expression in the job's timezone (e.g. '0 5 * * 0', "
                                      "Sundays 05:00); empty: no scheduled drills.",
@@ -45,8 +86,34 @@ class BackupJobForm(forms.ModelForm):
             "drill_server": "Restore drills into a new database on this server (default: the backup's own server).",
         }
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        job = self.instance
+        options = job.options or {}
+        compression = options.get("compression")
+        self.fields["compression"].initial = ("none" if compression is False else "gzip" if compression is True
+                                              else compression or "zstd")
+        self.fields["verify_after"].initial = bool(options.get("verify_integrity"))
+        notes = {**services.DEFAULT_NOTIFICATIONS, **(job.notifications or {})}
+        self.fields["notify_on_failure"].initial = bool(notes.get("on_failure"))
+        self.fields["notify_on_success"].initial = bool(notes.get("on_success"))
+        for period in ("daily", "weekly", "monthly", "yearly"):
+            self.fields[f"keep_{period}"].initial = (job.retention or {}).get(period)
+        self.fields["cron_expression"].help_text = ("For 'Cron expression' and 'Custom cron' only: minute hour "
+                                                    "day month weekday, e.g. 30 2 * * 1-5")
+        self.fields["schedule_time"].help_text = "Local time in the job's time zone (daily, weekly, monthly)"
+
     def clean(self):
         cleaned = super().clean()
+        options = dict(self.instance.options or {})
+        options["compression"] = cleaned.get("compression") or "zstd"
+        options["verify_integrity"] = bool(cleaned.get("verify_after"))
+        cleaned["options"] = options
+        cleaned["notifications"] = {**(self.instance.notifications or {}),
+                                    "on_failure": bool(cleaned.get("notify_on_failure")),
+                                    "on_success": bool(cleaned.get("notify_on_success"))}
+        cleaned["retention"] = {p: cleaned[f"keep_{p}"] for p in ("daily", "weekly", "monthly", "yearly")
+                                if cleaned.get(f"keep_{p}")}
         job = self.instance
         for name in EDITABLE:
             if name in cleaned:
@@ -67,15 +134,44 @@ class BackupJobForm(forms.ModelForm):
                 self.add_error(field if field in self.fields else None, msgs)
         return cleaned
 
+    @property
+    def changed_data(self):
+        changed = list(super().changed_data)
+        if {"compression", "verify_after"} & set(changed):
+            changed.append("options")
+        if {"notify_on_failure", "notify_on_success"} & set(changed):
+            changed.append("notifications")
+        if any(f"keep_{p}" in changed for p in ("daily", "weekly", "monthly", "yearly")):
+            changed.append("retention")
+        return changed
+
 
 @admin.register(BackupJob)
 class BackupJobAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     form = BackupJobForm
-    list_display = ("name", "tenant", "public_id", "enabled", "cron_expression", "timezone", "priority",
-                    "last_run_at", "next_run")
+    list_display = ("name", "tenant", "target", "enabled", "schedule", "last_result", "next_run")
+    ordering = ("name",)
     list_filter = ("enabled", "schedule_type", "tenant")
     search_fields = ("name", "public_id")
-    readonly_fields = ("public_id", "schedule_preview", "last_run_at", "next_run_at", "drill_next_run_at")
+    readonly_fields = ("public_id", "schedule_preview", "retention_preview", "last_run_at", "next_run_at",
+                       "drill_next_run_at")
+    fieldsets = [
+        (None, {"fields": ["tenant", "name", "description", "enabled"]}),
+        ("What to back up", {"fields": ["application", "server", "database_name", "source_path", "storage",
+                                        "backup_type"],
+                             "description": "An application (all its sources), or a server and one database."}),
+        ("When", {"fields": ["schedule_type", "schedule_time", "days_of_week", "day_of_month", "cron_expression",
+                             "timezone", "schedule_preview"], "classes": ["job-schedule"]}),
+        ("Retention", {"fields": ["retention_policy", "retention_days", "retention_count", "keep_daily",
+                                  "keep_weekly", "keep_monthly", "keep_yearly", "auto_purge", "retention_preview"],
+                       "description": "A named policy, or the rules here; 'Cleanup dry run' in the list shows "
+                                      "what they would delete."}),
+        ("Options", {"fields": ["compression", "verify_after", "priority", "notify_on_failure",
+                                "notify_on_success"]}),
+        ("Restore drills", {"fields": ["drill_cron_expression", "drill_assertions", "drill_server",
+                                       "drill_next_run_at"],
+                            "description": "Restore the latest backup on a schedule, check it, and keep the evidence."}),
+    ]
     actions = ["enable_jobs", "disable_jobs", "run_now", "drill_now", "cleanup_dry_run"]
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
@@ -88,21 +184,49 @@ class BackupJobAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="next run (UTC)")
     def next_run(self, job):
-        return selectors.job_next_run(job)
+        run = selectors.job_next_run(job)
+        return f"{run:%a %d %b %H:%M}" if run else "-"
+
+    @admin.display(description="What")
+    def target(self, job):
+        if job.application_id:
+            return f"app {job.application.name}"
+        return f"{job.server.name if job.server else '?'} / {job.database_name}" if job.server_id else job.source_path
+
+    @admin.display(description="Schedule", ordering="cron_expression")
+    def schedule(self, job):
+        return f"{job.cron_expression} ({job.timezone})" if job.cron_expression else job.schedule_type
+
+    @admin.display(description="Last result")
+    def last_result(self, job):
+        last = Backup.objects.filter(job=job).order_by("-created_at").first()
+        if last is None:
+            return humanize.badge("never", "never run")
+        return format_html("{} {} {}", humanize.badge(last.status), f"{last.created_at:%d %b %H:%M}",
+                           format_html('<div class="error-text">{}</div>', last.error_message[:200])
+                           if last.error_message else "")
+
+    @admin.display(description="What retention keeps today")
+    def retention_preview(self, job):
+        return retention_outlook([job]) if job.pk else "Shown once the job is saved."
 
     @admin.display(description="next 5 runs")
     def schedule_preview(self, job):
+        from django.urls import reverse
+
+        url = reverse("admin:console_schedule_preview")
         if not job.pk:
-            return "-"
+            return format_html('<div id="schedule-preview" data-url="{}">-</div>', url)
         runs = selectors.job_next_runs(job, count=5)
         if not runs:
             return "disabled"
         from zoneinfo import ZoneInfo
 
         zone = ZoneInfo(job.timezone)
-        return format_html_join("", "<div>{} UTC &mdash; {} {}</div>",
-                                ((r.strftime("%Y-%m-%d %H:%M"), r.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"),
-                                  job.timezone) for r in runs))
+        return format_html('<div id="schedule-preview" data-url="{}">{}</div>', url, format_html_join(
+            "", "<div>{} UTC &mdash; {} {}</div>",
+            ((r.strftime("%a %Y-%m-%d %H:%M"), r.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"),
+              job.timezone) for r in runs)))
 
     def save_model(self, request, obj, form, change):
         fields = {name: form.cleaned_data[name] for name in EDITABLE if name != "tenant" and name in form.cleaned_data}
@@ -194,7 +318,11 @@ class RetentionPolicyAdmin(ServiceAdminMixin, TenantScopedAdminMixin, admin.Mode
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
-        return [*fields, "tenant"] if obj is not None else fields
+        return [*fields, "tenant", "preview"] if obj is not None else fields
+
+    @admin.display(description="What it keeps today")
+    def preview(self, policy):
+        return retention_outlook(policy.jobs.select_related("retention_policy"))
 
     def delete_model(self, request, obj):
         try:

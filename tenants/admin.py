@@ -9,6 +9,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from backupplatform import paths
+from backupplatform.admin_forms import LinesField
 from backupplatform.errors import DomainError
 from tenants.scoping import (
     AuditedAdminMixin,
@@ -32,13 +33,16 @@ class MembershipInline(admin.TabularInline):
 
 
 class TenantForm(forms.ModelForm):
+    path_roots = LinesField(label="Folders", help_text="Folders of the platform's machines this tenant may use, one "
+                                                       "per line (empty: <root>/<slug> under each platform root).")
+
     class Meta:
         model = Tenant
         fields = ["slug", "name", "plan", "max_concurrent_backups", "is_active", "require_two_factor", "path_roots"]
-        help_texts = {"path_roots": "Folders of the platform's machines this tenant may use, as a JSON list "
-                                    "(empty: <root>/<slug> under each platform root)."}
 
     def clean_path_roots(self):
+        if self.instance.pk and "path_roots" not in self.data:
+            return self.instance.path_roots  # not submitted: unchanged
         roots = self.cleaned_data.get("path_roots") or []
         slug = self.cleaned_data.get("slug") or self.instance.slug
         others = dict(Tenant.objects.exclude(pk=self.instance.pk).values_list("slug", "path_roots"))

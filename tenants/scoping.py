@@ -157,8 +157,13 @@ class TenantScopedAdminMixin(OutOfScopeIs404AdminMixin):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         ids = admin_tenant_ids(request)
-        if ids is not None and db_field.remote_field.model is Tenant:
+        model = db_field.remote_field.model
+        if ids is not None and model is Tenant:
             kwargs["queryset"] = Tenant.objects.filter(pk__in=ids)
+        elif ids is not None and "queryset" not in kwargs and any(
+                f.name == "tenant" and f.is_relation for f in model._meta.get_fields()):
+            # A choice of another tenant's rows (servers, storages, policies) is not offered.
+            kwargs["queryset"] = model._default_manager.filter(tenant_id__in=ids)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_module_permission(self, request) -> bool:

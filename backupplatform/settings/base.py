@@ -53,7 +53,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEY", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "backupplatform.console.apps.ConsoleAdminConfig",  # django.contrib.admin with the console's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -287,6 +287,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env("STATIC_ROOT", default=str(VAR_DIR / "static"))
+# The ASGI server serves /static/ itself (admin, console and Swagger assets, all in the
+# repository: nothing comes from a CDN): on by default with DEBUG; production sets it, or
+# serves ``collectstatic``'s STATIC_ROOT from its web server.
+SERVE_STATIC = env.bool("SERVE_STATIC", default=DEBUG)
 
 # Request bodies: API bodies are small JSON; uploads (console import) stream to disk.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)

@@ -36,10 +36,10 @@ def sources_form(*rows, initial=0):
 def test_staff_cannot_create_a_local_storage_at_a_host_path(staff_a, tenant_a):
     response = staff_a.post("/admin/backups/storage/add/", {
         "tenant": tenant_a.pk, "name": "etc", "type": "local", "status": "active",
-        "configuration": '{"path": "/etc/backups"}', "labels": "{}", "new_credentials": ""})
+        "path": "/etc/backups", "labels": ""})
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
-    assert "Not inside this workspace's folders" in errors["configuration"][0]
+    assert "Not inside this workspace's folders" in errors["path"][0]
     assert not Storage.objects.filter(name="etc").exists()
     assert not AuditEvent.objects.filter(action="storage_create").exists()
 
@@ -140,7 +140,7 @@ def test_operator_sets_folders_that_never_overlap_another_tenant(superuser, tena
         response = client.post(f"/admin/tenants/tenant/{tenant_a.pk}/change/", {**form, "path_roots": roots})
         assert response.status_code == 200, roots
         assert error in response.context["adminform"].form.errors["path_roots"][0]
-    ok = client.post(f"/admin/tenants/tenant/{tenant_a.pk}/change/", {**form, "path_roots": '["/srv/alpha"]'})
+    ok = client.post(f"/admin/tenants/tenant/{tenant_a.pk}/change/", {**form, "path_roots": "/srv/alpha\n"})
     assert ok.status_code == 302
     tenant_a.refresh_from_db()
     assert tenant_a.path_roots == ["/srv/alpha"]

@@ -86,9 +86,12 @@ def _form_data(job) -> dict:
     from schedules.admin import BackupJobForm
 
     data = model_to_dict(job, fields=BackupJobForm._meta.fields)
-    for name in ("days_of_week", "retention", "options", "notifications", "components", "drill_assertions"):
+    for name in ("retention", "options", "notifications", "components", "drill_assertions"):
         if name in data:
             data[name] = json.dumps(data[name])
+    data["days_of_week"] = [str(d) for d in job.days_of_week or []]
+    data["compression"] = (job.options or {}).get("compression") or "zstd"
+    data["notify_on_failure"] = "on"
     return {k: "" if v is None else v for k, v in data.items()}
 
 

@@ -58,8 +58,8 @@ def test_storage_admin_test_action_and_hidden_credentials(client, tenant_a, tmp_
 
 def test_storage_admin_validates_configuration(client, tenant_a):
     response = client.post("/admin/backups/storage/add/", {
-        "tenant": tenant_a.pk, "name": "bad", "type": "local", "status": "active", "configuration": '{"path": "rel"}',
-        "labels": "{}", "price_per_gb_month": "0.02", "new_credentials": ""})
+        "tenant": tenant_a.pk, "name": "bad", "type": "local", "status": "active", "path": "rel",
+        "labels": "", "price_per_gb_month": "0.02"})
     assert response.status_code == 200 and b"Path must be absolute" in response.content
     assert not Storage.objects.filter(name="bad").exists()
 

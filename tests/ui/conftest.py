@@ -1,0 +1,142 @@
+"""A live console for browser tests: the ASGI server (uvicorn, HTTP and WebSockets, static
+files served) and a real Celery worker on the test's PostgreSQL database and Redis, and
+Debian's chromium driven by Playwright (never a downloaded browser)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+DESKTOP = {"width": 1400, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _server_env() -> dict[str, str]:
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        pytest.skip("the live console needs a database the test, server and worker share (PostgreSQL)")
+    return dict(os.environ, DJANGO_SETTINGS_MODULE="backupplatform.settings.test", SERVE_STATIC="1",
+                DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+@pytest.fixture
+def console_server(django_db_setup) -> Iterator[str]:
+    """``http://127.0.0.1:<port>``: uvicorn serving the platform (admin, static, /ws)."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "backupplatform.asgi:application", "--port", str(port),
+                             "--lifespan", "off", "--log-level", "warning"], cwd=ROOT, env=_server_env())
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("the console server did not start")
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    _stop(proc)
+
+
+@pytest.fixture
+def console_worker(django_db_setup) -> Iterator[subprocess.Popen]:
+    """A real Celery worker on the test database and this run's Redis."""
+    env = _server_env()
+    from backupplatform.celery import app
+
+    app.control.purge()  # messages left by earlier tests, whose rows are gone
+    proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "backupplatform", "worker", "--pool=solo",
+                             "-l", "warning", "-n", f"console-test-{os.getpid()}@%h", "--without-mingle",
+                             "--without-gossip"], cwd=ROOT, env=env)
+    yield proc
+    _stop(proc)
+
+
+@pytest.fixture
+def chromium(monkeypatch):
+    if not os.path.exists(CHROMIUM):
+        print(f"\nbrowser tests skipped: {CHROMIUM} is absent (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls
+    # between browser steps are plain synchronous code (for this test only).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield browser
+        browser.close()
+        # ORM calls made while Playwright's loop was active opened a connection of their own
+        # (another async context); close it so the test database can be dropped at the end.
+        from django.db import connections
+
+        connections.close_all()
+
+
+@pytest.fixture
+def browser_as(chromium, console_server):
+    """``browser_as(user, viewport=DESKTOP)`` -> a Playwright page signed in as ``user`` (a
+    session made by Django's test client, whose cookie the browser carries); with
+    ``signed_in=False`` a fresh browser that signs in through the login form itself."""
+    from django.test import Client
+
+    contexts = []
+
+    def open_page(user, viewport=DESKTOP, *, signed_in=True):
+        context = chromium.new_context(viewport=viewport, base_url=console_server)
+        if signed_in:
+            client = Client()
+            client.force_login(user)
+            context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value,
+                                  "url": console_server}])
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def screenshot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=False)
+    return path
+
+
+def psql(database: str, query: str) -> str:
+    if not shutil.which("psql"):
+        pytest.skip("psql is absent")
+    return subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-Atc", query],
+                          capture_output=True, text=True, check=True).stdout.strip()
