@@ -47,8 +47,10 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import grp
 import logging
 import os
+import pwd
 import shutil
 import stat
 import tarfile
@@ -69,6 +71,10 @@ from .base import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: Files up to this size are copied into the stream's buffer; larger ones are sent with sendfile(2).
+_SMALL_FILE = 256 << 10
+_SENDFILE_MAX = 8 << 20
 
 
 def _matches(patterns: Sequence[str], relative: str) -> bool:
@@ -120,8 +126,13 @@ class TarSource(StreamBase):
         self._stop = threading.Event()
         read_fd, write_fd = os.pipe()
         self._reader = os.fdopen(read_fd, "rb", buffering=0)
-        self._writer = os.fdopen(write_fd, "wb", buffering=READ_SIZE)
+        self._writer = os.fdopen(write_fd, "wb", buffering=0)
         grow_pipe(self._reader)
+        self._buffer = bytearray()
+        self._written = 0
+        self._inodes: dict[tuple[int, int], str] = {}
+        self._unames: dict[int, str] = {}
+        self._gnames: dict[int, str] = {}
         self._added_dirs: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="tar-source", daemon=True)
         self._thread.start()
@@ -157,9 +168,12 @@ class TarSource(StreamBase):
 
     def _run(self) -> None:
         try:
-            with tarfile.open(fileobj=self._writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                for path in self._paths:
-                    self._add_tree(tar, path)
+            for path in self._paths:
+                self._add_tree(path)
+            # End of archive: two zero blocks, the whole padded to a record (as tarfile writes it).
+            self._emit(tarfile.NUL * (2 * tarfile.BLOCKSIZE))
+            self._emit(tarfile.NUL * (-self._written % tarfile.RECORDSIZE))
+            self._flush()
         except BaseException as exc:
             if not self._stop.is_set():
                 self._error = exc
@@ -167,11 +181,84 @@ class TarSource(StreamBase):
             with contextlib.suppress(OSError):
                 self._writer.close()
 
+    # The tar is written here rather than by tarfile's stream mode: headers come from
+    # TarInfo.tobuf (PAX, as tarfile writes them), small files are copied into one buffer
+    # with their headers, and large files go from the page cache into the pipe with
+    # sendfile(2), never through Python.
+
+    def _emit(self, data: bytes) -> None:
+        self._buffer += data
+        self._written += len(data)
+        if len(self._buffer) >= READ_SIZE:
+            self._flush()
+
+    def _flush(self) -> None:
+        view = memoryview(self._buffer)
+        while view:
+            view = view[self._writer.write(view) :]
+        view.release()
+        self._buffer.clear()
+
+    def _emit_file(self, handle: Any, size: int) -> None:
+        if size <= _SMALL_FILE:
+            data = handle.read(size)
+            if len(data) != size:
+                raise OSError(f"{handle.name}: file shrank while it was read (unexpected end of data)")
+            self._emit(data)
+        else:
+            self._flush()
+            fd, out, offset = handle.fileno(), self._writer.fileno(), 0
+            while offset < size:
+                if self._stop.is_set():
+                    raise EngineError("tar stream cancelled", code="cancelled")
+                sent = os.sendfile(out, fd, offset, min(size - offset, _SENDFILE_MAX))
+                if sent == 0:
+                    raise OSError(f"{handle.name}: file shrank while it was read (unexpected end of data)")
+                offset += sent
+            self._written += size
+        self._emit(tarfile.NUL * (-size % tarfile.BLOCKSIZE))
+
+    def _tarinfo(self, full: str, arcname: str) -> tarfile.TarInfo | None:
+        """What ``TarFile.gettarinfo`` gives, with user and group names looked up once each."""
+        st = os.lstat(full)
+        info = tarfile.TarInfo(arcname)
+        mode = st.st_mode
+        if stat.S_ISREG(mode):
+            inode = (st.st_ino, st.st_dev)
+            first = self._inodes.get(inode)
+            if st.st_nlink > 1 and first is not None and first != arcname:
+                info.type, info.linkname = tarfile.LNKTYPE, first
+            else:
+                info.type, info.size = tarfile.REGTYPE, st.st_size
+                if st.st_nlink > 1:
+                    self._inodes[inode] = arcname
+        elif stat.S_ISDIR(mode):
+            info.type = tarfile.DIRTYPE
+        elif stat.S_ISLNK(mode):
+            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(full)
+        else:
+            return None
+        info.mode, info.uid, info.gid, info.mtime = mode, st.st_uid, st.st_gid, st.st_mtime
+        info.uname = self._name_of(self._unames, st.st_uid, pwd.getpwuid)
+        info.gname = self._name_of(self._gnames, st.st_gid, grp.getgrgid)
+        return info
+
+    @staticmethod
+    def _name_of(cache: dict[int, str], ident: int, lookup: Any) -> str:
+        name = cache.get(ident)
+        if name is None:
+            try:
+                name = lookup(ident)[0]
+            except KeyError:
+                name = ""
+            cache[ident] = name
+        return name
+
     def _arcname(self, full: str) -> str:
         rel = os.path.relpath(full, self._root)
         return rel
 
-    def _add_parents(self, tar: tarfile.TarFile, full: str, top: str) -> None:
+    def _add_parents(self, full: str, top: str) -> None:
         """With include patterns, directories are added only on the way to an included file."""
         chain = []
         parent = os.path.dirname(full)
@@ -182,17 +269,17 @@ class TarSource(StreamBase):
             parent = os.path.dirname(parent)
         for directory in reversed(chain):
             if directory != self._root:
-                self._add_one(tar, directory)
+                self._add_one(directory)
             self._added_dirs.add(directory)
 
-    def _add_tree(self, tar: tarfile.TarFile, top: str) -> None:
+    def _add_tree(self, top: str) -> None:
         if not os.path.isdir(top) or os.path.islink(top):
             if not self._include or _matches(self._include, os.path.basename(top)):
-                self._add_parents(tar, top, os.path.dirname(top))
-                self._add_one(tar, top)
+                self._add_parents(top, os.path.dirname(top))
+                self._add_one(top)
             return
         if not self._include and top != self._root:
-            self._add_one(tar, top)
+            self._add_one(top)
             self._added_dirs.add(top)
         for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
             if self._stop.is_set():
@@ -208,7 +295,7 @@ class TarSource(StreamBase):
                     continue
                 kept.append(name)
                 if not self._include:
-                    self._add_one(tar, full)
+                    self._add_one(full)
                     self._added_dirs.add(full)
             dirnames[:] = kept
             for name in sorted(filenames):
@@ -219,13 +306,13 @@ class TarSource(StreamBase):
                 if self._include:
                     if not _matches(self._include, rel):
                         continue
-                    self._add_parents(tar, full, top)
-                self._add_one(tar, full)
+                    self._add_parents(full, top)
+                self._add_one(full)
 
-    def _add_one(self, tar: tarfile.TarFile, full: str) -> None:
+    def _add_one(self, full: str) -> None:
         arcname = self._arcname(full)
         try:
-            info = tar.gettarinfo(full, arcname)
+            info = self._tarinfo(full, arcname)
         except OSError as exc:
             self._stats["skipped"].append({"path": full, "reason": exc.strerror or str(exc)})
             return
@@ -241,11 +328,12 @@ class TarSource(StreamBase):
                 self._stats["skipped"].append({"path": full, "reason": exc.strerror or str(exc)})
                 return
             with handle:
-                tar.addfile(info, handle)
+                self._emit(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+                self._emit_file(handle, info.size)
             self._stats["files"] += 1
             self._stats["bytes"] += info.size
         else:
-            tar.addfile(info)
+            self._emit(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
             if info.isdir():
                 self._stats["directories"] += 1
             elif info.issym():
