@@ -205,28 +205,6 @@ def test_shared_plan_gets_feature_not_available(api, operator_a, tenant_a):
     assert subprocess is not None
 
 
-@pytest.fixture
-def tiny_tempdir(tmp_path, monkeypatch):
-    """The system temporary directory on a 1 MiB tmpfs: a real limit (needs root to mount)."""
-    import tempfile
-
-    mount = tmp_path / "tiny-tmp"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        with pytest.raises(OSError), open(mount / "probe", "wb") as probe:  # the limit is real
-            probe.write(os.urandom(2 << 20))
-            probe.flush()
-        (mount / "probe").unlink()
-        monkeypatch.setenv("TMPDIR", str(mount))
-        monkeypatch.setattr(tempfile, "tempdir", str(mount))
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def test_folder_larger_than_the_free_temporary_space_backs_up_and_restores(
         api, operator_a, tenant_a, local_storage, tmp_path, tiny_tempdir):
     folder = tmp_path / "big-folder"
