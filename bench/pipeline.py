@@ -17,7 +17,8 @@ Scenarios (default: all), each platform against its alternative, in the same run
 - ``pg-restore-jobs``: ``restore_run`` with ``jobs`` (``--jobs``, default 2: the spooled,
   parallel restore) vs the same streamed ``zstd -d | pg_restore``.
 
-Each round runs both, alternating which goes first (round 1 platform first, round 2 the
+Before the rounds the platform side runs once, not measured (``--no-warmup`` skips it): a
+worker process is warm. Each round runs both, alternating which goes first (round 1 platform first, round 2 the
 alternative first, ...), and its ratio is platform time / alternative time. The summary gives
 the min and median of the per-round ratios (not the ratio of the best times), both medians, the
 1-minute load average seen during the rounds, and the peak RSS of the whole process tree above
@@ -324,11 +325,14 @@ def scenarios(args, platform: Platform, work: Path, data_root: Path):
     }, state, (pg_name, my_name, folder)
 
 
-def run(name: str, spec, rounds: int) -> dict:
+def run(name: str, spec, rounds: int, warmup: bool = True) -> dict:
     description, setup, platform_run, alternative_run, alternative = spec[:5]
     reset = spec[5] if len(spec) > 5 else (lambda: None)  # before each run, not timed
     print(f"\n== {name}: {description}", flush=True)
     size = setup()
+    if warmup:  # a worker process is warm: imports, connections and caches are not measured
+        reset()
+        platform_run()
     rows = []
     for index in range(rounds):
         order = [("platform", platform_run), ("alternative", alternative_run)]
@@ -364,6 +368,10 @@ def main() -> None:
     parser.add_argument("--small-files", type=int, default=20_000, help="small files in the folder")
     parser.add_argument("--mariadb-mb", type=float, default=530, help="MariaDB database size (MB)")
     parser.add_argument("--jobs", type=int, default=2, help="jobs of the parallel restore scenario")
+    parser.add_argument("--zstd-threads", type=int, default=None,
+                        help="BACKUP_ZSTD_THREADS for the platform's backups (default: the setting, 1)")
+    parser.add_argument("--no-warmup", action="store_true",
+                        help="do not run the platform side once, unmeasured, before the rounds")
     parser.add_argument("--drop", action="store_true", help="drop the bench databases and folder at the end")
     args = parser.parse_args()
 
@@ -380,6 +388,10 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    if args.zstd_threads is not None:
+        from django.conf import settings
+
+        settings.BACKUP_ZSTD_THREADS = args.zstd_threads
     base = Path(os.environ.get("BENCH_DIR") or tempfile.gettempdir()).resolve()
     data_root = base / "bp-bench"
     data_root.mkdir(exist_ok=True)
@@ -390,7 +402,7 @@ def main() -> None:
         specs, state, (pg_name, my_name, folder) = scenarios(args, platform, work, data_root)
         print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs")
         for name in args.scenario or SCENARIOS:
-            results.append(run(name, specs[name], args.rounds))
+            results.append(run(name, specs[name], args.rounds, warmup=not args.no_warmup))
         if "backup" in state:
             platform.forget(state["backup"])
         if {"pg-restore", "pg-restore-jobs"} & set(args.scenario or SCENARIOS):

@@ -199,15 +199,34 @@ def tail(fileobj: IO[bytes] | None, secrets: Iterable[str | None], limit: int = 
     return scrub(text.strip(), secrets)
 
 
+_TOOL_VERSIONS: dict[tuple[str, ...], tuple[tuple[int, int, int], str]] = {}
+
+
 def tool_version(argv: list[str]) -> str:
-    """First line of ``<tool> --version`` ("pg_dump (PostgreSQL) 15.2"), or "" if unavailable."""
+    """First line of ``<tool> --version`` ("pg_dump (PostgreSQL) 15.2"), or "" if unavailable.
+
+    Remembered per executable while its file stays the same (inode, size, mtime), so each
+    backup and restore does not start one more process; an upgraded tool is asked again.
+    """
+    path = shutil.which(argv[0], path=tool_env().get("PATH"))
+    try:
+        st = os.stat(path) if path else None
+    except OSError:
+        st = None
+    identity = (st.st_ino, st.st_size, st.st_mtime_ns) if st is not None else None
+    known = _TOOL_VERSIONS.get(tuple(argv))
+    if identity is not None and known is not None and known[0] == identity:
+        return known[1]
     try:
         out = subprocess.run(
             argv, capture_output=True, timeout=10, check=False, env=tool_env()
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return ""
-    return out.decode("utf-8", "replace").strip().splitlines()[0] if out.strip() else ""
+    version = out.decode("utf-8", "replace").strip().splitlines()[0] if out.strip() else ""
+    if identity is not None and version:
+        _TOOL_VERSIONS[tuple(argv)] = (identity, version)
+    return version
 
 
 def describe_exit(rc: int) -> str:

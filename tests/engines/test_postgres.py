@@ -223,3 +223,23 @@ def test_parallel_restore_needs_a_database_it_creates(pg_db):
     assert info.value.code == "invalid_params"
     with pytest.raises(EngineError, match="plain SQL dump cannot be restored in parallel"):
         pg_restore_sink(target, strategy="overwrite", plain=True, jobs=2)
+
+
+def test_tool_versions_are_asked_once_per_executable_until_it_changes(tmp_path, monkeypatch):
+    from backups.engines.base import tool_version
+
+    calls = tmp_path / "calls"
+    tool = tmp_path / "bp-fake-dump"
+
+    def install(version: str) -> None:
+        tool.write_text(f"#!/bin/sh\necho x >> {calls}\necho '{version}'\n")
+        tool.chmod(0o755)
+
+    install("bp-fake-dump 1.0")
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    assert tool_version(["bp-fake-dump", "--version"]) == "bp-fake-dump 1.0"
+    assert tool_version(["bp-fake-dump", "--version"]) == "bp-fake-dump 1.0"
+    assert calls.read_text().count("x") == 1  # the second answer was remembered
+    install("bp-fake-dump 2.0-upgraded")  # another file: asked again
+    assert tool_version(["bp-fake-dump", "--version"]) == "bp-fake-dump 2.0-upgraded"
+    assert calls.read_text().count("x") == 2
