@@ -169,7 +169,12 @@ def ensure_mariadb_database(name: str, size_mb: float) -> int:
 
 
 def ensure_folder(path: Path, size_gb: float, small_files: int) -> int:
-    """``small_files`` small files (1-8 KiB) in folders of 100 and 4 big files sharing the rest."""
+    """``small_files`` small files (1-8 KiB) in folders of 100 and 4 big files sharing the rest.
+
+    CSV-like rows (numbers, e-mail addresses, hex) from a pool of 20,000, shuffled for each
+    megabyte, so the data compresses about 3x as real exports do and never repeats at the
+    scale of zstd's window (repeated blocks would make the compressor's window size, not the
+    pipeline, the thing measured)."""
     marker = path / ".complete"
     if marker.exists():
         return int(marker.read_text())
@@ -177,16 +182,23 @@ def ensure_folder(path: Path, size_gb: float, small_files: int) -> int:
     import random
 
     rng = random.Random(7)
-    line = b"".join(b"%d,user-%d@example.com,%d.%02d,%s\n" % (
+    rows = [b"%d,user-%d@example.com,%d.%02d,%s\n" % (
         rng.randrange(10 ** 9), rng.randrange(10 ** 6), rng.randrange(10 ** 5), rng.randrange(100),
-        rng.randbytes(12).hex().encode()) for _ in range(20000))  # ~1 MiB that compresses ~3x
-    total = 0
+        rng.randbytes(12).hex().encode()) for _ in range(20000)]
+
+    def block() -> bytes:  # about 1.3 MiB
+        rng.shuffle(rows)
+        return b"".join(rows)
+
+    total, current = 0, block()
     for n in range(small_files):
         folder = path / "small" / f"d{n // 100:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         size = rng.randrange(1024, 8192)
-        start = rng.randrange(len(line) - size)
-        (folder / f"f{n:05d}.csv").write_bytes(line[start:start + size])
+        if len(current) < size:
+            current = block()
+        (folder / f"f{n:05d}.csv").write_bytes(current[:size])
+        current = current[size:]
         total += size
     big = max(int(size_gb * 1024 ** 3) - total, 4 * MB) // 4
     (path / "big").mkdir()
@@ -194,7 +206,7 @@ def ensure_folder(path: Path, size_gb: float, small_files: int) -> int:
         with open(path / "big" / f"big{n}.csv", "wb") as fh:
             written = 0
             while written < big:
-                piece = line[: min(len(line), big - written)]
+                piece = block()[: big - written]
                 fh.write(piece)
                 written += len(piece)
         total += big
@@ -276,7 +288,7 @@ def scenarios(args, platform: Platform, work: Path, data_root: Path):
     """name -> (description, setup(), platform run, alternative run, alternative label[, reset()])."""
     pg_name = f"bp_bench_{str(args.pg_gb).replace('.', '_')}g"
     my_name = f"bp_bench_{str(args.mariadb_mb).replace('.', '_')}m"
-    folder = data_root / f"bp-bench-folder-{str(args.folder_gb).replace('.', '_')}g-{args.small_files}"
+    folder = data_root / f"bp-bench-folder-v2-{str(args.folder_gb).replace('.', '_')}g-{args.small_files}"
     out = work / "alt.zst"
     state: dict = {}
 
