@@ -347,6 +347,16 @@ class ProcessSource(StreamBase):
         self._bytes += len(data)
         return data
 
+    #: The pipeline fills whole blocks with ``readinto`` (few large blocks, no extra copy).
+    fills_blocks = True
+
+    def readinto(self, buffer: Any, /) -> int:
+        """Read into ``buffer`` (what the pipeline uses to fill whole blocks without a copy)."""
+        assert self._proc.stdout is not None
+        count = self._proc.stdout.readinto(buffer) or 0
+        self._bytes += count
+        return count
+
     def finish(self) -> dict[str, Any]:
         if self._done:
             return self._result
