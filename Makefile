@@ -25,8 +25,11 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(PY) -m backupplatform.runner run
 
+# Test files are spread over TEST_WORKERS processes (pytest-xdist; each has its own test
+# database, Redis database and folders); TEST_WORKERS=0 runs them in this one.
+TEST_WORKERS ?= 3
 test: install-dev
-	$(PY) -m backupplatform.runner test $(PYTEST_ARGS)
+	$(PY) -m backupplatform.runner test -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

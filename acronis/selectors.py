@@ -22,6 +22,7 @@ from acronis.client import AcronisClient
 from acronis.errors import AcronisConfigInvalid, AcronisError, AcronisInvalidAgentId
 from acronis.models import AcronisConfig
 from backupplatform import netpolicy
+from backupplatform.isotime import utc_now_iso
 from tenants.models import Tenant
 
 DEFAULT_DAYS = 30
@@ -188,7 +189,7 @@ def agent_backups(*, tenant: Tenant, agent_id: str, limit: int, include_activiti
 
 
 def _now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_now_iso()
 
 
 def health_check(*, tenant: Tenant) -> tuple[bool, dict[str, Any], AcronisError | None]:

@@ -24,6 +24,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from backupplatform.isotime import utc_iso, utc_now_iso
+
 from . import channels as channel_types
 from . import webhooks as webhook_signing
 from .events import DEFAULT_CHANNEL_EVENTS, EVENT_TYPES, GROUPED, event_type_for, level_rank
@@ -183,12 +185,12 @@ def _summary(group: NotificationGroup) -> Delivery | None:
     group.save(update_fields=["suppressed"])
     if channel is None or not count:
         return None
-    when = since.isoformat().replace("+00:00", "Z") if since else "the last window"
+    when = utc_iso(since, micro=True) if since else "the last window"
     summary = Notice(
         event_type=last.event_type, level=last.level, title=f"Repeated {count} more time(s): {last.title}",
         text=(f"{last.title} happened {count} more time(s) since {when}; only the first was sent. "
               f"Latest occurrence at {last.timestamp}."),
-        tenant=last.tenant, timestamp=timezone.now().isoformat().replace("+00:00", "Z"), error=last.error,
+        tenant=last.tenant, timestamp=utc_now_iso(micro=True), error=last.error,
         link=last.link, facts={**last.facts, "Repeats": str(count)}, data={**last.data, "repeats": count,
                                                                             "summary": True},
         group_key=last.group_key)

@@ -15,6 +15,8 @@ from typing import Any
 from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 
+from backupplatform.isotime import utc_iso
+
 from .events import EVENT_TYPES
 from .models import AuditEvent
 
@@ -57,7 +59,7 @@ def admin_link(model_label: str, pk: Any) -> str:
 
 
 def iso(value) -> str:
-    return value.isoformat().replace("+00:00", "Z") if value else ""
+    return utc_iso(value, micro=True) or ""
 
 
 # Event type -> the function that fills its notice from the rows the event names. The apps

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from backupplatform import netpolicy
 from backupplatform.errors import ValidationFailed
+from backupplatform.isotime import utc_iso
 
 from . import channels as channel_types
 from . import webhooks as webhook_signing
@@ -119,7 +120,7 @@ def channel_test(*, channel: NotificationChannel, message: str) -> tuple[channel
     status or SMTP reply). Recorded as a delivery of event ``test``; never retried."""
     now = timezone.now()
     notice = test_notice(tenant_slug=channel.tenant.slug, message=message,
-                         timestamp=now.isoformat().replace("+00:00", "Z"))
+                         timestamp=utc_iso(now, micro=True))
     delivery = delivery_for_channel(channel=channel, notice=notice, event=None)
     try:
         result = channel_types.send(channel.type, channel.config or {}, delivery.payload["message"])

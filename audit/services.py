@@ -19,6 +19,8 @@ from channels.layers import get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
+from backupplatform.isotime import utc_iso
+
 from . import context
 from .events import event_type_for
 from .models import AuditEvent
@@ -137,7 +139,7 @@ def emit(
                 "resource_id": event.resource_id,
                 "username": event.actor_name,
                 "details": clean,
-                "timestamp": event.created_at.isoformat().replace("+00:00", "Z"),
+                "timestamp": utc_iso(event.created_at, micro=True),
             },
         )
         event_type = event_type_for(action, clean, event.resource_id)

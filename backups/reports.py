@@ -23,6 +23,7 @@ from django.utils import timezone
 from audit.services import emit
 from backupplatform import humanize
 from backupplatform.errors import TooManyOperations, ValidationFailed
+from backupplatform.isotime import utc_iso
 from tenants.models import Tenant
 
 from .models import BackupStatus
@@ -126,7 +127,7 @@ def csv_rows(*, tenant: Tenant, start: date, end: date) -> Iterator[bytes]:
 
 
 def _iso(value) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
+    return utc_iso(value) or ""
 
 
 # --- HTML -------------------------------------------------------------------------------------

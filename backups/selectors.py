@@ -16,10 +16,11 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from backupplatform import units
+from backupplatform.isotime import utc_iso as iso
 from tenants.models import Tenant, TenantScope
 
 from .models import Application, Backup, BackupStatus, Server, Source, Storage
-from .services.storages import iso, monthly_cost, to_gb
+from .services.storages import monthly_cost, to_gb
 
 COMPLETED = Q(backups__status=BackupStatus.COMPLETED)
 USAGE_PERIODS = ("current_month", "last_month", "last_3_months")

@@ -6,8 +6,10 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from backupplatform import paths
+from backupplatform.errors import DomainError
 from tenants.scoping import (
     AuditedAdminMixin,
     OutOfScopeIs404AdminMixin,
@@ -32,7 +34,7 @@ class MembershipInline(admin.TabularInline):
 class TenantForm(forms.ModelForm):
     class Meta:
         model = Tenant
-        fields = ["slug", "name", "plan", "max_concurrent_backups", "is_active", "path_roots"]
+        fields = ["slug", "name", "plan", "max_concurrent_backups", "is_active", "require_two_factor", "path_roots"]
         help_texts = {"path_roots": "Folders of the platform's machines this tenant may use, as a JSON list "
                                     "(empty: <root>/<slug> under each platform root)."}
 
@@ -67,6 +69,19 @@ class TenantAdmin(AuditedAdminMixin, TenantScopedAdminMixin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return request.user.is_superuser
 
+    def save_model(self, request, obj, form, change):
+        # The sign-in policy changes through its service (who may, and its own audit event).
+        wanted = obj.require_two_factor
+        policy_changed = change and "require_two_factor" in form.changed_data
+        if policy_changed:
+            obj.require_two_factor = form.initial.get("require_two_factor", False)
+        super().save_model(request, obj, form, change)
+        if policy_changed:
+            try:
+                services.tenant_two_factor_set(tenant=obj, required=wanted, actor=request.user)
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+
     def save_formset(self, request, form, formset, change):
         super().save_formset(request, form, formset, change)
         from audit.services import emit
@@ -90,6 +105,17 @@ class UserAdmin(AuditedAdminMixin, OutOfScopeIs404AdminMixin, BaseUserAdmin):
 
     inlines = [MembershipOfUserInline]
     audit_resource_type = "user"
+    actions = ["reset_two_factor"]
+
+    @admin.action(description="Reset two-factor authentication (enrol again at next sign-in)")
+    def reset_two_factor(self, request, queryset):
+        for user in queryset:
+            try:
+                services.two_factor_reset(user=user, actor=request.user)
+            except DomainError as exc:
+                self.message_user(request, f"{user}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{user}: second factor reset", messages.SUCCESS)
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
@@ -124,6 +150,10 @@ class UserAdmin(AuditedAdminMixin, OutOfScopeIs404AdminMixin, BaseUserAdmin):
 
 admin.site.unregister(User)
 admin.site.register(User, UserAdmin)
+# An authenticator's seed is shown once, to its owner, while enrolling: never in the admin
+# (the reset action on users removes a lost one).
+if admin.site.is_registered(TOTPDevice):
+    admin.site.unregister(TOTPDevice)
 
 
 class ApiKeyAddForm(forms.ModelForm):

@@ -52,6 +52,9 @@ class Tenant(models.Model):
     # Folders of the platform's machines this tenant may use (local storages, file sources,
     # restore targets); empty means ``<root>/<slug>`` under each platform root. Superusers only.
     path_roots = models.JSONField(default=list, blank=True)
+    # Members must sign in to the admin with a second factor (TOTP); its admins may set it.
+    require_two_factor = models.BooleanField(
+        default=False, help_text="Members must sign in to the admin with an authenticator app (TOTP) code.")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -96,6 +99,25 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.tenant} ({self.role})"
+
+
+class OidcIdentity(models.Model):
+    """The account an OpenID Connect subject signs in as (matched by issuer and ``sub``, never
+    by e-mail, so an identity provider cannot take over a local account)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oidc_identity")
+    issuer = models.CharField(max_length=255, blank=True)
+    subject = models.CharField(max_length=255)
+    last_login_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "OIDC identity"
+        verbose_name_plural = "OIDC identities"
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="unique_oidc_subject")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} -> {self.user}"
 
 
 API_KEY_PREFIX = "bpk"

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from audit.services import emit
-from backupplatform.errors import Conflict, NotFound, ValidationFailed
+from backupplatform.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 from .models import ApiKey, Membership, Plan, Role, Tenant, hash_api_key, slug_validator
 
@@ -191,3 +191,178 @@ def api_key_revoke(*, key: ApiKey) -> ApiKey:
     emit(action="apikey_revoke", tenant=key.tenant, resource_type="api_key", resource_id=key.pk,
          details={"name": key.name, "prefix": key.prefix})
     return key
+
+
+# --- Sign-in: a second factor (TOTP) and single sign-on (OIDC) ---------------------------------
+# TOTP seeds stay in the device rows: no audit event, log line or response carries one.
+
+def two_factor_tenants(user: Any) -> list[Tenant]:
+    """The active tenants that make this user sign in with a second factor."""
+    return list(Tenant.objects.filter(is_active=True, require_two_factor=True, memberships__user=user,
+                                      memberships__is_active=True).distinct())
+
+
+def two_factor_enrolled(user: Any) -> bool:
+    from django_otp import user_has_device
+
+    return user_has_device(user, confirmed=True)
+
+
+def two_factor_required(user: Any) -> bool:
+    """A second factor is asked of users who enrolled one, and of members of tenants that
+    require it (they must enrol at their next sign-in)."""
+    return bool(user and user.is_authenticated) and (two_factor_enrolled(user) or bool(two_factor_tenants(user)))
+
+
+@transaction.atomic
+def totp_enrolment_start(*, user: Any) -> Any:
+    """A new, unconfirmed authenticator for ``user`` (earlier unconfirmed ones are dropped)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+    return TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+
+
+@transaction.atomic
+def totp_enrolment_confirm(*, user: Any, device_id: int, token: str) -> Any | None:
+    """Confirm the authenticator with a code from it; ``None`` when the code is wrong."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.select_for_update().filter(user=user, pk=device_id, confirmed=False).first()
+    if device is None or not device.verify_token((token or "").strip()):
+        emit(action="two_factor_failed", resource_type="user", resource_id=user.pk,
+             details={"username": user.username, "step": "enrol"}, actor=user)
+        return None
+    TOTPDevice.objects.filter(user=user, confirmed=True).delete()  # one authenticator per account
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    emit(action="two_factor_enrol", resource_type="user", resource_id=user.pk,
+         details={"username": user.username, "method": "totp"}, actor=user)
+    return device
+
+
+def totp_verify(*, user: Any, token: str) -> Any | None:
+    """The confirmed device that accepts ``token`` (each code once; failures slow further
+    attempts down), or ``None``."""
+    from django_otp import match_token
+
+    device = match_token(user, (token or "").strip())
+    if device is None:
+        emit(action="two_factor_failed", resource_type="user", resource_id=user.pk,
+             details={"username": user.username, "step": "verify"}, actor=user)
+    return device
+
+
+@transaction.atomic
+def two_factor_reset(*, user: Any, actor: Any) -> int:
+    """Remove a user's authenticators (a lost phone): superusers, or an admin of every tenant
+    the user belongs to. The user enrols again at the next sign-in where one is required."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    if not (actor.is_superuser or actor.pk == user.pk or _administers_all_tenants_of(actor, user)):
+        raise Forbidden("Only a superuser or an admin of each of the user's workspaces can reset their second factor")
+    removed, _ = TOTPDevice.objects.filter(user=user).delete()
+    emit(action="two_factor_reset", resource_type="user", resource_id=user.pk,
+         details={"username": user.username, "devices_removed": removed}, actor=actor)
+    return removed
+
+
+def _administers_all_tenants_of(actor: Any, user: Any) -> bool:
+    tenants = set(Membership.objects.filter(user=user).values_list("tenant_id", flat=True))
+    mine = set(Membership.objects.filter(user=actor, role=Role.ADMIN, is_active=True).values_list("tenant_id", flat=True))
+    return bool(tenants) and tenants <= mine
+
+
+@transaction.atomic
+def tenant_two_factor_set(*, tenant: Tenant, required: bool, actor: Any) -> Tenant:
+    """Make a second factor mandatory (or not) for the tenant's members: superusers and the
+    tenant's admins."""
+    if not (actor.is_superuser or Membership.objects.filter(user=actor, tenant=tenant, role=Role.ADMIN,
+                                                            is_active=True).exists()):
+        raise Forbidden("Only a superuser or an admin of this workspace can change its sign-in policy")
+    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if tenant.require_two_factor != bool(required):
+        tenant.require_two_factor = bool(required)
+        tenant.save(update_fields=["require_two_factor", "updated_at"])
+        emit(action="tenant_update", tenant=tenant, resource_type="tenant", resource_id=tenant.pk,
+             details={"slug": tenant.slug, "require_two_factor": tenant.require_two_factor}, actor=actor)
+    return tenant
+
+
+def oidc_tenant_roles(value: Any) -> dict[Tenant, str]:
+    """``["acme:operator", "beta:admin", "other"]`` -> ``{<acme>: "operator", <beta>: "admin"}``:
+    values naming an active tenant and a role; a tenant named twice keeps its highest role."""
+    from .models import ROLE_RANK
+
+    if isinstance(value, str):
+        value = value.split()
+    wanted: dict[str, str] = {}
+    for item in value if isinstance(value, list) else []:
+        if not isinstance(item, str) or item.count(":") != 1:
+            continue
+        slug, role = (part.strip() for part in item.split(":"))
+        if role in Role.values and ROLE_RANK[role] > ROLE_RANK.get(wanted.get(slug), 0):
+            wanted[slug] = role
+    tenants = Tenant.objects.filter(slug__in=wanted, is_active=True)
+    return {tenant: wanted[tenant.slug] for tenant in tenants}
+
+
+def _oidc_username(claims: dict) -> str:
+    base = str(claims.get("preferred_username") or claims.get("email") or claims["sub"])[:140]
+    candidate, n = base, 1
+    while User.objects.filter(username__iexact=candidate).exists():
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def _oidc_profile(user: Any, claims: dict) -> None:
+    user.email = str(claims.get("email") or user.email)[:254]
+    user.first_name = str(claims.get("given_name") or user.first_name)[:150]
+    user.last_name = str(claims.get("family_name") or user.last_name)[:150]
+
+
+@transaction.atomic
+def oidc_user_create(*, issuer: str, claims: dict, tenant_roles: dict[Tenant, str]) -> Any:
+    from .models import OidcIdentity
+
+    user = User(username=_oidc_username(claims), is_staff=True)
+    _oidc_profile(user, claims)
+    user.set_unusable_password()  # signs in through the identity provider only
+    user.save()
+    OidcIdentity.objects.create(user=user, issuer=issuer, subject=str(claims["sub"]), last_login_at=timezone.now())
+    emit(action="user_create", resource_type="user", resource_id=user.pk,
+         details={"username": user.username, "via": "oidc"}, actor=user)
+    oidc_memberships_sync(user=user, tenant_roles=tenant_roles)
+    return user
+
+
+@transaction.atomic
+def oidc_user_update(*, user: Any, claims: dict, tenant_roles: dict[Tenant, str]) -> Any:
+    from .models import OidcIdentity
+
+    _oidc_profile(user, claims)
+    user.is_staff = True
+    user.save(update_fields=["email", "first_name", "last_name", "is_staff"])
+    OidcIdentity.objects.filter(user=user).update(last_login_at=timezone.now())
+    oidc_memberships_sync(user=user, tenant_roles=tenant_roles)
+    return user
+
+
+@transaction.atomic
+def oidc_memberships_sync(*, user: Any, tenant_roles: dict[Tenant, str]) -> None:
+    """The user's memberships become what the identity provider says: tenants it names are
+    joined (or their role changed), tenants it no longer names are left."""
+    current = {m.tenant_id: m for m in Membership.objects.filter(user=user).select_related("tenant")}
+    for tenant, role in tenant_roles.items():
+        existing = current.pop(tenant.pk, None)
+        if existing is None or existing.role != role or not existing.is_active:
+            Membership.objects.update_or_create(user=user, tenant=tenant, defaults={"role": role, "is_active": True})
+            emit(action="membership_create" if existing is None else "membership_update", tenant=tenant,
+                 resource_type="user", resource_id=user.pk,
+                 details={"username": user.username, "role": role, "via": "oidc"}, actor=user)
+    for membership in current.values():
+        tenant = membership.tenant
+        membership.delete()
+        emit(action="membership_delete", tenant=tenant, resource_type="user", resource_id=user.pk,
+             details={"username": user.username, "via": "oidc"}, actor=user)

@@ -69,7 +69,27 @@ class TokenAuthMiddleware:
         elif api_key:
             scope["user"] = await _principal_for_key(api_key) or AnonymousUser()
             scope["auth_method"] = "api_key"
+        elif await _session_lacks_second_factor(scope):
+            scope["user"] = AnonymousUser()
         return await self.inner(scope, receive, send)
+
+
+@database_sync_to_async
+def _session_lacks_second_factor(scope: dict) -> bool:
+    """An admin session opened without the second factor its user now needs (the tenant
+    turned it on since) is no sign-in for the socket either (tenants/signin.py)."""
+    from django.contrib.auth import BACKEND_SESSION_KEY
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    from . import services
+    from .signin import OIDC_BACKEND
+
+    user, session = scope.get("user"), scope.get("session")
+    if user is None or not getattr(user, "is_authenticated", False) or session is None:
+        return False
+    if session.get(DEVICE_ID_SESSION_KEY) or session.get(BACKEND_SESSION_KEY) == OIDC_BACKEND:
+        return False
+    return services.two_factor_required(user)
 
 
 def WebSocketAuthStack(inner: Any) -> Any:

@@ -18,7 +18,6 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -38,10 +37,6 @@ from tenants.models import Role, role_at_least
 from tenants.scoping import TenantContextMixin
 
 logger = logging.getLogger(__name__)
-
-
-def utc_now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # Default error codes by HTTP status; a facade overrides the ones its seed names differently.

@@ -6,6 +6,7 @@ Modes: ``local`` (``make run``: SQLite + embedded Redis defaults), ``production`
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,9 +14,34 @@ import environ
 from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = BASE_DIR / "var"
+# The platform's state (SQLite, embedded Redis, generated keys); ``make run`` uses the same.
+VAR_DIR = Path(os.environ.get("PLATFORM_VAR_DIR") or BASE_DIR / "var")
 
 env = environ.Env()
+
+
+def running_instance_env(var_dir: Path) -> dict[str, str]:
+    """What a running ``make run`` recorded in ``var/run.env`` (its Redis, and its database
+    when not the default), if that process is still alive; ``{}`` otherwise."""
+    try:
+        text = (var_dir / "run.env").read_text()
+    except OSError:
+        return {}
+    values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+    try:
+        os.kill(int(values.get("RUNNER_PID", "")), 0)
+    except (ValueError, ProcessLookupError, PermissionError, OverflowError):
+        return {}
+    return values
+
+
+# A management command started beside ``make run`` without REDIS_URL/DATABASE_URL joins that
+# instance, so its progress reaches the dashboards (tests never do: they get their own).
+RUNNING_INSTANCE = ({} if os.environ.get("DJANGO_SETTINGS_MODULE", "").endswith(".test")
+                    else running_instance_env(VAR_DIR))
+for _key in ("REDIS_URL", "DATABASE_URL", "CHANNEL_PREFIX"):
+    if not os.environ.get(_key) and RUNNING_INSTANCE.get(_key):
+        os.environ[_key] = RUNNING_INSTANCE[_key]
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env("SECRET_KEY", default="")
@@ -40,6 +66,9 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "channels",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "mozilla_django_oidc",
     "tenants",
     "audit",
     "backups",
@@ -55,6 +84,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "tenants.signin.TwoFactorSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "audit.middleware.AuditContextMiddleware",
@@ -257,6 +288,33 @@ STATIC_ROOT = env("STATIC_ROOT", default=str(VAR_DIR / "static"))
 
 # Request bodies: API bodies are small JSON; uploads (console import) stream to disk.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
+
+# Sign-in to the admin (README "Tenancy, roles, authentication"): a password, then a TOTP code
+# for members of tenants that require a second factor (and for anyone who enrolled one), or
+# OpenID Connect single sign-on when OIDC_RP_CLIENT_ID is set.
+LOGIN_URL = "/admin/login/"
+LOGIN_REDIRECT_URL = "/admin/"
+LOGOUT_REDIRECT_URL = "/admin/login/"
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="Backup Platform")
+OIDC_RP_CLIENT_ID = env("OIDC_RP_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env("OIDC_RP_CLIENT_SECRET", default="")
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+OIDC_OP_ISSUER = env("OIDC_OP_ISSUER", default="")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env("OIDC_OP_AUTHORIZATION_ENDPOINT", default="")
+OIDC_OP_TOKEN_ENDPOINT = env("OIDC_OP_TOKEN_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT = env("OIDC_OP_USER_ENDPOINT", default="")
+OIDC_OP_JWKS_ENDPOINT = env("OIDC_OP_JWKS_ENDPOINT", default="")
+OIDC_RP_SIGN_ALGO = env("OIDC_RP_SIGN_ALGO", default="RS256")
+OIDC_RP_SCOPES = env("OIDC_RP_SCOPES", default="openid email profile")
+OIDC_VERIFY_SSL = env.bool("OIDC_VERIFY_SSL", default=True)
+OIDC_USE_PKCE = env.bool("OIDC_USE_PKCE", default=True)
+OIDC_TIMEOUT = env.int("OIDC_TIMEOUT", default=15)
+# The claim listing the user's tenants and roles, each "<tenant-slug>:<role>" (e.g. "acme:operator").
+OIDC_TENANT_CLAIM = env("OIDC_TENANT_CLAIM", default="groups")
+OIDC_PROVIDER_NAME = env("OIDC_PROVIDER_NAME", default="single sign-on")
+LOGIN_REDIRECT_URL_FAILURE = "/admin/login/?sso=failed"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"] + (
+    ["tenants.oidc.TenantOIDCBackend"] if OIDC_ENABLED else [])
 
 # Self-registration (db-backup-platform.md "Authentication"); operators can turn it off.
 REGISTRATION_ENABLED = env.bool("REGISTRATION_ENABLED", default=True)

@@ -2,8 +2,36 @@
 
 from __future__ import annotations
 
-from .base import *  # noqa: F403
-from .base import env
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+
+def _isolate_xdist_worker() -> None:
+    """Under pytest-xdist (``make test`` runs two workers) each worker process (gw0, gw1...)
+    gets its own Redis database and its own storage and staging folders, as pytest-django
+    gives it its own test database. Written to the environment before the settings read
+    it, so the processes a test starts (Celery workers, live servers) inherit the same."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or "pytest" not in sys.modules or os.environ.get("BP_XDIST_ISOLATED") == worker:
+        return
+    index = int(worker[2:])
+    url = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/5"))
+    database = (int(url.path.strip("/") or 0) + index) % 16
+    os.environ["REDIS_URL"] = urlunsplit(url._replace(path=f"/{database}"))
+    os.environ.pop("CELERY_BROKER_URL", None)
+    os.environ.pop("CELERY_RESULT_BACKEND", None)
+    var = Path(os.environ.get("PLATFORM_VAR_DIR") or Path(__file__).resolve().parents[2] / "var")
+    for name, default in (("BACKUP_LOCAL_ROOT", var / "backups"), ("IMPORT_STAGING_ROOT", var / "staging")):
+        os.environ[name] = f"{os.environ.get(name) or default}-{worker}"
+    os.environ["BP_XDIST_ISOLATED"] = worker
+
+
+_isolate_xdist_worker()
+
+from .base import *  # noqa: E402, F403
+from .base import env  # noqa: E402
 
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production-0123456789abcdefghijklmnop"

@@ -21,6 +21,7 @@ from django.utils import timezone
 from audit.services import emit, publish
 from backupplatform import netpolicy
 from backupplatform.errors import Conflict, NotFound, TooManyOperations, ValidationFailed
+from backupplatform.isotime import utc_iso
 from tenants import capabilities
 from tenants.models import Tenant
 
@@ -452,7 +453,7 @@ def _backup_end(op: Operation, backup: Backup, status: str, error: str) -> Opera
     operations.operation_finish(op=op, status=op_status, error=error, step=status)
     duration = (now - backup.started_at).total_seconds() if backup.started_at else None
     event = {"type": f"backup_{status}", "backup_id": backup.pk, "job_id": op.public_id, "name": backup.name,
-             "size": backup.stored_bytes, "duration": duration, "timestamp": now.isoformat().replace("+00:00", "Z")}
+             "size": backup.stored_bytes, "duration": duration, "timestamp": utc_iso(now, micro=True)}
     if error:
         event["error"] = error
     publish(tenant_id=backup.tenant_id, event=event)

@@ -29,6 +29,7 @@ from django.utils import timezone
 from audit.services import emit, publish
 from backupplatform import netpolicy
 from backupplatform.errors import NotFound, ValidationFailed
+from backupplatform.isotime import utc_now_iso
 from tenants.models import Tenant
 
 from .. import connectivity
@@ -194,7 +195,7 @@ def execution_event(execution: CommandExecution) -> dict[str, Any]:
             "server_id": execution.server_id, "status": execution.status, "exit_code": execution.exit_code,
             "duration_seconds": execution.duration_seconds, "executed_by": execution.executed_by_name,
             "error": execution.error_message or None,
-            "timestamp": timezone.now().isoformat().replace("+00:00", "Z")}
+            "timestamp": utc_now_iso(micro=True)}
 
 
 class _Capped:

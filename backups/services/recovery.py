@@ -18,6 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from backupplatform.errors import Conflict, ValidationFailed
+from backupplatform.isotime import utc_iso
 from tenants.models import Tenant
 
 from ..models import (
@@ -165,7 +166,7 @@ def recovery_preview(*, backup: Backup, module_filter: list[str] | None = None) 
         "backup_id": backup.pk,
         "backup_name": backup.name,
         "recovery_type": "full" if not module_filter else "partial",
-        "created_at": taken.isoformat().replace("+00:00", "Z"),
+        "created_at": utc_iso(taken, micro=True),
         "impact_analysis": {
             "components_affected": sorted({i["component"] for i in items}),
             "items": items,

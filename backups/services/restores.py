@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from audit.services import emit, publish
 from backupplatform.errors import Conflict, NotFound, ValidationFailed
+from backupplatform.isotime import utc_iso
 from tenants import capabilities
 from tenants.models import Tenant
 
@@ -530,7 +531,7 @@ def _restore_end(op, restore: Restore, status: str, error: str, result: dict) ->
     restore.status, restore.completed_at, restore.error_message, restore.result = status, now, error, result
     operations.operation_finish(op=op, status=status, error=error, step=status, details={"result": result})
     event = {"type": f"restore_{status}", "restore_id": op.public_id, "backup_id": restore.backup_id,
-             "timestamp": now.isoformat().replace("+00:00", "Z")}
+             "timestamp": utc_iso(now, micro=True)}
     if error:
         event["error"] = error
     publish(tenant_id=restore.tenant_id, event=event)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -323,6 +323,3 @@ def monthly_cost(size_bytes: int, price_per_gb_month: Decimal) -> float:
 def to_gb(size_bytes: int | None) -> float:
     return units.gigabytes(size_bytes)
 
-
-def iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None

@@ -130,3 +130,22 @@ def test_tenant_saved_in_admin_is_audited(superuser, tenant_a, admin_a):
     assert response.status_code == 302, response.content[:2000]
     event = AuditEvent.objects.filter(action="tenant_update").get()
     assert event.details["changed_fields"] == ["name"] and event.source == "admin"
+
+
+def test_a_tenant_admin_makes_two_factor_mandatory_in_the_admin(staff_a, tenant_a):
+    client = Client()
+    client.force_login(staff_a)
+    membership = Membership.objects.get(user=staff_a)
+    data = {"name": "Alpha Inc", "require_two_factor": "on",
+            "memberships-TOTAL_FORMS": 1, "memberships-INITIAL_FORMS": 1,
+            "memberships-MIN_NUM_FORMS": 0, "memberships-MAX_NUM_FORMS": 1000,
+            "memberships-0-id": membership.pk, "memberships-0-tenant": tenant_a.pk,
+            "memberships-0-user": staff_a.pk, "memberships-0-role": Role.ADMIN, "memberships-0-is_active": "on"}
+    response = client.post(f"/admin/tenants/tenant/{tenant_a.pk}/change/", data)
+    assert response.status_code == 302, response.content[:2000]
+    tenant_a.refresh_from_db()
+    assert tenant_a.require_two_factor
+    assert AuditEvent.objects.filter(action="tenant_update", details__require_two_factor=True,
+                                     actor=staff_a).exists()
+    # Its own session was opened with a password only: the next admin page asks to sign in again.
+    assert client.get("/admin/").url.startswith("/admin/login/")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +68,16 @@ def test_exportkey_then_decrypt_without_any_database(tenant_a, pg_server_row, lo
     broken = subprocess.run([sys.executable, "manage.py", "decrypt", "--key-file", str(key), str(artifact),
                              str(tmp_path / "x")], cwd=ROOT, env=env, capture_output=True, text=True)
     assert broken.returncode != 0 and "decrypt failed" in broken.stderr
+
+
+def test_backup_progress_bar_shows_bytes_and_throughput(tenant_a, pg_server_row, local_storage, pg_source_db):
+    out = io.StringIO()
+    call_command("backup", "--tenant", "alpha", "--server", str(pg_server_row.pk), "--database", pg_source_db,
+                 stdout=out)
+    text = out.getvalue()
+    backup = Backup.objects.get()
+    assert backup.status == "completed"
+    bar = next(line for line in text.splitlines() if line.startswith(f"backup {backup.pk} "))
+    # "backup 7 ━━━ 100% 4.2 KB  310 KB/s  0:00:00 completed": human bytes and a rate, not "100/100 bytes"
+    assert re.search(r"100%\s+\d+(\.\d)? (B|KB|MB)\s+\d+(\.\d)? (B|KB|MB|GB)/s", bar), text
+    assert "/100" not in bar and "bytes" not in bar

@@ -4,6 +4,7 @@ count of examples per document printed at the end of the session."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import secrets
 from collections import Counter
 from collections.abc import Iterator
@@ -108,7 +109,12 @@ def pytest_terminal_summary(terminalreporter):
                 continue
             module = nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
             test = nodeid.split("::")[-1].split("[", 1)[0]
-            document = EXAMPLE_DOCUMENTS.get((f"{module}::{test}", nodeid.split("[", 1)[1][:-1]))
+            key = (f"{module}::{test}", nodeid.split("[", 1)[1][:-1])
+            if key not in EXAMPLE_DOCUMENTS and nodeid.startswith("tests/examples/"):
+                # Under pytest-xdist the workers collected the examples, not this process.
+                with contextlib.suppress(Exception):
+                    importlib.import_module(f"tests.examples.{module}")
+            document = EXAMPLE_DOCUMENTS.get(key)
             if document:
                 counts.setdefault(document, Counter())[outcome] += 1
     if not counts:

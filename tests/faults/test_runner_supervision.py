@@ -96,7 +96,8 @@ def test_make_run_starts_its_killed_worker_again(tmp_path, redis_server):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
     env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", REDIS_URL=redis_server.url,
-               BACKUP_LOCAL_ROOT=str(tmp_path / "backups"), PYTHONUNBUFFERED="1")
+               BACKUP_LOCAL_ROOT=str(tmp_path / "backups"), PLATFORM_VAR_DIR=str(tmp_path / "var"),
+               PYTHONUNBUFFERED="1")
     log = tmp_path / "run.log"
     runner = subprocess.Popen([sys.executable, "-m", "backupplatform.runner", "run", "--port", str(port),
                                "--jobs-port", str(free_port()), "--concurrency", "1"], cwd=ROOT, env=env, stdout=log.open("w"),

@@ -78,6 +78,20 @@ async def test_admin_session_cookie_authenticates(superuser, tenant_a):
     await communicator.disconnect()
 
 
+async def test_a_session_lacking_the_second_factor_its_tenant_now_requires_is_refused(admin_a, tenant_a):
+    def session_cookie():
+        client = Client()
+        client.force_login(admin_a)  # a password-only session, opened before the policy
+        tenant_services.tenant_two_factor_set(tenant=tenant_a, required=True, actor=admin_a)
+        return client.cookies["sessionid"].value
+
+    cookie = await database_sync_to_async(session_cookie)()
+    communicator, connected, _ = await connect("/ws", headers=[(b"cookie", f"sessionid={cookie}".encode())])
+    assert connected
+    closed = await communicator.receive_output(timeout=5)
+    assert closed == {"type": "websocket.close", "code": 4401}
+
+
 async def test_api_key_socket_sees_only_its_tenant(tenant_a, tenant_b):
     _, raw = await database_sync_to_async(tenant_services.api_key_create)(
         tenant=tenant_b, name="dash", role=Role.VIEWER)

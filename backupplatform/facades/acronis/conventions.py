@@ -8,8 +8,9 @@ import math
 
 from rest_framework.response import Response
 
-from backupplatform.facades.base import ErrorInfo, Facade, FacadeAPIView, FacadeViewSet, utc_now_iso
+from backupplatform.facades.base import ErrorInfo, Facade, FacadeAPIView, FacadeViewSet
 from backupplatform.facades.pagination import PagePagination
+from backupplatform.isotime import utc_now_iso
 
 HELP = {
     400: "Check the request parameters against the API documentation.",

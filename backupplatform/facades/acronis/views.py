@@ -32,10 +32,11 @@ from backupplatform.facades.acronis.serializers import (
     WorkloadShape,
     public_workload,
 )
-from backupplatform.facades.base import respond, utc_now_iso
+from backupplatform.facades.base import respond
 from backupplatform.facades.pagination import int_param
 from backupplatform.facades.schema import FACADE_ERROR
 from backupplatform.facades.serializers import validated
+from backupplatform.isotime import utc_now_iso
 from tenants.models import Role
 
 # ``DELETE /config`` answers ``data: null`` in the envelope.

@@ -30,6 +30,7 @@ from backupplatform.facades.serializers import (
     validated,
 )
 from backupplatform.ids import parse_id
+from backupplatform.isotime import utc_iso as iso
 from backups import backup_selectors as selectors
 from backups.backup_selectors import BackupLocation
 from backups.models import Backup, BackupTrigger, Verification
@@ -37,7 +38,7 @@ from backups.models.applications import Component
 from backups.services import application_get_default
 from backups.services import backups as backup_services
 from backups.services.downloads import backup_download_stream, backup_filename
-from backups.services.storages import iso, storage_resolve
+from backups.services.storages import storage_resolve
 from schedules.status import storage_usages
 from tenants.models import Role
 

@@ -8,8 +8,9 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 
-from backupplatform.facades.base import ErrorInfo, Facade, FacadeAPIView, FacadeViewSet, utc_now_iso
+from backupplatform.facades.base import ErrorInfo, Facade, FacadeAPIView, FacadeViewSet
 from backupplatform.facades.pagination import int_param
+from backupplatform.isotime import utc_now_iso
 from tenants import capabilities
 
 

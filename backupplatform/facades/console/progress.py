@@ -19,10 +19,10 @@ from backupplatform import humanize
 from backupplatform.errors import NotFound
 from backupplatform.facades.base import respond
 from backupplatform.facades.serializers import InputSerializer, StrictCharField, validated
+from backupplatform.isotime import utc_iso as iso
 from backups import backup_selectors as selectors
 from backups.models import Operation, OperationKind, OperationStatus
 from backups.services.operations import operation_stop
-from backups.services.storages import iso
 from tenants.models import Role
 
 from .conventions import ConsoleView

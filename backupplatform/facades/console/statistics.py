@@ -13,8 +13,8 @@ from rest_framework import serializers
 from backupplatform import humanize
 from backupplatform.errors import ValidationFailed
 from backupplatform.facades.base import respond
+from backupplatform.isotime import utc_iso as iso
 from backups.reporting import PERIODS, Statistics, backup_statistics
-from backups.services.storages import iso
 from tenants.models import Role
 
 from .conventions import ConsoleView

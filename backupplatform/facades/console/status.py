@@ -14,8 +14,8 @@ from rest_framework import serializers
 
 from backupplatform import humanize
 from backupplatform.facades.base import respond
+from backupplatform.isotime import utc_iso as iso
 from backups.models import TenantKey
-from backups.services.storages import iso
 from schedules.status import Alert, StorageUsage, SystemStatus, system_status
 from tenants.models import Role
 

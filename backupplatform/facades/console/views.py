@@ -15,9 +15,10 @@ from __future__ import annotations
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 
-from backupplatform.errors import NotFound
+from backupplatform.errors import NotFound, fields_renamed
 from backupplatform.facades.base import respond
 from backupplatform.facades.serializers import validated
+from backupplatform.isotime import utc_iso
 from schedules import selectors, services
 from schedules.models import BackupJob
 from tenants.models import Role
@@ -93,9 +94,10 @@ class ScheduleUpdateView(ConsoleView):
         data = validated(ScheduleUpdateSerializer, request.data)
         fields = {target: data[source] for source, target in FIELD_NAMES if source in data}
         schedule = {target: data[source] for source, target in SCHEDULE_NAMES if source in data}
-        job, _ = services.job_save(tenant=tenant, actor=request.user, public_id=data["schedule_id"],
-                                   schedule=schedule, storage_name=data.get("destination"),
-                                   notifications=data.get("notifications"), aliases=ALIASES, **fields)
+        with fields_renamed(ALIASES):
+            job, _ = services.job_save(tenant=tenant, actor=request.user, public_id=data["schedule_id"],
+                                       schedule=schedule, storage_name=data.get("destination"),
+                                       notifications=data.get("notifications"), **fields)
         return respond({"status": "updated", "schedule_id": job.public_id,
                         "next_execution": ScheduleSerializer(job).data["next_execution"],
                         "message": "Schedule updated successfully"})
@@ -163,7 +165,7 @@ class CleanupView(ConsoleView):
             "cleanup_plan_id": plan.public_id,
             "analysis": analysis,
             "backup_ids": plan.backup_ids,
-            "expires_at": plan.expires_at.isoformat().replace("+00:00", "Z"),
+            "expires_at": utc_iso(plan.expires_at, micro=True),
             "action_required": bool(plan.backup_ids),
             "confirm_action": "cleanup_execute",
         })

@@ -18,7 +18,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, serializers
 
-from backupplatform.errors import ValidationFailed
+from backupplatform.errors import ValidationFailed, fields_renamed
 from backupplatform.facades.base import respond
 from backupplatform.facades.scheduling import (
     BackupTypeField,
@@ -184,14 +184,16 @@ class BackupJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, JobsVie
     def create(self, request):
         tenant = self.require_tenant()
         data = validated(JobInputSerializer, request.data)
-        job = services.job_create(tenant=tenant, actor=request.user, aliases=ALIASES, **_fields(tenant, data))
+        with fields_renamed(ALIASES):
+            job = services.job_create(tenant=tenant, actor=request.user, **_fields(tenant, data))
         return respond(JobSerializer(job).data, status_code=201, message="Backup job created")
 
     @extend_schema(request=JobInputSerializer(partial=True), responses={200: JobSerializer})
     def update(self, request, pk=None):
         job = self.get_object()
         data = validated(JobInputSerializer, request.data, partial=True)
-        job = services.job_update(job=job, aliases=ALIASES, **_fields(job.tenant, data))
+        with fields_renamed(ALIASES):
+            job = services.job_update(job=job, **_fields(job.tenant, data))
         return respond(JobSerializer(job).data, message="Backup job updated")
 
     @extend_schema(responses={200: JobDeletedShape})

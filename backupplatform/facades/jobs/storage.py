@@ -29,9 +29,9 @@ from backupplatform.facades.serializers import (
     StrictDictField,
     StrictIntegerField,
 )
+from backupplatform.isotime import utc_iso as iso
 from backups import selectors, services
 from backups.models import Backup, Storage
-from backups.services.storages import iso
 from backups.storage import STORAGE_TYPES
 from tenants import capabilities
 from tenants.models import Role

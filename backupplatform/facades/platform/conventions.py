@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from rest_framework.response import Response
 
-from backupplatform.facades.base import ErrorInfo, Facade, FacadeAPIView, FacadeViewSet, utc_now_iso
+from backupplatform.facades.base import ErrorInfo, Facade, FacadeAPIView, FacadeViewSet
 from backupplatform.facades.pagination import LimitOffsetPagination
+from backupplatform.isotime import utc_now_iso
 
 
 class PlatformPagination(LimitOffsetPagination):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers
 
+from backupplatform.errors import fields_renamed
 from backupplatform.facades.base import respond
 from backupplatform.facades.scheduling import BackupTypeField, iso, next_run
 from backupplatform.facades.serializers import (
@@ -148,8 +149,9 @@ class ScheduleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         fields = _job_fields(tenant, data)
         fields["notifications"] = {"on_success": data.get("notify_on_success", False),
                                    "on_failure": data.get("notify_on_failure", True)}
-        job = services.job_create(tenant=tenant, actor=request.user, schedule_type=ScheduleType.CRON,
-                                  aliases=ALIASES, **fields)
+        with fields_renamed(ALIASES):
+            job = services.job_create(tenant=tenant, actor=request.user, schedule_type=ScheduleType.CRON,
+                                      **fields)
         return respond(ScheduleSerializer(job).data, status_code=201)
 
     @extend_schema(request=ScheduleInputSerializer(partial=True), responses={200: ScheduleSerializer})
@@ -165,7 +167,8 @@ class ScheduleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
             fields["notifications"] = notifications
         if "cron_expression" in data:
             fields["schedule_type"] = ScheduleType.CRON
-        job = services.job_update(job=job, aliases=ALIASES, **fields)
+        with fields_renamed(ALIASES):
+            job = services.job_update(job=job, **fields)
         return respond(ScheduleSerializer(job).data)
 
     @extend_schema(responses={204: None})

@@ -12,7 +12,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 
-from backupplatform.errors import NotFound
+from backupplatform.errors import NotFound, fields_renamed
 from backupplatform.facades.base import respond
 from backupplatform.facades.scheduling import StrictTimeField, iso, next_run, weekday_list
 from backupplatform.facades.serializers import (
@@ -224,8 +224,9 @@ class BackupPolicyView(_AppView):
         fields.setdefault("timezone", "UTC")
         # "compression": true is the document's gzip (its manifests say "compression": "gzip").
         fields["options"] = {"compression": True, **fields.get("options", {})}
-        job = services.job_create(tenant=app.tenant, actor=request.user, name=f"{app.name} backup policy"[:200],
-                                  application=app, aliases=ALIASES, **fields)
+        with fields_renamed(ALIASES):
+            job = services.job_create(tenant=app.tenant, actor=request.user, name=f"{app.name} backup policy"[:200],
+                                      application=app, **fields)
         return respond(PolicySerializer(job).data, status_code=201)
 
     @extend_schema(request=PolicyUpdateSerializer, responses={200: PolicyShape})
@@ -237,7 +238,8 @@ class BackupPolicyView(_AppView):
         fields = _fields(app.tenant, data, update=True)
         if "options" in fields:
             fields["options"] = {**(job.options or {}), **fields["options"]}
-        job = services.job_update(job=job, aliases=ALIASES, **fields)
+        with fields_renamed(ALIASES):
+            job = services.job_update(job=job, **fields)
         return respond(PolicySerializer(job).data)
 
     @extend_schema(responses={200: PolicyDeletedShape})

@@ -17,11 +17,12 @@ from backupplatform.facades.serializers import (
     StrictDictField,
     StrictIntegerField,
 )
+from backupplatform.isotime import utc_iso as iso
 from backups.models import Application, SourceType, Storage, StorageStatus, StorageType
 from backups.models.applications import Component
 from backups.selectors import storage_usage_by_application, storage_usage_summary
 from backups.services.applications import source_fields
-from backups.services.storages import iso, storage_public_credentials
+from backups.services.storages import storage_public_credentials
 
 from .ids import PublicIdField
 

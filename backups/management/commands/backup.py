@@ -37,7 +37,7 @@ class Command(BaseCommand):
                                   storage=storage, compression=opts["compression"], queue=False)
             except DomainError as exc:
                 raise CommandError(f"{exc.message} {exc.details or ''}".strip())
-            op = run_with_progress(op, lambda: backup_run(operation_id=op.pk), label=f"backup {op.backup_id}")
+            op = run_with_progress(op, lambda: backup_run(operation_id=op.pk), label=f"backup {op.backup_id}", stdout=self.stdout)
         op.backup.refresh_from_db()
         backup = op.backup
         if backup.status != "completed":

@@ -53,7 +53,7 @@ class Command(BaseCommand):
             for warning in restore_warnings(restore):
                 self.stderr.write(self.style.WARNING(f"Warning: {warning}"))
             run_with_progress(restore.operation, lambda: restore_run(operation_id=restore.operation_id),
-                              label=f"restore {restore.pk}")
+                              label=f"restore {restore.pk}", stdout=self.stdout)
         restore.refresh_from_db()
         if restore.status != "completed":
             raise CommandError(f"Restore {restore.pk} {restore.status}: {restore.error_message}")

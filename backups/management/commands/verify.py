@@ -30,7 +30,7 @@ class Command(BaseCommand):
             except DomainError as exc:
                 raise CommandError(f"{exc.message} {exc.details or ''}".strip())
             run_with_progress(verification.operation, lambda: verification_run(operation_id=verification.operation_id),
-                              label=f"verify {backup_id}")
+                              label=f"verify {backup_id}", stdout=self.stdout)
         verification.refresh_from_db()
         self.stdout.write(json.dumps(verification.result, indent=2, default=str))
         if not verification.passed:
