@@ -446,15 +446,17 @@ def bundle_restore(stream: Any, handlers: Mapping[str, SinkFactory]) -> dict[str
 
 
 def iter_bundle_files(
-    tar: tarfile.TarFile,
+    tar: tarfile.TarFile, *, strict: bool = False
 ) -> Iterator[tuple[str, tarfile.TarInfo, Iterator[bytes]]]:
     """``(name, first tar entry, chunks)`` for each regular file of a bundle read forward
     (``r|``), a member's parts joined into one file. Consume each ``chunks`` before asking
-    for the next file."""
+    for the next file. Other entries are skipped, or refused (``invalid_bundle``) if ``strict``."""
     members = iter(tar)
     member = next(members, None)
     while member is not None:
         if not member.isfile():
+            if strict:
+                raise EngineError(f"Unexpected bundle member {member.name!r}", code="invalid_bundle")
             member = next(members, None)
             continue
         name = member.pax_headers.get(MEMBER_RECORD, member.name)
