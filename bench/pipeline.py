@@ -1,30 +1,48 @@
-"""Benchmark: backing up a PostgreSQL database through the platform vs. the shell pipeline.
+"""Benchmark: backups and restores through the platform against the shell pipelines they replace.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bp_bench_meta REDIS_URL=redis://127.0.0.1:6379/12 \
-        .venv/bin/python bench/pipeline.py --size-gb 1 [--size-gb 3] [--rounds 2]
+        .venv/bin/python bench/pipeline.py [--scenario NAME ...] [--rounds 3] [sizes]
 
-For each size it (once) creates a database ``bp_bench_<N>g`` of at least that size, then runs,
-alternately and ``--rounds`` times each:
+Scenarios (default: all), each platform against its alternative, in the same run:
 
-- the shell pipeline ``pg_dump -Fc -Z0 | zstd -3 > file``;
-- the platform: ``backup_run`` (pg_dump -> zstd -> AES-256-GCM chunks -> SHA-256 -> local
-  storage, progress written to the Operation), in this process, sampling its RSS.
+- ``pg-backup``: ``backup_run`` of a PostgreSQL database (pg_dump -> zstd-3 -> AES-256-GCM ->
+  SHA-256 -> local storage, progress on the Operation) vs ``pg_dump -Fc -Z0 | zstd -3 > file``;
+- ``folder``: ``backup_run`` of an application with one folder source (its tar streamed into
+  the pipeline) vs ``tar -cf - folder | zstd -3 > file``; the folder holds 20,000 small files
+  and 4 big ones (``--folder-gb`` in all, text-like data that compresses about 3x);
+- ``mariadb``: ``backup_run`` of a MariaDB database vs
+  ``mysqldump --single-transaction | zstd -3 > file``;
+- ``pg-restore``: ``restore_run`` of that PostgreSQL backup into a new database vs
+  ``zstd -d < dump.zst | pg_restore -d new`` (the stream, one connection);
+- ``pg-restore-jobs``: ``restore_run`` with ``jobs`` (``--jobs``, default 2: the spooled,
+  parallel restore) vs the same streamed ``zstd -d | pg_restore``.
 
-It prints wall times, their ratio, and the backing-up process's peak RSS above its idle RSS
-(measured after Django is loaded, before the backup starts). Not a test: numbers go to the README.
+Before the rounds the platform side runs once, not measured (``--no-warmup`` skips it): a
+worker process is warm. Each round runs both, alternating which goes first (round 1 platform first, round 2 the
+alternative first, ...), and its ratio is platform time / alternative time. The summary gives
+the min and median of the per-round ratios (not the ratio of the best times), both medians, the
+1-minute load average seen during the rounds, and the peak RSS of the whole process tree above
+its idle RSS (this process plus pg_dump / mysqldump / tar / zstd / pg_restore children, sampled
+every 20 ms with psutil). Data is made once and kept between runs (``bp_bench_*`` databases,
+``$BENCH_DIR/bp-bench-folder-*``); ``--drop`` removes it at the end. Not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -33,103 +51,341 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bp_ben
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/12")
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+MY = {"host": "127.0.0.1", "port": 3306, "user": "root"}
+MB = 1024 * 1024
+SCENARIOS = ("pg-backup", "folder", "mariadb", "pg-restore", "pg-restore-jobs")
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+# --------------------------------------------------------------------------- measuring
 
 
-class PeakSampler:
-    def __init__(self, interval: float = 0.02):
+def tree_rss_mb() -> float:
+    """RSS of this process and all its descendants, in MiB."""
+    me = psutil.Process()
+    total = 0
+    for proc in [me, *me.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):  # a child that just ended
+            total += proc.memory_info().rss
+    return total / MB
+
+
+class TreePeak:
+    """Samples the process tree's RSS while the block runs."""
+
+    def __init__(self, interval: float = 0.02) -> None:
         self.interval, self.peak, self._stop = interval, 0.0, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, rss_mb())
+            self.peak = max(self.peak, tree_rss_mb())
             time.sleep(self.interval)
 
-    def __enter__(self):
+    def __enter__(self) -> TreePeak:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, rss_mb())
 
 
-def ensure_database(name: str, size_gb: float) -> int:
+def measure(run: Callable[[], None]) -> tuple[float, float]:
+    """(seconds, peak tree RSS above the idle tree RSS in MiB) of ``run()``."""
+    idle = tree_rss_mb()
+    with TreePeak() as peak:
+        started = time.perf_counter()
+        run()
+        elapsed = time.perf_counter() - started
+    return elapsed, max(peak.peak - idle, 0.0)
+
+
+def shell(command: str) -> None:
+    subprocess.run(command, shell=True, check=True, executable="/bin/bash")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def ensure_pg_database(name: str, size_gb: float) -> int:
     import psycopg
 
     with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
     with psycopg.connect(dbname=name, autocommit=True, **PG) as conn:
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
         target = int(size_gb * 1024 ** 3)
-        batch = 0
+        rows = max(10_000, min(2_000_000, target // 200))
         while size < target:
             # Realistic-ish rows: ids, timestamps, numbers, and text that compresses about 2-3x.
-            conn.execute("""
+            conn.execute(f"""
                 CREATE TABLE IF NOT EXISTS events (id bigserial PRIMARY KEY, at timestamptz, account int,
                     amount numeric(12,2), kind text, payload text);
+                CREATE INDEX IF NOT EXISTS events_account ON events (account);
                 INSERT INTO events (at, account, amount, kind, payload)
                 SELECT now() - (n || ' seconds')::interval, (random() * 100000)::int, random() * 10000,
                        (ARRAY['deposit','withdrawal','transfer','fee'])[1 + (n % 4)],
                        md5(n::text) || ' ' || repeat(chr(97 + (n % 26)), 40) || ' ' || md5(random()::text)
-                FROM generate_series(1, 2000000) n;
+                FROM generate_series(1, {rows}) n;
             """)
-            batch += 1
             size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
-            print(f"  {name}: {size / 1024 ** 3:.2f} GB after batch {batch}", flush=True)
+            print(f"  {name}: {size / 1024 ** 3:.2f} GB", flush=True)
         return size
 
 
-def shell_pipeline(name: str, out_dir: Path) -> float:
-    target = out_dir / "shell.dump.zst"
-    started = time.perf_counter()
-    subprocess.run(f'pg_dump -h {PG["host"]} -p {PG["port"]} -U {PG["user"]} -Fc -Z0 -d "{name}" '
-                   f'| zstd -3 -q > "{target}"', shell=True, check=True, executable="/bin/bash")
-    elapsed = time.perf_counter() - started
-    print(f"  shell    {elapsed:7.2f} s  {target.stat().st_size / 1024 ** 2:8.1f} MB", flush=True)
-    target.unlink()
-    return elapsed
+def ensure_mariadb_database(name: str, size_mb: float) -> int:
+    import pymysql
+
+    conn = pymysql.connect(autocommit=True, **MY)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")
+        cur.execute(f"USE `{name}`")
+        cur.execute("CREATE TABLE IF NOT EXISTS events (id BIGINT AUTO_INCREMENT PRIMARY KEY, at DATETIME, "
+                    "account INT, amount DECIMAL(12,2), kind VARCHAR(16), payload TEXT, KEY (account)) "
+                    "ENGINE=InnoDB")
+
+        def size() -> int:
+            cur.execute("SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables "
+                        "WHERE table_schema = %s", (name,))
+            return int(cur.fetchone()[0])
+
+        target = int(size_mb * MB)
+        rows = max(10_000, min(1_000_000, target // 200))
+        while (current := size()) < target:
+            cur.execute(f"""
+                INSERT INTO events (at, account, amount, kind, payload)
+                SELECT NOW() - INTERVAL seq SECOND, FLOOR(RAND() * 100000), RAND() * 10000,
+                       ELT(1 + seq % 4, 'deposit', 'withdrawal', 'transfer', 'fee'),
+                       CONCAT(MD5(seq), ' ', REPEAT(CHAR(97 + seq % 26), 40), ' ', MD5(RAND()))
+                FROM seq_1_to_{rows}
+            """)
+            cur.execute(f"ANALYZE TABLE `{name}`.events")
+            cur.fetchall()
+            print(f"  {name}: {size() / MB:.0f} MB", flush=True)
+        current = size()
+    conn.close()
+    return current
 
 
-def platform_backup(name: str, out_dir: Path, tenant, server) -> tuple[float, float]:
-    from backups.models import Backup, Storage
-    from backups.services.backups import backup_run, backup_start
+def ensure_folder(path: Path, size_gb: float, small_files: int) -> int:
+    """``small_files`` small files (1-8 KiB) in folders of 100 and 4 big files sharing the rest.
 
-    storage, _ = Storage.objects.update_or_create(tenant=tenant, name="bench-local", defaults={
-        "type": "local", "configuration": {"path": str(out_dir / "store")}})
-    op = backup_start(tenant=tenant, server=server, database_name=name, storage=storage, compression="zstd",
-                      queue=False)
-    started = time.perf_counter()
-    with PeakSampler() as sampler:
+    CSV-like rows (numbers, e-mail addresses, hex) from a pool of 20,000, shuffled for each
+    megabyte, so the data compresses about 3x as real exports do and never repeats at the
+    scale of zstd's window (repeated blocks would make the compressor's window size, not the
+    pipeline, the thing measured)."""
+    marker = path / ".complete"
+    if marker.exists():
+        return int(marker.read_text())
+    shutil.rmtree(path, ignore_errors=True)
+    import random
+
+    rng = random.Random(7)
+    rows = [b"%d,user-%d@example.com,%d.%02d,%s\n" % (
+        rng.randrange(10 ** 9), rng.randrange(10 ** 6), rng.randrange(10 ** 5), rng.randrange(100),
+        rng.randbytes(12).hex().encode()) for _ in range(20000)]
+
+    def block() -> bytes:  # about 1.3 MiB
+        rng.shuffle(rows)
+        return b"".join(rows)
+
+    total, current = 0, block()
+    for n in range(small_files):
+        folder = path / "small" / f"d{n // 100:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        size = rng.randrange(1024, 8192)
+        if len(current) < size:
+            current = block()
+        (folder / f"f{n:05d}.csv").write_bytes(current[:size])
+        current = current[size:]
+        total += size
+    big = max(int(size_gb * 1024 ** 3) - total, 4 * MB) // 4
+    (path / "big").mkdir()
+    for n in range(4):
+        with open(path / "big" / f"big{n}.csv", "wb") as fh:
+            written = 0
+            while written < big:
+                piece = block()[: big - written]
+                fh.write(piece)
+                written += len(piece)
+        total += big
+    marker.write_text(str(total))
+    return total
+
+
+# --------------------------------------------------------------------------- platform side
+
+
+class Platform:
+    def __init__(self, work: Path, data_root: Path) -> None:
+        from backups.keys import tenant_data_key
+        from backups.models import Server, Storage
+        from tenants.models import Plan, Tenant
+
+        self.work = work
+        self.tenant, _ = Tenant.objects.get_or_create(slug="bench", defaults={"name": "Bench",
+                                                                               "plan": Plan.DEDICATED})
+        self.tenant.max_concurrent_backups = 50
+        self.tenant.path_roots = [str(data_root)]
+        self.tenant.save()
+        tenant_data_key(self.tenant)
+        self.storage, _ = Storage.objects.update_or_create(tenant=self.tenant, name="bench-local", defaults={
+            "type": "local", "configuration": {"path": str(work / "store")}})
+        self.pg, _ = Server.objects.update_or_create(tenant=self.tenant, name="bench-pg", defaults={
+            "type": "postgresql", "host": PG["host"], "port": PG["port"], "credentials": {"username": PG["user"]}})
+        self.maria, _ = Server.objects.update_or_create(tenant=self.tenant, name="bench-maria", defaults={
+            "type": "mysql", "host": MY["host"], "port": MY["port"],
+            "credentials": {"username": MY["user"], "password": ""}})
+
+    def backup(self, **target) -> object:
+        from backups.models import Backup
+        from backups.services.backups import backup_run, backup_start
+
+        op = backup_start(tenant=self.tenant, storage=self.storage, compression="zstd", queue=False, **target)
         backup_run(operation_id=op.pk)
-    elapsed = time.perf_counter() - started
-    backup = Backup.objects.get(pk=op.backup_id)
-    assert backup.status == "completed", backup.error_message
-    print(f"  platform {elapsed:7.2f} s  {backup.stored_bytes / 1024 ** 2:8.1f} MB  peak RSS {sampler.peak:.1f} MB",
-          flush=True)
-    shutil.rmtree(out_dir / "store", ignore_errors=True)
-    backup.delete()
-    return elapsed, sampler.peak
+        backup = Backup.objects.get(pk=op.backup_id)
+        assert backup.status == "completed", backup.error_message
+        return backup
+
+    def forget(self, backup) -> None:
+        shutil.rmtree(self.work / "store", ignore_errors=True)
+        backup.delete()
+
+    def folder_app(self, folder: Path):
+        from backups.models import Application, Source
+
+        app, _ = Application.objects.get_or_create(tenant=self.tenant, name="bench-folder")
+        Source.objects.update_or_create(tenant=self.tenant, application=app, name="files",
+                                        defaults={"type": "path", "path": str(folder), "position": 0})
+        return app
+
+    def restore(self, backup, database: str, jobs: int = 1) -> None:
+        from backups.services.restores import restore_run, restore_start
+
+        restore = restore_start(tenant=self.tenant, backup=backup, target_server=self.pg, target_database=database,
+                                queue=False, options={"jobs": jobs} if jobs > 1 else None)
+        restore_run(operation_id=restore.operation_id)
+        restore.refresh_from_db()
+        assert restore.status == "completed", restore.error_message
+
+
+def drop_pg(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pg_args() -> str:
+    return f'-h {PG["host"]} -p {PG["port"]} -U {PG["user"]}'
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+def scenarios(args, platform: Platform, work: Path, data_root: Path):
+    """name -> (description, setup(), platform run, alternative run, alternative label[, reset()])."""
+    pg_name = f"bp_bench_{str(args.pg_gb).replace('.', '_')}g"
+    my_name = f"bp_bench_{str(args.mariadb_mb).replace('.', '_')}m"
+    folder = data_root / f"bp-bench-folder-v2-{str(args.folder_gb).replace('.', '_')}g-{args.small_files}"
+    out = work / "alt.zst"
+    state: dict = {}
+
+    def pg_backup_platform() -> None:
+        platform.forget(platform.backup(server=platform.pg, database_name=pg_name))
+
+    def folder_platform() -> None:
+        platform.forget(platform.backup(application=platform.folder_app(folder)))
+
+    def maria_platform() -> None:
+        platform.forget(platform.backup(server=platform.maria, database_name=my_name))
+
+    def restore_setup() -> int:
+        state["size"] = ensure_pg_database(pg_name, args.pg_gb)
+        if "backup" not in state:
+            state["backup"] = platform.backup(server=platform.pg, database_name=pg_name)
+            shell(f'pg_dump {pg_args()} -Fc -Z0 -d "{pg_name}" | zstd -3 -q -f -o "{work / "restore.zst"}"')
+        return state["size"]
+
+    def restore_platform(jobs: int) -> Callable[[], None]:
+        return lambda: platform.restore(state["backup"], f"{pg_name}_r", jobs)
+
+    def restore_alternative() -> None:
+        shell(f'createdb {pg_args()} "{pg_name}_r" && zstd -d -q -c "{work / "restore.zst"}" '
+              f'| pg_restore {pg_args()} --no-owner -d "{pg_name}_r"')
+
+    return {
+        "pg-backup": (f"PostgreSQL backup, {pg_name}",
+                      lambda: ensure_pg_database(pg_name, args.pg_gb), pg_backup_platform,
+                      lambda: shell(f'pg_dump {pg_args()} -Fc -Z0 -d "{pg_name}" | zstd -3 -q -f -o "{out}"'),
+                      "pg_dump -Fc -Z0 | zstd -3"),
+        "folder": (f"folder backup, {folder.name}",
+                   lambda: ensure_folder(folder, args.folder_gb, args.small_files), folder_platform,
+                   lambda: shell(f'tar -cf - -C "{folder.parent}" "{folder.name}" | zstd -3 -q -f -o "{out}"'),
+                   "tar -cf - | zstd -3"),
+        "mariadb": (f"MariaDB backup, {my_name}",
+                    lambda: ensure_mariadb_database(my_name, args.mariadb_mb), maria_platform,
+                    lambda: shell(f'mysqldump -h {MY["host"]} -P {MY["port"]} -u {MY["user"]} --single-transaction '
+                                  f'--routines --triggers --events "{my_name}" | zstd -3 -q -f -o "{out}"'),
+                    "mysqldump --single-transaction | zstd -3"),
+        "pg-restore": (f"PostgreSQL restore, {pg_name}", restore_setup, restore_platform(1), restore_alternative,
+                       "zstd -d | pg_restore", lambda: drop_pg(f"{pg_name}_r")),
+        "pg-restore-jobs": (f"PostgreSQL restore with jobs={args.jobs}, {pg_name}", restore_setup,
+                            restore_platform(args.jobs), restore_alternative, "zstd -d | pg_restore",
+                            lambda: drop_pg(f"{pg_name}_r")),
+    }, state, (pg_name, my_name, folder)
+
+
+def run(name: str, spec, rounds: int, warmup: bool = True) -> dict:
+    description, setup, platform_run, alternative_run, alternative = spec[:5]
+    reset = spec[5] if len(spec) > 5 else (lambda: None)  # before each run, not timed
+    print(f"\n== {name}: {description}", flush=True)
+    size = setup()
+    if warmup:  # a worker process is warm: imports, connections and caches are not measured
+        reset()
+        platform_run()
+    rows = []
+    for index in range(rounds):
+        order = [("platform", platform_run), ("alternative", alternative_run)]
+        if index % 2:
+            order.reverse()
+        got = {}
+        for who, fn in order:
+            reset()
+            got[who] = measure(fn)
+        load = os.getloadavg()[0]
+        ratio = got["platform"][0] / got["alternative"][0]
+        rows.append((got["platform"], got["alternative"], ratio, load))
+        print(f"  round {index + 1} ({order[0][0]} first): platform {got['platform'][0]:7.2f} s "
+              f"(+{got['platform'][1]:.0f} MiB)  {alternative} {got['alternative'][0]:7.2f} s "
+              f"(+{got['alternative'][1]:.0f} MiB)  ratio {ratio:.2f}  load {load:.2f}", flush=True)
+    ratios = [r[2] for r in rows]
+    return {
+        "name": name, "description": description, "alternative": alternative, "size": size,
+        "platform_median": statistics.median(r[0][0] for r in rows),
+        "alternative_median": statistics.median(r[1][0] for r in rows),
+        "ratio_min": min(ratios), "ratio_median": statistics.median(ratios),
+        "platform_rss": max(r[0][1] for r in rows), "alternative_rss": max(r[1][1] for r in rows),
+        "load": (min(r[3] for r in rows), max(r[3] for r in rows)), "rounds": rounds,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--size-gb", type=float, action="append", default=None)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--keep", action="store_true", help="keep the bench databases")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenario", action="append", choices=SCENARIOS, help="repeatable; default all")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pg-gb", type=float, default=1.0, help="PostgreSQL database size (GB)")
+    parser.add_argument("--folder-gb", type=float, default=0.95, help="folder size (GB)")
+    parser.add_argument("--small-files", type=int, default=20_000, help="small files in the folder")
+    parser.add_argument("--mariadb-mb", type=float, default=530, help="MariaDB database size (MB)")
+    parser.add_argument("--jobs", type=int, default=2, help="jobs of the parallel restore scenario")
+    parser.add_argument("--zstd-threads", type=int, default=None,
+                        help="BACKUP_ZSTD_THREADS for the platform's backups (default: the setting, 1)")
+    parser.add_argument("--no-warmup", action="store_true",
+                        help="do not run the platform side once, unmeasured, before the rounds")
+    parser.add_argument("--drop", action="store_true", help="drop the bench databases and folder at the end")
     args = parser.parse_args()
-    sizes = args.size_gb or [1.0]
 
     import psycopg
 
@@ -144,43 +400,44 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from backups.models import Server
-    from tenants.models import Plan, Tenant
+    if args.zstd_threads is not None:
+        from django.conf import settings
 
-    tenant, _ = Tenant.objects.get_or_create(slug="bench", defaults={"name": "Bench", "plan": Plan.DEDICATED})
-    tenant.max_concurrent_backups = 50
-    tenant.save()
-    server, _ = Server.objects.update_or_create(tenant=tenant, name="bench-pg", defaults={
-        "type": "postgresql", "host": PG["host"], "port": PG["port"], "credentials": {"username": PG["user"]}})
-    from backups.keys import tenant_data_key
-
-    tenant_data_key(tenant)
+        settings.BACKUP_ZSTD_THREADS = args.zstd_threads
+    base = Path(os.environ.get("BENCH_DIR") or tempfile.gettempdir()).resolve()
+    data_root = base / "bp-bench"
+    data_root.mkdir(exist_ok=True)
     results = []
-    for size_gb in sizes:
-        name = f"bp_bench_{str(size_gb).replace('.', '_')}g"
-        print(f"database {name} (>= {size_gb} GB)", flush=True)
-        size = ensure_database(name, size_gb)
-        with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
-            out = Path(tmp)
-            idle = rss_mb()
-            shell_times, platform_times, peaks = [], [], []
-            for _ in range(args.rounds):
-                shell_times.append(shell_pipeline(name, out))
-                elapsed, peak = platform_backup(name, out, tenant, server)
-                platform_times.append(elapsed)
-                peaks.append(peak)
-        best_shell, best_platform = min(shell_times), min(platform_times)
-        results.append((size, best_shell, best_platform, idle, max(peaks)))
-        if not args.keep:
-            import psycopg
-
-            with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    print("\n| database | shell pipeline | platform | ratio | idle RSS | peak RSS | above idle |")
+    with tempfile.TemporaryDirectory(dir=data_root, prefix="run-") as tmp:
+        work = Path(tmp)
+        platform = Platform(work, data_root)
+        specs, state, (pg_name, my_name, folder) = scenarios(args, platform, work, data_root)
+        print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs")
+        for name in args.scenario or SCENARIOS:
+            results.append(run(name, specs[name], args.rounds, warmup=not args.no_warmup))
+        if "backup" in state:
+            platform.forget(state["backup"])
+        if {"pg-restore", "pg-restore-jobs"} & set(args.scenario or SCENARIOS):
+            drop_pg(f"{pg_name}_r")
+    print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print("\n| measure | platform (median) | alternative (median) | ratio min / median | "
+          "peak RSS above idle, tree: platform / alternative | 1-min load | rounds |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for size, shell_s, platform_s, idle, peak in results:
-        print(f"| {size / 1024 ** 3:.2f} GB | {shell_s:.1f} s | {platform_s:.1f} s | {platform_s / shell_s:.2f}x "
-              f"| {idle:.0f} MB | {peak:.0f} MB | {peak - idle:.0f} MB |")
+    for r in results:
+        print(f"| {r['description']} ({r['size'] / MB:,.0f} MB) | {r['platform_median']:.2f} s "
+              f"| {r['alternative_median']:.2f} s `{r['alternative'].replace('|', chr(92) + '|')}` "
+              f"| {r['ratio_min']:.2f} / "
+              f"{r['ratio_median']:.2f} | {r['platform_rss']:.0f} / {r['alternative_rss']:.0f} MiB "
+              f"| {r['load'][0]:.1f}-{r['load'][1]:.1f} | {r['rounds']} |")
+    if args.drop:
+        drop_pg(pg_name)
+        shutil.rmtree(folder, ignore_errors=True)
+        import pymysql
+
+        conn = pymysql.connect(autocommit=True, **MY)
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{my_name}`")
+        conn.close()
 
 
 if __name__ == "__main__":

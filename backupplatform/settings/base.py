@@ -411,6 +411,9 @@ LOGGING = {
     },
 }
 
+# zstd's worker threads per backup (0: compress on the pipeline's own thread; 1: one worker
+# beside it, the default; 2+: more cores for compression, about 20-50 MiB of memory each).
+BACKUP_ZSTD_THREADS = env.int("BACKUP_ZSTD_THREADS", default=1)
 # Where the "local" storage type writes when a storage gives no path of its own.
 BACKUP_LOCAL_ROOT = env("BACKUP_LOCAL_ROOT", default=str(VAR_DIR / "backups"))
 # Other folders of the platform's machines that local storages, file sources and restore

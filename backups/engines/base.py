@@ -25,9 +25,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import fcntl
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -197,15 +199,34 @@ def tail(fileobj: IO[bytes] | None, secrets: Iterable[str | None], limit: int = 
     return scrub(text.strip(), secrets)
 
 
+_TOOL_VERSIONS: dict[tuple[str, ...], tuple[tuple[int, int, int], str]] = {}
+
+
 def tool_version(argv: list[str]) -> str:
-    """First line of ``<tool> --version`` ("pg_dump (PostgreSQL) 15.2"), or "" if unavailable."""
+    """First line of ``<tool> --version`` ("pg_dump (PostgreSQL) 15.2"), or "" if unavailable.
+
+    Remembered per executable while its file stays the same (inode, size, mtime), so each
+    backup and restore does not start one more process; an upgraded tool is asked again.
+    """
+    path = shutil.which(argv[0], path=tool_env().get("PATH"))
+    try:
+        st = os.stat(path) if path else None
+    except OSError:
+        st = None
+    identity = (st.st_ino, st.st_size, st.st_mtime_ns) if st is not None else None
+    known = _TOOL_VERSIONS.get(tuple(argv))
+    if identity is not None and known is not None and known[0] == identity:
+        return known[1]
     try:
         out = subprocess.run(
             argv, capture_output=True, timeout=10, check=False, env=tool_env()
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return ""
-    return out.decode("utf-8", "replace").strip().splitlines()[0] if out.strip() else ""
+    version = out.decode("utf-8", "replace").strip().splitlines()[0] if out.strip() else ""
+    if identity is not None and version:
+        _TOOL_VERSIONS[tuple(argv)] = (identity, version)
+    return version
 
 
 def describe_exit(rc: int) -> str:
@@ -325,6 +346,16 @@ class ProcessSource(StreamBase):
         data = self._proc.stdout.read(size) or b""
         self._bytes += len(data)
         return data
+
+    #: The pipeline fills whole blocks with ``readinto`` (few large blocks, no extra copy).
+    fills_blocks = True
+
+    def readinto(self, buffer: Any, /) -> int:
+        """Read into ``buffer`` (what the pipeline uses to fill whole blocks without a copy)."""
+        assert self._proc.stdout is not None
+        count = self._proc.stdout.readinto(buffer) or 0
+        self._bytes += count
+        return count
 
     def finish(self) -> dict[str, Any]:
         if self._done:
@@ -484,6 +515,99 @@ class ProcessSink(SinkBase):
         cleanup, self._cleanup = self._cleanup, None
         if cleanup is not None:
             cleanup()
+
+
+#: Free space kept beyond a spool file's expected size (the file system's own needs, logs).
+SPOOL_MARGIN = 64 << 20
+
+
+def check_spool_space(folder: str, size: int | None) -> None:
+    """Refuse (``code="insufficient_space"``) when ``folder`` has less than ``size`` bytes plus a
+    margin free; an unknown size is not checked (writing then fails cleanly if space runs out)."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError as exc:
+        raise EngineError(
+            f"Temporary folder {folder} cannot be used: {exc.strerror or exc}", code="insufficient_space"
+        ) from None
+    if size and free < size + SPOOL_MARGIN:
+        raise EngineError(
+            f"A parallel restore first writes the dump to {folder}: it needs {_mib(size + SPOOL_MARGIN)} "
+            f"free there, {_mib(free)} is. Restore without jobs (streamed, no temporary space) "
+            "or free some space.",
+            code="insufficient_space",
+        )
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):,.0f} MiB"
+
+
+class SpoolSink(SinkBase):
+    """Writes the stream to a temporary file; ``finish()`` hands the file to the sink
+    ``start(path)`` makes (e.g. ``pg_restore --jobs N path``), finishes it and deletes the
+    file. ``abort()`` (or a failure while spooling) deletes the file and calls ``on_abort``."""
+
+    def __init__(
+        self,
+        start: Callable[[str], Any],
+        *,
+        spool_dir: str | None = None,
+        on_abort: Callable[[], None] | None = None,
+    ) -> None:
+        self._start = start
+        self._on_abort = on_abort
+        self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in finish/abort
+            dir=spool_dir, prefix="bp-restore-", suffix=".spool"
+        )
+
+    @property
+    def path(self) -> str:
+        return self._file.name
+
+    def write(self, data: bytes, /) -> int:
+        if self._done:
+            raise EngineError("write after the restore ended", code="restore_failed")
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            self.abort()
+            raise EngineError(
+                f"Writing the dump to a temporary file failed: {exc.strerror or exc}",
+                code="insufficient_space" if exc.errno == errno.ENOSPC else "restore_failed",
+            ) from None
+        return len(data)
+
+    def finish(self) -> dict[str, Any]:
+        if self._done:
+            raise EngineError("the restore already ended", code="restore_failed")
+        try:
+            self._file.flush()
+        except OSError as exc:
+            self.abort()
+            raise EngineError(
+                f"Writing the dump to a temporary file failed: {exc.strerror or exc}",
+                code="insufficient_space" if exc.errno == errno.ENOSPC else "restore_failed",
+            ) from None
+        self._done = True
+        try:
+            sink = self._start(self._file.name)
+            return sink.finish()
+        finally:
+            with contextlib.suppress(OSError):
+                self._file.close()
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        with contextlib.suppress(OSError):
+            self._file.close()
+        if self._on_abort is not None:
+            try:
+                self._on_abort()
+            except Exception:
+                logger.exception("cleanup after an aborted restore failed")
 
 
 # --------------------------------------------------------------------------- readers

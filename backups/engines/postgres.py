@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +55,8 @@ from .base import (
     EngineError,
     ProcessSink,
     ProcessSource,
+    SpoolSink,
+    check_spool_space,
     check_strategy,
     scrub,
     tool_env,
@@ -290,8 +293,18 @@ def pg_restore_sink(
     prepare: Callable[[ConnectionParams], Any] | None = None,
     staging: str | None = None,
     plain: bool = False,
-) -> ProcessSink:
+    jobs: int = 1,
+    spool_dir: str | None = None,
+    spool_size: int | None = None,
+) -> ProcessSink | SpoolSink:
     """A sink that restores a custom-format dump into ``params.database`` (see module doc).
+
+    ``jobs > 1``: a parallel restore (``pg_restore --jobs``). pg_restore can only load a
+    dump in parallel from a file, so the stream is first written to a temporary file in
+    ``spool_dir`` (default: the system's temporary directory; ``spool_size`` bytes are
+    checked to be free there before anything is created), then restored with ``jobs``
+    connections and the file deleted. A parallel restore cannot be one transaction, so it
+    needs a database this sink creates (``create_database``), which a failure drops.
 
     ``plain``: the stream is a plain-SQL dump (``pg_dump -Fp``, e.g. an imported file); it
     is run by ``psql`` in one transaction, stopping at the first error.
@@ -312,6 +325,17 @@ def pg_restore_sink(
         )
     if staging is not None and not is_staging_name(staging):
         raise EngineError(f"{staging!r} is not a staging database name", code="invalid_params")
+    if jobs > 1:
+        if plain:
+            raise EngineError("A plain SQL dump cannot be restored in parallel", code="invalid_params")
+        if not create_database:
+            raise EngineError(
+                "A parallel restore needs create_database: it cannot be one transaction, so it "
+                "loads into a database it creates (and drops if the restore fails)",
+                code="invalid_params",
+            )
+        spool_dir = spool_dir or tempfile.gettempdir()
+        check_spool_space(spool_dir, spool_size)
     exists = pg_database_exists(params, target)
     clean = False
     restore_into = target
@@ -382,7 +406,7 @@ def pg_restore_sink(
         "--no-owner",
         "--no-privileges",
         "--exit-on-error",
-        "--single-transaction",
+        *([f"--jobs={jobs}"] if jobs > 1 else ["--single-transaction"]),
         *(["--clean", "--if-exists"] if clean else []),
         *_target_args(params, restore_into),
     ]
@@ -395,19 +419,35 @@ def pg_restore_sink(
             )
         argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
                 *_target_args(params, restore_into)]
+    result = {
+        "engine": "postgresql",
+        "database": target,
+        "strategy": strategy,
+        "created": created,
+        "tool_version": tool_version(["pg_restore", "--version"]),
+        **({"jobs": jobs} if jobs > 1 else {}),
+    }
+    if jobs > 1:
+
+        def start(path: str) -> ProcessSink:
+            return ProcessSink([*argv, path], tool="pg_restore", env=_env(params),
+                               secrets=[params.password], result=result,
+                               on_success=on_success, on_failure=on_failure)
+
+        try:
+            return SpoolSink(start, spool_dir=spool_dir, on_abort=on_failure)
+        except BaseException:
+            if on_failure is not None:
+                with contextlib.suppress(Exception):
+                    on_failure()
+            raise
     try:
         return ProcessSink(
             argv,
             tool="psql" if plain else "pg_restore",
             env=_env(params),
             secrets=[params.password],
-            result={
-                "engine": "postgresql",
-                "database": target,
-                "strategy": strategy,
-                "created": created,
-                "tool_version": tool_version(["pg_restore", "--version"]),
-            },
+            result=result,
             on_success=on_success,
             on_failure=on_failure,
         )

@@ -8,6 +8,7 @@ the platform, with the tenant's exported key file (docs/artifact-format.md).
 
     python3 decrypt_cli.py --key-file KEYS.json --check ARTIFACT
     python3 decrypt_cli.py --key-file KEYS.json --decompress ARTIFACT OUTPUT
+    python3 decrypt_cli.py --key-file KEYS.json --unpack FOLDER ARTIFACT   (application bundles)
 
 ``--check`` reads and authenticates the whole artifact (and decompresses it) and writes
 nothing: run it before a restore, so a damaged artifact never reaches ``pg_restore``.
@@ -16,6 +17,10 @@ Without ``--check``, ARTIFACT and OUTPUT may be ``-`` (stdin / stdout). OUTPUT i
 final name and renamed only after the last chunk authenticated; on stdout, bytes already
 written came from authenticated chunks but the stream is complete only if the exit status
 is 0 (so pipe into a restore that can roll back: see the README).
+
+``--unpack FOLDER`` (application bundles, payload ``bp-bundle``) writes one file per
+member plus ``manifest.json`` into a new FOLDER, members stored in parts joined, each
+checked against its SHA-256 and the manifest; FOLDER appears only when all is well.
 
 ``--key-file`` may be given several times, and each file may be one key or a tenant's key
 ring: the key is chosen by the ``key_id`` in the artifact's header and must match it.
@@ -33,8 +38,10 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import struct
 import sys
+import tarfile
 import tempfile
 import zlib
 
@@ -56,7 +63,8 @@ RESTORE_HINTS = {
     "pg_dump-custom": "pg_restore --single-transaction --no-owner -d DATABASE",
     "sql": "mysql DATABASE (or psql -1 -v ON_ERROR_STOP=1 DATABASE for PostgreSQL SQL)",
     "tar": "tar -x -C /restore/into",
-    "bp-bundle": "tar -x (one member per source plus manifest.json; see docs/artifact-format.md)",
+    "bp-bundle": "decrypt_cli.py --unpack FOLDER, or tar -x and cat NAME.* > NAME for a member "
+                 "stored in parts (one member per source plus manifest.json; see docs/artifact-format.md)",
     "json": "a JSON document",
 }
 FIXED = struct.Struct(">4sBBBBI16s4s16sH")  # 50 bytes, then key_id
@@ -347,6 +355,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="read, authenticate and decompress the whole artifact; write nothing")
     parser.add_argument("--decompress", action="store_true",
                         help="write the original bytes instead of the compressed stream")
+    parser.add_argument("--unpack", metavar="FOLDER",
+                        help="application bundles: write each member, whole and checked, into a new FOLDER")
     parser.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     parser.add_argument("--quiet", "-q", action="store_true", help="no summary line on success")
     parser.add_argument("input", metavar="ARTIFACT", help="artifact file, or - for stdin")
@@ -409,10 +419,118 @@ def _write_file(source, keys: dict[str, bytes], output: str, *, decompress: bool
     return summary
 
 
+class _PieceReader:
+    """``read(n)`` over an iterator of byte strings, for tarfile's stream mode."""
+
+    def __init__(self, pieces) -> None:
+        self.pieces, self.current = iter(pieces), memoryview(b"")
+
+    def read(self, size: int = -1) -> bytes:
+        out = bytearray()
+        while size < 0 or len(out) < size:
+            if not self.current:
+                piece = next(self.pieces, None)
+                if piece is None:
+                    break
+                self.current = memoryview(piece)
+            take = len(self.current) if size < 0 else min(size - len(out), len(self.current))
+            out += self.current[:take]
+            self.current = self.current[take:]
+        return bytes(out)
+
+
+def _member_path(folder: str, name: str) -> str:
+    parts = name.split("/")
+    if not name or name.startswith("/") or "\\" in name or ".." in parts:
+        raise ArtifactDamaged(f"the bundle has an unsafe member name {name!r}")
+    return os.path.join(folder, *parts)
+
+
+def _unpack_members(reader: Reader, folder: str) -> dict:
+    """Write the bundle's members (parts joined) into ``folder``; return {name: (size, sha256)}."""
+    written, current, manifest = {}, None, None
+    try:
+        with tarfile.open(fileobj=_PieceReader(reader.plaintext()), mode="r|") as tar:
+            for entry in tar:
+                if not entry.isfile():
+                    raise ArtifactDamaged(f"unexpected bundle entry {entry.name!r}")
+                records = entry.pax_headers
+                name = records.get("BP.member", entry.name)
+                if current is None or current[0] != name:
+                    if current is not None:
+                        raise ArtifactDamaged(f"member {current[0]!r} ends without its last part")
+                    if name in written:
+                        raise ArtifactDamaged(f"member {name!r} appears twice")
+                    path = _member_path(folder, name)
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    current = (name, open(path, "wb"), hashlib.sha256(), [0], [0])  # noqa: SIM115
+                _, out, digest, size, parts = current
+                part = records.get("BP.part")
+                if part is not None and (part != str(parts[0]) or entry.name != f"{name}.{parts[0]:08d}"):
+                    raise ArtifactDamaged(f"member {name!r}: part {entry.name!r} is out of order")
+                handle = tar.extractfile(entry)
+                while block := handle.read(READ_SIZE):
+                    out.write(block)
+                    digest.update(block)
+                    size[0] += len(block)
+                parts[0] += 1
+                if part is None or "BP.sha256" in records:
+                    out.close()
+                    expected = records.get("BP.sha256")
+                    if expected is not None and expected != digest.hexdigest():
+                        raise ArtifactDamaged(f"member {name!r} does not match its recorded SHA-256")
+                    written[name] = (size[0], digest.hexdigest())
+                    current = None
+                    if name == "manifest.json":
+                        with open(_member_path(folder, name), "rb") as fh:
+                            manifest = json.load(fh)
+    except tarfile.TarError as exc:
+        raise ArtifactDamaged(f"the bundle is not a valid tar stream: {exc}") from None
+    except ValueError as exc:
+        raise ArtifactDamaged(f"the bundle's manifest.json is not valid JSON: {exc}") from None
+    finally:
+        if current is not None:
+            current[1].close()
+    if current is not None or manifest is None:
+        raise ArtifactDamaged("the bundle is incomplete (no manifest.json, or a member without its last part)")
+    listed = {m["name"]: (m["size"], m["sha256"]) for m in manifest.get("members", [])}
+    if listed != {k: v for k, v in written.items() if k != "manifest.json"}:
+        raise ArtifactDamaged("the bundle's members do not match its manifest.json")
+    return written
+
+
+def _unpack(source, keys: dict[str, bytes], folder: str) -> str:
+    if os.path.lexists(folder):
+        raise DecryptError(f"{folder!r} exists: --unpack writes a new folder")
+    parent = os.path.dirname(os.path.abspath(folder))
+    try:
+        partial = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.", suffix=".partial", dir=parent)
+    except OSError as exc:
+        raise DecryptError(f"cannot write next to {folder!r}: {exc.strerror or exc}") from None
+    try:
+        reader = Reader(source, keys)
+        if reader.header.payload != "bp-bundle":
+            raise DecryptError(f"--unpack is for application bundles; this artifact's payload is "
+                               f"{reader.header.payload} (use --decompress ARTIFACT OUTPUT)")
+        members = _unpack_members(reader, partial)
+        os.rename(partial, folder)
+    except ArtifactDamaged as exc:
+        raise ArtifactDamaged(f"{exc} (no output written)") from None
+    except OSError as exc:
+        raise DecryptError(f"I/O error: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(partial):
+            shutil.rmtree(partial, ignore_errors=True)
+    return _summary(reader, what=f"unpacked {len(members)} file(s) into {folder}", decompressed=True)
+
+
 def main(argv=None) -> int:
     """Run the command; return the exit status."""
     args = _parser().parse_args(argv)
-    if args.check == (args.output is not None):
+    if args.unpack is not None and (args.check or args.output is not None):
+        print("decrypt failed: --unpack FOLDER takes the artifact only", file=sys.stderr)
+        return EXIT_USAGE
+    if args.unpack is None and args.check == (args.output is not None):
         print("decrypt failed: give OUTPUT, or --check without OUTPUT", file=sys.stderr)
         return EXIT_USAGE
     try:
@@ -422,7 +540,9 @@ def main(argv=None) -> int:
         except OSError as exc:
             raise DecryptError(f"cannot open {args.input!r}: {exc.strerror or exc}") from None
         with source:
-            if args.check:
+            if args.unpack is not None:
+                summary = _unpack(source, keys, args.unpack)
+            elif args.check:
                 summary = _check(source, keys)
             elif args.output == "-":
                 try:

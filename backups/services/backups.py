@@ -12,6 +12,7 @@ import logging
 from datetime import UTC, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core import signing
 from django.db import transaction
 from django.urls import reverse
@@ -351,7 +352,7 @@ def backup_run(*, operation_id: int, retry_transient: bool = False) -> Operation
                       component=backup.database_name or (backup.application.name if backup.application else ""))
         result = backup_stream(source, writer, data_key=key, key_id=key_id, compression=backup.compression,
                                payload=artifact_payload(backup), progress=reporter.update,
-                               cancel=reporter.cancelled)
+                               cancel=reporter.cancelled, zstd_threads=settings.BACKUP_ZSTD_THREADS)
         source.finish()
         reporter.step("uploading", progress=99)
         writer.commit()

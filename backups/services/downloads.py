@@ -19,6 +19,7 @@ from backupplatform.errors import Conflict, DomainError, NotFound
 from backupplatform.errors import StorageUnavailable as Unavailable
 
 from ..engines.base import IterReader
+from ..engines.bundle import iter_bundle_files, join_bundle_parts
 from ..keys import key_for_id
 from ..models import Backup
 from ..pipeline import decrypt_stream, restore_stream
@@ -72,14 +73,15 @@ def backup_download_stream(*, backup: Backup, raw: bool = False, archive: str | 
         size = None
         if raw:
             source = iter(lambda: reader.read(chunk_size), b"")
-        elif archive == "tar.gz" and backup.compression == "gzip":
+        elif archive == "tar.gz" and backup.compression == "gzip" and not _has_parts(backup):
             source, size = decrypt_stream(reader, key_for_id(backup.tenant, backup.key_id)), backup.compressed_bytes
         elif archive == "tar.gz":
-            source = gzip_stream(restore_stream(reader, key_for_id(backup.tenant, backup.key_id)))
+            source = gzip_stream(_whole_members(backup, restore_stream(reader, key_for_id(backup.tenant,
+                                                                                        backup.key_id))))
         elif archive == "zip":
             source = zip_from_tar(restore_stream(reader, key_for_id(backup.tenant, backup.key_id)))
         else:
-            source = restore_stream(reader, key_for_id(backup.tenant, backup.key_id))
+            source = _whole_members(backup, restore_stream(reader, key_for_id(backup.tenant, backup.key_id)))
     except StorageNotFound:
         _close(reader, backend)
         raise NotFound(f"The backup file is missing from storage '{backup.storage.name}'",
@@ -112,7 +114,22 @@ def backup_download_stream(*, backup: Backup, raw: bool = False, archive: str | 
     return BackupDownload(
         chunks=chunks(), filename=backup_filename(backup, raw=raw),
         content_type="application/octet-stream" if raw or not backup.application_id else "application/x-tar",
-        size=backup.stored_bytes if raw and backup.stored_bytes else (backup.size_bytes or None) if not raw else None)
+        size=backup.stored_bytes if raw and backup.stored_bytes else (
+            None if _has_parts(backup) else backup.size_bytes or None) if not raw else None)
+
+
+def _bundle_members(backup: Backup) -> list[dict]:
+    return list(((backup.manifest or {}).get("bundle") or {}).get("members") or [])
+
+
+def _has_parts(backup: Backup) -> bool:
+    """An application artifact whose large members are stored in parts (bp-bundle/2)."""
+    return any(member.get("parts") for member in _bundle_members(backup))
+
+
+def _whole_members(backup: Backup, pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """A download holds each source as one file, however the artifact stores it."""
+    return join_bundle_parts(pieces, _bundle_members(backup)) if _has_parts(backup) else pieces
 
 
 def gzip_stream(pieces: Iterator[bytes]) -> Iterator[bytes]:
@@ -127,23 +144,22 @@ def zip_from_tar(pieces: Iterator[bytes]) -> Iterator[bytes]:
     """Re-pack a tar stream as a zip, member by member, never seeking and never holding a
     member in memory (zipstream-ng, with sizes written after each member's data)."""
     with tarfile.open(fileobj=IterReader(pieces), mode="r|") as tar:
-        files = (member for member in tar if member.isfile())
+        files = iter_bundle_files(tar)  # an application's members in parts come out whole
         archive = zipstream.ZipStream(compress_type=zipstream.ZIP_DEFLATED)
 
         def queue_next() -> None:
-            member = next(files, None)
-            if member is None:
+            item = next(files, None)
+            if item is None:
                 return
-            source = tar.extractfile(member)
+            name, _, chunks = item
 
             def data() -> Iterator[bytes]:
-                while block := source.read(1024 * 1024):
-                    yield block
+                yield from chunks
                 # A streamed tar reads forward only: the next member can be opened once this
                 # one is consumed, so it joins the zip's queue now (read while it is generated).
                 queue_next()
 
-            archive.add(data(), member.name)
+            archive.add(data(), name)
 
         queue_next()
         yield from archive

@@ -26,8 +26,8 @@ from django.conf import settings
 from backupplatform.errors import DomainError, ValidationFailed
 from tenants.models import Tenant
 
-from ..engines.base import READ_SIZE
-from ..engines.bundle import MANIFEST_NAME
+from ..engines.base import READ_SIZE, EngineError
+from ..engines.bundle import MANIFEST_NAME, iter_bundle_files
 from ..keys import tenant_data_key
 from ..pipeline import ArtifactError, WrongKey, open_artifact
 from ..pipeline.format import MAGIC as BPAF_MAGIC
@@ -315,17 +315,19 @@ def _check_bundle(reader, caps: dict) -> dict:
     manifest = None
     try:
         with tarfile.open(fileobj=io.BufferedReader(reader, READ_SIZE), mode="r|") as tar:
-            for member in tar:
-                if not member.isreg():
-                    raise refuse(f"Unexpected member {member.name!r} in the artifact", reason="corrupt")
-                handle = tar.extractfile(member)
-                if member.name == MANIFEST_NAME:
-                    manifest = json.loads(handle.read(64 << 20).decode("utf-8"))
+            # Members stored in parts (bp-bundle/2) are joined: the manifest lists whole members.
+            for name, first, chunks in iter_bundle_files(tar, strict=True):
+                if name == MANIFEST_NAME:
+                    if first.size > 64 << 20:
+                        raise refuse("The artifact's manifest.json is too large", reason="corrupt")
+                    manifest = json.loads(b"".join(chunks).decode("utf-8"))
                     continue
                 digest = hashlib.sha256()
-                while block := handle.read(READ_SIZE):
+                for block in chunks:
                     digest.update(block)
-                digests[member.name] = digest.hexdigest()
+                digests[name] = digest.hexdigest()
+    except EngineError as exc:
+        raise refuse(f"Unexpected member in the artifact ({exc})", reason="corrupt") from None
     except (tarfile.TarError, ValueError) as exc:
         raise refuse(f"The artifact's archive is corrupt ({exc})", reason="corrupt") from None
     if not isinstance(manifest, dict):

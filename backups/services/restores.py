@@ -177,6 +177,8 @@ def restore_start(*, tenant: Tenant, backup: Backup, actor: Any = None, target_s
         raise ValidationFailed(" ".join(report.errors), code="RESTORE_INCOMPATIBLE",
                                details={"target_server_id" if backup.server_id else "backup_id": report.errors})
     options = dict(options or {})
+    if options.get("jobs") is not None:
+        options["jobs"] = _check_jobs(backup, options["jobs"])
     if options.get("namespace_mapping"):
         options["namespace_mapping"] = _check_namespace_mapping(tenant, backup, options["namespace_mapping"])
     op = operations.operation_create(tenant=tenant, kind=kind, actor=actor, backup=backup)
@@ -192,6 +194,26 @@ def restore_start(*, tenant: Tenant, backup: Backup, actor: Any = None, target_s
     if queue:  # the CLI runs the work in its own process instead
         _queue("backups.tasks.run_restore", op)
     return restore
+
+
+#: The most connections a parallel restore may use (``pg_restore --jobs``).
+MAX_RESTORE_JOBS = 16
+
+
+def _is_plain_sql(backup: Backup) -> bool:
+    return (backup.manifest.get("source") or {}).get("format") == "plain"
+
+
+def _check_jobs(backup: Backup, jobs: Any) -> int:
+    """``jobs`` > 1 restores a PostgreSQL database in parallel: the decrypted dump is first
+    written to a temporary file (its size is checked to fit when the restore runs), then
+    loaded by ``pg_restore --jobs``."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_RESTORE_JOBS:
+        raise ValidationFailed(details={"jobs": [f"A whole number from 1 to {MAX_RESTORE_JOBS}."]})
+    if jobs > 1 and (backup.db_type != ServerType.POSTGRESQL or _is_plain_sql(backup)):
+        raise ValidationFailed(details={"jobs": [
+            "Parallel restore is for PostgreSQL database backups in pg_dump's custom format."]})
+    return jobs
 
 
 def restore_compatibility(*, backup: Backup, target_server: Server | None) -> compat.Compatibility:
@@ -292,9 +314,11 @@ def _database_sink(restore: Restore, *, prepare=None, staging: str | None = None
     strategy = "overwrite" if overwrite else "create_new"
     if server.type == ServerType.POSTGRESQL:
         # An imported plain-SQL pg_dump goes through psql instead of pg_restore.
-        plain = (restore.backup.manifest.get("source") or {}).get("format") == "plain"
+        plain = _is_plain_sql(restore.backup)
+        jobs = int((restore.options or {}).get("jobs") or 1)
         return engines.pg_restore_sink(params, strategy=strategy, create_database=True, prepare=prepare,
-                                       staging=staging, plain=plain)
+                                       staging=staging, plain=plain, jobs=jobs,
+                                       spool_size=restore.backup.size_bytes or None)
     return engines.mysql_restore_sink(params, strategy=strategy, create_database=True, prepare=prepare,
                                       staging=staging)
 
@@ -424,6 +448,8 @@ def restore_run(*, operation_id: int) -> Restore | None:
             counter = _CountingIter(plaintext, reporter)
             for piece in counter:
                 sink.write(piece)
+            if (restore.options or {}).get("jobs", 1) > 1:  # the dump is on disk: the parallel load
+                reporter.step("loading_in_parallel", component=restore.target_database)
             # Restores into the staging database (when masking), masks there, then swaps it in.
             result["restore"] = sink.finish()
             sink = None

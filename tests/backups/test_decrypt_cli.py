@@ -128,3 +128,91 @@ def test_keys_are_chosen_by_key_id_across_several_files_and_rings(tmp_path: Path
                      "--check", str(tmp_path / "a.bpaf")]) == 2
     document = json.loads(ring)
     assert document["current_key_id"] == "alpha-3" and len(document["keys"]) == 2
+
+
+class _BytesSource:
+    """A source stream of fixed bytes (stands in for a dump)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.info: dict = {"engine": "test"}
+        self._data = io.BytesIO(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._data.read(size)
+
+    def finish(self) -> dict:
+        return {}
+
+    def kill(self) -> None:
+        pass
+
+
+def _bundle_artifact(members: dict[str, bytes], *, segment_size: int = 4096) -> bytes:
+    from backups.engines.bundle import bundle_source
+
+    bundle = bundle_source([(name, lambda data=data: _BytesSource(data)) for name, data in members.items()],
+                           segment_size=segment_size)
+    out = io.BytesIO()
+    backup_stream(bundle, out, data_key=KEY, key_id="alpha-1", payload="bp-bundle")
+    bundle.finish()
+    return out.getvalue()
+
+
+def _unpack(tmp_path: Path, artifact: bytes, folder: str = "unpacked") -> int:
+    (tmp_path / "a.bpaf").write_bytes(artifact)
+    (tmp_path / "k.json").write_bytes(export_key_file(KEY, "alpha-1"))
+    return cli.main(["--key-file", str(tmp_path / "k.json"), "--unpack", str(tmp_path / folder),
+                     str(tmp_path / "a.bpaf")])
+
+
+def test_unpack_writes_bundle_members_whole_and_checked(tmp_path: Path, capsys) -> None:
+    dump, config = os.urandom(10_000), b'{"a": 1}'
+    assert _unpack(tmp_path, _bundle_artifact({"00-db.dump": dump, "sub/01-config.json": config})) == 0
+    assert "unpacked 3 file(s)" in capsys.readouterr().err
+    assert (tmp_path / "unpacked" / "00-db.dump").read_bytes() == dump  # three parts joined
+    assert (tmp_path / "unpacked" / "sub" / "01-config.json").read_bytes() == config
+    manifest = json.loads((tmp_path / "unpacked" / "manifest.json").read_text())
+    assert [m["parts"] for m in manifest["members"]] == [3, 0]
+    assert _unpack(tmp_path, _bundle_artifact({"x": b"1"})) == 2  # the folder exists: refused
+    assert "exists" in capsys.readouterr().err
+
+
+def test_unpack_reads_bundles_of_earlier_versions(tmp_path: Path) -> None:
+    import hashlib
+    import tarfile
+
+    dump = os.urandom(10_000)
+    plain = io.BytesIO()
+    with tarfile.open(fileobj=plain, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("00-db.dump")
+        info.size, info.pax_headers = len(dump), {"BP.sha256": hashlib.sha256(dump).hexdigest()}
+        tar.addfile(info, io.BytesIO(dump))
+        manifest = json.dumps({"format": "bp-bundle/1", "members": [
+            {"name": "00-db.dump", "size": len(dump), "sha256": hashlib.sha256(dump).hexdigest()}]}).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+    old = io.BytesIO()
+    backup_stream(plain.getvalue(), old, data_key=KEY, key_id="alpha-1", payload="bp-bundle")
+    assert _unpack(tmp_path, old.getvalue()) == 0
+    assert (tmp_path / "unpacked" / "00-db.dump").read_bytes() == dump
+
+
+def test_unpack_refuses_a_damaged_bundle_and_writes_nothing(tmp_path: Path, capsys) -> None:
+    good = _bundle_artifact({"00-db.dump": os.urandom(10_000)})
+    plain = b"".join(restore_stream(io.BytesIO(good), KEY))
+    # Drop the second part (its headers and data) from the tar: a member with a gap.
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
+        members = tar.getmembers()
+    start, end = members[1].offset, members[2].offset
+    gapped = io.BytesIO()
+    backup_stream(plain[:start] + plain[end:], gapped, data_key=KEY, key_id="alpha-1", payload="bp-bundle")
+    assert _unpack(tmp_path, gapped.getvalue()) == 1
+    assert "out of order" in capsys.readouterr().err
+    assert not any(p.name.startswith((".unpacked", "unpacked")) for p in tmp_path.iterdir())
+    sql = io.BytesIO()
+    backup_stream(b"SELECT 1;\n", sql, data_key=KEY, key_id="alpha-1", payload="sql")
+    assert _unpack(tmp_path, sql.getvalue()) == 2
+    assert "--unpack is for application bundles" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import subprocess
@@ -96,3 +97,25 @@ def pg_server_row(tenant_a):
 def local_storage(tenant_a, tmp_path):
     return Storage.objects.create(tenant=tenant_a, name="disk", type="local", is_default=True,
                                   configuration={"path": str(tmp_path / "store")})
+
+
+@pytest.fixture
+def tiny_tempdir(tmp_path, monkeypatch):
+    """The system temporary directory on a 1 MiB tmpfs: a real limit (needs root to mount)."""
+    import tempfile
+
+    mount = tmp_path / "tiny-tmp"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        with pytest.raises(OSError), open(mount / "probe", "wb") as probe:  # the limit is real
+            probe.write(os.urandom(2 << 20))
+            probe.flush()
+        (mount / "probe").unlink()
+        monkeypatch.setenv("TMPDIR", str(mount))
+        monkeypatch.setattr(tempfile, "tempdir", str(mount))
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

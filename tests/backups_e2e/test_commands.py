@@ -81,3 +81,19 @@ def test_backup_progress_bar_shows_bytes_and_throughput(tenant_a, pg_server_row,
     # "backup 7 ━━━ 100% 4.2 KB  310 KB/s  0:00:00 completed": human bytes and a rate, not "100/100 bytes"
     assert re.search(r"100%\s+\d+(\.\d)? (B|KB|MB)\s+\d+(\.\d)? (B|KB|MB|GB)/s", bar), text
     assert "/100" not in bar and "bytes" not in bar
+
+
+def test_decrypt_unpacks_an_application_bundle(tmp_path):
+    from backups.engines.bundle import bundle_source
+    from backups.engines.config import config_source
+    from backups.pipeline import backup_stream, export_key_file
+
+    key = bytes(range(32))
+    (tmp_path / "k.json").write_bytes(export_key_file(key, "alpha-1"))
+    bundle = bundle_source([("00-config.json", lambda: config_source({"a": 1}))])
+    with open(tmp_path / "app.bpaf", "wb") as artifact:
+        backup_stream(bundle, artifact, data_key=key, key_id="alpha-1", payload="bp-bundle")
+    bundle.finish()
+    call_command("decrypt", "--key-file", str(tmp_path / "k.json"), "--unpack", str(tmp_path / "out"),
+                 str(tmp_path / "app.bpaf"))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["00-config.json", "manifest.json"]

@@ -280,7 +280,7 @@ def test_bare_virtualenv_restores_a_folder_application_with_tar(admin_a, tenant_
                                                                 offline_dir, bare_python):
     folder = tmp_path / "site"
     (folder / "uploads").mkdir(parents=True)
-    (folder / "uploads" / "photo.bin").write_bytes(os.urandom(200_000))
+    (folder / "uploads" / "photo.bin").write_bytes(os.urandom(5 << 20))  # more than a 4 MiB segment
     (folder / "index.html").write_text("<h1>hello</h1>\n" * 1000)
     app = Application.objects.create(tenant=tenant_a, name="site")
     Source.objects.create(tenant=tenant_a, application=app, name="files", type="path", path=str(folder))
@@ -294,18 +294,27 @@ def test_bare_virtualenv_restores_a_folder_application_with_tar(admin_a, tenant_
     assert checked.returncode == 0 and b"payload bp-bundle" in checked.stderr
     assert decrypt(bare_python, offline_dir, "--decompress", "app.tar.bpaf", "app.tar").returncode == 0
 
-    # As docs/artifact-format.md "Application bundle" says: unpack, check members against the
-    # manifest, then unpack the folder's own tar (names relative to /).
+    # As docs/artifact-format.md "Application bundle" says: unpack, join a member stored in
+    # parts (cat NAME.* > NAME), check members against the manifest, then unpack the folder's
+    # own tar (names relative to /).
     bundle = offline_dir / "bundle"
     bundle.mkdir()
     subprocess.run(["tar", "-xf", str(offline_dir / "app.tar"), "-C", str(bundle)], check=True)
     manifest = json.loads((bundle / "manifest.json").read_text())
-    assert manifest["format"] == "bp-bundle/1"
+    assert manifest["format"] == "bp-bundle/2" and manifest["members"][0]["parts"] == 2
     for member in manifest["members"]:
+        if member["parts"]:
+            subprocess.run(f'cat "{member["name"]}".* > "{member["name"]}"', shell=True, check=True, cwd=bundle)
         assert hashlib.sha256((bundle / member["name"]).read_bytes()).hexdigest() == member["sha256"]
     with tarfile.open(offline_dir / "app.tar") as outer:
-        first = outer.getmembers()[0]
-        assert first.pax_headers["BP.sha256"] == manifest["members"][0]["sha256"]
+        last_part = outer.getmembers()[1]
+        assert last_part.pax_headers["BP.sha256"] == manifest["members"][0]["sha256"]
+
+    # Or in one step: --unpack writes the members whole, checked, into a new folder.
+    unpacked = decrypt(bare_python, offline_dir, "--unpack", "unpacked", "app.tar.bpaf")
+    assert unpacked.returncode == 0, unpacked.stderr
+    assert sorted(p.name for p in (offline_dir / "unpacked").iterdir()) == ["00-files.tar", "manifest.json"]
+    assert (offline_dir / "unpacked" / "00-files.tar").read_bytes() == (bundle / "00-files.tar").read_bytes()
     source = next(s for s in manifest["sources"] if s["type"] == "path")
     restored = offline_dir / "restored"
     restored.mkdir()

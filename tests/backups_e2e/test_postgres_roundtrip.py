@@ -286,3 +286,46 @@ def test_bad_input_on_backup_routes(api, operator_a, pg_server_row, local_storag
     assert client.post("/api/v1/backups/abc/restore", {}, format="json").status_code == 404
     assert client.post("/api/v1/verify/abc", {}, format="json").status_code == 404
     assert Backup.objects.count() == 0
+
+
+def test_parallel_restore_through_the_api(api, operator_a, pg_server_row, local_storage, pg_source_db, cleanup_pg,
+                                          tmp_path, monkeypatch):
+    import tempfile
+
+    spool = tmp_path / "worker-tmp"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))  # the worker's temporary folder
+    backup = backup_through_api(api, operator_a, pg_server_row, pg_source_db)
+    client = api(operator_a)
+    for bad in (0, 17, "2", True):
+        response = client.post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": "x_par", "jobs": bad},
+                               format="json")
+        assert response.status_code == 422 and "jobs" in json.dumps(response.json()), response.content
+    target = f"{pg_source_db}_par"
+    cleanup_pg.append(target)
+    response = client.post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": target, "jobs": 3},
+                           format="json")
+    assert response.status_code == 201, response.content
+    restore = Restore.objects.get(pk=response.json()["restore_id"])
+    assert restore.options["jobs"] == 3
+    run_restore(restore.operation_id)
+    restore.refresh_from_db()
+    assert restore.status == "completed", restore.error_message
+    assert restore.result["restore"]["jobs"] == 3
+    assert pg_dump_text(target) == pg_dump_text(pg_source_db)
+    assert list(spool.iterdir()) == []  # the spooled dump is deleted
+
+
+def test_parallel_restore_without_temporary_space_fails_before_creating_anything(
+        api, operator_a, pg_server_row, local_storage, pg_source_db, cleanup_pg, tiny_tempdir):
+    backup = backup_through_api(api, operator_a, pg_server_row, pg_source_db)
+    target = f"{pg_source_db}_nospace"
+    cleanup_pg.append(target)
+    response = api(operator_a).post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": target, "jobs": 2},
+                                    format="json")
+    restore = Restore.objects.get(pk=response.json()["restore_id"])
+    run_restore(restore.operation_id)
+    restore.refresh_from_db()
+    assert restore.status == "failed" and "A parallel restore first writes the dump to" in restore.error_message
+    with psycopg.connect(dbname="postgres", **PG) as conn:
+        assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target,)).fetchone() is None

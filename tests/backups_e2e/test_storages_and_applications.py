@@ -203,3 +203,37 @@ def test_shared_plan_gets_feature_not_available(api, operator_a, tenant_a):
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "FEATURE_NOT_AVAILABLE"
     assert subprocess is not None
+
+
+def test_folder_larger_than_the_free_temporary_space_backs_up_and_restores(
+        api, operator_a, tenant_a, local_storage, tmp_path, tiny_tempdir):
+    folder = tmp_path / "big-folder"
+    (folder / "media").mkdir(parents=True)
+    for n in range(3):  # 24 MiB that do not compress, 24 times the free temporary space
+        (folder / "media" / f"clip{n}.bin").write_bytes(os.urandom(8 << 20))
+    for n in range(200):
+        (folder / f"note{n}.txt").write_text(f"note {n}\n" * 20)
+    app = Application.objects.create(tenant=tenant_a, name="media", namespace="prod")
+    Source.objects.create(tenant=tenant_a, application=app, name="files", type="path", path=str(folder), position=0)
+    op = backup_start(tenant=tenant_a, actor=operator_a, application=app, storage=local_storage)
+    run_backup(op.pk)
+    backup = Backup.objects.get(pk=op.backup_id)
+    assert backup.status == "completed", backup.error_message
+    assert backup.size_bytes > 24 << 20
+    member = backup.manifest["bundle"]["members"][0]
+    assert member["parts"] > 1 and backup.manifest["bundle"]["format"] == "bp-bundle/2"
+
+    response = api(operator_a).post(f"/api/v1/workspaces/alpha/applications/{app.pk}/backups/{backup.pk}/restore",
+                                    {"restore_options": {"restore_strategy": "create_new"},
+                                     "target_path": str(tmp_path / "restored")}, format="json")
+    assert response.status_code == 202, response.content
+    restore = Restore.objects.get(pk=int(response.json()["data"]["restore_id"].removeprefix("restore-")))
+    run_restore(restore.operation_id)
+    restore.refresh_from_db()
+    assert restore.status == "completed", restore.error_message
+    restored = tmp_path / "restored"
+    for n in range(3):
+        original = (folder / "media" / f"clip{n}.bin").read_bytes()
+        assert next(restored.rglob(f"clip{n}.bin")).read_bytes() == original
+    assert len(list(restored.rglob("note*.txt"))) == 200
+    assert not any(tiny_tempdir.iterdir())

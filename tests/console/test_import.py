@@ -240,3 +240,34 @@ def test_create_backup_before_and_auto_restore_do_what_the_document_says(api, op
     restore.refresh_from_db()
     assert restore.status == "completed", restore.error_message
     assert (target / "site" / "index.html").read_bytes() == b"<h1>imported</h1>"
+
+
+def test_an_application_artifact_with_members_in_parts_imports_and_restores(api, operator_a, tenant_a,
+                                                                            local_storage, tmp_path):
+    from backups.models import Application, Source
+    from backups.services.backups import backup_start
+    from backups.tasks import run_backup
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    (folder / "video.bin").write_bytes(os.urandom(5 << 20))  # over one 4 MiB segment: two parts
+    app = Application.objects.create(tenant=tenant_a, name="site")
+    Source.objects.create(tenant=tenant_a, application=app, name="files", type="path", path=str(folder))
+    op = backup_start(tenant=tenant_a, actor=operator_a, application=app, storage=local_storage)
+    run_backup(op.pk)
+    original = Backup.objects.get(pk=op.backup_id)
+    assert original.manifest["bundle"]["members"][0]["parts"] == 2
+    artifact = (Path(local_storage.configuration["path"]) / original.storage_path).read_bytes()
+
+    response = upload(api(operator_a), "import", "site.bpaf", artifact)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    run_import(Operation.objects.get(public_id=body["import_id"]).pk)
+    backup = Backup.objects.get(pk=body["backup_id"])
+    assert backup.status == "completed", backup.error_message
+    target = tmp_path / "restored"
+    restore = restore_start(tenant=tenant_a, backup=backup, target_path=str(target), queue=False)
+    run_restore(restore.operation_id)
+    restore.refresh_from_db()
+    assert restore.status == "completed", restore.error_message
+    assert next(target.rglob("video.bin")).read_bytes() == (folder / "video.bin").read_bytes()

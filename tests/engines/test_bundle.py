@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 import tarfile
 
 import pytest
 
 from backups.engines.base import EngineError
-from backups.engines.bundle import MANIFEST_NAME, bundle_restore, bundle_source
+from backups.engines.bundle import MANIFEST_NAME, bundle_restore, bundle_source, join_bundle_parts
 from backups.engines.config import config_restore_sink, config_source
 from backups.engines.files import iter_tree, tar_restore_sink, tar_source
 from backups.engines.mysql import mysql_restore_sink, mysqldump_source
@@ -133,3 +135,123 @@ def test_invalid_member_names_are_refused():
     for name in ("/abs", "../x", MANIFEST_NAME, ""):
         with pytest.raises(EngineError, match="Invalid bundle member name"):
             bundle_source([(name, lambda: config_source({}))])
+
+
+def _folder_with_big_file(tmp_path, size: int = 300_000):  # type: ignore[no-untyped-def]
+    folder = tmp_path / "site"
+    (folder / "img").mkdir(parents=True)
+    (folder / "img" / "big.bin").write_bytes(os.urandom(size))
+    (folder / "index.html").write_text("<h1>hi</h1>")
+    return folder
+
+
+def test_large_members_are_stored_in_parts_and_restore_whole(pg_source, pg_db, tmp_path):
+    folder = _folder_with_big_file(tmp_path)
+    bundle = bundle_source(
+        [
+            ("00-db.dump", lambda: pg_dump_source(pg_source)),
+            ("01-files.tar", lambda: tar_source([folder], root=folder)),
+            ("02-config.json", lambda: config_source({"a": 1})),
+        ],
+        segment_size=64 << 10,
+    )
+    data = _read_all(bundle)
+    manifest = bundle.finish()
+    assert manifest["format"] == "bp-bundle/2"
+    entries = {m["name"]: m for m in manifest["members"]}
+    assert entries["01-files.tar"]["parts"] == entries["01-files.tar"]["size"] // (64 << 10) + 1
+    assert entries["02-config.json"]["parts"] == 0  # small: one entry under its own name
+
+    # Offline: tar -x, then `cat name.* > name` gives the member the manifest describes.
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        names = tar.getnames()
+        parts = sorted(n for n in names if n.startswith("01-files.tar."))
+        joined = b"".join(tar.extractfile(n).read() for n in parts)
+    assert len(parts) == entries["01-files.tar"]["parts"] and "02-config.json" in names
+    assert hashlib.sha256(joined).hexdigest() == entries["01-files.tar"]["sha256"]
+    assert len(joined) == entries["01-files.tar"]["size"]
+
+    target, out = pg_db(), tmp_path / "restored"
+    result = bundle_restore(
+        data,
+        {"00-db.dump": lambda: pg_restore_sink(target), "01-files.tar": lambda: tar_restore_sink(out)},
+    )
+    assert result["members"]["01-files.tar"]["restored"]
+    assert list(iter_tree(out)) == list(iter_tree(folder))
+    assert pg_plain_dump(target) == pg_plain_dump(pg_source)
+
+    # A download holds whole members again (sizes from the manifest).
+    rejoined = b"".join(join_bundle_parts([data], manifest["members"]))
+    with tarfile.open(fileobj=io.BytesIO(rejoined)) as tar:
+        assert tar.getnames() == ["00-db.dump", "01-files.tar", "02-config.json", MANIFEST_NAME]
+        assert tar.extractfile("01-files.tar").read() == joined
+    assert bundle_restore(rejoined, {})["members"]["01-files.tar"]["sha256"] == entries["01-files.tar"]["sha256"]
+
+
+def test_bundle_written_by_earlier_versions_still_restores(tmp_path):
+    """bp-bundle/1: every member whole (it was spooled to disk first), sha256 in its header."""
+    folder = _folder_with_big_file(tmp_path)
+    inner = _read_all(tar_source([folder], root=folder))
+    old = io.BytesIO()
+    with tarfile.open(fileobj=old, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("00-files.tar")
+        info.size, info.pax_headers = len(inner), {"BP.sha256": hashlib.sha256(inner).hexdigest()}
+        tar.addfile(info, io.BytesIO(inner))
+        manifest = json.dumps({"format": "bp-bundle/1", "members": [
+            {"name": "00-files.tar", "size": len(inner), "sha256": hashlib.sha256(inner).hexdigest()}]}).encode()
+        info = tarfile.TarInfo(MANIFEST_NAME)
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+    out = tmp_path / "restored"
+    bundle_restore(old.getvalue(), {"00-files.tar": lambda: tar_restore_sink(out)})
+    assert list(iter_tree(out)) == list(iter_tree(folder))
+
+
+def _rewrite(data: bytes, change) -> bytes:  # type: ignore[no-untyped-def]
+    rebuilt = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(data)) as original,
+        tarfile.open(fileobj=rebuilt, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for member in change(original.getmembers()):
+            tar.addfile(member, original.extractfile(member))
+    return rebuilt.getvalue()
+
+
+def test_missing_or_reordered_parts_are_refused(tmp_path):
+    folder = _folder_with_big_file(tmp_path)
+    bundle = bundle_source([("files.tar", lambda: tar_source([folder], root=folder))], segment_size=64 << 10)
+    data = _read_all(bundle)
+    out = tmp_path / "out"
+    swapped = _rewrite(data, lambda members: [members[1], members[0], *members[2:]])
+    with pytest.raises(EngineError, match="out of order") as info:
+        bundle_restore(swapped, {"files.tar": lambda: tar_restore_sink(out)})
+    assert info.value.code == "invalid_bundle" and not out.exists()
+    without_last = _rewrite(data, lambda members: members[:-2] + members[-1:])
+    with pytest.raises(EngineError, match="ends without its last part"):
+        bundle_restore(without_last, {"files.tar": lambda: tar_restore_sink(out)})
+    assert not out.exists()
+    without_middle = _rewrite(data, lambda members: members[:1] + members[2:])
+    with pytest.raises(EngineError, match="out of order"):
+        bundle_restore(without_middle, {})
+
+
+def test_a_failing_member_fails_the_bundle_before_its_last_part(tmp_path):
+    class Failing:
+        info: dict = {}
+
+        def __init__(self) -> None:
+            self.blocks = [b"x" * 50_000] * 3
+
+        def read(self, size: int = -1) -> bytes:
+            return self.blocks.pop() if self.blocks else b""
+
+        def finish(self) -> dict:
+            raise EngineError("pg_dump: error: connection lost", code="dump_failed")
+
+        def kill(self) -> None:
+            pass
+
+    bundle = bundle_source([("db.dump", Failing)], segment_size=64 << 10)
+    with pytest.raises(EngineError, match="connection lost"):
+        _read_all(bundle)

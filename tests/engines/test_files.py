@@ -12,7 +12,7 @@ import pytest
 
 from backups.engines.base import EngineError, copy_into
 from backups.engines.bundle import bundle_restore
-from backups.engines.files import iter_tree, tar_restore_sink, tar_source
+from backups.engines.files import iter_tree, tar_header, tar_restore_sink, tar_source
 
 from .helpers import transfer
 
@@ -165,11 +165,31 @@ def test_existing_symlink_in_target_is_not_followed(tmp_path):
     assert (target / "file.txt").read_bytes() == b"new" and not (target / "file.txt").is_symlink()
 
 
-def test_kill_stops_the_writer_thread(tree):
+def test_kill_stops_the_stream_and_an_unread_tar_is_incomplete(tree):
     source = tar_source([tree])
     assert source.read(100)
     source.kill()
-    assert not source._thread.is_alive()
+    assert source.read(100) == b""
+    unread = tar_source([tree])
+    assert unread.read(100)
+    with pytest.raises(EngineError, match="not read to its end"):
+        unread.finish()
+
+
+def test_a_file_that_shrinks_while_it_is_read_fails_the_stream(tmp_path):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    big = folder / "big.bin"
+    big.write_bytes(os.urandom(3 << 20))
+    source = tar_source([folder], root=folder)
+    first = source.read(1 << 20)  # the header and the first piece of the file
+    assert first
+    big.write_bytes(b"short now")
+    while source.read(1 << 20):
+        pass
+    with pytest.raises(EngineError, match="file shrank while it was read") as info:
+        source.finish()
+    assert info.value.code == "dump_failed"
 
 
 # --------------------------------------------------------------------------- relative restores
@@ -269,3 +289,22 @@ def test_an_application_artifact_made_before_relative_restores_still_restores(tm
     assert os.stat(uploads / "img/a.png").st_mode & 0o777 == 0o640
     assert [rel for rel, _, _, _ in iter_tree(tmp_path / "db")] == ["app.sqlite"]
     assert (tmp_path / "db" / "app.sqlite").read_bytes().startswith(b"SQLite format 3")
+
+
+@pytest.mark.parametrize("name, kind, link, size, mtime, uid", [
+    ("srv/data/a.csv", tarfile.REGTYPE, "", 4000, 1_700_000_000, 1000),
+    ("srv/data", tarfile.DIRTYPE, "", 0, 1_700_000_000, 0),
+    ("srv/data/link", tarfile.SYMTYPE, "../b", 0, 1_700_000_000, 0),
+    ("srv/data/hard", tarfile.LNKTYPE, "srv/data/a.csv", 0, 1_700_000_000, 0),
+    ("x" * 100, tarfile.REGTYPE, "", 1, 0, 0),
+    ("d" * 100, tarfile.DIRTYPE, "", 0, 1, 0),  # 101 with its slash: a PAX header
+    ("caf\u00e9/na\u00efve.txt", tarfile.REGTYPE, "", 5, 1_700_000_000, 0),  # not ASCII: PAX
+    ("big.bin", tarfile.REGTYPE, "", 9 << 30, 1_700_000_000, 0),  # over 8 GiB: PAX size
+    ("ids", tarfile.REGTYPE, "", 3, 1_700_000_000, 3_000_000),  # a big uid: PAX
+    ("fraction", tarfile.REGTYPE, "", 3, 1_700_000_000.5, 0),  # a float mtime: PAX
+])
+def test_tar_headers_are_what_tarfile_writes(name, kind, link, size, mtime, uid):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.size, info.mtime, info.uid, info.gid = kind, link, size, mtime, uid, 50
+    info.mode, info.uname, info.gname = 0o100644, "root", "staff"
+    assert tar_header(info) == info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")

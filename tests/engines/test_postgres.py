@@ -170,3 +170,76 @@ def test_context_exit_without_finish_kills(pg_source):
         source.read(10)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_parallel_restore_spools_to_a_file_then_loads_with_jobs(pg_source, pg_db, tmp_path):
+    target = pg_db()
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    with pg_dump_source(pg_source) as source:
+        sink = pg_restore_sink(target, jobs=3, spool_dir=str(spool), spool_size=1 << 20)
+        copy_into(source, sink)
+        source.finish()
+        assert [p.name for p in spool.iterdir()] == [Path(sink.path).name]  # the dump, on disk
+        assert Path(sink.path).stat().st_size > 0
+        result = sink.finish()
+    assert result["jobs"] == 3 and result["created"] is True
+    assert pg_plain_dump(target) == pg_plain_dump(pg_source)
+    assert list(spool.iterdir()) == []  # the file is gone
+
+    # Overwrite goes through a staging database, swapped in when the parallel load succeeded.
+    with connect(target) as conn:
+        conn.execute("DELETE FROM invoices")
+    transfer(pg_dump_source(pg_source), pg_restore_sink(target, strategy="overwrite", jobs=2))
+    assert pg_plain_dump(target) == pg_plain_dump(pg_source)
+
+
+def test_parallel_restore_checks_the_temporary_space_first(pg_db, tmp_path):
+    target = pg_db()
+    with pytest.raises(EngineError, match=r"needs .* MiB free there") as info:
+        pg_restore_sink(target, jobs=2, spool_dir=str(tmp_path), spool_size=1 << 60)
+    assert info.value.code == "insufficient_space"
+    assert not pg_database_exists(target)  # refused before anything was created
+
+
+def test_failed_parallel_restore_drops_the_database_and_the_file(pg_db, tmp_path):
+    target = pg_db()
+    sink = pg_restore_sink(target, jobs=2, spool_dir=str(tmp_path))
+    sink.write(b"garbage" * 10)
+    with pytest.raises(EngineError, match="pg_restore failed"):
+        sink.finish()
+    assert not pg_database_exists(target) and list(tmp_path.iterdir()) == []
+    aborted = pg_restore_sink(target, jobs=2, spool_dir=str(tmp_path))
+    aborted.write(b"partial")
+    aborted.abort()
+    assert not pg_database_exists(target) and list(tmp_path.iterdir()) == []
+
+
+def test_parallel_restore_needs_a_database_it_creates(pg_db):
+    target = pg_db()
+    pg_create_database(target)
+    with pytest.raises(EngineError, match="needs create_database") as info:
+        pg_restore_sink(target, create_database=False, jobs=2)
+    assert info.value.code == "invalid_params"
+    with pytest.raises(EngineError, match="plain SQL dump cannot be restored in parallel"):
+        pg_restore_sink(target, strategy="overwrite", plain=True, jobs=2)
+
+
+def test_tool_versions_are_asked_once_per_executable_until_it_changes(tmp_path, monkeypatch):
+    from backups.engines.base import tool_version
+
+    calls = tmp_path / "calls"
+    tool = tmp_path / "bp-fake-dump"
+
+    def install(version: str) -> None:
+        tool.write_text(f"#!/bin/sh\necho x >> {calls}\necho '{version}'\n")
+        tool.chmod(0o755)
+
+    install("bp-fake-dump 1.0")
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    assert tool_version(["bp-fake-dump", "--version"]) == "bp-fake-dump 1.0"
+    assert tool_version(["bp-fake-dump", "--version"]) == "bp-fake-dump 1.0"
+    assert calls.read_text().count("x") == 1  # the second answer was remembered
+    install("bp-fake-dump 2.0-upgraded")  # another file: asked again
+    assert tool_version(["bp-fake-dump", "--version"]) == "bp-fake-dump 2.0-upgraded"
+    assert calls.read_text().count("x") == 2

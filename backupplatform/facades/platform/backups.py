@@ -131,6 +131,10 @@ class RestoreRequestSerializer(InputSerializer):
     mask_sensitive_data = StrictBooleanField(default=False)
     masking_rules = StrictDictField(required=False, default=dict)
     restore_strategy = serializers.ChoiceField(choices=["create_new", "overwrite"], default="create_new")
+    jobs = StrictIntegerField(required=False, min_value=1, max_value=16, help_text=(
+        "PostgreSQL only: restore with this many parallel connections (pg_restore --jobs). The "
+        "decrypted dump is first written to the worker's temporary folder, which must have room "
+        "for it (checked first). Default 1: streamed straight into pg_restore, no temporary space."))
 
     def validate_target_database(self, value: str) -> str:
         import re
@@ -298,7 +302,8 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformVi
         restore = restore_services.restore_start(
             tenant=tenant, backup=backup, actor=request.user, target_server=target,
             target_database=data["target_database"], strategy=data["restore_strategy"],
-            masking_rules=rules if data["mask_sensitive_data"] else {})
+            masking_rules=rules if data["mask_sensitive_data"] else {},
+            options={"jobs": data["jobs"]} if "jobs" in data else None)
         return respond({"task_id": restore.operation.celery_task_id, "restore_id": restore.pk,
                         "status": "pending", "message": "Restore job queued",
                         "status_url": f"/api/v1/restores/{restore.pk}",

@@ -26,11 +26,14 @@ class Command(BaseCommand):
                             help="authenticate the whole artifact and write nothing")
         parser.add_argument("--decompress", action="store_true")
         parser.add_argument("--force", action="store_true")
+        parser.add_argument("--unpack", metavar="FOLDER",
+                            help="application bundles: each member, whole and checked, into a new FOLDER")
         parser.add_argument("input")
         parser.add_argument("output", nargs="?")
 
-    def handle(self, *args, key_file, check, decompress, force, input, output, **opts):
+    def handle(self, *args, key_file, check, decompress, force, unpack, input, output, **opts):
         argv = [arg for path in key_file for arg in ("--key-file", path)]
+        argv += ["--unpack", unpack] if unpack else []
         argv += [flag for flag, on in (("--check", check), ("--decompress", decompress),
                                        ("--force", force)) if on]
         argv += [input] + ([output] if output is not None else [])

@@ -19,6 +19,9 @@ class Command(BaseCommand):
         parser.add_argument("--target-server", type=int, help="server id (default: the backup's server)")
         parser.add_argument("--target-path", default="", help="folder for file sources of an application")
         parser.add_argument("--strategy", choices=["create_new", "overwrite"], default="create_new")
+        parser.add_argument("--jobs", type=int, default=None,
+                            help="PostgreSQL: parallel restore with N connections (spools the dump to a "
+                                 "temporary file first)")
         parser.add_argument("--mask", action="append", default=[], metavar="COLUMN=RULE",
                             help="hash, randomize, null or fixed:VALUE; repeatable")
 
@@ -41,7 +44,8 @@ class Command(BaseCommand):
             try:
                 restore = restore_start(tenant=backup.tenant, backup=backup, target_server=target,
                                         target_database=opts["target_database"], target_path=opts["target_path"],
-                                        strategy=opts["strategy"], masking_rules=rules, queue=False)
+                                        strategy=opts["strategy"], masking_rules=rules, queue=False,
+                                        options={"jobs": opts["jobs"]} if opts["jobs"] else None)
             except DomainError as exc:
                 if exc.code == "RESTORE_INCOMPATIBLE":
                     raise CommandError(f"Refused: {exc.message}")
