@@ -55,13 +55,12 @@ from .base import (
     EngineError,
     ProcessSink,
     ProcessSource,
-    SpoolSink,
-    check_spool_space,
     check_strategy,
     scrub,
     tool_env,
     tool_version,
 )
+from .spool import SpoolSink, check_spool_space
 from .staging import is_staging_name, staging_name
 
 logger = logging.getLogger(__name__)

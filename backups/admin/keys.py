@@ -10,13 +10,12 @@ from django.http import HttpResponse
 from django.shortcuts import render
 
 from backupplatform.errors import DomainError
+from backups.key_selectors import tenant_key_status
+from backups.keys import MasterKeyError, tenant_key_export_reauthenticated
+from backups.models import TenantKey
 from tenants.admin import TenantAdmin
 from tenants.models import Tenant
 from tenants.scoping import TenantScopedAdminMixin
-
-from .key_selectors import tenant_key_status
-from .keys import MasterKeyError, tenant_key_export_reauthenticated
-from .models import TenantKey
 
 
 class KeyExportForm(forms.Form):
