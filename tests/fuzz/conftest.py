@@ -286,13 +286,3 @@ def merge_worker_output(data: dict) -> None:
         mine["seconds"] += run["seconds"]
         for operation, counts in run["by_operation"].items():
             mine["by_operation"].setdefault(operation, Counter()).update({int(k): v for k, v in counts.items()})
-
-
-
-def pytest_collection_modifyitems(items):
-    """schemathesis gives every operation's item the test function's node id; pytest-xdist
-    tells items apart by node id (and would run only the first), so each gets its operation."""
-    for item in items:
-        label = getattr(item, "operation_label", None)
-        if label and not item.nodeid.endswith("]"):
-            item._nodeid = f"{item.nodeid}[{label}]"
