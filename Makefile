@@ -35,6 +35,7 @@ test: install-dev
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(PY) manage.py check
 	DJANGO_SETTINGS_MODULE=backupplatform.settings.test $(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null

@@ -22,7 +22,8 @@ from tenants.scoping import TenantScopedAdminMixin
 class AcronisConfigForm(forms.ModelForm):
     base_url = forms.CharField(max_length=500, help_text="Data-center URL, e.g. https://eu2-cloud.acronis.com/api/")
     client_secret = forms.CharField(
-        widget=forms.PasswordInput(render_value=False), required=False,
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
         help_text="Write-only. Leave empty to keep the stored secret.",
     )
 
@@ -38,7 +39,8 @@ class AcronisConfigForm(forms.ModelForm):
             return data  # already reported as missing
         try:
             checked = services.config_check(
-                base_url=data["base_url"], client_id=data["client_id"],
+                base_url=data["base_url"],
+                client_id=data["client_id"],
                 client_secret=data.get("client_secret") or None,
                 grant_type=data.get("grant_type") or "client_credentials",
                 tenant_scope=data.get("tenant_scope") or "",
@@ -78,10 +80,13 @@ class AcronisConfigAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         data = form.cleaned_data
         try:
             saved = services.config_save(
-                tenant=obj.tenant, base_url=data["base_url"], client_id=data["client_id"],
+                tenant=obj.tenant,
+                base_url=data["base_url"],
+                client_id=data["client_id"],
                 client_secret=data.get("client_secret") or None,
                 grant_type=data.get("grant_type") or "client_credentials",
-                tenant_scope=data.get("tenant_scope") or "", create=not change,
+                tenant_scope=data.get("tenant_scope") or "",
+                create=not change,
             )
         except DomainError as exc:
             messages.error(request, exc.message)
@@ -100,17 +105,24 @@ class AcronisConfigAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         for config in queryset.select_related("tenant"):
             ok, data, error = selectors.health_check(tenant=config.tenant)
             if ok:
-                self.message_user(request, f"{config.tenant.slug}: connected in {data['response_time_ms']} ms",
-                                  messages.SUCCESS)
+                self.message_user(
+                    request, f"{config.tenant.slug}: connected in {data['response_time_ms']} ms", messages.SUCCESS
+                )
             else:
                 detail = "; ".join(data.get("errors", []))
                 code = f" [{error.code}]" if error else ""
-                self.message_user(request, f"{config.tenant.slug}: {data['api_status']}: {detail}{code}",
-                                  messages.ERROR)
+                self.message_user(
+                    request, f"{config.tenant.slug}: {data['api_status']}: {detail}{code}", messages.ERROR
+                )
 
     def get_urls(self):
-        custom = [path("<int:pk>/overview/", self.admin_site.admin_view(self.overview_view),
-                       name="acronis_acronisconfig_overview")]
+        custom = [
+            path(
+                "<int:pk>/overview/",
+                self.admin_site.admin_view(self.overview_view),
+                name="acronis_acronisconfig_overview",
+            )
+        ]
         return custom + super().get_urls()
 
     def overview_view(self, request, pk: int):

@@ -111,8 +111,13 @@ def _failure(exc: AcronisError) -> dict[str, Any]:
     # open circuit breaker is not, so it is re-checked (cheaply) and the half-open probe
     # is not hidden behind this memory.
     return {
-        "message": exc.message, "code": exc.code, "http_status": exc.http_status, "help": exc.help,
-        "technical": exc.technical, "retry_after": exc.retry_after, "unreachable": exc.unreachable,
+        "message": exc.message,
+        "code": exc.code,
+        "http_status": exc.http_status,
+        "help": exc.help,
+        "technical": exc.technical,
+        "retry_after": exc.retry_after,
+        "unreachable": exc.unreachable,
     }
 
 

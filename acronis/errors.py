@@ -73,9 +73,7 @@ class AcronisError(Exception):
     code: str = "ACRONIS_API_ERROR"
     http_status: int = 502
     default_message: str = "The Acronis API returned an error."
-    default_help: str = (
-        "Try again later; if the problem persists, check the Acronis service status."
-    )
+    default_help: str = "Try again later; if the problem persists, check the Acronis service status."
     retryable: bool = False
     unreachable: bool = False
 
@@ -261,9 +259,7 @@ class AcronisAgentNotFound(AcronisNotFound):
     code = "ACRONIS_AGENT_NOT_FOUND"
     http_status = 404
     default_message = "The specified Acronis agent was not found."
-    default_help = (
-        "Refresh the agent list; the agent may have been removed or belong to another tenant."
-    )
+    default_help = "Refresh the agent list; the agent may have been removed or belong to another tenant."
 
 
 class AcronisInvalidAgentId(AcronisError):
@@ -283,6 +279,4 @@ class AcronisDataError(AcronisError):
 
     code = "ACRONIS_DATA_ERROR"
     default_message = "The Acronis API returned data that could not be processed."
-    default_help = (
-        "Check that the base URL points at an Acronis data center; if so, report this error."
-    )
+    default_help = "Check that the base URL points at an Acronis data center; if so, report this error."

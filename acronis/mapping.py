@@ -38,7 +38,7 @@ def parse_time(value: Any) -> datetime | None:
     if "." in text:
         head, _, rest = text.partition(".")
         digits = "".join(ch for ch in rest if ch.isdigit())
-        tail = rest[len(digits):]
+        tail = rest[len(digits) :]
         text = f"{head}.{digits[:6].ljust(6, '0')}{tail}"
     try:
         parsed = datetime.fromisoformat(text)
@@ -130,7 +130,7 @@ def workload_hostname(raw: dict) -> str:
 
 def map_workload(raw: dict) -> dict[str, Any]:
     alias = raw.get("type_alias") or raw.get("type") or ""
-    kind = alias[len("resource."):] if alias.startswith("resource.") else alias
+    kind = alias[len("resource.") :] if alias.startswith("resource.") else alias
     return {
         "id_workload": raw.get("id"),
         "hostname": workload_hostname(raw),
@@ -163,12 +163,14 @@ def build_associations(workloads: list[dict], policy_statuses: list[dict], agent
             agent_id, kind = (match["id_agent"], "hostname") if match else (None, None)
         if not agent_id:
             continue
-        rows.append({
-            "agent_id": agent_id,
-            "workload_id": workload.get("id_workload"),
-            "hostname": workload.get("hostname"),
-            "association_type": kind,
-        })
+        rows.append(
+            {
+                "agent_id": agent_id,
+                "workload_id": workload.get("id_workload"),
+                "hostname": workload.get("hostname"),
+                "association_type": kind,
+            }
+        )
     return rows
 
 
@@ -211,7 +213,8 @@ def compact_activity(raw: dict) -> dict[str, Any]:
     tenant = raw.get("tenant") if isinstance(raw.get("tenant"), dict) else {}
     return {
         "id": raw.get("idString") or str(raw.get("id") or ""),
-        "parent": raw.get("parentActivityIdString") or (str(raw["parentActivityId"]) if raw.get("parentActivityId") else None),
+        "parent": raw.get("parentActivityIdString")
+        or (str(raw["parentActivityId"]) if raw.get("parentActivityId") else None),
         "root": is_root_activity(raw),
         "state": raw.get("state"),
         "result": result.get("code"),
@@ -254,8 +257,9 @@ def map_child_activity(activity: dict) -> dict[str, Any]:
     }
 
 
-def map_backup(root: dict, children: list[dict], *, with_activities: bool = True,
-               formatted_bytes: bool = False) -> dict[str, Any]:
+def map_backup(
+    root: dict, children: list[dict], *, with_activities: bool = True, formatted_bytes: bool = False
+) -> dict[str, Any]:
     started, completed = parse_time(root.get("started_at")), parse_time(root.get("completed_at"))
     run_mode = root.get("run_mode")
     row: dict[str, Any] = {
@@ -291,8 +295,9 @@ def success_rate(success: int, failed: int) -> float | None:
 
 
 def _newest_first(items: list[dict]) -> list[dict]:
-    return sorted(items, key=lambda a: parse_time(a.get("started_at")) or datetime.min.replace(tzinfo=UTC),
-                  reverse=True)
+    return sorted(
+        items, key=lambda a: parse_time(a.get("started_at")) or datetime.min.replace(tzinfo=UTC), reverse=True
+    )
 
 
 def _children_by_parent(activities: list[dict]) -> dict[str, list[dict]]:
@@ -342,15 +347,17 @@ def backup_statistics(activities: list[dict], workloads: list[dict], *, limit: i
     }
 
 
-def agent_backups(agent: dict, activities: list[dict], workload_ids: Iterable[str], *, limit: int,
-                  include_activities: bool) -> dict[str, Any]:
+def agent_backups(
+    agent: dict, activities: list[dict], workload_ids: Iterable[str], *, limit: int, include_activities: bool
+) -> dict[str, Any]:
     """``GET /agent/{id}/backups`` data: the agent's root backups (executor is the agent, or
     the resource is one of its workloads), newest first."""
     agent_id = agent["id_agent"]
     workload_keys = {lower(w) for w in workload_ids}
     children = _children_by_parent(activities)
     roots = [
-        a for a in activities
+        a
+        for a in activities
         if a["root"] and (same_guid(a.get("agent_id"), agent_id) or lower(a.get("resource_id")) in workload_keys)
     ]
     success, failed = _counts(roots)

@@ -101,8 +101,9 @@ def _raw_agents(tenant: Tenant) -> list[dict]:
 def agents_list(*, tenant: Tenant, refresh: bool = False) -> tuple[list[dict], CacheInfo]:
     """Agents in the seed's shape, with ``uptime`` computed now from the online streak."""
     require_config(tenant=tenant)
-    cached, info = acronis_cache.cached_fetch(tenant.pk, "agents", acronis_cache.AGENTS_TTL,
-                                              lambda: _raw_agents(tenant), refresh=refresh)
+    cached, info = acronis_cache.cached_fetch(
+        tenant.pk, "agents", acronis_cache.AGENTS_TTL, lambda: _raw_agents(tenant), refresh=refresh
+    )
     rows = []
     for agent in cached:
         agent = dict(agent)
@@ -137,7 +138,9 @@ def associations_list(*, tenant: Tenant) -> tuple[list[dict], CacheInfo]:
     return acronis_cache.cached_fetch(tenant.pk, "associations", acronis_cache.ASSOCIATIONS_TTL, load)
 
 
-def backup_activities(*, tenant: Tenant, days: int = DEFAULT_DAYS, refresh: bool = False) -> tuple[list[dict], CacheInfo]:
+def backup_activities(
+    *, tenant: Tenant, days: int = DEFAULT_DAYS, refresh: bool = False
+) -> tuple[list[dict], CacheInfo]:
     """Backup activities (``policyType=backup``) started in the last ``days`` days, compacted.
 
     ``startedAt`` rather than ``completedAt`` so that running backups are included too.
@@ -156,8 +159,9 @@ def backup_activities(*, tenant: Tenant, days: int = DEFAULT_DAYS, refresh: bool
                     out.append(activity)
         return out
 
-    return acronis_cache.cached_fetch(tenant.pk, f"activities:d{days}", acronis_cache.BACKUPS_TTL, load,
-                                      refresh=refresh)
+    return acronis_cache.cached_fetch(
+        tenant.pk, f"activities:d{days}", acronis_cache.BACKUPS_TTL, load, refresh=refresh
+    )
 
 
 def backup_statistics(*, tenant: Tenant, days: int, limit: int) -> tuple[dict, CacheInfo]:
@@ -166,8 +170,9 @@ def backup_statistics(*, tenant: Tenant, days: int, limit: int) -> tuple[dict, C
     return mapping.backup_statistics(activities, workloads, limit=limit), info
 
 
-def agent_backups(*, tenant: Tenant, agent_id: str, limit: int, include_activities: bool,
-                  days: int = DEFAULT_DAYS) -> tuple[dict, CacheInfo]:
+def agent_backups(
+    *, tenant: Tenant, agent_id: str, limit: int, include_activities: bool, days: int = DEFAULT_DAYS
+) -> tuple[dict, CacheInfo]:
     if not mapping.is_guid(agent_id):
         raise AcronisInvalidAgentId(technical=f"not a GUID: {agent_id[:64]!r}")
     require_config(tenant=tenant)
@@ -180,8 +185,7 @@ def agent_backups(*, tenant: Tenant, agent_id: str, limit: int, include_activiti
     associations, _ = associations_list(tenant=tenant)
     workload_ids = [a["workload_id"] for a in associations if mapping.lower(a["agent_id"]) == agent_id.lower()]
     activities, info = backup_activities(tenant=tenant, days=days)
-    data = mapping.agent_backups(agent, activities, workload_ids, limit=limit,
-                                  include_activities=include_activities)
+    data = mapping.agent_backups(agent, activities, workload_ids, limit=limit, include_activities=include_activities)
     return data, info
 
 
@@ -201,18 +205,28 @@ def health_check(*, tenant: Tenant) -> tuple[bool, dict[str, Any], AcronisError 
     """
     config = config_for(tenant=tenant)
     if config is None:
-        return False, {
-            "api_status": "not_configured",
-            "last_check": _now_iso(),
-            "errors": ["Acronis integration is not configured"],
-            "configuration": {"configured": False},
-        }, None
+        return (
+            False,
+            {
+                "api_status": "not_configured",
+                "last_check": _now_iso(),
+                "errors": ["Acronis integration is not configured"],
+                "configuration": {"configured": False},
+            },
+            None,
+        )
     started = time.monotonic()
     try:
         client = make_client(config)
     except AcronisConfigInvalid as exc:
-        probe: dict[str, Any] = {"token_valid": False, "token_cached": None, "endpoints": [],
-                                 "errors": [exc.message], "first_error": exc, "upstream": {}}
+        probe: dict[str, Any] = {
+            "token_valid": False,
+            "token_cached": None,
+            "endpoints": [],
+            "errors": [exc.message],
+            "first_error": exc,
+            "upstream": {},
+        }
     else:
         try:
             probe = _probe(client)
@@ -236,8 +250,13 @@ def health_check(*, tenant: Tenant) -> tuple[bool, dict[str, Any], AcronisError 
 
 def _probe(client: AcronisClient) -> dict[str, Any]:
     """Token, then one page of agents and of workloads, with timings and errors."""
-    result: dict[str, Any] = {"token_valid": False, "token_cached": None, "endpoints": [],
-                              "errors": [], "first_error": None}
+    result: dict[str, Any] = {
+        "token_valid": False,
+        "token_cached": None,
+        "endpoints": [],
+        "errors": [],
+        "first_error": None,
+    }
     try:
         result["token_cached"] = client.check_health()["token_cached"]
         result["token_valid"] = True
@@ -245,8 +264,10 @@ def _probe(client: AcronisClient) -> dict[str, Any]:
         result["errors"].append(exc.message)
         result["first_error"] = exc
     if result["token_valid"]:
-        for name, path in (("/agents", "/api/agent_manager/v2/agents"),
-                           ("/workloads", "/api/workload_management/v5/workloads")):
+        for name, path in (
+            ("/agents", "/api/agent_manager/v2/agents"),
+            ("/workloads", "/api/workload_management/v5/workloads"),
+        ):
             t0 = time.monotonic()
             try:
                 client.get(path, {"limit": 1})
@@ -266,8 +287,7 @@ def counts(*, tenant: Tenant) -> dict[str, int]:
     agents, _ = agents_list(tenant=tenant)
     workloads, _ = workloads_list(tenant=tenant)
     activities, _ = backup_activities(tenant=tenant)
-    return {"agents": len(agents), "workloads": len(workloads),
-            "backups": sum(1 for a in activities if a["root"])}
+    return {"agents": len(agents), "workloads": len(workloads), "backups": sum(1 for a in activities if a["root"])}
 
 
 def connection_state(*, tenant: Tenant, stale_after: timedelta = timedelta(minutes=10)) -> dict[str, Any] | None:
@@ -288,5 +308,8 @@ def connection_state(*, tenant: Tenant, stale_after: timedelta = timedelta(minut
     now = datetime.now(UTC)
     stale = (polled_at or config.created_at) < now - stale_after
     connected = breaker == "closed" and not stale
-    return {"status": "connected" if connected else "disconnected", "last_polled_at": polled_at,
-            "circuit_breaker": breaker}
+    return {
+        "status": "connected" if connected else "disconnected",
+        "last_polled_at": polled_at,
+        "circuit_breaker": breaker,
+    }

@@ -115,8 +115,13 @@ def config_save(
     but then needs ``client_secret``. PUT without ``client_secret`` keeps the stored one,
     and ``tenant_scope=None`` keeps the stored scope (``""`` clears it).
     """
-    values = config_check(base_url=base_url, client_id=client_id, client_secret=client_secret,
-                          grant_type=grant_type, tenant_scope=tenant_scope)
+    values = config_check(
+        base_url=base_url,
+        client_id=client_id,
+        client_secret=client_secret,
+        grant_type=grant_type,
+        tenant_scope=tenant_scope,
+    )
     config = AcronisConfig.objects.select_for_update().filter(tenant=tenant).first()
     if create and config is not None:
         raise Conflict(
@@ -141,8 +146,12 @@ def config_save(
         tenant=tenant,
         resource_type="acronis_config",
         resource_id=config.pk,
-        details={"base_url": config.base_url, "client_id": config.client_id,
-                 "tenant_scope": config.tenant_scope or None, "changed_fields": changed},
+        details={
+            "base_url": config.base_url,
+            "client_id": config.client_id,
+            "tenant_scope": config.tenant_scope or None,
+            "changed_fields": changed,
+        },
     )
     transaction.on_commit(lambda: acronis_cache.invalidate_tenant(tenant.pk))
     acronis_cache.invalidate_tenant(tenant.pk)
@@ -179,8 +188,13 @@ def config_delete(*, tenant: Tenant) -> None:
     config.delete()
     AcronisAgentState.objects.filter(tenant=tenant).delete()
     AcronisPollState.objects.filter(tenant=tenant).delete()
-    emit(action="acronis_config_delete", tenant=tenant, resource_type="acronis_config", resource_id=pk,
-         details={"base_url": config.base_url, "client_id": config.client_id})
+    emit(
+        action="acronis_config_delete",
+        tenant=tenant,
+        resource_type="acronis_config",
+        resource_id=pk,
+        details={"base_url": config.base_url, "client_id": config.client_id},
+    )
     transaction.on_commit(lambda: acronis_cache.invalidate_tenant(tenant.pk))
     acronis_cache.invalidate_tenant(tenant.pk)
 
@@ -189,7 +203,9 @@ def config_delete(*, tenant: Tenant) -> None:
 
 
 @transaction.atomic
-def agent_states_update(*, tenant: Tenant, agents: Iterable[dict], now: datetime | None = None) -> dict[str, str | None]:
+def agent_states_update(
+    *, tenant: Tenant, agents: Iterable[dict], now: datetime | None = None
+) -> dict[str, str | None]:
     """Record what we saw of the (mapped) agents; returns ``{agent_id: online_since ISO}``.
 
     An agent's ``online_since`` is set when we first see it online and cleared when we see
@@ -268,23 +284,30 @@ def activity_changes_record(*, tenant: Tenant, activities: list[dict]) -> list[d
         status = backup_status(activity)
         current[activity["id"]] = status
         if not first_poll and previous.get(activity["id"]) != status:
-            events.append({
-                "type": "backup_status_update",
-                "data": {
-                    "agent_id": activity.get("agent_id"),
-                    "backup_id": activity["id"],
-                    "status": status,
-                    "timestamp": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                },
-            })
+            events.append(
+                {
+                    "type": "backup_status_update",
+                    "data": {
+                        "agent_id": activity.get("agent_id"),
+                        "backup_id": activity["id"],
+                        "status": status,
+                        "timestamp": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    },
+                }
+            )
     state.activity_states = current
     state.polled_at = now
     state.save(update_fields=["activity_states", "polled_at"])
     for event in events:
         publish(tenant_id=tenant.pk, event=event, stream="acronis")
         if event["data"]["status"] == "failed":  # the acronis.backup_error notification event
-            emit(action="acronis_backup_error", tenant=tenant, resource_type="acronis_agent",
-                 resource_id=event["data"]["agent_id"] or "", details={**event["data"], "error": "Backup failed"})
+            emit(
+                action="acronis_backup_error",
+                tenant=tenant,
+                resource_type="acronis_agent",
+                resource_id=event["data"]["agent_id"] or "",
+                details={**event["data"], "error": "Backup failed"},
+            )
     return events
 
 
@@ -296,14 +319,20 @@ def poll_outcome_record(*, tenant: Tenant, error: Exception | None) -> None:
     key = f"acronis:t{tenant.pk}:poll-failing"
     if error is None:
         if cache.delete(key):
-            emit(action="acronis_reconnected", tenant=tenant, resource_type="acronis_config", resource_id="",
-                 details={})
+            emit(
+                action="acronis_reconnected", tenant=tenant, resource_type="acronis_config", resource_id="", details={}
+            )
         return
     if getattr(error, "code", "") == "ACRONIS_RATE_LIMITED":
         return
     if cache.add(key, 1, timeout=None):
-        emit(action="acronis_disconnected", tenant=tenant, resource_type="acronis_config", resource_id="",
-             details={"error_code": getattr(error, "code", ""), "error": str(getattr(error, "message", error))})
+        emit(
+            action="acronis_disconnected",
+            tenant=tenant,
+            resource_type="acronis_config",
+            resource_id="",
+            details={"error_code": getattr(error, "code", ""), "error": str(getattr(error, "message", error))},
+        )
 
 
 def poll_tenant(*, tenant: Tenant) -> dict[str, Any]:

@@ -60,22 +60,35 @@ class ConfigKey:
 
 
 CONFIG_KEYS: dict[str, tuple[ConfigKey, ...]] = {
-    ChannelType.SLACK: (ConfigKey("webhook_url", "url", required=True, secret=True),
-                        ConfigKey("channel", max_length=200), ConfigKey("username", max_length=200),
-                        ConfigKey("icon_emoji", max_length=100)),
+    ChannelType.SLACK: (
+        ConfigKey("webhook_url", "url", required=True, secret=True),
+        ConfigKey("channel", max_length=200),
+        ConfigKey("username", max_length=200),
+        ConfigKey("icon_emoji", max_length=100),
+    ),
     ChannelType.TEAMS: (ConfigKey("webhook_url", "url", required=True, secret=True),),
-    ChannelType.DISCORD: (ConfigKey("webhook_url", "url", required=True, secret=True),
-                          ConfigKey("username", max_length=80)),
-    ChannelType.WEBHOOK: (ConfigKey("url", "url", required=True, secret=True),
-                          ConfigKey("headers", "headers", secret=True)),
-    ChannelType.TELEGRAM: (ConfigKey("bot_token", required=True, secret=True, max_length=200),
-                           ConfigKey("chat_id", required=True, max_length=100),
-                           ConfigKey("api_url", "url", max_length=500)),
-    ChannelType.EMAIL: (ConfigKey("to", "email_list", required=True), ConfigKey("from_email", "email"),
-                        ConfigKey("smtp_host", max_length=255), ConfigKey("smtp_port", "int"),
-                        ConfigKey("smtp_username", max_length=200),
-                        ConfigKey("smtp_password", secret=True, max_length=500),
-                        ConfigKey("smtp_security", "choice", choices=("starttls", "ssl", "none"))),
+    ChannelType.DISCORD: (
+        ConfigKey("webhook_url", "url", required=True, secret=True),
+        ConfigKey("username", max_length=80),
+    ),
+    ChannelType.WEBHOOK: (
+        ConfigKey("url", "url", required=True, secret=True),
+        ConfigKey("headers", "headers", secret=True),
+    ),
+    ChannelType.TELEGRAM: (
+        ConfigKey("bot_token", required=True, secret=True, max_length=200),
+        ConfigKey("chat_id", required=True, max_length=100),
+        ConfigKey("api_url", "url", max_length=500),
+    ),
+    ChannelType.EMAIL: (
+        ConfigKey("to", "email_list", required=True),
+        ConfigKey("from_email", "email"),
+        ConfigKey("smtp_host", max_length=255),
+        ConfigKey("smtp_port", "int"),
+        ConfigKey("smtp_username", max_length=200),
+        ConfigKey("smtp_password", secret=True, max_length=500),
+        ConfigKey("smtp_security", "choice", choices=("starttls", "ssl", "none")),
+    ),
 }
 TELEGRAM_API = "https://api.telegram.org"
 
@@ -98,9 +111,21 @@ def _check_value(key: ConfigKey, value: Any) -> tuple[Any, str | None]:
                 return None, f"Not a valid e-mail address: {str(item)[:100]!r}."
         return items, None
     if key.kind == "headers":
-        if not isinstance(value, dict) or len(value) > 20 or not all(
-                isinstance(k, str) and isinstance(v, str) and k and len(k) <= 100 and len(v) <= 2000
-                and k.isascii() and "\n" not in k + v and "\r" not in k + v for k, v in value.items()):
+        if (
+            not isinstance(value, dict)
+            or len(value) > 20
+            or not all(
+                isinstance(k, str)
+                and isinstance(v, str)
+                and k
+                and len(k) <= 100
+                and len(v) <= 2000
+                and k.isascii()
+                and "\n" not in k + v
+                and "\r" not in k + v
+                for k, v in value.items()
+            )
+        ):
             return None, "An object of up to 20 header names and string values is required."
         return value, None
     if key.kind == "choice":
@@ -241,8 +266,9 @@ def _pinned_address(host: str, port: int) -> tuple[str | None, str | None]:
     return address, None
 
 
-def http_post(url: str, *, body: bytes, headers: dict[str, str] | None = None,
-              secrets: list[str] | None = None) -> SendResult:
+def http_post(
+    url: str, *, body: bytes, headers: dict[str, str] | None = None, secrets: list[str] | None = None
+) -> SendResult:
     """POST ``body`` to ``url`` once, connected to the address the network policy allowed.
 
     The name is resolved once, the address checked, and the request sent to that address
@@ -263,12 +289,17 @@ def http_post(url: str, *, body: bytes, headers: dict[str, str] | None = None,
     port = parts.port or (443 if parts.scheme == "https" else 80)
     address, refusal = _pinned_address(parts.hostname, port)
     if refusal:
-        return result(ok=False, detail=f"refused by the network policy: {refusal}",
-                      transient=refusal.startswith("cannot resolve"))
+        return result(
+            ok=False, detail=f"refused by the network policy: {refusal}", transient=refusal.startswith("cannot resolve")
+        )
     netloc = f"[{address}]" if ":" in address else address
     target = urlunsplit((parts.scheme, f"{netloc}:{port}", parts.path or "/", parts.query, ""))
-    send_headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **(headers or {}),
-                    "Host": parts.netloc}
+    send_headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        **(headers or {}),
+        "Host": parts.netloc,
+    }
     extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
     try:
         with httpx.Client(timeout=_timeout(), follow_redirects=False, trust_env=False) as client:
@@ -280,11 +311,19 @@ def http_post(url: str, *, body: bytes, headers: dict[str, str] | None = None,
     if 200 <= code < 300:
         return result(ok=True, status_code=code, detail=text)
     if 300 <= code < 400:
-        return result(ok=False, status_code=code,
-                      detail=f"HTTP {code}: redirects are not followed ({response.headers.get('location', '')[:200]})")
+        return result(
+            ok=False,
+            status_code=code,
+            detail=f"HTTP {code}: redirects are not followed ({response.headers.get('location', '')[:200]})",
+        )
     transient = code == 429 or code >= 500
-    return result(ok=False, status_code=code, transient=transient, detail=f"HTTP {code}: {text}",
-                  retry_after=_retry_after(response.headers.get("retry-after")) if transient else None)
+    return result(
+        ok=False,
+        status_code=code,
+        transient=transient,
+        detail=f"HTTP {code}: {text}",
+        retry_after=_retry_after(response.headers.get("retry-after")) if transient else None,
+    )
 
 
 def _lines(notice: Notice) -> list[str]:
@@ -318,8 +357,10 @@ def slack_payload(notice: Notice, config: dict) -> dict:
     if notice.link:
         context += f" · <{notice.link}|Open in admin>"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
-    payload: dict[str, Any] = {"text": f"{notice.title}\n{'Error: ' + notice.error if notice.error else notice.text}",
-                               "blocks": blocks}
+    payload: dict[str, Any] = {
+        "text": f"{notice.title}\n{'Error: ' + notice.error if notice.error else notice.text}",
+        "blocks": blocks,
+    }
     for key in ("channel", "username", "icon_emoji"):
         if config.get(key):
             payload[key] = config[key]
@@ -328,16 +369,19 @@ def slack_payload(notice: Notice, config: dict) -> dict:
 
 def discord_payload(notice: Notice, config: dict) -> dict:
     embed: dict[str, Any] = {
-        "title": notice.title[:256], "description": "\n".join(_lines(notice)[:2])[:4000],
-        "color": LEVEL_COLOURS.get(notice.level, 0), "footer": {"text": f"{notice.level} · {notice.tenant}"[:2048]},
-        "fields": [{"name": k[:256], "value": str(v)[:1024], "inline": True} for k, v in list(notice.facts.items())[:25]],
+        "title": notice.title[:256],
+        "description": "\n".join(_lines(notice)[:2])[:4000],
+        "color": LEVEL_COLOURS.get(notice.level, 0),
+        "footer": {"text": f"{notice.level} · {notice.tenant}"[:2048]},
+        "fields": [
+            {"name": k[:256], "value": str(v)[:1024], "inline": True} for k, v in list(notice.facts.items())[:25]
+        ],
     }
     if notice.link:
         embed["url"] = notice.link
     if notice.timestamp:
         embed["timestamp"] = notice.timestamp
-    payload: dict[str, Any] = {"content": notice.title[:2000], "embeds": [embed],
-                               "allowed_mentions": {"parse": []}}
+    payload: dict[str, Any] = {"content": notice.title[:2000], "embeds": [embed], "allowed_mentions": {"parse": []}}
     if config.get("username"):
         payload["username"] = config["username"]
     return payload
@@ -354,35 +398,54 @@ def teams_payload(notice: Notice, config: dict) -> dict:
     facts = [{"title": k, "value": str(v)} for k, v in notice.facts.items()]
     facts.append({"title": "When", "value": notice.timestamp})
     body.append({"type": "FactSet", "facts": facts})
-    card: dict[str, Any] = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                            "type": "AdaptiveCard", "version": "1.4", "body": body}
+    card: dict[str, Any] = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": body,
+    }
     if notice.link:
         card["actions"] = [{"type": "Action.OpenUrl", "title": "Open in admin", "url": notice.link}]
-    return {"type": "message", "summary": notice.title,
-            "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}]}
+    return {
+        "type": "message",
+        "summary": notice.title,
+        "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}],
+    }
 
 
 def generic_payload(notice: Notice, config: dict) -> dict:
-    return {"event": notice.event_type, "level": notice.level, "title": notice.title, "message": notice.text,
-            "error": notice.error or None, "tenant": notice.tenant, "timestamp": notice.timestamp,
-            "link": notice.link or None, "facts": notice.facts, "data": notice.data}
+    return {
+        "event": notice.event_type,
+        "level": notice.level,
+        "title": notice.title,
+        "message": notice.text,
+        "error": notice.error or None,
+        "tenant": notice.tenant,
+        "timestamp": notice.timestamp,
+        "link": notice.link or None,
+        "facts": notice.facts,
+        "data": notice.data,
+    }
 
 
 def telegram_payload(notice: Notice, config: dict) -> dict:
     text = f"<b>{html.escape(notice.title)}</b>\n" + html.escape("\n".join(_lines(notice)))
     if notice.link:
         text += f'\n<a href="{html.escape(notice.link, quote=True)}">Open in admin</a>'
-    return {"chat_id": config["chat_id"], "text": text[:4096], "parse_mode": "HTML",
-            "disable_web_page_preview": True}
+    return {"chat_id": config["chat_id"], "text": text[:4096], "parse_mode": "HTML", "disable_web_page_preview": True}
 
 
 def render(type: str, notice: Notice, config: dict) -> dict:
     """The JSON body a channel of ``type`` receives for ``notice`` (e-mail: subject and text)."""
     if type == ChannelType.EMAIL:
         return {"subject": f"[{notice.level.upper()}] {notice.title}"[:250], "text": plain_text(notice)}
-    return {ChannelType.SLACK: slack_payload, ChannelType.DISCORD: discord_payload,
-            ChannelType.TEAMS: teams_payload, ChannelType.WEBHOOK: generic_payload,
-            ChannelType.TELEGRAM: telegram_payload}[type](notice, config)
+    return {
+        ChannelType.SLACK: slack_payload,
+        ChannelType.DISCORD: discord_payload,
+        ChannelType.TEAMS: teams_payload,
+        ChannelType.WEBHOOK: generic_payload,
+        ChannelType.TELEGRAM: telegram_payload,
+    }[type](notice, config)
 
 
 def send(type: str, config: dict, message: dict) -> SendResult:
@@ -431,12 +494,24 @@ def _smtp_settings(config: dict) -> dict:
     if config.get("smtp_host"):
         security = config.get("smtp_security") or "starttls"
         port = config.get("smtp_port") or {"ssl": 465, "starttls": 587}.get(security, 25)
-        return {"host": config["smtp_host"], "port": port, "username": config.get("smtp_username") or "",
-                "password": config.get("smtp_password") or "", "security": security, "tenant_target": True}
+        return {
+            "host": config["smtp_host"],
+            "port": port,
+            "username": config.get("smtp_username") or "",
+            "password": config.get("smtp_password") or "",
+            "security": security,
+            "tenant_target": True,
+        }
     # The operator's own mail server (Django's EMAIL_* settings).
     security = "ssl" if settings.EMAIL_USE_SSL else "starttls" if settings.EMAIL_USE_TLS else "none"
-    return {"host": settings.EMAIL_HOST, "port": settings.EMAIL_PORT, "username": settings.EMAIL_HOST_USER,
-            "password": settings.EMAIL_HOST_PASSWORD, "security": security, "tenant_target": False}
+    return {
+        "host": settings.EMAIL_HOST,
+        "port": settings.EMAIL_PORT,
+        "username": settings.EMAIL_HOST_USER,
+        "password": settings.EMAIL_HOST_PASSWORD,
+        "security": security,
+        "tenant_target": False,
+    }
 
 
 def send_email(config: dict, message: dict) -> SendResult:
@@ -456,16 +531,20 @@ def send_email(config: dict, message: dict) -> SendResult:
     if smtp_cfg["tenant_target"]:
         address, refusal = _pinned_address(host, port)
         if refusal:
-            return result(ok=False, detail=f"refused by the network policy: {refusal}",
-                          transient=refusal.startswith("cannot resolve"))
+            return result(
+                ok=False,
+                detail=f"refused by the network policy: {refusal}",
+                transient=refusal.startswith("cannot resolve"),
+            )
     sender = config.get("from_email") or settings.DEFAULT_FROM_EMAIL
     recipients = list(config["to"])
     mail = EmailMessage(subject=message["subject"], body=message["text"], from_email=sender, to=recipients)
     context = ssl.create_default_context()
     try:
         if smtp_cfg["security"] == "ssl":
-            smtp: smtplib.SMTP = _SMTPSSL(server_hostname=host, host=address, port=port, timeout=_timeout(),
-                                          context=context)
+            smtp: smtplib.SMTP = _SMTPSSL(
+                server_hostname=host, host=address, port=port, timeout=_timeout(), context=context
+            )
         else:
             smtp = _SMTP(server_hostname=host, host=address, port=port, timeout=_timeout())
         try:
@@ -489,8 +568,12 @@ def send_email(config: dict, message: dict) -> SendResult:
                     last_code = rcode
             if not accepted:
                 smtp.rset()
-                return result(ok=False, status_code=last_code, transient=400 <= last_code < 500,
-                              detail="every recipient refused: " + "; ".join(refused))
+                return result(
+                    ok=False,
+                    status_code=last_code,
+                    transient=400 <= last_code < 500,
+                    detail="every recipient refused: " + "; ".join(refused),
+                )
             code, reply = smtp.data(mail.message().as_bytes(linesep="\r\n"))
         finally:
             try:
@@ -499,8 +582,12 @@ def send_email(config: dict, message: dict) -> SendResult:
                 smtp.close()
     except smtplib.SMTPResponseException as exc:
         text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
-        return result(ok=False, status_code=exc.smtp_code, transient=400 <= exc.smtp_code < 500,
-                      detail=f"SMTP {exc.smtp_code} {text}")
+        return result(
+            ok=False,
+            status_code=exc.smtp_code,
+            transient=400 <= exc.smtp_code < 500,
+            detail=f"SMTP {exc.smtp_code} {text}",
+        )
     except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
         return result(ok=False, transient=True, detail=f"{type(exc).__name__}: {exc}")
     text = reply.decode(errors="replace")

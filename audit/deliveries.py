@@ -43,8 +43,14 @@ logger = logging.getLogger(__name__)
 
 # Events shown as a ``notification`` on the tenant's sockets (db-backup-platform.md "WebSocket
 # Events"): outcomes people watch for, not every configuration change.
-SOCKET_EVENTS = frozenset(EVENT_TYPES) - {"backup.started", "backup.deleted", "backup.policy.created",
-                                         "backup.policy.updated", "backup.policy.deleted", "restore.started"}
+SOCKET_EVENTS = frozenset(EVENT_TYPES) - {
+    "backup.started",
+    "backup.deleted",
+    "backup.policy.created",
+    "backup.policy.updated",
+    "backup.policy.deleted",
+    "restore.started",
+}
 
 
 def _setting(name: str, default: float) -> float:
@@ -71,13 +77,22 @@ def _queue_after_commit(name: str, args: list, countdown: float | None = None) -
 def socket_notification(notice: Notice) -> dict[str, Any]:
     """The ``notification`` WebSocket event (the seed's shape plus what happened where)."""
     details = {**notice.data, "event": notice.event_type, "error": notice.error or None, "link": notice.link or None}
-    return {"type": "notification", "level": notice.level, "event": notice.event_type, "title": notice.title,
-            "message": notice.text, "details": details, "timestamp": notice.timestamp}
+    return {
+        "type": "notification",
+        "level": notice.level,
+        "event": notice.event_type,
+        "title": notice.title,
+        "message": notice.text,
+        "details": details,
+        "timestamp": notice.timestamp,
+    }
 
 
 def _has_destinations(tenant_id: int) -> bool:
-    return (NotificationChannel.objects.filter(tenant_id=tenant_id, is_enabled=True).exists()
-            or Webhook.objects.filter(tenant_id=tenant_id, is_active=True).exists())
+    return (
+        NotificationChannel.objects.filter(tenant_id=tenant_id, is_enabled=True).exists()
+        or Webhook.objects.filter(tenant_id=tenant_id, is_active=True).exists()
+    )
 
 
 def event_committed(*, event_id: int, event_type: str) -> None:
@@ -106,21 +121,33 @@ def _channel_wants(channel: NotificationChannel, notice: Notice) -> bool:
     return notice.wanted is not False
 
 
-def delivery_for_channel(*, channel: NotificationChannel, notice: Notice, event: AuditEvent | None,
-                         status: str = DeliveryStatus.PENDING) -> Delivery:
+def delivery_for_channel(
+    *, channel: NotificationChannel, notice: Notice, event: AuditEvent | None, status: str = DeliveryStatus.PENDING
+) -> Delivery:
     message = channel_types.render(channel.type, notice, channel.config or {})
     return Delivery.objects.create(
-        tenant_id=channel.tenant_id, channel=channel, event=event, event_type=notice.event_type,
-        public_id=webhook_signing.new_delivery_id(), payload={"message": message, "notice": notice.as_dict()},
-        status=status, give_up_at=timezone.now() + timedelta(seconds=_setting("NOTIFY_GIVE_UP_AFTER", 6 * 3600)))
+        tenant_id=channel.tenant_id,
+        channel=channel,
+        event=event,
+        event_type=notice.event_type,
+        public_id=webhook_signing.new_delivery_id(),
+        payload={"message": message, "notice": notice.as_dict()},
+        status=status,
+        give_up_at=timezone.now() + timedelta(seconds=_setting("NOTIFY_GIVE_UP_AFTER", 6 * 3600)),
+    )
 
 
 def delivery_for_webhook(*, webhook: Webhook, notice: Notice, event: AuditEvent | None) -> Delivery:
     public_id = webhook_signing.new_delivery_id()
     return Delivery.objects.create(
-        tenant_id=webhook.tenant_id, webhook=webhook, event=event, event_type=notice.event_type, public_id=public_id,
+        tenant_id=webhook.tenant_id,
+        webhook=webhook,
+        event=event,
+        event_type=notice.event_type,
+        public_id=public_id,
         payload={"body": webhook_signing.body_for(notice, public_id)},
-        give_up_at=timezone.now() + timedelta(seconds=_setting("NOTIFY_GIVE_UP_AFTER", 6 * 3600)))
+        give_up_at=timezone.now() + timedelta(seconds=_setting("NOTIFY_GIVE_UP_AFTER", 6 * 3600)),
+    )
 
 
 def _grouped(channel: NotificationChannel, notice: Notice) -> bool:
@@ -129,8 +156,11 @@ def _grouped(channel: NotificationChannel, notice: Notice) -> bool:
         return False
     now = timezone.now()
     group, _ = NotificationGroup.objects.select_for_update().get_or_create(
-        channel=channel, event_type=notice.event_type, key=notice.group_key[:200],
-        defaults={"tenant_id": channel.tenant_id, "window_ends_at": now})
+        channel=channel,
+        event_type=notice.event_type,
+        key=notice.group_key[:200],
+        defaults={"tenant_id": channel.tenant_id, "window_ends_at": now},
+    )
     if group.window_ends_at > now:
         group.suppressed += 1
         group.last_notice = notice.as_dict()
@@ -187,13 +217,21 @@ def _summary(group: NotificationGroup) -> Delivery | None:
         return None
     when = utc_iso(since, micro=True) if since else "the last window"
     summary = Notice(
-        event_type=last.event_type, level=last.level, title=f"Repeated {count} more time(s): {last.title}",
-        text=(f"{last.title} happened {count} more time(s) since {when}; only the first was sent. "
-              f"Latest occurrence at {last.timestamp}."),
-        tenant=last.tenant, timestamp=utc_now_iso(micro=True), error=last.error,
-        link=last.link, facts={**last.facts, "Repeats": str(count)}, data={**last.data, "repeats": count,
-                                                                            "summary": True},
-        group_key=last.group_key)
+        event_type=last.event_type,
+        level=last.level,
+        title=f"Repeated {count} more time(s): {last.title}",
+        text=(
+            f"{last.title} happened {count} more time(s) since {when}; only the first was sent. "
+            f"Latest occurrence at {last.timestamp}."
+        ),
+        tenant=last.tenant,
+        timestamp=utc_now_iso(micro=True),
+        error=last.error,
+        link=last.link,
+        facts={**last.facts, "Repeats": str(count)},
+        data={**last.data, "repeats": count, "summary": True},
+        group_key=last.group_key,
+    )
     delivery = delivery_for_channel(channel=channel, notice=summary, event=None)
     _queue_after_commit("audit.tasks.deliver", [delivery.pk])
     return delivery
@@ -213,7 +251,8 @@ def groups_flush() -> int:
     """Beat: summaries whose task was lost (worker down at the window's end)."""
     sent = 0
     for pk in NotificationGroup.objects.filter(window_ends_at__lte=timezone.now(), suppressed__gt=0).values_list(
-            "pk", flat=True):
+        "pk", flat=True
+    ):
         sent += group_summary_send(group_id=pk) is not None
     return sent
 
@@ -221,10 +260,11 @@ def groups_flush() -> int:
 def deliveries_requeue(*, older_than: float = 300) -> int:
     """Beat: deliveries whose task message was lost (a broker restart) are queued again."""
     cutoff = timezone.now() - timedelta(seconds=older_than)
-    stale = Delivery.objects.filter(status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING],
-                                    created_at__lt=cutoff).filter(
-        next_attempt_at__isnull=True) | Delivery.objects.filter(
-        status=DeliveryStatus.RETRYING, next_attempt_at__lt=cutoff)
+    stale = Delivery.objects.filter(
+        status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING], created_at__lt=cutoff
+    ).filter(next_attempt_at__isnull=True) | Delivery.objects.filter(
+        status=DeliveryStatus.RETRYING, next_attempt_at__lt=cutoff
+    )
     ids = list(stale.values_list("pk", flat=True)[:500])
     for pk in ids:
         _send_task("audit.tasks.deliver", [pk])
@@ -240,15 +280,19 @@ def _send(delivery: Delivery) -> channel_types.SendResult:
         return channel_types.send(channel.type, channel.config or {}, delivery.payload["message"])
     webhook = delivery.webhook
     raw = webhook_signing.encode(delivery.payload["body"])
-    headers = {"X-Webhook-Id": delivery.public_id, "X-Webhook-Event": delivery.event_type,
-               **webhook_signing.sign(webhook.secret, raw)}
+    headers = {
+        "X-Webhook-Id": delivery.public_id,
+        "X-Webhook-Event": delivery.event_type,
+        **webhook_signing.sign(webhook.secret, raw),
+    }
     return channel_types.http_post(webhook.url, body=raw, headers=headers)
 
 
 def _destination_succeeded(delivery: Delivery, now) -> None:
     model = NotificationChannel if delivery.channel_id else Webhook
     model.objects.filter(pk=delivery.channel_id or delivery.webhook_id).update(
-        consecutive_failures=0, failing_since=None, last_delivered_at=now)
+        consecutive_failures=0, failing_since=None, last_delivered_at=now
+    )
 
 
 def _destination_failed(delivery: Delivery, error: str, now) -> None:
@@ -260,20 +304,29 @@ def _destination_failed(delivery: Delivery, error: str, now) -> None:
     model.objects.filter(pk=pk).update(consecutive_failures=F("consecutive_failures") + 1, last_error=error[:1000])
     threshold = int(_setting("NOTIFY_FAILING_AFTER", 3))
     flagged = model.objects.filter(pk=pk, failing_since__isnull=True, consecutive_failures__gte=threshold).update(
-        failing_since=now)
+        failing_since=now
+    )
     if flagged:
         destination = model.objects.select_related("tenant").get(pk=pk)
         kind = "notification_channel" if delivery.channel_id else "webhook"
         logger.warning("%s %s keeps failing: %s", kind, pk, error)
-        emit(action=f"{kind}_failing", tenant=destination.tenant, resource_type=kind, resource_id=pk,
-             details={"consecutive_failures": destination.consecutive_failures, "last_error": error[:500]})
+        emit(
+            action=f"{kind}_failing",
+            tenant=destination.tenant,
+            resource_type=kind,
+            resource_id=pk,
+            details={"consecutive_failures": destination.consecutive_failures, "last_error": error[:500]},
+        )
 
 
 def retry_countdown(attempts: int, retry_after: float | None) -> float:
     """Celery's exponential backoff with full jitter, never shorter than ``Retry-After``."""
     backoff = get_exponential_backoff_interval(
-        factor=int(_setting("NOTIFY_RETRY_BACKOFF", 30)), retries=max(0, attempts - 1),
-        maximum=int(_setting("NOTIFY_RETRY_BACKOFF_MAX", 1800)), full_jitter=True)
+        factor=int(_setting("NOTIFY_RETRY_BACKOFF", 30)),
+        retries=max(0, attempts - 1),
+        maximum=int(_setting("NOTIFY_RETRY_BACKOFF_MAX", 1800)),
+        full_jitter=True,
+    )
     floor = min(retry_after or 0.0, _setting("NOTIFY_RETRY_AFTER_MAX", 3600))
     return max(float(backoff), floor, 0.5)
 
@@ -285,13 +338,16 @@ def delivery_attempt(*, delivery_id: int) -> float | None:
     if delivery is None or delivery.status not in (DeliveryStatus.PENDING, DeliveryStatus.RETRYING):
         return None
     if (delivery.channel_id and not delivery.channel.is_enabled) or (
-            delivery.webhook_id and not delivery.webhook.is_active):
-        Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.FAILED,
-                                                       last_error="the destination was disabled")
+        delivery.webhook_id and not delivery.webhook.is_active
+    ):
+        Delivery.objects.filter(pk=delivery.pk).update(
+            status=DeliveryStatus.FAILED, last_error="the destination was disabled"
+        )
         return None
     # Claim this attempt: a duplicate task message finds the count moved on and stops.
     if not Delivery.objects.filter(pk=delivery.pk, attempts=delivery.attempts, status=delivery.status).update(
-            attempts=F("attempts") + 1, next_attempt_at=None):
+        attempts=F("attempts") + 1, next_attempt_at=None
+    ):
         return None
     attempts = delivery.attempts + 1
     try:
@@ -309,9 +365,11 @@ def delivery_attempt(*, delivery_id: int) -> float | None:
     countdown = retry_countdown(attempts, result.retry_after) if result.transient else None
     if countdown is not None and delivery.give_up_at and now + timedelta(seconds=countdown) <= delivery.give_up_at:
         Delivery.objects.filter(pk=delivery.pk).update(
-            status=DeliveryStatus.RETRYING, next_attempt_at=now + timedelta(seconds=countdown), **fields)
-        logger.info("delivery %s attempt %d failed (%s); next in %.1f s", delivery.pk, attempts, result.detail,
-                    countdown)
+            status=DeliveryStatus.RETRYING, next_attempt_at=now + timedelta(seconds=countdown), **fields
+        )
+        logger.info(
+            "delivery %s attempt %d failed (%s); next in %.1f s", delivery.pk, attempts, result.detail, countdown
+        )
         return countdown
     if result.transient:
         fields["last_error"] = f"gave up after {attempts} attempt(s): {result.detail}"[:1000]

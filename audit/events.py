@@ -24,37 +24,59 @@ class EventType:
     label: str
 
 
-EVENT_TYPES: dict[str, EventType] = {e.name: e for e in [
-    EventType("backup.started", Level.INFO, "Backup started"),
-    EventType("backup.completed", Level.INFO, "Backup succeeded"),
-    EventType("backup.failed", Level.ERROR, "Backup failed"),
-    EventType("backup.deleted", Level.INFO, "Backup deleted"),
-    EventType("backup.policy.created", Level.INFO, "Backup policy created"),
-    EventType("backup.policy.updated", Level.INFO, "Backup policy updated"),
-    EventType("backup.policy.deleted", Level.INFO, "Backup policy deleted"),
-    EventType("restore.started", Level.INFO, "Restore started"),
-    EventType("restore.completed", Level.INFO, "Restore completed"),
-    EventType("restore.failed", Level.ERROR, "Restore failed"),
-    EventType("verification.failed", Level.ERROR, "Verification failed"),
-    EventType("drill.failed", Level.ERROR, "Restore drill failed"),
-    EventType("storage.alert", Level.WARNING, "Storage alert"),
-    EventType("server.down", Level.ERROR, "Server down"),
-    EventType("server.up", Level.INFO, "Server up"),
-    EventType("schedule.missed", Level.WARNING, "Scheduled run missed"),
-    EventType("cleanup.completed", Level.INFO, "Cleanup done"),
-    EventType("acronis.disconnected", Level.ERROR, "Acronis disconnected"),
-    EventType("acronis.backup_error", Level.ERROR, "Acronis backup error"),
-    EventType("command.completed", Level.INFO, "Remote command finished"),
-    EventType("command.failed", Level.WARNING, "Remote command failed"),
-]}
+EVENT_TYPES: dict[str, EventType] = {
+    e.name: e
+    for e in [
+        EventType("backup.started", Level.INFO, "Backup started"),
+        EventType("backup.completed", Level.INFO, "Backup succeeded"),
+        EventType("backup.failed", Level.ERROR, "Backup failed"),
+        EventType("backup.deleted", Level.INFO, "Backup deleted"),
+        EventType("backup.policy.created", Level.INFO, "Backup policy created"),
+        EventType("backup.policy.updated", Level.INFO, "Backup policy updated"),
+        EventType("backup.policy.deleted", Level.INFO, "Backup policy deleted"),
+        EventType("restore.started", Level.INFO, "Restore started"),
+        EventType("restore.completed", Level.INFO, "Restore completed"),
+        EventType("restore.failed", Level.ERROR, "Restore failed"),
+        EventType("verification.failed", Level.ERROR, "Verification failed"),
+        EventType("drill.failed", Level.ERROR, "Restore drill failed"),
+        EventType("storage.alert", Level.WARNING, "Storage alert"),
+        EventType("server.down", Level.ERROR, "Server down"),
+        EventType("server.up", Level.INFO, "Server up"),
+        EventType("schedule.missed", Level.WARNING, "Scheduled run missed"),
+        EventType("cleanup.completed", Level.INFO, "Cleanup done"),
+        EventType("acronis.disconnected", Level.ERROR, "Acronis disconnected"),
+        EventType("acronis.backup_error", Level.ERROR, "Acronis backup error"),
+        EventType("command.completed", Level.INFO, "Remote command finished"),
+        EventType("command.failed", Level.WARNING, "Remote command failed"),
+    ]
+}
 
 # What a new channel hears when it names no event types: what goes wrong.
-DEFAULT_CHANNEL_EVENTS = ["backup.failed", "restore.failed", "verification.failed", "drill.failed", "storage.alert",
-                          "server.down", "schedule.missed", "acronis.disconnected", "acronis.backup_error"]
+DEFAULT_CHANNEL_EVENTS = [
+    "backup.failed",
+    "restore.failed",
+    "verification.failed",
+    "drill.failed",
+    "storage.alert",
+    "server.down",
+    "schedule.missed",
+    "acronis.disconnected",
+    "acronis.backup_error",
+]
 
 # Events that repeat identically when something stays broken: grouped per channel and key.
-GROUPED = frozenset({"backup.failed", "verification.failed", "drill.failed", "restore.failed", "schedule.missed",
-                     "acronis.backup_error", "storage.alert", "command.failed"})
+GROUPED = frozenset(
+    {
+        "backup.failed",
+        "verification.failed",
+        "drill.failed",
+        "restore.failed",
+        "schedule.missed",
+        "acronis.backup_error",
+        "storage.alert",
+        "command.failed",
+    }
+)
 
 _SIMPLE = {
     "backup_create": "backup.started",

@@ -28,9 +28,7 @@ class AuditEvent(models.Model):
     and the model refuse; a tenant's events go away only with the tenant itself).
     """
 
-    tenant = models.ForeignKey(
-        "tenants.Tenant", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
-    )
+    tenant = models.ForeignKey("tenants.Tenant", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -38,7 +36,11 @@ class AuditEvent(models.Model):
     # ``apikey:<name>``). No constraint, nothing done on delete: the log keeps the key's id
     # after the key row is gone, and an audit row is never updated.
     api_key = models.ForeignKey(
-        "tenants.ApiKey", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
+        "tenants.ApiKey",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
         related_name="+",
     )
     actor_name = models.CharField(max_length=150, blank=True)
@@ -112,8 +114,9 @@ class NotificationChannel(models.Model):
     failing_since = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=1000, blank=True)
     last_delivered_at = models.DateTimeField(null=True, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -143,8 +146,9 @@ class Webhook(models.Model):
     failing_since = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=1000, blank=True)
     last_delivered_at = models.DateTimeField(null=True, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TenantQuerySet.as_manager()
@@ -172,15 +176,17 @@ class Delivery(models.Model):
     """
 
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
-    channel = models.ForeignKey(NotificationChannel, null=True, blank=True, on_delete=models.CASCADE,
-                                related_name="deliveries")
+    channel = models.ForeignKey(
+        NotificationChannel, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
     webhook = models.ForeignKey(Webhook, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
     event = models.ForeignKey(AuditEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     event_type = models.CharField(max_length=60, db_index=True)
     public_id = models.CharField(max_length=40, unique=True)
     payload = models.JSONField(default=dict)
-    status = models.CharField(max_length=12, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING,
-                              db_index=True)
+    status = models.CharField(
+        max_length=12, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING, db_index=True
+    )
     attempts = models.PositiveIntegerField(default=0)
     last_status_code = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=1000, blank=True)

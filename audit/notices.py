@@ -98,19 +98,24 @@ def _generic_notice(notice: Notice, event: AuditEvent) -> None:
     notice.text = f"{label} in workspace {notice.tenant}."
     if notice.event_type == "storage.alert":
         if event.action == "cleanup_complete":
-            notice.text = (f"Cleanup could not delete {details.get('failed')} backup(s) from storage "
-                           f"in workspace {notice.tenant}.")
+            notice.text = (
+                f"Cleanup could not delete {details.get('failed')} backup(s) from storage in workspace {notice.tenant}."
+            )
         else:
             notice.error = str(details.get("message") or "")
         if event.resource_type == "storage":
             notice.link = admin_link("backups.storage", event.resource_id)
     elif notice.event_type == "acronis.disconnected":
         notice.title = "Acronis disconnected"
-        notice.text = (f"The platform cannot reach the Acronis Cyber Protect Cloud of workspace {notice.tenant}; "
-                       "Acronis data and alerts are stale until it can.")
+        notice.text = (
+            f"The platform cannot reach the Acronis Cyber Protect Cloud of workspace {notice.tenant}; "
+            "Acronis data and alerts are stale until it can."
+        )
     elif notice.event_type == "acronis.backup_error":
         notice.title = f"Acronis backup failed on agent {event.resource_id or '(unknown)'}"
-        notice.text = f"An Acronis backup activity ({details.get('backup_id', '')}) failed in workspace {notice.tenant}."
+        notice.text = (
+            f"An Acronis backup activity ({details.get('backup_id', '')}) failed in workspace {notice.tenant}."
+        )
         notice.facts["Agent"] = str(event.resource_id)
     notice.error = notice.error or str(details.get("error") or "")
     notice.group_key = f"{event.resource_type}:{event.resource_id}"
@@ -120,11 +125,21 @@ def build_notice(event: AuditEvent, event_type: str) -> Notice:
     """The notice of ``event`` (an event of a type in ``EVENT_TYPES``)."""
     kind = EVENT_TYPES[event_type]
     details = event.details or {}
-    notice = Notice(event_type=event_type, level=kind.level, title=kind.label, text=kind.label,
-                    tenant=event.tenant.slug if event.tenant_id else "", timestamp=iso(event.created_at),
-                    error=str(details.get("error") or ""),
-                    data={"audit_event_id": event.pk, "action": event.action,
-                          "resource_type": event.resource_type, "resource_id": event.resource_id})
+    notice = Notice(
+        event_type=event_type,
+        level=kind.level,
+        title=kind.label,
+        text=kind.label,
+        tenant=event.tenant.slug if event.tenant_id else "",
+        timestamp=iso(event.created_at),
+        error=str(details.get("error") or ""),
+        data={
+            "audit_event_id": event.pk,
+            "action": event.action,
+            "resource_type": event.resource_type,
+            "resource_id": event.resource_id,
+        },
+    )
     try:
         builder = NOTICE_BUILDERS.get(event_type)
         if builder is not None:
@@ -140,8 +155,14 @@ def build_notice(event: AuditEvent, event_type: str) -> Notice:
 
 def test_notice(*, tenant_slug: str, message: str, timestamp: str) -> Notice:
     """The notice sent by ``POST /notifications/test``."""
-    return Notice(event_type="test", level="info", title="Test notification", text=message,
-                  tenant=tenant_slug, timestamp=timestamp)
+    return Notice(
+        event_type="test",
+        level="info",
+        title="Test notification",
+        text=message,
+        tenant=tenant_slug,
+        timestamp=timestamp,
+    )
 
 
 test_notice.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

@@ -33,8 +33,9 @@ def _check_event_types(event_types: Any, *, field: str = "event_types", allow_em
         raise ValidationFailed(details={field: ["A list of event type names is required."]})
     unknown = sorted({e for e in event_types if e not in EVENT_TYPES})
     if unknown:
-        raise ValidationFailed(details={field: [f"Unknown event type(s): {', '.join(unknown)[:300]}; known: "
-                                                f"{', '.join(EVENT_TYPES)}."]})
+        raise ValidationFailed(
+            details={field: [f"Unknown event type(s): {', '.join(unknown)[:300]}; known: {', '.join(EVENT_TYPES)}."]}
+        )
     if not event_types and not allow_empty:
         raise ValidationFailed(details={field: ["Name at least one event type."]})
     return sorted(set(event_types), key=list(EVENT_TYPES).index)
@@ -49,9 +50,17 @@ def _check_name(tenant: Tenant, name: str, exclude_pk: int | None = None) -> Non
 
 
 @transaction.atomic
-def channel_create(*, tenant: Tenant, name: str, type: str, config: dict, is_enabled: bool = True,
-                   event_types: list[str] | None = None, min_level: str = Level.INFO,
-                   actor: Any = None) -> NotificationChannel:
+def channel_create(
+    *,
+    tenant: Tenant,
+    name: str,
+    type: str,
+    config: dict,
+    is_enabled: bool = True,
+    event_types: list[str] | None = None,
+    min_level: str = Level.INFO,
+    actor: Any = None,
+) -> NotificationChannel:
     """A channel; its configuration is validated for its type and checked against the
     network policy, then stored encrypted. No ``event_types`` means the failure events."""
     if type not in ChannelType.values:
@@ -60,11 +69,29 @@ def channel_create(*, tenant: Tenant, name: str, type: str, config: dict, is_ena
     clean = channel_types.config_validate(type, config)
     events = _check_event_types(event_types or [])
     channel = NotificationChannel.objects.create(
-        tenant=tenant, name=name, type=type, config=clean, is_enabled=is_enabled, event_types=events,
-        min_level=min_level, created_by=actor if getattr(actor, "pk", None) else None)
-    emit(action="notification_channel_create", tenant=tenant, resource_type="notification_channel",
-         resource_id=channel.pk, details={"name": name, "type": type, "config_keys": sorted(clean),
-                                          "event_types": events, "min_level": min_level, "is_enabled": is_enabled})
+        tenant=tenant,
+        name=name,
+        type=type,
+        config=clean,
+        is_enabled=is_enabled,
+        event_types=events,
+        min_level=min_level,
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
+    emit(
+        action="notification_channel_create",
+        tenant=tenant,
+        resource_type="notification_channel",
+        resource_id=channel.pk,
+        details={
+            "name": name,
+            "type": type,
+            "config_keys": sorted(clean),
+            "event_types": events,
+            "min_level": min_level,
+            "is_enabled": is_enabled,
+        },
+    )
     return channel
 
 
@@ -100,10 +127,16 @@ def channel_update(*, channel: NotificationChannel, **changes: Any) -> Notificat
         # A fixed configuration (or re-enabling) starts over: the flag was about the old one.
         channel.consecutive_failures, channel.failing_since = 0, None
     channel.save()
-    emit(action="notification_channel_update", tenant=channel.tenant, resource_type="notification_channel",
-         resource_id=channel.pk, details={"changed_fields": changed,
-                                          "config_keys": sorted(changes["config"]) if isinstance(
-                                              changes.get("config"), dict) else []})
+    emit(
+        action="notification_channel_update",
+        tenant=channel.tenant,
+        resource_type="notification_channel",
+        resource_id=channel.pk,
+        details={
+            "changed_fields": changed,
+            "config_keys": sorted(changes["config"]) if isinstance(changes.get("config"), dict) else [],
+        },
+    )
     return channel
 
 
@@ -111,29 +144,40 @@ def channel_update(*, channel: NotificationChannel, **changes: Any) -> Notificat
 def channel_delete(*, channel: NotificationChannel) -> None:
     pk, tenant, name = channel.pk, channel.tenant, channel.name
     channel.delete()
-    emit(action="notification_channel_delete", tenant=tenant, resource_type="notification_channel",
-         resource_id=pk, details={"name": name})
+    emit(
+        action="notification_channel_delete",
+        tenant=tenant,
+        resource_type="notification_channel",
+        resource_id=pk,
+        details={"name": name},
+    )
 
 
 def channel_test(*, channel: NotificationChannel, message: str) -> tuple[channel_types.SendResult, Delivery]:
     """Send one message now, in this process, and report what the receiver answered (HTTP
     status or SMTP reply). Recorded as a delivery of event ``test``; never retried."""
     now = timezone.now()
-    notice = test_notice(tenant_slug=channel.tenant.slug, message=message,
-                         timestamp=utc_iso(now, micro=True))
+    notice = test_notice(tenant_slug=channel.tenant.slug, message=message, timestamp=utc_iso(now, micro=True))
     delivery = delivery_for_channel(channel=channel, notice=notice, event=None)
     try:
         result = channel_types.send(channel.type, channel.config or {}, delivery.payload["message"])
     except netpolicy.OutboundRefused as exc:
         result = channel_types.SendResult(ok=False, detail=str(exc.details))
     Delivery.objects.filter(pk=delivery.pk).update(
-        status=DeliveryStatus.DELIVERED if result.ok else DeliveryStatus.FAILED, attempts=1,
-        last_status_code=result.status_code, last_error="" if result.ok else result.detail,
-        delivered_at=timezone.now() if result.ok else None)
+        status=DeliveryStatus.DELIVERED if result.ok else DeliveryStatus.FAILED,
+        attempts=1,
+        last_status_code=result.status_code,
+        last_error="" if result.ok else result.detail,
+        delivered_at=timezone.now() if result.ok else None,
+    )
     delivery.refresh_from_db()
-    emit(action="notification_test", tenant=channel.tenant, resource_type="notification_channel",
-         resource_id=channel.pk, details={"success": result.ok, "status_code": result.status_code,
-                                          "message": result.detail[:300]})
+    emit(
+        action="notification_test",
+        tenant=channel.tenant,
+        resource_type="notification_channel",
+        resource_id=channel.pk,
+        details={"success": result.ok, "status_code": result.status_code, "message": result.detail[:300]},
+    )
     return result, delivery
 
 
@@ -141,8 +185,9 @@ def channel_test(*, channel: NotificationChannel, message: str) -> tuple[channel
 
 
 @transaction.atomic
-def webhook_create(*, tenant: Tenant, url: str, event_types: list[str], description: str = "",
-                   actor: Any = None) -> tuple[Webhook, str]:
+def webhook_create(
+    *, tenant: Tenant, url: str, event_types: list[str], description: str = "", actor: Any = None
+) -> tuple[Webhook, str]:
     """Subscribe ``url``; returns the webhook and its signing secret (shown once)."""
     _, error = channel_types._check_value(channel_types.ConfigKey("url", "url"), url)
     if error:
@@ -150,10 +195,21 @@ def webhook_create(*, tenant: Tenant, url: str, event_types: list[str], descript
     netpolicy.check_url(url, field="url")
     events = _check_event_types(event_types, allow_empty=False)
     secret = webhook_signing.new_secret()
-    webhook = Webhook.objects.create(tenant=tenant, url=url, description=description, event_types=events,
-                                     secret=secret, created_by=actor if getattr(actor, "pk", None) else None)
-    emit(action="webhook_create", tenant=tenant, resource_type="webhook", resource_id=webhook.pk,
-         details={"url_host": webhook.url.split("/")[2], "event_types": events})
+    webhook = Webhook.objects.create(
+        tenant=tenant,
+        url=url,
+        description=description,
+        event_types=events,
+        secret=secret,
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
+    emit(
+        action="webhook_create",
+        tenant=tenant,
+        resource_type="webhook",
+        resource_id=webhook.pk,
+        details={"url_host": webhook.url.split("/")[2], "event_types": events},
+    )
     return webhook, secret
 
 

@@ -21,8 +21,9 @@ def _parse_bound(name: str, raw: str, *, end: bool) -> datetime:
     if value is None:
         day = parse_date(raw)
         if day is None:
-            raise ValidationFailed(details={name: ["Use a date (YYYY-MM-DD) or an ISO 8601 date-time."]},
-                                   location="query")
+            raise ValidationFailed(
+                details={name: ["Use a date (YYYY-MM-DD) or an ISO 8601 date-time."]}, location="query"
+            )
         value = datetime.combine(day, time.max if end else time.min)
     if timezone.is_naive(value):
         value = timezone.make_aware(value, timezone.get_default_timezone())

@@ -31,17 +31,68 @@ HIDDEN = "[HIDDEN]"
 # Keys are matched by whole words (``db_password``, ``clientSecret``, ``ssh-key``), never by
 # substrings: ``passed``, ``passthrough`` or ``keyboard`` are ordinary fields.
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
-SECRET_WORDS = frozenset({
-    "password", "passwd", "passphrase", "pwd", "secret", "secrets", "token", "tokens", "credential",
-    "credentials", "authorization", "cookie", "privatekey", "apikey", "dsn",
-})
+SECRET_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "passphrase",
+        "pwd",
+        "secret",
+        "secrets",
+        "token",
+        "tokens",
+        "credential",
+        "credentials",
+        "authorization",
+        "cookie",
+        "privatekey",
+        "apikey",
+        "dsn",
+    }
+)
 # ``<word> key`` pairs that hold key material (``ssh_key``, ``api_key``, ``secret_access_key``).
-KEY_QUALIFIERS = frozenset({"ssh", "private", "api", "access", "secret", "signing", "master", "encryption",
-                            "data", "client", "shared", "webhook", "license"})
+KEY_QUALIFIERS = frozenset(
+    {
+        "ssh",
+        "private",
+        "api",
+        "access",
+        "secret",
+        "signing",
+        "master",
+        "encryption",
+        "data",
+        "client",
+        "shared",
+        "webhook",
+        "license",
+    }
+)
 # A last word that makes the key *about* a secret rather than the secret itself:
 # ``credential_fields`` lists names, ``token_type`` says "Bearer", ``password_changed`` is a flag.
-META_WORDS = frozenset({"fields", "field", "names", "name", "changed", "set", "count", "type", "id", "ids",
-                        "length", "hint", "expires", "expiry", "at", "required", "policy", "present", "prefix"})
+META_WORDS = frozenset(
+    {
+        "fields",
+        "field",
+        "names",
+        "name",
+        "changed",
+        "set",
+        "count",
+        "type",
+        "id",
+        "ids",
+        "length",
+        "hint",
+        "expires",
+        "expiry",
+        "at",
+        "required",
+        "policy",
+        "present",
+        "prefix",
+    }
+)
 
 
 def key_words(key: str) -> list[str]:
@@ -66,10 +117,7 @@ def is_secret_key(key: str) -> bool:
 def scrub(value: Any) -> Any:
     """Return ``value`` with every secret key's value replaced by ``[HIDDEN]``."""
     if isinstance(value, dict):
-        return {
-            k: (HIDDEN if is_secret_key(k) and v not in (None, "") else scrub(v))
-            for k, v in value.items()
-        }
+        return {k: (HIDDEN if is_secret_key(k) and v not in (None, "") else scrub(v)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [scrub(v) for v in value]
     return value

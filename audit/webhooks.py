@@ -37,10 +37,22 @@ def new_delivery_id() -> str:
 
 def body_for(notice: Notice, delivery_id: str) -> dict[str, Any]:
     """The body of a webhook delivery (stored on the delivery, sent as it is on every attempt)."""
-    data = {**notice.data, "title": notice.title, "message": notice.text, "level": notice.level,
-            "error": notice.error or None, "link": notice.link or None, "facts": notice.facts}
-    return {"id": delivery_id, "type": notice.event_type, "timestamp": notice.timestamp, "tenant": notice.tenant,
-            "data": data}
+    data = {
+        **notice.data,
+        "title": notice.title,
+        "message": notice.text,
+        "level": notice.level,
+        "error": notice.error or None,
+        "link": notice.link or None,
+        "facts": notice.facts,
+    }
+    return {
+        "id": delivery_id,
+        "type": notice.event_type,
+        "timestamp": notice.timestamp,
+        "tenant": notice.tenant,
+        "data": data,
+    }
 
 
 def encode(body: dict[str, Any]) -> bytes:
@@ -54,8 +66,9 @@ def sign(secret: str, raw_body: bytes, timestamp: int | None = None) -> dict[str
     return {"X-Webhook-Timestamp": str(timestamp), SIGNATURE_HEADER: f"t={timestamp},v1={digest}"}
 
 
-def verify(secret: str, raw_body: bytes, signature_header: str, *, tolerance: int = 300,
-           now: float | None = None) -> bool:
+def verify(
+    secret: str, raw_body: bytes, signature_header: str, *, tolerance: int = 300, now: float | None = None
+) -> bool:
     """The receiver's check (the README's snippet): signature matches, timestamp is fresh."""
     try:
         fields = dict(part.split("=", 1) for part in signature_header.split(","))

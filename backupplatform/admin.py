@@ -20,8 +20,16 @@ from tenants.scoping import TenantScopedAdminMixin
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "tenant", "actor_name", "action", "resource_type", "resource_id",
-                    "ip_address", "source"]
+    list_display = [
+        "created_at",
+        "tenant",
+        "actor_name",
+        "action",
+        "resource_type",
+        "resource_id",
+        "ip_address",
+        "source",
+    ]
     list_filter = ["action", "resource_type", "source", "tenant"]
     search_fields = ["action", "actor_name", "resource_id"]
     date_hierarchy = "created_at"
@@ -47,9 +55,12 @@ class ChannelForm(forms.ModelForm):
 
     event_types = LinesField(label="Event types", help_text="One per line, e.g. backup.failed (empty: every event).")
 
-    config_update = forms.JSONField(required=False, label="Configuration changes",
-                                    help_text="JSON object, e.g. {\"webhook_url\": \"https://...\"}. "
-                                              "Keys left out keep their stored value; null removes one.")
+    config_update = forms.JSONField(
+        required=False,
+        label="Configuration changes",
+        help_text='JSON object, e.g. {"webhook_url": "https://..."}. '
+        "Keys left out keep their stored value; null removes one.",
+    )
 
     class Meta:
         model = NotificationChannel
@@ -63,8 +74,9 @@ class ChannelForm(forms.ModelForm):
             return data
         try:
             current = self.instance.config if self.instance.pk and data.get("type") == self.instance.type else None
-            self.cleaned_config = channel_types.config_validate(data["type"], data.get("config_update") or {},
-                                                                current=current)
+            self.cleaned_config = channel_types.config_validate(
+                data["type"], data.get("config_update") or {}, current=current
+            )
             notifications._check_event_types(data.get("event_types") or [])
         except ValidationFailed as exc:
             raise forms.ValidationError([f"{k}: {' '.join(v)}" for k, v in (exc.details or {}).items()]) from None
@@ -92,8 +104,9 @@ class NotificationChannelAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         if change:
             notifications.channel_update(channel=obj, config=form.cleaned_config, **fields)
         else:
-            created = notifications.channel_create(tenant=form.cleaned_data["tenant"], config=form.cleaned_config,
-                                                   actor=request.user, **fields)
+            created = notifications.channel_create(
+                tenant=form.cleaned_data["tenant"], config=form.cleaned_config, actor=request.user, **fields
+            )
             obj.pk = created.pk
 
     def delete_model(self, request, obj):
@@ -108,16 +121,29 @@ class NotificationChannelAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         for channel in queryset:
             result, _ = notifications.channel_test(channel=channel, message="Test notification from the admin")
             level = messages.SUCCESS if result.ok else messages.ERROR
-            self.message_user(request, f"{channel.name}: {'sent' if result.ok else 'failed'} "
-                                       f"({result.status_code or '-'}) {result.detail[:200]}", level)
+            self.message_user(
+                request,
+                f"{channel.name}: {'sent' if result.ok else 'failed'} "
+                f"({result.status_code or '-'}) {result.detail[:200]}",
+                level,
+            )
 
 
 @admin.register(Webhook)
 class WebhookAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     list_display = ["url", "tenant", "is_active", "health", "last_delivered_at", "created_at"]
     list_filter = ["is_active", "tenant"]
-    fields = ["tenant", "url", "description", "event_types", "is_active", "consecutive_failures", "failing_since",
-              "last_error", "last_delivered_at"]
+    fields = [
+        "tenant",
+        "url",
+        "description",
+        "event_types",
+        "is_active",
+        "consecutive_failures",
+        "failing_since",
+        "last_error",
+        "last_delivered_at",
+    ]
     readonly_fields = fields
 
     @admin.display(description="Health")
@@ -140,8 +166,18 @@ class WebhookAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "public_id", "tenant", "event_type", "destination", "status", "attempts", "last_status_code",
-                    "last_error", "delivered_at"]
+    list_display = [
+        "created_at",
+        "public_id",
+        "tenant",
+        "event_type",
+        "destination",
+        "status",
+        "attempts",
+        "last_status_code",
+        "last_error",
+        "delivered_at",
+    ]
     list_filter = ["status", "event_type", "tenant"]
     search_fields = ["public_id", "event_type", "last_error"]
     list_select_related = ["tenant", "channel", "webhook"]

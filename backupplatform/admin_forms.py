@@ -42,13 +42,19 @@ def form_field_for(form: forms.BaseForm, key: str, aliases: dict[str, str] | Non
     """The form field a service error key points at (``server_id`` -> ``server``,
     ``configuration.path`` -> ``configuration``), or ``None`` for a non-field error."""
     aliases = aliases or {}
-    candidates = [key, aliases.get(key, ""), key.removesuffix("_id"), key.split(".", 1)[0],
-                  aliases.get(key.split(".", 1)[0], "")]
+    candidates = [
+        key,
+        aliases.get(key, ""),
+        key.removesuffix("_id"),
+        key.split(".", 1)[0],
+        aliases.get(key.split(".", 1)[0], ""),
+    ]
     return next((c for c in candidates if c and c in form.fields), None)
 
 
-def add_service_errors(form: forms.BaseForm, exc: DomainError, aliases: dict[str, str] | None = None,
-                       other_field: str | None = None) -> None:
+def add_service_errors(
+    form: forms.BaseForm, exc: DomainError, aliases: dict[str, str] | None = None, other_field: str | None = None
+) -> None:
     """Show a service's error on the form: each detail on its field, the rest on
     ``other_field`` or at the top."""
     details = exc.details if isinstance(exc.details, dict) and exc.details else None
@@ -191,7 +197,7 @@ class KeyValueField(forms.CharField):
                 continue
             key, sep, item = line.partition("=")
             if not sep or not key.strip():
-                raise forms.ValidationError(f"Line {number}: write key=value (got \"{line.strip()[:60]}\").")
+                raise forms.ValidationError(f'Line {number}: write key=value (got "{line.strip()[:60]}").')
             result[key.strip()] = item.strip()
         return result
 

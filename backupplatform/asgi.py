@@ -85,11 +85,13 @@ class _KeysCheckedAtStartup:
                 return
 
 
-application = _KeysCheckedAtStartup(ProtocolTypeRouter(
-    {
-        "http": _StaticFilesFallback(django_asgi_app),
-        "websocket": BrowserOriginValidator(
-            WebSocketAuthStack(URLRouter([*websocket_urlpatterns, *fallback_urlpatterns])), allowed_origins()
-        ),
-    }
-))
+application = _KeysCheckedAtStartup(
+    ProtocolTypeRouter(
+        {
+            "http": _StaticFilesFallback(django_asgi_app),
+            "websocket": BrowserOriginValidator(
+                WebSocketAuthStack(URLRouter([*websocket_urlpatterns, *fallback_urlpatterns])), allowed_origins()
+            ),
+        }
+    )
+)

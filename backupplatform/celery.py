@@ -38,8 +38,9 @@ class HealthHeartbeat(bootsteps.StartStopStep):
 
         info = {"concurrency": getattr(worker, "concurrency", None)}
         heartbeats.mark_worker(worker.hostname, **info)
-        self.tref = worker.timer.call_repeatedly(heartbeats.heartbeat_interval(), heartbeats.mark_worker,
-                                                 (worker.hostname,), info, priority=10)
+        self.tref = worker.timer.call_repeatedly(
+            heartbeats.heartbeat_interval(), heartbeats.mark_worker, (worker.hostname,), info, priority=10
+        )
 
     def stop(self, worker: Any) -> None:
         from backupplatform import heartbeats

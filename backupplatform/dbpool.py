@@ -28,6 +28,5 @@ def use_pool() -> bool:
         "timeout": settings.DB_POOL_TIMEOUT,
     }
     db["CONN_MAX_AGE"] = 0  # required with a pool: the pool keeps connections, not the threads
-    logger.info("PostgreSQL connection pool: %s-%s connections", settings.DB_POOL_MIN_SIZE,
-                settings.DB_POOL_MAX_SIZE)
+    logger.info("PostgreSQL connection pool: %s-%s connections", settings.DB_POOL_MIN_SIZE, settings.DB_POOL_MAX_SIZE)
     return True

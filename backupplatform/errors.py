@@ -17,8 +17,15 @@ class DomainError(Exception):
     code = "BAD_REQUEST"
     default_message = "The request cannot be carried out"
 
-    def __init__(self, message: str | None = None, *, code: str | None = None,
-                 details: Any = None, status: int | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        details: Any = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         self.message = message or self.default_message
         if code:
             self.code = code

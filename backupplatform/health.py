@@ -38,6 +38,7 @@ from backupplatform import heartbeats
 
 logger = logging.getLogger(__name__)
 
+
 def check_database() -> dict[str, Any]:
     started = time.monotonic()
     try:
@@ -71,8 +72,11 @@ def check_operations() -> dict[str, Any]:
     from django.utils import timezone
 
     oldest = (timezone.now() - stuck[0]).total_seconds() if stuck else None
-    return {"status": "down" if stuck else "up", "stuck_pending": len(stuck),
-            "oldest_pending_seconds": round(oldest, 1) if oldest is not None else None}
+    return {
+        "status": "down" if stuck else "up",
+        "stuck_pending": len(stuck),
+        "oldest_pending_seconds": round(oldest, 1) if oldest is not None else None,
+    }
 
 
 def health_report() -> tuple[bool, dict[str, Any]]:
@@ -86,8 +90,7 @@ def health_report() -> tuple[bool, dict[str, Any]]:
         "beat": heartbeats.check_mark("beat", limits["beat_stale_after_seconds"], now),
         "reaper": heartbeats.check_mark("reaper", limits["reaper_stale_after_seconds"], now),
     }
-    checks["operations"] = (check_operations() if checks["database"]["status"] == "up"
-                            else {"status": "unknown"})
+    checks["operations"] = check_operations() if checks["database"]["status"] == "up" else {"status": "unknown"}
     healthy = all(check["status"] == "up" for check in checks.values())
     return healthy, {"status": "ok" if healthy else "unhealthy", "checks": checks, "thresholds": limits}
 

@@ -116,8 +116,11 @@ def check_workers(now: float) -> dict[str, Any]:
         with contextlib.suppress(redis.RedisError):
             client().hdel(_key("workers"), *forgotten)
     alive = [at for at in seen if now - at <= stale_after]
-    return {"status": "up" if alive else "down", "alive": len(alive),
-            "last_seen_seconds": _age(max(seen) if seen else None, now)}
+    return {
+        "status": "up" if alive else "down",
+        "alive": len(alive),
+        "last_seen_seconds": _age(max(seen) if seen else None, now),
+    }
 
 
 def check_mark(name: str, stale_after: int, now: float) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 logger = logging.getLogger(__name__)
 
 DURATION_BUCKETS = (10, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400)
-BYTES_BUCKETS = tuple(2 ** n for n in (20, 24, 27, 30, 33, 37, 40))  # 1 MiB .. 1 TiB
+BYTES_BUCKETS = tuple(2**n for n in (20, 24, 27, 30, 33, 37, 40))  # 1 MiB .. 1 TiB
 # Celery on Redis keeps one list per priority step ("celery", "celery\x06\x163", ...).
 PRIORITY_SEP = "\x06\x16"
 
@@ -67,64 +67,114 @@ class PlatformCollector:
         from audit.models import Delivery, NotificationChannel, Webhook
         from backups.models import Backup, Operation
 
-        backups = GaugeMetricFamily("backupplatform_backups", "Backups held, by workspace and status",
-                                    labels=["tenant", "status"])
+        backups = GaugeMetricFamily(
+            "backupplatform_backups", "Backups held, by workspace and status", labels=["tenant", "status"]
+        )
         for row in Backup.objects.values("tenant__slug", "status").annotate(n=Count("id")).order_by():
             backups.add_metric([row["tenant__slug"], row["status"]], row["n"])
         yield backups
 
         done = Backup.objects.filter(status="completed", started_at__isnull=False, completed_at__isnull=False)
-        timed = done.annotate(duration=ExpressionWrapper(F("completed_at") - F("started_at"),
-                                                         output_field=DurationField()))
-        rows = timed.values("tenant__slug").annotate(
-            n=Count("id"), total=Sum("duration"),
-            **{f"le_{i}": Count("id", filter=Q(duration__lte=timedelta(seconds=b)))
-               for i, b in enumerate(DURATION_BUCKETS)}).order_by()
-        yield _histograms(rows, DURATION_BUCKETS, value_key="n", sum_key="total", seconds=True,
-                          name="backupplatform_backup_duration_seconds",
-                          doc="Duration of completed backups held")
-        rows = done.values("tenant__slug").annotate(
-            n=Count("id"), total=Sum("stored_bytes"),
-            **{f"le_{i}": Count("id", filter=Q(stored_bytes__lte=b)) for i, b in enumerate(BYTES_BUCKETS)}).order_by()
-        yield _histograms(rows, BYTES_BUCKETS, value_key="n", sum_key="total", seconds=False,
-                          name="backupplatform_backup_stored_bytes", doc="Stored size of completed backups held")
+        timed = done.annotate(
+            duration=ExpressionWrapper(F("completed_at") - F("started_at"), output_field=DurationField())
+        )
+        rows = (
+            timed.values("tenant__slug")
+            .annotate(
+                n=Count("id"),
+                total=Sum("duration"),
+                **{
+                    f"le_{i}": Count("id", filter=Q(duration__lte=timedelta(seconds=b)))
+                    for i, b in enumerate(DURATION_BUCKETS)
+                },
+            )
+            .order_by()
+        )
+        yield _histograms(
+            rows,
+            DURATION_BUCKETS,
+            value_key="n",
+            sum_key="total",
+            seconds=True,
+            name="backupplatform_backup_duration_seconds",
+            doc="Duration of completed backups held",
+        )
+        rows = (
+            done.values("tenant__slug")
+            .annotate(
+                n=Count("id"),
+                total=Sum("stored_bytes"),
+                **{f"le_{i}": Count("id", filter=Q(stored_bytes__lte=b)) for i, b in enumerate(BYTES_BUCKETS)},
+            )
+            .order_by()
+        )
+        yield _histograms(
+            rows,
+            BYTES_BUCKETS,
+            value_key="n",
+            sum_key="total",
+            seconds=False,
+            name="backupplatform_backup_stored_bytes",
+            doc="Stored size of completed backups held",
+        )
 
         last = GaugeMetricFamily(
             "backupplatform_job_last_success_timestamp_seconds",
             "When each backup job last completed a backup (Unix time): alert on time() minus this (RPO)",
-            labels=["tenant", "job_id", "job"])
-        for row in (Backup.objects.filter(status="completed", job__isnull=False)
-                    .values("tenant__slug", "job_id", "job__name").annotate(at=Max("completed_at")).order_by()):
+            labels=["tenant", "job_id", "job"],
+        )
+        for row in (
+            Backup.objects.filter(status="completed", job__isnull=False)
+            .values("tenant__slug", "job_id", "job__name")
+            .annotate(at=Max("completed_at"))
+            .order_by()
+        ):
             last.add_metric([row["tenant__slug"], str(row["job_id"]), row["job__name"]], row["at"].timestamp())
         yield last
 
-        running = GaugeMetricFamily("backupplatform_operations_active",
-                                    "Operations pending or running, by workspace, kind and status",
-                                    labels=["tenant", "kind", "status"])
-        for row in (Operation.objects.filter(status__in=["pending", "running"])
-                    .values("tenant__slug", "kind", "status").annotate(n=Count("id")).order_by()):
+        running = GaugeMetricFamily(
+            "backupplatform_operations_active",
+            "Operations pending or running, by workspace, kind and status",
+            labels=["tenant", "kind", "status"],
+        )
+        for row in (
+            Operation.objects.filter(status__in=["pending", "running"])
+            .values("tenant__slug", "kind", "status")
+            .annotate(n=Count("id"))
+            .order_by()
+        ):
             running.add_metric([row["tenant__slug"], row["kind"], row["status"]], row["n"])
         yield running
 
-        sent = GaugeMetricFamily("backupplatform_notification_deliveries",
-                                 "Notification and webhook deliveries recorded, by workspace and status",
-                                 labels=["tenant", "status"])
+        sent = GaugeMetricFamily(
+            "backupplatform_notification_deliveries",
+            "Notification and webhook deliveries recorded, by workspace and status",
+            labels=["tenant", "status"],
+        )
         for row in Delivery.objects.values("tenant__slug", "status").annotate(n=Count("id")).order_by():
             sent.add_metric([row["tenant__slug"], row["status"]], row["n"])
         yield sent
 
-        failing = GaugeMetricFamily("backupplatform_notification_destinations_failing",
-                                    "Channels and webhooks flagged as failing", labels=["tenant", "kind"])
+        failing = GaugeMetricFamily(
+            "backupplatform_notification_destinations_failing",
+            "Channels and webhooks flagged as failing",
+            labels=["tenant", "kind"],
+        )
         for kind, model in (("channel", NotificationChannel), ("webhook", Webhook)):
-            for row in (model.objects.filter(failing_since__isnull=False).values("tenant__slug")
-                        .annotate(n=Count("id")).order_by()):
+            for row in (
+                model.objects.filter(failing_since__isnull=False)
+                .values("tenant__slug")
+                .annotate(n=Count("id"))
+                .order_by()
+            ):
                 failing.add_metric([row["tenant__slug"], kind], row["n"])
         yield failing
 
         depth = celery_queue_length()
         if depth is not None:
-            queue = GaugeMetricFamily("backupplatform_celery_queue_length", "Tasks waiting for a worker",
-                                      labels=["queue"])
+            queue = GaugeMetricFamily(
+                "backupplatform_celery_queue_length", "Tasks waiting for a worker", labels=["queue"]
+            )
             queue.add_metric(["celery"], depth)
             yield queue
 

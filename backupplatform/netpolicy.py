@@ -33,8 +33,9 @@ from backupplatform.errors import ValidationFailed
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Cloud metadata services that are not in a link-local range (Alibaba, Oracle legacy).
-METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
-    "169.254.169.254", "fd00:ec2::254", "100.100.100.200", "192.0.0.192"))
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200", "192.0.0.192")
+)
 
 
 class OutboundRefused(ValidationFailed):
@@ -64,8 +65,9 @@ def address_refusal(address: Address) -> str | None:
     restricted = address.is_loopback or address.is_private or address in ipaddress.ip_network("100.64.0.0/10")
     if restricted and not any(address in net for net in _allowed_networks()):
         kind = "loopback" if address.is_loopback else "private"
-        return (f"{kind} addresses are not allowed here (the operator lists allowed networks in "
-                "OUTBOUND_ALLOWED_NETWORKS)")
+        return (
+            f"{kind} addresses are not allowed here (the operator lists allowed networks in OUTBOUND_ALLOWED_NETWORKS)"
+        )
     return None
 
 

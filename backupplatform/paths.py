@@ -98,8 +98,11 @@ def path_roots_errors(slug: str, roots: object, others: dict[str, list | None]) 
     tenants' slugs and configured folders)."""
     if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots):
         return ["Enter a JSON list of absolute folder paths."]
-    errors = [f"{r!r} is not an absolute path without '..'." for r in roots
-              if not is_clean_absolute(r) or ".." in r.split("/")]
+    errors = [
+        f"{r!r} is not an absolute path without '..'."
+        for r in roots
+        if not is_clean_absolute(r) or ".." in r.split("/")
+    ]
     if errors:
         return errors
     mine = tenant_roots(slug, roots)

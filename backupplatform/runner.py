@@ -76,10 +76,28 @@ def start_embedded_redis(data_dir: Path, port: int | None = None) -> tuple[subpr
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     proc = subprocess.Popen(
-        [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
-         "--save", "60 1", "--appendonly", "no", "--daemonize", "no",
-         "--logfile", str(data_dir / "redis.log"), "--protected-mode", "yes"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            redis_server_binary(),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(data_dir),
+            "--save",
+            "60 1",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(data_dir / "redis.log"),
+            "--protected-mode",
+            "yes",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     for _ in range(100):
         if port_open("127.0.0.1", port):
@@ -114,9 +132,11 @@ def write_run_env(var: Path, env: dict[str, str], pid: int) -> Path:
     """Record the Redis (and database, when not the default) this instance uses, readable
     only by its user (a DATABASE_URL may carry a password)."""
     path = var / RUN_ENV
-    lines = [f"# Written by `make run` (process {pid}); removed when it stops. Management commands",
-             "# started without REDIS_URL/DATABASE_URL use these, so their work shows on this instance.",
-             f"RUNNER_PID={pid}"]
+    lines = [
+        f"# Written by `make run` (process {pid}); removed when it stops. Management commands",
+        "# started without REDIS_URL/DATABASE_URL use these, so their work shows on this instance.",
+        f"RUNNER_PID={pid}",
+    ]
     lines += [f"{key}={env[key]}" for key in RUN_ENV_KEYS if env.get(key)]
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -176,9 +196,18 @@ class Supervisor:
     the supervising process, which stops them in order.
     """
 
-    def __init__(self, children: list[Child], *, env: dict[str, str] | None = None, cwd: Path | str = ROOT,
-                 min_backoff: float = 1.0, max_backoff: float = 60.0, stable_after: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic, logger: Callable[[str], None] = log) -> None:
+    def __init__(
+        self,
+        children: list[Child],
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | str = ROOT,
+        min_backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        stable_after: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        logger: Callable[[str], None] = log,
+    ) -> None:
         self.children = children
         self.env = env
         self.cwd = cwd
@@ -207,8 +236,10 @@ class Supervisor:
                 child.failures = 1 if uptime >= self.stable_after else child.failures + 1
                 delay = self.backoff(child.failures)
                 child.delays.append(delay)
-                self.log(f"{child.name} exited ({describe_exit(child.proc.returncode)}) after {uptime:.0f}s; "
-                         f"restarting it in {delay:g}s")
+                self.log(
+                    f"{child.name} exited ({describe_exit(child.proc.returncode)}) after {uptime:.0f}s; "
+                    f"restarting it in {delay:g}s"
+                )
                 child.proc, child.restart_at = None, now + delay
             if child.proc is None and child.restart_at is not None and now >= child.restart_at:
                 child.restart_at = None
@@ -240,12 +271,52 @@ def platform_children(args: argparse.Namespace) -> list[Child]:
     """The processes of ``make run``: ASGI server, Celery worker, Celery beat."""
     return [
         # One uvicorn on both ports: the platform's and the jobs API's (backupplatform/serve.py).
-        Child("uvicorn", [PY, "-m", "backupplatform.serve", "--host", args.host, "--port", str(args.port),
-                          "--jobs-port", str(args.jobs_port)]),
-        Child("worker", [PY, "-m", "celery", "-A", "backupplatform", "worker", "-l", "info",
-                         "--concurrency", str(args.concurrency), "-n", "worker@%h"]),
-        Child("beat", [PY, "-m", "celery", "-A", "backupplatform", "beat", "-l", "info",
-                       "--pidfile", str(VAR / "celerybeat.pid")]),
+        Child(
+            "uvicorn",
+            [
+                PY,
+                "-m",
+                "backupplatform.serve",
+                "--host",
+                args.host,
+                "--port",
+                str(args.port),
+                "--jobs-port",
+                str(args.jobs_port),
+            ],
+        ),
+        Child(
+            "worker",
+            [
+                PY,
+                "-m",
+                "celery",
+                "-A",
+                "backupplatform",
+                "worker",
+                "-l",
+                "info",
+                "--concurrency",
+                str(args.concurrency),
+                "-n",
+                "worker@%h",
+            ],
+        ),
+        Child(
+            "beat",
+            [
+                PY,
+                "-m",
+                "celery",
+                "-A",
+                "backupplatform",
+                "beat",
+                "-l",
+                "info",
+                "--pidfile",
+                str(VAR / "celerybeat.pid"),
+            ],
+        ),
     ]
 
 
@@ -306,8 +377,13 @@ def test(args: argparse.Namespace, pytest_args: list[str]) -> int:
             env["REDIS_URL"] = "redis://127.0.0.1:6379/5"
         else:
             redis_proc, env["REDIS_URL"] = start_embedded_redis(VAR / "redis-test")
-    log("tests use database " + env.get("DATABASE_URL", "SQLite (embedded default)")
-        + " and Redis " + env["REDIS_URL"] + (" (embedded)" if redis_proc else ""))
+    log(
+        "tests use database "
+        + env.get("DATABASE_URL", "SQLite (embedded default)")
+        + " and Redis "
+        + env["REDIS_URL"]
+        + (" (embedded)" if redis_proc else "")
+    )
     try:
         return subprocess.call([PY, "-m", "pytest", *pytest_args], env=env, cwd=ROOT)
     finally:

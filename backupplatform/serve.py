@@ -37,10 +37,14 @@ def main(argv: list[str] | None = None) -> None:
         sockets.append(bind(args.host, args.jobs_port))
         # Set before the application (and so the settings) is loaded.
         os.environ["JOBS_API_PORTS"] = ",".join(
-            dict.fromkeys([*filter(None, os.environ.get("JOBS_API_PORTS", "").split(",")), str(args.jobs_port)]))
+            dict.fromkeys([*filter(None, os.environ.get("JOBS_API_PORTS", "").split(",")), str(args.jobs_port)])
+        )
     config = uvicorn.Config("backupplatform.asgi:application", lifespan="off", log_level=args.log_level)
-    print(f"[platform] listening on http://{args.host}:{args.port}/"
-          + (f" and, for the jobs API, http://{args.host}:{args.jobs_port}/" if args.jobs_port else ""), flush=True)
+    print(
+        f"[platform] listening on http://{args.host}:{args.port}/"
+        + (f" and, for the jobs API, http://{args.host}:{args.jobs_port}/" if args.jobs_port else ""),
+        flush=True,
+    )
     uvicorn.Server(config).run(sockets=sockets)
 
 

@@ -43,9 +43,7 @@ def scoped(queryset: models.QuerySet, tenant: Any, *, field: str = "tenant") -> 
     if tenant is ALL_TENANTS:
         return queryset.all()
     if not isinstance(tenant, models.Model) or tenant.pk is None:
-        raise UnscopedQuery(
-            f"{queryset.model.__name__} rows need a tenant; pass ALL_TENANTS for a platform-wide view"
-        )
+        raise UnscopedQuery(f"{queryset.model.__name__} rows need a tenant; pass ALL_TENANTS for a platform-wide view")
     return queryset.filter(**{field: tenant})
 
 

@@ -69,8 +69,10 @@ urlpatterns = [
     # system-backup-recovery.rst "Versioning": /cloud-integration/v1/backup/... is the same API
     # (v1 is the current version); its routes are named in the "console-v1" namespace.
     path("cloud-integration/backup/", include("backupplatform.facades.console.urls")),
-    path("cloud-integration/v1/backup/", include(("backupplatform.facades.console.urls", "console"),
-                                                 namespace="console-v1")),
+    path(
+        "cloud-integration/v1/backup/",
+        include(("backupplatform.facades.console.urls", "console"), namespace="console-v1"),
+    ),
     path("api/v1/workspaces/<str:ws_id>/", include("backupplatform.facades.workspace.urls")),
     path("api/v1/", include("backupplatform.facades.jobs.urls")),
     path("api/v1/", include("backupplatform.facades.platform.urls")),

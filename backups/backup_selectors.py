@@ -31,8 +31,7 @@ def backup_list(*, tenant: TenantScope, filters: dict | None = None) -> QuerySet
     ``storage_id``, ``since`` (a duration like ``24h``/``7d`` or an ISO date-time)."""
     qs = Backup.objects.for_tenant(tenant).select_related("storage", "server", "application", "tenant")
     filters = filters or {}
-    for name, field in (("server_id", "server_id"), ("application_id", "application_id"),
-                        ("storage_id", "storage_id")):
+    for name, field in (("server_id", "server_id"), ("application_id", "application_id"), ("storage_id", "storage_id")):
         value = filters.get(name)
         if value not in (None, ""):
             if parse_id(value) is None:
@@ -64,11 +63,15 @@ def parse_since(raw: str):
         if duration is not None:
             return timezone.now() - duration
     except (OverflowError, ValueError):  # further back than dates go, or not a real date
-        raise ValidationFailed(details={"since": ["Out of range: use a duration such as 24h or a date-time."]}) from None
+        raise ValidationFailed(
+            details={"since": ["Out of range: use a duration such as 24h or a date-time."]}
+        ) from None
     raise ValidationFailed(details={"since": ["Use a duration such as 24h, 7d, 2w, or an ISO 8601 date-time."]})
 
 
-def restore_list(*, tenant: TenantScope, application_id: int | None = None, status: str | None = None) -> QuerySet[Restore]:
+def restore_list(
+    *, tenant: TenantScope, application_id: int | None = None, status: str | None = None
+) -> QuerySet[Restore]:
     qs = Restore.objects.for_tenant(tenant).select_related("backup", "operation", "target_application")
     if application_id is not None:
         qs = qs.filter(application_id=application_id)
@@ -119,20 +122,33 @@ def backup_locations_map(*, backups: list[Backup]) -> dict[int, list[BackupLocat
     found: dict[int, list[BackupLocation]] = {b.pk: [] for b in backups}
     copies = _copy_model()
     if copies is not None and done:
-        for copy in (copies.objects.filter(backup__in=done, storage__isnull=False).select_related("storage")
-                     .order_by("backup_id", "created_at", "id")):
-            found[copy.backup_id].append(BackupLocation(storage=copy.storage, path=copy.path, primary=False,
-                                                        verified=copy.verified, status=copy.status))
+        for copy in (
+            copies.objects.filter(backup__in=done, storage__isnull=False)
+            .select_related("storage")
+            .order_by("backup_id", "created_at", "id")
+        ):
+            found[copy.backup_id].append(
+                BackupLocation(
+                    storage=copy.storage, path=copy.path, primary=False, verified=copy.verified, status=copy.status
+                )
+            )
     for b in done:
         if b.storage is None:
             continue
-        rest = [loc for loc in found[b.pk]
-                if not (loc.storage.pk == b.storage_id and loc.path == b.storage_path)]
-        primary = next((loc for loc in found[b.pk]
-                        if loc.storage.pk == b.storage_id and loc.path == b.storage_path), None)
-        found[b.pk] = [BackupLocation(storage=b.storage, path=b.storage_path, primary=True,
-                                      verified=b.verified or (primary is not None and primary.verified),
-                                      status=primary.status if primary is not None else "available"), *rest]
+        rest = [loc for loc in found[b.pk] if not (loc.storage.pk == b.storage_id and loc.path == b.storage_path)]
+        primary = next(
+            (loc for loc in found[b.pk] if loc.storage.pk == b.storage_id and loc.path == b.storage_path), None
+        )
+        found[b.pk] = [
+            BackupLocation(
+                storage=b.storage,
+                path=b.storage_path,
+                primary=True,
+                verified=b.verified or (primary is not None and primary.verified),
+                status=primary.status if primary is not None else "available",
+            ),
+            *rest,
+        ]
     return found
 
 
@@ -157,9 +173,9 @@ READING_KINDS = (OperationKind.RESTORE, OperationKind.RECOVERY, OperationKind.SY
 def backup_active_readers(*, backup: Backup) -> QuerySet[Operation]:
     """Pending or running operations that read ``backup`` (restores, recoveries, syncs,
     verifications): deleting it under them would break them."""
-    return (Operation.objects.filter(backup=backup, kind__in=READING_KINDS,
-                                     status__in=(OperationStatus.PENDING, OperationStatus.RUNNING))
-            .order_by("created_at", "id"))
+    return Operation.objects.filter(
+        backup=backup, kind__in=READING_KINDS, status__in=(OperationStatus.PENDING, OperationStatus.RUNNING)
+    ).order_by("created_at", "id")
 
 
 # --- the console's backup table --------------------------------------------------------------
@@ -181,10 +197,16 @@ def backup_console_type(backup: Backup) -> str:
 def backup_table(*, tenant: TenantScope, type: str | None = None, date_from=None, date_to=None) -> QuerySet[Backup]:
     """Backups newest first, with their storage and the outcome of their latest finished
     verification (``last_verification_passed``: True, False or None) in the same query."""
-    latest = (Verification.objects.filter(backup=OuterRef("pk"), passed__isnull=False)
-              .order_by("-created_at", "-id").values("passed")[:1])
-    qs = (Backup.objects.for_tenant(tenant).select_related("storage", "application", "job", "created_by")
-          .annotate(last_verification_passed=Subquery(latest)))
+    latest = (
+        Verification.objects.filter(backup=OuterRef("pk"), passed__isnull=False)
+        .order_by("-created_at", "-id")
+        .values("passed")[:1]
+    )
+    qs = (
+        Backup.objects.for_tenant(tenant)
+        .select_related("storage", "application", "job", "created_by")
+        .annotate(last_verification_passed=Subquery(latest))
+    )
     if type == "pre-ota":
         qs = qs.filter(trigger=BackupTrigger.PRE_RESTORE)
     elif type == "config":
@@ -211,8 +233,11 @@ def backup_integrity(backup: Backup) -> str:
 
 def backup_storage_totals(*, tenant: TenantScope) -> dict[str, int]:
     """Bytes and count of the tenant's completed backups (one aggregate query)."""
-    agg = Backup.objects.for_tenant(tenant).filter(status=BackupStatus.COMPLETED).aggregate(
-        size=Sum("stored_bytes"), count=Count("id"))
+    agg = (
+        Backup.objects.for_tenant(tenant)
+        .filter(status=BackupStatus.COMPLETED)
+        .aggregate(size=Sum("stored_bytes"), count=Count("id"))
+    )
     return {"stored_bytes": int(agg["size"] or 0), "count": int(agg["count"] or 0)}
 
 
@@ -239,8 +264,12 @@ def restore_operation_get(*, tenant: TenantScope, restore_id: str) -> Operation 
     kinds = (OperationKind.RESTORE, OperationKind.RECOVERY)
     op = operation_get(tenant=tenant, public_id=restore_id, kinds=kinds)
     if op is None and (pk := parse_id(restore_id)) is not None:
-        op = (Operation.objects.for_tenant(tenant).filter(restore__pk=pk, kind__in=kinds)
-              .select_related("backup", "restore").first())
+        op = (
+            Operation.objects.for_tenant(tenant)
+            .filter(restore__pk=pk, kind__in=kinds)
+            .select_related("backup", "restore")
+            .first()
+        )
     return op
 
 

@@ -23,10 +23,13 @@ def check_tenant_folders(app_configs: Any = None, databases: Any = None, **kwarg
     except DatabaseError as exc:  # not migrated yet, or unreachable
         return [Warning(f"Could not check tenant folders: {exc}", id="backups.W000")]
     return [
-        Warning(f"{v.kind} {v.pk} of tenant '{v.tenant}' uses {v.path!r}: {v.reason}",
-                hint="Move it into the tenant's own folders (Tenant.path_roots or <root>/<slug>), "
-                     "away from storage folders.",
-                obj=f"{v.kind}:{v.pk}", id="backups.W001")
+        Warning(
+            f"{v.kind} {v.pk} of tenant '{v.tenant}' uses {v.path!r}: {v.reason}",
+            hint="Move it into the tenant's own folders (Tenant.path_roots or <root>/<slug>), "
+            "away from storage folders.",
+            obj=f"{v.kind}:{v.pk}",
+            id="backups.W001",
+        )
         for v in found
     ]
 

@@ -43,12 +43,14 @@ def _pg_facts(params: engines.ConnectionParams, database: str | None) -> dict[st
         if database:
             encoding, collation, size = conn.execute(
                 "SELECT pg_encoding_to_char(encoding), datcollate, pg_database_size(datname)"
-                " FROM pg_database WHERE datname = current_database()").fetchone()
+                " FROM pg_database WHERE datname = current_database()"
+            ).fetchone()
             facts.update(encoding=encoding, collation=collation, size_bytes=int(size))
         else:
             # What CREATE DATABASE ... TEMPLATE template0 (every restore target) gets.
             facts["new_database_encoding"] = conn.execute(
-                "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'template0'").fetchone()[0]
+                "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'template0'"
+            ).fetchone()[0]
     return facts
 
 
@@ -60,14 +62,22 @@ def _mysql_facts(params: engines.ConnectionParams, database: str | None) -> dict
         with conn.cursor() as cursor:
             cursor.execute("SELECT VERSION(), @@character_set_server, @@collation_server")
             version, charset, collation = cursor.fetchone()
-            facts: dict[str, Any] = {"server_version": version,
-                                     "flavor": "mariadb" if "mariadb" in version.lower() else "mysql"}
+            facts: dict[str, Any] = {
+                "server_version": version,
+                "flavor": "mariadb" if "mariadb" in version.lower() else "mysql",
+            }
             if database:
-                cursor.execute("SELECT default_character_set_name, default_collation_name"
-                               " FROM information_schema.schemata WHERE schema_name = %s", (database,))
+                cursor.execute(
+                    "SELECT default_character_set_name, default_collation_name"
+                    " FROM information_schema.schemata WHERE schema_name = %s",
+                    (database,),
+                )
                 found = cursor.fetchone()
-                cursor.execute("SELECT COALESCE(SUM(data_length + index_length), 0)"
-                               " FROM information_schema.tables WHERE table_schema = %s", (database,))
+                cursor.execute(
+                    "SELECT COALESCE(SUM(data_length + index_length), 0)"
+                    " FROM information_schema.tables WHERE table_schema = %s",
+                    (database,),
+                )
                 size = cursor.fetchone()[0]
                 if found:
                     facts.update(encoding=found[0], collation=found[1])
@@ -150,41 +160,49 @@ def _judge_pg(name: str, source: dict, target: dict, report: Compatibility) -> N
     src, tgt = pg_major(source), pg_major(target)
     where = f"{name}: " if name else ""
     if src is None:
-        report.warnings.append(f"{where}the backup does not record its PostgreSQL server version; "
-                               "compatibility with the target server was not checked.")
+        report.warnings.append(
+            f"{where}the backup does not record its PostgreSQL server version; "
+            "compatibility with the target server was not checked."
+        )
     elif tgt is not None and src > tgt:
         report.errors.append(
             f"{where}this backup is a dump of PostgreSQL {source.get('server_version') or _show(src)}, and the "
             f"target server runs PostgreSQL {target.get('server_version') or _show(tgt)}: a dump of a newer "
             f"major version cannot be restored into an older server (its catalog and SQL use features "
             f"PostgreSQL {_show(tgt)} does not have). Restore into a server running PostgreSQL {_show(src)} "
-            "or later.")
+            "or later."
+        )
     elif tgt is not None and src != tgt:
         report.warnings.append(
             f"{where}the backup comes from PostgreSQL {source.get('server_version') or _show(src)} and the "
             f"target runs {target.get('server_version') or _show(tgt)}: a newer major version restores an "
-            "older dump, but check extensions and features removed since.")
+            "older dump, but check extensions and features removed since."
+        )
     dumped_by = version_major(source.get("tool_version") or "")
     local = version_major(local_pg_restore_version())
     if dumped_by is not None and local is not None and dumped_by > local:
         report.errors.append(
             f"{where}the dump was written by {source.get('tool_version')}, and this platform's pg_restore "
             f"is {local_pg_restore_version()}: pg_restore cannot read archives of a newer pg_dump. Install "
-            f"pg_restore {_show(dumped_by)} or later where the platform's workers run.")
+            f"pg_restore {_show(dumped_by)} or later where the platform's workers run."
+        )
     encoding, new_encoding = source.get("encoding"), target.get("new_database_encoding")
     if encoding and new_encoding and encoding != new_encoding:
         report.warnings.append(
             f"{where}the source database's encoding is {encoding}, and a new database on the target server "
             f"gets {new_encoding}: text is converted, and a character {new_encoding} cannot represent "
-            "fails the restore.")
+            "fails the restore."
+        )
 
 
 def _judge_mysql(name: str, source: dict, target: dict, report: Compatibility) -> None:
     where = f"{name}: " if name else ""
     src_version, tgt_version = source.get("server_version") or "", target.get("server_version") or ""
     if not src_version:
-        report.warnings.append(f"{where}the backup does not record its MySQL/MariaDB server version; "
-                               "compatibility with the target server was not checked.")
+        report.warnings.append(
+            f"{where}the backup does not record its MySQL/MariaDB server version; "
+            "compatibility with the target server was not checked."
+        )
         return
     src_flavor = source.get("flavor") or ("mariadb" if "mariadb" in src_version.lower() else "mysql")
     tgt_flavor = target.get("flavor") or ("mariadb" if "mariadb" in tgt_version.lower() else "mysql")
@@ -192,42 +210,57 @@ def _judge_mysql(name: str, source: dict, target: dict, report: Compatibility) -
         report.warnings.append(
             f"{where}the backup comes from {src_flavor} {src_version} and the target runs {tgt_flavor} "
             f"{tgt_version}: their SQL differs (collations such as utf8mb4_0900_ai_ci, JSON, system "
-            "tables), so parts of the dump may be refused.")
+            "tables), so parts of the dump may be refused."
+        )
     elif (version_major(src_version) or 0) > (version_major(tgt_version) or 0):
         report.warnings.append(
             f"{where}the backup comes from {src_flavor} {src_version}, newer than the target's "
-            f"{tgt_version}: statements or collations the older server does not know fail the restore.")
+            f"{tgt_version}: statements or collations the older server does not know fail the restore."
+        )
     encoding, new_encoding = source.get("encoding"), target.get("new_database_encoding")
     if encoding and new_encoding and encoding != new_encoding:
         report.warnings.append(
             f"{where}the source database's default character set is {encoding}, and a new database on the "
-            f"target server gets {new_encoding} (tables keep the character sets the dump names).")
+            f"target server gets {new_encoding} (tables keep the character sets the dump names)."
+        )
 
 
-def judge(*, engine: str, source: dict, target: dict, name: str = "", report: Compatibility | None = None
-          ) -> Compatibility:
+def judge(
+    *, engine: str, source: dict, target: dict, name: str = "", report: Compatibility | None = None
+) -> Compatibility:
     """Compare a dump's recorded facts with a target server's."""
     report = report or Compatibility()
     if engine == "postgresql":
         _judge_pg(name, source, target, report)
     elif engine == "mysql":
         _judge_mysql(name, source, target, report)
-    report.checked.append({"name": name, "engine": engine,
-                           "source": {k: source.get(k) for k in ("server_version", "tool_version", "encoding",
-                                                                 "collation", "size_bytes") if k in source},
-                           "target": target})
+    report.checked.append(
+        {
+            "name": name,
+            "engine": engine,
+            "source": {
+                k: source.get(k)
+                for k in ("server_version", "tool_version", "encoding", "collation", "size_bytes")
+                if k in source
+            },
+            "target": target,
+        }
+    )
     return report
 
 
-def check_target(*, engine: str, source: dict, params: engines.ConnectionParams, name: str,
-                 report: Compatibility) -> None:
+def check_target(
+    *, engine: str, source: dict, params: engines.ConnectionParams, name: str, report: Compatibility
+) -> None:
     """Read the target server's facts and judge; an unreachable target is a warning (the
     restore itself then says what is wrong)."""
     try:
         target = server_facts(params.with_database(None))
     except Exception as exc:  # any failure to read the version: warn, let the restore report it
         message = getattr(exc, "message", None) or str(exc)
-        report.warnings.append(f"{name + ': ' if name else ''}could not read the target server's version "
-                               f"({message[:300]}); compatibility was not checked.")
+        report.warnings.append(
+            f"{name + ': ' if name else ''}could not read the target server's version "
+            f"({message[:300]}); compatibility was not checked."
+        )
         return
     judge(engine=engine, source=source, target=target, name=name, report=report)

@@ -48,8 +48,11 @@ def storage_folders(*, exclude_storage_id: int | None = None) -> list[str]:
     qs = Storage.objects.filter(type=StorageType.LOCAL)
     if exclude_storage_id is not None:
         qs = qs.exclude(pk=exclude_storage_id)
-    folders = {paths.resolve(p) for p in (c.get("path") for c in qs.values_list("configuration", flat=True))
-               if paths.is_clean_absolute(p)}
+    folders = {
+        paths.resolve(p)
+        for p in (c.get("path") for c in qs.values_list("configuration", flat=True))
+        if paths.is_clean_absolute(p)
+    }
     folders.update(default_storage_folder(t) for t in Tenant.objects.only("slug"))
     return sorted(folders)
 
@@ -94,8 +97,11 @@ def check_data_path(tenant: Tenant, path: str) -> str | None:
     if error:
         return error
     folders = storage_folders() + staging_folders()
-    if (any(paths.overlaps(real, f) for f in folders) or paths.aliases_any(real, folders)
-            or paths.contains_alias_of(real, folders)):
+    if (
+        any(paths.overlaps(real, f) for f in folders)
+        or paths.aliases_any(real, folders)
+        or paths.contains_alias_of(real, folders)
+    ):
         return STORAGE_FOLDER
     return None
 

@@ -61,13 +61,9 @@ def classify_socket(exc: BaseException, host: str, port: int, timeout: float) ->
     return ConnectionFailed("error", f"Could not connect to {host}:{port}: {exc.strerror or exc}")
 
 
-def classify_ssh(
-    exc: BaseException, host: str, port: int, username: str, timeout: float
-) -> ConnectionFailed:
+def classify_ssh(exc: BaseException, host: str, port: int, username: str, timeout: float) -> ConnectionFailed:
     if isinstance(exc, paramiko.BadHostKeyException):
-        return ConnectionFailed(
-            "error", f"Host key of {host}:{port} does not match the pinned key (possible MITM)"
-        )
+        return ConnectionFailed("error", f"Host key of {host}:{port} does not match the pinned key (possible MITM)")
     if isinstance(exc, paramiko.AuthenticationException):
         return auth_failed(username)
     if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):

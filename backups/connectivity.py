@@ -126,9 +126,7 @@ def test_connection(
             details = _tcp_check(host, port, timeout)
     except ConnectionFailed as exc:
         message = scrub(exc.message, secrets)
-        logger.info(
-            "Connection test %s %s:%s failed (%s): %s", server_type, host, port, exc.kind, message
-        )
+        logger.info("Connection test %s %s:%s failed (%s): %s", server_type, host, port, exc.kind, message)
         return ConnectionResult(False, message, _elapsed_ms(started), exc.kind)
     latency = _elapsed_ms(started)
     logger.info("Connection test %s %s:%s succeeded in %d ms", server_type, host, port, latency)
@@ -196,9 +194,7 @@ def load_private_key(text: str, passphrase: str | None = None) -> paramiko.PKey:
             continue
     if needs_passphrase:
         raise InvalidPrivateKey("Private key is encrypted and needs a passphrase")
-    raise InvalidPrivateKey(
-        "Private key could not be parsed (unsupported type or wrong passphrase)"
-    )
+    raise InvalidPrivateKey("Private key could not be parsed (unsupported type or wrong passphrase)")
 
 
 def open_ssh(
@@ -460,9 +456,7 @@ class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
     def __init__(self, expected: str | None) -> None:
         self._expected = expected.split()[:2] if expected else None
 
-    def missing_host_key(
-        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
-    ) -> None:
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         offered = [key.get_name(), key.get_base64()]
         if self._expected is None:
             logger.info("Accepting unpinned SSH host key of %s (%s)", hostname, key.fingerprint)

@@ -14,10 +14,25 @@ from .engines.postgres import pg_drop_database, pg_dump_source, pg_restore_sink
 from .engines.staging import cleanup_staging, staging_name
 
 __all__ = [
-    "ConnectionParams", "EngineError", "IterReader", "apply_masking", "bundle_restore", "bundle_source",
-    "cleanup_staging", "config_collector", "config_source", "drop_database", "mysql_restore_sink",
-    "mysqldump_source", "pg_dump_source", "pg_restore_sink", "run_assertions", "staging_name",
-    "table_row_counts", "tar_restore_sink", "tar_source",
+    "ConnectionParams",
+    "EngineError",
+    "IterReader",
+    "apply_masking",
+    "bundle_restore",
+    "bundle_source",
+    "cleanup_staging",
+    "config_collector",
+    "config_source",
+    "drop_database",
+    "mysql_restore_sink",
+    "mysqldump_source",
+    "pg_dump_source",
+    "pg_restore_sink",
+    "run_assertions",
+    "staging_name",
+    "table_row_counts",
+    "tar_restore_sink",
+    "tar_source",
 ]
 
 

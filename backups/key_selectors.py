@@ -25,13 +25,13 @@ def key_export_overview(*, tenant: TenantScope) -> QuerySet[Tenant]:
         queryset = Tenant.objects.filter(pk=tenant.pk)
     else:
         raise UnscopedQuery("key_export_overview needs a tenant, or ALL_TENANTS")
-    return (queryset
-            .annotate(current_key_id=Subquery(current.values("key_id")[:1]),
-                      current_key_fingerprint=Subquery(current.values("fingerprint")[:1]),
-                      current_key_created_at=Subquery(current.values("created_at")[:1]),
-                      current_key_exported_at=Subquery(current.values("last_exported_at")[:1]),
-                      ring_size=Count("data_keys", filter=Q(data_keys__abandoned_at__isnull=True)))
-            .order_by("slug"))
+    return queryset.annotate(
+        current_key_id=Subquery(current.values("key_id")[:1]),
+        current_key_fingerprint=Subquery(current.values("fingerprint")[:1]),
+        current_key_created_at=Subquery(current.values("created_at")[:1]),
+        current_key_exported_at=Subquery(current.values("last_exported_at")[:1]),
+        ring_size=Count("data_keys", filter=Q(data_keys__abandoned_at__isnull=True)),
+    ).order_by("slug")
 
 
 def tenant_key_status(*, tenant: Tenant) -> dict[str, Any]:

@@ -135,8 +135,9 @@ def master_key_file_create() -> str:
     unreadable until their key files are imported). Returns the new key's fingerprint."""
     path = master_key_file()
     if path is None or _setting_entries():
-        raise MasterKeyError("--generate-master-key is for the local mode's key file; with BACKUP_MASTER_KEY "
-                             "set, put the new key there")
+        raise MasterKeyError(
+            "--generate-master-key is for the local mode's key file; with BACKUP_MASTER_KEY set, put the new key there"
+        )
     if configured_master_keys():
         raise MasterKeyError(f"A master key is already configured in {path}")
     key_files.create_key_file(path, key_files.new_key())
@@ -201,10 +202,15 @@ def _describe_unreadable(rows: list[TenantKey]) -> list[str]:
     lines = []
     for fingerprint, group in sorted(groups.items()):
         tenants = sorted({row.tenant.slug for row in group})
-        needed = (f"the master key with fingerprint {fingerprint}" if fingerprint
-                  else "a master key whose fingerprint was not recorded")
-        lines.append(f"{len(group)} wrapped data key(s) of tenant(s) {', '.join(tenants[:10])}"
-                     f"{' ...' if len(tenants) > 10 else ''} need {needed}")
+        needed = (
+            f"the master key with fingerprint {fingerprint}"
+            if fingerprint
+            else "a master key whose fingerprint was not recorded"
+        )
+        lines.append(
+            f"{len(group)} wrapped data key(s) of tenant(s) {', '.join(tenants[:10])}"
+            f"{' ...' if len(tenants) > 10 else ''} need {needed}"
+        )
     return [f"{head}: " + "; ".join(lines) + "."]
 
 
@@ -214,18 +220,24 @@ def key_problems() -> list[str]:
         configured = configured_master_keys()
     except MasterKeyError as exc:
         return [str(exc)]
-    unreadable = [row for row in TenantKey.objects.filter(abandoned_at__isnull=True).select_related("tenant")
-                  .order_by("tenant__slug", "id")
-                  if _try_unwrap(row, configured) is None]
+    unreadable = [
+        row
+        for row in TenantKey.objects.filter(abandoned_at__isnull=True)
+        .select_related("tenant")
+        .order_by("tenant__slug", "id")
+        if _try_unwrap(row, configured) is None
+    ]
     return _describe_unreadable(unreadable)
 
 
-KEY_HINT = ("Put that master key back (BACKUP_MASTER_KEY, several keys newest first, or the local "
-            "mode's key file), or import each tenant's exported key file with `manage.py importkey "
-            "FILE [--tenant SLUG]` (it re-wraps the keys under the configured master key; in local mode "
-            "without a key file add --generate-master-key). No new "
-            "master key is generated while wrapped tenant keys exist; `manage.py rotatemasterkey "
-            "--abandon-unreadable` gives up on keys nobody can open.")
+KEY_HINT = (
+    "Put that master key back (BACKUP_MASTER_KEY, several keys newest first, or the local "
+    "mode's key file), or import each tenant's exported key file with `manage.py importkey "
+    "FILE [--tenant SLUG]` (it re-wraps the keys under the configured master key; in local mode "
+    "without a key file add --generate-master-key). No new "
+    "master key is generated while wrapped tenant keys exist; `manage.py rotatemasterkey "
+    "--abandon-unreadable` gives up on keys nobody can open."
+)
 
 
 def _problem_text(problems: list[str]) -> str:
@@ -258,9 +270,14 @@ def _new_key_id(tenant: Tenant) -> str:
 def _create_current(tenant: Tenant) -> tuple[TenantKey, bytes]:
     data_key = generate_data_key()
     wrapped, master_fp = _wrap(tenant.pk, data_key)
-    row = TenantKey.objects.create(tenant=tenant, key_id=_new_key_id(tenant), wrapped_key=wrapped,
-                                   fingerprint=key_fingerprint(data_key), master_fingerprint=master_fp,
-                                   is_current=True)
+    row = TenantKey.objects.create(
+        tenant=tenant,
+        key_id=_new_key_id(tenant),
+        wrapped_key=wrapped,
+        fingerprint=key_fingerprint(data_key),
+        master_fingerprint=master_fp,
+        is_current=True,
+    )
     return row, data_key
 
 
@@ -289,7 +306,8 @@ def key_for_id(tenant: Tenant, key_id: str) -> bytes:
     if row is None:
         raise KeyNotInRing(
             f"The artifact was encrypted with key {key_id!r}, which is not in the tenant's key ring: "
-            "import the tenant's exported key file with `manage.py importkey FILE`")
+            "import the tenant's exported key file with `manage.py importkey FILE`"
+        )
     return unwrap_row(row)
 
 
@@ -304,9 +322,18 @@ def tenant_key_rotate(*, tenant: Tenant, actor: Any = None) -> TenantKey:
     if previous is not None:
         TenantKey.objects.filter(pk=previous.pk).update(is_current=False, retired_at=now)
     row, _ = _create_current(tenant)
-    emit(action="key_rotate", tenant=tenant, actor=actor, resource_type="tenant_key", resource_id=row.key_id,
-         details={"key_id": row.key_id, "fingerprint": row.fingerprint,
-                  "previous_key_id": previous.key_id if previous else None})
+    emit(
+        action="key_rotate",
+        tenant=tenant,
+        actor=actor,
+        resource_type="tenant_key",
+        resource_id=row.key_id,
+        details={
+            "key_id": row.key_id,
+            "fingerprint": row.fingerprint,
+            "previous_key_id": previous.key_id if previous else None,
+        },
+    )
     return row
 
 
@@ -335,8 +362,10 @@ def master_key_rotate(*, abandon_unreadable: bool = False) -> MasterRotation:
 
     masters = configured_master_keys()
     if not masters:
-        raise MasterKeyError(f"No backup master key is configured (expected in {master_key_location()})"
-                             + ("; --generate makes one" if master_key_file() and not _setting_entries() else ""))
+        raise MasterKeyError(
+            f"No backup master key is configured (expected in {master_key_location()})"
+            + ("; --generate makes one" if master_key_file() and not _setting_entries() else "")
+        )
     current = masters[0]
     result = MasterRotation(master_fingerprint=master_key_fingerprint(current))
     with transaction.atomic():
@@ -350,15 +379,18 @@ def master_key_rotate(*, abandon_unreadable: bool = False) -> MasterRotation:
             found = opened[row.pk]
             if found is None:
                 if row.abandoned_at is None:
-                    TenantKey.objects.filter(pk=row.pk).update(abandoned_at=now, is_current=False,
-                                                               retired_at=row.retired_at or now)
+                    TenantKey.objects.filter(pk=row.pk).update(
+                        abandoned_at=now, is_current=False, retired_at=row.retired_at or now
+                    )
                     result.abandoned.append(row.key_id)
                 continue
             data_key, master = found
             updates: dict[str, Any] = {}
             if master != current or row.master_fingerprint != result.master_fingerprint:
-                updates.update(wrapped_key=wrap_key(current, data_key, context=_context(row.tenant_id)),
-                               master_fingerprint=result.master_fingerprint)
+                updates.update(
+                    wrapped_key=wrap_key(current, data_key, context=_context(row.tenant_id)),
+                    master_fingerprint=result.master_fingerprint,
+                )
             if not row.fingerprint:
                 updates["fingerprint"] = key_fingerprint(data_key)
             if row.abandoned_at is not None:  # its master key turned up again
@@ -368,9 +400,17 @@ def master_key_rotate(*, abandon_unreadable: bool = False) -> MasterRotation:
                 result.rewrapped.append(row.key_id)
             else:
                 result.unchanged.append(row.key_id)
-        emit(action="master_key_rotate", resource_type="master_key", resource_id=result.master_fingerprint,
-             details={"master_fingerprint": result.master_fingerprint, "rewrapped": len(result.rewrapped),
-                      "unchanged": len(result.unchanged), "abandoned": result.abandoned})
+        emit(
+            action="master_key_rotate",
+            resource_type="master_key",
+            resource_id=result.master_fingerprint,
+            details={
+                "master_fingerprint": result.master_fingerprint,
+                "rewrapped": len(result.rewrapped),
+                "unchanged": len(result.unchanged),
+                "abandoned": result.abandoned,
+            },
+        )
     return result
 
 
@@ -383,8 +423,10 @@ def master_key_file_rotate(*, abandon_unreadable: bool = False) -> tuple[MasterR
     """
     path = master_key_file()
     if path is None or _setting_entries():
-        raise MasterKeyError("--generate rotates the local mode's key file; with BACKUP_MASTER_KEY set, "
-                             "put the new key first in BACKUP_MASTER_KEY and run rotatemasterkey")
+        raise MasterKeyError(
+            "--generate rotates the local mode's key file; with BACKUP_MASTER_KEY set, "
+            "put the new key first in BACKUP_MASTER_KEY and run rotatemasterkey"
+        )
     if not abandon_unreadable and (problems := key_problems()):
         raise MasterKeyError(_problem_text(problems))  # refused before the file changes
     old_lines = key_files.read_key_lines(path)
@@ -445,9 +487,16 @@ def tenant_key_import(*, tenant: Tenant, content: bytes | str, actor: Any = None
             raise ValidationFailed(f"Key {ring_key.key_id!r} belongs to another tenant on this platform")
         if row is None:
             wrapped = wrap_key(master, ring_key.key, context=_context(tenant.pk))
-            TenantKey.objects.create(tenant=tenant, key_id=ring_key.key_id, wrapped_key=wrapped,
-                                     fingerprint=fingerprint, master_fingerprint=master_fp,
-                                     is_current=False, imported_at=now, retired_at=now)
+            TenantKey.objects.create(
+                tenant=tenant,
+                key_id=ring_key.key_id,
+                wrapped_key=wrapped,
+                fingerprint=fingerprint,
+                master_fingerprint=master_fp,
+                is_current=False,
+                imported_at=now,
+                retired_at=now,
+            )
             done.append({"key_id": ring_key.key_id, "fingerprint": fingerprint, "action": "added"})
             continue
         opened = _try_unwrap(row, masters)
@@ -459,18 +508,29 @@ def tenant_key_import(*, tenant: Tenant, content: bytes | str, actor: Any = None
             done.append({"key_id": ring_key.key_id, "fingerprint": fingerprint, "action": "unchanged"})
             continue
         if row.fingerprint and row.fingerprint != fingerprint:
-            raise ValidationFailed(f"The key file's key {ring_key.key_id!r} (fingerprint {fingerprint}) is not "
-                                   f"the key the platform recorded under that id ({row.fingerprint})")
+            raise ValidationFailed(
+                f"The key file's key {ring_key.key_id!r} (fingerprint {fingerprint}) is not "
+                f"the key the platform recorded under that id ({row.fingerprint})"
+            )
         TenantKey.objects.filter(pk=row.pk).update(
-            wrapped_key=wrap_key(master, ring_key.key, context=_context(tenant.pk)), fingerprint=fingerprint,
-            master_fingerprint=master_fp, imported_at=now, abandoned_at=None)
+            wrapped_key=wrap_key(master, ring_key.key, context=_context(tenant.pk)),
+            fingerprint=fingerprint,
+            master_fingerprint=master_fp,
+            imported_at=now,
+            abandoned_at=None,
+        )
         done.append({"key_id": ring_key.key_id, "fingerprint": fingerprint, "action": "rewrapped"})
     if not TenantKey.objects.filter(tenant=tenant, is_current=True).exists():
         newest = document.current or document.keys[0]
         TenantKey.objects.filter(tenant=tenant, key_id=newest.key_id).update(is_current=True, retired_at=None)
-    emit(action="key_import", tenant=tenant, actor=actor, resource_type="tenant_key",
-         resource_id=(document.current or document.keys[0]).key_id,
-         details={"keys": done, "master_fingerprint": master_fp})
+    emit(
+        action="key_import",
+        tenant=tenant,
+        actor=actor,
+        resource_type="tenant_key",
+        resource_id=(document.current or document.keys[0]).key_id,
+        details={"keys": done, "master_fingerprint": master_fp},
+    )
     return done
 
 
@@ -484,13 +544,25 @@ def tenant_key_export(*, tenant: Tenant, actor: Any = None, via: str = "cli") ->
     tenant_current_key(tenant)  # a tenant that never backed up gets its first key now
     rows = list(TenantKey.objects.filter(tenant=tenant, abandoned_at__isnull=True).order_by("-created_at", "-id"))
     now = timezone.now()
-    ring = [RingKey(key_id=row.key_id, key=unwrap_row(row), current=row.is_current,
-                    created_at=row.created_at.isoformat() if row.created_at else None) for row in rows]
+    ring = [
+        RingKey(
+            key_id=row.key_id,
+            key=unwrap_row(row),
+            current=row.is_current,
+            created_at=row.created_at.isoformat() if row.created_at else None,
+        )
+        for row in rows
+    ]
     content = export_key_ring(ring, tenant=tenant.slug, exported_at=now.isoformat())
     TenantKey.objects.filter(pk__in=[row.pk for row in rows]).update(last_exported_at=now)
-    emit(action="key_export", tenant=tenant, actor=actor, resource_type="tenant_key",
-         resource_id=next((k.key_id for k in ring if k.current), ""),
-         details={"via": via, "keys": [{"key_id": k.key_id, "fingerprint": key_fingerprint(k.key)} for k in ring]})
+    emit(
+        action="key_export",
+        tenant=tenant,
+        actor=actor,
+        resource_type="tenant_key",
+        resource_id=next((k.key_id for k in ring if k.current), ""),
+        details={"via": via, "keys": [{"key_id": k.key_id, "fingerprint": key_fingerprint(k.key)} for k in ring]},
+    )
     return f"{tenant.slug}.keys.json", content
 
 
@@ -504,7 +576,12 @@ def tenant_key_export_reauthenticated(*, tenant: Tenant, user: Any, password: st
 
     _check_tenant_admin(tenant, user)
     if not password or not user.check_password(password):
-        emit(action="key_export_denied", tenant=tenant, actor=user, resource_type="tenant_key",
-             details={"via": via, "reason": "wrong password"})
+        emit(
+            action="key_export_denied",
+            tenant=tenant,
+            actor=user,
+            resource_type="tenant_key",
+            details={"via": via, "reason": "wrong password"},
+        )
         raise Forbidden("The password is not correct; the key was not exported", code="REAUTHENTICATION_FAILED")
     return tenant_key_export(tenant=tenant, actor=user, via=via)

@@ -75,8 +75,9 @@ class ProgressReporter:
     ``step(name, progress=...)`` moves to a named step; percentages only ever grow.
     """
 
-    def __init__(self, op: Operation, *, total: int | None = None, interval: float = 0.4,
-                 span: tuple[int, int] = (0, 100)):
+    def __init__(
+        self, op: Operation, *, total: int | None = None, interval: float = 0.4, span: tuple[int, int] = (0, 100)
+    ):
         """``span``: the percentages the bytes move through (a restore that masks afterwards
         leaves the top of the bar to masking and the swap)."""
         self.op = op
@@ -133,8 +134,13 @@ class ProgressReporter:
         op = self.op
         try:
             Operation.objects.filter(pk=op.pk).update(
-                progress=op.progress, step=op.step, component=op.component, bytes_done=op.bytes_done,
-                bytes_total=self.total, throughput_bps=op.throughput_bps, eta_seconds=op.eta_seconds,
+                progress=op.progress,
+                step=op.step,
+                component=op.component,
+                bytes_done=op.bytes_done,
+                bytes_total=self.total,
+                throughput_bps=op.throughput_bps,
+                eta_seconds=op.eta_seconds,
                 heartbeat_at=timezone.now(),
             )
         except (OperationalError, InterfaceError) as exc:

@@ -28,17 +28,19 @@ from .models import (
     Verification,
 )
 
-PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30),
-           "90d": timedelta(days=90)}
+PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90)}
 OK = Q(status=BackupStatus.COMPLETED)
 FAILED = Q(status=BackupStatus.FAILED)
 
 
 def console_kind() -> Case:
     """The console's backup type as a database expression (``backup_console_type``)."""
-    return Case(When(trigger=BackupTrigger.PRE_RESTORE, then=Value("pre-ota")),
-                When(components=["config"], then=Value("config")),
-                default=Value("full"), output_field=CharField())
+    return Case(
+        When(trigger=BackupTrigger.PRE_RESTORE, then=Value("pre-ota")),
+        When(components=["config"], then=Value("config")),
+        default=Value("full"),
+        output_field=CharField(),
+    )
 
 
 def _summary(qs: QuerySet[Backup], window: Q) -> dict[str, Any]:
@@ -64,16 +66,32 @@ def _summary(qs: QuerySet[Backup], window: Q) -> dict[str, Any]:
 
 def _timeline(qs: QuerySet[Backup], start: date, end: date) -> list[dict[str, Any]]:
     """One entry per day from ``start`` to ``end`` (UTC), days without backups included."""
-    rows = {r["day"]: r for r in (qs.annotate(day=TruncDate("created_at", tzinfo=UTC)).values("day")
-                                  .annotate(total=Count("id"), successful=Count("id", filter=OK),
-                                            failed=Count("id", filter=FAILED),
-                                            size=Coalesce(Sum("stored_bytes", filter=OK), 0))
-                                  .order_by("day"))}
+    rows = {
+        r["day"]: r
+        for r in (
+            qs.annotate(day=TruncDate("created_at", tzinfo=UTC))
+            .values("day")
+            .annotate(
+                total=Count("id"),
+                successful=Count("id", filter=OK),
+                failed=Count("id", filter=FAILED),
+                size=Coalesce(Sum("stored_bytes", filter=OK), 0),
+            )
+            .order_by("day")
+        )
+    }
     days, day = [], start
     while day <= end:  # at most one entry per day of the window, not per backup
         row = rows.get(day, {})
-        days.append({"date": day, "total": row.get("total", 0), "successful": row.get("successful", 0),
-                     "failed": row.get("failed", 0), "size_bytes": row.get("size", 0)})
+        days.append(
+            {
+                "date": day,
+                "total": row.get("total", 0),
+                "successful": row.get("successful", 0),
+                "failed": row.get("failed", 0),
+                "size_bytes": row.get("size", 0),
+            }
+        )
         day += timedelta(days=1)
     return days
 
@@ -84,25 +102,41 @@ CONSOLE_KINDS = ("full", "config", "pre-ota")
 def _by_type(qs: QuerySet[Backup], snapshots: QuerySet[Snapshot]) -> dict[str, dict[str, int]]:
     """Every console type, the ones without backups at 0 (a chart draws each series), and the
     configuration snapshots taken in the window as ``snapshot``."""
-    rows = (qs.annotate(kind=console_kind()).values("kind")
-            .annotate(count=Count("id"), size=Coalesce(Sum("stored_bytes", filter=OK), 0)).order_by("kind"))
+    rows = (
+        qs.annotate(kind=console_kind())
+        .values("kind")
+        .annotate(count=Count("id"), size=Coalesce(Sum("stored_bytes", filter=OK), 0))
+        .order_by("kind")
+    )
     found = {r["kind"]: {"count": r["count"], "size_bytes": r["size"]} for r in rows}
     taken = snapshots.aggregate(count=Count("id"), size=Coalesce(Sum("size_bytes"), 0))
-    return {**{kind: found.get(kind, {"count": 0, "size_bytes": 0}) for kind in CONSOLE_KINDS},
-            **{kind: v for kind, v in found.items() if kind not in CONSOLE_KINDS},
-            "snapshot": {"count": taken["count"], "size_bytes": taken["size"]}}
+    return {
+        **{kind: found.get(kind, {"count": 0, "size_bytes": 0}) for kind in CONSOLE_KINDS},
+        **{kind: v for kind, v in found.items() if kind not in CONSOLE_KINDS},
+        "snapshot": {"count": taken["count"], "size_bytes": taken["size"]},
+    }
 
 
 def _by_storage(qs: QuerySet[Backup]) -> dict[str, dict[str, Any]]:
     """Completed backups per storage that holds them (grouped by storage id, then named:
     grouping the backups by the joined storage's name costs several times more)."""
-    rows = list(qs.filter(OK, storage__isnull=False).values("storage_id")
-                .annotate(count=Count("id"), size=Coalesce(Sum("stored_bytes"), 0)).order_by())
-    names = {s["pk"]: s for s in Storage.objects.filter(pk__in=[r["storage_id"] for r in rows])
-             .values("pk", "name", "type")}
-    return {names[r["storage_id"]]["name"]: {"type": names[r["storage_id"]]["type"], "count": r["count"],
-                                            "size_bytes": r["size"]}
-            for r in sorted(rows, key=lambda r: names[r["storage_id"]]["name"])}
+    rows = list(
+        qs.filter(OK, storage__isnull=False)
+        .values("storage_id")
+        .annotate(count=Count("id"), size=Coalesce(Sum("stored_bytes"), 0))
+        .order_by()
+    )
+    names = {
+        s["pk"]: s for s in Storage.objects.filter(pk__in=[r["storage_id"] for r in rows]).values("pk", "name", "type")
+    }
+    return {
+        names[r["storage_id"]]["name"]: {
+            "type": names[r["storage_id"]]["type"],
+            "count": r["count"],
+            "size_bytes": r["size"],
+        }
+        for r in sorted(rows, key=lambda r: names[r["storage_id"]]["name"])
+    }
 
 
 STORAGE_KINDS = {"local": "local", "sftp": "remote"}  # every other type is a cloud
@@ -116,8 +150,9 @@ def storage_kind(storage_type: str) -> str:
 def distribution_by_kind(distribution: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """``storage_distribution`` (per location) summed per kind (``local``, ``cloud``, ``remote``,
     each present), each with its locations."""
-    kinds: dict[str, dict[str, Any]] = {kind: {"count": 0, "size_bytes": 0, "locations": {}}
-                                        for kind in ("local", "cloud", "remote")}
+    kinds: dict[str, dict[str, Any]] = {
+        kind: {"count": 0, "size_bytes": 0, "locations": {}} for kind in ("local", "cloud", "remote")
+    }
     for name, share in distribution.items():
         kind = kinds[storage_kind(share["type"])]
         kind["count"] += share["count"]
@@ -149,7 +184,9 @@ def backup_statistics(*, tenant: Tenant, period: str = "30d", now: datetime | No
     backups = Backup.objects.filter(tenant=tenant)
     window = backups.filter(created_at__gte=since, created_at__lte=now)
     return Statistics(
-        period=period, since=since, until=now,
+        period=period,
+        since=since,
+        until=now,
         summary=_summary(backups, Q(created_at__gte=since, created_at__lte=now)),
         by_type=_by_type(window, Snapshot.objects.filter(tenant=tenant, created_at__gte=since, created_at__lte=now)),
         timeline=_timeline(window, since.astimezone(UTC).date(), now.astimezone(UTC).date()),
@@ -181,8 +218,10 @@ REPORT_ROWS = 500
 
 
 def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
-    return (datetime.combine(start, time.min, tzinfo=UTC),
-            datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC))
+    return (
+        datetime.combine(start, time.min, tzinfo=UTC),
+        datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC),
+    )
 
 
 def report_backups(*, tenant: Tenant, start: date, end: date) -> QuerySet[Backup]:
@@ -196,23 +235,51 @@ def report_data(*, tenant: Tenant, start: date, end: date) -> ReportData:
     since, until = day_bounds(start, end)
     window = report_backups(tenant=tenant, start=start, end=end)
     failed = window.filter(FAILED).order_by("-created_at", "-id")
-    failures = [{"id": r["id"], "name": r["name"], "created_at": r["created_at"], "error": r["error_message"],
-                 "storage": r["storage__name"]}
-                for r in failed.values("id", "name", "created_at", "error_message", "storage__name")[:REPORT_ROWS]]
+    failures = [
+        {
+            "id": r["id"],
+            "name": r["name"],
+            "created_at": r["created_at"],
+            "error": r["error_message"],
+            "storage": r["storage__name"],
+        }
+        for r in failed.values("id", "name", "created_at", "error_message", "storage__name")[:REPORT_ROWS]
+    ]
     checks = Verification.objects.filter(tenant=tenant, created_at__gte=since, created_at__lt=until)
     verifications = [
-        {"id": r["id"], "backup_id": r["backup_id"], "backup": r["backup__name"], "test_type": r["test_type"],
-         "status": r["status"], "passed": r["passed"], "completed_at": r["completed_at"], "error": r["error_message"]}
+        {
+            "id": r["id"],
+            "backup_id": r["backup_id"],
+            "backup": r["backup__name"],
+            "test_type": r["test_type"],
+            "status": r["status"],
+            "passed": r["passed"],
+            "completed_at": r["completed_at"],
+            "error": r["error_message"],
+        }
         for r in checks.order_by("-created_at", "-id").values(
-            "id", "backup_id", "backup__name", "test_type", "status", "passed", "completed_at",
-            "error_message")[:REPORT_ROWS]]
-    counts = checks.aggregate(n=Count("id"), ok=Count("id", filter=Q(passed=True)),
-                              bad=Count("id", filter=Q(passed=False)),
-                              other=Count("id", filter=~Q(status=OperationStatus.COMPLETED)))
+            "id", "backup_id", "backup__name", "test_type", "status", "passed", "completed_at", "error_message"
+        )[:REPORT_ROWS]
+    ]
+    counts = checks.aggregate(
+        n=Count("id"),
+        ok=Count("id", filter=Q(passed=True)),
+        bad=Count("id", filter=Q(passed=False)),
+        other=Count("id", filter=~Q(status=OperationStatus.COMPLETED)),
+    )
     vsum = {"total": counts["n"], "passed": counts["ok"], "failed": counts["bad"], "other": counts["other"]}
     summary = _summary(Backup.objects.filter(tenant=tenant), Q(created_at__gte=since, created_at__lt=until))
-    return ReportData(tenant=tenant, start=start, end=end, generated_at=timezone.now(), summary=summary,
-                      timeline=_timeline(window, start, end), by_type=_by_type(window, Snapshot.objects.filter(
-                          tenant=tenant, created_at__gte=since, created_at__lt=until)),
-                      storage_distribution=_by_storage(window), failures=failures,
-                      failures_total=summary["failed"], verifications=verifications, verifications_summary=vsum)
+    return ReportData(
+        tenant=tenant,
+        start=start,
+        end=end,
+        generated_at=timezone.now(),
+        summary=summary,
+        timeline=_timeline(window, start, end),
+        by_type=_by_type(window, Snapshot.objects.filter(tenant=tenant, created_at__gte=since, created_at__lt=until)),
+        storage_distribution=_by_storage(window),
+        failures=failures,
+        failures_total=summary["failed"],
+        verifications=verifications,
+        verifications_summary=vsum,
+    )

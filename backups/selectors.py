@@ -31,8 +31,11 @@ def server_list(*, tenant: TenantScope) -> QuerySet[Server]:
 
 
 def application_list(*, tenant: TenantScope) -> QuerySet[Application]:
-    return (Application.objects.for_tenant(tenant).order_by("-is_default", "name", "id")
-            .prefetch_related(Prefetch("sources", queryset=Source.objects.order_by("position", "id"))))
+    return (
+        Application.objects.for_tenant(tenant)
+        .order_by("-is_default", "name", "id")
+        .prefetch_related(Prefetch("sources", queryset=Source.objects.order_by("position", "id")))
+    )
 
 
 def storage_list(*, tenant: TenantScope, type: str | None = None, status: str | None = None) -> QuerySet[Storage]:
@@ -68,16 +71,30 @@ def storage_usage_summary(*, storage: Storage) -> dict[str, Any]:
     count = getattr(storage, "backup_count", None)
     if used is None or count is None:
         used, count = storage_used(storage=storage)
-    return {"total_size_gb": to_gb(used), "backup_count": count,
-            "monthly_cost": monthly_cost(used, storage.price_per_gb_month)}
+    return {
+        "total_size_gb": to_gb(used),
+        "backup_count": count,
+        "monthly_cost": monthly_cost(used, storage.price_per_gb_month),
+    }
 
 
 def storage_usage_by_application(*, storage: Storage) -> list[dict[str, Any]]:
-    rows = (completed_backups(storage=storage).filter(application__isnull=False)
-            .values("application_id", "application__name")
-            .annotate(size=Sum("stored_bytes"), count=Count("id")).order_by("application__name", "application_id"))
-    return [{"application_id": r["application_id"], "application_name": r["application__name"],
-             "size_gb": to_gb(r["size"]), "backup_count": r["count"]} for r in rows]
+    rows = (
+        completed_backups(storage=storage)
+        .filter(application__isnull=False)
+        .values("application_id", "application__name")
+        .annotate(size=Sum("stored_bytes"), count=Count("id"))
+        .order_by("application__name", "application_id")
+    )
+    return [
+        {
+            "application_id": r["application_id"],
+            "application_name": r["application__name"],
+            "size_gb": to_gb(r["size"]),
+            "backup_count": r["count"],
+        }
+        for r in rows
+    ]
 
 
 def _when() -> Any:
@@ -105,8 +122,13 @@ def storage_usage_report(*, storage: Storage, period: str = "current_month") -> 
     now = timezone.now()
     start, end = _period_bounds(period, now)
     backups = completed_backups(storage=storage).annotate(when=_when())
-    agg = backups.aggregate(size=Sum("stored_bytes"), count=Count("id"), oldest=Min("when"), newest=Max("when"),
-                            apps=Count("application", distinct=True))
+    agg = backups.aggregate(
+        size=Sum("stored_bytes"),
+        count=Count("id"),
+        oldest=Min("when"),
+        newest=Max("when"),
+        apps=Count("application", distinct=True),
+    )
     total = int(agg["size"] or 0)
     in_period = int(backups.filter(when__gte=start, when__lt=end).aggregate(s=Sum("stored_bytes"))["s"] or 0)
     days = max((end - start).total_seconds() / 86400, 1.0)
@@ -119,8 +141,12 @@ def storage_usage_report(*, storage: Storage, period: str = "current_month") -> 
         "storage_id": storage.pk,
         "period": {"name": period, "start": iso(start), "end": iso(end)},
         "current_usage": {
-            "total_size_gb": to_gb(total), "total_size_bytes": total, "backup_count": agg["count"] or 0,
-            "applications": agg["apps"] or 0, "oldest_backup": iso(agg["oldest"]), "newest_backup": iso(agg["newest"]),
+            "total_size_gb": to_gb(total),
+            "total_size_bytes": total,
+            "backup_count": agg["count"] or 0,
+            "applications": agg["apps"] or 0,
+            "oldest_backup": iso(agg["oldest"]),
+            "newest_backup": iso(agg["newest"]),
         },
         "growth_trend": {
             "daily_average_gb": to_gb(daily),
@@ -129,7 +155,9 @@ def storage_usage_report(*, storage: Storage, period: str = "current_month") -> 
         },
         "cost_breakdown": {
             "price_per_gb_month": float(storage.price_per_gb_month),
-            "storage_cost": storage_cost, "transfer_cost": 0.0, "request_cost": 0.0,
+            "storage_cost": storage_cost,
+            "transfer_cost": 0.0,
+            "request_cost": 0.0,
             "total_monthly_cost": storage_cost,
         },
     }
@@ -138,28 +166,52 @@ def storage_usage_report(*, storage: Storage, period: str = "current_month") -> 
 def workspace_storage_usage(*, tenant: Tenant) -> dict[str, Any]:
     """workspace-backup-api.md, "Get Workspace Storage Usage"."""
     storages = list(storage_list(tenant=tenant))
-    by_storage = [{"storage_id": s.pk, "name": s.name, "size_gb": to_gb(s.used_bytes), "backup_count": s.backup_count,
-                   "cost": monthly_cost(s.used_bytes, s.price_per_gb_month)} for s in storages]
-    rows = (Backup.objects.filter(tenant=tenant, status=BackupStatus.COMPLETED, storage__isnull=False,
-                                  application__isnull=False)
-            .values("application_id", "application__name")
-            .annotate(size=Sum("stored_bytes"), count=Count("id"), last=Max(_when()))
-            .order_by("application__name", "application_id"))
-    by_application = [{"application_id": r["application_id"], "name": r["application__name"],
-                       "size_gb": to_gb(r["size"]), "backup_count": r["count"], "last_backup": iso(r["last"])}
-                      for r in rows]
+    by_storage = [
+        {
+            "storage_id": s.pk,
+            "name": s.name,
+            "size_gb": to_gb(s.used_bytes),
+            "backup_count": s.backup_count,
+            "cost": monthly_cost(s.used_bytes, s.price_per_gb_month),
+        }
+        for s in storages
+    ]
+    rows = (
+        Backup.objects.filter(
+            tenant=tenant, status=BackupStatus.COMPLETED, storage__isnull=False, application__isnull=False
+        )
+        .values("application_id", "application__name")
+        .annotate(size=Sum("stored_bytes"), count=Count("id"), last=Max(_when()))
+        .order_by("application__name", "application_id")
+    )
+    by_application = [
+        {
+            "application_id": r["application_id"],
+            "name": r["application__name"],
+            "size_gb": to_gb(r["size"]),
+            "backup_count": r["count"],
+            "last_backup": iso(r["last"]),
+        }
+        for r in rows
+    ]
     total_bytes = sum(s.used_bytes for s in storages)
     storage_cost = units.significant(sum(item["cost"] for item in by_storage))
     return {
         "workspace_id": tenant.slug,
         "total_usage": {
-            "size_gb": to_gb(total_bytes), "backup_count": sum(s.backup_count for s in storages),
-            "applications": len(by_application), "storage_backends": len(storages),
+            "size_gb": to_gb(total_bytes),
+            "backup_count": sum(s.backup_count for s in storages),
+            "applications": len(by_application),
+            "storage_backends": len(storages),
         },
         "by_storage": by_storage,
         "by_application": by_application,
-        "cost_summary": {"total_monthly_cost": storage_cost, "storage_cost": storage_cost,
-                         "transfer_cost": 0.0, "request_cost": 0.0},
+        "cost_summary": {
+            "total_monthly_cost": storage_cost,
+            "storage_cost": storage_cost,
+            "transfer_cost": 0.0,
+            "request_cost": 0.0,
+        },
     }
 
 
@@ -175,8 +227,6 @@ class Liveness:
     beat: str
     worker_seen_at: datetime | None
     beat_seen_at: datetime | None
-
-
 
 
 def service_liveness(*, now: datetime | None = None) -> Liveness:
@@ -200,8 +250,9 @@ def service_liveness(*, now: datetime | None = None) -> Liveness:
         age = check.get("last_seen_seconds")
         return None if age is None else now - timedelta(seconds=age)
 
-    return Liveness(worker=workers["status"], beat=beat["status"], worker_seen_at=seen(workers),
-                    beat_seen_at=seen(beat))
+    return Liveness(
+        worker=workers["status"], beat=beat["status"], worker_seen_at=seen(workers), beat_seen_at=seen(beat)
+    )
 
 
 def backup_location(backup: Backup) -> str:

@@ -25,10 +25,17 @@ def check_server_health() -> dict[str, int]:
 # retried as a whole backup, with exponential backoff and jitter, a bounded number of times:
 # backup_run cleans up and puts the operation back to pending first. The last attempt fails
 # the backup like any other error.
-@shared_task(bind=True, name="backups.tasks.run_backup", ignore_result=True, acks_late=True,
-             autoretry_for=(StorageUnavailable,), retry_backoff=settings.BACKUP_TASK_RETRY_BACKOFF,
-             retry_backoff_max=settings.BACKUP_TASK_RETRY_BACKOFF_MAX, retry_jitter=True,
-             max_retries=settings.BACKUP_TASK_MAX_RETRIES)
+@shared_task(
+    bind=True,
+    name="backups.tasks.run_backup",
+    ignore_result=True,
+    acks_late=True,
+    autoretry_for=(StorageUnavailable,),
+    retry_backoff=settings.BACKUP_TASK_RETRY_BACKOFF,
+    retry_backoff_max=settings.BACKUP_TASK_RETRY_BACKOFF_MAX,
+    retry_jitter=True,
+    max_retries=settings.BACKUP_TASK_MAX_RETRIES,
+)
 def run_backup(self, operation_id: int) -> None:
     from backups.services.backups import backup_run
     from backups.services.operations import OperationHeartbeat
@@ -71,8 +78,7 @@ def reap_operations() -> list[str]:
     return reaped
 
 
-@shared_task(name="backups.tasks.sweep_abandoned_uploads", ignore_result=True, soft_time_limit=600,
-             time_limit=900)
+@shared_task(name="backups.tasks.sweep_abandoned_uploads", ignore_result=True, soft_time_limit=600, time_limit=900)
 def sweep_abandoned_uploads() -> int:
     """Beat (hourly): abort incomplete uploads older than ``STORAGE_ABANDONED_UPLOAD_AGE``."""
     from backups.services.storages import storage_sweep_abandoned_uploads
@@ -104,8 +110,13 @@ def run_snapshot_restore(operation_id: int) -> None:
     snapshot_restore_run(operation_id=operation_id)
 
 
-@shared_task(name="backups.tasks.run_command", ignore_result=True, acks_late=True,
-             soft_time_limit=settings.COMMAND_MAX_TIMEOUT + 60, time_limit=settings.COMMAND_MAX_TIMEOUT + 120)
+@shared_task(
+    name="backups.tasks.run_command",
+    ignore_result=True,
+    acks_late=True,
+    soft_time_limit=settings.COMMAND_MAX_TIMEOUT + 60,
+    time_limit=settings.COMMAND_MAX_TIMEOUT + 120,
+)
 def run_command(execution_id: int) -> None:
     """Run a remote command execution (db-backup-platform.md "Execute Command")."""
     from backups.services.commands import command_run

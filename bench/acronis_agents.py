@@ -89,10 +89,12 @@ def report(name: str, fake: FakeAcronis, statuses, latencies, cached) -> None:
     limited = sum(1 for s in statuses if s == 429)
     lat = sorted(latencies)
     p95 = lat[max(0, int(len(lat) * 0.95) - 1)]
-    print(f"{name}: {ok}/{len(statuses)} ok, {limited} rate limited, served from cache {sum(cached)}, "
-          f"upstream token requests {fake.calls[TOKEN]}, agents fetches {fake.calls[AGENTS]}, "
-          f"latency median {statistics.median(lat) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
-          f"max {lat[-1] * 1000:.0f} ms")
+    print(
+        f"{name}: {ok}/{len(statuses)} ok, {limited} rate limited, served from cache {sum(cached)}, "
+        f"upstream token requests {fake.calls[TOKEN]}, agents fetches {fake.calls[AGENTS]}, "
+        f"latency median {statistics.median(lat) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
+        f"max {lat[-1] * 1000:.0f} ms"
+    )
 
 
 def main() -> None:
@@ -106,15 +108,22 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     slug = f"bench-{uuid.uuid4().hex[:8]}"
     tenant = Tenant.objects.create(slug=slug, name="Acronis bench", plan=Plan.DEDICATED)
-    user = tenant_services.user_create(tenant=tenant, username=slug, role=Role.VIEWER,
-                                       password=uuid.uuid4().hex, email=f"{slug}@example.com").user
+    user = tenant_services.user_create(
+        tenant=tenant, username=slug, role=Role.VIEWER, password=uuid.uuid4().hex, email=f"{slug}@example.com"
+    ).user
     auth = f"Bearer {AccessToken.for_user(user)}"
     try:
         with FakeAcronis("bench-client", "bench-secret-value") as fake:
-            services.config_save(tenant=tenant, base_url=fake.base_url, client_id="bench-client",
-                                 client_secret="bench-secret-value", create=True)
-            print(f"{args.requests} concurrent GET /api/acronis/agents, one tenant, "
-                  f"fake agents list delay {args.delay}s")
+            services.config_save(
+                tenant=tenant,
+                base_url=fake.base_url,
+                client_id="bench-client",
+                client_secret="bench-secret-value",
+                create=True,
+            )
+            print(
+                f"{args.requests} concurrent GET /api/acronis/agents, one tenant, fake agents list delay {args.delay}s"
+            )
             fake.inject(AGENTS, None, times=1, delay=args.delay)
             report("round 1 (cold cache)", fake, *fire(args.requests, auth))
             fake.reset_counters()

@@ -53,8 +53,11 @@ def python_statistics(tenant, since, until) -> dict:
     days: dict = defaultdict(lambda: defaultdict(int))
     kinds: dict = defaultdict(lambda: defaultdict(int))
     stores: dict = defaultdict(lambda: defaultdict(int))
-    rows = Backup.objects.filter(tenant=tenant, created_at__gte=since, created_at__lte=until).values_list(
-        "status", "stored_bytes", "created_at", "components", "trigger", "storage__name").iterator(chunk_size=5000)
+    rows = (
+        Backup.objects.filter(tenant=tenant, created_at__gte=since, created_at__lte=until)
+        .values_list("status", "stored_bytes", "created_at", "components", "trigger", "storage__name")
+        .iterator(chunk_size=5000)
+    )
     for status, stored, created, components, trigger, storage in rows:
         ok = status == "completed"
         summary["total"] += 1
@@ -87,13 +90,22 @@ def grow(tenant, app, storage, target: int, have: int) -> int:
     for i in range(have, target):
         when = now - timedelta(seconds=rng.randint(0, 90 * 86400))
         failed = rng.random() < 0.1
-        batch.append(Backup(tenant=tenant, name=f"bench-{i}", application=app, storage=storage,
-                            status="failed" if failed else "completed",
-                            size_bytes=0 if failed else rng.randint(10**6, 10**9),
-                            stored_bytes=0 if failed else rng.randint(10**5, 10**8),
-                            components=["config"] if i % 7 == 6 else [], started_at=when,
-                            completed_at=when + timedelta(seconds=rng.randint(5, 900)), verified=rng.random() < 0.05,
-                            error_message="pg_dump: connection refused" if failed else ""))
+        batch.append(
+            Backup(
+                tenant=tenant,
+                name=f"bench-{i}",
+                application=app,
+                storage=storage,
+                status="failed" if failed else "completed",
+                size_bytes=0 if failed else rng.randint(10**6, 10**9),
+                stored_bytes=0 if failed else rng.randint(10**5, 10**8),
+                components=["config"] if i % 7 == 6 else [],
+                started_at=when,
+                completed_at=when + timedelta(seconds=rng.randint(5, 900)),
+                verified=rng.random() < 0.05,
+                error_message="pg_dump: connection refused" if failed else "",
+            )
+        )
         if len(batch) == 5000:
             Backup.objects.bulk_create(batch)
             batch = []
@@ -103,12 +115,22 @@ def grow(tenant, app, storage, target: int, have: int) -> int:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE backups_backup SET created_at = started_at WHERE tenant_id = %s AND name LIKE %s "
-                       "AND created_at > started_at", [tenant.pk, "bench-%"])
-    verified = list(Backup.objects.filter(tenant=tenant, verified=True, verifications__isnull=True)
-                    .values_list("pk", flat=True)[:10000])
-    Verification.objects.bulk_create([Verification(tenant=tenant, backup_id=pk, test_type="checksum",
-                                                   status="completed", passed=True) for pk in verified])
+        cursor.execute(
+            "UPDATE backups_backup SET created_at = started_at WHERE tenant_id = %s AND name LIKE %s "
+            "AND created_at > started_at",
+            [tenant.pk, "bench-%"],
+        )
+    verified = list(
+        Backup.objects.filter(tenant=tenant, verified=True, verifications__isnull=True).values_list("pk", flat=True)[
+            :10000
+        ]
+    )
+    Verification.objects.bulk_create(
+        [
+            Verification(tenant=tenant, backup_id=pk, test_type="checksum", status="completed", passed=True)
+            for pk in verified
+        ]
+    )
     return target
 
 
@@ -154,15 +176,19 @@ def main() -> None:
     settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["console"] = "100000/min"
     Tenant.objects.filter(slug="bench-console").delete()
     tenant = Tenant.objects.create(slug="bench-console", name="Bench console", plan="dedicated")
-    user = tenant_services.user_create(tenant=tenant, username=f"bench-console-{int(time.time())}", role=Role.ADMIN,
-                                       password="Corr3ct-Horse-Battery").user
-    storage = Storage.objects.create(tenant=tenant, name="disk", type="local", is_default=True,
-                                     configuration={"path": "/tmp/bench-console-store"})
+    user = tenant_services.user_create(
+        tenant=tenant, username=f"bench-console-{int(time.time())}", role=Role.ADMIN, password="Corr3ct-Horse-Battery"
+    ).user
+    storage = Storage.objects.create(
+        tenant=tenant, name="disk", type="local", is_default=True, configuration={"path": "/tmp/bench-console-store"}
+    )
     app = application_get_default(tenant=tenant)
     client = Client(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
     have = 0
-    print(f"{'backups':>8} | {'statistics: queries, one request':>33} | {'list: queries, one request':>27} | "
-          f"platform / Python loop per round (min, median)")
+    print(
+        f"{'backups':>8} | {'statistics: queries, one request':>33} | {'list: queries, one request':>27} | "
+        f"platform / Python loop per round (min, median)"
+    )
     for size in args.sizes:
         have = grow(tenant, app, storage, size, have)
         client.get("/cloud-integration/backup/statistics?period=90d")  # warm-up
@@ -184,13 +210,19 @@ def main() -> None:
                     python_statistics(tenant, since, until)
                 timings[which] = time.perf_counter() - began
             ratios.append(timings["platform"] / timings["python"])
-        print(f"{size:>8} | {stat_q:>3} queries, {stat_t * 1000:>8.0f} ms         | "
-              f"{list_q:>3} queries, {list_t * 1000:>6.0f} ms   | "
-              f"{min(ratios):.3f}, {statistics.median(ratios):.3f}", flush=True)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(
-        resource.RUSAGE_CHILDREN).ru_maxrss
-    print(f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}; peak RSS of the process tree "
-          f"{peak_kb / 1024:.0f} MB")
+        print(
+            f"{size:>8} | {stat_q:>3} queries, {stat_t * 1000:>8.0f} ms         | "
+            f"{list_q:>3} queries, {list_t * 1000:>6.0f} ms   | "
+            f"{min(ratios):.3f}, {statistics.median(ratios):.3f}",
+            flush=True,
+        )
+    peak_kb = (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    )
+    print(
+        f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}; peak RSS of the process tree "
+        f"{peak_kb / 1024:.0f} MB"
+    )
     Tenant.objects.filter(slug="bench-console").delete()
 
 

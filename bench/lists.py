@@ -71,20 +71,35 @@ def build(backups: int) -> dict[str, str]:
             now = timezone.now()
             batch = []
             for n in range(count):
-                batch.append(Backup(tenant=tenant, name=f"{slug}-{n}", status="completed" if n % 7 else "failed",
-                                    database_name=f"db{n % 20}", db_type="postgresql", stored_bytes=1000 + n,
-                                    storage_path=f"{slug}/{n}.bpaf"))
+                batch.append(
+                    Backup(
+                        tenant=tenant,
+                        name=f"{slug}-{n}",
+                        status="completed" if n % 7 else "failed",
+                        database_name=f"db{n % 20}",
+                        db_type="postgresql",
+                        stored_bytes=1000 + n,
+                        storage_path=f"{slug}/{n}.bpaf",
+                    )
+                )
                 if len(batch) == 5000:
                     Backup.objects.bulk_create(batch)
                     batch = []
             Backup.objects.bulk_create(batch)
             # Spread creation times over a year, interleaving the tenants.
             with connection.cursor() as cursor:
-                cursor.execute("UPDATE backups_backup SET created_at = %s - (id %% 365) * interval '1 day' "
-                               "- (id %% 86400) * interval '1 second' WHERE tenant_id = %s", [now, tenant.pk])
-            AuditEvent.objects.bulk_create([AuditEvent(tenant=tenant, action="bench", resource_type="backup",
-                                                       resource_id=str(n)) for n in range(count)],
-                                           batch_size=5000)
+                cursor.execute(
+                    "UPDATE backups_backup SET created_at = %s - (id %% 365) * interval '1 day' "
+                    "- (id %% 86400) * interval '1 second' WHERE tenant_id = %s",
+                    [now, tenant.pk],
+                )
+            AuditEvent.objects.bulk_create(
+                [
+                    AuditEvent(tenant=tenant, action="bench", resource_type="backup", resource_id=str(n))
+                    for n in range(count)
+                ],
+                batch_size=5000,
+            )
         _, raw = services.api_key_create(tenant=tenant, name=f"bench-{int(time.time())}", role=Role.VIEWER)
         keys[slug] = raw
     with connection.cursor() as cursor:  # autocommit: what autovacuum would do after a bulk load
@@ -148,9 +163,24 @@ def main() -> None:
 
     port = free_port()
     env = {**os.environ, "DB_POOL_ASGI": "1", "DEBUG": "0", "ALLOWED_HOSTS": "127.0.0.1"}
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "backupplatform.asgi:application", "--port",
-                               str(port), "--lifespan", "off", "--log-level", "warning", "--workers", "1"],
-                              cwd=ROOT, env=env)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "backupplatform.asgi:application",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--log-level",
+            "warning",
+            "--workers",
+            "1",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -173,9 +203,11 @@ def main() -> None:
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    targets = {"big": (f"{base}/api/v1/backups?limit=50", keys["bench-big"]),
-               "small": (f"{base}/api/v1/backups?limit=50", keys["bench-small"]),
-               "me": (f"{base}/api/v1/auth/me", keys["bench-big"])}
+    targets = {
+        "big": (f"{base}/api/v1/backups?limit=50", keys["bench-big"]),
+        "small": (f"{base}/api/v1/backups?limit=50", keys["bench-small"]),
+        "me": (f"{base}/api/v1/auth/me", keys["bench-big"]),
+    }
     ratios: dict[str, list[float]] = {"big": [], "small": []}
     failures, loads = 0, []
     try:
@@ -189,21 +221,34 @@ def main() -> None:
             loads.append(os.getloadavg()[0])
             for kind in ("big", "small"):
                 ratios[kind].append(rates[kind] / rates["me"])
-            print(f"round {n + 1}: me {rates['me']:.0f} req/s, big {rates['big']:.0f} req/s "
-                  f"({ratios['big'][-1]:.2f}), small {rates['small']:.0f} req/s ({ratios['small'][-1]:.2f}), "
-                  f"load {loads[-1]:.2f}", flush=True)
+            print(
+                f"round {n + 1}: me {rates['me']:.0f} req/s, big {rates['big']:.0f} req/s "
+                f"({ratios['big'][-1]:.2f}), small {rates['small']:.0f} req/s ({ratios['small'][-1]:.2f}), "
+                f"load {loads[-1]:.2f}",
+                flush=True,
+            )
     finally:
         stop.set()
         server.terminate()
         server.wait(10)
-    print(json.dumps({
-        "backups": args.backups, "clients": args.clients, "requests_per_measure": args.requests,
-        "big_ratio_min": round(min(ratios["big"]), 2), "big_ratio_median": round(statistics.median(ratios["big"]), 2),
-        "small_ratio_min": round(min(ratios["small"]), 2),
-        "small_ratio_median": round(statistics.median(ratios["small"]), 2),
-        "failed_requests": failures, "peak_pg_connections": peak["connections"],
-        "peak_server_rss_mb": round(peak["rss"] / 2**20), "load_avg_min_max": [min(loads), max(loads)],
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "backups": args.backups,
+                "clients": args.clients,
+                "requests_per_measure": args.requests,
+                "big_ratio_min": round(min(ratios["big"]), 2),
+                "big_ratio_median": round(statistics.median(ratios["big"]), 2),
+                "small_ratio_min": round(min(ratios["small"]), 2),
+                "small_ratio_median": round(statistics.median(ratios["small"]), 2),
+                "failed_requests": failures,
+                "peak_pg_connections": peak["connections"],
+                "peak_server_rss_mb": round(peak["rss"] / 2**20),
+                "load_avg_min_max": [min(loads), max(loads)],
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -115,7 +115,7 @@ def ensure_pg_database(name: str, size_gb: float) -> int:
             conn.execute(f'CREATE DATABASE "{name}"')
     with psycopg.connect(dbname=name, autocommit=True, **PG) as conn:
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
-        target = int(size_gb * 1024 ** 3)
+        target = int(size_gb * 1024**3)
         rows = max(10_000, min(2_000_000, target // 200))
         while size < target:
             # Realistic-ish rows: ids, timestamps, numbers, and text that compresses about 2-3x.
@@ -130,7 +130,7 @@ def ensure_pg_database(name: str, size_gb: float) -> int:
                 FROM generate_series(1, {rows}) n;
             """)
             size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
-            print(f"  {name}: {size / 1024 ** 3:.2f} GB", flush=True)
+            print(f"  {name}: {size / 1024**3:.2f} GB", flush=True)
         return size
 
 
@@ -141,13 +141,18 @@ def ensure_mariadb_database(name: str, size_mb: float) -> int:
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")
         cur.execute(f"USE `{name}`")
-        cur.execute("CREATE TABLE IF NOT EXISTS events (id BIGINT AUTO_INCREMENT PRIMARY KEY, at DATETIME, "
-                    "account INT, amount DECIMAL(12,2), kind VARCHAR(16), payload TEXT, KEY (account)) "
-                    "ENGINE=InnoDB")
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS events (id BIGINT AUTO_INCREMENT PRIMARY KEY, at DATETIME, "
+            "account INT, amount DECIMAL(12,2), kind VARCHAR(16), payload TEXT, KEY (account)) "
+            "ENGINE=InnoDB"
+        )
 
         def size() -> int:
-            cur.execute("SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables "
-                        "WHERE table_schema = %s", (name,))
+            cur.execute(
+                "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables "
+                "WHERE table_schema = %s",
+                (name,),
+            )
             return int(cur.fetchone()[0])
 
         target = int(size_mb * MB)
@@ -182,9 +187,17 @@ def ensure_folder(path: Path, size_gb: float, small_files: int) -> int:
     import random
 
     rng = random.Random(7)
-    rows = [b"%d,user-%d@example.com,%d.%02d,%s\n" % (
-        rng.randrange(10 ** 9), rng.randrange(10 ** 6), rng.randrange(10 ** 5), rng.randrange(100),
-        rng.randbytes(12).hex().encode()) for _ in range(20000)]
+    rows = [
+        b"%d,user-%d@example.com,%d.%02d,%s\n"
+        % (
+            rng.randrange(10**9),
+            rng.randrange(10**6),
+            rng.randrange(10**5),
+            rng.randrange(100),
+            rng.randbytes(12).hex().encode(),
+        )
+        for _ in range(20000)
+    ]
 
     def block() -> bytes:  # about 1.3 MiB
         rng.shuffle(rows)
@@ -200,7 +213,7 @@ def ensure_folder(path: Path, size_gb: float, small_files: int) -> int:
         (folder / f"f{n:05d}.csv").write_bytes(current[:size])
         current = current[size:]
         total += size
-    big = max(int(size_gb * 1024 ** 3) - total, 4 * MB) // 4
+    big = max(int(size_gb * 1024**3) - total, 4 * MB) // 4
     (path / "big").mkdir()
     for n in range(4):
         with open(path / "big" / f"big{n}.csv", "wb") as fh:
@@ -224,19 +237,36 @@ class Platform:
         from tenants.models import Plan, Tenant
 
         self.work = work
-        self.tenant, _ = Tenant.objects.get_or_create(slug="bench", defaults={"name": "Bench",
-                                                                               "plan": Plan.DEDICATED})
+        self.tenant, _ = Tenant.objects.get_or_create(slug="bench", defaults={"name": "Bench", "plan": Plan.DEDICATED})
         self.tenant.max_concurrent_backups = 50
         self.tenant.path_roots = [str(data_root)]
         self.tenant.save()
         tenant_data_key(self.tenant)
-        self.storage, _ = Storage.objects.update_or_create(tenant=self.tenant, name="bench-local", defaults={
-            "type": "local", "configuration": {"path": str(work / "store")}})
-        self.pg, _ = Server.objects.update_or_create(tenant=self.tenant, name="bench-pg", defaults={
-            "type": "postgresql", "host": PG["host"], "port": PG["port"], "credentials": {"username": PG["user"]}})
-        self.maria, _ = Server.objects.update_or_create(tenant=self.tenant, name="bench-maria", defaults={
-            "type": "mysql", "host": MY["host"], "port": MY["port"],
-            "credentials": {"username": MY["user"], "password": ""}})
+        self.storage, _ = Storage.objects.update_or_create(
+            tenant=self.tenant,
+            name="bench-local",
+            defaults={"type": "local", "configuration": {"path": str(work / "store")}},
+        )
+        self.pg, _ = Server.objects.update_or_create(
+            tenant=self.tenant,
+            name="bench-pg",
+            defaults={
+                "type": "postgresql",
+                "host": PG["host"],
+                "port": PG["port"],
+                "credentials": {"username": PG["user"]},
+            },
+        )
+        self.maria, _ = Server.objects.update_or_create(
+            tenant=self.tenant,
+            name="bench-maria",
+            defaults={
+                "type": "mysql",
+                "host": MY["host"],
+                "port": MY["port"],
+                "credentials": {"username": MY["user"], "password": ""},
+            },
+        )
 
     def backup(self, **target) -> object:
         from backups.models import Backup
@@ -256,15 +286,25 @@ class Platform:
         from backups.models import Application, Source
 
         app, _ = Application.objects.get_or_create(tenant=self.tenant, name="bench-folder")
-        Source.objects.update_or_create(tenant=self.tenant, application=app, name="files",
-                                        defaults={"type": "path", "path": str(folder), "position": 0})
+        Source.objects.update_or_create(
+            tenant=self.tenant,
+            application=app,
+            name="files",
+            defaults={"type": "path", "path": str(folder), "position": 0},
+        )
         return app
 
     def restore(self, backup, database: str, jobs: int = 1) -> None:
         from backups.services.restores import restore_run, restore_start
 
-        restore = restore_start(tenant=self.tenant, backup=backup, target_server=self.pg, target_database=database,
-                                queue=False, options={"jobs": jobs} if jobs > 1 else None)
+        restore = restore_start(
+            tenant=self.tenant,
+            backup=backup,
+            target_server=self.pg,
+            target_database=database,
+            queue=False,
+            options={"jobs": jobs} if jobs > 1 else None,
+        )
         restore_run(operation_id=restore.operation_id)
         restore.refresh_from_db()
         assert restore.status == "completed", restore.error_message
@@ -278,7 +318,7 @@ def drop_pg(name: str) -> None:
 
 
 def pg_args() -> str:
-    return f'-h {PG["host"]} -p {PG["port"]} -U {PG["user"]}'
+    return f"-h {PG['host']} -p {PG['port']} -U {PG['user']}"
 
 
 # --------------------------------------------------------------------------- scenarios
@@ -312,29 +352,57 @@ def scenarios(args, platform: Platform, work: Path, data_root: Path):
         return lambda: platform.restore(state["backup"], f"{pg_name}_r", jobs)
 
     def restore_alternative() -> None:
-        shell(f'createdb {pg_args()} "{pg_name}_r" && zstd -d -q -c "{work / "restore.zst"}" '
-              f'| pg_restore {pg_args()} --no-owner -d "{pg_name}_r"')
+        shell(
+            f'createdb {pg_args()} "{pg_name}_r" && zstd -d -q -c "{work / "restore.zst"}" '
+            f'| pg_restore {pg_args()} --no-owner -d "{pg_name}_r"'
+        )
 
-    return {
-        "pg-backup": (f"PostgreSQL backup, {pg_name}",
-                      lambda: ensure_pg_database(pg_name, args.pg_gb), pg_backup_platform,
-                      lambda: shell(f'pg_dump {pg_args()} -Fc -Z0 -d "{pg_name}" | zstd -3 -q -f -o "{out}"'),
-                      "pg_dump -Fc -Z0 | zstd -3"),
-        "folder": (f"folder backup, {folder.name}",
-                   lambda: ensure_folder(folder, args.folder_gb, args.small_files), folder_platform,
-                   lambda: shell(f'tar -cf - -C "{folder.parent}" "{folder.name}" | zstd -3 -q -f -o "{out}"'),
-                   "tar -cf - | zstd -3"),
-        "mariadb": (f"MariaDB backup, {my_name}",
-                    lambda: ensure_mariadb_database(my_name, args.mariadb_mb), maria_platform,
-                    lambda: shell(f'mysqldump -h {MY["host"]} -P {MY["port"]} -u {MY["user"]} --single-transaction '
-                                  f'--routines --triggers --events "{my_name}" | zstd -3 -q -f -o "{out}"'),
-                    "mysqldump --single-transaction | zstd -3"),
-        "pg-restore": (f"PostgreSQL restore, {pg_name}", restore_setup, restore_platform(1), restore_alternative,
-                       "zstd -d | pg_restore", lambda: drop_pg(f"{pg_name}_r")),
-        "pg-restore-jobs": (f"PostgreSQL restore with jobs={args.jobs}, {pg_name}", restore_setup,
-                            restore_platform(args.jobs), restore_alternative, "zstd -d | pg_restore",
-                            lambda: drop_pg(f"{pg_name}_r")),
-    }, state, (pg_name, my_name, folder)
+    return (
+        {
+            "pg-backup": (
+                f"PostgreSQL backup, {pg_name}",
+                lambda: ensure_pg_database(pg_name, args.pg_gb),
+                pg_backup_platform,
+                lambda: shell(f'pg_dump {pg_args()} -Fc -Z0 -d "{pg_name}" | zstd -3 -q -f -o "{out}"'),
+                "pg_dump -Fc -Z0 | zstd -3",
+            ),
+            "folder": (
+                f"folder backup, {folder.name}",
+                lambda: ensure_folder(folder, args.folder_gb, args.small_files),
+                folder_platform,
+                lambda: shell(f'tar -cf - -C "{folder.parent}" "{folder.name}" | zstd -3 -q -f -o "{out}"'),
+                "tar -cf - | zstd -3",
+            ),
+            "mariadb": (
+                f"MariaDB backup, {my_name}",
+                lambda: ensure_mariadb_database(my_name, args.mariadb_mb),
+                maria_platform,
+                lambda: shell(
+                    f"mysqldump -h {MY['host']} -P {MY['port']} -u {MY['user']} --single-transaction "
+                    f'--routines --triggers --events "{my_name}" | zstd -3 -q -f -o "{out}"'
+                ),
+                "mysqldump --single-transaction | zstd -3",
+            ),
+            "pg-restore": (
+                f"PostgreSQL restore, {pg_name}",
+                restore_setup,
+                restore_platform(1),
+                restore_alternative,
+                "zstd -d | pg_restore",
+                lambda: drop_pg(f"{pg_name}_r"),
+            ),
+            "pg-restore-jobs": (
+                f"PostgreSQL restore with jobs={args.jobs}, {pg_name}",
+                restore_setup,
+                restore_platform(args.jobs),
+                restore_alternative,
+                "zstd -d | pg_restore",
+                lambda: drop_pg(f"{pg_name}_r"),
+            ),
+        },
+        state,
+        (pg_name, my_name, folder),
+    )
 
 
 def run(name: str, spec, rounds: int, warmup: bool = True) -> dict:
@@ -357,17 +425,26 @@ def run(name: str, spec, rounds: int, warmup: bool = True) -> dict:
         load = os.getloadavg()[0]
         ratio = got["platform"][0] / got["alternative"][0]
         rows.append((got["platform"], got["alternative"], ratio, load))
-        print(f"  round {index + 1} ({order[0][0]} first): platform {got['platform'][0]:7.2f} s "
-              f"(+{got['platform'][1]:.0f} MiB)  {alternative} {got['alternative'][0]:7.2f} s "
-              f"(+{got['alternative'][1]:.0f} MiB)  ratio {ratio:.2f}  load {load:.2f}", flush=True)
+        print(
+            f"  round {index + 1} ({order[0][0]} first): platform {got['platform'][0]:7.2f} s "
+            f"(+{got['platform'][1]:.0f} MiB)  {alternative} {got['alternative'][0]:7.2f} s "
+            f"(+{got['alternative'][1]:.0f} MiB)  ratio {ratio:.2f}  load {load:.2f}",
+            flush=True,
+        )
     ratios = [r[2] for r in rows]
     return {
-        "name": name, "description": description, "alternative": alternative, "size": size,
+        "name": name,
+        "description": description,
+        "alternative": alternative,
+        "size": size,
         "platform_median": statistics.median(r[0][0] for r in rows),
         "alternative_median": statistics.median(r[1][0] for r in rows),
-        "ratio_min": min(ratios), "ratio_median": statistics.median(ratios),
-        "platform_rss": max(r[0][1] for r in rows), "alternative_rss": max(r[1][1] for r in rows),
-        "load": (min(r[3] for r in rows), max(r[3] for r in rows)), "rounds": rounds,
+        "ratio_min": min(ratios),
+        "ratio_median": statistics.median(ratios),
+        "platform_rss": max(r[0][1] for r in rows),
+        "alternative_rss": max(r[1][1] for r in rows),
+        "load": (min(r[3] for r in rows), max(r[3] for r in rows)),
+        "rounds": rounds,
     }
 
 
@@ -380,10 +457,15 @@ def main() -> None:
     parser.add_argument("--small-files", type=int, default=20_000, help="small files in the folder")
     parser.add_argument("--mariadb-mb", type=float, default=530, help="MariaDB database size (MB)")
     parser.add_argument("--jobs", type=int, default=2, help="jobs of the parallel restore scenario")
-    parser.add_argument("--zstd-threads", type=int, default=None,
-                        help="BACKUP_ZSTD_THREADS for the platform's backups (default: the setting, 1)")
-    parser.add_argument("--no-warmup", action="store_true",
-                        help="do not run the platform side once, unmeasured, before the rounds")
+    parser.add_argument(
+        "--zstd-threads",
+        type=int,
+        default=None,
+        help="BACKUP_ZSTD_THREADS for the platform's backups (default: the setting, 1)",
+    )
+    parser.add_argument(
+        "--no-warmup", action="store_true", help="do not run the platform side once, unmeasured, before the rounds"
+    )
     parser.add_argument("--drop", action="store_true", help="drop the bench databases and folder at the end")
     args = parser.parse_args()
 
@@ -420,15 +502,19 @@ def main() -> None:
         if {"pg-restore", "pg-restore-jobs"} & set(args.scenario or SCENARIOS):
             drop_pg(f"{pg_name}_r")
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print("\n| measure | platform (median) | alternative (median) | ratio min / median | "
-          "peak RSS above idle, tree: platform / alternative | 1-min load | rounds |")
+    print(
+        "\n| measure | platform (median) | alternative (median) | ratio min / median | "
+        "peak RSS above idle, tree: platform / alternative | 1-min load | rounds |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
-        print(f"| {r['description']} ({r['size'] / MB:,.0f} MB) | {r['platform_median']:.2f} s "
-              f"| {r['alternative_median']:.2f} s `{r['alternative'].replace('|', chr(92) + '|')}` "
-              f"| {r['ratio_min']:.2f} / "
-              f"{r['ratio_median']:.2f} | {r['platform_rss']:.0f} / {r['alternative_rss']:.0f} MiB "
-              f"| {r['load'][0]:.1f}-{r['load'][1]:.1f} | {r['rounds']} |")
+        print(
+            f"| {r['description']} ({r['size'] / MB:,.0f} MB) | {r['platform_median']:.2f} s "
+            f"| {r['alternative_median']:.2f} s `{r['alternative'].replace('|', chr(92) + '|')}` "
+            f"| {r['ratio_min']:.2f} / "
+            f"{r['ratio_median']:.2f} | {r['platform_rss']:.0f} / {r['alternative_rss']:.0f} MiB "
+            f"| {r['load'][0]:.1f}-{r['load'][1]:.1f} | {r['rounds']} |"
+        )
     if args.drop:
         drop_pg(pg_name)
         shutil.rmtree(folder, ignore_errors=True)

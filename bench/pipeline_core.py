@@ -119,9 +119,7 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=256, help="MiB to push through (multiple of 4)")
     parser.add_argument("--compression", default="zstd", choices=["none", "gzip", "zstd"])
     parser.add_argument("--zstd-threads", type=int, default=1)
-    parser.add_argument(
-        "--compare", action="store_true", help="also time zstd/gzip CLI on the same pipe"
-    )
+    parser.add_argument("--compare", action="store_true", help="also time zstd/gzip CLI on the same pipe")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "artifact"

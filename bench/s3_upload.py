@@ -103,8 +103,11 @@ def free_port() -> int:
 
 
 def start_moto(port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -153,10 +156,18 @@ def main() -> None:
     watcher = RssWatcher().start()
     try:
         client = boto3.session.Session().client(
-            "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=CREDS["access_key_id"],
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=CREDS["access_key_id"],
             aws_secret_access_key=CREDS["secret_access_key"],
-            config=Config(request_checksum_calculation="when_required", response_checksum_validation="when_required",
-                          max_pool_connections=10, s3={"addressing_style": "path"}))
+            config=Config(
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                max_pool_connections=10,
+                s3={"addressing_style": "path"},
+            ),
+        )
         client.create_bucket(Bucket=BUCKET)
         size, block = args.size_mb * MiB, os.urandom(MiB)
         load_before = os.getloadavg()
@@ -179,8 +190,11 @@ def main() -> None:
                 own_peak[side] = max(own_peak[side], watcher.own_peak)
                 assert client.head_object(Bucket=BUCKET, Key=key)["ContentLength"] == size
                 client.delete_object(Bucket=BUCKET, Key=key)  # keep moto's memory flat
-            print(f"round {round_no + 1}: platform {ours[-1]:.2f} s, boto3 {theirs[-1]:.2f} s, "
-                  f"ratio {ours[-1] / theirs[-1]:.2f}", flush=True)
+            print(
+                f"round {round_no + 1}: platform {ours[-1]:.2f} s, boto3 {theirs[-1]:.2f} s, "
+                f"ratio {ours[-1] / theirs[-1]:.2f}",
+                flush=True,
+            )
         load_after = os.getloadavg()
     finally:
         watcher.stop()
@@ -195,8 +209,10 @@ def main() -> None:
     print(f"boto3 upload_fileobj: best {mb / min(theirs):.0f} MB/s, median {mb / statistics.median(theirs):.0f} MB/s")
     print(f"time ratio platform/boto3 per round: min {min(ratios):.2f}, median {statistics.median(ratios):.2f}")
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min), cores {os.cpu_count()}")
-    print(f"peak RSS of this process while uploading: platform {own_peak['platform'] / MiB:.0f} MiB, "
-          f"boto3 {own_peak['boto3'] / MiB:.0f} MiB (idle after warm-up: {idle / MiB:.0f} MiB)")
+    print(
+        f"peak RSS of this process while uploading: platform {own_peak['platform'] / MiB:.0f} MiB, "
+        f"boto3 {own_peak['boto3'] / MiB:.0f} MiB (idle after warm-up: {idle / MiB:.0f} MiB)"
+    )
     print(f"peak RSS of the process tree (bench + moto server): {watcher.tree_peak / MiB:.0f} MiB")
 
 

@@ -58,22 +58,34 @@ def engine_rounds(backups: int, rounds: int) -> None:
     rng = random.Random(7)
     start = datetime(2013, 1, 1, tzinfo=UTC)
     statuses = ["completed"] * 8 + ["failed", "cancelled"]
-    infos = [BackupInfo(i, start + timedelta(hours=i), rng.choice(statuses), verified=rng.random() < 0.5)
-             for i in range(backups)]
+    infos = [
+        BackupInfo(i, start + timedelta(hours=i), rng.choice(statuses), verified=rng.random() < 0.5)
+        for i in range(backups)
+    ]
     rng.shuffle(infos)
-    rules = RetentionRules(keep_last_n=10, keep_days=30, keep_daily=7, keep_weekly=4, keep_monthly=12,
-                           keep_yearly=10, timezone="Europe/Berlin")
+    rules = RetentionRules(
+        keep_last_n=10,
+        keep_days=30,
+        keep_daily=7,
+        keep_weekly=4,
+        keep_monthly=12,
+        keep_yearly=10,
+        timezone="Europe/Berlin",
+    )
     times = []
     for _ in range(rounds):
         began = time.perf_counter()
         plan = plan_retention(infos, rules, start + timedelta(hours=backups))
         times.append(time.perf_counter() - began)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(
-        resource.RUSAGE_CHILDREN).ru_maxrss
+    peak_kb = (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    )
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"retention engine (plan_retention) over {backups} backups, {rounds} rounds: "
-          f"min {min(times):.2f} s, median {statistics.median(times):.2f} s; {len(plan.keep)} kept; "
-          f"load average {load}; peak RSS {peak_kb / 1024:.0f} MB")
+    print(
+        f"retention engine (plan_retention) over {backups} backups, {rounds} rounds: "
+        f"min {min(times):.2f} s, median {statistics.median(times):.2f} s; {len(plan.keep)} kept; "
+        f"load average {load}; peak RSS {peak_kb / 1024:.0f} MB"
+    )
 
 
 def main() -> None:
@@ -112,21 +124,46 @@ def main() -> None:
     Tenant.objects.filter(slug="bench-schedules").delete()
     tenant = Tenant.objects.create(slug="bench-schedules", name="bench", plan="dedicated")
     storage = Storage.objects.create(tenant=tenant, name="local", type="local", configuration={"path": "/tmp/x"})
-    zones = ["UTC", "America/New_York", "Europe/Paris", "Asia/Tokyo", "Australia/Sydney", "America/Los_Angeles",
-             "Europe/London", "Asia/Kolkata", "America/Sao_Paulo", "Africa/Cairo", "Europe/Berlin", "Asia/Dubai",
-             "America/Chicago", "Pacific/Auckland", "Asia/Singapore", "Europe/Madrid", "America/Toronto",
-             "Asia/Shanghai", "Europe/Moscow", "America/Denver"]
+    zones = [
+        "UTC",
+        "America/New_York",
+        "Europe/Paris",
+        "Asia/Tokyo",
+        "Australia/Sydney",
+        "America/Los_Angeles",
+        "Europe/London",
+        "Asia/Kolkata",
+        "America/Sao_Paulo",
+        "Africa/Cairo",
+        "Europe/Berlin",
+        "Asia/Dubai",
+        "America/Chicago",
+        "Pacific/Auckland",
+        "Asia/Singapore",
+        "Europe/Madrid",
+        "America/Toronto",
+        "Asia/Shanghai",
+        "Europe/Moscow",
+        "America/Denver",
+    ]
     rng = random.Random(7)
 
     apps = Application.objects.bulk_create(
-        [Application(tenant=tenant, name=f"app-{n}") for n in range(args.jobs)], batch_size=2000)
+        [Application(tenant=tenant, name=f"app-{n}") for n in range(args.jobs)], batch_size=2000
+    )
     started = time.perf_counter()
     first = min(200, args.jobs)
     for n in range(first):
-        services.job_create(tenant=tenant, name=f"job-{n}", application=apps[n], storage=storage,
-                            schedule_type="daily", schedule_time=timezone.now().time().replace(
-                                hour=n % 24, minute=n % 60, second=0, microsecond=0),
-                            timezone=zones[n % len(zones)], retention_count=5)
+        services.job_create(
+            tenant=tenant,
+            name=f"job-{n}",
+            application=apps[n],
+            storage=storage,
+            schedule_type="daily",
+            schedule_time=timezone.now().time().replace(hour=n % 24, minute=n % 60, second=0, microsecond=0),
+            timezone=zones[n % len(zones)],
+            retention_count=5,
+        )
     per_create = (time.perf_counter() - started) / first
     print(f"job_create (validate + next run + audit): {per_create * 1000:.1f} ms per job ({first} jobs)")
 
@@ -135,9 +172,18 @@ def main() -> None:
     now = timezone.now()
     for n in range(first, args.jobs):
         hour, minute = rng.randrange(24), rng.randrange(60)
-        jobs.append(BackupJob(tenant=tenant, name=f"job-{n}", application=apps[n], storage=storage,
-                              schedule_type="daily", cron_expression=f"{minute} {hour} * * *",
-                              timezone=zones[n % len(zones)], retention_count=5))
+        jobs.append(
+            BackupJob(
+                tenant=tenant,
+                name=f"job-{n}",
+                application=apps[n],
+                storage=storage,
+                schedule_type="daily",
+                cron_expression=f"{minute} {hour} * * *",
+                timezone=zones[n % len(zones)],
+                retention_count=5,
+            )
+        )
     jobs = BackupJob.objects.bulk_create(jobs, batch_size=2000)
     for job in jobs:
         job.next_run_at = beat.next_run_after(job, now)
@@ -150,8 +196,10 @@ def main() -> None:
     started = time.perf_counter()
     schedule = scheduler.all_as_schedule()
     load = time.perf_counter() - started
-    print(f"beat DatabaseScheduler: load {len(schedule)} entries in {load * 1000:.0f} ms "
-          f"({enabled} enabled backup jobs are not beat entries)")
+    print(
+        f"beat DatabaseScheduler: load {len(schedule)} entries in {load * 1000:.0f} ms "
+        f"({enabled} enabled backup jobs are not beat entries)"
+    )
 
     # What each beat tick does for the jobs: the dispatch query, with nothing due and with
     # 50 jobs due at once (their runs sent to a list instead of the broker).
@@ -170,9 +218,11 @@ def main() -> None:
         rounds.append((idle, busy))
     idle = statistics.median(r[0] for r in rounds)
     busy = statistics.median(r[1] for r in rounds)
-    print(f"dispatch per beat tick over {enabled} jobs (median of {args.rounds}): nothing due "
-          f"{idle * 1000:.1f} ms, 50 due {busy * 1000:.1f} ms; beat ticks every second, so a due job "
-          f"is sent at most ~1 s + {busy * 1000:.0f} ms after its time; load {os.getloadavg()[0]:.2f}")
+    print(
+        f"dispatch per beat tick over {enabled} jobs (median of {args.rounds}): nothing due "
+        f"{idle * 1000:.1f} ms, 50 due {busy * 1000:.1f} ms; beat ticks every second, so a due job "
+        f"is sent at most ~1 s + {busy * 1000:.0f} ms after its time; load {os.getloadavg()[0]:.2f}"
+    )
 
     started = time.perf_counter()
     all_jobs = list(BackupJob.objects.filter(tenant=tenant).values_list("pk", "application_id"))
@@ -181,24 +231,37 @@ def main() -> None:
     statuses = ["completed"] * 17 + ["failed", "failed", "running"]
     for n in range(args.backups):
         job_id, app_id = all_jobs[n % len(all_jobs)]
-        rows.append(Backup(tenant=tenant, job_id=job_id, application_id=app_id, storage=storage,
-                           status=rng.choice(statuses), stored_bytes=rng.randrange(1, 10**9),
-                           verified=rng.random() < 0.3, storage_path=f"bench/{n}"))
+        rows.append(
+            Backup(
+                tenant=tenant,
+                job_id=job_id,
+                application_id=app_id,
+                storage=storage,
+                status=rng.choice(statuses),
+                stored_bytes=rng.randrange(1, 10**9),
+                verified=rng.random() < 0.3,
+                storage_path=f"bench/{n}",
+            )
+        )
     Backup.objects.bulk_create(rows, batch_size=5000)
     # spread them over the last ~300 days
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE backups_backup SET created_at = %s - (id %% 7200) * interval '1 hour' "
-                       "WHERE tenant_id = %s", [now, tenant.pk])
+        cursor.execute(
+            "UPDATE backups_backup SET created_at = %s - (id %% 7200) * interval '1 hour' WHERE tenant_id = %s",
+            [now, tenant.pk],
+        )
     print(f"inserted {args.backups} backups: {time.perf_counter() - started:.1f} s")
 
     started = time.perf_counter()
     plan = services.cleanup_analyse(tenant=tenant, reason="bench")
     took = time.perf_counter() - started
     a = plan.analysis
-    print(f"retention pass (cleanup_analyse) over {a['total_backups']} backups in {len(all_jobs)} series: "
-          f"{took:.2f} s; {a['eligible_for_removal']} to delete, {a['backups_to_keep']} kept")
+    print(
+        f"retention pass (cleanup_analyse) over {a['total_backups']} backups in {len(all_jobs)} series: "
+        f"{took:.2f} s; {a['eligible_for_removal']} to delete, {a['backups_to_keep']} kept"
+    )
 
     Tenant.objects.filter(pk=tenant.pk).delete()
 

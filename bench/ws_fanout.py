@@ -54,8 +54,24 @@ def tree_rss(pid: int) -> int:
 
 def start_server(app: str, port: int) -> subprocess.Popen:
     env = {**os.environ, "DEBUG": "0", "ALLOWED_HOSTS": "127.0.0.1"}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", app, "--port", str(port), "--lifespan", "off",
-                             "--log-level", "warning", "--ws-max-queue", "1024"], cwd=ROOT, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--log-level",
+            "warning",
+            "--ws-max-queue",
+            "1024",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -75,8 +91,9 @@ async def connect_all(url: str, count: int) -> list:
 
     sockets = []
     for start in range(0, count, 50):
-        batch = await asyncio.gather(*(websockets.connect(url, max_queue=None, ping_interval=None)
-                                       for _ in range(min(50, count - start))))
+        batch = await asyncio.gather(
+            *(websockets.connect(url, max_queue=None, ping_interval=None) for _ in range(min(50, count - start)))
+        )
         sockets.extend(batch)
     return sockets
 
@@ -154,8 +171,10 @@ def main() -> None:
     connections.close_all()
 
     platform_port, bare_port = free_port(), free_port()
-    servers = {"platform": start_server("backupplatform.asgi:application", platform_port),
-               "bare": start_server("bench.ws_bare:application", bare_port)}
+    servers = {
+        "platform": start_server("backupplatform.asgi:application", platform_port),
+        "bare": start_server("bench.ws_bare:application", bare_port),
+    }
     peak = {name: 0 for name in servers}
     done = threading.Event()
 
@@ -167,8 +186,11 @@ def main() -> None:
 
     threading.Thread(target=watch, daemon=True).start()
     targets = {
-        "platform": (f"ws://127.0.0.1:{platform_port}/ws?api_key={key}", tenant_group(tenant.pk),
-                     {"type": "event.forward", "tenant_id": tenant.pk}),
+        "platform": (
+            f"ws://127.0.0.1:{platform_port}/ws?api_key={key}",
+            tenant_group(tenant.pk),
+            {"type": "event.forward", "tenant_id": tenant.pk},
+        ),
         "bare": (f"ws://127.0.0.1:{bare_port}/ws", BARE_GROUP, {"type": "event.forward"}),
     }
 
@@ -191,8 +213,11 @@ def main() -> None:
                 results[name].append(p95[name])
             ratios.append(p95["platform"] / p95["bare"])
             loads.append(os.getloadavg()[0])
-            print(f"round {n + 1}: p95 platform {p95['platform'] * 1000:.0f} ms, bare {p95['bare'] * 1000:.0f} ms, "
-                  f"ratio {ratios[-1]:.2f}, load {loads[-1]:.2f}", flush=True)
+            print(
+                f"round {n + 1}: p95 platform {p95['platform'] * 1000:.0f} ms, bare {p95['bare'] * 1000:.0f} ms, "
+                f"ratio {ratios[-1]:.2f}, load {loads[-1]:.2f}",
+                flush=True,
+            )
         for group in sockets.values():
             await asyncio.gather(*(ws.close() for ws in group))
         return {"results": results, "ratios": ratios, "loads": loads}
@@ -206,15 +231,28 @@ def main() -> None:
             proc.terminate()
             proc.wait(10)
     res = out["results"]
-    print(json.dumps({
-        "clients": args.clients, "events_per_round": args.events, "rounds": args.rounds,
-        "platform_p95_ms_min_median": [round(min(res["platform"]) * 1000), round(statistics.median(res["platform"]) * 1000)],
-        "bare_p95_ms_min_median": [round(min(res["bare"]) * 1000), round(statistics.median(res["bare"]) * 1000)],
-        "ratio_min_median": [round(min(out["ratios"]), 2), round(statistics.median(out["ratios"]), 2)],
-        "publish_from_sync_code_median_ms": round(publish_cost * 1000, 2),
-        "load_min_max": [round(min(out["loads"]), 2), round(max(out["loads"]), 2)],
-        "peak_rss_mb": {name: round(v / 2**20) for name, v in peak.items()},
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "clients": args.clients,
+                "events_per_round": args.events,
+                "rounds": args.rounds,
+                "platform_p95_ms_min_median": [
+                    round(min(res["platform"]) * 1000),
+                    round(statistics.median(res["platform"]) * 1000),
+                ],
+                "bare_p95_ms_min_median": [
+                    round(min(res["bare"]) * 1000),
+                    round(statistics.median(res["bare"]) * 1000),
+                ],
+                "ratio_min_median": [round(min(out["ratios"]), 2), round(statistics.median(out["ratios"]), 2)],
+                "publish_from_sync_code_median_ms": round(publish_cost * 1000, 2),
+                "load_min_max": [round(min(out["loads"]), 2), round(max(out["loads"]), 2)],
+                "peak_rss_mb": {name: round(v / 2**20) for name, v in peak.items()},
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

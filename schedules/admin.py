@@ -23,9 +23,29 @@ from . import drills, evidence, selectors, services
 from .models import BackupJob, CleanupPlan, Drill, RetentionPolicy
 
 EDITABLE = [
-    "tenant", "name", "description", "enabled", "server", "database_name", "application", "source_path", "storage",
-    "backup_type", "schedule_type", "cron_expression", "schedule_time", "timezone", "days_of_week", "day_of_month",
-    "retention_policy", "retention_days", "retention_count", "retention", "auto_purge", "priority", "options",
+    "tenant",
+    "name",
+    "description",
+    "enabled",
+    "server",
+    "database_name",
+    "application",
+    "source_path",
+    "storage",
+    "backup_type",
+    "schedule_type",
+    "cron_expression",
+    "schedule_time",
+    "timezone",
+    "days_of_week",
+    "day_of_month",
+    "retention_policy",
+    "retention_days",
+    "retention_count",
+    "retention",
+    "auto_purge",
+    "priority",
+    "options",
     "notifications",
 ]
 
@@ -40,14 +60,22 @@ def retention_outlook(jobs) -> str:
 
     lines, now = [], timezone.now()
     for job in jobs:
-        backups = list(Backup.objects.filter(job=job).exclude(status__in=("pending", "running")).order_by("-created_at"))
+        backups = list(
+            Backup.objects.filter(job=job).exclude(status__in=("pending", "running")).order_by("-created_at")
+        )
         rules = selectors.rules_for_job(job)
         plan = plan_retention([selectors.backup_info(b) for b in backups], rules, now)
         doomed = [b for b in backups if not plan.is_kept(b.pk)]
         listing = ", ".join(f"{b.name or b.pk} ({b.created_at:%d %b %H:%M})" for b in doomed[:10])
         more = f" and {len(doomed) - 10} more" if len(doomed) > 10 else ""
-        lines.append((job.name, len(backups), len(backups) - len(doomed),
-                      f"would delete {len(doomed)}: {listing}{more}" if doomed else "nothing to delete"))
+        lines.append(
+            (
+                job.name,
+                len(backups),
+                len(backups) - len(doomed),
+                f"would delete {len(doomed)}: {listing}{more}" if doomed else "nothing to delete",
+            )
+        )
     if not lines:
         return "No job uses these rules yet."
     return format_html_join("", "<div><b>{}</b>: of {} backup(s) keeps {}, {}</div>", lines)
@@ -61,10 +89,17 @@ class BackupJobForm(forms.ModelForm):
     retention as fields; the next five runs are shown as they are chosen."""
 
     days_of_week = forms.TypedMultipleChoiceField(
-        choices=WEEKDAYS, coerce=int, required=False, widget=forms.CheckboxSelectMultiple,
-        help_text="Weekly and daily schedules: the days to run on (none ticked: every day; weekly: Sunday).")
-    compression = forms.ChoiceField(choices=[("zstd", "zstd (fast, small)"), ("gzip", "gzip"), ("none", "none")],
-                                    initial="zstd", help_text="Backups are always encrypted (AES-256-GCM).")
+        choices=WEEKDAYS,
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Weekly and daily schedules: the days to run on (none ticked: every day; weekly: Sunday).",
+    )
+    compression = forms.ChoiceField(
+        choices=[("zstd", "zstd (fast, small)"), ("gzip", "gzip"), ("none", "none")],
+        initial="zstd",
+        help_text="Backups are always encrypted (AES-256-GCM).",
+    )
     verify_after = forms.BooleanField(required=False, label="Verify each backup after it is stored")
     notify_on_failure = forms.BooleanField(required=False, initial=True, label="Notify on failure")
     notify_on_success = forms.BooleanField(required=False, label="Notify on success")
@@ -79,10 +114,10 @@ class BackupJobForm(forms.ModelForm):
         widgets = {"schedule_time": forms.TimeInput(attrs={"type": "time"}, format="%H:%M")}
         help_texts = {
             "drill_cron_expression": "Restore drills: a cron expression in the job's timezone (e.g. '0 5 * * 0', "
-                                     "Sundays 05:00); empty: no scheduled drills.",
+            "Sundays 05:00); empty: no scheduled drills.",
             "drill_assertions": 'A JSON list, e.g. [{"type": "row_count", "table": "public.orders", "min": 1}, '
-                                '{"type": "sql", "sql": "SELECT count(*) > 0 FROM users"}, '
-                                '{"type": "file", "path": "uploads/logo.png", "sha256": "..."}].',
+            '{"type": "sql", "sql": "SELECT count(*) > 0 FROM users"}, '
+            '{"type": "file", "path": "uploads/logo.png", "sha256": "..."}].',
             "drill_server": "Restore drills into a new database on this server (default: the backup's own server).",
         }
 
@@ -91,16 +126,18 @@ class BackupJobForm(forms.ModelForm):
         job = self.instance
         options = job.options or {}
         compression = options.get("compression")
-        self.fields["compression"].initial = ("none" if compression is False else "gzip" if compression is True
-                                              else compression or "zstd")
+        self.fields["compression"].initial = (
+            "none" if compression is False else "gzip" if compression is True else compression or "zstd"
+        )
         self.fields["verify_after"].initial = bool(options.get("verify_integrity"))
         notes = {**services.DEFAULT_NOTIFICATIONS, **(job.notifications or {})}
         self.fields["notify_on_failure"].initial = bool(notes.get("on_failure"))
         self.fields["notify_on_success"].initial = bool(notes.get("on_success"))
         for period in ("daily", "weekly", "monthly", "yearly"):
             self.fields[f"keep_{period}"].initial = (job.retention or {}).get(period)
-        self.fields["cron_expression"].help_text = ("For 'Cron expression' and 'Custom cron' only: minute hour "
-                                                    "day month weekday, e.g. 30 2 * * 1-5")
+        self.fields["cron_expression"].help_text = (
+            "For 'Cron expression' and 'Custom cron' only: minute hour day month weekday, e.g. 30 2 * * 1-5"
+        )
         self.fields["schedule_time"].help_text = "Local time in the job's time zone (daily, weekly, monthly)"
 
     def clean(self):
@@ -109,11 +146,14 @@ class BackupJobForm(forms.ModelForm):
         options["compression"] = cleaned.get("compression") or "zstd"
         options["verify_integrity"] = bool(cleaned.get("verify_after"))
         cleaned["options"] = options
-        cleaned["notifications"] = {**(self.instance.notifications or {}),
-                                    "on_failure": bool(cleaned.get("notify_on_failure")),
-                                    "on_success": bool(cleaned.get("notify_on_success"))}
-        cleaned["retention"] = {p: cleaned[f"keep_{p}"] for p in ("daily", "weekly", "monthly", "yearly")
-                                if cleaned.get(f"keep_{p}")}
+        cleaned["notifications"] = {
+            **(self.instance.notifications or {}),
+            "on_failure": bool(cleaned.get("notify_on_failure")),
+            "on_success": bool(cleaned.get("notify_on_success")),
+        }
+        cleaned["retention"] = {
+            p: cleaned[f"keep_{p}"] for p in ("daily", "weekly", "monthly", "yearly") if cleaned.get(f"keep_{p}")
+        }
         job = self.instance
         for name in EDITABLE:
             if name in cleaned:
@@ -127,8 +167,13 @@ class BackupJobForm(forms.ModelForm):
                 field = field.removesuffix("_id")
                 self.add_error(field if field in self.fields else None, msgs)
         try:
-            drills.drill_check(tenant_id=job.tenant_id, job=job, cron_expression=cleaned.get("drill_cron_expression"),
-                               assertions=cleaned.get("drill_assertions"), scratch_server=cleaned.get("drill_server"))
+            drills.drill_check(
+                tenant_id=job.tenant_id,
+                job=job,
+                cron_expression=cleaned.get("drill_cron_expression"),
+                assertions=cleaned.get("drill_assertions"),
+                scratch_server=cleaned.get("drill_server"),
+            )
         except DomainError as exc:
             for field, msgs in (exc.details or {"__all__": [exc.message]}).items():
                 self.add_error(field if field in self.fields else None, msgs)
@@ -153,32 +198,77 @@ class BackupJobAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     ordering = ("name",)
     list_filter = ("enabled", "schedule_type", "tenant")
     search_fields = ("name", "public_id")
-    readonly_fields = ("public_id", "schedule_preview", "retention_preview", "last_run_at", "next_run_at",
-                       "drill_next_run_at")
+    readonly_fields = (
+        "public_id",
+        "schedule_preview",
+        "retention_preview",
+        "last_run_at",
+        "next_run_at",
+        "drill_next_run_at",
+    )
     fieldsets = [
         (None, {"fields": ["tenant", "name", "description", "enabled"]}),
-        ("What to back up", {"fields": ["application", "server", "database_name", "source_path", "storage",
-                                        "backup_type"],
-                             "description": "An application (all its sources), or a server and one database."}),
-        ("When", {"fields": ["schedule_type", "schedule_time", "days_of_week", "day_of_month", "cron_expression",
-                             "timezone", "schedule_preview"], "classes": ["job-schedule"]}),
-        ("Retention", {"fields": ["retention_policy", "retention_days", "retention_count", "keep_daily",
-                                  "keep_weekly", "keep_monthly", "keep_yearly", "auto_purge", "retention_preview"],
-                       "description": "A named policy, or the rules here; 'Cleanup dry run' in the list shows "
-                                      "what they would delete."}),
-        ("Options", {"fields": ["compression", "verify_after", "priority", "notify_on_failure",
-                                "notify_on_success"]}),
-        ("Restore drills", {"fields": ["drill_cron_expression", "drill_assertions", "drill_server",
-                                       "drill_next_run_at"],
-                            "description": "Restore the latest backup on a schedule, check it, and keep the evidence."}),
+        (
+            "What to back up",
+            {
+                "fields": ["application", "server", "database_name", "source_path", "storage", "backup_type"],
+                "description": "An application (all its sources), or a server and one database.",
+            },
+        ),
+        (
+            "When",
+            {
+                "fields": [
+                    "schedule_type",
+                    "schedule_time",
+                    "days_of_week",
+                    "day_of_month",
+                    "cron_expression",
+                    "timezone",
+                    "schedule_preview",
+                ],
+                "classes": ["job-schedule"],
+            },
+        ),
+        (
+            "Retention",
+            {
+                "fields": [
+                    "retention_policy",
+                    "retention_days",
+                    "retention_count",
+                    "keep_daily",
+                    "keep_weekly",
+                    "keep_monthly",
+                    "keep_yearly",
+                    "auto_purge",
+                    "retention_preview",
+                ],
+                "description": "A named policy, or the rules here; 'Cleanup dry run' in the list shows "
+                "what they would delete.",
+            },
+        ),
+        ("Options", {"fields": ["compression", "verify_after", "priority", "notify_on_failure", "notify_on_success"]}),
+        (
+            "Restore drills",
+            {
+                "fields": ["drill_cron_expression", "drill_assertions", "drill_server", "drill_next_run_at"],
+                "description": "Restore the latest backup on a schedule, check it, and keep the evidence.",
+            },
+        ),
     ]
     actions = ["enable_jobs", "disable_jobs", "run_now", "drill_now", "cleanup_dry_run"]
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         ids = admin_tenant_ids(request)
         # Staff choose among their own workspaces' servers, applications, storages, policies.
-        if ids is not None and db_field.name in ("server", "drill_server", "application", "storage",
-                                                 "retention_policy"):
+        if ids is not None and db_field.name in (
+            "server",
+            "drill_server",
+            "application",
+            "storage",
+            "retention_policy",
+        ):
             kwargs["queryset"] = db_field.remote_field.model.objects.filter(tenant_id__in=ids)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
@@ -202,9 +292,12 @@ class BackupJobAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         last = Backup.objects.filter(job=job).order_by("-created_at").first()
         if last is None:
             return humanize.badge("never", "never run")
-        return format_html("{} {} {}", humanize.badge(last.status), f"{last.created_at:%d %b %H:%M}",
-                           format_html('<div class="error-text">{}</div>', last.error_message[:200])
-                           if last.error_message else "")
+        return format_html(
+            "{} {} {}",
+            humanize.badge(last.status),
+            f"{last.created_at:%d %b %H:%M}",
+            format_html('<div class="error-text">{}</div>', last.error_message[:200]) if last.error_message else "",
+        )
 
     @admin.display(description="What retention keeps today")
     def retention_preview(self, job):
@@ -223,10 +316,18 @@ class BackupJobAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         from zoneinfo import ZoneInfo
 
         zone = ZoneInfo(job.timezone)
-        return format_html('<div id="schedule-preview" data-url="{}">{}</div>', url, format_html_join(
-            "", "<div>{} UTC &mdash; {} {}</div>",
-            ((r.strftime("%a %Y-%m-%d %H:%M"), r.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"),
-              job.timezone) for r in runs)))
+        return format_html(
+            '<div id="schedule-preview" data-url="{}">{}</div>',
+            url,
+            format_html_join(
+                "",
+                "<div>{} UTC &mdash; {} {}</div>",
+                (
+                    (r.strftime("%a %Y-%m-%d %H:%M"), r.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"), job.timezone)
+                    for r in runs
+                ),
+            ),
+        )
 
     def save_model(self, request, obj, form, change):
         fields = {name: form.cleaned_data[name] for name in EDITABLE if name != "tenant" and name in form.cleaned_data}
@@ -237,9 +338,17 @@ class BackupJobAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             saved = services.job_create(tenant=form.cleaned_data["tenant"], actor=request.user, **fields)
         drill = {name: form.cleaned_data.get(name) for name in DRILL_FIELDS if name in form.changed_data}
         if drill:
-            drills.drill_configure(job=saved, **{
-                {"drill_cron_expression": "cron_expression", "drill_assertions": "assertions",
-                 "drill_server": "scratch_server"}[k]: v for k, v in drill.items()})
+            drills.drill_configure(
+                job=saved,
+                **{
+                    {
+                        "drill_cron_expression": "cron_expression",
+                        "drill_assertions": "assertions",
+                        "drill_server": "scratch_server",
+                    }[k]: v
+                    for k, v in drill.items()
+                },
+            )
         obj.pk = saved.pk
 
     def delete_model(self, request, obj):
@@ -284,15 +393,21 @@ class BackupJobAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         for job in queryset:
             plan = services.cleanup_analyse(tenant=job.tenant, actor=request.user, job=job, reason="admin dry run")
             doomed = Backup.objects.filter(pk__in=plan.backup_ids).order_by("created_at")
-            listing = ", ".join(f"#{b.pk} {b.name or ''} ({b.created_at:%Y-%m-%d %H:%M}, {b.status})"
-                                for b in doomed[:50])
+            listing = ", ".join(
+                f"#{b.pk} {b.name or ''} ({b.created_at:%Y-%m-%d %H:%M}, {b.status})" for b in doomed[:50]
+            )
             more = f" and {len(plan.backup_ids) - 50} more" if len(plan.backup_ids) > 50 else ""
             a = plan.analysis
-            self.message_user(request, (
-                f"{job.name}: {a['eligible_for_removal']} of {a['total_backups']} backup(s) would go "
-                f"({a['space_to_free']}), {a['backups_to_keep']} kept, {a['protected_backups']} protected; "
-                f"plan {plan.public_id} (valid until {timezone.localtime(plan.expires_at):%H:%M}). "
-                f"{listing}{more}"), level=messages.WARNING if plan.backup_ids else messages.INFO)
+            self.message_user(
+                request,
+                (
+                    f"{job.name}: {a['eligible_for_removal']} of {a['total_backups']} backup(s) would go "
+                    f"({a['space_to_free']}), {a['backups_to_keep']} kept, {a['protected_backups']} protected; "
+                    f"plan {plan.public_id} (valid until {timezone.localtime(plan.expires_at):%H:%M}). "
+                    f"{listing}{more}"
+                ),
+                level=messages.WARNING if plan.backup_ids else messages.INFO,
+            )
 
 
 class RetentionPolicyForm(ServiceModelForm):
@@ -305,15 +420,25 @@ class RetentionPolicyForm(ServiceModelForm):
         if self.instance.pk:
             current = RetentionPolicy.objects.get(pk=self.instance.pk)
             return services.retention_policy_update(
-                policy=current, **{k: v for k, v in data.items() if k in self.changed_data})
+                policy=current, **{k: v for k, v in data.items() if k in self.changed_data}
+            )
         return services.retention_policy_create(tenant=self.cleaned_data["tenant"], **data)
 
 
 @admin.register(RetentionPolicy)
 class RetentionPolicyAdmin(ServiceAdminMixin, TenantScopedAdminMixin, admin.ModelAdmin):
     form = RetentionPolicyForm
-    list_display = ("name", "tenant", "keep_last_n", "keep_days", "keep_daily", "keep_weekly", "keep_monthly",
-                    "keep_yearly", "min_verified_kept")
+    list_display = (
+        "name",
+        "tenant",
+        "keep_last_n",
+        "keep_days",
+        "keep_daily",
+        "keep_weekly",
+        "keep_monthly",
+        "keep_yearly",
+        "min_verified_kept",
+    )
     list_filter = ("tenant",)
 
     def get_readonly_fields(self, request, obj=None):
@@ -358,8 +483,17 @@ class EvidenceForm(forms.Form):
 class DrillAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     """Restore drills: the evidence rows (read-only), and the workspace's evidence report."""
 
-    list_display = ("id", "tenant", "job_name", "backup_ref", "trigger", "status", "rto_seconds", "rpo_seconds",
-                    "created_at")
+    list_display = (
+        "id",
+        "tenant",
+        "job_name",
+        "backup_ref",
+        "trigger",
+        "status",
+        "rto_seconds",
+        "rpo_seconds",
+        "created_at",
+    )
     list_filter = ("status", "trigger", "tenant")
     search_fields = ("job_name", "backup_checksum")
     date_hierarchy = "created_at"
@@ -374,8 +508,10 @@ class DrillAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         return False
 
     def get_urls(self):
-        return [path("evidence/", self.admin_site.admin_view(self.evidence_view), name="schedules_drill_evidence"),
-                *super().get_urls()]
+        return [
+            path("evidence/", self.admin_site.admin_view(self.evidence_view), name="schedules_drill_evidence"),
+            *super().get_urls(),
+        ]
 
     def evidence_view(self, request):
         """Download a workspace's drill evidence (PDF or JSON); staff see their workspaces only."""
@@ -388,14 +524,17 @@ class DrillAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
-                report = evidence.evidence_generate(tenant=data["tenant"], format=data["format"],
-                                                    start=data["start_date"], end=data["end_date"])
+                report = evidence.evidence_generate(
+                    tenant=data["tenant"], format=data["format"], start=data["start_date"], end=data["end_date"]
+                )
             except DomainError as exc:
                 form.add_error(None, f"{exc.message} {exc.details or ''}")
             else:
                 response = StreamingHttpResponse(report.chunks, content_type=report.content_type)
                 response["Content-Disposition"] = f'attachment; filename="{report.filename}"'
                 return response
-        return render(request, "admin/schedules/drill/evidence.html",
-                      {**self.admin_site.each_context(request), "form": form,
-                       "title": "Download restore drill evidence"})
+        return render(
+            request,
+            "admin/schedules/drill/evidence.html",
+            {**self.admin_site.each_context(request), "form": form, "title": "Download restore drill evidence"},
+        )

@@ -78,8 +78,9 @@ def _send(job_id: int, due: datetime, priority: int) -> None:
     app.send_task(RUN_JOB_TASK, args=[job_id], kwargs={"scheduled_for": due.isoformat()}, priority=priority)
 
 
-def dispatch_due_jobs(*, now: datetime | None = None, limit: int = DISPATCH_BATCH,
-                      send: Callable[[int, datetime, int], None] = _send) -> list[tuple[int, datetime]]:
+def dispatch_due_jobs(
+    *, now: datetime | None = None, limit: int = DISPATCH_BATCH, send: Callable[[int, datetime, int], None] = _send
+) -> list[tuple[int, datetime]]:
     """Take the jobs due at ``now``, move each one's ``next_run_at`` on, and send their runs
     after commit. Returns ``[(job_id, due time)]``. Safe to run from several processes."""
     now = now or timezone.now()
@@ -136,23 +137,30 @@ def _send_drill(job_id: int, due: datetime, priority: int) -> None:
     app.send_task(RUN_DRILL_TASK, args=[job_id], kwargs={"scheduled_for": due.isoformat()}, priority=priority)
 
 
-def dispatch_due_drills(*, now: datetime | None = None, limit: int = DISPATCH_BATCH,
-                        send: Callable[[int, datetime, int], None] = _send_drill) -> list[tuple[int, datetime]]:
+def dispatch_due_drills(
+    *,
+    now: datetime | None = None,
+    limit: int = DISPATCH_BATCH,
+    send: Callable[[int, datetime, int], None] = _send_drill,
+) -> list[tuple[int, datetime]]:
     """As :func:`dispatch_due_jobs`, for drills: take the jobs whose ``drill_next_run_at`` has
     passed (``FOR UPDATE SKIP LOCKED``), move it on, send ``run_scheduled_drill`` after commit.
     The drill's own row is unique per job and due time, so a message sent twice drills once."""
     now = now or timezone.now()
     taken: list[tuple[int, datetime, int]] = []
     with transaction.atomic():
-        due_jobs = BackupJob.objects.filter(enabled=True, drill_next_run_at__lte=now).order_by("drill_next_run_at",
-                                                                                                "pk")
+        due_jobs = BackupJob.objects.filter(enabled=True, drill_next_run_at__lte=now).order_by(
+            "drill_next_run_at", "pk"
+        )
         if connection.features.has_select_for_update_skip_locked:
             due_jobs = due_jobs.select_for_update(skip_locked=True)
-        for job in due_jobs.only("pk", "drill_cron_expression", "timezone", "enabled", "drill_next_run_at",
-                                 "priority")[:limit]:
+        for job in due_jobs.only("pk", "drill_cron_expression", "timezone", "enabled", "drill_next_run_at", "priority")[
+            :limit
+        ]:
             due = job.drill_next_run_at
             if BackupJob.objects.filter(pk=job.pk, drill_next_run_at=due).update(
-                    drill_next_run_at=next_drill_after(job, now)):
+                drill_next_run_at=next_drill_after(job, now)
+            ):
                 taken.append((job.pk, due, celery_priority(job.priority)))
 
         def send_all() -> None:

@@ -38,8 +38,17 @@ logger = logging.getLogger(__name__)
 
 # --- retention policies -----------------------------------------------------------------------
 
-POLICY_FIELDS = ("name", "description", "keep_last_n", "keep_days", "keep_daily", "keep_weekly", "keep_monthly",
-                 "keep_yearly", "min_verified_kept")
+POLICY_FIELDS = (
+    "name",
+    "description",
+    "keep_last_n",
+    "keep_days",
+    "keep_daily",
+    "keep_weekly",
+    "keep_monthly",
+    "keep_yearly",
+    "min_verified_kept",
+)
 
 
 def _save_policy(policy: RetentionPolicy) -> None:
@@ -55,8 +64,13 @@ def retention_policy_create(*, tenant: Tenant, **fields: Any) -> RetentionPolicy
     capabilities.require_feature(tenant)
     policy = RetentionPolicy(tenant=tenant, **{k: v for k, v in fields.items() if k in POLICY_FIELDS})
     _save_policy(policy)
-    emit(action="retention_policy_create", tenant=tenant, resource_type="retention_policy", resource_id=policy.pk,
-         details={k: getattr(policy, k) for k in POLICY_FIELDS if k != "description"})
+    emit(
+        action="retention_policy_create",
+        tenant=tenant,
+        resource_type="retention_policy",
+        resource_id=policy.pk,
+        details={k: getattr(policy, k) for k in POLICY_FIELDS if k != "description"},
+    )
     return policy
 
 
@@ -67,8 +81,13 @@ def retention_policy_update(*, policy: RetentionPolicy, **changes: Any) -> Reten
         if name in POLICY_FIELDS:
             setattr(policy, name, value)
     _save_policy(policy)
-    emit(action="retention_policy_update", tenant=policy.tenant, resource_type="retention_policy",
-         resource_id=policy.pk, details={"changed": sorted(changes)})
+    emit(
+        action="retention_policy_update",
+        tenant=policy.tenant,
+        resource_type="retention_policy",
+        resource_id=policy.pk,
+        details={"changed": sorted(changes)},
+    )
     return policy
 
 
@@ -77,12 +96,20 @@ def retention_policy_delete(*, policy: RetentionPolicy) -> None:
     """Refused (409) while a job uses the policy (db-backup-platform.md)."""
     jobs = selectors.retention_policy_in_use(policy)
     if jobs:
-        raise Conflict("The retention policy is used by schedules; change them first", code="POLICY_IN_USE",
-                       details={"schedule_ids": jobs})
+        raise Conflict(
+            "The retention policy is used by schedules; change them first",
+            code="POLICY_IN_USE",
+            details={"schedule_ids": jobs},
+        )
     pk, tenant, name = policy.pk, policy.tenant, policy.name
     policy.delete()
-    emit(action="retention_policy_delete", tenant=tenant, resource_type="retention_policy", resource_id=pk,
-         details={"name": name})
+    emit(
+        action="retention_policy_delete",
+        tenant=tenant,
+        resource_type="retention_policy",
+        resource_id=pk,
+        details={"name": name},
+    )
 
 
 # --- cleanup ----------------------------------------------------------------------------------
@@ -98,9 +125,16 @@ def _human_bytes(value: int) -> str:
 
 
 @transaction.atomic
-def cleanup_analyse(*, tenant: Tenant, actor: Any = None, job: BackupJob | None = None,
-                    rules: RetentionRules | None = None, storage_locations: list[str] | None = None,
-                    reason: str = "", now: datetime | None = None) -> CleanupPlan:
+def cleanup_analyse(
+    *,
+    tenant: Tenant,
+    actor: Any = None,
+    job: BackupJob | None = None,
+    rules: RetentionRules | None = None,
+    storage_locations: list[str] | None = None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> CleanupPlan:
     """Dry run: which backups retention would delete, saved as a ``CleanupPlan``.
 
     Backups are grouped in series (a job's backups, else one application's, else one
@@ -119,8 +153,9 @@ def cleanup_analyse(*, tenant: Tenant, actor: Any = None, job: BackupJob | None 
         wanted = [pk for pk, name, kind in storages if name in storage_locations or kind in storage_locations]
         # A backup counts in a location when a copy of it is there; executing the plan then
         # removes only those locations' copies (the backup row goes with its last copy).
-        qs = qs.filter(Q(storage_id__in=wanted) | Q(copies__storage_id__in=wanted, copies__status="available")
-                       ).distinct()
+        qs = qs.filter(
+            Q(storage_id__in=wanted) | Q(copies__storage_id__in=wanted, copies__status="available")
+        ).distinct()
     rows = list(qs.order_by("created_at", "id").values(*selectors.BACKUP_FIELDS))
     jobs = {j.pk: j for j in BackupJob.objects.filter(tenant=tenant).select_related("retention_policy")}
     delete_ids: list[int] = []
@@ -131,8 +166,17 @@ def cleanup_analyse(*, tenant: Tenant, actor: Any = None, job: BackupJob | None 
         if series_rules is None:
             owner = jobs.get(key[1]) if key[0] == "job" else None
             series_rules = selectors.rules_for_job(owner) if owner is not None else RetentionRules()
-        infos = [BackupInfo(id=r["id"], created_at=r["created_at"], status=r["status"], verified=r["verified"],
-                            keep_until=r["keep_until"], keep_forever=r["keep_forever"]) for r in series]
+        infos = [
+            BackupInfo(
+                id=r["id"],
+                created_at=r["created_at"],
+                status=r["status"],
+                verified=r["verified"],
+                keep_until=r["keep_until"],
+                keep_forever=r["keep_forever"],
+            )
+            for r in series
+        ]
         result = plan_retention(infos, series_rules, now)
         delete_ids.extend(result.delete)
         for name, count in result.summary().items():
@@ -141,20 +185,38 @@ def cleanup_analyse(*, tenant: Tenant, actor: Any = None, job: BackupJob | None 
     freed = sum(sizes[pk] for pk in delete_ids)
     analysis = {**summary, "space_to_free": _human_bytes(freed), "space_to_free_bytes": freed}
     plan = CleanupPlan.objects.create(
-        tenant=tenant, job=job, backup_ids=delete_ids, analysis=analysis, reason=reason[:500],
-        rules={"rules": None if rules is None else {k: getattr(rules, k) for k in (
-            "keep_last_n", "keep_days", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")},
-            "storage_locations": storage_locations or [], "storage_ids": wanted, "job_id": job.pk if job else None},
+        tenant=tenant,
+        job=job,
+        backup_ids=delete_ids,
+        analysis=analysis,
+        reason=reason[:500],
+        rules={
+            "rules": None
+            if rules is None
+            else {
+                k: getattr(rules, k)
+                for k in ("keep_last_n", "keep_days", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
+            },
+            "storage_locations": storage_locations or [],
+            "storage_ids": wanted,
+            "job_id": job.pk if job else None,
+        },
         created_by=actor if getattr(actor, "pk", None) else None,
     )
-    emit(action="cleanup_analyse", tenant=tenant, resource_type="cleanup_plan", resource_id=plan.public_id,
-         details={**analysis, "reason": reason, "job_id": job.pk if job else None})
+    emit(
+        action="cleanup_analyse",
+        tenant=tenant,
+        resource_type="cleanup_plan",
+        resource_id=plan.public_id,
+        details={**analysis, "reason": reason, "job_id": job.pk if job else None},
+    )
     return plan
 
 
 @transaction.atomic
-def cleanup_execute(*, plan: CleanupPlan, actor: Any = None, queue: bool = True,
-                    notify_on_completion: bool = False) -> Operation:
+def cleanup_execute(
+    *, plan: CleanupPlan, actor: Any = None, queue: bool = True, notify_on_completion: bool = False
+) -> Operation:
     """Start deleting exactly the plan's backups, once, before the plan expires.
 
     Creates an ``Operation`` of kind ``cleanup`` and queues ``schedules.tasks.run_cleanup``
@@ -164,19 +226,41 @@ def cleanup_execute(*, plan: CleanupPlan, actor: Any = None, queue: bool = True,
 
     plan = CleanupPlan.objects.select_for_update().select_related("tenant").get(pk=plan.pk)
     if plan.executed_at is not None:
-        raise Conflict("This cleanup plan was already executed; run a new analysis",
-                       code="CLEANUP_PLAN_ALREADY_EXECUTED", details={"cleanup_plan_id": plan.public_id})
+        raise Conflict(
+            "This cleanup plan was already executed; run a new analysis",
+            code="CLEANUP_PLAN_ALREADY_EXECUTED",
+            details={"cleanup_plan_id": plan.public_id},
+        )
     if plan.expires_at <= timezone.now():
-        raise Conflict("This cleanup plan has expired; run a new analysis", code="CLEANUP_PLAN_EXPIRED",
-                       details={"cleanup_plan_id": plan.public_id, "expired_at": plan.expires_at.isoformat()})
-    op = operation_create(tenant=plan.tenant, kind=OperationKind.CLEANUP, actor=actor, details={
-        "cleanup_plan_id": plan.public_id, "backups_total": len(plan.backup_ids), "backups_removed": 0,
-        "space_freed_bytes": 0, "failed": [], "skipped": [], "notify_on_completion": notify_on_completion})
+        raise Conflict(
+            "This cleanup plan has expired; run a new analysis",
+            code="CLEANUP_PLAN_EXPIRED",
+            details={"cleanup_plan_id": plan.public_id, "expired_at": plan.expires_at.isoformat()},
+        )
+    op = operation_create(
+        tenant=plan.tenant,
+        kind=OperationKind.CLEANUP,
+        actor=actor,
+        details={
+            "cleanup_plan_id": plan.public_id,
+            "backups_total": len(plan.backup_ids),
+            "backups_removed": 0,
+            "space_freed_bytes": 0,
+            "failed": [],
+            "skipped": [],
+            "notify_on_completion": notify_on_completion,
+        },
+    )
     plan.executed_at = timezone.now()
     plan.operation = op
     plan.save(update_fields=["executed_at", "operation"])
-    emit(action="cleanup_execute", tenant=plan.tenant, resource_type="cleanup_plan", resource_id=plan.public_id,
-         details={"operation_id": op.public_id, "backups": len(plan.backup_ids)})
+    emit(
+        action="cleanup_execute",
+        tenant=plan.tenant,
+        resource_type="cleanup_plan",
+        resource_id=plan.public_id,
+        details={"operation_id": op.public_id, "backups": len(plan.backup_ids)},
+    )
     if queue:
         from backupplatform.celery import app
 
@@ -229,20 +313,38 @@ def cleanup_run(*, operation_id: int) -> Operation | None:
         details.update(backups_removed=removed, space_freed_bytes=freed, failed=failed, skipped=skipped)
         op.details = details
         op.errors = len(failed)
-        Operation.objects.filter(pk=op.pk).update(progress=op.progress, step=op.step, details=details,
-                                                  errors=op.errors, heartbeat_at=timezone.now())
+        Operation.objects.filter(pk=op.pk).update(
+            progress=op.progress, step=op.step, details=details, errors=op.errors, heartbeat_at=timezone.now()
+        )
         publish(tenant_id=op.tenant_id, event=progress_event(op))
     details["space_freed"] = _human_bytes(freed)
     op.errors = 0  # operation_finish counts the error message once more
-    operation_finish(op=op, status=OperationStatus.COMPLETED if not failed else OperationStatus.FAILED,
-                     error=f"{len(failed)} backup(s) could not be deleted" if failed else "",
-                     details=details, step="completed" if not failed else "completed_with_errors")
+    operation_finish(
+        op=op,
+        status=OperationStatus.COMPLETED if not failed else OperationStatus.FAILED,
+        error=f"{len(failed)} backup(s) could not be deleted" if failed else "",
+        details=details,
+        step="completed" if not failed else "completed_with_errors",
+    )
     Operation.objects.filter(pk=op.pk).update(errors=len(failed), warnings=len(skipped))
-    emit(action="cleanup_complete", tenant=op.tenant, resource_type="operation", resource_id=op.public_id,
-         details={"removed": removed, "space_freed_bytes": freed, "failed": len(failed), "skipped": len(skipped)})
-    publish(tenant_id=op.tenant_id, stream="notifications", event={
-        "type": "cleanup_completed" if not failed else "storage_alert", "cleanup_id": op.public_id,
-        "removed": removed, "failed": len(failed), "space_freed": details["space_freed"]})
+    emit(
+        action="cleanup_complete",
+        tenant=op.tenant,
+        resource_type="operation",
+        resource_id=op.public_id,
+        details={"removed": removed, "space_freed_bytes": freed, "failed": len(failed), "skipped": len(skipped)},
+    )
+    publish(
+        tenant_id=op.tenant_id,
+        stream="notifications",
+        event={
+            "type": "cleanup_completed" if not failed else "storage_alert",
+            "cleanup_id": op.public_id,
+            "removed": removed,
+            "failed": len(failed),
+            "space_freed": details["space_freed"],
+        },
+    )
     op.refresh_from_db()
     return op
 
@@ -253,8 +355,9 @@ def _remove_copies(backup: Backup, storage_ids: list[int], reason: str) -> int:
 
     primary_copy_ensure(backup=backup)
     freed = 0
-    for storage in Storage.objects.filter(pk__in=BackupCopy.objects.filter(
-            backup=backup, storage_id__in=storage_ids).values("storage_id")).order_by("pk"):
+    for storage in Storage.objects.filter(
+        pk__in=BackupCopy.objects.filter(backup=backup, storage_id__in=storage_ids).values("storage_id")
+    ).order_by("pk"):
         if not Backup.objects.filter(pk=backup.pk).exists():
             break
         backup.refresh_from_db()
@@ -269,8 +372,13 @@ def location_retention_apply(*, storage: Storage, actor: Any = None) -> Operatio
     rules = selectors.rules_for_storage(storage)
     if not rules.has_rules:
         return None
-    plan = cleanup_analyse(tenant=storage.tenant, actor=actor, rules=rules, storage_locations=[storage.name],
-                           reason=f"retention of storage {storage.name}")
+    plan = cleanup_analyse(
+        tenant=storage.tenant,
+        actor=actor,
+        rules=rules,
+        storage_locations=[storage.name],
+        reason=f"retention of storage {storage.name}",
+    )
     if not plan.backup_ids:
         return None
     op = cleanup_execute(plan=plan, actor=actor, queue=False)
@@ -318,11 +426,23 @@ def cleanup_tenant_jobs(*, tenant: Tenant) -> dict[str, int]:
         except Exception as exc:  # recorded below; one job's broken retention stops no other job
             errors += 1
             logger.exception("retention of job %s (%s) of tenant %s failed", job.pk, job.name, tenant.slug)
-            emit(action="retention_failed", tenant=tenant, resource_type="backup_job", resource_id=job.pk,
-                 details={"job": job.name, "error": _safe_error(exc)})
-            publish(tenant_id=tenant.pk, stream="notifications", event={
-                "type": "notification", "level": "error", "message": f"Retention cleanup of {job.name} failed",
-                "details": {"job_id": job.pk, "error": _safe_error(exc)}})
+            emit(
+                action="retention_failed",
+                tenant=tenant,
+                resource_type="backup_job",
+                resource_id=job.pk,
+                details={"job": job.name, "error": _safe_error(exc)},
+            )
+            publish(
+                tenant_id=tenant.pk,
+                stream="notifications",
+                event={
+                    "type": "notification",
+                    "level": "error",
+                    "message": f"Retention cleanup of {job.name} failed",
+                    "details": {"job_id": job.pk, "error": _safe_error(exc)},
+                },
+            )
             continue
         if op is not None:
             removed += op.details.get("backups_removed", 0)
@@ -334,14 +454,25 @@ def cleanup_tenant_jobs(*, tenant: Tenant) -> dict[str, int]:
         except Exception as exc:  # as for jobs: recorded, the other locations go on
             errors += 1
             logger.exception("retention of storage %s of tenant %s failed", storage.pk, tenant.slug)
-            emit(action="retention_failed", tenant=tenant, resource_type="storage", resource_id=storage.pk,
-                 details={"storage": storage.name, "error": _safe_error(exc)})
+            emit(
+                action="retention_failed",
+                tenant=tenant,
+                resource_type="storage",
+                resource_id=storage.pk,
+                details={"storage": storage.name, "error": _safe_error(exc)},
+            )
             continue
         if op is not None:
             removed += op.details.get("backups_removed", 0)
             failed += len(op.details.get("failed", []))
-    logger.info("retention cleanup of tenant %s: %d job(s), %d backup(s) removed, %d failure(s), %d error(s)",
-                tenant.slug, jobs, removed, failed, errors)
+    logger.info(
+        "retention cleanup of tenant %s: %d job(s), %d backup(s) removed, %d failure(s), %d error(s)",
+        tenant.slug,
+        jobs,
+        removed,
+        failed,
+        errors,
+    )
     return {"jobs": jobs, "removed": removed, "failed": failed, "errors": errors}
 
 

@@ -14,30 +14,70 @@ from tenants.models import Tenant
 from . import services as svc
 from .models import BackupJob, RetentionPolicy
 
-POLICY_FIELDS = ("description", "keep_last_n", "keep_days", "keep_daily", "keep_weekly", "keep_monthly",
-                 "keep_yearly", "min_verified_kept")
-JOB_FIELDS = ("name", "description", "database_name", "source_path", "components", "backup_type",
-              "schedule_type", "cron_expression", "timezone", "days_of_week", "day_of_month", "retention_days",
-              "retention_count", "retention", "auto_purge", "options", "notifications", "priority", "enabled")
-JOB_REFERENCES = (("server", Server), ("application", Application), ("storage", Storage),
-                  ("retention_policy", RetentionPolicy))
+POLICY_FIELDS = (
+    "description",
+    "keep_last_n",
+    "keep_days",
+    "keep_daily",
+    "keep_weekly",
+    "keep_monthly",
+    "keep_yearly",
+    "min_verified_kept",
+)
+JOB_FIELDS = (
+    "name",
+    "description",
+    "database_name",
+    "source_path",
+    "components",
+    "backup_type",
+    "schedule_type",
+    "cron_expression",
+    "timezone",
+    "days_of_week",
+    "day_of_month",
+    "retention_days",
+    "retention_count",
+    "retention",
+    "auto_purge",
+    "options",
+    "notifications",
+    "priority",
+    "enabled",
+)
+JOB_REFERENCES = (
+    ("server", Server),
+    ("application", Application),
+    ("storage", Storage),
+    ("retention_policy", RetentionPolicy),
+)
 
 
 def export_policies(*, tenant: Tenant, secrets: str) -> list[dict]:
-    return [{"name": p.name, **{f: getattr(p, f) for f in POLICY_FIELDS}}
-            for p in RetentionPolicy.objects.filter(tenant=tenant).order_by("name")]
+    return [
+        {"name": p.name, **{f: getattr(p, f) for f in POLICY_FIELDS}}
+        for p in RetentionPolicy.objects.filter(tenant=tenant).order_by("name")
+    ]
 
 
 def export_schedules(*, tenant: Tenant, secrets: str) -> list[dict]:
-    jobs = BackupJob.objects.filter(tenant=tenant).select_related(
-        "server", "application", "storage", "retention_policy").order_by("public_id")
-    return [{"schedule_id": j.public_id, **{f: getattr(j, f) for f in JOB_FIELDS},
-             "schedule_time": j.schedule_time.strftime("%H:%M:%S") if j.schedule_time else None,
-             "server": j.server.name if j.server else None,
-             "application": j.application.name if j.application else None,
-             "storage": j.storage.name if j.storage else None,
-             "retention_policy": j.retention_policy.name if j.retention_policy else None}
-            for j in jobs]
+    jobs = (
+        BackupJob.objects.filter(tenant=tenant)
+        .select_related("server", "application", "storage", "retention_policy")
+        .order_by("public_id")
+    )
+    return [
+        {
+            "schedule_id": j.public_id,
+            **{f: getattr(j, f) for f in JOB_FIELDS},
+            "schedule_time": j.schedule_time.strftime("%H:%M:%S") if j.schedule_time else None,
+            "server": j.server.name if j.server else None,
+            "application": j.application.name if j.application else None,
+            "storage": j.storage.name if j.storage else None,
+            "retention_policy": j.retention_policy.name if j.retention_policy else None,
+        }
+        for j in jobs
+    ]
 
 
 def apply_policies(tenant: Tenant, items: list[dict]) -> list[str]:
@@ -73,8 +113,13 @@ def apply_schedules(tenant: Tenant, items: list[dict]) -> list[str]:
         for ref, rows in lookups.items():
             name = item.get(ref)
             if name and name not in rows:
-                raise ValidationFailed(details={f"schedules.{item['schedule_id']}.{ref}": [
-                    f"No {ref.replace('_', ' ')} named '{name}' (restore that component too)."]})
+                raise ValidationFailed(
+                    details={
+                        f"schedules.{item['schedule_id']}.{ref}": [
+                            f"No {ref.replace('_', ' ')} named '{name}' (restore that component too)."
+                        ]
+                    }
+                )
             fields[ref] = rows.get(name) if name else None
         job = current.get(item["schedule_id"])
         if job is None:
@@ -102,6 +147,6 @@ def schedules_first_pass(tenant: Tenant, items: list[dict], chosen: list[str], m
 
 def register() -> None:
     register_config_section(ConfigSection("retention_policies", export_policies, apply_policies))
-    register_config_section(ConfigSection("schedules", export_schedules, apply_schedules,
-                                          first_pass=schedules_first_pass))
-
+    register_config_section(
+        ConfigSection("schedules", export_schedules, apply_schedules, first_pass=schedules_first_pass)
+    )

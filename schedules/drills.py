@@ -59,12 +59,19 @@ PENDING_TIMEOUT = timedelta(hours=12)
 
 
 def _latest_backup(job: BackupJob) -> Backup | None:
-    return (Backup.objects.filter(job=job, status=BackupStatus.COMPLETED)
-            .select_related("tenant", "server", "storage", "application").order_by("-created_at", "-id").first())
+    return (
+        Backup.objects.filter(job=job, status=BackupStatus.COMPLETED)
+        .select_related("tenant", "server", "storage", "application")
+        .order_by("-created_at", "-id")
+        .first()
+    )
 
 
-ADMIN_FIELDS = {"cron_expression": "drill_cron_expression", "assertions": "drill_assertions",
-                "scratch_server": "drill_server"}
+ADMIN_FIELDS = {
+    "cron_expression": "drill_cron_expression",
+    "assertions": "drill_assertions",
+    "scratch_server": "drill_server",
+}
 
 
 def _check_cron(value: str | None, field: str) -> str:
@@ -85,12 +92,21 @@ def _check_server(job: BackupJob, server: Server | None, field: str) -> None:
     if server.type not in (ServerType.POSTGRESQL, ServerType.MYSQL):
         raise ValidationFailed(details={field: ["A PostgreSQL or MySQL/MariaDB server."]})
     if job.db_type and server.type != job.db_type:
-        raise ValidationFailed(details={field: [
-            f"This job backs up a {job.db_type} database; its drills restore into a {job.db_type} server."]})
+        raise ValidationFailed(
+            details={
+                field: [f"This job backs up a {job.db_type} database; its drills restore into a {job.db_type} server."]
+            }
+        )
 
 
-def drill_check(*, job: BackupJob, cron_expression: str | None = None, assertions: Any = None,
-                scratch_server: Server | None = None, tenant_id: int | None = None) -> None:
+def drill_check(
+    *,
+    job: BackupJob,
+    cron_expression: str | None = None,
+    assertions: Any = None,
+    scratch_server: Server | None = None,
+    tenant_id: int | None = None,
+) -> None:
     """Validate drill settings without saving (admin forms); errors name the model fields."""
     if tenant_id is not None and job.tenant_id is None:
         job.tenant_id = tenant_id
@@ -100,8 +116,14 @@ def drill_check(*, job: BackupJob, cron_expression: str | None = None, assertion
 
 
 @transaction.atomic
-def drill_configure(*, job: BackupJob, cron_expression: str | None = _UNSET, assertions: Any = _UNSET,
-                    scratch_server: Server | None = _UNSET, aliases: dict | None = None) -> BackupJob:
+def drill_configure(
+    *,
+    job: BackupJob,
+    cron_expression: str | None = _UNSET,
+    assertions: Any = _UNSET,
+    scratch_server: Server | None = _UNSET,
+    aliases: dict | None = None,
+) -> BackupJob:
     """Set a job's drill schedule (cron in the job's timezone, ``""``: none), assertions and
     scratch server; only what is given changes. ``drill_next_run_at`` follows."""
     capabilities.require_feature(job.tenant)
@@ -120,9 +142,18 @@ def drill_configure(*, job: BackupJob, cron_expression: str | None = _UNSET, ass
         changed.append("drill_server")
     job.save(update_fields=[*changed, "updated_at"])
     beat.drill_schedule(job=job)
-    emit(action="drill_configure", tenant=job.tenant, resource_type="backup_job", resource_id=job.pk,
-         details={"changed": changed, "cron": job.drill_cron_expression, "assertions": len(job.drill_assertions),
-                  "scratch_server_id": job.drill_server_id})
+    emit(
+        action="drill_configure",
+        tenant=job.tenant,
+        resource_type="backup_job",
+        resource_id=job.pk,
+        details={
+            "changed": changed,
+            "cron": job.drill_cron_expression,
+            "assertions": len(job.drill_assertions),
+            "scratch_server_id": job.drill_server_id,
+        },
+    )
     return job
 
 
@@ -133,8 +164,9 @@ def _queue(drill: Drill) -> None:
 
 
 @transaction.atomic
-def drill_start(*, tenant: Tenant, job: BackupJob, actor: Any = None, backup: Backup | None = None,
-                queue: bool = True) -> Drill:
+def drill_start(
+    *, tenant: Tenant, job: BackupJob, actor: Any = None, backup: Backup | None = None, queue: bool = True
+) -> Drill:
     """Start a drill of ``job`` now (its latest completed backup, or ``backup`` of that job).
     ``queue=False``: the caller runs :func:`drill_run` itself (the CLI)."""
     capabilities.require_feature(tenant)
@@ -143,27 +175,42 @@ def drill_start(*, tenant: Tenant, job: BackupJob, actor: Any = None, backup: Ba
     if backup is not None and (backup.tenant_id != tenant.pk or backup.job_id != job.pk):
         raise NotFound("Backup not found", code="BACKUP_NOT_FOUND")
     if backup is not None and backup.status != BackupStatus.COMPLETED:
-        raise Conflict(f"Only completed backups can be drilled (this one is {backup.status})",
-                       code="BACKUP_NOT_COMPLETED")
+        raise Conflict(
+            f"Only completed backups can be drilled (this one is {backup.status})", code="BACKUP_NOT_COMPLETED"
+        )
     backup = backup or _latest_backup(job)
     if backup is None:
-        raise Conflict("This job has no completed backup to drill yet", code="NO_BACKUP_TO_DRILL",
-                       details={"schedule_id": job.pk})
+        raise Conflict(
+            "This job has no completed backup to drill yet", code="NO_BACKUP_TO_DRILL", details={"schedule_id": job.pk}
+        )
     drill = _create(job=job, backup=backup, trigger="manual", actor=actor)
-    emit(action="drill_create", tenant=tenant, resource_type="drill", resource_id=drill.pk,
-         details={"job_id": job.pk, "backup_id": backup.pk})
+    emit(
+        action="drill_create",
+        tenant=tenant,
+        resource_type="drill",
+        resource_id=drill.pk,
+        details={"job_id": job.pk, "backup_id": backup.pk},
+    )
     if queue:
         _queue(drill)
     return drill
 
 
-def _create(*, job: BackupJob, backup: Backup | None, trigger: str, actor: Any = None,
-            scheduled_for: datetime | None = None) -> Drill:
+def _create(
+    *, job: BackupJob, backup: Backup | None, trigger: str, actor: Any = None, scheduled_for: datetime | None = None
+) -> Drill:
     return Drill.objects.create(
-        tenant_id=job.tenant_id, job=job, job_name=job.name, backup=backup,
-        backup_ref=backup.pk if backup else None, backup_checksum=backup.checksum if backup else "",
-        backup_taken_at=(backup.started_at or backup.created_at) if backup else None, trigger=trigger,
-        scheduled_for=scheduled_for, created_by=actor if getattr(actor, "pk", None) else None)
+        tenant_id=job.tenant_id,
+        job=job,
+        job_name=job.name,
+        backup=backup,
+        backup_ref=backup.pk if backup else None,
+        backup_checksum=backup.checksum if backup else "",
+        backup_taken_at=(backup.started_at or backup.created_at) if backup else None,
+        trigger=trigger,
+        scheduled_for=scheduled_for,
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
 
 
 def drill_run_scheduled(*, job_id: int, scheduled_for: datetime) -> Drill | None:
@@ -178,8 +225,9 @@ def drill_run_scheduled(*, job_id: int, scheduled_for: datetime) -> Drill | None
         with transaction.atomic():
             drill = _create(job=job, backup=backup, trigger="scheduled", scheduled_for=scheduled_for)
     except IntegrityError:
-        logger.warning("job %s: drill due at %s was already dispatched; duplicate ignored", job.pk,
-                       scheduled_for.isoformat())
+        logger.warning(
+            "job %s: drill due at %s was already dispatched; duplicate ignored", job.pk, scheduled_for.isoformat()
+        )
         return None
     return drill_run(drill_id=drill.pk)
 
@@ -188,8 +236,9 @@ def drill_run(*, drill_id: int) -> Drill | None:
     """Run a pending drill once (claimed ``pending`` -> ``running``); ``None`` when another
     worker has it. Never raises for what the drill finds: the row says it."""
     now = timezone.now()
-    if not Drill.objects.filter(pk=drill_id, status=DrillStatus.PENDING).update(status=DrillStatus.RUNNING,
-                                                                               started_at=now, heartbeat_at=now):
+    if not Drill.objects.filter(pk=drill_id, status=DrillStatus.PENDING).update(
+        status=DrillStatus.RUNNING, started_at=now, heartbeat_at=now
+    ):
         return None
     with DrillHeartbeat(drill_id):
         return _run(drill_id, now)
@@ -202,13 +251,25 @@ class DrillHeartbeat(OperationHeartbeat):
 
 
 def _run(drill_id: int, now: datetime) -> Drill:
-    drill = Drill.objects.select_related("tenant", "job", "job__drill_server", "backup", "backup__tenant",
-                                         "backup__server", "backup__storage", "backup__application").get(pk=drill_id)
+    drill = Drill.objects.select_related(
+        "tenant",
+        "job",
+        "job__drill_server",
+        "backup",
+        "backup__tenant",
+        "backup__server",
+        "backup__storage",
+        "backup__application",
+    ).get(pk=drill_id)
     drill.started_at = now
     backup, job = drill.backup, drill.job
     if backup is None or backup.status != BackupStatus.COMPLETED:
-        return _finish(drill, error="The job has no completed backup to drill" if drill.backup_ref is None
-                       else f"Backup {drill.backup_ref} is gone or no longer completed")
+        return _finish(
+            drill,
+            error="The job has no completed backup to drill"
+            if drill.backup_ref is None
+            else f"Backup {drill.backup_ref} is gone or no longer completed",
+        )
     if drill.backup_taken_at:
         drill.rpo_seconds = round((now - drill.backup_taken_at).total_seconds(), 3)
     # The scratch copy's names, recorded before it exists: a worker killed meanwhile leaves
@@ -225,12 +286,20 @@ def _run(drill_id: int, now: datetime) -> Drill:
     except ValidationFailed:  # saved before a rule tightened: the job's settings, not the backup
         return _finish(drill, error="The job's drill assertions are no longer valid; save them again")
     try:
-        with scratch_restore(backup=backup, scratch_server=job.drill_server if job else None,
-                             label=label, copy=copy, token=token):
-            results.append({"type": "checksum", "expect": backup.checksum, "actual": copy.checksum,
-                            "passed": bool(copy.checksum_matches),
-                            "error": None if copy.checksum_matches else "The stored artifact does not match "
-                                                                         "its recorded checksum"})
+        with scratch_restore(
+            backup=backup, scratch_server=job.drill_server if job else None, label=label, copy=copy, token=token
+        ):
+            results.append(
+                {
+                    "type": "checksum",
+                    "expect": backup.checksum,
+                    "actual": copy.checksum,
+                    "passed": bool(copy.checksum_matches),
+                    "error": None
+                    if copy.checksum_matches
+                    else "The stored artifact does not match its recorded checksum",
+                }
+            )
             results += assertions_run(copy, assertions)
     except ScratchError as exc:  # nowhere to restore: the platform's problem, not the backup's
         error, judged = str(exc), False
@@ -243,12 +312,17 @@ def _run(drill_id: int, now: datetime) -> Drill:
     drill.scratch = {**drill.scratch, **copy.describe()}
     if not error and not all(r["passed"] for r in results):
         failed = [r for r in results if not r["passed"]]
-        error = f"{len(failed)} of {len(results)} assertion(s) failed: " + "; ".join(
-            f"{r['type']} {r.get('table') or r.get('path') or r.get('sql') or ''}".strip() for r in failed)[:1500]
+        error = (
+            f"{len(failed)} of {len(results)} assertion(s) failed: "
+            + "; ".join(f"{r['type']} {r.get('table') or r.get('path') or r.get('sql') or ''}".strip() for r in failed)[
+                :1500
+            ]
+        )
     if copy.cleanup_errors:  # a scratch copy left behind fails the drill (someone must remove it)
         judged = judged and bool(error)
-        error = "; ".join(filter(None, [error, "The scratch copy could not be removed: "
-                                        + "; ".join(copy.cleanup_errors)]))
+        error = "; ".join(
+            filter(None, [error, "The scratch copy could not be removed: " + "; ".join(copy.cleanup_errors)])
+        )
     return _finish(drill, error=error, judged=judged)
 
 
@@ -260,22 +334,47 @@ def _finish(drill: Drill, *, error: str, judged: bool = False) -> Drill:
     if drill.started_at:
         drill.duration_seconds = round((now - drill.started_at).total_seconds(), 3)
     with transaction.atomic():
-        drill.save(update_fields=["status", "passed", "error_message", "completed_at", "duration_seconds",
-                                  "rto_seconds", "rpo_seconds", "checksum_verified", "assertions", "scratch"])
+        drill.save(
+            update_fields=[
+                "status",
+                "passed",
+                "error_message",
+                "completed_at",
+                "duration_seconds",
+                "rto_seconds",
+                "rpo_seconds",
+                "checksum_verified",
+                "assertions",
+                "scratch",
+            ]
+        )
         if drill.backup_id:
             # The latest proof wins: the retention safety net counts verified backups only.
             if passed:
                 Backup.objects.filter(pk=drill.backup_id).update(verified=True, verified_at=now)
             elif judged:
                 Backup.objects.filter(pk=drill.backup_id).update(verified=False)
-        details = {"job_id": drill.job_id, "name": drill.job_name, "backup_id": drill.backup_ref,
-                   "passed": passed, "rto_seconds": drill.rto_seconds, "rpo_seconds": drill.rpo_seconds,
-                   "failed_assertions": sum(1 for r in drill.assertions if not r.get("passed")),
-                   "error": error}
-        emit(action="drill_completed" if passed else "drill_failed", tenant=drill.tenant, resource_type="drill",
-             resource_id=drill.pk, details=details)
-        publish(tenant_id=drill.tenant_id, event={"type": "drill_completed" if passed else "drill_failed",
-                                                  "drill_id": drill.pk, **details})
+        details = {
+            "job_id": drill.job_id,
+            "name": drill.job_name,
+            "backup_id": drill.backup_ref,
+            "passed": passed,
+            "rto_seconds": drill.rto_seconds,
+            "rpo_seconds": drill.rpo_seconds,
+            "failed_assertions": sum(1 for r in drill.assertions if not r.get("passed")),
+            "error": error,
+        }
+        emit(
+            action="drill_completed" if passed else "drill_failed",
+            tenant=drill.tenant,
+            resource_type="drill",
+            resource_id=drill.pk,
+            details=details,
+        )
+        publish(
+            tenant_id=drill.tenant_id,
+            event={"type": "drill_completed" if passed else "drill_failed", "drill_id": drill.pk, **details},
+        )
     return drill
 
 
@@ -289,17 +388,23 @@ def drill_reap(*, now: datetime | None = None) -> list[int]:
     stale = now - timedelta(seconds=getattr(settings, "OPERATION_HEARTBEAT_TIMEOUT", 60))
     reaped: list[int] = []
     for drill in Drill.objects.filter(status=DrillStatus.RUNNING, heartbeat_at__lt=stale).select_related(
-            "tenant", "backup", "backup__tenant", "backup__server", "backup__application"):
+        "tenant", "backup", "backup__tenant", "backup__server", "backup__application"
+    ):
         # Claimed again: only one reaper fails it, and never a drill that just beat.
         if not Drill.objects.filter(pk=drill.pk, status=DrillStatus.RUNNING, heartbeat_at__lt=stale).update(
-                status=DrillStatus.FAILED, completed_at=now):
+            status=DrillStatus.FAILED, completed_at=now
+        ):
             continue
         scratch = dict(drill.scratch or {})
         error = "The worker running this drill stopped before it finished"
         if drill.backup is not None and scratch.get("token"):
             server = Server.objects.filter(tenant_id=drill.tenant_id, pk=scratch.get("server_id")).first()
-            copy = scratch_discard(backup=drill.backup, scratch_server=server, token=scratch["token"],
-                                   label=scratch.get("label") or f"drill-{drill.pk}")
+            copy = scratch_discard(
+                backup=drill.backup,
+                scratch_server=server,
+                token=scratch["token"],
+                label=scratch.get("label") or f"drill-{drill.pk}",
+            )
             scratch.update(copy.describe())
             if copy.cleanup_errors:
                 error += "; the scratch copy could not be removed: " + "; ".join(copy.cleanup_errors)

@@ -64,8 +64,9 @@ def drill_evidence(drill: Drill) -> dict[str, Any]:
 
 def evidence_data(*, tenant: Tenant, start: date, end: date) -> dict[str, Any]:
     low, high = day_bounds(start, end)
-    qs = (Drill.objects.filter(tenant=tenant, status__in=(DrillStatus.PASSED, DrillStatus.FAILED),
-                               created_at__gte=low, created_at__lt=high).order_by("-created_at", "-id"))
+    qs = Drill.objects.filter(
+        tenant=tenant, status__in=(DrillStatus.PASSED, DrillStatus.FAILED), created_at__gte=low, created_at__lt=high
+    ).order_by("-created_at", "-id")
     total = qs.count()
     drills = [drill_evidence(d) for d in qs[:MAX_DRILLS]]
     rtos = [d["rto_seconds"] for d in drills if d["rto_seconds"] is not None]
@@ -76,7 +77,9 @@ def evidence_data(*, tenant: Tenant, start: date, end: date) -> dict[str, Any]:
         "period": {"start_date": start.isoformat(), "end_date": end.isoformat()},
         "generated_at": _iso(timezone.now()),
         "summary": {
-            "drills": total, "passed": passed, "failed": total - passed,
+            "drills": total,
+            "passed": passed,
+            "failed": total - passed,
             "rto_seconds_median": round(statistics.median(rtos), 3) if rtos else None,
             "rto_seconds_max": max(rtos) if rtos else None,
             "rpo_seconds_max": max(rpos) if rpos else None,
@@ -86,8 +89,9 @@ def evidence_data(*, tenant: Tenant, start: date, end: date) -> dict[str, Any]:
     }
 
 
-def evidence_generate(*, tenant: Tenant, format: str = "pdf", start: date | None = None, end: date | None = None,
-                      location: str = "body") -> Report:
+def evidence_generate(
+    *, tenant: Tenant, format: str = "pdf", start: date | None = None, end: date | None = None, location: str = "body"
+) -> Report:
     """The workspace's drill evidence for ``start``..``end`` (UTC days; default the last 30).
     ``location`` says where the caller's fields are, for its validation errors (``query``)."""
     if format not in FORMATS:
@@ -101,12 +105,14 @@ def evidence_generate(*, tenant: Tenant, format: str = "pdf", start: date | None
         raise ValidationFailed(exc.message, details=exc.details, location=location) from None
     data = evidence_data(tenant=tenant, start=start, end=end)
     filename = f"drill_evidence_{tenant.slug}_{start:%Y%m%d}_{end:%Y%m%d}.{format}"
-    emit(action="drill_evidence_export", tenant=tenant, resource_type="report", resource_id=filename,
-         details={"format": format, "start_date": start, "end_date": end, "drills": data["summary"]["drills"]})
-    if format == "json":
-        body = json.dumps(data, cls=DjangoJSONEncoder, indent=2).encode("utf-8")
-    else:
-        body = render_pdf(data)
+    emit(
+        action="drill_evidence_export",
+        tenant=tenant,
+        resource_type="report",
+        resource_id=filename,
+        details={"format": format, "start_date": start, "end_date": end, "drills": data["summary"]["drills"]},
+    )
+    body = json.dumps(data, cls=DjangoJSONEncoder, indent=2).encode("utf-8") if format == "json" else render_pdf(data)
     return Report(filename, FORMATS[format], iter([body]))
 
 
@@ -161,12 +167,24 @@ def render_pdf(data: dict[str, Any]) -> bytes:
     small = styles["BodyText"].clone("small", fontSize=7.5, leading=9)
     out = io.BytesIO()
     period = data["period"]
-    doc = SimpleDocTemplate(out, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=15 * mm,
-                            bottomMargin=15 * mm, author="Backup platform",
-                            title=f"Restore drill evidence {period['start_date']} - {period['end_date']}")
-    grid = TableStyle([("GRID", (0, 0), (-1, -1), 0.25, colors.grey), ("FONTSIZE", (0, 0), (-1, -1), 8),
-                       ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef6")),
-                       ("VALIGN", (0, 0), (-1, -1), "TOP")])
+    doc = SimpleDocTemplate(
+        out,
+        pagesize=A4,
+        leftMargin=15 * mm,
+        rightMargin=15 * mm,
+        topMargin=15 * mm,
+        bottomMargin=15 * mm,
+        author="Backup platform",
+        title=f"Restore drill evidence {period['start_date']} - {period['end_date']}",
+    )
+    grid = TableStyle(
+        [
+            ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+            ("FONTSIZE", (0, 0), (-1, -1), 8),
+            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef6")),
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ]
+    )
     green, red = colors.HexColor("#2e7d32"), colors.HexColor("#c62828")
 
     def p(text: Any) -> Paragraph:
@@ -175,16 +193,33 @@ def render_pdf(data: dict[str, Any]) -> bytes:
     s = data["summary"]
     story: list = [
         Paragraph(f"Restore drill evidence: {escape(data['workspace']['name'])}", styles["Title"]),
-        Paragraph(f"{period['start_date']} to {period['end_date']} (UTC), generated {data['generated_at']}",
-                  styles["Normal"]),
-        Spacer(1, 5 * mm), Paragraph("Summary", styles["Heading2"]),
-        Table([["Drills", "Passed", "Failed", "Median RTO", "Longest RTO", "Largest RPO"],
-               [s["drills"], s["passed"], s["failed"], _seconds(s["rto_seconds_median"]),
-                _seconds(s["rto_seconds_max"]), _seconds(s["rpo_seconds_max"])]], style=grid, hAlign="LEFT"),
+        Paragraph(
+            f"{period['start_date']} to {period['end_date']} (UTC), generated {data['generated_at']}", styles["Normal"]
+        ),
+        Spacer(1, 5 * mm),
+        Paragraph("Summary", styles["Heading2"]),
+        Table(
+            [
+                ["Drills", "Passed", "Failed", "Median RTO", "Longest RTO", "Largest RPO"],
+                [
+                    s["drills"],
+                    s["passed"],
+                    s["failed"],
+                    _seconds(s["rto_seconds_median"]),
+                    _seconds(s["rto_seconds_max"]),
+                    _seconds(s["rpo_seconds_max"]),
+                ],
+            ],
+            style=grid,
+            hAlign="LEFT",
+        ),
         Spacer(1, 3 * mm),
-        Paragraph("RTO: time to restore the backup into a scratch copy. RPO: age of the restored data at drill "
-                  "time. Each drill restores the job's latest completed backup, checks its SHA-256, runs the "
-                  "job's assertions and drops the scratch copy.", small),
+        Paragraph(
+            "RTO: time to restore the backup into a scratch copy. RPO: age of the restored data at drill "
+            "time. Each drill restores the job's latest completed backup, checks its SHA-256, runs the "
+            "job's assertions and drops the scratch copy.",
+            small,
+        ),
         Paragraph("Drills", styles["Heading2"]),
     ]
     if not data["drills"]:
@@ -194,28 +229,47 @@ def render_pdf(data: dict[str, Any]) -> bytes:
         result_styles = []
         for index, d in enumerate(data["drills"], start=1):
             ok = sum(1 for a in d["assertions"] if a.get("passed"))
-            rows.append([str(d["id"]), p(d["schedule_name"]), str(d["backup_id"] or "-"),
-                         (d["started_at"] or "-")[:19].replace("T", " "), _seconds(d["rto_seconds"]),
-                         _seconds(d["rpo_seconds"]), f"{ok}/{len(d['assertions'])}",
-                         "passed" if d["passed"] else "failed"])
+            rows.append(
+                [
+                    str(d["id"]),
+                    p(d["schedule_name"]),
+                    str(d["backup_id"] or "-"),
+                    (d["started_at"] or "-")[:19].replace("T", " "),
+                    _seconds(d["rto_seconds"]),
+                    _seconds(d["rpo_seconds"]),
+                    f"{ok}/{len(d['assertions'])}",
+                    "passed" if d["passed"] else "failed",
+                ]
+            )
             result_styles.append(("TEXTCOLOR", (7, index), (7, index), green if d["passed"] else red))
-        table = Table(rows, colWidths=[13 * mm, 40 * mm, 15 * mm, 30 * mm, 18 * mm, 18 * mm, 20 * mm, 16 * mm],
-                      repeatRows=1, style=grid, hAlign="LEFT")
+        table = Table(
+            rows,
+            colWidths=[13 * mm, 40 * mm, 15 * mm, 30 * mm, 18 * mm, 18 * mm, 20 * mm, 16 * mm],
+            repeatRows=1,
+            style=grid,
+            hAlign="LEFT",
+        )
         table.setStyle(TableStyle(result_styles))
         story.append(table)
         if data["truncated"]:
-            story.append(Paragraph(f"Only the newest {len(data['drills'])} of {s['drills']} drills are listed.",
-                                   small))
+            story.append(Paragraph(f"Only the newest {len(data['drills'])} of {s['drills']} drills are listed.", small))
         story.append(Paragraph("Assertions", styles["Heading2"]))
         for d in data["drills"]:
             head = Paragraph(
                 f"Drill {d['id']} - {escape(d['schedule_name'] or '')} - backup {d['backup_id'] or '-'} "
                 f"({escape(d['backup_checksum'] or 'no checksum')}), data from {d['backup_taken_at'] or '-'}",
-                styles["Heading4"])
+                styles["Heading4"],
+            )
             rows = [["Assertion", "Expected", "Actual", "Result"]]
             for a in d["assertions"]:
-                rows.append([p(_assertion_label(a)), p(_expected(a)),
-                             p(a.get("error") or a.get("actual")), "passed" if a.get("passed") else "failed"])
+                rows.append(
+                    [
+                        p(_assertion_label(a)),
+                        p(_expected(a)),
+                        p(a.get("error") or a.get("actual")),
+                        "passed" if a.get("passed") else "failed",
+                    ]
+                )
             block = [head]
             if len(rows) > 1:
                 block.append(Table(rows, colWidths=[70 * mm, 40 * mm, 50 * mm, 16 * mm], style=grid, repeatRows=1))

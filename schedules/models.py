@@ -61,16 +61,17 @@ class BackupJob(TenantOwnedModel):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     # What: a database on a server, an application, or a path (api-layer.md ``source_path``).
-    server = models.ForeignKey("backups.Server", null=True, blank=True, on_delete=models.PROTECT,
-                               related_name="jobs")
+    server = models.ForeignKey("backups.Server", null=True, blank=True, on_delete=models.PROTECT, related_name="jobs")
     database_name = models.CharField(max_length=200, blank=True)
     db_type = models.CharField(max_length=20, blank=True)
-    application = models.ForeignKey("backups.Application", null=True, blank=True, on_delete=models.CASCADE,
-                                    related_name="jobs")
+    application = models.ForeignKey(
+        "backups.Application", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
+    )
     source_path = models.CharField(max_length=1024, blank=True)
     components = models.JSONField(default=list, blank=True)
-    storage = models.ForeignKey("backups.Storage", null=True, blank=True, on_delete=models.SET_NULL,
-                                related_name="jobs")
+    storage = models.ForeignKey(
+        "backups.Storage", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
     backup_type = models.CharField(max_length=30, default="full")
     # When.
     schedule_type = models.CharField(max_length=20, choices=ScheduleType.choices, default=ScheduleType.CRON)
@@ -80,8 +81,9 @@ class BackupJob(TenantOwnedModel):
     days_of_week = models.JSONField(default=list, blank=True)
     day_of_month = models.PositiveSmallIntegerField(null=True, blank=True)
     # How long.
-    retention_policy = models.ForeignKey(RetentionPolicy, null=True, blank=True, on_delete=models.PROTECT,
-                                         related_name="jobs")
+    retention_policy = models.ForeignKey(
+        RetentionPolicy, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
+    )
     retention_days = models.PositiveIntegerField(null=True, blank=True)
     retention_count = models.PositiveIntegerField(null=True, blank=True)
     retention = models.JSONField(default=dict, blank=True, help_text="GFS: daily/weekly/monthly/yearly")
@@ -99,11 +101,13 @@ class BackupJob(TenantOwnedModel):
     # backup's own server), and when beat dispatches the next one (UTC; NULL: none).
     drill_cron_expression = models.CharField(max_length=120, blank=True)
     drill_assertions = models.JSONField(default=list, blank=True)
-    drill_server = models.ForeignKey("backups.Server", null=True, blank=True, on_delete=models.SET_NULL,
-                                     related_name="+")
+    drill_server = models.ForeignKey(
+        "backups.Server", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     drill_next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -113,8 +117,9 @@ class BackupJob(TenantOwnedModel):
             models.UniqueConstraint(fields=["tenant", "name"], name="unique_job_name"),
             models.UniqueConstraint(fields=["tenant", "public_id"], name="unique_job_public_id"),
             # workspace-backup-api.md: an application has one backup policy.
-            models.UniqueConstraint(fields=["application"], condition=models.Q(application__isnull=False),
-                                    name="one_policy_per_application"),
+            models.UniqueConstraint(
+                fields=["application"], condition=models.Q(application__isnull=False), name="one_policy_per_application"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -143,13 +148,15 @@ class CleanupPlan(TenantOwnedModel):
     rules = models.JSONField(default=dict, blank=True, help_text="what was asked (retention, max age, storages)")
     analysis = models.JSONField(default=dict, blank=True)
     reason = models.CharField(max_length=500, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(default=cleanup_plan_expiry)
     executed_at = models.DateTimeField(null=True, blank=True)
-    operation = models.ForeignKey("backups.Operation", null=True, blank=True, on_delete=models.SET_NULL,
-                                  related_name="+")
+    operation = models.ForeignKey(
+        "backups.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -170,14 +177,14 @@ class ScheduledRun(TenantOwnedModel):
     job = models.ForeignKey(BackupJob, on_delete=models.CASCADE, related_name="scheduled_runs")
     scheduled_for = models.DateTimeField()
     outcome = models.CharField(max_length=20, default="started")
-    operation = models.ForeignKey("backups.Operation", null=True, blank=True, on_delete=models.SET_NULL,
-                                  related_name="+")
+    operation = models.ForeignKey(
+        "backups.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-scheduled_for", "-id"]
-        constraints = [models.UniqueConstraint(fields=["tenant", "job", "scheduled_for"],
-                                               name="unique_job_due_time")]
+        constraints = [models.UniqueConstraint(fields=["tenant", "job", "scheduled_for"], name="unique_job_due_time")]
 
     def __str__(self) -> str:
         return f"{self.job_id} @ {self.scheduled_for:%Y-%m-%d %H:%M}"
@@ -202,16 +209,16 @@ class Drill(TenantOwnedModel):
 
     job = models.ForeignKey(BackupJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="drills")
     job_name = models.CharField(max_length=200, blank=True)
-    backup = models.ForeignKey("backups.Backup", null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="drills")
+    backup = models.ForeignKey(
+        "backups.Backup", null=True, blank=True, on_delete=models.SET_NULL, related_name="drills"
+    )
     # Copied from the backup when the drill starts (evidence outlives the backup row).
     backup_ref = models.BigIntegerField(null=True, blank=True, help_text="id of the backup drilled")
     backup_checksum = models.CharField(max_length=80, blank=True)
     backup_taken_at = models.DateTimeField(null=True, blank=True, help_text="when the backup read its data")
     trigger = models.CharField(max_length=20, default="manual")
     scheduled_for = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(max_length=20, choices=DrillStatus.choices, default=DrillStatus.PENDING,
-                              db_index=True)
+    status = models.CharField(max_length=20, choices=DrillStatus.choices, default=DrillStatus.PENDING, db_index=True)
     passed = models.BooleanField(null=True, blank=True)
     checksum_verified = models.BooleanField(null=True, blank=True)
     rto_seconds = models.FloatField(null=True, blank=True, help_text="time to restore the scratch copy")
@@ -220,8 +227,9 @@ class Drill(TenantOwnedModel):
     assertions = models.JSONField(default=list, blank=True, help_text="each assertion and its result")
     scratch = models.JSONField(default=dict, blank=True, help_text="where it restored, and whether it was dropped")
     error_message = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -232,9 +240,13 @@ class Drill(TenantOwnedModel):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["tenant", "-created_at", "-id"], name="drill_tenant_recent")]
-        constraints = [models.UniqueConstraint(fields=["job", "scheduled_for"],
-                                               condition=models.Q(scheduled_for__isnull=False),
-                                               name="one_drill_per_job_due_time")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "scheduled_for"],
+                condition=models.Q(scheduled_for__isnull=False),
+                name="one_drill_per_job_due_time",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"drill {self.pk} of {self.job_name or self.job_id}"

@@ -29,20 +29,33 @@ def _job_notice(notice: Notice, event: AuditEvent) -> None:
 def _drill_notice(notice: Notice, event: AuditEvent) -> None:
     """A failed restore drill: which job, which backup, what failed; the job's ``on_failure``
     switch applies as for its failed backups."""
-    drill = Drill.objects.select_related("job").filter(
-        pk=event.resource_id if event.resource_type == "drill" else None).first()
+    drill = (
+        Drill.objects.select_related("job")
+        .filter(pk=event.resource_id if event.resource_type == "drill" else None)
+        .first()
+    )
     if drill is None:
         return
     name = drill.job_name or str(drill.job_id)
     notice.title = f"Restore drill failed: {name}"
-    notice.text = (f"The restore drill of job '{name}' (backup {drill.backup_ref or 'none'}) failed in workspace "
-                   f"{notice.tenant}.")
+    notice.text = (
+        f"The restore drill of job '{name}' (backup {drill.backup_ref or 'none'}) failed in workspace {notice.tenant}."
+    )
     notice.error = drill.error_message
     failed = [a for a in drill.assertions if not a.get("passed")]
-    notice.facts.update({k: v for k, v in {
-        "Job": name, "Backup": str(drill.backup_ref or ""), "Started": iso(drill.started_at),
-        "Time to restore": f"{drill.rto_seconds:.1f} s" if drill.rto_seconds is not None else "",
-        "Failed assertions": str(len(failed)) if failed else ""}.items() if v})
+    notice.facts.update(
+        {
+            k: v
+            for k, v in {
+                "Job": name,
+                "Backup": str(drill.backup_ref or ""),
+                "Started": iso(drill.started_at),
+                "Time to restore": f"{drill.rto_seconds:.1f} s" if drill.rto_seconds is not None else "",
+                "Failed assertions": str(len(failed)) if failed else "",
+            }.items()
+            if v
+        }
+    )
     notice.data.update({"drill_id": drill.pk, "job_id": drill.job_id, "backup_id": drill.backup_ref})
     notice.link = admin_link("schedules.drill", drill.pk)
     notice.group_key = f"drill:{drill.job_id}"

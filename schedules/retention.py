@@ -128,9 +128,7 @@ class BackupInfo:
         if self.keep_until is not None:
             _require_aware("keep_until", self.keep_until)
         if self.status not in STATUSES:
-            raise ValueError(
-                f"unknown backup status {self.status!r}: expected one of {sorted(STATUSES)}"
-            )
+            raise ValueError(f"unknown backup status {self.status!r}: expected one of {sorted(STATUSES)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,9 +203,7 @@ class RetentionPlan:
     def protected(self) -> list[Hashable]:
         """Ids protected by the backup itself (``keep_until`` / ``keep_forever``)."""
         return [
-            backup_id
-            for backup_id, reasons in self.keep.items()
-            if KEEP_UNTIL in reasons or KEEP_FOREVER in reasons
+            backup_id for backup_id, reasons in self.keep.items() if KEEP_UNTIL in reasons or KEEP_FOREVER in reasons
         ]
 
     def summary(self) -> dict[str, int]:
@@ -243,9 +239,7 @@ def _keep_newest_per_period(
         keep[newest_in_period[period].id].append(label(period))
 
 
-def plan_retention(
-    backups: Sequence[BackupInfo], policy: RetentionRules, now: datetime
-) -> RetentionPlan:
+def plan_retention(backups: Sequence[BackupInfo], policy: RetentionRules, now: datetime) -> RetentionPlan:
     """Decide, for every backup, whether ``policy`` keeps it at ``now``.
 
     See the module docstring for the rules. Raises ``ValueError`` for a naive
@@ -340,9 +334,7 @@ def plan_retention(
             kept[backup.id] = reasons
         else:
             delete.append(backup.id)
-            delete_reasons[backup.id] = (
-                NOT_RETAINED if backup.status == COMPLETED else SUPERSEDED_FAILURE
-            )
+            delete_reasons[backup.id] = NOT_RETAINED if backup.status == COMPLETED else SUPERSEDED_FAILURE
     delete.reverse()  # oldest first
     logger.debug("retention plan: keep %d, delete %d", len(kept), len(delete))
     return RetentionPlan(keep=kept, delete=delete, delete_reasons=delete_reasons)

@@ -45,8 +45,12 @@ def job_list(*, tenant: TenantScope) -> QuerySet[BackupJob]:
 
 def job_active_operation(job: BackupJob) -> Operation | None:
     """The job's pending or running backup operation, if any (runs never overlap)."""
-    return (Operation.objects.filter(kind=OperationKind.BACKUP, status__in=ACTIVE_OPS, backup__job=job)
-            .select_related("backup").order_by("created_at").first())
+    return (
+        Operation.objects.filter(kind=OperationKind.BACKUP, status__in=ACTIVE_OPS, backup__job=job)
+        .select_related("backup")
+        .order_by("created_at")
+        .first()
+    )
 
 
 def job_statistics(job: BackupJob) -> dict:
@@ -72,7 +76,8 @@ def job_average_duration(job: BackupJob | None):
     if job is None:
         return None
     return Backup.objects.filter(job=job, status=BackupStatus.COMPLETED).aggregate(
-        d=Avg(F("completed_at") - F("started_at")))["d"]
+        d=Avg(F("completed_at") - F("started_at"))
+    )["d"]
 
 
 # --- retention mapping ------------------------------------------------------------------------
@@ -92,8 +97,10 @@ def rules_for_job(job: BackupJob) -> RetentionRules:
     policy = job.retention_policy
     values: dict = {}
     if policy is not None:
-        values = {name: getattr(policy, name) for name in (
-            "keep_last_n", "keep_days", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")}
+        values = {
+            name: getattr(policy, name)
+            for name in ("keep_last_n", "keep_days", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
+        }
         values["min_verified_kept"] = policy.min_verified_kept
     if job.retention_count is not None:
         values["keep_last_n"] = job.retention_count
@@ -116,8 +123,7 @@ def rules_from_console(*, retention_policy: str | None, max_age_days: int | None
     if retention_policy:
         match = _KEEP_LAST.match(retention_policy)
         if not match:
-            raise ValidationFailed(details={"retention_policy": [
-                "Use 'keep_last_N' (for example 'keep_last_5')."]})
+            raise ValidationFailed(details={"retention_policy": ["Use 'keep_last_N' (for example 'keep_last_5')."]})
         keep_last_n = int(match.group(1))
     if keep_last_n is None and max_age_days is None:
         return None
@@ -125,8 +131,14 @@ def rules_from_console(*, retention_policy: str | None, max_age_days: int | None
 
 
 def backup_info(backup: Backup) -> BackupInfo:
-    return BackupInfo(id=backup.pk, created_at=backup.created_at, status=backup.status, verified=backup.verified,
-                      keep_until=backup.keep_until, keep_forever=backup.keep_forever)
+    return BackupInfo(
+        id=backup.pk,
+        created_at=backup.created_at,
+        status=backup.status,
+        verified=backup.verified,
+        keep_until=backup.keep_until,
+        keep_forever=backup.keep_forever,
+    )
 
 
 def series_key(job_id, application_id, server_id, database_name) -> Hashable:
@@ -139,8 +151,19 @@ def series_key(job_id, application_id, server_id, database_name) -> Hashable:
     return ("db", server_id, database_name)
 
 
-BACKUP_FIELDS = ("id", "created_at", "status", "verified", "keep_until", "keep_forever", "stored_bytes",
-                 "job_id", "application_id", "server_id", "database_name")
+BACKUP_FIELDS = (
+    "id",
+    "created_at",
+    "status",
+    "verified",
+    "keep_until",
+    "keep_forever",
+    "stored_bytes",
+    "job_id",
+    "application_id",
+    "server_id",
+    "database_name",
+)
 
 
 def backup_series(backups: Iterable[dict]) -> dict[Hashable, list[dict]]:
@@ -158,8 +181,9 @@ def cleanup_plan_get(*, tenant: TenantScope, public_id: str) -> CleanupPlan:
     qs = scoped(CleanupPlan.objects.select_related("tenant", "operation"), tenant)
     plan = qs.filter(public_id=str(public_id)[:40]).first()
     if plan is None:
-        raise NotFound("Cleanup plan not found", code="CLEANUP_PLAN_NOT_FOUND",
-                       details={"cleanup_plan_id": str(public_id)[:40]})
+        raise NotFound(
+            "Cleanup plan not found", code="CLEANUP_PLAN_NOT_FOUND", details={"cleanup_plan_id": str(public_id)[:40]}
+        )
     return plan
 
 
@@ -193,7 +217,9 @@ def rules_for_storage(storage) -> RetentionRules:
     return RetentionRules(**{k: retention[k] for k in RETENTION_KEYS if retention.get(k) is not None})
 
 
-def jobs_missed(*, tenant: TenantScope, now: datetime | None = None, grace_seconds: int = 900) -> list[tuple[BackupJob, datetime]]:
+def jobs_missed(
+    *, tenant: TenantScope, now: datetime | None = None, grace_seconds: int = 900
+) -> list[tuple[BackupJob, datetime]]:
     """Enabled jobs whose run is overdue by more than ``grace_seconds``: the first due time
     after the job last ran (or was saved, if it never ran since) has passed without a run.
     A scheduled run skipped because the previous one was still going counts as missed too."""
@@ -210,8 +236,12 @@ def jobs_missed(*, tenant: TenantScope, now: datetime | None = None, grace_secon
 
 
 # How long one period of each GFS rule lasts, for the expiry outlook below.
-RULE_PERIODS = (("daily", "keep_daily", timedelta(days=1)), ("weekly", "keep_weekly", timedelta(weeks=1)),
-                ("monthly", "keep_monthly", timedelta(days=30)), ("yearly", "keep_yearly", timedelta(days=365)))
+RULE_PERIODS = (
+    ("daily", "keep_daily", timedelta(days=1)),
+    ("weekly", "keep_weekly", timedelta(weeks=1)),
+    ("monthly", "keep_monthly", timedelta(days=30)),
+    ("yearly", "keep_yearly", timedelta(days=365)),
+)
 
 
 def backup_retention_outlook(backup: Backup) -> dict:
@@ -235,8 +265,7 @@ def backup_retention_outlook(backup: Backup) -> dict:
             if count:
                 return {"expires_at": made + period * count, "category": category, "keep_forever": False}
         if rules.keep_days:
-            return {"expires_at": made + timedelta(days=rules.keep_days), "category": "days",
-                    "keep_forever": False}
+            return {"expires_at": made + timedelta(days=rules.keep_days), "category": "days", "keep_forever": False}
         if rules.keep_last_n:
             return {"expires_at": None, "category": "last_n", "keep_forever": False}
     return {"expires_at": None, "category": "none", "keep_forever": False}

@@ -42,11 +42,30 @@ from .timing import cron_next_runs, frequency_to_cron, validate_cron, validate_t
 logger = logging.getLogger(__name__)
 
 SCHEDULE_FIELDS = ("schedule_type", "cron_expression", "schedule_time", "timezone", "days_of_week", "day_of_month")
-JOB_FIELDS = frozenset({
-    "name", "description", "server", "database_name", "application", "source_path", "components", "storage",
-    "backup_type", "retention_policy", "retention_days", "retention_count", "retention", "auto_purge", "options",
-    "notifications", "priority", "enabled", "public_id", *SCHEDULE_FIELDS,
-})
+JOB_FIELDS = frozenset(
+    {
+        "name",
+        "description",
+        "server",
+        "database_name",
+        "application",
+        "source_path",
+        "components",
+        "storage",
+        "backup_type",
+        "retention_policy",
+        "retention_days",
+        "retention_count",
+        "retention",
+        "auto_purge",
+        "options",
+        "notifications",
+        "priority",
+        "enabled",
+        "public_id",
+        *SCHEDULE_FIELDS,
+    }
+)
 COMPRESSIONS = ("gzip", "zstd", "none")
 
 
@@ -119,8 +138,12 @@ def _path_application(*, tenant: Tenant, name: str, path: str) -> Application:
     while Application.objects.filter(tenant=tenant, name=app_name).exists():
         suffix += 1
         app_name = f"job: {name} ({suffix})"[:200]
-    return application_create(tenant=tenant, name=app_name, description=f"Files of backup job {name}",
-                              sources=[{"type": "path", "path": path, "name": "files"}])
+    return application_create(
+        tenant=tenant,
+        name=app_name,
+        description=f"Files of backup job {name}",
+        sources=[{"type": "path", "path": path, "name": "files"}],
+    )
 
 
 def _conflict(job: BackupJob) -> Conflict | None:
@@ -163,15 +186,21 @@ def job_create(*, tenant: Tenant, actor: Any = None, **fields: Any) -> BackupJob
     if unknown:
         raise ValueError(f"unknown job fields: {sorted(unknown)}")
     if fields.get("source_path") and fields.get("application") is None and fields.get("server") is None:
-        fields["application"] = _path_application(tenant=tenant, name=fields.get("name", ""),
-                                                   path=fields["source_path"])
+        fields["application"] = _path_application(
+            tenant=tenant, name=fields.get("name", ""), path=fields["source_path"]
+        )
     job = BackupJob(tenant=tenant, created_by=actor if getattr(actor, "pk", None) else None, **fields)
     _apply_schedule(job)
     _check_target(job)
     _save(job)
     beat.job_schedule(job=job)
-    emit(action="job_create", tenant=tenant, resource_type="backup_job", resource_id=job.pk,
-         details={"name": job.name, "cron": job.cron_expression, "timezone": job.timezone, "enabled": job.enabled})
+    emit(
+        action="job_create",
+        tenant=tenant,
+        resource_type="backup_job",
+        resource_id=job.pk,
+        details={"name": job.name, "cron": job.cron_expression, "timezone": job.timezone, "enabled": job.enabled},
+    )
     return job
 
 
@@ -183,12 +212,17 @@ def job_update(*, job: BackupJob, **changes: Any) -> BackupJob:
     unknown = set(changes) - JOB_FIELDS
     if unknown:
         raise ValueError(f"unknown job fields: {sorted(unknown)}")
-    job = BackupJob.objects.select_for_update(of=("self",)).select_related("server", "application", "storage").get(pk=job.pk)
+    job = (
+        BackupJob.objects.select_for_update(of=("self",))
+        .select_related("server", "application", "storage")
+        .get(pk=job.pk)
+    )
     if changes.get("source_path") and job.application is not None and job.application.name.startswith("job: "):
         from backups.services import application_update
 
-        application_update(app=job.application, sources=[{"type": "path", "path": changes["source_path"],
-                                                         "name": "files"}])
+        application_update(
+            app=job.application, sources=[{"type": "path", "path": changes["source_path"], "name": "files"}]
+        )
     if "schedule_type" in changes and changes["schedule_type"] not in (ScheduleType.CRON, ScheduleType.CUSTOM):
         changes.setdefault("cron_expression", "")
     for name, value in changes.items():
@@ -197,8 +231,13 @@ def job_update(*, job: BackupJob, **changes: Any) -> BackupJob:
     _check_target(job)
     _save(job)
     beat.job_schedule(job=job)
-    emit(action="job_update", tenant=job.tenant, resource_type="backup_job", resource_id=job.pk,
-         details={"changed": sorted(changes), "cron": job.cron_expression, "enabled": job.enabled})
+    emit(
+        action="job_update",
+        tenant=job.tenant,
+        resource_type="backup_job",
+        resource_id=job.pk,
+        details={"changed": sorted(changes), "cron": job.cron_expression, "enabled": job.enabled},
+    )
     return job
 
 
@@ -211,9 +250,13 @@ def _schedule_changes(schedule: dict) -> dict:
     schedule (parts not given are cleared); otherwise only the given parts change, and a
     ``cron_expression`` alone makes the schedule custom."""
     if "schedule_type" in schedule:
-        return {"schedule_type": schedule["schedule_type"], "schedule_time": schedule.get("schedule_time"),
-                "days_of_week": schedule.get("days_of_week") or [], "day_of_month": schedule.get("day_of_month"),
-                "cron_expression": schedule.get("cron_expression") or ""}
+        return {
+            "schedule_type": schedule["schedule_type"],
+            "schedule_time": schedule.get("schedule_time"),
+            "days_of_week": schedule.get("days_of_week") or [],
+            "day_of_month": schedule.get("day_of_month"),
+            "cron_expression": schedule.get("cron_expression") or "",
+        }
     fields: dict = {}
     for name in ("schedule_time", "day_of_month"):
         if name in schedule:
@@ -227,9 +270,17 @@ def _schedule_changes(schedule: dict) -> dict:
 
 
 @transaction.atomic
-def job_save(*, tenant: Tenant, public_id: str, actor: Any = None, create: bool = False,
-             schedule: dict | None = None, storage_name: str | None = None, notifications: dict | None = None,
-             **fields: Any) -> tuple[BackupJob, bool]:
+def job_save(
+    *,
+    tenant: Tenant,
+    public_id: str,
+    actor: Any = None,
+    create: bool = False,
+    schedule: dict | None = None,
+    storage_name: str | None = None,
+    notifications: dict | None = None,
+    **fields: Any,
+) -> tuple[BackupJob, bool]:
     """Save the tenant's job named by its stable ``public_id``; returns ``(job, created)``.
 
     ``fields`` are model fields (``name``, ``enabled``, ``retention_count``...); ``schedule``
@@ -256,13 +307,17 @@ def job_save(*, tenant: Tenant, public_id: str, actor: Any = None, create: bool 
     if job is not None:
         return job_update(job=job, **changes), False
     if not create:
-        raise NotFound(f"No schedule '{public_id}' in this workspace", code="SCHEDULE_NOT_FOUND",
-                       details={"schedule_id": public_id})
+        raise NotFound(
+            f"No schedule '{public_id}' in this workspace",
+            code="SCHEDULE_NOT_FOUND",
+            details={"schedule_id": public_id},
+        )
     changes.setdefault("name", public_id.replace("_", " ").strip().capitalize() or "Schedule")
     if "schedule_type" not in changes:  # the seed's nightly example: daily at 02:00
         changes.update(schedule_type=ScheduleType.DAILY, schedule_time=changes.get("schedule_time") or dt_time(2, 0))
-    job = job_create(tenant=tenant, actor=actor, public_id=public_id,
-                     application=application_get_default(tenant=tenant), **changes)
+    job = job_create(
+        tenant=tenant, actor=actor, public_id=public_id, application=application_get_default(tenant=tenant), **changes
+    )
     return job, True
 
 
@@ -286,11 +341,19 @@ def job_require_idle(*, job: BackupJob, starting: bool = False) -> None:
         return
     avg = selectors.job_average_duration(job)
     started = op.started_at or op.created_at
-    message = (f"A backup of this policy is already running (backup {op.backup_id}); wait for it to finish"
-               if starting else "Cannot modify backup policy while backup is running")
-    raise Conflict(message, code="BACKUP_IN_PROGRESS",
-                   details={"current_backup_id": op.backup_id,
-                            "estimated_completion": (started + avg).isoformat() if avg else None})
+    message = (
+        f"A backup of this policy is already running (backup {op.backup_id}); wait for it to finish"
+        if starting
+        else "Cannot modify backup policy while backup is running"
+    )
+    raise Conflict(
+        message,
+        code="BACKUP_IN_PROGRESS",
+        details={
+            "current_backup_id": op.backup_id,
+            "estimated_completion": (started + avg).isoformat() if avg else None,
+        },
+    )
 
 
 def _compression(job: BackupJob) -> str:
@@ -307,9 +370,18 @@ def _compression(job: BackupJob) -> str:
     return "zstd"
 
 
-def job_run(*, job: BackupJob, actor: Any = None, trigger: str = BackupTrigger.MANUAL,
-            backup_type: str | None = None, description: str = "", keep_until: datetime | None = None,
-            keep_forever: bool = False, options: dict | None = None, queue: bool = True) -> Operation | None:
+def job_run(
+    *,
+    job: BackupJob,
+    actor: Any = None,
+    trigger: str = BackupTrigger.MANUAL,
+    backup_type: str | None = None,
+    description: str = "",
+    keep_until: datetime | None = None,
+    keep_forever: bool = False,
+    options: dict | None = None,
+    queue: bool = True,
+) -> Operation | None:
     """Start one run of ``job`` through the backup service.
 
     Runs of one job never overlap: the job row is locked and, when the job already has a
@@ -322,38 +394,81 @@ def job_run(*, job: BackupJob, actor: Any = None, trigger: str = BackupTrigger.M
     from .beat import celery_priority
 
     with transaction.atomic():
-        job = BackupJob.objects.select_for_update(of=("self",)).select_related(
-            "tenant", "server", "application", "storage").get(pk=job.pk)
+        job = (
+            BackupJob.objects.select_for_update(of=("self",))
+            .select_related("tenant", "server", "application", "storage")
+            .get(pk=job.pk)
+        )
         active = selectors.job_active_operation(job)
         if active is not None:
             if trigger == BackupTrigger.SCHEDULED:
-                logger.warning("job %s (%s): run skipped, backup %s is still %s", job.pk, job.name,
-                               active.backup_id, active.status)
-                emit(action="job_run_skipped", tenant=job.tenant, resource_type="backup_job", resource_id=job.pk,
-                     details={"reason": "previous run still active", "backup_id": active.backup_id,
-                              "operation_id": active.public_id})
+                logger.warning(
+                    "job %s (%s): run skipped, backup %s is still %s", job.pk, job.name, active.backup_id, active.status
+                )
+                emit(
+                    action="job_run_skipped",
+                    tenant=job.tenant,
+                    resource_type="backup_job",
+                    resource_id=job.pk,
+                    details={
+                        "reason": "previous run still active",
+                        "backup_id": active.backup_id,
+                        "operation_id": active.public_id,
+                    },
+                )
                 return None
             job_require_idle(job=job, starting=True)
         op = backup_start(
-            tenant=job.tenant, actor=actor, server=job.server, database_name=job.database_name,
-            application=job.application, components=job.components or None, storage=job.storage, job=job,
-            compression=_compression(job), backup_type=backup_type or job.backup_type, trigger=trigger,
-            description=description, keep_until=keep_until, keep_forever=keep_forever, options={**(job.options or {}), **(options or {})},
-            queue=queue, priority=celery_priority(job.priority),
+            tenant=job.tenant,
+            actor=actor,
+            server=job.server,
+            database_name=job.database_name,
+            application=job.application,
+            components=job.components or None,
+            storage=job.storage,
+            job=job,
+            compression=_compression(job),
+            backup_type=backup_type or job.backup_type,
+            trigger=trigger,
+            description=description,
+            keep_until=keep_until,
+            keep_forever=keep_forever,
+            options={**(job.options or {}), **(options or {})},
+            queue=queue,
+            priority=celery_priority(job.priority),
         )
         BackupJob.objects.filter(pk=job.pk).update(last_run_at=timezone.now())
-        emit(action="job_run", tenant=job.tenant, resource_type="backup_job", resource_id=job.pk,
-             details={"trigger": trigger, "backup_id": op.backup_id, "operation_id": op.public_id})
-    publish(tenant_id=job.tenant_id, stream="notifications", event={
-        "type": "schedule_event", "schedule_id": job.public_id, "event": "started", "backup_id": op.backup_id,
-        "timestamp": utc_now_iso(micro=True)})
+        emit(
+            action="job_run",
+            tenant=job.tenant,
+            resource_type="backup_job",
+            resource_id=job.pk,
+            details={"trigger": trigger, "backup_id": op.backup_id, "operation_id": op.public_id},
+        )
+    publish(
+        tenant_id=job.tenant_id,
+        stream="notifications",
+        event={
+            "type": "schedule_event",
+            "schedule_id": job.public_id,
+            "event": "started",
+            "backup_id": op.backup_id,
+            "timestamp": utc_now_iso(micro=True),
+        },
+    )
     return op
 
 
 # How far back the latest due time of a job is looked for: a minute job finds it in the
 # first window, a yearly one in the last.
-_DUE_WINDOWS = (timedelta(minutes=2), timedelta(hours=2), timedelta(days=2), timedelta(days=35),
-                timedelta(days=370), timedelta(days=5 * 366))
+_DUE_WINDOWS = (
+    timedelta(minutes=2),
+    timedelta(hours=2),
+    timedelta(days=2),
+    timedelta(days=35),
+    timedelta(days=370),
+    timedelta(days=5 * 366),
+)
 
 
 def job_due_time(job: BackupJob, *, now: datetime) -> datetime:
@@ -394,15 +509,24 @@ def job_run_scheduled(*, job_id: int, scheduled_for: datetime | None = None) -> 
             with transaction.atomic():
                 claim = ScheduledRun.objects.create(tenant=job.tenant, job=job, scheduled_for=due)
         except IntegrityError:
-            logger.warning("job %s (%s): run due at %s was already dispatched; duplicate ignored",
-                           job.pk, job.name, due.isoformat())
+            logger.warning(
+                "job %s (%s): run due at %s was already dispatched; duplicate ignored",
+                job.pk,
+                job.name,
+                due.isoformat(),
+            )
             return None
         try:
             op = job_run(job=job, trigger=BackupTrigger.SCHEDULED)
         except (TooManyOperations, FeatureNotAvailable) as exc:
             logger.warning("job %s: run skipped, %s", job.pk, exc.message)
-            emit(action="job_run_skipped", tenant=job.tenant, resource_type="backup_job", resource_id=job.pk,
-                 details={"reason": exc.message, "scheduled_for": due.isoformat()})
+            emit(
+                action="job_run_skipped",
+                tenant=job.tenant,
+                resource_type="backup_job",
+                resource_id=job.pk,
+                details={"reason": exc.message, "scheduled_for": due.isoformat()},
+            )
             op = None
         ScheduledRun.objects.filter(pk=claim.pk).update(outcome="started" if op else "skipped", operation=op)
     return op
@@ -424,14 +548,26 @@ def job_retry_lost_run(*, backup: Backup) -> Operation | None:
     if job is None or not job.enabled:
         return None
     try:
-        op = job_run(job=job, trigger=BackupTrigger.SCHEDULED, options={"retry_of": backup.pk},
-                     description=f"Retry of backup {backup.pk}, lost when its worker stopped")
+        op = job_run(
+            job=job,
+            trigger=BackupTrigger.SCHEDULED,
+            options={"retry_of": backup.pk},
+            description=f"Retry of backup {backup.pk}, lost when its worker stopped",
+        )
     except TooManyOperations as exc:
         logger.warning("job %s: retry of backup %s skipped, %s", job.pk, backup.pk, exc.message)
         op = None
-    emit(action="job_run_retry", tenant=job.tenant, resource_type="backup_job", resource_id=job.pk,
-         details={"lost_backup_id": backup.pk, "backup_id": op.backup_id if op else None,
-                  "operation_id": op.public_id if op else None})
+    emit(
+        action="job_run_retry",
+        tenant=job.tenant,
+        resource_type="backup_job",
+        resource_id=job.pk,
+        details={
+            "lost_backup_id": backup.pk,
+            "backup_id": op.backup_id if op else None,
+            "operation_id": op.public_id if op else None,
+        },
+    )
     return op
 
 
@@ -443,7 +579,8 @@ def job_after_backup(*, backup: Backup) -> None:
         return
     ran_at = backup.started_at or backup.created_at
     BackupJob.objects.filter(pk=job.pk).filter(Q(last_run_at__isnull=True) | Q(last_run_at__lt=ran_at)).update(
-        last_run_at=ran_at)
+        last_run_at=ran_at
+    )
     if job.auto_purge:
         from .tasks import purge_job
 
@@ -468,9 +605,26 @@ from .cleanup import (  # noqa: E402
 
 __all__ = [
     "POLICY_FIELDS",
-    "cleanup_analyse", "cleanup_execute", "cleanup_run", "cleanup_tenant_ids", "cleanup_tenant_jobs",
-    "job_after_backup", "job_create", "job_delete", "job_due_time", "job_purge", "job_require_idle",
-    "job_retry_lost_run", "job_run", "job_run_scheduled", "job_save", "job_toggle", "job_update",
-    "location_retention_apply", "retention_policy_create", "retention_policy_delete", "retention_policy_update",
+    "cleanup_analyse",
+    "cleanup_execute",
+    "cleanup_run",
+    "cleanup_tenant_ids",
+    "cleanup_tenant_jobs",
+    "job_after_backup",
+    "job_create",
+    "job_delete",
+    "job_due_time",
+    "job_purge",
+    "job_require_idle",
+    "job_retry_lost_run",
+    "job_run",
+    "job_run_scheduled",
+    "job_save",
+    "job_toggle",
+    "job_update",
+    "location_retention_apply",
+    "retention_policy_create",
+    "retention_policy_delete",
+    "retention_policy_update",
     "scheduled_runs_prune",
 ]

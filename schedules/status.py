@@ -32,7 +32,7 @@ def _setting(name: str, default: Any) -> Any:
 
 
 def verify_max_age_days() -> int:
-    """"No verified backup in N days" (``CONSOLE_VERIFY_MAX_AGE_DAYS``, default 7)."""
+    """ "No verified backup in N days" (``CONSOLE_VERIFY_MAX_AGE_DAYS``, default 7)."""
     return int(_setting("CONSOLE_VERIFY_MAX_AGE_DAYS", 7))
 
 
@@ -106,13 +106,23 @@ def storage_usages(*, tenant: Tenant) -> list[StorageUsage]:
         capacity = None
         if storage.quota_bytes:
             capacity = storage.quota_bytes
-            available = max(0, storage.quota_bytes - storage.used_bytes) if available is None else min(
-                available, max(0, storage.quota_bytes - storage.used_bytes))
+            available = (
+                max(0, storage.quota_bytes - storage.used_bytes)
+                if available is None
+                else min(available, max(0, storage.quota_bytes - storage.used_bytes))
+            )
         elif available is not None:
             capacity = storage.used_bytes + available
-        usages.append(StorageUsage(storage=storage, used_bytes=storage.used_bytes, backup_count=storage.backup_count,
-                                   available_bytes=available, capacity_bytes=capacity,
-                                   threshold_percent=storage_threshold(storage)))
+        usages.append(
+            StorageUsage(
+                storage=storage,
+                used_bytes=storage.used_bytes,
+                backup_count=storage.backup_count,
+                available_bytes=available,
+                capacity_bytes=capacity,
+                threshold_percent=storage_threshold(storage),
+            )
+        )
     return usages
 
 
@@ -207,11 +217,20 @@ def system_status(*, tenant: Tenant, now: datetime | None = None) -> SystemStatu
         unencrypted=Count("id", filter=Q(status=BackupStatus.COMPLETED, encrypted=False)),
         last_verified=Max("verified_at", filter=Q(verified=True)),
     )
-    last_finished = (backups.filter(status__in=(BackupStatus.COMPLETED, BackupStatus.FAILED))
-                     .select_related("storage").order_by("-completed_at", "-id").first())
-    newest_ok = (last_finished if last_finished is not None and last_finished.status == BackupStatus.COMPLETED
-                 else backups.filter(status=BackupStatus.COMPLETED).select_related("storage")
-                 .order_by("-completed_at", "-id").first())
+    last_finished = (
+        backups.filter(status__in=(BackupStatus.COMPLETED, BackupStatus.FAILED))
+        .select_related("storage")
+        .order_by("-completed_at", "-id")
+        .first()
+    )
+    newest_ok = (
+        last_finished
+        if last_finished is not None and last_finished.status == BackupStatus.COMPLETED
+        else backups.filter(status=BackupStatus.COMPLETED)
+        .select_related("storage")
+        .order_by("-completed_at", "-id")
+        .first()
+    )
     storages = storage_usages(tenant=tenant)
     liveness = service_liveness(now=now)
     jobs = [job for job in job_list(tenant=tenant) if job.enabled]
@@ -224,38 +243,77 @@ def system_status(*, tenant: Tenant, now: datetime | None = None) -> SystemStatu
     if liveness.worker == "down":
         alerts.append(Alert("critical", "worker_down", "No backup worker is running: queued work is not picked up"))
     if liveness.beat == "down":
-        alerts.append(Alert("critical" if jobs else "warning", "scheduler_down",
-                            "The scheduler (beat) has stopped: scheduled backups will not run",
-                            {"last_seen": liveness.beat_seen_at}))
+        alerts.append(
+            Alert(
+                "critical" if jobs else "warning",
+                "scheduler_down",
+                "The scheduler (beat) has stopped: scheduled backups will not run",
+                {"last_seen": liveness.beat_seen_at},
+            )
+        )
     if last_finished is not None and last_finished.status == BackupStatus.FAILED:
-        alerts.append(Alert("critical", "last_backup_failed",
-                            f"The last backup ({last_finished.name}) failed: {last_finished.error_message or 'no reason recorded'}",
-                            {"backup_id": last_finished.pk}))
+        alerts.append(
+            Alert(
+                "critical",
+                "last_backup_failed",
+                f"The last backup ({last_finished.name}) failed: {last_finished.error_message or 'no reason recorded'}",
+                {"backup_id": last_finished.pk},
+            )
+        )
     for usage in storages:
         health, name = usage.health, usage.storage.name
         if health == "offline":
-            alerts.append(Alert("critical" if usage.storage.is_default else "warning", "storage_unreachable",
-                                f"Storage '{name}' cannot be reached: {usage.storage.last_test_message or 'its last check failed'}",
-                                {"storage_id": usage.storage.pk}))
+            alerts.append(
+                Alert(
+                    "critical" if usage.storage.is_default else "warning",
+                    "storage_unreachable",
+                    f"Storage '{name}' cannot be reached: {usage.storage.last_test_message or 'its last check failed'}",
+                    {"storage_id": usage.storage.pk},
+                )
+            )
         elif health in ("warning", "critical"):
-            alerts.append(Alert(health, "storage_threshold",
-                                f"Storage '{name}' is {usage.used_percent:g}% full" if usage.used_percent is not None
-                                else f"Storage '{name}' has no room left",
-                                {"storage_id": usage.storage.pk, "used_percent": usage.used_percent,
-                                 "threshold_percent": usage.threshold_percent}))
+            alerts.append(
+                Alert(
+                    health,
+                    "storage_threshold",
+                    f"Storage '{name}' is {usage.used_percent:g}% full"
+                    if usage.used_percent is not None
+                    else f"Storage '{name}' has no room left",
+                    {
+                        "storage_id": usage.storage.pk,
+                        "used_percent": usage.used_percent,
+                        "threshold_percent": usage.threshold_percent,
+                    },
+                )
+            )
     verified_recently = agg["last_verified"] is not None and agg["last_verified"] >= now - timedelta(days=max_age)
     if agg["completed"] and not verified_recently:
-        alerts.append(Alert("warning", "no_recent_verification",
-                            f"No backup has been verified in the last {max_age} days",
-                            {"last_verified_at": agg["last_verified"], "days": max_age}))
-    for job, due in jobs_missed(tenant=tenant, now=now,
-                                grace_seconds=int(_setting("SCHEDULE_MISSED_GRACE", 900))):
-        alerts.append(Alert("warning", "schedule_missed",
-                            f"Schedule '{job.name}' missed its run due {due:%Y-%m-%d %H:%M} UTC",
-                            {"schedule_id": job.public_id, "due_at": due}))
+        alerts.append(
+            Alert(
+                "warning",
+                "no_recent_verification",
+                f"No backup has been verified in the last {max_age} days",
+                {"last_verified_at": agg["last_verified"], "days": max_age},
+            )
+        )
+    for job, due in jobs_missed(tenant=tenant, now=now, grace_seconds=int(_setting("SCHEDULE_MISSED_GRACE", 900))):
+        alerts.append(
+            Alert(
+                "warning",
+                "schedule_missed",
+                f"Schedule '{job.name}' missed its run due {due:%Y-%m-%d %H:%M} UTC",
+                {"schedule_id": job.public_id, "due_at": due},
+            )
+        )
     if acronis is not None and acronis["status"] != "connected":
-        alerts.append(Alert("warning", "acronis_disconnected", "Acronis Cyber Protect Cloud cannot be reached",
-                            {"last_polled_at": acronis["last_polled_at"]}))
+        alerts.append(
+            Alert(
+                "warning",
+                "acronis_disconnected",
+                "Acronis Cyber Protect Cloud cannot be reached",
+                {"last_polled_at": acronis["last_polled_at"]},
+            )
+        )
     if next_run is not None:
         hours = (next_run - now).total_seconds() / 3600
         when = f"{round(hours)} hours" if hours >= 1.5 else f"{max(1, round(hours * 60))} minutes"
@@ -269,20 +327,31 @@ def system_status(*, tenant: Tenant, now: datetime | None = None) -> SystemStatu
         rules.append(SecurityRule(name, description, points, status, detail))
 
     if agg["completed"]:
-        rule("encryption", "failed" if agg["unencrypted"] else "passed",
-             f"{agg['unencrypted']} completed backup(s) are not encrypted" if agg["unencrypted"]
-             else "All completed backups are encrypted")
+        rule(
+            "encryption",
+            "failed" if agg["unencrypted"] else "passed",
+            f"{agg['unencrypted']} completed backup(s) are not encrypted"
+            if agg["unencrypted"]
+            else "All completed backups are encrypted",
+        )
     else:
         rule("encryption", "unknown", "No completed backup yet")
-    rule("recent_verification", "passed" if verified_recently else "failed",
-         f"Last verified {agg['last_verified']:%Y-%m-%d}" if agg["last_verified"]
-         else "No backup has been verified")
+    rule(
+        "recent_verification",
+        "passed" if verified_recently else "failed",
+        f"Last verified {agg['last_verified']:%Y-%m-%d}" if agg["last_verified"] else "No backup has been verified",
+    )
     if newest_ok is None:
         rule("offsite_copy", "failed", "No completed backup yet")
     else:
         offsite = [loc.storage.name for loc in backup_locations(backup=newest_ok) if loc.storage.type in OFFSITE_TYPES]
-        rule("offsite_copy", "passed" if offsite else "failed",
-             f"Copy in {', '.join(offsite)}" if offsite else f"The newest backup ({newest_ok.name}) is only on this machine")
+        rule(
+            "offsite_copy",
+            "passed" if offsite else "failed",
+            f"Copy in {', '.join(offsite)}"
+            if offsite
+            else f"The newest backup ({newest_ok.name}) is only on this machine",
+        )
     rule("key_exported", *_key_exported(tenant))
     rule("admins_2fa", "not_available", "Two-factor sign-in does not exist on this platform yet; not scored")
     possible = sum(r.points for r in rules if r.scored)
@@ -293,9 +362,20 @@ def system_status(*, tenant: Tenant, now: datetime | None = None) -> SystemStatu
     health = "failing" if "critical" in levels else "degraded" if "warning" in levels else "healthy"
     scheduler = {
         "status": ("stopped" if liveness.beat == "down" else "enabled" if jobs else "disabled"),
-        "next_run": next_run, "enabled_schedules": len(jobs),
+        "next_run": next_run,
+        "enabled_schedules": len(jobs),
     }
-    return SystemStatus(health=health, security_score=score, security_rules=rules,
-                        last_successful_backup=agg["last_ok"], total_backups=agg["total"],
-                        completed_backups=agg["completed"], stored_bytes=sum(u.used_bytes for u in storages),
-                        storages=storages, scheduler=scheduler, liveness=liveness, acronis=acronis, alerts=alerts)
+    return SystemStatus(
+        health=health,
+        security_score=score,
+        security_rules=rules,
+        last_successful_backup=agg["last_ok"],
+        total_backups=agg["total"],
+        completed_backups=agg["completed"],
+        stored_bytes=sum(u.used_bytes for u in storages),
+        storages=storages,
+        scheduler=scheduler,
+        liveness=liveness,
+        acronis=acronis,
+        alerts=alerts,
+    )

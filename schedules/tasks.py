@@ -59,8 +59,13 @@ def cleanup_all() -> int:
     return len(tenant_ids)
 
 
-@shared_task(name="schedules.tasks.cleanup_tenant", ignore_result=True, acks_late=True,
-             soft_time_limit=6 * 3600, time_limit=6 * 3600 + 300)
+@shared_task(
+    name="schedules.tasks.cleanup_tenant",
+    ignore_result=True,
+    acks_late=True,
+    soft_time_limit=6 * 3600,
+    time_limit=6 * 3600 + 300,
+)
 def cleanup_tenant(tenant_id: int) -> dict[str, int] | None:
     """Apply the retention of every job of one tenant; each job's failure is recorded
     (log, audit ``retention_failed``, a notification) and the other jobs go on."""
@@ -73,8 +78,9 @@ def cleanup_tenant(tenant_id: int) -> dict[str, int] | None:
     return cleanup_tenant_jobs(tenant=tenant)
 
 
-@shared_task(name="schedules.tasks.run_scheduled_drill", ignore_result=True, soft_time_limit=6 * 3600,
-             time_limit=6 * 3600 + 300)
+@shared_task(
+    name="schedules.tasks.run_scheduled_drill", ignore_result=True, soft_time_limit=6 * 3600, time_limit=6 * 3600 + 300
+)
 def run_scheduled_drill(job_id: int, scheduled_for: str) -> int | None:
     """Sent by beat when a job's drill is due: create its drill (once per due time) and run it."""
     from schedules.drills import drill_run_scheduled
@@ -86,8 +92,7 @@ def run_scheduled_drill(job_id: int, scheduled_for: str) -> int | None:
     return drill.pk if drill is not None else None
 
 
-@shared_task(name="schedules.tasks.run_drill", ignore_result=True, soft_time_limit=6 * 3600,
-             time_limit=6 * 3600 + 300)
+@shared_task(name="schedules.tasks.run_drill", ignore_result=True, soft_time_limit=6 * 3600, time_limit=6 * 3600 + 300)
 def run_drill(drill_id: int) -> None:
     """Run a drill started by hand (API, admin); a second delivery finds it claimed."""
     from schedules.drills import drill_run

@@ -187,9 +187,7 @@ def _parse_cron(expr: str) -> _CronSpec:
     text = " ".join(expr.lower().split())
     if text.startswith("@"):
         if text not in CRON_ALIASES:
-            raise ValueError(
-                f"unsupported cron alias {expr!r}: use one of {', '.join(sorted(CRON_ALIASES))}"
-            )
+            raise ValueError(f"unsupported cron alias {expr!r}: use one of {', '.join(sorted(CRON_ALIASES))}")
         text = CRON_ALIASES[text]
     fields = text.split(" ")
     if len(fields) != 5:
@@ -202,8 +200,7 @@ def _parse_cron(expr: str) -> _CronSpec:
     for name, field in zip(_FIELD_NAMES, fields, strict=True):
         if "#" in field:
             raise ValueError(
-                f"invalid cron expression {expr!r}: '#' (nth weekday) is not supported "
-                "(Celery beat cannot run it)"
+                f"invalid cron expression {expr!r}: '#' (nth weekday) is not supported (Celery beat cannot run it)"
             )
         if not _FIELD_CHARS.match(field):
             raise ValueError(
@@ -212,8 +209,7 @@ def _parse_cron(expr: str) -> _CronSpec:
             )
     if re.search(r"[a-z]", fields[0] + fields[1] + fields[2]):
         raise ValueError(
-            f"invalid cron expression {expr!r}: 'L', 'W' and 'H' are not supported "
-            "(Celery beat cannot run them)"
+            f"invalid cron expression {expr!r}: 'L', 'W' and 'H' are not supported (Celery beat cannot run them)"
         )
     try:
         expanded, nth_weekday = croniter.expand(" ".join(fields))
@@ -260,9 +256,7 @@ def _is_repeated_second_pass(local: datetime) -> bool:
     return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
 
 
-def _second_pass_matches(
-    spec: _CronSpec, zone: ZoneInfo, start: datetime, end: datetime
-) -> list[datetime]:
+def _second_pass_matches(spec: _CronSpec, zone: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
     """Periodic-job runs in fall-back overlaps strictly between ``start`` and ``end``.
 
     croniter repeats whole-hour overlaps (New York, Berlin) itself but misses
@@ -384,9 +378,7 @@ def _cron_weekdays(days_of_week: list[int] | tuple[int, ...] | None) -> str:
         raise ValueError("days_of_week must not be empty (omit it for every day)")
     for day in days:
         if isinstance(day, bool) or not isinstance(day, int) or not 1 <= day <= 7:
-            raise ValueError(
-                f"invalid day of week {day!r}: use 1 (Monday) to 7 (Sunday), ISO 8601 numbering"
-            )
+            raise ValueError(f"invalid day of week {day!r}: use 1 (Monday) to 7 (Sunday), ISO 8601 numbering")
     cron_days = {day % 7 for day in days}  # ISO 7 (Sunday) -> cron 0
     if len(cron_days) == 7:
         return "*"
@@ -435,9 +427,7 @@ def frequency_to_cron(
             raise ValueError("a custom schedule takes its days from the cron expression")
         return validate_cron(cron)
     if cron:
-        raise ValueError(
-            f"a cron expression is only allowed with frequency 'custom', not {frequency!r}"
-        )
+        raise ValueError(f"a cron expression is only allowed with frequency 'custom', not {frequency!r}")
     if kind == "hourly":
         if day_of_month is not None:
             raise ValueError("day_of_month only applies to monthly schedules")

@@ -33,8 +33,11 @@ class MembershipInline(admin.TabularInline):
 
 
 class TenantForm(forms.ModelForm):
-    path_roots = LinesField(label="Folders", help_text="Folders of the platform's machines this tenant may use, one "
-                                                       "per line (empty: <root>/<slug> under each platform root).")
+    path_roots = LinesField(
+        label="Folders",
+        help_text="Folders of the platform's machines this tenant may use, one "
+        "per line (empty: <root>/<slug> under each platform root).",
+    )
 
     class Meta:
         model = Tenant
@@ -91,11 +94,21 @@ class TenantAdmin(AuditedAdminMixin, TenantScopedAdminMixin, admin.ModelAdmin):
         from audit.services import emit
 
         for obj in formset.new_objects + [o for o, _ in formset.changed_objects]:
-            emit(action="membership_update", tenant=obj.tenant, resource_type="user",
-                 resource_id=obj.user_id, details={"role": obj.role, "via": "admin"})
+            emit(
+                action="membership_update",
+                tenant=obj.tenant,
+                resource_type="user",
+                resource_id=obj.user_id,
+                details={"role": obj.role, "via": "admin"},
+            )
         for obj in formset.deleted_objects:
-            emit(action="membership_delete", tenant=obj.tenant, resource_type="user",
-                 resource_id=obj.user_id, details={"via": "admin"})
+            emit(
+                action="membership_delete",
+                tenant=obj.tenant,
+                resource_type="user",
+                resource_id=obj.user_id,
+                details={"via": "admin"},
+            )
 
 
 class MembershipOfUserInline(admin.TabularInline):
@@ -191,8 +204,7 @@ class ApiKeyAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        key, raw = services.api_key_create(tenant=obj.tenant, name=obj.name, role=obj.role,
-                                           created_by=request.user)
+        key, raw = services.api_key_create(tenant=obj.tenant, name=obj.name, role=obj.role, created_by=request.user)
         obj.pk = key.pk
         obj.__dict__.update(key.__dict__)
         messages.warning(request, f"API key created. Copy it now, it will not be shown again: {raw}")

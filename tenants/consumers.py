@@ -112,7 +112,8 @@ class TenantEventConsumer(AsyncJsonWebsocketConsumer):
     async def event_forward(self, message: dict) -> None:
         # Events already queued when access was lost are dropped too.
         if getattr(self, "access_closed", False) or (
-                "tenant_id" in message and message["tenant_id"] not in self.tenant_ids):
+            "tenant_id" in message and message["tenant_id"] not in self.tenant_ids
+        ):
             return
         event = message.get("event") or {}
         if self.types and event.get("type") not in self.types:

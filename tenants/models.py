@@ -54,7 +54,8 @@ class Tenant(models.Model):
     path_roots = models.JSONField(default=list, blank=True)
     # Members must sign in to the admin with a second factor (TOTP); its admins may set it.
     require_two_factor = models.BooleanField(
-        default=False, help_text="Members must sign in to the admin with an authenticator app (TOTP) code.")
+        default=False, help_text="Members must sign in to the admin with an authenticator app (TOTP) code."
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -82,9 +83,7 @@ class TenantOwnedModel(models.Model):
 
 
 class Membership(models.Model):
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
-    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.VIEWER)
     # Deactivating a member is per workspace: the same account may be active elsewhere.

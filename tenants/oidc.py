@@ -43,8 +43,9 @@ class TenantOIDCBackend(OIDCAuthenticationBackend):
         if not claims.get("sub"):
             return False
         if not self._tenant_roles(claims):
-            logger.warning("OIDC sign-in refused: the %r claim names no tenant of this platform",
-                           settings.OIDC_TENANT_CLAIM)
+            logger.warning(
+                "OIDC sign-in refused: the %r claim names no tenant of this platform", settings.OIDC_TENANT_CLAIM
+            )
             return False
         return True
 
@@ -53,8 +54,9 @@ class TenantOIDCBackend(OIDCAuthenticationBackend):
         return self.UserModel.objects.filter(pk__in=identity.values("user_id"))
 
     def create_user(self, claims: dict[str, Any]):
-        return services.oidc_user_create(issuer=getattr(self, "_issuer", ""), claims=claims,
-                                         tenant_roles=self._tenant_roles(claims))
+        return services.oidc_user_create(
+            issuer=getattr(self, "_issuer", ""), claims=claims, tenant_roles=self._tenant_roles(claims)
+        )
 
     def update_user(self, user, claims: dict[str, Any]):
         return services.oidc_user_update(user=user, claims=claims, tenant_roles=self._tenant_roles(claims))

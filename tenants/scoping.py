@@ -160,15 +160,20 @@ class TenantScopedAdminMixin(OutOfScopeIs404AdminMixin):
         model = db_field.remote_field.model
         if ids is not None and model is Tenant:
             kwargs["queryset"] = Tenant.objects.filter(pk__in=ids)
-        elif ids is not None and "queryset" not in kwargs and any(
-                f.name == "tenant" and f.is_relation for f in model._meta.get_fields()):
+        elif (
+            ids is not None
+            and "queryset" not in kwargs
+            and any(f.name == "tenant" and f.is_relation for f in model._meta.get_fields())
+        ):
             # A choice of another tenant's rows (servers, storages, policies) is not offered.
             kwargs["queryset"] = model._default_manager.filter(tenant_id__in=ids)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_module_permission(self, request) -> bool:
-        return request.user.is_active and request.user.is_staff and (
-            request.user.is_superuser or bool(admin_tenant_ids(request))
+        return (
+            request.user.is_active
+            and request.user.is_staff
+            and (request.user.is_superuser or bool(admin_tenant_ids(request)))
         )
 
     def has_view_permission(self, request, obj=None) -> bool:
@@ -226,8 +231,13 @@ class AuditedAdminMixin:
 
         pk, tenant, kind = obj.pk, self._tenant_of(obj), self._resource_type(obj)
         super().delete_model(request, obj)
-        emit(action=f"{kind}_delete", tenant=tenant if kind != "tenant" else None,
-             resource_type=kind, resource_id=pk, details={"via": "admin", "name": str(obj)})
+        emit(
+            action=f"{kind}_delete",
+            tenant=tenant if kind != "tenant" else None,
+            resource_type=kind,
+            resource_id=pk,
+            details={"via": "admin", "name": str(obj)},
+        )
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:

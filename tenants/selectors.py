@@ -22,11 +22,11 @@ def workspaces_for(request: Any) -> list[dict]:
         pairs = [
             (m.tenant, m.role)
             for m in Membership.objects.filter(user=request.user, is_active=True, tenant__is_active=True)
-            .select_related("tenant").order_by("tenant__slug")
+            .select_related("tenant")
+            .order_by("tenant__slug")
         ]
     return [
-        {"id": t.slug, "name": t.name, "plan": t.plan, "role": role, "created_at": t.created_at}
-        for t, role in pairs
+        {"id": t.slug, "name": t.name, "plan": t.plan, "role": role, "created_at": t.created_at} for t, role in pairs
     ]
 
 

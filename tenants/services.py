@@ -37,8 +37,13 @@ def tenant_create(*, slug: str, name: str = "", plan: str = Plan.SHARED) -> Tena
     if Tenant.objects.filter(slug=slug).exists():
         raise Conflict(f"A workspace with slug '{slug}' already exists", code="ALREADY_EXISTS")
     tenant = Tenant.objects.create(slug=slug, name=name or slug, plan=plan)
-    emit(action="tenant_create", tenant=tenant, resource_type="tenant", resource_id=tenant.pk,
-         details={"slug": slug, "plan": plan})
+    emit(
+        action="tenant_create",
+        tenant=tenant,
+        resource_type="tenant",
+        resource_id=tenant.pk,
+        details={"slug": slug, "plan": plan},
+    )
     return tenant
 
 
@@ -52,8 +57,9 @@ def _unique_slug(base: str) -> str:
 
 
 @transaction.atomic
-def user_create(*, tenant: Tenant, username: str, role: str, password: str | None = None,
-                email: str = "", full_name: str = "") -> Membership:
+def user_create(
+    *, tenant: Tenant, username: str, role: str, password: str | None = None, email: str = "", full_name: str = ""
+) -> Membership:
     """Create an account and make it a member of ``tenant`` with ``role``."""
     if role not in Role.values:
         raise ValidationFailed(details={"role": [f"Must be one of: {', '.join(Role.values)}."]})
@@ -71,20 +77,31 @@ def user_create(*, tenant: Tenant, username: str, role: str, password: str | Non
     except IntegrityError:
         raise ValidationFailed(details={"username": ["A user with that username already exists."]})
     membership = Membership.objects.create(user=user, tenant=tenant, role=role)
-    emit(action="user_create", tenant=tenant, resource_type="user", resource_id=user.pk,
-         details={"username": username, "email": email, "role": role})
+    emit(
+        action="user_create",
+        tenant=tenant,
+        resource_type="user",
+        resource_id=user.pk,
+        details={"username": username, "email": email, "role": role},
+    )
     return membership
 
 
 def _admins_left(tenant: Tenant, excluding: Membership) -> int:
-    return (Membership.objects.filter(tenant=tenant, role=Role.ADMIN, is_active=True)
-            .exclude(pk=excluding.pk).count())
+    return Membership.objects.filter(tenant=tenant, role=Role.ADMIN, is_active=True).exclude(pk=excluding.pk).count()
 
 
 @transaction.atomic
-def member_update(*, membership: Membership, actor: Any = None, role: str | None = None,
-                  is_active: bool | None = None, email: str | None = None,
-                  full_name: str | None = None, password: str | None = None) -> Membership:
+def member_update(
+    *,
+    membership: Membership,
+    actor: Any = None,
+    role: str | None = None,
+    is_active: bool | None = None,
+    email: str | None = None,
+    full_name: str | None = None,
+    password: str | None = None,
+) -> Membership:
     membership = Membership.objects.select_for_update().select_related("user", "tenant").get(pk=membership.pk)
     user = membership.user
     changes: dict[str, Any] = {}
@@ -117,8 +134,13 @@ def member_update(*, membership: Membership, actor: Any = None, role: str | None
         changes["password"] = "changed"
     if user_fields:
         user.save(update_fields=user_fields)
-    emit(action="user_update", tenant=membership.tenant, resource_type="user", resource_id=user.pk,
-         details={"username": user.username, **changes})
+    emit(
+        action="user_update",
+        tenant=membership.tenant,
+        resource_type="user",
+        resource_id=user.pk,
+        details={"username": user.username, **changes},
+    )
     return membership
 
 
@@ -137,8 +159,13 @@ def member_remove(*, membership: Membership, actor: Any = None) -> None:
     if not user.memberships.exists() and not user.is_staff and not user.is_superuser:
         user.delete()
         account_deleted = True
-    emit(action="user_delete", tenant=tenant, resource_type="user", resource_id=user_id,
-         details={"username": username, "account_deleted": account_deleted})
+    emit(
+        action="user_delete",
+        tenant=tenant,
+        resource_type="user",
+        resource_id=user_id,
+        details={"username": username, "account_deleted": account_deleted},
+    )
 
 
 @transaction.atomic
@@ -146,23 +173,38 @@ def membership_set(*, user: Any, tenant: Tenant, role: str) -> Membership:
     if role not in Role.values:
         raise ValidationFailed(details={"role": [f"Must be one of: {', '.join(Role.values)}."]})
     membership, created = Membership.objects.update_or_create(user=user, tenant=tenant, defaults={"role": role})
-    emit(action="membership_create" if created else "membership_update", tenant=tenant,
-         resource_type="user", resource_id=user.pk, details={"username": user.username, "role": role})
+    emit(
+        action="membership_create" if created else "membership_update",
+        tenant=tenant,
+        resource_type="user",
+        resource_id=user.pk,
+        details={"username": user.username, "role": role},
+    )
     return membership
 
 
 @transaction.atomic
-def user_register(*, username: str, password: str, email: str = "", full_name: str = "",
-                  workspace_name: str = "") -> Membership:
+def user_register(
+    *, username: str, password: str, email: str = "", full_name: str = "", workspace_name: str = ""
+) -> Membership:
     """Self-registration: a new account that administers a new workspace on the shared plan."""
     if User.objects.filter(username__iexact=username).exists():
         raise ValidationFailed(details={"username": ["A user with that username already exists."]})
-    tenant = Tenant.objects.create(slug=_unique_slug(workspace_name or username),
-                                   name=workspace_name or f"{username}'s workspace", plan=Plan.SHARED)
-    emit(action="tenant_create", tenant=tenant, resource_type="tenant", resource_id=tenant.pk,
-         details={"slug": tenant.slug, "plan": tenant.plan, "via": "register"})
-    return user_create(tenant=tenant, username=username, role=Role.ADMIN, password=password,
-                       email=email, full_name=full_name)
+    tenant = Tenant.objects.create(
+        slug=_unique_slug(workspace_name or username),
+        name=workspace_name or f"{username}'s workspace",
+        plan=Plan.SHARED,
+    )
+    emit(
+        action="tenant_create",
+        tenant=tenant,
+        resource_type="tenant",
+        resource_id=tenant.pk,
+        details={"slug": tenant.slug, "plan": tenant.plan, "via": "register"},
+    )
+    return user_create(
+        tenant=tenant, username=username, role=Role.ADMIN, password=password, email=email, full_name=full_name
+    )
 
 
 @transaction.atomic
@@ -174,11 +216,20 @@ def api_key_create(*, tenant: Tenant, name: str, role: str, created_by: Any = No
         raise ValidationFailed(details={"name": ["This field may not be blank."]})
     prefix, raw = ApiKey.generate()
     key = ApiKey.objects.create(
-        tenant=tenant, name=name.strip(), role=role, prefix=prefix, key_hash=hash_api_key(raw),
+        tenant=tenant,
+        name=name.strip(),
+        role=role,
+        prefix=prefix,
+        key_hash=hash_api_key(raw),
         created_by=created_by if getattr(created_by, "pk", None) else None,
     )
-    emit(action="apikey_create", tenant=tenant, resource_type="api_key", resource_id=key.pk,
-         details={"name": key.name, "role": role, "prefix": prefix})
+    emit(
+        action="apikey_create",
+        tenant=tenant,
+        resource_type="api_key",
+        resource_id=key.pk,
+        details={"name": key.name, "role": role, "prefix": prefix},
+    )
     return key, raw
 
 
@@ -188,18 +239,27 @@ def api_key_revoke(*, key: ApiKey) -> ApiKey:
         raise NotFound("API key not found")
     key.revoked_at = timezone.now()
     key.save(update_fields=["revoked_at"])
-    emit(action="apikey_revoke", tenant=key.tenant, resource_type="api_key", resource_id=key.pk,
-         details={"name": key.name, "prefix": key.prefix})
+    emit(
+        action="apikey_revoke",
+        tenant=key.tenant,
+        resource_type="api_key",
+        resource_id=key.pk,
+        details={"name": key.name, "prefix": key.prefix},
+    )
     return key
 
 
 # --- Sign-in: a second factor (TOTP) and single sign-on (OIDC) ---------------------------------
 # TOTP seeds stay in the device rows: no audit event, log line or response carries one.
 
+
 def two_factor_tenants(user: Any) -> list[Tenant]:
     """The active tenants that make this user sign in with a second factor."""
-    return list(Tenant.objects.filter(is_active=True, require_two_factor=True, memberships__user=user,
-                                      memberships__is_active=True).distinct())
+    return list(
+        Tenant.objects.filter(
+            is_active=True, require_two_factor=True, memberships__user=user, memberships__is_active=True
+        ).distinct()
+    )
 
 
 def two_factor_enrolled(user: Any) -> bool:
@@ -230,14 +290,24 @@ def totp_enrolment_confirm(*, user: Any, device_id: int, token: str) -> Any | No
 
     device = TOTPDevice.objects.select_for_update().filter(user=user, pk=device_id, confirmed=False).first()
     if device is None or not device.verify_token((token or "").strip()):
-        emit(action="two_factor_failed", resource_type="user", resource_id=user.pk,
-             details={"username": user.username, "step": "enrol"}, actor=user)
+        emit(
+            action="two_factor_failed",
+            resource_type="user",
+            resource_id=user.pk,
+            details={"username": user.username, "step": "enrol"},
+            actor=user,
+        )
         return None
     TOTPDevice.objects.filter(user=user, confirmed=True).delete()  # one authenticator per account
     device.confirmed = True
     device.save(update_fields=["confirmed"])
-    emit(action="two_factor_enrol", resource_type="user", resource_id=user.pk,
-         details={"username": user.username, "method": "totp"}, actor=user)
+    emit(
+        action="two_factor_enrol",
+        resource_type="user",
+        resource_id=user.pk,
+        details={"username": user.username, "method": "totp"},
+        actor=user,
+    )
     return device
 
 
@@ -248,8 +318,13 @@ def totp_verify(*, user: Any, token: str) -> Any | None:
 
     device = match_token(user, (token or "").strip())
     if device is None:
-        emit(action="two_factor_failed", resource_type="user", resource_id=user.pk,
-             details={"username": user.username, "step": "verify"}, actor=user)
+        emit(
+            action="two_factor_failed",
+            resource_type="user",
+            resource_id=user.pk,
+            details={"username": user.username, "step": "verify"},
+            actor=user,
+        )
     return device
 
 
@@ -262,14 +337,21 @@ def two_factor_reset(*, user: Any, actor: Any) -> int:
     if not (actor.is_superuser or actor.pk == user.pk or _administers_all_tenants_of(actor, user)):
         raise Forbidden("Only a superuser or an admin of each of the user's workspaces can reset their second factor")
     removed, _ = TOTPDevice.objects.filter(user=user).delete()
-    emit(action="two_factor_reset", resource_type="user", resource_id=user.pk,
-         details={"username": user.username, "devices_removed": removed}, actor=actor)
+    emit(
+        action="two_factor_reset",
+        resource_type="user",
+        resource_id=user.pk,
+        details={"username": user.username, "devices_removed": removed},
+        actor=actor,
+    )
     return removed
 
 
 def _administers_all_tenants_of(actor: Any, user: Any) -> bool:
     tenants = set(Membership.objects.filter(user=user).values_list("tenant_id", flat=True))
-    mine = set(Membership.objects.filter(user=actor, role=Role.ADMIN, is_active=True).values_list("tenant_id", flat=True))
+    mine = set(
+        Membership.objects.filter(user=actor, role=Role.ADMIN, is_active=True).values_list("tenant_id", flat=True)
+    )
     return bool(tenants) and tenants <= mine
 
 
@@ -277,15 +359,23 @@ def _administers_all_tenants_of(actor: Any, user: Any) -> bool:
 def tenant_two_factor_set(*, tenant: Tenant, required: bool, actor: Any) -> Tenant:
     """Make a second factor mandatory (or not) for the tenant's members: superusers and the
     tenant's admins."""
-    if not (actor.is_superuser or Membership.objects.filter(user=actor, tenant=tenant, role=Role.ADMIN,
-                                                            is_active=True).exists()):
+    if not (
+        actor.is_superuser
+        or Membership.objects.filter(user=actor, tenant=tenant, role=Role.ADMIN, is_active=True).exists()
+    ):
         raise Forbidden("Only a superuser or an admin of this workspace can change its sign-in policy")
     tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
     if tenant.require_two_factor != bool(required):
         tenant.require_two_factor = bool(required)
         tenant.save(update_fields=["require_two_factor", "updated_at"])
-        emit(action="tenant_update", tenant=tenant, resource_type="tenant", resource_id=tenant.pk,
-             details={"slug": tenant.slug, "require_two_factor": tenant.require_two_factor}, actor=actor)
+        emit(
+            action="tenant_update",
+            tenant=tenant,
+            resource_type="tenant",
+            resource_id=tenant.pk,
+            details={"slug": tenant.slug, "require_two_factor": tenant.require_two_factor},
+            actor=actor,
+        )
     return tenant
 
 
@@ -331,8 +421,13 @@ def oidc_user_create(*, issuer: str, claims: dict, tenant_roles: dict[Tenant, st
     user.set_unusable_password()  # signs in through the identity provider only
     user.save()
     OidcIdentity.objects.create(user=user, issuer=issuer, subject=str(claims["sub"]), last_login_at=timezone.now())
-    emit(action="user_create", resource_type="user", resource_id=user.pk,
-         details={"username": user.username, "via": "oidc"}, actor=user)
+    emit(
+        action="user_create",
+        resource_type="user",
+        resource_id=user.pk,
+        details={"username": user.username, "via": "oidc"},
+        actor=user,
+    )
     oidc_memberships_sync(user=user, tenant_roles=tenant_roles)
     return user
 
@@ -358,11 +453,22 @@ def oidc_memberships_sync(*, user: Any, tenant_roles: dict[Tenant, str]) -> None
         existing = current.pop(tenant.pk, None)
         if existing is None or existing.role != role or not existing.is_active:
             Membership.objects.update_or_create(user=user, tenant=tenant, defaults={"role": role, "is_active": True})
-            emit(action="membership_create" if existing is None else "membership_update", tenant=tenant,
-                 resource_type="user", resource_id=user.pk,
-                 details={"username": user.username, "role": role, "via": "oidc"}, actor=user)
+            emit(
+                action="membership_create" if existing is None else "membership_update",
+                tenant=tenant,
+                resource_type="user",
+                resource_id=user.pk,
+                details={"username": user.username, "role": role, "via": "oidc"},
+                actor=user,
+            )
     for membership in current.values():
         tenant = membership.tenant
         membership.delete()
-        emit(action="membership_delete", tenant=tenant, resource_type="user", resource_id=user.pk,
-             details={"username": user.username, "via": "oidc"}, actor=user)
+        emit(
+            action="membership_delete",
+            tenant=tenant,
+            resource_type="user",
+            resource_id=user.pk,
+            details={"username": user.username, "via": "oidc"},
+            actor=user,
+        )

@@ -42,8 +42,11 @@ OIDC_BACKEND = "tenants.oidc.TenantOIDCBackend"
 
 
 def _admin_context(request) -> dict[str, Any]:
-    return {**admin.site.each_context(request), "sso_enabled": settings.OIDC_ENABLED,
-            "sso_name": settings.OIDC_PROVIDER_NAME}
+    return {
+        **admin.site.each_context(request),
+        "sso_enabled": settings.OIDC_ENABLED,
+        "sso_name": settings.OIDC_PROVIDER_NAME,
+    }
 
 
 class SignInView(LoginView):
@@ -55,8 +58,12 @@ class SignInView(LoginView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context.update(_admin_context(self.request), title="Log in", app_path=self.request.get_full_path(),
-                       sso_failed=self.request.GET.get("sso") == "failed")
+        context.update(
+            _admin_context(self.request),
+            title="Log in",
+            app_path=self.request.get_full_path(),
+            sso_failed=self.request.GET.get("sso") == "failed",
+        )
         return context
 
     def form_valid(self, form):
@@ -64,8 +71,12 @@ class SignInView(LoginView):
         if not services.two_factor_required(user):
             return super().form_valid(form)
         self.request.session.cycle_key()
-        self.request.session[PENDING] = {"user": user.pk, "backend": user.backend, "at": time.time(),
-                                         "next": self.get_success_url()}
+        self.request.session[PENDING] = {
+            "user": user.pk,
+            "backend": user.backend,
+            "at": time.time(),
+            "next": self.get_success_url(),
+        }
         return redirect("signin-two-factor")
 
 
@@ -100,8 +111,12 @@ class TwoFactorView(View):
         else:
             device = services.totp_verify(user=user, token=token)
         if device is None:
-            return self._page(request, user, pending, error="That code is not valid. Enter the current "
-                                                            "6-digit code from your authenticator app.")
+            return self._page(
+                request,
+                user,
+                pending,
+                error="That code is not valid. Enter the current 6-digit code from your authenticator app.",
+            )
         next_url = pending.get("next") or settings.LOGIN_REDIRECT_URL
         request.session.pop(PENDING, None)
         login(request, user, backend=pending["backend"])
@@ -109,8 +124,12 @@ class TwoFactorView(View):
         return redirect(next_url)
 
     def _page(self, request, user, pending, error: str = ""):
-        context = {**_admin_context(request), "title": "Two-factor authentication", "error": error,
-                   "username": user.get_username()}
+        context = {
+            **_admin_context(request),
+            "title": "Two-factor authentication",
+            "error": error,
+            "username": user.get_username(),
+        }
         if not pending.get("device") and not services.two_factor_enrolled(user):
             device = services.totp_enrolment_start(user=user)
             pending["device"] = device.pk
@@ -123,9 +142,13 @@ class TwoFactorView(View):
                 request.session.pop(PENDING, None)
                 return redirect_to_login(settings.LOGIN_REDIRECT_URL)
             uri = device.config_url
-            context.update(enrol=True, otpauth_uri=uri, qr_svg=segno.make(uri, error="m").svg_inline(scale=4),
-                           secret=base64.b32encode(device.bin_key).decode(),
-                           tenants=[t.name for t in services.two_factor_tenants(user)])
+            context.update(
+                enrol=True,
+                otpauth_uri=uri,
+                qr_svg=segno.make(uri, error="m").svg_inline(scale=4),
+                secret=base64.b32encode(device.bin_key).decode(),
+                tenants=[t.name for t in services.two_factor_tenants(user)],
+            )
         response = render(request, self.template_name, context)
         add_never_cache_headers(response)  # the enrolment page shows the seed once: never cached
         return response
@@ -148,32 +171,43 @@ class TwoFactorSetupView(View):
 
     def post(self, request):
         device_id = request.session.get(SETUP_DEVICE)
-        device = services.totp_enrolment_confirm(user=request.user, device_id=device_id or 0,
-                                                 token=request.POST.get("token", ""))
+        device = services.totp_enrolment_confirm(
+            user=request.user, device_id=device_id or 0, token=request.POST.get("token", "")
+        )
         if device is None:
-            return self._page(request, error="That code is not valid. Enter the current 6-digit code "
-                                             "from your authenticator app.")
+            return self._page(
+                request, error="That code is not valid. Enter the current 6-digit code from your authenticator app."
+            )
         request.session.pop(SETUP_DEVICE, None)
         otp_login(request, device)
         return redirect(settings.LOGIN_REDIRECT_URL)
 
     def _page(self, request, error: str = ""):
         user = request.user
-        context = {**_admin_context(request), "title": "Two-factor authentication", "error": error,
-                   "username": user.get_username()}
+        context = {
+            **_admin_context(request),
+            "title": "Two-factor authentication",
+            "error": error,
+            "username": user.get_username(),
+        }
         if services.two_factor_enrolled(user):
             context["already_enrolled"] = True
         else:
             from django_otp.plugins.otp_totp.models import TOTPDevice
 
-            device = TOTPDevice.objects.filter(pk=request.session.get(SETUP_DEVICE) or 0, user=user,
-                                               confirmed=False).first()
+            device = TOTPDevice.objects.filter(
+                pk=request.session.get(SETUP_DEVICE) or 0, user=user, confirmed=False
+            ).first()
             if device is None:
                 device = services.totp_enrolment_start(user=user)
                 request.session[SETUP_DEVICE] = device.pk
             uri = device.config_url
-            context.update(enrol=True, otpauth_uri=uri, qr_svg=segno.make(uri, error="m").svg_inline(scale=4),
-                           secret=base64.b32encode(device.bin_key).decode())
+            context.update(
+                enrol=True,
+                otpauth_uri=uri,
+                qr_svg=segno.make(uri, error="m").svg_inline(scale=4),
+                secret=base64.b32encode(device.bin_key).decode(),
+            )
         response = render(request, self.template_name, context)
         add_never_cache_headers(response)
         return response
@@ -188,9 +222,13 @@ class TwoFactorSessionMiddleware:
 
     def __call__(self, request):
         user = getattr(request, "user", None)
-        if (user is not None and user.is_authenticated and not user.is_verified()
-                and request.session.get(BACKEND_SESSION_KEY) != OIDC_BACKEND
-                and services.two_factor_required(user)):
+        if (
+            user is not None
+            and user.is_authenticated
+            and not user.is_verified()
+            and request.session.get(BACKEND_SESSION_KEY) != OIDC_BACKEND
+            and services.two_factor_required(user)
+        ):
             logout(request)
             if request.path.startswith("/admin/"):
                 return redirect_to_login(request.get_full_path())

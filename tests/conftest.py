@@ -29,13 +29,15 @@ def tenant_a(db, tmp_path) -> Tenant:
 
 @pytest.fixture
 def tenant_b(db, tmp_path_factory) -> Tenant:
-    return Tenant.objects.create(slug="bravo", name="Bravo Ltd", plan=Plan.DEDICATED,
-                                 path_roots=[str(tmp_path_factory.mktemp("bravo"))])
+    return Tenant.objects.create(
+        slug="bravo", name="Bravo Ltd", plan=Plan.DEDICATED, path_roots=[str(tmp_path_factory.mktemp("bravo"))]
+    )
 
 
 def make_member(tenant: Tenant, username: str, role: str):
-    return tenant_services.user_create(tenant=tenant, username=username, role=role, password=PASSWORD,
-                                       email=f"{username}@example.com").user
+    return tenant_services.user_create(
+        tenant=tenant, username=username, role=role, password=PASSWORD, email=f"{username}@example.com"
+    ).user
 
 
 @pytest.fixture

@@ -71,4 +71,5 @@ def test_route_is_served(row):
     facade_obj = getattr(view_class, "facade", None)
     if facade != "docs":
         assert facade_obj is not None and facade_obj.name == facade, (
-            f"{path} should be served by the {facade} facade, not {getattr(facade_obj, 'name', None)}")
+            f"{path} should be served by the {facade} facade, not {getattr(facade_obj, 'name', None)}"
+        )

@@ -15,17 +15,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_production_settings_pass_check_deploy():
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="backupplatform.settings.production",
-               SECRET_KEY="x" * 20 + "production-secret-key-with-enough-entropy-!@#$%^&*()",
-               FIELD_ENCRYPTION_KEY="6q3Y8kS0b2t3wqJmX7vZ6p1y9hNnR4uVdC5eF8gH0iA=",
-               BACKUP_MASTER_KEY="dGVzdC1tYXN0ZXIta2V5LTMyLWJ5dGVzLWxvbmctISE=",
-               DATABASE_URL=os.environ.get("DATABASE_URL", "sqlite:////tmp/deploycheck.sqlite3"),
-               ALLOWED_HOSTS="backups.example.com")
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="backupplatform.settings.production",
+        SECRET_KEY="x" * 20 + "production-secret-key-with-enough-entropy-!@#$%^&*()",
+        FIELD_ENCRYPTION_KEY="6q3Y8kS0b2t3wqJmX7vZ6p1y9hNnR4uVdC5eF8gH0iA=",
+        BACKUP_MASTER_KEY="dGVzdC1tYXN0ZXIta2V5LTMyLWJ5dGVzLWxvbmctISE=",
+        DATABASE_URL=os.environ.get("DATABASE_URL", "sqlite:////tmp/deploycheck.sqlite3"),
+        ALLOWED_HOSTS="backups.example.com",
+    )
     result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
 

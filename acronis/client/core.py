@@ -137,13 +137,9 @@ class ClientCore:
             max_wait=max_wait,
         )
         self._basic_auth = httpx.BasicAuth(client_id, client_secret)
-        self._partner_tokens, self._tokens = self._token_stores(
-            cache_key_prefix, client_secret, float(refresh_margin)
-        )
+        self._partner_tokens, self._tokens = self._token_stores(cache_key_prefix, client_secret, float(refresh_margin))
 
-    def _token_stores(
-        self, prefix: str, client_secret: str, refresh_margin: float
-    ) -> tuple[TokenStore, TokenStore]:
+    def _token_stores(self, prefix: str, client_secret: str, refresh_margin: float) -> tuple[TokenStore, TokenStore]:
         """The API client's own token store, and the one calls use (scoped or the same)."""
         options: dict[str, Any] = {
             "lock_ttl": math.ceil(self._transport.timeout) + 5,
@@ -155,9 +151,7 @@ class ClientCore:
         if not self.tenant_scope:
             return own, own
         scoped_key = _fingerprint(self.base_url, self.client_id, client_secret, self.tenant_scope)
-        scoped = TokenStore(
-            self.cache, f"{prefix}:token:{scoped_key}", self._fetch_scoped_token, **options
-        )
+        scoped = TokenStore(self.cache, f"{prefix}:token:{scoped_key}", self._fetch_scoped_token, **options)
         return own, scoped
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -181,12 +175,8 @@ class ClientCore:
 
     # -- one logical call -----------------------------------------------------------------
 
-    def _request_json(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None
-    ) -> Any:
-        return self._policy.call(
-            method, path, lambda call: self._attempt(method, path, params, call)
-        )
+    def _request_json(self, method: str, path: str, *, params: Mapping[str, Any] | None = None) -> Any:
+        return self._policy.call(method, path, lambda call: self._attempt(method, path, params, call))
 
     def _timed_token(self) -> dict[str, Any]:
         """A token (fetched if needed) with what it cost: for the health check."""
@@ -195,9 +185,7 @@ class ClientCore:
         self._policy.call("POST", TOKEN_PATH, self._tokens.get)
         return {"token_cached": cached, "token_time_ms": ms(time.monotonic() - started)}
 
-    def _attempt(
-        self, method: str, path: str, params: Mapping[str, Any] | None, call: Call
-    ) -> Any:
+    def _attempt(self, method: str, path: str, params: Mapping[str, Any] | None, call: Call) -> Any:
         token = self._tokens.get(call)
         response = self._exchange(call, method, path, params=params, headers=_bearer(token))
         if response.status_code == 401:
@@ -232,13 +220,14 @@ class ClientCore:
     def _fetch_partner_token(self, call: Call) -> Any:
         """``POST /api/2/idp/token``, client credentials with Basic auth."""
         response = self._exchange(
-            call, "POST", TOKEN_PATH, data={"grant_type": "client_credentials"},
+            call,
+            "POST",
+            TOKEN_PATH,
+            data={"grant_type": "client_credentials"},
             auth=self._basic_auth,
         )
         if response.status_code in (400, 401, 403):
-            raise self._transport.error_from_response(
-                "POST", TOKEN_PATH, response, AcronisCredentialsInvalid
-            )
+            raise self._transport.error_from_response("POST", TOKEN_PATH, response, AcronisCredentialsInvalid)
         return self._token_body(response)
 
     def _fetch_scoped_token(self, call: Call) -> Any:
@@ -257,14 +246,10 @@ class ClientCore:
                 continue
             break
         if response.status_code == 401:
-            raise self._transport.error_from_response(
-                "POST", TOKEN_PATH, response, AcronisCredentialsInvalid
-            )
+            raise self._transport.error_from_response("POST", TOKEN_PATH, response, AcronisCredentialsInvalid)
         if response.status_code in (400, 403):
             # The API client may not act for that customer (or the UUID is unknown).
-            raise self._transport.error_from_response(
-                "POST", TOKEN_PATH, response, AcronisPermissionError
-            )
+            raise self._transport.error_from_response("POST", TOKEN_PATH, response, AcronisPermissionError)
         return self._token_body(response)
 
     def _token_body(self, response: httpx.Response) -> Any:

@@ -160,8 +160,7 @@ class UpstreamGuard:
         state = self.cache.get_many([self._failures_key, self._open_key, self._backoff_key])
         opened = state.get(self._open_key)
         failures = int(state.get(self._failures_key) or 0)
-        breaker: dict[str, Any] = {"state": "closed", "consecutive_failures": failures,
-                                   "retry_in": None}
+        breaker: dict[str, Any] = {"state": "closed", "consecutive_failures": failures, "retry_in": None}
         if isinstance(opened, dict):
             wait = opened["until"] - now
             breaker["state"] = "open" if wait > 0 else "half_open"

@@ -33,7 +33,6 @@ from acronis.errors import AcronisError, AcronisRateLimited
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass
 class Call:
     """One logical call: its deadline, and its id (the owner of a backoff it publishes)."""
@@ -75,13 +74,9 @@ class RetryPolicy:
         """Run ``fn(call)`` under the policy; re-raise its last error."""
         call = Call(deadline_at=time.monotonic() + self.deadline)
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(
-                lambda exc: isinstance(exc, AcronisError) and exc.retryable
-            ),
+            retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, AcronisError) and exc.retryable),
             wait=lambda state: self._wait(state, call.id),
-            stop=tenacity.stop_any(
-                tenacity.stop_after_attempt(self.max_attempts), self._stop_at(call.deadline_at)
-            ),
+            stop=tenacity.stop_any(tenacity.stop_after_attempt(self.max_attempts), self._stop_at(call.deadline_at)),
             before_sleep=self._log_retry(method, path),
             reraise=True,
         )

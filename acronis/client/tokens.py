@@ -89,9 +89,7 @@ class TokenStore:
         owner = uuid.uuid4().hex
         while True:
             if time.monotonic() >= call.deadline_at:
-                raise AcronisTimeoutError(
-                    technical="timed out waiting for another worker's token request"
-                )
+                raise AcronisTimeoutError(technical="timed out waiting for another worker's token request")
             if self.cache.add(self._lock_key, owner, self._lock_ttl):
                 try:
                     return self.cached() or self._fetch_and_store(call)

@@ -109,18 +109,14 @@ class Transport:
         """
         remaining = deadline_at - time.monotonic()
         if remaining < MIN_ATTEMPT_SECONDS:
-            raise AcronisTimeoutError(
-                technical=f"{method} {path}: call deadline exhausted", retryable=False
-            )
+            raise AcronisTimeoutError(technical=f"{method} {path}: call deadline exhausted", retryable=False)
         timeout = min(self.timeout, remaining)
         limits = httpx.Timeout(timeout, connect=min(self.connect_timeout, timeout))
         started = time.monotonic()
         try:
             response = self._http.request(method, path, timeout=limits, **kwargs)
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-            raise AcronisConfigInvalid(
-                technical=self.scrub(f"{method} {path}: {type(exc).__name__}: {exc}")
-            ) from None
+            raise AcronisConfigInvalid(technical=self.scrub(f"{method} {path}: {type(exc).__name__}: {exc}")) from None
         except httpx.TransportError as exc:
             raise self._transport_error(method, path, exc, timeout) from None
         # Our own line, without the query (cursors and filters): httpx's own request log
@@ -134,21 +130,15 @@ class Transport:
         )
         return response
 
-    def _transport_error(
-        self, method: str, path: str, exc: httpx.TransportError, timeout: float
-    ) -> AcronisError:
+    def _transport_error(self, method: str, path: str, exc: httpx.TransportError, timeout: float) -> AcronisError:
         if isinstance(exc, httpx.TimeoutException):
             error: AcronisError = AcronisTimeoutError(
                 technical=f"{method} {path}: {type(exc).__name__} after {timeout:.2f}s"
             )
         elif isinstance(exc, httpx.ConnectError):
-            error = AcronisConnectionError(
-                technical=self.scrub(f"{method} {path}: {type(exc).__name__}: {exc}")
-            )
+            error = AcronisConnectionError(technical=self.scrub(f"{method} {path}: {type(exc).__name__}: {exc}"))
         else:
-            error = AcronisNetworkError(
-                technical=self.scrub(f"{method} {path}: {type(exc).__name__}: {exc}")
-            )
+            error = AcronisNetworkError(technical=self.scrub(f"{method} {path}: {type(exc).__name__}: {exc}"))
         # Protocol errors mean something answered, even if badly.
         error.unreachable = isinstance(exc, httpx.TimeoutException | httpx.NetworkError)
         return error

@@ -145,24 +145,44 @@ def overview(tenants: list[Tenant], *, now: datetime | None = None) -> Overview:
     for job in jobs:
         if job.server_id and not job.application_id:
             by_server.setdefault(job.server_id, []).append(job)
-    apps = list(Application.objects.filter(tenant_id__in=ids).select_related("tenant")
-                .annotate(n_sources=Count("sources")).filter(n_sources__gt=0))
+    apps = list(
+        Application.objects.filter(tenant_id__in=ids)
+        .select_related("tenant")
+        .annotate(n_sources=Count("sources"))
+        .filter(n_sources__gt=0)
+    )
     servers = list(Server.objects.filter(tenant_id__in=ids, type__in=DATABASE_SERVER_TYPES).select_related("tenant"))
     last_ok = Q(status=BackupStatus.COMPLETED)
-    app_last = dict(Backup.objects.filter(last_ok, application_id__in=[a.pk for a in apps])
-                    .values("application_id").annotate(t=Max("completed_at")).values_list("application_id", "t"))
-    db_last = {(s, d): t for s, d, t in Backup.objects.filter(last_ok, server_id__in=[s.pk for s in servers])
-               .values("server_id", "database_name").annotate(t=Max("completed_at"))
-               .values_list("server_id", "database_name", "t")}
+    app_last = dict(
+        Backup.objects.filter(last_ok, application_id__in=[a.pk for a in apps])
+        .values("application_id")
+        .annotate(t=Max("completed_at"))
+        .values_list("application_id", "t")
+    )
+    db_last = {
+        (s, d): t
+        for s, d, t in Backup.objects.filter(last_ok, server_id__in=[s.pk for s in servers])
+        .values("server_id", "database_name")
+        .annotate(t=Max("completed_at"))
+        .values_list("server_id", "database_name", "t")
+    }
     for app in apps:
         job = by_app.get(app.pk)
         if job is not None and job.enabled:
             view.protected += 1
         else:
             view.unprotected.append(app)
-        view.rpo.append(RpoRow(tenant=app.tenant, name=app.name, kind="application", job=job,
-                               last_good=app_last.get(app.pk), interval=_interval(job) if job else None,
-                               url=reverse("admin:backups_application_change", args=[app.pk])))
+        view.rpo.append(
+            RpoRow(
+                tenant=app.tenant,
+                name=app.name,
+                kind="application",
+                job=job,
+                last_good=app_last.get(app.pk),
+                interval=_interval(job) if job else None,
+                url=reverse("admin:backups_application_change", args=[app.pk]),
+            )
+        )
     for server in servers:
         server_jobs = [j for j in by_server.get(server.pk, []) if j.enabled]
         if server_jobs:
@@ -170,9 +190,17 @@ def overview(tenants: list[Tenant], *, now: datetime | None = None) -> Overview:
         else:
             view.unprotected.append(server)
         for job in by_server.get(server.pk, []):
-            view.rpo.append(RpoRow(tenant=server.tenant, name=f"{server.name} / {job.database_name}", kind="database",
-                                   job=job, last_good=db_last.get((server.pk, job.database_name)),
-                                   interval=_interval(job), url=reverse("admin:backups_server_change", args=[server.pk])))
+            view.rpo.append(
+                RpoRow(
+                    tenant=server.tenant,
+                    name=f"{server.name} / {job.database_name}",
+                    kind="database",
+                    job=job,
+                    last_good=db_last.get((server.pk, job.database_name)),
+                    interval=_interval(job),
+                    url=reverse("admin:backups_server_change", args=[server.pk]),
+                )
+            )
     order = {"stale": 0, "never": 1, "ok": 2, "unscheduled": 3}
     view.rpo.sort(key=lambda r: (order[r.state], r.name.lower()))
 
@@ -180,18 +208,27 @@ def overview(tenants: list[Tenant], *, now: datetime | None = None) -> Overview:
     since = now - timedelta(hours=24)
     backups = Backup.objects.filter(tenant_id__in=ids)
     day = backups.filter(Q(completed_at__gte=since) | Q(completed_at__isnull=True, created_at__gte=since)).aggregate(
-        ok=Count("id", filter=Q(status=BackupStatus.COMPLETED)), failed=Count("id", filter=Q(status=BackupStatus.FAILED)))
+        ok=Count("id", filter=Q(status=BackupStatus.COMPLETED)),
+        failed=Count("id", filter=Q(status=BackupStatus.FAILED)),
+    )
     view.succeeded_24h, view.failed_24h = day["ok"], day["failed"]
-    view.running = list(Operation.objects.filter(tenant_id__in=ids, status__in=ACTIVE)
-                        .select_related("tenant", "backup").order_by("created_at")[:20])
+    view.running = list(
+        Operation.objects.filter(tenant_id__in=ids, status__in=ACTIVE)
+        .select_related("tenant", "backup")
+        .order_by("created_at")[:20]
+    )
     runs = [(run, job) for job in enabled for run in job_next_runs(job, count=1, after=now)]
     view.next_runs = sorted(runs, key=lambda r: r[0])[:5]
 
     # --- storage, verification -----------------------------------------------------------
     for tenant in tenants:
         view.storages.extend(storage_usages(tenant=tenant))
-    view.last_verified = (Verification.objects.filter(tenant_id__in=ids, passed=True)
-                          .select_related("backup").order_by("-completed_at", "-id").first())
+    view.last_verified = (
+        Verification.objects.filter(tenant_id__in=ids, passed=True)
+        .select_related("backup")
+        .order_by("-completed_at", "-id")
+        .first()
+    )
 
     # --- alerts (the status API's) -------------------------------------------------------
     levels = set()
@@ -205,15 +242,31 @@ def overview(tenants: list[Tenant], *, now: datetime | None = None) -> Overview:
 
     # --- 30 days: successes, failures and bytes per day -----------------------------------
     start = (now - timedelta(days=29)).date()
-    rows = {r["day"]: r for r in backups.filter(created_at__date__gte=start).annotate(day=TruncDate("created_at"))
-            .values("day").annotate(ok=Count("id", filter=Q(status=BackupStatus.COMPLETED)),
-                                    failed=Count("id", filter=Q(status=BackupStatus.FAILED)),
-                                    bytes=Sum("stored_bytes", filter=Q(status=BackupStatus.COMPLETED)))}
-    view.days = [{"day": start + timedelta(days=i), "ok": (rows.get(start + timedelta(days=i)) or {}).get("ok", 0),
-                  "failed": (rows.get(start + timedelta(days=i)) or {}).get("failed", 0),
-                  "bytes": (rows.get(start + timedelta(days=i)) or {}).get("bytes") or 0} for i in range(30)]
-    view.failures = list(backups.filter(status=BackupStatus.FAILED).select_related("tenant", "server", "application")
-                         .order_by("-created_at")[:8])
+    rows = {
+        r["day"]: r
+        for r in backups.filter(created_at__date__gte=start)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(
+            ok=Count("id", filter=Q(status=BackupStatus.COMPLETED)),
+            failed=Count("id", filter=Q(status=BackupStatus.FAILED)),
+            bytes=Sum("stored_bytes", filter=Q(status=BackupStatus.COMPLETED)),
+        )
+    }
+    view.days = [
+        {
+            "day": start + timedelta(days=i),
+            "ok": (rows.get(start + timedelta(days=i)) or {}).get("ok", 0),
+            "failed": (rows.get(start + timedelta(days=i)) or {}).get("failed", 0),
+            "bytes": (rows.get(start + timedelta(days=i)) or {}).get("bytes") or 0,
+        }
+        for i in range(30)
+    ]
+    view.failures = list(
+        backups.filter(status=BackupStatus.FAILED)
+        .select_related("tenant", "server", "application")
+        .order_by("-created_at")[:8]
+    )
     return view
 
 
@@ -228,11 +281,26 @@ def chart(days: list[dict], *, width: int = 600, height: int = 140) -> dict:
         x = round(i * slot + 1, 1)
         ok_h = round(d["ok"] * (height - 20) / top, 1)
         failed_h = round(d["failed"] * (height - 20) / top, 1)
-        bars.append({"x": x, "w": round(slot - 2, 1), "ok_y": round(height - ok_h, 1), "ok_h": ok_h,
-                     "failed_y": round(height - ok_h - failed_h, 1), "failed_h": failed_h,
-                     "title": f"{d['day']:%d %b}: {d['ok']} succeeded, {d['failed']} failed, "
-                              f"{humanize.size(d['bytes'])} stored"})
+        bars.append(
+            {
+                "x": x,
+                "w": round(slot - 2, 1),
+                "ok_y": round(height - ok_h, 1),
+                "ok_h": ok_h,
+                "failed_y": round(height - ok_h - failed_h, 1),
+                "failed_h": failed_h,
+                "title": f"{d['day']:%d %b}: {d['ok']} succeeded, {d['failed']} failed, "
+                f"{humanize.size(d['bytes'])} stored",
+            }
+        )
         points.append(f"{round(x + slot / 2, 1)},{round(height - d['bytes'] * (height - 20) / top_bytes, 1)}")
-    return {"width": width, "height": height, "bars": bars, "line": " ".join(points), "top": top,
-            "top_bytes": humanize.size(top_bytes), "first": days[0]["day"] if days else None,
-            "last": days[-1]["day"] if days else None}
+    return {
+        "width": width,
+        "height": height,
+        "bars": bars,
+        "line": " ".join(points),
+        "top": top,
+        "top_bytes": humanize.size(top_bytes),
+        "first": days[0]["day"] if days else None,
+        "last": days[-1]["day"] if days else None,
+    }

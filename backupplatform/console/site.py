@@ -26,19 +26,22 @@ class ConsoleAdminSite(admin.AdminSite):
 
         console = [
             path("models/", self.admin_view(self.models_index), name="models"),
-            path("console/servers/<int:pk>/backup/", self.admin_view(views.server_backup),
-                 name="console_server_backup"),
-            path("console/applications/<int:pk>/backup/", self.admin_view(views.application_backup),
-                 name="console_application_backup"),
-            path("console/backups/<int:pk>/restore/", self.admin_view(views.restore_wizard),
-                 name="console_restore"),
+            path(
+                "console/servers/<int:pk>/backup/", self.admin_view(views.server_backup), name="console_server_backup"
+            ),
+            path(
+                "console/applications/<int:pk>/backup/",
+                self.admin_view(views.application_backup),
+                name="console_application_backup",
+            ),
+            path("console/backups/<int:pk>/restore/", self.admin_view(views.restore_wizard), name="console_restore"),
             path("console/backups/<int:pk>/verify/", self.admin_view(views.verify), name="console_verify"),
             path("console/backups/<int:pk>/download/", self.admin_view(views.download), name="console_download"),
             path("console/jobs/<int:pk>/run/", self.admin_view(views.job_run_now), name="console_job_run"),
-            path("console/schedule-preview/", self.admin_view(views.schedule_preview),
-                 name="console_schedule_preview"),
-            path("console/operations/<str:public_id>/", self.admin_view(views.operation_page),
-                 name="console_operation"),
+            path("console/schedule-preview/", self.admin_view(views.schedule_preview), name="console_schedule_preview"),
+            path(
+                "console/operations/<str:public_id>/", self.admin_view(views.operation_page), name="console_operation"
+            ),
         ]
         return console + super().get_urls()
 
@@ -49,8 +52,12 @@ class ConsoleAdminSite(admin.AdminSite):
 
     def models_index(self, request):
         """The stock model list (what the admin's index was), grouped for operators."""
-        context = {**self.each_context(request), "title": "All settings and records",
-                   "subtitle": None, "app_list": self.get_app_list(request)}
+        context = {
+            **self.each_context(request),
+            "title": "All settings and records",
+            "subtitle": None,
+            "app_list": self.get_app_list(request),
+        }
         request.current_app = self.name
         return TemplateResponse(request, "admin/index.html", context)
 
@@ -67,13 +74,23 @@ class ConsoleAdminSite(admin.AdminSite):
                 app["models"] = [*app["models"], *users]
         internal = [a for a in apps if a["app_label"] in INTERNAL_APPS and a["models"]]
         own = [a for a in apps if a["app_label"] not in INTERNAL_APPS]
-        own.sort(key=lambda a: (SECTION_ORDER.index(a["app_label"]) if a["app_label"] in SECTION_ORDER
-                                else len(SECTION_ORDER), a["name"]))
+        own.sort(
+            key=lambda a: (
+                SECTION_ORDER.index(a["app_label"]) if a["app_label"] in SECTION_ORDER else len(SECTION_ORDER),
+                a["name"],
+            )
+        )
         if internal:
             models = [{**m, "name": f"{m['name']} ({a['name']})"} for a in internal for m in a["models"]]
             from django.urls import reverse
 
-            own.append({"name": "Internals (scheduler tables, token blacklist, groups)", "app_label": "internals",
-                        "app_url": reverse("admin:models", current_app=self.name) + "#internals",
-                        "has_module_perms": True, "models": models})
+            own.append(
+                {
+                    "name": "Internals (scheduler tables, token blacklist, groups)",
+                    "app_label": "internals",
+                    "app_url": reverse("admin:models", current_app=self.name) + "#internals",
+                    "has_module_perms": True,
+                    "models": models,
+                }
+            )
         return own

@@ -71,10 +71,19 @@ def _wants_json(request) -> bool:
 
 def operation_state(op: Operation) -> dict[str, Any]:
     """An operation as the live panel shows it first (then the socket's events move it)."""
-    return {"operation_id": op.public_id, "kind": op.kind, "status": op.status, "progress": op.progress,
-            "current_step": op.step, "bytes_done": op.bytes_done, "bytes_total": op.bytes_total,
-            "throughput_bps": op.throughput_bps, "eta_seconds": op.eta_seconds, "backup_id": op.backup_id,
-            "error": op.error_message}
+    return {
+        "operation_id": op.public_id,
+        "kind": op.kind,
+        "status": op.status,
+        "progress": op.progress,
+        "current_step": op.step,
+        "bytes_done": op.bytes_done,
+        "bytes_total": op.bytes_total,
+        "throughput_bps": op.throughput_bps,
+        "eta_seconds": op.eta_seconds,
+        "backup_id": op.backup_id,
+        "error": op.error_message,
+    }
 
 
 def panel(op: Operation, label: str = "") -> dict[str, Any]:
@@ -105,16 +114,32 @@ def overview_page(request, site):
     wanted = request.GET.get("tenant", "")
     chosen = [t for t in tenants if t.slug == wanted] or tenants
     view = overview(chosen)
-    return _page(request, site, "admin/console/overview.html", {
-        "title": "Overview", "ov": view, "chart": chart(view.days), "tenants": tenants,
-        "selected": wanted if len(chosen) == 1 and wanted else "",
-        "many_tenants": len(tenants) > 1, "show_tenant": len(chosen) > 1, "humanize": humanize,
-        "storages": [{"usage": u, "used": humanize.size(u.used_bytes),
-                      "capacity": humanize.size(u.capacity_bytes) if u.capacity_bytes else None,
-                      "percent": u.used_percent, "percent_text": humanize.percent(u.used_percent)}
-                     for u in view.storages],
-        "running": [panel(op) for op in view.running],
-    })
+    return _page(
+        request,
+        site,
+        "admin/console/overview.html",
+        {
+            "title": "Overview",
+            "ov": view,
+            "chart": chart(view.days),
+            "tenants": tenants,
+            "selected": wanted if len(chosen) == 1 and wanted else "",
+            "many_tenants": len(tenants) > 1,
+            "show_tenant": len(chosen) > 1,
+            "humanize": humanize,
+            "storages": [
+                {
+                    "usage": u,
+                    "used": humanize.size(u.used_bytes),
+                    "capacity": humanize.size(u.capacity_bytes) if u.capacity_bytes else None,
+                    "percent": u.used_percent,
+                    "percent_text": humanize.percent(u.used_percent),
+                }
+                for u in view.storages
+            ],
+            "running": [panel(op) for op in view.running],
+        },
+    )
 
 
 def _op_label(op: Operation) -> str:
@@ -129,10 +154,15 @@ def _op_label(op: Operation) -> str:
 
 class BackupNowForm(forms.Form):
     database = forms.ChoiceField(label="Database", required=False)
-    database_name = forms.CharField(label="Database name", required=False, max_length=200,
-                                    help_text="Only when the list above could not be read from the server.")
-    storage = forms.ModelChoiceField(queryset=Storage.objects.none(), required=False,
-                                     empty_label="The tenant's default storage")
+    database_name = forms.CharField(
+        label="Database name",
+        required=False,
+        max_length=200,
+        help_text="Only when the list above could not be read from the server.",
+    )
+    storage = forms.ModelChoiceField(
+        queryset=Storage.objects.none(), required=False, empty_label="The tenant's default storage"
+    )
     compression = forms.ChoiceField(choices=[("zstd", "zstd (fast, small)"), ("gzip", "gzip")], initial="zstd")
     name = forms.CharField(required=False, max_length=255, help_text="Optional; default: database and time.")
 
@@ -143,8 +173,14 @@ class BackupNowForm(forms.Form):
             del self.fields["database"]
         else:
             self.fields["database"].choices = [("", "— choose a database —")] + [
-                (d["name"], f"{d['name']} ({humanize.size(d.get('size_bytes'))})" if d.get("size_bytes") is not None
-                 else d["name"]) for d in databases]
+                (
+                    d["name"],
+                    f"{d['name']} ({humanize.size(d.get('size_bytes'))})"
+                    if d.get("size_bytes") is not None
+                    else d["name"],
+                )
+                for d in databases
+            ]
             self.fields["database_name"].widget = forms.HiddenInput()
 
     def clean(self):
@@ -169,19 +205,37 @@ def server_backup(request, pk: int):
     else:
         raise Http404("Only database servers are backed up from here")
     form = BackupNowForm(request.POST or None, tenant=server.tenant, databases=databases)
-    context = {"title": f"Back up now: {server.name}", "server": server, "list_error": list_error,
-               "databases": databases or [], "opts": Server._meta,
-               "recent": Backup.objects.filter(server=server).order_by("-created_at")[:8]}
+    context = {
+        "title": f"Back up now: {server.name}",
+        "server": server,
+        "list_error": list_error,
+        "databases": databases or [],
+        "opts": Server._meta,
+        "recent": Backup.objects.filter(server=server).order_by("-created_at")[:8],
+    }
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             with transaction.atomic():
-                op = backup_start(tenant=server.tenant, actor=request.user, server=server,
-                                  database_name=data["database_name"], storage=data["storage"],
-                                  compression=data["compression"], name=data["name"])
+                op = backup_start(
+                    tenant=server.tenant,
+                    actor=request.user,
+                    server=server,
+                    database_name=data["database_name"],
+                    storage=data["storage"],
+                    compression=data["compression"],
+                    name=data["name"],
+                )
         except DomainError as exc:
-            add_service_errors(form, exc, {"server_id": "database", "compression_type": "compression",
-                                           "database_name": "database" if databases is not None else "database_name"})
+            add_service_errors(
+                form,
+                exc,
+                {
+                    "server_id": "database",
+                    "compression_type": "compression",
+                    "database_name": "database" if databases is not None else "database_name",
+                },
+            )
         else:
             return _started(request, op, f"Backup of {data['database_name']} on {server.name} started.")
     if request.method == "POST":
@@ -190,8 +244,9 @@ def server_backup(request, pk: int):
 
 
 class ApplicationBackupForm(forms.Form):
-    storage = forms.ModelChoiceField(queryset=Storage.objects.none(), required=False,
-                                     empty_label="The tenant's default storage")
+    storage = forms.ModelChoiceField(
+        queryset=Storage.objects.none(), required=False, empty_label="The tenant's default storage"
+    )
     compression = forms.ChoiceField(choices=[("zstd", "zstd (fast, small)"), ("gzip", "gzip")], initial="zstd")
 
     def __init__(self, *args, tenant: Tenant, **kwargs):
@@ -205,14 +260,23 @@ def application_backup(request, pk: int):
     site = admin.site
     app = _scoped(request, Application, pk=pk)
     form = ApplicationBackupForm(request.POST or None, tenant=app.tenant)
-    context = {"title": f"Back up now: {app.name}", "application": app, "sources": list(app.sources.all()),
-               "opts": Application._meta,
-               "recent": Backup.objects.filter(application=app).order_by("-created_at")[:8]}
+    context = {
+        "title": f"Back up now: {app.name}",
+        "application": app,
+        "sources": list(app.sources.all()),
+        "opts": Application._meta,
+        "recent": Backup.objects.filter(application=app).order_by("-created_at")[:8],
+    }
     if request.method == "POST" and form.is_valid():
         try:
             with transaction.atomic():
-                op = backup_start(tenant=app.tenant, actor=request.user, application=app,
-                                  storage=form.cleaned_data["storage"], compression=form.cleaned_data["compression"])
+                op = backup_start(
+                    tenant=app.tenant,
+                    actor=request.user,
+                    application=app,
+                    storage=form.cleaned_data["storage"],
+                    compression=form.cleaned_data["compression"],
+                )
         except DomainError as exc:
             add_service_errors(form, exc, {"compression_type": "compression"})
         else:
@@ -241,14 +305,27 @@ class RestoreWizardForm(forms.Form):
     restore_point = forms.TypedChoiceField(coerce=int, widget=forms.RadioSelect, label="Restore point")
     target_server = forms.ModelChoiceField(queryset=Server.objects.none(), required=False, label="Target server")
     target_database = forms.CharField(max_length=63, required=False, label="Target database")
-    target_path = forms.CharField(max_length=1024, required=False, label="Restore folders into",
-                                  help_text="The backed-up folder's content goes INTO this folder "
-                                            "(not under its original absolute path).")
-    members = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
-                                        label="What to restore", help_text="None ticked: everything.")
-    strategy = forms.ChoiceField(choices=[("create_new", "Create new (refuses a database that exists)"),
-                                          ("overwrite", "Overwrite (replaces the target's current content)")],
-                                 widget=forms.RadioSelect, initial="create_new", label="If the target exists")
+    target_path = forms.CharField(
+        max_length=1024,
+        required=False,
+        label="Restore folders into",
+        help_text="The backed-up folder's content goes INTO this folder (not under its original absolute path).",
+    )
+    members = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="What to restore",
+        help_text="None ticked: everything.",
+    )
+    strategy = forms.ChoiceField(
+        choices=[
+            ("create_new", "Create new (refuses a database that exists)"),
+            ("overwrite", "Overwrite (replaces the target's current content)"),
+        ],
+        widget=forms.RadioSelect,
+        initial="create_new",
+        label="If the target exists",
+    )
     confirm = forms.BooleanField(required=True, label="I have checked the target above")
 
     def __init__(self, *args, backup: Backup, points, **kwargs):
@@ -257,8 +334,9 @@ class RestoreWizardForm(forms.Form):
         self.fields["restore_point"].choices = [(b.pk, b.name or f"#{b.pk}") for b in points]
         self.fields["restore_point"].initial = backup.pk
         if backup.db_type:
-            self.fields["target_server"].queryset = Server.objects.filter(tenant_id=backup.tenant_id,
-                                                                          type=backup.db_type)
+            self.fields["target_server"].queryset = Server.objects.filter(
+                tenant_id=backup.tenant_id, type=backup.db_type
+            )
             self.fields["target_server"].initial = backup.server_id
             self.fields["target_database"].initial = f"{backup.database_name}_restored_{timezone.now():%Y%m%d_%H%M}"
             del self.fields["target_path"], self.fields["members"]
@@ -266,21 +344,33 @@ class RestoreWizardForm(forms.Form):
             del self.fields["target_server"], self.fields["target_database"]
             bundle = (backup.manifest or {}).get("bundle") or {}
             self.fields["members"].choices = [
-                (s["member"], f"{s.get('name') or s['member']} ({s.get('type')}: "
-                              f"{s.get('path') or s.get('database') or ''})")
-                for s in bundle.get("sources") or [] if s.get("member")]
+                (
+                    s["member"],
+                    f"{s.get('name') or s['member']} ({s.get('type')}: {s.get('path') or s.get('database') or ''})",
+                )
+                for s in bundle.get("sources") or []
+                if s.get("member")
+            ]
             if not self.fields["members"].choices:
                 del self.fields["members"]
         for i in range(MASK_ROWS):
             self.fields[f"mask_column_{i}"] = forms.CharField(
-                required=False, max_length=200, label="Column",
-                widget=forms.TextInput(attrs={"placeholder": "column, e.g. email" if i == 0 else "column"}))
+                required=False,
+                max_length=200,
+                label="Column",
+                widget=forms.TextInput(attrs={"placeholder": "column, e.g. email" if i == 0 else "column"}),
+            )
             self.fields[f"mask_rule_{i}"] = forms.ChoiceField(
-                required=False, label="Rule",
-                choices=[("", "—"), *[(r, r) for r in MASKING_RULES], ("fixed", "fixed value")])
+                required=False,
+                label="Rule",
+                choices=[("", "—"), *[(r, r) for r in MASKING_RULES], ("fixed", "fixed value")],
+            )
             self.fields[f"mask_value_{i}"] = forms.CharField(
-                required=False, max_length=200, label="Value",
-                widget=forms.TextInput(attrs={"placeholder": "value (fixed only)"}))
+                required=False,
+                max_length=200,
+                label="Value",
+                widget=forms.TextInput(attrs={"placeholder": "value (fixed only)"}),
+            )
 
     def mask_rows(self):
         return [(self[f"mask_column_{i}"], self[f"mask_rule_{i}"], self[f"mask_value_{i}"]) for i in range(MASK_ROWS)]
@@ -310,10 +400,16 @@ def restore_wizard(request, pk: int):
         messages.error(request, f"Backup {backup.pk} is {backup.status}: only completed backups can be restored.")
         return HttpResponseRedirect(reverse("admin:backups_backup_change", args=[backup.pk]))
     form = RestoreWizardForm(request.POST or None, backup=backup, points=points)
-    context = {"title": f"Restore {backup.application.name if backup.application else backup.database_name}",
-               "backup": backup, "points": points, "opts": Backup._meta, "humanize": humanize,
-               "verified_ids": set(Verification.objects.filter(backup__in=points, passed=True)
-                                   .values_list("backup_id", flat=True))}
+    context = {
+        "title": f"Restore {backup.application.name if backup.application else backup.database_name}",
+        "backup": backup,
+        "points": points,
+        "opts": Backup._meta,
+        "humanize": humanize,
+        "verified_ids": set(
+            Verification.objects.filter(backup__in=points, passed=True).values_list("backup_id", flat=True)
+        ),
+    }
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         point = next(b for b in points if b.pk == data["restore_point"])
@@ -322,14 +418,21 @@ def restore_wizard(request, pk: int):
         try:
             with transaction.atomic():
                 restore = restore_start(
-                    tenant=point.tenant, backup=point, actor=request.user,
-                    target_server=data.get("target_server"), target_database=data.get("target_database") or "",
-                    target_path=data.get("target_path") or "", strategy=data["strategy"],
-                    masking_rules=data["masking_rules"], options=options)
+                    tenant=point.tenant,
+                    backup=point,
+                    actor=request.user,
+                    target_server=data.get("target_server"),
+                    target_database=data.get("target_database") or "",
+                    target_path=data.get("target_path") or "",
+                    strategy=data["strategy"],
+                    masking_rules=data["masking_rules"],
+                    options=options,
+                )
         except DomainError as exc:
             if isinstance(exc.details, dict) and any(str(k).startswith("masking_rules") for k in exc.details):
-                exc.details = {("mask_column_0" if str(k).startswith("masking_rules") else k): v
-                               for k, v in exc.details.items()}
+                exc.details = {
+                    ("mask_column_0" if str(k).startswith("masking_rules") else k): v for k, v in exc.details.items()
+                }
             add_service_errors(form, exc, aliases)
         else:
             return _started(request, restore.operation, f"Restore of {point.name} started.")
@@ -349,11 +452,15 @@ def verify(request, pk: int):
         raise Http404
     try:
         with transaction.atomic():
-            verification = verification_start(tenant=backup.tenant, backup=backup, actor=request.user,
-                                              test_type=test_type)
+            verification = verification_start(
+                tenant=backup.tenant, backup=backup, actor=request.user, test_type=test_type
+            )
     except DomainError as exc:
-        detail = " ".join(str(m) for v in (exc.details or {}).values() for m in (v if isinstance(v, list) else [v])) \
-            if isinstance(exc.details, dict) else ""
+        detail = (
+            " ".join(str(m) for v in (exc.details or {}).values() for m in (v if isinstance(v, list) else [v]))
+            if isinstance(exc.details, dict)
+            else ""
+        )
         messages.error(request, f"Backup {backup.pk}: {detail or exc.message}")
         return HttpResponseRedirect(reverse("admin:backups_backup_change", args=[backup.pk]))
     return _started(request, verification.operation, f"Verification ({test_type}) of {backup.name} started.")
@@ -397,11 +504,23 @@ def operation_page(request, public_id: str):
     from django.contrib import admin
 
     op = _scoped(request, Operation, public_id=public_id)
-    restore = Restore.objects.filter(operation=op).first() if op.kind in (OperationKind.RESTORE,
-                                                                          OperationKind.RECOVERY) else None
-    return _page(request, admin.site, "admin/console/operation.html", {
-        "title": f"{op.get_kind_display()} {op.public_id}", "op": op, "p": panel(op), "restore": restore,
-        "opts": Operation._meta})
+    restore = (
+        Restore.objects.filter(operation=op).first()
+        if op.kind in (OperationKind.RESTORE, OperationKind.RECOVERY)
+        else None
+    )
+    return _page(
+        request,
+        admin.site,
+        "admin/console/operation.html",
+        {
+            "title": f"{op.get_kind_display()} {op.public_id}",
+            "op": op,
+            "p": panel(op),
+            "restore": restore,
+            "opts": Operation._meta,
+        },
+    )
 
 
 def schedule_preview(request):
@@ -426,6 +545,12 @@ def schedule_preview(request):
     except (ValueError, KeyError) as exc:
         return JsonResponse({"error": str(exc)}, status=422)
     zone = ZoneInfo(tz)
-    return JsonResponse({"cron": cron, "runs": [
-        {"utc": r.strftime("%a %Y-%m-%d %H:%M"), "local": r.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z")}
-        for r in runs]})
+    return JsonResponse(
+        {
+            "cron": cron,
+            "runs": [
+                {"utc": r.strftime("%a %Y-%m-%d %H:%M"), "local": r.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z")}
+                for r in runs
+            ],
+        }
+    )

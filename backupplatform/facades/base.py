@@ -131,13 +131,18 @@ def error_info_from_exception(exc: BaseException, facade: Facade) -> ErrorInfo:
     """Classify any exception into an ``ErrorInfo``; unknown ones become a logged 500."""
     if isinstance(exc, ValidationFailed) and isinstance(exc.details, dict):
         fields = {k: v if isinstance(v, list) else [v] for k, v in exc.details.items()}
-        return ErrorInfo(facade.validation_status,
-                         facade.code_for(facade.validation_status, exc.code if exc.code != "VALIDATION_ERROR" else facade.validation_code),
-                         exc.message if exc.message != ValidationFailed.default_message else facade.validation_message,
-                         fields, field_errors=fields, location=getattr(exc, "location", "body"))
+        return ErrorInfo(
+            facade.validation_status,
+            facade.code_for(
+                facade.validation_status, exc.code if exc.code != "VALIDATION_ERROR" else facade.validation_code
+            ),
+            exc.message if exc.message != ValidationFailed.default_message else facade.validation_message,
+            fields,
+            field_errors=fields,
+            location=getattr(exc, "location", "body"),
+        )
     if isinstance(exc, DomainError):
-        return ErrorInfo(exc.status, facade.code_for(exc.status, exc.code), exc.message,
-                         exc.details, dict(exc.headers))
+        return ErrorInfo(exc.status, facade.code_for(exc.status, exc.code), exc.message, exc.details, dict(exc.headers))
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -159,8 +164,7 @@ def error_info_from_exception(exc: BaseException, facade: Facade) -> ErrorInfo:
             field_errors=fields,
         )
     if isinstance(exc, exceptions.ParseError):
-        return ErrorInfo(400, facade.code_for(400, facade.malformed_code),
-                         f"Malformed request body: {exc.detail}")
+        return ErrorInfo(400, facade.code_for(400, facade.malformed_code), f"Malformed request body: {exc.detail}")
     if isinstance(exc, exceptions.APIException):
         headers: dict[str, str] = {}
         details = None
@@ -220,8 +224,7 @@ def reject_nul_characters(request, kwargs: dict) -> None:
     if request.content_type and request.content_type.startswith("application/json"):
         found += _nul_locations(request.data, "")
     if found:
-        raise ValidationFailed(details={where or "body": ["Null characters are not allowed."]
-                                        for where in found[:20]})
+        raise ValidationFailed(details={where or "body": ["Null characters are not allowed."] for where in found[:20]})
 
 
 # --- permissions -----------------------------------------------------------------------
@@ -369,8 +372,14 @@ class FacadeViewSet(FacadeMixin, viewsets.GenericViewSet):
     """A viewset of a facade; list/retrieve helpers come from ``FacadeListMixin`` etc."""
 
 
-def respond(data: Any = None, *, status_code: int = 200, message: str | None = None,
-            extra: dict | None = None, headers: dict | None = None) -> Response:
+def respond(
+    data: Any = None,
+    *,
+    status_code: int = 200,
+    message: str | None = None,
+    extra: dict | None = None,
+    headers: dict | None = None,
+) -> Response:
     """A success ``Response`` that the facade envelope will wrap (with a message if any)."""
     response = Response(data, status=status_code, headers=headers)
     response.message = message

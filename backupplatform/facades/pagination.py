@@ -20,14 +20,18 @@ def int_param(request: Any, name: str, default: int, *, minimum: int = 0, maximu
     value = parse_int(raw)
     if value is None:
         shown = raw if len(raw) <= 40 else raw[:40] + "..."
-        raise ValidationFailed(details={name: [FieldError(f"A whole number is required, got {shown!r}.",
-                                                          "type_error.integer")]}, location="query")
+        raise ValidationFailed(
+            details={name: [FieldError(f"A whole number is required, got {shown!r}.", "type_error.integer")]},
+            location="query",
+        )
     if value < minimum:
-        raise ValidationFailed(details={name: [FieldError(f"Must be at least {minimum}.", "value_error.number.not_ge")]},
-                               location="query")
+        raise ValidationFailed(
+            details={name: [FieldError(f"Must be at least {minimum}.", "value_error.number.not_ge")]}, location="query"
+        )
     if maximum is not None and value > maximum:
-        raise ValidationFailed(details={name: [FieldError(f"Must be at most {maximum}.", "value_error.number.not_le")]},
-                               location="query")
+        raise ValidationFailed(
+            details={name: [FieldError(f"Must be at most {maximum}.", "value_error.number.not_le")]}, location="query"
+        )
     return value
 
 
@@ -41,12 +45,14 @@ class PagePagination(BasePagination):
     def paginate_queryset(self, queryset, request, view=None):
         self.page = int_param(request, "page", 1, minimum=1)
         self.size = int_param(request, self.size_param, self.default_size, minimum=1, maximum=self.max_size)
-        self.total = cached_count(queryset) if hasattr(queryset, "count") and not isinstance(queryset, list) else len(queryset)
+        self.total = (
+            cached_count(queryset) if hasattr(queryset, "count") and not isinstance(queryset, list) else len(queryset)
+        )
         self.pages = max(1, math.ceil(self.total / self.size)) if self.total else 0
         start = (self.page - 1) * self.size
         if start >= self.total:  # past the end; also keeps huge pages out of SQL's OFFSET
             return []
-        return list(queryset[start:start + self.size])
+        return list(queryset[start : start + self.size])
 
 
 class LimitOffsetPagination(BasePagination):
@@ -61,4 +67,4 @@ class LimitOffsetPagination(BasePagination):
         self.total = cached_count(queryset) if not isinstance(queryset, list) else len(queryset)
         if self.offset >= self.total:  # past the end; also keeps huge offsets out of SQL's OFFSET
             return []
-        return list(queryset[self.offset:self.offset + self.limit])
+        return list(queryset[self.offset : self.offset + self.limit])

@@ -41,11 +41,13 @@ def _problem(param: Param, raw: str) -> FieldError | None:
         if value is None:
             return FieldError("value is not a valid integer", "type_error.integer")
         if param.minimum is not None and value < param.minimum:
-            return FieldError(f"ensure this value is greater than or equal to {param.minimum}",
-                              "value_error.number.not_ge")
+            return FieldError(
+                f"ensure this value is greater than or equal to {param.minimum}", "value_error.number.not_ge"
+            )
         if param.maximum is not None and value > param.maximum:
-            return FieldError(f"ensure this value is less than or equal to {param.maximum}",
-                              "value_error.number.not_le")
+            return FieldError(
+                f"ensure this value is less than or equal to {param.maximum}", "value_error.number.not_le"
+            )
     elif param.kind == "choice" and raw not in param.choices:
         permitted = ", ".join(repr(c) for c in param.choices)
         return FieldError(f"value is not a valid enumeration member; permitted: {permitted}", "type_error.enum")

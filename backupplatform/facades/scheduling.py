@@ -56,8 +56,9 @@ class IdField(serializers.Field):
 
 def weekday_list(**kwargs) -> serializers.ListField:
     """ISO weekdays, 1 = Monday ... 7 = Sunday (schedules/timing.py)."""
-    return serializers.ListField(child=StrictIntegerField(min_value=1, max_value=7), allow_empty=False,
-                                 max_length=7, **kwargs)
+    return serializers.ListField(
+        child=StrictIntegerField(min_value=1, max_value=7), allow_empty=False, max_length=7, **kwargs
+    )
 
 
 def next_run(job: BackupJob):
@@ -77,6 +78,3 @@ class BackupTypeField(StrictCharField):
         if value != "full":
             raise serializers.ValidationError('Only "full" backups are supported.')
         return value
-
-
-

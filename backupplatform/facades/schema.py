@@ -66,8 +66,10 @@ class FacadeAutoSchema(AutoSchema):
         return None
 
     def _error_response(self, description: str = "") -> dict:
-        return {"content": {"application/json": {"schema": self._facade().error_schema()}},
-                "description": description or "Error in the facade's documented error body"}
+        return {
+            "content": {"application/json": {"schema": self._facade().error_schema()}},
+            "description": description or "Error in the facade's documented error body",
+        }
 
     def _get_response_for_code(self, serializer, status_code, media_types=None, direction="response"):
         facade = self._facade()

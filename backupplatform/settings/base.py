@@ -37,8 +37,9 @@ def running_instance_env(var_dir: Path) -> dict[str, str]:
 
 # A management command started beside ``make run`` without REDIS_URL/DATABASE_URL joins that
 # instance, so its progress reaches the dashboards (tests never do: they get their own).
-RUNNING_INSTANCE = ({} if os.environ.get("DJANGO_SETTINGS_MODULE", "").endswith(".test")
-                    else running_instance_env(VAR_DIR))
+RUNNING_INSTANCE = (
+    {} if os.environ.get("DJANGO_SETTINGS_MODULE", "").endswith(".test") else running_instance_env(VAR_DIR)
+)
 for _key in ("REDIS_URL", "DATABASE_URL", "CHANNEL_PREFIX"):
     if not os.environ.get(_key) and RUNNING_INSTANCE.get(_key):
         os.environ[_key] = RUNNING_INSTANCE[_key]
@@ -189,10 +190,14 @@ CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # Job priority (1-10) becomes Celery priority 0-9 (0 first); Redis honours it with these.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"priority_steps": list(range(10)), "queue_order_strategy": "priority",
-                                   "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
-                                   # Notice a dead broker connection (no RST, e.g. a vanished host).
-                                   "socket_keepalive": True, "health_check_interval": 25}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "priority_steps": list(range(10)),
+    "queue_order_strategy": "priority",
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    # Notice a dead broker connection (no RST, e.g. a vanished host).
+    "socket_keepalive": True,
+    "health_check_interval": 25,
+}
 CELERY_BEAT_SCHEDULE = {
     # db-backup-platform.md "WebSocket Events": server_health on change.
     "check-server-health": {"task": "backups.check_server_health", "schedule": 300.0},
@@ -205,8 +210,7 @@ CELERY_BEAT_SCHEDULE = {
     # Abort multipart uploads (and uncommitted blocks) that failed writers could not clean up.
     "sweep-abandoned-uploads": {"task": "backups.tasks.sweep_abandoned_uploads", "schedule": 3600.0},
     # Retention: apply every backup job's retention once a day (03:30 UTC).
-    "retention-cleanup": {"task": "schedules.tasks.cleanup_all",
-                          "schedule": crontab(minute="30", hour="3")},
+    "retention-cleanup": {"task": "schedules.tasks.cleanup_all", "schedule": crontab(minute="30", hour="3")},
     # Notification summaries and deliveries whose task message was lost.
     "sweep-notifications": {"task": "audit.tasks.sweep_notifications", "schedule": 60.0},
 }
@@ -320,7 +324,8 @@ OIDC_TENANT_CLAIM = env("OIDC_TENANT_CLAIM", default="groups")
 OIDC_PROVIDER_NAME = env("OIDC_PROVIDER_NAME", default="single sign-on")
 LOGIN_REDIRECT_URL_FAILURE = "/admin/login/?sso=failed"
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"] + (
-    ["tenants.oidc.TenantOIDCBackend"] if OIDC_ENABLED else [])
+    ["tenants.oidc.TenantOIDCBackend"] if OIDC_ENABLED else []
+)
 
 # Self-registration (db-backup-platform.md "Authentication"); operators can turn it off.
 REGISTRATION_ENABLED = env.bool("REGISTRATION_ENABLED", default=True)

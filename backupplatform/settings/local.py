@@ -14,7 +14,9 @@ BACKUP_MASTER_KEY = env("BACKUP_MASTER_KEY", default="")
 # there only while no wrapped tenant key exists: a missing file is an error, not a new key.
 BACKUP_MASTER_KEY_FILE = env("BACKUP_MASTER_KEY_FILE", default=str(VAR_DIR / "keys" / "master_key"))
 # One machine: databases and storages on loopback and the local network are the usual targets.
-OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[
-    "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"])
+OUTBOUND_ALLOWED_NETWORKS = env.list(
+    "OUTBOUND_ALLOWED_NETWORKS",
+    default=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"],
+)
 # The jobs API's own listener (``make run`` serves it on this port too).
 JOBS_API_PORTS = env.list("JOBS_API_PORTS", cast=int, default=[5000])

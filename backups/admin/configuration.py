@@ -60,8 +60,9 @@ class ServerForm(ServiceModelForm):
     tags = KeyValueField(label="Tags")
     username = forms.CharField(required=False, max_length=200)
     password = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False), help_text=KEEP)
-    ssh_key = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}),
-                              help_text=f"Private key (OpenSSH or PEM). {KEEP}")
+    ssh_key = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 4}), help_text=f"Private key (OpenSSH or PEM). {KEEP}"
+    )
     clear_secrets = forms.BooleanField(required=False, help_text="Remove the stored password and SSH key.")
 
     class Meta:
@@ -80,12 +81,14 @@ class ServerForm(ServiceModelForm):
         if data.get("clear_secrets"):
             credentials.update(password=None, ssh_key=None)
         credentials.update({k: data[k] for k in ("password", "ssh_key") if data.get(k)})
-        fields = {k: data[k] for k in ("name", "description", "type", "environment", "host", "port", "tags")
-                  if k in data}
+        fields = {
+            k: data[k] for k in ("name", "description", "type", "environment", "host", "port", "tags") if k in data
+        }
         if self.instance.pk:
             current = Server.objects.get(pk=self.instance.pk)  # a dry run must not touch the form's row
-            return services.server_update(server=current, credentials=credentials,
-                                          **{k: v for k, v in fields.items() if k in self.changed_data})
+            return services.server_update(
+                server=current, credentials=credentials, **{k: v for k, v in fields.items() if k in self.changed_data}
+            )
         credentials = {k: v for k, v in credentials.items() if v}
         return services.server_create(tenant=data["tenant"], credentials=credentials, **fields)
 
@@ -154,8 +157,7 @@ class SourceFormSet(forms.BaseInlineFormSet):
         """Create or update ``app`` (the parent form's values) with these sources."""
         fields = {k: getattr(app, k) for k in ("name", "namespace", "labels", "description")}
         if app.pk:
-            return services.application_update(app=Application.objects.get(pk=app.pk), sources=self.items(),
-                                               **fields)
+            return services.application_update(app=Application.objects.get(pk=app.pk), sources=self.items(), **fields)
         return services.application_create(tenant=app.tenant, sources=self.items(), **fields)
 
     def clean(self) -> None:
@@ -180,10 +182,13 @@ class SourceFormSet(forms.BaseInlineFormSet):
 
 
 class SourceForm(forms.ModelForm):
-    include = LinesField(help_text="Glob patterns, one per line (e.g. *.jpg); empty: everything",
-                         widget=forms.Textarea(attrs={"rows": 2, "cols": 24}))
-    exclude = LinesField(help_text="Glob patterns, one per line (e.g. cache/*)",
-                         widget=forms.Textarea(attrs={"rows": 2, "cols": 24}))
+    include = LinesField(
+        help_text="Glob patterns, one per line (e.g. *.jpg); empty: everything",
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 24}),
+    )
+    exclude = LinesField(
+        help_text="Glob patterns, one per line (e.g. cache/*)", widget=forms.Textarea(attrs={"rows": 2, "cols": 24})
+    )
 
     class Meta:
         model = Source
@@ -280,8 +285,11 @@ class ApplicationAdmin(ServiceBackedAdmin):
         else:
             app = form.instance
             fields = {k: getattr(app, k) for k in ("name", "namespace", "labels", "description")}
-            saved = (services.application_update(app=Application.objects.get(pk=app.pk), **fields) if app.pk
-                     else services.application_create(tenant=app.tenant, **fields))
+            saved = (
+                services.application_update(app=Application.objects.get(pk=app.pk), **fields)
+                if app.pk
+                else services.application_create(tenant=app.tenant, **fields)
+            )
         form.instance.pk = saved.pk
         form.instance._state.adding = False
         for formset in formsets:  # what construct_change_message reads after a save
@@ -317,17 +325,31 @@ def _storage_form_fields() -> dict[str, forms.Field]:
         "path": forms.CharField(label="Folder", help_text="Absolute path, e.g. /var/backups/acme", **text),
         "bucket": forms.CharField(label="Bucket", **text),
         "region": forms.CharField(label="Region", help_text="e.g. eu-west-1 (optional for MinIO)", **text),
-        "endpoint_url": forms.CharField(label="Endpoint URL", help_text="S3-compatible services, MinIO, a GCS "
-                                        "emulator: e.g. https://minio.example.com:9000", **text),
-        "path_prefix": forms.CharField(label="Path prefix", help_text="Folder inside the bucket, e.g. backups/prod",
-                                       **text),
-        "addressing_style": forms.ChoiceField(label="Addressing style", required=False, choices=[
-            ("", "automatic"), ("path", "path (MinIO and most S3-compatible servers)"), ("virtual", "virtual host")]),
+        "endpoint_url": forms.CharField(
+            label="Endpoint URL",
+            help_text="S3-compatible services, MinIO, a GCS emulator: e.g. https://minio.example.com:9000",
+            **text,
+        ),
+        "path_prefix": forms.CharField(
+            label="Path prefix", help_text="Folder inside the bucket, e.g. backups/prod", **text
+        ),
+        "addressing_style": forms.ChoiceField(
+            label="Addressing style",
+            required=False,
+            choices=[
+                ("", "automatic"),
+                ("path", "path (MinIO and most S3-compatible servers)"),
+                ("virtual", "virtual host"),
+            ],
+        ),
         "host": forms.CharField(label="Host", **text),
         "port": forms.IntegerField(label="Port", required=False, min_value=1, max_value=65535, help_text="Default 22"),
         "username": forms.CharField(label="User name", **text),
-        "host_key": forms.CharField(label="Host key", help_text='The server\'s public key, "ssh-ed25519 AAAA..." '
-                                    "(recommended: refuses another server)", **text),
+        "host_key": forms.CharField(
+            label="Host key",
+            help_text='The server\'s public key, "ssh-ed25519 AAAA..." (recommended: refuses another server)',
+            **text,
+        ),
         "project_id": forms.CharField(label="Project ID", **text),
         "account_name": forms.CharField(label="Account name", **text),
         "container": forms.CharField(label="Container", **text),
@@ -335,11 +357,29 @@ def _storage_form_fields() -> dict[str, forms.Field]:
         "secret_access_key": forms.CharField(label="Secret access key", **secret),
         "session_token": forms.CharField(label="Session token", **secret),
         "password": forms.CharField(label="Password", **secret),
-        "private_key": forms.CharField(label="Private key", **{**secret, "widget": forms.Textarea(
-            attrs={"rows": 3, "autocomplete": "off", "placeholder": "stored; paste a new key to replace it"})}),
+        "private_key": forms.CharField(
+            label="Private key",
+            **{
+                **secret,
+                "widget": forms.Textarea(
+                    attrs={"rows": 3, "autocomplete": "off", "placeholder": "stored; paste a new key to replace it"}
+                ),
+            },
+        ),
         "passphrase": forms.CharField(label="Key passphrase", **secret),
-        "service_account_json": forms.CharField(label="Service account key (JSON)", **{**secret, "widget": forms.Textarea(
-            attrs={"rows": 3, "autocomplete": "off", "placeholder": "stored; paste a new key file to replace it"})}),
+        "service_account_json": forms.CharField(
+            label="Service account key (JSON)",
+            **{
+                **secret,
+                "widget": forms.Textarea(
+                    attrs={
+                        "rows": 3,
+                        "autocomplete": "off",
+                        "placeholder": "stored; paste a new key file to replace it",
+                    }
+                ),
+            },
+        ),
         "account_key": forms.CharField(label="Account key", **secret),
         "connection_string": forms.CharField(label="Connection string", **secret),
     }
@@ -356,8 +396,18 @@ class StorageForm(ServiceModelForm):
 
     class Meta:
         model = Storage
-        fields = ["tenant", "name", "description", "type", "status", "labels", "is_default",
-                  "price_per_gb_month", "quota_bytes", "cleanup_threshold"]
+        fields = [
+            "tenant",
+            "name",
+            "description",
+            "type",
+            "status",
+            "labels",
+            "is_default",
+            "price_per_gb_month",
+            "quota_bytes",
+            "cleanup_threshold",
+        ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -389,8 +439,20 @@ class StorageForm(ServiceModelForm):
 
     def write(self) -> Storage:
         data = self.cleaned_data
-        fields = {k: data[k] for k in ("name", "description", "status", "labels", "is_default", "quota_bytes",
-                                       "price_per_gb_month", "cleanup_threshold") if k in data}
+        fields = {
+            k: data[k]
+            for k in (
+                "name",
+                "description",
+                "status",
+                "labels",
+                "is_default",
+                "quota_bytes",
+                "price_per_gb_month",
+                "cleanup_threshold",
+            )
+            if k in data
+        }
         if self.instance.pk:
             current = Storage.objects.get(pk=self.instance.pk)
             changes = {k: v for k, v in fields.items() if k in self.changed_data}
@@ -407,8 +469,13 @@ class StorageForm(ServiceModelForm):
                 changes["credentials"] = self._secrets()
             return services.storage_update(storage=current, **changes)
         threshold = fields.pop("cleanup_threshold", None)
-        created = services.storage_create(tenant=data["tenant"], type=data["type"],
-                                          configuration=self._configuration(), credentials=self._secrets(), **fields)
+        created = services.storage_create(
+            tenant=data["tenant"],
+            type=data["type"],
+            configuration=self._configuration(),
+            credentials=self._secrets(),
+            **fields,
+        )
         return services.storage_update(storage=created, cleanup_threshold=threshold) if threshold else created
 
 
@@ -424,18 +491,35 @@ class StorageAdmin(TenantRowsMixin, ServiceBackedAdmin):
     def get_fieldsets(self, request, obj=None):
         readonly = set(self.get_readonly_fields(request, obj))
         main = [f for f in ("tenant", "name", "description", "type", "status", "is_default")]
-        connect = [*[f for f in CONFIG_FIELD_NAMES if f not in ("port",)], "port", *SECRET_FIELD_NAMES,
-                   "clear_secrets"]
+        connect = [*[f for f in CONFIG_FIELD_NAMES if f not in ("port",)], "port", *SECRET_FIELD_NAMES, "clear_secrets"]
         connect = [f for f in sorted(set(connect), key=connect.index) if f not in readonly]
         limits = ["quota_bytes", "cleanup_threshold", "price_per_gb_month", "labels"]
-        state = [f for f in ("stored_credentials", "last_tested_at", "last_test_ok", "last_test_message",
-                             "created_at", "updated_at") if f in readonly]
-        return [(None, {"fields": main}),
-                ("Where and how to connect", {"fields": connect, "classes": ["storage-connect"],
-                                              "description": "Only the fields of the chosen type are shown. "
-                                                             "Secrets are never shown again once saved."}),
-                ("Limits and labels", {"fields": limits}),
-                ("State", {"fields": state})]
+        state = [
+            f
+            for f in (
+                "stored_credentials",
+                "last_tested_at",
+                "last_test_ok",
+                "last_test_message",
+                "created_at",
+                "updated_at",
+            )
+            if f in readonly
+        ]
+        return [
+            (None, {"fields": main}),
+            (
+                "Where and how to connect",
+                {
+                    "fields": connect,
+                    "classes": ["storage-connect"],
+                    "description": "Only the fields of the chosen type are shown. "
+                    "Secrets are never shown again once saved.",
+                },
+            ),
+            ("Limits and labels", {"fields": limits}),
+            ("State", {"fields": state}),
+        ]
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         import json as _json
@@ -443,12 +527,19 @@ class StorageAdmin(TenantRowsMixin, ServiceBackedAdmin):
         fields = {t: [*STORAGE_FIELDS[t], *STORAGE_SECRETS[t]] for t in STORAGE_FIELDS}
         context["storage_type_fields"] = _json.dumps({"fields": fields, "current": obj.type if obj else ""})
         return super().render_change_form(request, context, add, change, form_url, obj)
+
     list_display = ["name", "tenant", "type", "state", "usage", "is_default", "last_test", "price_per_gb_month"]
     ordering = ["name"]
     list_filter = ["type", "status", "tenant"]
     search_fields = ["name"]
-    readonly_fields = ["stored_credentials", "last_tested_at", "last_test_ok", "last_test_message", "created_at",
-                       "updated_at"]
+    readonly_fields = [
+        "stored_credentials",
+        "last_tested_at",
+        "last_test_ok",
+        "last_test_message",
+        "created_at",
+        "updated_at",
+    ]
     actions = ["test_storage"]
     delete_service = staticmethod(lambda storage: services.storage_delete(storage=storage))
 
@@ -464,9 +555,14 @@ class StorageAdmin(TenantRowsMixin, ServiceBackedAdmin):
         from django.db.models.functions import Coalesce
 
         done = Q(backups__status="completed")
-        return super().get_queryset(request).annotate(
-            used_bytes=Coalesce(Sum("backups__stored_bytes", filter=done), Value(0), output_field=IntegerField()),
-            backup_count=Count("backups", filter=done))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                used_bytes=Coalesce(Sum("backups__stored_bytes", filter=done), Value(0), output_field=IntegerField()),
+                backup_count=Count("backups", filter=done),
+            )
+        )
 
     @admin.display(description="Status", ordering="status")
     def state(self, obj: Storage):

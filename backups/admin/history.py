@@ -31,8 +31,9 @@ from tenants.scoping import TenantScopedAdminMixin
 
 
 class RestoreToForm(forms.Form):
-    target_server = forms.ModelChoiceField(queryset=Server.objects.none(), required=False,
-                                           help_text="Default: the backup's own server")
+    target_server = forms.ModelChoiceField(
+        queryset=Server.objects.none(), required=False, help_text="Default: the backup's own server"
+    )
     target_database = forms.CharField(max_length=63, required=False)
     target_path = forms.CharField(max_length=1024, required=False, help_text="For file sources of an application")
     strategy = forms.ChoiceField(choices=[("create_new", "Create new"), ("overwrite", "Overwrite")])
@@ -107,23 +108,31 @@ class BackupAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         return format_html('<span class="error-text">{}</span>', obj.error_message[:240])
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra = {"verify_types": [("checksum", "Verify checksum"), ("decrypt", "Verify by decrypting"),
-                                  ("test_restore", "Test restore into a scratch database")]}
+        extra = {
+            "verify_types": [
+                ("checksum", "Verify checksum"),
+                ("decrypt", "Verify by decrypting"),
+                ("test_restore", "Test restore into a scratch database"),
+            ]
+        }
         backup = self.get_object(request, object_id)
         if backup is not None and not backup.server_id:
             extra["verify_types"] = extra["verify_types"][:2]
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     def get_urls(self):
-        return [path("<int:pk>/restore/", self.admin_site.admin_view(self.restore_view), name="backups_backup_restore"),
-                *super().get_urls()]
+        return [
+            path("<int:pk>/restore/", self.admin_site.admin_view(self.restore_view), name="backups_backup_restore"),
+            *super().get_urls(),
+        ]
 
     def _verify(self, request, queryset, test_type):
         started = 0
         for backup in queryset:
             try:
-                verification_services.verification_start(tenant=backup.tenant, backup=backup, actor=request.user,
-                                                         test_type=test_type)
+                verification_services.verification_start(
+                    tenant=backup.tenant, backup=backup, actor=request.user, test_type=test_type
+                )
                 started += 1
             except DomainError as exc:
                 self.message_user(request, f"Backup {backup.pk}: {exc.message}", messages.ERROR)
@@ -162,25 +171,37 @@ class BackupAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             data = form.cleaned_data
             try:
                 restore = restore_services.restore_start(
-                    tenant=backup.tenant, backup=backup, actor=request.user, target_server=data["target_server"],
-                    target_database=data["target_database"], target_path=data["target_path"],
-                    strategy=data["strategy"], masking_rules=data["masking_rules"])
+                    tenant=backup.tenant,
+                    backup=backup,
+                    actor=request.user,
+                    target_server=data["target_server"],
+                    target_database=data["target_database"],
+                    target_path=data["target_path"],
+                    strategy=data["strategy"],
+                    masking_rules=data["masking_rules"],
+                )
             except DomainError as exc:
                 # An incompatible target's reason is the message itself (no field details to add);
                 # other errors go next to the field they name, in words.
                 if exc.code == "RESTORE_INCOMPATIBLE":
                     form.add_error(None, exc.message)
                 else:
-                    add_service_errors(form, exc, {"target_server_id": "target_server",
-                                                   "restore_strategy": "strategy"})
+                    add_service_errors(form, exc, {"target_server_id": "target_server", "restore_strategy": "strategy"})
             else:
                 self.message_user(request, f"Restore {restore.pk} queued.")
                 for warning in restore_services.restore_warnings(restore):
                     self.message_user(request, f"Warning: {warning}", messages.WARNING)
                 return HttpResponseRedirect(reverse("admin:backups_restore_change", args=[restore.pk]))
-        return render(request, "admin/backups/restore_to.html",
-                      {**self.admin_site.each_context(request), "backup": backup, "form": form,
-                       "title": f"Restore backup {backup.pk}"})
+        return render(
+            request,
+            "admin/backups/restore_to.html",
+            {
+                **self.admin_site.each_context(request),
+                "backup": backup,
+                "form": form,
+                "title": f"Restore backup {backup.pk}",
+            },
+        )
 
     @admin.display(description="")
     def restore_link(self, obj):
@@ -202,8 +223,7 @@ class ReadOnlyTenantAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
 @admin.register(Operation)
 class OperationAdmin(ReadOnlyTenantAdmin):
-    list_display = ["public_id", "kind", "tenant", "state", "progress_bar", "done", "step", "error_short",
-                    "created_at"]
+    list_display = ["public_id", "kind", "tenant", "state", "progress_bar", "done", "step", "error_short", "created_at"]
     ordering = ["-created_at"]
     list_filter = ["kind", "status", "tenant"]
     readonly_fields = [f.name for f in Operation._meta.fields]
@@ -216,8 +236,12 @@ class OperationAdmin(ReadOnlyTenantAdmin):
 
     @admin.display(description="Progress", ordering="progress")
     def progress_bar(self, obj: Operation):
-        return format_html('<div class="meter" style="min-width:80px" title="{} %"><span style="width:{}%"></span>'
-                           '</div>{} %', obj.progress, obj.progress, obj.progress)
+        return format_html(
+            '<div class="meter" style="min-width:80px" title="{} %"><span style="width:{}%"></span></div>{} %',
+            obj.progress,
+            obj.progress,
+            obj.progress,
+        )
 
     @admin.display(description="Bytes")
     def done(self, obj: Operation):
@@ -261,6 +285,7 @@ class RestoreAdmin(ReadOnlyTenantAdmin):
     @admin.display(description="Error")
     def error_short(self, obj: Restore):
         return format_html('<span class="error-text">{}</span>', obj.error_message[:240]) if obj.error_message else ""
+
     list_filter = ["status", "strategy", "tenant"]
     readonly_fields = [f.name for f in Restore._meta.fields]
 
@@ -279,6 +304,6 @@ class VerificationAdmin(ReadOnlyTenantAdmin):
         if obj.passed is None:
             return "-"
         return humanize.badge("passed" if obj.passed else "failed", "passed" if obj.passed else "did not pass")
+
     list_filter = ["test_type", "status", "passed", "tenant"]
     readonly_fields = [f.name for f in Verification._meta.fields]
-

@@ -19,8 +19,12 @@ from tenants.scoping import TenantScopedAdminMixin
 
 
 class KeyExportForm(forms.Form):
-    password = forms.CharField(widget=forms.PasswordInput, strip=False, label="Your password",
-                               help_text="Type your own password again to export the key.")
+    password = forms.CharField(
+        widget=forms.PasswordInput,
+        strip=False,
+        label="Your password",
+        help_text="Type your own password again to export the key.",
+    )
 
 
 @admin.action(description="Export backup key ring (asks for your password)")
@@ -34,7 +38,8 @@ def export_backup_keys(modeladmin, request, queryset):
     if form.is_valid():
         try:
             filename, content = tenant_key_export_reauthenticated(
-                tenant=tenant, user=request.user, password=form.cleaned_data["password"], via="admin")
+                tenant=tenant, user=request.user, password=form.cleaned_data["password"], via="admin"
+            )
         except DomainError as exc:
             form.add_error("password", exc.message)
         except MasterKeyError as exc:
@@ -44,10 +49,19 @@ def export_backup_keys(modeladmin, request, queryset):
             response["Content-Disposition"] = f'attachment; filename="{filename}"'
             response["Cache-Control"] = "no-store"
             return response
-    return render(request, "admin/backups/export_keys.html", {
-        **modeladmin.admin_site.each_context(request), "title": f"Export backup keys of {tenant.slug}",
-        "tenant": tenant, "form": form, "queryset": queryset, "action_checkbox_name": ACTION_CHECKBOX_NAME,
-        "status": tenant_key_status(tenant=tenant)})
+    return render(
+        request,
+        "admin/backups/export_keys.html",
+        {
+            **modeladmin.admin_site.each_context(request),
+            "title": f"Export backup keys of {tenant.slug}",
+            "tenant": tenant,
+            "form": form,
+            "queryset": queryset,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "status": tenant_key_status(tenant=tenant),
+        },
+    )
 
 
 @admin.register(TenantKey)
@@ -55,12 +69,30 @@ class TenantKeyAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     """Key rings, read-only: which key is current, which master key wraps it, when it was last
     exported ("never" is the one to fix). The wrapped key itself is never shown."""
 
-    list_display = ["key_id", "tenant", "is_current", "fingerprint", "created_at", "exported", "master_fingerprint",
-                    "abandoned_at"]
+    list_display = [
+        "key_id",
+        "tenant",
+        "is_current",
+        "fingerprint",
+        "created_at",
+        "exported",
+        "master_fingerprint",
+        "abandoned_at",
+    ]
     list_filter = ["is_current"]
     search_fields = ["key_id", "tenant__slug", "fingerprint"]
-    fields = ["tenant", "key_id", "is_current", "fingerprint", "master_fingerprint", "created_at", "retired_at",
-              "imported_at", "last_exported_at", "abandoned_at"]
+    fields = [
+        "tenant",
+        "key_id",
+        "is_current",
+        "fingerprint",
+        "master_fingerprint",
+        "created_at",
+        "retired_at",
+        "imported_at",
+        "last_exported_at",
+        "abandoned_at",
+    ]
     readonly_fields = fields
 
     @admin.display(description="last exported", ordering="last_exported_at")

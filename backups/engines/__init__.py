@@ -50,9 +50,7 @@ def dump_source(params: ConnectionParams) -> Any:
     raise _unsupported(params)
 
 
-def restore_sink(
-    params: ConnectionParams, *, strategy: str = CREATE_NEW, create_database: bool = True
-) -> Any:
+def restore_sink(params: ConnectionParams, *, strategy: str = CREATE_NEW, create_database: bool = True) -> Any:
     """``pg_restore_sink`` or ``mysql_restore_sink`` by ``params.type``."""
     if params.is_postgres:
         from .postgres import pg_restore_sink

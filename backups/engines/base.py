@@ -175,11 +175,7 @@ def grow_pipe(fileobj: IO[bytes] | None, size: int = PIPE_SIZE) -> None:
 
 def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for a client tool: ours minus any inherited credentials."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PG", "MYSQL")) and k not in {"LD_PRELOAD"}
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "MYSQL")) and k not in {"LD_PRELOAD"}}
     env["LC_ALL"] = "C"
     env.update(extra or {})
     return env
@@ -217,9 +213,7 @@ def tool_version(argv: list[str]) -> str:
     if identity is not None and known is not None and known[0] == identity:
         return known[1]
     try:
-        out = subprocess.run(
-            argv, capture_output=True, timeout=10, check=False, env=tool_env()
-        ).stdout
+        out = subprocess.run(argv, capture_output=True, timeout=10, check=False, env=tool_env()).stdout
     except (OSError, subprocess.SubprocessError):
         return ""
     version = out.decode("utf-8", "replace").strip().splitlines()[0] if out.strip() else ""
@@ -514,8 +508,6 @@ class ProcessSink(SinkBase):
         cleanup, self._cleanup = self._cleanup, None
         if cleanup is not None:
             cleanup()
-
-
 
 
 # --------------------------------------------------------------------------- readers

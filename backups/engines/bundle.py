@@ -71,13 +71,7 @@ def part_name(name: str, index: int) -> str:
 
 def _check_member_name(name: str) -> None:
     path = PurePosixPath(name)
-    if (
-        not name
-        or name == MANIFEST_NAME
-        or path.is_absolute()
-        or ".." in path.parts
-        or "\\" in name
-    ):
+    if not name or name == MANIFEST_NAME or path.is_absolute() or ".." in path.parts or "\\" in name:
         raise EngineError(f"Invalid bundle member name {name!r}", code="invalid_params")
 
 
@@ -172,9 +166,7 @@ class BundleSource(StreamBase):
             raise self._error
         if not self._exhausted or self._leftover:
             self.kill()
-            raise EngineError(
-                "The bundle was not read to its end: it is incomplete", code="dump_failed"
-            )
+            raise EngineError("The bundle was not read to its end: it is incomplete", code="dump_failed")
         assert self._manifest is not None
         self.info["manifest"] = self._manifest
         return self._manifest
@@ -238,8 +230,7 @@ class BundleSource(StreamBase):
                     if not pending or filled == segment:
                         break
                     take = min(len(pending), segment - filled)
-                    block, pending = (pending, b"") if take == len(pending) else (
-                        pending[:take], pending[take:])
+                    block, pending = (pending, b"") if take == len(pending) else (pending[:take], pending[take:])
                     digest.update(block)
                     blocks.append(block)
                     filled += take
@@ -322,8 +313,7 @@ class _MemberReader:
             expected_size is not None and self.size != expected_size
         ):
             raise EngineError(
-                f"Bundle member {self.name!r} is corrupt: sha256 {sha} does not match the recorded "
-                f"{expected_sha}",
+                f"Bundle member {self.name!r} is corrupt: sha256 {sha} does not match the recorded {expected_sha}",
                 code="checksum_mismatch",
             )
         restored = self.sink is not None
@@ -374,9 +364,7 @@ def bundle_restore(stream: Any, handlers: Mapping[str, SinkFactory]) -> dict[str
                         ) from None
                     continue
                 if not member.isreg():
-                    raise EngineError(
-                        f"Unexpected bundle member {member.name!r}", code="invalid_bundle"
-                    )
+                    raise EngineError(f"Unexpected bundle member {member.name!r}", code="invalid_bundle")
                 records = member.pax_headers
                 name = records.get(MEMBER_RECORD, member.name)
                 part = records.get(PART_RECORD)
@@ -387,13 +375,9 @@ def bundle_restore(stream: Any, handlers: Mapping[str, SinkFactory]) -> dict[str
                             code="invalid_bundle",
                         )
                     if name in seen:
-                        raise EngineError(
-                            f"Duplicate bundle member {name!r}", code="invalid_bundle"
-                        )
+                        raise EngineError(f"Duplicate bundle member {name!r}", code="invalid_bundle")
                     current = _MemberReader(name, handlers.get(name))
-                if part is not None and (
-                    part != str(current.parts) or member.name != part_name(name, current.parts)
-                ):
+                if part is not None and (part != str(current.parts) or member.name != part_name(name, current.parts)):
                     raise EngineError(
                         f"Bundle member {name!r}: part {member.name!r} is out of order",
                         code="invalid_bundle",
@@ -404,16 +388,12 @@ def bundle_restore(stream: Any, handlers: Mapping[str, SinkFactory]) -> dict[str
                 current.parts += 1
                 if part is None or SHA_RECORD in records:  # a whole member or its last part
                     size = records.get(SIZE_RECORD)
-                    seen[name] = current.finish(
-                        records.get(SHA_RECORD), int(size) if size is not None else None
-                    )
+                    seen[name] = current.finish(records.get(SHA_RECORD), int(size) if size is not None else None)
                     current = None
     except tarfile.TarError as exc:
         if current is not None:
             current.abort()
-        raise EngineError(
-            f"Bundle is not a valid tar stream: {exc}", code="invalid_bundle"
-        ) from None
+        raise EngineError(f"Bundle is not a valid tar stream: {exc}", code="invalid_bundle") from None
     except BaseException as exc:
         if current is not None:
             current.abort()
@@ -422,8 +402,7 @@ def bundle_restore(stream: Any, handlers: Mapping[str, SinkFactory]) -> dict[str
         raise
     if current is not None:
         current.abort()
-        raise EngineError(f"Bundle member {current.name!r} ends without its last part",
-                          code="invalid_bundle")
+        raise EngineError(f"Bundle member {current.name!r} ends without its last part", code="invalid_bundle")
     if manifest is None:
         raise EngineError("Bundle has no manifest.json (truncated?)", code="invalid_bundle")
     listed = {entry["name"]: entry for entry in manifest.get("members", [])}
@@ -437,9 +416,7 @@ def bundle_restore(stream: Any, handlers: Mapping[str, SinkFactory]) -> dict[str
     problems += [f"{name}: not listed in the manifest" for name in seen if name not in listed]
     problems += [f"{name}: no such member in the bundle" for name in handlers if name not in seen]
     if problems:
-        error = EngineError(
-            "Bundle verification failed: " + "; ".join(problems), code="checksum_mismatch"
-        )
+        error = EngineError("Bundle verification failed: " + "; ".join(problems), code="checksum_mismatch")
         error.restored = seen  # type: ignore[attr-defined]
         raise error
     return {"manifest": manifest, "members": seen}
@@ -462,9 +439,7 @@ def iter_bundle_files(
         name = member.pax_headers.get(MEMBER_RECORD, member.name)
         following: list[tarfile.TarInfo | None] = [None]
 
-        def chunks(
-            current: tarfile.TarInfo = member, name: str = name, following: list = following
-        ) -> Iterator[bytes]:
+        def chunks(current: tarfile.TarInfo = member, name: str = name, following: list = following) -> Iterator[bytes]:
             while True:
                 handle = tar.extractfile(current)
                 assert handle is not None

@@ -38,30 +38,22 @@ class BytesSource(StreamBase):
 
 def config_bytes(data: dict[str, Any]) -> bytes:
     try:
-        return json.dumps(data, sort_keys=True, ensure_ascii=False, indent=2, default=str).encode(
-            "utf-8"
-        )
+        return json.dumps(data, sort_keys=True, ensure_ascii=False, indent=2, default=str).encode("utf-8")
     except (TypeError, ValueError) as exc:
-        raise EngineError(
-            f"Configuration is not JSON-serialisable: {exc}", code="invalid_params"
-        ) from None
+        raise EngineError(f"Configuration is not JSON-serialisable: {exc}", code="invalid_params") from None
 
 
 def config_source(data: dict[str, Any]) -> BytesSource:
     """A source of ``data`` as JSON bytes; ``info``: engine "config", format "json"."""
     payload = config_bytes(data)
-    return BytesSource(
-        payload, {"engine": "config", "tool": "json", "format": "json", "bytes": len(payload)}
-    )
+    return BytesSource(payload, {"engine": "config", "tool": "json", "format": "json", "bytes": len(payload)})
 
 
 def _parse(payload: bytes) -> dict[str, Any]:
     try:
         data = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise EngineError(
-            f"Configuration backup is not valid JSON: {exc}", code="restore_failed"
-        ) from None
+        raise EngineError(f"Configuration backup is not valid JSON: {exc}", code="restore_failed") from None
     if not isinstance(data, dict):
         raise EngineError("Configuration backup is not a JSON object", code="restore_failed")
     return data

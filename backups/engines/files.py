@@ -89,17 +89,36 @@ def tar_header(info: tarfile.TarInfo) -> bytes:
         fields = None
     if (
         fields is None
-        or len(fields[0]) > 100 or len(fields[1]) > 100 or len(fields[2]) > 32 or len(fields[3]) > 32
-        or not isinstance(info.mtime, int) or not 0 <= info.mtime < 8**11
-        or not 0 <= info.uid < 8**7 or not 0 <= info.gid < 8**7 or not 0 <= info.size < 8**11
-        or info.pax_headers or info.type in (tarfile.CHRTYPE, tarfile.BLKTYPE)
+        or len(fields[0]) > 100
+        or len(fields[1]) > 100
+        or len(fields[2]) > 32
+        or len(fields[3]) > 32
+        or not isinstance(info.mtime, int)
+        or not 0 <= info.mtime < 8**11
+        or not 0 <= info.uid < 8**7
+        or not 0 <= info.gid < 8**7
+        or not 0 <= info.size < 8**11
+        or info.pax_headers
+        or info.type in (tarfile.CHRTYPE, tarfile.BLKTYPE)
     ):
         return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
     header = _USTAR.pack(
-        fields[0], _octal(info.mode & 0o7777, 8), _octal(info.uid, 8), _octal(info.gid, 8),
-        _octal(info.size, 12), _octal(info.mtime, 12), b" " * 8, info.type, fields[1],
-        tarfile.POSIX_MAGIC, fields[2], fields[3], b"", b"",  # no device fields: not a device
-        b"", b"",
+        fields[0],
+        _octal(info.mode & 0o7777, 8),
+        _octal(info.uid, 8),
+        _octal(info.gid, 8),
+        _octal(info.size, 12),
+        _octal(info.mtime, 12),
+        b" " * 8,
+        info.type,
+        fields[1],
+        tarfile.POSIX_MAGIC,
+        fields[2],
+        fields[3],
+        b"",
+        b"",  # no device fields: not a device
+        b"",
+        b"",
     )
     return header[:148] + b"%06o\0" % sum(header) + header[155:]
 
@@ -128,9 +147,7 @@ class TarSource(StreamBase):
             if not os.path.lexists(path):
                 raise EngineError(f"Path not found: {path}", code="path_missing")
             if os.path.commonpath([self._root, path]) != self._root:
-                raise EngineError(
-                    f"Path {path} is not below the root {self._root}", code="invalid_params"
-                )
+                raise EngineError(f"Path {path} is not below the root {self._root}", code="invalid_params")
         self._include = list(include or [])
         self._exclude = list(exclude or [])
         self.info: dict[str, Any] = {
@@ -197,8 +214,7 @@ class TarSource(StreamBase):
                 raise self._error
             raise EngineError(f"Creating the tar stream failed: {self._error}", code="dump_failed")
         if not complete:
-            raise EngineError("The tar stream was not read to its end: it is incomplete",
-                              code="dump_failed")
+            raise EngineError("The tar stream was not read to its end: it is incomplete", code="dump_failed")
         self.info.update({k: self._stats[k] for k in ("files", "directories", "symlinks", "bytes")})
         return self._stats
 
@@ -355,9 +371,7 @@ class TarSource(StreamBase):
             self._stats["skipped"].append({"path": full, "reason": exc.strerror or str(exc)})
             return
         if info is None or not (info.isreg() or info.isdir() or info.issym() or info.islnk()):
-            self._stats["skipped"].append(
-                {"path": full, "reason": "not a regular file, directory or link"}
-            )
+            self._stats["skipped"].append({"path": full, "reason": "not a regular file, directory or link"})
             return
         if info.isreg():
             try:

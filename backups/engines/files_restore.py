@@ -44,9 +44,7 @@ def _parts(name: str) -> list[str]:
     return [p for p in PurePosixPath(name.replace("\\", "/")).parts if p != "."]
 
 
-def _source_prefix(
-    source: str | os.PathLike[str] | None, root: str | os.PathLike[str]
-) -> list[str] | None:
+def _source_prefix(source: str | os.PathLike[str] | None, root: str | os.PathLike[str]) -> list[str] | None:
     """The member-name parts of the backed-up path (``/srv/data`` with root ``/``: srv, data)."""
     if source is None:
         return None
@@ -252,9 +250,7 @@ class TarRestoreSink(SinkBase):
         if member.isdir():
             if os.path.islink(dest) or (os.path.lexists(dest) and not os.path.isdir(dest)):
                 if self._strategy != OVERWRITE:
-                    raise EngineError(
-                        f"{name!r} exists and is not a directory", code="restore_failed"
-                    )
+                    raise EngineError(f"{name!r} exists and is not a directory", code="restore_failed")
                 os.unlink(dest)
             self._filter(member, self._target)  # the data filter's checks
             os.makedirs(dest, exist_ok=True)

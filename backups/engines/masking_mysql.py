@@ -48,9 +48,7 @@ def _my_columns(conn: Any, database: str, names: list[str]) -> list[Column]:
             [database, "%GENERATED%", *names],
         )
         rows = cur.fetchall()
-    return [
-        Column(s, t, n, str(d).lower(), m, nl == "YES", p, sc) for s, t, n, d, m, nl, p, sc in rows
-    ]
+    return [Column(s, t, n, str(d).lower(), m, nl == "YES", p, sc) for s, t, n, d, m, nl, p, sc in rows]
 
 
 def _my_primary_key(conn: Any, schema: str, table: str) -> list[str]:
@@ -126,9 +124,7 @@ def _my_mask_table(conn: Any, columns: list[tuple[Column, Rule]], report: Report
     return rows
 
 
-def mask_mysql(
-    params: ConnectionParams, rules: dict[str, Rule], progress: ProgressCallback | None
-) -> dict[str, Any]:
+def mask_mysql(params: ConnectionParams, rules: dict[str, Rule], progress: ProgressCallback | None) -> dict[str, Any]:
     import pymysql
 
     from .mysql import connect
@@ -171,15 +167,12 @@ def mask_mysql(
         conn.close()
 
 
-def _my_sizes(
-    conn: Any, database: str, plan: dict[str, list[tuple[Column, Rule]]]
-) -> dict[str, int]:
+def _my_sizes(conn: Any, database: str, plan: dict[str, list[tuple[Column, Rule]]]) -> dict[str, int]:
     if not plan:
         return {}
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT table_name, coalesce(data_length, 0) FROM information_schema.tables"
-            " WHERE table_schema = %s",
+            "SELECT table_name, coalesce(data_length, 0) FROM information_schema.tables WHERE table_schema = %s",
             (database,),
         )
         by_name = {str(name): int(size) for name, size in cur.fetchall()}

@@ -82,9 +82,7 @@ def _pg_mask_table(conn: Any, columns: list[tuple[Column, Rule]], report: Report
             rows = cur.rowcount
         for ident, value in fixed:
             cur.execute(
-                sql.SQL("UPDATE {} SET {} = {} WHERE {} IS NOT NULL").format(
-                    table, ident, sql.Literal(value), ident
-                )
+                sql.SQL("UPDATE {} SET {} = {} WHERE {} IS NOT NULL").format(table, ident, sql.Literal(value), ident)
             )
             rows = max(rows, cur.rowcount)
         if random_cols:
@@ -93,9 +91,7 @@ def _pg_mask_table(conn: Any, columns: list[tuple[Column, Rule]], report: Report
             report(0, total)
             update = sql.SQL("UPDATE {} SET {} WHERE ctid = %s::tid").format(
                 table,
-                sql.SQL(", ").join(
-                    sql.SQL("{} = %s").format(sql.Identifier(c.name)) for c in random_cols
-                ),
+                sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c.name)) for c in random_cols),
             )
             dialect = _Postgres()
             done = 0

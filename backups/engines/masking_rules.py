@@ -75,9 +75,7 @@ def parse_rule(column: str, rule: str | Mapping[str, Any]) -> Rule:
         kind = rule.get("type")
         if kind == "fixed":
             if "value" not in rule:
-                raise EngineError(
-                    f"Masking rule for {column!r}: fixed needs a value", code="invalid_rule"
-                )
+                raise EngineError(f"Masking rule for {column!r}: fixed needs a value", code="invalid_rule")
             return Rule("fixed", rule["value"])
         if kind in ("hash", "randomize", "null"):
             return Rule(str(kind))
@@ -147,9 +145,7 @@ def random_decimal(value: Any, precision: int | None, scale: int | None) -> deci
     scale = scale or 0
     int_room = (precision - scale) if precision else 15
     digits = min(_int_digits(value), max(int_room, 0))
-    whole = (
-        _rng.randint(10 ** (digits - 1) if digits > 1 else 0, 10**digits - 1) if digits > 0 else 0
-    )
+    whole = _rng.randint(10 ** (digits - 1) if digits > 1 else 0, 10**digits - 1) if digits > 0 else 0
     frac = _rng.randint(0, 10**scale - 1) if scale else 0
     return decimal.Decimal(f"{whole}.{frac:0{scale}d}") if scale else decimal.Decimal(whole)
 
@@ -218,7 +214,6 @@ def plan_columns(
             continue
         tables.setdefault(column.table_key, []).append((column, rule))
     return tables, skipped
-
 
 
 # --------------------------------------------------------------------------- running a plan

@@ -92,9 +92,7 @@ def connect(params: ConnectionParams, database: str | None = None, **kwargs: Any
         ) from None
 
 
-def _query(
-    params: ConnectionParams, statement: str, args: Any = None, *, database: str | None = ""
-) -> list[tuple]:
+def _query(params: ConnectionParams, statement: str, args: Any = None, *, database: str | None = "") -> list[tuple]:
     conn = connect(params, database, autocommit=True)
     try:
         with conn.cursor() as cursor:
@@ -113,16 +111,12 @@ def server_version(params: ConnectionParams) -> str:
 
 def mysql_database_exists(params: ConnectionParams, name: str | None = None) -> bool:
     name = name or params.database
-    return bool(
-        _query(params, "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (name,))
-    )
+    return bool(_query(params, "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (name,)))
 
 
 def mysql_database_is_empty(params: ConnectionParams, name: str | None = None) -> bool:
     name = name or params.database
-    rows = _query(
-        params, "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s", (name,)
-    )
+    rows = _query(params, "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s", (name,))
     return rows[0][0] == 0
 
 
@@ -144,9 +138,7 @@ def _defaults_file(params: ConnectionParams) -> tuple[str, Callable[[], None]]:
     """A 0600 option file holding the password; returns (path, remove)."""
     password = params.password or ""
     if "\n" in password or "\r" in password:
-        raise EngineError(
-            "Passwords with line breaks are not supported by the MySQL tools", code="invalid_params"
-        )
+        raise EngineError("Passwords with line breaks are not supported by the MySQL tools", code="invalid_params")
     fd, path = tempfile.mkstemp(prefix="bp-my-", suffix=".cnf")  # created 0600
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write("[client]\n")
@@ -212,9 +204,7 @@ def mysqldump_source(params: ConnectionParams) -> ProcessSource:
         "--no-tablespaces",
         database,
     ]
-    return ProcessSource(
-        argv, tool="mysqldump", info=info, env=tool_env(), secrets=[params.password], cleanup=remove
-    )
+    return ProcessSource(argv, tool="mysqldump", info=info, env=tool_env(), secrets=[params.password], cleanup=remove)
 
 
 # --------------------------------------------------------------------------- restore
@@ -269,8 +259,7 @@ def _show_create(cur: Any, kind: str, name: str) -> _Definition:
 def _schema_objects(cur: Any, schema: str) -> dict[str, Any]:
     """Tables to move and the definitions to create again, read from ``schema`` (the current one)."""
     cur.execute(
-        "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = %s"
-        " ORDER BY table_name",
+        "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = %s ORDER BY table_name",
         (schema,),
     )
     listed = cur.fetchall()
@@ -291,8 +280,7 @@ def _schema_objects(cur: Any, schema: str) -> dict[str, Any]:
     )
     routines = [_show_create(cur, kind, name) for kind, name in cur.fetchall()]
     cur.execute(
-        "SELECT event_name FROM information_schema.events WHERE event_schema = %s"
-        " ORDER BY event_name",
+        "SELECT event_name FROM information_schema.events WHERE event_schema = %s ORDER BY event_name",
         (schema,),
     )
     events = [_show_create(cur, "EVENT", row[0]) for row in cur.fetchall()]
@@ -345,9 +333,7 @@ def _swap_in(params: ConnectionParams, staging: str, target: str, *, replace: bo
             if replace:
                 cur.execute(f"DROP DATABASE IF EXISTS {q(target)}")
             try:
-                cur.execute(
-                    f"CREATE DATABASE {q(target)} CHARACTER SET {charset} COLLATE {collation}"
-                )
+                cur.execute(f"CREATE DATABASE {q(target)} CHARACTER SET {charset} COLLATE {collation}")
             except pymysql.MySQLError as exc:
                 if exc.args and exc.args[0] == 1007:  # ER_DB_CREATE_EXISTS
                     raise EngineError(
@@ -368,10 +354,7 @@ def _swap_in(params: ConnectionParams, staging: str, target: str, *, replace: bo
             if objects["tables"]:
                 # One statement: the tables appear in the target all at once, or not at all.
                 cur.execute(
-                    "RENAME TABLE "
-                    + ", ".join(
-                        f"{q(staging)}.{q(t)} TO {q(target)}.{q(t)}" for t in objects["tables"]
-                    )
+                    "RENAME TABLE " + ", ".join(f"{q(staging)}.{q(t)} TO {q(target)}.{q(t)}" for t in objects["tables"])
                 )
             cur.execute(f"USE {q(target)}")
             for item in objects["routines"]:
@@ -398,8 +381,7 @@ def _swap_in(params: ConnectionParams, staging: str, target: str, *, replace: bo
             with contextlib.suppress(Exception):
                 mysql_drop_database(params, target)
         raise EngineError(
-            f"Cannot move the restored database into {target!r}: "
-            + scrub(str(exc), [params.password]),
+            f"Cannot move the restored database into {target!r}: " + scrub(str(exc), [params.password]),
             code="restore_failed",
         ) from None
     except BaseException:
@@ -436,13 +418,10 @@ def mysql_restore_sink(
     check_strategy(strategy)
     target = _check_name(params.database, "target")
     if params.password and ("\n" in params.password or "\r" in params.password):
-        raise EngineError(
-            "Passwords with line breaks are not supported by the MySQL tools", code="invalid_params"
-        )
+        raise EngineError("Passwords with line breaks are not supported by the MySQL tools", code="invalid_params")
     if prepare is not None and not create_database:
         raise EngineError(
-            "A restore with masking needs create_database: it restores into a staging "
-            "database first",
+            "A restore with masking needs create_database: it restores into a staging database first",
             code="invalid_params",
         )
     if staging is not None and not is_staging_name(staging):

@@ -92,9 +92,7 @@ def _target_args(params: ConnectionParams, database: str) -> list[str]:
     ]
 
 
-def connect(
-    params: ConnectionParams, database: str | None = None, **kwargs: Any
-) -> psycopg.Connection:
+def connect(params: ConnectionParams, database: str | None = None, **kwargs: Any) -> psycopg.Connection:
     """A psycopg connection to ``database`` (default ``params.database``); errors become EngineError."""
     dbname = database or params.database
     try:
@@ -128,9 +126,7 @@ def _admin(params: ConnectionParams) -> psycopg.Connection:
 
 
 def _pg_error(action: str, exc: psycopg.Error, params: ConnectionParams) -> EngineError:
-    return EngineError(
-        f"{action}: {scrub(str(exc).strip(), [params.password])}", code="query_failed"
-    )
+    return EngineError(f"{action}: {scrub(str(exc).strip(), [params.password])}", code="query_failed")
 
 
 def server_version(params: ConnectionParams) -> str:
@@ -142,10 +138,7 @@ def server_version(params: ConnectionParams) -> str:
 def pg_database_exists(params: ConnectionParams, name: str | None = None) -> bool:
     name = name or params.database
     with _admin(params) as conn:
-        return (
-            conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-            is not None
-        )
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
 
 
 def pg_create_database(params: ConnectionParams, name: str | None = None) -> None:
@@ -153,9 +146,7 @@ def pg_create_database(params: ConnectionParams, name: str | None = None) -> Non
     name = name or params.database
     with _admin(params) as conn:
         try:
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
-            )
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
         except psycopg.errors.DuplicateDatabase:
             raise EngineError(f"Database {name!r} already exists", code="target_exists") from None
         except psycopg.Error as exc:
@@ -173,15 +164,12 @@ def _drop(conn: psycopg.Connection, name: str) -> None:
 
 def _end_sessions(conn: psycopg.Connection, name: str) -> None:
     conn.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-        " WHERE datname = %s AND pid <> pg_backend_pid()",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
         (name,),
     )
 
 
-def pg_drop_database(
-    params: ConnectionParams, name: str | None = None, *, force: bool = True
-) -> None:
+def pg_drop_database(params: ConnectionParams, name: str | None = None, *, force: bool = True) -> None:
     """``DROP DATABASE IF EXISTS``; ``force`` ends other sessions on it first."""
     name = name or params.database
     with _admin(params) as conn:
@@ -210,11 +198,7 @@ def _create_staging(params: ConnectionParams, name: str) -> None:
     pg_create_database(params, name)
     try:
         with _admin(params) as conn:
-            conn.execute(
-                sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(
-                    sql.Identifier(name)
-                )
-            )
+            conn.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(sql.Identifier(name)))
     except BaseException:
         with contextlib.suppress(Exception):
             pg_drop_database(params, name)
@@ -241,17 +225,13 @@ def _swap_in(params: ConnectionParams, staging: str, target: str, *, replace: bo
                 code="target_exists",
             ) from None
         except psycopg.Error as exc:
-            raise _pg_error(
-                f"Cannot rename database {staging!r} to {target!r}", exc, params
-            ) from None
+            raise _pg_error(f"Cannot rename database {staging!r} to {target!r}", exc, params) from None
         try:
             conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(tgt))
             # The privileges CREATE DATABASE gives by default, revoked while it was staging.
             conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO PUBLIC").format(tgt))
         except psycopg.Error as exc:
-            raise _pg_error(
-                f"Cannot open database {target!r} to connections", exc, params
-            ) from None
+            raise _pg_error(f"Cannot open database {target!r} to connections", exc, params) from None
 
 
 # --------------------------------------------------------------------------- dump
@@ -276,9 +256,7 @@ def pg_dump_source(params: ConnectionParams) -> ProcessSource:
         "format": "custom",
     }
     argv = ["pg_dump", "-Fc", "-Z0", *_target_args(params, params.database)]
-    return ProcessSource(
-        argv, tool="pg_dump", info=info, env=_env(params), secrets=[params.password]
-    )
+    return ProcessSource(argv, tool="pg_dump", info=info, env=_env(params), secrets=[params.password])
 
 
 # --------------------------------------------------------------------------- restore
@@ -318,8 +296,7 @@ def pg_restore_sink(
         raise EngineError("No target database given to restore into", code="invalid_params")
     if prepare is not None and not create_database:
         raise EngineError(
-            "A restore with masking needs create_database: it restores into a staging "
-            "database first",
+            "A restore with masking needs create_database: it restores into a staging database first",
             code="invalid_params",
         )
     if staging is not None and not is_staging_name(staging):
@@ -416,8 +393,15 @@ def pg_restore_sink(
                 "recreating it (use create_database)",
                 code="invalid_params",
             )
-        argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
-                *_target_args(params, restore_into)]
+        argv = [
+            "psql",
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "--single-transaction",
+            *_target_args(params, restore_into),
+        ]
     result = {
         "engine": "postgresql",
         "database": target,
@@ -429,9 +413,15 @@ def pg_restore_sink(
     if jobs > 1:
 
         def start(path: str) -> ProcessSink:
-            return ProcessSink([*argv, path], tool="pg_restore", env=_env(params),
-                               secrets=[params.password], result=result,
-                               on_success=on_success, on_failure=on_failure)
+            return ProcessSink(
+                [*argv, path],
+                tool="pg_restore",
+                env=_env(params),
+                secrets=[params.password],
+                result=result,
+                on_success=on_success,
+                on_failure=on_failure,
+            )
 
         try:
             return SpoolSink(start, spool_dir=spool_dir, on_abort=on_failure)

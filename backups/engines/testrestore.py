@@ -33,18 +33,12 @@ def _single_select(statement: Any) -> str:
         raise EngineError("Assertion SQL must be a non-empty string", code="invalid_assertion")
     text = statement.strip().rstrip(";").strip()
     if ";" in text:
-        raise EngineError(
-            f"Assertion SQL must be a single statement: {statement!r}", code="invalid_assertion"
-        )
+        raise EngineError(f"Assertion SQL must be a single statement: {statement!r}", code="invalid_assertion")
     first = re.match(r"[A-Za-z]+", text)
     if not first or first.group(0).lower() not in ("select", "with"):
-        raise EngineError(
-            f"Assertion SQL must be a read-only SELECT: {statement!r}", code="invalid_assertion"
-        )
+        raise EngineError(f"Assertion SQL must be a read-only SELECT: {statement!r}", code="invalid_assertion")
     if _FORBIDDEN.search(text):
-        raise EngineError(
-            f"Assertion SQL must not write or lock: {statement!r}", code="invalid_assertion"
-        )
+        raise EngineError(f"Assertion SQL must not write or lock: {statement!r}", code="invalid_assertion")
     return text
 
 
@@ -104,9 +98,7 @@ def table_row_counts(params: ConnectionParams) -> dict[str, int]:
             ).fetchall()
             counts = {}
             for schema, table in tables:
-                row = conn.execute(
-                    sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
-                ).fetchone()
+                row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))).fetchone()
                 counts[f"{schema}.{table}"] = int(row[0]) if row else 0
             return counts
     if params.is_mysql:
@@ -129,9 +121,7 @@ def table_row_counts(params: ConnectionParams) -> dict[str, int]:
                 return counts
         finally:
             conn.close()
-    raise EngineError(
-        f"Row counts are not supported for {params.type!r} servers", code="unsupported"
-    )
+    raise EngineError(f"Row counts are not supported for {params.type!r} servers", code="unsupported")
 
 
 # --------------------------------------------------------------------------- assertions
@@ -148,9 +138,7 @@ def _result(item: dict[str, Any], actual: Any, error: str | None) -> dict[str, A
     }
 
 
-def _pg_assertions(
-    params: ConnectionParams, items: list[dict[str, Any]], timeout: int
-) -> list[dict[str, Any]]:
+def _pg_assertions(params: ConnectionParams, items: list[dict[str, Any]], timeout: int) -> list[dict[str, Any]]:
     import psycopg
 
     from .postgres import connect
@@ -162,9 +150,7 @@ def _pg_assertions(
             try:
                 with conn.cursor() as cur:
                     cur.execute("SET TRANSACTION READ ONLY")
-                    cur.execute(
-                        "SELECT set_config('statement_timeout', %s, true)", (f"{timeout}s",)
-                    )
+                    cur.execute("SELECT set_config('statement_timeout', %s, true)", (f"{timeout}s",))
                     cur.execute(item["sql"])
                     row = cur.fetchone() if cur.description else None
                     actual = row[0] if row else None
@@ -176,9 +162,7 @@ def _pg_assertions(
     return results
 
 
-def _my_assertions(
-    params: ConnectionParams, items: list[dict[str, Any]], timeout: int
-) -> list[dict[str, Any]]:
+def _my_assertions(params: ConnectionParams, items: list[dict[str, Any]], timeout: int) -> list[dict[str, Any]]:
     import pymysql
 
     from .mysql import connect
@@ -229,9 +213,7 @@ def run_assertions(
         return _pg_assertions(params, items, timeout)
     if params.is_mysql:
         return _my_assertions(params, items, timeout)
-    raise EngineError(
-        f"Assertions are not supported for {params.type!r} servers", code="unsupported"
-    )
+    raise EngineError(f"Assertions are not supported for {params.type!r} servers", code="unsupported")
 
 
 # --------------------------------------------------------------------------- the whole verification

@@ -23,8 +23,9 @@ class Application(TenantOwnedModel):
         ordering = ["name", "id"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "name"], name="unique_application_name"),
-            models.UniqueConstraint(fields=["tenant"], condition=models.Q(is_default=True),
-                                    name="one_default_application"),
+            models.UniqueConstraint(
+                fields=["tenant"], condition=models.Q(is_default=True), name="one_default_application"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -54,8 +55,9 @@ class Source(TenantOwnedModel):
     application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="sources")
     name = models.CharField(max_length=200)
     type = models.CharField(max_length=20, choices=SourceType.choices)
-    server = models.ForeignKey("backups.Server", null=True, blank=True, on_delete=models.PROTECT,
-                               related_name="sources")
+    server = models.ForeignKey(
+        "backups.Server", null=True, blank=True, on_delete=models.PROTECT, related_name="sources"
+    )
     database_name = models.CharField(max_length=200, blank=True)
     path = models.CharField(max_length=1024, blank=True, help_text="sqlite file or folder to back up")
     include = models.JSONField(default=list, blank=True)

@@ -29,21 +29,24 @@ class Backup(TenantOwnedModel):
     description = models.TextField(blank=True)
     backup_type = models.CharField(max_length=30, default="full")
     trigger = models.CharField(max_length=20, choices=BackupTrigger.choices, default=BackupTrigger.MANUAL)
-    status = models.CharField(max_length=20, choices=BackupStatus.choices, default=BackupStatus.PENDING,
-                              db_index=True)
+    status = models.CharField(max_length=20, choices=BackupStatus.choices, default=BackupStatus.PENDING, db_index=True)
     # What was backed up: a single database (platform facade) or an application.
-    application = models.ForeignKey("backups.Application", null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="backups")
-    server = models.ForeignKey("backups.Server", null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="backups")
+    application = models.ForeignKey(
+        "backups.Application", null=True, blank=True, on_delete=models.SET_NULL, related_name="backups"
+    )
+    server = models.ForeignKey(
+        "backups.Server", null=True, blank=True, on_delete=models.SET_NULL, related_name="backups"
+    )
     database_name = models.CharField(max_length=200, blank=True)
     db_type = models.CharField(max_length=20, blank=True)
     components = models.JSONField(default=list, blank=True)
-    job = models.ForeignKey("schedules.BackupJob", null=True, blank=True, on_delete=models.SET_NULL,
-                            related_name="backups")
+    job = models.ForeignKey(
+        "schedules.BackupJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="backups"
+    )
     # Where it is. Deleting a storage keeps its backups' rows (workspace seed: "backups kept").
-    storage = models.ForeignKey("backups.Storage", null=True, blank=True, on_delete=models.SET_NULL,
-                                related_name="backups")
+    storage = models.ForeignKey(
+        "backups.Storage", null=True, blank=True, on_delete=models.SET_NULL, related_name="backups"
+    )
     storage_path = models.CharField(max_length=1024, blank=True)
     size_bytes = models.BigIntegerField(default=0, help_text="bytes read from the sources")
     compressed_bytes = models.BigIntegerField(default=0)
@@ -59,8 +62,9 @@ class Backup(TenantOwnedModel):
     keep_forever = models.BooleanField(default=False)
     retention_category = models.CharField(max_length=20, blank=True)
     error_message = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -115,8 +119,9 @@ class TenantKey(models.Model):
     class Meta:
         ordering = ["tenant_id", "-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["tenant"], condition=models.Q(is_current=True),
-                                    name="one_current_data_key_per_tenant"),
+            models.UniqueConstraint(
+                fields=["tenant"], condition=models.Q(is_current=True), name="one_current_data_key_per_tenant"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -17,8 +17,9 @@ class CommandTemplate(TenantOwnedModel):
     command_template = models.TextField()
     type = models.CharField(max_length=30, default="shell")
     tags = models.CharField(max_length=500, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -54,8 +55,9 @@ class CommandExecution(TenantOwnedModel):
     error_message = models.TextField(blank=True)
     timeout_seconds = models.PositiveIntegerField(default=60)
     task_id = models.CharField(max_length=64, blank=True)
-    executed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+")
+    executed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     executed_by_name = models.CharField(max_length=150, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)

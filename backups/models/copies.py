@@ -48,8 +48,9 @@ class StoragePolicy(TenantOwnedModel):
     """
 
     replication_enabled = models.BooleanField(default=False)
-    replication_target = models.ForeignKey("backups.Storage", null=True, blank=True, on_delete=models.SET_NULL,
-                                           related_name="+")
+    replication_target = models.ForeignKey(
+        "backups.Storage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     compression_default = models.CharField(max_length=10, default="zstd")
     updated_at = models.DateTimeField(auto_now=True)
 

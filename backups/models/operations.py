@@ -37,8 +37,9 @@ class Operation(TenantOwnedModel):
 
     public_id = models.CharField(max_length=32, unique=True, default=operation_public_id, editable=False)
     kind = models.CharField(max_length=20, choices=OperationKind.choices)
-    status = models.CharField(max_length=20, choices=OperationStatus.choices, default=OperationStatus.PENDING,
-                              db_index=True)
+    status = models.CharField(
+        max_length=20, choices=OperationStatus.choices, default=OperationStatus.PENDING, db_index=True
+    )
     progress = models.PositiveSmallIntegerField(default=0)
     step = models.CharField(max_length=100, blank=True)
     component = models.CharField(max_length=100, blank=True)
@@ -53,10 +54,12 @@ class Operation(TenantOwnedModel):
     cancel_requested = models.BooleanField(default=False)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     celery_task_id = models.CharField(max_length=64, blank=True)
-    backup = models.ForeignKey("backups.Backup", null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="operations")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    backup = models.ForeignKey(
+        "backups.Backup", null=True, blank=True, on_delete=models.SET_NULL, related_name="operations"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -83,14 +86,18 @@ class RestoreStrategy(models.TextChoices):
 
 class Restore(TenantOwnedModel):
     backup = models.ForeignKey("backups.Backup", null=True, on_delete=models.SET_NULL, related_name="restores")
-    operation = models.OneToOneField(Operation, null=True, blank=True, on_delete=models.SET_NULL,
-                                     related_name="restore")
-    application = models.ForeignKey("backups.Application", null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="restores")
-    target_application = models.ForeignKey("backups.Application", null=True, blank=True,
-                                           on_delete=models.SET_NULL, related_name="+")
-    target_server = models.ForeignKey("backups.Server", null=True, blank=True, on_delete=models.SET_NULL,
-                                      related_name="+")
+    operation = models.OneToOneField(
+        Operation, null=True, blank=True, on_delete=models.SET_NULL, related_name="restore"
+    )
+    application = models.ForeignKey(
+        "backups.Application", null=True, blank=True, on_delete=models.SET_NULL, related_name="restores"
+    )
+    target_application = models.ForeignKey(
+        "backups.Application", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    target_server = models.ForeignKey(
+        "backups.Server", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     target_database = models.CharField(max_length=200, blank=True)
     target_path = models.CharField(max_length=1024, blank=True)
     strategy = models.CharField(max_length=20, choices=RestoreStrategy.choices, default=RestoreStrategy.CREATE_NEW)
@@ -99,8 +106,9 @@ class Restore(TenantOwnedModel):
     status = models.CharField(max_length=20, choices=OperationStatus.choices, default=OperationStatus.PENDING)
     result = models.JSONField(default=dict, blank=True)
     error_message = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -115,8 +123,9 @@ class Restore(TenantOwnedModel):
 
 class Verification(TenantOwnedModel):
     backup = models.ForeignKey("backups.Backup", on_delete=models.CASCADE, related_name="verifications")
-    operation = models.OneToOneField(Operation, null=True, blank=True, on_delete=models.SET_NULL,
-                                     related_name="verification")
+    operation = models.OneToOneField(
+        Operation, null=True, blank=True, on_delete=models.SET_NULL, related_name="verification"
+    )
     test_type = models.CharField(max_length=20, default="checksum")
     scope = models.CharField(max_length=20, default="full")
     options = models.JSONField(default=dict, blank=True)
@@ -124,8 +133,9 @@ class Verification(TenantOwnedModel):
     passed = models.BooleanField(null=True, blank=True)
     result = models.JSONField(default=dict, blank=True)
     error_message = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -157,8 +167,9 @@ class Snapshot(TenantOwnedModel):
     key_id = models.CharField(max_length=64, blank=True)
     trigger = models.CharField(max_length=30, default="manual", help_text="manual, pre_restore, pre_recovery, imported")
     status = models.CharField(max_length=20, default="active")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

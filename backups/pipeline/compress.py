@@ -56,9 +56,7 @@ class _Zstd:
         return self._obj.flush(self._finish)
 
 
-def make_compressor(
-    compression: Compression, level: int | None = None, *, threads: int = 0
-) -> Compressor:
+def make_compressor(compression: Compression, level: int | None = None, *, threads: int = 0) -> Compressor:
     """Return a fresh compressor; ``level=None`` means gzip 6 / zstd 3.
 
     ``threads`` only applies to zstd (zstandard's worker threads; 0 = compress on

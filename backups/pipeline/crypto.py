@@ -41,9 +41,7 @@ class ChunkSealer:
         if len(memoryview(plaintext)) > self._chunk_size:
             raise ValueError("chunk plaintext larger than the header's chunk size")
         flags = FLAG_FINAL if final else 0
-        ciphertext = self._aead.encrypt(
-            chunk_nonce(self._prefix, self.counter), plaintext, self._aad[flags]
-        )
+        ciphertext = self._aead.encrypt(chunk_nonce(self._prefix, self.counter), plaintext, self._aad[flags])
         self.counter += 1
         self.finished = final
         return FRAME.pack(flags, len(ciphertext)), ciphertext
@@ -74,8 +72,7 @@ class ChunkOpener:
             )
         except InvalidTag:
             raise ArtifactCorrupt(
-                f"chunk {index} failed authentication: the artifact was modified, "
-                "reordered or truncated"
+                f"chunk {index} failed authentication: the artifact was modified, reordered or truncated"
             )
         self.counter += 1
         return plaintext

@@ -64,7 +64,7 @@ RESTORE_HINTS = {
     "sql": "mysql DATABASE (or psql -1 -v ON_ERROR_STOP=1 DATABASE for PostgreSQL SQL)",
     "tar": "tar -x -C /restore/into",
     "bp-bundle": "decrypt_cli.py --unpack FOLDER, or tar -x and cat NAME.* > NAME for a member "
-                 "stored in parts (one member per source plus manifest.json; see docs/artifact-format.md)",
+    "stored in parts (one member per source plus manifest.json; see docs/artifact-format.md)",
     "json": "a JSON document",
 }
 FIXED = struct.Struct(">4sBBBBI16s4s16sH")  # 50 bytes, then key_id
@@ -155,13 +155,23 @@ def load_keys(paths: list[str]) -> dict[str, bytes]:
 
 class Header:
     def __init__(self, raw: bytes, fields: tuple) -> None:
-        (_magic, self.version, _cipher, compression, byte7, self.chunk_size, self.salt,
-         self.nonce_prefix, self.key_check, _key_id_len) = fields
+        (
+            _magic,
+            self.version,
+            _cipher,
+            compression,
+            byte7,
+            self.chunk_size,
+            self.salt,
+            self.nonce_prefix,
+            self.key_check,
+            _key_id_len,
+        ) = fields
         self.raw = raw
         self.compression = COMPRESSIONS[compression]
         self.payload_id = byte7 if self.version >= 2 else 0
         self.payload = PAYLOADS.get(self.payload_id, f"unknown ({self.payload_id})")
-        self.key_id = raw[FIXED.size:].decode("utf-8")
+        self.key_id = raw[FIXED.size :].decode("utf-8")
 
 
 class Reader:
@@ -228,8 +238,7 @@ class Reader:
                 f"key file(s) given (they hold {held}); export the tenant's key ring again or "
                 "pass the file that holds it"
             )
-        okm = HKDF(algorithm=hashes.SHA256(), length=48, salt=self.header.salt,
-                   info=HKDF_INFO).derive(key)
+        okm = HKDF(algorithm=hashes.SHA256(), length=48, salt=self.header.salt, info=HKDF_INFO).derive(key)
         if not hmac.compare_digest(okm[32:], self.header.key_check):
             raise KeyMismatch(
                 f"wrong key: the key file's key {self.header.key_id!r} (fingerprint "
@@ -244,16 +253,18 @@ class Reader:
             index = self.chunks
             frame = self._read(FRAME.size)
             if not frame:
-                raise ArtifactDamaged(f"the artifact is truncated: it ends after {index} chunk(s) "
-                                      "without the chunk marked final")
+                raise ArtifactDamaged(
+                    f"the artifact is truncated: it ends after {index} chunk(s) without the chunk marked final"
+                )
             if len(frame) < FRAME.size:
                 raise ArtifactDamaged(f"the artifact is truncated inside the frame of chunk {index}")
             flags, length = FRAME.unpack(frame)
             if flags & ~FLAG_FINAL:
                 raise ArtifactDamaged(f"chunk {index} has unknown flags 0x{flags:02x}")
             if not TAG_BYTES <= length <= max_length:
-                raise ArtifactDamaged(f"chunk {index} declares {length} bytes, outside "
-                                      f"16..{max_length}: the artifact is damaged")
+                raise ArtifactDamaged(
+                    f"chunk {index} declares {length} bytes, outside 16..{max_length}: the artifact is damaged"
+                )
             sealed = self._read(length)
             if len(sealed) < length:
                 raise ArtifactDamaged(f"the artifact is truncated inside chunk {index}")
@@ -261,8 +272,9 @@ class Reader:
             try:
                 plaintext = self.aead.decrypt(nonce, sealed, self.header.raw + bytes((flags,)))
             except InvalidTag:
-                raise ArtifactDamaged(f"chunk {index} failed authentication: the artifact was "
-                                      "modified, reordered or truncated") from None
+                raise ArtifactDamaged(
+                    f"chunk {index} failed authentication: the artifact was modified, reordered or truncated"
+                ) from None
             self.chunks += 1
             if flags & FLAG_FINAL:
                 if self._read(1):
@@ -331,10 +343,12 @@ def unzstd(pieces):
     try:
         import zstandard
     except ImportError:
-        raise ZstandardMissing("this artifact is zstd-compressed: pip install zstandard "
-                           "(or decrypt without --decompress and run zstd -d)") from None
+        raise ZstandardMissing(
+            "this artifact is zstd-compressed: pip install zstandard (or decrypt without --decompress and run zstd -d)"
+        ) from None
     reader = zstandard.ZstdDecompressor().stream_reader(
-        _Pieces(pieces), read_size=OUTPUT_PIECE, read_across_frames=True)
+        _Pieces(pieces), read_size=OUTPUT_PIECE, read_across_frames=True
+    )
     try:
         while out := reader.read(OUTPUT_PIECE):
             yield out
@@ -347,16 +361,26 @@ def unzstd(pieces):
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="decrypt_cli.py",
-        description="Check or decrypt a backup artifact (BPAF) with exported key files.")
-    parser.add_argument("--key-file", action="append", required=True, metavar="FILE",
-                        help="exported key file or key ring (JSON); repeat for several")
-    parser.add_argument("--check", action="store_true",
-                        help="read, authenticate and decompress the whole artifact; write nothing")
-    parser.add_argument("--decompress", action="store_true",
-                        help="write the original bytes instead of the compressed stream")
-    parser.add_argument("--unpack", metavar="FOLDER",
-                        help="application bundles: write each member, whole and checked, into a new FOLDER")
+        prog="decrypt_cli.py", description="Check or decrypt a backup artifact (BPAF) with exported key files."
+    )
+    parser.add_argument(
+        "--key-file",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="exported key file or key ring (JSON); repeat for several",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="read, authenticate and decompress the whole artifact; write nothing"
+    )
+    parser.add_argument(
+        "--decompress", action="store_true", help="write the original bytes instead of the compressed stream"
+    )
+    parser.add_argument(
+        "--unpack",
+        metavar="FOLDER",
+        help="application bundles: write each member, whole and checked, into a new FOLDER",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     parser.add_argument("--quiet", "-q", action="store_true", help="no summary line on success")
     parser.add_argument("input", metavar="ARTIFACT", help="artifact file, or - for stdin")
@@ -369,9 +393,11 @@ def _summary(reader: Reader, *, what: str, decompressed: bool) -> str:
     hint = RESTORE_HINTS.get(header.payload, "")
     if not decompressed and header.compression != "none":
         hint = f"decompress with {'zstd -d' if header.compression == 'zstd' else 'gunzip'}, then {hint}"
-    return (f"ok: {what}: {reader.chunks} chunk(s), {reader.stored_bytes} stored bytes, sha256 "
-            f"{reader.sha256.hexdigest()}, key {header.key_id!r}, compression {header.compression}, "
-            f"payload {header.payload}" + (f" (restore with: {hint})" if hint else ""))
+    return (
+        f"ok: {what}: {reader.chunks} chunk(s), {reader.stored_bytes} stored bytes, sha256 "
+        f"{reader.sha256.hexdigest()}, key {header.key_id!r}, compression {header.compression}, "
+        f"payload {header.payload}" + (f" (restore with: {hint})" if hint else "")
+    )
 
 
 def _check(source, keys: dict[str, bytes]) -> str:
@@ -385,7 +411,8 @@ def _check(source, keys: dict[str, bytes]) -> str:
         for _ in reader.compressed():
             pass
     what = "the artifact is complete and authentic" + (
-        "" if decompressed else " (its zstd stream was not decompressed: zstandard is not installed)")
+        "" if decompressed else " (its zstd stream was not decompressed: zstandard is not installed)"
+    )
     return _summary(reader, what=what, decompressed=True)
 
 
@@ -401,8 +428,7 @@ def _write_file(source, keys: dict[str, bytes], output: str, *, decompress: bool
         raise DecryptError(f"{output!r} exists (use --force to overwrite)")
     folder = os.path.dirname(os.path.abspath(output))
     try:
-        fd, partial = tempfile.mkstemp(prefix=f".{os.path.basename(output)}.", suffix=".partial",
-                                       dir=folder)
+        fd, partial = tempfile.mkstemp(prefix=f".{os.path.basename(output)}.", suffix=".partial", dir=folder)
     except OSError as exc:
         raise DecryptError(f"cannot write next to {output!r}: {exc.strerror or exc}") from None
     try:
@@ -510,8 +536,10 @@ def _unpack(source, keys: dict[str, bytes], folder: str) -> str:
     try:
         reader = Reader(source, keys)
         if reader.header.payload != "bp-bundle":
-            raise DecryptError(f"--unpack is for application bundles; this artifact's payload is "
-                               f"{reader.header.payload} (use --decompress ARTIFACT OUTPUT)")
+            raise DecryptError(
+                f"--unpack is for application bundles; this artifact's payload is "
+                f"{reader.header.payload} (use --decompress ARTIFACT OUTPUT)"
+            )
         members = _unpack_members(reader, partial)
         os.rename(partial, folder)
     except ArtifactDamaged as exc:
@@ -553,14 +581,12 @@ def main(argv=None) -> int:
                 except BrokenPipeError:
                     # The reader of our stdout went away (e.g. `| head`, or pg_restore failed).
                     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                    print("decrypt failed: the program reading the output stopped early",
-                          file=sys.stderr)
+                    print("decrypt failed: the program reading the output stopped early", file=sys.stderr)
                     return EXIT_ARTIFACT
                 except OSError as exc:
                     raise DecryptError(f"I/O error: {exc.strerror or exc}") from None
             else:
-                summary = _write_file(source, keys, args.output, decompress=args.decompress,
-                                      force=args.force)
+                summary = _write_file(source, keys, args.output, decompress=args.decompress, force=args.force)
     except DecryptError as exc:
         print(f"decrypt failed: {exc}", file=sys.stderr)
         return exc.status

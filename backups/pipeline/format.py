@@ -229,9 +229,7 @@ def new_header(
 def validate_chunk_size(chunk_size: int) -> None:
     """Raise ValueError unless MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE."""
     if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
-        raise ValueError(
-            f"chunk size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes, got {chunk_size}"
-        )
+        raise ValueError(f"chunk size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes, got {chunk_size}")
 
 
 def parse_header(fixed: bytes, key_id_bytes: bytes) -> ArtifactHeader:

@@ -95,18 +95,12 @@ def unwrap_key(master: bytes, wrapped: bytes, *, context: bytes = b"") -> bytes:
     """Recover a data key wrapped by :func:`wrap_key`; raise KeyUnwrapError if it does not verify."""
     _check_key("master key", master)
     if len(wrapped) != WRAPPED_KEY_BYTES or wrapped[0] != WRAP_VERSION:
-        raise KeyUnwrapError(
-            f"wrapped key is malformed (expected {WRAPPED_KEY_BYTES} bytes, version {WRAP_VERSION})"
-        )
+        raise KeyUnwrapError(f"wrapped key is malformed (expected {WRAPPED_KEY_BYTES} bytes, version {WRAP_VERSION})")
     nonce = wrapped[1 : 1 + _WRAP_NONCE_BYTES]
     try:
-        return AESGCM(bytes(master)).decrypt(
-            nonce, bytes(wrapped[1 + _WRAP_NONCE_BYTES :]), _WRAP_AAD + context
-        )
+        return AESGCM(bytes(master)).decrypt(nonce, bytes(wrapped[1 + _WRAP_NONCE_BYTES :]), _WRAP_AAD + context)
     except InvalidTag:
-        raise KeyUnwrapError(
-            "wrapped key failed authentication: wrong master key, wrong context, or damaged key"
-        )
+        raise KeyUnwrapError("wrapped key failed authentication: wrong master key, wrong context, or damaged key")
 
 
 def key_fingerprint(data_key: bytes) -> str:
@@ -151,14 +145,16 @@ def export_key_ring(keys: list[RingKey], *, tenant: str, exported_at: str) -> by
         _check_key("data key", ring_key.key)
         if not ring_key.key_id or len(ring_key.key_id.encode("utf-8")) > MAX_KEY_ID_BYTES:
             raise ValueError(f"key id must be 1..{MAX_KEY_ID_BYTES} bytes of UTF-8")
-        entries.append({
-            "key_id": ring_key.key_id,
-            "algorithm": ALGORITHM,
-            "key": base64.b64encode(bytes(ring_key.key)).decode("ascii"),
-            "fingerprint": key_fingerprint(ring_key.key),
-            "created_at": ring_key.created_at,
-            "current": ring_key.current,
-        })
+        entries.append(
+            {
+                "key_id": ring_key.key_id,
+                "algorithm": ALGORITHM,
+                "key": base64.b64encode(bytes(ring_key.key)).decode("ascii"),
+                "fingerprint": key_fingerprint(ring_key.key),
+                "created_at": ring_key.created_at,
+                "current": ring_key.current,
+            }
+        )
     document = {
         "type": KEY_RING_TYPE,
         "version": KEY_RING_VERSION,
@@ -215,18 +211,21 @@ def parse_key_document(content: bytes | str) -> KeyDocument:
         keys = []
         for index, entry in enumerate(entries):
             key_id, key = _parse_entry(entry, f"key ring entry {index}")
-            keys.append(RingKey(key_id=key_id, key=key, current=entry.get("current") is True,
-                                created_at=entry.get("created_at") if isinstance(entry.get("created_at"), str)
-                                else None))
+            keys.append(
+                RingKey(
+                    key_id=key_id,
+                    key=key,
+                    current=entry.get("current") is True,
+                    created_at=entry.get("created_at") if isinstance(entry.get("created_at"), str) else None,
+                )
+            )
         if len({k.key_id for k in keys}) != len(keys):
             raise KeyFileError("key ring lists a key_id twice")
         if sum(k.current for k in keys) > 1:
             raise KeyFileError("key ring marks more than one key current")
         tenant = document.get("tenant")
         return KeyDocument(keys=tuple(keys), tenant=tenant if isinstance(tenant, str) and tenant else None)
-    raise KeyFileError(
-        f'not a backup key file (expected "type": "{KEY_FILE_TYPE}" or "{KEY_RING_TYPE}")'
-    )
+    raise KeyFileError(f'not a backup key file (expected "type": "{KEY_FILE_TYPE}" or "{KEY_RING_TYPE}")')
 
 
 def parse_key_file(content: bytes | str) -> tuple[str, bytes]:

@@ -169,9 +169,7 @@ def _source_blocks(source: Source, read_size: int) -> Iterator[bytes | bytearray
             yield bytes(flat[start : start + read_size])
 
 
-def _read_source(
-    source: Source, out: queue.Queue[object], stop: threading.Event, read_size: int
-) -> None:
+def _read_source(source: Source, out: queue.Queue[object], stop: threading.Event, read_size: int) -> None:
     def put(item: object) -> bool:
         while not stop.is_set():
             try:
@@ -283,9 +281,7 @@ def backup_stream(
             if cancel is not None and now - last_cancel >= cancel_interval:
                 last_cancel = now
                 if cancel():
-                    raise PipelineCancelled(
-                        f"backup cancelled after {raw_bytes} bytes read from the source"
-                    )
+                    raise PipelineCancelled(f"backup cancelled after {raw_bytes} bytes read from the source")
             if item is None:
                 continue
             if item is _EOF:
@@ -398,8 +394,7 @@ class ArtifactReader:
             frame = self._read_exact(FRAME_BYTES)
             if not frame:
                 raise ArtifactCorrupt(
-                    f"artifact is truncated: it ends after {index} chunk(s) "
-                    "without the chunk marked final"
+                    f"artifact is truncated: it ends after {index} chunk(s) without the chunk marked final"
                 )
             if len(frame) < FRAME_BYTES:
                 raise ArtifactCorrupt(f"artifact is truncated inside the frame of chunk {index}")
@@ -408,8 +403,7 @@ class ArtifactReader:
                 raise ArtifactCorrupt(f"chunk {index} has unknown flags 0x{flags:02x}")
             if not TAG_BYTES <= length <= max_length:
                 raise ArtifactCorrupt(
-                    f"chunk {index} declares {length} bytes, outside 16..{max_length}: "
-                    "the artifact is damaged"
+                    f"chunk {index} declares {length} bytes, outside 16..{max_length}: the artifact is damaged"
                 )
             ciphertext = self._read_exact(length)
             if len(ciphertext) < length:

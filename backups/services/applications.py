@@ -47,7 +47,9 @@ def application_get_default(*, tenant: Tenant) -> Application:
     try:
         with transaction.atomic():
             app = Application.objects.create(
-                tenant=tenant, name=DEFAULT_APPLICATION_NAME, is_default=True,
+                tenant=tenant,
+                name=DEFAULT_APPLICATION_NAME,
+                is_default=True,
                 description="The workspace's default application",
             )
     except IntegrityError:
@@ -56,8 +58,13 @@ def application_get_default(*, tenant: Tenant) -> Application:
         if app is None:
             raise
         return app
-    emit(action="application_create", tenant=tenant, resource_type="application", resource_id=app.pk,
-         details={"name": app.name, "is_default": True})
+    emit(
+        action="application_create",
+        tenant=tenant,
+        resource_type="application",
+        resource_id=app.pk,
+        details={"name": app.name, "is_default": True},
+    )
     return app
 
 
@@ -97,7 +104,8 @@ def _clean_source(*, tenant: Tenant, item: dict, index: int, servers: dict[int, 
         elif not _is_abs(path):
             err("path", "Must be an absolute path without '..'.")
         elif confinement.source_needs_confinement(type=kind, server=server) and (
-                reason := confinement.check_data_path(tenant, path)):
+            reason := confinement.check_data_path(tenant, path)
+        ):
             err("path", reason)
         if database:
             err("database_name", f"A {kind} source has no database name.")
@@ -119,8 +127,13 @@ def _clean_source(*, tenant: Tenant, item: dict, index: int, servers: dict[int, 
         raise ValidationFailed(details=errors)
     name = item.get("name") or database or (path.rstrip("/").rsplit("/", 1)[-1] if path else "") or kind
     return {
-        "name": name, "type": kind, "server": server, "database_name": database, "path": path,
-        "include": list(item.get("include") or []), "exclude": list(item.get("exclude") or []),
+        "name": name,
+        "type": kind,
+        "server": server,
+        "database_name": database,
+        "path": path,
+        "include": list(item.get("include") or []),
+        "exclude": list(item.get("exclude") or []),
         "component": item.get("component") or DEFAULT_COMPONENT[kind],
     }
 
@@ -149,7 +162,8 @@ def _write_sources(*, app: Application, items: list[dict]) -> list[str]:
             continue
         names[values["name"]] = index
         if values["type"] == SourceType.PLATFORM_CONFIG and any(
-                v["type"] == SourceType.PLATFORM_CONFIG for _, v in cleaned):
+            v["type"] == SourceType.PLATFORM_CONFIG for _, v in cleaned
+        ):
             errors[f"sources[{index}].type"] = ["An application has at most one platform_config source."]
             continue
         cleaned.append((source_id, values))
@@ -183,16 +197,29 @@ def _check_name(*, tenant: Tenant, name: str, exclude_pk: int | None = None) -> 
 
 
 @transaction.atomic
-def application_create(*, tenant: Tenant, name: str, namespace: str = "", labels: dict | None = None,
-                       description: str = "", sources: list[dict] | None = None) -> Application:
+def application_create(
+    *,
+    tenant: Tenant,
+    name: str,
+    namespace: str = "",
+    labels: dict | None = None,
+    description: str = "",
+    sources: list[dict] | None = None,
+) -> Application:
     """Create an application and its sources in one transaction."""
     capabilities.require_feature(tenant)
     _check_name(tenant=tenant, name=name)
-    app = Application.objects.create(tenant=tenant, name=name, namespace=namespace, labels=labels or {},
-                                     description=description)
+    app = Application.objects.create(
+        tenant=tenant, name=name, namespace=namespace, labels=labels or {}, description=description
+    )
     notes = _write_sources(app=app, items=sources or [])
-    emit(action="application_create", tenant=tenant, resource_type="application", resource_id=app.pk,
-         details={"name": name, "sources": notes})
+    emit(
+        action="application_create",
+        tenant=tenant,
+        resource_type="application",
+        resource_id=app.pk,
+        details={"name": name, "sources": notes},
+    )
     return app
 
 
@@ -212,8 +239,13 @@ def application_update(*, app: Application, **changes: Any) -> Application:
         notes = _write_sources(app=app, items=changes["sources"] or [])
         changed.append("sources")
     app.save()
-    emit(action="application_update", tenant=app.tenant, resource_type="application", resource_id=app.pk,
-         details={"changed_fields": changed, "sources": notes})
+    emit(
+        action="application_update",
+        tenant=app.tenant,
+        resource_type="application",
+        resource_id=app.pk,
+        details={"changed_fields": changed, "sources": notes},
+    )
     return app
 
 
@@ -221,18 +253,28 @@ def application_update(*, app: Application, **changes: Any) -> Application:
 def application_delete(*, app: Application) -> None:
     """Delete an application, its sources and its policy; its backups are kept."""
     if app.is_default:
-        raise Conflict("The default application cannot be deleted (the console's components live in it)",
-                       code="DEFAULT_APPLICATION")
+        raise Conflict(
+            "The default application cannot be deleted (the console's components live in it)",
+            code="DEFAULT_APPLICATION",
+        )
     pk, tenant, name = app.pk, app.tenant, app.name
     app.delete()
-    emit(action="application_delete", tenant=tenant, resource_type="application", resource_id=pk,
-         details={"name": name})
+    emit(
+        action="application_delete", tenant=tenant, resource_type="application", resource_id=pk, details={"name": name}
+    )
 
 
 def source_fields(source: Source) -> dict[str, Any]:
     """A source as plain values (used by facades and the console's components)."""
     return {
-        "id": source.pk, "name": source.name, "type": source.type, "server_id": source.server_id,
-        "database_name": source.database_name, "path": source.path, "include": source.include,
-        "exclude": source.exclude, "component": source.component, "position": source.position,
+        "id": source.pk,
+        "name": source.name,
+        "type": source.type,
+        "server_id": source.server_id,
+        "database_name": source.database_name,
+        "path": source.path,
+        "include": source.include,
+        "exclude": source.exclude,
+        "component": source.component,
+        "position": source.position,
     }

@@ -64,14 +64,18 @@ def storage_backend(storage: Storage):
 
 def default_storage(tenant: Tenant) -> Storage:
     """The tenant's default storage; a local folder under BACKUP_LOCAL_ROOT when it has none."""
-    storage = (Storage.objects.filter(tenant=tenant, is_default=True).first()
-               or Storage.objects.filter(tenant=tenant, status="active").order_by("id").first())
+    storage = (
+        Storage.objects.filter(tenant=tenant, is_default=True).first()
+        or Storage.objects.filter(tenant=tenant, status="active").order_by("id").first()
+    )
     if storage is not None:
         return storage
     root = confinement.default_storage_folder(tenant)
     storage, _ = Storage.objects.get_or_create(
-        tenant=tenant, name="local", defaults={"type": StorageType.LOCAL, "configuration": {"path": root},
-                                               "is_default": True})
+        tenant=tenant,
+        name="local",
+        defaults={"type": StorageType.LOCAL, "configuration": {"path": root}, "is_default": True},
+    )
     return storage
 
 
@@ -79,12 +83,19 @@ def connection_params(server: Server, database: str) -> engines.ConnectionParams
     """How to reach ``database`` on ``server``; the network policy is checked again here,
     right before pg_dump, mysqldump or a restore connects."""
     if reason := netpolicy.host_refusal(server.host, server.port):
-        raise ValidationFailed(f"Server '{server.name}' ({server.host}:{server.port}) is not allowed as a "
-                               f"target: {reason}", details={"host": [reason]})
+        raise ValidationFailed(
+            f"Server '{server.name}' ({server.host}:{server.port}) is not allowed as a target: {reason}",
+            details={"host": [reason]},
+        )
     creds = server.credentials or {}
-    return engines.ConnectionParams(type=server.type, host=server.host, port=server.port,
-                                    username=creds.get("username") or "", password=creds.get("password") or "",
-                                    database=database)
+    return engines.ConnectionParams(
+        type=server.type,
+        host=server.host,
+        port=server.port,
+        username=creds.get("username") or "",
+        password=creds.get("password") or "",
+        database=database,
+    )
 
 
 def artifact_extension(backup: Backup) -> str:
@@ -95,26 +106,42 @@ def artifact_extension(backup: Backup) -> str:
 
 def artifact_name(backup: Backup) -> str:
     when = backup.created_at.astimezone(UTC) if backup.created_at else timezone.now()
-    return (f"{backup.tenant.slug}/{when:%Y/%m/%d}/backup-{backup.pk}-{when:%Y%m%dT%H%M%S}"
-            f".{artifact_extension(backup)}.bpaf")
+    return (
+        f"{backup.tenant.slug}/{when:%Y/%m/%d}/backup-{backup.pk}-{when:%Y%m%dT%H%M%S}"
+        f".{artifact_extension(backup)}.bpaf"
+    )
 
 
 def _active_backups(tenant: Tenant) -> int:
-    return Operation.objects.filter(tenant=tenant, kind=OperationKind.BACKUP,
-                                    status__in=operations.ACTIVE).count()
+    return Operation.objects.filter(tenant=tenant, kind=OperationKind.BACKUP, status__in=operations.ACTIVE).count()
 
 
 # --- start ------------------------------------------------------------------------------------
 
 
 @transaction.atomic
-def backup_start(*, tenant: Tenant, actor: Any = None, server: Server | None = None, database_name: str = "",
-                 application: Application | None = None, components: list[str] | None = None,
-                 storage: Storage | None = None, job: Any = None, compression: str = "zstd",
-                 encrypt: bool = True, backup_type: str = "full", trigger: str = BackupTrigger.MANUAL,
-                 name: str = "", description: str = "", keep_until=None, keep_forever: bool = False,
-                 options: dict | None = None, queue: bool = True,
-                 priority: int | None = None) -> Operation:
+def backup_start(
+    *,
+    tenant: Tenant,
+    actor: Any = None,
+    server: Server | None = None,
+    database_name: str = "",
+    application: Application | None = None,
+    components: list[str] | None = None,
+    storage: Storage | None = None,
+    job: Any = None,
+    compression: str = "zstd",
+    encrypt: bool = True,
+    backup_type: str = "full",
+    trigger: str = BackupTrigger.MANUAL,
+    name: str = "",
+    description: str = "",
+    keep_until=None,
+    keep_forever: bool = False,
+    options: dict | None = None,
+    queue: bool = True,
+    priority: int | None = None,
+) -> Operation:
     """Create the ``Backup`` and its ``Operation`` and queue the work after commit.
 
     Exactly one of ``server``+``database_name`` (a database backup) or ``application`` (an
@@ -131,8 +158,13 @@ def backup_start(*, tenant: Tenant, actor: Any = None, server: Server | None = N
         raise ValidationFailed("Give either a server and database or an application")
     if keep_until is not None and keep_until <= timezone.now():
         # A date already past would protect nothing: retention could delete the backup at once.
-        raise ValidationFailed(details={"keep_until": [
-            f"Must be in the future (got {keep_until.isoformat()}): until then, retention keeps the backup."]})
+        raise ValidationFailed(
+            details={
+                "keep_until": [
+                    f"Must be in the future (got {keep_until.isoformat()}): until then, retention keeps the backup."
+                ]
+            }
+        )
     if server is not None:
         if server.tenant_id != tenant.pk:
             raise NotFound("Server not found")
@@ -155,27 +187,53 @@ def backup_start(*, tenant: Tenant, actor: Any = None, server: Server | None = N
     if _active_backups(tenant) >= tenant.max_concurrent_backups:
         raise TooManyOperations(
             f"At most {tenant.max_concurrent_backups} backup operations may run at once",
-            code="TOO_MANY_OPERATIONS", details={"limit": tenant.max_concurrent_backups},
-            headers={"Retry-After": "30"})
+            code="TOO_MANY_OPERATIONS",
+            details={"limit": tenant.max_concurrent_backups},
+            headers={"Retry-After": "30"},
+        )
 
     backup = Backup.objects.create(
-        tenant=tenant, name=name, description=description, backup_type=backup_type, trigger=trigger,
-        server=server, database_name=database_name, db_type=server.type if server else "",
-        application=application, components=components or [], job=job, storage=storage,
-        compression=compression, encrypted=True, keep_until=keep_until, keep_forever=keep_forever,
+        tenant=tenant,
+        name=name,
+        description=description,
+        backup_type=backup_type,
+        trigger=trigger,
+        server=server,
+        database_name=database_name,
+        db_type=server.type if server else "",
+        application=application,
+        components=components or [],
+        job=job,
+        storage=storage,
+        compression=compression,
+        encrypted=True,
+        keep_until=keep_until,
+        keep_forever=keep_forever,
         created_by=actor if getattr(actor, "pk", None) else None,
     )
     if not backup.name:
-        backup.name = (f"{database_name or (application.name if application else 'backup')}"
-                       f"_{timezone.now():%Y%m%d_%H%M%S}")
+        backup.name = (
+            f"{database_name or (application.name if application else 'backup')}_{timezone.now():%Y%m%d_%H%M%S}"
+        )
     backup.storage_path = artifact_name(backup)
     backup.save(update_fields=["name", "storage_path"])
-    op = operations.operation_create(tenant=tenant, kind=OperationKind.BACKUP, actor=actor, backup=backup,
-                                     details={"options": options or {}})
-    emit(action="backup_create", tenant=tenant, resource_type="backup", resource_id=backup.pk,
-         details={"database": database_name, "application": application.name if application else None,
-                  "backup_type": backup_type, "storage": storage.name, "compression": compression,
-                  "trigger": trigger})
+    op = operations.operation_create(
+        tenant=tenant, kind=OperationKind.BACKUP, actor=actor, backup=backup, details={"options": options or {}}
+    )
+    emit(
+        action="backup_create",
+        tenant=tenant,
+        resource_type="backup",
+        resource_id=backup.pk,
+        details={
+            "database": database_name,
+            "application": application.name if application else None,
+            "backup_type": backup_type,
+            "storage": storage.name,
+            "compression": compression,
+            "trigger": trigger,
+        },
+    )
     if queue:  # the CLI runs the work in its own process instead
         _queue("backups.tasks.run_backup", op, priority=priority)
     return op
@@ -188,9 +246,14 @@ def _check_components(application: Application, components: list[str]) -> None:
     unknown = sorted(set(components) - available)
     if unknown:
         have = ", ".join(sorted(available)) or "none: add sources to the application first"
-        raise ValidationFailed(details={"components": [
-            f"No source of application '{application.name}' is a {c} component (components: {have})."
-            for c in unknown]})
+        raise ValidationFailed(
+            details={
+                "components": [
+                    f"No source of application '{application.name}' is a {c} component (components: {have})."
+                    for c in unknown
+                ]
+            }
+        )
 
 
 def _queue(task_name: str, op: Operation, *, priority: int | None = None) -> None:
@@ -232,8 +295,13 @@ def _source_factory(backup: Backup, source: Source):
     raise ValidationFailed(f"Unknown source type {source.type}")
 
 
-MEMBER_EXT = {SourceType.POSTGRESQL: "dump", SourceType.MYSQL: "sql", SourceType.PATH: "tar",
-              SourceType.SQLITE: "tar", SourceType.PLATFORM_CONFIG: "json"}
+MEMBER_EXT = {
+    SourceType.POSTGRESQL: "dump",
+    SourceType.MYSQL: "sql",
+    SourceType.PATH: "tar",
+    SourceType.SQLITE: "tar",
+    SourceType.PLATFORM_CONFIG: "json",
+}
 
 
 # What the decrypted stream is, written into the artifact's header (docs/artifact-format.md).
@@ -255,14 +323,27 @@ def _open_source(backup: Backup):
     for source in sources:
         # Checked again when the work runs: roots may have changed, a folder may be a link now.
         if confinement.source_needs_confinement(type=source.type, server=source.server) and (
-                reason := confinement.check_data_path(backup.tenant, source.path)):
+            reason := confinement.check_data_path(backup.tenant, source.path)
+        ):
             raise ValidationFailed(f"Source '{source.name}' ({source.path}): {reason}")
     members = [(f"{i:02d}-{s.name}.{MEMBER_EXT[s.type]}", _source_factory(backup, s)) for i, s in enumerate(sources)]
     manifest_extra = {
-        "application": {"id": backup.application_id, "name": backup.application.name,
-                        "namespace": backup.application.namespace},
-        "sources": [{"member": m[0], "name": s.name, "type": s.type, "database": s.database_name,
-                     "path": s.path, "component": s.component} for m, s in zip(members, sources, strict=True)],
+        "application": {
+            "id": backup.application_id,
+            "name": backup.application.name,
+            "namespace": backup.application.namespace,
+        },
+        "sources": [
+            {
+                "member": m[0],
+                "name": s.name,
+                "type": s.type,
+                "database": s.database_name,
+                "path": s.path,
+                "component": s.component,
+            }
+            for m, s in zip(members, sources, strict=True)
+        ],
     }
     return engines.bundle_source(members, manifest_extra)
 
@@ -271,17 +352,28 @@ def _estimate_total(backup: Backup) -> int | None:
     """Size of the database(s) to back up, for percent and ETA (None when unknown). An
     application's next backup is about as large as its last one of the same components."""
     if not backup.server_id:
-        last = (Backup.objects.filter(application_id=backup.application_id, components=backup.components,
-                                      status=BackupStatus.COMPLETED).exclude(pk=backup.pk)
-                .order_by("-created_at", "-id").values_list("size_bytes", flat=True).first())
+        last = (
+            Backup.objects.filter(
+                application_id=backup.application_id, components=backup.components, status=BackupStatus.COMPLETED
+            )
+            .exclude(pk=backup.pk)
+            .order_by("-created_at", "-id")
+            .values_list("size_bytes", flat=True)
+            .first()
+        )
         return last or None
     try:
         from ..connectivity import list_databases
 
         creds = backup.server.credentials or {}
-        for db in list_databases(type=backup.server.type, host=backup.server.host, port=backup.server.port,
-                                 username=creds.get("username") or "", password=creds.get("password") or "",
-                                 timeout=5.0):
+        for db in list_databases(
+            type=backup.server.type,
+            host=backup.server.host,
+            port=backup.server.port,
+            username=creds.get("username") or "",
+            password=creds.get("password") or "",
+            timeout=5.0,
+        ):
             if db["name"] == backup.database_name:
                 return int(db.get("size_bytes") or db["size_mb"] * 1024 * 1024)
     except Exception:  # an estimate only: the backup itself reports real errors
@@ -294,9 +386,18 @@ def _estimate_stored(backup: Backup, raw: int | None) -> int:
     same database tells its compression ratio (0 when nothing is known)."""
     if not raw:
         return 0
-    last = (Backup.objects.filter(tenant_id=backup.tenant_id, server_id=backup.server_id,
-                                  database_name=backup.database_name, status=BackupStatus.COMPLETED,
-                                  size_bytes__gt=0).exclude(pk=backup.pk).order_by("-completed_at").first())
+    last = (
+        Backup.objects.filter(
+            tenant_id=backup.tenant_id,
+            server_id=backup.server_id,
+            database_name=backup.database_name,
+            status=BackupStatus.COMPLETED,
+            size_bytes__gt=0,
+        )
+        .exclude(pk=backup.pk)
+        .order_by("-completed_at")
+        .first()
+    )
     if last is None:
         return raw
     return int(raw * last.stored_bytes / last.size_bytes)
@@ -318,8 +419,10 @@ def backup_run(*, operation_id: int, retry_transient: bool = False) -> Operation
     now = timezone.now()
     Backup.objects.filter(pk=backup.pk).update(status=BackupStatus.RUNNING, started_at=now)
     backup.started_at = now
-    publish(tenant_id=backup.tenant_id, event={"type": "backup_started", "backup_id": backup.pk,
-                                               "job_id": op.public_id, "timestamp": now.isoformat()})
+    publish(
+        tenant_id=backup.tenant_id,
+        event={"type": "backup_started", "backup_id": backup.pk, "job_id": op.public_id, "timestamp": now.isoformat()},
+    )
     reporter = ProgressReporter(op, total=_estimate_total(backup))
     backend = writer = source = None
     try:
@@ -327,12 +430,18 @@ def backup_run(*, operation_id: int, retry_transient: bool = False) -> Operation
             from .copies import quota_check
 
             # Databases: refused before anything is written when the estimate does not fit.
-            quota_check(storage=backup.storage, incoming=_estimate_stored(backup, reporter.total),
-                        what=f"the backup of {backup.database_name or 'the application'} (estimated)")
+            quota_check(
+                storage=backup.storage,
+                incoming=_estimate_stored(backup, reporter.total),
+                what=f"the backup of {backup.database_name or 'the application'} (estimated)",
+            )
         if backup.storage is None:
             raise StorageError("The backup's storage no longer exists")
-        if backup.storage.type == StorageType.LOCAL and (reason := confinement.check_storage_folder(
-                backup.tenant, (backup.storage.configuration or {}).get("path", ""), storage_id=backup.storage_id)):
+        if backup.storage.type == StorageType.LOCAL and (
+            reason := confinement.check_storage_folder(
+                backup.tenant, (backup.storage.configuration or {}).get("path", ""), storage_id=backup.storage_id
+            )
+        ):
             raise StorageError(f"Storage '{backup.storage.name}': {reason}")
         key_id, key = tenant_current_key(backup.tenant)
         reporter.step("connecting", progress=1)
@@ -348,11 +457,22 @@ def backup_run(*, operation_id: int, retry_transient: bool = False) -> Operation
             from .copies import QuotaWriter
 
             writer = QuotaWriter(writer, storage=backup.storage)  # other sources: checked as written
-        reporter.step("dumping_and_encrypting", progress=2,
-                      component=backup.database_name or (backup.application.name if backup.application else ""))
-        result = backup_stream(source, writer, data_key=key, key_id=key_id, compression=backup.compression,
-                               payload=artifact_payload(backup), progress=reporter.update,
-                               cancel=reporter.cancelled, zstd_threads=settings.BACKUP_ZSTD_THREADS)
+        reporter.step(
+            "dumping_and_encrypting",
+            progress=2,
+            component=backup.database_name or (backup.application.name if backup.application else ""),
+        )
+        result = backup_stream(
+            source,
+            writer,
+            data_key=key,
+            key_id=key_id,
+            compression=backup.compression,
+            payload=artifact_payload(backup),
+            progress=reporter.update,
+            cancel=reporter.cancelled,
+            zstd_threads=settings.BACKUP_ZSTD_THREADS,
+        )
         source.finish()
         reporter.step("uploading", progress=99)
         writer.commit()
@@ -364,7 +484,9 @@ def backup_run(*, operation_id: int, retry_transient: bool = False) -> Operation
         if retry_transient and isinstance(exc, StorageUnavailable):
             _backup_wait_for_storage(op, backup, exc)
             raise
-        logger.warning("backup %s failed: %s", backup.pk, exc, exc_info=not isinstance(exc, StorageError | engines.EngineError))
+        logger.warning(
+            "backup %s failed: %s", backup.pk, exc, exc_info=not isinstance(exc, StorageError | engines.EngineError)
+        )
         error = _describe(exc)
         attempts = op.details.get("attempts", 1)
         if isinstance(exc, StorageUnavailable) and attempts > 1:
@@ -396,13 +518,21 @@ def backup_run(*, operation_id: int, retry_transient: bool = False) -> Operation
     if bundle is not None:
         manifest["bundle"] = bundle
     backup.size_bytes, backup.compressed_bytes, backup.stored_bytes = (
-        result.raw_bytes, result.compressed_bytes, result.stored_bytes)
+        result.raw_bytes,
+        result.compressed_bytes,
+        result.stored_bytes,
+    )
     backup.checksum = result.sha256
     backup.key_id = key_id
     backup.manifest = manifest
     Backup.objects.filter(pk=backup.pk).update(
-        size_bytes=backup.size_bytes, compressed_bytes=backup.compressed_bytes, stored_bytes=backup.stored_bytes,
-        checksum=backup.checksum, key_id=key_id, manifest=manifest)
+        size_bytes=backup.size_bytes,
+        compressed_bytes=backup.compressed_bytes,
+        stored_bytes=backup.stored_bytes,
+        checksum=backup.checksum,
+        key_id=key_id,
+        manifest=manifest,
+    )
     op = _backup_end(op, backup, BackupStatus.COMPLETED, "")
     _verify_if_asked(op, backup)
     return op
@@ -415,14 +545,20 @@ def _backup_wait_for_storage(op: Operation, backup: Backup, exc: BaseException) 
     op.details = {**op.details, "attempts": attempts + 1, "last_error": message}
     op.status, op.step = OperationStatus.PENDING, "waiting_for_storage"
     Operation.objects.filter(pk=op.pk, status=OperationStatus.RUNNING).update(
-        status=op.status, step=op.step, details=op.details, heartbeat_at=timezone.now())
+        status=op.status, step=op.step, details=op.details, heartbeat_at=timezone.now()
+    )
     Backup.objects.filter(pk=backup.pk).update(status=BackupStatus.PENDING, error_message=message)
     logger.warning("backup %s: storage unavailable (attempt %d), retrying later: %s", backup.pk, attempts, message)
     from ..progress import progress_event
 
     publish(tenant_id=op.tenant_id, event=progress_event(op))
-    emit(action="backup_retry", tenant=backup.tenant, resource_type="backup", resource_id=backup.pk,
-         details={"attempt": attempts, "error": message})
+    emit(
+        action="backup_retry",
+        tenant=backup.tenant,
+        resource_type="backup",
+        resource_id=backup.pk,
+        details={"attempt": attempts, "error": message},
+    )
 
 
 def _describe(exc: BaseException) -> str:
@@ -446,20 +582,36 @@ def _backup_end(op: Operation, backup: Backup, status: str, error: str) -> Opera
     # On a fresh connection if the one the run used broke (that may be why it failed).
     operations.with_db_retry(
         lambda: Backup.objects.filter(pk=backup.pk).update(status=status, completed_at=now, error_message=error),
-        what=f"recording the outcome of backup {backup.pk}")
+        what=f"recording the outcome of backup {backup.pk}",
+    )
     backup.status, backup.completed_at, backup.error_message = status, now, error
-    op_status = {BackupStatus.COMPLETED: OperationStatus.COMPLETED, BackupStatus.CANCELLED: OperationStatus.CANCELLED}.get(
-        status, OperationStatus.FAILED)
+    op_status = {
+        BackupStatus.COMPLETED: OperationStatus.COMPLETED,
+        BackupStatus.CANCELLED: OperationStatus.CANCELLED,
+    }.get(status, OperationStatus.FAILED)
     operations.operation_finish(op=op, status=op_status, error=error, step=status)
     duration = (now - backup.started_at).total_seconds() if backup.started_at else None
-    event = {"type": f"backup_{status}", "backup_id": backup.pk, "job_id": op.public_id, "name": backup.name,
-             "size": backup.stored_bytes, "duration": duration, "timestamp": utc_iso(now, micro=True)}
+    event = {
+        "type": f"backup_{status}",
+        "backup_id": backup.pk,
+        "job_id": op.public_id,
+        "name": backup.name,
+        "size": backup.stored_bytes,
+        "duration": duration,
+        "timestamp": utc_iso(now, micro=True),
+    }
     if error:
         event["error"] = error
     publish(tenant_id=backup.tenant_id, event=event)
     # The ``notification`` socket event, channels and webhooks follow from ``emit`` (audit/deliveries.py).
-    emit(action=f"backup_{status}", tenant=backup.tenant, resource_type="backup", resource_id=backup.pk,
-         actor=None, details={"stored_bytes": backup.stored_bytes, "checksum": backup.checksum, "error": error})
+    emit(
+        action=f"backup_{status}",
+        tenant=backup.tenant,
+        resource_type="backup",
+        resource_id=backup.pk,
+        actor=None,
+        details={"stored_bytes": backup.stored_bytes, "checksum": backup.checksum, "error": error},
+    )
     if status == BackupStatus.COMPLETED:
         from .copies import after_backup_completed
 
@@ -506,10 +658,12 @@ def backup_delete(*, backup: Backup, reason: str = "") -> int:
     Backup.objects.select_for_update().filter(pk=backup.pk).first()
     readers = list(backup_active_readers(backup=backup)[:10])
     if readers:
-        raise Conflict(f"The backup is being read by a {readers[0].kind} that is {readers[0].status}; "
-                       "wait for it to finish or cancel it", code="BACKUP_IN_USE",
-                       details={"operations": [{"job_id": op.public_id, "kind": op.kind, "status": op.status}
-                                               for op in readers]})
+        raise Conflict(
+            f"The backup is being read by a {readers[0].kind} that is {readers[0].status}; "
+            "wait for it to finish or cancel it",
+            code="BACKUP_IN_USE",
+            details={"operations": [{"job_id": op.public_id, "kind": op.kind, "status": op.status} for op in readers]},
+        )
     locations = backup_locations(backup=backup)
     freed = backup.stored_bytes * max(1, len(locations)) if locations else 0
     try:
@@ -518,17 +672,27 @@ def backup_delete(*, backup: Backup, reason: str = "") -> int:
     except StorageError as exc:
         raise Conflict(f"The stored file could not be deleted: {exc}", code="STORAGE_ERROR")
     pk, tenant = backup.pk, backup.tenant
-    emit(action="backup_delete", tenant=tenant, resource_type="backup", resource_id=pk,
-         details={"name": backup.name, "reason": reason, "storage_freed_bytes": freed,
-                  "locations": [location.storage.name for location in locations]})
+    emit(
+        action="backup_delete",
+        tenant=tenant,
+        resource_type="backup",
+        resource_id=pk,
+        details={
+            "name": backup.name,
+            "reason": reason,
+            "storage_freed_bytes": freed,
+            "locations": [location.storage.name for location in locations],
+        },
+    )
     backup.delete()
     return freed
 
 
 def _require_completed(backup: Backup) -> None:
     if backup.status != BackupStatus.COMPLETED:
-        raise Conflict(f"The backup is {backup.status}; only completed backups have an artifact",
-                       code="BACKUP_NOT_COMPLETED")
+        raise Conflict(
+            f"The backup is {backup.status}; only completed backups have an artifact", code="BACKUP_NOT_COMPLETED"
+        )
     if backup.storage is None:
         raise Conflict("The storage holding this backup was deleted", code="STORAGE_MISSING")
 
@@ -544,8 +708,13 @@ def backup_download_link(*, backup: Backup, expires_in: int = 3600, request=None
         token = signing.dumps({"b": backup.pk, "t": backup.tenant_id}, salt=DOWNLOAD_SALT)
         path = reverse("backup-download-signed", kwargs={"token": token})
         url = request.build_absolute_uri(path) if request is not None else path
-    emit(action="backup_download", tenant=backup.tenant, resource_type="backup", resource_id=backup.pk,
-         details={"expires_at": expires_at})
+    emit(
+        action="backup_download",
+        tenant=backup.tenant,
+        resource_type="backup",
+        resource_id=backup.pk,
+        details={"expires_at": expires_at},
+    )
     return url, expires_at
 
 
@@ -556,7 +725,9 @@ def backup_from_download_token(token: str, *, max_age: int = 3600) -> Backup:
         raise NotFound("This download link has expired", code="LINK_EXPIRED")
     except signing.BadSignature:
         raise NotFound("Invalid download link")
-    backup = Backup.objects.select_related("storage", "tenant").filter(pk=data.get("b"), tenant_id=data.get("t")).first()
+    backup = (
+        Backup.objects.select_related("storage", "tenant").filter(pk=data.get("b"), tenant_id=data.get("t")).first()
+    )
     if backup is None:
         raise NotFound("Backup not found")
     _require_completed(backup)

@@ -60,9 +60,14 @@ def template_variables(template: Any) -> list[str]:
         match = PLACEHOLDER.match(template, i)
         if match:
             if quote:
-                raise ValidationFailed(details={field: [
-                    f"The placeholder {{{{{match.group(1)}}}}} stands inside quotes; write it bare: its value "
-                    "is quoted for you."]})
+                raise ValidationFailed(
+                    details={
+                        field: [
+                            f"The placeholder {{{{{match.group(1)}}}}} stands inside quotes; write it bare: its value "
+                            "is quoted for you."
+                        ]
+                    }
+                )
             if match.group(1) not in names:
                 names.append(match.group(1))
             i = match.end()
@@ -118,15 +123,34 @@ def _check_name(tenant: Tenant, name: str, exclude_pk: int | None = None) -> Non
 
 
 @transaction.atomic
-def command_create(*, tenant: Tenant, name: str, command_template: str, description: str = "",
-                   type: str = "shell", tags: str = "", actor: Any = None) -> CommandTemplate:
+def command_create(
+    *,
+    tenant: Tenant,
+    name: str,
+    command_template: str,
+    description: str = "",
+    type: str = "shell",
+    tags: str = "",
+    actor: Any = None,
+) -> CommandTemplate:
     _check_name(tenant, name)
     variables = template_variables(command_template)
     command = CommandTemplate.objects.create(
-        tenant=tenant, name=name, command_template=command_template, description=description, type=type, tags=tags,
-        created_by=actor if getattr(actor, "pk", None) else None)
-    emit(action="command_create", tenant=tenant, resource_type="command", resource_id=command.pk,
-         details={"name": name, "type": type, "command_template": command_template, "variables": variables})
+        tenant=tenant,
+        name=name,
+        command_template=command_template,
+        description=description,
+        type=type,
+        tags=tags,
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
+    emit(
+        action="command_create",
+        tenant=tenant,
+        resource_type="command",
+        resource_id=command.pk,
+        details={"name": name, "type": type, "command_template": command_template, "variables": variables},
+    )
     return command
 
 
@@ -142,8 +166,13 @@ def command_update(*, command: CommandTemplate, **changes: Any) -> CommandTempla
             setattr(command, field, changes[field])
             changed.append(field)
     command.save()
-    emit(action="command_update", tenant=command.tenant, resource_type="command", resource_id=command.pk,
-         details={"changed_fields": changed, "command_template": command.command_template})
+    emit(
+        action="command_update",
+        tenant=command.tenant,
+        resource_type="command",
+        resource_id=command.pk,
+        details={"changed_fields": changed, "command_template": command.command_template},
+    )
     return command
 
 
@@ -155,15 +184,26 @@ def command_delete(*, command: CommandTemplate) -> None:
 
 
 @transaction.atomic
-def command_execute(*, command: CommandTemplate, server: Server, variables: dict | None = None,
-                    timeout: int | None = None, actor: Any = None) -> CommandExecution:
+def command_execute(
+    *,
+    command: CommandTemplate,
+    server: Server,
+    variables: dict | None = None,
+    timeout: int | None = None,
+    actor: Any = None,
+) -> CommandExecution:
     """Queue a run of ``command`` on ``server`` (after commit); the values are checked and
     quoted now, so a bad value is the caller's validation error, not a failed run."""
     if server.tenant_id != command.tenant_id:
         raise NotFound("Server not found")
     if server.type not in SSH_SERVER_TYPES:
-        raise ValidationFailed(details={"server_id": [
-            f"Commands run over SSH: the server must be of type {' or '.join(SSH_SERVER_TYPES)}, not {server.type}."]})
+        raise ValidationFailed(
+            details={
+                "server_id": [
+                    f"Commands run over SSH: the server must be of type {' or '.join(SSH_SERVER_TYPES)}, not {server.type}."
+                ]
+            }
+        )
     limit = int(settings.COMMAND_MAX_TIMEOUT)
     timeout = int(timeout or settings.COMMAND_DEFAULT_TIMEOUT)
     if not 1 <= timeout <= limit:
@@ -171,13 +211,30 @@ def command_execute(*, command: CommandTemplate, server: Server, variables: dict
     text = render_command(command.command_template, variables or {})
     user = actor if getattr(actor, "pk", None) else None
     execution = CommandExecution.objects.create(
-        tenant_id=command.tenant_id, command=command, server=server, command_text=text, variables=variables or {},
-        timeout_seconds=timeout, executed_by=user, task_id=str(uuid.uuid4()),
-        executed_by_name=getattr(user, "username", "") or getattr(actor, "username", "") or "system")
-    emit(action="command_execute", tenant=command.tenant, resource_type="command_execution",
-         resource_id=execution.pk, details={"command_id": command.pk, "command": command.name,
-                                            "server_id": server.pk, "server": server.name,
-                                            "variables": variables or {}, "timeout_seconds": timeout})
+        tenant_id=command.tenant_id,
+        command=command,
+        server=server,
+        command_text=text,
+        variables=variables or {},
+        timeout_seconds=timeout,
+        executed_by=user,
+        task_id=str(uuid.uuid4()),
+        executed_by_name=getattr(user, "username", "") or getattr(actor, "username", "") or "system",
+    )
+    emit(
+        action="command_execute",
+        tenant=command.tenant,
+        resource_type="command_execution",
+        resource_id=execution.pk,
+        details={
+            "command_id": command.pk,
+            "command": command.name,
+            "server_id": server.pk,
+            "server": server.name,
+            "variables": variables or {},
+            "timeout_seconds": timeout,
+        },
+    )
 
     def send() -> None:
         from backupplatform.celery import app
@@ -192,11 +249,18 @@ def command_execute(*, command: CommandTemplate, server: Server, variables: dict
 def execution_event(execution: CommandExecution) -> dict[str, Any]:
     """The ``command_execution`` WebSocket event (no output: it may be large or sensitive,
     and ``GET /commands/{id}/executions`` has it)."""
-    return {"type": "command_execution", "execution_id": execution.pk, "command_id": execution.command_id,
-            "server_id": execution.server_id, "status": execution.status, "exit_code": execution.exit_code,
-            "duration_seconds": execution.duration_seconds, "executed_by": execution.executed_by_name,
-            "error": execution.error_message or None,
-            "timestamp": utc_now_iso(micro=True)}
+    return {
+        "type": "command_execution",
+        "execution_id": execution.pk,
+        "command_id": execution.command_id,
+        "server_id": execution.server_id,
+        "status": execution.status,
+        "exit_code": execution.exit_code,
+        "duration_seconds": execution.duration_seconds,
+        "executed_by": execution.executed_by_name,
+        "error": execution.error_message or None,
+        "timestamp": utc_now_iso(micro=True),
+    }
 
 
 class _Capped:
@@ -207,22 +271,39 @@ class _Capped:
 
     def add(self, chunk: bytes) -> None:
         room = self.limit - len(self.data)
-        self.data += chunk[:max(room, 0)]
+        self.data += chunk[: max(room, 0)]
         self.dropped += max(len(chunk) - max(room, 0), 0)
 
     def text(self) -> str:
         return self.data.decode("utf-8", errors="replace")
 
 
-def ssh_run(*, host: str, port: int, username: str | None, password: str | None, ssh_key: str | None,
-            host_key: str | None, command: str, timeout: float, limit: int) -> dict[str, Any]:
+def ssh_run(
+    *,
+    host: str,
+    port: int,
+    username: str | None,
+    password: str | None,
+    ssh_key: str | None,
+    host_key: str | None,
+    command: str,
+    timeout: float,
+    limit: int,
+) -> dict[str, Any]:
     """Run ``command`` over SSH; returns exit code (``None`` on timeout), output and flags.
 
     Raises ``connectivity.ConnectionFailed`` when the server cannot be reached, refuses the
     login or shows another host key than the pinned one.
     """
-    client = connectivity.open_ssh(host=host, port=port, username=username, password=password,
-                                   private_key=ssh_key, host_key=host_key, timeout=min(timeout, 15.0))
+    client = connectivity.open_ssh(
+        host=host,
+        port=port,
+        username=username,
+        password=password,
+        private_key=ssh_key,
+        host_key=host_key,
+        timeout=min(timeout, 15.0),
+    )
     out, err = _Capped(limit), _Capped(limit)
     timed_out = False
     try:
@@ -248,8 +329,13 @@ def ssh_run(*, host: str, port: int, username: str | None, password: str | None,
         channel.close()
     finally:
         client.close()
-    return {"exit_code": exit_code, "timed_out": timed_out, "stdout": out.text(), "stderr": err.text(),
-            "truncated": bool(out.dropped or err.dropped)}
+    return {
+        "exit_code": exit_code,
+        "timed_out": timed_out,
+        "stdout": out.text(),
+        "stderr": err.text(),
+        "truncated": bool(out.dropped or err.dropped),
+    }
 
 
 def command_run(*, execution_id: int) -> CommandExecution | None:
@@ -257,7 +343,8 @@ def command_run(*, execution_id: int) -> CommandExecution | None:
     failure of the remote side (it is recorded on the execution)."""
     now = timezone.now()
     if not CommandExecution.objects.filter(pk=execution_id, status=ExecutionStatus.PENDING).update(
-            status=ExecutionStatus.RUNNING, started_at=now):
+        status=ExecutionStatus.RUNNING, started_at=now
+    ):
         return None
     execution = CommandExecution.objects.select_related("server", "tenant", "command").get(pk=execution_id)
     publish(tenant_id=execution.tenant_id, event=execution_event(execution))
@@ -268,13 +355,21 @@ def command_run(*, execution_id: int) -> CommandExecution | None:
         if server is None:
             raise connectivity.ConnectionFailed("error", "The server was deleted")
         if reason := netpolicy.host_refusal(server.host, server.port):
-            raise connectivity.ConnectionFailed("not_allowed", f"{server.host}:{server.port} is not allowed as a "
-                                                               f"target: {reason}")
+            raise connectivity.ConnectionFailed(
+                "not_allowed", f"{server.host}:{server.port} is not allowed as a target: {reason}"
+            )
         creds = server.credentials or {}
-        result = ssh_run(host=server.host, port=server.port, username=creds.get("username"),
-                         password=creds.get("password"), ssh_key=creds.get("ssh_key"),
-                         host_key=creds.get("host_key"), command=execution.command_text,
-                         timeout=execution.timeout_seconds, limit=int(settings.COMMAND_OUTPUT_LIMIT))
+        result = ssh_run(
+            host=server.host,
+            port=server.port,
+            username=creds.get("username"),
+            password=creds.get("password"),
+            ssh_key=creds.get("ssh_key"),
+            host_key=creds.get("host_key"),
+            command=execution.command_text,
+            timeout=execution.timeout_seconds,
+            limit=int(settings.COMMAND_OUTPUT_LIMIT),
+        )
     except connectivity.ConnectionFailed as exc:
         error = exc.message
     except Exception as exc:  # recorded on the row; the worker goes on
@@ -294,18 +389,35 @@ def command_run(*, execution_id: int) -> CommandExecution | None:
     execution.output_truncated, execution.error_message = result.get("truncated", False), error
     execution.completed_at = timezone.now()
     with transaction.atomic():
-        execution.save(update_fields=["status", "exit_code", "stdout", "stderr", "output_truncated", "error_message",
-                                      "completed_at"])
-        emit(action="command_execution_completed" if status == ExecutionStatus.COMPLETED else
-             "command_execution_failed", tenant=execution.tenant, resource_type="command_execution",
-             resource_id=execution.pk, actor=execution.executed_by,
-             details={"command_id": execution.command_id, "server_id": execution.server_id, "status": status,
-                      "exit_code": execution.exit_code, "duration_seconds": execution.duration_seconds,
-                      "error": error})
+        execution.save(
+            update_fields=[
+                "status",
+                "exit_code",
+                "stdout",
+                "stderr",
+                "output_truncated",
+                "error_message",
+                "completed_at",
+            ]
+        )
+        emit(
+            action="command_execution_completed" if status == ExecutionStatus.COMPLETED else "command_execution_failed",
+            tenant=execution.tenant,
+            resource_type="command_execution",
+            resource_id=execution.pk,
+            actor=execution.executed_by,
+            details={
+                "command_id": execution.command_id,
+                "server_id": execution.server_id,
+                "status": status,
+                "exit_code": execution.exit_code,
+                "duration_seconds": execution.duration_seconds,
+                "error": error,
+            },
+        )
         publish(tenant_id=execution.tenant_id, event=execution_event(execution))
     return execution
 
 
 def execution_list(*, command: CommandTemplate):
     return CommandExecution.objects.filter(command=command).order_by("-created_at", "-id")
-

@@ -34,8 +34,17 @@ FORMAT = "bp-config/1"
 HIDDEN = "[HIDDEN]"
 COMPONENTS = ("servers", "storages", "retention_policies", "applications", "schedules", "storage_policies")
 SERVER_FIELDS = ("description", "type", "environment", "host", "port", "tags")
-STORAGE_FIELDS = ("description", "type", "status", "configuration", "labels", "is_default", "quota_bytes",
-                  "cleanup_threshold", "retention")
+STORAGE_FIELDS = (
+    "description",
+    "type",
+    "status",
+    "configuration",
+    "labels",
+    "is_default",
+    "quota_bytes",
+    "cleanup_threshold",
+    "retention",
+)
 SOURCE_FIELDS = ("name", "type", "database_name", "path", "include", "exclude", "component")
 
 
@@ -77,8 +86,11 @@ def _unseal(value: Any) -> dict | None:
         try:
             return json.loads(decrypt_text(value["sealed"]))
         except Exception:  # another platform's key: the credentials cannot come back
-            raise ValidationFailed(details={"credentials": [
-                "Sealed credentials of this snapshot cannot be decrypted with this platform's key."]}) from None
+            raise ValidationFailed(
+                details={
+                    "credentials": ["Sealed credentials of this snapshot cannot be decrypted with this platform's key."]
+                }
+            ) from None
     if not value or (isinstance(value, dict) and all(v == HIDDEN for v in value.values())):
         return None
     if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
@@ -86,34 +98,53 @@ def _unseal(value: Any) -> dict | None:
     raise ValidationFailed(details={"credentials": ["Must be an object of strings."]})
 
 
-def platform_config_export(*, tenant: Tenant, components: list[str] | None = None, secrets: str = "hidden",
-                           metadata: dict | None = None) -> dict[str, Any]:
+def platform_config_export(
+    *, tenant: Tenant, components: list[str] | None = None, secrets: str = "hidden", metadata: dict | None = None
+) -> dict[str, Any]:
     """The configuration of ``tenant`` (only ``components`` when given)."""
     wanted = set(components or COMPONENTS)
     modules: dict[str, Any] = {}
     if "servers" in wanted:
         modules["servers"] = [
-            {"name": s.name, **{f: getattr(s, f) for f in SERVER_FIELDS}, "credentials": _secret(s.credentials, secrets)}
-            for s in Server.objects.filter(tenant=tenant).order_by("name")]
+            {
+                "name": s.name,
+                **{f: getattr(s, f) for f in SERVER_FIELDS},
+                "credentials": _secret(s.credentials, secrets),
+            }
+            for s in Server.objects.filter(tenant=tenant).order_by("name")
+        ]
     if "storages" in wanted:
         modules["storages"] = [
-            {"name": s.name, **{f: getattr(s, f) for f in STORAGE_FIELDS},
-             "credentials": _secret(s.credentials, secrets)}
-            for s in Storage.objects.filter(tenant=tenant).order_by("name")]
+            {
+                "name": s.name,
+                **{f: getattr(s, f) for f in STORAGE_FIELDS},
+                "credentials": _secret(s.credentials, secrets),
+            }
+            for s in Storage.objects.filter(tenant=tenant).order_by("name")
+        ]
     if "applications" in wanted:
         apps = Application.objects.filter(tenant=tenant).prefetch_related("sources__server").order_by("name")
         modules["applications"] = [
-            {"name": a.name, "namespace": a.namespace, "labels": a.labels, "description": a.description,
-             "is_default": a.is_default,
-             "sources": [{**{f: getattr(s, f) for f in SOURCE_FIELDS}, "server": s.server.name if s.server else None}
-                         for s in sorted(a.sources.all(), key=lambda s: (s.position, s.pk))]}
-            for a in apps]
+            {
+                "name": a.name,
+                "namespace": a.namespace,
+                "labels": a.labels,
+                "description": a.description,
+                "is_default": a.is_default,
+                "sources": [
+                    {**{f: getattr(s, f) for f in SOURCE_FIELDS}, "server": s.server.name if s.server else None}
+                    for s in sorted(a.sources.all(), key=lambda s: (s.position, s.pk))
+                ],
+            }
+            for a in apps
+        ]
     if "storage_policies" in wanted:
         policy = StoragePolicy.objects.filter(tenant=tenant).select_related("replication_target").first()
         modules["storage_policies"] = {
             "replication_enabled": bool(policy and policy.replication_enabled),
             "replication_target": policy.replication_target.name if policy and policy.replication_target else None,
-            "compression_default": policy.compression_default if policy else "zstd"}
+            "compression_default": policy.compression_default if policy else "zstd",
+        }
     for name, section in SECTIONS.items():
         if name in wanted:
             modules[name] = section.export(tenant=tenant, secrets=secrets)
@@ -133,8 +164,11 @@ def platform_config_export(*, tenant: Tenant, components: list[str] | None = Non
 
 def config_components(document: dict) -> list[str]:
     """The components a configuration document holds (validated shape)."""
-    if not isinstance(document, dict) or document.get("export_type") != "configuration" or not isinstance(
-            document.get("modules"), dict):
+    if (
+        not isinstance(document, dict)
+        or document.get("export_type") != "configuration"
+        or not isinstance(document.get("modules"), dict)
+    ):
         raise ValidationFailed(details={"file": ["Not a configuration export of this platform."]})
     unknown = sorted(set(document["modules"]) - set(COMPONENTS))
     if unknown:
@@ -147,8 +181,9 @@ def config_components(document: dict) -> list[str]:
 
 def config_items(modules: dict, name: str) -> list[dict]:
     items = modules.get(name)
-    if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("name", i.get(
-            "schedule_id")), str) for i in items):
+    if not isinstance(items, list) or not all(
+        isinstance(i, dict) and isinstance(i.get("name", i.get("schedule_id")), str) for i in items
+    ):
         raise ValidationFailed(details={f"modules.{name}": ["Must be a list of objects with a name."]})
     return items
 
@@ -191,8 +226,11 @@ def _apply_storages(tenant: Tenant, items: list[dict]) -> list[str]:
             notes.append(f"storage created: {item['name']}")
         else:
             if storage.type != fields.get("type", storage.type):
-                raise Conflict(f"Storage '{storage.name}' is {storage.type} now, {fields['type']} in the snapshot; "
-                               "a storage's type cannot change", code="SNAPSHOT_CONFLICT")
+                raise Conflict(
+                    f"Storage '{storage.name}' is {storage.type} now, {fields['type']} in the snapshot; "
+                    "a storage's type cannot change",
+                    code="SNAPSHOT_CONFLICT",
+                )
             fields.pop("type", None)
             if "configuration" in fields:  # replace, not merge
                 fields["configuration"] = {**{k: None for k in storage.configuration or {}}, **fields["configuration"]}
@@ -203,8 +241,11 @@ def _apply_storages(tenant: Tenant, items: list[dict]) -> list[str]:
             Storage.objects.filter(pk=storage.pk).update(**extra)
     for name, storage in current.items():
         if Backup.objects.filter(storage=storage).exists() or BackupCopy.objects.filter(storage=storage).exists():
-            raise Conflict(f"Storage '{name}' is not in the snapshot but holds backups; delete or move them first",
-                           code="SNAPSHOT_CONFLICT", details={"storage": name})
+            raise Conflict(
+                f"Storage '{name}' is not in the snapshot but holds backups; delete or move them first",
+                code="SNAPSHOT_CONFLICT",
+                details={"storage": name},
+            )
         svc.storage_delete(storage=storage, force=True)
         notes.append(f"storage deleted: {name}")
     return notes
@@ -223,8 +264,13 @@ def _apply_applications(tenant: Tenant, items: list[dict]) -> list[str]:
             entry = {f: source[f] for f in SOURCE_FIELDS if f in source}
             if source.get("server"):
                 if source["server"] not in servers:
-                    raise ValidationFailed(details={f"applications.{item['name']}.sources[{n}].server": [
-                        f"No server named '{source['server']}' (restore the servers component too)."]})
+                    raise ValidationFailed(
+                        details={
+                            f"applications.{item['name']}.sources[{n}].server": [
+                                f"No server named '{source['server']}' (restore the servers component too)."
+                            ]
+                        }
+                    )
                 entry["server_id"] = servers[source["server"]]
             sources.append(entry)
         fields = {f: item[f] for f in ("namespace", "labels", "description") if f in item}
@@ -259,17 +305,31 @@ def _apply_storage_policies(tenant: Tenant, item: dict) -> list[str]:
     if item.get("replication_target"):
         target = Storage.objects.filter(tenant=tenant, name=item["replication_target"]).first()
         if target is None:
-            raise ValidationFailed(details={"modules.storage_policies.replication_target": [
-                f"No storage named '{item['replication_target']}' (restore the storages component too)."]})
-    StoragePolicy.objects.update_or_create(tenant=tenant, defaults={
-        "replication_enabled": bool(item.get("replication_enabled")), "replication_target": target,
-        "compression_default": item.get("compression_default") or "zstd"})
+            raise ValidationFailed(
+                details={
+                    "modules.storage_policies.replication_target": [
+                        f"No storage named '{item['replication_target']}' (restore the storages component too)."
+                    ]
+                }
+            )
+    StoragePolicy.objects.update_or_create(
+        tenant=tenant,
+        defaults={
+            "replication_enabled": bool(item.get("replication_enabled")),
+            "replication_target": target,
+            "compression_default": item.get("compression_default") or "zstd",
+        },
+    )
     return []
 
 
 def _own_sections() -> dict[str, Callable[[Tenant, Any], list[str]]]:
-    return {"servers": _apply_servers, "storages": _apply_storages, "storage_policies": _apply_storage_policies,
-            "applications": _apply_applications}
+    return {
+        "servers": _apply_servers,
+        "storages": _apply_storages,
+        "storage_policies": _apply_storage_policies,
+        "applications": _apply_applications,
+    }
 
 
 # Retention policies before what names them; servers and storages before applications and
@@ -307,6 +367,11 @@ def platform_config_apply(*, tenant: Tenant, document: dict, components: list[st
     for name in APPLY_ORDER:
         if name in chosen:
             changes += appliers[name](tenant, value_of(name))
-    emit(action="config_apply", tenant=tenant, resource_type="configuration", resource_id=tenant.slug,
-         details={"components": chosen, "changes": changes[:200]})
+    emit(
+        action="config_apply",
+        tenant=tenant,
+        resource_type="configuration",
+        resource_id=tenant.slug,
+        details={"components": chosen, "changes": changes[:200]},
+    )
     return {"components": chosen, "changes": sorted(set(changes))}

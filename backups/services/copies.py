@@ -63,11 +63,15 @@ def human_bytes(value: int | None) -> str:
 def storage_used_bytes(*, storage: Storage) -> int:
     """Bytes of the artifacts really held by ``storage``: its available copies, plus the
     completed backups stored there that have no copy row (rows written before copies)."""
-    copies = BackupCopy.objects.filter(storage=storage, status=CopyStatus.AVAILABLE).aggregate(
-        s=Sum("size_bytes"))["s"] or 0
-    uncopied = (Backup.objects.filter(storage=storage, status=BackupStatus.COMPLETED)
-                .exclude(Exists(BackupCopy.objects.filter(backup=OuterRef("pk"), storage=storage)))
-                .aggregate(s=Sum("stored_bytes"))["s"] or 0)
+    copies = (
+        BackupCopy.objects.filter(storage=storage, status=CopyStatus.AVAILABLE).aggregate(s=Sum("size_bytes"))["s"] or 0
+    )
+    uncopied = (
+        Backup.objects.filter(storage=storage, status=BackupStatus.COMPLETED)
+        .exclude(Exists(BackupCopy.objects.filter(backup=OuterRef("pk"), storage=storage)))
+        .aggregate(s=Sum("stored_bytes"))["s"]
+        or 0
+    )
     return int(copies) + int(uncopied)
 
 
@@ -88,8 +92,13 @@ def quota_check(*, storage: Storage, incoming: int, what: str = "") -> None:
         raise StorageFull(
             f"Storage '{storage.name}' has {human_bytes(max(0, storage.quota_bytes - used))} left of its "
             f"{human_bytes(storage.quota_bytes)} quota; {what or 'this'} needs {human_bytes(incoming)}",
-            details={"storage": storage.name, "quota_bytes": storage.quota_bytes, "used_bytes": used,
-                     "needed_bytes": incoming})
+            details={
+                "storage": storage.name,
+                "quota_bytes": storage.quota_bytes,
+                "used_bytes": used,
+                "needed_bytes": incoming,
+            },
+        )
 
 
 class QuotaWriter:
@@ -107,9 +116,11 @@ class QuotaWriter:
     def write(self, data) -> int:
         self.written += len(data)
         if self.limit is not None and self.written > self.limit:
-            raise StorageFull(f"Storage '{self.storage.name}' quota exceeded while writing "
-                              f"({human_bytes(self.storage.quota_bytes)} quota)",
-                              details={"storage": self.storage.name, "quota_bytes": self.storage.quota_bytes})
+            raise StorageFull(
+                f"Storage '{self.storage.name}' quota exceeded while writing "
+                f"({human_bytes(self.storage.quota_bytes)} quota)",
+                details={"storage": self.storage.name, "quota_bytes": self.storage.quota_bytes},
+            )
         return self.writer.write(data)
 
     def __getattr__(self, name: str) -> Any:
@@ -126,12 +137,20 @@ def threshold_check(*, storage: Storage, added: int) -> bool:
     if not (used - added < limit <= used):
         return False
     percent = round(used * 100 / storage.quota_bytes)
-    details = {"level": "warning", "storage": storage.name, "storage_id": storage.pk,
-               "message": f"Storage usage at {percent}%", "threshold": storage.cleanup_threshold,
-               "used": human_bytes(used), "available": human_bytes(max(0, storage.quota_bytes - used)),
-               "total": human_bytes(storage.quota_bytes), "used_bytes": used}
-    emit(action="storage_alert", tenant=storage.tenant, resource_type="storage", resource_id=storage.pk,
-         details=details)
+    details = {
+        "level": "warning",
+        "storage": storage.name,
+        "storage_id": storage.pk,
+        "message": f"Storage usage at {percent}%",
+        "threshold": storage.cleanup_threshold,
+        "used": human_bytes(used),
+        "available": human_bytes(max(0, storage.quota_bytes - used)),
+        "total": human_bytes(storage.quota_bytes),
+        "used_bytes": used,
+    }
+    emit(
+        action="storage_alert", tenant=storage.tenant, resource_type="storage", resource_id=storage.pk, details=details
+    )
     publish(tenant_id=storage.tenant_id, stream="notifications", event={"type": "storage_alert", **details})
     return True
 
@@ -139,15 +158,25 @@ def threshold_check(*, storage: Storage, added: int) -> bool:
 # --- recording and removing copies ---------------------------------------------------------------
 
 
-def copy_record(*, backup: Backup, storage: Storage, path: str, size: int, checksum: str,
-                verified: bool = False) -> BackupCopy:
+def copy_record(
+    *, backup: Backup, storage: Storage, path: str, size: int, checksum: str, verified: bool = False
+) -> BackupCopy:
     """Record (or refresh) the copy of ``backup`` on ``storage``."""
     now = timezone.now()
     copy, _ = BackupCopy.objects.update_or_create(
-        backup=backup, storage=storage,
-        defaults={"tenant_id": backup.tenant_id, "path": path, "size_bytes": size, "checksum": checksum,
-                  "verified": verified, "verified_at": now if verified else None,
-                  "status": CopyStatus.AVAILABLE, "error_message": ""})
+        backup=backup,
+        storage=storage,
+        defaults={
+            "tenant_id": backup.tenant_id,
+            "path": path,
+            "size_bytes": size,
+            "checksum": checksum,
+            "verified": verified,
+            "verified_at": now if verified else None,
+            "status": CopyStatus.AVAILABLE,
+            "error_message": "",
+        },
+    )
     return copy
 
 
@@ -158,9 +187,15 @@ def primary_copy_ensure(*, backup: Backup) -> BackupCopy | None:
     copy = BackupCopy.objects.filter(backup=backup, storage_id=backup.storage_id).first()
     if copy is None:
         copy = BackupCopy.objects.create(
-            tenant_id=backup.tenant_id, backup=backup, storage_id=backup.storage_id, path=backup.storage_path,
-            size_bytes=backup.stored_bytes, checksum=backup.checksum, verified=backup.verified,
-            verified_at=backup.verified_at)
+            tenant_id=backup.tenant_id,
+            backup=backup,
+            storage_id=backup.storage_id,
+            path=backup.storage_path,
+            size_bytes=backup.stored_bytes,
+            checksum=backup.checksum,
+            verified=backup.verified,
+            verified_at=backup.verified_at,
+        )
     return copy
 
 
@@ -168,16 +203,30 @@ def after_backup_completed(*, backup: Backup) -> None:
     """A new artifact was committed: record its copy, check the threshold, replicate."""
     if backup.storage is None:
         return
-    copy_record(backup=backup, storage=backup.storage, path=backup.storage_path, size=backup.stored_bytes,
-                checksum=backup.checksum)
+    copy_record(
+        backup=backup,
+        storage=backup.storage,
+        path=backup.storage_path,
+        size=backup.stored_bytes,
+        checksum=backup.checksum,
+    )
     threshold_check(storage=backup.storage, added=backup.stored_bytes)
-    policy = StoragePolicy.objects.filter(tenant_id=backup.tenant_id, replication_enabled=True).select_related(
-        "replication_target").first()
+    policy = (
+        StoragePolicy.objects.filter(tenant_id=backup.tenant_id, replication_enabled=True)
+        .select_related("replication_target")
+        .first()
+    )
     target = policy.replication_target if policy else None
     if target is not None and target.pk != backup.storage_id and target.status == "active":
         with transaction.atomic():
-            sync_start(tenant=backup.tenant, source=backup.storage, destination=target, backups=[backup],
-                       verify=True, trigger="replication")
+            sync_start(
+                tenant=backup.tenant,
+                source=backup.storage,
+                destination=target,
+                backups=[backup],
+                verify=True,
+                trigger="replication",
+            )
 
 
 def _delete_artifact(storage: Storage, path: str) -> None:
@@ -191,8 +240,9 @@ def _delete_artifact(storage: Storage, path: str) -> None:
 def copies_discard_all(*, backup: Backup) -> None:
     """Delete the artifact in every location that holds a copy (not the primary: the caller
     deletes it). Raises ``StorageError`` if one cannot be deleted."""
-    for copy in BackupCopy.objects.filter(backup=backup).exclude(storage_id=backup.storage_id).select_related(
-            "storage"):
+    for copy in (
+        BackupCopy.objects.filter(backup=backup).exclude(storage_id=backup.storage_id).select_related("storage")
+    ):
         if copy.storage is not None:
             _delete_artifact(copy.storage, copy.path)
 
@@ -220,8 +270,13 @@ def copy_remove(*, backup: Backup, storage: Storage, reason: str = "") -> int:
         best = sorted(others, key=lambda c: (c.status != CopyStatus.AVAILABLE, not c.verified, c.pk))[0]
         Backup.objects.filter(pk=backup.pk).update(storage=best.storage, storage_path=best.path)
         backup.storage, backup.storage_path = best.storage, best.path
-    emit(action="backup_copy_delete", tenant=backup.tenant, resource_type="backup", resource_id=backup.pk,
-         details={"storage": storage.name, "reason": reason, "storage_freed_bytes": here.size_bytes})
+    emit(
+        action="backup_copy_delete",
+        tenant=backup.tenant,
+        resource_type="backup",
+        resource_id=backup.pk,
+        details={"storage": storage.name, "reason": reason, "storage_freed_bytes": here.size_bytes},
+    )
     return here.size_bytes
 
 
@@ -237,8 +292,12 @@ def readable_copies(*, backup: Backup) -> list[tuple[Storage, str]]:
     found: list[tuple[Storage, str]] = []
     if backup.storage is not None and backup.storage_path:
         found.append((backup.storage, backup.storage_path))
-    others = (BackupCopy.objects.filter(backup=backup, status=CopyStatus.AVAILABLE, storage__isnull=False)
-              .exclude(storage_id=backup.storage_id).select_related("storage").order_by("-verified", "id"))
+    others = (
+        BackupCopy.objects.filter(backup=backup, status=CopyStatus.AVAILABLE, storage__isnull=False)
+        .exclude(storage_id=backup.storage_id)
+        .select_related("storage")
+        .order_by("-verified", "id")
+    )
     found += [(c.storage, c.path) for c in others if c.storage.status == "active"]
     return found
 
@@ -271,8 +330,10 @@ def open_any_copy(*, backup: Backup):
 
 
 def _resolve_storage(tenant: Tenant, name: str, field: str) -> Storage:
-    storage = (Storage.objects.filter(tenant=tenant, name=name).first()
-               or Storage.objects.filter(tenant=tenant, type=name).order_by("-is_default", "id").first())
+    storage = (
+        Storage.objects.filter(tenant=tenant, name=name).first()
+        or Storage.objects.filter(tenant=tenant, type=name).order_by("-is_default", "id").first()
+    )
     if storage is None and name.isascii() and name.isdigit() and len(name) < 19:
         storage = Storage.objects.filter(tenant=tenant, pk=int(name)).first()
     if storage is None:
@@ -286,8 +347,17 @@ def storage_by_name(*, tenant: Tenant, name: str, field: str = "storage") -> Sto
 
 
 @transaction.atomic
-def sync_start(*, tenant: Tenant, source: Storage, destination: Storage, backups: list[Backup] | None = None,
-               verify: bool = True, actor: Any = None, trigger: str = "manual", queue: bool = True) -> Operation:
+def sync_start(
+    *,
+    tenant: Tenant,
+    source: Storage,
+    destination: Storage,
+    backups: list[Backup] | None = None,
+    verify: bool = True,
+    actor: Any = None,
+    trigger: str = "manual",
+    queue: bool = True,
+) -> Operation:
     """Queue copying ``backups`` (default: every completed backup with a copy on ``source``)
     from ``source`` to ``destination``. Backups already there are skipped by the run."""
     if source.tenant_id != tenant.pk or destination.tenant_id != tenant.pk:
@@ -298,7 +368,8 @@ def sync_start(*, tenant: Tenant, source: Storage, destination: Storage, backups
         raise Conflict(f"Storage '{destination.name}' is disabled", code="STORAGE_DISABLED")
     on_source = Backup.objects.filter(tenant=tenant, status=BackupStatus.COMPLETED).filter(
         Exists(BackupCopy.objects.filter(backup=OuterRef("pk"), storage=source, status=CopyStatus.AVAILABLE))
-        | Exists(Backup.objects.filter(pk=OuterRef("pk"), storage=source)))
+        | Exists(Backup.objects.filter(pk=OuterRef("pk"), storage=source))
+    )
     if backups is None:
         chosen = list(on_source.order_by("created_at", "id"))
     else:
@@ -306,23 +377,54 @@ def sync_start(*, tenant: Tenant, source: Storage, destination: Storage, backups
         chosen = list(on_source.filter(pk__in=ids).order_by("created_at", "id"))
         missing = sorted(set(ids) - {b.pk for b in chosen})
         if missing:
-            raise NotFound(f"Not on storage '{source.name}' (or not completed): backups {missing}",
-                           code="BACKUP_NOT_FOUND", details={"backup_ids": missing})
-    already = set(BackupCopy.objects.filter(storage=destination, status=CopyStatus.AVAILABLE,
-                                            backup__in=chosen).values_list("backup_id", flat=True))
+            raise NotFound(
+                f"Not on storage '{source.name}' (or not completed): backups {missing}",
+                code="BACKUP_NOT_FOUND",
+                details={"backup_ids": missing},
+            )
+    already = set(
+        BackupCopy.objects.filter(storage=destination, status=CopyStatus.AVAILABLE, backup__in=chosen).values_list(
+            "backup_id", flat=True
+        )
+    )
     todo = [b for b in chosen if b.pk not in already]
     total = sum(b.stored_bytes for b in todo)
     quota_check(storage=destination, incoming=total, what=f"syncing {len(todo)} backup(s)")
-    op = operations.operation_create(tenant=tenant, kind=OperationKind.SYNC, actor=actor, details={
-        "source_id": source.pk, "source": source.name, "destination_id": destination.pk,
-        "destination": destination.name, "backup_ids": [b.pk for b in chosen], "verify": verify,
-        "trigger": trigger, "backups_total": len(chosen), "backups_synced": 0, "backups_skipped": len(already),
-        "bytes_total": total, "failed": []})
+    op = operations.operation_create(
+        tenant=tenant,
+        kind=OperationKind.SYNC,
+        actor=actor,
+        details={
+            "source_id": source.pk,
+            "source": source.name,
+            "destination_id": destination.pk,
+            "destination": destination.name,
+            "backup_ids": [b.pk for b in chosen],
+            "verify": verify,
+            "trigger": trigger,
+            "backups_total": len(chosen),
+            "backups_synced": 0,
+            "backups_skipped": len(already),
+            "bytes_total": total,
+            "failed": [],
+        },
+    )
     Operation.objects.filter(pk=op.pk).update(bytes_total=total)
     op.bytes_total = total
-    emit(action="storage_sync_start", tenant=tenant, resource_type="operation", resource_id=op.public_id,
-         details={"source": source.name, "destination": destination.name, "backups": len(chosen),
-                  "bytes": total, "verify": verify, "trigger": trigger})
+    emit(
+        action="storage_sync_start",
+        tenant=tenant,
+        resource_type="operation",
+        resource_id=op.public_id,
+        details={
+            "source": source.name,
+            "destination": destination.name,
+            "backups": len(chosen),
+            "bytes": total,
+            "verify": verify,
+            "trigger": trigger,
+        },
+    )
     if queue:
         from .backups import _queue
 
@@ -334,8 +436,9 @@ def sync_progress_url(op: Operation) -> str:
     return reverse("console-storage-sync-progress", kwargs={"sync_id": op.public_id})
 
 
-def _copy_one(*, backup: Backup, source: Storage, destination: Storage, verify: bool,
-              reporter: ProgressReporter, done_before: int) -> dict:
+def _copy_one(
+    *, backup: Backup, source: Storage, destination: Storage, verify: bool, reporter: ProgressReporter, done_before: int
+) -> dict:
     """Stream one artifact from ``source`` to ``destination``; returns the copy's facts."""
     from .backups import storage_backend
 
@@ -395,8 +498,12 @@ def sync_run(*, operation_id: int) -> Operation | None:
     source = Storage.objects.filter(pk=details.get("source_id"), tenant_id=op.tenant_id).first()
     destination = Storage.objects.filter(pk=details.get("destination_id"), tenant_id=op.tenant_id).first()
     if source is None or destination is None:
-        return operations.operation_finish(op=op, status=OperationStatus.FAILED, step="failed",
-                                           error="The source or destination storage no longer exists")
+        return operations.operation_finish(
+            op=op,
+            status=OperationStatus.FAILED,
+            step="failed",
+            error="The source or destination storage no longer exists",
+        )
     reporter = ProgressReporter(op, total=details.get("bytes_total") or None)
     failed: list[dict] = []
     synced = skipped = done = 0
@@ -413,8 +520,14 @@ def sync_run(*, operation_id: int) -> Operation | None:
         reporter.step("copying", component=backup.name[:100])
         try:
             primary_copy_ensure(backup=backup)
-            facts = _copy_one(backup=backup, source=source, destination=destination,
-                              verify=details.get("verify", True), reporter=reporter, done_before=done)
+            facts = _copy_one(
+                backup=backup,
+                source=source,
+                destination=destination,
+                verify=details.get("verify", True),
+                reporter=reporter,
+                done_before=done,
+            )
         except _Cancelled:
             cancelled = True
             break
@@ -425,14 +538,25 @@ def sync_run(*, operation_id: int) -> Operation | None:
             logger.warning("sync %s: backup %s failed: %s", op.public_id, pk, message)
             continue
         done += facts["size"]
-        copy_record(backup=backup, storage=destination, path=backup.storage_path, size=facts["size"],
-                    checksum=facts["checksum"], verified=facts["verified"])
+        copy_record(
+            backup=backup,
+            storage=destination,
+            path=backup.storage_path,
+            size=facts["size"],
+            checksum=facts["checksum"],
+            verified=facts["verified"],
+        )
         synced += 1
         threshold_check(storage=destination, added=facts["size"])
         details.update(backups_synced=synced, failed=failed)
         Operation.objects.filter(pk=op.pk).update(details=details)
-        emit(action="backup_copy_create", tenant=backup.tenant, resource_type="backup", resource_id=backup.pk,
-             details={"storage": destination.name, "verified": facts["verified"], "bytes": facts["size"]})
+        emit(
+            action="backup_copy_create",
+            tenant=backup.tenant,
+            resource_type="backup",
+            resource_id=backup.pk,
+            details={"storage": destination.name, "verified": facts["verified"], "bytes": facts["size"]},
+        )
     details.update(backups_synced=synced, failed=failed, backups_skipped=details.get("backups_skipped", 0) + skipped)
     if synced:
         Storage.objects.filter(pk=destination.pk).update(last_synced_at=timezone.now())
@@ -443,6 +567,11 @@ def sync_run(*, operation_id: int) -> Operation | None:
     else:
         status, error = OperationStatus.COMPLETED, ""
     op = operations.operation_finish(op=op, status=status, error=error, details=details, step=status)
-    emit(action=f"storage_sync_{status}", tenant=op.tenant, resource_type="operation", resource_id=op.public_id,
-         details={"synced": synced, "failed": len(failed), "destination": destination.name})
+    emit(
+        action=f"storage_sync_{status}",
+        tenant=op.tenant,
+        resource_type="operation",
+        resource_id=op.public_id,
+        details={"synced": synced, "failed": len(failed), "destination": destination.name},
+    )
     return op

@@ -53,8 +53,9 @@ def backup_filename(backup: Backup, *, raw: bool = False) -> str:
 ARCHIVE_FORMATS = ("tar.gz", "zip")
 
 
-def backup_download_stream(*, backup: Backup, raw: bool = False, archive: str | None = None,
-                           chunk_size: int = 1024 * 1024) -> BackupDownload:
+def backup_download_stream(
+    *, backup: Backup, raw: bool = False, archive: str | None = None, chunk_size: int = 1024 * 1024
+) -> BackupDownload:
     """Stream a completed backup: by default its content, decrypted and decompressed on the
     fly (a tar for application backups, the pg_dump or SQL file for a database), or with
     ``raw`` the stored, encrypted artifact (restorable offline with the exported key).
@@ -76,16 +77,20 @@ def backup_download_stream(*, backup: Backup, raw: bool = False, archive: str | 
         elif archive == "tar.gz" and backup.compression == "gzip" and not _has_parts(backup):
             source, size = decrypt_stream(reader, key_for_id(backup.tenant, backup.key_id)), backup.compressed_bytes
         elif archive == "tar.gz":
-            source = gzip_stream(_whole_members(backup, restore_stream(reader, key_for_id(backup.tenant,
-                                                                                        backup.key_id))))
+            source = gzip_stream(
+                _whole_members(backup, restore_stream(reader, key_for_id(backup.tenant, backup.key_id)))
+            )
         elif archive == "zip":
             source = zip_from_tar(restore_stream(reader, key_for_id(backup.tenant, backup.key_id)))
         else:
             source = _whole_members(backup, restore_stream(reader, key_for_id(backup.tenant, backup.key_id)))
     except StorageNotFound:
         _close(reader, backend)
-        raise NotFound(f"The backup file is missing from storage '{backup.storage.name}'",
-                       code="BACKUP_NOT_FOUND", details={"backup_id": backup.pk, "storage": backup.storage.name})
+        raise NotFound(
+            f"The backup file is missing from storage '{backup.storage.name}'",
+            code="BACKUP_NOT_FOUND",
+            details={"backup_id": backup.pk, "storage": backup.storage.name},
+        )
     except StorageUnavailable as exc:
         _close(reader, backend)
         raise Unavailable(f"Storage '{backup.storage.name}' cannot be reached: {exc}")
@@ -94,8 +99,12 @@ def backup_download_stream(*, backup: Backup, raw: bool = False, archive: str | 
         raise Conflict(f"The backup file cannot be read: {exc}", code="STORAGE_ERROR")
     except (ArtifactError, KeyUnwrapError, ImproperlyConfigured) as exc:
         _close(reader, backend)
-        raise DomainError(f"The backup cannot be decrypted: {exc}", code="ENCRYPTION_ERROR", status=409,
-                          details={"backup_id": backup.pk, "key_id": backup.key_id})
+        raise DomainError(
+            f"The backup cannot be decrypted: {exc}",
+            code="ENCRYPTION_ERROR",
+            status=409,
+            details={"backup_id": backup.pk, "key_id": backup.key_id},
+        )
 
     def chunks() -> Iterator[bytes]:
         try:
@@ -106,16 +115,30 @@ def backup_download_stream(*, backup: Backup, raw: bool = False, archive: str | 
         finally:
             _close(reader, backend)
 
-    emit(action="backup_download", tenant=backup.tenant, resource_type="backup", resource_id=backup.pk,
-         details={"raw": raw, **({"format": archive} if archive else {})})
+    emit(
+        action="backup_download",
+        tenant=backup.tenant,
+        resource_type="backup",
+        resource_id=backup.pk,
+        details={"raw": raw, **({"format": archive} if archive else {})},
+    )
     if archive:
-        return BackupDownload(chunks=chunks(), filename=f"backup-{backup.pk}.{archive}",
-                              content_type="application/octet-stream", size=size)
+        return BackupDownload(
+            chunks=chunks(),
+            filename=f"backup-{backup.pk}.{archive}",
+            content_type="application/octet-stream",
+            size=size,
+        )
     return BackupDownload(
-        chunks=chunks(), filename=backup_filename(backup, raw=raw),
+        chunks=chunks(),
+        filename=backup_filename(backup, raw=raw),
         content_type="application/octet-stream" if raw or not backup.application_id else "application/x-tar",
-        size=backup.stored_bytes if raw and backup.stored_bytes else (
-            None if _has_parts(backup) else backup.size_bytes or None) if not raw else None)
+        size=backup.stored_bytes
+        if raw and backup.stored_bytes
+        else (None if _has_parts(backup) else backup.size_bytes or None)
+        if not raw
+        else None,
+    )
 
 
 def _bundle_members(backup: Backup) -> list[dict]:

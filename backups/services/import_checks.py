@@ -41,10 +41,16 @@ PG_CUSTOM_MAGIC = b"PGDMP"
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 FILES_MEMBER = "00-files.tar"
-KIND_LABELS = {"bpaf": "backup of this platform", "pg_custom": "pg_dump custom-format dump",
-               "pg_plain": "pg_dump plain SQL dump", "mysql_sql": "mysqldump SQL dump", "tar": "tar archive",
-               "tar.gz": "gzip-compressed tar archive", "tar.zst": "zstd-compressed tar archive",
-               "config": "configuration export"}
+KIND_LABELS = {
+    "bpaf": "backup of this platform",
+    "pg_custom": "pg_dump custom-format dump",
+    "pg_plain": "pg_dump plain SQL dump",
+    "mysql_sql": "mysqldump SQL dump",
+    "tar": "tar archive",
+    "tar.gz": "gzip-compressed tar archive",
+    "tar.zst": "zstd-compressed tar archive",
+    "config": "configuration export",
+}
 
 
 class ImportRefused(DomainError):
@@ -115,12 +121,16 @@ class _Guarded(io.RawIOBase):
             raise refuse(f"The compressed data is truncated or corrupt ({exc})", reason="corrupt") from None
         self.count += len(data)
         if self.count > self.caps["max_unpacked_bytes"]:
-            raise refuse(f"The archive unpacks to more than {self.caps['max_unpacked_bytes']} bytes",
-                          reason="too_large_unpacked")
+            raise refuse(
+                f"The archive unpacks to more than {self.caps['max_unpacked_bytes']} bytes", reason="too_large_unpacked"
+            )
         if self.count > self.caps["ratio_after_bytes"] and self.count > self.caps["max_ratio"] * max(
-                self.packed.count, 1):
-            raise refuse(f"The archive unpacks to more than {self.caps['max_ratio']} times its size "
-                          "(a decompression bomb?)", reason="compression_ratio")
+            self.packed.count, 1
+        ):
+            raise refuse(
+                f"The archive unpacks to more than {self.caps['max_ratio']} times its size (a decompression bomb?)",
+                reason="compression_ratio",
+            )
         buffer[: len(data)] = data
         return len(data)
 
@@ -130,8 +140,9 @@ def decompressed(kind: str, handle) -> tuple[io.BufferedReader, Counting]:
     if kind == "tar.gz":
         inner = gzip.GzipFile(fileobj=io.BufferedReader(packed, READ_SIZE), mode="rb")
     elif kind == "tar.zst":
-        inner = zstandard.ZstdDecompressor().stream_reader(io.BufferedReader(packed, READ_SIZE),
-                                                           read_across_frames=True)
+        inner = zstandard.ZstdDecompressor().stream_reader(
+            io.BufferedReader(packed, READ_SIZE), read_across_frames=True
+        )
     else:
         inner = io.BufferedReader(packed, READ_SIZE)
     return io.BufferedReader(_Guarded(inner, packed, limits()), READ_SIZE), packed
@@ -157,14 +168,18 @@ def check_tar(reader, *, max_members: int) -> dict[str, Any]:
                     target = member.linkname
                     resolved = posixpath.normpath(posixpath.join(posixpath.dirname("/".join(parts)), target))
                     if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
-                        raise refuse(f"Unsafe member {name!r}: a symlink pointing outside ({target!r})",
-                                      reason="link_outside")
+                        raise refuse(
+                            f"Unsafe member {name!r}: a symlink pointing outside ({target!r})", reason="link_outside"
+                        )
                     counts["links"] += 1
                 elif member.islnk():
                     target = posixpath.normpath(member.linkname)
                     if member.linkname.startswith("/") or ".." in target.split("/") or target not in names:
-                        raise refuse(f"Unsafe member {name!r}: a hard link to {member.linkname!r}, not an "
-                                      "earlier member of the archive", reason="link_outside")
+                        raise refuse(
+                            f"Unsafe member {name!r}: a hard link to {member.linkname!r}, not an "
+                            "earlier member of the archive",
+                            reason="link_outside",
+                        )
                     counts["links"] += 1
                 elif member.isdir():
                     counts["directories"] += 1
@@ -178,8 +193,7 @@ def check_tar(reader, *, max_members: int) -> dict[str, Any]:
                         raise refuse(f"The archive is truncated inside {name!r}", reason="truncated")
                     counts["bytes"] += size
                 else:
-                    raise refuse(f"Unsafe member {name!r}: a device, FIFO or other special file",
-                                  reason="special_file")
+                    raise refuse(f"Unsafe member {name!r}: a device, FIFO or other special file", reason="special_file")
                 names.add(posixpath.normpath("/".join(parts)) if parts else ".")
                 newest = max(newest, int(member.mtime or 0))
     except tarfile.TarError as exc:
@@ -232,10 +246,13 @@ def _check_pg_custom(path: str) -> dict:
         raise refuse(f"The pg_dump file is truncated or corrupt ({message[0][:300]})", reason="corrupt")
     listing = subprocess.run(["pg_restore", "-l", path], capture_output=True, timeout=600, text=True).stdout
     entries = [line for line in listing.splitlines() if line and not line.startswith(";")]
-    database = next((line.split(":", 1)[1].strip() for line in listing.splitlines()
-                     if line.startswith(";     dbname:")), "")
-    created = next((line.split(":", 1)[1].strip() for line in listing.splitlines()
-                    if line.startswith(";     Archive created at")), "")
+    database = next(
+        (line.split(":", 1)[1].strip() for line in listing.splitlines() if line.startswith(";     dbname:")), ""
+    )
+    created = next(
+        (line.split(":", 1)[1].strip() for line in listing.splitlines() if line.startswith(";     Archive created at")),
+        "",
+    )
     return {"database": database, "toc_entries": len(entries), "archive_created_at": _pg_time(created)}
 
 
@@ -253,8 +270,11 @@ def _check_bpaf(tenant: Tenant, path: str, caps: dict) -> tuple[str, dict]:
         try:
             reader = open_artifact(handle, key)
         except WrongKey:
-            raise refuse("The artifact is encrypted with another key than this workspace's "
-                          "(or was tampered with)", reason="wrong_key", code="ENCRYPTION_ERROR") from None
+            raise refuse(
+                "The artifact is encrypted with another key than this workspace's (or was tampered with)",
+                reason="wrong_key",
+                code="ENCRYPTION_ERROR",
+            ) from None
         except ArtifactError as exc:
             raise refuse(f"The artifact is corrupt: {exc}", reason="corrupt", code="ENCRYPTION_ERROR") from None
         plain = PlainReader(reader)
@@ -268,8 +288,11 @@ def _check_bpaf(tenant: Tenant, path: str, caps: dict) -> tuple[str, dict]:
             details = _check_bundle(plain, caps)
         else:
             text = head.decode("utf-8", errors="replace")
-            inner = "mysql_sql" if text.lstrip().startswith(("-- MySQL dump", "-- MariaDB dump")) else (
-                "pg_plain" if "PostgreSQL database dump" in text else "unknown")
+            inner = (
+                "mysql_sql"
+                if text.lstrip().startswith(("-- MySQL dump", "-- MariaDB dump"))
+                else ("pg_plain" if "PostgreSQL database dump" in text else "unknown")
+            )
             while plain.read(READ_SIZE):
                 pass
     if inner == "unknown":
@@ -294,8 +317,9 @@ class PlainReader(io.RawIOBase):
             except StopIteration:
                 return
             except ArtifactError as exc:
-                raise refuse(f"The artifact failed authentication: {exc}", reason="tampered",
-                              code="ENCRYPTION_ERROR") from None
+                raise refuse(
+                    f"The artifact failed authentication: {exc}", reason="tampered", code="ENCRYPTION_ERROR"
+                ) from None
             self.buffer += piece
 
     def peek(self, size: int) -> bytes:
@@ -304,7 +328,7 @@ class PlainReader(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         self._fill(len(buffer))
-        data, self.buffer = self.buffer[: len(buffer)], self.buffer[len(buffer):]
+        data, self.buffer = self.buffer[: len(buffer)], self.buffer[len(buffer) :]
         buffer[: len(data)] = data
         return len(data)
 
@@ -348,8 +372,11 @@ def inspect_upload(*, tenant: Tenant, upload: StagedUpload) -> Inspection:
         head = handle.read(8192)
     kind = _sniff(head)
     if kind is None:
-        raise refuse("Unsupported file: not a backup of this platform, a pg_dump or mysqldump file, a tar "
-                      "archive (plain, gzip or zstd) or a configuration export", reason="unsupported_type")
+        raise refuse(
+            "Unsupported file: not a backup of this platform, a pg_dump or mysqldump file, a tar "
+            "archive (plain, gzip or zstd) or a configuration export",
+            reason="unsupported_type",
+        )
     inspection = Inspection(kind=kind, size=upload.size, sha256=upload.sha256)
     if kind == "bpaf":
         inspection.inner, inspection.details = _check_bpaf(tenant, upload.path, caps)
@@ -368,8 +395,9 @@ def inspect_upload(*, tenant: Tenant, upload: StagedUpload) -> Inspection:
                 pass
         inspection.details = {**checked["counts"], "unpacked_bytes": reader.raw.count}
         if checked["newest_mtime"]:  # when the archive was made: its newest member's time
-            inspection.details["newest_member_at"] = datetime.fromtimestamp(
-                checked["newest_mtime"], tz=UTC).isoformat().replace("+00:00", "Z")
+            inspection.details["newest_member_at"] = (
+                datetime.fromtimestamp(checked["newest_mtime"], tz=UTC).isoformat().replace("+00:00", "Z")
+            )
         if kind == "tar.gz" and packed.count < upload.size:
             raise refuse("The gzip stream ends before the file does", reason="corrupt")
     elif kind == "config":
@@ -381,13 +409,15 @@ def inspect_upload(*, tenant: Tenant, upload: StagedUpload) -> Inspection:
             with open(upload.path, "rb") as handle:
                 document = json.load(handle)
         except (ValueError, UnicodeDecodeError):
-            raise refuse("Unsupported file: it starts like JSON but is not valid JSON",
-                          reason="unsupported_type") from None
+            raise refuse(
+                "Unsupported file: it starts like JSON but is not valid JSON", reason="unsupported_type"
+            ) from None
         try:
             components = config_components(document)
         except ValidationFailed:
-            raise refuse("This JSON file is not a configuration export of this platform",
-                          reason="unsupported_type") from None
+            raise refuse(
+                "This JSON file is not a configuration export of this platform", reason="unsupported_type"
+            ) from None
         inspection.details = {"components": components, "exported_at": document.get("timestamp")}
     return inspection
 
@@ -396,13 +426,20 @@ def describe(inspection: Inspection) -> dict[str, Any]:
     """The console's ``validation`` body for an inspected file."""
     from .copies import human_bytes
 
-    components = {"pg_custom": ["database"], "pg_plain": ["database"], "mysql_sql": ["database"],
-                  "tar": ["data"], "tar.gz": ["data"], "tar.zst": ["data"]}.get(inspection.kind, [])
+    components = {
+        "pg_custom": ["database"],
+        "pg_plain": ["database"],
+        "mysql_sql": ["database"],
+        "tar": ["data"],
+        "tar.gz": ["data"],
+        "tar.zst": ["data"],
+    }.get(inspection.kind, [])
     created = None
     manifest = inspection.details.get("manifest") or {}
     if inspection.kind == "bpaf":
         components = sorted({s.get("component") or "data" for s in manifest.get("sources") or []}) or (
-            ["database"] if inspection.inner != "bundle" else [])
+            ["database"] if inspection.inner != "bundle" else []
+        )
         created = manifest.get("created_at")
     if inspection.kind == "config":
         components = inspection.details.get("components", [])

@@ -122,8 +122,9 @@ class StagingUploadHandler(FileUploadHandler):
         self.size += len(raw_data)
         if self.size > self.limit:
             self.cleanup()
-            raise UploadTooLarge(f"The file is larger than the {self.limit} bytes an upload may have",
-                                 details={"max_bytes": self.limit})
+            raise UploadTooLarge(
+                f"The file is larger than the {self.limit} bytes an upload may have", details={"max_bytes": self.limit}
+            )
         self.handle.write(raw_data)
         self.digest.update(raw_data)
         if self.lock_key and self.size % (64 << 20) < len(raw_data):
@@ -133,8 +134,13 @@ class StagingUploadHandler(FileUploadHandler):
     def file_complete(self, file_size):
         if self.handle is not None:
             self.handle.close()
-        return StagedUpload(path=self.path, name=self.file_name, size=self.size,
-                            sha256=self.digest.hexdigest(), declared_type=self.declared_type)
+        return StagedUpload(
+            path=self.path,
+            name=self.file_name,
+            size=self.size,
+            sha256=self.digest.hexdigest(),
+            declared_type=self.declared_type,
+        )
 
     def upload_interrupted(self):
         self.cleanup()
@@ -166,8 +172,11 @@ def upload_slot(tenant: Tenant) -> Iterator[str]:
     frees it after ``UPLOAD_LOCK_SECONDS``)."""
     key = f"console-import-upload:{tenant.pk}"
     if not cache.add(key, secrets.token_hex(4), UPLOAD_LOCK_SECONDS):
-        raise UploadBusy("Another upload to this workspace is in progress; one upload at a time",
-                         code="TOO_MANY_OPERATIONS", headers={"Retry-After": "30"})
+        raise UploadBusy(
+            "Another upload to this workspace is in progress; one upload at a time",
+            code="TOO_MANY_OPERATIONS",
+            headers={"Retry-After": "30"},
+        )
     try:
         yield key
     finally:
@@ -183,10 +192,19 @@ def _db_type(inspection: Inspection) -> str:
 
 
 @transaction.atomic
-def import_start(*, tenant: Tenant, upload: StagedUpload, inspection: Inspection, actor: Any = None,
-                 auto_restore: bool = False, create_backup_before: bool = False,
-                 target_server: Server | None = None, target_database: str = "", target_path: str = "",
-                 queue: bool = True) -> Operation:
+def import_start(
+    *,
+    tenant: Tenant,
+    upload: StagedUpload,
+    inspection: Inspection,
+    actor: Any = None,
+    auto_restore: bool = False,
+    create_backup_before: bool = False,
+    target_server: Server | None = None,
+    target_database: str = "",
+    target_path: str = "",
+    queue: bool = True,
+) -> Operation:
     """Take over a checked upload: an ``Operation`` of kind ``import`` (and, unless it is a
     configuration export, a pending ``Backup`` with trigger ``imported``), queued after commit."""
     from .backups import default_storage
@@ -195,8 +213,11 @@ def import_start(*, tenant: Tenant, upload: StagedUpload, inspection: Inspection
     is_files = inspection.kind in ("tar", "tar.gz", "tar.zst")
     if auto_restore:
         if db_type and inspection.kind != "bpaf" and not (target_server and target_database):
-            raise ValidationFailed(details={"target_database": [
-                "auto_restore of a database dump needs target_server_id and target_database."]})
+            raise ValidationFailed(
+                details={
+                    "target_database": ["auto_restore of a database dump needs target_server_id and target_database."]
+                }
+            )
         if is_files and not target_path:
             raise ValidationFailed(details={"target_path": ["auto_restore of an archive needs target_path."]})
     if target_server is not None and target_server.tenant_id != tenant.pk:
@@ -215,28 +236,61 @@ def import_start(*, tenant: Tenant, upload: StagedUpload, inspection: Inspection
         app_name = (manifest.get("application") or {}).get("name")
         application = Application.objects.filter(tenant=tenant, name=app_name).first() if app_name else None
         backup = Backup.objects.create(
-            tenant=tenant, name=f"Imported_{os.path.splitext(upload.name)[0]}"[:255] or "Imported",
+            tenant=tenant,
+            name=f"Imported_{os.path.splitext(upload.name)[0]}"[:255] or "Imported",
             description=f"Imported from {upload.name} ({KIND_LABELS[inspection.kind]})"[:1000],
-            backup_type="full", trigger=BackupTrigger.IMPORTED, db_type=db_type,
-            database_name=inspection.details.get("database", ""), application=application,
-            components=describe(inspection)["components"], storage=storage, compression="zstd",
-            created_by=actor if getattr(actor, "pk", None) else None)
+            backup_type="full",
+            trigger=BackupTrigger.IMPORTED,
+            db_type=db_type,
+            database_name=inspection.details.get("database", ""),
+            application=application,
+            components=describe(inspection)["components"],
+            storage=storage,
+            compression="zstd",
+            created_by=actor if getattr(actor, "pk", None) else None,
+        )
         from .backups import artifact_name
 
         backup.storage_path = artifact_name(backup)
         backup.save(update_fields=["storage_path"])
-    op = operations.operation_create(tenant=tenant, kind=OperationKind.IMPORT, actor=actor, backup=backup, details={
-        "staged_path": upload.path, "filename": upload.name, "kind": inspection.kind, "inner": inspection.inner,
-        "size_bytes": upload.size, "sha256": upload.sha256, "auto_restore": auto_restore,
-        "create_backup_before": create_backup_before,
-        "target": {"server_id": target_server.pk if target_server else None, "database": target_database,
-                   "path": target_path},
-        "manifest": inspection.details.get("manifest"), "validation": describe(inspection)})
+    op = operations.operation_create(
+        tenant=tenant,
+        kind=OperationKind.IMPORT,
+        actor=actor,
+        backup=backup,
+        details={
+            "staged_path": upload.path,
+            "filename": upload.name,
+            "kind": inspection.kind,
+            "inner": inspection.inner,
+            "size_bytes": upload.size,
+            "sha256": upload.sha256,
+            "auto_restore": auto_restore,
+            "create_backup_before": create_backup_before,
+            "target": {
+                "server_id": target_server.pk if target_server else None,
+                "database": target_database,
+                "path": target_path,
+            },
+            "manifest": inspection.details.get("manifest"),
+            "validation": describe(inspection),
+        },
+    )
     Operation.objects.filter(pk=op.pk).update(bytes_total=upload.size)
-    emit(action="backup_import", tenant=tenant, resource_type="operation", resource_id=op.public_id,
-         details={"filename": upload.name, "format": inspection.kind, "size_bytes": upload.size,
-                  "sha256": upload.sha256, "backup_id": backup.pk if backup else None,
-                  "auto_restore": auto_restore})
+    emit(
+        action="backup_import",
+        tenant=tenant,
+        resource_type="operation",
+        resource_id=op.public_id,
+        details={
+            "filename": upload.name,
+            "format": inspection.kind,
+            "size_bytes": upload.size,
+            "sha256": upload.sha256,
+            "backup_id": backup.pk if backup else None,
+            "auto_restore": auto_restore,
+        },
+    )
     if queue:
         from .backups import _queue
 
@@ -301,14 +355,20 @@ def _import_run(op: Operation, details: dict, path: str) -> Operation:
         try:
             with open(path, "rb") as handle:
                 document = json.load(handle)
-            snapshot = snapshot_save(tenant=tenant, document=document, trigger="imported",
-                                     name=f"Imported_{os.path.splitext(details['filename'])[0]}"[:200],
-                                     description=f"Imported from {details['filename']}")
+            snapshot = snapshot_save(
+                tenant=tenant,
+                document=document,
+                trigger="imported",
+                name=f"Imported_{os.path.splitext(details['filename'])[0]}"[:200],
+                description=f"Imported from {details['filename']}",
+            )
         except Exception as exc:  # reported on the operation
-            return operations.operation_finish(op=op, status=OperationStatus.FAILED, error=_describe(exc),
-                                               step="failed")
-        return operations.operation_finish(op=op, status=OperationStatus.COMPLETED, step="completed",
-                                           details={"snapshot_id": snapshot.pk})
+            return operations.operation_finish(
+                op=op, status=OperationStatus.FAILED, error=_describe(exc), step="failed"
+            )
+        return operations.operation_finish(
+            op=op, status=OperationStatus.COMPLETED, step="completed", details={"snapshot_id": snapshot.pk}
+        )
     backup = Backup.objects.select_related("tenant", "storage", "application").get(pk=op.backup_id)
     now = timezone.now()
     Backup.objects.filter(pk=backup.pk).update(status=BackupStatus.RUNNING, started_at=now)
@@ -328,20 +388,51 @@ def _import_run(op: Operation, details: dict, path: str) -> Operation:
             raw = io.BufferedReader(counting, READ_SIZE)
             plain = _plaintext(tenant, kind, raw)
             if kind in ("tar", "tar.gz", "tar.zst"):
-                source = bundle_source([(FILES_MEMBER, lambda: _FileSource(plain, {
-                    "engine": "files", "format": "tar", "paths": ["/"], "root": "/",
-                    "imported_from": details["filename"]}))], {
-                    "sources": [{"member": FILES_MEMBER, "name": "files", "type": "path", "path": "/",
-                                 "database": "", "component": "data"}],
-                    "imported_from": details["filename"]})
+                source = bundle_source(
+                    [
+                        (
+                            FILES_MEMBER,
+                            lambda: _FileSource(
+                                plain,
+                                {
+                                    "engine": "files",
+                                    "format": "tar",
+                                    "paths": ["/"],
+                                    "root": "/",
+                                    "imported_from": details["filename"],
+                                },
+                            ),
+                        )
+                    ],
+                    {
+                        "sources": [
+                            {
+                                "member": FILES_MEMBER,
+                                "name": "files",
+                                "type": "path",
+                                "path": "/",
+                                "database": "",
+                                "component": "data",
+                            }
+                        ],
+                        "imported_from": details["filename"],
+                    },
+                )
                 stream = source
             else:
                 stream = plain
             backend = storage_backend(backup.storage)
             writer = QuotaWriter(backend.open_writer(backup.storage_path), storage=backup.storage)
             reporter.step("importing_data", progress=3, component=details["filename"][:100])
-            result = backup_stream(stream, writer, data_key=key, key_id=key_id, compression=backup.compression,
-                                   progress=lambda _n: reporter.update(counting.count), cancel=reporter.cancelled)
+            result = backup_stream(
+                stream,
+                writer,
+                data_key=key,
+                key_id=key_id,
+                compression=backup.compression,
+                progress=lambda _n: reporter.update(counting.count),
+                cancel=reporter.cancelled,
+            )
             bundle = source.finish() if source is not None else details.get("manifest")
             writer.commit()
     except PipelineCancelled:
@@ -349,8 +440,12 @@ def _import_run(op: Operation, details: dict, path: str) -> Operation:
         return _backup_end(op, backup, BackupStatus.CANCELLED, "Cancelled; partial data removed")
     except Exception as exc:  # the import fails with the reason; nothing partial stays
         _cleanup(source, writer)
-        logger.warning("import %s failed: %s", op.public_id, exc,
-                       exc_info=not isinstance(exc, DomainError | EngineError | ArtifactError))
+        logger.warning(
+            "import %s failed: %s",
+            op.public_id,
+            exc,
+            exc_info=not isinstance(exc, DomainError | EngineError | ArtifactError),
+        )
         return _backup_end(op, backup, BackupStatus.FAILED, _describe(exc))
     finally:
         if backend is not None:
@@ -358,22 +453,40 @@ def _import_run(op: Operation, details: dict, path: str) -> Operation:
                 backend.close()
     inner = details.get("inner") or kind
     manifest = {
-        "version": "v1", "format": "BPAF v1", "created_at": now.isoformat(),
-        "source": {"engine": {"pg_custom": "postgresql", "pg_plain": "postgresql", "mysql_sql": "mysql"}.get(
-            inner, "bundle"), "format": {"pg_custom": "custom", "pg_plain": "plain", "mysql_sql": "sql"}.get(
-            inner, "tar"), "imported_from": details["filename"], "upload_sha256": details.get("sha256")},
-        "compression": result.compression, "encryption": "AES-256-GCM", "key_id": key_id,
-        "raw_bytes": result.raw_bytes, "compressed_bytes": result.compressed_bytes,
-        "stored_bytes": result.stored_bytes, "sha256": result.sha256, "chunks": result.chunks,
+        "version": "v1",
+        "format": "BPAF v1",
+        "created_at": now.isoformat(),
+        "source": {
+            "engine": {"pg_custom": "postgresql", "pg_plain": "postgresql", "mysql_sql": "mysql"}.get(inner, "bundle"),
+            "format": {"pg_custom": "custom", "pg_plain": "plain", "mysql_sql": "sql"}.get(inner, "tar"),
+            "imported_from": details["filename"],
+            "upload_sha256": details.get("sha256"),
+        },
+        "compression": result.compression,
+        "encryption": "AES-256-GCM",
+        "key_id": key_id,
+        "raw_bytes": result.raw_bytes,
+        "compressed_bytes": result.compressed_bytes,
+        "stored_bytes": result.stored_bytes,
+        "sha256": result.sha256,
+        "chunks": result.chunks,
         "duration_seconds": round(result.duration, 3),
     }
     if bundle:
         manifest["bundle"] = bundle
     Backup.objects.filter(pk=backup.pk).update(
-        size_bytes=result.raw_bytes, compressed_bytes=result.compressed_bytes, stored_bytes=result.stored_bytes,
-        checksum=result.sha256, key_id=key_id, manifest=manifest)
+        size_bytes=result.raw_bytes,
+        compressed_bytes=result.compressed_bytes,
+        stored_bytes=result.stored_bytes,
+        checksum=result.sha256,
+        key_id=key_id,
+        manifest=manifest,
+    )
     backup.size_bytes, backup.compressed_bytes, backup.stored_bytes = (
-        result.raw_bytes, result.compressed_bytes, result.stored_bytes)
+        result.raw_bytes,
+        result.compressed_bytes,
+        result.stored_bytes,
+    )
     backup.checksum, backup.key_id, backup.manifest = result.sha256, key_id, manifest
     op = _backup_end(op, backup, BackupStatus.COMPLETED, "")
     if details.get("auto_restore"):
@@ -389,9 +502,14 @@ def _backup_before(tenant: Tenant, op: Operation) -> int | None:
     app = application_get_default(tenant=tenant)
     if not app.sources.exists():
         return None
-    pre = backup_start(tenant=tenant, application=app, trigger=BackupTrigger.PRE_RESTORE, queue=False,
-                       name=f"pre_import_{timezone.now():%Y%m%d_%H%M%S}",
-                       description=f"Taken before import {op.public_id}")
+    pre = backup_start(
+        tenant=tenant,
+        application=app,
+        trigger=BackupTrigger.PRE_RESTORE,
+        queue=False,
+        name=f"pre_import_{timezone.now():%Y%m%d_%H%M%S}",
+        description=f"Taken before import {op.public_id}",
+    )
     backup_run(operation_id=pre.pk)
     return pre.backup_id
 
@@ -403,8 +521,12 @@ def _auto_restore(op: Operation, backup: Backup, details: dict) -> None:
     server = Server.objects.filter(tenant_id=backup.tenant_id, pk=target.get("server_id")).first()
     try:
         if backup.db_type:
-            restore = restore_start(tenant=backup.tenant, backup=backup, target_server=server or backup.server,
-                                    target_database=target.get("database") or backup.database_name)
+            restore = restore_start(
+                tenant=backup.tenant,
+                backup=backup,
+                target_server=server or backup.server,
+                target_database=target.get("database") or backup.database_name,
+            )
         elif target.get("path"):
             restore = restore_start(tenant=backup.tenant, backup=backup, target_path=target["path"])
         else:  # an application artifact of this platform: over its original targets

@@ -83,17 +83,29 @@ def with_db_retry(fn: Callable[[], T], *, what: str, delays: tuple[float, ...] =
         except DB_CONNECTION_ERRORS as exc:
             if delay is None or connection.in_atomic_block:
                 raise
-            logger.warning("%s: database connection failed (%s); retrying on a new connection in %.1fs",
-                           what, exc, delay)
+            logger.warning(
+                "%s: database connection failed (%s); retrying on a new connection in %.1fs", what, exc, delay
+            )
             db_reconnect()
             time.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def operation_create(*, tenant: Tenant, kind: str, actor: Any = None, backup: Backup | None = None,
-                     step: str = "queued", details: dict | None = None) -> Operation:
+def operation_create(
+    *,
+    tenant: Tenant,
+    kind: str,
+    actor: Any = None,
+    backup: Backup | None = None,
+    step: str = "queued",
+    details: dict | None = None,
+) -> Operation:
     return Operation.objects.create(
-        tenant=tenant, kind=kind, backup=backup, step=step, details=details or {},
+        tenant=tenant,
+        kind=kind,
+        backup=backup,
+        step=step,
+        details=details or {},
         celery_task_id=str(uuid.uuid4()),
         created_by=actor if getattr(actor, "pk", None) else None,
     )
@@ -105,7 +117,8 @@ def operation_claim(*, operation_id: int) -> Operation | None:
     def claim() -> Operation | None:
         now = timezone.now()
         claimed = Operation.objects.filter(pk=operation_id, status=OperationStatus.PENDING).update(
-            status=OperationStatus.RUNNING, started_at=now, heartbeat_at=now, step="starting")
+            status=OperationStatus.RUNNING, started_at=now, heartbeat_at=now, step="starting"
+        )
         if claimed != 1:
             return None
         return Operation.objects.select_related("tenant", "backup").get(pk=operation_id)
@@ -113,8 +126,9 @@ def operation_claim(*, operation_id: int) -> Operation | None:
     return with_db_retry(claim, what=f"claiming operation {operation_id}")
 
 
-def operation_finish(*, op: Operation, status: str, error: str = "", details: dict | None = None,
-                     step: str | None = None) -> Operation:
+def operation_finish(
+    *, op: Operation, status: str, error: str = "", details: dict | None = None, step: str | None = None
+) -> Operation:
     op.status = status
     op.finished_at = timezone.now()
     op.error_message = error[:5000]
@@ -129,13 +143,24 @@ def operation_finish(*, op: Operation, status: str, error: str = "", details: di
         op.details = {**op.details, **details}
     if error:
         op.errors = op.errors + 1
-    with_db_retry(lambda: Operation.objects.filter(pk=op.pk).update(
-        status=op.status, finished_at=op.finished_at, error_message=op.error_message, progress=op.progress,
-        step=op.step, details=op.details, errors=op.errors, heartbeat_at=op.finished_at),
-        what=f"recording the outcome of operation {op.public_id}")
+    with_db_retry(
+        lambda: Operation.objects.filter(pk=op.pk).update(
+            status=op.status,
+            finished_at=op.finished_at,
+            error_message=op.error_message,
+            progress=op.progress,
+            step=op.step,
+            details=op.details,
+            errors=op.errors,
+            heartbeat_at=op.finished_at,
+        ),
+        what=f"recording the outcome of operation {op.public_id}",
+    )
     if totals:  # only where no total was recorded (another copy of the row may have had one)
-        with_db_retry(lambda: Operation.objects.filter(pk=op.pk, bytes_total__isnull=True).update(**totals),
-                      what=f"recording the total of operation {op.public_id}")
+        with_db_retry(
+            lambda: Operation.objects.filter(pk=op.pk, bytes_total__isnull=True).update(**totals),
+            what=f"recording the total of operation {op.public_id}",
+        )
     from ..progress import progress_event
 
     publish(tenant_id=op.tenant_id, event=progress_event(op))
@@ -159,15 +184,22 @@ def operation_cancel(*, tenant: TenantScope, public_id: str, reason: str = "") -
         fields += ["status", "finished_at", "step"]
         if op.backup_id and op.kind == OperationKind.BACKUP:
             Backup.objects.filter(pk=op.backup_id, status__in=[BackupStatus.PENDING]).update(
-                status=BackupStatus.CANCELLED, error_message="Cancelled before it started")
+                status=BackupStatus.CANCELLED, error_message="Cancelled before it started"
+            )
     op.save(update_fields=fields)
-    emit(action=f"{op.kind}_cancel", tenant=op.tenant, resource_type="operation", resource_id=op.public_id,
-         details={"reason": reason, "status": op.status})
+    emit(
+        action=f"{op.kind}_cancel",
+        tenant=op.tenant,
+        resource_type="operation",
+        resource_id=op.public_id,
+        details={"reason": reason, "status": op.status},
+    )
     return op
 
 
-def operation_stop(*, tenant: TenantScope, public_id: str, reason: str = "", wait: float = 0.0,
-                   poll: float = 0.2) -> Operation:
+def operation_stop(
+    *, tenant: TenantScope, public_id: str, reason: str = "", wait: float = 0.0, poll: float = 0.2
+) -> Operation:
     """Cancel an operation and wait up to ``wait`` seconds for its worker to stop it and
     remove its partial data (the pipeline checks the flag between chunks). Returns the
     operation as it is then: ``cancelled`` (or another end), or still running when the
@@ -181,7 +213,8 @@ def operation_stop(*, tenant: TenantScope, public_id: str, reason: str = "", wai
     if op.status == OperationStatus.CANCELLED:
         for model in (Restore, Verification):
             model.objects.filter(operation=op, status=OperationStatus.PENDING).update(
-                status=OperationStatus.CANCELLED, completed_at=op.finished_at)
+                status=OperationStatus.CANCELLED, completed_at=op.finished_at
+            )
     deadline = time.monotonic() + max(0.0, wait)
     while op.status in ACTIVE and time.monotonic() < deadline:
         time.sleep(poll)
@@ -212,8 +245,7 @@ class OperationHeartbeat:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> OperationHeartbeat:
-        self._thread = threading.Thread(target=self._run, name=f"operation-heartbeat-{self.operation_id}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"operation-heartbeat-{self.operation_id}", daemon=True)
         self._thread.start()
         return self
 
@@ -227,7 +259,8 @@ class OperationHeartbeat:
             while not self._stop.wait(self.interval):
                 try:
                     (self.model or Operation).objects.filter(
-                        pk=self.operation_id, status=OperationStatus.RUNNING).update(heartbeat_at=timezone.now())
+                        pk=self.operation_id, status=OperationStatus.RUNNING
+                    ).update(heartbeat_at=timezone.now())
                 except DB_CONNECTION_ERRORS as exc:
                     logger.warning("operation %s: heartbeat not written (%s)", self.operation_id, exc)
                     db_reconnect()
@@ -258,15 +291,22 @@ def operation_reap(*, now=None) -> list[str]:
             backup = locked.backup
             if locked.kind == OperationKind.BACKUP and backup is not None and backup.status != BackupStatus.COMPLETED:
                 backup_discard_artifact(backup=backup)
-                Backup.objects.filter(pk=backup.pk).update(status=BackupStatus.FAILED, error_message=REAPED_MESSAGE,
-                                                           completed_at=now)
+                Backup.objects.filter(pk=backup.pk).update(
+                    status=BackupStatus.FAILED, error_message=REAPED_MESSAGE, completed_at=now
+                )
                 lost_backups.append(backup)
             if locked.kind in (OperationKind.RESTORE, OperationKind.RECOVERY):
                 lost_restores += list(Restore.objects.filter(operation=locked).values_list("pk", flat=True))
-                Restore.objects.filter(operation=locked).update(status=OperationStatus.FAILED,
-                                                                error_message=REAPED_MESSAGE, completed_at=now)
-            emit(action=f"{locked.kind}_reaped", tenant=locked.tenant, resource_type="operation",
-                 resource_id=locked.public_id, details={"heartbeat_at": op.heartbeat_at})
+                Restore.objects.filter(operation=locked).update(
+                    status=OperationStatus.FAILED, error_message=REAPED_MESSAGE, completed_at=now
+                )
+            emit(
+                action=f"{locked.kind}_reaped",
+                tenant=locked.tenant,
+                resource_type="operation",
+                resource_id=locked.public_id,
+                details={"heartbeat_at": op.heartbeat_at},
+            )
             reaped.append(locked.public_id)
     if reaped:
         logger.warning("reaped %d operation(s) whose worker died: %s", len(reaped), ", ".join(reaped))
@@ -283,6 +323,5 @@ def operation_reap(*, now=None) -> list[str]:
         # Listeners (a job retries a scheduled run lost this way) must not stop the others.
         for receiver, result in signals.backup_reaped.send_robust(sender=Backup, backup=backup):
             if isinstance(result, Exception):
-                logger.error("after reaping backup %s, %s failed: %s", backup.pk, receiver, result,
-                             exc_info=result)
+                logger.error("after reaping backup %s, %s failed: %s", backup.pk, receiver, result, exc_info=result)
     return reaped

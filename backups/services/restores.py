@@ -52,11 +52,19 @@ def validate_masking_rules(rules: Any) -> dict:
         raise ValidationFailed(details={"masking_rules": ["Must be an object of column name to rule."]})
     errors = {}
     for column, rule in rules.items():
-        ok = rule in MASKING_RULES or (isinstance(rule, str) and rule.startswith("fixed:")) or (
-            isinstance(rule, dict) and rule.get("type") == "fixed" and isinstance(rule.get("value"), str | int | float))
+        ok = (
+            rule in MASKING_RULES
+            or (isinstance(rule, str) and rule.startswith("fixed:"))
+            or (
+                isinstance(rule, dict)
+                and rule.get("type") == "fixed"
+                and isinstance(rule.get("value"), str | int | float)
+            )
+        )
         if not ok or not str(column).strip():
             errors[f"masking_rules.{column}"] = [
-                "Use 'hash', 'randomize', 'null', 'fixed:<value>' or {\"type\": \"fixed\", \"value\": ...}."]
+                "Use 'hash', 'randomize', 'null', 'fixed:<value>' or {\"type\": \"fixed\", \"value\": ...}."
+            ]
     if errors:
         raise ValidationFailed(details=errors)
     return rules
@@ -93,8 +101,11 @@ def _check_namespace_mapping(tenant: Tenant, backup: Backup, mapping: Any) -> di
     if not isinstance(mapping, dict):
         raise ValidationFailed(details={"namespace_mapping": ["Must be an object of old name to new name."]})
     if not backup.application_id:
-        raise ValidationFailed(details={"namespace_mapping": [
-            "Only application backups have namespaces; name the target database instead."]})
+        raise ValidationFailed(
+            details={
+                "namespace_mapping": ["Only application backups have namespaces; name the target database instead."]
+            }
+        )
     namespace = _bundle_namespace(backup)
     sources = _bundle_sources(backup)
     databases = {s.get("database") for s in sources if s.get("type") in (SourceType.POSTGRESQL, SourceType.MYSQL)}
@@ -121,19 +132,31 @@ def _check_namespace_mapping(tenant: Tenant, backup: Backup, mapping: Any) -> di
             known = [f"namespace {namespace!r}"] if namespace else []
             known += [f"database {d!r}" for d in sorted(d for d in databases if d)]
             known += [f"folder {f!r}" for f in sorted(f for f in folders if f)]
-            errors[where] = [f"{old!r} is no namespace, database or folder of this backup"
-                             + (f" ({', '.join(known)})." if known else ".")]
+            errors[where] = [
+                f"{old!r} is no namespace, database or folder of this backup"
+                + (f" ({', '.join(known)})." if known else ".")
+            ]
     if errors:
         raise ValidationFailed(details=errors)
     return {str(k): v for k, v in mapping.items()}
 
 
 @transaction.atomic
-def restore_start(*, tenant: Tenant, backup: Backup, actor: Any = None, target_server: Server | None = None,
-                  target_database: str = "", target_application: Application | None = None,
-                  target_path: str = "", strategy: str = RestoreStrategy.CREATE_NEW,
-                  masking_rules: dict | None = None, options: dict | None = None, queue: bool = True,
-                  kind: str = OperationKind.RESTORE) -> Restore:
+def restore_start(
+    *,
+    tenant: Tenant,
+    backup: Backup,
+    actor: Any = None,
+    target_server: Server | None = None,
+    target_database: str = "",
+    target_application: Application | None = None,
+    target_path: str = "",
+    strategy: str = RestoreStrategy.CREATE_NEW,
+    masking_rules: dict | None = None,
+    options: dict | None = None,
+    queue: bool = True,
+    kind: str = OperationKind.RESTORE,
+) -> Restore:
     """Queue a restore of ``backup``. Databases default to a new database next to the source.
 
     ``kind`` is the operation's (``recovery`` for the console's disaster recovery);
@@ -147,8 +170,9 @@ def restore_start(*, tenant: Tenant, backup: Backup, actor: Any = None, target_s
     if not Backup.objects.select_for_update().filter(pk=backup.pk).exists():
         raise NotFound("Backup not found", code="BACKUP_NOT_FOUND")
     if backup.status != BackupStatus.COMPLETED:
-        raise Conflict(f"Only completed backups can be restored (this one is {backup.status})",
-                       code="BACKUP_NOT_COMPLETED")
+        raise Conflict(
+            f"Only completed backups can be restored (this one is {backup.status})", code="BACKUP_NOT_COMPLETED"
+        )
     if strategy not in RestoreStrategy.values:
         raise ValidationFailed(details={"restore_strategy": [f"Must be one of: {', '.join(RestoreStrategy.values)}."]})
     masking_rules = validate_masking_rules(masking_rules)
@@ -161,21 +185,38 @@ def restore_start(*, tenant: Tenant, backup: Backup, actor: Any = None, target_s
         if target_server is None:
             raise ValidationFailed(details={"target_server_id": ["The backup's server is gone; name a target."]})
         if target_server.type != backup.db_type:
-            raise ValidationFailed(details={"target_server_id": [
-                f"A {backup.db_type} backup restores into a {backup.db_type} server, not {target_server.type}."]})
+            raise ValidationFailed(
+                details={
+                    "target_server_id": [
+                        f"A {backup.db_type} backup restores into a {backup.db_type} server, not {target_server.type}."
+                    ]
+                }
+            )
         if not target_database:
             raise ValidationFailed(details={"target_database": ["This field is required."]})
-        if (target_server.pk == backup.server_id and target_database == backup.database_name
-                and strategy != RestoreStrategy.OVERWRITE):
-            raise ValidationFailed(details={"target_database": [
-                "Restoring over the source database needs restore_strategy 'overwrite'."]})
+        if (
+            target_server.pk == backup.server_id
+            and target_database == backup.database_name
+            and strategy != RestoreStrategy.OVERWRITE
+        ):
+            raise ValidationFailed(
+                details={"target_database": ["Restoring over the source database needs restore_strategy 'overwrite'."]}
+            )
         if masking_rules and target_server.pk == backup.server_id and target_database == backup.database_name:
-            raise ValidationFailed(details={"masking_rules": [
-                "Masking runs on a restored copy: choose another target database than the source."]})
+            raise ValidationFailed(
+                details={
+                    "masking_rules": [
+                        "Masking runs on a restored copy: choose another target database than the source."
+                    ]
+                }
+            )
     report = restore_compatibility(backup=backup, target_server=target_server)
     if report.errors:
-        raise ValidationFailed(" ".join(report.errors), code="RESTORE_INCOMPATIBLE",
-                               details={"target_server_id" if backup.server_id else "backup_id": report.errors})
+        raise ValidationFailed(
+            " ".join(report.errors),
+            code="RESTORE_INCOMPATIBLE",
+            details={"target_server_id" if backup.server_id else "backup_id": report.errors},
+        )
     options = dict(options or {})
     if options.get("jobs") is not None:
         options["jobs"] = _check_jobs(backup, options["jobs"])
@@ -183,14 +224,33 @@ def restore_start(*, tenant: Tenant, backup: Backup, actor: Any = None, target_s
         options["namespace_mapping"] = _check_namespace_mapping(tenant, backup, options["namespace_mapping"])
     op = operations.operation_create(tenant=tenant, kind=kind, actor=actor, backup=backup)
     restore = Restore.objects.create(
-        tenant=tenant, backup=backup, operation=op, application=backup.application,
-        target_application=target_application or backup.application, target_server=target_server,
-        target_database=target_database, target_path=target_path, strategy=strategy,
-        masking_rules=masking_rules, options=options, result={"compatibility": report.as_dict()},
-        created_by=actor if getattr(actor, "pk", None) else None)
-    emit(action="restore_create", tenant=tenant, resource_type="restore", resource_id=restore.pk,
-         details={"backup_id": backup.pk, "target_database": target_database, "strategy": strategy,
-                  "masked_columns": sorted(masking_rules), "warnings": report.warnings})
+        tenant=tenant,
+        backup=backup,
+        operation=op,
+        application=backup.application,
+        target_application=target_application or backup.application,
+        target_server=target_server,
+        target_database=target_database,
+        target_path=target_path,
+        strategy=strategy,
+        masking_rules=masking_rules,
+        options=options,
+        result={"compatibility": report.as_dict()},
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
+    emit(
+        action="restore_create",
+        tenant=tenant,
+        resource_type="restore",
+        resource_id=restore.pk,
+        details={
+            "backup_id": backup.pk,
+            "target_database": target_database,
+            "strategy": strategy,
+            "masked_columns": sorted(masking_rules),
+            "warnings": report.warnings,
+        },
+    )
     if queue:  # the CLI runs the work in its own process instead
         _queue("backups.tasks.run_restore", op)
     return restore
@@ -211,8 +271,9 @@ def _check_jobs(backup: Backup, jobs: Any) -> int:
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_RESTORE_JOBS:
         raise ValidationFailed(details={"jobs": [f"A whole number from 1 to {MAX_RESTORE_JOBS}."]})
     if jobs > 1 and (backup.db_type != ServerType.POSTGRESQL or _is_plain_sql(backup)):
-        raise ValidationFailed(details={"jobs": [
-            "Parallel restore is for PostgreSQL database backups in pg_dump's custom format."]})
+        raise ValidationFailed(
+            details={"jobs": ["Parallel restore is for PostgreSQL database backups in pg_dump's custom format."]}
+        )
     return jobs
 
 
@@ -264,8 +325,15 @@ def _record_staging(restore: Restore, server: Server, target: str) -> str:
     return name
 
 
-def _masking_step(restore: Restore, reporter: ProgressReporter, *, target: str, record: dict,
-                  start: int | None = None, end: int | None = None):
+def _masking_step(
+    restore: Restore,
+    reporter: ProgressReporter,
+    *,
+    target: str,
+    record: dict,
+    start: int | None = None,
+    end: int | None = None,
+):
     """The ``prepare`` step of a staged restore: mask the staging copy, reporting each table.
 
     Progress moves from ``start`` to ``end`` (default: where it is, for members of an
@@ -280,7 +348,7 @@ def _masking_step(restore: Restore, reporter: ProgressReporter, *, target: str, 
         reporter.step("masking_data", progress=low, component=target[:100])
 
         def table_name(key: str) -> str:  # MySQL names tables by the (staging) database
-            return f"{target}.{key[len(staging.database) + 1:]}" if key.startswith(f"{staging.database}.") else key
+            return f"{target}.{key[len(staging.database) + 1 :]}" if key.startswith(f"{staging.database}.") else key
 
         def on_progress(where) -> None:
             if reporter.cancelled():
@@ -288,7 +356,8 @@ def _masking_step(restore: Restore, reporter: ProgressReporter, *, target: str, 
             percent = max(shown["progress"], low + int((high - low) * where.fraction))
             now = time.monotonic()
             if percent > shown["progress"] or (
-                    where.table != shown["table"] and now - shown["at"] >= reporter.interval):
+                where.table != shown["table"] and now - shown["at"] >= reporter.interval
+            ):
                 shown.update(progress=percent, table=where.table, at=now)
                 reporter.step("masking_data", progress=percent, component=table_name(where.table)[:100])
 
@@ -299,8 +368,9 @@ def _masking_step(restore: Restore, reporter: ProgressReporter, *, target: str, 
         record.update(masking)
         if masking["errors"]:
             failed = ", ".join(f"{e.get('table')}: {e.get('error', '')[:200]}" for e in masking["errors"])
-            raise engines.EngineError(f"Masking failed; nothing was restored into {target!r} ({failed})",
-                                      code="masking_failed")
+            raise engines.EngineError(
+                f"Masking failed; nothing was restored into {target!r} ({failed})", code="masking_failed"
+            )
         if end is not None:
             reporter.step("swapping_in", progress=SWAP, component=target[:100])
 
@@ -316,11 +386,17 @@ def _database_sink(restore: Restore, *, prepare=None, staging: str | None = None
         # An imported plain-SQL pg_dump goes through psql instead of pg_restore.
         plain = _is_plain_sql(restore.backup)
         jobs = int((restore.options or {}).get("jobs") or 1)
-        return engines.pg_restore_sink(params, strategy=strategy, create_database=True, prepare=prepare,
-                                       staging=staging, plain=plain, jobs=jobs,
-                                       spool_size=restore.backup.size_bytes or None)
-    return engines.mysql_restore_sink(params, strategy=strategy, create_database=True, prepare=prepare,
-                                      staging=staging)
+        return engines.pg_restore_sink(
+            params,
+            strategy=strategy,
+            create_database=True,
+            prepare=prepare,
+            staging=staging,
+            plain=plain,
+            jobs=jobs,
+            spool_size=restore.backup.size_bytes or None,
+        )
+    return engines.mysql_restore_sink(params, strategy=strategy, create_database=True, prepare=prepare, staging=staging)
 
 
 def _path_target(restore: Restore, item: dict, *, several: bool) -> str:
@@ -359,8 +435,7 @@ def _database_target(restore: Restore, database: str) -> str:
     return f"{database}{suffix}"
 
 
-def _bundle_handlers(restore: Restore, reporter: ProgressReporter, masking: dict,
-                     targets: dict | None = None) -> dict:
+def _bundle_handlers(restore: Restore, reporter: ProgressReporter, masking: dict, targets: dict | None = None) -> dict:
     """Sink factories for each member of an application artifact; ``targets`` gets, per
     member, what it is and where it goes (``{"type", "name", "original_name"}``)."""
     backup = restore.backup
@@ -378,8 +453,11 @@ def _bundle_handlers(restore: Restore, reporter: ProgressReporter, masking: dict
     for item in items:
         member, kind = item["member"], item["type"]
         if kind in (SourceType.POSTGRESQL, SourceType.MYSQL):
-            source = backup.application.sources.filter(name=item["name"]).select_related("server").first() \
-                if backup.application else None
+            source = (
+                backup.application.sources.filter(name=item["name"]).select_related("server").first()
+                if backup.application
+                else None
+            )
             if source is None or source.server is None:
                 continue
             database = _database_target(restore, item["database"])
@@ -391,28 +469,39 @@ def _bundle_handlers(restore: Restore, reporter: ProgressReporter, masking: dict
                 if not restore.masking_rules:
                     return f(p, strategy=strategy, create_database=True)
                 record = masking.setdefault(database, {})
-                return f(p, strategy=strategy, create_database=True,
-                         prepare=_masking_step(restore, reporter, target=database, record=record),
-                         staging=_record_staging(restore, server, database))
+                return f(
+                    p,
+                    strategy=strategy,
+                    create_database=True,
+                    prepare=_masking_step(restore, reporter, target=database, record=record),
+                    staging=_record_staging(restore, server, database),
+                )
 
             handlers[member] = make
         elif kind in (SourceType.PATH, SourceType.SQLITE):
             target = _path_target(restore, item, several=several)
             if reason := confinement.check_data_path(restore.tenant, target):
                 raise ValidationFailed(details={"target_path": [reason]})
-            targets[member] = {"type": "file" if kind == SourceType.SQLITE else "folder", "name": target,
-                               "original_name": item["path"]}
+            targets[member] = {
+                "type": "file" if kind == SourceType.SQLITE else "folder",
+                "name": target,
+                "original_name": item["path"],
+            }
             info = members.get(member, {})
             paths = info.get("paths") or [item["path"]]
             # Restore relative to the backed-up folder (its tar names members by their path
             # below "/"); a member made from several paths keeps its stored layout.
             source_path, root = (paths[0] if len(paths) == 1 else None), info.get("root") or "/"
-            handlers[member] = (lambda t=target, s=source_path, r=root:
-                                engines.tar_restore_sink(t, strategy=strategy, source=s, root=r))
+            handlers[member] = lambda t=target, s=source_path, r=root: engines.tar_restore_sink(
+                t, strategy=strategy, source=s, root=r
+            )
         elif kind == SourceType.PLATFORM_CONFIG:
             handlers[member] = engines.config_collector
-            targets[member] = {"type": "configuration", "name": item.get("name") or member,
-                               "original_name": item.get("name") or member}
+            targets[member] = {
+                "type": "configuration",
+                "name": item.get("name") or member,
+                "original_name": item.get("name") or member,
+            }
     return handlers
 
 
@@ -420,8 +509,9 @@ def restore_run(*, operation_id: int) -> Restore | None:
     op = operations.operation_claim(operation_id=operation_id)
     if op is None:
         return None
-    restore = Restore.objects.select_related("backup", "backup__storage", "backup__tenant", "target_server",
-                                            "backup__application").get(operation=op)
+    restore = Restore.objects.select_related(
+        "backup", "backup__storage", "backup__tenant", "target_server", "backup__application"
+    ).get(operation=op)
     backup = restore.backup
     now = timezone.now()
     Restore.objects.filter(pk=restore.pk).update(status=OperationStatus.RUNNING, started_at=now)
@@ -441,8 +531,14 @@ def restore_run(*, operation_id: int) -> Restore | None:
             prepare = staging = None
             if masked:
                 result["masking"] = {}
-                prepare = _masking_step(restore, reporter, target=restore.target_database,
-                                        record=result["masking"], start=MASK_START, end=MASK_END)
+                prepare = _masking_step(
+                    restore,
+                    reporter,
+                    target=restore.target_database,
+                    record=result["masking"],
+                    start=MASK_START,
+                    end=MASK_END,
+                )
                 staging = _record_staging(restore, restore.target_server, restore.target_database)
             sink = _database_sink(restore, prepare=prepare, staging=staging)
             counter = _CountingIter(plaintext, reporter)
@@ -460,8 +556,9 @@ def restore_run(*, operation_id: int) -> Restore | None:
                 result["masking"] = {}
             counter = _CountingIter(plaintext, reporter)
             result["targets"] = {}
-            result["restore"] = engines.bundle_restore(counter, _bundle_handlers(
-                restore, reporter, result.get("masking", {}), result["targets"]))
+            result["restore"] = engines.bundle_restore(
+                counter, _bundle_handlers(restore, reporter, result.get("masking", {}), result["targets"])
+            )
     except Exception as exc:  # recorded on the rows; the target's partial state is reported
         if sink is not None:
             with contextlib.suppress(Exception):
@@ -469,8 +566,9 @@ def restore_run(*, operation_id: int) -> Restore | None:
         cancelled = reporter.cancelled()
         message = "Cancelled" if cancelled else (getattr(exc, "message", None) or str(exc) or exc.__class__.__name__)
         logger.warning("restore %s failed: %s", restore.pk, message)
-        return _restore_end(op, restore, OperationStatus.CANCELLED if cancelled else OperationStatus.FAILED,
-                            message[:2000], result)
+        return _restore_end(
+            op, restore, OperationStatus.CANCELLED if cancelled else OperationStatus.FAILED, message[:2000], result
+        )
     finally:
         for closable in (reader, backend):
             if closable is not None:
@@ -497,8 +595,13 @@ def restore_discard_staging(*, restore: Restore) -> list[str]:
         params = connection_params(server, "")
         dropped += engines.cleanup_staging(params, names=[entry["database"]])
     if dropped:
-        emit(action="restore_staging_dropped", tenant=restore.tenant, resource_type="restore",
-             resource_id=restore.pk, details={"databases": dropped})
+        emit(
+            action="restore_staging_dropped",
+            tenant=restore.tenant,
+            resource_type="restore",
+            resource_id=restore.pk,
+            details={"databases": dropped},
+        )
     return dropped
 
 
@@ -530,11 +633,20 @@ def _restore_end(op, restore: Restore, status: str, error: str, result: dict) ->
     Restore.objects.filter(pk=restore.pk).update(status=status, completed_at=now, error_message=error, result=result)
     restore.status, restore.completed_at, restore.error_message, restore.result = status, now, error, result
     operations.operation_finish(op=op, status=status, error=error, step=status, details={"result": result})
-    event = {"type": f"restore_{status}", "restore_id": op.public_id, "backup_id": restore.backup_id,
-             "timestamp": utc_iso(now, micro=True)}
+    event = {
+        "type": f"restore_{status}",
+        "restore_id": op.public_id,
+        "backup_id": restore.backup_id,
+        "timestamp": utc_iso(now, micro=True),
+    }
     if error:
         event["error"] = error
     publish(tenant_id=restore.tenant_id, event=event)
-    emit(action=f"restore_{status}", tenant=restore.tenant, resource_type="restore", resource_id=restore.pk,
-         details={"error": error, "masked": bool(result.get("masking"))})
+    emit(
+        action=f"restore_{status}",
+        tenant=restore.tenant,
+        resource_type="restore",
+        resource_id=restore.pk,
+        details={"error": error, "masked": bool(result.get("masking"))},
+    )
     return restore

@@ -84,9 +84,15 @@ class ScratchCopy:
     cleanup_errors: list[str] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
-        return {"databases": {name: {"database": p.database, "server_id": self.servers.get(name), "host": p.host,
-                                     "port": p.port} for name, p in self.databases.items()},
-                "folder": self.folder, "dropped": self.dropped, "cleanup_errors": self.cleanup_errors}
+        return {
+            "databases": {
+                name: {"database": p.database, "server_id": self.servers.get(name), "host": p.host, "port": p.port}
+                for name, p in self.databases.items()
+            },
+            "folder": self.folder,
+            "dropped": self.dropped,
+            "cleanup_errors": self.cleanup_errors,
+        }
 
 
 class _HashingReader:
@@ -145,8 +151,10 @@ def scratch_folder_for(tenant: Tenant, label: str) -> str:
         candidate = os.path.join(root, DRILL_FOLDER, label)
         if confinement.check_data_path(tenant, candidate) is None:
             return candidate
-    raise ScratchError("This workspace has no folder where a drill may restore files (its folders are "
-                       "storage folders); ask the platform operator to set the workspace's folders")
+    raise ScratchError(
+        "This workspace has no folder where a drill may restore files (its folders are "
+        "storage folders); ask the platform operator to set the workspace's folders"
+    )
 
 
 def _scratch_db_name(base: str) -> str:
@@ -158,8 +166,14 @@ def _same_type(server: Server | None, kind: str) -> Server | None:
 
 
 @contextlib.contextmanager
-def scratch_restore(*, backup: Backup, scratch_server: Server | None = None, label: str | None = None,
-                    copy: ScratchCopy | None = None, token: str | None = None) -> Iterator[ScratchCopy]:
+def scratch_restore(
+    *,
+    backup: Backup,
+    scratch_server: Server | None = None,
+    label: str | None = None,
+    copy: ScratchCopy | None = None,
+    token: str | None = None,
+) -> Iterator[ScratchCopy]:
     """Restore ``backup`` into scratch copies; yield them; drop them on the way out.
 
     Raises :class:`ScratchError` (or the engine's error) when the restore fails; the copies
@@ -218,8 +232,14 @@ def scratch_restore(*, backup: Backup, scratch_server: Server | None = None, lab
         _drop(copy, made_databases)
 
 
-def _bundle_handlers(backup: Backup, scratch_server: Server | None, token: str, label: str, copy: ScratchCopy,
-                     made: list[engines.ConnectionParams]) -> dict:
+def _bundle_handlers(
+    backup: Backup,
+    scratch_server: Server | None,
+    token: str,
+    label: str,
+    copy: ScratchCopy,
+    made: list[engines.ConnectionParams],
+) -> dict:
     bundle = backup.manifest.get("bundle", {}) or {}
     items = bundle.get("sources") or backup.manifest.get("source", {}).get("sources", []) or []
     members = {m.get("name"): m.get("info") or {} for m in bundle.get("members") or []}
@@ -230,8 +250,11 @@ def _bundle_handlers(backup: Backup, scratch_server: Server | None, token: str, 
     for item in items:
         member, kind = item["member"], item["type"]
         if kind in (SourceType.POSTGRESQL, SourceType.MYSQL):
-            source = (backup.application.sources.filter(name=item.get("name")).select_related("server").first()
-                      if backup.application else None)
+            source = (
+                backup.application.sources.filter(name=item.get("name")).select_related("server").first()
+                if backup.application
+                else None
+            )
             server = _same_type(scratch_server, kind) or (source.server if source else None)
             if server is None:
                 raise ScratchError(f"No server to restore the database {item.get('database')!r} into")
@@ -253,8 +276,9 @@ def _bundle_handlers(backup: Backup, scratch_server: Server | None, token: str, 
             info = members.get(member, {})
             sources = info.get("paths") or [item["path"]]
             source_path, root = (sources[0] if len(sources) == 1 else None), info.get("root") or "/"
-            handlers[member] = (lambda t=target, s=source_path, r=root:
-                                engines.tar_restore_sink(t, strategy="create_new", source=s, root=r))
+            handlers[member] = lambda t=target, s=source_path, r=root: engines.tar_restore_sink(
+                t, strategy="create_new", source=s, root=r
+            )
         elif kind == SourceType.PLATFORM_CONFIG:
             handlers[member] = engines.config_collector
     return handlers
@@ -313,9 +337,11 @@ def assertions_validate(assertions: Any, *, field_name: str = "assertions") -> l
             errors[f"{where}.type"] = [f"Must be one of: {', '.join(ASSERTION_TYPES)}."]
             continue
         kind = item["type"]
-        allowed = {"row_count": {"type", "table", "expect", "min", "database"},
-                   "sql": {"type", "sql", "expect", "database"},
-                   "file": {"type", "path", "sha256"}}[kind]
+        allowed = {
+            "row_count": {"type", "table", "expect", "min", "database"},
+            "sql": {"type", "sql", "expect", "database"},
+            "file": {"type", "path", "sha256"},
+        }[kind]
         if unknown := sorted(set(item) - allowed):
             errors[where] = [f"Unknown field(s) for a {kind} assertion: {', '.join(map(str, unknown))[:200]}."]
             continue
@@ -336,7 +362,7 @@ def assertions_validate(assertions: Any, *, field_name: str = "assertions") -> l
                 errors[where] = ["Give either 'expect' (exact rows) or 'min' (at least)."]
                 continue
             value = expect if expect is not None else minimum
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2 ** 63:
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
                 errors[f"{where}.{'expect' if expect is not None else 'min'}"] = ["A whole number of rows (0 or more)."]
                 continue
             clean.update({"table": table, "expect" if expect is not None else "min": value})

@@ -68,20 +68,41 @@ def _merge_credentials(current: dict, changes: dict | None) -> tuple[dict, list[
 
 
 @transaction.atomic
-def server_create(*, tenant: Tenant, name: str, type: str, host: str, port: int,
-                  description: str = "", environment: str = "", tags: dict | None = None,
-                  credentials: dict | None = None) -> Server:
+def server_create(
+    *,
+    tenant: Tenant,
+    name: str,
+    type: str,
+    host: str,
+    port: int,
+    description: str = "",
+    environment: str = "",
+    tags: dict | None = None,
+    credentials: dict | None = None,
+) -> Server:
     """Register a server; credentials are encrypted at rest, health starts ``unknown``."""
     capabilities.require_feature(tenant)
     _check_name(tenant=tenant, name=name)
     netpolicy.check_host(host, port)
     creds, changed = _merge_credentials({}, credentials)
     server = Server.objects.create(
-        tenant=tenant, name=name, type=type, host=host, port=port, description=description,
-        environment=environment, tags=tags or {}, credentials=creds,
+        tenant=tenant,
+        name=name,
+        type=type,
+        host=host,
+        port=port,
+        description=description,
+        environment=environment,
+        tags=tags or {},
+        credentials=creds,
     )
-    emit(action="server_create", tenant=tenant, resource_type="server", resource_id=server.pk,
-         details={"name": name, "type": type, "host": host, "port": port, "credential_fields": changed})
+    emit(
+        action="server_create",
+        tenant=tenant,
+        resource_type="server",
+        resource_id=server.pk,
+        details={"name": name, "type": type, "host": host, "port": port, "credential_fields": changed},
+    )
     return server
 
 
@@ -108,8 +129,13 @@ def server_update(*, server: Server, **changes: Any) -> Server:
         server.health_status = HealthStatus.UNKNOWN
         server.health_message = ""
     server.save()
-    emit(action="server_update", tenant=server.tenant, resource_type="server", resource_id=server.pk,
-         details={"changed_fields": changed, "credential_fields": credential_fields})
+    emit(
+        action="server_update",
+        tenant=server.tenant,
+        resource_type="server",
+        resource_id=server.pk,
+        details={"changed_fields": changed, "credential_fields": credential_fields},
+    )
     return server
 
 
@@ -121,17 +147,25 @@ def server_delete(*, server: Server) -> None:
         server.delete()
     except ProtectedError as exc:
         users = sorted({f"{obj._meta.model_name}:{obj.pk}" for obj in exc.protected_objects})
-        raise Conflict(f"Server '{name}' is used by {len(users)} source(s) or backup job(s)",
-                       code="SERVER_IN_USE", details={"used_by": users}) from None
+        raise Conflict(
+            f"Server '{name}' is used by {len(users)} source(s) or backup job(s)",
+            code="SERVER_IN_USE",
+            details={"used_by": users},
+        ) from None
     emit(action="server_delete", tenant=tenant, resource_type="server", resource_id=pk, details={"name": name})
 
 
 def _probe(server: Server, timeout: float | None = None) -> connectivity.ConnectionResult:
     creds = server.credentials or {}
     return connectivity.test_connection(
-        type=server.type, host=server.host, port=server.port,
-        username=creds.get("username"), password=creds.get("password"), ssh_key=creds.get("ssh_key"),
-        host_key=creds.get("host_key"), timeout=_timeout() if timeout is None else timeout,
+        type=server.type,
+        host=server.host,
+        port=server.port,
+        username=creds.get("username"),
+        password=creds.get("password"),
+        ssh_key=creds.get("ssh_key"),
+        host_key=creds.get("host_key"),
+        timeout=_timeout() if timeout is None else timeout,
     )
 
 
@@ -149,13 +183,16 @@ def _record_health(server: Server, result: connectivity.ConnectionResult) -> boo
     server.save(update_fields=fields)
     if changed:
         # db-backup-platform.md, "WebSocket Events": Server Health Update.
-        publish(tenant_id=server.tenant_id, event={
-            "type": "server_health",
-            "server_id": server.pk,
-            "health_status": new_status,
-            "message": server.health_message,
-            "timestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        })
+        publish(
+            tenant_id=server.tenant_id,
+            event={
+                "type": "server_health",
+                "server_id": server.pk,
+                "health_status": new_status,
+                "message": server.health_message,
+                "timestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+        )
     return changed
 
 
@@ -164,9 +201,18 @@ def server_test_connection(*, server: Server) -> connectivity.ConnectionResult:
     """Really connect (short timeout), record the health, audit it. Never raises for failures."""
     result = _probe(server)
     _record_health(server, result)
-    emit(action="server_test_connection", tenant=server.tenant, resource_type="server", resource_id=server.pk,
-         details={"success": result.success, "message": result.message, "latency_ms": result.latency_ms,
-                  "error_kind": result.kind})
+    emit(
+        action="server_test_connection",
+        tenant=server.tenant,
+        resource_type="server",
+        resource_id=server.pk,
+        details={
+            "success": result.success,
+            "message": result.message,
+            "latency_ms": result.latency_ms,
+            "error_kind": result.kind,
+        },
+    )
     return result
 
 
@@ -176,9 +222,13 @@ def server_check_health(*, server: Server, result: connectivity.ConnectionResult
     with transaction.atomic():
         changed = _record_health(server, result)
         if changed:
-            emit(action="server_health_change", tenant=server.tenant, resource_type="server",
-                 resource_id=server.pk, details={"health_status": server.health_status,
-                                                 "message": result.message, "error_kind": result.kind})
+            emit(
+                action="server_health_change",
+                tenant=server.tenant,
+                resource_type="server",
+                resource_id=server.pk,
+                details={"health_status": server.health_status, "message": result.message, "error_kind": result.kind},
+            )
     return changed
 
 
@@ -223,8 +273,12 @@ def server_list_databases(*, server: Server) -> list[dict[str, Any]]:
     creds = server.credentials or {}
     try:
         return connectivity.list_databases(
-            type=server.type, host=server.host, port=server.port,
-            username=creds.get("username") or "", password=creds.get("password"), timeout=_timeout(),
+            type=server.type,
+            host=server.host,
+            port=server.port,
+            username=creds.get("username") or "",
+            password=creds.get("password"),
+            timeout=_timeout(),
         )
     except connectivity.ConnectionFailed as exc:
         raise UpstreamError(exc.message, code="CONNECTION_FAILED", details={"error_kind": exc.kind}) from None

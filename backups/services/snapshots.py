@@ -35,8 +35,7 @@ logger = logging.getLogger(__name__)
 def _seal(tenant: Tenant, document: dict) -> tuple[bytes, str, str]:
     key_id, key = tenant_data_key(tenant)
     out = io.BytesIO()
-    result = backup_stream(config_bytes(document), out, data_key=key, key_id=key_id, compression="zstd",
-                           zstd_threads=0)
+    result = backup_stream(config_bytes(document), out, data_key=key, key_id=key_id, compression="zstd", zstd_threads=0)
     return out.getvalue(), result.sha256, key_id
 
 
@@ -46,32 +45,68 @@ def _summary(document: dict) -> dict:
 
 
 @transaction.atomic
-def snapshot_save(*, tenant: Tenant, document: dict, name: str, actor: Any = None, description: str = "",
-                  tags: list[str] | None = None, trigger: str = "manual") -> Snapshot:
+def snapshot_save(
+    *,
+    tenant: Tenant,
+    document: dict,
+    name: str,
+    actor: Any = None,
+    description: str = "",
+    tags: list[str] | None = None,
+    trigger: str = "manual",
+) -> Snapshot:
     """Store ``document`` (a configuration export) as an encrypted snapshot."""
     components = config_components(document)
     artifact, checksum, key_id = _seal(tenant, document)
     snapshot = Snapshot.objects.create(
-        tenant=tenant, name=name, description=description, tags=list(tags or []), components=components,
-        data={"counts": _summary(document)}, size_bytes=len(artifact), artifact=artifact, checksum=checksum,
-        key_id=key_id, trigger=trigger, created_by=actor if getattr(actor, "pk", None) else None)
-    emit(action="snapshot_create", tenant=tenant, resource_type="snapshot", resource_id=snapshot.pk,
-         details={"name": name, "components": components, "trigger": trigger, "size_bytes": len(artifact)})
+        tenant=tenant,
+        name=name,
+        description=description,
+        tags=list(tags or []),
+        components=components,
+        data={"counts": _summary(document)},
+        size_bytes=len(artifact),
+        artifact=artifact,
+        checksum=checksum,
+        key_id=key_id,
+        trigger=trigger,
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
+    emit(
+        action="snapshot_create",
+        tenant=tenant,
+        resource_type="snapshot",
+        resource_id=snapshot.pk,
+        details={"name": name, "components": components, "trigger": trigger, "size_bytes": len(artifact)},
+    )
     return snapshot
 
 
-def snapshot_create(*, tenant: Tenant, name: str, actor: Any = None, description: str = "",
-                    tags: list[str] | None = None, components: list[str] | None = None,
-                    trigger: str = "manual") -> Snapshot:
+def snapshot_create(
+    *,
+    tenant: Tenant,
+    name: str,
+    actor: Any = None,
+    description: str = "",
+    tags: list[str] | None = None,
+    components: list[str] | None = None,
+    trigger: str = "manual",
+) -> Snapshot:
     """Snapshot the current configuration (``components``, default all)."""
     unknown = sorted(set(components or []) - set(COMPONENTS))
     if unknown:
-        raise ValidationFailed(details={"components": [
-            f"Unknown components: {', '.join(unknown)}; use {', '.join(COMPONENTS)}."]})
-    document = platform_config_export(tenant=tenant, components=components, secrets="sealed",
-                                      metadata={"snapshot": name, "created_by": getattr(actor, "username", "")})
-    return snapshot_save(tenant=tenant, document=document, name=name, actor=actor, description=description,
-                         tags=tags, trigger=trigger)
+        raise ValidationFailed(
+            details={"components": [f"Unknown components: {', '.join(unknown)}; use {', '.join(COMPONENTS)}."]}
+        )
+    document = platform_config_export(
+        tenant=tenant,
+        components=components,
+        secrets="sealed",
+        metadata={"snapshot": name, "created_by": getattr(actor, "username", "")},
+    )
+    return snapshot_save(
+        tenant=tenant, document=document, name=name, actor=actor, description=description, tags=tags, trigger=trigger
+    )
 
 
 def snapshot_document(*, snapshot: Snapshot) -> dict:
@@ -94,9 +129,16 @@ def snapshot_get(*, tenant: Tenant, snapshot_id: int) -> Snapshot:
 
 
 @transaction.atomic
-def snapshot_restore_start(*, tenant: Tenant, snapshot: Snapshot, components: list[str] | None = None,
-                           create_backup: bool = False, reason: str = "", actor: Any = None,
-                           queue: bool = True) -> Operation:
+def snapshot_restore_start(
+    *,
+    tenant: Tenant,
+    snapshot: Snapshot,
+    components: list[str] | None = None,
+    create_backup: bool = False,
+    reason: str = "",
+    actor: Any = None,
+    queue: bool = True,
+) -> Operation:
     """Queue applying ``components`` (default: all of the snapshot's) back. With
     ``create_backup`` the current configuration is snapshotted first (its id is in the
     operation's ``details.pre_restore_snapshot_id``)."""
@@ -105,19 +147,48 @@ def snapshot_restore_start(*, tenant: Tenant, snapshot: Snapshot, components: li
     chosen = list(components or snapshot.components)
     missing = sorted(set(chosen) - set(snapshot.components))
     if missing:
-        raise ValidationFailed(details={"components": [
-            f"Not in this snapshot: {', '.join(missing)}; it holds {', '.join(snapshot.components) or 'nothing'}."]})
+        raise ValidationFailed(
+            details={
+                "components": [
+                    f"Not in this snapshot: {', '.join(missing)}; it holds {', '.join(snapshot.components) or 'nothing'}."
+                ]
+            }
+        )
     pre = None
     if create_backup:
-        pre = snapshot_create(tenant=tenant, actor=actor, name=f"pre_restore_{snapshot.name}"[:200],
-                              description=f"Taken before restoring snapshot {snapshot.pk}",
-                              tags=["pre-restore"], trigger="pre_restore")
-    op = operations.operation_create(tenant=tenant, kind=OperationKind.RESTORE, actor=actor, details={
-        "source": "snapshot", "snapshot_id": snapshot.pk, "snapshot_name": snapshot.name, "components": chosen,
-        "pre_restore_snapshot_id": pre.pk if pre else None, "reason": reason})
-    emit(action="snapshot_restore", tenant=tenant, resource_type="snapshot", resource_id=snapshot.pk,
-         details={"components": chosen, "operation_id": op.public_id, "reason": reason,
-                  "pre_restore_snapshot_id": pre.pk if pre else None})
+        pre = snapshot_create(
+            tenant=tenant,
+            actor=actor,
+            name=f"pre_restore_{snapshot.name}"[:200],
+            description=f"Taken before restoring snapshot {snapshot.pk}",
+            tags=["pre-restore"],
+            trigger="pre_restore",
+        )
+    op = operations.operation_create(
+        tenant=tenant,
+        kind=OperationKind.RESTORE,
+        actor=actor,
+        details={
+            "source": "snapshot",
+            "snapshot_id": snapshot.pk,
+            "snapshot_name": snapshot.name,
+            "components": chosen,
+            "pre_restore_snapshot_id": pre.pk if pre else None,
+            "reason": reason,
+        },
+    )
+    emit(
+        action="snapshot_restore",
+        tenant=tenant,
+        resource_type="snapshot",
+        resource_id=snapshot.pk,
+        details={
+            "components": chosen,
+            "operation_id": op.public_id,
+            "reason": reason,
+            "pre_restore_snapshot_id": pre.pk if pre else None,
+        },
+    )
     if queue:
         from .backups import _queue
 
@@ -141,13 +212,29 @@ def snapshot_restore_run(*, operation_id: int) -> Operation | None:
         if getattr(exc, "details", None):
             message = f"{message}: {exc.details}"
         logger.warning("snapshot restore %s failed: %s", op.public_id, message)
-        op = operations.operation_finish(op=op, status=OperationStatus.FAILED, error=message[:2000],
-                                         step="failed", details={"result": {"applied": False}})
-        emit(action="snapshot_restore_failed", tenant=op.tenant, resource_type="operation",
-             resource_id=op.public_id, details={"error": message[:500]})
+        op = operations.operation_finish(
+            op=op,
+            status=OperationStatus.FAILED,
+            error=message[:2000],
+            step="failed",
+            details={"result": {"applied": False}},
+        )
+        emit(
+            action="snapshot_restore_failed",
+            tenant=op.tenant,
+            resource_type="operation",
+            resource_id=op.public_id,
+            details={"error": message[:500]},
+        )
         return op
-    op = operations.operation_finish(op=op, status=OperationStatus.COMPLETED, step="completed",
-                                     details={"result": {"applied": True, **result}})
-    emit(action="snapshot_restore_completed", tenant=op.tenant, resource_type="operation",
-         resource_id=op.public_id, details={"components": result["components"]})
+    op = operations.operation_finish(
+        op=op, status=OperationStatus.COMPLETED, step="completed", details={"result": {"applied": True, **result}}
+    )
+    emit(
+        action="snapshot_restore_completed",
+        tenant=op.tenant,
+        resource_type="operation",
+        resource_id=op.public_id,
+        details={"components": result["components"]},
+    )
     return op

@@ -16,8 +16,13 @@ from ..models import Storage, StoragePolicy, StorageStatus
 from . import storages as svc
 from .copies import storage_by_name
 
-CONFIG_KEYS = {"bucket": ("s3", "minio", "gcs"), "region": ("s3", "minio"), "path": ("local", "sftp"),
-               "path_prefix": ("s3", "minio", "gcs", "azure"), "container": ("azure",)}
+CONFIG_KEYS = {
+    "bucket": ("s3", "minio", "gcs"),
+    "region": ("s3", "minio"),
+    "path": ("local", "sftp"),
+    "path_prefix": ("s3", "minio", "gcs", "azure"),
+    "container": ("azure",),
+}
 RETENTION_KEYS = ("keep_last_n", "keep_days", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
 
 
@@ -43,8 +48,9 @@ def storage_settings_update(*, tenant: Tenant, locations: dict[str, dict], polic
                 update["retention"] = {k: v for k, v in value.items() if v is not None}
             elif key in CONFIG_KEYS:
                 if storage.type not in CONFIG_KEYS[key]:
-                    raise ValidationFailed(details={f"storage_locations.{name}.{key}": [
-                        f"A {storage.type} storage has no {key}."]})
+                    raise ValidationFailed(
+                        details={f"storage_locations.{name}.{key}": [f"A {storage.type} storage has no {key}."]}
+                    )
                 configuration[key] = value
         if configuration:
             update["configuration"] = configuration
@@ -54,30 +60,48 @@ def storage_settings_update(*, tenant: Tenant, locations: dict[str, dict], polic
     if policies:
         policy, _ = StoragePolicy.objects.select_for_update().get_or_create(tenant=tenant)
         if "default_location" in policies:
-            storage = storage_by_name(tenant=tenant, name=policies["default_location"],
-                                      field="policies.default_location")
+            storage = storage_by_name(
+                tenant=tenant, name=policies["default_location"], field="policies.default_location"
+            )
             svc.storage_update(storage=storage, is_default=True)
         if "replication_target" in policies:
             target = policies["replication_target"]
-            policy.replication_target = storage_by_name(tenant=tenant, name=target,
-                                                        field="policies.replication_target") if target else None
+            policy.replication_target = (
+                storage_by_name(tenant=tenant, name=target, field="policies.replication_target") if target else None
+            )
         if "replication_enabled" in policies:
             policy.replication_enabled = policies["replication_enabled"]
         if "compression_default" in policies:
             policy.compression_default = policies["compression_default"]
         if policy.replication_enabled:
             if policy.replication_target is None:
-                policy.replication_target = (Storage.objects.filter(tenant=tenant, status=StorageStatus.ACTIVE)
-                                             .exclude(is_default=True).order_by("id").first())
+                policy.replication_target = (
+                    Storage.objects.filter(tenant=tenant, status=StorageStatus.ACTIVE)
+                    .exclude(is_default=True)
+                    .order_by("id")
+                    .first()
+                )
             if policy.replication_target is None:
-                raise ValidationFailed(details={"policies.replication_enabled": [
-                    "Replication needs a second storage (policies.replication_target)."]})
+                raise ValidationFailed(
+                    details={
+                        "policies.replication_enabled": [
+                            "Replication needs a second storage (policies.replication_target)."
+                        ]
+                    }
+                )
             if policy.replication_target.is_default:
-                raise ValidationFailed(details={"policies.replication_target": [
-                    "The replication target must not be the default location."]})
+                raise ValidationFailed(
+                    details={
+                        "policies.replication_target": ["The replication target must not be the default location."]
+                    }
+                )
         policy.save()
         changes += [f"policies.{k}" for k in sorted(policies)]
-    emit(action="storage_settings_update", tenant=tenant, resource_type="storage", resource_id="",
-         details={"changes": changes})
+    emit(
+        action="storage_settings_update",
+        tenant=tenant,
+        resource_type="storage",
+        resource_id="",
+        details={"changes": changes},
+    )
     return changes
-

@@ -35,8 +35,17 @@ HIDDEN = "[HIDDEN]"
 # Credential fields that identify rather than authenticate: shown (access key ids shortened
 # to their prefix, as the seed's "AKIA..."), every other credential is "[HIDDEN]".
 PUBLIC_CREDENTIALS = {"access_key_id", "username", "account_name"}
-EDITABLE_FIELDS = ("name", "description", "status", "labels", "is_default", "quota_bytes", "price_per_gb_month",
-                   "cleanup_threshold", "retention")
+EDITABLE_FIELDS = (
+    "name",
+    "description",
+    "status",
+    "labels",
+    "is_default",
+    "quota_bytes",
+    "price_per_gb_month",
+    "cleanup_threshold",
+    "retention",
+)
 
 
 class InvalidStorageConfiguration(DomainError):
@@ -60,12 +69,18 @@ def storage_public_credentials(credentials: dict | None) -> dict[str, str]:
     return shown
 
 
-def _validate(type: str, configuration: dict, credentials: dict, *, tenant: Tenant,
-              storage_id: int | None = None) -> None:
-    errors = {**network_errors(type, configuration, credentials),
-              **backends.validate_config(type, configuration, credentials)}
-    if type == "local" and "path" not in errors and (reason := confinement.check_storage_folder(
-            tenant, configuration.get("path", ""), storage_id=storage_id)):
+def _validate(
+    type: str, configuration: dict, credentials: dict, *, tenant: Tenant, storage_id: int | None = None
+) -> None:
+    errors = {
+        **network_errors(type, configuration, credentials),
+        **backends.validate_config(type, configuration, credentials),
+    }
+    if (
+        type == "local"
+        and "path" not in errors
+        and (reason := confinement.check_storage_folder(tenant, configuration.get("path", ""), storage_id=storage_id))
+    ):
         errors["path"] = reason
     if errors:
         raise InvalidStorageConfiguration(details=errors)
@@ -95,10 +110,20 @@ def _set_default(storage: Storage) -> None:
 
 
 @transaction.atomic
-def storage_create(*, tenant: Tenant, name: str, type: str, configuration: dict | None = None,
-                   credentials: dict | None = None, description: str = "", labels: dict | None = None,
-                   is_default: bool = False, quota_bytes: int | None = None,
-                   status: str = StorageStatus.ACTIVE, price_per_gb_month: Decimal | None = None) -> Storage:
+def storage_create(
+    *,
+    tenant: Tenant,
+    name: str,
+    type: str,
+    configuration: dict | None = None,
+    credentials: dict | None = None,
+    description: str = "",
+    labels: dict | None = None,
+    is_default: bool = False,
+    quota_bytes: int | None = None,
+    status: str = StorageStatus.ACTIVE,
+    price_per_gb_month: Decimal | None = None,
+) -> Storage:
     """Create a storage (``price_per_gb_month`` is the platform operator's: no API sets it)."""
     capabilities.require_feature(tenant)
     configuration, credentials = dict(configuration or {}), dict(credentials or {})
@@ -106,16 +131,27 @@ def storage_create(*, tenant: Tenant, name: str, type: str, configuration: dict 
     _check_name(tenant=tenant, name=name)
     first = not Storage.objects.filter(tenant=tenant).exists()
     storage = Storage.objects.create(
-        tenant=tenant, name=name, type=type, configuration=configuration, credentials=credentials,
-        description=description, labels=labels or {}, is_default=is_default or first,
-        quota_bytes=quota_bytes, status=status,
+        tenant=tenant,
+        name=name,
+        type=type,
+        configuration=configuration,
+        credentials=credentials,
+        description=description,
+        labels=labels or {},
+        is_default=is_default or first,
+        quota_bytes=quota_bytes,
+        status=status,
         **({"price_per_gb_month": price_per_gb_month} if price_per_gb_month is not None else {}),
     )
     if storage.is_default:
         _set_default(storage)
-    emit(action="storage_create", tenant=tenant, resource_type="storage", resource_id=storage.pk,
-         details={"name": name, "type": type, "configuration": configuration,
-                  "credential_fields": sorted(credentials)})
+    emit(
+        action="storage_create",
+        tenant=tenant,
+        resource_type="storage",
+        resource_id=storage.pk,
+        details={"name": name, "type": type, "configuration": configuration, "credential_fields": sorted(credentials)},
+    )
     return storage
 
 
@@ -134,8 +170,11 @@ def storage_update(*, storage: Storage, **changes: Any) -> Storage:
         if configuration != storage.configuration:
             storage.configuration = configuration
             changed.append("configuration")
-        credential_fields = sorted(k for k in set(credentials) | set(storage.credentials or {})
-                                   if credentials.get(k) != (storage.credentials or {}).get(k))
+        credential_fields = sorted(
+            k
+            for k in set(credentials) | set(storage.credentials or {})
+            if credentials.get(k) != (storage.credentials or {}).get(k)
+        )
         if credential_fields:
             storage.credentials = credentials
             changed.append("credentials")
@@ -151,8 +190,13 @@ def storage_update(*, storage: Storage, **changes: Any) -> Storage:
     storage.save()
     if storage.is_default:
         _set_default(storage)
-    emit(action="storage_update", tenant=storage.tenant, resource_type="storage", resource_id=storage.pk,
-         details={"changed_fields": changed, "credential_fields": credential_fields})
+    emit(
+        action="storage_update",
+        tenant=storage.tenant,
+        resource_type="storage",
+        resource_id=storage.pk,
+        details={"changed_fields": changed, "credential_fields": credential_fields},
+    )
     return storage
 
 
@@ -169,14 +213,20 @@ def storage_delete(*, storage: Storage, force: bool = False) -> None:
         raise Conflict(
             f"Storage is used by {len(jobs)} backup polic{'y' if len(jobs) == 1 else 'ies'}; "
             "pass force=true to detach them",
-            code="STORAGE_IN_USE", details={"policy_ids": jobs, "policy_count": len(jobs)},
+            code="STORAGE_IN_USE",
+            details={"policy_ids": jobs, "policy_count": len(jobs)},
         )
     if jobs:
         storage.jobs.update(storage=None)
     pk, tenant, name = storage.pk, storage.tenant, storage.name
     storage.delete()
-    emit(action="storage_delete", tenant=tenant, resource_type="storage", resource_id=pk,
-         details={"name": name, "force": force, "detached_policy_ids": jobs})
+    emit(
+        action="storage_delete",
+        tenant=tenant,
+        resource_type="storage",
+        resource_id=pk,
+        details={"name": name, "force": force, "detached_policy_ids": jobs},
+    )
 
 
 class UnsupportedProvider(DomainError):
@@ -204,7 +254,8 @@ def storage_config_from_connection_string(connection_string: str) -> tuple[str, 
         raise UnsupportedProvider(
             f"SMB/CIFS shares ({raw}) cannot be reached directly: mount the share on the platform's machine "
             f"and give its folder, or use an sftp:// URL",
-            details={"connection_string": raw, "supported": NETWORK_SUPPORTED})
+            details={"connection_string": raw, "supported": NETWORK_SUPPORTED},
+        )
     if raw.startswith("/") or raw.lower().startswith("file://"):
         path = unquote(urlsplit(raw).path) if raw.lower().startswith("file://") else raw
         return "local", {"path": path}, {}
@@ -219,8 +270,10 @@ def storage_config_from_connection_string(connection_string: str) -> tuple[str, 
             configuration["username"] = unquote(parts.username)
         credentials = {"password": unquote(parts.password)} if parts.password else {}
         return "sftp", configuration, credentials
-    raise UnsupportedProvider(f"Cannot reach {raw!r}: use {NETWORK_SUPPORTED}",
-                              details={"connection_string": raw, "supported": NETWORK_SUPPORTED})
+    raise UnsupportedProvider(
+        f"Cannot reach {raw!r}: use {NETWORK_SUPPORTED}",
+        details={"connection_string": raw, "supported": NETWORK_SUPPORTED},
+    )
 
 
 # -- probes ------------------------------------------------------------------------------
@@ -231,26 +284,43 @@ def storage_resolve(*, tenant: Tenant, name: str) -> Storage:
     first). ``"local"`` with no local storage yet is the tenant's default local folder
     (system-backup-recovery.rst ``destination: "local"``). Unknown names are a validation
     error on ``destination``."""
-    storage = (Storage.objects.filter(tenant=tenant, name=name).first()
-               or Storage.objects.filter(tenant=tenant, type=name).order_by("-is_default", "id").first())
+    storage = (
+        Storage.objects.filter(tenant=tenant, name=name).first()
+        or Storage.objects.filter(tenant=tenant, type=name).order_by("-is_default", "id").first()
+    )
     if storage is not None:
         return storage
     if name == "local":  # the tenant's own default folder, made on first use
-        return storage_create(tenant=tenant, name="local", type="local",
-                              configuration={"path": confinement.default_storage_folder(tenant)})
+        return storage_create(
+            tenant=tenant,
+            name="local",
+            type="local",
+            configuration={"path": confinement.default_storage_folder(tenant)},
+        )
     raise ValidationFailed(details={"destination": [f"No storage location named '{name}'."]})
 
 
-def storage_probe_config(*, tenant: Tenant, type: str, configuration: dict | None,
-                         credentials: dict | None) -> backends.ProbeResult:
+def storage_probe_config(
+    *, tenant: Tenant, type: str, configuration: dict | None, credentials: dict | None
+) -> backends.ProbeResult:
     """Probe an unsaved configuration (api-layer.md "Test Storage Connection")."""
     capabilities.require_feature(tenant)
     configuration, credentials = dict(configuration or {}), dict(credentials or {})
     _validate(type, configuration, credentials, tenant=tenant)
     result = backends.probe(type, configuration, credentials)
-    emit(action="storage_test", tenant=tenant, resource_type="storage", resource_id="",
-         details={"type": type, "configuration": configuration, "success": result.ok,
-                  "message": result.message, "latency_ms": result.latency_ms})
+    emit(
+        action="storage_test",
+        tenant=tenant,
+        resource_type="storage",
+        resource_id="",
+        details={
+            "type": type,
+            "configuration": configuration,
+            "success": result.ok,
+            "message": result.message,
+            "latency_ms": result.latency_ms,
+        },
+    )
     return result
 
 
@@ -267,9 +337,18 @@ def storage_probe(*, storage: Storage) -> backends.ProbeResult:
     elif result.ok and storage.status == StorageStatus.ERROR:
         storage.status = StorageStatus.ACTIVE
     storage.save(update_fields=["last_tested_at", "last_test_ok", "last_test_message", "status", "updated_at"])
-    emit(action="storage_test", tenant=storage.tenant, resource_type="storage", resource_id=storage.pk,
-         details={"success": result.ok, "message": result.message, "latency_ms": result.latency_ms,
-                  "error_kind": result.error_kind})
+    emit(
+        action="storage_test",
+        tenant=storage.tenant,
+        resource_type="storage",
+        resource_id=storage.pk,
+        details={
+            "success": result.ok,
+            "message": result.message,
+            "latency_ms": result.latency_ms,
+            "error_kind": result.error_kind,
+        },
+    )
     return result
 
 
@@ -310,8 +389,13 @@ def storage_sweep_abandoned_uploads(*, older_than: timedelta | None = None) -> i
             continue
         if removed:
             logger.info("aborted %d abandoned upload(s) on storage %s", removed, storage.pk)
-            emit(action="storage_sweep", tenant=storage.tenant, resource_type="storage", resource_id=storage.pk,
-                 details={"aborted_uploads": removed, "older_than_seconds": int(age.total_seconds())})
+            emit(
+                action="storage_sweep",
+                tenant=storage.tenant,
+                resource_type="storage",
+                resource_id=storage.pk,
+                details={"aborted_uploads": removed, "older_than_seconds": int(age.total_seconds())},
+            )
         total += removed
     return total
 
@@ -322,4 +406,3 @@ def monthly_cost(size_bytes: int, price_per_gb_month: Decimal) -> float:
 
 def to_gb(size_bytes: int | None) -> float:
     return units.gigabytes(size_bytes)
-

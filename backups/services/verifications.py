@@ -39,32 +39,53 @@ TEST_TYPES = ("checksum", "decrypt", "test_restore")
 def _validate_assertions(assertions: Any) -> list[dict]:
     if assertions in (None, []):
         return []
-    if not isinstance(assertions, list) or not all(isinstance(a, dict) and isinstance(a.get("sql"), str)
-                                                   for a in assertions):
+    if not isinstance(assertions, list) or not all(
+        isinstance(a, dict) and isinstance(a.get("sql"), str) for a in assertions
+    ):
         raise ValidationFailed(details={"assertions": ['A list of {"sql": "SELECT ...", "expect": value}.']})
     return assertions
 
 
 @transaction.atomic
-def verification_start(*, tenant: Tenant, backup: Backup, actor: Any = None, test_type: str = "checksum",
-                       scope: str = "full", assertions: list | None = None, queue: bool = True) -> Verification:
+def verification_start(
+    *,
+    tenant: Tenant,
+    backup: Backup,
+    actor: Any = None,
+    test_type: str = "checksum",
+    scope: str = "full",
+    assertions: list | None = None,
+    queue: bool = True,
+) -> Verification:
     capabilities.require_feature(tenant)
     if backup.tenant_id != tenant.pk:
         raise NotFound("Backup not found")
     if test_type not in TEST_TYPES:
         raise ValidationFailed(details={"test_type": [f"Must be one of: {', '.join(TEST_TYPES)}."]})
     if backup.status != BackupStatus.COMPLETED:
-        raise Conflict(f"Only completed backups can be verified (this one is {backup.status})",
-                       code="BACKUP_NOT_COMPLETED")
+        raise Conflict(
+            f"Only completed backups can be verified (this one is {backup.status})", code="BACKUP_NOT_COMPLETED"
+        )
     if test_type == "test_restore" and not backup.server_id:
         raise ValidationFailed(details={"test_type": ["test_restore needs a database backup."]})
     assertions = _validate_assertions(assertions)
     op = operations.operation_create(tenant=tenant, kind=OperationKind.VERIFY, actor=actor, backup=backup)
     verification = Verification.objects.create(
-        tenant=tenant, backup=backup, operation=op, test_type=test_type, scope=scope,
-        options={"assertions": assertions}, created_by=actor if getattr(actor, "pk", None) else None)
-    emit(action="verify_create", tenant=tenant, resource_type="verification", resource_id=verification.pk,
-         details={"backup_id": backup.pk, "test_type": test_type})
+        tenant=tenant,
+        backup=backup,
+        operation=op,
+        test_type=test_type,
+        scope=scope,
+        options={"assertions": assertions},
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
+    emit(
+        action="verify_create",
+        tenant=tenant,
+        resource_type="verification",
+        resource_id=verification.pk,
+        details={"backup_id": backup.pk, "test_type": test_type},
+    )
     if queue:  # the CLI runs the work in its own process instead
         _queue("backups.tasks.run_verify", op)
     return verification
@@ -90,8 +111,9 @@ def verification_run(*, operation_id: int) -> Verification | None:
     op = operations.operation_claim(operation_id=operation_id)
     if op is None:
         return None
-    verification = Verification.objects.select_related("backup", "backup__storage", "backup__tenant",
-                                                       "backup__server").get(operation=op)
+    verification = Verification.objects.select_related(
+        "backup", "backup__storage", "backup__tenant", "backup__server"
+    ).get(operation=op)
     backup = verification.backup
     started = time.monotonic()
     Verification.objects.filter(pk=verification.pk).update(status=OperationStatus.RUNNING, started_at=timezone.now())
@@ -127,8 +149,9 @@ def verification_run(*, operation_id: int) -> Verification | None:
     except Exception as exc:  # any failure is a failed verification with its reason
         cancelled = reporter.cancelled()
         result["error"] = "Cancelled" if cancelled else (getattr(exc, "message", None) or str(exc))
-        return _verification_end(op, verification, OperationStatus.CANCELLED if cancelled else OperationStatus.FAILED,
-                                 False, result, started)
+        return _verification_end(
+            op, verification, OperationStatus.CANCELLED if cancelled else OperationStatus.FAILED, False, result, started
+        )
     finally:
         for closable in (reader, backend):
             if closable is not None:
@@ -162,8 +185,13 @@ def _test_restore(backup: Backup, verification: Verification, reporter: Progress
         restore_seconds = round(time.monotonic() - began, 3)
         counts = engines.table_row_counts(params)
         checks = engines.run_assertions(params, verification.options.get("assertions") or [])
-        return {"scratch_database": scratch, "restore_seconds": restore_seconds, "row_counts": counts,
-                "assertions": checks, "passed": all(c.get("passed") for c in checks)}
+        return {
+            "scratch_database": scratch,
+            "restore_seconds": restore_seconds,
+            "row_counts": counts,
+            "assertions": checks,
+            "passed": all(c.get("passed") for c in checks),
+        }
     finally:
         if sink is not None:
             with contextlib.suppress(Exception):
@@ -175,25 +203,47 @@ def _test_restore(backup: Backup, verification: Verification, reporter: Progress
             engines.drop_database(params)
 
 
-def _verification_end(op, verification: Verification, status: str, passed: bool, result: dict,
-                      started: float) -> Verification:
+def _verification_end(
+    op, verification: Verification, status: str, passed: bool, result: dict, started: float
+) -> Verification:
     now = timezone.now()
     result["duration_seconds"] = round(time.monotonic() - started, 3)
-    Verification.objects.filter(pk=verification.pk).update(status=status, passed=passed, result=result,
-                                                           completed_at=now, error_message=result.get("error", ""))
-    verification.status, verification.passed, verification.result, verification.completed_at = status, passed, result, now
+    Verification.objects.filter(pk=verification.pk).update(
+        status=status, passed=passed, result=result, completed_at=now, error_message=result.get("error", "")
+    )
+    verification.status, verification.passed, verification.result, verification.completed_at = (
+        status,
+        passed,
+        result,
+        now,
+    )
     if status == OperationStatus.COMPLETED and passed:
         Backup.objects.filter(pk=verification.backup_id).update(verified=True, verified_at=now)
     elif status == OperationStatus.COMPLETED:
         Backup.objects.filter(pk=verification.backup_id).update(verified=False)
-    operations.operation_finish(op=op, status=status, error=result.get("error", "") if not passed else "",
-                                step=status, details={"passed": passed})
-    publish(tenant_id=verification.tenant_id, event={
-        "type": "verification_completed" if status == OperationStatus.COMPLETED else f"verification_{status}",
-        "backup_id": verification.backup_id, "verification_id": verification.pk, "passed": passed})
-    emit(action="verify_completed" if status == OperationStatus.COMPLETED else f"verify_{status}",
-         tenant=verification.tenant, resource_type="verification", resource_id=verification.pk,
-         details={"backup_id": verification.backup_id, "passed": passed, "error": result.get("error", "")})
+    operations.operation_finish(
+        op=op,
+        status=status,
+        error=result.get("error", "") if not passed else "",
+        step=status,
+        details={"passed": passed},
+    )
+    publish(
+        tenant_id=verification.tenant_id,
+        event={
+            "type": "verification_completed" if status == OperationStatus.COMPLETED else f"verification_{status}",
+            "backup_id": verification.backup_id,
+            "verification_id": verification.pk,
+            "passed": passed,
+        },
+    )
+    emit(
+        action="verify_completed" if status == OperationStatus.COMPLETED else f"verify_{status}",
+        tenant=verification.tenant,
+        resource_type="verification",
+        resource_id=verification.pk,
+        details={"backup_id": verification.backup_id, "passed": passed, "error": result.get("error", "")},
+    )
     return verification
 
 
@@ -202,7 +252,8 @@ def verification_cancel(*, tenant: TenantScope, verification: Verification) -> V
         raise Conflict("This verification cannot be cancelled", code="OPERATION_NOT_RUNNING")
     operations.operation_cancel(tenant=tenant, public_id=verification.operation.public_id)
     if verification.status == OperationStatus.PENDING:
-        Verification.objects.filter(pk=verification.pk).update(status=OperationStatus.CANCELLED,
-                                                               completed_at=timezone.now())
+        Verification.objects.filter(pk=verification.pk).update(
+            status=OperationStatus.CANCELLED, completed_at=timezone.now()
+        )
     verification.refresh_from_db()
     return verification

@@ -156,9 +156,7 @@ def _open_azure(config: dict[str, Any], creds: dict[str, Any], options: dict[str
     return open_azure(config, creds, **options)
 
 
-_FACTORIES: dict[
-    str, Callable[[dict[str, Any], dict[str, Any], dict[str, Any]], StorageBackend]
-] = {
+_FACTORIES: dict[str, Callable[[dict[str, Any], dict[str, Any], dict[str, Any]], StorageBackend]] = {
     "local": _open_local,
     "s3": _open_s3,
     "minio": _open_minio,

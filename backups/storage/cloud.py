@@ -167,9 +167,15 @@ class AzureWriter(PartWriter):
     limit_text = "about 190 TiB on Azure"
 
     def __init__(self, backend: AzureBackend, name: str) -> None:
-        super().__init__(name, policy=backend.policy, part_size=backend.part_size,
-                         max_parts=backend.max_parts, concurrency=backend.concurrency,
-                         memory_budget=backend.memory_budget, spool_dir=backend.spool_dir)
+        super().__init__(
+            name,
+            policy=backend.policy,
+            part_size=backend.part_size,
+            max_parts=backend.max_parts,
+            concurrency=backend.concurrency,
+            memory_budget=backend.memory_budget,
+            spool_dir=backend.spool_dir,
+        )
         self._backend = backend
         self._blob = backend.container.get_blob_client(backend.key(name))
         # Block ids of one blob must all have the same length; a random stem per writer keeps
@@ -187,16 +193,22 @@ class AzureWriter(PartWriter):
 
     def _send(self, part: Part) -> str:
         block_id = base64.b64encode(f"{self._stem}-{part.number:06d}".encode()).decode()
-        self._call(self._blob.stage_block, block_id, _BlockBody(part.file), length=part.length,
-                   timeout=self._backend.timeout)
+        self._call(
+            self._blob.stage_block, block_id, _BlockBody(part.file), length=part.length, timeout=self._backend.timeout
+        )
         return block_id
 
     def _finish(self, tokens: list[str]) -> None:
         from azure.storage.blob import BlobBlock
 
         blocks = [BlobBlock(block_id=token) for token in tokens]
-        self.policy.call(self._call, self._blob.commit_block_list, blocks,
-                         timeout=self._backend.timeout, what=f"{self.name} (commit)")
+        self.policy.call(
+            self._call,
+            self._blob.commit_block_list,
+            blocks,
+            timeout=self._backend.timeout,
+            what=f"{self.name} (commit)",
+        )
 
     def _send_whole(self, body: bytes) -> None:
         self._call(self._blob.upload_blob, body, overwrite=True, timeout=self._backend.timeout)
@@ -213,10 +225,19 @@ class AzureBackend(StorageBackend):
 
     type = "azure"
 
-    def __init__(self, configuration: dict[str, Any], credentials: dict[str, Any], *,
-                 retry: RetryPolicy | None = None, timeout: int = 60, part_size: int = AZURE_BLOCK_SIZE,
-                 max_parts: int = AZURE_MAX_BLOCKS, concurrency: int = CONCURRENCY,
-                 memory_budget: int = MEMORY_BUDGET, spool_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        configuration: dict[str, Any],
+        credentials: dict[str, Any],
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: int = 60,
+        part_size: int = AZURE_BLOCK_SIZE,
+        max_parts: int = AZURE_MAX_BLOCKS,
+        concurrency: int = CONCURRENCY,
+        memory_budget: int = MEMORY_BUDGET,
+        spool_dir: str | None = None,
+    ) -> None:
         from azure.storage.blob import BlobServiceClient
         from storages.backends.azure_storage import AzureStorage
 
@@ -281,8 +302,10 @@ class AzureBackend(StorageBackend):
     def open_reader(self, name: str) -> BinaryIO:
         blob = self.container.get_blob_client(self.key(name))
         downloader = self._do(name, blob.download_blob, max_concurrency=1, timeout=self.timeout)
-        return buffered(StreamReader(downloader.read, None, lambda exc: _azure_error(exc, name, self.location)),
-                        buffer_size=READ_CHUNK)
+        return buffered(
+            StreamReader(downloader.read, None, lambda exc: _azure_error(exc, name, self.location)),
+            buffer_size=READ_CHUNK,
+        )
 
     def delete(self, name: str) -> None:
         self._do(name, self.storage.delete, clean_name(name))
@@ -299,7 +322,7 @@ class AzureBackend(StorageBackend):
         def listing() -> list[StoredObject]:
             found = []
             for blob in self.container.list_blobs(name_starts_with=self.prefix + prefix, timeout=self.timeout):
-                found.append(StoredObject(blob.name[len(self.prefix):], int(blob.size), blob.last_modified))
+                found.append(StoredObject(blob.name[len(self.prefix) :], int(blob.size), blob.last_modified))
             return found
 
         found = self._do(f"container '{self.container_name}'", listing)
@@ -386,8 +409,13 @@ def _gcs_retry(policy: RetryPolicy) -> Any:
 
     if policy.attempts <= 1:
         return None
-    return Retry(predicate=_should_retry, initial=max(policy.initial, 0.01), maximum=policy.maximum,
-                 multiplier=2.0, timeout=policy.deadline)
+    return Retry(
+        predicate=_should_retry,
+        initial=max(policy.initial, 0.01),
+        maximum=policy.maximum,
+        multiplier=2.0,
+        timeout=policy.deadline,
+    )
 
 
 class GCSWriter(StorageWriter):
@@ -401,8 +429,13 @@ class GCSWriter(StorageWriter):
         super().__init__(name)
         self._backend = backend
         blob = backend.storage.bucket.blob(backend.key(name))
-        self._writer = blob.open("wb", chunk_size=backend.chunk_size, ignore_flush=True,
-                                 retry=_gcs_retry(backend.policy), content_type="application/octet-stream")
+        self._writer = blob.open(
+            "wb",
+            chunk_size=backend.chunk_size,
+            ignore_flush=True,
+            retry=_gcs_retry(backend.policy),
+            content_type="application/octet-stream",
+        )
 
     def _guard(self, func: Any, *args: Any) -> Any:
         try:
@@ -426,8 +459,15 @@ class GCSBackend(StorageBackend):
 
     type = "gcs"
 
-    def __init__(self, configuration: dict[str, Any], credentials: dict[str, Any], *,
-                 retry: RetryPolicy | None = None, chunk_size: int = GCS_CHUNK_SIZE, **_ignored: Any) -> None:
+    def __init__(
+        self,
+        configuration: dict[str, Any],
+        credentials: dict[str, Any],
+        *,
+        retry: RetryPolicy | None = None,
+        chunk_size: int = GCS_CHUNK_SIZE,
+        **_ignored: Any,
+    ) -> None:
         import json
 
         from google.api_core.client_options import ClientOptions
@@ -466,8 +506,13 @@ class GCSBackend(StorageBackend):
                 return inner._client
 
         self.signing = bool(info)
-        self.storage = _Storage(bucket_name=self.bucket_name, location=self.prefix.rstrip("/"),
-                                project_id=project, credentials=creds, file_overwrite=True)
+        self.storage = _Storage(
+            bucket_name=self.bucket_name,
+            location=self.prefix.rstrip("/"),
+            project_id=project,
+            credentials=creds,
+            file_overwrite=True,
+        )
 
     def key(self, name: str) -> str:
         return self.prefix + clean_name(name)
@@ -493,8 +538,10 @@ class GCSBackend(StorageBackend):
         blob = self.storage.bucket.blob(self.key(name))
         self._do(name, blob.reload)  # NotFound now, not at the first read
         reader = blob.open("rb", chunk_size=READ_CHUNK)
-        return buffered(StreamReader(reader.read, reader.close, lambda exc: _gcs_error(exc, name, self.location)),
-                        buffer_size=READ_CHUNK)
+        return buffered(
+            StreamReader(reader.read, reader.close, lambda exc: _gcs_error(exc, name, self.location)),
+            buffer_size=READ_CHUNK,
+        )
 
     def delete(self, name: str) -> None:
         self._do(name, self.storage.delete, clean_name(name))
@@ -509,13 +556,16 @@ class GCSBackend(StorageBackend):
         prefix = clean_prefix(prefix)
 
         def listing() -> list[StoredObject]:
-            return [StoredObject(blob.name[len(self.prefix):], int(blob.size or 0), blob.updated)
-                    for blob in self.storage.bucket.list_blobs(prefix=self.prefix + prefix)]
+            return [
+                StoredObject(blob.name[len(self.prefix) :], int(blob.size or 0), blob.updated)
+                for blob in self.storage.bucket.list_blobs(prefix=self.prefix + prefix)
+            ]
 
         return sorted(self._do(f"bucket '{self.bucket_name}'", listing), key=lambda obj: obj.name)
 
     def presigned_url(self, name: str, expires_in: int = 3600) -> str | None:
         if not self.signing:
             return None  # anonymous access (an emulator) cannot sign: the platform streams instead
-        return self._do(name, self.storage.url, clean_name(name),
-                        parameters={"expiration": timedelta(seconds=int(expires_in))})
+        return self._do(
+            name, self.storage.url, clean_name(name), parameters={"expiration": timedelta(seconds=int(expires_in))}
+        )

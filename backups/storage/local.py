@@ -51,9 +51,7 @@ class LocalWriter(StorageWriter):
         self._path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(
-                dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX
-            )
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX)
         except OSError as exc:
             raise translate_os_error(exc, str(path.parent)) from None
         self._tmp = Path(tmp)

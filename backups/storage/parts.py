@@ -76,8 +76,17 @@ class PartWriter(StorageWriter):
     max_part_size: int = 5 * 1024**3
     limit_text: str = ""
 
-    def __init__(self, name: str, *, policy: RetryPolicy, part_size: int, max_parts: int,
-                 concurrency: int, memory_budget: int, spool_dir: str | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        policy: RetryPolicy,
+        part_size: int,
+        max_parts: int,
+        concurrency: int,
+        memory_budget: int,
+        spool_dir: str | None,
+    ) -> None:
         super().__init__(name)
         self.policy = policy
         self.part_size = part_size
@@ -133,8 +142,7 @@ class PartWriter(StorageWriter):
                 f"{f' ({self.limit_text})' if self.limit_text else ''}"
             )
         self._next_number += 1
-        size = part_size_for(number, initial=self.part_size, max_parts=self.max_parts,
-                             max_part_size=self.max_part_size)
+        size = part_size_for(number, initial=self.part_size, max_parts=self.max_parts, max_part_size=self.max_part_size)
         return Part(number, size, self.memory_budget // (self.concurrency + 1), self.spool_dir)
 
     def _write(self, data: bytes | bytearray | memoryview) -> None:

@@ -78,8 +78,13 @@ class RetryPolicy:
     def quick(self) -> RetryPolicy:
         """A short version for calls someone waits for (a probe, a delete, a listing) or that
         run in a time-limited task (the reaper): at most two tries within 10 s."""
-        return replace(self, attempts=min(self.attempts, 2), initial=min(self.initial, 0.2),
-                       maximum=min(self.maximum, 1.0), deadline=min(self.deadline, 10.0))
+        return replace(
+            self,
+            attempts=min(self.attempts, 2),
+            initial=min(self.initial, 0.2),
+            maximum=min(self.maximum, 1.0),
+            deadline=min(self.deadline, 10.0),
+        )
 
 
 #: Never retry (for tests that want to see the first failure).

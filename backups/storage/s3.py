@@ -84,9 +84,7 @@ _AUTH_CODES = frozenset(
     }
 )
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchUpload", "404", "NotFound"})
-_TRANSIENT_CODES = frozenset(
-    {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "503", "500"}
-)
+_TRANSIENT_CODES = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "503", "500"})
 
 
 def part_size_for(number: int, *, initial: int = PART_SIZE, max_parts: int = MAX_PARTS) -> int:
@@ -101,9 +99,15 @@ class S3Writer(parts.PartWriter):
     limit_text = f"{MAX_OBJECT_SIZE // 1024**4} TiB on S3"
 
     def __init__(self, backend: S3Backend, name: str, key: str) -> None:
-        super().__init__(name, policy=backend.policy, part_size=backend.part_size,
-                         max_parts=backend.max_parts, concurrency=backend.concurrency,
-                         memory_budget=backend.memory_budget, spool_dir=backend.spool_dir)
+        super().__init__(
+            name,
+            policy=backend.policy,
+            part_size=backend.part_size,
+            max_parts=backend.max_parts,
+            concurrency=backend.concurrency,
+            memory_budget=backend.memory_budget,
+            spool_dir=backend.spool_dir,
+        )
         self._backend = backend
         self._key = key
         self._upload_id: str | None = None
@@ -111,24 +115,35 @@ class S3Writer(parts.PartWriter):
     def _start(self) -> None:
         backend = self._backend
         response = backend.call(
-            "create_multipart_upload", f"{self.name} (start upload)", policy=backend.policy,
-            Bucket=backend.bucket, Key=self._key, **backend.put_extra,
+            "create_multipart_upload",
+            f"{self.name} (start upload)",
+            policy=backend.policy,
+            Bucket=backend.bucket,
+            Key=self._key,
+            **backend.put_extra,
         )
         self._upload_id = response["UploadId"]
 
     def _send(self, part: parts.Part) -> str:
         backend = self._backend
         response = backend.call(
-            "upload_part", f"{self.name} (part {part.number})", policy=_ONCE,
-            Bucket=backend.bucket, Key=self._key, UploadId=self._upload_id,
-            PartNumber=part.number, Body=part.file, ContentLength=part.length,
+            "upload_part",
+            f"{self.name} (part {part.number})",
+            policy=_ONCE,
+            Bucket=backend.bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            PartNumber=part.number,
+            Body=part.file,
+            ContentLength=part.length,
         )
         return response["ETag"]
 
     def _send_whole(self, body: bytes) -> None:
         backend = self._backend
-        backend.call("put_object", self.name, policy=_ONCE,
-                     Bucket=backend.bucket, Key=self._key, Body=body, **backend.put_extra)
+        backend.call(
+            "put_object", self.name, policy=_ONCE, Bucket=backend.bucket, Key=self._key, Body=body, **backend.put_extra
+        )
 
     def _finish(self, tokens: list[str]) -> None:
         backend = self._backend
@@ -140,8 +155,12 @@ class S3Writer(parts.PartWriter):
             attempts += 1
             try:
                 backend.call(
-                    "complete_multipart_upload", f"{self.name} (complete upload)", policy=_ONCE,
-                    Bucket=backend.bucket, Key=self._key, UploadId=self._upload_id,
+                    "complete_multipart_upload",
+                    f"{self.name} (complete upload)",
+                    policy=_ONCE,
+                    Bucket=backend.bucket,
+                    Key=self._key,
+                    UploadId=self._upload_id,
                     MultipartUpload={"Parts": etags},
                 )
             except StorageNotFound:
@@ -154,8 +173,9 @@ class S3Writer(parts.PartWriter):
 
     def _completed_object_matches(self, part_count: int) -> bool:
         try:
-            head = self._backend.call("head_object", self.name, policy=_ONCE,
-                                      Bucket=self._backend.bucket, Key=self._key)
+            head = self._backend.call(
+                "head_object", self.name, policy=_ONCE, Bucket=self._backend.bucket, Key=self._key
+            )
         except StorageError:
             return False
         etag = str(head.get("ETag", "")).strip('"')
@@ -200,8 +220,12 @@ class S3Backend(StorageBackend):
         self.location = f"s3://{self.bucket}/{self.prefix}"
         self.policy = retry or default_policy()
         if max_attempts is not None:
-            self.policy = RetryPolicy(attempts=max_attempts, initial=self.policy.initial,
-                                      maximum=self.policy.maximum, deadline=self.policy.deadline)
+            self.policy = RetryPolicy(
+                attempts=max_attempts,
+                initial=self.policy.initial,
+                maximum=self.policy.maximum,
+                deadline=self.policy.deadline,
+            )
         # Calls outside a writer (reads, deletes, listings, the reaper's cleanup) answer someone
         # waiting or run inside a time-limited task: a short retry, not the writer's patience.
         self.request_policy = self.policy.quick()
@@ -268,8 +292,14 @@ class S3Backend(StorageBackend):
     def abort_upload(self, key: str, upload_id: str, *, what: str, policy: RetryPolicy | None = None) -> None:
         """Abort one multipart upload, retried like any request; gone already is fine."""
         try:
-            self.call("abort_multipart_upload", f"{what} (abort upload)", policy=policy,
-                      Bucket=self.bucket, Key=key, UploadId=upload_id)
+            self.call(
+                "abort_multipart_upload",
+                f"{what} (abort upload)",
+                policy=policy,
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+            )
         except StorageNotFound:
             return
 

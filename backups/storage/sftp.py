@@ -173,9 +173,7 @@ class SFTPWriter(StorageWriter):
         if size != expected:
             # A pipelined write failed on the server (disk full, quota): its error status
             # is not reported by paramiko, the size tells.
-            raise StorageError(
-                f"SFTP server stored {size} of {expected} bytes of {self.name} (disk full or quota?)"
-            )
+            raise StorageError(f"SFTP server stored {size} of {expected} bytes of {self.name} (disk full or quota?)")
         self._confirmed = expected
         self._pending.clear()
 
@@ -279,9 +277,7 @@ class SFTPBackend(StorageBackend):
             raise StorageUnavailable(exc.message) from None
         except (OSError, paramiko.SSHException) as exc:
             self.close()
-            raise StorageUnavailable(
-                f"Could not open an SFTP session on {self.host}:{self.port}: {exc}"
-            ) from None
+            raise StorageUnavailable(f"Could not open an SFTP session on {self.host}:{self.port}: {exc}") from None
         self._sftp.get_channel().settimeout(self.timeout)
         return self._sftp
 
@@ -422,9 +418,7 @@ class SFTPBackend(StorageBackend):
                     if prefix.startswith(name + "/") or name.startswith(prefix):
                         pending.append(name)
                 elif stat.S_ISREG(mode) and name.startswith(prefix) and not is_partial(name):
-                    modified = (
-                        datetime.fromtimestamp(entry.st_mtime, tz=UTC) if entry.st_mtime else None
-                    )
+                    modified = datetime.fromtimestamp(entry.st_mtime, tz=UTC) if entry.st_mtime else None
                     found.append(StoredObject(name, int(entry.st_size or 0), modified))
         found.sort(key=lambda obj: obj.name)
         return found

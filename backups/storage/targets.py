@@ -29,8 +29,9 @@ def _azure_endpoints(configuration: Mapping[str, Any], credentials: Mapping[str,
     return found
 
 
-def network_errors(type: str, configuration: Mapping[str, Any],
-                   credentials: Mapping[str, Any] | None = None) -> dict[str, str]:
+def network_errors(
+    type: str, configuration: Mapping[str, Any], credentials: Mapping[str, Any] | None = None
+) -> dict[str, str]:
     errors: dict[str, str] = {}
     if type == "azure":
         for key, url in _azure_endpoints(configuration, credentials or {}).items():

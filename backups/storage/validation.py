@@ -70,9 +70,7 @@ def validate_config(
 ) -> dict[str, str]:
     """Validate a storage configuration; return field-level errors (empty if valid)."""
     if type not in STORAGE_TYPES:
-        return {
-            "type": f"Unsupported storage type {type!r}; expected one of {', '.join(STORAGE_TYPES)}"
-        }
+        return {"type": f"Unsupported storage type {type!r}; expected one of {', '.join(STORAGE_TYPES)}"}
     errors: Errors = {}
     if configuration is None:
         configuration = {}
@@ -205,9 +203,7 @@ def _validate_local(config: Mapping[str, Any], creds: Mapping[str, Any], errors:
     _check_absolute_path(config.get("path"), errors)
 
 
-def _validate_s3_like(
-    config: Mapping[str, Any], creds: Mapping[str, Any], errors: Errors, *, minio: bool
-) -> None:
+def _validate_s3_like(config: Mapping[str, Any], creds: Mapping[str, Any], errors: Errors, *, minio: bool) -> None:
     if (error := bucket_name_error(config.get("bucket"))) is not None:
         errors["bucket"] = error
 
@@ -241,9 +237,7 @@ def _validate_s3_like(
             algorithm = encryption.get("algorithm", "AES256")
             if algorithm not in ("AES256", "aws:kms"):
                 errors["encryption"] = "Encryption algorithm must be 'AES256' or 'aws:kms'"
-            elif encryption.get("kms_key_id") is not None and not _text(
-                encryption.get("kms_key_id")
-            ):
+            elif encryption.get("kms_key_id") is not None and not _text(encryption.get("kms_key_id")):
                 errors["encryption"] = "kms_key_id must be a non-empty string"
 
     access_key = creds.get("access_key_id")
@@ -252,11 +246,7 @@ def _validate_s3_like(
         _add_credential_error(errors, "Access key ID is required")
     elif not custom_endpoint and not _AWS_ACCESS_KEY.match(access_key):
         _add_credential_error(errors, "Invalid access key format")
-    elif (
-        not custom_endpoint
-        and access_key.startswith("ASIA")
-        and not _text(creds.get("session_token"))
-    ):
+    elif not custom_endpoint and access_key.startswith("ASIA") and not _text(creds.get("session_token")):
         _add_credential_error(errors, "Temporary (ASIA) access keys need a session_token")
     if not _text(secret_key):
         _add_credential_error(errors, "Secret access key is required")
@@ -307,9 +297,7 @@ def _validate_gcs(config: Mapping[str, Any], creds: Mapping[str, Any], errors: E
         errors["bucket"] = "Bucket name is required"
     elif not _GCS_BUCKET.match(bucket):
         errors["bucket"] = "Bucket name contains invalid characters"
-    elif len(bucket) > (222 if "." in bucket else 63) or any(
-        not 1 <= len(part) <= 63 for part in bucket.split(".")
-    ):
+    elif len(bucket) > (222 if "." in bucket else 63) or any(not 1 <= len(part) <= 63 for part in bucket.split(".")):
         errors["bucket"] = "Bucket name is too long"
     elif len(bucket) < 3:
         errors["bucket"] = "Bucket name must be at least 3 characters long"
@@ -355,17 +343,14 @@ def _validate_azure(config: Mapping[str, Any], creds: Mapping[str, Any], errors:
     if not isinstance(container, str) or not container:
         errors["container"] = "Container name is required"
     elif not _AZURE_CONTAINER.match(container):
-        errors["container"] = (
-            "Container name must be 3-63 lowercase letters, digits and single hyphens"
-        )
+        errors["container"] = "Container name must be 3-63 lowercase letters, digits and single hyphens"
     _check_path_prefix(config.get("path_prefix"), errors)
 
     if connection_string:
         fields = dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
-        if not (
-            "AccountName" in fields
-            and ("AccountKey" in fields or "SharedAccessSignature" in fields)
-        ) and not ("BlobEndpoint" in fields and "SharedAccessSignature" in fields):
+        if not ("AccountName" in fields and ("AccountKey" in fields or "SharedAccessSignature" in fields)) and not (
+            "BlobEndpoint" in fields and "SharedAccessSignature" in fields
+        ):
             _add_credential_error(
                 errors,
                 "Connection string needs AccountName and AccountKey (or a SharedAccessSignature)",

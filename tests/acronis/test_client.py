@@ -163,9 +163,7 @@ def client(fake: FakeAcronis, cache: DictCache) -> Iterator[AcronisClient]:
 
 
 def expected_backup_ids(fake: FakeAcronis) -> list[str]:
-    return [
-        a["idString"] for a in fake.activities if a["policy"]["type"].startswith("policy.backup")
-    ]
+    return [a["idString"] for a in fake.activities if a["policy"]["type"].startswith("policy.backup")]
 
 
 # --- tokens ------------------------------------------------------------------------------
@@ -203,9 +201,7 @@ def test_token_is_refreshed_before_it_expires(fake: FakeAcronis, client: Acronis
     assert fake.count(status=401) == 0  # refreshed ahead of expiry, not after a rejection
 
 
-def test_expired_token_is_replaced_once_and_the_call_succeeds(
-    fake: FakeAcronis, client: AcronisClient
-) -> None:
+def test_expired_token_is_replaced_once_and_the_call_succeeds(fake: FakeAcronis, client: AcronisClient) -> None:
     client.get_token_info()
     fake.expire_tokens()
 
@@ -216,9 +212,7 @@ def test_expired_token_is_replaced_once_and_the_call_succeeds(
     assert fake.count(AGENTS, status=401) == 1
 
 
-def test_injected_401_is_retried_once_with_a_new_token(
-    fake: FakeAcronis, client: AcronisClient
-) -> None:
+def test_injected_401_is_retried_once_with_a_new_token(fake: FakeAcronis, client: AcronisClient) -> None:
     fake.inject(AGENTS, 401)
 
     assert len(client.list_agents()) == len(fake.agents)
@@ -239,9 +233,7 @@ def test_second_401_raises_auth_failed(fake: FakeAcronis, client: AcronisClient)
     assert fake.calls[AGENTS] == 2
 
 
-def test_wrong_secret_raises_credentials_invalid_without_retrying(
-    fake: FakeAcronis, cache: DictCache
-) -> None:
+def test_wrong_secret_raises_credentials_invalid_without_retrying(fake: FakeAcronis, cache: DictCache) -> None:
     with (
         make_client(fake, cache, client_secret="not-the-secret") as wrong,
         pytest.raises(AcronisCredentialsInvalid) as info,
@@ -254,9 +246,7 @@ def test_wrong_secret_raises_credentials_invalid_without_retrying(
     assert fake.calls[AGENTS] == 0
 
 
-def test_changing_the_secret_does_not_reuse_the_old_token(
-    fake: FakeAcronis, cache: DictCache
-) -> None:
+def test_changing_the_secret_does_not_reuse_the_old_token(fake: FakeAcronis, cache: DictCache) -> None:
     with make_client(fake, cache) as good:
         good.get_token_info()
     with (
@@ -266,9 +256,7 @@ def test_changing_the_secret_does_not_reuse_the_old_token(
         wrong.get_token_info()
 
 
-def test_concurrent_token_requests_make_one_upstream_call(
-    fake: FakeAcronis, shared_cache: Any
-) -> None:
+def test_concurrent_token_requests_make_one_upstream_call(fake: FakeAcronis, shared_cache: Any) -> None:
     # A slow token endpoint widens the race window: all 20 threads miss the cache.
     fake.inject(TOKEN_PATH, None, delay=0.3)
     clients = [make_client(fake, shared_cache) for _ in range(20)]
@@ -291,9 +279,7 @@ def test_concurrent_token_requests_make_one_upstream_call(
         c.close()
 
     assert results == [fake.root_tenant_uuid] * 20
-    assert fake.calls[TOKEN_PATH] == 1, [
-        (i, r.status) for i, r in enumerate(fake.requests) if r.path == TOKEN_PATH
-    ]
+    assert fake.calls[TOKEN_PATH] == 1, [(i, r.status) for i, r in enumerate(fake.requests) if r.path == TOKEN_PATH]
 
 
 def _process_worker(base_url: str, prefix: str, queue: Any) -> None:
@@ -301,9 +287,7 @@ def _process_worker(base_url: str, prefix: str, queue: Any) -> None:
 
     cache = RedisCache(REDIS_TEST_URL, {"KEY_PREFIX": prefix})
     results = []
-    with AcronisClient(
-        base_url, CLIENT_ID, SECRET, cache=cache, cache_key_prefix="acronis-test"
-    ) as c:
+    with AcronisClient(base_url, CLIENT_ID, SECRET, cache=cache, cache_key_prefix="acronis-test") as c:
         for _ in range(3):
             results.append(c.get_token_info()["type"])
     queue.put(results)
@@ -315,9 +299,7 @@ def test_worker_processes_sharing_redis_make_one_token_request(fake: FakeAcronis
     fake.inject(TOKEN_PATH, None, delay=0.3)
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
-    processes = [
-        ctx.Process(target=_process_worker, args=(fake.base_url, prefix, queue)) for _ in range(4)
-    ]
+    processes = [ctx.Process(target=_process_worker, args=(fake.base_url, prefix, queue)) for _ in range(4)]
     for p in processes:
         p.start()
     outputs = [queue.get(timeout=15) for _ in processes]
@@ -325,9 +307,7 @@ def test_worker_processes_sharing_redis_make_one_token_request(fake: FakeAcronis
         p.join(timeout=5)
 
     assert outputs == [["api_client"] * 3] * 4
-    assert fake.calls[TOKEN_PATH] == 1, [
-        (i, r.status) for i, r in enumerate(fake.requests) if r.path == TOKEN_PATH
-    ]
+    assert fake.calls[TOKEN_PATH] == 1, [(i, r.status) for i, r in enumerate(fake.requests) if r.path == TOKEN_PATH]
 
 
 # --- retries, deadline -------------------------------------------------------------------
@@ -382,9 +362,7 @@ def test_server_error_is_retried_then_succeeds(fake: FakeAcronis, client: Acroni
     assert fake.calls[AGENTS] == 3
 
 
-def test_persistent_503_fails_with_server_error_within_the_deadline(
-    fake: FakeAcronis, cache: DictCache
-) -> None:
+def test_persistent_503_fails_with_server_error_within_the_deadline(fake: FakeAcronis, cache: DictCache) -> None:
     fake.inject(AGENTS, 503, times=None)
 
     with make_client(fake, cache, deadline=1.5, backoff_initial=0.1, backoff_max=0.4) as c:
@@ -468,9 +446,7 @@ def test_closed_port_raises_connection_error(cache: DictCache) -> None:
 # --- state shared by every worker: rate-limit backoff, circuit breaker ------------------
 
 
-def test_clients_sharing_a_cache_share_the_rate_limit_backoff(
-    fake: FakeAcronis, shared_cache: Any
-) -> None:
+def test_clients_sharing_a_cache_share_the_rate_limit_backoff(fake: FakeAcronis, shared_cache: Any) -> None:
     # Two clients stand for two worker processes (a dashboard request and the poller).
     options = {"backoff_initial": 0.5, "backoff_max": 60.0}
     with (
@@ -509,8 +485,13 @@ def test_clients_sharing_a_cache_share_the_circuit_breaker(shared_cache: Any) ->
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    options = {"cache": shared_cache, "cache_key_prefix": "acronis-test", "timeout": 0.5,
-               "deadline": 2.0, "backoff_initial": 0.01}
+    options = {
+        "cache": shared_cache,
+        "cache_key_prefix": "acronis-test",
+        "timeout": 0.5,
+        "deadline": 2.0,
+        "backoff_initial": 0.01,
+    }
     url = f"http://127.0.0.1:{port}"
     with AcronisClient(url, CLIENT_ID, SECRET, **options) as first:
         with pytest.raises(AcronisConnectionError):
@@ -533,9 +514,7 @@ def test_clients_sharing_a_cache_share_the_circuit_breaker(shared_cache: Any) ->
 # --- pagination --------------------------------------------------------------------------
 
 
-def test_pagination_returns_every_activity_exactly_once(
-    fake: FakeAcronis, client: AcronisClient
-) -> None:
+def test_pagination_returns_every_activity_exactly_once(fake: FakeAcronis, client: AcronisClient) -> None:
     expected = expected_backup_ids(fake)
 
     activities = list(client.iter_activities(limit=7))
@@ -640,9 +619,7 @@ def test_unknown_agent_raises_agent_not_found(fake: FakeAcronis, client: Acronis
     assert info.value.http_status == 404
 
 
-def test_malformed_agent_id_is_refused_before_any_call(
-    fake: FakeAcronis, client: AcronisClient
-) -> None:
+def test_malformed_agent_id_is_refused_before_any_call(fake: FakeAcronis, client: AcronisClient) -> None:
     with pytest.raises(AcronisInvalidAgentId):
         client.get_agent("../../2/clients")
 
@@ -716,9 +693,7 @@ def test_secret_and_tokens_never_appear_in_logs_or_errors(
 def test_retry_after_parsing() -> None:
     now = time.time()
     assert parse_retry_after("2") == 2
-    assert parse_retry_after(email.utils.formatdate(now + 10, usegmt=True), now=now) == (
-        pytest.approx(10, abs=1)
-    )
+    assert parse_retry_after(email.utils.formatdate(now + 10, usegmt=True), now=now) == (pytest.approx(10, abs=1))
     assert parse_retry_after(email.utils.formatdate(now - 10, usegmt=True), now=now) == 0
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None

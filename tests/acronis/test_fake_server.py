@@ -98,9 +98,7 @@ def test_activity_time_state_and_order_filters(fake: FakeAcronis, authed: httpx.
     assert times == sorted(times, reverse=True)
 
 
-def test_task_manager_errors_are_flat_and_others_wrapped(
-    fake: FakeAcronis, authed: httpx.Client
-) -> None:
+def test_task_manager_errors_are_flat_and_others_wrapped(fake: FakeAcronis, authed: httpx.Client) -> None:
     bad_cursor = authed.get(ACTIVITIES, params={"after": "garbage"})
     missing = authed.get("/api/agent_manager/v2/agents/0b0e3f4c-0000-4000-8000-000000000000")
 
@@ -110,9 +108,7 @@ def test_task_manager_errors_are_flat_and_others_wrapped(
     assert missing.json()["error"]["code"] == "NotFound"
 
 
-def test_injection_counts_down_and_sends_retry_after(
-    fake: FakeAcronis, authed: httpx.Client
-) -> None:
+def test_injection_counts_down_and_sends_retry_after(fake: FakeAcronis, authed: httpx.Client) -> None:
     fake.inject("/api/agent_manager", 429, times=2, retry_after=2, shape="flat")
 
     answers = [authed.get("/api/agent_manager/v2/agents") for _ in range(3)]
@@ -163,9 +159,7 @@ def test_customer_scoped_tokens_see_their_customer_only(fake: FakeAcronis, authe
 
     assert scoped.status_code == 200 and unknown.status_code == 403 and shortcut.status_code == 400
     token = scoped.json()["access_token"]
-    agents = authed.get(
-        "/api/agent_manager/v2/agents", headers={"Authorization": f"Bearer {token}"}
-    ).json()["items"]
+    agents = authed.get("/api/agent_manager/v2/agents", headers={"Authorization": f"Bearer {token}"}).json()["items"]
     assert agents and {a["tenant"]["id"] for a in agents} == {customer["id"]}
 
 

@@ -39,11 +39,13 @@ def fake_b() -> Iterator[FakeAcronis]:
 
 @pytest.fixture
 def configured_a(tenant_a, fake):
-    return services.config_save(tenant=tenant_a, base_url=fake.base_url + "/api/", client_id=CLIENT_ID,
-                                client_secret=SECRET, create=True)
+    return services.config_save(
+        tenant=tenant_a, base_url=fake.base_url + "/api/", client_id=CLIENT_ID, client_secret=SECRET, create=True
+    )
 
 
 @pytest.fixture
 def configured_b(tenant_b, fake_b):
-    return services.config_save(tenant=tenant_b, base_url=fake_b.base_url, client_id=CLIENT_ID_B,
-                                client_secret=SECRET_B, create=True)
+    return services.config_save(
+        tenant=tenant_b, base_url=fake_b.base_url, client_id=CLIENT_ID_B, client_secret=SECRET_B, create=True
+    )

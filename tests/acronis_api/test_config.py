@@ -73,23 +73,26 @@ def test_secret_is_encrypted_at_rest(admin_a, api):
     assert SECRET not in raw and raw.startswith("gAAAA")
 
 
-@pytest.mark.parametrize(("body", "code", "field"), [
-    ({k: v for k, v in BODY.items() if k != "client_secret"}, "ACRONIS_VALIDATION_ERROR", "client_secret"),
-    ({**BODY, "client_id": 5}, "ACRONIS_VALIDATION_ERROR", "client_id"),
-    ({**BODY, "base_url": ""}, "ACRONIS_VALIDATION_ERROR", "base_url"),
-    ({**BODY, "extra": 1}, "ACRONIS_VALIDATION_ERROR", "extra"),
-    ({**BODY, "base_url": "ftp://example.com"}, "ACRONIS_INVALID_CONFIG", "base_url"),
-    ({**BODY, "base_url": "not a url"}, "ACRONIS_INVALID_CONFIG", "base_url"),
-    ({**BODY, "client_secret": "   "}, "ACRONIS_VALIDATION_ERROR", "client_secret"),
-    ({**BODY, "grant_type": "password"}, "ACRONIS_INVALID_CONFIG", "grant_type"),
-    # httpx raises its own InvalidURL (not a ValueError) for control characters.
-    ({**BODY, "base_url": "https://x\u0007.example"}, "ACRONIS_INVALID_CONFIG", "base_url"),
-    ({**BODY, "base_url": "https://eu2-cloud\u00a0.acronis.com"}, "ACRONIS_INVALID_CONFIG", "base_url"),
-    ({**BODY, "base_url": "https://x .example"}, "ACRONIS_INVALID_CONFIG", "base_url"),
-    ({**BODY, "base_url": "https://user:pw@eu2-cloud.acronis.com"}, "ACRONIS_INVALID_CONFIG", "base_url"),
-    ({**BODY, "base_url": "http://[::1"}, "ACRONIS_INVALID_CONFIG", "base_url"),
-    ({**BODY, "tenant_scope": "customer-7"}, "ACRONIS_INVALID_CONFIG", "tenant_scope"),
-])
+@pytest.mark.parametrize(
+    ("body", "code", "field"),
+    [
+        ({k: v for k, v in BODY.items() if k != "client_secret"}, "ACRONIS_VALIDATION_ERROR", "client_secret"),
+        ({**BODY, "client_id": 5}, "ACRONIS_VALIDATION_ERROR", "client_id"),
+        ({**BODY, "base_url": ""}, "ACRONIS_VALIDATION_ERROR", "base_url"),
+        ({**BODY, "extra": 1}, "ACRONIS_VALIDATION_ERROR", "extra"),
+        ({**BODY, "base_url": "ftp://example.com"}, "ACRONIS_INVALID_CONFIG", "base_url"),
+        ({**BODY, "base_url": "not a url"}, "ACRONIS_INVALID_CONFIG", "base_url"),
+        ({**BODY, "client_secret": "   "}, "ACRONIS_VALIDATION_ERROR", "client_secret"),
+        ({**BODY, "grant_type": "password"}, "ACRONIS_INVALID_CONFIG", "grant_type"),
+        # httpx raises its own InvalidURL (not a ValueError) for control characters.
+        ({**BODY, "base_url": "https://x\u0007.example"}, "ACRONIS_INVALID_CONFIG", "base_url"),
+        ({**BODY, "base_url": "https://eu2-cloud\u00a0.acronis.com"}, "ACRONIS_INVALID_CONFIG", "base_url"),
+        ({**BODY, "base_url": "https://x .example"}, "ACRONIS_INVALID_CONFIG", "base_url"),
+        ({**BODY, "base_url": "https://user:pw@eu2-cloud.acronis.com"}, "ACRONIS_INVALID_CONFIG", "base_url"),
+        ({**BODY, "base_url": "http://[::1"}, "ACRONIS_INVALID_CONFIG", "base_url"),
+        ({**BODY, "tenant_scope": "customer-7"}, "ACRONIS_INVALID_CONFIG", "tenant_scope"),
+    ],
+)
 def test_bad_input_names_the_field(api, admin_a, body, code, field):
     response = api(admin_a).post(URL, body, format="json")
     assert response.status_code == 400, response.content
@@ -118,18 +121,30 @@ def test_tenant_scope_is_optional_kept_by_put_and_cleared_by_null(api, admin_a):
 def test_admin_form_checks_base_url_and_tenant_scope(tenant_a):
     from acronis.admin import AcronisConfigForm
 
-    form = AcronisConfigForm(data={
-        "tenant": tenant_a.pk, "base_url": "https://x\u0007.example", "client_id": "cid",
-        "client_secret": SECRET, "grant_type": "client_credentials", "tenant_scope": "customer-7",
-    })
+    form = AcronisConfigForm(
+        data={
+            "tenant": tenant_a.pk,
+            "base_url": "https://x\u0007.example",
+            "client_id": "cid",
+            "client_secret": SECRET,
+            "grant_type": "client_credentials",
+            "tenant_scope": "customer-7",
+        }
+    )
     assert not form.is_valid()
     assert "base_url" in form.errors and "tenant_scope" in form.errors
 
     scope = "ede9f834-70b3-476c-83d9-736f9f8c7dae"
-    form = AcronisConfigForm(data={
-        "tenant": tenant_a.pk, "base_url": BODY["base_url"], "client_id": "cid",
-        "client_secret": SECRET, "grant_type": "client_credentials", "tenant_scope": scope,
-    })
+    form = AcronisConfigForm(
+        data={
+            "tenant": tenant_a.pk,
+            "base_url": BODY["base_url"],
+            "client_id": "cid",
+            "client_secret": SECRET,
+            "grant_type": "client_credentials",
+            "tenant_scope": scope,
+        }
+    )
     assert form.is_valid(), form.errors
     assert form.cleaned_data["tenant_scope"] == scope
 

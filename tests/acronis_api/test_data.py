@@ -39,8 +39,15 @@ def test_agents_shape_pagination_and_cache_info(api, viewer_a, configured_a, fak
     assert second["cache_info"]["cached"] is True and second["cache_info"]["cache_age"] >= 1
     assert second["cache_info"]["expires_in"] <= 299
     assert second["count"] == 1 and second["pagination"] == {
-        "page": 2, "per_page": 3, "total": 4, "pages": 2, "has_next": False, "has_prev": True,
-        "next_page": None, "prev_page": 1}
+        "page": 2,
+        "per_page": 3,
+        "total": 4,
+        "pages": 2,
+        "has_next": False,
+        "has_prev": True,
+        "next_page": None,
+        "prev_page": 1,
+    }
     assert fake.calls[AGENTS] == 1 and fake.calls[TOKEN] == 1
     assert SECRET not in first.content.decode()
 
@@ -58,8 +65,9 @@ def test_uptime_is_derived_from_first_seen_online(api, viewer_a, configured_a, t
     from django.core.cache import cache
 
     cache.clear()
-    agent = next(a for a in api(viewer_a).get("/api/acronis/agents").json()["data"]
-                 if a["hostname"] == "DESKTOP-JRPTA4A")
+    agent = next(
+        a for a in api(viewer_a).get("/api/acronis/agents").json()["data"] if a["hostname"] == "DESKTOP-JRPTA4A"
+    )
     assert agent["uptime"] == "5 days, 3 hours, 20 minutes"
     assert abs(agent["uptime_timestamp"] - state.online_since.timestamp()) < 0.01
 
@@ -110,8 +118,12 @@ def test_associations_direct_policy_and_hostname(api, viewer_a, configured_a, fa
             status["context"]["agent_id"] = None
     body = api(viewer_a).get("/api/acronis/associations").json()
     by_workload = {r["workload_id"]: r for r in body["data"]}
-    assert by_workload[sql["id"]] == {"agent_id": hv["id"], "workload_id": sql["id"], "hostname": "VM-SQL-01",
-                                      "association_type": "policy"}
+    assert by_workload[sql["id"]] == {
+        "agent_id": hv["id"],
+        "workload_id": sql["id"],
+        "hostname": "VM-SQL-01",
+        "association_type": "policy",
+    }
     assert by_workload[desktop["id"]]["association_type"] == "hostname"
     assert by_workload[desktop["id"]]["agent_id"] == desk["id"]
     web = next(w for w in fake.workloads if w["name"] == "VM-WEB-01")
@@ -126,9 +138,13 @@ def test_backups_grouped_per_workload_root_only(api, viewer_a, configured_a, fak
     assert body["success"] is True and body["cache_info"]["cached"] is False
     data = body["data"]
     cutoff = datetime.now(UTC) - timedelta(days=30)
-    roots = [a for a in fake.activities
-             if "parentActivityIdString" not in a and a["policy"]["type"].startswith("policy.backup")
-             and datetime.fromisoformat(a["startedAt"].replace("Z", "+00:00")) > cutoff]
+    roots = [
+        a
+        for a in fake.activities
+        if "parentActivityIdString" not in a
+        and a["policy"]["type"].startswith("policy.backup")
+        and datetime.fromisoformat(a["startedAt"].replace("Z", "+00:00")) > cutoff
+    ]
     summary = data["summary"]
     assert summary["num_backups"] == len(roots)
     ok = sum(1 for a in roots if a.get("result", {}).get("code") in ("ok", "warning"))
@@ -145,8 +161,16 @@ def test_backups_grouped_per_workload_root_only(api, viewer_a, configured_a, fak
     assert len(group["backups"]) == 5
     backup = group["backups"][0]
     assert SEED_DATE.match(backup["started_at"])
-    assert {"started_at", "completed_at", "state", "run_mode", "bytes_saved", "result", "duration_minutes",
-            "activities"} <= set(backup)
+    assert {
+        "started_at",
+        "completed_at",
+        "state",
+        "run_mode",
+        "bytes_saved",
+        "result",
+        "duration_minutes",
+        "activities",
+    } <= set(backup)
     finished = next(b for g in data["workload_data"].values() for b in g["backups"] if b["state"] == "completed")
     assert SEED_DATE.match(finished["completed_at"]) and finished["run_mode"] == "Scheduled"
     assert isinstance(finished["duration_minutes"], int)
@@ -203,7 +227,6 @@ def test_workloads_cache_is_separate_and_config_change_invalidates(api, admin_a,
     client = api(admin_a)
     client.get("/api/acronis/workloads")
     assert client.get("/api/acronis/workloads").json()["cache_info"]["cached"] is True
-    client.put("/api/acronis/config", {"base_url": fake.base_url, "client_id": configured_a.client_id},
-               format="json")
+    client.put("/api/acronis/config", {"base_url": fake.base_url, "client_id": configured_a.client_id}, format="json")
     assert client.get("/api/acronis/workloads").json()["cache_info"]["cached"] is False
     assert fake.calls[WORKLOADS] == 2

@@ -32,8 +32,9 @@ def test_tenant_b_never_sees_a_data_or_cache(api, viewer_a, admin_b, configured_
     assert fake.calls[AGENTS] == 1 and fake_b.calls[AGENTS] == 1
     assert fake.calls[TOKEN] == 1 and fake_b.calls[TOKEN] == 1
     # B's config change leaves A's cache alone.
-    api(admin_b).put("/api/acronis/config", {"base_url": fake_b.base_url, "client_id": "acr-client-bravo"},
-                     format="json")
+    api(admin_b).put(
+        "/api/acronis/config", {"base_url": fake_b.base_url, "client_id": "acr-client-bravo"}, format="json"
+    )
     assert api(viewer_a).get("/api/acronis/agents").json()["cache_info"]["cached"] is True
     assert SECRET_B not in str(a) and SECRET not in str(b)
 
@@ -68,13 +69,15 @@ def test_fifty_concurrent_requests_fetch_agents_once(configured_a, tenant_a, fak
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.asyncio
-async def test_backup_status_updates_reach_only_the_tenants_sockets(admin_a, admin_b, tenant_a, tenant_b, fake,
-                                                                   fake_b, settings):
+async def test_backup_status_updates_reach_only_the_tenants_sockets(
+    admin_a, admin_b, tenant_a, tenant_b, fake, fake_b, settings
+):
     await database_sync_to_async(services.config_save)(
-        tenant=tenant_a, base_url=fake.base_url, client_id="acr-client-alpha", client_secret=SECRET, create=True)
+        tenant=tenant_a, base_url=fake.base_url, client_id="acr-client-alpha", client_secret=SECRET, create=True
+    )
     await database_sync_to_async(services.config_save)(
-        tenant=tenant_b, base_url=fake_b.base_url, client_id="acr-client-bravo", client_secret=SECRET_B,
-        create=True)
+        tenant=tenant_b, base_url=fake_b.base_url, client_id="acr-client-bravo", client_secret=SECRET_B, create=True
+    )
     token_a = await database_sync_to_async(lambda: str(AccessToken.for_user(admin_a)))()
     token_b = await database_sync_to_async(lambda: str(AccessToken.for_user(admin_b)))()
     ws_a = WebsocketCommunicator(application, f"/api/acronis/ws?token={token_a}")
@@ -145,8 +148,9 @@ def test_acronis_check_command(configured_a, fake):
 def test_acronis_check_command_failure(tenant_a, fake):
     from django.core.management.base import CommandError
 
-    services.config_save(tenant=tenant_a, base_url=fake.base_url, client_id="acr-client-alpha",
-                         client_secret="wrong-one", create=True)
+    services.config_save(
+        tenant=tenant_a, base_url=fake.base_url, client_id="acr-client-alpha", client_secret="wrong-one", create=True
+    )
     out = StringIO()
     with pytest.raises(CommandError):
         call_command("acronis_check", stdout=out)
@@ -160,13 +164,20 @@ def test_admin_secret_write_only_health_action_and_overview(superuser, configure
     change = client.get(f"/admin/acronis/acronisconfig/{configured_a.pk}/change/")
     assert change.status_code == 200 and SECRET.encode() not in change.content
     # Saving without a secret keeps the stored one.
-    response = client.post(f"/admin/acronis/acronisconfig/{configured_a.pk}/change/", {
-        "base_url": fake.base_url, "client_id": "acr-client-alpha", "client_secret": "",
-        "grant_type": "client_credentials"})
+    response = client.post(
+        f"/admin/acronis/acronisconfig/{configured_a.pk}/change/",
+        {
+            "base_url": fake.base_url,
+            "client_id": "acr-client-alpha",
+            "client_secret": "",
+            "grant_type": "client_credentials",
+        },
+    )
     assert response.status_code == 302, response.content[:2000]
     assert AcronisConfig.objects.get().client_secret == SECRET
-    action = client.post("/admin/acronis/acronisconfig/", {
-        "action": "check_health", "_selected_action": [configured_a.pk]}, follow=True)
+    action = client.post(
+        "/admin/acronis/acronisconfig/", {"action": "check_health", "_selected_action": [configured_a.pk]}, follow=True
+    )
     assert b"connected in" in action.content
     overview = client.get(f"/admin/acronis/acronisconfig/{configured_a.pk}/overview/")
     assert overview.status_code == 200

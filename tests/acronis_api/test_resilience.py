@@ -90,13 +90,11 @@ def test_rate_limit_backoff_ends_with_the_next_normal_answer(api, viewer_a, conf
     time.sleep(limited.json()["retry_after"])
 
     assert get(api, viewer_a, "agents").status_code == 200
-    assert get(api, viewer_a, "health").json()["data"]["rate_limit"] == {
-        "backing_off": False, "retry_after": None}
+    assert get(api, viewer_a, "health").json()["data"]["rate_limit"] == {"backing_off": False, "retry_after": None}
 
 
 def test_persistent_server_error_is_tried_three_times(api, viewer_a, configured_a, fake, settings):
-    settings.ACRONIS_CLIENT_OPTIONS = {"timeout": 1.0, "deadline": 10.0, "backoff_initial": 0.05,
-                                       "backoff_max": 0.2}
+    settings.ACRONIS_CLIENT_OPTIONS = {"timeout": 1.0, "deadline": 10.0, "backoff_initial": 0.05, "backoff_max": 0.2}
     fake.inject(AGENTS, 503, times=None)
 
     response = get(api, viewer_a, "agents")
@@ -109,12 +107,16 @@ def test_persistent_server_error_is_tried_three_times(api, viewer_a, configured_
 
 
 def configure(tenant, port: int) -> AcronisConfig:
-    return services.config_save(tenant=tenant, base_url=f"http://127.0.0.1:{port}", client_id="cid",
-                                client_secret=SECRET, create=True)
+    return services.config_save(
+        tenant=tenant, base_url=f"http://127.0.0.1:{port}", client_id="cid", client_secret=SECRET, create=True
+    )
 
 
 def test_refused_connections_open_the_breaker_and_later_calls_stay_off_the_network(
-    api, viewer_a, tenant_a, closed_port  # noqa: F811
+    api,
+    viewer_a,
+    tenant_a,
+    closed_port,  # noqa: F811
 ):
     configure(tenant_a, closed_port)
     first = get(api, viewer_a, "agents")
@@ -141,10 +143,13 @@ def test_refused_connections_open_the_breaker_and_later_calls_stay_off_the_netwo
 
 
 def test_blackholed_upstream_opens_the_breaker_and_health_shows_it(
-    api, viewer_a, tenant_a, blackhole_port, settings  # noqa: F811
+    api,
+    viewer_a,
+    tenant_a,
+    blackhole_port,  # noqa: F811
+    settings,
 ):
-    settings.ACRONIS_CLIENT_OPTIONS = {"timeout": 0.3, "deadline": 3.0, "backoff_initial": 0.05,
-                                       "backoff_max": 0.2}
+    settings.ACRONIS_CLIENT_OPTIONS = {"timeout": 0.3, "deadline": 3.0, "backoff_initial": 0.05, "backoff_max": 0.2}
     configure(tenant_a, blackhole_port)
 
     first = get(api, viewer_a, "agents")
@@ -156,11 +161,14 @@ def test_blackholed_upstream_opens_the_breaker_and_health_shows_it(
     assert health.json()["data"]["api_status"] == "disconnected"
 
 
-def test_breaker_half_opens_after_the_cooldown_and_closes_on_an_answer(
-    api, viewer_a, configured_a, fake, settings
-):
-    settings.ACRONIS_CLIENT_OPTIONS = {"timeout": 0.3, "deadline": 3.0, "backoff_initial": 0.05,
-                                       "backoff_max": 0.2, "breaker_cooldown": 2.0}
+def test_breaker_half_opens_after_the_cooldown_and_closes_on_an_answer(api, viewer_a, configured_a, fake, settings):
+    settings.ACRONIS_CLIENT_OPTIONS = {
+        "timeout": 0.3,
+        "deadline": 3.0,
+        "backoff_initial": 0.05,
+        "backoff_max": 0.2,
+        "breaker_cooldown": 2.0,
+    }
     fake.inject(AGENTS, None, times=None, delay=2)  # every agents call times out
     assert get(api, viewer_a, "agents").status_code == 504
     calls = sum(fake.calls.values())
@@ -175,12 +183,15 @@ def test_breaker_half_opens_after_the_cooldown_and_closes_on_an_answer(
     assert get(api, viewer_a, "workloads").status_code == 200
     health = get(api, viewer_a, "health").json()
     assert health["success"] is True
-    assert health["data"]["circuit_breaker"] == {"state": "closed", "consecutive_failures": 0,
-                                                 "retry_in": None}
+    assert health["data"]["circuit_breaker"] == {"state": "closed", "consecutive_failures": 0, "retry_in": None}
 
 
 def test_an_unreachable_upstream_is_remembered_briefly_by_each_route(
-    api, viewer_a, tenant_a, closed_port, settings  # noqa: F811
+    api,
+    viewer_a,
+    tenant_a,
+    closed_port,  # noqa: F811
+    settings,
 ):
     # A breaker that never opens here: what is left is the route's own short memory.
     settings.ACRONIS_CLIENT_OPTIONS = {"timeout": 1.0, "deadline": 3.0, "breaker_threshold": 100}
@@ -200,8 +211,9 @@ def test_an_unreachable_upstream_is_remembered_briefly_by_each_route(
 
 def test_a_stored_base_url_httpx_refuses_is_a_documented_error(api, viewer_a, tenant_a):
     # Saved before the base URL was validated: the model layer does not check it.
-    AcronisConfig.objects.create(tenant=tenant_a, base_url="https://x\u0007.example", client_id="cid",
-                                 client_secret=SECRET)
+    AcronisConfig.objects.create(
+        tenant=tenant_a, base_url="https://x\u0007.example", client_id="cid", client_secret=SECRET
+    )
 
     agents = get(api, viewer_a, "agents")
     health = get(api, viewer_a, "health")
@@ -216,19 +228,29 @@ def test_a_stored_base_url_httpx_refuses_is_a_documented_error(api, viewer_a, te
 
 def test_tenant_scope_gets_a_customer_scoped_token(api, admin_a, viewer_a, fake):
     customer = fake.tenants[1]
-    response = api(admin_a).post("/api/acronis/config", {
-        "base_url": fake.base_url, "client_id": fake.client_id, "client_secret": fake.client_secret,
-        "tenant_scope": customer["uuid"]}, format="json")
+    response = api(admin_a).post(
+        "/api/acronis/config",
+        {
+            "base_url": fake.base_url,
+            "client_id": fake.client_id,
+            "client_secret": fake.client_secret,
+            "tenant_scope": customer["uuid"],
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.content
 
     agents = get(api, viewer_a, "agents")
 
     assert agents.status_code == 200
     assert {a["hostname"] for a in agents.json()["data"]} == {
-        a["hostname"] for a in fake.agents if a["tenant"]["id"] == customer["id"]}
+        a["hostname"] for a in fake.agents if a["tenant"]["id"] == customer["id"]
+    }
     token_requests = [r for r in fake.requests if r.path == TOKEN]
     assert [r.form["grant_type"] for r in token_requests] == [
-        ["client_credentials"], ["urn:ietf:params:oauth:grant-type:jwt-bearer"]]
+        ["client_credentials"],
+        ["urn:ietf:params:oauth:grant-type:jwt-bearer"],
+    ]
     exchange = token_requests[1]
     assert exchange.form["scope"] == [f"urn:acronis.com:tenant-id:{customer['uuid']}"]
     assert exchange.form["assertion"] == ["***"] and exchange.authorization == "bearer"
@@ -253,9 +275,7 @@ def test_policy_statuses_are_asked_for_with_a_tenant_id(api, admin_a, viewer_a, 
 # --- logging --------------------------------------------------------------------------------
 
 
-def test_upstream_urls_with_cursors_and_filters_are_not_logged_at_info(
-    api, viewer_a, configured_a, fake, caplog
-):
+def test_upstream_urls_with_cursors_and_filters_are_not_logged_at_info(api, viewer_a, configured_a, fake, caplog):
     caplog.set_level(logging.INFO)
     caplog.set_level(logging.DEBUG, logger="acronis")
 

@@ -49,8 +49,11 @@ def test_auth_failed_after_second_401(api, viewer_a, configured_a, fake):
 def test_bad_credentials(api, admin_a, configured_a, fake, caplog):
     caplog.set_level(logging.DEBUG)
     wrong = "Wr0ng-Secret-Value-For-Test-77"
-    api(admin_a).put("/api/acronis/config", {"base_url": fake.base_url, "client_id": CLIENT_ID,
-                                            "client_secret": wrong}, format="json")
+    api(admin_a).put(
+        "/api/acronis/config",
+        {"base_url": fake.base_url, "client_id": CLIENT_ID, "client_secret": wrong},
+        format="json",
+    )
     response = get(api, admin_a)
     assert response.status_code == 502
     body = response.json()
@@ -97,8 +100,9 @@ def test_connection_error(api, viewer_a, tenant_a):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    services.config_save(tenant=tenant_a, base_url=f"http://127.0.0.1:{port}", client_id="x",
-                         client_secret=SECRET, create=True)
+    services.config_save(
+        tenant=tenant_a, base_url=f"http://127.0.0.1:{port}", client_id="x", client_secret=SECRET, create=True
+    )
     response = get(api, viewer_a)
     assert response.status_code == 502 and response.json()["error_code"] == "ACRONIS_CONNECTION_ERROR"
 
@@ -137,8 +141,9 @@ def test_health_failure(api, viewer_a, configured_a, fake):
 
 
 def test_health_bad_credentials(api, viewer_a, tenant_a, fake):
-    services.config_save(tenant=tenant_a, base_url=fake.base_url, client_id=CLIENT_ID,
-                         client_secret="not-the-secret", create=True)
+    services.config_save(
+        tenant=tenant_a, base_url=fake.base_url, client_id=CLIENT_ID, client_secret="not-the-secret", create=True
+    )
     body = get(api, viewer_a, "health").json()
     assert body["error_code"] == "ACRONIS_HEALTH_CHECK_FAILED"
     assert body["data"]["api_status"] == "disconnected" and body["data"]["token_valid"] is False

@@ -25,8 +25,9 @@ def test_superuser_logs_in_to_admin(superuser):
     client = Client()
     page = client.get("/admin/login/")
     assert page.status_code == 200
-    response = client.post("/admin/login/?next=/admin/", {"username": "root", "password": "Corr3ct-Horse-Battery"},
-                           follow=True)
+    response = client.post(
+        "/admin/login/?next=/admin/", {"username": "root", "password": "Corr3ct-Horse-Battery"}, follow=True
+    )
     assert response.status_code == 200 and b"<title>Overview | Backup console</title>" in response.content
 
 
@@ -51,11 +52,18 @@ def bravo_rows(tenant_b, admin_b, tmp_path):
     from schedules import services as schedule_services
     from tenants import services as tenant_services
 
-    storage = services.storage_create(tenant=tenant_b, name="b-store", type="local",
-                                      configuration={"path": f"{tenant_b.path_roots[0]}/b"})
+    storage = services.storage_create(
+        tenant=tenant_b, name="b-store", type="local", configuration={"path": f"{tenant_b.path_roots[0]}/b"}
+    )
     app = Application.objects.create(tenant=tenant_b, name="b-app")
-    job = schedule_services.job_create(tenant=tenant_b, name="b-job", application=app, storage=storage,
-                                       schedule_type="custom", cron_expression="0 1 * * *")
+    job = schedule_services.job_create(
+        tenant=tenant_b,
+        name="b-job",
+        application=app,
+        storage=storage,
+        schedule_type="custom",
+        cron_expression="0 1 * * *",
+    )
     key, _ = tenant_services.api_key_create(tenant=tenant_b, name="b-key", role=Role.VIEWER)
     return {
         "tenants/tenant": tenant_b.pk,
@@ -63,8 +71,9 @@ def bravo_rows(tenant_b, admin_b, tmp_path):
         "tenants/apikey": key.pk,
         "audit/auditevent": emit(action="in_b", tenant=tenant_b).pk,
         "backups/storage": storage.pk,
-        "backups/server": services.server_create(tenant=tenant_b, name="b-db", type="postgresql",
-                                                 host="127.0.0.1", port=5432).pk,
+        "backups/server": services.server_create(
+            tenant=tenant_b, name="b-db", type="postgresql", host="127.0.0.1", port=5432
+        ).pk,
         "backups/application": app.pk,
         "schedules/backupjob": job.pk,
     }
@@ -103,8 +112,9 @@ def test_audit_events_are_read_only_in_admin(superuser, tenant_a):
 def test_api_key_created_in_admin_is_shown_once(superuser, tenant_a):
     client = Client()
     client.force_login(superuser)
-    response = client.post("/admin/tenants/apikey/add/", {"tenant": tenant_a.pk, "name": "from-admin", "role": "viewer"},
-                           follow=True)
+    response = client.post(
+        "/admin/tenants/apikey/add/", {"tenant": tenant_a.pk, "name": "from-admin", "role": "viewer"}, follow=True
+    )
     assert response.status_code == 200
     match = re.search(rb"(bpk_[0-9a-f]{8}_[A-Za-z0-9_-]+)", response.content)
     assert match, "the new key is shown after creation"
@@ -120,12 +130,22 @@ def test_tenant_saved_in_admin_is_audited(superuser, tenant_a, admin_a):
     client = Client()
     client.force_login(superuser)
     membership = Membership.objects.get(user=admin_a)
-    data = {"slug": "alpha", "name": "Alpha Renamed", "plan": "dedicated", "is_active": "on",
-            "max_concurrent_backups": 5,
-            "memberships-TOTAL_FORMS": 1, "memberships-INITIAL_FORMS": 1,
-            "memberships-MIN_NUM_FORMS": 0, "memberships-MAX_NUM_FORMS": 1000,
-            "memberships-0-id": membership.pk, "memberships-0-tenant": tenant_a.pk,
-            "memberships-0-user": admin_a.pk, "memberships-0-role": Role.ADMIN, "memberships-0-is_active": "on"}
+    data = {
+        "slug": "alpha",
+        "name": "Alpha Renamed",
+        "plan": "dedicated",
+        "is_active": "on",
+        "max_concurrent_backups": 5,
+        "memberships-TOTAL_FORMS": 1,
+        "memberships-INITIAL_FORMS": 1,
+        "memberships-MIN_NUM_FORMS": 0,
+        "memberships-MAX_NUM_FORMS": 1000,
+        "memberships-0-id": membership.pk,
+        "memberships-0-tenant": tenant_a.pk,
+        "memberships-0-user": admin_a.pk,
+        "memberships-0-role": Role.ADMIN,
+        "memberships-0-is_active": "on",
+    }
     response = client.post(f"/admin/tenants/tenant/{tenant_a.pk}/change/", data)
     assert response.status_code == 302, response.content[:2000]
     event = AuditEvent.objects.filter(action="tenant_update").get()
@@ -136,16 +156,23 @@ def test_a_tenant_admin_makes_two_factor_mandatory_in_the_admin(staff_a, tenant_
     client = Client()
     client.force_login(staff_a)
     membership = Membership.objects.get(user=staff_a)
-    data = {"name": "Alpha Inc", "require_two_factor": "on",
-            "memberships-TOTAL_FORMS": 1, "memberships-INITIAL_FORMS": 1,
-            "memberships-MIN_NUM_FORMS": 0, "memberships-MAX_NUM_FORMS": 1000,
-            "memberships-0-id": membership.pk, "memberships-0-tenant": tenant_a.pk,
-            "memberships-0-user": staff_a.pk, "memberships-0-role": Role.ADMIN, "memberships-0-is_active": "on"}
+    data = {
+        "name": "Alpha Inc",
+        "require_two_factor": "on",
+        "memberships-TOTAL_FORMS": 1,
+        "memberships-INITIAL_FORMS": 1,
+        "memberships-MIN_NUM_FORMS": 0,
+        "memberships-MAX_NUM_FORMS": 1000,
+        "memberships-0-id": membership.pk,
+        "memberships-0-tenant": tenant_a.pk,
+        "memberships-0-user": staff_a.pk,
+        "memberships-0-role": Role.ADMIN,
+        "memberships-0-is_active": "on",
+    }
     response = client.post(f"/admin/tenants/tenant/{tenant_a.pk}/change/", data)
     assert response.status_code == 302, response.content[:2000]
     tenant_a.refresh_from_db()
     assert tenant_a.require_two_factor
-    assert AuditEvent.objects.filter(action="tenant_update", details__require_two_factor=True,
-                                     actor=staff_a).exists()
+    assert AuditEvent.objects.filter(action="tenant_update", details__require_two_factor=True, actor=staff_a).exists()
     # Its own session was opened with a password only: the next admin page asks to sign in again.
     assert client.get("/admin/").url.startswith("/admin/login/")

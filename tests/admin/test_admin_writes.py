@@ -24,19 +24,41 @@ def staff_a(admin_a):
 
 
 def sources_form(*rows, initial=0):
-    data = {"sources-TOTAL_FORMS": str(len(rows)), "sources-INITIAL_FORMS": str(initial),
-            "sources-MIN_NUM_FORMS": "0", "sources-MAX_NUM_FORMS": "1000"}
+    data = {
+        "sources-TOTAL_FORMS": str(len(rows)),
+        "sources-INITIAL_FORMS": str(initial),
+        "sources-MIN_NUM_FORMS": "0",
+        "sources-MAX_NUM_FORMS": "1000",
+    }
     for n, row in enumerate(rows):
-        values = {"name": "", "type": "path", "server": "", "database_name": "", "path": "", "include": "[]",
-                  "exclude": "[]", "component": "", "position": str(n), **row}
+        values = {
+            "name": "",
+            "type": "path",
+            "server": "",
+            "database_name": "",
+            "path": "",
+            "include": "[]",
+            "exclude": "[]",
+            "component": "",
+            "position": str(n),
+            **row,
+        }
         data.update({f"sources-{n}-{k}": v for k, v in values.items()})
     return data
 
 
 def test_staff_cannot_create_a_local_storage_at_a_host_path(staff_a, tenant_a):
-    response = staff_a.post("/admin/backups/storage/add/", {
-        "tenant": tenant_a.pk, "name": "etc", "type": "local", "status": "active",
-        "path": "/etc/backups", "labels": ""})
+    response = staff_a.post(
+        "/admin/backups/storage/add/",
+        {
+            "tenant": tenant_a.pk,
+            "name": "etc",
+            "type": "local",
+            "status": "active",
+            "path": "/etc/backups",
+            "labels": "",
+        },
+    )
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
     assert "Not inside this workspace's folders" in errors["path"][0]
@@ -45,9 +67,17 @@ def test_staff_cannot_create_a_local_storage_at_a_host_path(staff_a, tenant_a):
 
 
 def test_staff_cannot_add_a_file_source_of_etc(staff_a, tenant_a):
-    response = staff_a.post("/admin/backups/application/add/", {
-        "tenant": tenant_a.pk, "name": "steal", "namespace": "", "labels": "{}", "description": "",
-        **sources_form({"name": "shadow", "path": "/etc"})})
+    response = staff_a.post(
+        "/admin/backups/application/add/",
+        {
+            "tenant": tenant_a.pk,
+            "name": "steal",
+            "namespace": "",
+            "labels": "{}",
+            "description": "",
+            **sources_form({"name": "shadow", "path": "/etc"}),
+        },
+    )
     assert response.status_code == 200
     formset = response.context["inline_admin_formsets"][0].formset
     assert "Not inside this workspace's folders" in formset.forms[0].errors["path"][0]
@@ -60,9 +90,17 @@ def test_a_sources_server_must_belong_to_the_applications_tenant(superuser, tena
     foreign = services.server_create(tenant=tenant_b, name="theirs", type="postgresql", host="db.example", port=5432)
     client = Client()
     client.force_login(superuser)
-    response = client.post("/admin/backups/application/add/", {
-        "tenant": tenant_a.pk, "name": "mixed", "namespace": "", "labels": "{}", "description": "",
-        **sources_form({"name": "db", "type": "postgresql", "server": foreign.pk, "database_name": "shop"})})
+    response = client.post(
+        "/admin/backups/application/add/",
+        {
+            "tenant": tenant_a.pk,
+            "name": "mixed",
+            "namespace": "",
+            "labels": "{}",
+            "description": "",
+            **sources_form({"name": "db", "type": "postgresql", "server": foreign.pk, "database_name": "shop"}),
+        },
+    )
     assert response.status_code == 200
     formset = response.context["inline_admin_formsets"][0].formset
     assert formset.forms[0].errors["server"] == ["Server not found."]
@@ -71,47 +109,83 @@ def test_a_sources_server_must_belong_to_the_applications_tenant(superuser, tena
 
 def test_admin_application_with_sources_is_written_by_the_service(staff_a, tenant_a):
     root = tenant_a.path_roots[0]
-    response = staff_a.post("/admin/backups/application/add/", {
-        "tenant": tenant_a.pk, "name": "site", "namespace": "web", "labels": "{}", "description": "",
-        **sources_form({"name": "files", "path": f"{root}/www", "exclude": '["*.tmp"]'},
-                       {"name": "conf", "type": "platform_config"})})
+    response = staff_a.post(
+        "/admin/backups/application/add/",
+        {
+            "tenant": tenant_a.pk,
+            "name": "site",
+            "namespace": "web",
+            "labels": "{}",
+            "description": "",
+            **sources_form(
+                {"name": "files", "path": f"{root}/www", "exclude": '["*.tmp"]'},
+                {"name": "conf", "type": "platform_config"},
+            ),
+        },
+    )
     assert response.status_code == 302, response.context and response.context["inline_admin_formsets"][0].formset.errors
     app = Application.objects.get(tenant=tenant_a, name="site")
     assert [(s.name, s.type, s.component) for s in app.sources.all()] == [
-        ("files", "path", "data"), ("conf", "platform_config", "config")]
+        ("files", "path", "data"),
+        ("conf", "platform_config", "config"),
+    ]
     event = AuditEvent.objects.get(action="application_create", resource_id=str(app.pk))
     assert len(event.details["sources"]) == 2 and event.details["name"] == "site"
     # An edit replaces the list like the API does: the second source removed, the first kept.
     files = app.sources.get(name="files")
-    data = sources_form({"id": files.pk, "application": app.pk, "name": "files", "path": f"{root}/www2"},
-                        {"id": app.sources.get(name="conf").pk, "application": app.pk, "name": "conf",
-                         "type": "platform_config", "DELETE": "on"}, initial=2)
-    response = staff_a.post(f"/admin/backups/application/{app.pk}/change/", {
-        "name": "site", "namespace": "web", "labels": "{}", "description": "", **data})
+    data = sources_form(
+        {"id": files.pk, "application": app.pk, "name": "files", "path": f"{root}/www2"},
+        {
+            "id": app.sources.get(name="conf").pk,
+            "application": app.pk,
+            "name": "conf",
+            "type": "platform_config",
+            "DELETE": "on",
+        },
+        initial=2,
+    )
+    response = staff_a.post(
+        f"/admin/backups/application/{app.pk}/change/",
+        {"name": "site", "namespace": "web", "labels": "{}", "description": "", **data},
+    )
     assert response.status_code == 302
     assert [(s.pk, s.path) for s in app.sources.all()] == [(files.pk, f"{root}/www2")]
     assert AuditEvent.objects.filter(action="application_update", resource_id=str(app.pk)).exists()
 
 
 def test_admin_server_is_written_by_the_service(staff_a, tenant_a):
-    response = staff_a.post("/admin/backups/server/add/", {
-        "tenant": tenant_a.pk, "name": "db", "type": "postgresql", "host": "db.internal.example", "port": 5432,
-        "tags": "{}", "username": "u", "password": "S3cret-pw", "ssh_key": ""})
+    response = staff_a.post(
+        "/admin/backups/server/add/",
+        {
+            "tenant": tenant_a.pk,
+            "name": "db",
+            "type": "postgresql",
+            "host": "db.internal.example",
+            "port": 5432,
+            "tags": "{}",
+            "username": "u",
+            "password": "S3cret-pw",
+            "ssh_key": "",
+        },
+    )
     assert response.status_code == 302
     server = Server.objects.get(name="db")
     assert server.credentials == {"username": "u", "password": "S3cret-pw"}
     event = AuditEvent.objects.get(action="server_create", resource_id=str(server.pk))
     assert sorted(event.details["credential_fields"]) == ["password", "username"] and "S3cret" not in str(event.details)
-    duplicate = staff_a.post("/admin/backups/server/add/", {
-        "tenant": tenant_a.pk, "name": "db", "type": "postgresql", "host": "h", "port": 5432, "tags": "{}"})
+    duplicate = staff_a.post(
+        "/admin/backups/server/add/",
+        {"tenant": tenant_a.pk, "name": "db", "type": "postgresql", "host": "h", "port": 5432, "tags": "{}"},
+    )
     assert duplicate.status_code == 200
     assert "already exists" in str(duplicate.context["adminform"].form.errors)
 
 
 def test_admin_deletes_use_the_services_rules(staff_a, tenant_a):
     server = services.server_create(tenant=tenant_a, name="db", type="postgresql", host="h", port=5432)
-    services.application_create(tenant=tenant_a, name="app", sources=[
-        {"type": "postgresql", "server_id": server.pk, "database_name": "d"}])
+    services.application_create(
+        tenant=tenant_a, name="app", sources=[{"type": "postgresql", "server_id": server.pk, "database_name": "d"}]
+    )
     response = staff_a.post(f"/admin/backups/server/{server.pk}/delete/", {"post": "yes"}, follow=True)
     assert Server.objects.filter(pk=server.pk).exists()  # a source uses it
     assert b"Cannot delete server" in response.content
@@ -121,9 +195,18 @@ def test_a_tenant_admin_cannot_change_its_own_folders_plan_or_limits(staff_a, te
     """Its own folders would free it from its confinement; plan and limits are the operator's."""
     page = staff_a.get(f"/admin/tenants/tenant/{tenant_a.pk}/change/")
     assert page.status_code == 200 and b'name="path_roots"' not in page.content
-    response = staff_a.post(f"/admin/tenants/tenant/{tenant_a.pk}/change/", {
-        "name": "Renamed", "path_roots": '["/"]', "plan": "dedicated", "max_concurrent_backups": "500",
-        "is_active": "on", "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"})
+    response = staff_a.post(
+        f"/admin/tenants/tenant/{tenant_a.pk}/change/",
+        {
+            "name": "Renamed",
+            "path_roots": '["/"]',
+            "plan": "dedicated",
+            "max_concurrent_backups": "500",
+            "is_active": "on",
+            "memberships-TOTAL_FORMS": "0",
+            "memberships-INITIAL_FORMS": "0",
+        },
+    )
     assert response.status_code == 302
     tenant_a.refresh_from_db()
     assert tenant_a.name == "Renamed"
@@ -133,10 +216,20 @@ def test_a_tenant_admin_cannot_change_its_own_folders_plan_or_limits(staff_a, te
 def test_operator_sets_folders_that_never_overlap_another_tenant(superuser, tenant_a, tenant_b):
     client = Client()
     client.force_login(superuser)
-    form = {"slug": "alpha", "name": "Alpha", "plan": "dedicated", "max_concurrent_backups": "5",
-            "is_active": "on", "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"}
-    for roots, error in ((f'["{tenant_b.path_roots[0]}/x"]', "Overlaps the folders of tenant"),
-                         ('["relative"]', "not an absolute path"), ('["/"]', "whole machine")):
+    form = {
+        "slug": "alpha",
+        "name": "Alpha",
+        "plan": "dedicated",
+        "max_concurrent_backups": "5",
+        "is_active": "on",
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
+    }
+    for roots, error in (
+        (f'["{tenant_b.path_roots[0]}/x"]', "Overlaps the folders of tenant"),
+        ('["relative"]', "not an absolute path"),
+        ('["/"]', "whole machine"),
+    ):
         response = client.post(f"/admin/tenants/tenant/{tenant_a.pk}/change/", {**form, "path_roots": roots})
         assert response.status_code == 200, roots
         assert error in response.context["adminform"].form.errors["path_roots"][0]

@@ -23,7 +23,9 @@ def all_audit_text() -> str:
 
 def test_every_write_of_the_foundation_is_audited(api, admin_a, viewer_a):
     client = api(admin_a)
-    user = client.post("/api/v1/users", {"username": "dora", "password": SECRET, "role": "viewer"}, format="json").json()
+    user = client.post(
+        "/api/v1/users", {"username": "dora", "password": SECRET, "role": "viewer"}, format="json"
+    ).json()
     client.put(f"/api/v1/users/{user['id']}", {"role": "operator", "password": SECRET + "2"}, format="json")
     client.delete(f"/api/v1/users/{user['id']}")
     key = client.post("/api/v1/api-keys", {"name": "ci", "role": "viewer"}, format="json").json()["data"]
@@ -60,10 +62,22 @@ def test_commands_are_audited(db, capsys):
 
 
 def test_scrub_hides_nested_secrets():
-    cleaned = scrub({"credentials": {"username": "u", "password": "p"}, "config": {"secret_access_key": "s",
-                     "bucket": "b"}, "items": [{"api_key": "k"}], "token": "", "note": "ok"})
-    assert cleaned == {"credentials": "[HIDDEN]", "config": {"secret_access_key": "[HIDDEN]", "bucket": "b"},
-                       "items": [{"api_key": "[HIDDEN]"}], "token": "", "note": "ok"}
+    cleaned = scrub(
+        {
+            "credentials": {"username": "u", "password": "p"},
+            "config": {"secret_access_key": "s", "bucket": "b"},
+            "items": [{"api_key": "k"}],
+            "token": "",
+            "note": "ok",
+        }
+    )
+    assert cleaned == {
+        "credentials": "[HIDDEN]",
+        "config": {"secret_access_key": "[HIDDEN]", "bucket": "b"},
+        "items": [{"api_key": "[HIDDEN]"}],
+        "token": "",
+        "note": "ok",
+    }
 
 
 def test_audit_events_are_append_only(tenant_a):
@@ -82,15 +96,30 @@ def test_audit_events_are_append_only(tenant_a):
 
 def test_log_filters_and_pagination(api, admin_a, tenant_a):
     for i in range(5):
-        emit(action="backup_create", tenant=tenant_a, resource_type="backup", resource_id=i,
-             details={"database": f"db{i}"})
+        emit(
+            action="backup_create",
+            tenant=tenant_a,
+            resource_type="backup",
+            resource_id=i,
+            details={"database": f"db{i}"},
+        )
     emit(action="backup_delete", tenant=tenant_a, resource_type="backup", resource_id=9)
     client = api(admin_a)
     body = client.get("/api/v1/audit/logs", {"action": "backup_create", "limit": 2, "offset": 1}).json()
     assert body["total"] == 5 and len(body["items"]) == 2
     assert body["items"][0]["resource_id"] == 3 and body["items"][0]["details"] == {"database": "db3"}
-    assert set(body["items"][0]) == {"id", "user_id", "username", "api_key_id", "action", "resource_type",
-                                     "resource_id", "details", "ip_address", "created_at"}
+    assert set(body["items"][0]) == {
+        "id",
+        "user_id",
+        "username",
+        "api_key_id",
+        "action",
+        "resource_type",
+        "resource_id",
+        "details",
+        "ip_address",
+        "created_at",
+    }
     assert client.get("/api/v1/audit/logs", {"resource_type": "backup"}).json()["total"] == 6
     assert client.get("/api/v1/audit/logs", {"start_date": "2999-01-01"}).json()["total"] == 0
     assert client.get("/api/v1/audit/logs", {"end_date": "2000-01-01"}).json()["total"] == 0
@@ -111,21 +140,46 @@ def test_csv_export_streams_filtered_rows(api, admin_a, tenant_a):
     assert api(admin_a).get("/api/v1/audit/export", {"format": "xml"}).status_code == 422
 
 
-@pytest.mark.parametrize(("key", "hidden"), [
-    ("password", True), ("db_password", True), ("clientSecret", True), ("client_secret", True), ("ssh-key", True),
-    ("secret_access_key", True), ("api_key", True), ("key", True), ("webhook_url", True), ("Authorization", True),
-    ("refresh_token", True), ("credentials", True), ("private_key", True), ("connection_string", True),
-    # Ordinary fields that merely contain a secret word's letters, or talk about a secret.
-    ("passed", False), ("passthrough", False), ("keyboard", False), ("credential_fields", False),
-    ("token_type", False), ("access_key_id", False), ("password_changed", False), ("monkey", False),
-    ("bypass", False), ("tokenizer", False), ("key_id", False),
-])
+@pytest.mark.parametrize(
+    ("key", "hidden"),
+    [
+        ("password", True),
+        ("db_password", True),
+        ("clientSecret", True),
+        ("client_secret", True),
+        ("ssh-key", True),
+        ("secret_access_key", True),
+        ("api_key", True),
+        ("key", True),
+        ("webhook_url", True),
+        ("Authorization", True),
+        ("refresh_token", True),
+        ("credentials", True),
+        ("private_key", True),
+        ("connection_string", True),
+        # Ordinary fields that merely contain a secret word's letters, or talk about a secret.
+        ("passed", False),
+        ("passthrough", False),
+        ("keyboard", False),
+        ("credential_fields", False),
+        ("token_type", False),
+        ("access_key_id", False),
+        ("password_changed", False),
+        ("monkey", False),
+        ("bypass", False),
+        ("tokenizer", False),
+        ("key_id", False),
+    ],
+)
 def test_scrub_matches_whole_words_not_substrings(key, hidden):
     assert (scrub({key: "value"})[key] == "[HIDDEN]") is hidden
 
 
 def test_verification_result_keeps_passed_in_the_audit_log(tenant_a):
-    event = emit(action="verification_completed", tenant=tenant_a,
-                 details={"passed": True, "credential_fields": ["password"], "password": "x"})
+    event = emit(
+        action="verification_completed",
+        tenant=tenant_a,
+        details={"passed": True, "credential_fields": ["password"], "password": "x"},
+    )
     event.refresh_from_db()
     assert event.details == {"passed": True, "credential_fields": ["password"], "password": "[HIDDEN]"}

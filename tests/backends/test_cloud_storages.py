@@ -23,8 +23,14 @@ KiB, MiB = 1024, 1024 * 1024
 
 
 def test_azure_streams_growing_blocks_and_commits_them_at_once(azure_container: AzureContainer) -> None:
-    backend = open_backend("azure", azure_container.configuration, azure_container.credentials,
-                           part_size=256 * KiB, max_parts=20, concurrency=3)
+    backend = open_backend(
+        "azure",
+        azure_container.configuration,
+        azure_container.credentials,
+        part_size=256 * KiB,
+        max_parts=20,
+        concurrency=3,
+    )
     data = os.urandom(5 * MiB)  # 20 blocks of 256 KiB would not hold it: blocks grow
     client = azure_container.client()
     with backend.open_writer("tenant/big.bpaf") as writer:
@@ -39,8 +45,7 @@ def test_azure_streams_growing_blocks_and_commits_them_at_once(azure_container: 
 
 
 def test_azure_abort_leaves_no_uncommitted_blocks(azure_container: AzureContainer) -> None:
-    backend = open_backend("azure", azure_container.configuration, azure_container.credentials,
-                           part_size=256 * KiB)
+    backend = open_backend("azure", azure_container.configuration, azure_container.credentials, part_size=256 * KiB)
     writer = backend.open_writer("tenant/cut.bpaf")
     writer.write(os.urandom(MiB))  # four blocks staged
     client = azure_container.client()
@@ -93,8 +98,7 @@ def _round_trip(api: Any, operator: Any, server: Any, database: str, storage: St
         assert hashlib.sha256(reader.read()).hexdigest() == backup.checksum
     target = f"{database}_{storage.type}"
     cleanup.append(target)
-    response = api(operator).post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": target},
-                                  format="json")
+    response = api(operator).post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": target}, format="json")
     assert response.status_code in (200, 201, 202), response.content
     restore_id = response.json()["restore_id"]
     run_restore(Restore.objects.get(pk=restore_id).operation_id)
@@ -105,22 +109,43 @@ def _round_trip(api: Any, operator: Any, server: Any, database: str, storage: St
 
 @needs_pg
 @pytest.mark.django_db(transaction=True)
-def test_postgres_roundtrip_through_azure(api: Any, operator_a: Any, tenant_a: Any, pg_server_row: Any,
-                                          pg_source_db: str, azure_container: AzureContainer,
-                                          cleanup_pg: list[str]) -> None:
-    storage = Storage.objects.create(tenant=tenant_a, name="azure", type="azure",
-                                     configuration={**azure_container.configuration, "path_prefix": "backups"},
-                                     credentials=azure_container.credentials)
+def test_postgres_roundtrip_through_azure(
+    api: Any,
+    operator_a: Any,
+    tenant_a: Any,
+    pg_server_row: Any,
+    pg_source_db: str,
+    azure_container: AzureContainer,
+    cleanup_pg: list[str],
+) -> None:
+    storage = Storage.objects.create(
+        tenant=tenant_a,
+        name="azure",
+        type="azure",
+        configuration={**azure_container.configuration, "path_prefix": "backups"},
+        credentials=azure_container.credentials,
+    )
     _round_trip(api, operator_a, pg_server_row, pg_source_db, storage, cleanup_pg)
 
 
 @needs_pg
 @pytest.mark.django_db(transaction=True)
-def test_postgres_roundtrip_through_gcs(api: Any, operator_a: Any, tenant_a: Any, pg_server_row: Any,
-                                        pg_source_db: str, gcs_bucket: GCSBucket, cleanup_pg: list[str]) -> None:
-    storage = Storage.objects.create(tenant=tenant_a, name="gcs", type="gcs",
-                                     configuration={**gcs_bucket.configuration, "path_prefix": "backups"},
-                                     credentials=gcs_bucket.credentials)
+def test_postgres_roundtrip_through_gcs(
+    api: Any,
+    operator_a: Any,
+    tenant_a: Any,
+    pg_server_row: Any,
+    pg_source_db: str,
+    gcs_bucket: GCSBucket,
+    cleanup_pg: list[str],
+) -> None:
+    storage = Storage.objects.create(
+        tenant=tenant_a,
+        name="gcs",
+        type="gcs",
+        configuration={**gcs_bucket.configuration, "path_prefix": "backups"},
+        credentials=gcs_bucket.credentials,
+    )
     _round_trip(api, operator_a, pg_server_row, pg_source_db, storage, cleanup_pg)
 
 
@@ -140,8 +165,9 @@ def _through(proxy: Any, url: str) -> str:
     return url.replace(host_port, f"127.0.0.1:{proxy.port}")
 
 
-def test_azure_upload_rides_out_503s_and_cut_connections(fast_retries: None, azure_container: AzureContainer,
-                                                         fault_proxy: Any) -> None:
+def test_azure_upload_rides_out_503s_and_cut_connections(
+    fast_retries: None, azure_container: AzureContainer, fault_proxy: Any
+) -> None:
     host, port = azure_container.endpoint.split("//", 1)[1].split("/", 1)[0].split(":")
     proxy = fault_proxy(host, int(port))
     proxied = AzureContainer(endpoint=_through(proxy, azure_container.endpoint), name=azure_container.name)

@@ -182,25 +182,19 @@ def test_ssh_garbage_key_is_an_authentication_failure_without_the_key(
     sftp_server: SSHServerInfo,
 ) -> None:
     key = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAnotakey\n-----END OPENSSH PRIVATE KEY-----"
-    result = test_connection(
-        type="ssh", host=sftp_server.host, port=sftp_server.port, username="backup", ssh_key=key
-    )
+    result = test_connection(type="ssh", host=sftp_server.host, port=sftp_server.port, username="backup", ssh_key=key)
     assert (result.success, result.kind) == (False, "auth_failed")
     assert "AAAAnotakey" not in result.message
 
 
 def test_ssh_on_a_silent_server_times_out(silent_port: int) -> None:
-    result = test_connection(
-        type="ssh", host="127.0.0.1", port=silent_port, username="u", password=SECRET, timeout=1
-    )
+    result = test_connection(type="ssh", host="127.0.0.1", port=silent_port, username="u", password=SECRET, timeout=1)
     assert (result.success, result.kind) == (False, "timeout")
     assert result.message == "Timed out after 1.0 s"
 
 
 def test_ssh_on_a_closed_port_is_refused(closed_port: int) -> None:
-    result = test_connection(
-        type="ssh", host="127.0.0.1", port=closed_port, username="u", password=SECRET
-    )
+    result = test_connection(type="ssh", host="127.0.0.1", port=closed_port, username="u", password=SECRET)
     assert (result.success, result.kind) == (False, "refused")
     assert result.message == f"Connection refused by 127.0.0.1:{closed_port}"
 
@@ -225,9 +219,7 @@ def test_tcp_connect_to_a_blackhole_times_out(blackhole_port: int) -> None:
 
 @pytest.mark.parametrize("server_type", ["postgresql", "mysql", "ssh", "docker"])
 def test_unknown_host_is_reported_for_every_type(server_type: str) -> None:
-    result = test_connection(
-        type=server_type, host="no-such-host.invalid", port=22, username="u", password=SECRET
-    )
+    result = test_connection(type=server_type, host="no-such-host.invalid", port=22, username="u", password=SECRET)
     assert (result.success, result.kind) == (False, "unknown_host")
     assert result.message == "Unknown host 'no-such-host.invalid'"
     assert result.as_dict()["success"] is False
@@ -272,9 +264,7 @@ def test_list_databases_on_mariadb_includes_the_throwaway_db(
     assert entry["size_bytes"] > 0 and entry["size_mb"] > 0
 
 
-def test_list_databases_raises_a_classified_error_without_the_password(
-    mysql_server: dict, closed_port: int
-) -> None:
+def test_list_databases_raises_a_classified_error_without_the_password(mysql_server: dict, closed_port: int) -> None:
     with pytest.raises(ConnectionFailed) as info:
         list_databases(
             type="mariadb",
@@ -285,9 +275,7 @@ def test_list_databases_raises_a_classified_error_without_the_password(
         )
     assert info.value.kind == "auth_failed" and SECRET not in str(info.value)
     with pytest.raises(ConnectionFailed) as info:
-        list_databases(
-            type="postgresql", host="127.0.0.1", port=closed_port, username="x", password=SECRET
-        )
+        list_databases(type="postgresql", host="127.0.0.1", port=closed_port, username="x", password=SECRET)
     assert info.value.kind == "refused"
     with pytest.raises(ValueError, match="Cannot list databases"):
         list_databases(type="ssh", host="127.0.0.1", port=22, username="x", password=None)

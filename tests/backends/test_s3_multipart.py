@@ -40,8 +40,14 @@ def test_a_stream_needing_more_parts_than_the_limit_at_the_first_size_uploads_wh
     max_parts = 20
     data = os.urandom(3 * MiB)  # 48 parts of 64 KiB: more than 20
     assert len(data) > max_parts * small_parts
-    backend = open_backend("minio", s3_bucket.configuration, s3_bucket.credentials,
-                           part_size=small_parts, max_parts=max_parts, concurrency=3)
+    backend = open_backend(
+        "minio",
+        s3_bucket.configuration,
+        s3_bucket.credentials,
+        part_size=small_parts,
+        max_parts=max_parts,
+        concurrency=3,
+    )
     with backend.open_writer("tenant/big.bpaf") as writer:
         for i in range(0, len(data), 100 * KiB):  # odd-sized writes across part boundaries
             writer.write(data[i : i + 100 * KiB])
@@ -56,8 +62,9 @@ def test_a_stream_needing_more_parts_than_the_limit_at_the_first_size_uploads_wh
 def test_a_stream_beyond_what_the_parts_can_hold_fails_and_leaves_nothing(
     small_parts: int, s3_bucket: S3Bucket
 ) -> None:
-    backend = open_backend("minio", s3_bucket.configuration, s3_bucket.credentials,
-                           part_size=small_parts, max_parts=3)  # 64 + 128 + 256 KiB
+    backend = open_backend(
+        "minio", s3_bucket.configuration, s3_bucket.credentials, part_size=small_parts, max_parts=3
+    )  # 64 + 128 + 256 KiB
     with pytest.raises(StorageError, match="larger than the 3 parts"), backend.open_writer("t/x") as writer:
         for _ in range(8):
             writer.write(os.urandom(64 * KiB))
@@ -81,9 +88,16 @@ def test_part_buffers_stay_within_the_memory_budget_and_spill_to_disk(
             super().rollover()
 
     monkeypatch.setattr(tempfile, "SpooledTemporaryFile", Watching)
-    backend = open_backend("minio", s3_bucket.configuration, s3_bucket.credentials,
-                           part_size=small_parts, max_parts=20, concurrency=4, memory_budget=budget,
-                           spool_dir=str(tmp_path))
+    backend = open_backend(
+        "minio",
+        s3_bucket.configuration,
+        s3_bucket.credentials,
+        part_size=small_parts,
+        max_parts=20,
+        concurrency=4,
+        memory_budget=budget,
+        spool_dir=str(tmp_path),
+    )
     data = os.urandom(4 * MiB)  # parts grow to 512 KiB, far above the budget per part
     with backend.open_writer("tenant/spill.bpaf") as writer:
         for i in range(0, len(data), 64 * KiB):
@@ -99,8 +113,9 @@ def test_part_buffers_stay_within_the_memory_budget_and_spill_to_disk(
 def test_parts_upload_concurrently(small_parts: int, s3_bucket: S3Bucket, monkeypatch: Any) -> None:
     import threading
 
-    backend = open_backend("minio", s3_bucket.configuration, s3_bucket.credentials,
-                           part_size=small_parts, concurrency=3)
+    backend = open_backend(
+        "minio", s3_bucket.configuration, s3_bucket.credentials, part_size=small_parts, concurrency=3
+    )
     in_flight, peak, lock = 0, 0, threading.Lock()
     gate = threading.Barrier(3, timeout=30)  # passes only if three parts are in flight at once
     real = backend.client.upload_part

@@ -122,8 +122,7 @@ def test_s3_credentials_errors_are_reported_under_credentials_without_secrets() 
         {"access_key_id": "ASIAIOSFODNN7EXAMPLE", "secret_access_key": "short-secret"},
     )
     assert errors == {
-        "credentials": "Temporary (ASIA) access keys need a session_token; "
-        "Invalid secret access key format"
+        "credentials": "Temporary (ASIA) access keys need a session_token; Invalid secret access key format"
     }
     assert "short-secret" not in errors["credentials"]
     missing = validate_config("s3", {"bucket": "backups", "region": "us-west-2"}, {})
@@ -138,21 +137,14 @@ def test_s3_with_custom_endpoint_allows_free_form_keys_and_any_region() -> None:
 
 def test_minio_requires_an_http_endpoint_but_not_a_region() -> None:
     credentials = {"access_key_id": "minioadmin", "secret_access_key": "minioadmin"}
-    assert validate_config("minio", {"bucket": "backups"}, credentials) == {
-        "endpoint_url": "Endpoint URL is required"
-    }
-    assert (
-        validate_config(
-            "minio", {"bucket": "backups", "endpoint_url": "http://minio:9000"}, credentials
-        )
-        == {}
-    )
+    assert validate_config("minio", {"bucket": "backups"}, credentials) == {"endpoint_url": "Endpoint URL is required"}
+    assert validate_config("minio", {"bucket": "backups", "endpoint_url": "http://minio:9000"}, credentials) == {}
     assert validate_config(
         "minio", {"bucket": "backups", "endpoint_url": "http://user:pw@minio:9000"}, credentials
     ) == {"endpoint_url": "Endpoint URL must not contain credentials"}
-    assert validate_config(
-        "minio", {"bucket": "backups", "endpoint_url": "http://minio:9000"}, {}
-    ) == {"credentials": "Access key ID is required; Secret access key is required"}
+    assert validate_config("minio", {"bucket": "backups", "endpoint_url": "http://minio:9000"}, {}) == {
+        "credentials": "Access key ID is required; Secret access key is required"
+    }
 
 
 @pytest.mark.parametrize(
@@ -169,9 +161,7 @@ def test_local_path_must_be_absolute_without_dotdot(path: str | None, message: s
 
 
 def test_sftp_field_errors(sftp_server: SSHServerInfo) -> None:
-    errors = validate_config(
-        "sftp", {"host": "bad host!", "port": 70000, "path": "backups"}, {"password": ""}
-    )
+    errors = validate_config("sftp", {"host": "bad host!", "port": 70000, "path": "backups"}, {"password": ""})
     assert errors == {
         "host": "Host must be a hostname or an IP address",
         "port": "Port must be an integer between 1 and 65535",
@@ -182,9 +172,7 @@ def test_sftp_field_errors(sftp_server: SSHServerInfo) -> None:
     assert validate_config(
         "sftp",
         {"host": "backup.example.com", "port": 22, "path": "/srv", "username": "u"},
-        {
-            "private_key": "-----BEGIN OPENSSH PRIVATE KEY-----\ngarbage\n-----END OPENSSH PRIVATE KEY-----"
-        },
+        {"private_key": "-----BEGIN OPENSSH PRIVATE KEY-----\ngarbage\n-----END OPENSSH PRIVATE KEY-----"},
     ) == {"credentials": "Private key could not be parsed (unsupported type or wrong passphrase)"}
     valid_key = validate_config(
         "sftp",
@@ -198,21 +186,16 @@ def test_gcs_requires_a_service_account_key() -> None:
     assert validate_config("gcs", {"bucket": "acme-backups"}, {}) == {
         "credentials": "Service account JSON key is required"
     }
-    assert validate_config(
-        "gcs", {"bucket": "acme-backups"}, {"service_account_json": "{not json"}
-    ) == {"credentials": "Service account key is not valid JSON"}
+    assert validate_config("gcs", {"bucket": "acme-backups"}, {"service_account_json": "{not json"}) == {
+        "credentials": "Service account key is not valid JSON"
+    }
     assert validate_config(
         "gcs", {"bucket": "Acme Backups"}, {"service_account_json": {"type": "authorized_user"}}
     ) == {
         "bucket": "Bucket name contains invalid characters",
         "credentials": "Service account key must have type 'service_account'",
     }
-    assert (
-        validate_config(
-            "gcs", {"bucket": "acme-backups"}, {"service_account_json": SERVICE_ACCOUNT}
-        )
-        == {}
-    )
+    assert validate_config("gcs", {"bucket": "acme-backups"}, {"service_account_json": SERVICE_ACCOUNT}) == {}
 
 
 def test_azure_account_container_and_key_rules() -> None:
@@ -273,9 +256,15 @@ def test_gcs_and_azure_open_without_any_io(
         from cryptography.hazmat.primitives.asymmetric import rsa
 
         pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        credentials = {"service_account_json": {**SERVICE_ACCOUNT, "private_key": pem.decode(),
-                                                "token_uri": "https://oauth2.googleapis.com/token"}}
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        credentials = {
+            "service_account_json": {
+                **SERVICE_ACCOUNT,
+                "private_key": pem.decode(),
+                "token_uri": "https://oauth2.googleapis.com/token",
+            }
+        }
     backend = open_backend(type_, configuration, credentials)
     assert backend.type == type_ and configuration["bucket" if type_ == "gcs" else "container"] in backend.location
 
@@ -288,10 +277,12 @@ def test_a_gcs_service_account_key_that_cannot_be_loaded_is_an_auth_error() -> N
 
 def test_gcs_needs_a_service_account_unless_it_talks_to_an_emulator() -> None:
     assert validate_config("gcs", {"bucket": "acme-backups"}, {}) == {
-        "credentials": "Service account JSON key is required"}
+        "credentials": "Service account JSON key is required"
+    }
     assert validate_config("gcs", {"bucket": "acme-backups", "endpoint_url": "http://127.0.0.1:9023"}, {}) == {}
     assert validate_config("gcs", {"bucket": "acme-backups", "endpoint_url": "ftp://x"}, {}) == {
-        "endpoint_url": "Endpoint URL must be an http:// or https:// URL"}
+        "endpoint_url": "Endpoint URL must be an http:// or https:// URL"
+    }
 
 
 # -- round trips on every transport ------------------------------------------------------
@@ -311,9 +302,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> StorageBackend:
         return open_backend("gcs", {**gcs.configuration, "path_prefix": "ws-1/"}, gcs.credentials)
     if request.param == "s3":
         bucket: S3Bucket = request.getfixturevalue("s3_bucket")
-        return open_backend(
-            "minio", {**bucket.configuration, "path_prefix": "ws-1/"}, bucket.credentials
-        )
+        return open_backend("minio", {**bucket.configuration, "path_prefix": "ws-1/"}, bucket.credentials)
     server: SSHServerInfo = request.getfixturevalue("sftp_server")
     directory = f"/store-{os.urandom(4).hex()}"
     backend = open_backend(
@@ -480,9 +469,7 @@ def test_s3_aborted_multipart_upload_leaves_no_object_and_no_parts(s3_bucket: S3
 
 
 def test_s3_path_prefix_is_applied_to_keys(s3_bucket: S3Bucket) -> None:
-    backend = open_backend(
-        "minio", {**s3_bucket.configuration, "path_prefix": "ws-123/"}, s3_bucket.credentials
-    )
+    backend = open_backend("minio", {**s3_bucket.configuration, "path_prefix": "ws-123/"}, s3_bucket.credentials)
     backend.write_bytes("a.bin", b"1")
     keys = [o["Key"] for o in s3_bucket.client().list_objects_v2(Bucket=s3_bucket.name)["Contents"]]
     assert keys == ["ws-123/a.bin"]
@@ -522,9 +509,7 @@ def test_s3_probe_on_a_closed_port_says_connection_failed(closed_port: int) -> N
     )
     assert not result.ok
     assert result.error_kind == "unavailable"
-    assert (
-        result.message == f"connect failed: Could not connect to {endpoint} (connection refused?)"
-    )
+    assert result.message == f"connect failed: Could not connect to {endpoint} (connection refused?)"
 
 
 def test_s3_probe_with_wrong_credentials_says_access_denied(s3_auth: S3Bucket) -> None:
@@ -574,9 +559,7 @@ def _sftp_config(server: SSHServerInfo, path: str = "/backups", **extra: Any) ->
 
 
 def test_sftp_streams_a_large_file_with_key_auth(sftp_server: SSHServerInfo) -> None:
-    backend = open_backend(
-        "sftp", _sftp_config(sftp_server, "/keyed"), {"private_key": sftp_server.rsa_private_key}
-    )
+    backend = open_backend("sftp", _sftp_config(sftp_server, "/keyed"), {"private_key": sftp_server.rsa_private_key})
     payload = os.urandom(3 * 1024 * 1024 + 17)
     with backend, backend.open_writer("nested/dir/big.bin") as writer:
         for start in range(0, len(payload), 1024 * 1024):
@@ -603,15 +586,11 @@ def test_sftp_probe_with_a_wrong_password_says_authentication_failed(
     wrong = "definitely-not-the-password"
     result = probe("sftp", _sftp_config(sftp_server), {"password": wrong})
     assert not result.ok and result.error_kind == "auth_failed"
-    assert (
-        result.message == f"connect failed: Authentication failed for user '{sftp_server.username}'"
-    )
+    assert result.message == f"connect failed: Authentication failed for user '{sftp_server.username}'"
     assert wrong not in result.message
 
 
-def test_sftp_probe_on_a_closed_port_says_connection_refused(
-    sftp_server: SSHServerInfo, closed_port: int
-) -> None:
+def test_sftp_probe_on_a_closed_port_says_connection_refused(sftp_server: SSHServerInfo, closed_port: int) -> None:
     config = {**_sftp_config(sftp_server), "port": closed_port}
     result = probe("sftp", config, {"password": sftp_server.password})
     assert not result.ok and result.error_kind == "unavailable"

@@ -40,8 +40,9 @@ def wait_for(predicate: Any, timeout: float = 90.0, interval: float = 0.05) -> A
 
 
 def s3_storage(tenant: Any, bucket: S3Bucket) -> Storage:
-    return Storage.objects.create(tenant=tenant, name="s3", type="s3", configuration=bucket.configuration,
-                                  credentials=bucket.credentials)
+    return Storage.objects.create(
+        tenant=tenant, name="s3", type="s3", configuration=bucket.configuration, credentials=bucket.credentials
+    )
 
 
 def uploads_and_objects(bucket: S3Bucket) -> tuple[list[str], list[str]]:
@@ -55,14 +56,23 @@ def uploads_and_objects(bucket: S3Bucket) -> tuple[list[str], list[str]]:
 def noisy_source_db(pg_source_db: str) -> str:
     """About 20 MB of random bytes that compression cannot shrink: several 8 MiB parts."""
     with psycopg.connect(dbname=pg_source_db, **PG) as conn:
-        conn.execute("CREATE TABLE noise AS SELECT n, decode(md5(random()::text) || md5(random()::text), 'hex') "
-                     "AS v FROM generate_series(1, 600000) n")
+        conn.execute(
+            "CREATE TABLE noise AS SELECT n, decode(md5(random()::text) || md5(random()::text), 'hex') "
+            "AS v FROM generate_series(1, 600000) n"
+        )
     return pg_source_db
 
 
 def test_storage_down_mid_upload_fails_the_backup_and_the_sweep_aborts_the_upload_later(
-    api: Any, operator_a: Any, tenant_a: Any, pg_server_row: Any, noisy_source_db: str, settings: Any,
-    s3_bucket: S3Bucket, s3_proxy: FaultProxy, s3_proxied_bucket: S3Bucket,
+    api: Any,
+    operator_a: Any,
+    tenant_a: Any,
+    pg_server_row: Any,
+    noisy_source_db: str,
+    settings: Any,
+    s3_bucket: S3Bucket,
+    s3_proxy: FaultProxy,
+    s3_proxied_bucket: S3Bucket,
 ) -> None:
     settings.STORAGE_RETRY_ATTEMPTS, settings.STORAGE_RETRY_INITIAL = 3, 0.01
     settings.STORAGE_RETRY_MAX, settings.STORAGE_RETRY_DEADLINE = 0.05, 5
@@ -94,14 +104,37 @@ def start_worker() -> Any:
         pytest.skip("a separate worker process needs a shared database server (PostgreSQL)")
 
     def start(**env_overrides: str) -> subprocess.Popen:
-        env = dict(os.environ, DJANGO_SETTINGS_MODULE="backupplatform.settings.test",
-                   DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-                   STORAGE_RETRY_ATTEMPTS="2", STORAGE_RETRY_INITIAL="0.05", STORAGE_RETRY_MAX="0.1",
-                   STORAGE_RETRY_DEADLINE="3", BACKUP_TASK_RETRY_BACKOFF="1", BACKUP_TASK_RETRY_BACKOFF_MAX="2",
-                   **env_overrides)
-        proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "backupplatform", "worker", "--pool=solo",
-                                 "-l", "warning", "-n", f"storage-retry-{len(procs)}@%h", "--without-mingle",
-                                 "--without-gossip"], cwd=ROOT, env=env)
+        env = dict(
+            os.environ,
+            DJANGO_SETTINGS_MODULE="backupplatform.settings.test",
+            DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            STORAGE_RETRY_ATTEMPTS="2",
+            STORAGE_RETRY_INITIAL="0.05",
+            STORAGE_RETRY_MAX="0.1",
+            STORAGE_RETRY_DEADLINE="3",
+            BACKUP_TASK_RETRY_BACKOFF="1",
+            BACKUP_TASK_RETRY_BACKOFF_MAX="2",
+            **env_overrides,
+        )
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "backupplatform",
+                "worker",
+                "--pool=solo",
+                "-l",
+                "warning",
+                "-n",
+                f"storage-retry-{len(procs)}@%h",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
         procs.append(proc)
         return proc
 
@@ -120,15 +153,23 @@ def start_backup(api: Any, user: Any, server: Any, database: str, storage: Stora
 
 
 def test_the_backup_task_retries_until_the_storage_is_back(
-    api: Any, operator_a: Any, tenant_a: Any, pg_server_row: Any, pg_source_db: str, start_worker: Any,
-    s3_bucket: S3Bucket, s3_proxy: FaultProxy, s3_proxied_bucket: S3Bucket,
+    api: Any,
+    operator_a: Any,
+    tenant_a: Any,
+    pg_server_row: Any,
+    pg_source_db: str,
+    start_worker: Any,
+    s3_bucket: S3Bucket,
+    s3_proxy: FaultProxy,
+    s3_proxied_bucket: S3Bucket,
 ) -> None:
     start_worker(BACKUP_TASK_MAX_RETRIES="10")
     storage = s3_storage(tenant_a, s3_proxied_bucket)
     s3_proxy.set_mode("refuse")
     backup_id = start_backup(api, operator_a, pg_server_row, pg_source_db, storage)
-    op = wait_for(lambda: Operation.objects.filter(backup_id=backup_id, status="pending",
-                                                   step="waiting_for_storage").first())
+    op = wait_for(
+        lambda: Operation.objects.filter(backup_id=backup_id, status="pending", step="waiting_for_storage").first()
+    )
     assert "Could not connect" in op.details["last_error"]
 
     s3_proxy.up()
@@ -141,8 +182,15 @@ def test_the_backup_task_retries_until_the_storage_is_back(
 
 
 def test_a_storage_down_for_the_whole_retry_window_fails_the_backup_cleanly(
-    api: Any, operator_a: Any, tenant_a: Any, pg_server_row: Any, pg_source_db: str, start_worker: Any,
-    s3_bucket: S3Bucket, s3_proxy: FaultProxy, s3_proxied_bucket: S3Bucket,
+    api: Any,
+    operator_a: Any,
+    tenant_a: Any,
+    pg_server_row: Any,
+    pg_source_db: str,
+    start_worker: Any,
+    s3_bucket: S3Bucket,
+    s3_proxy: FaultProxy,
+    s3_proxied_bucket: S3Bucket,
 ) -> None:
     start_worker(BACKUP_TASK_MAX_RETRIES="2")
     storage = s3_storage(tenant_a, s3_proxied_bucket)

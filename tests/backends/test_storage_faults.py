@@ -70,8 +70,13 @@ def test_s3_upload_that_outlasts_the_retries_fails_with_storage_unavailable(
 ) -> None:
     settings.STORAGE_RETRY_ATTEMPTS, settings.STORAGE_RETRY_INITIAL = 3, 0.01
     # A small memory budget: the 8 MiB part spills to a temp file, which must go too.
-    backend = open_backend("minio", s3_proxied_bucket.configuration, s3_proxied_bucket.credentials,
-                           memory_budget=MiB, spool_dir=str(tmp_path))
+    backend = open_backend(
+        "minio",
+        s3_proxied_bucket.configuration,
+        s3_proxied_bucket.credentials,
+        memory_budget=MiB,
+        spool_dir=str(tmp_path),
+    )
     s3_proxy.set_mode("http_503")
     with pytest.raises(StorageUnavailable) as info, backend.open_writer("tenant/c.bpaf") as writer:
         for chunk in _stream(10 * MiB):
@@ -85,8 +90,13 @@ def test_s3_upload_that_outlasts_the_retries_fails_with_storage_unavailable(
 
 
 def _sftp_through(proxy: FaultProxy, server: SSHServerInfo) -> Any:
-    configuration = {"host": "127.0.0.1", "port": proxy.port, "path": f"/store-{proxy.port}",
-                     "username": server.username, "host_key": server.host_key}
+    configuration = {
+        "host": "127.0.0.1",
+        "port": proxy.port,
+        "path": f"/store-{proxy.port}",
+        "username": server.username,
+        "host_key": server.host_key,
+    }
     return open_backend("sftp", configuration, {"password": server.password})
 
 

@@ -32,16 +32,25 @@ KEY = bytes(range(32))
 OTHER = bytes(range(1, 33))
 
 
-def handmade(plaintext: bytes, *, version: int, payload: int, compression: Compression, key: bytes = KEY,
-             key_id: str = "alpha-1") -> bytes:
+def handmade(
+    plaintext: bytes, *, version: int, payload: int, compression: Compression, key: bytes = KEY, key_id: str = "alpha-1"
+) -> bytes:
     """An artifact built field by field from the document (as an older or newer writer would)."""
     salt, prefix = os.urandom(16), os.urandom(4)
     chunk_key, key_check = derive_artifact_key(key, salt)
-    header = ArtifactHeader(compression=compression, chunk_size=1000, salt=salt, nonce_prefix=prefix,
-                            key_check=key_check, key_id=key_id, version=version, payload=payload)
+    header = ArtifactHeader(
+        compression=compression,
+        chunk_size=1000,
+        salt=salt,
+        nonce_prefix=prefix,
+        key_check=key_check,
+        key_id=key_id,
+        version=version,
+        payload=payload,
+    )
     sealer = ChunkSealer(header, chunk_key)
     out = bytearray(header.raw)
-    pieces = [plaintext[i:i + 1000] for i in range(0, len(plaintext), 1000)] or [b""]
+    pieces = [plaintext[i : i + 1000] for i in range(0, len(plaintext), 1000)] or [b""]
     for index, piece in enumerate(pieces):
         frame, sealed = sealer.seal(piece, final=index == len(pieces) - 1)
         out += frame + sealed
@@ -51,8 +60,15 @@ def handmade(plaintext: bytes, *, version: int, payload: int, compression: Compr
 def run(tmp_path: Path, artifact: bytes, *args: str, key: bytes = KEY, key_id: str = "alpha-1"):
     (tmp_path / "a.bpaf").write_bytes(artifact)
     (tmp_path / "k.json").write_bytes(export_key_file(key, key_id))
-    return cli.main(["--key-file", str(tmp_path / "k.json"), *args, str(tmp_path / "a.bpaf"),
-                     *([str(tmp_path / "out")] if "--check" not in args else [])])
+    return cli.main(
+        [
+            "--key-file",
+            str(tmp_path / "k.json"),
+            *args,
+            str(tmp_path / "a.bpaf"),
+            *([str(tmp_path / "out")] if "--check" not in args else []),
+        ]
+    )
 
 
 def test_version_1_artifacts_stay_readable_by_both_readers(tmp_path: Path, capsys) -> None:
@@ -72,8 +88,9 @@ def test_version_1_artifacts_stay_readable_by_both_readers(tmp_path: Path, capsy
 
 def test_the_header_names_the_payload_and_it_cannot_be_changed(tmp_path: Path, capsys) -> None:
     sink = io.BytesIO()
-    result = backup_stream(io.BytesIO(b"-- dump\n"), sink, data_key=KEY, key_id="alpha-1", compression="zstd",
-                           payload="pg_dump-custom")
+    result = backup_stream(
+        io.BytesIO(b"-- dump\n"), sink, data_key=KEY, key_id="alpha-1", compression="zstd", payload="pg_dump-custom"
+    )
     artifact = sink.getvalue()
     assert artifact[4] == 2 and artifact[7] == 1 and result.payload == "pg_dump-custom"
     assert run(tmp_path, artifact, "--check") == 0
@@ -104,28 +121,56 @@ def test_gzip_with_several_members_decompresses_to_their_concatenation(tmp_path:
 
 
 def test_keys_are_chosen_by_key_id_across_several_files_and_rings(tmp_path: Path, capsys) -> None:
-    artifact = handmade(zlib.compress(b"x"), version=2, payload=0, compression=Compression.NONE, key=OTHER,
-                        key_id="alpha-2")
-    ring = export_key_ring([RingKey("alpha-3", os.urandom(32), current=True), RingKey("alpha-2", OTHER)],
-                           tenant="alpha", exported_at="2025-01-01T00:00:00+00:00")
+    artifact = handmade(
+        zlib.compress(b"x"), version=2, payload=0, compression=Compression.NONE, key=OTHER, key_id="alpha-2"
+    )
+    ring = export_key_ring(
+        [RingKey("alpha-3", os.urandom(32), current=True), RingKey("alpha-2", OTHER)],
+        tenant="alpha",
+        exported_at="2025-01-01T00:00:00+00:00",
+    )
     (tmp_path / "ring.json").write_bytes(ring)
     (tmp_path / "single.json").write_bytes(export_key_file(KEY, "alpha-1"))
     (tmp_path / "a.bpaf").write_bytes(artifact)
-    assert cli.main(["--key-file", str(tmp_path / "single.json"), "--key-file", str(tmp_path / "ring.json"),
-                     "--check", str(tmp_path / "a.bpaf")]) == 0
+    assert (
+        cli.main(
+            [
+                "--key-file",
+                str(tmp_path / "single.json"),
+                "--key-file",
+                str(tmp_path / "ring.json"),
+                "--check",
+                str(tmp_path / "a.bpaf"),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
 
     # Only the single key: refused, naming the key it needs, before anything is decrypted.
     assert cli.main(["--key-file", str(tmp_path / "single.json"), "--check", str(tmp_path / "a.bpaf")]) == 1
-    assert "encrypted with key 'alpha-2', which is not in the key file(s) given (they hold 'alpha-1')" in \
-        capsys.readouterr().err
+    assert (
+        "encrypted with key 'alpha-2', which is not in the key file(s) given (they hold 'alpha-1')"
+        in capsys.readouterr().err
+    )
     # The right id with the wrong key: key_check catches it.
     (tmp_path / "liar.json").write_bytes(export_key_file(KEY, "alpha-2"))
     assert cli.main(["--key-file", str(tmp_path / "liar.json"), "--check", str(tmp_path / "a.bpaf")]) == 1
     assert "does not match this artifact" in capsys.readouterr().err
     # Two files that disagree about one id are a key file error.
-    assert cli.main(["--key-file", str(tmp_path / "liar.json"), "--key-file", str(tmp_path / "ring.json"),
-                     "--check", str(tmp_path / "a.bpaf")]) == 2
+    assert (
+        cli.main(
+            [
+                "--key-file",
+                str(tmp_path / "liar.json"),
+                "--key-file",
+                str(tmp_path / "ring.json"),
+                "--check",
+                str(tmp_path / "a.bpaf"),
+            ]
+        )
+        == 2
+    )
     document = json.loads(ring)
     assert document["current_key_id"] == "alpha-3" and len(document["keys"]) == 2
 
@@ -150,8 +195,9 @@ class _BytesSource:
 def _bundle_artifact(members: dict[str, bytes], *, segment_size: int = 4096) -> bytes:
     from backups.engines.bundle import bundle_source
 
-    bundle = bundle_source([(name, lambda data=data: _BytesSource(data)) for name, data in members.items()],
-                           segment_size=segment_size)
+    bundle = bundle_source(
+        [(name, lambda data=data: _BytesSource(data)) for name, data in members.items()], segment_size=segment_size
+    )
     out = io.BytesIO()
     backup_stream(bundle, out, data_key=KEY, key_id="alpha-1", payload="bp-bundle")
     bundle.finish()
@@ -161,8 +207,9 @@ def _bundle_artifact(members: dict[str, bytes], *, segment_size: int = 4096) -> 
 def _unpack(tmp_path: Path, artifact: bytes, folder: str = "unpacked") -> int:
     (tmp_path / "a.bpaf").write_bytes(artifact)
     (tmp_path / "k.json").write_bytes(export_key_file(KEY, "alpha-1"))
-    return cli.main(["--key-file", str(tmp_path / "k.json"), "--unpack", str(tmp_path / folder),
-                     str(tmp_path / "a.bpaf")])
+    return cli.main(
+        ["--key-file", str(tmp_path / "k.json"), "--unpack", str(tmp_path / folder), str(tmp_path / "a.bpaf")]
+    )
 
 
 def test_unpack_writes_bundle_members_whole_and_checked(tmp_path: Path, capsys) -> None:
@@ -187,8 +234,12 @@ def test_unpack_reads_bundles_of_earlier_versions(tmp_path: Path) -> None:
         info = tarfile.TarInfo("00-db.dump")
         info.size, info.pax_headers = len(dump), {"BP.sha256": hashlib.sha256(dump).hexdigest()}
         tar.addfile(info, io.BytesIO(dump))
-        manifest = json.dumps({"format": "bp-bundle/1", "members": [
-            {"name": "00-db.dump", "size": len(dump), "sha256": hashlib.sha256(dump).hexdigest()}]}).encode()
+        manifest = json.dumps(
+            {
+                "format": "bp-bundle/1",
+                "members": [{"name": "00-db.dump", "size": len(dump), "sha256": hashlib.sha256(dump).hexdigest()}],
+            }
+        ).encode()
         info = tarfile.TarInfo("manifest.json")
         info.size = len(manifest)
         tar.addfile(info, io.BytesIO(manifest))

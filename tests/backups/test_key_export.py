@@ -73,8 +73,9 @@ def test_a_wrong_password_exports_nothing_and_is_recorded(api, admin_a, tenant_a
 
 @pytest.mark.parametrize("role", [Role.OPERATOR, Role.VIEWER])
 def test_operators_and_viewers_cannot_export(api, tenant_a, role):
-    user = tenant_services.user_create(tenant=tenant_a, username=f"u-{role}", role=role, password=PASSWORD,
-                                       email="u@example.com").user
+    user = tenant_services.user_create(
+        tenant=tenant_a, username=f"u-{role}", role=role, password=PASSWORD, email="u@example.com"
+    ).user
     response = api(user).post(URL, {"password": PASSWORD}, format="json")
     assert response.status_code == 403
     assert not AuditEvent.objects.filter(action="key_export").exists()
@@ -90,8 +91,10 @@ def test_each_admin_gets_only_their_own_workspace_keys(api, admin_a, admin_b, te
     a_id, _ = keys.tenant_current_key(tenant_a)
     ring = api(admin_b).post(URL, {"password": PASSWORD}, format="json").json()
     assert ring["tenant"] == "bravo" and a_id not in json.dumps(ring)
-    assert api(admin_b).post(URL, {"password": PASSWORD}, format="json",
-                             HTTP_X_WORKSPACE="alpha").status_code in (403, 404)
+    assert api(admin_b).post(URL, {"password": PASSWORD}, format="json", HTTP_X_WORKSPACE="alpha").status_code in (
+        403,
+        404,
+    )
 
 
 def test_bad_bodies_are_validation_errors(api, admin_a):
@@ -125,8 +128,9 @@ def staff_admin(admin_a):
 
 
 def action(client, tenant, **extra):
-    return client.post("/admin/tenants/tenant/", {"action": "export_backup_keys", "_selected_action": [tenant.pk],
-                                                  **extra})
+    return client.post(
+        "/admin/tenants/tenant/", {"action": "export_backup_keys", "_selected_action": [tenant.pk], **extra}
+    )
 
 
 def test_admin_action_asks_for_the_password_then_downloads_the_ring(staff_admin, tenant_a):

@@ -116,8 +116,7 @@ def test_master_key_rotation_accepts_old_and_new_then_needs_only_new(settings, t
     out = io.StringIO()
     call_command("rotatemasterkey", stdout=out)
     assert "3 key(s) re-wrapped" in out.getvalue()
-    assert set(TenantKey.objects.values_list("master_fingerprint", flat=True)) == {
-        master_key_fingerprint(b"n" * 32)}
+    assert set(TenantKey.objects.values_list("master_fingerprint", flat=True)) == {master_key_fingerprint(b"n" * 32)}
 
     settings.BACKUP_MASTER_KEY = NEW  # the old master key is gone
     assert check_backup_keys() == []
@@ -212,8 +211,12 @@ def test_import_refuses_a_key_that_is_not_the_one_recorded_under_its_id(settings
     settings.BACKUP_MASTER_KEY = OLD
     artifact_for(tenant_a, b"a")
     row = TenantKey.objects.get(tenant=tenant_a)
-    forged = {"type": "bpaf-key-ring", "version": 1, "tenant": "alpha", "keys": [
-        {"key_id": row.key_id, "key": base64.b64encode(os.urandom(32)).decode(), "current": True}]}
+    forged = {
+        "type": "bpaf-key-ring",
+        "version": 1,
+        "tenant": "alpha",
+        "keys": [{"key_id": row.key_id, "key": base64.b64encode(os.urandom(32)).decode(), "current": True}],
+    }
     path = tmp_path / "forged.json"
     path.write_text(json.dumps(forged))
     settings.BACKUP_MASTER_KEY = NEW

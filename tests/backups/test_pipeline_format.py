@@ -43,9 +43,7 @@ OTHER_KEY = bytes(range(1, 33))
 CHUNK = 64
 
 
-def make_artifact(
-    data: bytes, *, compression: str = "none", chunk_size: int = CHUNK, key: bytes = KEY
-) -> bytes:
+def make_artifact(data: bytes, *, compression: str = "none", chunk_size: int = CHUNK, key: bytes = KEY) -> bytes:
     sink = io.BytesIO()
     backup_stream(
         io.BytesIO(data),
@@ -176,9 +174,7 @@ def test_duplicating_the_final_chunk_is_detected() -> None:
 
 def test_wrong_key_fails_at_once_with_a_clear_message() -> None:
     artifact = make_artifact(DATA)
-    with pytest.raises(
-        WrongKey, match=r"wrong key: this artifact was encrypted with key 'tenant-7/v1'"
-    ):
+    with pytest.raises(WrongKey, match=r"wrong key: this artifact was encrypted with key 'tenant-7/v1'"):
         restore_stream(io.BytesIO(artifact), OTHER_KEY)
 
 
@@ -228,9 +224,7 @@ def test_a_chunk_claiming_a_huge_length_is_refused_before_reading_it() -> None:
 
 def test_verify_reports_the_same_checksum_and_sizes_as_the_backup() -> None:
     sink = io.BytesIO()
-    result = backup_stream(
-        io.BytesIO(DATA * 10), sink, data_key=KEY, key_id="k", compression="gzip", chunk_size=CHUNK
-    )
+    result = backup_stream(io.BytesIO(DATA * 10), sink, data_key=KEY, key_id="k", compression="gzip", chunk_size=CHUNK)
     verified = verify_stream(io.BytesIO(sink.getvalue()), KEY, decompress=True)
     assert verified.sha256 == result.sha256
     assert verified.stored_bytes == result.stored_bytes == len(sink.getvalue())
@@ -309,16 +303,12 @@ def test_the_reference_decryptor_in_the_format_document_restores_an_artifact(
     key_file = tmp_path / "key.json"
     key_file.write_bytes(export_key_file(KEY, "tenant-7/v1"))
 
-    done = subprocess.run(
-        [sys.executable, str(script), str(key_file), str(artifact)], capture_output=True, check=True
-    )
+    done = subprocess.run([sys.executable, str(script), str(key_file), str(artifact)], capture_output=True, check=True)
     gunzipped = subprocess.run(["/usr/bin/gunzip", "-c"], input=done.stdout, capture_output=True)
     assert gunzipped.stdout == data
 
     tampered = bytearray(artifact.read_bytes())
     tampered[-3] ^= 1
     artifact.write_bytes(bytes(tampered))
-    failed = subprocess.run(
-        [sys.executable, str(script), str(key_file), str(artifact)], capture_output=True
-    )
+    failed = subprocess.run([sys.executable, str(script), str(key_file), str(artifact)], capture_output=True)
     assert failed.returncode != 0

@@ -85,9 +85,7 @@ def test_empty_source_gives_a_restorable_artifact(compression: str) -> None:
 @pytest.mark.parametrize("compression", COMPRESSIONS)
 @pytest.mark.parametrize("delta", [-1, 0, 1])
 @pytest.mark.parametrize("chunks", [1, 2, 3])
-def test_sizes_around_chunk_boundaries_round_trip(
-    compression: str, delta: int, chunks: int
-) -> None:
+def test_sizes_around_chunk_boundaries_round_trip(compression: str, delta: int, chunks: int) -> None:
     chunk_size = 4096
     data = os.urandom(chunk_size * chunks + delta)  # incompressible: compressed size ~ raw size
     assert restore(backup(data, compression, chunk_size=chunk_size)) == data
@@ -95,9 +93,7 @@ def test_sizes_around_chunk_boundaries_round_trip(
 
 def test_uncompressed_chunk_count_follows_the_chunk_size() -> None:
     sink = io.BytesIO()
-    result = backup_stream(
-        io.BytesIO(b"x" * 1000), sink, data_key=KEY, key_id="k", compression="none", chunk_size=100
-    )
+    result = backup_stream(io.BytesIO(b"x" * 1000), sink, data_key=KEY, key_id="k", compression="none", chunk_size=100)
     assert result.chunks == 10  # the tenth chunk is the final one, not an extra empty chunk
     assert result.raw_bytes == result.compressed_bytes == 1000
     assert result.stored_bytes == len(sink.getvalue())
@@ -110,9 +106,7 @@ def test_uncompressed_chunk_count_follows_the_chunk_size() -> None:
     read_size=st.integers(min_value=1, max_value=900),
     compression=st.sampled_from(COMPRESSIONS),
 )
-def test_random_contents_and_sizes_round_trip(
-    data: bytes, chunk_size: int, read_size: int, compression: str
-) -> None:
+def test_random_contents_and_sizes_round_trip(data: bytes, chunk_size: int, read_size: int, compression: str) -> None:
     artifact = backup(data, compression, chunk_size=chunk_size, read_size=read_size)
     assert restore(artifact) == data
 
@@ -167,9 +161,7 @@ def test_decrypt_stream_gives_the_compressed_stream_zstd_can_read() -> None:
     data = semi_compressible(500_000)
     artifact = backup(data, "zstd", chunk_size=10_000)
     compressed = b"".join(decrypt_stream(io.BytesIO(artifact), KEY))
-    done = subprocess.run(
-        ["/usr/bin/zstd", "-d", "-c"], input=compressed, capture_output=True, check=True
-    )
+    done = subprocess.run(["/usr/bin/zstd", "-d", "-c"], input=compressed, capture_output=True, check=True)
     assert done.stdout == data
 
 
@@ -399,16 +391,12 @@ def test_offline_cli_decompress_to_stdout_reproduces_the_original(
 
 def test_offline_cli_reads_the_artifact_from_stdin(key_file: Path) -> None:
     data = semi_compressible(300_000)
-    done = run_cli(
-        "--key-file", str(key_file), "--decompress", "-", "-", stdin=backup(data, "gzip")
-    )
+    done = run_cli("--key-file", str(key_file), "--decompress", "-", "-", stdin=backup(data, "gzip"))
     assert done.returncode == 0, done.stderr
     assert done.stdout == data
 
 
-def test_offline_cli_refuses_a_tampered_artifact_and_leaves_no_output(
-    tmp_path: Path, key_file: Path
-) -> None:
+def test_offline_cli_refuses_a_tampered_artifact_and_leaves_no_output(tmp_path: Path, key_file: Path) -> None:
     artifact = bytearray(backup(semi_compressible(500_000), "zstd", chunk_size=10_000))
     artifact[-100] ^= 0x10
     path = tmp_path / "backup.bpaf"
@@ -452,9 +440,7 @@ def test_offline_cli_rejects_a_broken_key_file(tmp_path: Path) -> None:
     path = tmp_path / "backup.bpaf"
     path.write_bytes(backup(b"rows", "zstd"))
     bad = tmp_path / "key.json"
-    bad.write_text(
-        json.dumps({"type": "bpaf-data-key", "version": 1, "key_id": "x", "key": "AAAA"})
-    )
+    bad.write_text(json.dumps({"type": "bpaf-data-key", "version": 1, "key_id": "x", "key": "AAAA"}))
     done = run_cli("--key-file", str(bad), str(path), "-")
     assert done.returncode == 2
     assert b"32 bytes" in done.stderr
@@ -489,7 +475,7 @@ def test_a_pipe_written_in_small_pieces_is_read_in_whole_blocks_and_round_trips(
     def writer() -> None:
         with os.fdopen(write_fd, "wb", buffering=0) as out:
             for start in range(0, len(data), 7000):
-                out.write(data[start:start + 7000])
+                out.write(data[start : start + 7000])
 
     thread = threading.Thread(target=writer)
     thread.start()

@@ -35,10 +35,12 @@ def _my_up() -> bool:
         return False
 
 
-needs_pg = pytest.mark.skipif(not (_pg_up() and shutil.which("pg_dump")),
-                              reason="needs a PostgreSQL server on 127.0.0.1:5432 and pg_dump")
-needs_mysql = pytest.mark.skipif(not (_my_up() and shutil.which("mysqldump")),
-                                 reason="needs MariaDB/MySQL on 127.0.0.1:3306 and mysqldump")
+needs_pg = pytest.mark.skipif(
+    not (_pg_up() and shutil.which("pg_dump")), reason="needs a PostgreSQL server on 127.0.0.1:5432 and pg_dump"
+)
+needs_mysql = pytest.mark.skipif(
+    not (_my_up() and shutil.which("mysqldump")), reason="needs MariaDB/MySQL on 127.0.0.1:3306 and mysqldump"
+)
 
 
 def pg_drop(name: str) -> None:
@@ -48,8 +50,25 @@ def pg_drop(name: str) -> None:
 
 def pg_dump_text(name: str) -> str:
     """A plain dump for comparing two databases (header comments and the name removed)."""
-    out = subprocess.run(["pg_dump", "-h", PG["host"], "-p", str(PG["port"]), "-U", PG["user"], "--no-owner",
-                          "--no-privileges", "--blobs", "-d", name], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "pg_dump",
+            "-h",
+            PG["host"],
+            "-p",
+            str(PG["port"]),
+            "-U",
+            PG["user"],
+            "--no-owner",
+            "--no-privileges",
+            "--blobs",
+            "-d",
+            name,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     lines = [line for line in out.splitlines() if not line.startswith("--") and "restrict" not in line.lower()]
     return "\n".join(lines).replace(name, "DBNAME")
 
@@ -89,14 +108,21 @@ def cleanup_pg():
 
 @pytest.fixture
 def pg_server_row(tenant_a):
-    return Server.objects.create(tenant=tenant_a, name="local-pg", type="postgresql", host=PG["host"], port=PG["port"],
-                                 credentials={"username": PG["user"], "password": ""})
+    return Server.objects.create(
+        tenant=tenant_a,
+        name="local-pg",
+        type="postgresql",
+        host=PG["host"],
+        port=PG["port"],
+        credentials={"username": PG["user"], "password": ""},
+    )
 
 
 @pytest.fixture
 def local_storage(tenant_a, tmp_path):
-    return Storage.objects.create(tenant=tenant_a, name="disk", type="local", is_default=True,
-                                  configuration={"path": str(tmp_path / "store")})
+    return Storage.objects.create(
+        tenant=tenant_a, name="disk", type="local", is_default=True, configuration={"path": str(tmp_path / "store")}
+    )
 
 
 @pytest.fixture

@@ -27,20 +27,29 @@ def test_admin_actions_on_backups(superuser, completed_backup, pg_server_row):
     client.force_login(superuser)
     page = client.get("/admin/backups/backup/", {"status__exact": "completed"})
     assert page.status_code == 200 and completed_backup.name.encode() in page.content
-    response = client.post("/admin/backups/backup/", {"action": "verify_decrypt",
-                                                      "_selected_action": [completed_backup.pk]})
+    response = client.post(
+        "/admin/backups/backup/", {"action": "verify_decrypt", "_selected_action": [completed_backup.pk]}
+    )
     assert response.status_code == 302
     assert Verification.objects.filter(backup=completed_backup, test_type="decrypt").exists()
     download = client.post("/admin/backups/backup/", {"action": "download", "_selected_action": [completed_backup.pk]})
     assert download.status_code == 302 and "/api/v1/downloads/" in download["Location"]
     form = client.get(f"/admin/backups/backup/{completed_backup.pk}/restore/")
     assert form.status_code == 200 and b"Masking rules" in form.content
-    posted = client.post(f"/admin/backups/backup/{completed_backup.pk}/restore/",
-                         {"target_server": pg_server_row.pk, "target_database": "admin_restore_target",
-                          "strategy": "create_new", "masking_rules": "email=hash"})
+    posted = client.post(
+        f"/admin/backups/backup/{completed_backup.pk}/restore/",
+        {
+            "target_server": pg_server_row.pk,
+            "target_database": "admin_restore_target",
+            "strategy": "create_new",
+            "masking_rules": "email=hash",
+        },
+    )
     assert posted.status_code == 302
     restore = Restore.objects.get(backup=completed_backup)
     assert restore.masking_rules == {"email": "hash"} and restore.target_database == "admin_restore_target"
-    bad = client.post(f"/admin/backups/backup/{completed_backup.pk}/restore/",
-                      {"target_database": "x", "strategy": "create_new", "masking_rules": "oops"})
+    bad = client.post(
+        f"/admin/backups/backup/{completed_backup.pk}/restore/",
+        {"target_database": "x", "strategy": "create_new", "masking_rules": "oops"},
+    )
     assert bad.status_code == 200 and b"column=rule" in bad.content

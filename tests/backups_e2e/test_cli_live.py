@@ -25,10 +25,10 @@ from .conftest import PG, needs_pg
 ROOT = Path(__file__).resolve().parents[2]
 
 
-
 def _post_json(url: str, body: dict) -> dict:
-    request = urllib.request.Request(url, method="POST", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, method="POST", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
@@ -39,17 +39,39 @@ def test_a_cli_backup_beside_make_run_shows_live_on_its_socket(tmp_path, pg_sour
     var = tmp_path / "var"
     port = free_port()
     # The instance: SQLite and its own embedded Redis in ``var`` (the ``make run`` defaults).
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
+    }
     env.update(PLATFORM_VAR_DIR=str(var), PYTHONUNBUFFERED="1")
     log = tmp_path / "run.log"
-    runner = subprocess.Popen([sys.executable, "-m", "backupplatform.runner", "run", "--port", str(port),
-                               "--jobs-port", str(free_port()), "--redis-port", str(free_port()),
-                               "--concurrency", "1"], cwd=ROOT, env=env, stdout=log.open("w"),
-                              stderr=subprocess.STDOUT)
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "backupplatform.runner",
+            "run",
+            "--port",
+            str(port),
+            "--jobs-port",
+            str(free_port()),
+            "--redis-port",
+            str(free_port()),
+            "--concurrency",
+            "1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     try:
-        wait_for(lambda: "serving http" in log.read_text() and (var / "run.env").exists(), timeout=240,
-                 what="make run serving")
+        wait_for(
+            lambda: "serving http" in log.read_text() and (var / "run.env").exists(),
+            timeout=240,
+            what="make run serving",
+        )
         recorded = (var / "run.env").read_text()
         redis_url = re.search(r"^REDIS_URL=(\S+)$", recorded, re.M).group(1)
         assert f"embedded Redis at {redis_url}" in log.read_text()
@@ -66,27 +88,49 @@ def test_a_cli_backup_beside_make_run_shows_live_on_its_socket(tmp_path, pg_sour
 
         wait_for(serving, timeout=60, interval=0.5, what="the web server answering")
         password = re.search(r"Password: (\S+)", log.read_text()).group(1)
-        token = _post_json(f"http://127.0.0.1:{port}/api/v1/auth/login",
-                           {"username": "admin", "password": password})["access_token"]
+        token = _post_json(f"http://127.0.0.1:{port}/api/v1/auth/login", {"username": "admin", "password": password})[
+            "access_token"
+        ]
 
         # Commands beside it: neither REDIS_URL nor DATABASE_URL set.
         cli_env = dict(env)
         setup = subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c",
-             "from backups.models import Server; from tenants.models import Tenant; "
-             f"s = Server.objects.create(tenant=Tenant.objects.get(slug='demo'), name='pg', type='postgresql', "
-             f"host='{PG['host']}', port={PG['port']}, credentials={{'username': '{PG['user']}', 'password': ''}}); "
-             "print('SERVER', s.pk)"],
-            cwd=ROOT, env=cli_env, capture_output=True, text=True, timeout=120)
+            [
+                sys.executable,
+                "manage.py",
+                "shell",
+                "-c",
+                "from backups.models import Server; from tenants.models import Tenant; "
+                f"s = Server.objects.create(tenant=Tenant.objects.get(slug='demo'), name='pg', type='postgresql', "
+                f"host='{PG['host']}', port={PG['port']}, credentials={{'username': '{PG['user']}', 'password': ''}}); "
+                "print('SERVER', s.pk)",
+            ],
+            cwd=ROOT,
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert setup.returncode == 0, setup.stderr
         server_id = re.search(r"SERVER (\d+)", setup.stdout).group(1)
 
         async def scenario() -> tuple[list[dict], subprocess.CompletedProcess]:
             async with websockets.connect(f"ws://127.0.0.1:{port}/ws?token={token}") as ws:
                 cli = await asyncio.create_subprocess_exec(
-                    sys.executable, "manage.py", "backup", "--tenant", "demo", "--server", server_id,
-                    "--database", pg_source_db, cwd=ROOT, env=cli_env,
-                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                    sys.executable,
+                    "manage.py",
+                    "backup",
+                    "--tenant",
+                    "demo",
+                    "--server",
+                    server_id,
+                    "--database",
+                    pg_source_db,
+                    cwd=ROOT,
+                    env=cli_env,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                )
                 events: list[dict] = []
                 deadline = time.monotonic() + 120
                 while time.monotonic() < deadline:
@@ -131,6 +175,8 @@ def test_the_record_of_a_stopped_instance_is_ignored(tmp_path):
 def test_transfer_text_in_human_units():
     from backups.management.commands._runner import transfer_text
 
-    assert transfer_text(bytes_done=12_000_000, bytes_total=40_000_000, throughput_bps=5_100_000,
-                         eta_seconds=6) == "12 MB / 40 MB  5.1 MB/s  ETA 00:00:06"
+    assert (
+        transfer_text(bytes_done=12_000_000, bytes_total=40_000_000, throughput_bps=5_100_000, eta_seconds=6)
+        == "12 MB / 40 MB  5.1 MB/s  ETA 00:00:06"
+    )
     assert transfer_text(bytes_done=1_100_000, bytes_total=None, throughput_bps=None, eta_seconds=None) == "1.1 MB"

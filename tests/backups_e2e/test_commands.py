@@ -34,7 +34,10 @@ def test_backup_verify_restore_commands(tenant_a, pg_server_row, local_storage, 
     call_command("restore", str(backup.pk), "--target-database", target)
     assert pg_dump_text(target) == pg_dump_text(pg_source_db)
     assert set(AuditEvent.objects.filter(source="cli").values_list("action", flat=True)) >= {
-        "backup_create", "verify_create", "restore_create"}
+        "backup_create",
+        "verify_create",
+        "restore_create",
+    }
 
 
 def test_commands_refuse_bad_arguments(tenant_a, pg_server_row):
@@ -49,31 +52,54 @@ def test_commands_refuse_bad_arguments(tenant_a, pg_server_row):
 
 
 def test_exportkey_then_decrypt_without_any_database(tenant_a, pg_server_row, local_storage, pg_source_db, tmp_path):
-    call_command("backup", "--tenant", "alpha", "--server", str(pg_server_row.pk), "--database", pg_source_db,
-                 "--compression", "gzip")
+    call_command(
+        "backup",
+        "--tenant",
+        "alpha",
+        "--server",
+        str(pg_server_row.pk),
+        "--database",
+        pg_source_db,
+        "--compression",
+        "gzip",
+    )
     backup = Backup.objects.get()
     key = tmp_path / "alpha.key.json"
     call_command("exportkey", "--tenant", "alpha", "--output", str(key))
     assert oct(key.stat().st_mode & 0o777) == "0o600"
     artifact = Path(local_storage.configuration["path"]) / backup.storage_path
-    env = dict(os.environ, DATABASE_URL="postgres://nobody@127.0.0.1:1/nothing",
-               DJANGO_SETTINGS_MODULE="backupplatform.settings.test")
+    env = dict(
+        os.environ,
+        DATABASE_URL="postgres://nobody@127.0.0.1:1/nothing",
+        DJANGO_SETTINGS_MODULE="backupplatform.settings.test",
+    )
     out = tmp_path / "dump"
-    result = subprocess.run([sys.executable, "manage.py", "decrypt", "--key-file", str(key), "--decompress",
-                             str(artifact), str(out)], cwd=ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "decrypt", "--key-file", str(key), "--decompress", str(artifact), str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     listing = subprocess.run(["pg_restore", "--list", str(out)], capture_output=True, text=True, check=True).stdout
     assert "TABLE DATA public customers" in listing
     artifact.write_bytes(artifact.read_bytes()[:-50])
-    broken = subprocess.run([sys.executable, "manage.py", "decrypt", "--key-file", str(key), str(artifact),
-                             str(tmp_path / "x")], cwd=ROOT, env=env, capture_output=True, text=True)
+    broken = subprocess.run(
+        [sys.executable, "manage.py", "decrypt", "--key-file", str(key), str(artifact), str(tmp_path / "x")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert broken.returncode != 0 and "decrypt failed" in broken.stderr
 
 
 def test_backup_progress_bar_shows_bytes_and_throughput(tenant_a, pg_server_row, local_storage, pg_source_db):
     out = io.StringIO()
-    call_command("backup", "--tenant", "alpha", "--server", str(pg_server_row.pk), "--database", pg_source_db,
-                 stdout=out)
+    call_command(
+        "backup", "--tenant", "alpha", "--server", str(pg_server_row.pk), "--database", pg_source_db, stdout=out
+    )
     text = out.getvalue()
     backup = Backup.objects.get()
     assert backup.status == "completed"
@@ -94,6 +120,7 @@ def test_decrypt_unpacks_an_application_bundle(tmp_path):
     with open(tmp_path / "app.bpaf", "wb") as artifact:
         backup_stream(bundle, artifact, data_key=key, key_id="alpha-1", payload="bp-bundle")
     bundle.finish()
-    call_command("decrypt", "--key-file", str(tmp_path / "k.json"), "--unpack", str(tmp_path / "out"),
-                 str(tmp_path / "app.bpaf"))
+    call_command(
+        "decrypt", "--key-file", str(tmp_path / "k.json"), "--unpack", str(tmp_path / "out"), str(tmp_path / "app.bpaf")
+    )
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["00-config.json", "manifest.json"]

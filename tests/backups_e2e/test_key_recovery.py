@@ -36,11 +36,15 @@ def local_mode_env(key_file: Path) -> dict[str, str]:
     """``make run``'s settings against the test database, the master key in ``key_file``."""
     db = connection.settings_dict
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO")}
-    env.update(DJANGO_SETTINGS_MODULE="backupplatform.settings.local", BACKUP_MASTER_KEY="",
-               BACKUP_MASTER_KEY_FILE=str(key_file), SECRET_KEY="x" * 50,
-               FIELD_ENCRYPTION_KEY="6q3Y8kS0b2t3wqJmX7vZ6p1y9hNnR4uVdC5eF8gH0iA=",
-               DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-               CELERY_WORKER_HIJACK_ROOT_LOGGER="false")
+    env.update(
+        DJANGO_SETTINGS_MODULE="backupplatform.settings.local",
+        BACKUP_MASTER_KEY="",
+        BACKUP_MASTER_KEY_FILE=str(key_file),
+        SECRET_KEY="x" * 50,
+        FIELD_ENCRYPTION_KEY="6q3Y8kS0b2t3wqJmX7vZ6p1y9hNnR4uVdC5eF8gH0iA=",
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        CELERY_WORKER_HIJACK_ROOT_LOGGER="false",
+    )
     return env
 
 
@@ -61,18 +65,32 @@ def test_without_its_master_key_the_platform_refuses_to_start_and_makes_no_new_k
     assert "backups.E001" in checked.stderr and fingerprint in checked.stderr and str(key_file) in checked.stderr
     assert "importkey" in checked.stderr
 
-    exported = run([sys.executable, "manage.py", "exportkey", "--tenant", "alpha", "--output",
-                    str(tmp_path / "k.json")], env)
+    exported = run(
+        [sys.executable, "manage.py", "exportkey", "--tenant", "alpha", "--output", str(tmp_path / "k.json")], env
+    )
     assert exported.returncode != 0 and fingerprint in exported.stderr
     assert not (tmp_path / "k.json").exists()
 
-    server = run([sys.executable, "-m", "uvicorn", "backupplatform.asgi:application", "--port", "0",
-                  "--lifespan", "on"], env)
+    server = run(
+        [sys.executable, "-m", "uvicorn", "backupplatform.asgi:application", "--port", "0", "--lifespan", "on"], env
+    )
     assert server.returncode != 0
     assert fingerprint in server.stderr + server.stdout
 
-    worker = run([sys.executable, "-m", "celery", "-A", "backupplatform", "worker", "--pool=solo",
-                  "-n", f"keys-{os.getpid()}@%h"], env)
+    worker = run(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "backupplatform",
+            "worker",
+            "--pool=solo",
+            "-n",
+            f"keys-{os.getpid()}@%h",
+        ],
+        env,
+    )
     assert worker.returncode != 0
     assert "Refusing to start the worker" in worker.stderr + worker.stdout
     assert fingerprint in worker.stderr + worker.stdout
@@ -106,7 +124,8 @@ def verify_decrypt(api, user, backup) -> bool:
 
 @needs_pg
 def test_importkey_on_a_fresh_platform_database_restores_an_old_backup(
-        old_master, api, admin_a, tenant_a, pg_server_row, local_storage, pg_source_db, cleanup_pg, tmp_path):
+    old_master, api, admin_a, tenant_a, pg_server_row, local_storage, pg_source_db, cleanup_pg, tmp_path
+):
     backup = backup_through_api(api, admin_a, pg_server_row, pg_source_db)
     assert backup.status == "completed", backup.error_message
     ring = tmp_path / "alpha.keys.json"
@@ -130,7 +149,8 @@ def test_importkey_on_a_fresh_platform_database_restores_an_old_backup(
 
 @needs_pg
 def test_backups_before_and_after_each_rotation_restore_verify_and_decrypt_offline(
-        old_master, api, admin_a, tenant_a, pg_server_row, local_storage, pg_source_db, cleanup_pg, tmp_path):
+    old_master, api, admin_a, tenant_a, pg_server_row, local_storage, pg_source_db, cleanup_pg, tmp_path
+):
     made = []
 
     def backup_now(label: str):
@@ -162,11 +182,28 @@ def test_backups_before_and_after_each_rotation_restore_verify_and_decrypt_offli
 
         artifact = Path(local_storage.configuration["path"]) / backup.storage_path
         dump = tmp_path / f"{label}.dump"
-        done = subprocess.run([sys.executable, "-I", "decrypt_cli.py", "--key-file", str(ring), "--decompress",
-                               str(artifact), str(dump)], cwd=tmp_path, capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-I", "decrypt_cli.py", "--key-file", str(ring), "--decompress", str(artifact), str(dump)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 0, (label, done.stderr)
         with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
             conn.execute(f'CREATE DATABASE "{target}_offline"')
-        subprocess.run(["pg_restore", "-h", PG["host"], "-U", PG["user"], "--single-transaction", "--no-owner",
-                        "-d", f"{target}_offline", str(dump)], check=True)
+        subprocess.run(
+            [
+                "pg_restore",
+                "-h",
+                PG["host"],
+                "-U",
+                PG["user"],
+                "--single-transaction",
+                "--no-owner",
+                "-d",
+                f"{target}_offline",
+                str(dump),
+            ],
+            check=True,
+        )
         assert pg_dump_text(f"{target}_offline") == pg_dump_text(target)

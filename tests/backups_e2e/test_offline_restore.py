@@ -46,12 +46,29 @@ def bare_python(tmp_path_factory) -> Path:
     """A virtualenv with nothing but the two packages the decryptor needs."""
     venv = tmp_path_factory.mktemp("bare") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
-                    pinned("cryptography"), pinned("zstandard")], check=True, capture_output=True)
-    listed = subprocess.run([str(venv / "bin" / "pip"), "list", "--format=json"], check=True,
-                            capture_output=True, text=True).stdout
+    subprocess.run(
+        [
+            str(venv / "bin" / "pip"),
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            pinned("cryptography"),
+            pinned("zstandard"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    listed = subprocess.run(
+        [str(venv / "bin" / "pip"), "list", "--format=json"], check=True, capture_output=True, text=True
+    ).stdout
     assert {p["name"].lower() for p in json.loads(listed)} <= {
-        "cryptography", "zstandard", "cffi", "pycparser", "pip", "setuptools"}
+        "cryptography",
+        "zstandard",
+        "cffi",
+        "pycparser",
+        "pip",
+        "setuptools",
+    }
     return venv / "bin" / "python"
 
 
@@ -74,8 +91,12 @@ def offline_env(bare_python: Path) -> dict[str, str]:
 
 
 def decrypt(bare_python: Path, folder: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(bare_python), "-I", "decrypt_cli.py", "--key-file", "alpha.keys.json", *args],
-                          cwd=folder, capture_output=True, env=offline_env(bare_python))
+    return subprocess.run(
+        [str(bare_python), "-I", "decrypt_cli.py", "--key-file", "alpha.keys.json", *args],
+        cwd=folder,
+        capture_output=True,
+        env=offline_env(bare_python),
+    )
 
 
 def pg_exists(name: str) -> bool:
@@ -104,8 +125,10 @@ def three_table_db():
     with psycopg.connect(dbname=name, **PG) as conn:
         conn.execute("CREATE TABLE a_small AS SELECT n FROM generate_series(1, 100) n")
         conn.execute("CREATE TABLE b_small AS SELECT n, md5(n::text) AS h FROM generate_series(1, 100) n")
-        conn.execute("CREATE TABLE c_big AS SELECT n, decode(md5(random()::text) || md5(random()::text) || "
-                     "md5(random()::text) || md5(random()::text), 'hex') AS blob FROM generate_series(1, 80000) n")
+        conn.execute(
+            "CREATE TABLE c_big AS SELECT n, decode(md5(random()::text) || md5(random()::text) || "
+            "md5(random()::text) || md5(random()::text), 'hex') AS blob FROM generate_series(1, 80000) n"
+        )
     yield name
     pg_drop(name)
 
@@ -123,14 +146,17 @@ def tampered_copy(artifact: Path, folder: Path) -> Path:
 
 def table_counts(name: str) -> dict[str, int]:
     with psycopg.connect(dbname=name, **PG) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1").fetchall()]
+        tables = [
+            r[0]
+            for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1").fetchall()
+        ]
         return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
 
 
 @needs_pg
 def test_the_readme_path_leaves_nothing_behind_on_a_tampered_artifact(
-        api, admin_a, pg_server_row, local_storage, three_table_db, offline_dir, bare_python, cleanup_pg):
+    api, admin_a, pg_server_row, local_storage, three_table_db, offline_dir, bare_python, cleanup_pg
+):
     backup = backup_through_api(api, admin_a, pg_server_row, three_table_db, compression="zstd")
     assert backup.status == "completed", backup.error_message
     tampered = tampered_copy(Path(local_storage.configuration["path"]) / backup.storage_path, offline_dir)
@@ -142,8 +168,13 @@ def test_the_readme_path_leaves_nothing_behind_on_a_tampered_artifact(
     pg_drop(target)
 
     # The check stops it before anything is created.
-    done = subprocess.run(["bash", str(script), "alpha.keys.json", tampered.name, target], cwd=offline_dir, env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["bash", str(script), "alpha.keys.json", tampered.name, target],
+        cwd=offline_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode != 0
     assert "chunk" in done.stderr and "failed authentication" in done.stderr
     assert not pg_exists(target)
@@ -153,32 +184,46 @@ def test_the_readme_path_leaves_nothing_behind_on_a_tampered_artifact(
     without_check = script.read_text().replace('python3 decrypt_cli.py --key-file "$keys" --check "$artifact"', ":")
     assert without_check != script.read_text()
     (offline_dir / "no-check.sh").write_text(without_check)
-    done = subprocess.run(["bash", "no-check.sh", "alpha.keys.json", tampered.name, target], cwd=offline_dir,
-                          env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        ["bash", "no-check.sh", "alpha.keys.json", tampered.name, target],
+        cwd=offline_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode != 0, done.stderr
     assert not pg_exists(target)
 
     # What the safe path prevents: the plain pipe restores the tables before the damage.
     with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
         conn.execute("CREATE DATABASE bp_offline_unsafe")
-    subprocess.run(f"python3 decrypt_cli.py --key-file alpha.keys.json --decompress {tampered.name} - "
-                   "| pg_restore --no-owner -d bp_offline_unsafe", shell=True, cwd=offline_dir, env=env,
-                   capture_output=True)
+    subprocess.run(
+        f"python3 decrypt_cli.py --key-file alpha.keys.json --decompress {tampered.name} - "
+        "| pg_restore --no-owner -d bp_offline_unsafe",
+        shell=True,
+        cwd=offline_dir,
+        env=env,
+        capture_output=True,
+    )
     half = table_counts("bp_offline_unsafe")
     assert half.get("a_small") == 100 and half.get("b_small") == 100 and half.get("c_big", 0) < 80000
 
     # And with the intact artifact the same script restores everything.
     intact = offline_dir / "intact.dump.bpaf"
     shutil.copy(Path(local_storage.configuration["path"]) / backup.storage_path, intact)
-    done = subprocess.run(["bash", str(script), "alpha.keys.json", intact.name, target], cwd=offline_dir, env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["bash", str(script), "alpha.keys.json", intact.name, target],
+        cwd=offline_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert "payload pg_dump-custom" in done.stderr
     assert pg_dump_text(target) == pg_dump_text(three_table_db)
 
 
-def test_check_writes_nothing_and_its_exit_status_says_it(api, admin_a, tenant_a, offline_dir, bare_python,
-                                                         tmp_path):
+def test_check_writes_nothing_and_its_exit_status_says_it(api, admin_a, tenant_a, offline_dir, bare_python, tmp_path):
     from io import BytesIO
 
     from backups.keys import tenant_current_key
@@ -186,8 +231,7 @@ def test_check_writes_nothing_and_its_exit_status_says_it(api, admin_a, tenant_a
 
     key_id, key = tenant_current_key(tenant_a)
     sink = BytesIO()
-    backup_stream(BytesIO(os.urandom(3_000_000)), sink, data_key=key, key_id=key_id, compression="gzip",
-                  payload="tar")
+    backup_stream(BytesIO(os.urandom(3_000_000)), sink, data_key=key, key_id=key_id, compression="gzip", payload="tar")
     (offline_dir / "ok.tar.bpaf").write_bytes(sink.getvalue())
     bad = bytearray(sink.getvalue())
     bad[-30] ^= 0x01
@@ -207,8 +251,7 @@ def test_check_writes_nothing_and_its_exit_status_says_it(api, admin_a, tenant_a
     assert usage.returncode == 2
 
 
-def test_a_key_ring_is_matched_by_key_id_and_a_missing_key_is_named(api, admin_a, tenant_a, offline_dir,
-                                                                   bare_python):
+def test_a_key_ring_is_matched_by_key_id_and_a_missing_key_is_named(api, admin_a, tenant_a, offline_dir, bare_python):
     from io import BytesIO
 
     from backups.keys import tenant_current_key, tenant_key_rotate
@@ -235,8 +278,9 @@ def test_a_key_ring_is_matched_by_key_id_and_a_missing_key_is_named(api, admin_a
 
 
 @needs_pg
-def test_bare_virtualenv_restores_postgres_with_pg_restore(api, admin_a, pg_server_row, local_storage, pg_source_db,
-                                                           offline_dir, bare_python, cleanup_pg):
+def test_bare_virtualenv_restores_postgres_with_pg_restore(
+    api, admin_a, pg_server_row, local_storage, pg_source_db, offline_dir, bare_python, cleanup_pg
+):
     backup = backup_through_api(api, admin_a, pg_server_row, pg_source_db, compression="zstd")
     shutil.copy(Path(local_storage.configuration["path"]) / backup.storage_path, offline_dir / "db.dump.bpaf")
     assert decrypt(bare_python, offline_dir, "--check", "db.dump.bpaf").returncode == 0
@@ -246,18 +290,41 @@ def test_bare_virtualenv_restores_postgres_with_pg_restore(api, admin_a, pg_serv
     cleanup_pg.append(target)
     with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
         conn.execute(f'CREATE DATABASE "{target}"')
-    subprocess.run(["pg_restore", "--single-transaction", "--no-owner", "-d", target, "db.dump"], check=True,
-                   cwd=offline_dir, env=offline_env(bare_python))
+    subprocess.run(
+        ["pg_restore", "--single-transaction", "--no-owner", "-d", target, "db.dump"],
+        check=True,
+        cwd=offline_dir,
+        env=offline_env(bare_python),
+    )
     assert pg_dump_text(target) == pg_dump_text(pg_source_db)
 
 
 @needs_mysql
-def test_bare_virtualenv_restores_mariadb_with_mysql(api, admin_a, tenant_a, local_storage, mysql_source_db,  # noqa: F811
-                                                     offline_dir, bare_python):
-    server = Server.objects.create(tenant=tenant_a, name="maria", type="mysql", host=MY["host"], port=MY["port"],
-                                   credentials={"username": MY["user"], "password": ""})
-    op = backup_start(tenant=tenant_a, actor=admin_a, server=server, database_name=mysql_source_db,
-                      storage=local_storage, compression="gzip")
+def test_bare_virtualenv_restores_mariadb_with_mysql(
+    api,
+    admin_a,
+    tenant_a,
+    local_storage,
+    mysql_source_db,  # noqa: F811
+    offline_dir,
+    bare_python,
+):
+    server = Server.objects.create(
+        tenant=tenant_a,
+        name="maria",
+        type="mysql",
+        host=MY["host"],
+        port=MY["port"],
+        credentials={"username": MY["user"], "password": ""},
+    )
+    op = backup_start(
+        tenant=tenant_a,
+        actor=admin_a,
+        server=server,
+        database_name=mysql_source_db,
+        storage=local_storage,
+        compression="gzip",
+    )
     run_backup(op.pk)
     backup = Backup.objects.get(pk=op.backup_id)
     assert backup.status == "completed", backup.error_message
@@ -271,13 +338,15 @@ def test_bare_virtualenv_restores_mariadb_with_mysql(api, admin_a, tenant_a, loc
         cur.execute(f"CREATE DATABASE `{target}`")
     conn.close()
     with open(offline_dir / "db.sql", "rb") as dump:
-        subprocess.run(["mysql", "-h", MY["host"], "-P", str(MY["port"]), "-u", MY["user"], target], stdin=dump,
-                       check=True)
+        subprocess.run(
+            ["mysql", "-h", MY["host"], "-P", str(MY["port"]), "-u", MY["user"], target], stdin=dump, check=True
+        )
     assert mysql_checksums(target) == mysql_checksums(mysql_source_db)
 
 
-def test_bare_virtualenv_restores_a_folder_application_with_tar(admin_a, tenant_a, local_storage, tmp_path,
-                                                                offline_dir, bare_python):
+def test_bare_virtualenv_restores_a_folder_application_with_tar(
+    admin_a, tenant_a, local_storage, tmp_path, offline_dir, bare_python
+):
     folder = tmp_path / "site"
     (folder / "uploads").mkdir(parents=True)
     (folder / "uploads" / "photo.bin").write_bytes(os.urandom(5 << 20))  # more than a 4 MiB segment
@@ -319,8 +388,9 @@ def test_bare_virtualenv_restores_a_folder_application_with_tar(admin_a, tenant_
     restored = offline_dir / "restored"
     restored.mkdir()
     depth = len(Path(source["path"]).parts) - 1  # "/tmp/.../site" -> strip the folder's own path
-    subprocess.run(["tar", "-xf", str(bundle / source["member"]), "-C", str(restored),
-                    f"--strip-components={depth}"], check=True)
+    subprocess.run(
+        ["tar", "-xf", str(bundle / source["member"]), "-C", str(restored), f"--strip-components={depth}"], check=True
+    )
     for original in folder.rglob("*"):
         if original.is_file():
             assert (restored / original.relative_to(folder)).read_bytes() == original.read_bytes()
@@ -337,19 +407,23 @@ def test_the_reference_decryptor_of_the_document_chooses_the_ring_key_by_key_id(
     (offline_dir / "bpaf_decrypt.py").write_text(code)
     key_id, key = tenant_current_key(tenant_a)
     sink = BytesIO()
-    backup_stream(BytesIO(b"row\n" * 50_000), sink, data_key=key, key_id=key_id, compression="gzip",
-                  chunk_size=4096)
+    backup_stream(BytesIO(b"row\n" * 50_000), sink, data_key=key, key_id=key_id, compression="gzip", chunk_size=4096)
     (offline_dir / "x.bpaf").write_bytes(sink.getvalue())
     tenant_key_rotate(tenant=tenant_a)  # the ring's first and current key is now another one
     call_command("exportkey", "--tenant", "alpha", "--output", str(offline_dir / "ring.json"), stdout=io.StringIO())
-    done = subprocess.run([str(bare_python), "-I", "bpaf_decrypt.py", "ring.json", "x.bpaf"], cwd=offline_dir,
-                          capture_output=True)
+    done = subprocess.run(
+        [str(bare_python), "-I", "bpaf_decrypt.py", "ring.json", "x.bpaf"], cwd=offline_dir, capture_output=True
+    )
     assert done.returncode == 0, done.stderr
     assert subprocess.run(["gunzip", "-c"], input=done.stdout, capture_output=True).stdout == b"row\n" * 50_000
 
     stranger = BytesIO()
     backup_stream(BytesIO(b"x"), stranger, data_key=generate_data_key(), key_id="bravo-0000", compression="none")
     (offline_dir / "y.bpaf").write_bytes(stranger.getvalue())
-    refused = subprocess.run([str(bare_python), "-I", "bpaf_decrypt.py", "ring.json", "y.bpaf"], cwd=offline_dir,
-                             capture_output=True, text=True)
+    refused = subprocess.run(
+        [str(bare_python), "-I", "bpaf_decrypt.py", "ring.json", "y.bpaf"],
+        cwd=offline_dir,
+        capture_output=True,
+        text=True,
+    )
     assert refused.returncode != 0 and "needs key 'bravo-0000'" in refused.stderr and refused.stdout == ""

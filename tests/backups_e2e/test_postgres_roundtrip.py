@@ -28,15 +28,20 @@ def split_chunks(data: bytes) -> list[bytes]:
     pos = 50 + key_id_len
     chunks = []
     while pos < len(data):
-        length = int.from_bytes(data[pos + 1:pos + 5], "big")
-        chunks.append(data[pos:pos + 5 + length])
+        length = int.from_bytes(data[pos + 1 : pos + 5], "big")
+        chunks.append(data[pos : pos + 5 + length])
         pos += 5 + length
     return chunks
 
 
 def backup_through_api(api, user, server, database, compression="zstd", storage=None) -> Backup:
-    body = {"server_id": server.pk, "database_name": database, "db_type": "postgresql",
-            "compression_type": compression, "encrypt": True}
+    body = {
+        "server_id": server.pk,
+        "database_name": database,
+        "db_type": "postgresql",
+        "compression_type": compression,
+        "encrypt": True,
+    }
     if storage is not None:
         body["storage_id"] = storage.pk
     response = api(user).post("/api/v1/backups", body, format="json")
@@ -48,8 +53,7 @@ def backup_through_api(api, user, server, database, compression="zstd", storage=
     return Backup.objects.get(pk=payload["id"])
 
 
-def test_backup_and_restore_postgres_roundtrip(api, operator_a, pg_server_row, local_storage, pg_source_db,
-                                               cleanup_pg):
+def test_backup_and_restore_postgres_roundtrip(api, operator_a, pg_server_row, local_storage, pg_source_db, cleanup_pg):
     backup = backup_through_api(api, operator_a, pg_server_row, pg_source_db)
     assert backup.status == "completed", backup.error_message
     detail = api(operator_a).get(f"/api/v1/backups/{backup.pk}").json()
@@ -62,8 +66,7 @@ def test_backup_and_restore_postgres_roundtrip(api, operator_a, pg_server_row, l
 
     target = f"{pg_source_db}_copy"
     cleanup_pg.append(target)
-    response = api(operator_a).post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": target},
-                                    format="json")
+    response = api(operator_a).post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": target}, format="json")
     assert response.status_code == 201, response.content
     status_url = response.json()["status_url"]
     queued = api(operator_a).get(status_url).json()
@@ -97,8 +100,9 @@ def test_failed_backup_is_reported_and_leaves_nothing(api, operator_a, pg_server
     assert AuditEvent.objects.filter(action="backup_failed", resource_id=str(backup.pk)).exists()
 
 
-def test_offline_restore_path_from_readme(api, admin_a, pg_server_row, local_storage, pg_source_db, cleanup_pg,
-                                          tmp_path):
+def test_offline_restore_path_from_readme(
+    api, admin_a, pg_server_row, local_storage, pg_source_db, cleanup_pg, tmp_path
+):
     """README: decrypt with the key file alone, decompress, pg_restore."""
     from backups.keys import tenant_key_export
 
@@ -108,25 +112,41 @@ def test_offline_restore_path_from_readme(api, admin_a, pg_server_row, local_sto
     key_path.write_bytes(key_file)
     artifact = Path(local_storage.configuration["path"]) / backup.storage_path
     compressed = tmp_path / "backup.dump.zst"
-    subprocess.run([sys.executable, "-m", "backups.pipeline.decrypt_cli", "--key-file", str(key_path),
-                    str(artifact), str(compressed)], check=True, cwd=ROOT)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "backups.pipeline.decrypt_cli",
+            "--key-file",
+            str(key_path),
+            str(artifact),
+            str(compressed),
+        ],
+        check=True,
+        cwd=ROOT,
+    )
     subprocess.run(["zstd", "-q", "-d", str(compressed), "-o", str(tmp_path / "backup.dump")], check=True)
     target = f"{pg_source_db}_offline"
     cleanup_pg.append(target)
     with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
         conn.execute(f'CREATE DATABASE "{target}"')
-    subprocess.run(["pg_restore", "-h", PG["host"], "-U", PG["user"], "--no-owner", "-d", target,
-                    str(tmp_path / "backup.dump")], check=True)
+    subprocess.run(
+        ["pg_restore", "-h", PG["host"], "-U", PG["user"], "--no-owner", "-d", target, str(tmp_path / "backup.dump")],
+        check=True,
+    )
     assert pg_dump_text(target) == pg_dump_text(pg_source_db)
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "reorder"])
-def test_tampering_is_detected_by_verify_and_restore(api, operator_a, pg_server_row, local_storage, pg_source_db,
-                                                    cleanup_pg, damage):
+def test_tampering_is_detected_by_verify_and_restore(
+    api, operator_a, pg_server_row, local_storage, pg_source_db, cleanup_pg, damage
+):
     if damage == "reorder":  # enough incompressible data for several 1 MiB chunks
         with psycopg.connect(dbname=pg_source_db, **PG) as conn:
-            conn.execute("CREATE TABLE noise AS SELECT md5(random()::text) || md5(random()::text) AS v "
-                         "FROM generate_series(1, 120000)")
+            conn.execute(
+                "CREATE TABLE noise AS SELECT md5(random()::text) || md5(random()::text) AS v "
+                "FROM generate_series(1, 120000)"
+            )
     backup = backup_through_api(api, operator_a, pg_server_row, pg_source_db)
     artifact = Path(local_storage.configuration["path"]) / backup.storage_path
     data = bytearray(artifact.read_bytes())
@@ -149,20 +169,26 @@ def test_tampering_is_detected_by_verify_and_restore(api, operator_a, pg_server_
         assert result["passed"] is False, (test_type, result)
     target = f"{pg_source_db}_bad"
     cleanup_pg.append(target)
-    restore_id = api(operator_a).post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": target},
-                                      format="json").json()["restore_id"]
+    restore_id = (
+        api(operator_a)
+        .post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": target}, format="json")
+        .json()["restore_id"]
+    )
     restore = Restore.objects.get(pk=restore_id)
     run_restore(restore.operation_id)
     restore.refresh_from_db()
     assert restore.status == "failed" and restore.error_message
 
 
-def test_verify_checksum_decrypt_and_test_restore_pass(api, operator_a, pg_server_row, local_storage,
-                                                      pg_source_db):
+def test_verify_checksum_decrypt_and_test_restore_pass(api, operator_a, pg_server_row, local_storage, pg_source_db):
     backup = backup_through_api(api, operator_a, pg_server_row, pg_source_db)
-    body = {"test_type": "test_restore", "assertions": [
-        {"sql": "SELECT count(*) FROM customers", "expect": 300},
-        {"sql": "SELECT count(*) FROM blobs", "expect": 5}]}
+    body = {
+        "test_type": "test_restore",
+        "assertions": [
+            {"sql": "SELECT count(*) FROM customers", "expect": 300},
+            {"sql": "SELECT count(*) FROM blobs", "expect": 5},
+        ],
+    }
     response = api(operator_a).post(f"/api/v1/verify/{backup.pk}", body, format="json")
     assert response.status_code == 202
     run_verify(Operation.objects.filter(kind="verify").latest("id").pk)
@@ -180,13 +206,18 @@ def test_verify_checksum_decrypt_and_test_restore_pass(api, operator_a, pg_serve
     assert listing["total"] == 1
 
 
-def test_masking_changes_only_named_columns_and_never_the_source(api, operator_a, pg_server_row, local_storage,
-                                                                 pg_source_db, cleanup_pg):
+def test_masking_changes_only_named_columns_and_never_the_source(
+    api, operator_a, pg_server_row, local_storage, pg_source_db, cleanup_pg
+):
     backup = backup_through_api(api, operator_a, pg_server_row, pg_source_db)
     target = f"{pg_source_db}_masked"
     cleanup_pg.append(target)
-    body = {"target_server_id": pg_server_row.pk, "target_database": target, "mask_sensitive_data": True,
-            "masking_rules": {"email": "hash", "phone": "randomize", "ssn": "null", "meta": "fixed:{}"}}
+    body = {
+        "target_server_id": pg_server_row.pk,
+        "target_database": target,
+        "mask_sensitive_data": True,
+        "masking_rules": {"email": "hash", "phone": "randomize", "ssn": "null", "meta": "fixed:{}"},
+    }
     response = api(operator_a).post(f"/api/v1/backups/{backup.pk}/restore", body, format="json")
     assert response.status_code == 201, response.content
     restore = Restore.objects.get(pk=response.json()["restore_id"])
@@ -202,7 +233,8 @@ def test_masking_changes_only_named_columns_and_never_the_source(api, operator_a
         masked = conn.execute(query).fetchall()
     assert source[0][1] == "user1@example.com" and source[0][3] == "SSN1"  # the source is untouched
     for (sid, semail, sphone, _ssn, sbal, _meta), (mid, memail, mphone, mssn, mbal, mmeta) in zip(
-            source, masked, strict=True):
+        source, masked, strict=True
+    ):
         assert sid == mid and sbal == mbal  # other columns unchanged
         assert memail != semail and memail == hashlib.sha256(semail.encode()).hexdigest()
         assert mphone != sphone and len(mphone) == len(sphone)
@@ -222,24 +254,30 @@ def test_download_link_and_signed_stream(api, operator_a, pg_server_row, local_s
     assert client.get(body["download_url"] + "x").status_code == 404
 
 
-def test_other_tenant_cannot_see_or_touch_backups(api, operator_a, admin_b, pg_server_row, local_storage,
-                                                 pg_source_db):
+def test_other_tenant_cannot_see_or_touch_backups(api, operator_a, admin_b, pg_server_row, local_storage, pg_source_db):
     backup = backup_through_api(api, operator_a, pg_server_row, pg_source_db)
     other = api(admin_b)
     assert other.get("/api/v1/backups").json()["total"] == 0
-    for method, path in (("get", f"/api/v1/backups/{backup.pk}"), ("post", f"/api/v1/backups/{backup.pk}/download"),
-                         ("post", f"/api/v1/backups/{backup.pk}/restore"), ("delete", f"/api/v1/backups/{backup.pk}"),
-                         ("post", f"/api/v1/verify/{backup.pk}"), ("get", f"/api/v1/verify/{backup.pk}/status")):
+    for method, path in (
+        ("get", f"/api/v1/backups/{backup.pk}"),
+        ("post", f"/api/v1/backups/{backup.pk}/download"),
+        ("post", f"/api/v1/backups/{backup.pk}/restore"),
+        ("delete", f"/api/v1/backups/{backup.pk}"),
+        ("post", f"/api/v1/verify/{backup.pk}"),
+        ("get", f"/api/v1/verify/{backup.pk}/status"),
+    ):
         response = getattr(other, method)(path, {"target_database": "x"}, format="json")
         assert response.status_code == 404, (method, path, response.status_code)
     # and B cannot back up A's server
-    response = other.post("/api/v1/backups", {"server_id": pg_server_row.pk, "database_name": pg_source_db},
-                          format="json")
+    response = other.post(
+        "/api/v1/backups", {"server_id": pg_server_row.pk, "database_name": pg_source_db}, format="json"
+    )
     assert response.status_code == 404
 
 
-def test_roles_viewer_reads_operator_runs_admin_deletes(api, viewer_a, operator_a, admin_a, pg_server_row,
-                                                       local_storage, pg_source_db):
+def test_roles_viewer_reads_operator_runs_admin_deletes(
+    api, viewer_a, operator_a, admin_a, pg_server_row, local_storage, pg_source_db
+):
     body = {"server_id": pg_server_row.pk, "database_name": pg_source_db}
     assert api(viewer_a).post("/api/v1/backups", body, format="json").status_code == 403
     backup = backup_through_api(api, operator_a, pg_server_row, pg_source_db)
@@ -262,8 +300,11 @@ def test_concurrent_backup_cap_is_429(api, operator_a, pg_server_row, local_stor
 def test_cancel_mid_way_leaves_nothing(api, operator_a, pg_server_row, local_storage, pg_source_db):
     from backups.services.operations import operation_cancel
 
-    op_body = api(operator_a).post("/api/v1/backups", {"server_id": pg_server_row.pk,
-                                                       "database_name": pg_source_db}, format="json").json()
+    op_body = (
+        api(operator_a)
+        .post("/api/v1/backups", {"server_id": pg_server_row.pk, "database_name": pg_source_db}, format="json")
+        .json()
+    )
     op = Operation.objects.get(backup_id=op_body["id"])
     Operation.objects.filter(pk=op.pk).update(cancel_requested=True)  # as if the user cancelled it right away
     run_backup(op.pk)
@@ -278,9 +319,13 @@ def test_cancel_mid_way_leaves_nothing(api, operator_a, pg_server_row, local_sto
 def test_bad_input_on_backup_routes(api, operator_a, pg_server_row, local_storage):
     client = api(operator_a)
     client.raise_request_exception = False
-    for body in ("{", "[]", json.dumps({"server_id": "one", "database_name": 5}),
-                 json.dumps({"server_id": pg_server_row.pk, "database_name": "x", "surprise": True}),
-                 json.dumps({"server_id": pg_server_row.pk, "database_name": "x", "compression_type": "lzma"})):
+    for body in (
+        "{",
+        "[]",
+        json.dumps({"server_id": "one", "database_name": 5}),
+        json.dumps({"server_id": pg_server_row.pk, "database_name": "x", "surprise": True}),
+        json.dumps({"server_id": pg_server_row.pk, "database_name": "x", "compression_type": "lzma"}),
+    ):
         response = client.post("/api/v1/backups", data=body, content_type="application/json")
         assert response.status_code in (400, 422), (body, response.content)
     assert client.post("/api/v1/backups/abc/restore", {}, format="json").status_code == 404
@@ -288,8 +333,9 @@ def test_bad_input_on_backup_routes(api, operator_a, pg_server_row, local_storag
     assert Backup.objects.count() == 0
 
 
-def test_parallel_restore_through_the_api(api, operator_a, pg_server_row, local_storage, pg_source_db, cleanup_pg,
-                                          tmp_path, monkeypatch):
+def test_parallel_restore_through_the_api(
+    api, operator_a, pg_server_row, local_storage, pg_source_db, cleanup_pg, tmp_path, monkeypatch
+):
     import tempfile
 
     spool = tmp_path / "worker-tmp"
@@ -298,13 +344,15 @@ def test_parallel_restore_through_the_api(api, operator_a, pg_server_row, local_
     backup = backup_through_api(api, operator_a, pg_server_row, pg_source_db)
     client = api(operator_a)
     for bad in (0, 17, "2", True):
-        response = client.post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": "x_par", "jobs": bad},
-                               format="json")
+        response = client.post(
+            f"/api/v1/backups/{backup.pk}/restore", {"target_database": "x_par", "jobs": bad}, format="json"
+        )
         assert response.status_code == 422 and "jobs" in json.dumps(response.json()), response.content
     target = f"{pg_source_db}_par"
     cleanup_pg.append(target)
-    response = client.post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": target, "jobs": 3},
-                           format="json")
+    response = client.post(
+        f"/api/v1/backups/{backup.pk}/restore", {"target_database": target, "jobs": 3}, format="json"
+    )
     assert response.status_code == 201, response.content
     restore = Restore.objects.get(pk=response.json()["restore_id"])
     assert restore.options["jobs"] == 3
@@ -317,12 +365,14 @@ def test_parallel_restore_through_the_api(api, operator_a, pg_server_row, local_
 
 
 def test_parallel_restore_without_temporary_space_fails_before_creating_anything(
-        api, operator_a, pg_server_row, local_storage, pg_source_db, cleanup_pg, tiny_tempdir):
+    api, operator_a, pg_server_row, local_storage, pg_source_db, cleanup_pg, tiny_tempdir
+):
     backup = backup_through_api(api, operator_a, pg_server_row, pg_source_db)
     target = f"{pg_source_db}_nospace"
     cleanup_pg.append(target)
-    response = api(operator_a).post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": target, "jobs": 2},
-                                    format="json")
+    response = api(operator_a).post(
+        f"/api/v1/backups/{backup.pk}/restore", {"target_database": target, "jobs": 2}, format="json"
+    )
     restore = Restore.objects.get(pk=response.json()["restore_id"])
     run_restore(restore.operation_id)
     restore.refresh_from_db()

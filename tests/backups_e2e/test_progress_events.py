@@ -24,11 +24,13 @@ async def socket_for(user):
     return communicator
 
 
-async def test_backup_progress_and_completion_events(operator_a, admin_b, tenant_a, pg_server_row, local_storage,
-                                                     pg_source_db):
+async def test_backup_progress_and_completion_events(
+    operator_a, admin_b, tenant_a, pg_server_row, local_storage, pg_source_db
+):
     mine, theirs = await socket_for(operator_a), await socket_for(admin_b)
-    op = await database_sync_to_async(backup_start)(tenant=tenant_a, server=pg_server_row,
-                                                    database_name=pg_source_db, storage=local_storage, queue=False)
+    op = await database_sync_to_async(backup_start)(
+        tenant=tenant_a, server=pg_server_row, database_name=pg_source_db, storage=local_storage, queue=False
+    )
     await database_sync_to_async(backup_run)(operation_id=op.pk)
     events = []
     while True:

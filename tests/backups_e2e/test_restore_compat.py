@@ -44,8 +44,9 @@ def fake_source(backup: Backup, **facts) -> None:
 
 
 @needs_pg
-def test_a_backup_records_server_and_tool_versions_encoding_and_size(api, operator_a, pg_server_row, local_storage,
-                                                                     pg_source_db):
+def test_a_backup_records_server_and_tool_versions_encoding_and_size(
+    api, operator_a, pg_server_row, local_storage, pg_source_db
+):
     backup = backup_through_api(api, operator_a, pg_server_row, pg_source_db)
     source = backup.manifest["source"]
     assert source["server_version_num"] // 10000 == server_major()
@@ -57,15 +58,15 @@ def test_a_backup_records_server_and_tool_versions_encoding_and_size(api, operat
 
 
 @needs_pg
-def test_a_dump_of_a_newer_postgres_major_is_refused_with_the_reason(api, operator_a, admin_a, pg_server_row,
-                                                                     local_storage, pg_source_db):
+def test_a_dump_of_a_newer_postgres_major_is_refused_with_the_reason(
+    api, operator_a, admin_a, pg_server_row, local_storage, pg_source_db
+):
     backup = backup_through_api(api, operator_a, pg_server_row, pg_source_db)
     newer = server_major() + 2
     fake_source(backup, server_version=f"{newer}.1", server_version_num=newer * 10000 + 1)
     target = f"{pg_source_db}_newer"
 
-    response = api(operator_a).post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": target},
-                                    format="json")
+    response = api(operator_a).post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": target}, format="json")
     assert response.status_code == 422, response.content
     body = response.json()
     assert body["code"] == "RESTORE_INCOMPATIBLE"
@@ -79,32 +80,36 @@ def test_a_dump_of_a_newer_postgres_major_is_refused_with_the_reason(api, operat
     admin_a.save()
     client = Client()
     client.force_login(admin_a)
-    page = client.post(f"/admin/backups/backup/{backup.pk}/restore/",
-                       {"target_database": target, "strategy": "create_new", "masking_rules": ""})
+    page = client.post(
+        f"/admin/backups/backup/{backup.pk}/restore/",
+        {"target_database": target, "strategy": "create_new", "masking_rules": ""},
+    )
     assert page.status_code == 200 and f"PostgreSQL {newer}.1".encode() in page.content
     assert not Restore.objects.exists() and not pg_exists(target)
 
 
 @needs_pg
-def test_a_dump_by_a_newer_pg_dump_than_our_pg_restore_is_refused(api, operator_a, pg_server_row, local_storage,
-                                                                   pg_source_db):
+def test_a_dump_by_a_newer_pg_dump_than_our_pg_restore_is_refused(
+    api, operator_a, pg_server_row, local_storage, pg_source_db
+):
     backup = backup_through_api(api, operator_a, pg_server_row, pg_source_db)
     fake_source(backup, tool_version=f"pg_dump (PostgreSQL) {server_major() + 3}.0")
-    response = api(operator_a).post(f"/api/v1/backups/{backup.pk}/restore",
-                                    {"target_database": f"{pg_source_db}_x"}, format="json")
+    response = api(operator_a).post(
+        f"/api/v1/backups/{backup.pk}/restore", {"target_database": f"{pg_source_db}_x"}, format="json"
+    )
     assert response.status_code == 422
     assert "pg_restore cannot read archives of a newer pg_dump" in response.json()["detail"][0]["msg"]
 
 
 @needs_pg
-def test_an_older_major_restores_with_a_warning_in_the_answer_and_the_result(api, operator_a, pg_server_row,
-                                                                             local_storage, pg_source_db, cleanup_pg):
+def test_an_older_major_restores_with_a_warning_in_the_answer_and_the_result(
+    api, operator_a, pg_server_row, local_storage, pg_source_db, cleanup_pg
+):
     backup = backup_through_api(api, operator_a, pg_server_row, pg_source_db)
     fake_source(backup, server_version="13.4", server_version_num=130004)
     target = f"{pg_source_db}_older"
     cleanup_pg.append(target)
-    response = api(operator_a).post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": target},
-                                    format="json")
+    response = api(operator_a).post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": target}, format="json")
     assert response.status_code == 201, response.content
     warnings = response.json()["warnings"]
     assert len(warnings) == 1 and "PostgreSQL 13.4" in warnings[0] and "extensions" in warnings[0]
@@ -133,29 +138,40 @@ def latin1_db():
 
 
 @needs_pg
-def test_another_encoding_is_a_warning_and_the_text_survives(api, operator_a, pg_server_row, local_storage, latin1_db,
-                                                             cleanup_pg):
+def test_another_encoding_is_a_warning_and_the_text_survives(
+    api, operator_a, pg_server_row, local_storage, latin1_db, cleanup_pg
+):
     backup = backup_through_api(api, operator_a, pg_server_row, latin1_db)
     assert backup.manifest["source"]["encoding"] == "LATIN1"
     target = f"{latin1_db}_utf8"
     cleanup_pg.append(target)
-    response = api(operator_a).post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": target},
-                                    format="json")
+    response = api(operator_a).post(f"/api/v1/backups/{backup.pk}/restore", {"target_database": target}, format="json")
     assert response.status_code == 201, response.content
     assert any("LATIN1" in w and "UTF8" in w for w in response.json()["warnings"])
     run_restore(Restore.objects.get(pk=response.json()["restore_id"]).operation_id)
     with psycopg.connect(dbname=target, **PG) as conn:
-        assert conn.execute("SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = "
-                            "current_database()").fetchone()[0] == "UTF8"
+        assert (
+            conn.execute(
+                "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()"
+            ).fetchone()[0]
+            == "UTF8"
+        )
         assert [r[0] for r in conn.execute("SELECT n FROM names ORDER BY n")] == ["François", "Zoë"]
 
 
 @needs_pg
-def test_an_application_member_of_a_newer_major_is_refused(operator_a, tenant_a, pg_server_row, local_storage,
-                                                           pg_source_db):
+def test_an_application_member_of_a_newer_major_is_refused(
+    operator_a, tenant_a, pg_server_row, local_storage, pg_source_db
+):
     app = Application.objects.create(tenant=tenant_a, name="shop")
-    Source.objects.create(tenant=tenant_a, application=app, name="orders", type="postgresql", server=pg_server_row,
-                          database_name=pg_source_db)
+    Source.objects.create(
+        tenant=tenant_a,
+        application=app,
+        name="orders",
+        type="postgresql",
+        server=pg_server_row,
+        database_name=pg_source_db,
+    )
     op = backup_start(tenant=tenant_a, actor=operator_a, application=app, storage=local_storage)
     run_backup(op.pk)
     backup = Backup.objects.get(pk=op.backup_id)
@@ -171,12 +187,18 @@ def test_an_application_member_of_a_newer_major_is_refused(operator_a, tenant_a,
 
 
 @needs_mysql
-def test_mariadb_records_its_facts_and_a_mysql_dump_warns(api, operator_a, tenant_a, local_storage,
-                                                          mysql_source_db):  # noqa: F811
-    server = Server.objects.create(tenant=tenant_a, name="maria", type="mysql", host=MY["host"], port=MY["port"],
-                                   credentials={"username": MY["user"], "password": ""})
-    op = backup_start(tenant=tenant_a, actor=operator_a, server=server, database_name=mysql_source_db,
-                      storage=local_storage)
+def test_mariadb_records_its_facts_and_a_mysql_dump_warns(api, operator_a, tenant_a, local_storage, mysql_source_db):  # noqa: F811
+    server = Server.objects.create(
+        tenant=tenant_a,
+        name="maria",
+        type="mysql",
+        host=MY["host"],
+        port=MY["port"],
+        credentials={"username": MY["user"], "password": ""},
+    )
+    op = backup_start(
+        tenant=tenant_a, actor=operator_a, server=server, database_name=mysql_source_db, storage=local_storage
+    )
     run_backup(op.pk)
     backup = Backup.objects.get(pk=op.backup_id)
     source = backup.manifest["source"]
@@ -185,8 +207,9 @@ def test_mariadb_records_its_facts_and_a_mysql_dump_warns(api, operator_a, tenan
     assert backup.manifest["payload"] == "sql"
 
     fake_source(backup, server_version="8.0.36", flavor="mysql")
-    response = api(operator_a).post(f"/api/v1/backups/{backup.pk}/restore",
-                                    {"target_database": f"{mysql_source_db}_copy"}, format="json")
+    response = api(operator_a).post(
+        f"/api/v1/backups/{backup.pk}/restore", {"target_database": f"{mysql_source_db}_copy"}, format="json"
+    )
     assert response.status_code == 201, response.content
     assert any("mysql 8.0.36" in w and "mariadb" in w for w in response.json()["warnings"])
     run_restore(Restore.objects.get(pk=response.json()["restore_id"]).operation_id)

@@ -55,8 +55,9 @@ def pg_people(name: str) -> tuple[int, int] | None:
     """(rows, unmasked rows) in people; None if the database has no such table (yet)."""
     try:
         with psycopg.connect(dbname=name, connect_timeout=2, **PG) as conn:
-            row = conn.execute("SELECT count(*), count(*) FILTER (WHERE email LIKE %s) FROM people",
-                               (UNMASKED,)).fetchone()
+            row = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE email LIKE %s) FROM people", (UNMASKED,)
+            ).fetchone()
     except psycopg.errors.UndefinedTable:
         return None
     return int(row[0]), int(row[1])
@@ -73,12 +74,16 @@ def people_db(cleanup_pg):
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         with psycopg.connect(dbname=name, **PG) as conn:
             conn.execute("CREATE TABLE people (id serial PRIMARY KEY, email text NOT NULL, phone text, city text)")
-            conn.execute("INSERT INTO people (email, phone, city) SELECT 'person' || n || '@example.com',"
-                         " '555-' || lpad(n::text, 7, '0'), 'City ' || (n %% 10) FROM generate_series(1, %s) n",
-                         (rows,))
+            conn.execute(
+                "INSERT INTO people (email, phone, city) SELECT 'person' || n || '@example.com',"
+                " '555-' || lpad(n::text, 7, '0'), 'City ' || (n %% 10) FROM generate_series(1, %s) n",
+                (rows,),
+            )
             conn.execute("CREATE TABLE orders (id serial PRIMARY KEY, email text, amount numeric(10,2))")
-            conn.execute("INSERT INTO orders (email, amount) SELECT 'person' || n || '@example.com', n"
-                         " FROM generate_series(1, 3000) n")
+            conn.execute(
+                "INSERT INTO orders (email, amount) SELECT 'person' || n || '@example.com', n"
+                " FROM generate_series(1, 3000) n"
+            )
         return name
 
     return make
@@ -138,10 +143,17 @@ class Watcher(threading.Thread):
 
 @needs_pg
 def test_a_reader_never_sees_unmasked_rows_in_the_target_during_a_masked_restore(
-        tenant_a, pg_server_row, local_storage, people_db, target_name):
+    tenant_a, pg_server_row, local_storage, people_db, target_name
+):
     backup = backup_of(tenant_a, pg_server_row, local_storage, people_db(20000))
-    restore = restore_start(tenant=tenant_a, backup=backup, target_server=pg_server_row,
-                            target_database=target_name, masking_rules=RULES, queue=False)
+    restore = restore_start(
+        tenant=tenant_a,
+        backup=backup,
+        target_server=pg_server_row,
+        target_database=target_name,
+        masking_rules=RULES,
+        queue=False,
+    )
     watcher = Watcher(target_name)
     watcher.start()
     restore_run(operation_id=restore.operation_id)
@@ -158,11 +170,18 @@ def test_a_reader_never_sees_unmasked_rows_in_the_target_during_a_masked_restore
 
 @needs_pg
 def test_a_masking_failure_leaves_neither_the_target_nor_a_staging_database(
-        tenant_a, pg_server_row, local_storage, people_db, target_name):
+    tenant_a, pg_server_row, local_storage, people_db, target_name
+):
     backup = backup_of(tenant_a, pg_server_row, local_storage, people_db(20000))
     rules = {**RULES, "amount": "fixed:not a number"}  # orders.amount is numeric: the UPDATE fails
-    restore = restore_start(tenant=tenant_a, backup=backup, target_server=pg_server_row,
-                            target_database=target_name, masking_rules=rules, queue=False)
+    restore = restore_start(
+        tenant=tenant_a,
+        backup=backup,
+        target_server=pg_server_row,
+        target_database=target_name,
+        masking_rules=rules,
+        queue=False,
+    )
     watcher = Watcher(target_name)
     watcher.start()
     restore_run(operation_id=restore.operation_id)
@@ -178,13 +197,19 @@ def test_a_masking_failure_leaves_neither_the_target_nor_a_staging_database(
 
 @needs_pg
 async def test_masked_restore_progress_goes_through_restore_masking_and_swap(
-        operator_a, tenant_a, pg_server_row, local_storage, people_db, target_name):
+    operator_a, tenant_a, pg_server_row, local_storage, people_db, target_name
+):
     source = await database_sync_to_async(people_db)(20000)
     backup = await database_sync_to_async(backup_of)(tenant_a, pg_server_row, local_storage, source)
     socket = await socket_for(operator_a)
     restore = await database_sync_to_async(restore_start)(
-        tenant=tenant_a, backup=backup, target_server=pg_server_row, target_database=target_name,
-        masking_rules={**RULES, "amount": "randomize"}, queue=False)
+        tenant=tenant_a,
+        backup=backup,
+        target_server=pg_server_row,
+        target_database=target_name,
+        masking_rules={**RULES, "amount": "randomize"},
+        queue=False,
+    )
     await database_sync_to_async(restore_run)(operation_id=restore.operation_id)
     events = []
     while not events or events[-1]["type"] != "restore_completed":
@@ -196,7 +221,7 @@ async def test_masked_restore_progress_goes_through_restore_masking_and_swap(
     masking = [p for step, p in progress if step == "masking_data"]
     assert len(set(masking)) >= 3 and masking == sorted(masking), progress
     assert masking[0] >= 80 and masking[-1] <= 98
-    before = [p for step, p in progress[:progress.index(("masking_data", masking[0]))]]
+    before = [p for step, p in progress[: progress.index(("masking_data", masking[0]))]]
     assert max(before) <= 80, progress
     assert ("swapping_in", 99) in progress and progress[-1] == ("completed", 100)
     final = await database_sync_to_async(Operation.objects.get)(pk=restore.operation_id)
@@ -211,11 +236,30 @@ def start_worker():
         pytest.skip("a separate worker process needs a shared database server (PostgreSQL)")
 
     def start() -> subprocess.Popen:
-        env = dict(os.environ, DJANGO_SETTINGS_MODULE="backupplatform.settings.test",
-                   DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}")
-        proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "backupplatform", "worker", "--pool=solo",
-                                 "-l", "warning", "-n", f"masking-crash-{len(procs)}@%h", "--without-mingle",
-                                 "--without-gossip"], cwd=ROOT, env=env)
+        env = dict(
+            os.environ,
+            DJANGO_SETTINGS_MODULE="backupplatform.settings.test",
+            DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        )
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "backupplatform",
+                "worker",
+                "--pool=solo",
+                "-l",
+                "warning",
+                "-n",
+                f"masking-crash-{len(procs)}@%h",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
         procs.append(proc)
         return proc
 
@@ -239,11 +283,17 @@ def wait_for(predicate, timeout=120.0, interval=0.02):
 @needs_pg
 @pytest.mark.slow
 def test_a_worker_killed_while_masking_leaves_no_target_and_its_staging_is_dropped(
-        tenant_a, pg_server_row, local_storage, people_db, target_name, start_worker):
+    tenant_a, pg_server_row, local_storage, people_db, target_name, start_worker
+):
     backup = backup_of(tenant_a, pg_server_row, local_storage, people_db(150000))
     worker = start_worker()
-    restore = restore_start(tenant=tenant_a, backup=backup, target_server=pg_server_row,
-                            target_database=target_name, masking_rules={"phone": "randomize"})
+    restore = restore_start(
+        tenant=tenant_a,
+        backup=backup,
+        target_server=pg_server_row,
+        target_database=target_name,
+        masking_rules={"phone": "randomize"},
+    )
     wait_for(lambda: Operation.objects.filter(pk=restore.operation_id, step__startswith="mask").exists())
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait(10)
@@ -269,15 +319,31 @@ def test_masked_mariadb_restore_never_shows_unmasked_rows_and_leaves_no_staging(
     try:
         with conn.cursor() as cur:
             cur.execute(f"CREATE DATABASE `{source}`")
-            cur.execute(f"CREATE TABLE `{source}`.people (id INT AUTO_INCREMENT PRIMARY KEY,"
-                        " email VARCHAR(100), phone VARCHAR(20))")
-            cur.executemany(f"INSERT INTO `{source}`.people (email, phone) VALUES (%s, %s)",
-                            [(f"person{n}@example.com", f"555{n:07d}") for n in range(1, 2001)])
-        server = Server.objects.create(tenant=tenant_a, name="maria", type="mysql", host=MY["host"],
-                                       port=MY["port"], credentials={"username": MY["user"], "password": ""})
+            cur.execute(
+                f"CREATE TABLE `{source}`.people (id INT AUTO_INCREMENT PRIMARY KEY,"
+                " email VARCHAR(100), phone VARCHAR(20))"
+            )
+            cur.executemany(
+                f"INSERT INTO `{source}`.people (email, phone) VALUES (%s, %s)",
+                [(f"person{n}@example.com", f"555{n:07d}") for n in range(1, 2001)],
+            )
+        server = Server.objects.create(
+            tenant=tenant_a,
+            name="maria",
+            type="mysql",
+            host=MY["host"],
+            port=MY["port"],
+            credentials={"username": MY["user"], "password": ""},
+        )
         backup = backup_of(tenant_a, server, local_storage, source)
-        restore = restore_start(tenant=tenant_a, backup=backup, target_server=server, target_database=target,
-                                masking_rules=RULES, queue=False)
+        restore = restore_start(
+            tenant=tenant_a,
+            backup=backup,
+            target_server=server,
+            target_database=target,
+            masking_rules=RULES,
+            queue=False,
+        )
         stop, unmasked = threading.Event(), []
 
         def watch() -> None:  # a reader polling the target's table while the restore runs
@@ -304,8 +370,9 @@ def test_masked_mariadb_restore_never_shows_unmasked_rows_and_leaves_no_staging(
         with conn.cursor() as cur:
             cur.execute(f"SELECT count(*), sum(email LIKE %s) FROM `{target}`.people", (UNMASKED,))
             assert cur.fetchone() == (2000, 0)
-            cur.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s",
-                        (f"{target}{MARKER}%",))
+            cur.execute(
+                "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s", (f"{target}{MARKER}%",)
+            )
             assert cur.fetchall() == ()
     finally:
         with conn.cursor() as cur:
@@ -316,11 +383,19 @@ def test_masked_mariadb_restore_never_shows_unmasked_rows_and_leaves_no_staging(
 
 @needs_pg
 def test_masking_applies_to_the_databases_of_an_application_restore(
-        tenant_a, pg_server_row, local_storage, people_db, cleanup_pg):
+    tenant_a, pg_server_row, local_storage, people_db, cleanup_pg
+):
     source = people_db(500)
     app = Application.objects.create(tenant=tenant_a, name="crm")
-    Source.objects.create(tenant=tenant_a, application=app, name="main", type="postgresql", server=pg_server_row,
-                          database_name=source, position=0)
+    Source.objects.create(
+        tenant=tenant_a,
+        application=app,
+        name="main",
+        type="postgresql",
+        server=pg_server_row,
+        database_name=source,
+        position=0,
+    )
     op = backup_start(tenant=tenant_a, application=app, storage=local_storage, queue=False)
     backup_run(operation_id=op.pk)
     backup = Backup.objects.get(pk=op.backup_id)
@@ -336,8 +411,7 @@ def test_masking_applies_to_the_databases_of_an_application_restore(
     assert pg_staging_of(target) == []
 
 
-def test_an_application_restore_puts_a_folders_contents_straight_into_the_target(
-        tenant_a, local_storage, tmp_path):
+def test_an_application_restore_puts_a_folders_contents_straight_into_the_target(tenant_a, local_storage, tmp_path):
     folder = tmp_path / "srv" / "data"
     (folder / "img").mkdir(parents=True)
     (folder / "img" / "a.png").write_bytes(b"\x89PNG" + bytes(100))
@@ -357,20 +431,22 @@ def test_an_application_restore_puts_a_folders_contents_straight_into_the_target
     restore_run(operation_id=restore.operation_id)
     restore.refresh_from_db()
     assert restore.status == "completed", restore.error_message
-    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == [
-        "img", "img/a.png", "index.html"]
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == ["img", "img/a.png", "index.html"]
     assert (target / "img" / "a.png").read_bytes() == b"\x89PNG" + bytes(100)
 
     # Several folders into one target: each gets a sub-folder named after its source.
-    Source.objects.create(tenant=tenant_a, application=app, name="db", type="sqlite", path=str(db_file),
-                          position=1)
+    Source.objects.create(tenant=tenant_a, application=app, name="db", type="sqlite", path=str(db_file), position=1)
     op = backup_start(tenant=tenant_a, application=app, storage=local_storage, queue=False)
     backup_run(operation_id=op.pk)
     both = tmp_path / "restore" / "both"
-    restore = restore_start(tenant=tenant_a, backup=Backup.objects.get(pk=op.backup_id), target_path=str(both),
-                            queue=False)
+    restore = restore_start(
+        tenant=tenant_a, backup=Backup.objects.get(pk=op.backup_id), target_path=str(both), queue=False
+    )
     restore_run(operation_id=restore.operation_id)
     restore.refresh_from_db()
     assert restore.status == "completed", restore.error_message
     assert sorted(p.relative_to(both).as_posix() for p in both.rglob("*") if p.is_file()) == [
-        "data/img/a.png", "data/index.html", "db/app.sqlite"]
+        "data/img/a.png",
+        "data/index.html",
+        "db/app.sqlite",
+    ]

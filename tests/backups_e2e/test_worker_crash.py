@@ -33,11 +33,30 @@ def start_worker():
         pytest.skip("a separate worker process needs a shared database server (PostgreSQL)")
 
     def start() -> subprocess.Popen:
-        env = dict(os.environ, DJANGO_SETTINGS_MODULE="backupplatform.settings.test",
-                   DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}")
-        proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "backupplatform", "worker", "--pool=solo",
-                                 "-l", "warning", "-n", f"crash-test-{len(procs)}@%h", "--without-mingle",
-                                 "--without-gossip"], cwd=ROOT, env=env)
+        env = dict(
+            os.environ,
+            DJANGO_SETTINGS_MODULE="backupplatform.settings.test",
+            DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        )
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "backupplatform",
+                "worker",
+                "--pool=solo",
+                "-l",
+                "warning",
+                "-n",
+                f"crash-test-{len(procs)}@%h",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
         procs.append(proc)
         return proc
 
@@ -51,8 +70,10 @@ def start_worker():
 @pytest.fixture
 def big_source_db(pg_source_db):
     with psycopg.connect(dbname=pg_source_db, **PG) as conn:
-        conn.execute("CREATE TABLE noise AS SELECT n, md5(random()::text) || md5(random()::text) AS v "
-                     "FROM generate_series(1, 1500000) n")
+        conn.execute(
+            "CREATE TABLE noise AS SELECT n, md5(random()::text) || md5(random()::text) AS v "
+            "FROM generate_series(1, 1500000) n"
+        )
     return pg_source_db
 
 
@@ -70,13 +91,15 @@ def files_in(path: Path) -> list[Path]:
     return [p for p in path.rglob("*") if p.is_file()] if path.exists() else []
 
 
-def test_killed_worker_is_reaped_and_next_run_works(api, operator_a, pg_server_row, local_storage, big_source_db,
-                                                    start_worker):
+def test_killed_worker_is_reaped_and_next_run_works(
+    api, operator_a, pg_server_row, local_storage, big_source_db, start_worker
+):
     worker = start_worker()
     body = {"server_id": pg_server_row.pk, "database_name": big_source_db}
     backup_id = api(operator_a).post("/api/v1/backups", body, format="json").json()["id"]
-    op = wait_for(lambda: Operation.objects.filter(backup_id=backup_id, step="dumping_and_encrypting",
-                                                   status="running").first())
+    op = wait_for(
+        lambda: Operation.objects.filter(backup_id=backup_id, step="dumping_and_encrypting", status="running").first()
+    )
     store = Path(local_storage.configuration["path"])
     wait_for(lambda: files_in(store))  # the partial artifact is being written
     os.kill(worker.pid, signal.SIGKILL)
@@ -100,16 +123,19 @@ def test_killed_worker_is_reaped_and_next_run_works(api, operator_a, pg_server_r
     assert [p.name for p in files_in(store)] == [Path(done.storage_path).name]
 
 
-def test_cancel_mid_way_with_a_real_worker_leaves_nothing(api, operator_a, pg_server_row, local_storage,
-                                                          big_source_db, start_worker):
+def test_cancel_mid_way_with_a_real_worker_leaves_nothing(
+    api, operator_a, pg_server_row, local_storage, big_source_db, start_worker
+):
     start_worker()
     body = {"server_id": pg_server_row.pk, "database_name": big_source_db}
     backup_id = api(operator_a).post("/api/v1/backups", body, format="json").json()["id"]
-    op = wait_for(lambda: Operation.objects.filter(backup_id=backup_id, status="running",
-                                                   step="dumping_and_encrypting").first())
+    op = wait_for(
+        lambda: Operation.objects.filter(backup_id=backup_id, status="running", step="dumping_and_encrypting").first()
+    )
     operation_cancel(tenant=op.tenant, public_id=op.public_id, reason="test")
-    backup = wait_for(lambda: Backup.objects.filter(pk=backup_id, status__in=["cancelled", "completed",
-                                                                             "failed"]).first(), timeout=60)
+    backup = wait_for(
+        lambda: Backup.objects.filter(pk=backup_id, status__in=["cancelled", "completed", "failed"]).first(), timeout=60
+    )
     assert backup.status == "cancelled"
     assert files_in(Path(local_storage.configuration["path"])) == []
     op.refresh_from_db()

@@ -27,14 +27,23 @@ OTHER_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHf1zL1y9XlB7wW2JkR5m8Q0m3
 @pytest.fixture
 def ssh_row(tenant_a, sftp_server):
     return backup_services.server_create(
-        tenant=tenant_a, name="box", type="ssh", host=sftp_server.host, port=sftp_server.port,
-        credentials={"username": sftp_server.username, "password": sftp_server.password,
-                     "host_key": sftp_server.host_key})
+        tenant=tenant_a,
+        name="box",
+        type="ssh",
+        host=sftp_server.host,
+        port=sftp_server.port,
+        credentials={
+            "username": sftp_server.username,
+            "password": sftp_server.password,
+            "host_key": sftp_server.host_key,
+        },
+    )
 
 
 def run(tenant, server, template: str, variables: dict | None = None, timeout: int | None = None):
-    command = commands.command_create(tenant=tenant, name=f"c{CommandExecution.objects.count()}-{len(template)}",
-                                      command_template=template)
+    command = commands.command_create(
+        tenant=tenant, name=f"c{CommandExecution.objects.count()}-{len(template)}", command_template=template
+    )
     execution = commands.command_execute(command=command, server=server, variables=variables or {}, timeout=timeout)
     commands.command_run(execution_id=execution.pk)
     execution.refresh_from_db()
@@ -47,18 +56,29 @@ def run(tenant, server, template: str, variables: dict | None = None, timeout: i
 def test_a_hostile_value_arrives_as_one_literal_argument(tenant_a, ssh_row, sftp_server):
     marker = sftp_server.root / "pwned"
     hostile = f"x; touch {marker}; echo $(id) `id` && rm -rf / #"
-    execution = run(tenant_a, ssh_row, "printf '[%s]\\n' {{value}} {{other}}",
-                    {"value": hostile, "other": "it's \"quoted\"\nnewline"})
+    execution = run(
+        tenant_a,
+        ssh_row,
+        "printf '[%s]\\n' {{value}} {{other}}",
+        {"value": hostile, "other": 'it\'s "quoted"\nnewline'},
+    )
     assert execution.status == "completed", execution.error_message
-    assert execution.stdout == f"[{hostile}]\n[it's \"quoted\"\nnewline]\n"
+    assert execution.stdout == f'[{hostile}]\n[it\'s "quoted"\nnewline]\n'
     assert not marker.exists()
     assert execution.command_text.startswith("printf '[%s]\\n' 'x; touch")
 
 
-@pytest.mark.parametrize("template", [
-    'echo "{{name}}"', "echo '{{name}}'", "echo $'{{name}}'", "cat <<EOF\n{{name}}\nEOF", "echo {{ na-me }}",
-    "echo 'unclosed {{name}}",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        'echo "{{name}}"',
+        "echo '{{name}}'",
+        "echo $'{{name}}'",
+        "cat <<EOF\n{{name}}\nEOF",
+        "echo {{ na-me }}",
+        "echo 'unclosed {{name}}",
+    ],
+)
 def test_templates_where_a_value_could_escape_its_quotes_are_refused(template):
     with pytest.raises(ValidationFailed):
         commands.template_variables(template)
@@ -117,8 +137,9 @@ def test_wrong_password_is_a_failed_execution(tenant_a, ssh_row):
     assert "not-the-password" not in execution.error_message
 
 
-def test_every_execution_is_audited_and_pushed_to_the_tenants_socket(tenant_a, admin_a, ssh_row,
-                                                                      django_capture_on_commit_callbacks):
+def test_every_execution_is_audited_and_pushed_to_the_tenants_socket(
+    tenant_a, admin_a, ssh_row, django_capture_on_commit_callbacks
+):
     layer = get_channel_layer()
     channel = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(tenant_group(tenant_a.pk), channel)
@@ -139,25 +160,36 @@ def test_every_execution_is_audited_and_pushed_to_the_tenants_socket(tenant_a, a
     events = async_to_sync(drain)()
     pushed = [e for e in events if e.get("type") == "command_execution" and e["execution_id"] == execution.pk]
     assert [e["status"] for e in pushed] == ["running", "completed"]
-    actions = set(AuditEvent.objects.filter(resource_type="command_execution", resource_id=str(execution.pk))
-                  .values_list("action", flat=True))
+    actions = set(
+        AuditEvent.objects.filter(resource_type="command_execution", resource_id=str(execution.pk)).values_list(
+            "action", flat=True
+        )
+    )
     assert actions == {"command_execute", "command_execution_completed"}
 
 
 # --- the API ----------------------------------------------------------------------------------
 
 
-def test_api_runs_a_command_and_lists_its_executions(api, admin_a, tenant_a, ssh_row, django_capture_on_commit_callbacks):
+def test_api_runs_a_command_and_lists_its_executions(
+    api, admin_a, tenant_a, ssh_row, django_capture_on_commit_callbacks
+):
     client = api(admin_a)
-    created = client.post("/api/v1/commands", {"name": "Disk", "command_template": "df -h {{path}}",
-                                               "type": "shell", "tags": "disk"}, format="json")
+    created = client.post(
+        "/api/v1/commands",
+        {"name": "Disk", "command_template": "df -h {{path}}", "type": "shell", "tags": "disk"},
+        format="json",
+    )
     assert created.status_code == 201, created.content
     command = created.json()
     assert command["variables"] == ["path"] and command["created_by"] == "alice"
     assert client.get("/api/v1/commands").json()[0]["name"] == "Disk"
     with django_capture_on_commit_callbacks(execute=False):
-        queued = client.post(f"/api/v1/commands/{command['id']}/execute",
-                             {"server_id": ssh_row.pk, "variables": {"path": "/; reboot"}}, format="json")
+        queued = client.post(
+            f"/api/v1/commands/{command['id']}/execute",
+            {"server_id": ssh_row.pk, "variables": {"path": "/; reboot"}},
+            format="json",
+        )
     assert queued.status_code == 201, queued.content  # the execution row exists at once
     body = queued.json()
     assert body["status"] == "pending" and body["command_text"] == "df -h '/; reboot'"
@@ -171,12 +203,15 @@ def test_api_runs_a_command_and_lists_its_executions(api, admin_a, tenant_a, ssh
     assert client.delete(f"/api/v1/commands/{command['id']}").status_code == 204
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"name": "x", "command_template": 'echo "{{v}}"'}, "command_template"),
-    ({"name": "x"}, "command_template"),
-    ({"name": "x", "command_template": "echo", "shell": True}, "shell"),
-    ({"name": 5, "command_template": "echo"}, "name"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"name": "x", "command_template": 'echo "{{v}}"'}, "command_template"),
+        ({"name": "x"}, "command_template"),
+        ({"name": "x", "command_template": "echo", "shell": True}, "shell"),
+        ({"name": 5, "command_template": "echo"}, "name"),
+    ],
+)
 def test_bad_templates_are_validation_errors(api, admin_a, body, field):
     response = api(admin_a).post("/api/v1/commands", body, format="json")
     assert response.status_code == 422, response.content
@@ -188,10 +223,14 @@ def test_bad_execute_requests_are_validation_errors(api, admin_a, tenant_a, ssh_
     pg = backup_services.server_create(tenant=tenant_a, name="pg", type="postgresql", host="127.0.0.1", port=5432)
     client = api(admin_a)
     url = f"/api/v1/commands/{command.pk}/execute"
-    for body in ({"server_id": ssh_row.pk}, {"server_id": ssh_row.pk, "variables": {"a": 1}},
-                 {"server_id": ssh_row.pk, "variables": {"a": "x", "b": "y"}},
-                 {"server_id": pg.pk, "variables": {"a": "x"}}, {"variables": {"a": "x"}},
-                 {"server_id": ssh_row.pk, "variables": {"a": "x"}, "timeout_seconds": 10**9}):
+    for body in (
+        {"server_id": ssh_row.pk},
+        {"server_id": ssh_row.pk, "variables": {"a": 1}},
+        {"server_id": ssh_row.pk, "variables": {"a": "x", "b": "y"}},
+        {"server_id": pg.pk, "variables": {"a": "x"}},
+        {"variables": {"a": "x"}},
+        {"server_id": ssh_row.pk, "variables": {"a": "x"}, "timeout_seconds": 10**9},
+    ):
         response = client.post(url, body, format="json")
         assert response.status_code == 422, (body, response.content)
     assert not CommandExecution.objects.exists()
@@ -202,9 +241,13 @@ def test_only_admins_manage_and_run_commands(api, tenant_a, operator_a, viewer_a
     for user in (operator_a, viewer_a):
         client = api(user)
         assert client.get("/api/v1/commands").status_code == 403
-        assert client.post("/api/v1/commands", {"name": "y", "command_template": "id"}, format="json").status_code == 403
-        assert client.post(f"/api/v1/commands/{command.pk}/execute", {"server_id": ssh_row.pk},
-                           format="json").status_code == 403
+        assert (
+            client.post("/api/v1/commands", {"name": "y", "command_template": "id"}, format="json").status_code == 403
+        )
+        assert (
+            client.post(f"/api/v1/commands/{command.pk}/execute", {"server_id": ssh_row.pk}, format="json").status_code
+            == 403
+        )
         assert client.delete(f"/api/v1/commands/{command.pk}").status_code == 403
     assert not CommandExecution.objects.exists()
 
@@ -212,10 +255,13 @@ def test_only_admins_manage_and_run_commands(api, tenant_a, operator_a, viewer_a
 def test_another_tenants_commands_and_servers_are_404(api, tenant_a, tenant_b, admin_b, ssh_row):
     command = commands.command_create(tenant=tenant_a, name="echo", command_template="echo hi")
     b_admin = api(admin_b)
-    for method, url in (("get", f"/api/v1/commands/{command.pk}"), ("put", f"/api/v1/commands/{command.pk}"),
-                        ("delete", f"/api/v1/commands/{command.pk}"),
-                        ("get", f"/api/v1/commands/{command.pk}/executions"),
-                        ("post", f"/api/v1/commands/{command.pk}/execute")):
+    for method, url in (
+        ("get", f"/api/v1/commands/{command.pk}"),
+        ("put", f"/api/v1/commands/{command.pk}"),
+        ("delete", f"/api/v1/commands/{command.pk}"),
+        ("get", f"/api/v1/commands/{command.pk}/executions"),
+        ("post", f"/api/v1/commands/{command.pk}/execute"),
+    ):
         response = getattr(b_admin, method)(url, {"server_id": ssh_row.pk} if method == "post" else {}, format="json")
         assert response.status_code == 404, (method, url, response.content)
     # B's own command on A's server: the server is not B's.

@@ -50,10 +50,14 @@ def member(name: str, data: bytes = b"x", **changes) -> tuple[tarfile.TarInfo, b
 
 
 @needs_pg
-def test_pg_dump_custom_file_is_imported_and_restored(api, operator_a, tenant_a, pg_server_row, pg_source_db,
-                                                      local_storage, cleanup_pg, tmp_path):
-    dump = subprocess.run(["pg_dump", "-Fc", "-h", PG["host"], "-p", str(PG["port"]), "-U", PG["user"],
-                           pg_source_db], capture_output=True, check=True).stdout
+def test_pg_dump_custom_file_is_imported_and_restored(
+    api, operator_a, tenant_a, pg_server_row, pg_source_db, local_storage, cleanup_pg, tmp_path
+):
+    dump = subprocess.run(
+        ["pg_dump", "-Fc", "-h", PG["host"], "-p", str(PG["port"]), "-U", PG["user"], pg_source_db],
+        capture_output=True,
+        check=True,
+    ).stdout
     client = api(operator_a)
     checked = upload(client, "import/validate", "nightly.dump", dump)
     assert checked.status_code == 200, checked.content
@@ -74,8 +78,9 @@ def test_pg_dump_custom_file_is_imported_and_restored(api, operator_a, tenant_a,
 
     target = f"{pg_source_db}_imported"
     cleanup_pg.append(target)
-    restore = restore_start(tenant=tenant_a, backup=backup, target_server=pg_server_row, target_database=target,
-                            queue=False)
+    restore = restore_start(
+        tenant=tenant_a, backup=backup, target_server=pg_server_row, target_database=target, queue=False
+    )
     run_restore(restore.operation_id)
     restore.refresh_from_db()
     assert restore.status == "completed", restore.error_message
@@ -83,9 +88,14 @@ def test_pg_dump_custom_file_is_imported_and_restored(api, operator_a, tenant_a,
 
 
 def test_tar_gz_of_files_is_imported_and_restored(api, operator_a, tenant_a, local_storage, tmp_path):
-    archive = tar_gz([member("site/", b"", type=tarfile.DIRTYPE, mode=0o755),
-                      member("site/index.html", b"<h1>hello</h1>"), member("site/img/logo.png", os.urandom(3000)),
-                      member("site/latest", b"", type=tarfile.SYMTYPE, linkname="index.html")])
+    archive = tar_gz(
+        [
+            member("site/", b"", type=tarfile.DIRTYPE, mode=0o755),
+            member("site/index.html", b"<h1>hello</h1>"),
+            member("site/img/logo.png", os.urandom(3000)),
+            member("site/latest", b"", type=tarfile.SYMTYPE, linkname="index.html"),
+        ]
+    )
     client = api(operator_a)
     response = upload(client, "import", "site.tgz", archive)
     assert response.status_code == 200, response.content
@@ -163,8 +173,7 @@ def test_hostile_upload_is_refused_and_nothing_is_kept(api, operator_a, tenant_a
     assert not [p for p in store.rglob("*") if p.is_file()]
 
 
-def test_oversized_uploads_are_413_and_bad_requests_are_clear(api, operator_a, viewer_a, admin_b, tenant_a,
-                                                            settings):
+def test_oversized_uploads_are_413_and_bad_requests_are_clear(api, operator_a, viewer_a, admin_b, tenant_a, settings):
     settings.IMPORT_MAX_UPLOAD_BYTES = 100_000
     client = api(operator_a)
     response = upload(client, "import", "big.tar.gz", gzip.compress(os.urandom(300_000)))
@@ -187,15 +196,20 @@ def test_oversized_uploads_are_413_and_bad_requests_are_clear(api, operator_a, v
 def test_config_export_is_an_attachment_without_secrets_and_imports_as_a_snapshot(api, admin_a, tenant_a):
     from backups.services import server_create
 
-    server_create(tenant=tenant_a, name="db1", type="postgresql", host="10.0.0.5", port=5432,
-                  credentials={"username": "app", "password": "s3cret-pw"})
+    server_create(
+        tenant=tenant_a,
+        name="db1",
+        type="postgresql",
+        host="10.0.0.5",
+        port=5432,
+        credentials={"username": "app", "password": "s3cret-pw"},
+    )
     client = api(admin_a)
     response = client.get(f"{BASE}/export/config")
     assert response.status_code == 200
     assert response["Content-Disposition"].startswith('attachment; filename="config_export_')
     assert b"s3cret-pw" not in response.content
-    assert response.json()["modules"]["servers"][0]["credentials"] == {"password": "[HIDDEN]",
-                                                                        "username": "[HIDDEN]"}
+    assert response.json()["modules"]["servers"][0]["credentials"] == {"password": "[HIDDEN]", "username": "[HIDDEN]"}
     imported = upload(client, "import", "config.json", response.content)
     assert imported.status_code == 200, imported.content
     op = Operation.objects.get(public_id=imported.json()["import_id"])
@@ -206,8 +220,9 @@ def test_config_export_is_an_attachment_without_secrets_and_imports_as_a_snapsho
     assert [s["trigger"] for s in snapshots] == ["imported"] and "servers" in snapshots[0]["components"]
 
 
-def test_create_backup_before_and_auto_restore_do_what_the_document_says(api, operator_a, tenant_a, local_storage,
-                                                                          tmp_path):
+def test_create_backup_before_and_auto_restore_do_what_the_document_says(
+    api, operator_a, tenant_a, local_storage, tmp_path
+):
     """``create_backup_before=true``: the current state (the default application) is backed up
     first; ``auto_restore=true`` with a ``target_path``: the imported files are restored there."""
     from backups.models import Restore, Source
@@ -217,12 +232,26 @@ def test_create_backup_before_and_auto_restore_do_what_the_document_says(api, op
     current.mkdir()
     (current / "settings.conf").write_text("port = 8080\n")
     app = application_get_default(tenant=tenant_a)
-    Source.objects.create(tenant=tenant_a, application=app, name="settings", type="path", path=str(current),
-                          component="config", position=0)
+    Source.objects.create(
+        tenant=tenant_a,
+        application=app,
+        name="settings",
+        type="path",
+        path=str(current),
+        component="config",
+        position=0,
+    )
     archive = tar_gz([member("site/index.html", b"<h1>imported</h1>")])
     target = tmp_path / "restored-import"
-    response = upload(api(operator_a), "import", "external_backup.tar.gz", archive, auto_restore="true",
-                      create_backup_before="true", target_path=str(target))
+    response = upload(
+        api(operator_a),
+        "import",
+        "external_backup.tar.gz",
+        archive,
+        auto_restore="true",
+        create_backup_before="true",
+        target_path=str(target),
+    )
     assert response.status_code == 200, response.content
     body = response.json()
     op = Operation.objects.get(public_id=body["import_id"])
@@ -242,8 +271,9 @@ def test_create_backup_before_and_auto_restore_do_what_the_document_says(api, op
     assert (target / "site" / "index.html").read_bytes() == b"<h1>imported</h1>"
 
 
-def test_an_application_artifact_with_members_in_parts_imports_and_restores(api, operator_a, tenant_a,
-                                                                            local_storage, tmp_path):
+def test_an_application_artifact_with_members_in_parts_imports_and_restores(
+    api, operator_a, tenant_a, local_storage, tmp_path
+):
     from backups.models import Application, Source
     from backups.services.backups import backup_start
     from backups.tasks import run_backup

@@ -29,14 +29,18 @@ def make_backup(tenant, storage, **kwargs) -> Backup:
 
 @needs_pg
 def test_sync_to_s3_verified_then_restore_from_s3_when_the_local_file_is_gone(
-        api, admin_a, tenant_a, pg_server_row, pg_source_db, local_storage, s3_bucket, cleanup_pg):
-    s3 = Storage.objects.create(tenant=tenant_a, name="aws", type="s3", configuration=s3_bucket.configuration,
-                                credentials=s3_bucket.credentials)
+    api, admin_a, tenant_a, pg_server_row, pg_source_db, local_storage, s3_bucket, cleanup_pg
+):
+    s3 = Storage.objects.create(
+        tenant=tenant_a, name="aws", type="s3", configuration=s3_bucket.configuration, credentials=s3_bucket.credentials
+    )
     backup = make_backup(tenant_a, local_storage, server=pg_server_row, database_name=pg_source_db)
     client = api(admin_a)
-    started = client.post(f"{BASE}/storage/sync", {"source": "disk", "destination": "aws",
-                                                   "backup_ids": [backup.pk], "verify_after_sync": True},
-                          format="json")
+    started = client.post(
+        f"{BASE}/storage/sync",
+        {"source": "disk", "destination": "aws", "backup_ids": [backup.pk], "verify_after_sync": True},
+        format="json",
+    )
     assert started.status_code == 200, started.content
     body = started.json()
     assert body["status"] == "sync_started" and body["backups_to_sync"] == 1
@@ -49,7 +53,9 @@ def test_sync_to_s3_verified_then_restore_from_s3_when_the_local_file_is_gone(
     from backups.backup_selectors import backup_locations
 
     assert [(loc.storage.name, loc.primary, loc.verified) for loc in backup_locations(backup=backup)] == [
-        ("disk", True, False), ("aws", False, True)]
+        ("disk", True, False),
+        ("aws", False, True),
+    ]
     copy = BackupCopy.objects.get(backup=backup, storage=s3)
     assert copy.verified and copy.verified_at is not None and copy.checksum == backup.checksum
     page = client.get(f"{BASE}/storage").json()
@@ -75,7 +81,8 @@ def test_sync_to_s3_verified_then_restore_from_s3_when_the_local_file_is_gone(
 
 
 def test_location_retention_removes_one_locations_copy_and_the_row_goes_with_the_last(
-        tenant_a, local_storage, tmp_path):
+    tenant_a, local_storage, tmp_path
+):
     from backups.services.copies import copy_record
     from backups.services.storage_settings import storage_settings_update
     from schedules.services import location_retention_apply
@@ -85,22 +92,23 @@ def test_location_retention_removes_one_locations_copy_and_the_row_goes_with_the
     from backups.services.applications import application_create
 
     app = application_create(tenant=tenant_a, name="site", sources=[{"type": "path", "path": str(tmp_path / "www")}])
-    second = Storage.objects.create(tenant=tenant_a, name="archive", type="local",
-                                    configuration={"path": str(tmp_path / "archive")})
+    second = Storage.objects.create(
+        tenant=tenant_a, name="archive", type="local", configuration={"path": str(tmp_path / "archive")}
+    )
     backups = [make_backup(tenant_a, local_storage, application=app) for _ in range(3)]
     for backup in backups:  # a copy of each in the second location (as a sync makes)
         target = Path(second.configuration["path"]) / backup.storage_path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes((Path(local_storage.configuration["path"]) / backup.storage_path).read_bytes())
-        copy_record(backup=backup, storage=second, path=backup.storage_path, size=backup.stored_bytes,
-                    checksum=backup.checksum)
+        copy_record(
+            backup=backup, storage=second, path=backup.storage_path, size=backup.stored_bytes, checksum=backup.checksum
+        )
     storage_settings_update(tenant=tenant_a, locations={"disk": {"retention": {"keep_last_n": 1}}}, policies={})
     local_storage.refresh_from_db()
     location_retention_apply(storage=local_storage)
     # The disk keeps its newest copy; the archive keeps all three; no backup row went.
     assert Backup.objects.filter(pk__in=[b.pk for b in backups]).count() == 3
-    assert set(BackupCopy.objects.filter(storage=local_storage).values_list("backup_id", flat=True)) == {
-        backups[-1].pk}
+    assert set(BackupCopy.objects.filter(storage=local_storage).values_list("backup_id", flat=True)) == {backups[-1].pk}
     assert BackupCopy.objects.filter(storage=second).count() == 3
     assert not (Path(local_storage.configuration["path"]) / backups[0].storage_path).exists()
     # The older backups now live only in the archive, which became their primary copy.
@@ -109,16 +117,15 @@ def test_location_retention_removes_one_locations_copy_and_the_row_goes_with_the
     storage_settings_update(tenant=tenant_a, locations={"archive": {"retention": {"keep_last_n": 1}}}, policies={})
     second.refresh_from_db()
     location_retention_apply(storage=second)
-    assert list(Backup.objects.filter(pk__in=[b.pk for b in backups]).values_list("pk", flat=True)) == [
-        backups[-1].pk]
+    assert list(Backup.objects.filter(pk__in=[b.pk for b in backups]).values_list("pk", flat=True)) == [backups[-1].pk]
 
 
 @needs_pg
 def test_quota_refuses_a_database_backup_before_writing_and_threshold_raises_an_alert(
-        api, admin_a, tenant_a, pg_server_row, pg_source_db, local_storage, tmp_path):
+    api, admin_a, tenant_a, pg_server_row, pg_source_db, local_storage, tmp_path
+):
     client = api(admin_a)
-    response = client.post(f"{BASE}/storage/update", {"storage_locations": {"disk": {"quota": 4096}}},
-                           format="json")
+    response = client.post(f"{BASE}/storage/update", {"storage_locations": {"disk": {"quota": 4096}}}, format="json")
     assert response.status_code == 200, response.content
     op = backup_start(tenant=tenant_a, server=pg_server_row, database_name=pg_source_db, queue=False)
     backup_run(operation_id=op.pk)
@@ -128,8 +135,11 @@ def test_quota_refuses_a_database_backup_before_writing_and_threshold_raises_an_
     assert not [p for p in store.rglob("*") if p.is_file()]
 
     # A quota that fits, with an alert at 1 %: the completed backup crosses it.
-    response = client.post(f"{BASE}/storage/update", {"storage_locations": {"disk": {
-        "quota": "1 GB", "cleanup_threshold": 1}}}, format="json")
+    response = client.post(
+        f"{BASE}/storage/update",
+        {"storage_locations": {"disk": {"quota": "1 GB", "cleanup_threshold": 1}}},
+        format="json",
+    )
     assert response.status_code == 200
     assert response.json()["storage_locations"][0]["cleanup_threshold"] == 1
     (tmp_path / "big").mkdir()
@@ -144,16 +154,27 @@ def test_quota_refuses_a_database_backup_before_writing_and_threshold_raises_an_
 
 def test_storage_update_is_all_or_nothing_and_validates(api, admin_a, operator_a, tenant_a, local_storage):
     client = api(admin_a)
-    bad = client.post(f"{BASE}/storage/update", {"storage_locations": {"disk": {"quota": "10 GB"}, "nope": {
-        "enabled": False}}}, format="json")
+    bad = client.post(
+        f"{BASE}/storage/update",
+        {"storage_locations": {"disk": {"quota": "10 GB"}, "nope": {"enabled": False}}},
+        format="json",
+    )
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "VALIDATION_ERROR"
     local_storage.refresh_from_db()
     assert local_storage.quota_bytes is None  # the first location's change was rolled back
-    for body in ({"policies": {"encryption_default": False}}, {"storage_locations": {"disk": {"quota": True}}},
-                 {"storage_locations": {"disk": {"colour": "red"}}}, {"policies": {"replication_enabled": "yes"}}):
+    for body in (
+        {"policies": {"encryption_default": False}},
+        {"storage_locations": {"disk": {"quota": True}}},
+        {"storage_locations": {"disk": {"colour": "red"}}},
+        {"policies": {"replication_enabled": "yes"}},
+    ):
         response = client.post(f"{BASE}/storage/update", body, format="json")
         assert response.status_code == 400, (body, response.content)
         assert set(response.json()["error"]) == {"code", "message", "details", "timestamp"}
     assert api(operator_a).post(f"{BASE}/storage/update", {}, format="json").status_code == 403
-    assert api(operator_a).post(f"{BASE}/storage/sync", {"source": "disk", "destination": "disk"},
-                                format="json").status_code == 400
+    assert (
+        api(operator_a)
+        .post(f"{BASE}/storage/sync", {"source": "disk", "destination": "disk"}, format="json")
+        .status_code
+        == 400
+    )

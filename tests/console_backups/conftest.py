@@ -26,8 +26,9 @@ def files_dir(tmp_path):
 
 @pytest.fixture
 def storage_a(tenant_a, tmp_path):
-    return Storage.objects.create(tenant=tenant_a, name="disk", type="local", is_default=True,
-                                  configuration={"path": str(tmp_path / "store")})
+    return Storage.objects.create(
+        tenant=tenant_a, name="disk", type="local", is_default=True, configuration={"path": str(tmp_path / "store")}
+    )
 
 
 @pytest.fixture
@@ -42,16 +43,31 @@ def settings_dir(tmp_path):
 def components_a(tenant_a, files_dir, settings_dir) -> Application:
     """The default application: a web folder (``data``) and a settings folder (``config``)."""
     app = application_get_default(tenant=tenant_a)
-    Source.objects.create(tenant=tenant_a, application=app, name="www", type="path", path=str(files_dir),
-                          component="data", position=0)
-    Source.objects.create(tenant=tenant_a, application=app, name="settings", type="path", path=str(settings_dir),
-                          component="config", position=1)
+    Source.objects.create(
+        tenant=tenant_a, application=app, name="www", type="path", path=str(files_dir), component="data", position=0
+    )
+    Source.objects.create(
+        tenant=tenant_a,
+        application=app,
+        name="settings",
+        type="path",
+        path=str(settings_dir),
+        component="config",
+        position=1,
+    )
     return app
 
 
 def make_backup(tenant, application, storage, *, components=None, name="", actor=None) -> Backup:
-    op = backup_start(tenant=tenant, actor=actor, application=application, storage=storage,
-                      components=components, name=name, queue=False)
+    op = backup_start(
+        tenant=tenant,
+        actor=actor,
+        application=application,
+        storage=storage,
+        components=components,
+        name=name,
+        queue=False,
+    )
     backup_run(operation_id=op.pk)
     backup = Backup.objects.select_related("storage").get(pk=op.backup_id)
     assert backup.status == "completed", backup.error_message

@@ -96,14 +96,18 @@ FOREIGN = [
 
 @pytest.mark.parametrize(("method", "path", "payload"), FOREIGN)
 def test_another_tenants_rows_are_404(api, rows, admin_b, method, path, payload):
-    before = (list(Backup.objects.values_list("pk", "status")), list(Operation.objects.values_list(
-        "pk", "status", "cancel_requested")))
+    before = (
+        list(Backup.objects.values_list("pk", "status")),
+        list(Operation.objects.values_list("pk", "status", "cancel_requested")),
+    )
     response = call(api(admin_b), method, PREFIXES[0] + path, payload, rows)
     assert response.status_code == 404, response.content
     assert console_error(response)["code"] in ("BACKUP_NOT_FOUND", "RESTORE_NOT_FOUND", "OPERATION_NOT_FOUND")
     assert b"alpha_backup" not in response.content
-    assert (list(Backup.objects.values_list("pk", "status")), list(Operation.objects.values_list(
-        "pk", "status", "cancel_requested"))) == before
+    assert (
+        list(Backup.objects.values_list("pk", "status")),
+        list(Operation.objects.values_list("pk", "status", "cancel_requested")),
+    ) == before
 
 
 def test_another_tenants_lists_and_figures_show_none_of_a(api, rows, admin_b):
@@ -115,21 +119,35 @@ def test_another_tenants_lists_and_figures_show_none_of_a(api, rows, admin_b):
     assert b"alpha_backup" not in report and report.count(b"\n") == 1
 
 
-BAD_BODIES = ["{", "[]", "null", '"text"', "12", '{"backup_id": [1], "job_id": {"a": 1}, "components": 5}',
-              '{"backup_id": "1", "job_id": 7, "name": ["x"], "encrypt": "yes"}', '{"unexpected": true}']
+BAD_BODIES = [
+    "{",
+    "[]",
+    "null",
+    '"text"',
+    "12",
+    '{"backup_id": [1], "job_id": {"a": 1}, "components": 5}',
+    '{"backup_id": "1", "job_id": 7, "name": ["x"], "encrypt": "yes"}',
+    '{"unexpected": true}',
+]
 
 
 @pytest.mark.parametrize("path", ["/create", "/delete", "/operation/cancel"])
 def test_bad_bodies_are_validation_errors_and_change_nothing(api, rows, admin_a, path):
     client = api(admin_a)
-    before = (Backup.objects.count(), Operation.objects.count(),
-              list(Operation.objects.values_list("status", "cancel_requested")))
+    before = (
+        Backup.objects.count(),
+        Operation.objects.count(),
+        list(Operation.objects.values_list("status", "cancel_requested")),
+    )
     for raw in BAD_BODIES:
         response = client.generic("POST", PREFIXES[0] + path, raw, content_type="application/json")
         assert response.status_code == 400, (path, raw, response.content)
         assert console_error(response)["code"] in ("VALIDATION_ERROR", "BAD_REQUEST")
-    assert (Backup.objects.count(), Operation.objects.count(),
-            list(Operation.objects.values_list("status", "cancel_requested"))) == before
+    assert (
+        Backup.objects.count(),
+        Operation.objects.count(),
+        list(Operation.objects.values_list("status", "cancel_requested")),
+    ) == before
 
 
 def test_other_errors_have_object_details_too(api, admin_a, rows):
@@ -141,5 +159,8 @@ def test_other_errors_have_object_details_too(api, admin_a, rows):
     missing = client.get(f"{PREFIXES[0]}/no-such-route")
     assert missing.status_code == 404 and console_error(missing)["details"] == {}
     unknown = client.get(f"{PREFIXES[0]}/details/999999")
-    assert console_error(unknown) == {**console_error(unknown), "code": "BACKUP_NOT_FOUND",
-                                      "details": {"backup_id": "999999"}}
+    assert console_error(unknown) == {
+        **console_error(unknown),
+        "code": "BACKUP_NOT_FOUND",
+        "details": {"backup_id": "999999"},
+    }

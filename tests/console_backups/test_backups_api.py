@@ -33,13 +33,22 @@ def content_of(response) -> bytes:
     return b"".join(response.streaming_content)
 
 
-def test_create_backs_up_the_chosen_components_and_reports_progress(api, operator_a, tenant_a, components_a,
-                                                                      storage_a):
+def test_create_backs_up_the_chosen_components_and_reports_progress(api, operator_a, tenant_a, components_a, storage_a):
     client = api(operator_a)
-    response = client.post(f"{CONSOLE}/create", {
-        "name": "pre_maintenance_backup", "type": "full", "components": ["data"], "destination": "disk",
-        "encrypt": True, "compression": "gzip", "verify_integrity": False,
-        "description": "Manual backup before system maintenance"}, format="json")
+    response = client.post(
+        f"{CONSOLE}/create",
+        {
+            "name": "pre_maintenance_backup",
+            "type": "full",
+            "components": ["data"],
+            "destination": "disk",
+            "encrypt": True,
+            "compression": "gzip",
+            "verify_integrity": False,
+            "description": "Manual backup before system maintenance",
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     op = Operation.objects.get(public_id=body["job_id"])
@@ -49,7 +58,11 @@ def test_create_backs_up_the_chosen_components_and_reports_progress(api, operato
     assert body["estimated_size"] is None and body["estimated_duration"] is None  # nothing to go by yet
     backup = op.backup
     assert (backup.name, backup.components, backup.compression, backup.storage_id) == (
-        "pre_maintenance_backup", ["data"], "gzip", storage_a.pk)
+        "pre_maintenance_backup",
+        ["data"],
+        "gzip",
+        storage_a.pk,
+    )
     assert backup.description == "Manual backup before system maintenance"
 
     queued = client.get(body["progress_url"]).json()
@@ -80,19 +93,22 @@ def test_create_config_backs_up_the_configuration_alone(api, operator_a, compone
     assert listing["backups"][0]["type"] == "Configuration"
 
 
-@pytest.mark.parametrize(("payload", "field"), [
-    ({"components": ["database"]}, "components"),  # no database source in the default application
-    ({"components": ["kernel"]}, "components"),
-    ({"components": "data"}, "components"),
-    ({"components": []}, "components"),
-    ({"encrypt": False}, "encrypt"),
-    ({"compression": "lzma"}, "compression"),
-    ({"destination": "nowhere"}, "destination"),
-    ({"name": 7}, "name"),
-    ({"type": "incremental"}, "type"),
-    ({"type": "config", "components": ["data"]}, "components"),
-    ({"colour": "blue"}, "colour"),
-])
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"components": ["database"]}, "components"),  # no database source in the default application
+        ({"components": ["kernel"]}, "components"),
+        ({"components": "data"}, "components"),
+        ({"components": []}, "components"),
+        ({"encrypt": False}, "encrypt"),
+        ({"compression": "lzma"}, "compression"),
+        ({"destination": "nowhere"}, "destination"),
+        ({"name": 7}, "name"),
+        ({"type": "incremental"}, "type"),
+        ({"type": "config", "components": ["data"]}, "components"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
 def test_create_refuses_bad_input_and_starts_nothing(api, operator_a, components_a, storage_a, payload, field):
     error = error_of(api(operator_a).post(f"{CONSOLE}/create", payload, format="json"), 400, "VALIDATION_ERROR")
     assert field in error["details"], error
@@ -100,16 +116,24 @@ def test_create_refuses_bad_input_and_starts_nothing(api, operator_a, components
 
 
 def test_create_with_no_components_configured_says_so(api, operator_a, tenant_a, storage_a):
-    error = error_of(api(operator_a).post(f"{CONSOLE}/create", {"components": ["data"]}, format="json"), 400,
-                     "VALIDATION_ERROR")
+    error = error_of(
+        api(operator_a).post(f"{CONSOLE}/create", {"components": ["data"]}, format="json"), 400, "VALIDATION_ERROR"
+    )
     assert "add sources" in error["details"]["components"][0]
 
 
-def test_list_shows_the_table_with_filters_and_storage_totals(api, viewer_a, tenant_a, components_a, storage_a,
-                                                               backup_a):
+def test_list_shows_the_table_with_filters_and_storage_totals(
+    api, viewer_a, tenant_a, components_a, storage_a, backup_a
+):
     config = make_backup(tenant_a, components_a, storage_a, components=["config"], name="config_only")
-    failed = Backup.objects.create(tenant=tenant_a, name="broken", status="failed", application=components_a,
-                                   storage=storage_a, error_message="pg_dump: connection refused")
+    failed = Backup.objects.create(
+        tenant=tenant_a,
+        name="broken",
+        status="failed",
+        application=components_a,
+        storage=storage_a,
+        error_message="pg_dump: connection refused",
+    )
     Backup.objects.filter(pk=backup_a.pk).update(created_at=timezone.now() - timedelta(days=3))
     client = api(viewer_a)
     body = client.get(f"{CONSOLE}/list").json()
@@ -136,18 +160,27 @@ def test_list_shows_the_table_with_filters_and_storage_totals(api, viewer_a, ten
     assert [b["id"] for b in old["backups"]] == [backup_a.pk]
 
 
-@pytest.mark.parametrize("query", [{"date_from": "2025-13-01"}, {"date_to": "yesterday"}, {"type": "pre_ota"},
-                                   {"limit": "0"}, {"limit": "ten"}, {"limit": "99999"},
-                                   {"date_from": "2025-06-02", "date_to": "2025-06-01"}])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"date_from": "2025-13-01"},
+        {"date_to": "yesterday"},
+        {"type": "pre_ota"},
+        {"limit": "0"},
+        {"limit": "ten"},
+        {"limit": "99999"},
+        {"date_from": "2025-06-02", "date_to": "2025-06-01"},
+    ],
+)
 def test_list_refuses_bad_filters(api, viewer_a, query):
     error = error_of(api(viewer_a).get(f"{CONSOLE}/list", query), 400, "VALIDATION_ERROR")
     assert set(error["details"]) & {"date_from", "date_to", "type", "limit"}
 
 
-def test_details_show_integrity_components_locations_and_verifications(api, viewer_a, admin_a, tenant_a,
-                                                                       backup_a, storage_a):
-    verification = verification_start(tenant=tenant_a, backup=backup_a, actor=admin_a, test_type="decrypt",
-                                      queue=False)
+def test_details_show_integrity_components_locations_and_verifications(
+    api, viewer_a, admin_a, tenant_a, backup_a, storage_a
+):
+    verification = verification_start(tenant=tenant_a, backup=backup_a, actor=admin_a, test_type="decrypt", queue=False)
     verification_run(operation_id=verification.operation_id)
     body = api(viewer_a).get(f"{CONSOLE}/details/{backup_a.pk}").json()
     assert body["id"] == backup_a.pk and body["compressed_size"] == backup_a.stored_bytes
@@ -157,13 +190,25 @@ def test_details_show_integrity_components_locations_and_verifications(api, view
     assert body["encryption"] == {"enabled": True, "algorithm": "AES-256-GCM", "key_id": backup_a.key_id}
     members = {s["member"]: s["component"] for s in backup_a.manifest["bundle"]["sources"]}
     sizes = {members[m["name"]]: m["size"] for m in backup_a.manifest["bundle"]["members"] if m["name"] in members}
-    assert body["components"]["data"] == {"included": True, "size_bytes": sizes["data"],
-                                          "size": body["components"]["data"]["size"]}
+    assert body["components"]["data"] == {
+        "included": True,
+        "size_bytes": sizes["data"],
+        "size": body["components"]["data"]["size"],
+    }
     assert body["components"]["config"]["included"] and body["components"]["config"]["size_bytes"] == sizes["config"]
     assert body["components"]["database"] == {"included": False, "size": "0 B", "size_bytes": 0}
-    assert body["storage_locations"] == [{"storage": "disk", "storage_id": storage_a.pk, "type": "local",
-                                          "storage_type": "local", "path": backup_a.storage_path, "primary": True,
-                                          "verified": True, "status": "available"}]
+    assert body["storage_locations"] == [
+        {
+            "storage": "disk",
+            "storage_id": storage_a.pk,
+            "type": "local",
+            "storage_type": "local",
+            "path": backup_a.storage_path,
+            "primary": True,
+            "verified": True,
+            "status": "available",
+        }
+    ]
     history = body["verification_history"]
     assert [(v["id"], v["test_type"], v["passed"]) for v in history] == [(verification.pk, "decrypt", True)]
     assert body["metadata"]["created_by"] == "alice" and body["metadata"]["trigger"] == "manual"
@@ -191,20 +236,24 @@ def test_download_of_a_file_gone_from_storage_is_backup_not_found(api, operator_
     assert error["details"]["storage"] == "disk"
 
 
-def test_delete_frees_the_storage_and_waits_for_a_restore_reading_it(api, admin_a, tenant_a, backup_a, storage_a,
-                                                                     tmp_path):
+def test_delete_frees_the_storage_and_waits_for_a_restore_reading_it(
+    api, admin_a, tenant_a, backup_a, storage_a, tmp_path
+):
     restore = restore_start(tenant=tenant_a, backup=backup_a, target_path=str(tmp_path / "back"), queue=False)
     client = api(admin_a)
-    refused = error_of(client.post(f"{CONSOLE}/delete", {"backup_id": backup_a.pk, "reason": "Storage cleanup"},
-                                   format="json"), 409, "BACKUP_IN_USE")
+    refused = error_of(
+        client.post(f"{CONSOLE}/delete", {"backup_id": backup_a.pk, "reason": "Storage cleanup"}, format="json"),
+        409,
+        "BACKUP_IN_USE",
+    )
     assert refused["details"]["operations"] == [
-        {"job_id": restore.operation.public_id, "kind": "restore", "status": "pending"}]
+        {"job_id": restore.operation.public_id, "kind": "restore", "status": "pending"}
+    ]
     stored = Path(storage_a.configuration["path"]) / backup_a.storage_path
     assert stored.exists()
 
     operation_cancel(tenant=tenant_a, public_id=restore.operation.public_id)
-    response = client.post(f"{CONSOLE}/delete", {"backup_id": backup_a.pk, "reason": "Storage cleanup"},
-                           format="json")
+    response = client.post(f"{CONSOLE}/delete", {"backup_id": backup_a.pk, "reason": "Storage cleanup"}, format="json")
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["status"] == "deleted" and body["message"] == "Backup deleted successfully"
@@ -214,8 +263,17 @@ def test_delete_frees_the_storage_and_waits_for_a_restore_reading_it(api, admin_
     error_of(client.get(f"{CONSOLE}/details/{backup_a.pk}"), 404, "BACKUP_NOT_FOUND")
 
 
-@pytest.mark.parametrize("payload", [{"backup_id": "1"}, {"backup_id": True}, {"backup_id": 0}, {},
-                                     {"backup_id": 1, "force": True}, {"backup_id": 2**64}])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"backup_id": "1"},
+        {"backup_id": True},
+        {"backup_id": 0},
+        {},
+        {"backup_id": 1, "force": True},
+        {"backup_id": 2**64},
+    ],
+)
 def test_delete_refuses_bad_input(api, admin_a, backup_a, payload):
     error_of(api(admin_a).post(f"{CONSOLE}/delete", payload, format="json"), 400, "VALIDATION_ERROR")
     assert Backup.objects.filter(pk=backup_a.pk).exists()

@@ -35,21 +35,41 @@ def row_count(database: str, table: str) -> int:
 
 
 @pytest.mark.skipif(not shutil.which("pdftoppm"), reason="needs pdftoppm (poppler-utils)")
-async def test_console_backup_from_create_to_pg_restore_and_reports(api, operator_a, tenant_a, components_a,
-                                                                    storage_a, pg_server_row, pg_source_db,
-                                                                    start_worker, tmp_path, settings, s3_bucket):
+async def test_console_backup_from_create_to_pg_restore_and_reports(
+    api,
+    operator_a,
+    tenant_a,
+    components_a,
+    storage_a,
+    pg_server_row,
+    pg_source_db,
+    start_worker,
+    tmp_path,
+    settings,
+    s3_bucket,
+):
     from PIL import Image
 
     settings.REPORT_RATE_SECONDS = 1
     await database_sync_to_async(Source.objects.create)(
-        tenant=tenant_a, application=components_a, name="shop", type="postgresql", server=pg_server_row,
-        database_name=pg_source_db, component="database", position=2)
+        tenant=tenant_a,
+        application=components_a,
+        name="shop",
+        type="postgresql",
+        server=pg_server_row,
+        database_name=pg_source_db,
+        component="database",
+        position=2,
+    )
     start_worker()
     client = await database_sync_to_async(api)(operator_a)
     updates, notifications = await open_socket(operator_a, "updates"), await open_socket(operator_a, "notifications")
 
-    created = await database_sync_to_async(client.post)(f"{CONSOLE}/create", {
-        "name": "console_e2e", "components": ["database", "data"], "destination": "disk"}, format="json")
+    created = await database_sync_to_async(client.post)(
+        f"{CONSOLE}/create",
+        {"name": "console_e2e", "components": ["database", "data"], "destination": "disk"},
+        format="json",
+    )
     assert created.status_code == 201, created.content
     job_id, backup_id = created.json()["job_id"], created.json()["backup_id"]
 
@@ -78,10 +98,13 @@ async def test_console_backup_from_create_to_pg_restore_and_reports(api, operato
 
     # Synced to S3 by the worker, followed on the socket, re-read and checked there.
     aws = await database_sync_to_async(Storage.objects.create)(
-        tenant=tenant_a, name="aws", type="s3", configuration=s3_bucket.configuration,
-        credentials=s3_bucket.credentials)
-    sync = await database_sync_to_async(client.post)(f"{CONSOLE}/storage/sync", {
-        "source": "disk", "destination": "aws", "backup_ids": [backup_id], "verify_after_sync": True}, format="json")
+        tenant=tenant_a, name="aws", type="s3", configuration=s3_bucket.configuration, credentials=s3_bucket.credentials
+    )
+    sync = await database_sync_to_async(client.post)(
+        f"{CONSOLE}/storage/sync",
+        {"source": "disk", "destination": "aws", "backup_ids": [backup_id], "verify_after_sync": True},
+        format="json",
+    )
     assert sync.status_code == 200, sync.content
     sync_id = sync.json()["sync_id"]
     while True:
@@ -100,8 +123,12 @@ async def test_console_backup_from_create_to_pg_restore_and_reports(api, operato
     (Path(storage_a.configuration["path"]) / backup.storage_path).unlink()
     from_s3 = f"{pg_source_db}_from_s3"
     restore = await database_sync_to_async(restore_start)(
-        tenant=tenant_a, backup=backup, actor=operator_a, target_path=str(tmp_path / "restored-from-s3"),
-        options={"namespace_mapping": {pg_source_db: from_s3}})
+        tenant=tenant_a,
+        backup=backup,
+        actor=operator_a,
+        target_path=str(tmp_path / "restored-from-s3"),
+        options={"namespace_mapping": {pg_source_db: from_s3}},
+    )
     public_id = await database_sync_to_async(lambda: Operation.objects.get(pk=restore.operation_id).public_id)()
 
     def restore_finished():
@@ -114,8 +141,9 @@ async def test_console_backup_from_create_to_pg_restore_and_reports(api, operato
         assert row_count(from_s3, "customers") == row_count(pg_source_db, "customers") == 300
     finally:
         pg_drop(from_s3)
-    assert (await database_sync_to_async(BackupCopy.objects.get)(backup_id=backup_id, storage=storage_a)).status == \
-        "missing"
+    assert (
+        await database_sync_to_async(BackupCopy.objects.get)(backup_id=backup_id, storage=storage_a)
+    ).status == "missing"
 
     download = await database_sync_to_async(client.get)(f"{CONSOLE}/download/{backup_id}")
     content = await database_sync_to_async(lambda: b"".join(download.streaming_content))()
@@ -126,8 +154,22 @@ async def test_console_backup_from_create_to_pg_restore_and_reports(api, operato
     target = f"{pg_source_db}_restored"
     try:
         subprocess.run(["createdb", "-h", PG["host"], "-p", str(PG["port"]), "-U", PG["user"], target], check=True)
-        subprocess.run(["pg_restore", "--no-owner", "-h", PG["host"], "-p", str(PG["port"]), "-U", PG["user"],
-                        "-d", target, str(dump)], check=True)
+        subprocess.run(
+            [
+                "pg_restore",
+                "--no-owner",
+                "-h",
+                PG["host"],
+                "-p",
+                str(PG["port"]),
+                "-U",
+                PG["user"],
+                "-d",
+                target,
+                str(dump),
+            ],
+            check=True,
+        )
         assert row_count(target, "customers") == row_count(pg_source_db, "customers") == 300
     finally:
         pg_drop(target)
@@ -136,8 +178,9 @@ async def test_console_backup_from_create_to_pg_restore_and_reports(api, operato
     assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"
     path = tmp_path / "report.pdf"
     path.write_bytes(await database_sync_to_async(lambda: b"".join(pdf.streaming_content))())
-    subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(path), str(tmp_path / "page")],
-                   check=True)
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(path), str(tmp_path / "page")], check=True
+    )
     image = Image.open(next(tmp_path.glob("page*.png"))).convert("L")
     assert sum(image.histogram()[:200]) > image.width * image.height * 0.01
 

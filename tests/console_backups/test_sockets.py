@@ -39,12 +39,14 @@ async def receive_until(communicator, kind: str, timeout: float = 10) -> list[di
             return messages
 
 
-async def test_updates_and_notifications_follow_a_backup_in_the_seeds_shapes(admin_a, admin_b, tenant_a,
-                                                                            components_a, storage_a):
+async def test_updates_and_notifications_follow_a_backup_in_the_seeds_shapes(
+    admin_a, admin_b, tenant_a, components_a, storage_a
+):
     updates, notifications = await open_socket(admin_a, "updates"), await open_socket(admin_a, "notifications")
     theirs = await open_socket(admin_b, "updates")
-    op = await database_sync_to_async(backup_start)(tenant=tenant_a, application=components_a, storage=storage_a,
-                                                    name="pre_maintenance_backup", queue=False)
+    op = await database_sync_to_async(backup_start)(
+        tenant=tenant_a, application=components_a, storage=storage_a, name="pre_maintenance_backup", queue=False
+    )
     await database_sync_to_async(backup_run)(operation_id=op.pk)
     progress = []
     while not progress or progress[-1]["status"] != "completed":
@@ -68,18 +70,35 @@ async def test_updates_and_notifications_follow_a_backup_in_the_seeds_shapes(adm
 async def test_notifications_carry_storage_alerts_and_schedule_events(admin_a, tenant_a, components_a, storage_a):
     notifications = await open_socket(admin_a, "notifications")
     # A storage past its threshold (the alert the storage layer publishes).
-    await database_sync_to_async(publish)(tenant_id=tenant_a.pk, stream="notifications", event={
-        "type": "storage_alert", "level": "warning", "storage": "disk", "storage_id": storage_a.pk,
-        "message": "Storage usage at 80%", "threshold": 80, "used": "8.0 GB", "available": "2.0 GB",
-        "total": "10 GB", "used_bytes": 8_000_000_000})
+    await database_sync_to_async(publish)(
+        tenant_id=tenant_a.pk,
+        stream="notifications",
+        event={
+            "type": "storage_alert",
+            "level": "warning",
+            "storage": "disk",
+            "storage_id": storage_a.pk,
+            "message": "Storage usage at 80%",
+            "threshold": 80,
+            "used": "8.0 GB",
+            "available": "2.0 GB",
+            "total": "10 GB",
+            "used_bytes": 8_000_000_000,
+        },
+    )
     alert = await notifications.receive_json_from(timeout=5)
     assert alert["type"] == "storage_alert" and alert["level"] == "warning" and alert["storage"] == "disk"
     assert alert["message"] == "Storage usage at 80%" and alert["used"] == "8.0 GB"
     assert alert["used_bytes"] == 8_000_000_000 and alert["available"] == "2.0 GB" and alert["total"] == "10 GB"
 
     job = await database_sync_to_async(schedule_services.job_create)(
-        tenant=tenant_a, name="nightly", application=components_a, storage=storage_a, schedule_type="hourly",
-        public_id="schedule_nightly")
+        tenant=tenant_a,
+        name="nightly",
+        application=components_a,
+        storage=storage_a,
+        schedule_type="hourly",
+        public_id="schedule_nightly",
+    )
     await database_sync_to_async(schedule_services.job_run)(job=job, trigger="scheduled", queue=False)
     event = (await receive_until(notifications, "schedule_event"))[-1]
     assert event["event"] == "execution_started" and event["schedule_id"] == "schedule_nightly"
@@ -96,11 +115,15 @@ async def test_health_is_sent_on_connect_and_when_it_changes(admin_a, tenant_a, 
     assert first["storage_health"]["local"]["health"] == "good"
     assert first["storage_health"]["local"]["used_bytes"] == backup_a.stored_bytes
     assert first["service_status"]["encryption"] == "enabled" and first["service_status"]["scheduler"] in (
-        "idle", "running", "stopped")
+        "idle",
+        "running",
+        "stopped",
+    )
     assert await health.receive_nothing(timeout=1.5)  # nothing changed: nothing sent
 
     await database_sync_to_async(Storage.objects.filter(pk=storage_a.pk).update)(
-        last_test_ok=False, last_test_message="disk unplugged")
+        last_test_ok=False, last_test_message="disk unplugged"
+    )
     changed = await health.receive_json_from(timeout=10)
     assert changed["type"] == "storage_health" and changed["local"]["health"] == "offline"
     service = await health.receive_json_from(timeout=10)
@@ -117,7 +140,8 @@ async def test_health_steady_interval_resends_unchanged_figures(admin_a, tenant_
     again = [await health.receive_json_from(timeout=10) for _ in range(3)]
     assert [m["type"] for m in again] == [m["type"] for m in first]
     assert {k: v for k, v in again[0].items() if k != "timestamp"} == {
-        k: v for k, v in first[0].items() if k != "timestamp"}
+        k: v for k, v in first[0].items() if k != "timestamp"
+    }
     await health.disconnect()
 
 
@@ -127,7 +151,10 @@ async def test_health_of_a_user_in_two_workspaces_needs_one_named(admin_a, tenan
     assert await unnamed.receive_output(timeout=5) == {"type": "websocket.close", "code": 4400}
     named = await open_socket(admin_a, "health", "&workspace=bravo")
     assert {(await named.receive_json_from(timeout=10))["type"] for _ in range(3)} == {
-        "storage_health", "service_status", "connectivity_status"}
+        "storage_health",
+        "service_status",
+        "connectivity_status",
+    }
     await named.disconnect()
 
 
@@ -172,10 +199,15 @@ async def test_a_user_who_loses_access_is_cut_off(admin_a, viewer_a, tenant_a, r
     if route == "health":  # its three messages on connect
         [await communicator.receive_json_from(timeout=10) for _ in range(3)]
     else:
-        await database_sync_to_async(publish)(tenant_id=tenant_a.pk, stream="notifications", event={
-            "type": "storage_alert", "level": "warning", "storage": "disk", "message": "before"})
-        await database_sync_to_async(publish)(tenant_id=tenant_a.pk, event={
-            "type": "backup_progress", "job_id": "JOB-1", "progress": 5, "status": "in_progress"})
+        await database_sync_to_async(publish)(
+            tenant_id=tenant_a.pk,
+            stream="notifications",
+            event={"type": "storage_alert", "level": "warning", "storage": "disk", "message": "before"},
+        )
+        await database_sync_to_async(publish)(
+            tenant_id=tenant_a.pk,
+            event={"type": "backup_progress", "job_id": "JOB-1", "progress": 5, "status": "in_progress"},
+        )
         assert (await communicator.receive_json_from(timeout=5))["type"] in ("storage_alert", "backup_progress")
 
     @database_sync_to_async
@@ -185,6 +217,9 @@ async def test_a_user_who_loses_access_is_cut_off(admin_a, viewer_a, tenant_a, r
     await remove()
     closed = await communicator.receive_output(timeout=5)
     assert closed == {"type": "websocket.close", "code": 4403}
-    await database_sync_to_async(publish)(tenant_id=tenant_a.pk, stream="notifications", event={
-        "type": "storage_alert", "level": "warning", "storage": "disk", "message": "after"})
+    await database_sync_to_async(publish)(
+        tenant_id=tenant_a.pk,
+        stream="notifications",
+        event={"type": "storage_alert", "level": "warning", "storage": "disk", "message": "after"},
+    )
     assert await communicator.receive_nothing(timeout=0.5)

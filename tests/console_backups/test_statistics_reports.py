@@ -28,11 +28,21 @@ def add_backups(tenant, app, storage, n: int, *, start: int = 0) -> list[Backup]
     rows = []
     for i in range(start, start + n):
         failed = i % 5 == 4
-        rows.append(Backup(tenant=tenant, name=f"b{i}", application=app, storage=storage,
-                           status="failed" if failed else "completed", stored_bytes=0 if failed else 1_000_000 + i,
-                           size_bytes=0 if failed else 3_000_000, components=["config"] if i % 7 == 6 else [],
-                           error_message="pg_dump: connection refused" if failed else "",
-                           started_at=now - timedelta(days=i % 6, minutes=5), completed_at=now - timedelta(days=i % 6)))
+        rows.append(
+            Backup(
+                tenant=tenant,
+                name=f"b{i}",
+                application=app,
+                storage=storage,
+                status="failed" if failed else "completed",
+                stored_bytes=0 if failed else 1_000_000 + i,
+                size_bytes=0 if failed else 3_000_000,
+                components=["config"] if i % 7 == 6 else [],
+                error_message="pg_dump: connection refused" if failed else "",
+                started_at=now - timedelta(days=i % 6, minutes=5),
+                completed_at=now - timedelta(days=i % 6),
+            )
+        )
     created = Backup.objects.bulk_create(rows)
     for backup in created:  # created_at is auto_now_add: spread the rows over the days
         Backup.objects.filter(pk=backup.pk).update(created_at=backup.completed_at)
@@ -59,7 +69,11 @@ def test_statistics_figures(api, viewer_a, tenant_a, components_a, storage_a):
     assert sum(d["successful"] for d in body["timeline"]) == 8 and sum(d["failed"] for d in body["timeline"]) == 2
     assert body["by_type"]["pre-ota"]["count"] == 0 and body["by_type"]["snapshot"]["count"] == 0
     local = body["storage_distribution"]["local"]
-    assert local["count"] == 8 and local["locations"]["disk"]["count"] == 8 and local["locations"]["disk"]["type"] == "local"
+    assert (
+        local["count"] == 8
+        and local["locations"]["disk"]["count"] == 8
+        and local["locations"]["disk"]["type"] == "local"
+    )
     assert body["storage_distribution"]["cloud"]["count"] == 0
     day = api(viewer_a).get(f"{CONSOLE}/statistics", {"period": "24h"}).json()
     assert day["summary"]["total_backups"] == 2 and len(day["timeline"]) == 2
@@ -67,8 +81,9 @@ def test_statistics_figures(api, viewer_a, tenant_a, components_a, storage_a):
 
 
 @pytest.mark.parametrize("url", [f"{CONSOLE}/statistics", f"{CONSOLE}/list"])
-def test_statistics_and_list_query_count_does_not_grow_with_backups(api, viewer_a, tenant_a, components_a,
-                                                                    storage_a, url):
+def test_statistics_and_list_query_count_does_not_grow_with_backups(
+    api, viewer_a, tenant_a, components_a, storage_a, url
+):
     client = api(viewer_a)
     add_backups(tenant_a, components_a, storage_a, 3)
     client.get(url)  # warm-up (content types, the tenant's default storage)
@@ -85,12 +100,13 @@ def test_statistics_and_list_query_count_does_not_grow_with_backups(api, viewer_
 def test_csv_report_has_one_row_per_backup(api, viewer_a, tenant_a, components_a, storage_a):
     rows = add_backups(tenant_a, components_a, storage_a, 7)
     today = timezone.now().date()
-    response = api(viewer_a).get(f"{CONSOLE}/report/generate", {
-        "format": "csv", "start_date": (today - timedelta(days=10)).isoformat(), "end_date": today.isoformat()})
+    response = api(viewer_a).get(
+        f"{CONSOLE}/report/generate",
+        {"format": "csv", "start_date": (today - timedelta(days=10)).isoformat(), "end_date": today.isoformat()},
+    )
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     start = (today - timedelta(days=10)).strftime("%Y%m%d")
-    assert response["Content-Disposition"] == (
-        f'attachment; filename="backup_report_{start}_{today:%Y%m%d}.csv"')
+    assert response["Content-Disposition"] == (f'attachment; filename="backup_report_{start}_{today:%Y%m%d}.csv"')
     table = list(csv.DictReader(io.StringIO(content_of(response).decode())))
     assert sorted(int(r["id"]) for r in table) == sorted(b.pk for b in rows)
     failed = next(r for r in table if r["status"] == "failed")
@@ -98,12 +114,19 @@ def test_csv_report_has_one_row_per_backup(api, viewer_a, tenant_a, components_a
     assert {r["type"] for r in table} == {"full", "config"}
 
 
-def test_html_report_shows_summary_chart_failures_and_verifications(api, viewer_a, tenant_a, components_a,
-                                                                     storage_a, backup_a):
+def test_html_report_shows_summary_chart_failures_and_verifications(
+    api, viewer_a, tenant_a, components_a, storage_a, backup_a
+):
     add_backups(tenant_a, components_a, storage_a, 5)
-    Verification.objects.create(tenant=tenant_a, backup=backup_a, test_type="decrypt", status="completed",
-                                passed=False, error_message="chunk 3 failed authentication",
-                                completed_at=timezone.now())
+    Verification.objects.create(
+        tenant=tenant_a,
+        backup=backup_a,
+        test_type="decrypt",
+        status="completed",
+        passed=False,
+        error_message="chunk 3 failed authentication",
+        completed_at=timezone.now(),
+    )
     response = api(viewer_a).get(f"{CONSOLE}/report/generate", {"format": "html"})
     assert response.status_code == 200 and response["Content-Type"].startswith("text/html")
     html = content_of(response).decode()
@@ -123,8 +146,7 @@ def test_pdf_report_renders_a_non_blank_first_page(api, viewer_a, tenant_a, comp
     pdf = tmp_path / "report.pdf"
     pdf.write_bytes(content_of(response))
     assert pdf.read_bytes().startswith(b"%PDF")
-    subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "page")],
-                   check=True)
+    subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "page")], check=True)
     page = next(tmp_path.glob("page*.png"))
     image = Image.open(page).convert("L")
     dark = sum(image.histogram()[:200])  # pixels darker than light grey
@@ -142,9 +164,15 @@ def test_one_report_per_minute_per_tenant(api, viewer_a, admin_b, tenant_a):
     assert api(admin_b).get(f"{CONSOLE}/report/generate", {"format": "csv"}).status_code == 200  # another tenant
 
 
-@pytest.mark.parametrize("query", [{"format": "docx"}, {"start_date": "2025-02-30"},
-                                   {"start_date": "2025-06-02", "end_date": "2025-06-01"},
-                                   {"start_date": "2020-01-01", "end_date": "2025-01-01"}])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"format": "docx"},
+        {"start_date": "2025-02-30"},
+        {"start_date": "2025-06-02", "end_date": "2025-06-01"},
+        {"start_date": "2020-01-01", "end_date": "2025-01-01"},
+    ],
+)
 def test_report_refuses_bad_input_without_spending_the_minute(api, viewer_a, query):
     client = api(viewer_a)
     error_of(client.get(f"{CONSOLE}/report/generate", query), 400, "VALIDATION_ERROR")

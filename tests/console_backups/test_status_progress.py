@@ -39,8 +39,7 @@ def codes(body) -> dict:
 
 
 def test_status_of_a_healthy_workspace(api, viewer_a, admin_a, tenant_a, backup_a, storage_a):
-    verification = verification_start(tenant=tenant_a, backup=backup_a, actor=admin_a, test_type="decrypt",
-                                      queue=False)
+    verification = verification_start(tenant=tenant_a, backup=backup_a, actor=admin_a, test_type="decrypt", queue=False)
     verification_run(operation_id=verification.operation_id)
     beat_ran(timezone.now())
     worker_alive()
@@ -52,8 +51,11 @@ def test_status_of_a_healthy_workspace(api, viewer_a, admin_a, tenant_a, backup_
     assert local["status"] == "healthy" and local["name"] == "disk" and local["used_bytes"] == backup_a.stored_bytes
     assert local["available_bytes"] > 0 and local["available"].endswith("B") and local["used"].endswith("%")
     assert body["components"]["cloud_storage"]["status"] == "not_configured"
-    assert body["components"]["encryption"] == {"status": "enabled", "algorithm": "AES-256-GCM",
-                                                "key_id": backup_a.key_id}
+    assert body["components"]["encryption"] == {
+        "status": "enabled",
+        "algorithm": "AES-256-GCM",
+        "key_id": backup_a.key_id,
+    }
     scheduler = body["components"]["scheduler"]
     assert scheduler["status"] == "disabled" and scheduler["beat"] == "up" and scheduler["next_run"] is None
     rules = {r["rule"]: r for r in body["security_rules"]}
@@ -67,24 +69,43 @@ def test_status_of_a_healthy_workspace(api, viewer_a, admin_a, tenant_a, backup_
     assert body["security_score"] < 100
 
 
-def test_status_fails_on_a_failed_last_run_and_warns_of_what_needs_attention(api, viewer_a, tenant_a,
-                                                                            components_a, storage_a, backup_a):
-    Backup.objects.create(tenant=tenant_a, name="tonight", status="failed", application=components_a,
-                          storage=storage_a, error_message="disk on fire", completed_at=timezone.now())
-    job = schedule_services.job_create(tenant=tenant_a, name="nightly", application=components_a, storage=storage_a,
-                                       schedule_type="daily", schedule_time=time(2, 0))
+def test_status_fails_on_a_failed_last_run_and_warns_of_what_needs_attention(
+    api, viewer_a, tenant_a, components_a, storage_a, backup_a
+):
+    Backup.objects.create(
+        tenant=tenant_a,
+        name="tonight",
+        status="failed",
+        application=components_a,
+        storage=storage_a,
+        error_message="disk on fire",
+        completed_at=timezone.now(),
+    )
+    job = schedule_services.job_create(
+        tenant=tenant_a,
+        name="nightly",
+        application=components_a,
+        storage=storage_a,
+        schedule_type="daily",
+        schedule_time=time(2, 0),
+    )
     from schedules.models import BackupJob
 
-    BackupJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(days=3),
-                                               updated_at=timezone.now() - timedelta(days=3),
-                                               last_run_at=timezone.now() - timedelta(days=3))
+    BackupJob.objects.filter(pk=job.pk).update(
+        created_at=timezone.now() - timedelta(days=3),
+        updated_at=timezone.now() - timedelta(days=3),
+        last_run_at=timezone.now() - timedelta(days=3),
+    )
     beat_ran(timezone.now() - timedelta(hours=1))
     storage_a.quota_bytes = int(backup_a.stored_bytes * 1.1)
     storage_a.save()
     body = api(viewer_a).get(f"{CONSOLE}/status").json()
     alerts = codes(body)
     assert body["backup_system"] == "failing"
-    assert alerts["last_backup_failed"]["level"] == "critical" and "disk on fire" in alerts["last_backup_failed"]["message"]
+    assert (
+        alerts["last_backup_failed"]["level"] == "critical"
+        and "disk on fire" in alerts["last_backup_failed"]["message"]
+    )
     assert alerts["scheduler_down"]["level"] == "critical"  # beat stopped and a schedule is enabled
     assert alerts["schedule_missed"]["schedule_id"] == job.public_id
     assert alerts["storage_threshold"]["level"] == "warning" and alerts["storage_threshold"]["used_percent"] > 80
@@ -96,15 +117,17 @@ def test_status_fails_on_a_failed_last_run_and_warns_of_what_needs_attention(api
 def test_status_sees_a_worker_that_stopped_beating(api, viewer_a, tenant_a, backup_a):
     from backupplatform import heartbeats
 
-    heartbeats.client().hset(heartbeats._key("workers"), "worker@gone",
-                             json.dumps({"at": (timezone.now() - timedelta(minutes=5)).timestamp()}))
+    heartbeats.client().hset(
+        heartbeats._key("workers"),
+        "worker@gone",
+        json.dumps({"at": (timezone.now() - timedelta(minutes=5)).timestamp()}),
+    )
     body = api(viewer_a).get(f"{CONSOLE}/status").json()
     assert codes(body)["worker_down"]["level"] == "critical" and body["backup_system"] == "failing"
     assert body["components"]["scheduler"]["worker"] == "down"
 
 
-def test_backup_progress_never_goes_back_and_carries_bytes(api, viewer_a, tenant_a, components_a, storage_a,
-                                                           backup_a):
+def test_backup_progress_never_goes_back_and_carries_bytes(api, viewer_a, tenant_a, components_a, storage_a, backup_a):
     """The second backup of the application expects as many bytes as the first: the percent
     follows the bytes, and a step naming a lower percent does not move it back."""
     from backups.models import Operation as Op
@@ -124,8 +147,9 @@ def test_backup_progress_never_goes_back_and_carries_bytes(api, viewer_a, tenant
     assert Op.objects.get(pk=op.pk).progress == 50
 
 
-def test_restore_progress_finds_restores_of_the_platform_api_and_by_operation(api, admin_a, viewer_a, tenant_a,
-                                                                              backup_a, tmp_path):
+def test_restore_progress_finds_restores_of_the_platform_api_and_by_operation(
+    api, admin_a, viewer_a, tenant_a, backup_a, tmp_path
+):
     # restore.pk is the ``restore_id`` that POST /api/v1/backups/{id}/restore answers.
     restore = restore_start(tenant=tenant_a, backup=backup_a, target_path=str(tmp_path / "back"), queue=False)
     client = api(viewer_a)
@@ -139,19 +163,30 @@ def test_restore_progress_finds_restores_of_the_platform_api_and_by_operation(ap
     error_of(client.get(f"{CONSOLE}/progress/{restore.operation.public_id}"), 404, "BACKUP_NOT_FOUND")
 
 
-def test_cancel_a_queued_backup_and_a_restore(api, operator_a, tenant_a, components_a, storage_a, backup_a,
-                                              tmp_path, settings):
+def test_cancel_a_queued_backup_and_a_restore(
+    api, operator_a, tenant_a, components_a, storage_a, backup_a, tmp_path, settings
+):
     settings.CONSOLE_CANCEL_WAIT = 0
     client = api(operator_a)
     op = backup_start(tenant=tenant_a, application=components_a, storage=storage_a, queue=False)
-    body = client.post(f"{CONSOLE}/operation/cancel", {"job_id": op.public_id, "reason": "User requested"},
-                       format="json").json()
-    assert body == {"status": "cancelled", "job_id": op.public_id, "operation": "backup_create",
-                    "partial_data_cleaned": True, "can_restart": True, "message": "Operation cancelled",
-                    "progress_url": f"{CONSOLE}/progress/{op.public_id}"}
+    body = client.post(
+        f"{CONSOLE}/operation/cancel", {"job_id": op.public_id, "reason": "User requested"}, format="json"
+    ).json()
+    assert body == {
+        "status": "cancelled",
+        "job_id": op.public_id,
+        "operation": "backup_create",
+        "partial_data_cleaned": True,
+        "can_restart": True,
+        "message": "Operation cancelled",
+        "progress_url": f"{CONSOLE}/progress/{op.public_id}",
+    }
     assert Backup.objects.get(pk=op.backup_id).status == "cancelled"
-    again = error_of(client.post(f"{CONSOLE}/operation/cancel", {"job_id": op.public_id}, format="json"), 409,
-                     "OPERATION_NOT_RUNNING")
+    again = error_of(
+        client.post(f"{CONSOLE}/operation/cancel", {"job_id": op.public_id}, format="json"),
+        409,
+        "OPERATION_NOT_RUNNING",
+    )
     assert again["message"].startswith("The operation has already ended")
 
     restore = restore_start(tenant=tenant_a, backup=backup_a, target_path=str(tmp_path / "back"), queue=False)
@@ -165,16 +200,16 @@ def test_cancel_a_queued_backup_and_a_restore(api, operator_a, tenant_a, compone
     assert body["status"] == "cancelling" and body["partial_data_cleaned"] is False
     assert Operation.objects.get(pk=running.pk).cancel_requested is True
 
-    error_of(client.post(f"{CONSOLE}/operation/cancel", {"job_id": "nope"}, format="json"), 404,
-             "OPERATION_NOT_FOUND")
+    error_of(client.post(f"{CONSOLE}/operation/cancel", {"job_id": "nope"}, format="json"), 404, "OPERATION_NOT_FOUND")
     error_of(client.post(f"{CONSOLE}/operation/cancel", {"job_id": 5}, format="json"), 400, "VALIDATION_ERROR")
 
 
 def test_status_warns_when_acronis_is_not_reached(api, viewer_a, tenant_a, backup_a):
     from acronis.models import AcronisConfig, AcronisPollState
 
-    config = AcronisConfig.objects.create(tenant=tenant_a, base_url="http://127.0.0.1:9/api/", client_id="c",
-                                          client_secret="s")
+    config = AcronisConfig.objects.create(
+        tenant=tenant_a, base_url="http://127.0.0.1:9/api/", client_id="c", client_secret="s"
+    )
     AcronisConfig.objects.filter(pk=config.pk).update(created_at=timezone.now() - timedelta(hours=1))
     body = api(viewer_a).get(f"{CONSOLE}/status").json()
     assert codes(body)["acronis_disconnected"]["level"] == "warning"  # never polled since it was saved

@@ -8,10 +8,12 @@ from tenants.models import Role
 
 
 def test_an_api_key_action_names_the_key_as_its_actor(api, admin_a, tenant_a, tmp_path):
-    key, raw = tenant_services.api_key_create(tenant=tenant_a, name="ci-pipeline", role=Role.ADMIN,
-                                              created_by=admin_a)
-    response = api(api_key=raw).post("/api/v1/workspaces/alpha/backup-storages", {
-        "name": "disk", "type": "local", "configuration": {"path": str(tmp_path / "store")}}, format="json")
+    key, raw = tenant_services.api_key_create(tenant=tenant_a, name="ci-pipeline", role=Role.ADMIN, created_by=admin_a)
+    response = api(api_key=raw).post(
+        "/api/v1/workspaces/alpha/backup-storages",
+        {"name": "disk", "type": "local", "configuration": {"path": str(tmp_path / "store")}},
+        format="json",
+    )
     assert response.status_code == 201, response.content
     event = AuditEvent.objects.get(action="storage_create")
     assert (event.actor_id, event.api_key_id, event.actor_name) == (None, key.pk, "apikey:ci-pipeline")
@@ -21,7 +23,10 @@ def test_an_api_key_action_names_the_key_as_its_actor(api, admin_a, tenant_a, tm
     header, row = b"".join(export.streaming_content).decode().splitlines()[:2]
     assert header.endswith(",api_key_id") and row.endswith(f",{key.pk}")
     # The same action by a user names the user, and no key.
-    api(admin_a).post("/api/v1/workspaces/alpha/backup-storages", {
-        "name": "disk2", "type": "local", "configuration": {"path": str(tmp_path / "store2")}}, format="json")
+    api(admin_a).post(
+        "/api/v1/workspaces/alpha/backup-storages",
+        {"name": "disk2", "type": "local", "configuration": {"path": str(tmp_path / "store2")}},
+        format="json",
+    )
     by_user = AuditEvent.objects.filter(action="storage_create").order_by("-id").first()
     assert (by_user.actor_id, by_user.api_key_id, by_user.actor_name) == (admin_a.pk, None, "alice")

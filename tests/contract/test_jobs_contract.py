@@ -11,11 +11,14 @@ from backups.services import backups as backup_services
 
 
 def test_a_network_storage_given_as_an_sftp_url_is_really_probed(api, operator_a, sftp_server):
-    url = (f"sftp://{sftp_server.username}:{quote(sftp_server.password, safe='')}@{sftp_server.host}:"
-           f"{sftp_server.port}/probe")
+    url = (
+        f"sftp://{sftp_server.username}:{quote(sftp_server.password, safe='')}@{sftp_server.host}:"
+        f"{sftp_server.port}/probe"
+    )
     (sftp_server.root / "probe").mkdir(exist_ok=True)
-    response = api(operator_a).post("/api/v1/storage/test", {"provider_type": "network", "connection_string": url},
-                                    format="json")
+    response = api(operator_a).post(
+        "/api/v1/storage/test", {"provider_type": "network", "connection_string": url}, format="json"
+    )
     assert response.status_code == 200, response.content
     data = response.json()["data"]
     assert data["success"] is True and data["provider_type"] == "sftp", data
@@ -26,16 +29,18 @@ def test_a_network_storage_given_as_an_sftp_url_is_really_probed(api, operator_a
 def test_a_network_share_mounted_on_the_platform_is_a_folder(api, operator_a, tmp_path):
     share = tmp_path / "mnt-backup"
     share.mkdir()
-    response = api(operator_a).post("/api/v1/storage/test", {"provider_type": "network",
-                                                             "connection_string": str(share)}, format="json")
+    response = api(operator_a).post(
+        "/api/v1/storage/test", {"provider_type": "network", "connection_string": str(share)}, format="json"
+    )
     assert response.status_code == 200 and response.json()["data"]["success"] is True, response.content
     assert response.json()["data"]["provider_type"] == "local"
 
 
 @pytest.mark.parametrize("address", ["\\\\server\\backup", "smb://server/backup", "ftp://server/backup"])
 def test_a_share_the_platform_cannot_reach_gets_a_clear_error(api, operator_a, address):
-    response = api(operator_a).post("/api/v1/storage/test", {"provider_type": "network",
-                                                             "connection_string": address}, format="json")
+    response = api(operator_a).post(
+        "/api/v1/storage/test", {"provider_type": "network", "connection_string": address}, format="json"
+    )
     body = response.json()
     assert response.status_code == 400 and body["error"] == "UNSUPPORTED_PROVIDER", body
     assert "sftp://" in body["details"]["supported"]
@@ -50,10 +55,12 @@ def test_checksums_and_sizes_of_small_backups(api, operator_a, tenant_a, tmp_pat
     folder = tmp_path / "data"
     folder.mkdir()
     (folder / "a.txt").write_text("hello\n" * 500)
-    storage = services.storage_create(tenant=tenant_a, name="disk", type="local",
-                                      configuration={"path": str(tmp_path / "store")}, is_default=True)
-    app = services.application_create(tenant=tenant_a, name="files",
-                                      sources=[{"name": "data", "type": "path", "path": str(folder)}])
+    storage = services.storage_create(
+        tenant=tenant_a, name="disk", type="local", configuration={"path": str(tmp_path / "store")}, is_default=True
+    )
+    app = services.application_create(
+        tenant=tenant_a, name="files", sources=[{"name": "data", "type": "path", "path": str(folder)}]
+    )
     op = backup_services.backup_start(tenant=tenant_a, application=app, queue=False)
     backup_services.backup_run(operation_id=op.pk)
     op.backup.refresh_from_db()

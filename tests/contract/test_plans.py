@@ -23,10 +23,12 @@ FOLDER_BODY = {"name": "files", "source_path": "/tmp", "schedule_type": "daily",
 @pytest.fixture
 def app(tenant_a, tmp_path):
     (tmp_path / "data").mkdir()
-    services.storage_create(tenant=tenant_a, name="disk", type="local",
-                            configuration={"path": str(tmp_path / "store")}, is_default=True)
-    return services.application_create(tenant=tenant_a, name="web",
-                                       sources=[{"name": "data", "type": "path", "path": str(tmp_path / "data")}])
+    services.storage_create(
+        tenant=tenant_a, name="disk", type="local", configuration={"path": str(tmp_path / "store")}, is_default=True
+    )
+    return services.application_create(
+        tenant=tenant_a, name="web", sources=[{"name": "data", "type": "path", "path": str(tmp_path / "data")}]
+    )
 
 
 def shared(tenant) -> None:
@@ -66,8 +68,10 @@ def test_a_shared_workspace_has_no_backup_feature_in_any_api(api, admin_a, tenan
     shared(tenant_a)
     response = getattr(api(admin_a), method)(path, body, format="json")
     assert response.status_code == 403, response.content
-    assert refusal(response) == {"code": "FEATURE_NOT_AVAILABLE",
-                                 "details": {"current_plan": "shared", "required_plan": "dedicated"}}
+    assert refusal(response) == {
+        "code": "FEATURE_NOT_AVAILABLE",
+        "details": {"current_plan": "shared", "required_plan": "dedicated"},
+    }
     assert not Server.objects.exists() and not Backup.objects.exists()
 
 
@@ -83,18 +87,21 @@ def test_a_shared_workspace_keeps_its_account_side(api, admin_a, tenant_a):
 
 
 def test_the_services_the_admin_and_the_cli_refuse_a_shared_workspace_too(tenant_a, superuser, app, tmp_path):
-    job = schedule_services.job_create(tenant=tenant_a, name="nightly", application=app,
-                                       schedule_type="daily", schedule_time=time(2, 0))
+    job = schedule_services.job_create(
+        tenant=tenant_a, name="nightly", application=app, schedule_type="daily", schedule_time=time(2, 0)
+    )
     shared(tenant_a)
     with pytest.raises(FeatureNotAvailable):
-        services.storage_create(tenant=tenant_a, name="more", type="local",
-                                configuration={"path": str(tmp_path / "more")})
+        services.storage_create(
+            tenant=tenant_a, name="more", type="local", configuration={"path": str(tmp_path / "more")}
+        )
     with pytest.raises(FeatureNotAvailable):
         backup_services.backup_start(tenant=tenant_a, application=app, queue=False)
     admin = Client()
     admin.force_login(superuser)
-    response = admin.post("/admin/schedules/backupjob/", {"action": "run_now", "_selected_action": [job.pk]},
-                          follow=True)
+    response = admin.post(
+        "/admin/schedules/backupjob/", {"action": "run_now", "_selected_action": [job.pk]}, follow=True
+    )
     assert "Backup functionality requires dedicated plan" in response.content.decode()
     with pytest.raises(CommandError, match="dedicated plan"):
         call_command("backup", "--tenant", tenant_a.slug, "--application", str(app.pk))

@@ -11,14 +11,17 @@ from backupplatform.asgi import application
 
 
 @pytest.mark.parametrize("debug", [False, True])
-@pytest.mark.parametrize(("path", "shape"), [
-    ("/api/v1/nothing-here", {"detail", "code", "timestamp"}),
-    ("/api/v1/servers/", {"detail", "code", "timestamp"}),
-    ("/api/v1/workspaces/alpha/nothing", {"error"}),
-    ("/api/v1/jobs/1/nothing", {"success", "error", "message", "details"}),
-    ("/cloud-integration/backup/nothing", {"error"}),
-    ("/api/acronis/nothing", {"success", "error", "error_code", "timestamp", "help", "details"}),
-])
+@pytest.mark.parametrize(
+    ("path", "shape"),
+    [
+        ("/api/v1/nothing-here", {"detail", "code", "timestamp"}),
+        ("/api/v1/servers/", {"detail", "code", "timestamp"}),
+        ("/api/v1/workspaces/alpha/nothing", {"error"}),
+        ("/api/v1/jobs/1/nothing", {"success", "error", "message", "details"}),
+        ("/cloud-integration/backup/nothing", {"error"}),
+        ("/api/acronis/nothing", {"success", "error", "error_code", "timestamp", "help", "details"}),
+    ],
+)
 def test_an_unknown_api_path_is_that_apis_404(db, settings, debug, path, shape):
     settings.DEBUG = debug
     for method in ("get", "post", "delete"):

@@ -34,19 +34,23 @@ def folder(tmp_path):
 
 @pytest.fixture
 def storage(tenant_a, tmp_path):
-    return services.storage_create(tenant=tenant_a, name="disk", type="local",
-                                   configuration={"path": str(tmp_path / "store")}, is_default=True)
+    return services.storage_create(
+        tenant=tenant_a, name="disk", type="local", configuration={"path": str(tmp_path / "store")}, is_default=True
+    )
 
 
 @pytest.fixture
 def app(tenant_a, folder, storage):
-    return services.application_create(tenant=tenant_a, name="web-app", namespace="frontend",
-                                       sources=[{"name": "site", "type": "path", "path": str(folder)}])
+    return services.application_create(
+        tenant=tenant_a,
+        name="web-app",
+        namespace="frontend",
+        sources=[{"name": "site", "type": "path", "path": str(folder)}],
+    )
 
 
 def completed_backup(tenant, app, admin, compression="gzip") -> Backup:
-    op = backup_services.backup_start(tenant=tenant, actor=admin, application=app, compression=compression,
-                                      queue=False)
+    op = backup_services.backup_start(tenant=tenant, actor=admin, application=app, compression=compression, queue=False)
     backup_services.backup_run(operation_id=op.pk)
     op.backup.refresh_from_db()
     assert op.backup.status == "completed", op.backup.error_message
@@ -61,8 +65,11 @@ def test_ids_are_written_as_the_document_writes_them_and_both_forms_are_accepted
         assert client.get(f"{WS}/backup-storages/{given}").json()["data"]["id"] == f"storage-{storage.pk}"
     wrong_kind = client.get(f"{WS}/backup-storages/app-{storage.pk}")
     assert wrong_kind.status_code == 404 and wrong_kind.json()["error"]["code"] == "STORAGE_NOT_FOUND"
-    policy = client.post(f"{WS}/applications/app-{app.pk}/backup-policy", {
-        "storage_id": f"storage-{storage.pk}", "schedule": {"frequency": "daily", "time": "02:00"}}, format="json")
+    policy = client.post(
+        f"{WS}/applications/app-{app.pk}/backup-policy",
+        {"storage_id": f"storage-{storage.pk}", "schedule": {"frequency": "daily", "time": "02:00"}},
+        format="json",
+    )
     assert policy.status_code == 201, policy.content
     body = policy.json()["data"]
     assert body["id"].startswith("policy-") and body["application_id"] == f"app-{app.pk}"
@@ -75,19 +82,31 @@ def test_ids_are_written_as_the_document_writes_them_and_both_forms_are_accepted
 
 def test_the_documented_s3_storage_is_created_and_encrypts_with_its_kms_key(api, admin_a, tenant_a):
     encryption = {"enabled": True, "algorithm": "AES256", "kms_key_id": "arn:aws:kms:us-west-2:123456789:key/abc-123"}
-    response = api(admin_a).post(f"{WS}/backup-storages", {
-        "name": "production-backups", "type": "s3",
-        "configuration": {"bucket": "hexabase-backups", "region": "us-west-2", "path_prefix": "ws-123/",
-                          "encryption": encryption},
-        "credentials": {"access_key_id": "AKIAXXXXXXXXXXXXXXXX", "secret_access_key": "x" * 40}}, format="json")
+    response = api(admin_a).post(
+        f"{WS}/backup-storages",
+        {
+            "name": "production-backups",
+            "type": "s3",
+            "configuration": {
+                "bucket": "hexabase-backups",
+                "region": "us-west-2",
+                "path_prefix": "ws-123/",
+                "encryption": encryption,
+            },
+            "credentials": {"access_key_id": "AKIAXXXXXXXXXXXXXXXX", "secret_access_key": "x" * 40},
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.content
     created = response.json()["data"]
     assert created["configuration"]["encryption"] == encryption
-    again = api(admin_a).put(f"{WS}/backup-storages/{created['id']}",
-                             {"configuration": {"encryption": encryption}}, format="json")
+    again = api(admin_a).put(
+        f"{WS}/backup-storages/{created['id']}", {"configuration": {"encryption": encryption}}, format="json"
+    )
     assert again.status_code == 200, again.content
-    backend = open_backend("s3", created["configuration"], {"access_key_id": "AKIAXXXXXXXXXXXXXXXX",
-                                                            "secret_access_key": "x" * 40})
+    backend = open_backend(
+        "s3", created["configuration"], {"access_key_id": "AKIAXXXXXXXXXXXXXXXX", "secret_access_key": "x" * 40}
+    )
     try:  # what each upload asks S3 for: SSE-KMS with the given key
         assert backend.put_extra == {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": encryption["kms_key_id"]}
     finally:
@@ -99,8 +118,11 @@ def database(pg_throwaway_db):
     yield pg_throwaway_db.name
     with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
         for suffix in ("_frontend_restored", "_copy"):
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(f"{pg_throwaway_db.name}{suffix}")))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(f"{pg_throwaway_db.name}{suffix}")
+                )
+            )
 
 
 def databases() -> set[str]:
@@ -109,11 +131,23 @@ def databases() -> set[str]:
 
 
 def test_namespace_mapping_names_what_the_restore_creates(api, admin_a, tenant_a, folder, storage, database):
-    server = services.server_create(tenant=tenant_a, name="pg", type="postgresql", host="127.0.0.1", port=5432,
-                                    credentials={"username": "postgres", "password": ""})
-    app = services.application_create(tenant=tenant_a, name="shop", namespace="frontend", sources=[
-        {"name": "db", "type": "postgresql", "server_id": server.pk, "database_name": database},
-        {"name": "site", "type": "path", "path": str(folder)}])
+    server = services.server_create(
+        tenant=tenant_a,
+        name="pg",
+        type="postgresql",
+        host="127.0.0.1",
+        port=5432,
+        credentials={"username": "postgres", "password": ""},
+    )
+    app = services.application_create(
+        tenant=tenant_a,
+        name="shop",
+        namespace="frontend",
+        sources=[
+            {"name": "db", "type": "postgresql", "server_id": server.pk, "database_name": database},
+            {"name": "site", "type": "path", "path": str(folder)},
+        ],
+    )
     backup = completed_backup(tenant_a, app, admin_a)
     client = api(admin_a)
     url = f"{WS}/applications/app-{app.pk}/backups/backup-{backup.pk}/restore"
@@ -121,8 +155,11 @@ def test_namespace_mapping_names_what_the_restore_creates(api, admin_a, tenant_a
     assert unknown.status_code == 400
     assert "namespace 'frontend'" in unknown.json()["error"]["details"]["namespace_mapping.backend"][0]
 
-    response = client.post(url, {"namespace_mapping": {"frontend": "frontend-restored"},
-                                 "restore_options": {"restore_strategy": "create_new"}}, format="json")
+    response = client.post(
+        url,
+        {"namespace_mapping": {"frontend": "frontend-restored"}, "restore_options": {"restore_strategy": "create_new"}},
+        format="json",
+    )
     assert response.status_code == 202, response.content
     restore = Restore.objects.get(pk=int(response.json()["data"]["restore_id"].removeprefix("restore-")))
     restore_services.restore_run(operation_id=restore.operation_id)
@@ -132,12 +169,14 @@ def test_namespace_mapping_names_what_the_restore_creates(api, admin_a, tenant_a
     assert (folder.parent / "site.frontend-restored" / "page0.html").read_text() == (folder / "page0.html").read_text()
     detail = client.get(f"{WS}/applications/app-{app.pk}/restores/restore-{restore.pk}").json()["data"]
     assert detail["restored_resources"]["databases"] == [
-        {"name": f"{database}_frontend_restored", "original_name": database, "status": "created"}]
+        {"name": f"{database}_frontend_restored", "original_name": database, "status": "created"}
+    ]
     assert detail["restored_resources"]["folders"][0]["name"] == str(folder) + ".frontend-restored"
 
     # A database named in the mapping comes back under that name.
-    named = client.post(url, {"namespace_mapping": {database: f"{database}_copy", str(folder): str(folder) + "-2"}},
-                        format="json")
+    named = client.post(
+        url, {"namespace_mapping": {database: f"{database}_copy", str(folder): str(folder) + "-2"}}, format="json"
+    )
     restore2 = Restore.objects.get(pk=int(named.json()["data"]["restore_id"].removeprefix("restore-")))
     restore_services.restore_run(operation_id=restore2.operation_id)
     restore2.refresh_from_db()
@@ -151,9 +190,16 @@ def test_namespace_mapping_names_what_the_restore_creates(api, admin_a, tenant_a
 @pytest.fixture
 def policy(tenant_a, app, storage, admin_a):
     return schedule_services.job_create(
-        tenant=tenant_a, actor=admin_a, name="web-app backup policy", application=app, storage=storage,
-        schedule_type="daily", schedule_time=time(2, 0), days_of_week=[1, 2, 3, 4, 5],
-        options={"compression": True})
+        tenant=tenant_a,
+        actor=admin_a,
+        name="web-app backup policy",
+        application=app,
+        storage=storage,
+        schedule_type="daily",
+        schedule_time=time(2, 0),
+        days_of_week=[1, 2, 3, 4, 5],
+        options={"compression": True},
+    )
 
 
 def test_a_second_trigger_says_a_backup_is_already_running(api, admin_a, app, policy):
@@ -169,20 +215,29 @@ def test_a_second_trigger_says_a_backup_is_already_running(api, admin_a, app, po
 
 
 def test_a_policy_update_keeps_what_it_does_not_send(api, admin_a, app, policy):
-    response = api(admin_a).put(f"{WS}/applications/app-{app.pk}/backup-policy",
-                                {"schedule": {"frequency": "daily", "time": "03:00"}}, format="json")
+    response = api(admin_a).put(
+        f"{WS}/applications/app-{app.pk}/backup-policy",
+        {"schedule": {"frequency": "daily", "time": "03:00"}},
+        format="json",
+    )
     assert response.status_code == 200, response.content
     assert response.json()["data"]["schedule"]["days_of_week"] == [1, 2, 3, 4, 5]
     policy.refresh_from_db()
     assert policy.days_of_week == [1, 2, 3, 4, 5] and policy.cron_expression == "0 3 * * 1-5"
-    cleared = api(admin_a).put(f"{WS}/applications/app-{app.pk}/backup-policy",
-                               {"schedule": {"frequency": "daily", "days_of_week": None}}, format="json")
+    cleared = api(admin_a).put(
+        f"{WS}/applications/app-{app.pk}/backup-policy",
+        {"schedule": {"frequency": "daily", "days_of_week": None}},
+        format="json",
+    )
     assert cleared.status_code == 200 and cleared.json()["data"]["schedule"]["days_of_week"] is None
 
 
 def test_a_keep_until_in_the_past_is_refused(api, admin_a, app):
-    response = api(admin_a).post(f"{WS}/applications/app-{app.pk}/backups/trigger",
-                                 {"retention_override": {"keep_until": "2024-12-31T23:59:59Z"}}, format="json")
+    response = api(admin_a).post(
+        f"{WS}/applications/app-{app.pk}/backups/trigger",
+        {"retention_override": {"keep_until": "2024-12-31T23:59:59Z"}},
+        format="json",
+    )
     assert response.status_code == 400
     assert "future" in response.json()["error"]["details"]["keep_until"][0]
     assert not Backup.objects.filter(application=app).exists()

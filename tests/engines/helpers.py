@@ -30,9 +30,7 @@ def pg_plain_dump(params: ConnectionParams, *extra: str) -> str:
         env=env,
     ).stdout.decode()
     lines = [
-        line
-        for line in out.splitlines()
-        if line.strip() and not line.startswith(("--", "\\restrict", "\\unrestrict"))
+        line for line in out.splitlines() if line.strip() and not line.startswith(("--", "\\restrict", "\\unrestrict"))
     ]
     return "\n".join(lines)
 

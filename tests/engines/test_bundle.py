@@ -29,9 +29,7 @@ def _read_all(source) -> bytes:  # type: ignore[no-untyped-def]
     return data
 
 
-def test_bundle_of_two_databases_and_a_folder_round_trips(
-    pg_source, my_source, pg_db, my_db, tmp_path
-):
+def test_bundle_of_two_databases_and_a_folder_round_trips(pg_source, my_source, pg_db, my_db, tmp_path):
     folder = tmp_path / "uploads"
     (folder / "img").mkdir(parents=True)
     (folder / "img" / "a.png").write_bytes(b"\x89PNG" + bytes(1000))
@@ -197,8 +195,12 @@ def test_bundle_written_by_earlier_versions_still_restores(tmp_path):
         info = tarfile.TarInfo("00-files.tar")
         info.size, info.pax_headers = len(inner), {"BP.sha256": hashlib.sha256(inner).hexdigest()}
         tar.addfile(info, io.BytesIO(inner))
-        manifest = json.dumps({"format": "bp-bundle/1", "members": [
-            {"name": "00-files.tar", "size": len(inner), "sha256": hashlib.sha256(inner).hexdigest()}]}).encode()
+        manifest = json.dumps(
+            {
+                "format": "bp-bundle/1",
+                "members": [{"name": "00-files.tar", "size": len(inner), "sha256": hashlib.sha256(inner).hexdigest()}],
+            }
+        ).encode()
         info = tarfile.TarInfo(MANIFEST_NAME)
         info.size = len(manifest)
         tar.addfile(info, io.BytesIO(manifest))

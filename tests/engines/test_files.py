@@ -41,9 +41,7 @@ def test_round_trip_reproduces_files_modes_links_and_contents(tree, tmp_path):
     result = transfer(tar_source([tree], root=tree.parent), tar_restore_sink(out))
     assert result["files"] >= 6
     assert list(iter_tree(out / "src")) == list(iter_tree(tree))
-    assert (
-        os.stat(out / "src/app/main.py").st_ino == os.stat(out / "src/app/main-hardlink.py").st_ino
-    )
+    assert os.stat(out / "src/app/main.py").st_ino == os.stat(out / "src/app/main-hardlink.py").st_ino
 
 
 def test_members_are_relative_to_root_by_default(tree, tmp_path):
@@ -291,18 +289,21 @@ def test_an_application_artifact_made_before_relative_restores_still_restores(tm
     assert (tmp_path / "db" / "app.sqlite").read_bytes().startswith(b"SQLite format 3")
 
 
-@pytest.mark.parametrize("name, kind, link, size, mtime, uid", [
-    ("srv/data/a.csv", tarfile.REGTYPE, "", 4000, 1_700_000_000, 1000),
-    ("srv/data", tarfile.DIRTYPE, "", 0, 1_700_000_000, 0),
-    ("srv/data/link", tarfile.SYMTYPE, "../b", 0, 1_700_000_000, 0),
-    ("srv/data/hard", tarfile.LNKTYPE, "srv/data/a.csv", 0, 1_700_000_000, 0),
-    ("x" * 100, tarfile.REGTYPE, "", 1, 0, 0),
-    ("d" * 100, tarfile.DIRTYPE, "", 0, 1, 0),  # 101 with its slash: a PAX header
-    ("caf\u00e9/na\u00efve.txt", tarfile.REGTYPE, "", 5, 1_700_000_000, 0),  # not ASCII: PAX
-    ("big.bin", tarfile.REGTYPE, "", 9 << 30, 1_700_000_000, 0),  # over 8 GiB: PAX size
-    ("ids", tarfile.REGTYPE, "", 3, 1_700_000_000, 3_000_000),  # a big uid: PAX
-    ("fraction", tarfile.REGTYPE, "", 3, 1_700_000_000.5, 0),  # a float mtime: PAX
-])
+@pytest.mark.parametrize(
+    "name, kind, link, size, mtime, uid",
+    [
+        ("srv/data/a.csv", tarfile.REGTYPE, "", 4000, 1_700_000_000, 1000),
+        ("srv/data", tarfile.DIRTYPE, "", 0, 1_700_000_000, 0),
+        ("srv/data/link", tarfile.SYMTYPE, "../b", 0, 1_700_000_000, 0),
+        ("srv/data/hard", tarfile.LNKTYPE, "srv/data/a.csv", 0, 1_700_000_000, 0),
+        ("x" * 100, tarfile.REGTYPE, "", 1, 0, 0),
+        ("d" * 100, tarfile.DIRTYPE, "", 0, 1, 0),  # 101 with its slash: a PAX header
+        ("caf\u00e9/na\u00efve.txt", tarfile.REGTYPE, "", 5, 1_700_000_000, 0),  # not ASCII: PAX
+        ("big.bin", tarfile.REGTYPE, "", 9 << 30, 1_700_000_000, 0),  # over 8 GiB: PAX size
+        ("ids", tarfile.REGTYPE, "", 3, 1_700_000_000, 3_000_000),  # a big uid: PAX
+        ("fraction", tarfile.REGTYPE, "", 3, 1_700_000_000.5, 0),  # a float mtime: PAX
+    ],
+)
 def test_tar_headers_are_what_tarfile_writes(name, kind, link, size, mtime, uid):
     info = tarfile.TarInfo(name)
     info.type, info.linkname, info.size, info.mtime, info.uid, info.gid = kind, link, size, mtime, uid, 50

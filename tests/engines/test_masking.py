@@ -20,9 +20,7 @@ COLUMNS = "id, name, email, phone, balance, created, doc, avatar, note"
 
 def _pg_rows(params, table="customers", columns=COLUMNS):  # type: ignore[no-untyped-def]
     with pg_connect(params) as conn:
-        return {
-            r[0]: r for r in conn.execute(f"SELECT {columns} FROM {table} ORDER BY id").fetchall()
-        }
+        return {r[0]: r for r in conn.execute(f"SELECT {columns} FROM {table} ORDER BY id").fetchall()}
 
 
 def _shape(value: str) -> str:

@@ -86,9 +86,7 @@ def test_password_goes_through_a_private_defaults_file(my_source, my_params):
                 cur.execute(f"CREATE USER '{user}'@%s IDENTIFIED BY %s", (host, password))
                 cur.execute(f"GRANT ALL ON `{my_source.database}`.* TO '{user}'@%s", (host,))
                 cur.execute(f"GRANT SELECT ON mysql.proc TO '{user}'@%s", (host,))
-        params = ConnectionParams(
-            "mysql", my_params.host, my_params.port, user, password, my_source.database
-        )
+        params = ConnectionParams("mysql", my_params.host, my_params.port, user, password, my_source.database)
         with mysqldump_source(params) as source:
             deadline = time.monotonic() + 5
             while True:  # wait for the exec (before it, cmdline is the forked Python's)
@@ -98,9 +96,7 @@ def test_password_goes_through_a_private_defaults_file(my_source, my_params):
                     break
             assert password.encode() not in cmdline
             defaults = next(
-                arg.split(b"=", 1)[1].decode()
-                for arg in cmdline.split(b"\0")
-                if arg.startswith(b"--defaults-file=")
+                arg.split(b"=", 1)[1].decode() for arg in cmdline.split(b"\0") if arg.startswith(b"--defaults-file=")
             )
             assert os.stat(defaults).st_mode & 0o777 == 0o600
             data = b""
@@ -109,9 +105,7 @@ def test_password_goes_through_a_private_defaults_file(my_source, my_params):
             source.finish()
         assert b"CREATE TABLE `customers`" in data
         assert not os.path.exists(defaults)
-        wrong = ConnectionParams(
-            "mysql", my_params.host, my_params.port, user, "wrong-pass-123", my_source.database
-        )
+        wrong = ConnectionParams("mysql", my_params.host, my_params.port, user, "wrong-pass-123", my_source.database)
         with pytest.raises(EngineError, match="Access denied") as info:
             mysqldump_source(wrong)
         assert "wrong-pass-123" not in str(info.value)

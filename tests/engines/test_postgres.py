@@ -130,19 +130,14 @@ def test_failing_dump_raises_a_clear_error_without_the_password(pg_params):
 def _add_filler(params: ConnectionParams) -> None:
     """~10 MB of rows, so pg_dump blocks on the pipe until someone reads."""
     with connect(params) as conn:
-        conn.execute(
-            "CREATE TABLE filler AS SELECT n, repeat(md5(n::text), 8) AS pad"
-            " FROM generate_series(1, 40000) n"
-        )
+        conn.execute("CREATE TABLE filler AS SELECT n, repeat(md5(n::text), 8) AS pad FROM generate_series(1, 40000) n")
 
 
 def test_a_dump_nobody_read_to_the_end_fails_with_the_tool_stderr(pg_source):
     _add_filler(pg_source)
     with pg_dump_source(pg_source) as source:
         assert source.read(1024)
-        with pytest.raises(
-            EngineError, match=r"pg_dump failed .*SIGPIPE.*not read to the end"
-        ) as info:
+        with pytest.raises(EngineError, match=r"pg_dump failed .*SIGPIPE.*not read to the end") as info:
             source.finish()
     assert info.value.code == "dump_failed"
 

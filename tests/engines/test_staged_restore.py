@@ -94,8 +94,7 @@ class Postgres(Engine):
         pg_create_database(params)
         with pg_connect(params) as conn:
             conn.execute(
-                "CREATE TABLE people (id serial PRIMARY KEY, email text NOT NULL,"
-                " phone varchar(20), city text)"
+                "CREATE TABLE people (id serial PRIMARY KEY, email text NOT NULL, phone varchar(20), city text)"
             )
             conn.execute(
                 "INSERT INTO people (email, phone, city) SELECT 'person' || n || '@example.com',"
@@ -159,10 +158,7 @@ class MySQL(Engine):
             with conn.cursor() as cur:
                 cur.executemany(
                     "INSERT INTO people (email, phone, city) VALUES (%s, %s, %s)",
-                    [
-                        (f"person{n}@example.com", f"555{n:07d}", f"City {n % 10}")
-                        for n in range(1, ROWS + 1)
-                    ],
+                    [(f"person{n}@example.com", f"555{n:07d}", f"City {n % 10}") for n in range(1, ROWS + 1)],
                 )
         finally:
             conn.close()
@@ -192,9 +188,7 @@ class MySQL(Engine):
             return None
         try:
             with conn.cursor() as cur:
-                cur.execute(
-                    "SELECT count(*), coalesce(sum(email LIKE %s), 0) FROM people", (UNMASKED,)
-                )
+                cur.execute("SELECT count(*), coalesce(sum(email LIKE %s), 0) FROM people", (UNMASKED,))
                 rows, unmasked = cur.fetchone()
         except pymysql.MySQLError as exc:
             if exc.args and exc.args[0] == 1146:  # no such table
@@ -310,9 +304,7 @@ def test_postgres_staging_database_admits_only_its_owner(pg_params, pg_db):
     seen = {}
 
     def privilege(conn: Any, name: str) -> bool:
-        return conn.execute(
-            "SELECT has_database_privilege('public', %s, 'CONNECT')", (name,)
-        ).fetchone()[0]
+        return conn.execute("SELECT has_database_privilege('public', %s, 'CONNECT')", (name,)).fetchone()[0]
 
     def prepare(staging: ConnectionParams) -> None:
         with pg_connect(pg_params, "postgres") as conn:
@@ -410,8 +402,15 @@ def test_a_killed_restore_leaves_only_staging_which_cleanup_drops(engine, target
     staging = staging_name(target.database)
     fields = {k: getattr(target, k) for k in ("type", "host", "port", "username", "password")}
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, json.dumps({**fields, "database": target.database}),
-         str(dump), str(marker), staging],
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            json.dumps({**fields, "database": target.database}),
+            str(dump),
+            str(marker),
+            staging,
+        ],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
@@ -438,9 +437,7 @@ def test_cleanup_by_age_drops_only_old_staging_databases(engine, target):
     old = staging_name(target.database, now=dt.datetime(2020, 1, 1, tzinfo=dt.UTC).timestamp())
     young = staging_name(target.database)
     for name in (old, young):
-        (pg_create_database if engine.name == "postgresql" else mysql_create_database)(
-            engine.server, name
-        )
+        (pg_create_database if engine.name == "postgresql" else mysql_create_database)(engine.server, name)
     assert staging_created_at(old) == dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
     dropped = cleanup_staging(engine.server, names=[old, young], older_than=dt.timedelta(hours=1))
     assert dropped == [old]
@@ -449,9 +446,7 @@ def test_cleanup_by_age_drops_only_old_staging_databases(engine, target):
         drop_staging(engine.server, target.database)
 
 
-def test_mysql_swap_keeps_views_triggers_routines_events_and_foreign_keys(
-    my_source, my_db, my_params
-):
+def test_mysql_swap_keeps_views_triggers_routines_events_and_foreign_keys(my_source, my_db, my_params):
     """Views and triggers cannot move with RENAME TABLE: they are created again in the target."""
     engine = MySQL(my_params, my_db)
     engine._run(

@@ -35,16 +35,19 @@ def example_database() -> Iterator[str]:
         pytest.skip(f"the examples need PostgreSQL on 127.0.0.1:5432 ({exc})")
     with psycopg.connect(dbname=name, **PG) as conn:
         conn.execute("CREATE TABLE customers (id serial PRIMARY KEY, email text, phone text, ssn text)")
-        conn.execute("INSERT INTO customers (email, phone, ssn) SELECT 'u' || n || '@example.com', '555-' || n, "
-                     "'SSN' || n FROM generate_series(1, 50) n")
+        conn.execute(
+            "INSERT INTO customers (email, phone, ssn) SELECT 'u' || n || '@example.com', '555-' || n, "
+            "'SSN' || n FROM generate_series(1, 50) n"
+        )
     yield name
     with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="module")
-def module_world(request, django_db_setup, django_db_blocker, tmp_path_factory, s3_server,
-                 example_database) -> Iterator[World]:
+def module_world(
+    request, django_db_setup, django_db_blocker, tmp_path_factory, s3_server, example_database
+) -> Iterator[World]:
     """One world per module, made once inside a transaction that is rolled back at the end of the
     module (as Django's ``setUpTestData``): each test runs in a savepoint inside it, so an
     example that deletes or changes an object leaves the next one the same world. Objects a
@@ -61,11 +64,18 @@ def module_world(request, django_db_setup, django_db_blocker, tmp_path_factory, 
         atomic.__enter__()
     try:
         with django_db_blocker.unblock():
-            tenant = Tenant.objects.create(slug="examples", name="Examples", plan=Plan.DEDICATED,
-                                           path_roots=[str(root)])
+            tenant = Tenant.objects.create(
+                slug="examples", name="Examples", plan=Plan.DEDICATED, path_roots=[str(root)]
+            )
             ssh = request.getfixturevalue("sftp_server") if getattr(request.module, "NEEDS_SSH", False) else None
-            world = World(tenant=tenant, admin=make_member(tenant, "exadmin", Role.ADMIN), tmp_path=root, s3=bucket,
-                          database=example_database, ssh=ssh)
+            world = World(
+                tenant=tenant,
+                admin=make_member(tenant, "exadmin", Role.ADMIN),
+                tmp_path=root,
+                s3=bucket,
+                database=example_database,
+                ssh=ssh,
+            )
             for kind in getattr(request.module, "PRECREATE", ()):
                 world.get(kind)
         yield world

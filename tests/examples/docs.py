@@ -116,7 +116,7 @@ def _fenced_blocks(lines: list[str]) -> list[tuple[int, int, str, str]]:
             j = i + 1
             while j < len(lines) and not lines[j].startswith("```"):
                 j += 1
-            blocks.append((i, j, match.group(1), "\n".join(lines[i + 1:j])))
+            blocks.append((i, j, match.group(1), "\n".join(lines[i + 1 : j])))
             i = j + 1
         else:
             i += 1
@@ -201,9 +201,16 @@ def _curl_example(document: str, title: str, line: int, command: str) -> Example
     curl = parse_curl(command)
     parts = urlsplit(curl.url)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
-    return Example(document=document, title=title, line=line, method=curl.method, path=path,
-                   headers=curl.headers, body=None if curl.data is None else loose_json(curl.data),
-                   host=parts.netloc)
+    return Example(
+        document=document,
+        title=title,
+        line=line,
+        method=curl.method,
+        path=path,
+        headers=curl.headers,
+        body=None if curl.data is None else loose_json(curl.data),
+        host=parts.netloc,
+    )
 
 
 # --- per document -----------------------------------------------------------------------------
@@ -226,14 +233,19 @@ def _markdown_http(document: str, text: str, prefix: str) -> list[Example]:
                 break
         rest = body.strip().splitlines()[1:]
         split = next((n for n, line in enumerate(rest) if not line.strip()), len(rest))
-        example = Example(document=document, title=title, line=start + 1, method=match.group(1),
-                          path=match.group(2) if match.group(2).startswith(prefix) else prefix + match.group(2),
-                          headers=_headers(rest[:split]))
-        if rest[split + 1:]:
-            example.body = loose_json("\n".join(rest[split + 1:]))
+        example = Example(
+            document=document,
+            title=title,
+            line=start + 1,
+            method=match.group(1),
+            path=match.group(2) if match.group(2).startswith(prefix) else prefix + match.group(2),
+            headers=_headers(rest[:split]),
+        )
+        if rest[split + 1 :]:
+            example.body = loose_json("\n".join(rest[split + 1 :]))
         # What follows, up to the next request block: "**Request Body:**" / "**Response:**".
-        following = [b for b in blocks[index + 1:]]
-        for (b_start, b_end, b_lang, b_text) in following:
+        following = [b for b in blocks[index + 1 :]]
+        for b_start, b_end, b_lang, b_text in following:
             if b_lang == "http" and re.match(rf"^({'|'.join(METHODS)})\s", b_text.strip()):
                 break
             between = "\n".join(lines[end:b_start])
@@ -262,11 +274,23 @@ def _markdown_websockets(document: str, text: str) -> list[Example]:
         if not match:
             continue
         stop = next((k for k in range(n + 1, len(lines)) if lines[k].startswith("## ")), len(lines))
-        messages = [v for b_start, _e, lang, b_text in blocks if n < b_start < stop and lang == "json"
-                    and isinstance(v := _json_or_none(b_text), dict)]
+        messages = [
+            v
+            for b_start, _e, lang, b_text in blocks
+            if n < b_start < stop and lang == "json" and isinstance(v := _json_or_none(b_text), dict)
+        ]
         title = next(lines[k].lstrip("#").strip() for k in range(n, -1, -1) if lines[k].startswith("#"))
-        examples.append(Example(document=document, title=title, line=n + 1, method="WS", path=match.group(2),
-                                response=messages, host=match.group(1)))
+        examples.append(
+            Example(
+                document=document,
+                title=title,
+                line=n + 1,
+                method="WS",
+                path=match.group(2),
+                response=messages,
+                host=match.group(1),
+            )
+        )
     return examples
 
 
@@ -286,14 +310,14 @@ def _acronis(document: str, text: str) -> list[Example]:
     lines = text.splitlines()
     blocks = _fenced_blocks(lines)
     examples: list[Example] = []
-    headings = [(n, m) for n, line in enumerate(lines)
-                if (m := re.match(rf"^### ({'|'.join(METHODS)}) (/\S+)$", line))]
+    headings = [(n, m) for n, line in enumerate(lines) if (m := re.match(rf"^### ({'|'.join(METHODS)}) (/\S+)$", line))]
     by_method_path: dict[tuple[str, str], Example] = {}
     for h_index, (n, match) in enumerate(headings):
         stop = headings[h_index + 1][0] if h_index + 1 < len(headings) else len(lines)
         section = "\n".join(lines[n:stop])
-        example = Example(document=document, title=match.group(0)[4:], line=n + 1, method=match.group(1),
-                          path=match.group(2))
+        example = Example(
+            document=document, title=match.group(0)[4:], line=n + 1, method=match.group(1), path=match.group(2)
+        )
         section_blocks = [b for b in blocks if n < b[0] < stop]
         for b_start, _b_end, _lang, b_text in section_blocks:
             label = "\n".join(lines[n:b_start]).rsplit("**", 2)[-2] if "**" in "\n".join(lines[n:b_start]) else ""
@@ -345,12 +369,14 @@ def _split_json_values(text: str) -> list[Any]:
 def _console(document: str, text: str) -> list[Example]:
     lines = text.splitlines()
     examples: list[Example] = []
-    directives = [(n, m) for n, line in enumerate(lines)
-                  if (m := re.match(r"^\.\. (http:(get|post|put|delete)|websocket):: (\S+)", line))]
+    directives = [
+        (n, m)
+        for n, line in enumerate(lines)
+        if (m := re.match(r"^\.\. (http:(get|post|put|delete)|websocket):: (\S+)", line))
+    ]
     for n, match in directives:
         # The directive's content is indented: the first line back at the margin ends it.
-        stop = next((k for k in range(n + 1, len(lines)) if lines[k].strip() and not lines[k][0].isspace()),
-                    len(lines))
+        stop = next((k for k in range(n + 1, len(lines)) if lines[k].strip() and not lines[k][0].isspace()), len(lines))
         title = lines[n - 2].strip() if n >= 2 else ""
         kind, path = match.group(1), match.group(3)
         method = "WS" if kind == "websocket" else match.group(2).upper()

@@ -82,8 +82,10 @@ def shape_problems(documented: Any, ours: Any, where: str, row: Row) -> list[str
             return []
         return [f"{where or 'body'}: null, documented {json_type(documented)} {json.dumps(documented)[:60]}"]
     if json_type(documented) != json_type(ours):
-        return [f"{where or 'body'}: {json_type(ours)} {json.dumps(ours)[:60]}, "
-                f"documented {json_type(documented)} {json.dumps(documented)[:60]}"]
+        return [
+            f"{where or 'body'}: {json_type(ours)} {json.dumps(ours)[:60]}, "
+            f"documented {json_type(documented)} {json.dumps(documented)[:60]}"
+        ]
     problems: list[str] = []
     if isinstance(documented, dict) and documented and all(UUID.match(str(k)) for k in documented):
         # A map keyed by ids (acronis "workload_data"): each of our entries as the documented one.
@@ -118,9 +120,14 @@ def shape_problems(documented: Any, ours: Any, where: str, row: Row) -> list[str
 
 def constant_problems(documented: Any, ours: Any, row: Row, *, write: bool) -> list[str]:
     problems = []
-    for scope, doc_scope, our_scope in (("", documented, ours),
-                                        ("data.", (documented or {}).get("data") if isinstance(documented, dict) else None,
-                                         (ours or {}).get("data") if isinstance(ours, dict) else None)):
+    for scope, doc_scope, our_scope in (
+        ("", documented, ours),
+        (
+            "data.",
+            (documented or {}).get("data") if isinstance(documented, dict) else None,
+            (ours or {}).get("data") if isinstance(ours, dict) else None,
+        ),
+    ):
         if not isinstance(doc_scope, dict) or not isinstance(our_scope, dict):
             continue
         for key in CONSTANT_KEYS:
@@ -159,16 +166,24 @@ def path_with_ids(example: Example, ids: dict[str, str], world: Any, id_form: Ca
         segments[index] = str(id_form(ids[key], world.id(ids[key])))
     path = "/".join(segments)
     if example.query:
-        pairs = [(k, str(_render(world.id(ids[k]), v))) if k in ids else (k, v) for k, v in
-                 parse_qsl(example.query, keep_blank_values=True)]
+        pairs = [
+            (k, str(_render(world.id(ids[k]), v))) if k in ids else (k, v)
+            for k, v in parse_qsl(example.query, keep_blank_values=True)
+        ]
         path += "?" + urlencode(pairs)
     return path
 
 
 def body_with_ids(body: Any, ids: dict[str, str], world: Any) -> Any:
     if isinstance(body, dict):
-        return {k: (_render(world.id(ids[k]), v) if k in ids and v is not None and not isinstance(v, dict | list)
-                    else body_with_ids(v, ids, world)) for k, v in body.items()}
+        return {
+            k: (
+                _render(world.id(ids[k]), v)
+                if k in ids and v is not None and not isinstance(v, dict | list)
+                else body_with_ids(v, ids, world)
+            )
+            for k, v in body.items()
+        }
     if isinstance(body, list):
         return [body_with_ids(v, ids, world) for v in body]
     return body
@@ -207,8 +222,13 @@ def next_year(body: Any) -> Any:
     return body
 
 
-def request_of(example: Example, row: Row, world: Any, defaults: dict[str, str],
-               id_form: Callable[[str, Any], Any] = lambda kind, value: value) -> tuple[str, dict, Any]:
+def request_of(
+    example: Example,
+    row: Row,
+    world: Any,
+    defaults: dict[str, str],
+    id_form: Callable[[str, Any], Any] = lambda kind, value: value,
+) -> tuple[str, dict, Any]:
     ids = {**defaults, **row.ids}
     path = path_with_ids(example, ids, world, id_form)
     body = body_with_ids(example.body, ids, world) if example.body is not None else None
@@ -240,8 +260,7 @@ def multipart_of(example: Example, row: Row, world: Any) -> dict[str, Any] | Non
 
 
 def send(client, method: str, path: str, headers: dict[str, str], body: Any, **extra: Any):
-    meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()
-            if k.lower() != "content-type"}
+    meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items() if k.lower() != "content-type"}
     content_type = headers.get("Content-Type", "application/json")
     data = json.dumps(body) if body is not None else ""
     return client.generic(method, path, data=data, content_type=content_type, **meta, **extra)
@@ -260,7 +279,8 @@ def check(example: Example, row: Row, response, *, expected_status: int, documen
         body = response.json()
     assert response.status_code == expected_status, (
         f"{example.key} (line {example.line}): {response.status_code}, documented {expected_status}\n"
-        f"{json.dumps(body, indent=1)[:1500] if body is not None else response.content[:300]}")
+        f"{json.dumps(body, indent=1)[:1500] if body is not None else response.content[:300]}"
+    )
     problems: list[str] = []
     documented = example.response if example.response is not None else documented
     if documented is not None and expected_status < 400:
@@ -281,8 +301,9 @@ def table_problems(document: str, found: list[Example], table: dict[str, Row]) -
     keys = [e.key for e in found]
     missing = [k for k in keys if k not in table]
     stale = [k for k in table if k not in keys]
-    return ([f"example without a row in the table: {k!r}" for k in missing]
-            + [f"row for an example {document} no longer has: {k!r}" for k in stale])
+    return [f"example without a row in the table: {k!r}" for k in missing] + [
+        f"row for an example {document} no longer has: {k!r}" for k in stale
+    ]
 
 
 def parametrize(test: str, document: str, found: list[Example], table: dict[str, Row], *, http: bool) -> list:
@@ -301,9 +322,17 @@ def parametrize(test: str, document: str, found: list[Example], table: dict[str,
     return params
 
 
-def run_http(example: Example, table: dict[str, Row], world: Any, client: Any, *, defaults: dict[str, str],
-             id_form: Callable[[str, Any], Any] = lambda kind, value: value, shapes: dict | None = None,
-             **extra: Any):
+def run_http(
+    example: Example,
+    table: dict[str, Row],
+    world: Any,
+    client: Any,
+    *,
+    defaults: dict[str, str],
+    id_form: Callable[[str, Any], Any] = lambda kind, value: value,
+    shapes: dict | None = None,
+    **extra: Any,
+):
     """Send ``example`` as written (ids replaced) and check the answer; returns the response."""
     row = table.get(example.key)
     assert row is not None, f"add a row for {example.key!r} to the table"

@@ -36,8 +36,13 @@ TABLE: dict[str, Row] = {
     "GET /api/acronis/agents": Row(needs=("acronis_config",), nullable=AGENTS),
     "GET /api/acronis/workloads": Row(needs=("acronis_config",)),
     "GET /api/acronis/associations": Row(needs=("acronis_config",)),
-    "GET /api/acronis/backups": Row(needs=("acronis_config",), nullable={
-        f"data.workload_data.{{id}}.backups[].{key}": RUNNING for key in ("completed_at", "result", "duration_minutes")}),
+    "GET /api/acronis/backups": Row(
+        needs=("acronis_config",),
+        nullable={
+            f"data.workload_data.{{id}}.backups[].{key}": RUNNING
+            for key in ("completed_at", "result", "duration_minutes")
+        },
+    ),
     "GET /api/acronis/agent/{agent_id}/backups": Row(absent={"data.backups[].activities[]": NO_CHILDREN}),
     "GET /api/acronis/health": Row(needs=("acronis_config",)),
     "GET /api/acronis/health [2]": Row(needs=("acronis_config",)),
@@ -45,7 +50,8 @@ TABLE: dict[str, Row] = {
     "POST /api/acronis/config [2]": Row(status=201),
     "GET /api/acronis/agents [2]": Row(needs=("acronis_config",)),
     "GET /api/acronis/agent/550e8400-e29b-41d4-a716-446655440000/backups": Row(
-        absent={"data.backups[].activities[]": NO_CHILDREN}),
+        absent={"data.backups[].activities[]": NO_CHILDREN}
+    ),
     "WS /api/acronis/ws": Row(),
 }
 
@@ -70,7 +76,9 @@ def test_every_example_has_a_row():
     assert not table_problems(DOCUMENT, EXAMPLES, TABLE), "\n".join(table_problems(DOCUMENT, EXAMPLES, TABLE))
 
 
-@pytest.mark.parametrize("example", parametrize("test_acronis_integration::test_example", DOCUMENT, EXAMPLES, TABLE, http=True))
+@pytest.mark.parametrize(
+    "example", parametrize("test_acronis_integration::test_example", DOCUMENT, EXAMPLES, TABLE, http=True)
+)
 def test_example(example, world, settings):
     extra = {}
     if example.host:  # "curl http://localhost:5000/api/acronis/...": the jobs API's listener

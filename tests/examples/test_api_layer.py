@@ -47,8 +47,9 @@ def refused_as_smb(world, response) -> None:
 PRECREATE = ("job", "app_backup")
 
 TABLE: dict[str, Row] = {
-    "POST /api/v1/auth/login": Row(auth="none", setup=login_user, shape="Successful Response",
-                                   absent={"data.id": LOGIN, "data.name": LOGIN}),
+    "POST /api/v1/auth/login": Row(
+        auth="none", setup=login_user, shape="Successful Response", absent={"data.id": LOGIN, "data.name": LOGIN}
+    ),
     "GET /api/v1/backups": Row(needs=("job",), shape="Paginated Response"),
     "GET /api/v1/backups [2]": Row(needs=("job",), shape="Paginated Response", auth="api_key"),
     "POST /api/v1/backups": Row(status=201, shape="Successful Response", setup=allow_the_documents_folder),
@@ -72,5 +73,13 @@ def test_every_example_names_the_jobs_listener():
 @pytest.mark.parametrize("example", parametrize("test_api_layer::test_example", DOCUMENT, EXAMPLES, TABLE, http=True))
 def test_example(example, world, settings):
     settings.JOBS_API_PORTS = [JOBS_PORT]
-    run_http(example, TABLE, world, APIClient(), defaults=DEFAULT_IDS, shapes=SHAPES,
-             SERVER_PORT=str(JOBS_PORT), HTTP_HOST=example.host)
+    run_http(
+        example,
+        TABLE,
+        world,
+        APIClient(),
+        defaults=DEFAULT_IDS,
+        shapes=SHAPES,
+        SERVER_PORT=str(JOBS_PORT),
+        HTTP_HOST=example.host,
+    )

@@ -16,9 +16,17 @@ EXAMPLES = docs.examples(DOCUMENT)
 NEEDS_SSH = True
 
 # Which object an id stands for: by the collection before it in the path, or by field name.
-DEFAULT_IDS = {"servers": "server", "backups": "backup", "schedules": "schedule", "users": "user",
-               "commands": "command", "server_id": "server", "target_server_id": "server",
-               "retention_policy_id": "retention_policy", "channel_id": "channel"}
+DEFAULT_IDS = {
+    "servers": "server",
+    "backups": "backup",
+    "schedules": "schedule",
+    "users": "user",
+    "commands": "command",
+    "server_id": "server",
+    "target_server_id": "server",
+    "retention_policy_id": "retention_policy",
+    "channel_id": "channel",
+}
 
 
 def _login_user(world) -> None:
@@ -60,9 +68,13 @@ TABLE: dict[str, Row] = {
     "POST /api/v1/retention-policies": Row(status=201),
     "GET /api/v1/commands": Row(needs=("command",)),
     "POST /api/v1/commands": Row(status=201),
-    "POST /api/v1/commands/{id}/execute": Row(status=201, ids={"commands": "docker_command",
-                                                                        "server_id": "ssh_server"}, vary={
-        "status": "queued: the answer says pending until a worker starts the run (the executions list follows it)"}),
+    "POST /api/v1/commands/{id}/execute": Row(
+        status=201,
+        ids={"commands": "docker_command", "server_id": "ssh_server"},
+        vary={
+            "status": "queued: the answer says pending until a worker starts the run (the executions list follows it)"
+        },
+    ),
     "GET /api/v1/commands/{id}/executions": Row(needs=("execution",)),
     "GET /api/v1/notifications/channels": Row(needs=("channel",)),
     "POST /api/v1/notifications/channels": Row(status=201),
@@ -81,6 +93,8 @@ def test_every_example_has_a_row():
     assert not table_problems(DOCUMENT, EXAMPLES, TABLE), "\n".join(table_problems(DOCUMENT, EXAMPLES, TABLE))
 
 
-@pytest.mark.parametrize("example", parametrize("test_db_backup_platform::test_example", DOCUMENT, EXAMPLES, TABLE, http=True))
+@pytest.mark.parametrize(
+    "example", parametrize("test_db_backup_platform::test_example", DOCUMENT, EXAMPLES, TABLE, http=True)
+)
 def test_example(example, world):
     run_http(example, TABLE, world, APIClient(), defaults=DEFAULT_IDS)

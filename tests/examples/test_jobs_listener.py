@@ -25,8 +25,10 @@ from .test_api_layer import DEFAULT_IDS, DOCUMENT, SHAPES, TABLE
 ROOT = Path(__file__).resolve().parents[2]
 CURLS = [e for e in docs.examples(DOCUMENT) if e.host]
 
-pytestmark = [pytest.mark.django_db(transaction=True),
-              pytest.mark.skipif(not shutil.which("curl"), reason="needs curl")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not shutil.which("curl"), reason="needs curl"),
+]
 
 
 def free_port() -> int:
@@ -44,12 +46,28 @@ def server(django_db_setup, django_db_blocker):
     if db["ENGINE"].endswith("sqlite3"):
         pytest.skip("the live server needs a database the test and server processes share (PostgreSQL)")
     main, jobs = free_port(), free_port()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "backupplatform.settings.test",
-           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "backupplatform.settings.test",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+    }
     env.pop("JOBS_API_PORTS", None)
-    proc = subprocess.Popen([sys.executable, "-m", "backupplatform.serve", "--port", str(main),
-                             "--jobs-port", str(jobs), "--log-level", "warning"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "backupplatform.serve",
+            "--port",
+            str(main),
+            "--jobs-port",
+            str(jobs),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     for _ in range(150):
         try:
             socket.create_connection(("127.0.0.1", jobs), timeout=0.2).close()
@@ -77,8 +95,12 @@ class CurlAnswer:
 def curl(command: str, tmp_path: Path) -> CurlAnswer:
     body, head = tmp_path / "body", tmp_path / "head"
     words = shlex.split(command)
-    out = subprocess.run([*words, "-s", "-o", str(body), "-D", str(head), "-w", "%{http_code}"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [*words, "-s", "-o", str(body), "-D", str(head), "-w", "%{http_code}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     headers = {}
     for line in head.read_text().splitlines()[1:]:
         if ":" in line:
@@ -90,7 +112,7 @@ def curl(command: str, tmp_path: Path) -> CurlAnswer:
 def written_command(example) -> str:
     """The example's curl command as the document writes it."""
     text = (docs.SEEDS / DOCUMENT).read_text().splitlines()
-    for _start, command in docs.curl_commands("\n".join(text[example.line - 1:])):
+    for _start, command in docs.curl_commands("\n".join(text[example.line - 1 :])):
         return command
     raise AssertionError(example.key)
 

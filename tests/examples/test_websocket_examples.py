@@ -29,8 +29,16 @@ def _problems(example, table, received: list[dict]) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("example", parametrize("test_websocket_examples::test_platform_socket", platform.DOCUMENT, platform.EXAMPLES,
-                                                platform.TABLE, http=False))
+@pytest.mark.parametrize(
+    "example",
+    parametrize(
+        "test_websocket_examples::test_platform_socket",
+        platform.DOCUMENT,
+        platform.EXAMPLES,
+        platform.TABLE,
+        http=False,
+    ),
+)
 async def test_platform_socket(example, fresh_world):
     """db-backup-platform.md "WebSocket Events": progress of a real backup, the server's health,
     and the notification of a backup that fails."""
@@ -43,8 +51,13 @@ async def test_platform_socket(example, fresh_world):
 
     def work() -> None:
         world.get("backup")  # the server is checked (health), then backed up (progress)
-        op = backup_services.backup_start(tenant=world.tenant, actor=world.admin, server=world.get("server"),
-                                          database_name="no_such_database", queue=False)
+        op = backup_services.backup_start(
+            tenant=world.tenant,
+            actor=world.admin,
+            server=world.get("server"),
+            database_name="no_such_database",
+            queue=False,
+        )
         backup_services.backup_run(operation_id=op.pk)  # fails: a notification
 
     await database_sync_to_async(work)()
@@ -56,8 +69,12 @@ async def test_platform_socket(example, fresh_world):
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("example", parametrize("test_websocket_examples::test_acronis_socket", acronis.DOCUMENT, acronis.EXAMPLES,
-                                                acronis.TABLE, http=False))
+@pytest.mark.parametrize(
+    "example",
+    parametrize(
+        "test_websocket_examples::test_acronis_socket", acronis.DOCUMENT, acronis.EXAMPLES, acronis.TABLE, http=False
+    ),
+)
 async def test_acronis_socket(example, tenant_a, admin_a, tmp_path, settings):
     """acronis-integration.md "WebSocket Support": a backup that changes state in Acronis reaches
     the socket as the documented message (the poller's work, run here as the beat task would)."""
@@ -69,8 +86,9 @@ async def test_acronis_socket(example, tenant_a, admin_a, tmp_path, settings):
 
     settings.ACRONIS_CLIENT_OPTIONS = {"timeout": 1.0, "deadline": 3.0, "backoff_initial": 0.05, "backoff_max": 0.2}
     with FakeAcronis("acr-examples", "acr-examples-secret") as fake:
-        world = await database_sync_to_async(World)(tenant=tenant_a, admin=admin_a, tmp_path=tmp_path, s3=None,
-                                                    database="", acronis=fake)
+        world = await database_sync_to_async(World)(
+            tenant=tenant_a, admin=admin_a, tmp_path=tmp_path, s3=None, database="", acronis=fake
+        )
         await database_sync_to_async(world.get)("acronis_config")
         socket = WebsocketCommunicator(application, f"{example.path}?token={world.token}")
         assert (await socket.connect(timeout=5))[0]
@@ -96,31 +114,54 @@ def _console_work(world, stream: str) -> None:
     local = world.get("local")
     if stream == "updates":
         backup = world.get("console_backup")  # backup_progress
-        restore = restore_services.restore_start(tenant=world.tenant, backup=backup, actor=world.admin, queue=False,
-                                                 target_path=str(world.tmp_path / "restored-for-socket"))
+        restore = restore_services.restore_start(
+            tenant=world.tenant,
+            backup=backup,
+            actor=world.admin,
+            queue=False,
+            target_path=str(world.tmp_path / "restored-for-socket"),
+        )
         restore_services.restore_run(operation_id=restore.operation_id)  # restore_progress
         upload = world.tmp_path / "external_backup.tar.gz"
         upload.write_bytes(world.get("tar_gz"))
-        staged = imports.StagedUpload(path=str(upload), name=upload.name, size=upload.stat().st_size,
-                                      sha256=hashlib.sha256(upload.read_bytes()).hexdigest())
-        op = imports.import_start(tenant=world.tenant, upload=staged,
-                                  inspection=imports.inspect_upload(tenant=world.tenant, upload=staged),
-                                  actor=world.admin, queue=False)
+        staged = imports.StagedUpload(
+            path=str(upload),
+            name=upload.name,
+            size=upload.stat().st_size,
+            sha256=hashlib.sha256(upload.read_bytes()).hexdigest(),
+        )
+        op = imports.import_start(
+            tenant=world.tenant,
+            upload=staged,
+            inspection=imports.inspect_upload(tenant=world.tenant, upload=staged),
+            actor=world.admin,
+            queue=False,
+        )
         imports.import_run(operation_id=op.pk)  # import_progress
     elif stream == "notifications":
         # A storage whose cleanup threshold the backup crosses: storage_alert; the backup: backup_completed.
         local.quota_bytes, local.cleanup_threshold = 100_000, 1  # 1 kB: any backup crosses it
         local.save(update_fields=["quota_bytes", "cleanup_threshold"])
         world.get("console_backup")
-        job = schedule_services.job_create(tenant=world.tenant, actor=world.admin, name="Nightly Full Backup",
-                                           application=world.get("components"), storage=local,
-                                           schedule_type="daily", schedule_time=time(2, 0),
-                                           public_id="schedule_nightly")
+        job = schedule_services.job_create(
+            tenant=world.tenant,
+            actor=world.admin,
+            name="Nightly Full Backup",
+            application=world.get("components"),
+            storage=local,
+            schedule_type="daily",
+            schedule_time=time(2, 0),
+            public_id="schedule_nightly",
+        )
         schedule_services.job_run(job=job, actor=world.admin, trigger="scheduled", queue=False)  # schedule_event
 
 
-@pytest.mark.parametrize("example", parametrize("test_websocket_examples::test_console_socket", console.DOCUMENT,
-                                                console.EXAMPLES, console.TABLE, http=False))
+@pytest.mark.parametrize(
+    "example",
+    parametrize(
+        "test_websocket_examples::test_console_socket", console.DOCUMENT, console.EXAMPLES, console.TABLE, http=False
+    ),
+)
 async def test_console_socket(example, fresh_world, settings):
     """system-backup-recovery.rst "WebSocket API": a backup, a restore and an import followed on
     /ws/backup/updates; a completed backup, a storage past its threshold and a scheduled run on

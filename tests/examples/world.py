@@ -20,8 +20,7 @@ from tests.conftest import make_member
 
 
 class World:
-    def __init__(self, *, tenant, admin, tmp_path: Path, s3: Any, database: str, acronis: Any = None,
-                 ssh: Any = None):
+    def __init__(self, *, tenant, admin, tmp_path: Path, s3: Any, database: str, acronis: Any = None, ssh: Any = None):
         self.tenant = tenant
         self.admin = admin
         self.tmp_path = tmp_path
@@ -41,9 +40,15 @@ class World:
 
         from tenants.models import Tenant
 
-        world = World(tenant=Tenant.objects.get(pk=self.tenant.pk), admin=get_user_model().objects.get(pk=self.admin.pk),
-                      tmp_path=self.tmp_path, s3=self.s3, database=self.database, acronis=self.acronis,
-                      ssh=self.ssh)
+        world = World(
+            tenant=Tenant.objects.get(pk=self.tenant.pk),
+            admin=get_user_model().objects.get(pk=self.admin.pk),
+            tmp_path=self.tmp_path,
+            s3=self.s3,
+            database=self.database,
+            acronis=self.acronis,
+            ssh=self.ssh,
+        )
         world.objects = dict(self.objects)
         world.token = self.token
         world.received = self.received
@@ -73,8 +78,9 @@ class World:
             from tenants import services
             from tenants.models import Role
 
-            _, self._api_key = services.api_key_create(tenant=self.tenant, name="automation", role=Role.ADMIN,
-                                                       created_by=self.admin)
+            _, self._api_key = services.api_key_create(
+                tenant=self.tenant, name="automation", role=Role.ADMIN, created_by=self.admin
+            )
         return self._api_key
 
     # --- makers ---------------------------------------------------------------------------
@@ -85,9 +91,15 @@ class World:
     def _make_server(self):
         from backups import services
 
-        server = services.server_create(tenant=self.tenant, name="local-postgres", type="postgresql",
-                                        host="127.0.0.1", port=5432, environment="production",
-                                        credentials={"username": "postgres", "password": ""})
+        server = services.server_create(
+            tenant=self.tenant,
+            name="local-postgres",
+            type="postgresql",
+            host="127.0.0.1",
+            port=5432,
+            environment="production",
+            credentials={"username": "postgres", "password": ""},
+        )
         services.server_test_connection(server=server)  # a real check: health and heartbeat
         server.refresh_from_db()
         return server
@@ -96,11 +108,19 @@ class World:
         from backups import services
 
         storage = services.storage_create(
-            tenant=self.tenant, name="primary-backups", type="s3", is_default=True,
+            tenant=self.tenant,
+            name="primary-backups",
+            type="s3",
+            is_default=True,
             description="Primary backup storage for production applications",
-            configuration={**self.s3.configuration, "region": "us-west-2", "path_prefix": "ws-123/",
-                           "encryption": {"enabled": True, "algorithm": "AES256"}},
-            credentials=self.s3.credentials)
+            configuration={
+                **self.s3.configuration,
+                "region": "us-west-2",
+                "path_prefix": "ws-123/",
+                "encryption": {"enabled": True, "algorithm": "AES256"},
+            },
+            credentials=self.s3.credentials,
+        )
         services.storage_probe(storage=storage)  # a real write/read/delete: connection_status
         storage.refresh_from_db()
         return storage
@@ -110,16 +130,25 @@ class World:
         from backups import services
 
         return services.storage_create(
-            tenant=self.tenant, name="archive-backups", type="s3",
+            tenant=self.tenant,
+            name="archive-backups",
+            type="s3",
             configuration={**self.s3.configuration, "region": "us-west-2", "path_prefix": "archive/"},
-            credentials=self.s3.credentials)
+            credentials=self.s3.credentials,
+        )
 
     def _make_server2(self):
         """A server nothing uses yet (the one the examples delete)."""
         from backups import services
 
-        return services.server_create(tenant=self.tenant, name="spare-postgres", type="postgresql",
-                                      host="127.0.0.1", port=5432, credentials={"username": "postgres"})
+        return services.server_create(
+            tenant=self.tenant,
+            name="spare-postgres",
+            type="postgresql",
+            host="127.0.0.1",
+            port=5432,
+            credentials={"username": "postgres"},
+        )
 
     def _make_files(self) -> str:
         folder = self.tmp_path / "web-app-data"
@@ -133,8 +162,11 @@ class World:
 
         self.get("storage")
         return applications.application_create(
-            tenant=self.tenant, name="web-app", namespace="frontend",
-            sources=[{"name": "data", "type": "path", "path": self.get("files")}])
+            tenant=self.tenant,
+            name="web-app",
+            namespace="frontend",
+            sources=[{"name": "data", "type": "path", "path": self.get("files")}],
+        )
 
     def _make_app2(self):
         from backups.services import applications
@@ -146,8 +178,13 @@ class World:
         from backups.services import backups as backup_services
         from schedules import services
 
-        op = services.job_run(job=self.get("policy"), actor=self.admin, trigger="scheduled",
-                              description="Scheduled daily backup", queue=False)
+        op = services.job_run(
+            job=self.get("policy"),
+            actor=self.admin,
+            trigger="scheduled",
+            description="Scheduled daily backup",
+            queue=False,
+        )
         backup_services.backup_run(operation_id=op.pk)
         op.backup.refresh_from_db()
         assert op.backup.status == "completed", op.backup.error_message
@@ -157,8 +194,9 @@ class World:
         """The application backup, verified (its artifact re-read and its SHA-256 compared)."""
         from backups.services import verifications
 
-        verification = verifications.verification_start(tenant=self.tenant, backup=self.get("app_backup"),
-                                                        actor=self.admin, queue=False)
+        verification = verifications.verification_start(
+            tenant=self.tenant, backup=self.get("app_backup"), actor=self.admin, queue=False
+        )
         verifications.verification_run(operation_id=verification.operation_id)
         verification.refresh_from_db()
         assert verification.passed, verification.error_message
@@ -168,9 +206,15 @@ class World:
         """A completed backup of the world's PostgreSQL database (pg_dump really ran)."""
         from backups.services import backups as backup_services
 
-        op = backup_services.backup_start(tenant=self.tenant, actor=self.admin, server=self.get("server"),
-                                          database_name=self.database, storage=self.get("storage"),
-                                          compression="gzip", queue=False)
+        op = backup_services.backup_start(
+            tenant=self.tenant,
+            actor=self.admin,
+            server=self.get("server"),
+            database_name=self.database,
+            storage=self.get("storage"),
+            compression="gzip",
+            queue=False,
+        )
         backup_services.backup_run(operation_id=op.pk)
         op.backup.refresh_from_db()
         assert op.backup.status == "completed", op.backup.error_message
@@ -179,12 +223,15 @@ class World:
     def _make_restore(self):
         from backups.services import restores
 
-        restore = restores.restore_start(tenant=self.tenant, backup=self.get("app_backup"), actor=self.admin,
-                                         target_application=self.get("app2"),
-                                         target_path=str(self.tmp_path / f"restored-{uuid.uuid4().hex[:8]}"),
-                                         queue=False,
-                                         options={"include_volumes": True, "include_configmaps": True,
-                                                  "include_secrets": False})
+        restore = restores.restore_start(
+            tenant=self.tenant,
+            backup=self.get("app_backup"),
+            actor=self.admin,
+            target_application=self.get("app2"),
+            target_path=str(self.tmp_path / f"restored-{uuid.uuid4().hex[:8]}"),
+            queue=False,
+            options={"include_volumes": True, "include_configmaps": True, "include_secrets": False},
+        )
         restores.restore_run(operation_id=restore.operation_id)
         restore.refresh_from_db()
         assert restore.status == "completed", restore.error_message
@@ -194,30 +241,57 @@ class World:
         from schedules import services
 
         return services.job_create(
-            tenant=self.tenant, actor=self.admin, name="web-app backup policy", application=self.get("app"),
-            storage=self.get("storage"), schedule_type="daily", schedule_time=time(2, 0),
-            timezone="America/New_York", days_of_week=[1, 2, 3, 4, 5],
+            tenant=self.tenant,
+            actor=self.admin,
+            name="web-app backup policy",
+            application=self.get("app"),
+            storage=self.get("storage"),
+            schedule_type="daily",
+            schedule_time=time(2, 0),
+            timezone="America/New_York",
+            days_of_week=[1, 2, 3, 4, 5],
             retention={"daily": 7, "weekly": 4, "monthly": 12, "yearly": 3},
-            options={"include_volumes": True, "include_secrets": False, "include_configmaps": True,
-                     "compression": True, "encryption": True})
+            options={
+                "include_volumes": True,
+                "include_secrets": False,
+                "include_configmaps": True,
+                "compression": True,
+                "encryption": True,
+            },
+        )
 
     def _make_job(self):
         """A backup job of the jobs API (api-layer.md): files of the world's folder, daily."""
         from schedules import services
 
-        return services.job_create(tenant=self.tenant, actor=self.admin, name="Nightly files",
-                                   source_path=self.get("files"), storage=self.get("storage"),
-                                   schedule_type="daily", schedule_time=time(3, 0), retention_days=30, priority=8)
+        return services.job_create(
+            tenant=self.tenant,
+            actor=self.admin,
+            name="Nightly files",
+            source_path=self.get("files"),
+            storage=self.get("storage"),
+            schedule_type="daily",
+            schedule_time=time(3, 0),
+            retention_days=30,
+            priority=8,
+        )
 
     def _make_schedule(self):
         """A schedule of the world's database that has run once (so it has a last run)."""
         from backups.services import backups as backup_services
         from schedules import services
 
-        job = services.job_create(tenant=self.tenant, actor=self.admin, name="Nightly database",
-                                  server=self.get("server"), database_name=self.database,
-                                  storage=self.get("storage"), schedule_type="cron",
-                                  cron_expression="0 2 * * *", timezone="UTC")
+        job = services.job_create(
+            tenant=self.tenant,
+            actor=self.admin,
+            name="Nightly database",
+            server=self.get("server"),
+            database_name=self.database,
+            storage=self.get("storage"),
+            schedule_type="cron",
+            cron_expression="0 2 * * *",
+            timezone="UTC",
+        )
         op = services.job_run(job=job, actor=self.admin, queue=False)
         backup_services.backup_run(operation_id=op.pk)
         job.refresh_from_db()
@@ -226,9 +300,14 @@ class World:
     def _make_retention_policy(self):
         from schedules import services
 
-        return services.retention_policy_create(tenant=self.tenant, name="Standard Retention",
-                                                description="Keep last 7 daily, 4 weekly, 12 monthly",
-                                                keep_daily=7, keep_weekly=4, keep_monthly=12)
+        return services.retention_policy_create(
+            tenant=self.tenant,
+            name="Standard Retention",
+            description="Keep last 7 daily, 4 weekly, 12 monthly",
+            keep_daily=7,
+            keep_weekly=4,
+            keep_monthly=12,
+        )
 
     def _make_user(self):
         from tenants.models import Role
@@ -252,9 +331,18 @@ class World:
         from schedules import services
 
         job = services.job_create(
-            tenant=self.tenant, actor=self.admin, name="Nightly Full Backup", application=self.get("app"),
-            storage=self.get("storage"), schedule_type="daily", schedule_time=time(2, 0), timezone="UTC",
-            retention_count=5, auto_purge=True, notifications={"on_success": True, "on_failure": True})
+            tenant=self.tenant,
+            actor=self.admin,
+            name="Nightly Full Backup",
+            application=self.get("app"),
+            storage=self.get("storage"),
+            schedule_type="daily",
+            schedule_time=time(2, 0),
+            timezone="UTC",
+            retention_count=5,
+            auto_purge=True,
+            notifications={"on_success": True, "on_failure": True},
+        )
         op = services.job_run(job=job, actor=self.admin, trigger="scheduled", queue=False)
         backup_services.backup_run(operation_id=op.pk)
         job.refresh_from_db()
@@ -264,8 +352,13 @@ class World:
         from acronis import services
 
         fake = self.acronis
-        return services.config_save(tenant=self.tenant, base_url=fake.base_url + "/api/", client_id=fake.client_id,
-                                    client_secret=fake.client_secret, create=True)
+        return services.config_save(
+            tenant=self.tenant,
+            base_url=fake.base_url + "/api/",
+            client_id=fake.client_id,
+            client_secret=fake.client_secret,
+            create=True,
+        )
 
     def _make_agent(self) -> str:
         self.get("acronis_config")
@@ -281,17 +374,26 @@ class World:
 
         folder = self.tmp_path / "local-store"
         folder.mkdir(exist_ok=True)
-        return services.storage_create(tenant=self.tenant, name="local", type="local", is_default=True,
-                                       configuration={"path": str(folder)}, quota_bytes=10 * 1024**3)
+        return services.storage_create(
+            tenant=self.tenant,
+            name="local",
+            type="local",
+            is_default=True,
+            configuration={"path": str(folder)},
+            quota_bytes=10 * 1024**3,
+        )
 
     def _make_aws(self):
         """The console's "aws" location: an S3 bucket (the moto server)."""
         from backups import services
 
         storage = services.storage_create(
-            tenant=self.tenant, name="aws", type="s3",
+            tenant=self.tenant,
+            name="aws",
+            type="s3",
             configuration={**self.s3.configuration, "region": "us-east-1", "path_prefix": "console/"},
-            credentials=self.s3.credentials)
+            credentials=self.s3.credentials,
+        )
         services.storage_probe(storage=storage)
         storage.refresh_from_db()
         return storage
@@ -300,8 +402,14 @@ class World:
         """The console backup, synced from "local" to "aws" (streamed, then re-read and checked)."""
         from backups.services import copies
 
-        op = copies.sync_start(tenant=self.tenant, source=self.get("local"), destination=self.get("aws"),
-                               backups=[self.get("console_backup")], actor=self.admin, queue=False)
+        op = copies.sync_start(
+            tenant=self.tenant,
+            source=self.get("local"),
+            destination=self.get("aws"),
+            backups=[self.get("console_backup")],
+            actor=self.admin,
+            queue=False,
+        )
         copies.sync_run(operation_id=op.pk)
         op.refresh_from_db()
         assert op.status == "completed", op.error_message
@@ -318,18 +426,31 @@ class World:
             folder.mkdir(exist_ok=True)
             for n in range(3):
                 (folder / f"{component}{n}.txt").write_text(f"{component} file {n}\n" * 100)
-            Source.objects.create(tenant=self.tenant, application=app, name=component, type="path",
-                                  path=str(folder), component=component, position=position)
+            Source.objects.create(
+                tenant=self.tenant,
+                application=app,
+                name=component,
+                type="path",
+                path=str(folder),
+                component=component,
+                position=position,
+            )
         return app
 
     def _make_console_backup(self):
         """A completed backup of the console's components on the "local" location."""
         from backups.services import backups as backup_services
 
-        op = backup_services.backup_start(tenant=self.tenant, actor=self.admin, application=self.get("components"),
-                                          storage=self.get("local"), compression="gzip",
-                                          name="DailyBackup_20250612", description="Scheduled nightly backup",
-                                          queue=False)
+        op = backup_services.backup_start(
+            tenant=self.tenant,
+            actor=self.admin,
+            application=self.get("components"),
+            storage=self.get("local"),
+            compression="gzip",
+            name="DailyBackup_20250612",
+            description="Scheduled nightly backup",
+            queue=False,
+        )
         backup_services.backup_run(operation_id=op.pk)
         op.backup.refresh_from_db()
         assert op.backup.status == "completed", op.backup.error_message
@@ -345,8 +466,9 @@ class World:
         """The console backup, verified (decrypted and its checksums compared)."""
         from backups.services import verifications
 
-        verification = verifications.verification_start(tenant=self.tenant, backup=self.get("console_backup"),
-                                                        actor=self.admin, test_type="decrypt", queue=False)
+        verification = verifications.verification_start(
+            tenant=self.tenant, backup=self.get("console_backup"), actor=self.admin, test_type="decrypt", queue=False
+        )
         verifications.verification_run(operation_id=verification.operation_id)
         verification.refresh_from_db()
         assert verification.passed, verification.error_message
@@ -357,8 +479,14 @@ class World:
         removes its file, which no savepoint brings back)."""
         from backups.services import backups as backup_services
 
-        op = backup_services.backup_start(tenant=self.tenant, actor=self.admin, application=self.get("components"),
-                                          storage=self.get("local"), name="spare", queue=False)
+        op = backup_services.backup_start(
+            tenant=self.tenant,
+            actor=self.admin,
+            application=self.get("components"),
+            storage=self.get("local"),
+            name="spare",
+            queue=False,
+        )
         backup_services.backup_run(operation_id=op.pk)
         op.backup.refresh_from_db()
         assert op.backup.status == "completed", op.backup.error_message
@@ -368,16 +496,26 @@ class World:
         """A backup of the console's components, started and not run yet (a job to follow or cancel)."""
         from backups.services import backups as backup_services
 
-        return backup_services.backup_start(tenant=self.tenant, actor=self.admin, application=self.get("components"),
-                                            storage=self.get("local"), name="pre_maintenance_backup", queue=False)
+        return backup_services.backup_start(
+            tenant=self.tenant,
+            actor=self.admin,
+            application=self.get("components"),
+            storage=self.get("local"),
+            name="pre_maintenance_backup",
+            queue=False,
+        )
 
     def _make_restore_operation(self):
         """A finished restore of the console backup into a folder of its own."""
         from backups.services import restores
 
-        restore = restores.restore_start(tenant=self.tenant, backup=self.get("console_backup"), actor=self.admin,
-                                         target_path=str(self.tmp_path / f"restored-{uuid.uuid4().hex[:8]}"),
-                                         queue=False)
+        restore = restores.restore_start(
+            tenant=self.tenant,
+            backup=self.get("console_backup"),
+            actor=self.admin,
+            target_path=str(self.tmp_path / f"restored-{uuid.uuid4().hex[:8]}"),
+            queue=False,
+        )
         restores.restore_run(operation_id=restore.operation_id)
         restore.refresh_from_db()
         assert restore.status == "completed", restore.error_message
@@ -387,8 +525,13 @@ class World:
         from backups.services import snapshots
 
         self.get("local")
-        return snapshots.snapshot_create(tenant=self.tenant, actor=self.admin, name="Pre_ACS_Update",
-                                         description="Snapshot before ACS module update", tags=["ACS", "Zoning"])
+        return snapshots.snapshot_create(
+            tenant=self.tenant,
+            actor=self.admin,
+            name="Pre_ACS_Update",
+            description="Snapshot before ACS module update",
+            tags=["ACS", "Zoning"],
+        )
 
     def _make_tar_gz(self) -> bytes:
         """A ``.tar.gz`` of a few files, as a user would upload one to import."""
@@ -412,30 +555,47 @@ class World:
         from backups import services
 
         ssh = self.ssh
-        return services.server_create(tenant=self.tenant, name="ops-box", type="ssh", host=ssh.host, port=ssh.port,
-                                      credentials={"username": ssh.username, "password": ssh.password,
-                                                   "host_key": ssh.host_key})
+        return services.server_create(
+            tenant=self.tenant,
+            name="ops-box",
+            type="ssh",
+            host=ssh.host,
+            port=ssh.port,
+            credentials={"username": ssh.username, "password": ssh.password, "host_key": ssh.host_key},
+        )
 
     def _make_command(self):
         from backups.services import commands
 
-        return commands.command_create(tenant=self.tenant, name="Check Disk Space", command_template="df -h",
-                                       description="Check available disk space", actor=self.admin)
+        return commands.command_create(
+            tenant=self.tenant,
+            name="Check Disk Space",
+            command_template="df -h",
+            description="Check available disk space",
+            actor=self.admin,
+        )
 
     def _make_docker_command(self):
         """The document's "Restart Docker Container" template (one placeholder)."""
         from backups.services import commands
 
-        return commands.command_create(tenant=self.tenant, name="Restart Docker Container", type="docker",
-                                       command_template="docker restart {{container_name}}", tags="docker,restart",
-                                       description="Restart a specific container", actor=self.admin)
+        return commands.command_create(
+            tenant=self.tenant,
+            name="Restart Docker Container",
+            type="docker",
+            command_template="docker restart {{container_name}}",
+            tags="docker,restart",
+            description="Restart a specific container",
+            actor=self.admin,
+        )
 
     def _make_execution(self):
         """The command, run once on the SSH server (really: over SSH, output captured)."""
         from backups.services import commands
 
-        execution = commands.command_execute(command=self.get("command"), server=self.get("ssh_server"),
-                                             actor=self.admin)
+        execution = commands.command_execute(
+            command=self.get("command"), server=self.get("ssh_server"), actor=self.admin
+        )
         commands.command_run(execution_id=execution.pk)
         execution.refresh_from_db()
         assert execution.status == "completed", execution.error_message
@@ -467,8 +627,12 @@ class World:
     def _make_channel(self):
         from audit import notifications
 
-        return notifications.channel_create(tenant=self.tenant, name="Slack Alerts", type="slack",
-                                            config={"webhook_url": self.get("receiver"), "channel": "#alerts"})
+        return notifications.channel_create(
+            tenant=self.tenant,
+            name="Slack Alerts",
+            type="slack",
+            config={"webhook_url": self.get("receiver"), "channel": "#alerts"},
+        )
 
 
 # Kinds whose API id is the row's stable string id rather than its number.

@@ -35,6 +35,7 @@ class Probe(mixins.ListModelMixin):
     def tenant_queryset(self, tenant):
         qs = self.queryset.all()
         return qs if tenant is ALL_TENANTS else qs.filter(tenant=tenant)
+
     roles = {"list": Role.VIEWER, "create": Role.OPERATOR, "boom": Role.VIEWER}
     list_key = "events"
 

@@ -88,8 +88,9 @@ def test_malformed_json_is_400_in_facade_shape(api, operator_a, facade):
 
 
 @pytest.mark.parametrize("facade", PROBES)
-@pytest.mark.parametrize("payload", [{"name": 5}, {"name": "x", "enabled": "yes"}, {"name": "x", "surprise": 1},
-                                     ["name"], {}])
+@pytest.mark.parametrize(
+    "payload", [{"name": 5}, {"name": "x", "enabled": "yes"}, {"name": "x", "surprise": 1}, ["name"], {}]
+)
 def test_wrong_types_unknown_and_missing_fields_are_validation_errors(api, operator_a, facade, payload):
     response = api(operator_a).post(PROBES[facade], payload, format="json")
     expected = 422 if facade == "platform" else 400
@@ -141,7 +142,9 @@ def test_other_workspace_in_url_is_404(api, admin_a, tenant_b):
 
 def test_bad_pagination_parameters_are_validation_errors(api, admin_a):
     response = api(admin_a).get(PROBES["jobs"], {"page": "zero"})
-    assert response.status_code == 400 and response.json()["details"] == {"page": ["A whole number is required, got 'zero'."]}
+    assert response.status_code == 400 and response.json()["details"] == {
+        "page": ["A whole number is required, got 'zero'."]
+    }
     response = api(admin_a).get(PROBES["acronis"], {"per_page": 500})
     assert response.status_code == 400 and response.json()["error_code"] == "ACRONIS_VALIDATION_ERROR"
 

@@ -76,53 +76,98 @@ class Rows:
     def __init__(self, tenant, admin, tmp_path):
         self.tenant, self.admin, self.tmp_path = tenant, admin, tmp_path
         self.count = 0
-        self.main_storage = services.storage_create(tenant=tenant, name="main", type="local",
-                                                    configuration={"path": str(tmp_path / "main")})
+        self.main_storage = services.storage_create(
+            tenant=tenant, name="main", type="local", configuration={"path": str(tmp_path / "main")}
+        )
         self.main_app = Application.objects.create(tenant=tenant, name="main-app")
-        self.main_job = schedule_services.job_create(tenant=tenant, name="main-job", application=self.main_app,
-                                                     storage=self.main_storage, schedule_type="custom",
-                                                     cron_expression="0 1 * * *")
-        self.main_command = command_services.command_create(tenant=tenant, name="main-cmd",
-                                                            command_template="echo {{x}}")
+        self.main_job = schedule_services.job_create(
+            tenant=tenant,
+            name="main-job",
+            application=self.main_app,
+            storage=self.main_storage,
+            schedule_type="custom",
+            cron_expression="0 1 * * *",
+        )
+        self.main_command = command_services.command_create(
+            tenant=tenant, name="main-cmd", command_template="echo {{x}}"
+        )
 
     def add(self, n: int) -> None:
         tenant = self.tenant
         for i in range(self.count, self.count + n):
-            storage = services.storage_create(tenant=tenant, name=f"s{i}", type="local",
-                                              configuration={"path": str(self.tmp_path / f"s{i}")})
-            server = services.server_create(tenant=tenant, name=f"db{i}", type="postgresql", host="127.0.0.1",
-                                            port=5432, credentials={"username": "u", "password": "p"})
+            storage = services.storage_create(
+                tenant=tenant, name=f"s{i}", type="local", configuration={"path": str(self.tmp_path / f"s{i}")}
+            )
+            server = services.server_create(
+                tenant=tenant,
+                name=f"db{i}",
+                type="postgresql",
+                host="127.0.0.1",
+                port=5432,
+                credentials={"username": "u", "password": "p"},
+            )
             app = Application.objects.create(tenant=tenant, name=f"app{i}")
             Source.objects.create(tenant=tenant, application=app, name="files", type="path", path=f"/tmp/x{i}")
-            Source.objects.create(tenant=tenant, application=app, name="db", type="postgresql", server=server,
-                                  database_name="shop")
-            job = schedule_services.job_create(tenant=tenant, name=f"job{i}", application=app, storage=storage,
-                                               schedule_type="custom", cron_expression=f"{i % 60} 2 * * *")
+            Source.objects.create(
+                tenant=tenant, application=app, name="db", type="postgresql", server=server, database_name="shop"
+            )
+            job = schedule_services.job_create(
+                tenant=tenant,
+                name=f"job{i}",
+                application=app,
+                storage=storage,
+                schedule_type="custom",
+                cron_expression=f"{i % 60} 2 * * *",
+            )
             schedule_services.retention_policy_create(tenant=tenant, name=f"policy{i}", keep_last_n=3)
-            for backup_app, backup_job, backup_storage in ((app, job, storage),
-                                                           (self.main_app, self.main_job, self.main_storage)):
+            for backup_app, backup_job, backup_storage in (
+                (app, job, storage),
+                (self.main_app, self.main_job, self.main_storage),
+            ):
                 backup = Backup.objects.create(
-                    tenant=tenant, application=backup_app, job=backup_job, storage=backup_storage, server=server,
-                    database_name="shop", db_type="postgresql", status="completed", stored_bytes=1000 + i,
-                    size_bytes=2000 + i, checksum="ab" * 32, storage_path=f"x/{i}.bpaf", created_by=self.admin,
-                    started_at=timezone.now() - timedelta(minutes=5), completed_at=timezone.now())
+                    tenant=tenant,
+                    application=backup_app,
+                    job=backup_job,
+                    storage=backup_storage,
+                    server=server,
+                    database_name="shop",
+                    db_type="postgresql",
+                    status="completed",
+                    stored_bytes=1000 + i,
+                    size_bytes=2000 + i,
+                    checksum="ab" * 32,
+                    storage_path=f"x/{i}.bpaf",
+                    created_by=self.admin,
+                    started_at=timezone.now() - timedelta(minutes=5),
+                    completed_at=timezone.now(),
+                )
                 op = Operation.objects.create(tenant=tenant, kind="restore", backup=backup, created_by=self.admin)
-                Restore.objects.create(tenant=tenant, backup=backup, operation=op, application=backup_app,
-                                       target_application=backup_app, target_server=server, created_by=self.admin)
+                Restore.objects.create(
+                    tenant=tenant,
+                    backup=backup,
+                    operation=op,
+                    application=backup_app,
+                    target_application=backup_app,
+                    target_server=server,
+                    created_by=self.admin,
+                )
                 vop = Operation.objects.create(tenant=tenant, kind="verify", backup=backup, created_by=self.admin)
                 Verification.objects.create(tenant=tenant, backup=backup, operation=vop, created_by=self.admin)
             make_member(tenant, f"member{i}", Role.VIEWER)
             tenant_services.api_key_create(tenant=tenant, name=f"key{i}", role=Role.VIEWER, created_by=self.admin)
             emit(action="probe", tenant=tenant, resource_type="backup", resource_id=i)
-            command = command_services.command_create(tenant=tenant, name=f"cmd{i}", command_template="echo {{x}}",
-                                                      actor=self.admin)
+            command = command_services.command_create(
+                tenant=tenant, name=f"cmd{i}", command_template="echo {{x}}", actor=self.admin
+            )
             ssh = services.server_create(tenant=tenant, name=f"ssh{i}", type="ssh", host="127.0.0.1", port=22)
             for target in (command, self.main_command):
                 command_services.command_execute(command=target, server=ssh, variables={"x": str(i)}, actor=self.admin)
-            notifications.channel_create(tenant=tenant, name=f"ch{i}", type="slack",
-                                         config={"webhook_url": f"https://hooks.example.com/{i}"})
-            notifications.webhook_create(tenant=tenant, url=f"https://hooks.example.com/{i}",
-                                         event_types=["backup.failed"])
+            notifications.channel_create(
+                tenant=tenant, name=f"ch{i}", type="slack", config={"webhook_url": f"https://hooks.example.com/{i}"}
+            )
+            notifications.webhook_create(
+                tenant=tenant, url=f"https://hooks.example.com/{i}", event_types=["backup.failed"]
+            )
         self.count += n
 
 
@@ -141,8 +186,9 @@ def add_agents(fake: FakeAcronis, n: int) -> None:
 def acronis_fake(tenant_a, settings):
     settings.ACRONIS_CLIENT_OPTIONS = {"timeout": 1.0, "deadline": 3.0, "backoff_initial": 0.05, "backoff_max": 0.2}
     with FakeAcronis("qc-client", "qc-secret") as fake:
-        acronis_services.config_save(tenant=tenant_a, base_url=fake.base_url, client_id="qc-client",
-                                     client_secret="qc-secret", create=True)
+        acronis_services.config_save(
+            tenant=tenant_a, base_url=fake.base_url, client_id="qc-client", client_secret="qc-secret", create=True
+        )
         yield fake
 
 
@@ -152,12 +198,14 @@ def get(client, url: str) -> None:
 
 
 @pytest.mark.parametrize("url", list(PINNED))
-def test_list_endpoint_query_count_does_not_grow_with_rows(url, api, admin_a, tenant_a, tmp_path,
-                                                           django_assert_num_queries):
+def test_list_endpoint_query_count_does_not_grow_with_rows(
+    url, api, admin_a, tenant_a, tmp_path, django_assert_num_queries
+):
     rows = Rows(tenant_a, admin_a, tmp_path)
     rows.add(3)
-    target = url.format(job=rows.main_job.pk, storage=rows.main_storage.pk, app=rows.main_app.pk,
-                        command=rows.main_command.pk)
+    target = url.format(
+        job=rows.main_job.pk, storage=rows.main_storage.pk, app=rows.main_app.pk, command=rows.main_command.pk
+    )
     client = api(admin_a)
     get(client, target)  # warm: per-process caches (content types...) filled outside the count
     with django_assert_num_queries(PINNED[url]):
@@ -169,8 +217,7 @@ def test_list_endpoint_query_count_does_not_grow_with_rows(url, api, admin_a, te
 
 
 @pytest.mark.parametrize("url", list(ACRONIS_PINNED))
-def test_acronis_list_query_count_does_not_grow_with_agents(url, api, admin_a, acronis_fake,
-                                                            django_assert_num_queries):
+def test_acronis_list_query_count_does_not_grow_with_agents(url, api, admin_a, acronis_fake, django_assert_num_queries):
     from django.core.cache import cache
 
     miss, hit = ACRONIS_PINNED[url]

@@ -90,9 +90,25 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [_redis_binary(), "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir), "--daemonize", "no"],
-            stdout=(self.workdir / "redis.log").open("a"), stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                _redis_binary(),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--daemonize",
+                "no",
+            ],
+            stdout=(self.workdir / "redis.log").open("a"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         wait_for(lambda: _port_open(self.port), timeout=20, what="redis-server listening")
 
     def stop(self) -> None:
@@ -126,10 +142,14 @@ def redis_server(tmp_path) -> Iterator[RedisServer]:
 
 def _process_env(redis_url: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
     db = connection.settings_dict
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="backupplatform.settings.test", CELERY_TASK_ALWAYS_EAGER="false",
-               DATABASE_URL=f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
-                            f"{db['PORT'] or 5432}/{db['NAME']}",
-               PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="backupplatform.settings.test",
+        CELERY_TASK_ALWAYS_EAGER="false",
+        DATABASE_URL=f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
+        f"{db['PORT'] or 5432}/{db['NAME']}",
+        PYTHONUNBUFFERED="1",
+    )
     url = redis_url or settings.REDIS_URL
     env.update(REDIS_URL=url, CELERY_BROKER_URL=url, CELERY_RESULT_BACKEND=url, **(extra or {}))
     return env
@@ -163,10 +183,26 @@ def start_worker(tmp_path) -> Iterator[Callable[..., Started]]:
     def start(redis_url: str | None = None, concurrency: int = 1, env: dict[str, str] | None = None) -> Started:
         log = tmp_path / f"worker-{len(started)}.log"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "backupplatform", "worker", "--pool=prefork",
-             f"--concurrency={concurrency}", "-l", "info", "-n", f"faults-{os.getpid()}-{len(started)}@%h"],
-            cwd=ROOT, env=_process_env(redis_url, env), stdout=log.open("w"), stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "backupplatform",
+                "worker",
+                "--pool=prefork",
+                f"--concurrency={concurrency}",
+                "-l",
+                "info",
+                "-n",
+                f"faults-{os.getpid()}-{len(started)}@%h",
+            ],
+            cwd=ROOT,
+            env=_process_env(redis_url, env),
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         item = Started(proc, log)
         started.append(item)
         wait_for(lambda: "ready." in item.output() or not item.alive(), timeout=60, what="worker ready")
@@ -188,10 +224,26 @@ def start_beat(tmp_path) -> Iterator[Callable[..., Started]]:
     def start(redis_url: str | None = None, env: dict[str, str] | None = None) -> Started:
         log = tmp_path / f"beat-{len(started)}.log"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "backupplatform", "beat", "-l", "info",
-             "--pidfile", str(tmp_path / f"beat-{len(started)}.pid"), "-s", str(tmp_path / "beat-schedule")],
-            cwd=ROOT, env=_process_env(redis_url, env), stdout=log.open("w"), stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "backupplatform",
+                "beat",
+                "-l",
+                "info",
+                "--pidfile",
+                str(tmp_path / f"beat-{len(started)}.pid"),
+                "-s",
+                str(tmp_path / "beat-schedule"),
+            ],
+            cwd=ROOT,
+            env=_process_env(redis_url, env),
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         item = Started(proc, log)
         started.append(item)
         return item
@@ -212,21 +264,30 @@ def _kill_group(proc: subprocess.Popen) -> None:
 def big_pg_db(pg_throwaway_db) -> str:
     """The throwaway database plus 1.5 million rows (about 100 MB of dump)."""
     with psycopg.connect(dbname=pg_throwaway_db.name, **PG) as conn:
-        conn.execute("CREATE TABLE noise AS SELECT n, md5(random()::text) || md5(random()::text) AS v "
-                     "FROM generate_series(1, 1500000) n")
+        conn.execute(
+            "CREATE TABLE noise AS SELECT n, md5(random()::text) || md5(random()::text) AS v "
+            "FROM generate_series(1, 1500000) n"
+        )
     return pg_throwaway_db.name
 
 
 @pytest.fixture
 def pg_server_row(tenant_a):
-    return Server.objects.create(tenant=tenant_a, name="local-pg", type="postgresql", host=PG["host"],
-                                 port=PG["port"], credentials={"username": PG["user"], "password": ""})
+    return Server.objects.create(
+        tenant=tenant_a,
+        name="local-pg",
+        type="postgresql",
+        host=PG["host"],
+        port=PG["port"],
+        credentials={"username": PG["user"], "password": ""},
+    )
 
 
 @pytest.fixture
 def local_storage(tenant_a, tmp_path):
-    return Storage.objects.create(tenant=tenant_a, name="disk", type="local", is_default=True,
-                                  configuration={"path": str(tmp_path / "store")})
+    return Storage.objects.create(
+        tenant=tenant_a, name="disk", type="local", is_default=True, configuration={"path": str(tmp_path / "store")}
+    )
 
 
 class DatabaseFaults:
@@ -242,9 +303,11 @@ class DatabaseFaults:
         """``pg_terminate_backend`` every connection to the test database but this process's."""
         mine = connection.connection.info.backend_pid if connection.connection is not None else 0
         with self._admin() as conn:
-            rows = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                "WHERE datname = %s AND pid <> %s AND pid <> pg_backend_pid()",
-                                (self.name, mine)).fetchall()
+            rows = conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> %s AND pid <> pg_backend_pid()",
+                (self.name, mine),
+            ).fetchall()
         return len(rows)
 
     def terminate(self, backend_pid: int) -> None:
@@ -253,24 +316,30 @@ class DatabaseFaults:
 
     def allow_connections(self, allow: bool) -> None:
         with self._admin() as conn:
-            conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
-                sql.Identifier(self.name), sql.Literal(allow)))
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(sql.Identifier(self.name), sql.Literal(allow))
+            )
 
     def terminate_tool(self, database: str, application_name: str) -> int:
         """Kill the server side of a client tool (e.g. ``pg_dump``) on ``database``."""
         with self._admin() as conn:
-            rows = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                "WHERE datname = %s AND application_name = %s",
-                                (database, application_name)).fetchall()
+            rows = conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+                (database, application_name),
+            ).fetchall()
         return len(rows)
 
     @contextlib.contextmanager
     def stalled_backends(self, database: str, application_name: str) -> Iterator[list[int]]:
         """Freeze (SIGSTOP) the server processes serving a tool on ``database``; resume after."""
         with self._admin() as conn:
-            pids = [row[0] for row in conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
-                (database, application_name)).fetchall()]
+            pids = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+                    (database, application_name),
+                ).fetchall()
+            ]
         assert pids, f"no {application_name} session on {database}"
         stopped = []
         try:
@@ -288,8 +357,10 @@ class DatabaseFaults:
 
     def tool_connections(self, database: str, application_name: str) -> int:
         with self._admin() as conn:
-            return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
-                                (database, application_name)).fetchone()[0]
+            return conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+                (database, application_name),
+            ).fetchone()[0]
 
 
 @pytest.fixture

@@ -24,13 +24,16 @@ ENDED = ["completed", "failed", "cancelled"]
 
 
 def _dumping(op: Operation) -> None:
-    wait_for(lambda: Operation.objects.filter(pk=op.pk, status="running", step="dumping_and_encrypting").exists(),
-             what="the dump running")
+    wait_for(
+        lambda: Operation.objects.filter(pk=op.pk, status="running", step="dumping_and_encrypting").exists(),
+        what="the dump running",
+    )
 
 
 @pytest.mark.slow
-def test_a_killed_connection_during_progress_does_not_abort_the_dump(tenant_a, pg_server_row, local_storage,
-                                                                      big_pg_db, start_worker, db_faults):
+def test_a_killed_connection_during_progress_does_not_abort_the_dump(
+    tenant_a, pg_server_row, local_storage, big_pg_db, start_worker, db_faults
+):
     worker = start_worker()
     op = backup_start(tenant=tenant_a, server=pg_server_row, database_name=big_pg_db, storage=local_storage)
     wait_for(lambda: db_faults.tool_connections(big_pg_db, "pg_dump"), what="pg_dump connected")
@@ -41,8 +44,9 @@ def test_a_killed_connection_during_progress_does_not_abort_the_dump(tenant_a, p
         _dumping(op)
         assert db_faults.terminate_others() >= 1  # the worker's connection(s) to the platform database
         time.sleep(1.5)
-    backup = wait_for(lambda: Backup.objects.filter(pk=op.backup_id, status__in=ENDED).first(), timeout=120,
-                      what="the backup ending")
+    backup = wait_for(
+        lambda: Backup.objects.filter(pk=op.backup_id, status__in=ENDED).first(), timeout=120, what="the backup ending"
+    )
     assert backup.status == "completed", backup.error_message + worker.output()
     assert backup.checksum and backup.stored_bytes > 0
     op.refresh_from_db()
@@ -50,8 +54,9 @@ def test_a_killed_connection_during_progress_does_not_abort_the_dump(tenant_a, p
 
 
 @pytest.mark.slow
-def test_a_failure_is_recorded_on_a_fresh_connection(tenant_a, pg_server_row, local_storage, big_pg_db,
-                                                     start_worker, db_faults):
+def test_a_failure_is_recorded_on_a_fresh_connection(
+    tenant_a, pg_server_row, local_storage, big_pg_db, start_worker, db_faults
+):
     worker = start_worker()
     op = backup_start(tenant=tenant_a, server=pg_server_row, database_name=big_pg_db, storage=local_storage)
     wait_for(lambda: db_faults.tool_connections(big_pg_db, "pg_dump"), what="pg_dump connected")
@@ -66,8 +71,11 @@ def test_a_failure_is_recorded_on_a_fresh_connection(tenant_a, pg_server_row, lo
         time.sleep(1.5)  # pg_dump fails now; the worker records that while new connections are refused
     finally:
         db_faults.allow_connections(True)
-    backup = wait_for(lambda: Backup.objects.filter(pk=op.backup_id, status__in=ENDED).first(), timeout=60,
-                      what="the failure being recorded")
+    backup = wait_for(
+        lambda: Backup.objects.filter(pk=op.backup_id, status__in=ENDED).first(),
+        timeout=60,
+        what="the failure being recorded",
+    )
     assert backup.status == "failed", worker.output()
     assert "pg_dump failed" in backup.error_message and "stopped responding" not in backup.error_message
     op.refresh_from_db()
@@ -75,8 +83,7 @@ def test_a_failure_is_recorded_on_a_fresh_connection(tenant_a, pg_server_row, lo
 
 
 def test_operation_outcome_survives_a_killed_connection(tenant_a, pg_server_row, local_storage, db_faults):
-    op = backup_start(tenant=tenant_a, server=pg_server_row, database_name="db", storage=local_storage,
-                      queue=False)
+    op = backup_start(tenant=tenant_a, server=pg_server_row, database_name="db", storage=local_storage, queue=False)
     op = operation_claim(operation_id=op.pk)
     connection.ensure_connection()
     db_faults.terminate(connection.connection.info.backend_pid)

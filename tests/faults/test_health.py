@@ -39,8 +39,11 @@ def test_health_follows_the_worker_and_beat(client, settings, start_worker, star
     def checks() -> dict:
         return _health(client)[1]["checks"]
 
-    wait_for(lambda: checks()["worker"]["status"] == "up" and checks()["beat"]["status"] == "up", timeout=60,
-             what="worker and beat up")
+    wait_for(
+        lambda: checks()["worker"]["status"] == "up" and checks()["beat"]["status"] == "up",
+        timeout=60,
+        what="worker and beat up",
+    )
     status, body = _health(client)
     assert status == 200 and body["status"] == "ok", body
     assert body["checks"]["database"]["status"] == "up" and body["checks"]["redis"]["status"] == "up"
@@ -113,11 +116,13 @@ def test_operations_pending_longer_than_the_queue_explains(client, tenant_a, pg_
 
 
 def test_a_backup_waiting_for_its_storage_is_not_stuck_until_its_retry_is_overdue(
-        client, settings, tenant_a, pg_server_row, local_storage):
+    client, settings, tenant_a, pg_server_row, local_storage
+):
     settings.BACKUP_TASK_RETRY_BACKOFF_MAX = 1800
     waiting = _queued(tenant_a, pg_server_row, local_storage, minutes_ago=20)
-    Operation.objects.filter(pk=waiting.pk).update(step="waiting_for_storage",
-                                                   heartbeat_at=timezone.now() - timedelta(minutes=10))
+    Operation.objects.filter(pk=waiting.pk).update(
+        step="waiting_for_storage", heartbeat_at=timezone.now() - timedelta(minutes=10)
+    )
     assert list(operations_stuck_pending()) == []  # the task's own retry is due within 30 min
     Operation.objects.filter(pk=waiting.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=40))
     assert list(operations_stuck_pending()) == [waiting]

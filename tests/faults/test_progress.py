@@ -21,8 +21,7 @@ from .conftest import needs_pg
 
 @pytest.mark.django_db
 def test_progress_never_goes_backwards_and_reports_bytes(tenant_a, pg_server_row, local_storage):
-    op = backup_start(tenant=tenant_a, server=pg_server_row, database_name="db", storage=local_storage,
-                      queue=False)
+    op = backup_start(tenant=tenant_a, server=pg_server_row, database_name="db", storage=local_storage, queue=False)
     op = operation_claim(operation_id=op.pk)
     reporter = ProgressReporter(op, total=1000, interval=0)
     reporter.update(980)
@@ -52,18 +51,25 @@ async def _socket_for(user) -> WebsocketCommunicator:
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 @needs_pg
-async def test_a_masked_restore_reports_progress_that_only_grows(operator_a, tenant_a, pg_server_row,
-                                                                local_storage, big_pg_db):
-    op = await database_sync_to_async(backup_start)(tenant=tenant_a, server=pg_server_row, database_name=big_pg_db,
-                                                    storage=local_storage, queue=False)
+async def test_a_masked_restore_reports_progress_that_only_grows(
+    operator_a, tenant_a, pg_server_row, local_storage, big_pg_db
+):
+    op = await database_sync_to_async(backup_start)(
+        tenant=tenant_a, server=pg_server_row, database_name=big_pg_db, storage=local_storage, queue=False
+    )
     await database_sync_to_async(backup_run)(operation_id=op.pk)
     await database_sync_to_async(op.backup.refresh_from_db)()
     target = f"{big_pg_db}_masked"
     socket = await _socket_for(operator_a)
     try:
         restore = await database_sync_to_async(restore_start)(
-            tenant=tenant_a, backup=op.backup, target_server=pg_server_row, target_database=target,
-            masking_rules={"label": "hash"}, queue=False)
+            tenant=tenant_a,
+            backup=op.backup,
+            target_server=pg_server_row,
+            target_database=target,
+            masking_rules={"label": "hash"},
+            queue=False,
+        )
         await database_sync_to_async(restore_run)(operation_id=restore.operation_id)
         events = []
         while True:

@@ -24,19 +24,30 @@ def databases() -> set[str]:
 
 
 def test_reaper_fails_a_dead_restore_and_drops_its_staging_database(tenant_a):
-    server = Server.objects.create(tenant=tenant_a, name="pg", type="postgresql", host=PG["host"], port=PG["port"],
-                                   credentials={"username": PG["user"]})
+    server = Server.objects.create(
+        tenant=tenant_a,
+        name="pg",
+        type="postgresql",
+        host=PG["host"],
+        port=PG["port"],
+        credentials={"username": PG["user"]},
+    )
     name = staging_name("reaped_target")
     with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         backup = Backup.objects.create(tenant=tenant_a, status="completed", server=server, db_type="postgresql")
         op = operation_create(tenant=tenant_a, kind="restore", backup=backup)
-        Operation.objects.filter(pk=op.pk).update(status="running",
-                                                  heartbeat_at=timezone.now() - timedelta(hours=1))
-        restore = Restore.objects.create(tenant=tenant_a, backup=backup, operation=op, target_server=server,
-                                         target_database="reaped_target", status="running",
-                                         result={"staging": [{"server_id": server.pk, "database": name}]})
+        Operation.objects.filter(pk=op.pk).update(status="running", heartbeat_at=timezone.now() - timedelta(hours=1))
+        restore = Restore.objects.create(
+            tenant=tenant_a,
+            backup=backup,
+            operation=op,
+            target_server=server,
+            target_database="reaped_target",
+            status="running",
+            result={"staging": [{"server_id": server.pk, "database": name}]},
+        )
         assert name in databases()
         assert op.public_id in operation_reap()
         restore.refresh_from_db()

@@ -18,11 +18,19 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def _job(tenant, tmp_path, name: str):
-    storage = Storage.objects.create(tenant=tenant, name="local", type="local", is_default=True,
-                                     configuration={"path": str(tmp_path / tenant.slug)})
+    storage = Storage.objects.create(
+        tenant=tenant, name="local", type="local", is_default=True, configuration={"path": str(tmp_path / tenant.slug)}
+    )
     app = Application.objects.create(tenant=tenant, name=name)
-    job = services.job_create(tenant=tenant, name=name, application=app, storage=storage, schedule_type="custom",
-                              cron_expression="30 3 * * *", retention_count=1)
+    job = services.job_create(
+        tenant=tenant,
+        name=name,
+        application=app,
+        storage=storage,
+        schedule_type="custom",
+        cron_expression="30 3 * * *",
+        retention_count=1,
+    )
     make_backups(tenant, job=job, storage=storage, statuses=["completed"] * 3)
     return job
 
@@ -37,8 +45,11 @@ def test_one_tenants_failing_retention_stops_no_other_tenant(tenant_a, tenant_b,
     cleanup_all.apply()  # what beat sends daily
 
     wait_for(lambda: healthy.backups.count() == 1, timeout=60, what="the healthy tenant's retention")
-    failure = wait_for(lambda: AuditEvent.objects.filter(tenant=tenant_a, action="retention_failed").first(),
-                       timeout=30, what="the failure recorded")
+    failure = wait_for(
+        lambda: AuditEvent.objects.filter(tenant=tenant_a, action="retention_failed").first(),
+        timeout=30,
+        what="the failure recorded",
+    )
     assert failure.resource_id == str(broken.pk) and failure.details["job"] == "broken"
     assert failure.details["error"] == "ValueError"
     assert broken.backups.count() == 3  # nothing of the failing tenant was deleted

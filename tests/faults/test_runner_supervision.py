@@ -46,8 +46,9 @@ def _alive(pid: int | None) -> bool:
 
 
 def test_a_killed_child_is_restarted_and_the_others_keep_running(supervise):
-    supervisor = supervise(Child("uvicorn", SLEEPER), Child("worker", SLEEPER), Child("beat", SLEEPER),
-                           min_backoff=0.05)
+    supervisor = supervise(
+        Child("uvicorn", SLEEPER), Child("worker", SLEEPER), Child("beat", SLEEPER), min_backoff=0.05
+    )
     pids = {c.name: c.pid for c in supervisor.children}
     os.kill(pids["worker"], signal.SIGKILL)
 
@@ -59,7 +60,9 @@ def test_a_killed_child_is_restarted_and_the_others_keep_running(supervise):
     wait_for(restarted, timeout=30, what="the worker started again")
     assert supervisor.child("worker").restarts == 1
     assert {c.name: c.pid for c in supervisor.children if c.name != "worker"} == {
-        "uvicorn": pids["uvicorn"], "beat": pids["beat"]}
+        "uvicorn": pids["uvicorn"],
+        "beat": pids["beat"],
+    }
     assert all(_alive(c.pid) for c in supervisor.children)
 
     supervisor.stop(timeout=5)
@@ -95,14 +98,34 @@ def test_a_child_that_ran_for_a_while_comes_back_at_once(supervise):
 def test_make_run_starts_its_killed_worker_again(tmp_path, redis_server):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
-    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", REDIS_URL=redis_server.url,
-               BACKUP_LOCAL_ROOT=str(tmp_path / "backups"), PLATFORM_VAR_DIR=str(tmp_path / "var"),
-               PYTHONUNBUFFERED="1")
+    env.update(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        REDIS_URL=redis_server.url,
+        BACKUP_LOCAL_ROOT=str(tmp_path / "backups"),
+        PLATFORM_VAR_DIR=str(tmp_path / "var"),
+        PYTHONUNBUFFERED="1",
+    )
     log = tmp_path / "run.log"
-    runner = subprocess.Popen([sys.executable, "-m", "backupplatform.runner", "run", "--port", str(port),
-                               "--jobs-port", str(free_port()), "--concurrency", "1"], cwd=ROOT, env=env, stdout=log.open("w"),
-                              stderr=subprocess.STDOUT)
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "backupplatform.runner",
+            "run",
+            "--port",
+            str(port),
+            "--jobs-port",
+            str(free_port()),
+            "--concurrency",
+            "1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     try:
+
         def children() -> dict[str, int]:
             found = {}
             for child in psutil.Process(runner.pid).children():
@@ -113,11 +136,13 @@ def test_make_run_starts_its_killed_worker_again(tmp_path, redis_server):
                             found[name] = child.pid
             return found
 
-        first = wait_for(lambda: len(children()) == 3 and children(), timeout=240,
-                         what="make run serving")
+        first = wait_for(lambda: len(children()) == 3 and children(), timeout=240, what="make run serving")
         os.kill(first["worker"], signal.SIGKILL)
-        again = wait_for(lambda: children().get("worker") not in (None, first["worker"]) and children(),
-                         timeout=60, what="the worker started again")
+        again = wait_for(
+            lambda: children().get("worker") not in (None, first["worker"]) and children(),
+            timeout=60,
+            what="the worker started again",
+        )
         assert again["web"] == first["web"] and again["beat"] == first["beat"]
         assert runner.poll() is None
         assert "worker exited (signal SIGKILL)" in log.read_text()

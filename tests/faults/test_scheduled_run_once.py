@@ -25,8 +25,14 @@ def job(tenant_a, local_storage, tmp_path):
     (folder / "a.txt").write_text("hello\n" * 100)
     app = Application.objects.create(tenant=tenant_a, name="shop")
     Source.objects.create(tenant=tenant_a, application=app, name="files", type="path", path=str(folder))
-    return services.job_create(tenant=tenant_a, name="nightly", application=app, storage=local_storage,
-                               schedule_type="custom", cron_expression="0 3 * * *")
+    return services.job_create(
+        tenant=tenant_a,
+        name="nightly",
+        application=app,
+        storage=local_storage,
+        schedule_type="custom",
+        cron_expression="0 3 * * *",
+    )
 
 
 def _finish_runs(job) -> None:
@@ -48,9 +54,9 @@ def test_second_dispatch_of_the_same_due_time_does_nothing(job, caplog):
     # The next due time runs normally.
     assert run_job.apply(args=[job.pk], kwargs={"scheduled_for": "2026-03-02T03:00:00+00:00"}).get() is not None
     assert Backup.objects.filter(job=job).count() == 2
-    assert list(ScheduledRun.objects.filter(job=job).order_by("scheduled_for").values_list(
-        "scheduled_for", "outcome")) == [(datetime(2026, 3, 1, 3, tzinfo=UTC), "started"),
-                                         (datetime(2026, 3, 2, 3, tzinfo=UTC), "started")]
+    assert list(
+        ScheduledRun.objects.filter(job=job).order_by("scheduled_for").values_list("scheduled_for", "outcome")
+    ) == [(datetime(2026, 3, 1, 3, tzinfo=UTC), "started"), (datetime(2026, 3, 2, 3, tzinfo=UTC), "started")]
 
 
 def test_beat_dispatches_without_a_due_time_claim_the_latest_run_time(job):

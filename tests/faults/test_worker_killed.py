@@ -44,9 +44,17 @@ def _gone(proc: psutil.Process) -> bool:
 
 @pytest.mark.slow
 def test_killed_worker_takes_its_pg_dump_along_and_the_scheduled_run_is_retried(
-        tenant_a, pg_server_row, local_storage, big_pg_db, start_worker, db_faults):
-    job = services.job_create(tenant=tenant_a, name="nightly", server=pg_server_row, database_name=big_pg_db,
-                              storage=local_storage, schedule_type="custom", cron_expression="0 3 * * *")
+    tenant_a, pg_server_row, local_storage, big_pg_db, start_worker, db_faults
+):
+    job = services.job_create(
+        tenant=tenant_a,
+        name="nightly",
+        server=pg_server_row,
+        database_name=big_pg_db,
+        storage=local_storage,
+        schedule_type="custom",
+        cron_expression="0 3 * * *",
+    )
     worker = start_worker()
     op = services.job_run_scheduled(job_id=job.pk)  # what beat's run_job does
     assert op is not None
@@ -56,8 +64,10 @@ def test_killed_worker_takes_its_pg_dump_along_and_the_scheduled_run_is_retried(
     # The source database stalls mid-dump (its backend stopped), so pg_dump sits waiting for
     # data instead of writing: nothing but its worker's death can end it now.
     with db_faults.stalled_backends(big_pg_db, "pg_dump"):
-        wait_for(lambda: Operation.objects.filter(pk=op.pk, status="running",
-                                                  step="dumping_and_encrypting").exists(), what="the dump running")
+        wait_for(
+            lambda: Operation.objects.filter(pk=op.pk, status="running", step="dumping_and_encrypting").exists(),
+            what="the dump running",
+        )
         store = Path(local_storage.configuration["path"])
         wait_for(lambda: files_in(store), what="a partial artifact")
         os.kill(worker.pid, signal.SIGKILL)
@@ -65,8 +75,11 @@ def test_killed_worker_takes_its_pg_dump_along_and_the_scheduled_run_is_retried(
         # The dump dies with its worker.
         wait_for(lambda: all(_gone(p) for p in dumps), timeout=10, what="pg_dump gone")
     # ... and so does its session on the source database once that resumes.
-    wait_for(lambda: db_faults.tool_connections(big_pg_db, "pg_dump") == 0, timeout=10,
-             what="pg_dump's connection to the source database gone")
+    wait_for(
+        lambda: db_faults.tool_connections(big_pg_db, "pg_dump") == 0,
+        timeout=10,
+        what="pg_dump's connection to the source database gone",
+    )
     op.refresh_from_db()
     assert op.status == "running"  # nobody knows yet
     assert files_in(store), "the dead worker left a partial artifact"
@@ -84,24 +97,43 @@ def test_killed_worker_takes_its_pg_dump_along_and_the_scheduled_run_is_retried(
     assert retry.trigger == "scheduled"
     assert Operation.objects.get(backup=retry).details["options"]["retry_of"] == lost.pk
     start_worker()
-    done = wait_for(lambda: Backup.objects.filter(pk=retry.pk, status__in=["completed", "failed"]).first(),
-                    timeout=120, what="the retry ending")
+    done = wait_for(
+        lambda: Backup.objects.filter(pk=retry.pk, status__in=["completed", "failed"]).first(),
+        timeout=120,
+        what="the retry ending",
+    )
     assert done.status == "completed", done.error_message
     assert [p.name for p in files_in(store)] == [Path(done.storage_path).name]
 
 
 def _running_backup(tenant, job, server, storage, *, trigger: str, options: dict | None = None) -> Operation:
-    op = backup_start(tenant=tenant, server=server, database_name="gone", storage=storage, job=job,
-                      trigger=trigger, options=options, queue=False)
+    op = backup_start(
+        tenant=tenant,
+        server=server,
+        database_name="gone",
+        storage=storage,
+        job=job,
+        trigger=trigger,
+        options=options,
+        queue=False,
+    )
     assert operation_claim(operation_id=op.pk) is not None
     return op
 
 
 def test_a_lost_scheduled_run_is_retried_once_and_a_manual_one_not(tenant_a, pg_server_row, local_storage):
     scheduled_job, manual_job = (
-        services.job_create(tenant=tenant_a, name=name, server=pg_server_row, database_name="gone",
-                            storage=local_storage, schedule_type="custom", cron_expression="0 3 * * *")
-        for name in ("nightly", "adhoc"))
+        services.job_create(
+            tenant=tenant_a,
+            name=name,
+            server=pg_server_row,
+            database_name="gone",
+            storage=local_storage,
+            schedule_type="custom",
+            cron_expression="0 3 * * *",
+        )
+        for name in ("nightly", "adhoc")
+    )
     lost = _running_backup(tenant_a, scheduled_job, pg_server_row, local_storage, trigger="scheduled")
     manual = _running_backup(tenant_a, manual_job, pg_server_row, local_storage, trigger="manual")
     reaped = operation_reap(now=timezone.now() + timedelta(seconds=61))

@@ -27,19 +27,44 @@ RUN: dict[str, dict] = {}
 
 # ``{id}`` means a different row under each prefix.
 ID_BY_PREFIX = [
-    ("/api/v1/backups/", "backup"), ("/api/v1/jobs/", "job"), ("/api/v1/api-keys/", "api_key"),
-    ("/api/v1/retention-policies/", "policy"), ("/api/v1/schedules/", "job"), ("/api/v1/servers/", "server"),
-    ("/api/v1/users/", "user"), ("/api/v1/storage/", "storage"), ("/api/v1/verify/", "verification"),
-    ("/api/v1/restores/", "restore"), ("/api/v1/commands/", "command"),
-    ("/api/v1/notifications/channels/", "channel"), ("/api/v1/webhooks/", "webhook"),
+    ("/api/v1/backups/", "backup"),
+    ("/api/v1/jobs/", "job"),
+    ("/api/v1/api-keys/", "api_key"),
+    ("/api/v1/retention-policies/", "policy"),
+    ("/api/v1/schedules/", "job"),
+    ("/api/v1/servers/", "server"),
+    ("/api/v1/users/", "user"),
+    ("/api/v1/storage/", "storage"),
+    ("/api/v1/verify/", "verification"),
+    ("/api/v1/restores/", "restore"),
+    ("/api/v1/commands/", "command"),
+    ("/api/v1/notifications/channels/", "channel"),
+    ("/api/v1/webhooks/", "webhook"),
     ("/api/v1/drills/", "drill"),
 ]
-ID_BY_NAME = {"app_id": "app", "backup_id": "backup", "restore_id": "restore", "storage_id": "storage",
-              "cleanup_id": "cleanup", "token": "token", "agent_id": "agent", "recovery_id": "recovery",
-              "import_id": "import", "sync_id": "sync"}
-BODY_IDS = {"server_id": "server", "target_server_id": "server", "application_id": "app", "storage_id": "storage",
-            "schedule_id": "schedule", "cleanup_plan_id": "cleanup_plan", "snapshot_id": "snapshot",
-            "backup_id": "backup", "channel_id": "channel"}
+ID_BY_NAME = {
+    "app_id": "app",
+    "backup_id": "backup",
+    "restore_id": "restore",
+    "storage_id": "storage",
+    "cleanup_id": "cleanup",
+    "token": "token",
+    "agent_id": "agent",
+    "recovery_id": "recovery",
+    "import_id": "import",
+    "sync_id": "sync",
+}
+BODY_IDS = {
+    "server_id": "server",
+    "target_server_id": "server",
+    "application_id": "app",
+    "storage_id": "storage",
+    "schedule_id": "schedule",
+    "cleanup_plan_id": "cleanup_plan",
+    "snapshot_id": "snapshot",
+    "backup_id": "backup",
+    "channel_id": "channel",
+}
 # The console names a backup's operation ``job_id`` (progress, cancel) and a backup ``backup_id``.
 ID_BY_NAME["job_id"] = "operation"
 BODY_IDS.update({"job_id": "operation"})
@@ -94,8 +119,11 @@ class World:
         from backups.models import Operation
 
         if "backup" in self.ids and "operation" not in self.ids:
-            self.ids["operation"] = Operation.objects.filter(backup_id=self.ids["backup"], kind="backup").values_list(
-                "public_id", flat=True).first()
+            self.ids["operation"] = (
+                Operation.objects.filter(backup_id=self.ids["backup"], kind="backup")
+                .values_list("public_id", flat=True)
+                .first()
+            )
 
 
 def _completed_backup(tenant, app, storage, admin):
@@ -126,34 +154,51 @@ def fuzz_world(db, tenant_a, tenant_b, admin_a, admin_b, tmp_path) -> Iterator[W
     files.mkdir()
     for n in range(3):
         (files / f"f{n}.txt").write_text(f"file {n}\n" * 20)
-    storage = services.storage_create(tenant=tenant_a, name="local", type="local",
-                                      configuration={"path": str(tmp_path / "store")}, is_default=True)
+    storage = services.storage_create(
+        tenant=tenant_a, name="local", type="local", configuration={"path": str(tmp_path / "store")}, is_default=True
+    )
     app = Application.objects.create(tenant=tenant_a, name="shop")
     Source.objects.create(tenant=tenant_a, application=app, name="files", type="path", path=str(files))
-    server = services.server_create(tenant=tenant_a, name="pg", type="postgresql", host="127.0.0.1", port=5432,
-                                    credentials={"username": "postgres", "password": ""})
+    server = services.server_create(
+        tenant=tenant_a,
+        name="pg",
+        type="postgresql",
+        host="127.0.0.1",
+        port=5432,
+        credentials={"username": "postgres", "password": ""},
+    )
     backup = _completed_backup(tenant_a, app, storage, admin_a)
-    restore = restore_services.restore_start(tenant=tenant_a, backup=backup, actor=admin_a,
-                                             target_path=str(tmp_path / "restored"), queue=False)
-    verification = verification_services.verification_start(tenant=tenant_a, backup=backup, actor=admin_a,
-                                                             queue=False)
-    job = schedule_services.job_create(tenant=tenant_a, actor=admin_a, name="nightly", application=app,
-                                       storage=storage, schedule_type="custom", cron_expression="0 3 * * *",
-                                       retention_count=3)
+    restore = restore_services.restore_start(
+        tenant=tenant_a, backup=backup, actor=admin_a, target_path=str(tmp_path / "restored"), queue=False
+    )
+    verification = verification_services.verification_start(tenant=tenant_a, backup=backup, actor=admin_a, queue=False)
+    job = schedule_services.job_create(
+        tenant=tenant_a,
+        actor=admin_a,
+        name="nightly",
+        application=app,
+        storage=storage,
+        schedule_type="custom",
+        cron_expression="0 3 * * *",
+        retention_count=3,
+    )
     policy = schedule_services.retention_policy_create(tenant=tenant_a, name="gfs", keep_last_n=3, keep_daily=7)
     executed = schedule_services.cleanup_analyse(tenant=tenant_a, actor=admin_a, reason="fuzz")
     cleanup = schedule_services.cleanup_execute(plan=executed, actor=admin_a, queue=False)
     plan = schedule_services.cleanup_analyse(tenant=tenant_a, actor=admin_a, reason="fuzz")
     viewer = make_member(tenant_a, "vera", Role.VIEWER)
-    key, raw_key = tenant_services.api_key_create(tenant=tenant_a, name="automation", role=Role.ADMIN,
-                                                  created_by=admin_a)
+    key, raw_key = tenant_services.api_key_create(
+        tenant=tenant_a, name="automation", role=Role.ADMIN, created_by=admin_a
+    )
     download_url, _ = backup_services.backup_download_link(backup=backup)
     from backups.services.operations import operation_create
     from backups.services.snapshots import snapshot_create
 
     snapshot = snapshot_create(tenant=tenant_a, actor=admin_a, name="baseline")
-    console_ops = {kind: operation_create(tenant=tenant_a, kind=kind, backup=backup).public_id
-                   for kind in ("recovery", "import", "sync")}
+    console_ops = {
+        kind: operation_create(tenant=tenant_a, kind=kind, backup=backup).public_id
+        for kind in ("recovery", "import", "sync")
+    }
 
     from audit import notifications
     from backups.services import commands as command_services
@@ -163,47 +208,89 @@ def fuzz_world(db, tenant_a, tenant_b, admin_a, admin_b, tmp_path) -> Iterator[W
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
-    channel = notifications.channel_create(tenant=tenant_a, name="ops", type="webhook",
-                                           config={"url": f"http://127.0.0.1:{closed}/hook"})
-    webhook, _ = notifications.webhook_create(tenant=tenant_a, url="https://hooks.example.com/backups",
-                                              event_types=["backup.failed"])
+    channel = notifications.channel_create(
+        tenant=tenant_a, name="ops", type="webhook", config={"url": f"http://127.0.0.1:{closed}/hook"}
+    )
+    webhook, _ = notifications.webhook_create(
+        tenant=tenant_a, url="https://hooks.example.com/backups", event_types=["backup.failed"]
+    )
     from schedules.models import Drill
 
-    drill = Drill.objects.create(tenant=tenant_a, job=job, job_name=job.name, backup=backup, backup_ref=backup.pk,
-                                 backup_checksum=backup.checksum, backup_taken_at=backup.started_at, status="passed",
-                                 passed=True, checksum_verified=True, rto_seconds=0.4, rpo_seconds=30.0,
-                                 assertions=[{"type": "checksum", "expect": backup.checksum,
-                                              "actual": backup.checksum, "passed": True, "error": None}],
-                                 scratch={"dropped": True}, started_at=backup.completed_at,
-                                 completed_at=backup.completed_at)
+    drill = Drill.objects.create(
+        tenant=tenant_a,
+        job=job,
+        job_name=job.name,
+        backup=backup,
+        backup_ref=backup.pk,
+        backup_checksum=backup.checksum,
+        backup_taken_at=backup.started_at,
+        status="passed",
+        passed=True,
+        checksum_verified=True,
+        rto_seconds=0.4,
+        rpo_seconds=30.0,
+        assertions=[
+            {"type": "checksum", "expect": backup.checksum, "actual": backup.checksum, "passed": True, "error": None}
+        ],
+        scratch={"dropped": True},
+        started_at=backup.completed_at,
+        completed_at=backup.completed_at,
+    )
 
     # Another tenant's rows: their ids must be 404s to alpha's admin.
-    other_storage = services.storage_create(tenant=tenant_b, name="local", type="local",
-                                            configuration={"path": f"{tenant_b.path_roots[0]}/store-b"},
-                                            is_default=True)
+    other_storage = services.storage_create(
+        tenant=tenant_b,
+        name="local",
+        type="local",
+        configuration={"path": f"{tenant_b.path_roots[0]}/store-b"},
+        is_default=True,
+    )
     other_app = Application.objects.create(tenant=tenant_b, name="other")
-    other_job = schedule_services.job_create(tenant=tenant_b, name="b-nightly", application=other_app,
-                                             storage=other_storage, schedule_type="custom",
-                                             cron_expression="0 4 * * *")
+    other_job = schedule_services.job_create(
+        tenant=tenant_b,
+        name="b-nightly",
+        application=other_app,
+        storage=other_storage,
+        schedule_type="custom",
+        cron_expression="0 4 * * *",
+    )
 
     with FakeAcronis("fuzz-client", "fuzz-secret-value") as fake:
-        acronis_services.config_save(tenant=tenant_a, base_url=fake.base_url + "/api/", client_id="fuzz-client",
-                                     client_secret="fuzz-secret-value", create=True)
+        acronis_services.config_save(
+            tenant=tenant_a,
+            base_url=fake.base_url + "/api/",
+            client_id="fuzz-client",
+            client_secret="fuzz-secret-value",
+            create=True,
+        )
         yield World(
             ws_id=tenant_a.slug,
             token=str(RefreshToken.for_user(admin_a).access_token),
             api_key=raw_key,
             ids={
-                "backup": backup.pk, "restore": restore.pk, "verification": verification.pk, "job": job.pk,
-                "policy": policy.pk, "cleanup": cleanup.public_id, "cleanup_plan": plan.public_id,
+                "backup": backup.pk,
+                "restore": restore.pk,
+                "verification": verification.pk,
+                "job": job.pk,
+                "policy": policy.pk,
+                "cleanup": cleanup.public_id,
+                "cleanup_plan": plan.public_id,
                 "schedule": job.public_id,
-                "server": server.pk, "storage": storage.pk, "app": app.pk, "user": viewer.pk, "api_key": key.pk,
-                "token": download_url.rstrip("/").rsplit("/", 1)[-1], "agent": fake.agents[0]["id"],
-                "snapshot": snapshot.pk, **console_ops,
-                "command": command.pk, "channel": channel.pk, "webhook": webhook.pk, "drill": drill.pk,
+                "server": server.pk,
+                "storage": storage.pk,
+                "app": app.pk,
+                "user": viewer.pk,
+                "api_key": key.pk,
+                "token": download_url.rstrip("/").rsplit("/", 1)[-1],
+                "agent": fake.agents[0]["id"],
+                "snapshot": snapshot.pk,
+                **console_ops,
+                "command": command.pk,
+                "channel": channel.pk,
+                "webhook": webhook.pk,
+                "drill": drill.pk,
             },
-            other_ids={"storage": other_storage.pk, "app": other_app.pk, "job": other_job.pk,
-                       "ws_id": tenant_b.slug},
+            other_ids={"storage": other_storage.pk, "app": other_app.pk, "job": other_job.pk, "ws_id": tenant_b.slug},
         )
 
 
@@ -265,7 +352,8 @@ def fuzz_summary(terminalreporter) -> None:
         total = sum(classes.values())
         terminalreporter.write_line(
             f"API fuzzing ({suite}): {len(run['by_operation'])} operations, {total} requests "
-            f"({', '.join(f'{k}: {v}' for k, v in sorted(classes.items()))}) in {run['seconds']:.0f} s")
+            f"({', '.join(f'{k}: {v}' for k, v in sorted(classes.items()))}) in {run['seconds']:.0f} s"
+        )
         if os.environ.get("FUZZ_STATUS_TABLE"):
             for operation, counts in sorted(run["by_operation"].items()):
                 terminalreporter.write_line(f"  {operation}: {dict(sorted(counts.items()))}")
@@ -275,9 +363,10 @@ def pytest_sessionfinish(session):
     """A pytest-xdist worker hands its counts to the controller (``tests/conftest.py``)."""
     output = getattr(session.config, "workeroutput", None)
     if output is not None and RUN:
-        output["api_fuzzing"] = {suite: {"seconds": run["seconds"],
-                                         "by_operation": {op: dict(c) for op, c in run["by_operation"].items()}}
-                                 for suite, run in RUN.items()}
+        output["api_fuzzing"] = {
+            suite: {"seconds": run["seconds"], "by_operation": {op: dict(c) for op, c in run["by_operation"].items()}}
+            for suite, run in RUN.items()
+        }
 
 
 def merge_worker_output(data: dict) -> None:

@@ -44,24 +44,35 @@ def Real(kind: str) -> str:
 def resolve(values: Any, world: World) -> Any:
     if not isinstance(values, dict):
         return values
+
     def real(value: Any) -> Any:
         if not (isinstance(value, str) and value.startswith(REAL)):
             return value
-        kind = value[len(REAL):]
+        kind = value[len(REAL) :]
         return world.ws_id if kind == "ws_id" else world.ids[kind]
 
     return {k: real(v) for k, v in values.items()}
 
 
 def load_schema():
-    config = schemathesis.Config.from_dict({
-        "seed": 20240601,
-        "generation": {"mode": "all", "max-examples": MAX_EXAMPLES, "deterministic": True,
-                       # Credentials are the world's (a random X-API-Key would mask every view).
-                       "with-security-parameters": False},
-        "phases": {"examples": {"enabled": True}, "coverage": {"enabled": True},
-                   "fuzzing": {"enabled": True}, "stateful": {"enabled": False}},
-    })
+    config = schemathesis.Config.from_dict(
+        {
+            "seed": 20240601,
+            "generation": {
+                "mode": "all",
+                "max-examples": MAX_EXAMPLES,
+                "deterministic": True,
+                # Credentials are the world's (a random X-API-Key would mask every view).
+                "with-security-parameters": False,
+            },
+            "phases": {
+                "examples": {"enabled": True},
+                "coverage": {"enabled": True},
+                "fuzzing": {"enabled": True},
+                "stateful": {"enabled": False},
+            },
+        }
+    )
     schema = schemathesis.openapi.from_wsgi("/api/schema/", WSGI_APP, config=config)
 
     @schema.hook
@@ -79,8 +90,9 @@ def load_schema():
     return schema
 
 
-SETTINGS = settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
-                    suppress_health_check=list(HealthCheck))
+SETTINGS = settings(
+    max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+)
 
 
 def check_operation(case, fuzz_world) -> None:

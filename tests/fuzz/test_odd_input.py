@@ -24,23 +24,24 @@ from .conftest import facade_of, real_path_kind, record
 pytestmark = [pytest.mark.django_db, pytest.mark.fuzz]
 
 ODD_VALUES = [
-    "³",                       # a digit to str.isdigit(), not to int()
-    "٣",                       # Arabic-Indic three: int() reads it as 3
-    "１２",                     # fullwidth digits
-    str(2**63),                # one past PostgreSQL's bigint
+    "³",  # a digit to str.isdigit(), not to int()
+    "٣",  # Arabic-Indic three: int() reads it as 3
+    "１２",  # fullwidth digits
+    str(2**63),  # one past PostgreSQL's bigint
     str(2**64 + 1),
     "9" * 40,
     "-1",
     "0",
     "1e400",
-    "\x01\x1f",                # control characters
+    "\x01\x1f",  # control characters
     "a\x7fb",
-    "\u202e1",                 # right-to-left override
-    "x" * 5000,                # overlong
+    "\u202e1",  # right-to-left override
+    "x" * 5000,  # overlong
     "%",
     "../../etc/passwd",
     " 1 ",
 ]
+
 
 def operations(schema: dict, facade: str):
     """(method, path, path parameter names, query parameter names)."""
@@ -52,8 +53,14 @@ def operations(schema: dict, facade: str):
             if method not in ("get", "post", "put", "patch", "delete"):
                 continue
             params = [*item.get("parameters", []), *op.get("parameters", [])]
-            found.append((method, path, [p["name"] for p in params if p["in"] == "path"],
-                          [p["name"] for p in params if p["in"] == "query"]))
+            found.append(
+                (
+                    method,
+                    path,
+                    [p["name"] for p in params if p["in"] == "path"],
+                    [p["name"] for p in params if p["in"] == "query"],
+                )
+            )
     return sorted(found, key=lambda o: (o[1], o[0]))
 
 
@@ -113,16 +120,28 @@ def test_odd_parameters_are_client_errors_in_the_facades_format(facade, openapi,
 @pytest.mark.parametrize("value", ["³:⁴⁵", "١٢:٣٠", "12:３０"])
 def test_times_written_with_other_digits_are_validation_errors(value, fuzz_world):
     client = Client(HTTP_AUTHORIZATION=f"Bearer {fuzz_world.token}", raise_request_exception=False)
-    response, content = call_and_undo(client, "post", "/api/v1/jobs", content_type="application/json", data={
-        "name": "odd time", "source_path": "/tmp", "schedule_type": "daily",
-        "schedule_time": value})
+    response, content = call_and_undo(
+        client,
+        "post",
+        "/api/v1/jobs",
+        content_type="application/json",
+        data={"name": "odd time", "source_path": "/tmp", "schedule_type": "daily", "schedule_time": value},
+    )
     assert response.status_code == 400, content[:300]
     assert "schedule_time" in json.loads(content)["details"]
 
 
 def test_a_port_written_with_other_digits_is_a_validation_error(fuzz_world):
     client = Client(HTTP_AUTHORIZATION=f"Bearer {fuzz_world.token}", raise_request_exception=False)
-    response, content = call_and_undo(client, "post", "/api/v1/storage/test", content_type="application/json", data={
-        "provider_type": "sftp", "configuration": {"host": "127.0.0.1", "port": "²²", "path": "/tmp"},
-        "credentials": {"username": "u", "password": "p"}})
+    response, content = call_and_undo(
+        client,
+        "post",
+        "/api/v1/storage/test",
+        content_type="application/json",
+        data={
+            "provider_type": "sftp",
+            "configuration": {"host": "127.0.0.1", "port": "²²", "path": "/tmp"},
+            "credentials": {"username": "u", "password": "p"},
+        },
+    )
     assert response.status_code == 400, content[:300]

@@ -25,11 +25,13 @@ def test_every_metric_in_the_dashboard_and_alerts_is_served(settings, tenant_a):
     from backups import services
 
     server = services.server_create(tenant=tenant_a, name="pg", type="postgresql", host="127.0.0.1", port=5432)
-    job = schedule_services.job_create(tenant=tenant_a, name="j", server=server, database_name="shop",
-                                       schedule_type="hourly")
+    job = schedule_services.job_create(
+        tenant=tenant_a, name="j", server=server, database_name="shop", schedule_type="hourly"
+    )
     now = timezone.now()
-    Backup.objects.create(tenant=tenant_a, job=job, status="completed", stored_bytes=10, started_at=now,
-                          completed_at=now)
+    Backup.objects.create(
+        tenant=tenant_a, job=job, status="completed", stored_bytes=10, started_at=now, completed_at=now
+    )
     operation_create(tenant=tenant_a, kind="backup")
     Delivery.objects.create(tenant=tenant_a, event_type="backup.failed", public_id="evt_x", status="failed")
     NotificationChannel.objects.create(tenant=tenant_a, name="c", type="slack", failing_since=now)

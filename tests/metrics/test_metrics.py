@@ -44,18 +44,38 @@ def test_metrics_show_backups_durations_sizes_rpo_operations_and_deliveries(sett
     from backups import services
 
     settings.METRICS_TOKEN = TOKEN
-    storage = services.storage_create(tenant=tenant_a, name="disk", type="local",
-                                      configuration={"path": str(tmp_path / "s")})
+    storage = services.storage_create(
+        tenant=tenant_a, name="disk", type="local", configuration={"path": str(tmp_path / "s")}
+    )
     server = services.server_create(tenant=tenant_a, name="pg", type="postgresql", host="127.0.0.1", port=5432)
-    job = schedule_services.job_create(tenant=tenant_a, name="nightly", server=server, database_name="shop",
-                                       storage=storage, schedule_type="custom", cron_expression="0 3 * * *")
+    job = schedule_services.job_create(
+        tenant=tenant_a,
+        name="nightly",
+        server=server,
+        database_name="shop",
+        storage=storage,
+        schedule_type="custom",
+        cron_expression="0 3 * * *",
+    )
     now = timezone.now()
-    for minutes, size in ((2, 5 * 2 ** 20), (40, 3 * 2 ** 30)):
-        Backup.objects.create(tenant=tenant_a, job=job, status="completed", stored_bytes=size,
-                              started_at=now - timedelta(minutes=minutes), completed_at=now - timedelta(minutes=1))
+    for minutes, size in ((2, 5 * 2**20), (40, 3 * 2**30)):
+        Backup.objects.create(
+            tenant=tenant_a,
+            job=job,
+            status="completed",
+            stored_bytes=size,
+            started_at=now - timedelta(minutes=minutes),
+            completed_at=now - timedelta(minutes=1),
+        )
     latest = now - timedelta(seconds=30)
-    Backup.objects.create(tenant=tenant_a, job=job, status="completed", stored_bytes=1000,
-                          started_at=latest - timedelta(seconds=5), completed_at=latest)
+    Backup.objects.create(
+        tenant=tenant_a,
+        job=job,
+        status="completed",
+        stored_bytes=1000,
+        started_at=latest - timedelta(seconds=5),
+        completed_at=latest,
+    )
     Backup.objects.create(tenant=tenant_a, job=job, status="failed", error_message="boom")
     Backup.objects.create(tenant=tenant_b, status="failed")
     operation_create(tenant=tenant_a, kind="restore")
@@ -71,15 +91,22 @@ def test_metrics_show_backups_durations_sizes_rpo_operations_and_deliveries(sett
     assert duration[(("le", "+Inf"), ("tenant", "alpha"))] == 3
     assert got[("backupplatform_backup_duration_seconds_count", (("tenant", "alpha"),))] == 3
     assert got[("backupplatform_backup_duration_seconds_sum", (("tenant", "alpha"),))] == pytest.approx(
-        60 + 39 * 60 + 5, abs=1)
+        60 + 39 * 60 + 5, abs=1
+    )
     sizes = {k[1]: v for k, v in got.items() if k[0] == "backupplatform_backup_stored_bytes_bucket"}
-    assert sizes[(("le", str(float(2 ** 20))), ("tenant", "alpha"))] == 1
-    assert sizes[(("le", str(float(2 ** 30))), ("tenant", "alpha"))] == 2
-    rpo = got[("backupplatform_job_last_success_timestamp_seconds",
-               (("job", "nightly"), ("job_id", str(job.pk)), ("tenant", "alpha")))]
+    assert sizes[(("le", str(float(2**20))), ("tenant", "alpha"))] == 1
+    assert sizes[(("le", str(float(2**30))), ("tenant", "alpha"))] == 2
+    rpo = got[
+        (
+            "backupplatform_job_last_success_timestamp_seconds",
+            (("job", "nightly"), ("job_id", str(job.pk)), ("tenant", "alpha")),
+        )
+    ]
     assert rpo == pytest.approx(latest.timestamp(), abs=0.001)
-    assert got[("backupplatform_operations_active",
-                (("kind", "restore"), ("status", "pending"), ("tenant", "alpha")))] == 1
+    assert (
+        got[("backupplatform_operations_active", (("kind", "restore"), ("status", "pending"), ("tenant", "alpha")))]
+        == 1
+    )
     assert got[("backupplatform_notification_deliveries", (("status", "failed"), ("tenant", "alpha")))] == 1
 
 

@@ -148,8 +148,14 @@ def smtp_receiver() -> Iterator[SMTPReceiver]:
 
 
 # Short waits so retries, give-ups and grouping windows happen within a test.
-WORKER_ENV = {"NOTIFY_RETRY_BACKOFF": "1", "NOTIFY_RETRY_BACKOFF_MAX": "1", "NOTIFY_GIVE_UP_AFTER": "6",
-              "NOTIFY_GROUP_WINDOW": "20", "NOTIFY_FAILING_AFTER": "1", "PUBLIC_BASE_URL": "https://backups.example"}
+WORKER_ENV = {
+    "NOTIFY_RETRY_BACKOFF": "1",
+    "NOTIFY_RETRY_BACKOFF_MAX": "1",
+    "NOTIFY_GIVE_UP_AFTER": "6",
+    "NOTIFY_GROUP_WINDOW": "20",
+    "NOTIFY_FAILING_AFTER": "1",
+    "PUBLIC_BASE_URL": "https://backups.example",
+}
 
 
 @pytest.fixture
@@ -166,11 +172,31 @@ def worker(settings) -> Iterator[subprocess.Popen]:
 
     app.control.purge()  # messages left by earlier tests (their rows are gone); before, not by the
     # worker itself, so nothing this test queues while the worker boots is thrown away
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="backupplatform.settings.test",
-               DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}", **WORKER_ENV)
-    proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "backupplatform", "worker", "--pool=solo",
-                             "-l", "warning", "-n", f"notify-test-{os.getpid()}@%h", "--without-mingle",
-                             "--without-gossip"], cwd=ROOT, env=env)
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="backupplatform.settings.test",
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        **WORKER_ENV,
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "backupplatform",
+            "worker",
+            "--pool=solo",
+            "-l",
+            "warning",
+            "-n",
+            f"notify-test-{os.getpid()}@%h",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     yield proc
     proc.terminate()
     try:

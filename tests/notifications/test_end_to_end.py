@@ -55,29 +55,66 @@ class SocketRecorder:
 
 @pytest.fixture
 def local_storage(tenant_a, tmp_path):
-    return backup_services.storage_create(tenant=tenant_a, name="disk", type="local", is_default=True,
-                                          configuration={"path": str(tmp_path / "store")})
+    return backup_services.storage_create(
+        tenant=tenant_a, name="disk", type="local", is_default=True, configuration={"path": str(tmp_path / "store")}
+    )
 
 
 @needs_pg
 def test_a_failed_backup_reaches_every_channel_the_socket_and_metrics(
-        api, admin_a, operator_a, tenant_a, pg_server_row, local_storage, receiver, smtp_receiver,  # noqa: F811
-        worker, live_asgi, settings):  # noqa: F811
+    api,
+    admin_a,
+    operator_a,
+    tenant_a,
+    pg_server_row,  # noqa: F811
+    local_storage,
+    receiver,
+    smtp_receiver,
+    worker,
+    live_asgi,  # noqa: F811
+    settings,
+):
     settings.METRICS_TOKEN = TOKEN
     client = api(admin_a)
-    assert client.post("/api/v1/notifications/channels", {"name": "Slack Alerts", "type": "slack", "config": {
-        "webhook_url": f"{receiver.url}/services/T000/B000/XXXX", "channel": "#alerts"}},
-        format="json").status_code == 201
-    assert client.post("/api/v1/notifications/channels", {"name": "On call", "type": "email", "config": {
-        "to": ["oncall@example.com"], "from_email": "backups@example.com", "smtp_host": smtp_receiver.host,
-        "smtp_port": smtp_receiver.port, "smtp_security": "none"}}, format="json").status_code == 201
-    hook = client.post("/api/v1/webhooks", {"url": f"{receiver.url}/hook", "event_types": ["backup.failed"]},
-                       format="json").json()["data"]
+    assert (
+        client.post(
+            "/api/v1/notifications/channels",
+            {
+                "name": "Slack Alerts",
+                "type": "slack",
+                "config": {"webhook_url": f"{receiver.url}/services/T000/B000/XXXX", "channel": "#alerts"},
+            },
+            format="json",
+        ).status_code
+        == 201
+    )
+    assert (
+        client.post(
+            "/api/v1/notifications/channels",
+            {
+                "name": "On call",
+                "type": "email",
+                "config": {
+                    "to": ["oncall@example.com"],
+                    "from_email": "backups@example.com",
+                    "smtp_host": smtp_receiver.host,
+                    "smtp_port": smtp_receiver.port,
+                    "smtp_security": "none",
+                },
+            },
+            format="json",
+        ).status_code
+        == 201
+    )
+    hook = client.post(
+        "/api/v1/webhooks", {"url": f"{receiver.url}/hook", "event_types": ["backup.failed"]}, format="json"
+    ).json()["data"]
     socket = SocketRecorder(f"ws://{live_asgi}/ws?token={AccessToken.for_user(admin_a)}")
     console = SocketRecorder(f"ws://{live_asgi}/ws/backup/notifications?token={AccessToken.for_user(admin_a)}")
     try:
-        response = api(operator_a).post("/api/v1/backups", {"server_id": pg_server_row.pk,
-                                                            "database_name": MISSING_DB}, format="json")
+        response = api(operator_a).post(
+            "/api/v1/backups", {"server_id": pg_server_row.pk, "database_name": MISSING_DB}, format="json"
+        )
         assert response.status_code in (200, 201, 202), response.content
         backup_id = response.json()["id"]
 
@@ -102,8 +139,11 @@ def test_a_failed_backup_reaches_every_channel_the_socket_and_metrics(
         def socket_saw(kind: str, **match) -> bool:
             return any(e.get("type") == kind and all(e.get(k) == v for k, v in match.items()) for e in socket.events)
 
-        wait_for(lambda: socket_saw("notification", event="backup.failed") and socket_saw("backup_failed",
-                                                                                        backup_id=backup_id))
+        wait_for(
+            lambda: (
+                socket_saw("notification", event="backup.failed") and socket_saw("backup_failed", backup_id=backup_id)
+            )
+        )
         note = next(e for e in socket.events if e.get("type") == "notification")
         assert note["level"] == "error" and "does not exist" in note["details"]["error"]
         # The console's notification socket: the seed's backup_failed toast, with the error.
@@ -120,17 +160,31 @@ def test_a_failed_backup_reaches_every_channel_the_socket_and_metrics(
 
 @needs_pg
 def test_the_same_job_failing_ten_times_sends_one_message_and_a_summary(
-        tenant_a, pg_server_row, local_storage, receiver, worker, settings):  # noqa: F811
+    tenant_a,
+    pg_server_row,  # noqa: F811
+    local_storage,
+    receiver,
+    worker,
+    settings,
+):
     from schedules import services as schedule_services
 
-    job = schedule_services.job_create(tenant=tenant_a, name="every-5-min", server=pg_server_row,
-                                       database_name=MISSING_DB, storage=local_storage, schedule_type="custom",
-                                       cron_expression="*/5 * * * *")
-    NotificationChannel.objects.create(tenant=tenant_a, name="slack", type="slack",
-                                       config={"webhook_url": f"{receiver.url}/slack"})
+    job = schedule_services.job_create(
+        tenant=tenant_a,
+        name="every-5-min",
+        server=pg_server_row,
+        database_name=MISSING_DB,
+        storage=local_storage,
+        schedule_type="custom",
+        cron_expression="*/5 * * * *",
+    )
+    NotificationChannel.objects.create(
+        tenant=tenant_a, name="slack", type="slack", config={"webhook_url": f"{receiver.url}/slack"}
+    )
     for _ in range(10):
-        op = backup_start(tenant=tenant_a, server=pg_server_row, database_name=MISSING_DB, storage=local_storage,
-                          job=job, queue=False)
+        op = backup_start(
+            tenant=tenant_a, server=pg_server_row, database_name=MISSING_DB, storage=local_storage, job=job, queue=False
+        )
         backup_run(operation_id=op.pk)
     messages = receiver.wait_for("/slack", 2, timeout=90)
     first, summary = (m.json()["text"] for m in messages)
@@ -142,16 +196,15 @@ def test_the_same_job_failing_ten_times_sends_one_message_and_a_summary(
 
 
 def _server_down_event(tenant, closed_port, name: str):
-    server = backup_services.server_create(tenant=tenant, name=name, type="docker", host="127.0.0.1",
-                                           port=closed_port)
+    server = backup_services.server_create(tenant=tenant, name=name, type="docker", host="127.0.0.1", port=closed_port)
     assert server_check_health(server=server)  # unknown -> unhealthy: the server.down event
     return server
 
 
-def test_a_receiver_answering_503_twice_gets_the_message_on_the_third_attempt(
-        tenant_a, receiver, worker, closed_port):
-    NotificationChannel.objects.create(tenant=tenant_a, name="hook", type="webhook",
-                                       config={"url": f"{receiver.url}/flaky"})
+def test_a_receiver_answering_503_twice_gets_the_message_on_the_third_attempt(tenant_a, receiver, worker, closed_port):
+    NotificationChannel.objects.create(
+        tenant=tenant_a, name="hook", type="webhook", config={"url": f"{receiver.url}/flaky"}
+    )
     receiver.answer((503, {"Retry-After": "1"}), (503, {"Retry-After": "1"}), 200)
     _server_down_event(tenant_a, closed_port, "db-1")
     attempts = receiver.wait_for("/flaky", 3)
@@ -162,9 +215,11 @@ def test_a_receiver_answering_503_twice_gets_the_message_on_the_third_attempt(
 
 
 def test_a_receiver_down_past_the_give_up_time_leaves_a_visible_failure_and_loses_nothing(
-        api, admin_a, superuser, tenant_a, receiver, worker, closed_port):
-    channel = NotificationChannel.objects.create(tenant=tenant_a, name="hook", type="webhook",
-                                                 config={"url": f"{receiver.url}/down"})
+    api, admin_a, superuser, tenant_a, receiver, worker, closed_port
+):
+    channel = NotificationChannel.objects.create(
+        tenant=tenant_a, name="hook", type="webhook", config={"url": f"{receiver.url}/down"}
+    )
     receiver.down()
     _server_down_event(tenant_a, closed_port, "db-1")
     failed = wait_for(lambda: Delivery.objects.filter(status="failed").first(), timeout=60)

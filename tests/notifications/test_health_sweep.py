@@ -52,9 +52,19 @@ def test_a_hundred_hanging_servers_are_probed_at_once_and_reported(tenant_a, set
     settings.SERVER_CONNECT_TIMEOUT = 1.0
     settings.HEALTH_CHECK_CONCURRENCY = 100
     listener = SilentListener()
-    Server.objects.bulk_create([
-        Server(tenant=tenant_a, name=f"s{i:03d}", type="ssh", host="127.0.0.1", port=listener.port,
-               credentials={"username": "u", "password": "p"}) for i in range(100)])
+    Server.objects.bulk_create(
+        [
+            Server(
+                tenant=tenant_a,
+                name=f"s{i:03d}",
+                type="ssh",
+                host="127.0.0.1",
+                port=listener.port,
+                credentials={"username": "u", "password": "p"},
+            )
+            for i in range(100)
+        ]
+    )
     try:
         result = server_check_all_health()
     finally:
@@ -70,9 +80,19 @@ def test_the_pool_is_bounded(tenant_a, settings):
     settings.SERVER_CONNECT_TIMEOUT = 0.5
     settings.HEALTH_CHECK_CONCURRENCY = 7
     listener = SilentListener()
-    Server.objects.bulk_create([
-        Server(tenant=tenant_a, name=f"s{i:03d}", type="ssh", host="127.0.0.1", port=listener.port,
-               credentials={"username": "u", "password": "p"}) for i in range(20)])
+    Server.objects.bulk_create(
+        [
+            Server(
+                tenant=tenant_a,
+                name=f"s{i:03d}",
+                type="ssh",
+                host="127.0.0.1",
+                port=listener.port,
+                credentials={"username": "u", "password": "p"},
+            )
+            for i in range(20)
+        ]
+    )
     try:
         assert server_check_all_health()["checked"] == 20
     finally:

@@ -24,29 +24,55 @@ pytestmark = pytest.mark.django_db
 def failed_backup(tenant_a, tmp_path):
     from backups import services
 
-    storage = services.storage_create(tenant=tenant_a, name="disk", type="local",
-                                      configuration={"path": str(tmp_path / "store")})
+    storage = services.storage_create(
+        tenant=tenant_a, name="disk", type="local", configuration={"path": str(tmp_path / "store")}
+    )
     server = services.server_create(tenant=tenant_a, name="pg-main", type="postgresql", host="127.0.0.1", port=5432)
-    job = schedule_services.job_create(tenant=tenant_a, name="nightly", server=server, database_name="shop",
-                                       storage=storage, schedule_type="custom", cron_expression="0 3 * * *")
+    job = schedule_services.job_create(
+        tenant=tenant_a,
+        name="nightly",
+        server=server,
+        database_name="shop",
+        storage=storage,
+        schedule_type="custom",
+        cron_expression="0 3 * * *",
+    )
 
-    def make(error: str = 'pg_dump: error: database "shop" does not exist', *, job=job, status="failed",
-             options=None):
-        backup = Backup.objects.create(tenant=tenant_a, name="shop_1", status=status, server=server,
-                                       database_name="shop", db_type="postgresql", job=job, storage=storage,
-                                       error_message=error if status == "failed" else "",
-                                       started_at=timezone.now(), completed_at=timezone.now())
+    def make(error: str = 'pg_dump: error: database "shop" does not exist', *, job=job, status="failed", options=None):
+        backup = Backup.objects.create(
+            tenant=tenant_a,
+            name="shop_1",
+            status=status,
+            server=server,
+            database_name="shop",
+            db_type="postgresql",
+            job=job,
+            storage=storage,
+            error_message=error if status == "failed" else "",
+            started_at=timezone.now(),
+            completed_at=timezone.now(),
+        )
         operation_create(tenant=tenant_a, kind="backup", backup=backup, details={"options": options or {}})
-        return emit(action=f"backup_{status}", tenant=tenant_a, resource_type="backup", resource_id=backup.pk,
-                    details={"error": error if status == "failed" else ""})
+        return emit(
+            action=f"backup_{status}",
+            tenant=tenant_a,
+            resource_type="backup",
+            resource_id=backup.pk,
+            details={"error": error if status == "failed" else ""},
+        )
 
     make.job = job
     return make
 
 
 def channel(tenant, name="ops", **kwargs):
-    return notifications.channel_create(tenant=tenant, name=name, type="slack",
-                                        config={"webhook_url": "https://hooks.example.com/services/A/B/C"}, **kwargs)
+    return notifications.channel_create(
+        tenant=tenant,
+        name=name,
+        type="slack",
+        config={"webhook_url": "https://hooks.example.com/services/A/B/C"},
+        **kwargs,
+    )
 
 
 def test_a_failure_message_says_what_where_when_and_links_to_the_admin(tenant_a, failed_backup, settings):
@@ -109,8 +135,14 @@ def test_a_job_failing_ten_times_sends_one_message_then_a_summary(tenant_a, fail
 
 def test_other_jobs_are_not_grouped_together(tenant_a, failed_backup):
     channel(tenant_a)
-    other = schedule_services.job_create(tenant=tenant_a, name="other", server=failed_backup.job.server,
-                                         database_name="shop", schedule_type="custom", cron_expression="0 4 * * *")
+    other = schedule_services.job_create(
+        tenant=tenant_a,
+        name="other",
+        server=failed_backup.job.server,
+        database_name="shop",
+        schedule_type="custom",
+        cron_expression="0 4 * * *",
+    )
     first = deliveries.route_event(event_id=failed_backup().pk)
     second = deliveries.route_event(event_id=failed_backup(job=other).pk)
     assert len(first) == len(second) == 1
@@ -120,8 +152,13 @@ def test_cleanup_done_is_sent_when_asked_for(tenant_a, settings):
     channel(tenant_a, event_types=["cleanup.completed"])
     for asked in (False, True):
         op = operation_create(tenant=tenant_a, kind="cleanup", details={"notify_on_completion": asked})
-        event = emit(action="cleanup_complete", tenant=tenant_a, resource_type="operation", resource_id=op.public_id,
-                     details={"removed": 3, "space_freed_bytes": 100, "failed": 0, "skipped": 0})
+        event = emit(
+            action="cleanup_complete",
+            tenant=tenant_a,
+            resource_type="operation",
+            resource_id=op.public_id,
+            details={"removed": 3, "space_freed_bytes": 100, "failed": 0, "skipped": 0},
+        )
         assert len(deliveries.route_event(event_id=event.pk)) == int(asked)
 
 
@@ -134,8 +171,11 @@ def test_acronis_outage_is_told_once_and_its_end_too(tenant_a):
         acronis_services.poll_outcome_record(tenant=tenant_a, error=error)
     acronis_services.poll_outcome_record(tenant=tenant_a, error=None)
     acronis_services.poll_outcome_record(tenant=tenant_a, error=None)
-    actions = list(AuditEvent.objects.filter(tenant=tenant_a, action__startswith="acronis_")
-                   .order_by("id").values_list("action", flat=True))
+    actions = list(
+        AuditEvent.objects.filter(tenant=tenant_a, action__startswith="acronis_")
+        .order_by("id")
+        .values_list("action", flat=True)
+    )
     assert actions == ["acronis_disconnected", "acronis_reconnected"]
     channel(tenant_a)
     event = AuditEvent.objects.get(action="acronis_disconnected")
@@ -143,7 +183,9 @@ def test_acronis_outage_is_told_once_and_its_end_too(tenant_a):
     assert Delivery.objects.get(pk=pk).payload["notice"]["title"] == "Acronis disconnected"
 
 
-def test_notifiable_events_reach_the_socket_as_notification(tenant_a, failed_backup, django_capture_on_commit_callbacks):
+def test_notifiable_events_reach_the_socket_as_notification(
+    tenant_a, failed_backup, django_capture_on_commit_callbacks
+):
     layer = get_channel_layer()
     name = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(tenant_group(tenant_a.pk), name)

@@ -29,8 +29,11 @@ def readme_verify():
 
 def test_create_shows_the_secret_once_in_the_jobs_envelope(api, admin_a):
     client = api(admin_a)
-    response = client.post("/api/v1/webhooks", {"url": "https://hooks.example.com/backup",
-                                                "event_types": ["backup.failed", "backup.completed"]}, format="json")
+    response = client.post(
+        "/api/v1/webhooks",
+        {"url": "https://hooks.example.com/backup", "event_types": ["backup.failed", "backup.completed"]},
+        format="json",
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["success"] is True and "shown again" in body["message"]
@@ -39,24 +42,30 @@ def test_create_shows_the_secret_once_in_the_jobs_envelope(api, admin_a):
     listed = client.get("/api/v1/webhooks").json()
     assert listed["success"] is True and listed["total"] == 1
     assert listed["data"][0]["event_types"] == ["backup.completed", "backup.failed"]
-    for text in (client.get("/api/v1/webhooks").content, client.get(f"/api/v1/webhooks/{body['data']['id']}").content,
-                 client.get("/api/v1/audit/logs").content):
+    for text in (
+        client.get("/api/v1/webhooks").content,
+        client.get(f"/api/v1/webhooks/{body['data']['id']}").content,
+        client.get("/api/v1/audit/logs").content,
+    ):
         assert secret.encode() not in text
     deleted = client.delete(f"/api/v1/webhooks/{body['data']['id']}")
     assert deleted.status_code == 200 and deleted.json()["data"]["id"] == body["data"]["id"]
     assert not Webhook.objects.exists()
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"url": "https://x.example/h", "event_types": []}, "event_types"),
-    ({"url": "https://x.example/h", "event_types": ["backup.exploded"]}, "event_types"),
-    ({"url": "https://x.example/h", "event_types": "backup.failed"}, "event_types"),
-    ({"url": "ftp://x.example/h", "event_types": ["backup.failed"]}, "url"),
-    ({"url": "http://169.254.169.254/h", "event_types": ["backup.failed"]}, "url"),
-    ({"url": "http://[fd00:ec2::254]/h", "event_types": ["backup.failed"]}, "url"),
-    ({"event_types": ["backup.failed"]}, "url"),
-    ({"url": "https://x.example/h", "event_types": ["backup.failed"], "secret": "mine"}, "secret"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"url": "https://x.example/h", "event_types": []}, "event_types"),
+        ({"url": "https://x.example/h", "event_types": ["backup.exploded"]}, "event_types"),
+        ({"url": "https://x.example/h", "event_types": "backup.failed"}, "event_types"),
+        ({"url": "ftp://x.example/h", "event_types": ["backup.failed"]}, "url"),
+        ({"url": "http://169.254.169.254/h", "event_types": ["backup.failed"]}, "url"),
+        ({"url": "http://[fd00:ec2::254]/h", "event_types": ["backup.failed"]}, "url"),
+        ({"event_types": ["backup.failed"]}, "url"),
+        ({"url": "https://x.example/h", "event_types": ["backup.failed"], "secret": "mine"}, "secret"),
+    ],
+)
 def test_bad_subscriptions_are_validation_errors(api, admin_a, body, field):
     response = api(admin_a).post("/api/v1/webhooks", body, format="json")
     assert response.status_code == 400, response.content
@@ -70,8 +79,12 @@ def test_only_admins_and_only_their_workspace(api, tenant_a, operator_a, viewer_
     for user in (operator_a, viewer_a):
         client = api(user)
         assert client.get("/api/v1/webhooks").status_code == 403
-        assert client.post("/api/v1/webhooks", {"url": "https://y.example", "event_types": ["backup.failed"]},
-                           format="json").status_code == 403
+        assert (
+            client.post(
+                "/api/v1/webhooks", {"url": "https://y.example", "event_types": ["backup.failed"]}, format="json"
+            ).status_code
+            == 403
+        )
         assert client.delete(f"/api/v1/webhooks/{webhook.pk}").status_code == 403
     b = api(admin_b)
     assert b.get("/api/v1/webhooks").json()["data"] == []
@@ -82,11 +95,15 @@ def test_only_admins_and_only_their_workspace(api, tenant_a, operator_a, viewer_
 
 def test_signed_delivery_verifies_with_the_readme_snippet_and_fails_when_tampered(tenant_a, receiver):
     verify = readme_verify()
-    _, secret = notifications.webhook_create(tenant=tenant_a, url=f"{receiver.url}/hook",
-                                                   event_types=["server.down"])
+    _, secret = notifications.webhook_create(tenant=tenant_a, url=f"{receiver.url}/hook", event_types=["server.down"])
     server = backup_services.server_create(tenant=tenant_a, name="db", type="docker", host="127.0.0.1", port=1)
-    event = emit(action="server_health_change", tenant=tenant_a, resource_type="server", resource_id=server.pk,
-                 details={"health_status": "unhealthy", "message": "Connection refused"})
+    event = emit(
+        action="server_health_change",
+        tenant=tenant_a,
+        resource_type="server",
+        resource_id=server.pk,
+        details={"health_status": "unhealthy", "message": "Connection refused"},
+    )
     [delivery_id] = deliveries.route_event(event_id=event.pk)
     assert deliveries.delivery_attempt(delivery_id=delivery_id) is None
     [request] = receiver.on("/hook")
@@ -106,6 +123,11 @@ def test_signed_delivery_verifies_with_the_readme_snippet_and_fails_when_tampere
 def test_a_webhook_gets_only_its_event_types(tenant_a, receiver):
     notifications.webhook_create(tenant=tenant_a, url=f"{receiver.url}/hook", event_types=["backup.completed"])
     server = backup_services.server_create(tenant=tenant_a, name="db", type="docker", host="127.0.0.1", port=1)
-    event = emit(action="server_health_change", tenant=tenant_a, resource_type="server", resource_id=server.pk,
-                 details={"health_status": "unhealthy"})
+    event = emit(
+        action="server_health_change",
+        tenant=tenant_a,
+        resource_type="server",
+        resource_id=server.pk,
+        details={"health_status": "unhealthy"},
+    )
     assert deliveries.route_event(event_id=event.pk) == []

@@ -81,9 +81,16 @@ def test_garbage_refresh_token_is_401_not_500():
 
 
 def test_register_creates_account_and_own_workspace():
-    response = APIClient().post("/api/v1/auth/register", {
-        "username": "newbie", "password": PASSWORD, "email": "n@example.com", "workspace_name": "Newbie Co",
-    }, format="json")
+    response = APIClient().post(
+        "/api/v1/auth/register",
+        {
+            "username": "newbie",
+            "password": PASSWORD,
+            "email": "n@example.com",
+            "workspace_name": "Newbie Co",
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["workspace"] == "newbie-co" and body["role"] == "admin"
@@ -123,8 +130,10 @@ def test_unauthenticated_calls_are_401(db):
 
 
 def test_login_is_throttled_per_ip_with_retry_after(admin_a, settings):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
-                               "DEFAULT_THROTTLE_RATES": {"login": "5/min", "console": "60/min", "jobs": "100/min"}}
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"login": "5/min", "console": "60/min", "jobs": "100/min"},
+    }
     from rest_framework.settings import api_settings
     from rest_framework.throttling import SimpleRateThrottle
 

@@ -39,11 +39,30 @@ def pooled_server(django_db_setup):
     if db["ENGINE"].endswith("sqlite3"):
         pytest.skip("connection pooling is PostgreSQL's (the test needs a PostgreSQL server)")
     port = free_port()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "backupplatform.settings.test", "DB_POOL_ASGI": "1",
-           "DB_POOL_MIN_SIZE": "1", "DB_POOL_MAX_SIZE": str(POOL_MAX),
-           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "backupplatform.asgi:application", "--port",
-                             str(port), "--lifespan", "off", "--log-level", "warning"], cwd=ROOT, env=env)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "backupplatform.settings.test",
+        "DB_POOL_ASGI": "1",
+        "DB_POOL_MIN_SIZE": "1",
+        "DB_POOL_MAX_SIZE": str(POOL_MAX),
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "backupplatform.asgi:application",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     for _ in range(150):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -56,10 +75,10 @@ def pooled_server(django_db_setup):
 
 
 def server_connections(db, pid_of_test: int) -> int:
-    with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname="postgres",
-                         autocommit=True) as conn:
-        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> %s",
-                            (db["NAME"], pid_of_test)).fetchone()[0]
+    with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname="postgres", autocommit=True) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> %s", (db["NAME"], pid_of_test)
+        ).fetchone()[0]
 
 
 def test_sixteen_concurrent_clients_share_a_bounded_pool(pooled_server, tenant_a):

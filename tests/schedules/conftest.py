@@ -14,8 +14,9 @@ from tests.fixtures.services import *  # noqa: F403
 
 @pytest.fixture
 def storage_a(tenant_a, tmp_path):
-    return Storage.objects.create(tenant=tenant_a, name="local", type="local", is_default=True,
-                                  configuration={"path": str(tmp_path / "store")})
+    return Storage.objects.create(
+        tenant=tenant_a, name="local", type="local", is_default=True, configuration={"path": str(tmp_path / "store")}
+    )
 
 
 @pytest.fixture
@@ -41,8 +42,14 @@ def app_b(tenant_b):
 
 @pytest.fixture
 def pg_server_a(tenant_a):
-    return Server.objects.create(tenant=tenant_a, name="db1", type="postgresql", host="127.0.0.1", port=5432,
-                                 credentials={"username": "postgres", "password": ""})
+    return Server.objects.create(
+        tenant=tenant_a,
+        name="db1",
+        type="postgresql",
+        host="127.0.0.1",
+        port=5432,
+        credentials={"username": "postgres", "password": ""},
+    )
 
 
 def make_backups(tenant, *, job=None, statuses, start=None, step=timedelta(days=1), storage=None, **extra):
@@ -51,12 +58,20 @@ def make_backups(tenant, *, job=None, statuses, start=None, step=timedelta(days=
     start = start or now - step * len(statuses)
     made = []
     for n, status in enumerate(statuses):
-        backup = Backup.objects.create(tenant=tenant, job=job, status=status, storage=storage,
-                                       application=job.application if job else None, stored_bytes=1000,
-                                       storage_path=f"x/{n}.bpaf", **extra)
+        backup = Backup.objects.create(
+            tenant=tenant,
+            job=job,
+            status=status,
+            storage=storage,
+            application=job.application if job else None,
+            stored_bytes=1000,
+            storage_path=f"x/{n}.bpaf",
+            **extra,
+        )
         when = start + step * n
-        Backup.objects.filter(pk=backup.pk).update(created_at=when, started_at=when,
-                                                   completed_at=when + timedelta(minutes=2))
+        Backup.objects.filter(pk=backup.pk).update(
+            created_at=when, started_at=when, completed_at=when + timedelta(minutes=2)
+        )
         backup.refresh_from_db()
         made.append(backup)
     return made

@@ -18,9 +18,16 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def job(tenant_a, app_a, storage_a):
-    return services.job_create(tenant=tenant_a, name="nightly", application=app_a, storage=storage_a,
-                               schedule_type="daily", schedule_time=time(2, 0), timezone="America/New_York",
-                               retention_count=1)
+    return services.job_create(
+        tenant=tenant_a,
+        name="nightly",
+        application=app_a,
+        storage=storage_a,
+        schedule_type="daily",
+        schedule_time=time(2, 0),
+        timezone="America/New_York",
+        retention_count=1,
+    )
 
 
 @pytest.mark.django_db(transaction=True)  # the progress runner works in a thread (own connection)
@@ -44,8 +51,9 @@ def test_admin_preview_actions_and_save_sync_beat(client, superuser, job, tenant
     page = client.get(f"/admin/schedules/backupjob/{job.pk}/change/")
     assert page.status_code == 200 and page.content.decode().count("America/New_York</div>") == 5
     make_backups(tenant_a, job=job, storage=storage_a, statuses=["completed"] * 3)
-    response = client.post("/admin/schedules/backupjob/", {"action": "cleanup_dry_run", "_selected_action": [job.pk]},
-                           follow=True)
+    response = client.post(
+        "/admin/schedules/backupjob/", {"action": "cleanup_dry_run", "_selected_action": [job.pk]}, follow=True
+    )
     assert "2 of 3 backup(s) would go" in response.content.decode()
     assert Backup.objects.count() == 3
     client.post("/admin/schedules/backupjob/", {"action": "disable_jobs", "_selected_action": [job.pk]})

@@ -33,15 +33,22 @@ ROOT = Path(__file__).resolve().parents[2]
 def _env() -> dict[str, str]:
     db = connection.settings_dict
     url = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    return {**os.environ, "DATABASE_URL": url, "REDIS_URL": settings.REDIS_URL,
-            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
-            "DJANGO_SETTINGS_MODULE": "backupplatform.settings.test", "CELERY_TASK_ALWAYS_EAGER": "false"}
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "REDIS_URL": settings.REDIS_URL,
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
+        "DJANGO_SETTINGS_MODULE": "backupplatform.settings.test",
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+    }
 
 
 def _celery(*args: str, log: Path) -> subprocess.Popen:
     exe = shutil.which("celery", path=str(Path(sys.executable).parent)) or "celery"
-    return subprocess.Popen([exe, "-A", "backupplatform", *args], cwd=ROOT, env=_env(),
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [exe, "-A", "backupplatform", *args], cwd=ROOT, env=_env(), stdout=log.open("w"), stderr=subprocess.STDOUT
+    )
 
 
 def _wait(predicate, timeout: float) -> bool:
@@ -61,14 +68,33 @@ def _make_due(job, in_seconds: float = 2) -> None:
 def test_beat_runs_a_due_job_and_stops_when_disabled(tenant_a, app_a, storage_a, files_dir, tmp_path):
     if connection.vendor != "postgresql":
         pytest.skip("worker and beat need a database shared between processes (PostgreSQL)")
-    subprocess.run([shutil.which("celery", path=str(Path(sys.executable).parent)) or "celery", "-A",
-                    "backupplatform", "purge", "-f"], cwd=ROOT, env=_env(), capture_output=True, timeout=60)
-    job = services.job_create(tenant=tenant_a, name="every-minute", application=app_a, storage=storage_a,
-                              schedule_type="custom", cron_expression="* * * * *", timezone="America/New_York")
+    subprocess.run(
+        [
+            shutil.which("celery", path=str(Path(sys.executable).parent)) or "celery",
+            "-A",
+            "backupplatform",
+            "purge",
+            "-f",
+        ],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        timeout=60,
+    )
+    job = services.job_create(
+        tenant=tenant_a,
+        name="every-minute",
+        application=app_a,
+        storage=storage_a,
+        schedule_type="custom",
+        cron_expression="* * * * *",
+        timezone="America/New_York",
+    )
     assert job.next_run_at is not None
     _make_due(job)
-    worker = _celery("worker", "--pool=solo", "-l", "info", "-n", f"sched-{os.getpid()}@%h",
-                     log=tmp_path / "worker.log")
+    worker = _celery(
+        "worker", "--pool=solo", "-l", "info", "-n", f"sched-{os.getpid()}@%h", log=tmp_path / "worker.log"
+    )
     beat = _celery("beat", "-l", "info", "--pidfile", str(tmp_path / "beat.pid"), log=tmp_path / "beat.log")
 
     def logs() -> str:
@@ -92,10 +118,16 @@ def test_beat_runs_a_due_job_and_stops_when_disabled(tenant_a, app_a, storage_a,
         count = Backup.objects.filter(job=job).count()
         _make_due(job, in_seconds=-5)
         other_app = Application.objects.create(tenant=tenant_a, name="control")
-        Source.objects.create(tenant=tenant_a, application=other_app, name="files", type="path",
-                              path=str(files_dir))
-        control = services.job_create(tenant=tenant_a, name="control", application=other_app, storage=storage_a,
-                                      schedule_type="custom", cron_expression="* * * * *", timezone="UTC")
+        Source.objects.create(tenant=tenant_a, application=other_app, name="files", type="path", path=str(files_dir))
+        control = services.job_create(
+            tenant=tenant_a,
+            name="control",
+            application=other_app,
+            storage=storage_a,
+            schedule_type="custom",
+            cron_expression="* * * * *",
+            timezone="UTC",
+        )
         _make_due(control)
         assert _wait(lambda: Backup.objects.filter(job=control, status=BackupStatus.COMPLETED).exists(), 120), logs()
         time.sleep(3)  # a wrongly sent run of the disabled job would be in the same beat tick

@@ -16,23 +16,49 @@ from schedules.models import BackupJob
 
 
 def _jobs(tenant, app, storage, count: int, *, cron="*/5 * * * *") -> list[BackupJob]:
-    job = services.job_create(tenant=tenant, name="base", application=app, storage=storage,
-                              schedule_type="custom", cron_expression=cron)
-    rows = [BackupJob(tenant=tenant, name=f"job-{n}", public_id=f"job-{n}", cron_expression=cron,
-                      schedule_type="custom", server=None, database_name="", enabled=True)
-            for n in range(count - 1)]
+    job = services.job_create(
+        tenant=tenant, name="base", application=app, storage=storage, schedule_type="custom", cron_expression=cron
+    )
+    rows = [
+        BackupJob(
+            tenant=tenant,
+            name=f"job-{n}",
+            public_id=f"job-{n}",
+            cron_expression=cron,
+            schedule_type="custom",
+            server=None,
+            database_name="",
+            enabled=True,
+        )
+        for n in range(count - 1)
+    ]
     BackupJob.objects.bulk_create(rows)
     return [job, *BackupJob.objects.filter(name__startswith="job-")]
 
 
 @pytest.mark.django_db
-def test_due_jobs_are_sent_once_and_move_to_their_next_run(tenant_a, app_a, storage_a,
-                                                            django_capture_on_commit_callbacks):
-    job = services.job_create(tenant=tenant_a, name="nightly", application=app_a, storage=storage_a,
-                              schedule_type="custom", cron_expression="0 2 * * *", timezone="Europe/Paris")
-    off = services.job_create(tenant=tenant_a, name="off", application=None, storage=storage_a,
-                              schedule_type="custom", cron_expression="0 2 * * *", enabled=False,
-                              source_path=str(app_a.sources.get().path))
+def test_due_jobs_are_sent_once_and_move_to_their_next_run(
+    tenant_a, app_a, storage_a, django_capture_on_commit_callbacks
+):
+    job = services.job_create(
+        tenant=tenant_a,
+        name="nightly",
+        application=app_a,
+        storage=storage_a,
+        schedule_type="custom",
+        cron_expression="0 2 * * *",
+        timezone="Europe/Paris",
+    )
+    off = services.job_create(
+        tenant=tenant_a,
+        name="off",
+        application=None,
+        storage=storage_a,
+        schedule_type="custom",
+        cron_expression="0 2 * * *",
+        enabled=False,
+        source_path=str(app_a.sources.get().path),
+    )
     now = timezone.now()
     # Down for three days: three run times were missed; one run is sent, for the first.
     missed = now - timedelta(days=3)
@@ -63,8 +89,9 @@ def test_two_dispatchers_at_once_never_send_a_due_time_twice(tenant_a, app_a, st
         start.wait()
         try:
             for _ in range(5):
-                dispatch_due_jobs(limit=50, send=lambda job_id, *_: (lock.acquire(), sent.append(job_id),
-                                                                        lock.release()))
+                dispatch_due_jobs(
+                    limit=50, send=lambda job_id, *_: (lock.acquire(), sent.append(job_id), lock.release())
+                )
         finally:
             connections.close_all()
 

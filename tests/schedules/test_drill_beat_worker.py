@@ -35,10 +35,24 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300),
 
 
 def _job(tenant, storage, database: str, name: str, assertions: list) -> BackupJob:
-    server = Server.objects.create(tenant=tenant, name=f"pg-{name}", type="postgresql", host="127.0.0.1",
-                                   port=5432, credentials={"username": "postgres", "password": ""})
-    job = services.job_create(tenant=tenant, name=name, server=server, database_name=database, storage=storage,
-                              schedule_type="custom", cron_expression="0 3 * * *", timezone="Asia/Tokyo")
+    server = Server.objects.create(
+        tenant=tenant,
+        name=f"pg-{name}",
+        type="postgresql",
+        host="127.0.0.1",
+        port=5432,
+        credentials={"username": "postgres", "password": ""},
+    )
+    job = services.job_create(
+        tenant=tenant,
+        name=name,
+        server=server,
+        database_name=database,
+        storage=storage,
+        schedule_type="custom",
+        cron_expression="0 3 * * *",
+        timezone="Asia/Tokyo",
+    )
     op = services.job_run(job=job, queue=False)
     backup_run(operation_id=op.pk)
     assert Backup.objects.get(pk=op.backup_id).status == "completed"
@@ -48,22 +62,47 @@ def _job(tenant, storage, database: str, name: str, assertions: list) -> BackupJ
 def test_beat_dispatches_due_drills_and_a_worker_runs_them(tenant_a, storage_a, pg_throwaway_db, tmp_path):
     if connection.vendor != "postgresql":
         pytest.skip("worker and beat need a database shared between processes (PostgreSQL)")
-    subprocess.run([shutil.which("celery", path=str(Path(sys.executable).parent)) or "celery", "-A",
-                    "backupplatform", "purge", "-f"], cwd=ROOT, env=_env(), capture_output=True, timeout=60)
-    good = _job(tenant_a, storage_a, pg_throwaway_db.name, "weekly-proof", [
-        {"type": "row_count", "table": "public.items", "expect": 200},
-        {"type": "sql", "sql": "SELECT max(id) = 200 FROM items"},
-    ])
-    bad = _job(tenant_a, storage_a, pg_throwaway_db.name, "wrong-expectation", [
-        {"type": "row_count", "table": "items", "min": 1000},
-    ])
-    notifications.channel_create(tenant=tenant_a, name="ops", type="slack",
-                                 config={"webhook_url": "https://hooks.example.com/services/A/B/C"})
+    subprocess.run(
+        [
+            shutil.which("celery", path=str(Path(sys.executable).parent)) or "celery",
+            "-A",
+            "backupplatform",
+            "purge",
+            "-f",
+        ],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        timeout=60,
+    )
+    good = _job(
+        tenant_a,
+        storage_a,
+        pg_throwaway_db.name,
+        "weekly-proof",
+        [
+            {"type": "row_count", "table": "public.items", "expect": 200},
+            {"type": "sql", "sql": "SELECT max(id) = 200 FROM items"},
+        ],
+    )
+    bad = _job(
+        tenant_a,
+        storage_a,
+        pg_throwaway_db.name,
+        "wrong-expectation",
+        [
+            {"type": "row_count", "table": "items", "min": 1000},
+        ],
+    )
+    notifications.channel_create(
+        tenant=tenant_a, name="ops", type="slack", config={"webhook_url": "https://hooks.example.com/services/A/B/C"}
+    )
     due = timezone.now() + timedelta(seconds=2)
     BackupJob.objects.filter(pk__in=[good.pk, bad.pk]).update(drill_next_run_at=due)
 
-    worker = _celery("worker", "--pool=solo", "-l", "info", "-n", f"drills-{id(tmp_path)}@%h",
-                     log=tmp_path / "worker.log")
+    worker = _celery(
+        "worker", "--pool=solo", "-l", "info", "-n", f"drills-{id(tmp_path)}@%h", log=tmp_path / "worker.log"
+    )
     beat = _celery("beat", "-l", "info", "--pidfile", str(tmp_path / "beat.pid"), log=tmp_path / "beat.log")
 
     def logs() -> str:
@@ -79,7 +118,10 @@ def test_beat_dispatches_due_drills_and_a_worker_runs_them(tenant_a, storage_a, 
         assert passed.status == "passed", (passed.error_message, logs())
         assert passed.rto_seconds > 0 and passed.rpo_seconds > 0 and passed.checksum_verified
         assert [(a["type"], a["actual"], a["passed"]) for a in passed.assertions] == [
-            ("checksum", passed.backup_checksum, True), ("row_count", 200, True), ("sql", True, True)]
+            ("checksum", passed.backup_checksum, True),
+            ("row_count", 200, True),
+            ("sql", True, True),
+        ]
         assert passed.scratch["dropped"] is True
         with psycopg.connect(dbname="postgres", host="127.0.0.1", user="postgres") as conn:
             left = conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'bp_drill_%%'").fetchone()[0]

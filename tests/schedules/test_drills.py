@@ -55,22 +55,38 @@ def drill_now(job: BackupJob, **kwargs) -> Drill:
 
 @pytest.fixture
 def pg_job(tenant_a, storage_a, pg_throwaway_db):
-    server = Server.objects.create(tenant=tenant_a, name="pg", type="postgresql", host="127.0.0.1", port=5432,
-                                   credentials={"username": "postgres", "password": ""})
-    return services.job_create(tenant=tenant_a, name="shop-db", server=server, database_name=pg_throwaway_db.name,
-                               storage=storage_a, schedule_type="custom", cron_expression="0 3 * * *")
+    server = Server.objects.create(
+        tenant=tenant_a,
+        name="pg",
+        type="postgresql",
+        host="127.0.0.1",
+        port=5432,
+        credentials={"username": "postgres", "password": ""},
+    )
+    return services.job_create(
+        tenant=tenant_a,
+        name="shop-db",
+        server=server,
+        database_name=pg_throwaway_db.name,
+        storage=storage_a,
+        schedule_type="custom",
+        cron_expression="0 3 * * *",
+    )
 
 
 @needs_pg
 def test_a_drill_restores_the_latest_backup_checks_it_and_drops_the_scratch_database(pg_job):
     run_backup(pg_job)
     latest = run_backup(pg_job)
-    drills.drill_configure(job=pg_job, assertions=[
-        {"type": "row_count", "table": "items", "expect": 200},
-        {"type": "row_count", "table": "public.items", "min": 150},
-        {"type": "sql", "sql": "SELECT count(*) = 200 FROM items"},
-        {"type": "sql", "sql": "SELECT label FROM items WHERE id = 7", "expect": "item 7"},
-    ])
+    drills.drill_configure(
+        job=pg_job,
+        assertions=[
+            {"type": "row_count", "table": "items", "expect": 200},
+            {"type": "row_count", "table": "public.items", "min": 150},
+            {"type": "sql", "sql": "SELECT count(*) = 200 FROM items"},
+            {"type": "sql", "sql": "SELECT label FROM items WHERE id = 7", "expect": "item 7"},
+        ],
+    )
     drill = drill_now(pg_job)
 
     assert drill.status == "passed" and drill.passed is True, drill.error_message
@@ -80,8 +96,13 @@ def test_a_drill_restores_the_latest_backup_checks_it_and_drops_the_scratch_data
     # The data is as old as the backup's start at the time of the drill.
     assert drill.rpo_seconds == pytest.approx((drill.started_at - latest.started_at).total_seconds(), abs=0.01)
     kinds = [(a["type"], a["passed"], a["actual"]) for a in drill.assertions]
-    assert kinds == [("checksum", True, latest.checksum), ("row_count", True, 200), ("row_count", True, 200),
-                     ("sql", True, True), ("sql", True, "item 7")]
+    assert kinds == [
+        ("checksum", True, latest.checksum),
+        ("row_count", True, 200),
+        ("row_count", True, 200),
+        ("sql", True, True),
+        ("sql", True, "item 7"),
+    ]
     scratch = drill.scratch["databases"][pg_job.database_name]["database"]
     assert scratch.startswith(f"bp_drill_{latest.pk}_") and drill.scratch["dropped"] is True
     assert not pg_database_exists(scratch)
@@ -92,17 +113,22 @@ def test_a_drill_restores_the_latest_backup_checks_it_and_drops_the_scratch_data
 
 @needs_pg
 def test_a_failing_assertion_fails_the_drill_unverifies_the_backup_and_notifies_like_a_failed_backup(
-        pg_job, tenant_a, settings):
+    pg_job, tenant_a, settings
+):
     settings.PUBLIC_BASE_URL = "https://backups.example.com"
     backup = run_backup(pg_job)
     Backup.objects.filter(pk=backup.pk).update(verified=True)  # an earlier verification passed
-    ops = notifications.channel_create(tenant=tenant_a, name="ops", type="slack",
-                                       config={"webhook_url": "https://hooks.example.com/services/A/B/C"})
-    drills.drill_configure(job=pg_job, assertions=[
-        {"type": "row_count", "table": "items", "expect": 999},
-        {"type": "sql", "sql": "SELECT count(*) FROM no_such_table"},
-        {"type": "file", "path": "etc/app.conf"},
-    ])
+    ops = notifications.channel_create(
+        tenant=tenant_a, name="ops", type="slack", config={"webhook_url": "https://hooks.example.com/services/A/B/C"}
+    )
+    drills.drill_configure(
+        job=pg_job,
+        assertions=[
+            {"type": "row_count", "table": "items", "expect": 999},
+            {"type": "sql", "sql": "SELECT count(*) FROM no_such_table"},
+            {"type": "file", "path": "etc/app.conf"},
+        ],
+    )
     drill = drill_now(pg_job)
 
     assert drill.status == "failed" and drill.passed is False
@@ -131,8 +157,9 @@ def test_a_failing_assertion_fails_the_drill_unverifies_the_backup_and_notifies_
 @needs_pg
 def test_the_jobs_failure_switch_silences_drill_failures_too(pg_job, tenant_a):
     run_backup(pg_job)
-    notifications.channel_create(tenant=tenant_a, name="ops", type="slack",
-                                 config={"webhook_url": "https://hooks.example.com/services/A/B/C"})
+    notifications.channel_create(
+        tenant=tenant_a, name="ops", type="slack", config={"webhook_url": "https://hooks.example.com/services/A/B/C"}
+    )
     services.job_update(job=pg_job, notifications={"on_failure": False, "on_success": False})
     drills.drill_configure(job=pg_job, assertions=[{"type": "row_count", "table": "items", "expect": 1}])
     drill = drill_now(pg_job)
@@ -155,8 +182,9 @@ def test_a_tampered_artifact_fails_the_drill_and_leaves_no_scratch_database(pg_j
     assert drill.passed is False and drill.error_message
     assert drill.rto_seconds is None  # never restored
     with psycopg.connect(dbname="postgres", host="127.0.0.1", user="postgres") as conn:
-        left = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
-                            (f"bp_drill_{backup.pk}_%",)).fetchall()
+        left = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"bp_drill_{backup.pk}_%",)
+        ).fetchall()
     assert left == []
     backup.refresh_from_db()
     assert backup.verified is False
@@ -164,22 +192,45 @@ def test_a_tampered_artifact_fails_the_drill_and_leaves_no_scratch_database(pg_j
 
 @needs_mysql
 def test_a_mariadb_drill_counts_rows_and_runs_sql_in_a_scratch_database(tenant_a, storage_a, mysql_throwaway_db):
-    server = Server.objects.create(tenant=tenant_a, name="maria", type="mysql", host="127.0.0.1", port=3306,
-                                   credentials={"username": "root", "password": ""})
-    maria = Server.objects.create(tenant=tenant_a, name="maria-scratch", type="mysql", host="127.0.0.1",
-                                  port=3306, credentials={"username": "root", "password": ""})
-    job = services.job_create(tenant=tenant_a, name="maria-db", server=server, database_name=mysql_throwaway_db.name,
-                              storage=storage_a, schedule_type="custom", cron_expression="0 3 * * *")
+    server = Server.objects.create(
+        tenant=tenant_a,
+        name="maria",
+        type="mysql",
+        host="127.0.0.1",
+        port=3306,
+        credentials={"username": "root", "password": ""},
+    )
+    maria = Server.objects.create(
+        tenant=tenant_a,
+        name="maria-scratch",
+        type="mysql",
+        host="127.0.0.1",
+        port=3306,
+        credentials={"username": "root", "password": ""},
+    )
+    job = services.job_create(
+        tenant=tenant_a,
+        name="maria-db",
+        server=server,
+        database_name=mysql_throwaway_db.name,
+        storage=storage_a,
+        schedule_type="custom",
+        cron_expression="0 3 * * *",
+    )
     run_backup(job)
     postgres = Server.objects.create(tenant=tenant_a, name="pg", type="postgresql", host="127.0.0.1", port=5432)
     with pytest.raises(ValidationFailed) as refused:  # a MariaDB dump restores into MariaDB/MySQL only
         drills.drill_configure(job=job, scratch_server=postgres)
     assert "restore into a mysql server" in str(refused.value.details)
-    drills.drill_configure(job=job, scratch_server=maria, assertions=[
-        {"type": "row_count", "table": "items", "expect": 200},
-        {"type": "sql", "sql": "SELECT COUNT(*) FROM items WHERE label LIKE 'item %'", "expect": 200},
-        {"type": "row_count", "table": "items", "min": 201},
-    ])
+    drills.drill_configure(
+        job=job,
+        scratch_server=maria,
+        assertions=[
+            {"type": "row_count", "table": "items", "expect": 200},
+            {"type": "sql", "sql": "SELECT COUNT(*) FROM items WHERE label LIKE 'item %'", "expect": 200},
+            {"type": "row_count", "table": "items", "min": 201},
+        ],
+    )
     drill = drill_now(job)
     assert [a["passed"] for a in drill.assertions] == [True, True, True, False]
     assert drill.assertions[3]["actual"] == 200 and drill.passed is False
@@ -188,18 +239,28 @@ def test_a_mariadb_drill_counts_rows_and_runs_sql_in_a_scratch_database(tenant_a
     assert scratch["database"].startswith("bp_drill_") and not mysql_database_exists(scratch["database"])
 
 
-def test_a_folder_job_drill_checks_file_checksums_in_a_scratch_folder_and_removes_it(tenant_a, app_a, storage_a,
-                                                                                   files_dir, tmp_path):
-    job = services.job_create(tenant=tenant_a, name="files", application=app_a, storage=storage_a,
-                              schedule_type="custom", cron_expression="0 3 * * *")
+def test_a_folder_job_drill_checks_file_checksums_in_a_scratch_folder_and_removes_it(
+    tenant_a, app_a, storage_a, files_dir, tmp_path
+):
+    job = services.job_create(
+        tenant=tenant_a,
+        name="files",
+        application=app_a,
+        storage=storage_a,
+        schedule_type="custom",
+        cron_expression="0 3 * * *",
+    )
     run_backup(job)
     good = hashlib.sha256((files_dir / "f1.txt").read_bytes()).hexdigest()
-    drills.drill_configure(job=job, assertions=[
-        {"type": "file", "path": "f1.txt", "sha256": good},
-        {"type": "file", "path": "f2.txt"},
-        {"type": "file", "path": "f0.txt", "sha256": "0" * 64},
-        {"type": "file", "path": "gone.txt"},
-    ])
+    drills.drill_configure(
+        job=job,
+        assertions=[
+            {"type": "file", "path": "f1.txt", "sha256": good},
+            {"type": "file", "path": "f2.txt"},
+            {"type": "file", "path": "f0.txt", "sha256": "0" * 64},
+            {"type": "file", "path": "gone.txt"},
+        ],
+    )
     (files_dir / "f2.txt").unlink()  # the source changes after the backup: the drill checks the backup
     drill = drill_now(job)
     assert [a["passed"] for a in drill.assertions] == [True, True, True, False, False]
@@ -212,29 +273,64 @@ def test_a_folder_job_drill_checks_file_checksums_in_a_scratch_folder_and_remove
 @needs_pg
 @needs_mysql
 def test_an_application_drill_restores_each_database_and_its_folders_into_scratch_copies(
-        tenant_a, storage_a, files_dir, pg_throwaway_db, mysql_throwaway_db, tmp_path):
+    tenant_a, storage_a, files_dir, pg_throwaway_db, mysql_throwaway_db, tmp_path
+):
     from backups.models import Application, Source
 
-    pg = Server.objects.create(tenant=tenant_a, name="pg", type="postgresql", host="127.0.0.1", port=5432,
-                               credentials={"username": "postgres", "password": ""})
-    maria = Server.objects.create(tenant=tenant_a, name="maria", type="mysql", host="127.0.0.1", port=3306,
-                                  credentials={"username": "root", "password": ""})
+    pg = Server.objects.create(
+        tenant=tenant_a,
+        name="pg",
+        type="postgresql",
+        host="127.0.0.1",
+        port=5432,
+        credentials={"username": "postgres", "password": ""},
+    )
+    maria = Server.objects.create(
+        tenant=tenant_a,
+        name="maria",
+        type="mysql",
+        host="127.0.0.1",
+        port=3306,
+        credentials={"username": "root", "password": ""},
+    )
     app = Application.objects.create(tenant=tenant_a, name="shop")
-    Source.objects.create(tenant=tenant_a, application=app, name="orders", type="postgresql", server=pg,
-                          database_name=pg_throwaway_db.name, position=0)
-    Source.objects.create(tenant=tenant_a, application=app, name="crm", type="mysql", server=maria,
-                          database_name=mysql_throwaway_db.name, position=1)
-    Source.objects.create(tenant=tenant_a, application=app, name="files", type="path", path=str(files_dir),
-                          position=2)
-    job = services.job_create(tenant=tenant_a, name="shop", application=app, storage=storage_a,
-                              schedule_type="custom", cron_expression="0 3 * * *")
+    Source.objects.create(
+        tenant=tenant_a,
+        application=app,
+        name="orders",
+        type="postgresql",
+        server=pg,
+        database_name=pg_throwaway_db.name,
+        position=0,
+    )
+    Source.objects.create(
+        tenant=tenant_a,
+        application=app,
+        name="crm",
+        type="mysql",
+        server=maria,
+        database_name=mysql_throwaway_db.name,
+        position=1,
+    )
+    Source.objects.create(tenant=tenant_a, application=app, name="files", type="path", path=str(files_dir), position=2)
+    job = services.job_create(
+        tenant=tenant_a,
+        name="shop",
+        application=app,
+        storage=storage_a,
+        schedule_type="custom",
+        cron_expression="0 3 * * *",
+    )
     run_backup(job)
-    drills.drill_configure(job=job, assertions=[
-        {"type": "row_count", "database": pg_throwaway_db.name, "table": "items", "expect": 200},
-        {"type": "sql", "database": mysql_throwaway_db.name, "sql": "SELECT COUNT(*) FROM items", "expect": 200},
-        {"type": "file", "path": "f0.txt"},
-        {"type": "row_count", "table": "items", "expect": 200},  # two databases: which one?
-    ])
+    drills.drill_configure(
+        job=job,
+        assertions=[
+            {"type": "row_count", "database": pg_throwaway_db.name, "table": "items", "expect": 200},
+            {"type": "sql", "database": mysql_throwaway_db.name, "sql": "SELECT COUNT(*) FROM items", "expect": 200},
+            {"type": "file", "path": "f0.txt"},
+            {"type": "row_count", "table": "items", "expect": 200},  # two databases: which one?
+        ],
+    )
     drill = drill_now(job)
     assert [a["passed"] for a in drill.assertions] == [True, True, True, True, False]
     assert drill.assertions[4]["error"].startswith("Name the database: one of ")
@@ -247,8 +343,14 @@ def test_an_application_drill_restores_each_database_and_its_folders_into_scratc
 
 
 def test_drill_input_is_checked_before_anything_is_saved(tenant_a, tenant_b, app_a, storage_a):
-    job = services.job_create(tenant=tenant_a, name="files", application=app_a, storage=storage_a,
-                              schedule_type="custom", cron_expression="0 3 * * *")
+    job = services.job_create(
+        tenant=tenant_a,
+        name="files",
+        application=app_a,
+        storage=storage_a,
+        schedule_type="custom",
+        cron_expression="0 3 * * *",
+    )
     bad = [
         [{"type": "sql", "sql": "DELETE FROM items"}],
         [{"type": "sql", "sql": "SELECT 1; DROP TABLE items"}],
@@ -280,8 +382,15 @@ def test_drill_input_is_checked_before_anything_is_saved(tenant_a, tenant_b, app
 
 
 def test_a_drill_schedule_sets_the_next_drill_and_beat_takes_it_once(tenant_a, app_a, storage_a):
-    job = services.job_create(tenant=tenant_a, name="files", application=app_a, storage=storage_a,
-                              schedule_type="custom", cron_expression="0 3 * * *", timezone="Europe/Paris")
+    job = services.job_create(
+        tenant=tenant_a,
+        name="files",
+        application=app_a,
+        storage=storage_a,
+        schedule_type="custom",
+        cron_expression="0 3 * * *",
+        timezone="Europe/Paris",
+    )
     assert job.drill_next_run_at is None
     job = drills.drill_configure(job=job, cron_expression="30 4 * * 1")  # Mondays 04:30 Paris time
     local = job.drill_next_run_at.astimezone(timezone.zoneinfo.ZoneInfo("Europe/Paris"))
@@ -308,8 +417,15 @@ def test_a_drill_schedule_sets_the_next_drill_and_beat_takes_it_once(tenant_a, a
 
 
 def test_the_retention_safety_net_keeps_only_backups_whose_drill_passed(tenant_a, app_a, storage_a):
-    job = services.job_create(tenant=tenant_a, name="files", application=app_a, storage=storage_a,
-                              schedule_type="custom", cron_expression="0 3 * * *", retention_count=1)
+    job = services.job_create(
+        tenant=tenant_a,
+        name="files",
+        application=app_a,
+        storage=storage_a,
+        schedule_type="custom",
+        cron_expression="0 3 * * *",
+        retention_count=1,
+    )
     oldest, middle = run_backup(job), run_backup(job)
     run_backup(job)  # the newest: kept by keep_last_n
 
@@ -333,20 +449,35 @@ def test_a_drill_whose_worker_died_is_failed_and_its_scratch_database_dropped(pg
     backup = run_backup(pg_job)
     Backup.objects.filter(pk=backup.pk).update(verified=True)
     long_ago = timezone.now() - timedelta(minutes=10)
-    dead = Drill.objects.create(tenant=tenant_a, job=pg_job, job_name=pg_job.name, backup=backup,
-                                backup_ref=backup.pk, status="running", started_at=long_ago, heartbeat_at=long_ago)
+    dead = Drill.objects.create(
+        tenant=tenant_a,
+        job=pg_job,
+        job_name=pg_job.name,
+        backup=backup,
+        backup_ref=backup.pk,
+        status="running",
+        started_at=long_ago,
+        heartbeat_at=long_ago,
+    )
     Drill.objects.filter(pk=dead.pk).update(scratch={"token": "deadbeef", "label": f"drill-{dead.pk}"})
-    alive = Drill.objects.create(tenant=tenant_a, job=pg_job, job_name=pg_job.name, backup=backup,
-                                 backup_ref=backup.pk, status="running", started_at=long_ago,
-                                 heartbeat_at=timezone.now())
+    alive = Drill.objects.create(
+        tenant=tenant_a,
+        job=pg_job,
+        job_name=pg_job.name,
+        backup=backup,
+        backup_ref=backup.pk,
+        status="running",
+        started_at=long_ago,
+        heartbeat_at=timezone.now(),
+    )
     left_behind = f"bp_drill_{backup.pk}_deadbeef"
     with psycopg.connect(dbname="postgres", host="127.0.0.1", user="postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{left_behind}"')
-    lost = Drill.objects.create(tenant=tenant_a, job=pg_job, job_name=pg_job.name, backup=backup,
-                                backup_ref=backup.pk)  # its task never reached a worker
+    lost = Drill.objects.create(
+        tenant=tenant_a, job=pg_job, job_name=pg_job.name, backup=backup, backup_ref=backup.pk
+    )  # its task never reached a worker
     Drill.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(hours=13))
-    fresh = Drill.objects.create(tenant=tenant_a, job=pg_job, job_name=pg_job.name, backup=backup,
-                                 backup_ref=backup.pk)
+    fresh = Drill.objects.create(tenant=tenant_a, job=pg_job, job_name=pg_job.name, backup=backup, backup_ref=backup.pk)
     assert drills.drill_reap() == [dead.pk, lost.pk]
     lost.refresh_from_db()
     assert lost.status == "failed" and lost.error_message.startswith("The drill never started")

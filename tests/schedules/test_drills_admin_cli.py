@@ -18,8 +18,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def job(tenant_a, app_a, storage_a):
-    job = services.job_create(tenant=tenant_a, name="nightly", application=app_a, storage=storage_a,
-                              schedule_type="custom", cron_expression="0 2 * * *")
+    job = services.job_create(
+        tenant=tenant_a,
+        name="nightly",
+        application=app_a,
+        storage=storage_a,
+        schedule_type="custom",
+        cron_expression="0 2 * * *",
+    )
     op = services.job_run(job=job, queue=False)
     backup_run(operation_id=op.pk)
     return drills.drill_configure(job=job, assertions=[{"type": "file", "path": "f2.txt"}])
@@ -52,8 +58,9 @@ def test_the_drill_command_runs_a_drill_now_and_writes_the_evidence(job, tenant_
 def test_admin_runs_a_drill_and_staff_download_only_their_workspaces_evidence(job, staff_a, tenant_b, superuser):
     root = Client()
     root.force_login(superuser)
-    response = root.post("/admin/schedules/backupjob/", {"action": "drill_now", "_selected_action": [job.pk]},
-                         follow=True)
+    response = root.post(
+        "/admin/schedules/backupjob/", {"action": "drill_now", "_selected_action": [job.pk]}, follow=True
+    )
     drill = Drill.objects.get(job=job)
     assert f"drill {drill.pk} of backup {drill.backup_ref} started" in response.content.decode()
     drills.drill_run(drill_id=drill.pk)  # what the worker does with the queued task
@@ -99,14 +106,20 @@ def test_the_admin_job_form_sets_the_drill_schedule_through_the_service(job, sup
     client = Client()
     client.force_login(superuser)
     url = f"/admin/schedules/backupjob/{job.pk}/change/"
-    bad = {**_form_data(job), "drill_assertions": json.dumps([{"type": "sql", "sql": "DELETE FROM items"}]),
-           "drill_cron_expression": "0 5 * * 0"}
+    bad = {
+        **_form_data(job),
+        "drill_assertions": json.dumps([{"type": "sql", "sql": "DELETE FROM items"}]),
+        "drill_cron_expression": "0 5 * * 0",
+    }
     page = client.post(url, bad)
     assert page.status_code == 200 and "read-only SELECT" in page.content.decode()
     job.refresh_from_db()
     assert job.drill_cron_expression == "" and job.drill_next_run_at is None
-    good = {**_form_data(job), "drill_cron_expression": "0 5 * * 0",
-            "drill_assertions": json.dumps([{"type": "file", "path": "f0.txt"}])}
+    good = {
+        **_form_data(job),
+        "drill_cron_expression": "0 5 * * 0",
+        "drill_assertions": json.dumps([{"type": "file", "path": "f0.txt"}]),
+    }
     response = client.post(url, good)
     assert response.status_code == 302, response.content.decode()[-2000:]
     job.refresh_from_db()
@@ -123,6 +136,6 @@ def test_staff_choose_servers_among_their_own_workspaces_servers(job, staff_a, t
     staff.force_login(staff_a)
     page = staff.get(f"/admin/schedules/backupjob/{job.pk}/change/").content.decode()
     for field in ("drill_server", "server"):
-        choices = page[page.index(f'name="{field}"'):]
-        choices = choices[:choices.index("</select>")]
+        choices = page[page.index(f'name="{field}"') :]
+        choices = choices[: choices.index("</select>")]
         assert "our-scratch-pg" in choices and "their-secret-pg" not in choices, field

@@ -24,8 +24,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def files_job(tenant_a, app_a, storage_a):
-    return services.job_create(tenant=tenant_a, name="files", application=app_a, storage=storage_a,
-                               schedule_type="custom", cron_expression="0 3 * * *", timezone="Europe/Berlin")
+    return services.job_create(
+        tenant=tenant_a,
+        name="files",
+        application=app_a,
+        storage=storage_a,
+        schedule_type="custom",
+        cron_expression="0 3 * * *",
+        timezone="Europe/Berlin",
+    )
 
 
 def backed_up(job):
@@ -37,8 +44,24 @@ def backed_up(job):
 def first_page_ink(pdf: bytes, tmp_path: Path) -> tuple[tuple[int, int], int]:
     """Render page 1 with pdftoppm; its size and how many pixels are not white."""
     (tmp_path / "e.pdf").write_bytes(pdf)
-    subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile", str(tmp_path / "e.pdf"),
-                    str(tmp_path / "page")], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "pdftoppm",
+            "-png",
+            "-r",
+            "60",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            "-singlefile",
+            str(tmp_path / "e.pdf"),
+            str(tmp_path / "page"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     image = Image.open(tmp_path / "page.png").convert("L")
     return image.size, sum(image.histogram()[:200])
 
@@ -46,8 +69,14 @@ def first_page_ink(pdf: bytes, tmp_path: Path) -> tuple[tuple[int, int], int]:
 def test_the_drill_policy_is_read_by_viewers_and_set_by_admins(api, files_job, admin_a, operator_a, viewer_a):
     url = f"/api/v1/schedules/{files_job.pk}/drill-policy"
     body = api(viewer_a).get(url).json()
-    assert body == {"schedule_id": files_job.pk, "cron_expression": "", "timezone": "Europe/Berlin",
-                    "next_drill": None, "assertions": [], "scratch_server_id": None}
+    assert body == {
+        "schedule_id": files_job.pk,
+        "cron_expression": "",
+        "timezone": "Europe/Berlin",
+        "next_drill": None,
+        "assertions": [],
+        "scratch_server_id": None,
+    }
     wanted = {"cron_expression": "0 5 * * 0", "assertions": [{"type": "file", "path": "f1.txt"}]}
     assert api(operator_a).put(url, wanted, format="json").status_code == 403
     response = api(admin_a).put(url, wanted, format="json")
@@ -62,18 +91,21 @@ def test_the_drill_policy_is_read_by_viewers_and_set_by_admins(api, files_job, a
     assert off["next_drill"] is None and off["assertions"] == body["assertions"]
 
 
-@pytest.mark.parametrize(("payload", "loc"), [
-    ({"assertions": [{"type": "sql", "sql": "DROP TABLE items"}]}, ["body", "assertions.0.sql"]),
-    ({"assertions": [{"type": "file", "path": "../etc/passwd"}]}, ["body", "assertions.0.path"]),
-    ({"assertions": [{"type": "row_count", "table": "items"}]}, ["body", "assertions.0"]),
-    ({"assertions": [{"type": "teleport"}]}, ["body", "assertions.0.type"]),
-    ({"assertions": "SELECT 1"}, ["body", "assertions"]),
-    ({"assertions": [7]}, ["body", "assertions", "0"]),
-    ({"cron_expression": "every day"}, ["body", "cron_expression"]),
-    ({"cron_expression": 5}, ["body", "cron_expression"]),
-    ({"scratch_server_id": "x"}, ["body", "scratch_server_id"]),
-    ({"schedule": "weekly"}, ["body", "schedule"]),
-])
+@pytest.mark.parametrize(
+    ("payload", "loc"),
+    [
+        ({"assertions": [{"type": "sql", "sql": "DROP TABLE items"}]}, ["body", "assertions.0.sql"]),
+        ({"assertions": [{"type": "file", "path": "../etc/passwd"}]}, ["body", "assertions.0.path"]),
+        ({"assertions": [{"type": "row_count", "table": "items"}]}, ["body", "assertions.0"]),
+        ({"assertions": [{"type": "teleport"}]}, ["body", "assertions.0.type"]),
+        ({"assertions": "SELECT 1"}, ["body", "assertions"]),
+        ({"assertions": [7]}, ["body", "assertions", "0"]),
+        ({"cron_expression": "every day"}, ["body", "cron_expression"]),
+        ({"cron_expression": 5}, ["body", "cron_expression"]),
+        ({"scratch_server_id": "x"}, ["body", "scratch_server_id"]),
+        ({"schedule": "weekly"}, ["body", "schedule"]),
+    ],
+)
 def test_bad_drill_policies_are_refused_and_nothing_changes(api, files_job, admin_a, payload, loc):
     response = api(admin_a).put(f"/api/v1/schedules/{files_job.pk}/drill-policy", payload, format="json")
     assert response.status_code == 422, response.content
@@ -83,8 +115,7 @@ def test_bad_drill_policies_are_refused_and_nothing_changes(api, files_job, admi
     assert files_job.drill_cron_expression == "" and files_job.drill_assertions == []
 
 
-def test_a_drill_started_through_the_api_shows_its_evidence(api, files_job, operator_a, viewer_a, files_dir,
-                                                           tmp_path):
+def test_a_drill_started_through_the_api_shows_its_evidence(api, files_job, operator_a, viewer_a, files_dir, tmp_path):
     backup = backed_up(files_job)
     digest = hashlib.sha256((files_dir / "f0.txt").read_bytes()).hexdigest()
     drills.drill_configure(job=files_job, assertions=[{"type": "file", "path": "f0.txt", "sha256": digest}])
@@ -121,14 +152,21 @@ def test_a_drill_started_through_the_api_shows_its_evidence(api, files_job, oper
         assert size[1] > size[0] and ink > 500  # A4 portrait, with text on it
 
 
-def test_starting_a_drill_needs_a_completed_backup_of_that_schedule(api, files_job, operator_a, tenant_a, app_b,
-                                                                    tenant_b, storage_a):
+def test_starting_a_drill_needs_a_completed_backup_of_that_schedule(
+    api, files_job, operator_a, tenant_a, app_b, tenant_b, storage_a
+):
     url = f"/api/v1/schedules/{files_job.pk}/drills"
     refused = api(operator_a).post(url, {}, format="json")
     assert refused.status_code == 409 and refused.json()["code"] == "NO_BACKUP_TO_DRILL"
-    other = services.job_create(tenant=tenant_a, name="other", server=Server.objects.create(
-        tenant=tenant_a, name="pg", type="postgresql", host="127.0.0.1", port=5432), database_name="x",
-        storage=storage_a, schedule_type="custom", cron_expression="0 3 * * *")
+    other = services.job_create(
+        tenant=tenant_a,
+        name="other",
+        server=Server.objects.create(tenant=tenant_a, name="pg", type="postgresql", host="127.0.0.1", port=5432),
+        database_name="x",
+        storage=storage_a,
+        schedule_type="custom",
+        cron_expression="0 3 * * *",
+    )
     from tests.schedules.conftest import make_backups
 
     [foreign] = make_backups(tenant_a, job=other, statuses=["completed"])
@@ -159,14 +197,25 @@ def test_other_workspaces_drills_and_schedules_are_not_found(api, files_job, adm
     assert report["workspace"]["slug"] == "bravo" and report["drills"] == []
     # A scratch server of another workspace is not found either.
     server_b = Server.objects.create(tenant=tenant_b, name="theirs", type="postgresql", host="127.0.0.1", port=5432)
-    response = api(admin_a).put(f"/api/v1/schedules/{files_job.pk}/drill-policy",
-                                {"scratch_server_id": server_b.pk}, format="json")
+    response = api(admin_a).put(
+        f"/api/v1/schedules/{files_job.pk}/drill-policy", {"scratch_server_id": server_b.pk}, format="json"
+    )
     assert response.status_code == 404 and response.json()["code"] == "SERVER_NOT_FOUND"
 
 
-@pytest.mark.parametrize("query", ["format=xml", "start_date=yesterday", "end_date=2026-13-01",
-                                   "start_date=2026-05-02&end_date=2026-05-01", "start_date=2020-01-01&end_date=2026-01-01",
-                                   "colour=red", "end_date=9999-12-31", "end_date=0001-01-05"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "format=xml",
+        "start_date=yesterday",
+        "end_date=2026-13-01",
+        "start_date=2026-05-02&end_date=2026-05-01",
+        "start_date=2020-01-01&end_date=2026-01-01",
+        "colour=red",
+        "end_date=9999-12-31",
+        "end_date=0001-01-05",
+    ],
+)
 def test_bad_evidence_queries_are_422(api, viewer_a, query):
     response = api(viewer_a).get(f"/api/v1/drills/evidence?{query}")
     assert response.status_code == 422, response.content

@@ -13,15 +13,31 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def rows(tenant_a, tenant_b, app_a, app_b, storage_a, pg_server_a):
-    job = services.job_create(tenant=tenant_a, name="a-job", application=app_a, storage=storage_a,
-                              schedule_type="hourly", public_id="schedule_a")
-    job_b = services.job_create(tenant=tenant_b, name="b-job", application=app_b, schedule_type="hourly",
-                                public_id="schedule_b")
+    job = services.job_create(
+        tenant=tenant_a,
+        name="a-job",
+        application=app_a,
+        storage=storage_a,
+        schedule_type="hourly",
+        public_id="schedule_a",
+    )
+    job_b = services.job_create(
+        tenant=tenant_b, name="b-job", application=app_b, schedule_type="hourly", public_id="schedule_b"
+    )
     policy = RetentionPolicy.objects.create(tenant=tenant_a, name="p", keep_last_n=3)
     policy_b = RetentionPolicy.objects.create(tenant=tenant_b, name="pb", keep_last_n=3)
     plan_b = services.cleanup_analyse(tenant=tenant_b)
-    return {"job": job.pk, "job_b": job_b.pk, "policy": policy.pk, "policy_b": policy_b.pk, "app": app_a.pk,
-            "app_b": app_b.pk, "plan_b": plan_b.public_id, "ws": tenant_a.slug, "ws_b": tenant_b.slug}
+    return {
+        "job": job.pk,
+        "job_b": job_b.pk,
+        "policy": policy.pk,
+        "policy_b": policy_b.pk,
+        "app": app_a.pk,
+        "app_b": app_b.pk,
+        "plan_b": plan_b.public_id,
+        "ws": tenant_a.slug,
+        "ws_b": tenant_b.slug,
+    }
 
 
 # (method, path, body, least role that may do it)
@@ -45,11 +61,19 @@ ROUTES = [
     ("post", "/api/v1/workspaces/{ws}/applications/{app}/backups/trigger", {}, "operator"),
     ("get", "/cloud-integration/backup/schedules", None, "viewer"),
     ("post", "/cloud-integration/backup/schedules/toggle", {"schedule_id": "schedule_a", "enabled": False}, "admin"),
-    ("post", "/cloud-integration/backup/schedules/update", {"schedule_id": "schedule_a", "retention_count": 3},
-     "admin"),
+    (
+        "post",
+        "/cloud-integration/backup/schedules/update",
+        {"schedule_id": "schedule_a", "retention_count": 3},
+        "admin",
+    ),
     ("post", "/cloud-integration/backup/cleanup", {"dry_run": True}, "operator"),
-    ("post", "/cloud-integration/backup/cleanup/execute", {"cleanup_plan_id": "ANALYSIS-X", "confirmation": True},
-     "admin"),
+    (
+        "post",
+        "/cloud-integration/backup/cleanup/execute",
+        {"cleanup_plan_id": "ANALYSIS-X", "confirmation": True},
+        "admin",
+    ),
 ]
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
 

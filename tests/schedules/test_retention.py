@@ -19,10 +19,7 @@ NOW = datetime(2024, 6, 30, 12, 0, tzinfo=UTC)
 def daily_history(days: int, *, end: datetime, status: str = "completed", verified=False):
     """One backup per day at 02:00 UTC, ids 0 (oldest) .. days-1 (newest)."""
     last = end.replace(hour=2, minute=0, second=0, microsecond=0)
-    return [
-        BackupInfo(i, last - timedelta(days=days - 1 - i), status, verified=verified)
-        for i in range(days)
-    ]
+    return [BackupInfo(i, last - timedelta(days=days - 1 - i), status, verified=verified) for i in range(days)]
 
 
 # --------------------------------------------------------------------------- #
@@ -34,9 +31,7 @@ def test_seven_daily_four_weekly_twelve_monthly_over_a_year_of_daily_backups():
     # db-backup-platform.md "Retention Policies": "Keep last 7 daily, 4 weekly, 12 monthly"
     end = datetime(2023, 12, 31, 12, 0, tzinfo=UTC)  # a Sunday
     backups = daily_history(365, end=end)
-    plan = plan_retention(
-        backups, RetentionRules(keep_daily=7, keep_weekly=4, keep_monthly=12), end
-    )
+    plan = plan_retention(backups, RetentionRules(keep_daily=7, keep_weekly=4, keep_monthly=12), end)
     by_id = {b.id: b.created_at.date().isoformat() for b in backups}
     kept_days = sorted(by_id[i] for i in plan.keep)
     # 7 days (Dec 25-31) + 3 more Sundays (Dec 24, 17, 10) + 11 more month ends
@@ -66,9 +61,7 @@ def test_workspace_policy_with_yearly_keeps_the_last_backup_of_each_year():
     backups = daily_history(4 * 365, end=end)
     rules = RetentionRules(keep_daily=7, keep_weekly=4, keep_monthly=12, keep_yearly=3)
     plan = plan_retention(backups, rules, end)
-    yearly = {
-        backups[i].created_at.date().isoformat(): plan.reasons(i) for i in plan.kept_for("yearly")
-    }
+    yearly = {backups[i].created_at.date().isoformat(): plan.reasons(i) for i in plan.kept_for("yearly")}
     assert sorted(yearly) == ["2022-12-31", "2023-12-31", "2024-06-30"]
     assert "yearly:2022" in yearly["2022-12-31"]
 
@@ -121,8 +114,7 @@ def test_rules_set_to_zero_delete_everything_not_protected():
 
 def test_safety_net_keeps_the_last_verified_backup_when_every_recent_run_failed():
     good = [
-        BackupInfo(f"ok-{i}", NOW - timedelta(days=40 - i), "completed", verified=i % 2 == 0)
-        for i in range(5)
+        BackupInfo(f"ok-{i}", NOW - timedelta(days=40 - i), "completed", verified=i % 2 == 0) for i in range(5)
     ]  # ok-4 is the newest verified, 36 days old
     failures = [BackupInfo(f"fail-{d}", NOW - timedelta(days=d), "failed") for d in range(1, 36)]
     plan = plan_retention(good + failures, RetentionRules(keep_days=7), NOW)
@@ -185,12 +177,8 @@ def test_running_and_pending_backups_are_never_deleted():
 
 def test_keep_until_protects_only_until_it_passes():
     # workspace-backup-api.md "Trigger Backup": retention_override.keep_until
-    pinned = BackupInfo(
-        "pre-deploy", NOW - timedelta(days=100), "completed", keep_until=NOW + timedelta(days=1)
-    )
-    expired = BackupInfo(
-        "expired", NOW - timedelta(days=100), "completed", keep_until=NOW - timedelta(seconds=1)
-    )
+    pinned = BackupInfo("pre-deploy", NOW - timedelta(days=100), "completed", keep_until=NOW + timedelta(days=1))
+    expired = BackupInfo("expired", NOW - timedelta(days=100), "completed", keep_until=NOW - timedelta(seconds=1))
     forever = BackupInfo("forever", NOW - timedelta(days=3000), "completed", keep_forever=True)
     rules = RetentionRules(keep_last_n=0, min_verified_kept=0)
     plan = plan_retention([pinned, expired, forever], rules, NOW)
@@ -228,9 +216,7 @@ def test_daily_buckets_on_the_25_hour_dst_day_in_berlin():
     # 2024-10-27 lasts 25 hours in Berlin: 00:30 CEST and 23:30 CET are the same day
     first = BackupInfo("first", datetime(2024, 10, 26, 22, 30, tzinfo=UTC), "completed")
     last = BackupInfo("last", datetime(2024, 10, 27, 22, 30, tzinfo=UTC), "completed")
-    plan = plan_retention(
-        [first, last], RetentionRules(keep_daily=5, timezone="Europe/Berlin"), NOW
-    )
+    plan = plan_retention([first, last], RetentionRules(keep_daily=5, timezone="Europe/Berlin"), NOW)
     assert plan.reasons("last") == ["daily:2024-10-27"]
     assert not plan.is_kept("first")
 
@@ -433,9 +419,7 @@ def test_the_newest_verified_backups_always_survive(backups, rules, now):
 def test_a_run_of_failures_never_takes_the_last_verified_backup(backups, failures, rules):
     assume(rules.min_verified_kept > 0)
     newest = max((b.created_at for b in backups), default=BASE)
-    failed = [
-        BackupInfo(f"fail-{i}", newest + timedelta(hours=i + 1), "failed") for i in range(failures)
-    ]
+    failed = [BackupInfo(f"fail-{i}", newest + timedelta(hours=i + 1), "failed") for i in range(failures)]
     plan = plan_retention(backups + failed, rules, newest + timedelta(days=400))
     verified = [b for b in completed_newest_first(backups) if b.verified]
     if verified:
@@ -457,9 +441,7 @@ def test_keep_days_keeps_completed_backups_younger_than_n_days(backups, rules, n
     assume(rules.keep_days is not None)
     plan = plan_retention(backups, rules, now)
     expected = {
-        b.id
-        for b in backups
-        if b.status == "completed" and now - b.created_at < timedelta(days=rules.keep_days)
+        b.id for b in backups if b.status == "completed" and now - b.created_at < timedelta(days=rules.keep_days)
     }
     assert reason_ids(plan, "days") == expected
 
@@ -503,9 +485,7 @@ def test_failures_are_kept_only_while_newer_than_the_newest_success(backups, rul
     for position, backup in enumerate(order):
         if backup.status not in ("failed", "cancelled"):
             continue
-        protected = backup.keep_forever or (
-            backup.keep_until is not None and backup.keep_until > now
-        )
+        protected = backup.keep_forever or (backup.keep_until is not None and backup.keep_until > now)
         assert plan.is_kept(backup.id) == (position < first_success or protected)
         assert not {"last_n", "days", "safety_net"} & set(plan.reasons(backup.id))
 
@@ -560,17 +540,13 @@ def test_what_is_deleted_today_is_not_kept_tomorrow(backups, rules, now, later):
     backups=histories(),
     rules=rules_strategy,
     now=nows,
-    attr=st.sampled_from(
-        ["keep_last_n", "keep_days", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"]
-    ),
+    attr=st.sampled_from(["keep_last_n", "keep_days", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"]),
     more=st.integers(1, 5),
 )
 def test_a_more_generous_rule_never_deletes_more(backups, rules, now, attr, more):
     assume(getattr(rules, attr) is not None)
     generous = replace(rules, **{attr: getattr(rules, attr) + more})
-    assert set(plan_retention(backups, generous, now).delete) <= set(
-        plan_retention(backups, rules, now).delete
-    )
+    assert set(plan_retention(backups, generous, now).delete) <= set(plan_retention(backups, rules, now).delete)
 
 
 @SETTINGS

@@ -19,16 +19,28 @@ pytestmark = pytest.mark.django_db
 
 
 def _job(tenant, app, storage, **extra):
-    return services.job_create(tenant=tenant, name="nightly", application=app, storage=storage,
-                               schedule_type="daily", schedule_time=time(2, 0),
-                               **extra)
+    return services.job_create(
+        tenant=tenant,
+        name="nightly",
+        application=app,
+        storage=storage,
+        schedule_type="daily",
+        schedule_time=time(2, 0),
+        **extra,
+    )
 
 
 def test_safety_net_keeps_the_last_verified_backup_when_every_recent_run_failed(tenant_a, app_a, storage_a):
     job = _job(tenant_a, app_a, storage_a, retention_days=2, retention_count=0)
     old = make_backups(tenant_a, job=job, storage=storage_a, statuses=["completed"] * 3, verified=True)
-    make_backups(tenant_a, job=job, storage=storage_a, statuses=["failed"] * 5,
-                 start=timezone.now() - timedelta(hours=10), step=timedelta(hours=1))
+    make_backups(
+        tenant_a,
+        job=job,
+        storage=storage_a,
+        statuses=["failed"] * 5,
+        start=timezone.now() - timedelta(hours=10),
+        step=timedelta(hours=1),
+    )
     # every completed backup is older than keep_days: only the safety net can keep one
     for backup in old:
         Backup.objects.filter(pk=backup.pk).update(created_at=backup.created_at - timedelta(days=30))
@@ -56,16 +68,16 @@ def test_disabled_job_does_not_run(tenant_a, app_a, storage_a):
     assert not Backup.objects.filter(job=job).exists()
 
 
-def test_completed_run_records_last_run_and_auto_purge_applies_retention(tenant_a, app_a, storage_a,
-                                                                         django_capture_on_commit_callbacks):
+def test_completed_run_records_last_run_and_auto_purge_applies_retention(
+    tenant_a, app_a, storage_a, django_capture_on_commit_callbacks
+):
     job = _job(tenant_a, app_a, storage_a, retention_count=2, auto_purge=True)
     make_backups(tenant_a, job=job, storage=storage_a, statuses=["completed"] * 4)
     from backups.services.backups import backup_run
 
     with django_capture_on_commit_callbacks(execute=False):
         op = services.job_run(job=job)
-    with mock.patch("schedules.tasks.purge_job.delay") as delay, \
-            django_capture_on_commit_callbacks(execute=True):
+    with mock.patch("schedules.tasks.purge_job.delay") as delay, django_capture_on_commit_callbacks(execute=True):
         backup_run(operation_id=op.pk)
     backup = Backup.objects.get(pk=op.backup_id)
     assert backup.status == BackupStatus.COMPLETED, backup.error_message

@@ -20,13 +20,16 @@ def rows(tenant_a, tenant_b, admin_a, operator_a, viewer_a, admin_b, tmp_path, c
         folder = Path(tenant.path_roots[0]) / suffix
         folder.mkdir()
         return {
-            "server": services.server_create(tenant=tenant, name=f"srv-{suffix}", type="postgresql",
-                                             host="127.0.0.1", port=closed_port),
-            "storage": services.storage_create(tenant=tenant, name=f"st-{suffix}", type="local",
-                                               configuration={"path": str(folder)}),
+            "server": services.server_create(
+                tenant=tenant, name=f"srv-{suffix}", type="postgresql", host="127.0.0.1", port=closed_port
+            ),
+            "storage": services.storage_create(
+                tenant=tenant, name=f"st-{suffix}", type="local", configuration={"path": str(folder)}
+            ),
             "app": services.application_create(tenant=tenant, name=f"app-{suffix}"),
             "root": tenant.path_roots[0],
         }
+
     return {"a": make(tenant_a, "a"), "b": make(tenant_b, "b")}
 
 
@@ -45,8 +48,12 @@ OWN = [
     ("get", "/api/v1/servers/{srv}/databases", None, (502, 502, 502)),
     ("delete", "/api/v1/servers/{srv}", None, (204, 403, 403)),
     ("get", "/api/v1/workspaces/alpha/backup-storages", None, (200, 200, 200)),
-    ("post", "/api/v1/workspaces/alpha/backup-storages",
-     {"name": "n", "type": "local", "configuration": {"path": "{root}/new"}}, (201, 403, 403)),
+    (
+        "post",
+        "/api/v1/workspaces/alpha/backup-storages",
+        {"name": "n", "type": "local", "configuration": {"path": "{root}/new"}},
+        (201, 403, 403),
+    ),
     ("get", "/api/v1/workspaces/alpha/backup-storages/{st}", None, (200, 200, 200)),
     ("put", "/api/v1/workspaces/alpha/backup-storages/{st}", {"description": "d"}, (200, 403, 403)),
     ("get", "/api/v1/workspaces/alpha/backup-storages/{st}/usage", None, (200, 200, 200)),
@@ -80,7 +87,9 @@ def _fill(value, keys):
 @pytest.mark.parametrize("persona", PERSONAS)
 def test_roles_on_own_rows(api, rows, request, method, path, body, expected, persona):
     keys = ids(rows, "a")
-    response = getattr(api(request.getfixturevalue(persona)), method)(_fill(path, keys), _fill(body, keys), format="json")
+    response = getattr(api(request.getfixturevalue(persona)), method)(
+        _fill(path, keys), _fill(body, keys), format="json"
+    )
     assert response.status_code == expected[PERSONAS.index(persona)], response.content
 
 
@@ -107,7 +116,9 @@ def test_lists_never_show_other_tenants_rows(api, rows, admin_a):
     assert [s["name"] for s in client.get("/api/v1/servers").json()] == ["srv-a"]
     assert [s["name"] for s in client.get("/api/v1/workspaces/alpha/backup-storages").json()["data"]] == ["st-a"]
     assert {a["name"] for a in client.get("/api/v1/workspaces/alpha/applications").json()["data"]} == {
-        "default", "app-a"}
+        "default",
+        "app-a",
+    }
     assert [p["name"] for p in client.get("/api/v1/storage/providers").json()["data"]] == ["st-a"]
     usage = client.get("/api/v1/workspaces/alpha/backup-storage-usage").json()["data"]
     assert [s["name"] for s in usage["by_storage"]] == ["st-a"]
@@ -167,12 +178,20 @@ def _code(payload: dict) -> str:
     return error["code"] if isinstance(error, dict) else (error if "success" in payload else payload["code"])
 
 
-@pytest.mark.parametrize(("path", "code"), [
-    ("/api/v1/servers/{}", "SERVER_NOT_FOUND"), ("/api/v1/workspaces/alpha/backup-storages/{}", "STORAGE_NOT_FOUND"),
-    ("/api/v1/workspaces/alpha/applications/{}", "APPLICATION_NOT_FOUND"),
-    ("/api/v1/storage/providers/{}", "STORAGE_NOT_FOUND"), ("/api/v1/storage/{}/space", "STORAGE_NOT_FOUND"),
-    ("/api/v1/storage/{}/backups", "STORAGE_NOT_FOUND"), ("/api/v1/jobs/{}", "JOB_NOT_FOUND"),
-    ("/api/v1/schedules/{}", "SCHEDULE_NOT_FOUND"), ("/api/v1/retention-policies/{}", "RETENTION_POLICY_NOT_FOUND")])
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("/api/v1/servers/{}", "SERVER_NOT_FOUND"),
+        ("/api/v1/workspaces/alpha/backup-storages/{}", "STORAGE_NOT_FOUND"),
+        ("/api/v1/workspaces/alpha/applications/{}", "APPLICATION_NOT_FOUND"),
+        ("/api/v1/storage/providers/{}", "STORAGE_NOT_FOUND"),
+        ("/api/v1/storage/{}/space", "STORAGE_NOT_FOUND"),
+        ("/api/v1/storage/{}/backups", "STORAGE_NOT_FOUND"),
+        ("/api/v1/jobs/{}", "JOB_NOT_FOUND"),
+        ("/api/v1/schedules/{}", "SCHEDULE_NOT_FOUND"),
+        ("/api/v1/retention-policies/{}", "RETENTION_POLICY_NOT_FOUND"),
+    ],
+)
 def test_a_malformed_id_and_a_missing_one_get_the_same_404_of_their_kind(api, rows, admin_a, path, code):
     answers = [api(admin_a).get(path.format(pk)) for pk in ("abc", "x1", "99999", "storage-x")]
     assert {r.status_code for r in answers} == {404}, [r.content for r in answers]

@@ -17,8 +17,18 @@ def test_createtenant_createuser_createapikey(capsys):
     call_command("createtenant", "acme", "--name", "ACME", "--plan", "dedicated")
     tenant = Tenant.objects.get(slug="acme")
     assert (tenant.name, tenant.plan) == ("ACME", "dedicated")
-    call_command("createuser", "wile", "--tenant", "acme", "--role", "operator", "--password",
-                 "Corr3ct-Horse-Battery", "--email", "w@acme.test")
+    call_command(
+        "createuser",
+        "wile",
+        "--tenant",
+        "acme",
+        "--role",
+        "operator",
+        "--password",
+        "Corr3ct-Horse-Battery",
+        "--email",
+        "w@acme.test",
+    )
     membership = Membership.objects.get(user__username="wile")
     assert membership.role == "operator" and membership.tenant == tenant
     assert get_user_model().objects.get(username="wile").check_password("Corr3ct-Horse-Battery")
@@ -53,7 +63,9 @@ def test_createuser_adds_existing_user_to_another_tenant(db):
     call_command("createuser", "sam", "--tenant", "one", "--role", "admin")
     call_command("createuser", "sam", "--tenant", "two", "--role", "viewer")
     assert set(Membership.objects.filter(user__username="sam").values_list("tenant__slug", "role")) == {
-        ("one", "admin"), ("two", "viewer")}
+        ("one", "admin"),
+        ("two", "viewer"),
+    }
 
 
 def test_seed_demo_prints_password_once(capsys):

@@ -20,8 +20,12 @@ def world(tenant_a, tenant_b, admin_a, operator_a, viewer_a, admin_b):
 # (method, path template, body) -> each persona's expected status. "{b_user}" is bob's id.
 MATRIX = [
     ("get", "/api/v1/users", None, {"admin_a": 200, "operator_a": 403, "viewer_a": 403}),
-    ("post", "/api/v1/users", {"username": "newuser", "password": "Corr3ct-Horse-Battery", "role": "viewer"},
-     {"admin_a": 201, "operator_a": 403, "viewer_a": 403}),
+    (
+        "post",
+        "/api/v1/users",
+        {"username": "newuser", "password": "Corr3ct-Horse-Battery", "role": "viewer"},
+        {"admin_a": 201, "operator_a": 403, "viewer_a": 403},
+    ),
     ("put", "/api/v1/users/{b_user}", {"role": "viewer"}, {"admin_a": 404, "operator_a": 403, "viewer_a": 403}),
     ("delete", "/api/v1/users/{b_user}", None, {"admin_a": 404, "operator_a": 403, "viewer_a": 403}),
     ("get", "/api/v1/api-keys", None, {"admin_a": 200, "operator_a": 403, "viewer_a": 403}),
@@ -34,7 +38,9 @@ MATRIX = [
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "body", "expected"), MATRIX, ids=lambda v: v if isinstance(v, str) else None)
+@pytest.mark.parametrize(
+    ("method", "path", "body", "expected"), MATRIX, ids=lambda v: v if isinstance(v, str) else None
+)
 @pytest.mark.parametrize("persona", ["admin_a", "operator_a", "viewer_a"])
 def test_permission_matrix(api, world, request, admin_b, method, path, body, expected, persona):
     user = request.getfixturevalue(persona)
@@ -124,9 +130,17 @@ def test_viewer_key_cannot_manage(api, world):
 
 def test_users_api_crud(api, world, admin_a, viewer_a):
     client = api(admin_a)
-    created = client.post("/api/v1/users", {"username": "carol", "email": "c@example.com",
-                                            "password": "Corr3ct-Horse-Battery", "full_name": "Carol Q",
-                                            "role": "operator"}, format="json")
+    created = client.post(
+        "/api/v1/users",
+        {
+            "username": "carol",
+            "email": "c@example.com",
+            "password": "Corr3ct-Horse-Battery",
+            "full_name": "Carol Q",
+            "role": "operator",
+        },
+        format="json",
+    )
     assert created.status_code == 201
     carol = created.json()
     assert carol["role"] == "operator" and carol["full_name"] == "Carol Q" and "password" not in carol

@@ -64,7 +64,8 @@ def view_class(pattern: URLPattern):
 def is_tenant_owned(model) -> bool:
     return model is not None and any(
         isinstance(f, models.ForeignKey) and f.related_model is Tenant and f.name == "tenant"
-        for f in model._meta.get_fields())
+        for f in model._meta.get_fields()
+    )
 
 
 def test_every_view_over_tenant_rows_uses_the_one_scoping_mechanism():
@@ -93,55 +94,125 @@ def test_every_view_over_tenant_rows_uses_the_one_scoping_mechanism():
 def world(tenant_a, tenant_b, admin_b):
     root = tenant_a.path_roots[0]
     user = make_member(tenant_a, f"user-{MARK}", Role.OPERATOR)
-    server = services.server_create(tenant=tenant_a, name=f"srv-{MARK}", type="postgresql", host="db.example",
-                                    port=5432, credentials={"username": f"u-{MARK}", "password": f"p-{MARK}"})
-    storage = services.storage_create(tenant=tenant_a, name=f"st-{MARK}", type="local",
-                                      configuration={"path": f"{root}/store"})
-    app = services.application_create(tenant=tenant_a, name=f"app-{MARK}", sources=[
-        {"type": "path", "name": f"files-{MARK}", "path": f"{root}/www"},
-        {"type": "postgresql", "server_id": server.pk, "database_name": f"db{MARK}"}])
-    backup = Backup.objects.create(tenant=tenant_a, name=f"bk-{MARK}", status="completed", application=app,
-                                   storage=storage, storage_path=f"alpha/{MARK}.bpaf", checksum="ab" * 32,
-                                   database_name=f"db{MARK}", server=server, db_type="postgresql")
+    server = services.server_create(
+        tenant=tenant_a,
+        name=f"srv-{MARK}",
+        type="postgresql",
+        host="db.example",
+        port=5432,
+        credentials={"username": f"u-{MARK}", "password": f"p-{MARK}"},
+    )
+    storage = services.storage_create(
+        tenant=tenant_a, name=f"st-{MARK}", type="local", configuration={"path": f"{root}/store"}
+    )
+    app = services.application_create(
+        tenant=tenant_a,
+        name=f"app-{MARK}",
+        sources=[
+            {"type": "path", "name": f"files-{MARK}", "path": f"{root}/www"},
+            {"type": "postgresql", "server_id": server.pk, "database_name": f"db{MARK}"},
+        ],
+    )
+    backup = Backup.objects.create(
+        tenant=tenant_a,
+        name=f"bk-{MARK}",
+        status="completed",
+        application=app,
+        storage=storage,
+        storage_path=f"alpha/{MARK}.bpaf",
+        checksum="ab" * 32,
+        database_name=f"db{MARK}",
+        server=server,
+        db_type="postgresql",
+    )
     op = operation_create(tenant=tenant_a, kind="backup", backup=backup, details={"note": MARK})
     restore_op = operation_create(tenant=tenant_a, kind="restore", backup=backup)
-    restore = Restore.objects.create(tenant=tenant_a, backup=backup, operation=restore_op, application=app,
-                                     target_database=f"copy{MARK}", status="completed")
-    verification = Verification.objects.create(tenant=tenant_a, backup=backup, status="running",
-                                               operation=operation_create(tenant=tenant_a, kind="verify",
-                                                                          backup=backup),
-                                               result={"note": MARK})
+    restore = Restore.objects.create(
+        tenant=tenant_a,
+        backup=backup,
+        operation=restore_op,
+        application=app,
+        target_database=f"copy{MARK}",
+        status="completed",
+    )
+    verification = Verification.objects.create(
+        tenant=tenant_a,
+        backup=backup,
+        status="running",
+        operation=operation_create(tenant=tenant_a, kind="verify", backup=backup),
+        result={"note": MARK},
+    )
     snapshot = Snapshot.objects.create(tenant=tenant_a, name=f"snap-{MARK}", data={"note": MARK})
     policy = RetentionPolicy.objects.create(tenant=tenant_a, name=f"rp-{MARK}", keep_last_n=3)
-    job = schedule_services.job_create(tenant=tenant_a, name=f"job-{MARK}", application=app, storage=storage,
-                                       schedule_type="hourly", public_id=f"sched{MARK}")
+    job = schedule_services.job_create(
+        tenant=tenant_a,
+        name=f"job-{MARK}",
+        application=app,
+        storage=storage,
+        schedule_type="hourly",
+        public_id=f"sched{MARK}",
+    )
     plan = schedule_services.cleanup_analyse(tenant=tenant_a, job=job)
     cleanup = schedule_services.cleanup_execute(plan=plan, queue=False)
     key, _ = tenant_services.api_key_create(tenant=tenant_a, name=f"key-{MARK}", role=Role.ADMIN)
     # The console's import, sync and recovery operations (their progress routes).
-    console_ops = [operation_create(tenant=tenant_a, kind=kind, backup=backup, details={"note": MARK}).public_id
-                   for kind in ("import", "sync", "recovery")]
+    console_ops = [
+        operation_create(tenant=tenant_a, kind=kind, backup=backup, details={"note": MARK}).public_id
+        for kind in ("import", "sync", "recovery")
+    ]
     command = command_services.command_create(tenant=tenant_a, name=f"cmd-{MARK}", command_template="echo {{x}}")
     ssh = services.server_create(tenant=tenant_a, name="ssh-box", type="ssh", host="ssh.example", port=22)
     execution = command_services.command_execute(command=command, server=ssh, variables={"x": MARK})
-    channel = notifications.channel_create(tenant=tenant_a, name=f"ch-{MARK}", type="slack",
-                                           config={"webhook_url": f"https://hooks.example.com/{MARK}"})
-    webhook, _ = notifications.webhook_create(tenant=tenant_a, url=f"https://hooks.example.com/{MARK}",
-                                              event_types=["backup.failed"], description=MARK)
+    channel = notifications.channel_create(
+        tenant=tenant_a, name=f"ch-{MARK}", type="slack", config={"webhook_url": f"https://hooks.example.com/{MARK}"}
+    )
+    webhook, _ = notifications.webhook_create(
+        tenant=tenant_a, url=f"https://hooks.example.com/{MARK}", event_types=["backup.failed"], description=MARK
+    )
     ints = {
-        "servers": [server.pk], "storage": [storage.pk], "providers": [storage.pk],
-        "backup-storages": [storage.pk], "applications": [app.pk], "backups": [backup.pk],
-        "restores": [restore.pk], "jobs": [job.pk], "schedules": [job.pk], "retention-policies": [policy.pk],
-        "api-keys": [key.pk], "users": [user.pk], "verify": [backup.pk, verification.pk],
-        "progress": [cleanup.public_id, op.public_id, *console_ops], "snapshots": [snapshot.pk],
-        "preview": [backup.pk], "commands": [command.pk], "channels": [channel.pk],
+        "servers": [server.pk],
+        "storage": [storage.pk],
+        "providers": [storage.pk],
+        "backup-storages": [storage.pk],
+        "applications": [app.pk],
+        "backups": [backup.pk],
+        "restores": [restore.pk],
+        "jobs": [job.pk],
+        "schedules": [job.pk],
+        "retention-policies": [policy.pk],
+        "api-keys": [key.pk],
+        "users": [user.pk],
+        "verify": [backup.pk, verification.pk],
+        "progress": [cleanup.public_id, op.public_id, *console_ops],
+        "snapshots": [snapshot.pk],
+        "preview": [backup.pk],
+        "commands": [command.pk],
+        "channels": [channel.pk],
         "webhooks": [webhook.pk],
     }
     # The console's backup downloads and details, and restore progress by either of its ids.
     ints.update({"download": [backup.pk], "details": [backup.pk]})
     ints["progress"] += [restore_op.public_id, restore.pk]
-    return {"ids": ints, "rows": [server, storage, app, backup, op, restore, verification, snapshot, policy, job,
-                                  key, command, execution, channel, webhook]}
+    return {
+        "ids": ints,
+        "rows": [
+            server,
+            storage,
+            app,
+            backup,
+            op,
+            restore,
+            verification,
+            snapshot,
+            policy,
+            job,
+            key,
+            command,
+            execution,
+            channel,
+            webhook,
+        ],
+    }
 
 
 def fingerprint(rows) -> list:
@@ -190,8 +261,11 @@ def test_tenant_b_reaches_none_of_tenant_a_rows_on_any_route(api, world, admin_b
             continue
         cls = view_class(pattern)
         actions = getattr(pattern.callback, "actions", None)
-        methods = [m for m in (actions or {m: m for m in ("get", "post", "put", "patch", "delete")})
-                   if actions or (cls and hasattr(cls, m))]
+        methods = [
+            m
+            for m in (actions or {m: m for m in ("get", "post", "put", "patch", "delete")})
+            if actions or (cls and hasattr(cls, m))
+        ]
         for path, has_ids in fillings(route, world["ids"]):
             for method in methods:
                 tried += 1
@@ -217,7 +291,9 @@ def test_lists_of_tenant_b_are_empty_of_a_and_a_sees_its_own(api, world, admin_a
     body = api(admin_a).get("/api/v1/backups").content
     assert MARK.encode() in body
     assert Server.objects.filter(name__contains=MARK).count() == 1
-    assert Storage.objects.filter(name__contains=MARK).exists() and Application.objects.filter(
-        name__contains=MARK).exists()
+    assert (
+        Storage.objects.filter(name__contains=MARK).exists()
+        and Application.objects.filter(name__contains=MARK).exists()
+    )
     assert Operation.objects.filter(details__note=MARK).exists() and ApiKey.objects.filter(name__contains=MARK)
     assert BackupJob.objects.filter(name__contains=MARK).exists()

@@ -63,12 +63,31 @@ def live_platform(django_db_setup, tmp_path):
 
     def start(port: int | None = None, **extra: str) -> tuple[str, Path]:
         port = port or free_port()
-        env = dict(os.environ, DJANGO_SETTINGS_MODULE="backupplatform.settings.test",
-                   DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}", **extra)
+        env = dict(
+            os.environ,
+            DJANGO_SETTINGS_MODULE="backupplatform.settings.test",
+            DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            **extra,
+        )
         log = tmp_path / f"platform-{port}.log"
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "backupplatform.asgi:application", "--port",
-                                 str(port), "--lifespan", "off", "--log-level", "info"],
-                                cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "backupplatform.asgi:application",
+                "--port",
+                str(port),
+                "--lifespan",
+                "off",
+                "--log-level",
+                "info",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
         started.append(proc)
         wait_port(port, proc, log)
         return f"http://127.0.0.1:{port}", log
@@ -88,8 +107,9 @@ def form_post(session: requests.Session, url: str, data: dict, csrf_cookie: str 
 
 def password_login(base: str, username: str) -> tuple[requests.Session, requests.Response]:
     session = requests.Session()
-    response = form_post(session, f"{base}/admin/login/?next=/admin/",
-                         {"username": username, "password": PASSWORD, "next": "/admin/"})
+    response = form_post(
+        session, f"{base}/admin/login/?next=/admin/", {"username": username, "password": PASSWORD, "next": "/admin/"}
+    )
     return session, response
 
 
@@ -118,8 +138,9 @@ def test_a_tenant_makes_two_factor_mandatory_and_its_members_enrol_then_verify(l
     assert session.get(f"{base}/api/v1/auth/me").status_code == 401  # nor for the API's session auth
 
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', response.text).group(1)
-    done = session.post(response.url, data={"csrfmiddlewaretoken": token, "token": code(secret)},
-                        headers={"Referer": response.url})
+    done = session.post(
+        response.url, data={"csrfmiddlewaretoken": token, "token": code(secret)}, headers={"Referer": response.url}
+    )
     assert done.url == f"{base}/admin/" and done.status_code == 200
     assert "olive" in done.text and "Log out" in done.text
 
@@ -127,21 +148,27 @@ def test_a_tenant_makes_two_factor_mandatory_and_its_members_enrol_then_verify(l
     other, asked = password_login(base, "olive")
     assert asked.url == f"{base}/admin/two-factor/" and secret not in asked.text and "Verify" in asked.text
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', asked.text).group(1)
-    ok = other.post(asked.url, data={"csrfmiddlewaretoken": token, "token": code(secret, steps_ahead=1)},
-                    headers={"Referer": asked.url})
+    ok = other.post(
+        asked.url,
+        data={"csrfmiddlewaretoken": token, "token": code(secret, steps_ahead=1)},
+        headers={"Referer": asked.url},
+    )
     assert ok.url == f"{base}/admin/"
     third, asked = password_login(base, "olive")
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', asked.text).group(1)
-    wrong = third.post(asked.url, data={"csrfmiddlewaretoken": token, "token": "000000" if code(secret) != "000000"
-                                        else "111111"}, headers={"Referer": asked.url})
+    wrong = third.post(
+        asked.url,
+        data={"csrfmiddlewaretoken": token, "token": "000000" if code(secret) != "000000" else "111111"},
+        headers={"Referer": asked.url},
+    )
     assert wrong.status_code == 200 and "That code is not valid" in wrong.text
     assert third.get(f"{base}/admin/", allow_redirects=False).status_code == 302
 
-    actions = list(AuditEvent.objects.filter(resource_type="user", resource_id=str(operator.pk))
-                   .values_list("action", flat=True))
+    actions = list(
+        AuditEvent.objects.filter(resource_type="user", resource_id=str(operator.pk)).values_list("action", flat=True)
+    )
     assert "two_factor_enrol" in actions and "two_factor_failed" in actions
-    assert AuditEvent.objects.filter(action="tenant_update", tenant=tenant_a,
-                                     details__require_two_factor=True).exists()
+    assert AuditEvent.objects.filter(action="tenant_update", tenant=tenant_a, details__require_two_factor=True).exists()
     every_event = json.dumps(list(AuditEvent.objects.values("details")))
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -165,8 +192,7 @@ def test_automation_keeps_working_with_two_factor_mandatory(live_platform, tenan
 def test_a_session_opened_before_the_policy_is_logged_out_at_its_next_request(tenant_a, admin_a):
     type(admin_a).objects.filter(pk=admin_a.pk).update(is_staff=True)
     client = Client()
-    response = client.post("/admin/login/?next=/admin/", {"username": "alice", "password": PASSWORD,
-                                                          "next": "/admin/"})
+    response = client.post("/admin/login/?next=/admin/", {"username": "alice", "password": PASSWORD, "next": "/admin/"})
     assert response.status_code == 302 and response.url == "/admin/"
     assert client.get("/admin/").status_code == 200
     services.tenant_two_factor_set(tenant=tenant_a, required=True, actor=admin_a)
@@ -198,14 +224,27 @@ def oidc_provider(tmp_path):
 
     def start(redirect_uri: str, users: list[str]) -> dict[str, str]:
         port = free_port()
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+        key = (
+            rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            .decode()
+        )
         client_id, client_secret = f"platform-{secrets.token_hex(4)}", secrets.token_urlsafe(32)
         env = dict(os.environ, OIDC_PROVIDER_DB=str(tmp_path / "idp.sqlite3"), OIDC_PROVIDER_RSA_KEY=key)
         env.pop("DJANGO_SETTINGS_MODULE", None)
         log = tmp_path / "idp.log"
-        args = [sys.executable, "-m", "tests.support.oidc_provider.serve", "--port", str(port), "--client-id",
-                client_id, f"--client-secret={client_secret}", "--redirect-uri", redirect_uri]
+        args = [
+            sys.executable,
+            "-m",
+            "tests.support.oidc_provider.serve",
+            "--port",
+            str(port),
+            "--client-id",
+            client_id,
+            f"--client-secret={client_secret}",
+            "--redirect-uri",
+            redirect_uri,
+        ]
         for user in users:
             args += ["--user", user]
         proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
@@ -221,10 +260,16 @@ def oidc_provider(tmp_path):
 
 
 def sso_env(idp: dict[str, str]) -> dict[str, str]:
-    return {"OIDC_RP_CLIENT_ID": idp["client_id"], "OIDC_RP_CLIENT_SECRET": idp["client_secret"],
-            "OIDC_OP_ISSUER": idp["issuer"], "OIDC_OP_AUTHORIZATION_ENDPOINT": f"{idp['base']}/o/authorize/",
-            "OIDC_OP_TOKEN_ENDPOINT": f"{idp['base']}/o/token/", "OIDC_OP_USER_ENDPOINT": f"{idp['base']}/o/userinfo/",
-            "OIDC_OP_JWKS_ENDPOINT": f"{idp['base']}/o/.well-known/jwks.json", "OIDC_PROVIDER_NAME": "Test IdP"}
+    return {
+        "OIDC_RP_CLIENT_ID": idp["client_id"],
+        "OIDC_RP_CLIENT_SECRET": idp["client_secret"],
+        "OIDC_OP_ISSUER": idp["issuer"],
+        "OIDC_OP_AUTHORIZATION_ENDPOINT": f"{idp['base']}/o/authorize/",
+        "OIDC_OP_TOKEN_ENDPOINT": f"{idp['base']}/o/token/",
+        "OIDC_OP_USER_ENDPOINT": f"{idp['base']}/o/userinfo/",
+        "OIDC_OP_JWKS_ENDPOINT": f"{idp['base']}/o/.well-known/jwks.json",
+        "OIDC_PROVIDER_NAME": "Test IdP",
+    }
 
 
 def sso_login(base: str, username: str) -> requests.Session | requests.Response:
@@ -238,17 +283,23 @@ def sso_login(base: str, username: str) -> requests.Session | requests.Response:
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
     nxt = re.search(r'name="next" value="([^"]+)"', form.text).group(1).replace("&amp;", "&")
     # -> authorize (no consent screen for this client) -> the platform's callback -> /admin/
-    return session, session.post(form.url, data={"csrfmiddlewaretoken": token, "username": username,
-                                                 "password": PASSWORD, "next": nxt}, headers={"Referer": form.url})
+    return session, session.post(
+        form.url,
+        data={"csrfmiddlewaretoken": token, "username": username, "password": PASSWORD, "next": nxt},
+        headers={"Referer": form.url},
+    )
 
 
-def test_single_sign_on_maps_the_groups_claim_to_memberships(live_platform, oidc_provider, tenant_a, tenant_b,
-                                                             admin_a):
+def test_single_sign_on_maps_the_groups_claim_to_memberships(live_platform, oidc_provider, tenant_a, tenant_b, admin_a):
     services.tenant_two_factor_set(tenant=tenant_a, required=True, actor=admin_a)  # the provider's MFA counts
     port = free_port()
-    idp = oidc_provider(f"http://127.0.0.1:{port}/oidc/callback/", [
-        f"olivia:{PASSWORD}:alpha:operator,bravo:viewer,bravo:admin,ghost:admin,notarole",
-        f"stranger:{PASSWORD}:elsewhere:admin"])
+    idp = oidc_provider(
+        f"http://127.0.0.1:{port}/oidc/callback/",
+        [
+            f"olivia:{PASSWORD}:alpha:operator,bravo:viewer,bravo:admin,ghost:admin,notarole",
+            f"stranger:{PASSWORD}:elsewhere:admin",
+        ],
+    )
     base, log = live_platform(port, **sso_env(idp))
 
     session, landed = sso_login(base, "olivia")
@@ -262,7 +313,10 @@ def test_single_sign_on_maps_the_groups_claim_to_memberships(live_platform, oidc
     assert roles == {"alpha": Role.OPERATOR, "bravo": Role.ADMIN}  # unknown tenants and values ignored
     # The session works for the API too, scoped by those memberships.
     me = session.get(f"{base}/api/v1/auth/me", headers={"X-CSRFToken": session.cookies.get("csrftoken", "")})
-    assert me.status_code == 200 and {w["id"]: w["role"] for w in me.json()["workspaces"]} == {"alpha": "operator", "bravo": "admin"}
+    assert me.status_code == 200 and {w["id"]: w["role"] for w in me.json()["workspaces"]} == {
+        "alpha": "operator",
+        "bravo": "admin",
+    }
 
     # Signing in again finds the same account by its subject, not a new one.
     _, again = sso_login(base, "olivia")

@@ -34,8 +34,12 @@ def _server_env() -> dict[str, str]:
     db = connection.settings_dict
     if db["ENGINE"].endswith("sqlite3"):
         pytest.skip("the live console needs a database the test, server and worker share (PostgreSQL)")
-    return dict(os.environ, DJANGO_SETTINGS_MODULE="backupplatform.settings.test", SERVE_STATIC="1",
-                DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}")
+    return dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="backupplatform.settings.test",
+        SERVE_STATIC="1",
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+    )
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -51,8 +55,22 @@ def _stop(proc: subprocess.Popen) -> None:
 def console_server(django_db_setup) -> Iterator[str]:
     """``http://127.0.0.1:<port>``: uvicorn serving the platform (admin, static, /ws)."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "backupplatform.asgi:application", "--port", str(port),
-                             "--lifespan", "off", "--log-level", "warning"], cwd=ROOT, env=_server_env())
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "backupplatform.asgi:application",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=_server_env(),
+    )
     for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -72,9 +90,25 @@ def console_worker(django_db_setup) -> Iterator[subprocess.Popen]:
     from backupplatform.celery import app
 
     app.control.purge()  # messages left by earlier tests, whose rows are gone
-    proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "backupplatform", "worker", "--pool=solo",
-                             "-l", "warning", "-n", f"console-test-{os.getpid()}@%h", "--without-mingle",
-                             "--without-gossip"], cwd=ROOT, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "backupplatform",
+            "worker",
+            "--pool=solo",
+            "-l",
+            "warning",
+            "-n",
+            f"console-test-{os.getpid()}@%h",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     yield proc
     _stop(proc)
 
@@ -92,7 +126,8 @@ def chromium(monkeypatch):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         yield browser
         browser.close()
         # ORM calls made while Playwright's loop was active opened a connection of their own
@@ -116,8 +151,9 @@ def browser_as(chromium, console_server):
         if signed_in:
             client = Client()
             client.force_login(user)
-            context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value,
-                                  "url": console_server}])
+            context.add_cookies(
+                [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": console_server}]
+            )
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(30_000)
@@ -138,5 +174,9 @@ def screenshot(page, name: str) -> Path:
 def psql(database: str, query: str) -> str:
     if not shutil.which("psql"):
         pytest.skip("psql is absent")
-    return subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-Atc", query],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-Atc", query],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()

@@ -46,10 +46,12 @@ def pages_for(client: Client, user, seeded) -> list[str]:
         row = model_admin.get_queryset(type("R", (), {"user": user, "GET": {}})()).first()
         if row is not None:
             urls.append(reverse("admin:{}_{}_change".format(*info), args=[row.pk]))
-    urls += [reverse("admin:console_server_backup", args=[seeded.pg.pk]),
-             reverse("admin:console_application_backup", args=[seeded.stale_app.pk]),
-             reverse("admin:console_restore", args=[seeded.ok_backup.pk]),
-             reverse("admin:console_operation", args=[seeded.operation.public_id])]
+    urls += [
+        reverse("admin:console_server_backup", args=[seeded.pg.pk]),
+        reverse("admin:console_application_backup", args=[seeded.stale_app.pk]),
+        reverse("admin:console_restore", args=[seeded.ok_backup.pk]),
+        reverse("admin:console_operation", args=[seeded.operation.public_id]),
+    ]
     return urls
 
 
@@ -80,8 +82,10 @@ def test_every_admin_page_answers_for_a_tenant_staff_user_within_its_tenant(staf
         html = check_page(client, url)
         assert BRAVO_ERROR not in html and "bravo-pg" not in html and "bravo-app" not in html, url
     # Another tenant's rows are not there, on the console's pages either.
-    for url in (reverse("admin:console_restore", args=[seeded.bravo_backup.pk]),
-                reverse("admin:backups_backup_change", args=[seeded.bravo_backup.pk])):
+    for url in (
+        reverse("admin:console_restore", args=[seeded.bravo_backup.pk]),
+        reverse("admin:backups_backup_change", args=[seeded.bravo_backup.pk]),
+    ):
         assert client.get(url).status_code == 404
 
 
@@ -93,8 +97,8 @@ def test_the_overview_is_home_with_the_right_numbers(superuser, staff_a, seeded)
     # protected: shop (job) and alpha-pg (job); wiki has none
     assert re.search(r'id="card-protected">.*?<span class="n">2</span> / 3', html, re.S)
     assert "wiki" in html
-    assert re.search(r'class="good n-ok"[^>]*>2<', html)          # two backups finished in 24 h
-    assert re.search(r'class="n-failed"[^>]*>1<', html)           # one failed, with its error
+    assert re.search(r'class="good n-ok"[^>]*>2<', html)  # two backups finished in 24 h
+    assert re.search(r'class="n-failed"[^>]*>1<', html)  # one failed, with its error
     assert "does not exist" in html and "ledger_failed" in html
     assert re.search(r'<tr class="rpo-stale" data-rpo="shop">', html)  # hourly job, three days old
     assert re.search(r'<tr class="rpo-ok" data-rpo="alpha-pg / orders">', html)
@@ -112,9 +116,9 @@ def test_internal_tables_are_grouped_away_from_the_operators_sections(superuser,
     client = Client()
     client.force_login(superuser)
     html = client.get(reverse("admin:models")).content.decode()
-    sections = re.findall(r'<caption>\s*<a[^>]*>([^<]+)</a>', html)
+    sections = re.findall(r"<caption>\s*<a[^>]*>([^<]+)</a>", html)
     assert sections[0] == "Backups" and sections[-1].startswith("Internals")
-    internals = html[html.rindex("<caption>"):]
+    internals = html[html.rindex("<caption>") :]
     assert "Periodic tasks" in internals and "Blacklisted Tokens" in internals
-    operators = html[:html.rindex("<caption>")]
+    operators = html[: html.rindex("<caption>")]
     assert "Periodic tasks" not in operators and "Users" in operators

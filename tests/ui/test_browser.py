@@ -108,12 +108,18 @@ def test_overview_shows_the_seeded_numbers_the_failure_and_the_stale_application
     screenshot(phone, "overview-phone")
 
     lists = browser_as(superuser)
-    for url in ("/admin/backups/backup/", "/admin/backups/operation/", "/admin/schedules/backupjob/",
-                "/admin/backups/storage/"):
+    for url in (
+        "/admin/backups/backup/",
+        "/admin/backups/operation/",
+        "/admin/schedules/backupjob/",
+        "/admin/backups/storage/",
+    ):
         lists.goto(url)
         assert_fits(lists, DESKTOP["width"])
-        assert lists.evaluate("(() => { const r = document.querySelector('#changelist .results');"
-                              " return !r || r.scrollWidth <= r.clientWidth; })()"), url  # no inner scrolling
+        assert lists.evaluate(
+            "(() => { const r = document.querySelector('#changelist .results');"
+            " return !r || r.scrollWidth <= r.clientWidth; })()"
+        ), url  # no inner scrolling
     lists.goto("/admin/backups/backup/")
     assert "3.4 MB" in lists.inner_text("#result_list")
     assert "does not exist" in lists.inner_text("#result_list")
@@ -123,7 +129,8 @@ def test_overview_shows_the_seeded_numbers_the_failure_and_the_stale_application
 
 
 def test_backup_from_a_server_page_moves_live_to_100_percent_without_a_reload(
-        seeded, shop_db, console_worker, browser_as, superuser):
+    seeded, shop_db, console_worker, browser_as, superuser
+):
     page = browser_as(superuser)
     page.goto(f"/admin/backups/server/{seeded.pg.pk}/change/")
     page.click("#backup-now-link")
@@ -163,7 +170,8 @@ def test_backup_from_a_server_page_moves_live_to_100_percent_without_a_reload(
 
 
 def test_restore_wizard_into_a_new_database_with_a_masked_column(
-        seeded, shop_db, console_worker, cleanup_dbs, browser_as, superuser):
+    seeded, shop_db, console_worker, cleanup_dbs, browser_as, superuser
+):
     from backups.models import Backup
 
     op = backup_start(tenant=seeded.pg.tenant, server=seeded.pg, database_name=shop_db)
@@ -217,7 +225,7 @@ def test_restore_wizard_shows_service_errors_next_to_the_field_in_words(seeded, 
     page = browser_as(superuser)
     page.goto(f"/admin/console/backups/{seeded.ok_backup.pk}/restore/")
     page.fill("#id_target_database", "orders")  # the source itself, without overwrite
-    page.fill("#id_mask_column_0", "email")       # a column without a rule
+    page.fill("#id_mask_column_0", "email")  # a column without a rule
     page.check("#id_confirm")
     page.click("#restore-submit")
     page.wait_for_selector(".live-error")
@@ -227,7 +235,8 @@ def test_restore_wizard_shows_service_errors_next_to_the_field_in_words(seeded, 
 
 
 def test_tenant_staff_sees_only_its_tenant_numbers_and_live_events(
-        seeded, staff_a, tenant_a, tenant_b, console_worker, browser_as):
+    seeded, staff_a, tenant_a, tenant_b, console_worker, browser_as
+):
     page = browser_as(staff_a)
     page.goto("/admin/")
     assert page.locator("#tenant-picker").count() == 0

@@ -30,19 +30,45 @@ def root(superuser):
 
 
 def storage_form(tenant, **fields):
-    return {"tenant": tenant.pk, "name": "offsite", "type": "s3", "status": "active", "labels": "",
-            "description": "", "price_per_gb_month": "0", **fields}
+    return {
+        "tenant": tenant.pk,
+        "name": "offsite",
+        "type": "s3",
+        "status": "active",
+        "labels": "",
+        "description": "",
+        "price_per_gb_month": "0",
+        **fields,
+    }
 
 
 def test_an_s3_storage_is_set_up_with_its_own_fields_and_its_secret_never_shown_again(root, tenant_a):
     page = root.get("/admin/backups/storage/add/").content.decode()
-    for field in ("id_bucket", "id_region", "id_endpoint_url", "id_access_key_id", "id_secret_access_key",
-                  "id_path", "id_host", "id_account_name", "storage-type-fields"):
+    for field in (
+        "id_bucket",
+        "id_region",
+        "id_endpoint_url",
+        "id_access_key_id",
+        "id_secret_access_key",
+        "id_path",
+        "id_host",
+        "id_account_name",
+        "storage-type-fields",
+    ):
         assert field in page
     assert 'name="configuration"' not in page and 'name="new_credentials"' not in page
-    response = root.post("/admin/backups/storage/add/", storage_form(
-        tenant_a, bucket="acme-backups", region="eu-west-1", path_prefix="prod", access_key_id="AKIAIOSFODNN7EXAMPLE",
-        secret_access_key=SECRET, labels="env=prod\nteam=ops"))
+    response = root.post(
+        "/admin/backups/storage/add/",
+        storage_form(
+            tenant_a,
+            bucket="acme-backups",
+            region="eu-west-1",
+            path_prefix="prod",
+            access_key_id="AKIAIOSFODNN7EXAMPLE",
+            secret_access_key=SECRET,
+            labels="env=prod\nteam=ops",
+        ),
+    )
     assert response.status_code == 302, response.context["adminform"].form.errors
     storage = Storage.objects.get(name="offsite")
     assert storage.configuration == {"bucket": "acme-backups", "region": "eu-west-1", "path_prefix": "prod"}
@@ -52,17 +78,20 @@ def test_an_s3_storage_is_set_up_with_its_own_fields_and_its_secret_never_shown_
     change = root.get(f"/admin/backups/storage/{storage.pk}/change/").content.decode()
     assert SECRET not in change and "acme-backups" in change and "Stored. Leave blank" in change
     # Blank secrets keep the stored ones; a changed field is saved.
-    response = root.post(f"/admin/backups/storage/{storage.pk}/change/", {
-        **storage_form(tenant_a, bucket="acme-backups", region="eu-central-1", path_prefix="prod",
-                       labels="env=prod")})
+    response = root.post(
+        f"/admin/backups/storage/{storage.pk}/change/",
+        {**storage_form(tenant_a, bucket="acme-backups", region="eu-central-1", path_prefix="prod", labels="env=prod")},
+    )
     assert response.status_code == 302, response.context["adminform"].form.errors
     storage.refresh_from_db()
     assert storage.configuration["region"] == "eu-central-1" and storage.credentials["secret_access_key"] == SECRET
 
 
 def test_storage_errors_are_words_next_to_their_field(root, tenant_a):
-    response = root.post("/admin/backups/storage/add/", storage_form(
-        tenant_a, bucket="Bad_Bucket!", region="eu-west-1", access_key_id="nope", secret_access_key="x"))
+    response = root.post(
+        "/admin/backups/storage/add/",
+        storage_form(tenant_a, bucket="Bad_Bucket!", region="eu-west-1", access_key_id="nope", secret_access_key="x"),
+    )
     errors = response.context["adminform"].form.errors
     assert "invalid characters" in errors["bucket"][0]
     assert "access key" in errors["access_key_id"][0].lower()
@@ -75,9 +104,17 @@ def test_storage_errors_are_words_next_to_their_field(root, tenant_a):
 
 def test_sources_take_include_and_exclude_patterns_one_per_line(root, tenant_a):
     folder = f"{tenant_a.path_roots[0]}/www"
-    response = root.post("/admin/backups/application/add/", {
-        "tenant": tenant_a.pk, "name": "site", "namespace": "", "labels": "", "description": "",
-        **sources_form({"name": "files", "path": folder, "include": "*.html\n*.css\n", "exclude": "cache/*"})})
+    response = root.post(
+        "/admin/backups/application/add/",
+        {
+            "tenant": tenant_a.pk,
+            "name": "site",
+            "namespace": "",
+            "labels": "",
+            "description": "",
+            **sources_form({"name": "files", "path": folder, "include": "*.html\n*.css\n", "exclude": "cache/*"}),
+        },
+    )
     assert response.status_code == 302
     source = Application.objects.get(name="site").sources.get()
     assert source.include == ["*.html", "*.css"] and source.exclude == ["cache/*"]
@@ -86,20 +123,47 @@ def test_sources_take_include_and_exclude_patterns_one_per_line(root, tenant_a):
 
 
 def job_form(tenant, storage, app, **fields):
-    return {"tenant": tenant.pk, "name": "nightly", "description": "", "enabled": "on", "application": app.pk,
-            "server": "", "database_name": "", "source_path": "", "storage": storage.pk, "backup_type": "full",
-            "schedule_type": "weekly", "schedule_time": "02:30", "days_of_week": ["1", "3", "5"],
-            "day_of_month": "", "cron_expression": "", "timezone": "Europe/Paris", "retention_policy": "",
-            "retention_days": "", "retention_count": "", "keep_daily": "7", "keep_weekly": "4", "keep_monthly": "",
-            "keep_yearly": "", "priority": "5", "compression": "gzip", "verify_after": "on",
-            "notify_on_failure": "on", **fields}
+    return {
+        "tenant": tenant.pk,
+        "name": "nightly",
+        "description": "",
+        "enabled": "on",
+        "application": app.pk,
+        "server": "",
+        "database_name": "",
+        "source_path": "",
+        "storage": storage.pk,
+        "backup_type": "full",
+        "schedule_type": "weekly",
+        "schedule_time": "02:30",
+        "days_of_week": ["1", "3", "5"],
+        "day_of_month": "",
+        "cron_expression": "",
+        "timezone": "Europe/Paris",
+        "retention_policy": "",
+        "retention_days": "",
+        "retention_count": "",
+        "keep_daily": "7",
+        "keep_weekly": "4",
+        "keep_monthly": "",
+        "keep_yearly": "",
+        "priority": "5",
+        "compression": "gzip",
+        "verify_after": "on",
+        "notify_on_failure": "on",
+        **fields,
+    }
 
 
 def test_a_job_is_scheduled_with_days_and_time_and_shows_its_next_runs(root, tenant_a):
-    storage = services.storage_create(tenant=tenant_a, name="disk", type="local",
-                                      configuration={"path": f"{tenant_a.path_roots[0]}/store"})
-    app = services.application_create(tenant=tenant_a, name="site", sources=[
-        {"name": "files", "type": "path", "path": f"{tenant_a.path_roots[0]}/www"}])
+    storage = services.storage_create(
+        tenant=tenant_a, name="disk", type="local", configuration={"path": f"{tenant_a.path_roots[0]}/store"}
+    )
+    app = services.application_create(
+        tenant=tenant_a,
+        name="site",
+        sources=[{"name": "files", "type": "path", "path": f"{tenant_a.path_roots[0]}/www"}],
+    )
     page = root.get("/admin/schedules/backupjob/add/").content.decode()
     assert 'name="options"' not in page and 'type="checkbox" name="days_of_week"' in page
     response = root.post("/admin/schedules/backupjob/add/", job_form(tenant_a, storage, app))
@@ -110,9 +174,15 @@ def test_a_job_is_scheduled_with_days_and_time_and_shows_its_next_runs(root, ten
     assert job.notifications["on_failure"] is True and job.notifications["on_success"] is False
     assert job.retention == {"daily": 7, "weekly": 4}
 
-    preview = root.get("/admin/console/schedule-preview/", {
-        "schedule_type": "weekly", "schedule_time": "02:30", "days_of_week": ["1", "3", "5"],
-        "timezone": "Europe/Paris"}).json()
+    preview = root.get(
+        "/admin/console/schedule-preview/",
+        {
+            "schedule_type": "weekly",
+            "schedule_time": "02:30",
+            "days_of_week": ["1", "3", "5"],
+            "timezone": "Europe/Paris",
+        },
+    ).json()
     assert preview["cron"] == "30 2 * * 1,3,5" and len(preview["runs"]) == 5
     assert all(r["local"][:3] in ("Mon", "Wed", "Fri") and "02:30" in r["local"] for r in preview["runs"])
     bad = root.get("/admin/console/schedule-preview/", {"schedule_type": "custom", "cron_expression": "61 * * * *"})
@@ -121,8 +191,9 @@ def test_a_job_is_scheduled_with_days_and_time_and_shows_its_next_runs(root, ten
     # Retention preview: what the rules keep among the job's backups today (nothing is deleted).
     now = timezone.now()
     for days in range(8):
-        backup = Backup.objects.create(tenant=tenant_a, job=job, application=app, status="completed",
-                                       name=f"site_{days}")
+        backup = Backup.objects.create(
+            tenant=tenant_a, job=job, application=app, status="completed", name=f"site_{days}"
+        )
         Backup.objects.filter(pk=backup.pk).update(created_at=now - timedelta(days=days, hours=1))
     change = root.get(f"/admin/schedules/backupjob/{job.pk}/change/").content.decode()
     assert "of 8 backup(s) keeps 8, nothing to delete" in change  # daily 7 + the newest of the week before
@@ -133,12 +204,18 @@ def test_a_job_is_scheduled_with_days_and_time_and_shows_its_next_runs(root, ten
 
 
 def test_a_cron_error_is_said_next_to_the_field(root, tenant_a):
-    storage = services.storage_create(tenant=tenant_a, name="disk", type="local",
-                                      configuration={"path": f"{tenant_a.path_roots[0]}/store"})
-    app = services.application_create(tenant=tenant_a, name="site", sources=[
-        {"name": "files", "type": "path", "path": f"{tenant_a.path_roots[0]}/www"}])
-    response = root.post("/admin/schedules/backupjob/add/", job_form(
-        tenant_a, storage, app, schedule_type="custom", cron_expression="every night"))
+    storage = services.storage_create(
+        tenant=tenant_a, name="disk", type="local", configuration={"path": f"{tenant_a.path_roots[0]}/store"}
+    )
+    app = services.application_create(
+        tenant=tenant_a,
+        name="site",
+        sources=[{"name": "files", "type": "path", "path": f"{tenant_a.path_roots[0]}/www"}],
+    )
+    response = root.post(
+        "/admin/schedules/backupjob/add/",
+        job_form(tenant_a, storage, app, schedule_type="custom", cron_expression="every night"),
+    )
     errors = response.context["adminform"].form.errors
     assert errors["cron_expression"] and "{'" not in str(errors["cron_expression"])
     assert not BackupJob.objects.filter(name="nightly").exists()
@@ -157,10 +234,17 @@ def test_the_wizard_restores_a_folder_into_the_target_and_only_the_sources_ticke
             path = f"{base}/{name}/{rel}"
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(text)
-    services.storage_create(tenant=tenant_a, name="disk", type="local", is_default=True,
-                            configuration={"path": f"{base}/store"})
-    app = services.application_create(tenant=tenant_a, name="site", sources=[
-        {"name": "www", "type": "path", "path": f"{base}/www"}, {"name": "logs", "type": "path", "path": f"{base}/logs"}])
+    services.storage_create(
+        tenant=tenant_a, name="disk", type="local", is_default=True, configuration={"path": f"{base}/store"}
+    )
+    app = services.application_create(
+        tenant=tenant_a,
+        name="site",
+        sources=[
+            {"name": "www", "type": "path", "path": f"{base}/www"},
+            {"name": "logs", "type": "path", "path": f"{base}/logs"},
+        ],
+    )
     op = backup_start(tenant=tenant_a, application=app, queue=False)
     backup_run(operation_id=op.pk)
     backup = Backup.objects.get(pk=op.backup_id)
@@ -172,9 +256,17 @@ def test_the_wizard_restores_a_folder_into_the_target_and_only_the_sources_ticke
     members = {s["name"]: s["member"] for s in backup.manifest["bundle"]["sources"]}
     # Run the restore in this process instead of queueing it for a worker.
     monkeypatch.setattr(views, "restore_start", lambda **kw: restore_services.restore_start(**kw, queue=False))
-    response = root.post(f"/admin/console/backups/{backup.pk}/restore/", {
-        "restore_point": backup.pk, "target_path": f"{base}/restored", "members": [members["www"]],
-        "strategy": "create_new", "confirm": "on"}, HTTP_ACCEPT="application/json")
+    response = root.post(
+        f"/admin/console/backups/{backup.pk}/restore/",
+        {
+            "restore_point": backup.pk,
+            "target_path": f"{base}/restored",
+            "members": [members["www"]],
+            "strategy": "create_new",
+            "confirm": "on",
+        },
+        HTTP_ACCEPT="application/json",
+    )
     assert response.status_code == 201, response.content
     restore = restore_services.Restore.objects.get(backup=backup)
     restore_services.restore_run(operation_id=restore.operation_id)
@@ -189,21 +281,34 @@ def test_the_wizard_restores_a_folder_into_the_target_and_only_the_sources_ticke
 def test_verify_offers_a_test_restore_and_refuses_it_in_words_where_it_cannot_run(root, tenant_a, monkeypatch):
     from backups.models import Verification
 
-    services.storage_create(tenant=tenant_a, name="disk", type="local", is_default=True,
-                            configuration={"path": f"{tenant_a.path_roots[0]}/store"})
-    app = services.application_create(tenant=tenant_a, name="site", sources=[
-        {"name": "www", "type": "path", "path": f"{tenant_a.path_roots[0]}/www"}])
+    services.storage_create(
+        tenant=tenant_a,
+        name="disk",
+        type="local",
+        is_default=True,
+        configuration={"path": f"{tenant_a.path_roots[0]}/store"},
+    )
+    app = services.application_create(
+        tenant=tenant_a, name="site", sources=[{"name": "www", "type": "path", "path": f"{tenant_a.path_roots[0]}/www"}]
+    )
     backup = Backup.objects.create(tenant=tenant_a, application=app, status="completed", name="site_1")
     page = root.get(f"/admin/backups/backup/{backup.pk}/change/").content.decode()
     assert "Verify checksum" in page and "Test restore" not in page  # a test restore needs a database
     response = root.post(f"/admin/console/backups/{backup.pk}/verify/", {"test_type": "test_restore"}, follow=True)
     assert "test_restore needs a database backup." in response.content.decode()
     assert not Verification.objects.exists()
-    db_backup = Backup.objects.create(tenant=tenant_a, status="completed", name="orders_1", database_name="orders",
-                                      db_type="postgresql", server=services.server_create(
-                                          tenant=tenant_a, name="pg", type="postgresql", host="127.0.0.1", port=5432))
-    assert "Test restore into a scratch database" in root.get(
-        f"/admin/backups/backup/{db_backup.pk}/change/").content.decode()
+    db_backup = Backup.objects.create(
+        tenant=tenant_a,
+        status="completed",
+        name="orders_1",
+        database_name="orders",
+        db_type="postgresql",
+        server=services.server_create(tenant=tenant_a, name="pg", type="postgresql", host="127.0.0.1", port=5432),
+    )
+    assert (
+        "Test restore into a scratch database"
+        in root.get(f"/admin/backups/backup/{db_backup.pk}/change/").content.decode()
+    )
     response = root.post(f"/admin/console/backups/{db_backup.pk}/verify/", {"test_type": "test_restore"})
     verification = Verification.objects.get(backup=db_backup)
     assert verification.test_type == "test_restore"
@@ -212,25 +317,42 @@ def test_verify_offers_a_test_restore_and_refuses_it_in_words_where_it_cannot_ru
 
 def test_the_plain_restore_form_says_service_errors_in_words(root, tenant_a):
     server = services.server_create(tenant=tenant_a, name="pg", type="postgresql", host="127.0.0.1", port=5432)
-    backup = Backup.objects.create(tenant=tenant_a, status="completed", name="orders_1", database_name="orders",
-                                   db_type="postgresql", server=server)
-    response = root.post(f"/admin/backups/backup/{backup.pk}/restore/",
-                         {"target_server": server.pk, "target_database": "", "strategy": "create_new",
-                          "masking_rules": "email=shred"})
+    backup = Backup.objects.create(
+        tenant=tenant_a,
+        status="completed",
+        name="orders_1",
+        database_name="orders",
+        db_type="postgresql",
+        server=server,
+    )
+    response = root.post(
+        f"/admin/backups/backup/{backup.pk}/restore/",
+        {"target_server": server.pk, "target_database": "", "strategy": "create_new", "masking_rules": "email=shred"},
+    )
     html = response.content.decode()
     assert response.status_code == 200 and "{&#x27;" not in html and "{'" not in html
     assert "Use &#x27;hash&#x27;, &#x27;randomize&#x27;" in html
 
 
 def test_a_job_runs_now_from_its_page_and_a_second_run_is_refused_in_words(root, tenant_a):
-    storage = services.storage_create(tenant=tenant_a, name="disk", type="local",
-                                      configuration={"path": f"{tenant_a.path_roots[0]}/store"})
-    app = services.application_create(tenant=tenant_a, name="site", sources=[
-        {"name": "files", "type": "path", "path": f"{tenant_a.path_roots[0]}/www"}])
+    storage = services.storage_create(
+        tenant=tenant_a, name="disk", type="local", configuration={"path": f"{tenant_a.path_roots[0]}/store"}
+    )
+    app = services.application_create(
+        tenant=tenant_a,
+        name="site",
+        sources=[{"name": "files", "type": "path", "path": f"{tenant_a.path_roots[0]}/www"}],
+    )
     from schedules import services as schedule_services
 
-    job = schedule_services.job_create(tenant=tenant_a, name="nightly", application=app, storage=storage,
-                                       schedule_type="daily", schedule_time=time(2, 30))
+    job = schedule_services.job_create(
+        tenant=tenant_a,
+        name="nightly",
+        application=app,
+        storage=storage,
+        schedule_type="daily",
+        schedule_time=time(2, 30),
+    )
     assert 'id="run-now"' in root.get(f"/admin/schedules/backupjob/{job.pk}/change/").content.decode()
     response = root.post(f"/admin/console/jobs/{job.pk}/run/")
     operation = Backup.objects.get(job=job).operations.get()

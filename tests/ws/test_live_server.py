@@ -38,9 +38,22 @@ def live_asgi(settings, django_db_setup):
         pytest.skip("the live server needs a database the test and server processes share (PostgreSQL)")
     env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     env["DJANGO_SETTINGS_MODULE"] = "backupplatform.settings.test"
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "backupplatform.asgi:application",
-                             "--port", str(port), "--lifespan", "off", "--log-level", "warning"],
-                            cwd=ROOT, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "backupplatform.asgi:application",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -58,10 +71,14 @@ def test_event_travels_from_http_write_to_socket_through_redis(live_asgi, admin_
     async def scenario():
         async with websockets.connect(f"ws://{live_asgi}/ws?token={token}") as ws:
             request = urllib.request.Request(
-                f"http://{live_asgi}/api/v1/api-keys", method="POST",
+                f"http://{live_asgi}/api/v1/api-keys",
+                method="POST",
                 data=json.dumps({"name": "live", "role": "viewer"}).encode(),
-                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-            body = await asyncio.get_running_loop().run_in_executor(None, lambda: urllib.request.urlopen(request).read())
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
+            body = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: urllib.request.urlopen(request).read()
+            )
             raw_key = json.loads(body)["data"]["key"]
             event = json.loads(await asyncio.wait_for(ws.recv(), 10))
             return raw_key, event

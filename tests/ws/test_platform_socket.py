@@ -94,7 +94,8 @@ async def test_a_session_lacking_the_second_factor_its_tenant_now_requires_is_re
 
 async def test_api_key_socket_sees_only_its_tenant(tenant_a, tenant_b):
     _, raw = await database_sync_to_async(tenant_services.api_key_create)(
-        tenant=tenant_b, name="dash", role=Role.VIEWER)
+        tenant=tenant_b, name="dash", role=Role.VIEWER
+    )
     communicator, connected, _ = await connect(f"/ws?api_key={raw}")
     assert connected
     await emit_in(tenant_a, "not_for_b")
@@ -113,8 +114,9 @@ async def test_workspace_filter_for_other_tenant_is_refused(admin_a, tenant_b):
 
 async def test_foreign_browser_origin_is_refused(admin_a):
     token = await database_sync_to_async(lambda: str(AccessToken.for_user(admin_a)))()
-    communicator = WebsocketCommunicator(application, f"/ws?token={token}",
-                                         headers=[(b"origin", b"https://evil.example")])
+    communicator = WebsocketCommunicator(
+        application, f"/ws?token={token}", headers=[(b"origin", b"https://evil.example")]
+    )
     connected, _ = await communicator.connect(timeout=5)
     assert not connected
     await asyncio.sleep(0)
@@ -162,8 +164,7 @@ async def test_socket_stops_receiving_when_the_user_is_deactivated(viewer_a, ten
 
 
 async def test_socket_of_a_revoked_api_key_stops_receiving(tenant_a):
-    key, raw = await database_sync_to_async(tenant_services.api_key_create)(tenant=tenant_a, name="k",
-                                                                            role=Role.VIEWER)
+    key, raw = await database_sync_to_async(tenant_services.api_key_create)(tenant=tenant_a, name="k", role=Role.VIEWER)
     communicator, connected, _ = await connect(f"/ws?api_key={raw}")
     assert connected
     await emit_in(tenant_a, "before")

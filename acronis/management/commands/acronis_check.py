@@ -49,7 +49,9 @@ class Command(BaseCommand):
                 failures += 1
                 self.stdout.write(f"  error: {exc.message} [{exc.code}]")
                 continue
-            self.stdout.write(f"  agents: {counts['agents']}, workloads: {counts['workloads']}, "
-                              f"backups (30 days): {counts['backups']}")
+            self.stdout.write(
+                f"  agents: {counts['agents']}, workloads: {counts['workloads']}, "
+                f"backups (30 days): {counts['backups']}"
+            )
         if failures:
             raise CommandError(f"{failures} tenant(s) failed the Acronis check")

@@ -24,9 +24,15 @@ HELP = {
 }
 
 
-CACHE_INFO_SCHEMA = {"type": "object", "description": "Present on data served from the cache layer", "properties": {
-    "cached": {"type": "boolean"}, "cache_age": {"type": "integer", "nullable": True},
-    "expires_in": {"type": "integer", "nullable": True}}}
+CACHE_INFO_SCHEMA = {
+    "type": "object",
+    "description": "Present on data served from the cache layer",
+    "properties": {
+        "cached": {"type": "boolean"},
+        "cache_age": {"type": "integer", "nullable": True},
+        "expires_in": {"type": "integer", "nullable": True},
+    },
+}
 
 
 class AcronisPagination(PagePagination):
@@ -37,32 +43,60 @@ class AcronisPagination(PagePagination):
     def build(self, data, total):
         pages = max(1, math.ceil(total / self.size)) if total else 0
         return {
-            "page": self.page, "per_page": self.size, "total": total, "pages": pages,
-            "has_next": self.page < pages, "has_prev": self.page > 1,
+            "page": self.page,
+            "per_page": self.size,
+            "total": total,
+            "pages": pages,
+            "has_next": self.page < pages,
+            "has_prev": self.page > 1,
             "next_page": self.page + 1 if self.page < pages else None,
             "prev_page": self.page - 1 if self.page > 1 else None,
         }
 
     def get_paginated_response(self, data):
-        response = Response({"success": True, "data": data, "count": len(data),
-                             "pagination": self.build(data, self.total), "timestamp": utc_now_iso()})
+        response = Response(
+            {
+                "success": True,
+                "data": data,
+                "count": len(data),
+                "pagination": self.build(data, self.total),
+                "timestamp": utc_now_iso(),
+            }
+        )
         response.enveloped = True
         return response
 
     def get_paginated_response_schema(self, schema):
-        return {"type": "object", "required": ["success", "data", "count", "pagination", "timestamp"], "properties": {
-            "success": {"type": "boolean", "example": True}, "data": schema, "count": {"type": "integer"},
-            "pagination": {"type": "object", "required": ["page", "per_page", "total", "pages"], "properties": {
-                "page": {"type": "integer"}, "per_page": {"type": "integer"}, "total": {"type": "integer"},
-                "pages": {"type": "integer"}, "has_next": {"type": "boolean"}, "has_prev": {"type": "boolean"},
-                "next_page": {"type": "integer", "nullable": True},
-                "prev_page": {"type": "integer", "nullable": True}}},
-            "cache_info": CACHE_INFO_SCHEMA,
-            "timestamp": {"type": "string", "format": "date-time"}}}
+        return {
+            "type": "object",
+            "required": ["success", "data", "count", "pagination", "timestamp"],
+            "properties": {
+                "success": {"type": "boolean", "example": True},
+                "data": schema,
+                "count": {"type": "integer"},
+                "pagination": {
+                    "type": "object",
+                    "required": ["page", "per_page", "total", "pages"],
+                    "properties": {
+                        "page": {"type": "integer"},
+                        "per_page": {"type": "integer"},
+                        "total": {"type": "integer"},
+                        "pages": {"type": "integer"},
+                        "has_next": {"type": "boolean"},
+                        "has_prev": {"type": "boolean"},
+                        "next_page": {"type": "integer", "nullable": True},
+                        "prev_page": {"type": "integer", "nullable": True},
+                    },
+                },
+                "cache_info": CACHE_INFO_SCHEMA,
+                "timestamp": {"type": "string", "format": "date-time"},
+            },
+        }
 
     def get_schema_operation_parameters(self, view):
-        return [{"name": n, "in": "query", "required": False, "schema": {"type": "integer"}}
-                for n in ("page", "per_page")]
+        return [
+            {"name": n, "in": "query", "required": False, "schema": {"type": "integer"}} for n in ("page", "per_page")
+        ]
 
 
 class AcronisFacade(Facade):
@@ -82,8 +116,12 @@ class AcronisFacade(Facade):
         429: "ACRONIS_RATE_LIMITED",
         500: "ACRONIS_INTERNAL_ERROR",
     }
-    code_aliases = {"VALIDATION_ERROR": "ACRONIS_VALIDATION_ERROR", "NOT_FOUND": "ACRONIS_CLIENT_ERROR",
-                    "FORBIDDEN": "ACRONIS_PERMISSION_ERROR", "BAD_REQUEST": "ACRONIS_VALIDATION_ERROR"}
+    code_aliases = {
+        "VALIDATION_ERROR": "ACRONIS_VALIDATION_ERROR",
+        "NOT_FOUND": "ACRONIS_CLIENT_ERROR",
+        "FORBIDDEN": "ACRONIS_PERMISSION_ERROR",
+        "BAD_REQUEST": "ACRONIS_VALIDATION_ERROR",
+    }
 
     def envelope(self, data, *, message=None, extra=None):
         body = {"success": True}
@@ -98,33 +136,59 @@ class AcronisFacade(Facade):
         return body
 
     def envelope_schema(self, schema):
-        return {"type": "object", "required": ["success", "data", "timestamp"], "properties": {
-            "success": {"type": "boolean", "example": True}, "message": {"type": "string"}, "data": schema,
-            "count": {"type": "integer", "description": "When data is a list"}, "cache_info": CACHE_INFO_SCHEMA,
-            "timestamp": {"type": "string", "format": "date-time"}}}
+        return {
+            "type": "object",
+            "required": ["success", "data", "timestamp"],
+            "properties": {
+                "success": {"type": "boolean", "example": True},
+                "message": {"type": "string"},
+                "data": schema,
+                "count": {"type": "integer", "description": "When data is a list"},
+                "cache_info": CACHE_INFO_SCHEMA,
+                "timestamp": {"type": "string", "format": "date-time"},
+            },
+        }
 
     def error_body(self, error: ErrorInfo) -> dict:
-        body = {"success": False, "error": error.message, "error_code": error.code,
-                "timestamp": utc_now_iso(), "help": HELP.get(error.status, HELP[500] if error.status >= 500 else HELP[400])}
+        body = {
+            "success": False,
+            "error": error.message,
+            "error_code": error.code,
+            "timestamp": utc_now_iso(),
+            "help": HELP.get(error.status, HELP[500] if error.status >= 500 else HELP[400]),
+        }
         details = error.details if error.details is not None else {}
         if error.field_errors is not None:
             details = {"technical_error": "Request validation failed", "fields": error.field_errors}
         elif not isinstance(details, dict) or "technical_error" not in details:
-            details = {"technical_error": error.message, **(details if isinstance(details, dict) else {"info": details})}
+            details = {
+                "technical_error": error.message,
+                **(details if isinstance(details, dict) else {"info": details}),
+            }
         body["details"] = details
         if "Retry-After" in error.headers:
             body["retry_after"] = int(error.headers["Retry-After"])
         return body
 
     def error_schema(self) -> dict:
-        return {"type": "object", "required": ["success", "error", "error_code", "timestamp"], "properties": {
-            "success": {"type": "boolean", "example": False}, "error": {"type": "string"},
-            "error_code": {"type": "string", "example": "ACRONIS_CONFIG_MISSING"},
-            "timestamp": {"type": "string", "format": "date-time"}, "help": {"type": "string"},
-            "details": {"type": "object", "additionalProperties": True},
-            "retry_after": {"type": "integer"},
-            "data": {"type": "object", "additionalProperties": True,
-                     "description": "GET /health: what the failed check found"}}}
+        return {
+            "type": "object",
+            "required": ["success", "error", "error_code", "timestamp"],
+            "properties": {
+                "success": {"type": "boolean", "example": False},
+                "error": {"type": "string"},
+                "error_code": {"type": "string", "example": "ACRONIS_CONFIG_MISSING"},
+                "timestamp": {"type": "string", "format": "date-time"},
+                "help": {"type": "string"},
+                "details": {"type": "object", "additionalProperties": True},
+                "retry_after": {"type": "integer"},
+                "data": {
+                    "type": "object",
+                    "additionalProperties": True,
+                    "description": "GET /health: what the failed check found",
+                },
+            },
+        }
 
 
 ACRONIS = AcronisFacade()

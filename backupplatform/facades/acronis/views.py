@@ -145,29 +145,40 @@ PAGE_PARAMS = [OpenApiParameter("page", OpenApiTypes.INT), OpenApiParameter("per
 
 
 class AgentsView(AcronisListView):
-    @extend_schema(operation_id="acronis_agents_list", parameters=PAGE_PARAMS, responses={200: AgentShape, **UPSTREAM_ERRORS})
+    @extend_schema(
+        operation_id="acronis_agents_list", parameters=PAGE_PARAMS, responses={200: AgentShape, **UPSTREAM_ERRORS}
+    )
     def get(self, request):
         rows, info = selectors.agents_list(tenant=self.tenant())
         return self.paginated(rows, info)
 
 
 class WorkloadsView(AcronisListView):
-    @extend_schema(operation_id="acronis_workloads_list", parameters=PAGE_PARAMS, responses={200: WorkloadShape, **UPSTREAM_ERRORS})
+    @extend_schema(
+        operation_id="acronis_workloads_list", parameters=PAGE_PARAMS, responses={200: WorkloadShape, **UPSTREAM_ERRORS}
+    )
     def get(self, request):
         rows, info = selectors.workloads_list(tenant=self.tenant())
         return self.paginated([public_workload(r) for r in rows], info)
 
 
 class AssociationsView(AcronisListView):
-    @extend_schema(operation_id="acronis_associations_list", parameters=PAGE_PARAMS, responses={200: AssociationShape, **UPSTREAM_ERRORS})
+    @extend_schema(
+        operation_id="acronis_associations_list",
+        parameters=PAGE_PARAMS,
+        responses={200: AssociationShape, **UPSTREAM_ERRORS},
+    )
     def get(self, request):
         rows, info = selectors.associations_list(tenant=self.tenant())
         return self.paginated(rows, info)
 
 
 class BackupsView(AcronisServiceView):
-    @extend_schema(operation_id="acronis_backups_statistics", parameters=[OpenApiParameter("limit", OpenApiTypes.INT), OpenApiParameter("days", OpenApiTypes.INT)],
-                   responses={200: BackupStatsShape, **UPSTREAM_ERRORS})
+    @extend_schema(
+        operation_id="acronis_backups_statistics",
+        parameters=[OpenApiParameter("limit", OpenApiTypes.INT), OpenApiParameter("days", OpenApiTypes.INT)],
+        responses={200: BackupStatsShape, **UPSTREAM_ERRORS},
+    )
     def get(self, request):
         limit = int_param(request, "limit", 50, minimum=1, maximum=1000)
         days = int_param(request, "days", selectors.DEFAULT_DAYS, minimum=1, maximum=365)
@@ -176,16 +187,22 @@ class BackupsView(AcronisServiceView):
 
 
 class AgentBackupsView(AcronisServiceView):
-    @extend_schema(operation_id="acronis_agent_backups", parameters=[OpenApiParameter("limit", OpenApiTypes.INT),
-                               OpenApiParameter("include_activities", OpenApiTypes.BOOL),
-                               OpenApiParameter("days", OpenApiTypes.INT)],
-                   responses={200: AgentBackupsShape, **UPSTREAM_ERRORS})
+    @extend_schema(
+        operation_id="acronis_agent_backups",
+        parameters=[
+            OpenApiParameter("limit", OpenApiTypes.INT),
+            OpenApiParameter("include_activities", OpenApiTypes.BOOL),
+            OpenApiParameter("days", OpenApiTypes.INT),
+        ],
+        responses={200: AgentBackupsShape, **UPSTREAM_ERRORS},
+    )
     def get(self, request, agent_id: str):
         limit = int_param(request, "limit", 100, minimum=1, maximum=1000)
         days = int_param(request, "days", selectors.DEFAULT_DAYS, minimum=1, maximum=365)
         include = _bool_param(request, "include_activities", True)
-        data, info = selectors.agent_backups(tenant=self.tenant(), agent_id=agent_id, limit=limit,
-                                             include_activities=include, days=days)
+        data, info = selectors.agent_backups(
+            tenant=self.tenant(), agent_id=agent_id, limit=limit, include_activities=include, days=days
+        )
         return respond(data, extra={"cache_info": info.as_dict()})
 
 
@@ -198,15 +215,21 @@ class HealthView(AcronisServiceView):
         ok, data, first_error = selectors.health_check(tenant=self.tenant())
         if ok:
             return respond(data)
-        details: dict[str, Any] = {"technical_error": first_error.technical or first_error.message
-                                   if first_error else "ACRONIS_CONFIG_MISSING"}
+        details: dict[str, Any] = {
+            "technical_error": first_error.technical or first_error.message if first_error else "ACRONIS_CONFIG_MISSING"
+        }
         if first_error is not None:
             details["upstream_error_code"] = first_error.code
         headers = {}
-        body = {"success": False, "error": "Acronis API health check failed",
-                "error_code": "ACRONIS_HEALTH_CHECK_FAILED", "timestamp": utc_now_iso(),
-                "help": first_error.help if first_error else services.ConfigMissing.help,
-                "details": details, "data": data}
+        body = {
+            "success": False,
+            "error": "Acronis API health check failed",
+            "error_code": "ACRONIS_HEALTH_CHECK_FAILED",
+            "timestamp": utc_now_iso(),
+            "help": first_error.help if first_error else services.ConfigMissing.help,
+            "details": details,
+            "data": data,
+        }
         if first_error is not None and first_error.retry_after is not None:
             headers["Retry-After"] = str(max(1, math.ceil(first_error.retry_after)))
             body["retry_after"] = int(headers["Retry-After"])

@@ -133,31 +133,49 @@ class ListQuerySerializer(InputSerializer):
 
 
 _null = {"allow_null": True}
-BackupRowShape = inline_serializer("ConsoleBackupRow", {
-    "id": serializers.IntegerField(), "name": serializers.CharField(), "filename": serializers.CharField(),
-    "type": serializers.CharField(help_text='"Full System", "Configuration" or "Pre-update"'),
-    "type_code": serializers.CharField(help_text="one of: " + ", ".join(list(selectors.CONSOLE_TYPES))),
-    "status": serializers.CharField(), "created_at": serializers.CharField(),
-    "completed_at": serializers.CharField(**_null),
-    "size": serializers.IntegerField(help_text="bytes backed up (before compression)"),
-    "size_display": serializers.CharField(help_text='e.g. "220 MB"'),
-    "stored_bytes": serializers.IntegerField(help_text="bytes of the stored artifact"),
-    "stored_size": serializers.CharField(), "duration": serializers.CharField(**_null, help_text='"00:05:15"'),
-    "duration_seconds": serializers.IntegerField(**_null), "checksum": serializers.CharField(**_null),
-    "location": serializers.CharField(**_null), "location_type": serializers.CharField(**_null),
-    "locations": serializers.ListField(child=serializers.CharField()),
-    "encrypted": serializers.BooleanField(),
-    "integrity": serializers.CharField(help_text="verified, unverified, failed, or the backup's status"),
-    "description": serializers.CharField(), "summary": serializers.CharField(),
-    "components": serializers.ListField(child=serializers.CharField()), "trigger": serializers.CharField(),
-    "schedule_id": serializers.CharField(**_null), "error": serializers.CharField(**_null),
-})
-BackupListShape = inline_serializer("ConsoleBackupList", {
-    "backups": serializers.ListField(child=BackupRowShape), "total": serializers.IntegerField(),
-    "limit": serializers.IntegerField(),
-    "storage_used": serializers.CharField(), "storage_used_bytes": serializers.IntegerField(),
-    "storage_available": serializers.CharField(**_null), "storage_available_bytes": serializers.IntegerField(**_null),
-})
+BackupRowShape = inline_serializer(
+    "ConsoleBackupRow",
+    {
+        "id": serializers.IntegerField(),
+        "name": serializers.CharField(),
+        "filename": serializers.CharField(),
+        "type": serializers.CharField(help_text='"Full System", "Configuration" or "Pre-update"'),
+        "type_code": serializers.CharField(help_text="one of: " + ", ".join(list(selectors.CONSOLE_TYPES))),
+        "status": serializers.CharField(),
+        "created_at": serializers.CharField(),
+        "completed_at": serializers.CharField(**_null),
+        "size": serializers.IntegerField(help_text="bytes backed up (before compression)"),
+        "size_display": serializers.CharField(help_text='e.g. "220 MB"'),
+        "stored_bytes": serializers.IntegerField(help_text="bytes of the stored artifact"),
+        "stored_size": serializers.CharField(),
+        "duration": serializers.CharField(**_null, help_text='"00:05:15"'),
+        "duration_seconds": serializers.IntegerField(**_null),
+        "checksum": serializers.CharField(**_null),
+        "location": serializers.CharField(**_null),
+        "location_type": serializers.CharField(**_null),
+        "locations": serializers.ListField(child=serializers.CharField()),
+        "encrypted": serializers.BooleanField(),
+        "integrity": serializers.CharField(help_text="verified, unverified, failed, or the backup's status"),
+        "description": serializers.CharField(),
+        "summary": serializers.CharField(),
+        "components": serializers.ListField(child=serializers.CharField()),
+        "trigger": serializers.CharField(),
+        "schedule_id": serializers.CharField(**_null),
+        "error": serializers.CharField(**_null),
+    },
+)
+BackupListShape = inline_serializer(
+    "ConsoleBackupList",
+    {
+        "backups": serializers.ListField(child=BackupRowShape),
+        "total": serializers.IntegerField(),
+        "limit": serializers.IntegerField(),
+        "storage_used": serializers.CharField(),
+        "storage_used_bytes": serializers.IntegerField(),
+        "storage_available": serializers.CharField(**_null),
+        "storage_available_bytes": serializers.IntegerField(**_null),
+    },
+)
 
 
 class BackupListView(ConsoleView):
@@ -165,10 +183,16 @@ class BackupListView(ConsoleView):
 
     roles = {"GET": Role.VIEWER}
 
-    @extend_schema(operation_id="console_backups_list", responses={200: BackupListShape}, parameters=[
-        OpenApiParameter("type", OpenApiTypes.STR, enum=list(selectors.CONSOLE_TYPES)),
-        OpenApiParameter("date_from", OpenApiTypes.DATE), OpenApiParameter("date_to", OpenApiTypes.DATE),
-        OpenApiParameter("limit", OpenApiTypes.INT, description="default 50, at most 1000")])
+    @extend_schema(
+        operation_id="console_backups_list",
+        responses={200: BackupListShape},
+        parameters=[
+            OpenApiParameter("type", OpenApiTypes.STR, enum=list(selectors.CONSOLE_TYPES)),
+            OpenApiParameter("date_from", OpenApiTypes.DATE),
+            OpenApiParameter("date_to", OpenApiTypes.DATE),
+            OpenApiParameter("limit", OpenApiTypes.INT, description="default 50, at most 1000"),
+        ],
+    )
     def get(self, request):
         tenant = self.require_tenant()
         filters = validated(ListQuerySerializer, request.query_params)
@@ -179,12 +203,17 @@ class BackupListView(ConsoleView):
         used = sum(u.used_bytes for u in usages)
         usage = next((u for u in usages if u.storage.is_default), usages[0] if usages else None)
         available = usage.available_bytes if usage is not None else None
-        return respond({
-            "backups": [backup_row(b, locations[b.pk]) for b in page],
-            "total": paginator.total, "limit": paginator.limit,
-            "storage_used": humanize.size(used), "storage_used_bytes": used,
-            "storage_available": humanize.size(available), "storage_available_bytes": available,
-        })
+        return respond(
+            {
+                "backups": [backup_row(b, locations[b.pk]) for b in page],
+                "total": paginator.total,
+                "limit": paginator.limit,
+                "storage_used": humanize.size(used),
+                "storage_used_bytes": used,
+                "storage_available": humanize.size(available),
+                "storage_available_bytes": available,
+            }
+        )
 
 
 # --- create -----------------------------------------------------------------------------------
@@ -192,14 +221,18 @@ class BackupListView(ConsoleView):
 
 class ConsoleBackupCreateSerializer(InputSerializer):
     name = StrictCharField(required=False, allow_blank=True, max_length=200)
-    type = serializers.ChoiceField(choices=["full", "config"], required=False, default="full",
-                                   help_text="config backs up the config component alone")
-    components = serializers.ListField(child=serializers.ChoiceField(choices=COMPONENTS), required=False,
-                                       allow_empty=False, max_length=len(COMPONENTS))
+    type = serializers.ChoiceField(
+        choices=["full", "config"],
+        required=False,
+        default="full",
+        help_text="config backs up the config component alone",
+    )
+    components = serializers.ListField(
+        child=serializers.ChoiceField(choices=COMPONENTS), required=False, allow_empty=False, max_length=len(COMPONENTS)
+    )
     destination = StrictCharField(required=False, max_length=200, help_text="a storage's name or type")
     encrypt = StrictBooleanField(required=False, default=True)
-    compression = serializers.ChoiceField(choices=list(backup_services.COMPRESSIONS), required=False,
-                                          default="zstd")
+    compression = serializers.ChoiceField(choices=list(backup_services.COMPRESSIONS), required=False, default="zstd")
     verify_integrity = StrictBooleanField(required=False, default=False)
     description = StrictCharField(required=False, allow_blank=True, max_length=2000)
 
@@ -209,15 +242,22 @@ class ConsoleBackupCreateSerializer(InputSerializer):
         return value
 
 
-BackupStartedShape = inline_serializer("ConsoleBackupStarted", {
-    "status": serializers.CharField(help_text="one of: " + ", ".join(["started"])), "backup_id": serializers.IntegerField(),
-    "job_id": serializers.CharField(), "name": serializers.CharField(),
-    "components": serializers.ListField(child=serializers.CharField()), "destination": serializers.CharField(),
-    "estimated_size": serializers.CharField(**_null), "estimated_size_bytes": serializers.IntegerField(**_null),
-    "estimated_duration": serializers.CharField(**_null),
-    "estimated_duration_seconds": serializers.IntegerField(**_null),
-    "progress_url": serializers.CharField(),
-})
+BackupStartedShape = inline_serializer(
+    "ConsoleBackupStarted",
+    {
+        "status": serializers.CharField(help_text="one of: " + ", ".join(["started"])),
+        "backup_id": serializers.IntegerField(),
+        "job_id": serializers.CharField(),
+        "name": serializers.CharField(),
+        "components": serializers.ListField(child=serializers.CharField()),
+        "destination": serializers.CharField(),
+        "estimated_size": serializers.CharField(**_null),
+        "estimated_size_bytes": serializers.IntegerField(**_null),
+        "estimated_duration": serializers.CharField(**_null),
+        "estimated_duration_seconds": serializers.IntegerField(**_null),
+        "progress_url": serializers.CharField(),
+    },
+)
 
 
 class BackupCreateView(ConsoleView):
@@ -226,8 +266,9 @@ class BackupCreateView(ConsoleView):
 
     roles = {"POST": Role.OPERATOR}
 
-    @extend_schema(operation_id="console_backup_create", request=ConsoleBackupCreateSerializer,
-                   responses={201: BackupStartedShape})
+    @extend_schema(
+        operation_id="console_backup_create", request=ConsoleBackupCreateSerializer, responses={201: BackupStartedShape}
+    )
     def post(self, request):
         tenant = self.require_tenant()
         data = validated(ConsoleBackupCreateSerializer, request.data)
@@ -238,22 +279,36 @@ class BackupCreateView(ConsoleView):
         storage = storage_resolve(tenant=tenant, name=data["destination"]) if data.get("destination") else None
         estimate = selectors.backup_estimate(tenant=tenant, application=application, components=components)
         op = backup_services.backup_start(
-            tenant=tenant, actor=request.user, application=application, components=components, storage=storage,
-            compression=data["compression"], encrypt=data["encrypt"], name=data.get("name", ""),
-            description=data.get("description", ""), trigger=BackupTrigger.MANUAL,
-            options={"verify_integrity": data["verify_integrity"], "via": "console"})
+            tenant=tenant,
+            actor=request.user,
+            application=application,
+            components=components,
+            storage=storage,
+            compression=data["compression"],
+            encrypt=data["encrypt"],
+            name=data.get("name", ""),
+            description=data.get("description", ""),
+            trigger=BackupTrigger.MANUAL,
+            options={"verify_integrity": data["verify_integrity"], "via": "console"},
+        )
         backup = op.backup
-        return respond({
-            "status": "started", "backup_id": backup.pk, "job_id": op.public_id, "name": backup.name,
-            "components": components or sorted(set(application.sources.exclude(component="")
-                                                   .values_list("component", flat=True))),
-            "destination": backup.storage.name,
-            "estimated_size": humanize.size(estimate["stored_bytes"]),
-            "estimated_size_bytes": estimate["stored_bytes"],
-            "estimated_duration": humanize.spoken(estimate["duration_seconds"]),
-            "estimated_duration_seconds": estimate["duration_seconds"],
-            "progress_url": reverse("console-progress", kwargs={"job_id": op.public_id}),
-        }, status_code=201)
+        return respond(
+            {
+                "status": "started",
+                "backup_id": backup.pk,
+                "job_id": op.public_id,
+                "name": backup.name,
+                "components": components
+                or sorted(set(application.sources.exclude(component="").values_list("component", flat=True))),
+                "destination": backup.storage.name,
+                "estimated_size": humanize.size(estimate["stored_bytes"]),
+                "estimated_size_bytes": estimate["stored_bytes"],
+                "estimated_duration": humanize.spoken(estimate["duration_seconds"]),
+                "estimated_duration_seconds": estimate["duration_seconds"],
+                "progress_url": reverse("console-progress", kwargs={"job_id": op.public_id}),
+            },
+            status_code=201,
+        )
 
 
 # --- download ---------------------------------------------------------------------------------
@@ -274,11 +329,18 @@ class BackupDownloadView(ConsoleView):
 
     roles = {"GET": Role.OPERATOR}
 
-    @extend_schema(operation_id="console_backup_download",
-                   parameters=[OpenApiParameter("raw", OpenApiTypes.STR, enum=["0", "1", "true", "false"],
-                                                description="1: the encrypted artifact as stored")],
-                   responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
-                              409: FACADE_ERROR, 503: FACADE_ERROR})
+    @extend_schema(
+        operation_id="console_backup_download",
+        parameters=[
+            OpenApiParameter(
+                "raw",
+                OpenApiTypes.STR,
+                enum=["0", "1", "true", "false"],
+                description="1: the encrypted artifact as stored",
+            )
+        ],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 409: FACADE_ERROR, 503: FACADE_ERROR},
+    )
     def get(self, request, backup_id=None):
         tenant = self.require_tenant()
         raw = _flag(request, "raw")
@@ -299,12 +361,17 @@ class ConsoleBackupDeleteSerializer(InputSerializer):
     reason = StrictCharField(required=False, allow_blank=True, max_length=500)
 
 
-BackupDeletedShape = inline_serializer("ConsoleBackupDeleted", {
-    "status": serializers.CharField(help_text="one of: " + ", ".join(["deleted"])), "backup_id": serializers.IntegerField(),
-    "message": serializers.CharField(), "storage_freed": serializers.CharField(help_text='e.g. "220 MB"'),
-    "storage_freed_bytes": serializers.IntegerField(),
-    "locations": serializers.ListField(child=serializers.CharField()),
-})
+BackupDeletedShape = inline_serializer(
+    "ConsoleBackupDeleted",
+    {
+        "status": serializers.CharField(help_text="one of: " + ", ".join(["deleted"])),
+        "backup_id": serializers.IntegerField(),
+        "message": serializers.CharField(),
+        "storage_freed": serializers.CharField(help_text='e.g. "220 MB"'),
+        "storage_freed_bytes": serializers.IntegerField(),
+        "locations": serializers.ListField(child=serializers.CharField()),
+    },
+)
 
 
 class BackupDeleteView(ConsoleView):
@@ -313,16 +380,25 @@ class BackupDeleteView(ConsoleView):
 
     roles = {"POST": Role.ADMIN}
 
-    @extend_schema(operation_id="console_backup_delete", request=ConsoleBackupDeleteSerializer,
-                   responses={200: BackupDeletedShape})
+    @extend_schema(
+        operation_id="console_backup_delete", request=ConsoleBackupDeleteSerializer, responses={200: BackupDeletedShape}
+    )
     def post(self, request):
         tenant = self.require_tenant()
         data = validated(ConsoleBackupDeleteSerializer, request.data)
         backup = backup_or_404(tenant, data["backup_id"])
         locations = [loc.storage.name for loc in selectors.backup_locations(backup=backup)]
         freed = backup_services.backup_delete(backup=backup, reason=data.get("reason", ""))
-        return respond({"status": "deleted", "backup_id": data["backup_id"], "message": "Backup deleted successfully",
-                        "storage_freed": humanize.size(freed), "storage_freed_bytes": freed, "locations": locations})
+        return respond(
+            {
+                "status": "deleted",
+                "backup_id": data["backup_id"],
+                "message": "Backup deleted successfully",
+                "storage_freed": humanize.size(freed),
+                "storage_freed_bytes": freed,
+                "locations": locations,
+            }
+        )
 
 
 # --- details ----------------------------------------------------------------------------------
@@ -341,26 +417,54 @@ def component_sizes(backup: Backup) -> dict[str, dict]:
             sizes[component] += int(member.get("size") or 0)
     if backup.server_id and not bundle:
         sizes["database"] = backup.size_bytes
-    return {c: {"included": c in included, "size": humanize.size(sizes[c]), "size_bytes": sizes[c]}
-            for c in COMPONENTS}
+    return {c: {"included": c in included, "size": humanize.size(sizes[c]), "size_bytes": sizes[c]} for c in COMPONENTS}
 
 
 def verification_row(v: Verification) -> dict:
-    return {"id": v.pk, "test_type": v.test_type, "status": v.status, "passed": v.passed,
-            "started_at": iso(v.started_at), "completed_at": iso(v.completed_at),
-            "duration_seconds": (v.result or {}).get("duration_seconds"), "error": v.error_message or None}
+    return {
+        "id": v.pk,
+        "test_type": v.test_type,
+        "status": v.status,
+        "passed": v.passed,
+        "started_at": iso(v.started_at),
+        "completed_at": iso(v.completed_at),
+        "duration_seconds": (v.result or {}).get("duration_seconds"),
+        "error": v.error_message or None,
+    }
 
 
 def backup_details(backup: Backup, locations: list[BackupLocation], history: list[Verification]) -> dict:
     row = backup_row(backup, locations)
     last = next((v for v in history if v.passed is not None), None)
     ratio = round(backup.size_bytes / backup.stored_bytes, 2) if backup.stored_bytes else None
-    created_by = ("scheduler" if backup.trigger == BackupTrigger.SCHEDULED
-                  else backup.created_by.username if backup.created_by_id else backup.trigger)
+    created_by = (
+        "scheduler"
+        if backup.trigger == BackupTrigger.SCHEDULED
+        else backup.created_by.username
+        if backup.created_by_id
+        else backup.trigger
+    )
     return {
-        **{k: row[k] for k in ("id", "name", "filename", "type", "type_code", "status", "created_at",
-                               "completed_at", "size", "size_display", "duration", "duration_seconds", "checksum",
-                               "encrypted", "error")},
+        **{
+            k: row[k]
+            for k in (
+                "id",
+                "name",
+                "filename",
+                "type",
+                "type_code",
+                "status",
+                "created_at",
+                "completed_at",
+                "size",
+                "size_display",
+                "duration",
+                "duration_seconds",
+                "checksum",
+                "encrypted",
+                "error",
+            )
+        },
         "compressed_size": backup.stored_bytes,
         "compressed_size_display": humanize.size(backup.stored_bytes),
         "compression": backup.compression,
@@ -375,62 +479,136 @@ def backup_details(backup: Backup, locations: list[BackupLocation], history: lis
             "signature_valid": None if last is None else bool(last.passed),
             "last_verification": verification_row(last) if last else None,
         },
-        "encryption": {"enabled": backup.encrypted, "algorithm": "AES-256-GCM" if backup.encrypted else None,
-                       "key_id": backup.key_id or None},
+        "encryption": {
+            "enabled": backup.encrypted,
+            "algorithm": "AES-256-GCM" if backup.encrypted else None,
+            "key_id": backup.key_id or None,
+        },
         "components": component_sizes(backup),
         "metadata": {
-            "created_by": created_by, "trigger": backup.trigger, "schedule_id": row["schedule_id"],
+            "created_by": created_by,
+            "trigger": backup.trigger,
+            "schedule_id": row["schedule_id"],
             "application": backup.application.name if backup.application_id else None,
-            "version": (backup.manifest or {}).get("version"), "format": (backup.manifest or {}).get("format"),
+            "version": (backup.manifest or {}).get("version"),
+            "format": (backup.manifest or {}).get("format"),
             "description": backup.description or row["summary"],
         },
-        "storage_locations": [{
-            "storage": loc.storage.name, "storage_id": loc.storage.pk, "type": location_type(loc.storage),
-            "storage_type": loc.storage.type, "path": loc.path, "primary": loc.primary, "verified": loc.verified,
-            "status": loc.status} for loc in locations],
+        "storage_locations": [
+            {
+                "storage": loc.storage.name,
+                "storage_id": loc.storage.pk,
+                "type": location_type(loc.storage),
+                "storage_type": loc.storage.type,
+                "path": loc.path,
+                "primary": loc.primary,
+                "verified": loc.verified,
+                "status": loc.status,
+            }
+            for loc in locations
+        ],
         "verification_history": [verification_row(v) for v in history],
     }
 
 
-_vrow = inline_serializer("ConsoleVerification", {
-    "id": serializers.IntegerField(), "test_type": serializers.CharField(), "status": serializers.CharField(),
-    "passed": serializers.BooleanField(**_null), "started_at": serializers.CharField(**_null),
-    "completed_at": serializers.CharField(**_null), "duration_seconds": serializers.FloatField(**_null),
-    "error": serializers.CharField(**_null)})
-_component = inline_serializer("ConsoleBackupComponent", {
-    "included": serializers.BooleanField(), "size": serializers.CharField(), "size_bytes": serializers.IntegerField()})
-BackupDetailsShape = inline_serializer("ConsoleBackupDetails", {
-    "id": serializers.IntegerField(), "name": serializers.CharField(), "filename": serializers.CharField(),
-    "type": serializers.CharField(), "type_code": serializers.CharField(), "status": serializers.CharField(),
-    "created_at": serializers.CharField(), "completed_at": serializers.CharField(**_null),
-    "size": serializers.IntegerField(), "size_display": serializers.CharField(),
-    "compressed_size": serializers.IntegerField(), "compressed_size_display": serializers.CharField(),
-    "compression": serializers.CharField(), "compression_ratio": serializers.FloatField(**_null),
-    "duration": serializers.CharField(**_null), "duration_seconds": serializers.IntegerField(**_null),
-    "checksum": serializers.CharField(**_null), "checksum_algorithm": serializers.CharField(),
-    "encrypted": serializers.BooleanField(), "error": serializers.CharField(**_null),
-    "integrity": inline_serializer("ConsoleBackupIntegrity", {
-        "status": serializers.CharField(), "verified": serializers.BooleanField(),
-        "verification_time": serializers.CharField(**_null), "signature_valid": serializers.BooleanField(**_null),
-        "last_verification": inline_serializer("ConsoleLastVerification", {
-            "id": serializers.IntegerField(), "test_type": serializers.CharField(),
-            "status": serializers.CharField(), "passed": serializers.BooleanField(**_null)}, allow_null=True)}),
-    "encryption": inline_serializer("ConsoleBackupEncryption", {
-        "enabled": serializers.BooleanField(), "algorithm": serializers.CharField(**_null),
-        "key_id": serializers.CharField(**_null)}),
-    "components": inline_serializer("ConsoleBackupComponents", {c: _component for c in COMPONENTS}),
-    "metadata": inline_serializer("ConsoleBackupMetadata", {
-        "created_by": serializers.CharField(), "trigger": serializers.CharField(),
-        "schedule_id": serializers.CharField(**_null), "application": serializers.CharField(**_null),
-        "version": serializers.CharField(**_null), "format": serializers.CharField(**_null),
-        "description": serializers.CharField()}),
-    "storage_locations": serializers.ListField(child=inline_serializer("ConsoleBackupLocation", {
-        "storage": serializers.CharField(), "storage_id": serializers.IntegerField(),
-        "type": serializers.CharField(), "storage_type": serializers.CharField(), "path": serializers.CharField(),
-        "primary": serializers.BooleanField(), "verified": serializers.BooleanField(),
-        "status": serializers.CharField()})),
-    "verification_history": serializers.ListField(child=_vrow),
-})
+_vrow = inline_serializer(
+    "ConsoleVerification",
+    {
+        "id": serializers.IntegerField(),
+        "test_type": serializers.CharField(),
+        "status": serializers.CharField(),
+        "passed": serializers.BooleanField(**_null),
+        "started_at": serializers.CharField(**_null),
+        "completed_at": serializers.CharField(**_null),
+        "duration_seconds": serializers.FloatField(**_null),
+        "error": serializers.CharField(**_null),
+    },
+)
+_component = inline_serializer(
+    "ConsoleBackupComponent",
+    {"included": serializers.BooleanField(), "size": serializers.CharField(), "size_bytes": serializers.IntegerField()},
+)
+BackupDetailsShape = inline_serializer(
+    "ConsoleBackupDetails",
+    {
+        "id": serializers.IntegerField(),
+        "name": serializers.CharField(),
+        "filename": serializers.CharField(),
+        "type": serializers.CharField(),
+        "type_code": serializers.CharField(),
+        "status": serializers.CharField(),
+        "created_at": serializers.CharField(),
+        "completed_at": serializers.CharField(**_null),
+        "size": serializers.IntegerField(),
+        "size_display": serializers.CharField(),
+        "compressed_size": serializers.IntegerField(),
+        "compressed_size_display": serializers.CharField(),
+        "compression": serializers.CharField(),
+        "compression_ratio": serializers.FloatField(**_null),
+        "duration": serializers.CharField(**_null),
+        "duration_seconds": serializers.IntegerField(**_null),
+        "checksum": serializers.CharField(**_null),
+        "checksum_algorithm": serializers.CharField(),
+        "encrypted": serializers.BooleanField(),
+        "error": serializers.CharField(**_null),
+        "integrity": inline_serializer(
+            "ConsoleBackupIntegrity",
+            {
+                "status": serializers.CharField(),
+                "verified": serializers.BooleanField(),
+                "verification_time": serializers.CharField(**_null),
+                "signature_valid": serializers.BooleanField(**_null),
+                "last_verification": inline_serializer(
+                    "ConsoleLastVerification",
+                    {
+                        "id": serializers.IntegerField(),
+                        "test_type": serializers.CharField(),
+                        "status": serializers.CharField(),
+                        "passed": serializers.BooleanField(**_null),
+                    },
+                    allow_null=True,
+                ),
+            },
+        ),
+        "encryption": inline_serializer(
+            "ConsoleBackupEncryption",
+            {
+                "enabled": serializers.BooleanField(),
+                "algorithm": serializers.CharField(**_null),
+                "key_id": serializers.CharField(**_null),
+            },
+        ),
+        "components": inline_serializer("ConsoleBackupComponents", {c: _component for c in COMPONENTS}),
+        "metadata": inline_serializer(
+            "ConsoleBackupMetadata",
+            {
+                "created_by": serializers.CharField(),
+                "trigger": serializers.CharField(),
+                "schedule_id": serializers.CharField(**_null),
+                "application": serializers.CharField(**_null),
+                "version": serializers.CharField(**_null),
+                "format": serializers.CharField(**_null),
+                "description": serializers.CharField(),
+            },
+        ),
+        "storage_locations": serializers.ListField(
+            child=inline_serializer(
+                "ConsoleBackupLocation",
+                {
+                    "storage": serializers.CharField(),
+                    "storage_id": serializers.IntegerField(),
+                    "type": serializers.CharField(),
+                    "storage_type": serializers.CharField(),
+                    "path": serializers.CharField(),
+                    "primary": serializers.BooleanField(),
+                    "verified": serializers.BooleanField(),
+                    "status": serializers.CharField(),
+                },
+            )
+        ),
+        "verification_history": serializers.ListField(child=_vrow),
+    },
+)
 
 
 class BackupDetailsView(ConsoleView):
@@ -445,5 +623,3 @@ class BackupDetailsView(ConsoleView):
         backup = backup_or_404(tenant, backup_id)
         history = list(selectors.verification_list(tenant=tenant).filter(backup=backup)[:50])
         return respond(backup_details(backup, selectors.backup_locations(backup=backup), history))
-
-

@@ -65,18 +65,37 @@ class ConsoleFacade(Facade):
     code_aliases = {"TOO_MANY_OPERATIONS": "RATE_LIMITED"}
 
     def error_body(self, error: ErrorInfo) -> dict:
-        return {"error": {"code": error.code, "message": error.message, "details": error_details(error.details),
-                          "timestamp": utc_now_iso()}}
+        return {
+            "error": {
+                "code": error.code,
+                "message": error.message,
+                "details": error_details(error.details),
+                "timestamp": utc_now_iso(),
+            }
+        }
 
     def error_schema(self) -> dict:
-        return {"type": "object", "required": ["error"], "properties": {"error": {
-            "type": "object", "required": ["code", "message", "details", "timestamp"], "properties": {
-                "code": {"type": "string", "example": "BACKUP_NOT_FOUND"},
-                "message": {"type": "string"},
-                "details": {"type": "object", "additionalProperties": True,
+        return {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message", "details", "timestamp"],
+                    "properties": {
+                        "code": {"type": "string", "example": "BACKUP_NOT_FOUND"},
+                        "message": {"type": "string"},
+                        "details": {
+                            "type": "object",
+                            "additionalProperties": True,
                             "description": "Always an object: the fields at fault, or what explains the error "
-                                           "(``{}`` when the message says it all)"},
-                "timestamp": {"type": "string", "format": "date-time"}}}}}
+                            "(``{}`` when the message says it all)",
+                        },
+                        "timestamp": {"type": "string", "format": "date-time"},
+                    },
+                }
+            },
+        }
 
 
 CONSOLE = ConsoleFacade()

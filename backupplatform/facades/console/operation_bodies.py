@@ -59,14 +59,30 @@ _ts = {"allow_null": True, "help_text": "ISO 8601 UTC"}
 
 
 def progress_shape(name: str, id_field: str, details: dict) -> serializers.Serializer:
-    return inline_serializer(name, {
-        id_field: serializers.CharField(), "operation": serializers.CharField(),
-        "status": serializers.CharField(), "progress": serializers.IntegerField(),
-        "current_step": serializers.CharField(), "current_component": serializers.CharField(),
-        "details": inline_serializer(f"{name}Details", {
-            "data_processed": serializers.CharField(), "data_total": serializers.CharField(allow_null=True),
-            "speed": serializers.CharField(allow_null=True), "eta": serializers.CharField(allow_null=True),
-            "elapsed": serializers.CharField(allow_null=True), **details}),
-        "errors": serializers.IntegerField(), "warnings": serializers.IntegerField(),
-        "error_message": serializers.CharField(allow_null=True),
-        "started_at": serializers.CharField(**_ts), "finished_at": serializers.CharField(**_ts)})
+    return inline_serializer(
+        name,
+        {
+            id_field: serializers.CharField(),
+            "operation": serializers.CharField(),
+            "status": serializers.CharField(),
+            "progress": serializers.IntegerField(),
+            "current_step": serializers.CharField(),
+            "current_component": serializers.CharField(),
+            "details": inline_serializer(
+                f"{name}Details",
+                {
+                    "data_processed": serializers.CharField(),
+                    "data_total": serializers.CharField(allow_null=True),
+                    "speed": serializers.CharField(allow_null=True),
+                    "eta": serializers.CharField(allow_null=True),
+                    "elapsed": serializers.CharField(allow_null=True),
+                    **details,
+                },
+            ),
+            "errors": serializers.IntegerField(),
+            "warnings": serializers.IntegerField(),
+            "error_message": serializers.CharField(allow_null=True),
+            "started_at": serializers.CharField(**_ts),
+            "finished_at": serializers.CharField(**_ts),
+        },
+    )

@@ -28,15 +28,22 @@ from tenants.models import Role
 from .conventions import ConsoleView
 
 #: The seed's ``operation`` names.
-OPERATION_NAMES = {OperationKind.BACKUP: "backup_create", OperationKind.RESTORE: "restore",
-                   OperationKind.RECOVERY: "recovery", OperationKind.VERIFY: "verify",
-                   OperationKind.IMPORT: "import", OperationKind.SYNC: "storage_sync",
-                   OperationKind.CLEANUP: "cleanup"}
+OPERATION_NAMES = {
+    OperationKind.BACKUP: "backup_create",
+    OperationKind.RESTORE: "restore",
+    OperationKind.RECOVERY: "recovery",
+    OperationKind.VERIFY: "verify",
+    OperationKind.IMPORT: "import",
+    OperationKind.SYNC: "storage_sync",
+    OperationKind.CLEANUP: "cleanup",
+}
 #: Where each kind's progress is read (the routes of both parts of the console).
-PROGRESS_ROUTES = {OperationKind.BACKUP: ("console-progress", "job_id"),
-                   OperationKind.RESTORE: ("console-restore-progress", "restore_id"),
-                   OperationKind.RECOVERY: ("console-restore-progress", "restore_id"),
-                   OperationKind.CLEANUP: ("console-cleanup-progress", "cleanup_id")}
+PROGRESS_ROUTES = {
+    OperationKind.BACKUP: ("console-progress", "job_id"),
+    OperationKind.RESTORE: ("console-restore-progress", "restore_id"),
+    OperationKind.RECOVERY: ("console-restore-progress", "restore_id"),
+    OperationKind.CLEANUP: ("console-cleanup-progress", "cleanup_id"),
+}
 
 
 def progress_url(op: Operation) -> str | None:
@@ -60,20 +67,33 @@ def byte_figures(op: Operation, *, processed: str = "processed", total: str = "t
     """Bytes done and expected, throughput, ETA and elapsed time, each human and exact."""
     elapsed, eta = elapsed_seconds(op), eta_seconds(op)
     return {
-        processed: humanize.size(op.bytes_done), f"{processed}_bytes": op.bytes_done,
-        total: humanize.size(op.bytes_total), f"{total}_bytes": op.bytes_total,
-        "speed": humanize.rate(op.throughput_bps), "speed_bytes_per_second": op.throughput_bps,
-        "eta": humanize.clock(eta), "eta_seconds": eta,
-        "elapsed": humanize.clock(elapsed), "elapsed_seconds": elapsed,
+        processed: humanize.size(op.bytes_done),
+        f"{processed}_bytes": op.bytes_done,
+        total: humanize.size(op.bytes_total),
+        f"{total}_bytes": op.bytes_total,
+        "speed": humanize.rate(op.throughput_bps),
+        "speed_bytes_per_second": op.throughput_bps,
+        "eta": humanize.clock(eta),
+        "eta_seconds": eta,
+        "elapsed": humanize.clock(elapsed),
+        "elapsed_seconds": elapsed,
     }
 
 
 def backup_progress_body(op: Operation) -> dict:
     return {
-        "job_id": op.public_id, "operation": OPERATION_NAMES.get(op.kind, op.kind), "status": op.status,
-        "progress": op.progress, "current_step": op.step, "current_component": op.component or None,
-        "backup_id": op.backup_id, "details": byte_figures(op), "errors": op.errors, "warnings": op.warnings,
-        "error_message": op.error_message or None, "started_at": iso(op.started_at),
+        "job_id": op.public_id,
+        "operation": OPERATION_NAMES.get(op.kind, op.kind),
+        "status": op.status,
+        "progress": op.progress,
+        "current_step": op.step,
+        "current_component": op.component or None,
+        "backup_id": op.backup_id,
+        "details": byte_figures(op),
+        "errors": op.errors,
+        "warnings": op.warnings,
+        "error_message": op.error_message or None,
+        "started_at": iso(op.started_at),
         "finished_at": iso(op.finished_at),
     }
 
@@ -90,17 +110,28 @@ def restore_progress_body(op: Operation, restore_id: str) -> dict:
     restore = getattr(op, "restore", None)
     files_processed, files_total = selectors.restore_file_counts(restore) if restore is not None else (None, None)
     return {
-        "restore_id": restore_id, "job_id": op.public_id,
+        "restore_id": restore_id,
+        "job_id": op.public_id,
         "platform_restore_id": restore.pk if restore is not None else None,
-        "operation": OPERATION_NAMES.get(op.kind, op.kind), "status": op.status, "progress": op.progress,
-        "current_step": op.step, "current_component": op.component or None, "backup_id": op.backup_id,
+        "operation": OPERATION_NAMES.get(op.kind, op.kind),
+        "status": op.status,
+        "progress": op.progress,
+        "current_step": op.step,
+        "current_component": op.component or None,
+        "backup_id": op.backup_id,
         # Folders count files (known when the folder is restored); a database restore has none.
-        "details": {"files_processed": files_processed, "files_total": files_total,
-                    **byte_figures(op, processed="data_processed", total="data_total")},
+        "details": {
+            "files_processed": files_processed,
+            "files_total": files_total,
+            **byte_figures(op, processed="data_processed", total="data_total"),
+        },
         "integrity_check": integrity_check(op),
         "restart_required": False,  # the platform restores databases and folders; nothing restarts
-        "errors": op.errors, "warnings": op.warnings, "error_message": op.error_message or None,
-        "started_at": iso(op.started_at), "finished_at": iso(op.finished_at),
+        "errors": op.errors,
+        "warnings": op.warnings,
+        "error_message": op.error_message or None,
+        "started_at": iso(op.started_at),
+        "finished_at": iso(op.finished_at),
     }
 
 
@@ -110,34 +141,63 @@ _n = {"allow_null": True}
 
 
 def _figures(name: str, processed: str, total: str, extra: dict | None = None):
-    return inline_serializer(name, {
-        **(extra or {}),
-        processed: serializers.CharField(**_n, help_text='e.g. "143 MB"'),
-        f"{processed}_bytes": serializers.IntegerField(),
-        total: serializers.CharField(**_n), f"{total}_bytes": serializers.IntegerField(**_n),
-        "speed": serializers.CharField(**_n, help_text='e.g. "15 MB/s"'),
-        "speed_bytes_per_second": serializers.IntegerField(**_n),
-        "eta": serializers.CharField(**_n, help_text='"00:01:30"'), "eta_seconds": serializers.IntegerField(**_n),
-        "elapsed": serializers.CharField(**_n), "elapsed_seconds": serializers.IntegerField(**_n)})
+    return inline_serializer(
+        name,
+        {
+            **(extra or {}),
+            processed: serializers.CharField(**_n, help_text='e.g. "143 MB"'),
+            f"{processed}_bytes": serializers.IntegerField(),
+            total: serializers.CharField(**_n),
+            f"{total}_bytes": serializers.IntegerField(**_n),
+            "speed": serializers.CharField(**_n, help_text='e.g. "15 MB/s"'),
+            "speed_bytes_per_second": serializers.IntegerField(**_n),
+            "eta": serializers.CharField(**_n, help_text='"00:01:30"'),
+            "eta_seconds": serializers.IntegerField(**_n),
+            "elapsed": serializers.CharField(**_n),
+            "elapsed_seconds": serializers.IntegerField(**_n),
+        },
+    )
 
 
 _common = {
-    "status": serializers.CharField(help_text="one of: " + ", ".join(OperationStatus.values)), "progress": serializers.IntegerField(),
-    "current_step": serializers.CharField(), "current_component": serializers.CharField(**_n),
-    "backup_id": serializers.IntegerField(**_n), "errors": serializers.IntegerField(),
-    "warnings": serializers.IntegerField(), "error_message": serializers.CharField(**_n),
-    "started_at": serializers.CharField(**_n), "finished_at": serializers.CharField(**_n),
+    "status": serializers.CharField(help_text="one of: " + ", ".join(OperationStatus.values)),
+    "progress": serializers.IntegerField(),
+    "current_step": serializers.CharField(),
+    "current_component": serializers.CharField(**_n),
+    "backup_id": serializers.IntegerField(**_n),
+    "errors": serializers.IntegerField(),
+    "warnings": serializers.IntegerField(),
+    "error_message": serializers.CharField(**_n),
+    "started_at": serializers.CharField(**_n),
+    "finished_at": serializers.CharField(**_n),
 }
-BackupProgressShape = inline_serializer("ConsoleBackupProgress", {
-    "job_id": serializers.CharField(), "operation": serializers.CharField(), **_common,
-    "details": _figures("ConsoleBackupProgressDetails", "processed", "total")})
-RestoreProgressShape = inline_serializer("ConsoleRestoreProgress", {
-    "restore_id": serializers.CharField(), "job_id": serializers.CharField(),
-    "platform_restore_id": serializers.IntegerField(**_n), "operation": serializers.CharField(), **_common,
-    "details": _figures("ConsoleRestoreProgressDetails", "data_processed", "data_total", {
-        "files_processed": serializers.IntegerField(**_n), "files_total": serializers.IntegerField(**_n)}),
-    "integrity_check": serializers.CharField(help_text="one of: " + ", ".join(["pending", "passed", "incomplete"])),
-    "restart_required": serializers.BooleanField()})
+BackupProgressShape = inline_serializer(
+    "ConsoleBackupProgress",
+    {
+        "job_id": serializers.CharField(),
+        "operation": serializers.CharField(),
+        **_common,
+        "details": _figures("ConsoleBackupProgressDetails", "processed", "total"),
+    },
+)
+RestoreProgressShape = inline_serializer(
+    "ConsoleRestoreProgress",
+    {
+        "restore_id": serializers.CharField(),
+        "job_id": serializers.CharField(),
+        "platform_restore_id": serializers.IntegerField(**_n),
+        "operation": serializers.CharField(),
+        **_common,
+        "details": _figures(
+            "ConsoleRestoreProgressDetails",
+            "data_processed",
+            "data_total",
+            {"files_processed": serializers.IntegerField(**_n), "files_total": serializers.IntegerField(**_n)},
+        ),
+        "integrity_check": serializers.CharField(help_text="one of: " + ", ".join(["pending", "passed", "incomplete"])),
+        "restart_required": serializers.BooleanField(),
+    },
+)
 
 
 class BackupProgressView(ConsoleView):
@@ -162,8 +222,7 @@ class RestoreProgressView(ConsoleView):
     def get(self, request, restore_id=None):
         op = selectors.restore_operation_get(tenant=self.require_tenant(), restore_id=restore_id)
         if op is None:
-            raise NotFound("No restore with this id", code="RESTORE_NOT_FOUND",
-                           details={"restore_id": restore_id[:64]})
+            raise NotFound("No restore with this id", code="RESTORE_NOT_FOUND", details={"restore_id": restore_id[:64]})
         return respond(restore_progress_body(op, restore_id))
 
 
@@ -172,12 +231,21 @@ class ConsoleCancelSerializer(InputSerializer):
     reason = StrictCharField(required=False, allow_blank=True, max_length=500)
 
 
-CancelledShape = inline_serializer("ConsoleOperationCancelled", {
-    "status": serializers.CharField(help_text="cancelled; cancelling (the worker stops at its next check: follow "
-                                              "progress_url); or completed/failed when it ended first"),
-    "job_id": serializers.CharField(), "operation": serializers.CharField(),
-    "partial_data_cleaned": serializers.BooleanField(), "can_restart": serializers.BooleanField(),
-    "message": serializers.CharField(), "progress_url": serializers.CharField(**_n)})
+CancelledShape = inline_serializer(
+    "ConsoleOperationCancelled",
+    {
+        "status": serializers.CharField(
+            help_text="cancelled; cancelling (the worker stops at its next check: follow "
+            "progress_url); or completed/failed when it ended first"
+        ),
+        "job_id": serializers.CharField(),
+        "operation": serializers.CharField(),
+        "partial_data_cleaned": serializers.BooleanField(),
+        "can_restart": serializers.BooleanField(),
+        "message": serializers.CharField(),
+        "progress_url": serializers.CharField(**_n),
+    },
+)
 
 
 def cancel_wait_seconds() -> float:
@@ -191,30 +259,45 @@ class CancelView(ConsoleView):
 
     roles = {"POST": Role.OPERATOR}
 
-    @extend_schema(operation_id="console_operation_cancel", request=ConsoleCancelSerializer, responses={200: CancelledShape})
+    @extend_schema(
+        operation_id="console_operation_cancel", request=ConsoleCancelSerializer, responses={200: CancelledShape}
+    )
     def post(self, request):
         tenant = self.require_tenant()
         data = validated(ConsoleCancelSerializer, request.data)
-        found = selectors.operation_get(tenant=tenant, public_id=data["job_id"]) or \
-            selectors.restore_operation_get(tenant=tenant, restore_id=data["job_id"])
+        found = selectors.operation_get(tenant=tenant, public_id=data["job_id"]) or selectors.restore_operation_get(
+            tenant=tenant, restore_id=data["job_id"]
+        )
         if found is None:
             raise NotFound("No operation with this id", code="OPERATION_NOT_FOUND", details={"job_id": data["job_id"]})
-        op = operation_stop(tenant=tenant, public_id=found.public_id, reason=data.get("reason", ""),
-                            wait=cancel_wait_seconds())
+        op = operation_stop(
+            tenant=tenant, public_id=found.public_id, reason=data.get("reason", ""), wait=cancel_wait_seconds()
+        )
         done = op.status == OperationStatus.CANCELLED
         # A restore of folders keeps the files it already wrote (listed in its result); a
         # database restore drops its staging copy; a backup removes its partial artifact.
         files_kept = op.kind in (OperationKind.RESTORE, OperationKind.RECOVERY) and not (
-            op.backup is not None and op.backup.server_id)
-        return respond({
-            "status": "cancelled" if done else "cancelling" if op.status in (
-                OperationStatus.PENDING, OperationStatus.RUNNING) else op.status,
-            "job_id": op.public_id, "operation": OPERATION_NAMES.get(op.kind, op.kind),
-            "partial_data_cleaned": done and not files_kept,
-            # A cleanup spent its plan: a new analysis starts it again.
-            "can_restart": op.kind != OperationKind.CLEANUP,
-            "message": "Operation cancelled" if done else (
-                "Cancelling: the worker stops at its next check" if op.status in (
-                    OperationStatus.PENDING, OperationStatus.RUNNING) else f"The operation ended first ({op.status})"),
-            "progress_url": progress_url(op),
-        })
+            op.backup is not None and op.backup.server_id
+        )
+        return respond(
+            {
+                "status": "cancelled"
+                if done
+                else "cancelling"
+                if op.status in (OperationStatus.PENDING, OperationStatus.RUNNING)
+                else op.status,
+                "job_id": op.public_id,
+                "operation": OPERATION_NAMES.get(op.kind, op.kind),
+                "partial_data_cleaned": done and not files_kept,
+                # A cleanup spent its plan: a new analysis starts it again.
+                "can_restart": op.kind != OperationKind.CLEANUP,
+                "message": "Operation cancelled"
+                if done
+                else (
+                    "Cancelling: the worker stops at its next check"
+                    if op.status in (OperationStatus.PENDING, OperationStatus.RUNNING)
+                    else f"The operation ended first ({op.status})"
+                ),
+                "progress_url": progress_url(op),
+            }
+        )

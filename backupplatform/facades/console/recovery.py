@@ -32,8 +32,11 @@ from .operation_bodies import operation_or_404, progress_body, progress_shape
 
 def backup_or_404(tenant, backup_id) -> Backup:
     pk = parse_id(backup_id)
-    backup = Backup.objects.filter(tenant=tenant, pk=pk).select_related("tenant", "server", "storage").first() \
-        if pk is not None else None
+    backup = (
+        Backup.objects.filter(tenant=tenant, pk=pk).select_related("tenant", "server", "storage").first()
+        if pk is not None
+        else None
+    )
     if backup is None:
         raise NotFound("Backup not found", code="BACKUP_NOT_FOUND", details={"backup_id": str(backup_id)[:40]})
     return backup
@@ -43,8 +46,9 @@ class RecoverySerializer(InputSerializer):
     backup_id = StrictIntegerField(min_value=1, max_value=2**63 - 1)
     recovery_type = serializers.ChoiceField(choices=["full", "partial"], required=False, default="full")
     create_pre_recovery_snapshot = StrictBooleanField(required=False, default=True)
-    module_filter = serializers.ListField(child=StrictCharField(max_length=200), required=False, allow_null=True,
-                                          allow_empty=False, max_length=100)
+    module_filter = serializers.ListField(
+        child=StrictCharField(max_length=200), required=False, allow_null=True, allow_empty=False, max_length=100
+    )
     reason = StrictCharField(required=False, allow_blank=True, max_length=500)
     confirmation = StrictBooleanField()
 
@@ -54,37 +58,76 @@ class RecoverySerializer(InputSerializer):
         return value
 
 
-ItemShape = inline_serializer("ConsoleRecoveryItem", {
-    "member": serializers.CharField(allow_null=True), "name": serializers.CharField(),
-    "type": serializers.CharField(), "component": serializers.CharField(),
-    "target": serializers.CharField(allow_null=True), "size": serializers.IntegerField()})
-PreviewShape = inline_serializer("ConsoleRecoveryPreview", {
-    "backup_id": serializers.IntegerField(), "backup_name": serializers.CharField(),
-    "recovery_type": serializers.CharField(), "created_at": serializers.CharField(),
-    "impact_analysis": inline_serializer("ConsoleRecoveryImpact", {
-        "components_affected": serializers.ListField(child=serializers.CharField()),
-        "items": ItemShape.__class__(many=True), "total_size": serializers.IntegerField(),
-        "total_size_display": serializers.CharField(), "estimated_downtime": serializers.CharField(),
-        "estimated_downtime_seconds": serializers.FloatField(allow_null=True),
-        "estimate_basis": serializers.CharField(), "restart_required": serializers.BooleanField(),
-        "data_loss_risk": serializers.ChoiceField(choices=["low", "medium", "high"]),
-        "data_loss": inline_serializer("ConsoleRecoveryDataLoss", {
-            "hours_since_backup": serializers.FloatField(), "newer_backups": serializers.IntegerField(),
-            "newest_backup_id": serializers.IntegerField(allow_null=True)}),
-        "pre_recovery_actions": serializers.ListField(child=serializers.CharField()),
-        "post_recovery_actions": serializers.ListField(child=serializers.CharField())}),
-    "warnings": serializers.ListField(child=serializers.CharField()),
-    "recommendations": serializers.ListField(child=serializers.CharField())})
-StartedShape = inline_serializer("ConsoleRecoveryStarted", {
-    "status": serializers.CharField(), "recovery_id": serializers.CharField(), "backup_id": serializers.IntegerField(),
-    "estimated_duration": serializers.CharField(), "estimate_basis": serializers.CharField(),
-    "pre_recovery_snapshot_id": serializers.IntegerField(allow_null=True), "warning": serializers.CharField(),
-    "components": ItemShape.__class__(many=True), "progress_url": serializers.CharField()})
-ProgressShape = progress_shape("ConsoleRecoveryProgress", "recovery_id", {
-    "backup_id": serializers.IntegerField(allow_null=True),
-    "pre_recovery_snapshot_id": serializers.IntegerField(allow_null=True),
-    "items": serializers.ListField(child=serializers.CharField()),
-    "result": serializers.JSONField(allow_null=True)})
+ItemShape = inline_serializer(
+    "ConsoleRecoveryItem",
+    {
+        "member": serializers.CharField(allow_null=True),
+        "name": serializers.CharField(),
+        "type": serializers.CharField(),
+        "component": serializers.CharField(),
+        "target": serializers.CharField(allow_null=True),
+        "size": serializers.IntegerField(),
+    },
+)
+PreviewShape = inline_serializer(
+    "ConsoleRecoveryPreview",
+    {
+        "backup_id": serializers.IntegerField(),
+        "backup_name": serializers.CharField(),
+        "recovery_type": serializers.CharField(),
+        "created_at": serializers.CharField(),
+        "impact_analysis": inline_serializer(
+            "ConsoleRecoveryImpact",
+            {
+                "components_affected": serializers.ListField(child=serializers.CharField()),
+                "items": ItemShape.__class__(many=True),
+                "total_size": serializers.IntegerField(),
+                "total_size_display": serializers.CharField(),
+                "estimated_downtime": serializers.CharField(),
+                "estimated_downtime_seconds": serializers.FloatField(allow_null=True),
+                "estimate_basis": serializers.CharField(),
+                "restart_required": serializers.BooleanField(),
+                "data_loss_risk": serializers.ChoiceField(choices=["low", "medium", "high"]),
+                "data_loss": inline_serializer(
+                    "ConsoleRecoveryDataLoss",
+                    {
+                        "hours_since_backup": serializers.FloatField(),
+                        "newer_backups": serializers.IntegerField(),
+                        "newest_backup_id": serializers.IntegerField(allow_null=True),
+                    },
+                ),
+                "pre_recovery_actions": serializers.ListField(child=serializers.CharField()),
+                "post_recovery_actions": serializers.ListField(child=serializers.CharField()),
+            },
+        ),
+        "warnings": serializers.ListField(child=serializers.CharField()),
+        "recommendations": serializers.ListField(child=serializers.CharField()),
+    },
+)
+StartedShape = inline_serializer(
+    "ConsoleRecoveryStarted",
+    {
+        "status": serializers.CharField(),
+        "recovery_id": serializers.CharField(),
+        "backup_id": serializers.IntegerField(),
+        "estimated_duration": serializers.CharField(),
+        "estimate_basis": serializers.CharField(),
+        "pre_recovery_snapshot_id": serializers.IntegerField(allow_null=True),
+        "warning": serializers.CharField(),
+        "components": ItemShape.__class__(many=True),
+        "progress_url": serializers.CharField(),
+    },
+)
+ProgressShape = progress_shape(
+    "ConsoleRecoveryProgress",
+    "recovery_id",
+    {
+        "backup_id": serializers.IntegerField(allow_null=True),
+        "pre_recovery_snapshot_id": serializers.IntegerField(allow_null=True),
+        "items": serializers.ListField(child=serializers.CharField()),
+        "result": serializers.JSONField(allow_null=True),
+    },
+)
 
 
 def _filter_param(request) -> list[str] | None:
@@ -102,8 +145,14 @@ class RecoveryPreviewView(ConsoleView):
 
     roles = {"GET": Role.VIEWER}
 
-    @extend_schema(responses={200: PreviewShape}, parameters=[OpenApiParameter(
-        "module_filter", str, required=False, description="comma-separated components or source names")])
+    @extend_schema(
+        responses={200: PreviewShape},
+        parameters=[
+            OpenApiParameter(
+                "module_filter", str, required=False, description="comma-separated components or source names"
+            )
+        ],
+    )
     def get(self, request, backup_id=None):
         backup = backup_or_404(self.require_tenant(), backup_id)
         return respond(service.recovery_preview(backup=backup, module_filter=_filter_param(request)))
@@ -121,19 +170,30 @@ class RecoveryInitiateView(ConsoleView):
         backup = backup_or_404(tenant, data["backup_id"])
         preview = service.recovery_preview(backup=backup, module_filter=data.get("module_filter"))
         restore, snapshot = service.recovery_start(
-            tenant=tenant, backup=backup, actor=request.user, confirmation=data["confirmation"],
+            tenant=tenant,
+            backup=backup,
+            actor=request.user,
+            confirmation=data["confirmation"],
             create_pre_recovery_snapshot=data["create_pre_recovery_snapshot"],
-            module_filter=data.get("module_filter"), reason=data.get("reason", ""),
-            recovery_type=data["recovery_type"])
+            module_filter=data.get("module_filter"),
+            reason=data.get("reason", ""),
+            recovery_type=data["recovery_type"],
+        )
         public_id = restore.operation.public_id
         impact = preview["impact_analysis"]
-        return respond({
-            "status": "recovery_started", "recovery_id": public_id, "backup_id": backup.pk,
-            "estimated_duration": impact["estimated_downtime"], "estimate_basis": impact["estimate_basis"],
-            "pre_recovery_snapshot_id": snapshot.pk if snapshot else None,
-            "warning": "Current data of the affected components is replaced; open database connections are ended",
-            "components": impact["items"],
-            "progress_url": reverse("console-recovery-progress", kwargs={"recovery_id": public_id})})
+        return respond(
+            {
+                "status": "recovery_started",
+                "recovery_id": public_id,
+                "backup_id": backup.pk,
+                "estimated_duration": impact["estimated_downtime"],
+                "estimate_basis": impact["estimate_basis"],
+                "pre_recovery_snapshot_id": snapshot.pk if snapshot else None,
+                "warning": "Current data of the affected components is replaced; open database connections are ended",
+                "components": impact["items"],
+                "progress_url": reverse("console-recovery-progress", kwargs={"recovery_id": public_id}),
+            }
+        )
 
 
 class RecoveryProgressView(ConsoleView):
@@ -143,6 +203,16 @@ class RecoveryProgressView(ConsoleView):
     def get(self, request, recovery_id=None):
         op = operation_or_404(self.require_tenant(), recovery_id, OperationKind.RECOVERY, "Recovery")
         recovery = (op.details or {}).get("recovery") or {}
-        return respond(progress_body(op, id_field="recovery_id", operation="recovery", details={
-            "backup_id": op.backup_id, "pre_recovery_snapshot_id": recovery.get("pre_recovery_snapshot_id"),
-            "items": recovery.get("items", []), "result": (op.details or {}).get("result")}))
+        return respond(
+            progress_body(
+                op,
+                id_field="recovery_id",
+                operation="recovery",
+                details={
+                    "backup_id": op.backup_id,
+                    "pre_recovery_snapshot_id": recovery.get("pre_recovery_snapshot_id"),
+                    "items": recovery.get("items", []),
+                    "result": (op.details or {}).get("result"),
+                },
+            )
+        )

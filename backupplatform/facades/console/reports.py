@@ -33,17 +33,29 @@ class ReportView(ConsoleView):
 
     roles = {"GET": Role.VIEWER}
 
-    @extend_schema(operation_id="console_report_generate", parameters=[
-        OpenApiParameter("format", OpenApiTypes.STR, enum=list(FORMATS), description="default pdf"),
-        OpenApiParameter("start_date", OpenApiTypes.DATE, description="default: 29 days before end_date"),
-        OpenApiParameter("end_date", OpenApiTypes.DATE, description="default: today (UTC)")],
-        responses={(200, "application/pdf"): OpenApiTypes.BINARY, (200, "text/html"): OpenApiTypes.STR,
-                   (200, "text/csv"): OpenApiTypes.STR})
+    @extend_schema(
+        operation_id="console_report_generate",
+        parameters=[
+            OpenApiParameter("format", OpenApiTypes.STR, enum=list(FORMATS), description="default pdf"),
+            OpenApiParameter("start_date", OpenApiTypes.DATE, description="default: 29 days before end_date"),
+            OpenApiParameter("end_date", OpenApiTypes.DATE, description="default: today (UTC)"),
+        ],
+        responses={
+            (200, "application/pdf"): OpenApiTypes.BINARY,
+            (200, "text/html"): OpenApiTypes.STR,
+            (200, "text/csv"): OpenApiTypes.STR,
+        },
+    )
     def get(self, request):
         tenant = self.require_tenant()
         query = validated(ReportQuerySerializer, request.query_params)
-        report = report_generate(tenant=tenant, format=query["format"], start=query.get("start_date"),
-                                 end=query.get("end_date"), actor=request.user)
+        report = report_generate(
+            tenant=tenant,
+            format=query["format"],
+            start=query.get("start_date"),
+            end=query.get("end_date"),
+            actor=request.user,
+        )
         response = StreamingHttpResponse(report.chunks, content_type=report.content_type)
         response["Content-Disposition"] = f'attachment; filename="{report.filename}"'
         return response

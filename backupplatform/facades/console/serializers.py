@@ -51,8 +51,10 @@ class ScheduleSerializer(serializers.Serializer):
             "auto_purge": job.auto_purge,
             "last_execution": iso(job.last_run_at),
             "next_execution": iso(next_run(job)),
-            "notifications": {"on_success": bool((job.notifications or {}).get("on_success", False)),
-                              "on_failure": bool((job.notifications or {}).get("on_failure", True))},
+            "notifications": {
+                "on_success": bool((job.notifications or {}).get("on_success", False)),
+                "on_failure": bool((job.notifications or {}).get("on_failure", True)),
+            },
         }
         if custom:
             body["cron"] = job.cron_expression
@@ -155,52 +157,114 @@ def cleanup_progress(op) -> dict:
 
 _ts = {"allow_null": True, "help_text": "ISO 8601 UTC"}
 
-ConsoleScheduleShape = inline_serializer("ConsoleSchedule", {
-    "id": serializers.CharField(), "enabled": serializers.BooleanField(), "name": serializers.CharField(),
-    "type": serializers.CharField(), "frequency": serializers.ChoiceField(choices=FREQUENCIES),
-    "time": serializers.CharField(allow_null=True), "timezone": serializers.CharField(),
-    "retention_count": serializers.IntegerField(allow_null=True), "encryption": serializers.BooleanField(),
-    "destination": serializers.CharField(), "auto_purge": serializers.BooleanField(),
-    "last_execution": serializers.CharField(**_ts), "next_execution": serializers.CharField(**_ts),
-    "notifications": inline_serializer("ConsoleScheduleNotifications", {
-        "on_success": serializers.BooleanField(), "on_failure": serializers.BooleanField()}),
-    "cron": serializers.CharField(required=False, help_text="custom schedules only"),
-    "days_of_week": serializers.ListField(child=serializers.IntegerField(), required=False),
-})
-ScheduleListShape = inline_serializer("ConsoleScheduleList", {
-    "schedules": serializers.ListField(child=ConsoleScheduleShape), "total_schedules": serializers.IntegerField()})
-ScheduleSavedShape = inline_serializer("ConsoleScheduleSaved", {
-    "status": serializers.CharField(help_text='"updated"'), "schedule_id": serializers.CharField(),
-    "next_execution": serializers.CharField(**_ts), "message": serializers.CharField()})
-ScheduleToggledShape = inline_serializer("ConsoleScheduleToggled", {
-    "status": serializers.ChoiceField(choices=["updated"]), "schedule_id": serializers.CharField(),
-    "enabled": serializers.BooleanField(), "message": serializers.CharField()})
-CleanupAnalysedShape = inline_serializer("ConsoleCleanupAnalysed", {
-    "status": serializers.ChoiceField(choices=["analyzed"]), "dry_run": serializers.BooleanField(),
-    "cleanup_plan_id": serializers.CharField(),
-    "analysis": inline_serializer("ConsoleCleanupAnalysis", {
-        "total_backups": serializers.IntegerField(), "eligible_for_removal": serializers.IntegerField(),
-        "space_to_free": serializers.CharField(), "backups_to_keep": serializers.IntegerField(),
-        "protected_backups": serializers.IntegerField()}),
-    "backup_ids": serializers.ListField(child=serializers.IntegerField()),
-    "expires_at": serializers.CharField(), "action_required": serializers.BooleanField(),
-    "confirm_action": serializers.CharField()})
-CleanupStartedShape = inline_serializer("ConsoleCleanupStarted", {
-    "status": serializers.ChoiceField(choices=["cleanup_started"]), "cleanup_id": serializers.CharField(),
-    "cleanup_plan_id": serializers.CharField(), "backups_to_remove": serializers.IntegerField(),
-    "estimated_space": serializers.CharField(), "estimated_duration": serializers.CharField(),
-    "progress_url": serializers.CharField()})
+ConsoleScheduleShape = inline_serializer(
+    "ConsoleSchedule",
+    {
+        "id": serializers.CharField(),
+        "enabled": serializers.BooleanField(),
+        "name": serializers.CharField(),
+        "type": serializers.CharField(),
+        "frequency": serializers.ChoiceField(choices=FREQUENCIES),
+        "time": serializers.CharField(allow_null=True),
+        "timezone": serializers.CharField(),
+        "retention_count": serializers.IntegerField(allow_null=True),
+        "encryption": serializers.BooleanField(),
+        "destination": serializers.CharField(),
+        "auto_purge": serializers.BooleanField(),
+        "last_execution": serializers.CharField(**_ts),
+        "next_execution": serializers.CharField(**_ts),
+        "notifications": inline_serializer(
+            "ConsoleScheduleNotifications",
+            {"on_success": serializers.BooleanField(), "on_failure": serializers.BooleanField()},
+        ),
+        "cron": serializers.CharField(required=False, help_text="custom schedules only"),
+        "days_of_week": serializers.ListField(child=serializers.IntegerField(), required=False),
+    },
+)
+ScheduleListShape = inline_serializer(
+    "ConsoleScheduleList",
+    {"schedules": serializers.ListField(child=ConsoleScheduleShape), "total_schedules": serializers.IntegerField()},
+)
+ScheduleSavedShape = inline_serializer(
+    "ConsoleScheduleSaved",
+    {
+        "status": serializers.CharField(help_text='"updated"'),
+        "schedule_id": serializers.CharField(),
+        "next_execution": serializers.CharField(**_ts),
+        "message": serializers.CharField(),
+    },
+)
+ScheduleToggledShape = inline_serializer(
+    "ConsoleScheduleToggled",
+    {
+        "status": serializers.ChoiceField(choices=["updated"]),
+        "schedule_id": serializers.CharField(),
+        "enabled": serializers.BooleanField(),
+        "message": serializers.CharField(),
+    },
+)
+CleanupAnalysedShape = inline_serializer(
+    "ConsoleCleanupAnalysed",
+    {
+        "status": serializers.ChoiceField(choices=["analyzed"]),
+        "dry_run": serializers.BooleanField(),
+        "cleanup_plan_id": serializers.CharField(),
+        "analysis": inline_serializer(
+            "ConsoleCleanupAnalysis",
+            {
+                "total_backups": serializers.IntegerField(),
+                "eligible_for_removal": serializers.IntegerField(),
+                "space_to_free": serializers.CharField(),
+                "backups_to_keep": serializers.IntegerField(),
+                "protected_backups": serializers.IntegerField(),
+            },
+        ),
+        "backup_ids": serializers.ListField(child=serializers.IntegerField()),
+        "expires_at": serializers.CharField(),
+        "action_required": serializers.BooleanField(),
+        "confirm_action": serializers.CharField(),
+    },
+)
+CleanupStartedShape = inline_serializer(
+    "ConsoleCleanupStarted",
+    {
+        "status": serializers.ChoiceField(choices=["cleanup_started"]),
+        "cleanup_id": serializers.CharField(),
+        "cleanup_plan_id": serializers.CharField(),
+        "backups_to_remove": serializers.IntegerField(),
+        "estimated_space": serializers.CharField(),
+        "estimated_duration": serializers.CharField(),
+        "progress_url": serializers.CharField(),
+    },
+)
 CleanupShape = PolymorphicProxySerializer(
-    component_name="ConsoleCleanupResult", serializers=[CleanupAnalysedShape, CleanupStartedShape],
-    resource_type_field_name=None)
-CleanupProgressShape = inline_serializer("ConsoleCleanupProgress", {
-    "cleanup_id": serializers.CharField(), "operation": serializers.CharField(), "status": serializers.CharField(),
-    "progress": serializers.IntegerField(), "current_step": serializers.CharField(),
-    "details": inline_serializer("ConsoleCleanupProgressDetails", {
-        "cleanup_plan_id": serializers.CharField(allow_null=True), "backups_total": serializers.IntegerField(),
-        "backups_removed": serializers.IntegerField(), "space_freed": serializers.CharField(),
-        "failed": serializers.ListField(child=serializers.JSONField()),
-        "skipped": serializers.ListField(child=serializers.JSONField()),
-        "eta": serializers.CharField(allow_null=True)}),
-    "errors": serializers.IntegerField(), "warnings": serializers.IntegerField(),
-    "started_at": serializers.CharField(**_ts), "finished_at": serializers.CharField(**_ts)})
+    component_name="ConsoleCleanupResult",
+    serializers=[CleanupAnalysedShape, CleanupStartedShape],
+    resource_type_field_name=None,
+)
+CleanupProgressShape = inline_serializer(
+    "ConsoleCleanupProgress",
+    {
+        "cleanup_id": serializers.CharField(),
+        "operation": serializers.CharField(),
+        "status": serializers.CharField(),
+        "progress": serializers.IntegerField(),
+        "current_step": serializers.CharField(),
+        "details": inline_serializer(
+            "ConsoleCleanupProgressDetails",
+            {
+                "cleanup_plan_id": serializers.CharField(allow_null=True),
+                "backups_total": serializers.IntegerField(),
+                "backups_removed": serializers.IntegerField(),
+                "space_freed": serializers.CharField(),
+                "failed": serializers.ListField(child=serializers.JSONField()),
+                "skipped": serializers.ListField(child=serializers.JSONField()),
+                "eta": serializers.CharField(allow_null=True),
+            },
+        ),
+        "errors": serializers.IntegerField(),
+        "warnings": serializers.IntegerField(),
+        "started_at": serializers.CharField(**_ts),
+        "finished_at": serializers.CharField(**_ts),
+    },
+)

@@ -54,8 +54,9 @@ class SnapshotCreateSerializer(InputSerializer):
     name = StrictCharField(max_length=200)
     description = StrictCharField(required=False, allow_blank=True, max_length=1000)
     tags = serializers.ListField(child=StrictCharField(max_length=50), required=False, max_length=20)
-    components = serializers.ListField(child=serializers.ChoiceField(choices=COMPONENTS), required=False,
-                                       allow_empty=False, max_length=len(COMPONENTS))
+    components = serializers.ListField(
+        child=serializers.ChoiceField(choices=COMPONENTS), required=False, allow_empty=False, max_length=len(COMPONENTS)
+    )
     include_settings = StrictBooleanField(required=False, default=True)
     include_data = StrictBooleanField(required=False, default=False)
 
@@ -72,35 +73,66 @@ class SnapshotCreateSerializer(InputSerializer):
 
 class SnapshotRestoreSerializer(InputSerializer):
     snapshot_id = StrictIntegerField(min_value=1, max_value=2**63 - 1)
-    components = serializers.ListField(child=serializers.ChoiceField(choices=COMPONENTS), required=False,
-                                       allow_empty=False, max_length=len(COMPONENTS))
+    components = serializers.ListField(
+        child=serializers.ChoiceField(choices=COMPONENTS), required=False, allow_empty=False, max_length=len(COMPONENTS)
+    )
     create_backup = StrictBooleanField(required=False, default=False)
     reason = StrictCharField(required=False, allow_blank=True, max_length=500)
 
 
 _ts = {"allow_null": True, "help_text": "ISO 8601 UTC"}
-SnapshotShape = inline_serializer("ConsoleSnapshot", {
-    "id": serializers.IntegerField(), "name": serializers.CharField(), "description": serializers.CharField(),
-    "created_at": serializers.CharField(**_ts), "size": serializers.CharField(), "size_bytes": serializers.IntegerField(),
-    "tags": serializers.ListField(child=serializers.CharField()),
-    "components": serializers.ListField(child=serializers.CharField()),
-    "counts": serializers.DictField(child=serializers.IntegerField()),
-    "created_by": serializers.CharField(), "trigger": serializers.CharField(),
-    "checksum": serializers.CharField(allow_null=True), "encrypted": serializers.BooleanField(),
-    "status": serializers.CharField()})
-SnapshotListShape = inline_serializer("ConsoleSnapshotList", {
-    "snapshots": SnapshotShape.__class__(many=True), "total": serializers.IntegerField(),
-    "active": serializers.IntegerField(), "components_available": serializers.ListField(child=serializers.CharField())})
-SnapshotCreatedShape = inline_serializer("ConsoleSnapshotCreated", {
-    "status": serializers.CharField(), "snapshot_id": serializers.IntegerField(), "name": serializers.CharField(),
-    "size": serializers.CharField(), "message": serializers.CharField(), "snapshot": SnapshotShape.__class__()})
-SnapshotRestoreShape = inline_serializer("ConsoleSnapshotRestoreStarted", {
-    "status": serializers.CharField(), "restore_id": serializers.CharField(),
-    "snapshot_id": serializers.IntegerField(), "components": serializers.ListField(child=serializers.CharField()),
-    "estimated_duration": serializers.CharField(),
-    "pre_restore_backup_id": serializers.IntegerField(allow_null=True),
-    "pre_restore_snapshot": SnapshotShape.__class__(allow_null=True),
-    "progress_url": serializers.CharField()})
+SnapshotShape = inline_serializer(
+    "ConsoleSnapshot",
+    {
+        "id": serializers.IntegerField(),
+        "name": serializers.CharField(),
+        "description": serializers.CharField(),
+        "created_at": serializers.CharField(**_ts),
+        "size": serializers.CharField(),
+        "size_bytes": serializers.IntegerField(),
+        "tags": serializers.ListField(child=serializers.CharField()),
+        "components": serializers.ListField(child=serializers.CharField()),
+        "counts": serializers.DictField(child=serializers.IntegerField()),
+        "created_by": serializers.CharField(),
+        "trigger": serializers.CharField(),
+        "checksum": serializers.CharField(allow_null=True),
+        "encrypted": serializers.BooleanField(),
+        "status": serializers.CharField(),
+    },
+)
+SnapshotListShape = inline_serializer(
+    "ConsoleSnapshotList",
+    {
+        "snapshots": SnapshotShape.__class__(many=True),
+        "total": serializers.IntegerField(),
+        "active": serializers.IntegerField(),
+        "components_available": serializers.ListField(child=serializers.CharField()),
+    },
+)
+SnapshotCreatedShape = inline_serializer(
+    "ConsoleSnapshotCreated",
+    {
+        "status": serializers.CharField(),
+        "snapshot_id": serializers.IntegerField(),
+        "name": serializers.CharField(),
+        "size": serializers.CharField(),
+        "message": serializers.CharField(),
+        "snapshot": SnapshotShape.__class__(),
+    },
+)
+SnapshotRestoreShape = inline_serializer(
+    "ConsoleSnapshotRestoreStarted",
+    {
+        "status": serializers.CharField(),
+        "restore_id": serializers.CharField(),
+        "snapshot_id": serializers.IntegerField(),
+        "components": serializers.ListField(child=serializers.CharField()),
+        "estimated_duration": serializers.CharField(),
+        "pre_restore_backup_id": serializers.IntegerField(allow_null=True),
+        "pre_restore_snapshot": SnapshotShape.__class__(allow_null=True),
+        "progress_url": serializers.CharField(),
+    },
+)
 
 
 class SnapshotsView(ConsoleView):
@@ -112,11 +144,21 @@ class SnapshotsView(ConsoleView):
     def get(self, request):
         tenant = self.require_tenant()
         limit = int_param(request, "limit", 50, minimum=1, maximum=1000)
-        qs = Snapshot.objects.filter(tenant=tenant).select_related("created_by").defer("artifact").order_by(
-            "-created_at", "-id")
+        qs = (
+            Snapshot.objects.filter(tenant=tenant)
+            .select_related("created_by")
+            .defer("artifact")
+            .order_by("-created_at", "-id")
+        )
         rows = list(qs[:limit])
-        return respond({"snapshots": [snapshot_body(s) for s in rows], "total": qs.count(),
-                        "active": qs.filter(status="active").count(), "components_available": list(COMPONENTS)})
+        return respond(
+            {
+                "snapshots": [snapshot_body(s) for s in rows],
+                "total": qs.count(),
+                "active": qs.filter(status="active").count(),
+                "components_available": list(COMPONENTS),
+            }
+        )
 
 
 class SnapshotCreateView(ConsoleView):
@@ -128,12 +170,25 @@ class SnapshotCreateView(ConsoleView):
     def post(self, request):
         tenant = self.require_tenant()
         data = validated(SnapshotCreateSerializer, request.data)
-        snapshot = service.snapshot_create(tenant=tenant, actor=request.user, name=data["name"],
-                                           description=data.get("description", ""), tags=data.get("tags"),
-                                           components=data.get("components"))
-        return respond({"status": "created", "snapshot_id": snapshot.pk, "name": snapshot.name,
-                        "size": human_bytes(snapshot.size_bytes), "message": "Snapshot created successfully",
-                        "snapshot": snapshot_body(snapshot)}, status_code=201)
+        snapshot = service.snapshot_create(
+            tenant=tenant,
+            actor=request.user,
+            name=data["name"],
+            description=data.get("description", ""),
+            tags=data.get("tags"),
+            components=data.get("components"),
+        )
+        return respond(
+            {
+                "status": "created",
+                "snapshot_id": snapshot.pk,
+                "name": snapshot.name,
+                "size": human_bytes(snapshot.size_bytes),
+                "message": "Snapshot created successfully",
+                "snapshot": snapshot_body(snapshot),
+            },
+            status_code=201,
+        )
 
 
 class SnapshotRestoreView(ConsoleView):
@@ -146,15 +201,26 @@ class SnapshotRestoreView(ConsoleView):
         tenant = self.require_tenant()
         data = validated(SnapshotRestoreSerializer, request.data)
         snapshot = service.snapshot_get(tenant=tenant, snapshot_id=data["snapshot_id"])
-        op = service.snapshot_restore_start(tenant=tenant, snapshot=snapshot, components=data.get("components"),
-                                            create_backup=data["create_backup"], reason=data.get("reason", ""),
-                                            actor=request.user)
+        op = service.snapshot_restore_start(
+            tenant=tenant,
+            snapshot=snapshot,
+            components=data.get("components"),
+            create_backup=data["create_backup"],
+            reason=data.get("reason", ""),
+            actor=request.user,
+        )
         pre_id = op.details.get("pre_restore_snapshot_id")
         pre = Snapshot.objects.filter(tenant=tenant, pk=pre_id).first() if pre_id else None
-        return respond({
-            "status": "restore_started", "restore_id": op.public_id, "snapshot_id": snapshot.pk,
-            "components": op.details["components"],
-            # Applying configuration is a few database writes per row: seconds, not minutes.
-            "estimated_duration": "under a minute",
-            "pre_restore_backup_id": pre_id, "pre_restore_snapshot": snapshot_body(pre) if pre else None,
-            "progress_url": f"{RESTORE_PROGRESS_PREFIX}{op.public_id}"})
+        return respond(
+            {
+                "status": "restore_started",
+                "restore_id": op.public_id,
+                "snapshot_id": snapshot.pk,
+                "components": op.details["components"],
+                # Applying configuration is a few database writes per row: seconds, not minutes.
+                "estimated_duration": "under a minute",
+                "pre_restore_backup_id": pre_id,
+                "pre_restore_snapshot": snapshot_body(pre) if pre else None,
+                "progress_url": f"{RESTORE_PROGRESS_PREFIX}{op.public_id}",
+            }
+        )

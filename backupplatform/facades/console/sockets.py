@@ -150,7 +150,8 @@ class ConsoleSocket(TenantEventConsumer):
 
     async def event_forward(self, message: dict) -> None:
         if getattr(self, "access_closed", False) or (
-                "tenant_id" in message and message["tenant_id"] not in self.tenant_ids):
+            "tenant_id" in message and message["tenant_id"] not in self.tenant_ids
+        ):
             return
         event = message.get("event") or {}
         if self.types and event.get("type") not in self.types:
@@ -162,8 +163,13 @@ class ConsoleSocket(TenantEventConsumer):
 
 # --- /ws/backup/updates ---------------------------------------------------------------------------
 
-PROGRESS_IDS = {"backup_progress": "job_id", "restore_progress": "restore_id", "import_progress": "import_id",
-                "sync_progress": "sync_id", "cleanup_progress": "cleanup_id"}
+PROGRESS_IDS = {
+    "backup_progress": "job_id",
+    "restore_progress": "restore_id",
+    "import_progress": "import_id",
+    "sync_progress": "sync_id",
+    "cleanup_progress": "cleanup_id",
+}
 
 
 def progress_message(event: dict) -> dict:
@@ -172,15 +178,29 @@ def progress_message(event: dict) -> dict:
     the throughput, each human and exact."""
     kind = event["type"]
     job_id = event.get("job_id") or event.get("operation_id")
-    message = {"type": kind, PROGRESS_IDS[kind]: event.get("restore_id") or job_id, "job_id": job_id,
-               "status": event.get("status"), "progress": event.get("progress"),
-               "current_step": event.get("current_step"), "eta": event.get("eta")}
+    message = {
+        "type": kind,
+        PROGRESS_IDS[kind]: event.get("restore_id") or job_id,
+        "job_id": job_id,
+        "status": event.get("status"),
+        "progress": event.get("progress"),
+        "current_step": event.get("current_step"),
+        "eta": event.get("eta"),
+    }
     if event.get("backup_id") is not None:
         message["backup_id"] = event["backup_id"]
     done = event.get("bytes_done", event.get("bytes_processed"))
     total, speed = event.get("bytes_total"), event.get("throughput_bps")
-    message.update({"processed": humanize.size(done), "processed_bytes": done, "total": humanize.size(total),
-                    "total_bytes": total, "speed": humanize.rate(speed), "speed_bytes_per_second": speed})
+    message.update(
+        {
+            "processed": humanize.size(done),
+            "processed_bytes": done,
+            "total": humanize.size(total),
+            "total_bytes": total,
+            "speed": humanize.rate(speed),
+            "speed_bytes_per_second": speed,
+        }
+    )
     return message
 
 
@@ -196,37 +216,62 @@ class UpdatesConsumer(ConsoleSocket):
 
 # --- /ws/backup/notifications ---------------------------------------------------------------------
 
-SCHEDULE_EVENTS = {"started": "execution_started", "skipped": "execution_skipped",
-                   "completed": "execution_completed", "failed": "execution_failed"}
+SCHEDULE_EVENTS = {
+    "started": "execution_started",
+    "skipped": "execution_skipped",
+    "completed": "execution_completed",
+    "failed": "execution_failed",
+}
 
 
 def notification_message(event: dict) -> dict | None:
     kind = event.get("type")
     if kind in ("backup_completed", "backup_failed"):
         size, duration = event.get("size"), event.get("duration")
-        message = {"type": kind, "backup_id": event.get("backup_id"), "job_id": event.get("job_id"),
-                   "name": event.get("name"), "size": humanize.size(size), "size_bytes": size,
-                   "duration": humanize.clock(duration),
-                   "duration_seconds": None if duration is None else round(duration, 3),
-                   "timestamp": event.get("timestamp")}
+        message = {
+            "type": kind,
+            "backup_id": event.get("backup_id"),
+            "job_id": event.get("job_id"),
+            "name": event.get("name"),
+            "size": humanize.size(size),
+            "size_bytes": size,
+            "duration": humanize.clock(duration),
+            "duration_seconds": None if duration is None else round(duration, 3),
+            "timestamp": event.get("timestamp"),
+        }
         if event.get("error"):
             message["error"] = event["error"]
         return message
     if kind in ("restore_completed", "restore_failed"):
-        message = {"type": kind, "restore_id": event.get("restore_id"), "backup_id": event.get("backup_id"),
-                   "timestamp": event.get("timestamp")}
+        message = {
+            "type": kind,
+            "restore_id": event.get("restore_id"),
+            "backup_id": event.get("backup_id"),
+            "timestamp": event.get("timestamp"),
+        }
         if event.get("error"):
             message["error"] = event["error"]
         return message
     if kind == "storage_alert":
         if "cleanup_id" in event:  # a cleanup that could not delete every backup
-            return {"type": kind, "level": "warning", "storage": None, "cleanup_id": event["cleanup_id"],
-                    "message": f"Cleanup {event['cleanup_id']}: {event.get('failed', 0)} backup(s) could not be "
-                               f"deleted ({event.get('removed', 0)} removed, {event.get('space_freed')} freed)",
-                    "timestamp": event.get("timestamp")}
-        message = {"type": kind, "level": event.get("level", "warning"), "storage": event.get("storage"),
-                   "message": event.get("message"), "utilization": event.get("utilization"),
-                   "threshold": event.get("threshold"), "timestamp": event.get("timestamp")}
+            return {
+                "type": kind,
+                "level": "warning",
+                "storage": None,
+                "cleanup_id": event["cleanup_id"],
+                "message": f"Cleanup {event['cleanup_id']}: {event.get('failed', 0)} backup(s) could not be "
+                f"deleted ({event.get('removed', 0)} removed, {event.get('space_freed')} freed)",
+                "timestamp": event.get("timestamp"),
+            }
+        message = {
+            "type": kind,
+            "level": event.get("level", "warning"),
+            "storage": event.get("storage"),
+            "message": event.get("message"),
+            "utilization": event.get("utilization"),
+            "threshold": event.get("threshold"),
+            "timestamp": event.get("timestamp"),
+        }
         for name in ("available", "used", "total"):  # exact bytes where the producer gave them
             exact = event.get(f"{name}_bytes")
             message[name] = humanize.size(exact) if exact is not None else event.get(name)
@@ -234,8 +279,13 @@ def notification_message(event: dict) -> dict | None:
         return message
     if kind == "schedule_event":
         raw = event.get("event", "")
-        return {"type": kind, "event": SCHEDULE_EVENTS.get(raw, raw), "schedule_id": event.get("schedule_id"),
-                "backup_id": event.get("backup_id"), "timestamp": event.get("timestamp")}
+        return {
+            "type": kind,
+            "event": SCHEDULE_EVENTS.get(raw, raw),
+            "schedule_id": event.get("schedule_id"),
+            "backup_id": event.get("backup_id"),
+            "timestamp": event.get("timestamp"),
+        }
     return None
 
 
@@ -244,8 +294,9 @@ class NotificationsConsumer(ConsoleSocket):
     schedule runs)."""
 
     streams = ("updates", "notifications")
-    types = frozenset({"backup_completed", "backup_failed", "restore_completed", "restore_failed",
-                       "storage_alert", "schedule_event"})
+    types = frozenset(
+        {"backup_completed", "backup_failed", "restore_completed", "restore_failed", "storage_alert", "schedule_event"}
+    )
 
     def shape(self, event: dict) -> dict | None:
         return notification_message(event)

@@ -37,8 +37,14 @@ from .operation_bodies import operation_or_404, progress_body, progress_shape
 from .serializers import parse_size
 
 KIND = {"local": "local", "sftp": "remote"}
-PROVIDER = {"s3": "AWS S3", "minio": "MinIO", "gcs": "Google Cloud Storage", "azure": "Azure Blob Storage",
-            "sftp": "SFTP", "local": "Local disk"}
+PROVIDER = {
+    "s3": "AWS S3",
+    "minio": "MinIO",
+    "gcs": "Google Cloud Storage",
+    "azure": "Azure Blob Storage",
+    "sftp": "SFTP",
+    "local": "Local disk",
+}
 
 
 def _health(storage: Storage) -> str:
@@ -96,17 +102,26 @@ def storage_page(tenant) -> dict:
     default = next((s.name for s in storages if s.is_default), None)
     policy = service.storage_policy_get(tenant=tenant)
     completed = Backup.objects.filter(tenant=tenant, status=BackupStatus.COMPLETED)
-    agg = completed.aggregate(n=Count("id"), size=Sum("stored_bytes"), largest=Max("stored_bytes"),
-                              oldest=Min("created_at"))
+    agg = completed.aggregate(
+        n=Count("id"), size=Sum("stored_bytes"), largest=Max("stored_bytes"), oldest=Min("created_at")
+    )
     return {
         "storage_locations": [location_body(s, default_name=default) for s in storages],
-        "policies": {"default_location": default, "replication_enabled": policy.replication_enabled,
-                     "replication_target": policy.replication_target.name if policy.replication_target else None,
-                     "encryption_default": True, "compression_default": policy.compression_default},
-        "summary": {"total_backups": agg["n"] or 0, "total_size": human_bytes(agg["size"] or 0),
-                    "total_size_bytes": int(agg["size"] or 0), "largest_backup": human_bytes(agg["largest"] or 0),
-                    "oldest_backup": iso(agg["oldest"]),
-                    "total_copies": BackupCopy.objects.filter(tenant=tenant, status=CopyStatus.AVAILABLE).count()},
+        "policies": {
+            "default_location": default,
+            "replication_enabled": policy.replication_enabled,
+            "replication_target": policy.replication_target.name if policy.replication_target else None,
+            "encryption_default": True,
+            "compression_default": policy.compression_default,
+        },
+        "summary": {
+            "total_backups": agg["n"] or 0,
+            "total_size": human_bytes(agg["size"] or 0),
+            "total_size_bytes": int(agg["size"] or 0),
+            "largest_backup": human_bytes(agg["largest"] or 0),
+            "oldest_backup": iso(agg["oldest"]),
+            "total_copies": BackupCopy.objects.filter(tenant=tenant, status=CopyStatus.AVAILABLE).count(),
+        },
     }
 
 
@@ -205,47 +220,105 @@ class SyncSerializer(InputSerializer):
 
 
 _ts = {"allow_null": True, "help_text": "ISO 8601 UTC"}
-LocationShape = inline_serializer("ConsoleStorageLocation", {
-    "id": serializers.CharField(), "storage_id": serializers.IntegerField(), "type": serializers.CharField(),
-    "storage_type": serializers.CharField(), "name": serializers.CharField(), "provider": serializers.CharField(),
-    "enabled": serializers.BooleanField(), "path": serializers.CharField(allow_null=True),
-    "bucket": serializers.CharField(allow_null=True), "region": serializers.CharField(allow_null=True),
-    "quota": serializers.CharField(allow_null=True), "quota_bytes": serializers.IntegerField(allow_null=True),
-    "used": serializers.CharField(), "used_bytes": serializers.IntegerField(),
-    "available": serializers.CharField(allow_null=True), "available_bytes": serializers.IntegerField(allow_null=True),
-    "usage_percent": serializers.FloatField(allow_null=True),
-    "cleanup_threshold": serializers.IntegerField(allow_null=True), "health": serializers.CharField(),
-    "last_sync": serializers.CharField(**_ts), "last_tested": serializers.CharField(**_ts),
-    "default": serializers.BooleanField(), "backup_copies": serializers.IntegerField(),
-    "missing_copies": serializers.IntegerField(),
-    "retention": serializers.DictField(child=serializers.IntegerField(allow_null=True)),
-    "configuration_required": serializers.BooleanField()})
-PoliciesShape = inline_serializer("ConsoleStoragePolicies", {
-    "default_location": serializers.CharField(allow_null=True), "replication_enabled": serializers.BooleanField(),
-    "replication_target": serializers.CharField(allow_null=True), "encryption_default": serializers.BooleanField(),
-    "compression_default": serializers.CharField()})
-StoragePageShape = inline_serializer("ConsoleStorage", {
-    "storage_locations": LocationShape.__class__(many=True), "policies": PoliciesShape.__class__(),
-    "summary": inline_serializer("ConsoleStorageSummary", {
-        "total_backups": serializers.IntegerField(), "total_size": serializers.CharField(),
-        "total_size_bytes": serializers.IntegerField(), "largest_backup": serializers.CharField(),
-        "oldest_backup": serializers.CharField(**_ts), "total_copies": serializers.IntegerField()})})
-UpdatedShape = inline_serializer("ConsoleStorageUpdated", {
-    "status": serializers.CharField(), "message": serializers.CharField(),
-    "restart_required": serializers.BooleanField(), "changes_applied": serializers.BooleanField(),
-    "changes": serializers.ListField(child=serializers.CharField()),
-    "storage_locations": LocationShape.__class__(many=True), "policies": PoliciesShape.__class__()})
-SyncStartedShape = inline_serializer("ConsoleSyncStarted", {
-    "status": serializers.CharField(), "sync_id": serializers.CharField(), "source": serializers.CharField(),
-    "destination": serializers.CharField(), "backups_to_sync": serializers.IntegerField(),
-    "backups_already_there": serializers.IntegerField(), "estimated_size": serializers.CharField(),
-    "estimated_duration": serializers.CharField(), "verify_after_sync": serializers.BooleanField(),
-    "progress_url": serializers.CharField()})
-SyncProgressShape = progress_shape("ConsoleSyncProgress", "sync_id", {
-    "source": serializers.CharField(allow_null=True), "destination": serializers.CharField(allow_null=True),
-    "backups_total": serializers.IntegerField(), "backups_synced": serializers.IntegerField(),
-    "backups_skipped": serializers.IntegerField(), "verify_after_sync": serializers.BooleanField(),
-    "failed": serializers.ListField(child=serializers.JSONField())})
+LocationShape = inline_serializer(
+    "ConsoleStorageLocation",
+    {
+        "id": serializers.CharField(),
+        "storage_id": serializers.IntegerField(),
+        "type": serializers.CharField(),
+        "storage_type": serializers.CharField(),
+        "name": serializers.CharField(),
+        "provider": serializers.CharField(),
+        "enabled": serializers.BooleanField(),
+        "path": serializers.CharField(allow_null=True),
+        "bucket": serializers.CharField(allow_null=True),
+        "region": serializers.CharField(allow_null=True),
+        "quota": serializers.CharField(allow_null=True),
+        "quota_bytes": serializers.IntegerField(allow_null=True),
+        "used": serializers.CharField(),
+        "used_bytes": serializers.IntegerField(),
+        "available": serializers.CharField(allow_null=True),
+        "available_bytes": serializers.IntegerField(allow_null=True),
+        "usage_percent": serializers.FloatField(allow_null=True),
+        "cleanup_threshold": serializers.IntegerField(allow_null=True),
+        "health": serializers.CharField(),
+        "last_sync": serializers.CharField(**_ts),
+        "last_tested": serializers.CharField(**_ts),
+        "default": serializers.BooleanField(),
+        "backup_copies": serializers.IntegerField(),
+        "missing_copies": serializers.IntegerField(),
+        "retention": serializers.DictField(child=serializers.IntegerField(allow_null=True)),
+        "configuration_required": serializers.BooleanField(),
+    },
+)
+PoliciesShape = inline_serializer(
+    "ConsoleStoragePolicies",
+    {
+        "default_location": serializers.CharField(allow_null=True),
+        "replication_enabled": serializers.BooleanField(),
+        "replication_target": serializers.CharField(allow_null=True),
+        "encryption_default": serializers.BooleanField(),
+        "compression_default": serializers.CharField(),
+    },
+)
+StoragePageShape = inline_serializer(
+    "ConsoleStorage",
+    {
+        "storage_locations": LocationShape.__class__(many=True),
+        "policies": PoliciesShape.__class__(),
+        "summary": inline_serializer(
+            "ConsoleStorageSummary",
+            {
+                "total_backups": serializers.IntegerField(),
+                "total_size": serializers.CharField(),
+                "total_size_bytes": serializers.IntegerField(),
+                "largest_backup": serializers.CharField(),
+                "oldest_backup": serializers.CharField(**_ts),
+                "total_copies": serializers.IntegerField(),
+            },
+        ),
+    },
+)
+UpdatedShape = inline_serializer(
+    "ConsoleStorageUpdated",
+    {
+        "status": serializers.CharField(),
+        "message": serializers.CharField(),
+        "restart_required": serializers.BooleanField(),
+        "changes_applied": serializers.BooleanField(),
+        "changes": serializers.ListField(child=serializers.CharField()),
+        "storage_locations": LocationShape.__class__(many=True),
+        "policies": PoliciesShape.__class__(),
+    },
+)
+SyncStartedShape = inline_serializer(
+    "ConsoleSyncStarted",
+    {
+        "status": serializers.CharField(),
+        "sync_id": serializers.CharField(),
+        "source": serializers.CharField(),
+        "destination": serializers.CharField(),
+        "backups_to_sync": serializers.IntegerField(),
+        "backups_already_there": serializers.IntegerField(),
+        "estimated_size": serializers.CharField(),
+        "estimated_duration": serializers.CharField(),
+        "verify_after_sync": serializers.BooleanField(),
+        "progress_url": serializers.CharField(),
+    },
+)
+SyncProgressShape = progress_shape(
+    "ConsoleSyncProgress",
+    "sync_id",
+    {
+        "source": serializers.CharField(allow_null=True),
+        "destination": serializers.CharField(allow_null=True),
+        "backups_total": serializers.IntegerField(),
+        "backups_synced": serializers.IntegerField(),
+        "backups_skipped": serializers.IntegerField(),
+        "verify_after_sync": serializers.BooleanField(),
+        "failed": serializers.ListField(child=serializers.JSONField()),
+    },
+)
 
 
 class StorageView(ConsoleView):
@@ -265,12 +338,21 @@ class StorageUpdateView(ConsoleView):
     def post(self, request):
         tenant = self.require_tenant()
         data = validated(StorageUpdateSerializer, request.data)
-        changes = storage_settings_update(tenant=tenant, locations=data.get("storage_locations") or {},
-                                          policies=data.get("policies") or {})
+        changes = storage_settings_update(
+            tenant=tenant, locations=data.get("storage_locations") or {}, policies=data.get("policies") or {}
+        )
         page = storage_page(tenant)
-        return respond({"status": "updated", "message": "Storage configuration updated", "restart_required": False,
-                        "changes_applied": bool(changes), "changes": changes,
-                        "storage_locations": page["storage_locations"], "policies": page["policies"]})
+        return respond(
+            {
+                "status": "updated",
+                "message": "Storage configuration updated",
+                "restart_required": False,
+                "changes_applied": bool(changes),
+                "changes": changes,
+                "storage_locations": page["storage_locations"],
+                "policies": page["policies"],
+            }
+        )
 
 
 def _duration(size: int, tenant) -> str:
@@ -278,9 +360,11 @@ def _duration(size: int, tenant) -> str:
     from backups.models import Operation
     from backups.services.recovery import _duration_text
 
-    done = Operation.objects.filter(tenant=tenant, kind=OperationKind.SYNC, status="completed",
-                                    throughput_bps__gt=0).order_by("-finished_at").values_list(
-        "throughput_bps", flat=True)[:10]
+    done = (
+        Operation.objects.filter(tenant=tenant, kind=OperationKind.SYNC, status="completed", throughput_bps__gt=0)
+        .order_by("-finished_at")
+        .values_list("throughput_bps", flat=True)[:10]
+    )
     rate = sum(done) / len(done) if done else 20 * 1024 * 1024
     return _duration_text(size / max(rate, 1))
 
@@ -301,19 +385,35 @@ class StorageSyncView(ConsoleView):
         if ids and len(backups) != len(set(ids)):
             from backupplatform.errors import NotFound
 
-            raise NotFound("Backup not found", code="BACKUP_NOT_FOUND",
-                           details={"backup_ids": sorted(set(ids) - {b.pk for b in backups})})
-        op = service.sync_start(tenant=tenant, source=source, destination=destination, backups=backups,
-                                verify=data["verify_after_sync"], actor=request.user)
+            raise NotFound(
+                "Backup not found",
+                code="BACKUP_NOT_FOUND",
+                details={"backup_ids": sorted(set(ids) - {b.pk for b in backups})},
+            )
+        op = service.sync_start(
+            tenant=tenant,
+            source=source,
+            destination=destination,
+            backups=backups,
+            verify=data["verify_after_sync"],
+            actor=request.user,
+        )
         details = op.details
         todo = details["backups_total"] - details["backups_skipped"]
-        return respond({"status": "sync_started", "sync_id": op.public_id, "source": source.name,
-                        "destination": destination.name, "backups_to_sync": todo,
-                        "backups_already_there": details["backups_skipped"],
-                        "estimated_size": human_bytes(details["bytes_total"]),
-                        "estimated_duration": _duration(details["bytes_total"], tenant),
-                        "verify_after_sync": details["verify"],
-                        "progress_url": service.sync_progress_url(op)})
+        return respond(
+            {
+                "status": "sync_started",
+                "sync_id": op.public_id,
+                "source": source.name,
+                "destination": destination.name,
+                "backups_to_sync": todo,
+                "backups_already_there": details["backups_skipped"],
+                "estimated_size": human_bytes(details["bytes_total"]),
+                "estimated_duration": _duration(details["bytes_total"], tenant),
+                "verify_after_sync": details["verify"],
+                "progress_url": service.sync_progress_url(op),
+            }
+        )
 
 
 class StorageSyncProgressView(ConsoleView):
@@ -323,8 +423,19 @@ class StorageSyncProgressView(ConsoleView):
     def get(self, request, sync_id=None):
         op = operation_or_404(self.require_tenant(), sync_id, OperationKind.SYNC, "Sync")
         d = op.details or {}
-        return respond(progress_body(op, id_field="sync_id", operation="sync", details={
-            "source": d.get("source"), "destination": d.get("destination"),
-            "backups_total": d.get("backups_total", 0), "backups_synced": d.get("backups_synced", 0),
-            "backups_skipped": d.get("backups_skipped", 0), "verify_after_sync": bool(d.get("verify")),
-            "failed": d.get("failed", [])}))
+        return respond(
+            progress_body(
+                op,
+                id_field="sync_id",
+                operation="sync",
+                details={
+                    "source": d.get("source"),
+                    "destination": d.get("destination"),
+                    "backups_total": d.get("backups_total", 0),
+                    "backups_synced": d.get("backups_synced", 0),
+                    "backups_skipped": d.get("backups_skipped", 0),
+                    "verify_after_sync": bool(d.get("verify")),
+                    "failed": d.get("failed", []),
+                },
+            )
+        )

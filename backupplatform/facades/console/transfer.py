@@ -48,46 +48,102 @@ class ValidateForm(InputSerializer):
 class ImportForm(ValidateForm):
     auto_restore = FormBoolField(required=False, default="false")
     create_backup_before = FormBoolField(required=False, default="false")
-    target_server_id = StrictCharField(required=False, max_length=20,
-                                       help_text="auto_restore of a database dump: the server to restore into")
+    target_server_id = StrictCharField(
+        required=False, max_length=20, help_text="auto_restore of a database dump: the server to restore into"
+    )
     target_database = StrictCharField(required=False, max_length=63)
-    target_path = StrictCharField(required=False, max_length=1024,
-                                  help_text="auto_restore of a file archive: the folder to restore into")
+    target_path = StrictCharField(
+        required=False, max_length=1024, help_text="auto_restore of a file archive: the folder to restore into"
+    )
 
 
-ValidationShape = inline_serializer("ConsoleImportValidation", {
-    "file_format": serializers.CharField(), "format": serializers.CharField(),
-    "format_description": serializers.CharField(), "signature": serializers.CharField(),
-    "checksum": serializers.CharField(), "version_compatibility": serializers.CharField(),
-    "size": serializers.CharField(), "size_bytes": serializers.IntegerField(), "type": serializers.CharField(),
-    "created": serializers.CharField(allow_null=True), "gateway_id": serializers.CharField(allow_null=True),
-    "components": serializers.ListField(child=serializers.CharField()), "details": serializers.JSONField()})
-ValidatedShape = inline_serializer("ConsoleImportValidated", {
-    "status": serializers.CharField(), "filename": serializers.CharField(), "validation": ValidationShape.__class__(),
-    "warnings": serializers.ListField(child=serializers.CharField()),
-    "recommendations": serializers.ListField(child=serializers.CharField())})
-ImportStartedShape = inline_serializer("ConsoleImportStarted", {
-    "status": serializers.CharField(), "import_id": serializers.CharField(), "filename": serializers.CharField(),
-    "validation_results": inline_serializer("ConsoleImportResults", {
-        "format": serializers.CharField(), "signature": serializers.CharField(),
-        "version": serializers.CharField(), "checksum": serializers.CharField()}),
-    "backup_info": inline_serializer("ConsoleImportBackupInfo", {
-        "name": serializers.CharField(), "type": serializers.CharField(), "size": serializers.CharField(),
-        "created": serializers.CharField(allow_null=True), "gateway_compatibility": serializers.CharField(),
-        "components": serializers.ListField(child=serializers.CharField())}),
-    "backup_id": serializers.IntegerField(allow_null=True), "validation": ValidationShape.__class__(),
-    "progress_url": serializers.CharField()})
-ImportProgressShape = progress_shape("ConsoleImportProgress", "import_id", {
-    "filename": serializers.CharField(), "format": serializers.CharField(),
-    "backup_id": serializers.IntegerField(allow_null=True), "snapshot_id": serializers.IntegerField(allow_null=True),
-    "restore_id": serializers.CharField(allow_null=True),
-    "pre_import_backup_id": serializers.IntegerField(allow_null=True),
-    "auto_restore_error": serializers.CharField(allow_null=True)})
-ExportShape = inline_serializer("ConsoleConfigExport", {
-    "export_type": serializers.CharField(), "format": serializers.CharField(), "timestamp": serializers.CharField(),
-    "gateway": inline_serializer("ConsoleConfigGateway", {
-        "id": serializers.CharField(), "name": serializers.CharField(), "version": serializers.CharField()}),
-    "modules": serializers.JSONField(), "settings": serializers.JSONField(), "metadata": serializers.JSONField()})
+ValidationShape = inline_serializer(
+    "ConsoleImportValidation",
+    {
+        "file_format": serializers.CharField(),
+        "format": serializers.CharField(),
+        "format_description": serializers.CharField(),
+        "signature": serializers.CharField(),
+        "checksum": serializers.CharField(),
+        "version_compatibility": serializers.CharField(),
+        "size": serializers.CharField(),
+        "size_bytes": serializers.IntegerField(),
+        "type": serializers.CharField(),
+        "created": serializers.CharField(allow_null=True),
+        "gateway_id": serializers.CharField(allow_null=True),
+        "components": serializers.ListField(child=serializers.CharField()),
+        "details": serializers.JSONField(),
+    },
+)
+ValidatedShape = inline_serializer(
+    "ConsoleImportValidated",
+    {
+        "status": serializers.CharField(),
+        "filename": serializers.CharField(),
+        "validation": ValidationShape.__class__(),
+        "warnings": serializers.ListField(child=serializers.CharField()),
+        "recommendations": serializers.ListField(child=serializers.CharField()),
+    },
+)
+ImportStartedShape = inline_serializer(
+    "ConsoleImportStarted",
+    {
+        "status": serializers.CharField(),
+        "import_id": serializers.CharField(),
+        "filename": serializers.CharField(),
+        "validation_results": inline_serializer(
+            "ConsoleImportResults",
+            {
+                "format": serializers.CharField(),
+                "signature": serializers.CharField(),
+                "version": serializers.CharField(),
+                "checksum": serializers.CharField(),
+            },
+        ),
+        "backup_info": inline_serializer(
+            "ConsoleImportBackupInfo",
+            {
+                "name": serializers.CharField(),
+                "type": serializers.CharField(),
+                "size": serializers.CharField(),
+                "created": serializers.CharField(allow_null=True),
+                "gateway_compatibility": serializers.CharField(),
+                "components": serializers.ListField(child=serializers.CharField()),
+            },
+        ),
+        "backup_id": serializers.IntegerField(allow_null=True),
+        "validation": ValidationShape.__class__(),
+        "progress_url": serializers.CharField(),
+    },
+)
+ImportProgressShape = progress_shape(
+    "ConsoleImportProgress",
+    "import_id",
+    {
+        "filename": serializers.CharField(),
+        "format": serializers.CharField(),
+        "backup_id": serializers.IntegerField(allow_null=True),
+        "snapshot_id": serializers.IntegerField(allow_null=True),
+        "restore_id": serializers.CharField(allow_null=True),
+        "pre_import_backup_id": serializers.IntegerField(allow_null=True),
+        "auto_restore_error": serializers.CharField(allow_null=True),
+    },
+)
+ExportShape = inline_serializer(
+    "ConsoleConfigExport",
+    {
+        "export_type": serializers.CharField(),
+        "format": serializers.CharField(),
+        "timestamp": serializers.CharField(),
+        "gateway": inline_serializer(
+            "ConsoleConfigGateway",
+            {"id": serializers.CharField(), "name": serializers.CharField(), "version": serializers.CharField()},
+        ),
+        "modules": serializers.JSONField(),
+        "settings": serializers.JSONField(),
+        "metadata": serializers.JSONField(),
+    },
+)
 
 
 def _recommendations(inspection) -> list[str]:
@@ -116,19 +172,20 @@ class UploadView(ConsoleView):
         limit = service.limits()["max_upload_bytes"]
         length = parse_id(request.META.get("CONTENT_LENGTH") or "0") or 0
         if length > limit + (1 << 20):  # the form's own bytes besides the file
-            raise service.UploadTooLarge(f"The file is larger than the {limit} bytes an upload may have",
-                                         details={"max_bytes": limit})
+            raise service.UploadTooLarge(
+                f"The file is larger than the {limit} bytes an upload may have", details={"max_bytes": limit}
+            )
         with service.upload_slot(tenant) as key:
-            handler = service.StagingUploadHandler(tenant=tenant, limit=limit, lock_key=key,
-                                                   request=request._request)
+            handler = service.StagingUploadHandler(tenant=tenant, limit=limit, lock_key=key, request=request._request)
             request._request.upload_handlers = [handler]
             try:
                 staged = request.FILES.get("file")
                 fields = {k: request.data.get(k) for k in request.data if k != "file"}
                 if staged is None:
                     validated(self.form, fields)  # unknown fields first, then "file" is required
-                    raise service.ImportRefused("Send the file in the multipart field 'file'",
-                                                details={"file": ["This field is required."]})
+                    raise service.ImportRefused(
+                        "Send the file in the multipart field 'file'", details={"file": ["This field is required."]}
+                    )
                 data = validated(self.form, {**fields, "file": _Present()})
                 inspection = service.inspect_upload(tenant=tenant, upload=staged)
             except BaseException:
@@ -155,8 +212,15 @@ class ImportValidateView(UploadView):
         import os
 
         os.unlink(staged.path)  # validation keeps nothing
-        return respond({"status": "validated", "filename": staged.name, "validation": service.describe(inspection),
-                        "warnings": inspection.warnings, "recommendations": _recommendations(inspection)})
+        return respond(
+            {
+                "status": "validated",
+                "filename": staged.name,
+                "validation": service.describe(inspection),
+                "warnings": inspection.warnings,
+                "recommendations": _recommendations(inspection),
+            }
+        )
 
 
 class ImportView(UploadView):
@@ -177,10 +241,16 @@ class ImportView(UploadView):
                 if server is None:
                     raise service.ImportRefused(details={"target_server_id": ["Not found."]})
             op = service.import_start(
-                tenant=tenant, upload=staged, inspection=inspection, actor=request.user,
+                tenant=tenant,
+                upload=staged,
+                inspection=inspection,
+                actor=request.user,
                 auto_restore=data["auto_restore"] == "true",
-                create_backup_before=data["create_backup_before"] == "true", target_server=server,
-                target_database=data.get("target_database", ""), target_path=data.get("target_path", ""))
+                create_backup_before=data["create_backup_before"] == "true",
+                target_server=server,
+                target_database=data.get("target_database", ""),
+                target_path=data.get("target_path", ""),
+            )
         except BaseException:
             import os
 
@@ -188,17 +258,30 @@ class ImportView(UploadView):
             raise
         validation = service.describe(inspection)
         backup = op.backup
-        return respond({
-            "status": "import_started", "import_id": op.public_id, "filename": staged.name,
-            "validation_results": {"format": "valid", "signature": inspection.signature,
-                                   "version": "compatible", "checksum": "valid"},
-            "backup_info": {"name": backup.name if backup else f"Imported_{staged.name}",
-                            "type": validation["type"], "size": validation["size"],
-                            "created": validation["created"],
-                            "gateway_compatibility": f"{tenant.slug} (this workspace)",
-                            "components": validation["components"]},
-            "backup_id": backup.pk if backup else None, "validation": validation,
-            "progress_url": reverse("console-import-progress", kwargs={"import_id": op.public_id})})
+        return respond(
+            {
+                "status": "import_started",
+                "import_id": op.public_id,
+                "filename": staged.name,
+                "validation_results": {
+                    "format": "valid",
+                    "signature": inspection.signature,
+                    "version": "compatible",
+                    "checksum": "valid",
+                },
+                "backup_info": {
+                    "name": backup.name if backup else f"Imported_{staged.name}",
+                    "type": validation["type"],
+                    "size": validation["size"],
+                    "created": validation["created"],
+                    "gateway_compatibility": f"{tenant.slug} (this workspace)",
+                    "components": validation["components"],
+                },
+                "backup_id": backup.pk if backup else None,
+                "validation": validation,
+                "progress_url": reverse("console-import-progress", kwargs={"import_id": op.public_id}),
+            }
+        )
 
 
 class ImportProgressView(ConsoleView):
@@ -208,11 +291,22 @@ class ImportProgressView(ConsoleView):
     def get(self, request, import_id=None):
         op = operation_or_404(self.require_tenant(), import_id, OperationKind.IMPORT, "Import")
         details = op.details or {}
-        return respond(progress_body(op, id_field="import_id", operation="import", details={
-            "filename": details.get("filename", ""), "format": details.get("kind", ""), "backup_id": op.backup_id,
-            "snapshot_id": details.get("snapshot_id"), "restore_id": details.get("restore_id"),
-            "pre_import_backup_id": details.get("pre_import_backup_id"),
-            "auto_restore_error": details.get("auto_restore_error")}))
+        return respond(
+            progress_body(
+                op,
+                id_field="import_id",
+                operation="import",
+                details={
+                    "filename": details.get("filename", ""),
+                    "format": details.get("kind", ""),
+                    "backup_id": op.backup_id,
+                    "snapshot_id": details.get("snapshot_id"),
+                    "restore_id": details.get("restore_id"),
+                    "pre_import_backup_id": details.get("pre_import_backup_id"),
+                    "auto_restore_error": details.get("auto_restore_error"),
+                },
+            )
+        )
 
 
 class ExportConfigView(ConsoleView):
@@ -224,12 +318,22 @@ class ExportConfigView(ConsoleView):
     @extend_schema(responses={200: ExportShape})
     def get(self, request):
         tenant = self.require_tenant()
-        document = platform_config_export(tenant=tenant, secrets="hidden", metadata={
-            "exported_by": request.user.username or "api key", "export_reason": request.query_params.get(
-                "reason", "")[:200]})
+        document = platform_config_export(
+            tenant=tenant,
+            secrets="hidden",
+            metadata={
+                "exported_by": request.user.username or "api key",
+                "export_reason": request.query_params.get("reason", "")[:200],
+            },
+        )
         from audit.services import emit
 
-        emit(action="config_export", tenant=tenant, resource_type="configuration", resource_id=tenant.slug,
-             details={"components": sorted(document["modules"])})
+        emit(
+            action="config_export",
+            tenant=tenant,
+            resource_type="configuration",
+            resource_id=tenant.slug,
+            details={"components": sorted(document["modules"])},
+        )
         filename = f"config_export_{document['timestamp'][:10].replace('-', '')}.json"
         return respond(document, headers={"Content-Disposition": f'attachment; filename="{filename}"'})

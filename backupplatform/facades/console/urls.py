@@ -33,8 +33,7 @@ urlpatterns = [
     path("delete", backups.BackupDeleteView.as_view(), name="console-backup-delete"),
     path("details/<str:backup_id>", backups.BackupDetailsView.as_view(), name="console-backup-details"),
     path("progress/<str:job_id>", progress.BackupProgressView.as_view(), name="console-progress"),
-    path("restore/progress/<str:restore_id>", progress.RestoreProgressView.as_view(),
-         name="console-restore-progress"),
+    path("restore/progress/<str:restore_id>", progress.RestoreProgressView.as_view(), name="console-restore-progress"),
     path("operation/cancel", progress.CancelView.as_view(), name="console-operation-cancel"),
     path("statistics", statistics.StatisticsView.as_view(), name="console-statistics"),
     path("report/generate", reports.ReportView.as_view(), name="console-report-generate"),
@@ -45,8 +44,9 @@ urlpatterns = [
     path("snapshots/restore", snapshots.SnapshotRestoreView.as_view(), name="console-snapshot-restore"),
     path("recovery/initiate", recovery.RecoveryInitiateView.as_view(), name="console-recovery-initiate"),
     path("recovery/preview/<str:backup_id>", recovery.RecoveryPreviewView.as_view(), name="console-recovery-preview"),
-    path("recovery/progress/<str:recovery_id>", recovery.RecoveryProgressView.as_view(),
-         name="console-recovery-progress"),
+    path(
+        "recovery/progress/<str:recovery_id>", recovery.RecoveryProgressView.as_view(), name="console-recovery-progress"
+    ),
     path("import", transfer.ImportView.as_view(), name="console-import"),
     path("import/validate", transfer.ImportValidateView.as_view(), name="console-import-validate"),
     path("import/progress/<str:import_id>", transfer.ImportProgressView.as_view(), name="console-import-progress"),
@@ -54,6 +54,9 @@ urlpatterns = [
     path("storage", storage.StorageView.as_view(), name="console-storage"),
     path("storage/update", storage.StorageUpdateView.as_view(), name="console-storage-update"),
     path("storage/sync", storage.StorageSyncView.as_view(), name="console-storage-sync"),
-    path("storage/sync/progress/<str:sync_id>", storage.StorageSyncProgressView.as_view(),
-         name="console-storage-sync-progress"),
+    path(
+        "storage/sync/progress/<str:sync_id>",
+        storage.StorageSyncProgressView.as_view(),
+        name="console-storage-sync-progress",
+    ),
 ]

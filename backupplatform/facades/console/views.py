@@ -39,13 +39,29 @@ from .serializers import (
     cleanup_progress,
 )
 
-ALIASES = {"schedule_type": "frequency", "schedule_time": "time", "cron_expression": "cron",
-           "storage": "destination", "application": "schedule_id"}
+ALIASES = {
+    "schedule_type": "frequency",
+    "schedule_time": "time",
+    "cron_expression": "cron",
+    "storage": "destination",
+    "application": "schedule_id",
+}
 # Console field -> model field.
-FIELD_NAMES = (("name", "name"), ("enabled", "enabled"), ("timezone", "timezone"),
-               ("retention_count", "retention_count"), ("type", "backup_type"), ("auto_purge", "auto_purge"))
-SCHEDULE_NAMES = (("frequency", "schedule_type"), ("time", "schedule_time"), ("days_of_week", "days_of_week"),
-                  ("day_of_month", "day_of_month"), ("cron", "cron_expression"))
+FIELD_NAMES = (
+    ("name", "name"),
+    ("enabled", "enabled"),
+    ("timezone", "timezone"),
+    ("retention_count", "retention_count"),
+    ("type", "backup_type"),
+    ("auto_purge", "auto_purge"),
+)
+SCHEDULE_NAMES = (
+    ("frequency", "schedule_type"),
+    ("time", "schedule_time"),
+    ("days_of_week", "days_of_week"),
+    ("day_of_month", "day_of_month"),
+    ("cron", "cron_expression"),
+)
 
 
 def _job(tenant, schedule_id: str) -> BackupJob | None:
@@ -95,12 +111,23 @@ class ScheduleUpdateView(ConsoleView):
         fields = {target: data[source] for source, target in FIELD_NAMES if source in data}
         schedule = {target: data[source] for source, target in SCHEDULE_NAMES if source in data}
         with fields_renamed(ALIASES):
-            job, _ = services.job_save(tenant=tenant, actor=request.user, public_id=data["schedule_id"],
-                                       schedule=schedule, storage_name=data.get("destination"),
-                                       notifications=data.get("notifications"), **fields)
-        return respond({"status": "updated", "schedule_id": job.public_id,
-                        "next_execution": ScheduleSerializer(job).data["next_execution"],
-                        "message": "Schedule updated successfully"})
+            job, _ = services.job_save(
+                tenant=tenant,
+                actor=request.user,
+                public_id=data["schedule_id"],
+                schedule=schedule,
+                storage_name=data.get("destination"),
+                notifications=data.get("notifications"),
+                **fields,
+            )
+        return respond(
+            {
+                "status": "updated",
+                "schedule_id": job.public_id,
+                "next_execution": ScheduleSerializer(job).data["next_execution"],
+                "message": "Schedule updated successfully",
+            }
+        )
 
 
 class ScheduleToggleView(ConsoleView):
@@ -113,8 +140,14 @@ class ScheduleToggleView(ConsoleView):
         tenant = self.require_tenant()
         data = validated(ScheduleToggleSerializer, request.data)
         job = services.job_toggle(job=_job_or_404(tenant, data["schedule_id"]), enabled=data["enabled"])
-        return respond({"status": "updated", "schedule_id": job.public_id, "enabled": job.enabled,
-                        "message": "Schedule enabled" if job.enabled else "Schedule disabled"})
+        return respond(
+            {
+                "status": "updated",
+                "schedule_id": job.public_id,
+                "enabled": job.enabled,
+                "message": "Schedule enabled" if job.enabled else "Schedule disabled",
+            }
+        )
 
 
 def _execute_body(op, plan) -> dict:
@@ -148,27 +181,37 @@ class CleanupView(ConsoleView):
         dry_run = data.get("dry_run", True)
         if not dry_run and not (request.user.is_superuser or role_at_least(request.role, Role.ADMIN)):
             raise Forbidden("Executing a cleanup needs the admin role")
-        rules = selectors.rules_from_console(retention_policy=data.get("retention_policy"),
-                                             max_age_days=data.get("max_age_days"))
+        rules = selectors.rules_from_console(
+            retention_policy=data.get("retention_policy"), max_age_days=data.get("max_age_days")
+        )
         job = _job_or_404(tenant, data["schedule_id"]) if data.get("schedule_id") else None
-        plan = services.cleanup_analyse(tenant=tenant, actor=request.user, job=job, rules=rules,
-                                        storage_locations=data.get("storage_locations"),
-                                        reason=data.get("reason", ""))
+        plan = services.cleanup_analyse(
+            tenant=tenant,
+            actor=request.user,
+            job=job,
+            rules=rules,
+            storage_locations=data.get("storage_locations"),
+            reason=data.get("reason", ""),
+        )
         if not dry_run:
             op = services.cleanup_execute(plan=plan, actor=request.user)
             return respond(_execute_body(op, plan))
-        analysis = {k: plan.analysis[k] for k in ("total_backups", "eligible_for_removal", "space_to_free",
-                                                  "backups_to_keep", "protected_backups")}
-        return respond({
-            "status": "analyzed",
-            "dry_run": True,
-            "cleanup_plan_id": plan.public_id,
-            "analysis": analysis,
-            "backup_ids": plan.backup_ids,
-            "expires_at": utc_iso(plan.expires_at, micro=True),
-            "action_required": bool(plan.backup_ids),
-            "confirm_action": "cleanup_execute",
-        })
+        analysis = {
+            k: plan.analysis[k]
+            for k in ("total_backups", "eligible_for_removal", "space_to_free", "backups_to_keep", "protected_backups")
+        }
+        return respond(
+            {
+                "status": "analyzed",
+                "dry_run": True,
+                "cleanup_plan_id": plan.public_id,
+                "analysis": analysis,
+                "backup_ids": plan.backup_ids,
+                "expires_at": utc_iso(plan.expires_at, micro=True),
+                "action_required": bool(plan.backup_ids),
+                "confirm_action": "cleanup_execute",
+            }
+        )
 
 
 class CleanupExecuteView(ConsoleView):
@@ -181,8 +224,9 @@ class CleanupExecuteView(ConsoleView):
         tenant = self.require_tenant()
         data = validated(CleanupExecuteSerializer, request.data)
         plan = selectors.cleanup_plan_get(tenant=tenant, public_id=data["cleanup_plan_id"])
-        op = services.cleanup_execute(plan=plan, actor=request.user,
-                                      notify_on_completion=data.get("notify_on_completion", False))
+        op = services.cleanup_execute(
+            plan=plan, actor=request.user, notify_on_completion=data.get("notify_on_completion", False)
+        )
         return respond(_execute_body(op, plan))
 
 

@@ -43,8 +43,13 @@ from tenants.models import Role
 from .conventions import JobsViewSet
 
 SCHEDULE_TYPES = ["hourly", "daily", "weekly", "monthly", "custom", "cron"]
-ALIASES = {"schedule_time": "schedule_time", "server": "server_id", "application": "application_id",
-           "storage": "storage_id", "enabled": "is_active"}
+ALIASES = {
+    "schedule_time": "schedule_time",
+    "server": "server_id",
+    "application": "application_id",
+    "storage": "storage_id",
+    "enabled": "is_active",
+}
 
 
 class JobSerializer(serializers.Serializer):
@@ -134,16 +139,34 @@ class ExecutionSerializer(serializers.Serializer):
 
 
 JobDeletedShape = inline_serializer("JobDeleted", {"id": serializers.IntegerField()})
-JobRunShape = inline_serializer("JobRunStarted", {
-    "job_id": serializers.IntegerField(), "operation_id": serializers.CharField(),
-    "backup_id": serializers.IntegerField(allow_null=True), "status": serializers.CharField(),
-    "created_at": serializers.CharField(allow_null=True)})
+JobRunShape = inline_serializer(
+    "JobRunStarted",
+    {
+        "job_id": serializers.IntegerField(),
+        "operation_id": serializers.CharField(),
+        "backup_id": serializers.IntegerField(allow_null=True),
+        "status": serializers.CharField(),
+        "created_at": serializers.CharField(allow_null=True),
+    },
+)
 
 
 def _fields(tenant, data: dict) -> dict:
     fields: dict = {}
-    for name in ("name", "description", "source_path", "database_name", "backup_type", "schedule_type",
-                 "schedule_time", "cron_expression", "timezone", "day_of_month", "retention_days", "priority"):
+    for name in (
+        "name",
+        "description",
+        "source_path",
+        "database_name",
+        "backup_type",
+        "schedule_type",
+        "schedule_time",
+        "cron_expression",
+        "timezone",
+        "day_of_month",
+        "retention_days",
+        "priority",
+    ):
         if name in data:
             fields[name] = data[name]
     if "days_of_week" in data:
@@ -158,13 +181,21 @@ def _fields(tenant, data: dict) -> dict:
 
 class BackupJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, JobsViewSet):
     """Backup jobs: viewers read, operators run, admins manage."""
+
     feature = capabilities.BACKUPS
 
     serializer_class = JobSerializer
     queryset = BackupJob.objects.none()
     not_found = ("Backup job not found", "JOB_NOT_FOUND")
-    roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER, "executions": Role.VIEWER, "create": Role.ADMIN,
-             "update": Role.ADMIN, "destroy": Role.ADMIN, "run": Role.OPERATOR}
+    roles = {
+        "list": Role.VIEWER,
+        "retrieve": Role.VIEWER,
+        "executions": Role.VIEWER,
+        "create": Role.ADMIN,
+        "update": Role.ADMIN,
+        "destroy": Role.ADMIN,
+        "run": Role.OPERATOR,
+    }
 
     def tenant_queryset(self, tenant):
         qs = selectors.job_list(tenant=tenant)
@@ -174,7 +205,6 @@ class BackupJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, JobsVie
                 raise ValidationFailed(details={"is_active": ["Use true or false."]})
             qs = qs.filter(enabled=active.lower() in ("true", "1"))
         return qs
-
 
     @extend_schema(parameters=[OpenApiParameter("is_active", OpenApiTypes.BOOL, required=False)])
     def list(self, request, *args, **kwargs):
@@ -207,11 +237,23 @@ class BackupJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, JobsVie
     def run(self, request, pk=None):
         job = self.get_object()
         data = validated(RunInputSerializer, request.data)
-        op = services.job_run(job=job, actor=request.user, backup_type=data.get("backup_type"),
-                              options={"notify": data["notify"]} if "notify" in data else None)
-        return respond({"job_id": job.pk, "operation_id": op.public_id, "backup_id": op.backup_id,
-                        "status": op.status, "created_at": iso(op.created_at)},
-                       status_code=202, message="Backup started")
+        op = services.job_run(
+            job=job,
+            actor=request.user,
+            backup_type=data.get("backup_type"),
+            options={"notify": data["notify"]} if "notify" in data else None,
+        )
+        return respond(
+            {
+                "job_id": job.pk,
+                "operation_id": op.public_id,
+                "backup_id": op.backup_id,
+                "status": op.status,
+                "created_at": iso(op.created_at),
+            },
+            status_code=202,
+            message="Backup started",
+        )
 
     @extend_schema(responses={200: ExecutionSerializer(many=True)})
     def executions(self, request, pk=None):

@@ -15,22 +15,37 @@ class JobsPagination(PagePagination):
     size_param = "page_size"
 
     def get_paginated_response(self, data):
-        response = Response({
-            "success": True, "data": data, "total": self.total, "page": self.page,
-            "page_size": self.size, "total_pages": self.pages,
-        })
+        response = Response(
+            {
+                "success": True,
+                "data": data,
+                "total": self.total,
+                "page": self.page,
+                "page_size": self.size,
+                "total_pages": self.pages,
+            }
+        )
         response.enveloped = True
         return response
 
     def get_paginated_response_schema(self, schema):
-        return {"type": "object", "required": ["success", "data", "total", "page", "page_size", "total_pages"],
-                "properties": {"success": {"type": "boolean", "example": True}, "data": schema,
-                               "total": {"type": "integer"}, "page": {"type": "integer"},
-                               "page_size": {"type": "integer"}, "total_pages": {"type": "integer"}}}
+        return {
+            "type": "object",
+            "required": ["success", "data", "total", "page", "page_size", "total_pages"],
+            "properties": {
+                "success": {"type": "boolean", "example": True},
+                "data": schema,
+                "total": {"type": "integer"},
+                "page": {"type": "integer"},
+                "page_size": {"type": "integer"},
+                "total_pages": {"type": "integer"},
+            },
+        }
 
     def get_schema_operation_parameters(self, view):
-        return [{"name": n, "in": "query", "required": False, "schema": {"type": "integer"}}
-                for n in ("page", "page_size")]
+        return [
+            {"name": n, "in": "query", "required": False, "schema": {"type": "integer"}} for n in ("page", "page_size")
+        ]
 
 
 class JobsUserThrottle(SimpleRateThrottle):
@@ -61,20 +76,35 @@ class JobsFacade(Facade):
         return body
 
     def envelope_schema(self, schema):
-        return {"type": "object", "required": ["success", "message", "data"],
-                "properties": {"success": {"type": "boolean", "example": True},
-                               "message": {"type": "string"}, "data": schema}}
+        return {
+            "type": "object",
+            "required": ["success", "message", "data"],
+            "properties": {
+                "success": {"type": "boolean", "example": True},
+                "message": {"type": "string"},
+                "data": schema,
+            },
+        }
 
     def error_body(self, error: ErrorInfo) -> dict:
-        return {"success": False, "error": error.code, "message": error.message,
-                "details": error.details if error.details is not None else {}}
+        return {
+            "success": False,
+            "error": error.code,
+            "message": error.message,
+            "details": error.details if error.details is not None else {},
+        }
 
     def error_schema(self) -> dict:
-        return {"type": "object", "required": ["success", "error", "message", "details"],
-                "properties": {"success": {"type": "boolean", "example": False},
-                               "error": {"type": "string", "example": "VALIDATION_ERROR"},
-                               "message": {"type": "string"},
-                               "details": {"type": "object", "additionalProperties": True}}}
+        return {
+            "type": "object",
+            "required": ["success", "error", "message", "details"],
+            "properties": {
+                "success": {"type": "boolean", "example": False},
+                "error": {"type": "string", "example": "VALIDATION_ERROR"},
+                "message": {"type": "string"},
+                "details": {"type": "object", "additionalProperties": True},
+            },
+        }
 
 
 JOBS = JobsFacade()

@@ -14,8 +14,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "role", "prefix", "workspace", "is_active", "created_at",
-                  "last_used_at", "revoked_at"]
+        fields = ["id", "name", "role", "prefix", "workspace", "is_active", "created_at", "last_used_at", "revoked_at"]
 
 
 class ApiKeyCreatedSerializer(ApiKeySerializer):

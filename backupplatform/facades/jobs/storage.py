@@ -50,16 +50,34 @@ class ProviderSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Storage
-        fields = ["id", "name", "description", "provider_type", "workspace", "status", "is_default",
-                  "configuration", "credentials", "labels", "quota_bytes", "used_bytes", "backup_count",
-                  "last_test", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "provider_type",
+            "workspace",
+            "status",
+            "is_default",
+            "configuration",
+            "credentials",
+            "labels",
+            "quota_bytes",
+            "used_bytes",
+            "backup_count",
+            "last_test",
+            "created_at",
+            "updated_at",
+        ]
 
     def get_credentials(self, obj: Storage) -> dict[str, str]:
         return services.storage_public_credentials(obj.credentials)
 
     def get_last_test(self, obj: Storage) -> dict[str, Any]:
-        return {"tested_at": iso(obj.last_tested_at), "success": obj.last_test_ok,
-                "message": obj.last_test_message or None}
+        return {
+            "tested_at": iso(obj.last_tested_at),
+            "success": obj.last_test_ok,
+            "message": obj.last_test_message or None,
+        }
 
 
 class StoredBackupSerializer(serializers.ModelSerializer):
@@ -67,9 +85,27 @@ class StoredBackupSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Backup
-        fields = ["id", "name", "status", "backup_type", "trigger", "application_id", "server_id", "database_name",
-                  "job_id", "storage_path", "size_bytes", "stored_bytes", "checksum", "compression", "encrypted",
-                  "verified", "created_at", "started_at", "completed_at"]
+        fields = [
+            "id",
+            "name",
+            "status",
+            "backup_type",
+            "trigger",
+            "application_id",
+            "server_id",
+            "database_name",
+            "job_id",
+            "storage_path",
+            "size_bytes",
+            "stored_bytes",
+            "checksum",
+            "compression",
+            "encrypted",
+            "verified",
+            "created_at",
+            "started_at",
+            "completed_at",
+        ]
 
 
 PROVIDER_TYPES = (*STORAGE_TYPES, "network")
@@ -93,7 +129,8 @@ class StorageTestInput(InputSerializer):
             kind = data.get("provider_type")
             if "provider_type" in data and kind not in PROVIDER_TYPES:
                 errors["provider_type"] = [
-                    f"Unsupported provider type {kind!r}; supported types: {', '.join(PROVIDER_TYPES)}."]
+                    f"Unsupported provider type {kind!r}; supported types: {', '.join(PROVIDER_TYPES)}."
+                ]
             errors.update({name: ["Unknown field."] for name in sorted(set(data) - set(self.fields))})
         if errors:
             raise serializers.ValidationError(errors)
@@ -103,40 +140,68 @@ class StorageTestInput(InputSerializer):
         if "storage_id" in attrs:
             extra = sorted(set(attrs) - {"storage_id"})
             if extra:
-                raise serializers.ValidationError({name: ["Give either storage_id or an unsaved configuration."]
-                                                   for name in extra})
+                raise serializers.ValidationError(
+                    {name: ["Give either storage_id or an unsaved configuration."] for name in extra}
+                )
         elif "provider_type" not in attrs:
             raise serializers.ValidationError(
-                {"storage_id": ["Give storage_id, or provider_type with configuration and credentials."]})
+                {"storage_id": ["Give storage_id, or provider_type with configuration and credentials."]}
+            )
         elif attrs["provider_type"] == "network":
             if "connection_string" not in attrs:
                 raise serializers.ValidationError({"connection_string": ["A network storage needs its address."]})
             extra = sorted({"configuration", "credentials"} & set(attrs))
             if extra:
-                raise serializers.ValidationError({name: ["A network storage is given by its connection_string."]
-                                                   for name in extra})
+                raise serializers.ValidationError(
+                    {name: ["A network storage is given by its connection_string."] for name in extra}
+                )
         elif "connection_string" in attrs:
-            raise serializers.ValidationError({"connection_string": [
-                "Only a network storage has a connection_string; give configuration and credentials."]})
+            raise serializers.ValidationError(
+                {
+                    "connection_string": [
+                        "Only a network storage has a connection_string; give configuration and credentials."
+                    ]
+                }
+            )
         return attrs
 
 
-ProbeShape = inline_serializer("StorageProbe", {
-    "success": serializers.BooleanField(), "message": serializers.CharField(),
-    "latency_ms": serializers.IntegerField(), "error_kind": serializers.CharField(allow_null=True),
-    "provider_type": serializers.CharField(), "storage_id": serializers.IntegerField(allow_null=True),
-    "steps": inline_serializer("StorageProbeStep", {
-        "name": serializers.CharField(), "ok": serializers.BooleanField(),
-        "duration_ms": serializers.IntegerField(), "error": serializers.CharField(allow_null=True)}, many=True),
-})
-SpaceShape = inline_serializer("StorageSpace", {
-    "storage_id": serializers.IntegerField(), "provider_type": serializers.CharField(),
-    "used_bytes": serializers.IntegerField(), "used_gb": serializers.FloatField(),
-    "backup_count": serializers.IntegerField(), "available_bytes": serializers.IntegerField(allow_null=True),
-    "available_error": serializers.CharField(allow_null=True), "quota_bytes": serializers.IntegerField(allow_null=True),
-    "quota_remaining_bytes": serializers.IntegerField(allow_null=True),
-    "quota_used_percent": serializers.FloatField(allow_null=True),
-})
+ProbeShape = inline_serializer(
+    "StorageProbe",
+    {
+        "success": serializers.BooleanField(),
+        "message": serializers.CharField(),
+        "latency_ms": serializers.IntegerField(),
+        "error_kind": serializers.CharField(allow_null=True),
+        "provider_type": serializers.CharField(),
+        "storage_id": serializers.IntegerField(allow_null=True),
+        "steps": inline_serializer(
+            "StorageProbeStep",
+            {
+                "name": serializers.CharField(),
+                "ok": serializers.BooleanField(),
+                "duration_ms": serializers.IntegerField(),
+                "error": serializers.CharField(allow_null=True),
+            },
+            many=True,
+        ),
+    },
+)
+SpaceShape = inline_serializer(
+    "StorageSpace",
+    {
+        "storage_id": serializers.IntegerField(),
+        "provider_type": serializers.CharField(),
+        "used_bytes": serializers.IntegerField(),
+        "used_gb": serializers.FloatField(),
+        "backup_count": serializers.IntegerField(),
+        "available_bytes": serializers.IntegerField(allow_null=True),
+        "available_error": serializers.CharField(allow_null=True),
+        "quota_bytes": serializers.IntegerField(allow_null=True),
+        "quota_remaining_bytes": serializers.IntegerField(allow_null=True),
+        "quota_used_percent": serializers.FloatField(allow_null=True),
+    },
+)
 
 
 class _StorageScoped:
@@ -176,14 +241,24 @@ class StorageTestView(_StorageScoped, JobsView):
             configuration, credentials = data.get("configuration"), data.get("credentials")
             if kind == "network":
                 kind, configuration, credentials = services.storage_config_from_connection_string(
-                    data["connection_string"])
+                    data["connection_string"]
+                )
             result = services.storage_probe_config(
-                tenant=self.require_tenant(), type=kind, configuration=configuration, credentials=credentials)
+                tenant=self.require_tenant(), type=kind, configuration=configuration, credentials=credentials
+            )
         body = result.as_dict()
-        return respond({
-            "success": body["ok"], "message": body["message"], "latency_ms": body["latency_ms"],
-            "error_kind": body["error_kind"], "provider_type": kind, "storage_id": storage_id, "steps": body["steps"],
-        }, message="Storage test passed" if result.ok else "Storage test failed")
+        return respond(
+            {
+                "success": body["ok"],
+                "message": body["message"],
+                "latency_ms": body["latency_ms"],
+                "error_kind": body["error_kind"],
+                "provider_type": kind,
+                "storage_id": storage_id,
+                "steps": body["steps"],
+            },
+            message="Storage test passed" if result.ok else "Storage test failed",
+        )
 
 
 class StorageSpaceView(_StorageScoped, JobsView):
@@ -195,13 +270,21 @@ class StorageSpaceView(_StorageScoped, JobsView):
         free = services.storage_free_space(storage=storage)
         used = storage.used_bytes
         quota = storage.quota_bytes
-        return respond({
-            "storage_id": storage.pk, "provider_type": storage.type, "used_bytes": used,
-            "used_gb": units.gigabytes(used), "backup_count": storage.backup_count,
-            "available_bytes": free.available_bytes, "available_error": free.error, "quota_bytes": quota,
-            "quota_remaining_bytes": None if quota is None else max(quota - used, 0),
-            "quota_used_percent": None if not quota else round(used / quota * 100, 2),
-        }, message="Storage space retrieved")
+        return respond(
+            {
+                "storage_id": storage.pk,
+                "provider_type": storage.type,
+                "used_bytes": used,
+                "used_gb": units.gigabytes(used),
+                "backup_count": storage.backup_count,
+                "available_bytes": free.available_bytes,
+                "available_error": free.error,
+                "quota_bytes": quota,
+                "quota_remaining_bytes": None if quota is None else max(quota - used, 0),
+                "quota_used_percent": None if not quota else round(used / quota * 100, 2),
+            },
+            message="Storage space retrieved",
+        )
 
 
 class StorageBackupsView(_StorageScoped, mixins.ListModelMixin, JobsViewSet):

@@ -26,8 +26,20 @@ class VerificationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Verification
-        fields = ["id", "backup_id", "test_type", "scope", "status", "passed", "progress", "current_step",
-                  "operation_id", "started_at", "completed_at", "created_at"]
+        fields = [
+            "id",
+            "backup_id",
+            "test_type",
+            "scope",
+            "status",
+            "passed",
+            "progress",
+            "current_step",
+            "operation_id",
+            "started_at",
+            "completed_at",
+            "created_at",
+        ]
 
 
 class VerificationResultSerializer(VerificationSerializer):
@@ -54,8 +66,13 @@ class VerificationViewSet(mixins.ListModelMixin, JobsViewSet):
     feature = capabilities.BACKUPS
     serializer_class = VerificationSerializer
     queryset = Verification.objects.none()
-    roles = {"list": Role.VIEWER, "start": Role.OPERATOR, "status": Role.VIEWER, "result": Role.VIEWER,
-             "cancel": Role.OPERATOR}
+    roles = {
+        "list": Role.VIEWER,
+        "start": Role.OPERATOR,
+        "status": Role.VIEWER,
+        "result": Role.VIEWER,
+        "cancel": Role.OPERATOR,
+    }
 
     def tenant_queryset(self, tenant):
         return backup_selectors.verification_list(tenant=tenant)
@@ -79,10 +96,14 @@ class VerificationViewSet(mixins.ListModelMixin, JobsViewSet):
         backup = self._backup(backup_id)
         data = validated(VerifyRequestSerializer, request.data)
         verification = verification_services.verification_start(
-            tenant=backup.tenant, backup=backup, actor=request.user, test_type=data["test_type"],
-            scope=data["scope"], assertions=[dict(a) for a in data.get("assertions", [])])
-        return respond(VerificationSerializer(verification).data, status_code=202,
-                       message="Verification started")
+            tenant=backup.tenant,
+            backup=backup,
+            actor=request.user,
+            test_type=data["test_type"],
+            scope=data["scope"],
+            assertions=[dict(a) for a in data.get("assertions", [])],
+        )
+        return respond(VerificationSerializer(verification).data, status_code=202, message="Verification started")
 
     @extend_schema(responses={200: VerificationSerializer})
     def status(self, request, backup_id=None):
@@ -99,6 +120,5 @@ class VerificationViewSet(mixins.ListModelMixin, JobsViewSet):
             verification = self.get_queryset().filter(pk=parse_id(pk)).first()
         if verification is None:
             raise NotFound("Verification not found", code="VERIFICATION_NOT_FOUND")
-        verification = verification_services.verification_cancel(tenant=verification.tenant,
-                                                                  verification=verification)
+        verification = verification_services.verification_cancel(tenant=verification.tenant, verification=verification)
         return respond(VerificationSerializer(verification).data, message="Cancellation requested")

@@ -26,15 +26,13 @@ class ApiKeyViewSet(mixins.ListModelMixin, JobsViewSet):
     def tenant_queryset(self, tenant):
         return tenant_selectors.api_key_list(tenant=tenant)
 
-
     @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer})
     def create(self, request):
         data = validated(ApiKeyCreateSerializer, request.data)
         creator = request.user if getattr(request.user, "pk", None) else None
         key, raw = tenant_services.api_key_create(tenant=self.require_tenant(), created_by=creator, **data)
         body = {**ApiKeySerializer(key).data, "key": raw}
-        return respond(body, status_code=201,
-                       message="API key created; copy it now: it will not be shown again")
+        return respond(body, status_code=201, message="API key created; copy it now: it will not be shown again")
 
     @extend_schema(responses={200: ApiKeySerializer})
     def destroy(self, request, pk=None):

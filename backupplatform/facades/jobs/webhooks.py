@@ -30,8 +30,19 @@ class WebhookSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Webhook
-        fields = ["id", "url", "description", "event_types", "is_active", "status", "consecutive_failures",
-                  "failing_since", "last_error", "last_delivered_at", "created_at"]
+        fields = [
+            "id",
+            "url",
+            "description",
+            "event_types",
+            "is_active",
+            "status",
+            "consecutive_failures",
+            "failing_since",
+            "last_error",
+            "last_delivered_at",
+            "created_at",
+        ]
 
     def get_status(self, obj: Webhook) -> str:
         return "failing" if obj.failing_since else "ok"
@@ -57,8 +68,9 @@ class WebhookDetailSerializer(WebhookSerializer):
 
 class WebhookCreateInput(InputSerializer):
     url = StrictCharField(max_length=2000)
-    event_types = serializers.ListField(child=StrictCharField(max_length=60), min_length=1, max_length=50,
-                                        help_text="Known: " + ", ".join(EVENT_TYPES))
+    event_types = serializers.ListField(
+        child=StrictCharField(max_length=60), min_length=1, max_length=50, help_text="Known: " + ", ".join(EVENT_TYPES)
+    )
     description = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
 
 
@@ -83,8 +95,11 @@ class WebhookViewSet(mixins.ListModelMixin, JobsViewSet):
     def create(self, request):
         data = validated(WebhookCreateInput, request.data)
         webhook, secret = services.webhook_create(tenant=self.require_tenant(), actor=request.user, **data)
-        return respond({**WebhookSerializer(webhook).data, "secret": secret}, status_code=201,
-                       message="Webhook created; copy its signing secret now: it will not be shown again")
+        return respond(
+            {**WebhookSerializer(webhook).data, "secret": secret},
+            status_code=201,
+            message="Webhook created; copy its signing secret now: it will not be shown again",
+        )
 
     @extend_schema(responses={200: WebhookSerializer})
     def destroy(self, request, pk=None):

@@ -90,8 +90,13 @@ class LoginView(PlatformView):
         from django.contrib.auth.models import update_last_login
 
         update_last_login(None, user)
-        emit(action="auth_login", actor=user, resource_type="user", resource_id=user.pk,
-             details={"username": user.username})
+        emit(
+            action="auth_login",
+            actor=user,
+            resource_type="user",
+            resource_id=user.pk,
+            details={"username": user.username},
+        )
         return respond(token_pair(user))
 
 
@@ -108,9 +113,12 @@ class RegisterView(PlatformView):
         data = validated(RegisterSerializer, request.data)
         membership = tenant_services.user_register(**data)
         body = {
-            "id": membership.user.pk, "username": membership.user.username,
-            "email": membership.user.email, "workspace": membership.tenant.slug,
-            "role": membership.role, **token_pair(membership.user),
+            "id": membership.user.pk,
+            "username": membership.user.username,
+            "email": membership.user.email,
+            "workspace": membership.tenant.slug,
+            "role": membership.role,
+            **token_pair(membership.user),
         }
         return respond(body, status_code=201)
 
@@ -131,8 +139,7 @@ class RefreshView(PlatformView):
         except (TokenError, AuthenticationFailed, ObjectDoesNotExist, ValidationError):
             raise InvalidToken()
         result = serializer.validated_data
-        return respond({"access_token": result["access"], "refresh_token": result["refresh"],
-                        "token_type": "bearer"})
+        return respond({"access_token": result["access"], "refresh_token": result["refresh"], "token_type": "bearer"})
 
 
 class LogoutView(PlatformView):
@@ -160,15 +167,27 @@ class MeView(PlatformView):
         user = request.user
         api_key = getattr(request, "api_key", None)
         if api_key is not None:
-            user_info = {"id": None, "username": user.username, "email": "", "is_superuser": False,
-                         "api_key": {"id": api_key.pk, "name": api_key.name, "prefix": api_key.prefix}}
+            user_info = {
+                "id": None,
+                "username": user.username,
+                "email": "",
+                "is_superuser": False,
+                "api_key": {"id": api_key.pk, "name": api_key.name, "prefix": api_key.prefix},
+            }
         else:
-            user_info = {"id": user.pk, "username": user.username, "email": user.email,
-                         "full_name": user.get_full_name(), "is_superuser": user.is_superuser}
-        return respond({
-            "user": user_info,
-            "workspace": request.tenant.slug if request.tenant else None,
-            "role": request.role,
-            "auth_method": getattr(request, "auth_method", "") or "session",
-            "workspaces": tenant_selectors.workspaces_for(request),
-        })
+            user_info = {
+                "id": user.pk,
+                "username": user.username,
+                "email": user.email,
+                "full_name": user.get_full_name(),
+                "is_superuser": user.is_superuser,
+            }
+        return respond(
+            {
+                "user": user_info,
+                "workspace": request.tenant.slug if request.tenant else None,
+                "role": request.role,
+                "auth_method": getattr(request, "auth_method", "") or "session",
+                "workspaces": tenant_selectors.workspaces_for(request),
+            }
+        )

@@ -46,9 +46,25 @@ class BackupSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Backup
-        fields = ["id", "server_id", "database_name", "db_type", "backup_type", "status", "size_bytes",
-                  "storage_path", "is_encrypted", "is_compressed", "compression_type", "checksum", "started_at",
-                  "completed_at", "duration_seconds", "created_at", "error_message"]
+        fields = [
+            "id",
+            "server_id",
+            "database_name",
+            "db_type",
+            "backup_type",
+            "status",
+            "size_bytes",
+            "storage_path",
+            "is_encrypted",
+            "is_compressed",
+            "compression_type",
+            "checksum",
+            "started_at",
+            "completed_at",
+            "duration_seconds",
+            "created_at",
+            "error_message",
+        ]
 
     def get_storage_path(self, obj: Backup) -> str:
         return backup_location(obj)
@@ -61,7 +77,7 @@ class BackupSerializer(serializers.ModelSerializer):
 
 
 class BackupWithProgressSerializer(BackupSerializer):
-    """"Get Backup": the list's fields and, while it runs, how far it is (the numbers of the
+    """ "Get Backup": the list's fields and, while it runs, how far it is (the numbers of the
     backup's operation; ``size_bytes`` is the stored artifact's size, known once it is stored)."""
 
     operation_id = serializers.SerializerMethodField()
@@ -73,8 +89,16 @@ class BackupWithProgressSerializer(BackupSerializer):
     eta_seconds = serializers.SerializerMethodField()
 
     class Meta(BackupSerializer.Meta):
-        fields = [*BackupSerializer.Meta.fields, "operation_id", "progress", "current_step", "bytes_processed",
-                  "bytes_total", "throughput_bps", "eta_seconds"]
+        fields = [
+            *BackupSerializer.Meta.fields,
+            "operation_id",
+            "progress",
+            "current_step",
+            "bytes_processed",
+            "bytes_total",
+            "throughput_bps",
+            "eta_seconds",
+        ]
 
     def _op(self, obj: Backup):
         if not hasattr(obj, "_backup_operation"):
@@ -131,10 +155,16 @@ class RestoreRequestSerializer(InputSerializer):
     mask_sensitive_data = StrictBooleanField(default=False)
     masking_rules = StrictDictField(required=False, default=dict)
     restore_strategy = serializers.ChoiceField(choices=["create_new", "overwrite"], default="create_new")
-    jobs = StrictIntegerField(required=False, min_value=1, max_value=16, help_text=(
-        "PostgreSQL only: restore with this many parallel connections (pg_restore --jobs). The "
-        "decrypted dump is first written to the worker's temporary folder, which must have room "
-        "for it (checked first). Default 1: streamed straight into pg_restore, no temporary space."))
+    jobs = StrictIntegerField(
+        required=False,
+        min_value=1,
+        max_value=16,
+        help_text=(
+            "PostgreSQL only: restore with this many parallel connections (pg_restore --jobs). The "
+            "decrypted dump is first written to the worker's temporary folder, which must have room "
+            "for it (checked first). Default 1: streamed straight into pg_restore, no temporary space."
+        ),
+    )
 
     def validate_target_database(self, value: str) -> str:
         import re
@@ -153,9 +183,13 @@ class TaskQueuedSerializer(serializers.Serializer):
 class RestoreQueuedSerializer(TaskQueuedSerializer):
     restore_id = serializers.IntegerField()
     status_url = serializers.CharField()
-    warnings = serializers.ListField(child=serializers.CharField(), help_text=(
-        "What may surprise in this restore (another PostgreSQL major version, another encoding, "
-        "MySQL into MariaDB), from the versions recorded with the backup and the target server's."))
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        help_text=(
+            "What may surprise in this restore (another PostgreSQL major version, another encoding, "
+            "MySQL into MariaDB), from the versions recorded with the backup and the target server's."
+        ),
+    )
 
 
 class RestoreStatusSerializer(serializers.ModelSerializer):
@@ -175,10 +209,27 @@ class RestoreStatusSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Restore
-        fields = ["id", "backup_id", "status", "progress", "current_step", "bytes_processed", "bytes_total",
-                  "throughput_bps", "eta_seconds", "target_server_id", "target_database", "target_path",
-                  "strategy", "masked_columns", "warnings", "error_message", "created_at", "started_at",
-                  "completed_at"]
+        fields = [
+            "id",
+            "backup_id",
+            "status",
+            "progress",
+            "current_step",
+            "bytes_processed",
+            "bytes_total",
+            "throughput_bps",
+            "eta_seconds",
+            "target_server_id",
+            "target_database",
+            "target_path",
+            "strategy",
+            "masked_columns",
+            "warnings",
+            "error_message",
+            "created_at",
+            "started_at",
+            "completed_at",
+        ]
 
     def _op(self, obj: Restore, field: str, default=None):
         return getattr(obj.operation, field) if obj.operation is not None else default
@@ -215,24 +266,37 @@ class DownloadLinkSerializer(serializers.Serializer):
 
 # db-backup-platform.md "List Backups": the query parameters it lists, and only those.
 DB_TYPES = (ServerType.POSTGRESQL.value, ServerType.MYSQL.value)
-LIST_QUERY = {"server_id": query.ID, "db_type": query.Choice(*DB_TYPES),
-              "status": query.Choice(*BackupStatus.values), "limit": query.Int(1, 1000),
-              "offset": query.Int(0)}
-LIST_FILTERS = [OpenApiParameter("server_id", OpenApiTypes.INT),
-                OpenApiParameter("db_type", OpenApiTypes.STR, enum=list(DB_TYPES)),
-                OpenApiParameter("status", OpenApiTypes.STR, enum=BackupStatus.values)]
+LIST_QUERY = {
+    "server_id": query.ID,
+    "db_type": query.Choice(*DB_TYPES),
+    "status": query.Choice(*BackupStatus.values),
+    "limit": query.Int(1, 1000),
+    "offset": query.Int(0),
+}
+LIST_FILTERS = [
+    OpenApiParameter("server_id", OpenApiTypes.INT),
+    OpenApiParameter("db_type", OpenApiTypes.STR, enum=list(DB_TYPES)),
+    OpenApiParameter("status", OpenApiTypes.STR, enum=BackupStatus.values),
+]
 
 
 class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformViewSet):
     feature = capabilities.BACKUPS
     serializer_class = BackupSerializer
     queryset = Backup.objects.none()
-    roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER, "create": Role.OPERATOR, "download": Role.OPERATOR,
-             "restore": Role.OPERATOR, "destroy": Role.ADMIN}
+    roles = {
+        "list": Role.VIEWER,
+        "retrieve": Role.VIEWER,
+        "create": Role.OPERATOR,
+        "download": Role.OPERATOR,
+        "restore": Role.OPERATOR,
+        "destroy": Role.ADMIN,
+    }
 
     def tenant_queryset(self, tenant):
-        return backup_selectors.backup_list(tenant=tenant, filters=self.request.query_params
-                                            if self.action == "list" else None)
+        return backup_selectors.backup_list(
+            tenant=tenant, filters=self.request.query_params if self.action == "list" else None
+        )
 
     def get_object(self):
         pk = parse_id(self.kwargs["pk"])
@@ -272,11 +336,19 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformVi
             if storage is None:
                 raise NotFound("Storage not found", code="STORAGE_NOT_FOUND")
         op = backup_services.backup_start(
-            tenant=tenant, actor=request.user, server=server, database_name=data["database_name"],
-            storage=storage, compression=data["compression_type"] if data["compress"] else "none",
-            encrypt=data["encrypt"], backup_type=data["backup_type"])
-        return respond({"id": op.backup_id, "status": "pending", "message": "Backup job queued",
-                        "task_id": op.celery_task_id}, status_code=201)
+            tenant=tenant,
+            actor=request.user,
+            server=server,
+            database_name=data["database_name"],
+            storage=storage,
+            compression=data["compression_type"] if data["compress"] else "none",
+            encrypt=data["encrypt"],
+            backup_type=data["backup_type"],
+        )
+        return respond(
+            {"id": op.backup_id, "status": "pending", "message": "Backup job queued", "task_id": op.celery_task_id},
+            status_code=201,
+        )
 
     @extend_schema(request=None, responses={200: DownloadLinkSerializer})
     def download(self, request, pk=None):
@@ -300,14 +372,26 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformVi
 
             raise ValidationFailed(details={"mask_sensitive_data": ["Set to true to apply masking_rules."]})
         restore = restore_services.restore_start(
-            tenant=tenant, backup=backup, actor=request.user, target_server=target,
-            target_database=data["target_database"], strategy=data["restore_strategy"],
+            tenant=tenant,
+            backup=backup,
+            actor=request.user,
+            target_server=target,
+            target_database=data["target_database"],
+            strategy=data["restore_strategy"],
             masking_rules=rules if data["mask_sensitive_data"] else {},
-            options={"jobs": data["jobs"]} if "jobs" in data else None)
-        return respond({"task_id": restore.operation.celery_task_id, "restore_id": restore.pk,
-                        "status": "pending", "message": "Restore job queued",
-                        "status_url": f"/api/v1/restores/{restore.pk}",
-                        "warnings": restore_services.restore_warnings(restore)}, status_code=201)
+            options={"jobs": data["jobs"]} if "jobs" in data else None,
+        )
+        return respond(
+            {
+                "task_id": restore.operation.celery_task_id,
+                "restore_id": restore.pk,
+                "status": "pending",
+                "message": "Restore job queued",
+                "status_url": f"/api/v1/restores/{restore.pk}",
+                "warnings": restore_services.restore_warnings(restore),
+            },
+            status_code=201,
+        )
 
     @extend_schema(responses={204: None})
     def destroy(self, request, pk=None):
@@ -317,6 +401,7 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformVi
 
 class RestoreViewSet(mixins.RetrieveModelMixin, PlatformViewSet):
     """``GET /api/v1/restores/{id}``: a restore's status and progress (viewers)."""
+
     feature = capabilities.BACKUPS
 
     serializer_class = RestoreStatusSerializer

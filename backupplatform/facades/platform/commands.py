@@ -36,8 +36,18 @@ class CommandSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = CommandTemplate
-        fields = ["id", "name", "description", "command_template", "type", "tags", "variables", "created_by",
-                  "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "command_template",
+            "type",
+            "tags",
+            "variables",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
 
     def get_created_by(self, obj: CommandTemplate) -> str | None:
         return obj.created_by.username if obj.created_by else None
@@ -54,9 +64,24 @@ class CommandExecutionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = CommandExecution
-        fields = ["id", "command_id", "server_id", "command_text", "status", "exit_code", "stdout", "stderr",
-                  "output_truncated", "error_message", "timeout_seconds", "started_at", "completed_at",
-                  "duration_seconds", "executed_by", "created_at"]
+        fields = [
+            "id",
+            "command_id",
+            "server_id",
+            "command_text",
+            "status",
+            "exit_code",
+            "stdout",
+            "stderr",
+            "output_truncated",
+            "error_message",
+            "timeout_seconds",
+            "started_at",
+            "completed_at",
+            "duration_seconds",
+            "executed_by",
+            "created_at",
+        ]
 
 
 class CommandCreateInput(InputSerializer):
@@ -81,18 +106,24 @@ class ExecuteInput(InputSerializer):
     timeout_seconds = StrictIntegerField(required=False, min_value=1, max_value=86_400)
 
 
-Queued = inline_serializer("CommandExecutionQueued", {
-    "execution_id": serializers.IntegerField(), "status": serializers.CharField(),
-    "task_id": serializers.CharField(allow_null=True), "command_text": serializers.CharField(),
-})
+Queued = inline_serializer(
+    "CommandExecutionQueued",
+    {
+        "execution_id": serializers.IntegerField(),
+        "status": serializers.CharField(),
+        "task_id": serializers.CharField(allow_null=True),
+        "command_text": serializers.CharField(),
+    },
+)
 
 
 class CommandViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformViewSet):
     serializer_class = CommandSerializer
     queryset = CommandTemplate.objects.none()
     unpaginated = True  # "List Commands" shows a plain array
-    roles = {action: Role.ADMIN for action in
-             ("list", "retrieve", "create", "update", "destroy", "execute", "executions")}
+    roles = {
+        action: Role.ADMIN for action in ("list", "retrieve", "create", "update", "destroy", "execute", "executions")
+    }
 
     def tenant_queryset(self, tenant):
         return scoped(CommandTemplate.objects.select_related("created_by"), tenant).order_by("name", "id")
@@ -126,10 +157,22 @@ class CommandViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformV
         server = server_list(tenant=self.require_tenant()).filter(pk=data["server_id"]).first()
         if server is None:
             raise NotFound("Server not found")
-        execution = services.command_execute(command=command, server=server, variables=data.get("variables"),
-                                             timeout=data.get("timeout_seconds"), actor=request.user)
-        return respond({"execution_id": execution.pk, "status": execution.status, "task_id": execution.task_id or None,
-                        "command_text": execution.command_text}, status_code=201)
+        execution = services.command_execute(
+            command=command,
+            server=server,
+            variables=data.get("variables"),
+            timeout=data.get("timeout_seconds"),
+            actor=request.user,
+        )
+        return respond(
+            {
+                "execution_id": execution.pk,
+                "status": execution.status,
+                "task_id": execution.task_id or None,
+                "command_text": execution.command_text,
+            },
+            status_code=201,
+        )
 
     @extend_schema(responses={200: CommandExecutionSerializer(many=True)})
     def executions(self, request, pk=None):

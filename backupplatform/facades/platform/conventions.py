@@ -46,11 +46,13 @@ def _validation_items(fields: dict, prefix: tuple = ("body",)) -> list[dict]:
                 continue
             kind = getattr(message, "kind", None)
             missing = kind == "value_error.missing" or (kind is None and "required" in str(message))
-            items.append({
-                "loc": loc,
-                "msg": "field required" if missing else str(message),
-                "type": "value_error.missing" if missing else (kind or "value_error"),
-            })
+            items.append(
+                {
+                    "loc": loc,
+                    "msg": "field required" if missing else str(message),
+                    "type": "value_error.missing" if missing else (kind or "value_error"),
+                }
+            )
     return items
 
 
@@ -74,12 +76,22 @@ class PlatformFacade(Facade):
             "type": "object",
             "required": ["detail", "code", "timestamp"],
             "properties": {
-                "detail": {"oneOf": [
-                    {"type": "string"},
-                    {"type": "array", "items": {"type": "object", "properties": {
-                        "loc": {"type": "array", "items": {"type": "string"}},
-                        "msg": {"type": "string"}, "type": {"type": "string"}}}},
-                ]},
+                "detail": {
+                    "oneOf": [
+                        {"type": "string"},
+                        {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "loc": {"type": "array", "items": {"type": "string"}},
+                                    "msg": {"type": "string"},
+                                    "type": {"type": "string"},
+                                },
+                            },
+                        },
+                    ]
+                },
                 "code": {"type": "string", "example": "NOT_FOUND"},
                 "timestamp": {"type": "string", "format": "date-time"},
             },

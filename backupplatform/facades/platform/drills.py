@@ -64,8 +64,9 @@ class DrillSerializer(serializers.Serializer):
     passed = serializers.BooleanField(allow_null=True)
     backup_id = serializers.IntegerField(allow_null=True)
     backup_checksum = serializers.CharField(help_text="sha256:<hex> of the stored artifact, as recorded")
-    checksum_verified = serializers.BooleanField(allow_null=True,
-                                                 help_text="the artifact read during the drill had that checksum")
+    checksum_verified = serializers.BooleanField(
+        allow_null=True, help_text="the artifact read during the drill had that checksum"
+    )
     backup_taken_at = serializers.DateTimeField(allow_null=True)
     started_at = serializers.DateTimeField(allow_null=True)
     completed_at = serializers.DateTimeField(allow_null=True)
@@ -135,9 +136,14 @@ class DrillStartInputSerializer(InputSerializer):
 
 
 def _policy(job: BackupJob) -> dict:
-    return {"schedule_id": job.pk, "cron_expression": job.drill_cron_expression, "timezone": job.timezone,
-            "next_drill": selectors.drill_next_run(job), "assertions": job.drill_assertions or [],
-            "scratch_server_id": job.drill_server_id}
+    return {
+        "schedule_id": job.pk,
+        "cron_expression": job.drill_cron_expression,
+        "timezone": job.timezone,
+        "next_drill": selectors.drill_next_run(job),
+        "assertions": job.drill_assertions or [],
+        "scratch_server_id": job.drill_server_id,
+    }
 
 
 # --- views ------------------------------------------------------------------------------------
@@ -162,8 +168,11 @@ class ScheduleDrillViewSet(PlatformViewSet):
     def policy(self, request, pk=None):
         return respond(_policy(self.get_object()))
 
-    @extend_schema(operation_id="schedule_drill_policy_update", request=DrillPolicyInputSerializer,
-                   responses={200: DrillPolicySerializer})
+    @extend_schema(
+        operation_id="schedule_drill_policy_update",
+        request=DrillPolicyInputSerializer,
+        responses={200: DrillPolicySerializer},
+    )
     def update_policy(self, request, pk=None):
         job = self.get_object()
         data = validated(DrillPolicyInputSerializer, request.data)
@@ -182,8 +191,9 @@ class ScheduleDrillViewSet(PlatformViewSet):
         job = drills.drill_configure(job=job, **changes)
         return respond(_policy(job))
 
-    @extend_schema(operation_id="schedule_drill_start", request=DrillStartInputSerializer,
-                   responses={201: DrillStartedSerializer})
+    @extend_schema(
+        operation_id="schedule_drill_start", request=DrillStartInputSerializer, responses={201: DrillStartedSerializer}
+    )
     def start(self, request, pk=None):
         job = self.get_object()
         data = validated(DrillStartInputSerializer, request.data or {})
@@ -229,18 +239,26 @@ class DrillEvidenceView(PlatformView):
     feature = capabilities.BACKUPS
     roles = {"GET": Role.VIEWER}
 
-    @extend_schema(operation_id="drill_evidence", parameters=[
-        OpenApiParameter("format", OpenApiTypes.STR, enum=list(FORMATS), description="default pdf"),
-        OpenApiParameter("start_date", OpenApiTypes.DATE, description="default: 29 days before end_date"),
-        OpenApiParameter("end_date", OpenApiTypes.DATE, description="default: today (UTC)")],
-        responses={(200, "application/pdf"): OpenApiTypes.BINARY, (200, "application/json"): DrillEvidenceSerializer})
+    @extend_schema(
+        operation_id="drill_evidence",
+        parameters=[
+            OpenApiParameter("format", OpenApiTypes.STR, enum=list(FORMATS), description="default pdf"),
+            OpenApiParameter("start_date", OpenApiTypes.DATE, description="default: 29 days before end_date"),
+            OpenApiParameter("end_date", OpenApiTypes.DATE, description="default: today (UTC)"),
+        ],
+        responses={(200, "application/pdf"): OpenApiTypes.BINARY, (200, "application/json"): DrillEvidenceSerializer},
+    )
     def get(self, request):
         query.check_query(request, EVIDENCE_QUERY)
         tenant = self.require_tenant()
         params = request.query_params
-        report = evidence_generate(tenant=tenant, format=params.get("format") or "pdf",
-                                   start=_date(params.get("start_date")), end=_date(params.get("end_date")),
-                                   location="query")
+        report = evidence_generate(
+            tenant=tenant,
+            format=params.get("format") or "pdf",
+            start=_date(params.get("start_date")),
+            end=_date(params.get("end_date")),
+            location="query",
+        )
         response = StreamingHttpResponse(report.chunks, content_type=report.content_type)
         response["Content-Disposition"] = f'attachment; filename="{report.filename}"'
         return response

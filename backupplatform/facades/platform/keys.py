@@ -42,8 +42,12 @@ class KeyExportThrottle(SimpleRateThrottle):
 
 
 class KeyExportRequestSerializer(InputSerializer):
-    password = StrictCharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"},
-                               help_text="The caller's own password, typed again.")
+    password = StrictCharField(
+        max_length=4096,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+        help_text="The caller's own password, typed again.",
+    )
 
 
 class RingKeySerializer(serializers.Serializer):
@@ -71,20 +75,32 @@ class KeyExportView(PlatformView):
     roles = {"POST": Role.ADMIN}
     extra_throttles = (KeyExportThrottle,)
 
-    @extend_schema(request=KeyExportRequestSerializer, responses={200: KeyRingSerializer, 503: FACADE_ERROR},
-                   summary="Export the workspace's backup key ring (password required)")
+    @extend_schema(
+        request=KeyExportRequestSerializer,
+        responses={200: KeyRingSerializer, 503: FACADE_ERROR},
+        summary="Export the workspace's backup key ring (password required)",
+    )
     def post(self, request):
         data = validated(KeyExportRequestSerializer, request.data)
         if getattr(request, "auth_method", "") == "api_key":
-            raise Forbidden("Exporting backup keys needs a person's password: sign in as a workspace admin "
-                            "(API keys cannot export keys)", code="REAUTHENTICATION_REQUIRED")
+            raise Forbidden(
+                "Exporting backup keys needs a person's password: sign in as a workspace admin "
+                "(API keys cannot export keys)",
+                code="REAUTHENTICATION_REQUIRED",
+            )
         tenant = self.require_tenant()
         try:
-            filename, content = tenant_key_export_reauthenticated(tenant=tenant, user=request.user,
-                                                                  password=data["password"], via="api")
+            filename, content = tenant_key_export_reauthenticated(
+                tenant=tenant, user=request.user, password=data["password"], via="api"
+            )
         except MasterKeyError:
             # The operator's problem (the master key cannot open the keys), not the caller's.
-            raise DomainError("The platform cannot open this workspace's keys right now; its operator has "
-                              "been told at start-up", code="KEYS_UNAVAILABLE", status=503) from None
-        return respond(json.loads(content), headers={
-            "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+            raise DomainError(
+                "The platform cannot open this workspace's keys right now; its operator has been told at start-up",
+                code="KEYS_UNAVAILABLE",
+                status=503,
+            ) from None
+        return respond(
+            json.loads(content),
+            headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+        )

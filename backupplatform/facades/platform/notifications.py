@@ -37,8 +37,17 @@ class DeliverySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Delivery
-        fields = ["id", "event_type", "status", "attempts", "last_status_code", "last_error", "created_at",
-                  "next_attempt_at", "delivered_at"]
+        fields = [
+            "id",
+            "event_type",
+            "status",
+            "attempts",
+            "last_status_code",
+            "last_error",
+            "created_at",
+            "next_attempt_at",
+            "delivered_at",
+        ]
 
 
 class ChannelSerializer(serializers.ModelSerializer):
@@ -47,9 +56,22 @@ class ChannelSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = NotificationChannel
-        fields = ["id", "name", "type", "is_enabled", "config", "event_types", "min_level", "status",
-                  "consecutive_failures", "failing_since", "last_error", "last_delivered_at", "created_at",
-                  "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "type",
+            "is_enabled",
+            "config",
+            "event_types",
+            "min_level",
+            "status",
+            "consecutive_failures",
+            "failing_since",
+            "last_error",
+            "last_delivered_at",
+            "created_at",
+            "updated_at",
+        ]
 
     def get_config(self, obj: NotificationChannel) -> dict:
         return channel_types.config_public(obj.type, obj.config or {})
@@ -70,19 +92,23 @@ class ChannelDetailSerializer(ChannelSerializer):
         return DeliverySerializer(recent_deliveries(channel=obj), many=True).data
 
 
-EVENT_HELP = ("Event types to receive (default: " + ", ".join(DEFAULT_CHANNEL_EVENTS) + "); known: "
-              + ", ".join(EVENT_TYPES))
+EVENT_HELP = (
+    "Event types to receive (default: " + ", ".join(DEFAULT_CHANNEL_EVENTS) + "); known: " + ", ".join(EVENT_TYPES)
+)
 
 
 class ChannelCreateInput(InputSerializer):
     name = StrictCharField(max_length=200)
     type = serializers.ChoiceField(choices=ChannelType.choices)
-    config = StrictDictField(help_text="Per type: slack/teams/discord webhook_url; webhook url (+ headers); "
-                                       "telegram bot_token, chat_id (+ api_url); email to (+ smtp_host, "
-                                       "smtp_port, smtp_username, smtp_password, smtp_security, from_email)")
+    config = StrictDictField(
+        help_text="Per type: slack/teams/discord webhook_url; webhook url (+ headers); "
+        "telegram bot_token, chat_id (+ api_url); email to (+ smtp_host, "
+        "smtp_port, smtp_username, smtp_password, smtp_security, from_email)"
+    )
     is_enabled = StrictBooleanField(required=False, default=True)
-    event_types = serializers.ListField(child=StrictCharField(max_length=60), required=False, max_length=50,
-                                        help_text=EVENT_HELP)
+    event_types = serializers.ListField(
+        child=StrictCharField(max_length=60), required=False, max_length=50, help_text=EVENT_HELP
+    )
     min_level = serializers.ChoiceField(choices=Level.choices, required=False, default=Level.INFO)
 
 
@@ -99,11 +125,17 @@ class TestInput(InputSerializer):
     message = StrictCharField(max_length=2000, required=False, default="Test notification")
 
 
-TestResult = inline_serializer("NotificationTestResult", {
-    "success": serializers.BooleanField(), "channel_id": serializers.IntegerField(),
-    "delivery_id": serializers.CharField(), "status_code": serializers.IntegerField(allow_null=True),
-    "message": serializers.CharField(), "latency_ms": serializers.IntegerField(),
-})
+TestResult = inline_serializer(
+    "NotificationTestResult",
+    {
+        "success": serializers.BooleanField(),
+        "channel_id": serializers.IntegerField(),
+        "delivery_id": serializers.CharField(),
+        "status_code": serializers.IntegerField(allow_null=True),
+        "message": serializers.CharField(),
+        "latency_ms": serializers.IntegerField(),
+    },
+)
 
 
 class ChannelViewSet(mixins.ListModelMixin, PlatformViewSet):
@@ -112,8 +144,13 @@ class ChannelViewSet(mixins.ListModelMixin, PlatformViewSet):
     serializer_class = ChannelSerializer
     queryset = NotificationChannel.objects.none()
     unpaginated = True  # "List Notification Channels" shows a plain array
-    roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER, "create": Role.ADMIN, "update": Role.ADMIN,
-             "destroy": Role.ADMIN}
+    roles = {
+        "list": Role.VIEWER,
+        "retrieve": Role.VIEWER,
+        "create": Role.ADMIN,
+        "update": Role.ADMIN,
+        "destroy": Role.ADMIN,
+    }
 
     def tenant_queryset(self, tenant):
         return channel_list(tenant=tenant)
@@ -158,7 +195,13 @@ class NotificationTestView(PlatformView):
         if channel is None:
             raise NotFound("Notification channel not found")
         result, delivery = services.channel_test(channel=channel, message=data["message"])
-        return respond({"success": result.ok, "channel_id": channel.pk, "delivery_id": delivery.public_id,
-                        "status_code": result.status_code,
-                        "message": "Delivered" if result.ok and not result.detail else result.detail,
-                        "latency_ms": result.latency_ms})
+        return respond(
+            {
+                "success": result.ok,
+                "channel_id": channel.pk,
+                "delivery_id": delivery.public_id,
+                "status_code": result.status_code,
+                "message": "Delivered" if result.ok and not result.detail else result.detail,
+                "latency_ms": result.latency_ms,
+            }
+        )

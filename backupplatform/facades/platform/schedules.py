@@ -110,7 +110,6 @@ class RetentionPolicyInputSerializer(InputSerializer):
 # --- views ------------------------------------------------------------------------------------
 
 
-
 def _job_fields(tenant, data: dict) -> dict:
     fields: dict = {}
     for name in ("name", "description", "database_name", "cron_expression", "timezone", "backup_type", "enabled"):
@@ -120,24 +119,30 @@ def _job_fields(tenant, data: dict) -> dict:
         fields["server"] = selectors.tenant_object(Server, tenant=tenant, pk=data["server_id"], field="server_id")
     if "retention_policy_id" in data:
         fields["retention_policy"] = selectors.tenant_object(
-            RetentionPolicy, tenant=tenant, pk=data["retention_policy_id"], field="retention_policy_id")
+            RetentionPolicy, tenant=tenant, pk=data["retention_policy_id"], field="retention_policy_id"
+        )
     return fields
 
 
 ALIASES = {"server": "server_id", "retention_policy": "retention_policy_id"}
 
 
-class ScheduleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                      PlatformViewSet):
+class ScheduleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformViewSet):
     """Backup schedules of the workspace: viewers read, admins manage."""
+
     feature = capabilities.BACKUPS
 
     serializer_class = ScheduleSerializer
     queryset = BackupJob.objects.none()
     unpaginated = True
     not_found = ("Schedule not found", "SCHEDULE_NOT_FOUND")
-    roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER, "create": Role.ADMIN, "update": Role.ADMIN,
-             "destroy": Role.ADMIN}
+    roles = {
+        "list": Role.VIEWER,
+        "retrieve": Role.VIEWER,
+        "create": Role.ADMIN,
+        "update": Role.ADMIN,
+        "destroy": Role.ADMIN,
+    }
 
     def tenant_queryset(self, tenant):
         return selectors.job_list(tenant=tenant)
@@ -147,11 +152,12 @@ class ScheduleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         tenant = self.require_tenant()
         data = validated(ScheduleInputSerializer, request.data)
         fields = _job_fields(tenant, data)
-        fields["notifications"] = {"on_success": data.get("notify_on_success", False),
-                                   "on_failure": data.get("notify_on_failure", True)}
+        fields["notifications"] = {
+            "on_success": data.get("notify_on_success", False),
+            "on_failure": data.get("notify_on_failure", True),
+        }
         with fields_renamed(ALIASES):
-            job = services.job_create(tenant=tenant, actor=request.user, schedule_type=ScheduleType.CRON,
-                                      **fields)
+            job = services.job_create(tenant=tenant, actor=request.user, schedule_type=ScheduleType.CRON, **fields)
         return respond(ScheduleSerializer(job).data, status_code=201)
 
     @extend_schema(request=ScheduleInputSerializer(partial=True), responses={200: ScheduleSerializer})
@@ -177,17 +183,22 @@ class ScheduleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         return respond(None, status_code=204)
 
 
-class RetentionPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                             PlatformViewSet):
+class RetentionPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformViewSet):
     """Retention policies: viewers read, admins manage; a policy in use cannot be deleted (409)."""
+
     feature = capabilities.BACKUPS
 
     serializer_class = RetentionPolicySerializer
     queryset = RetentionPolicy.objects.none()
     unpaginated = True
     not_found = ("Retention policy not found", "RETENTION_POLICY_NOT_FOUND")
-    roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER, "create": Role.ADMIN, "update": Role.ADMIN,
-             "destroy": Role.ADMIN}
+    roles = {
+        "list": Role.VIEWER,
+        "retrieve": Role.VIEWER,
+        "create": Role.ADMIN,
+        "update": Role.ADMIN,
+        "destroy": Role.ADMIN,
+    }
 
     def tenant_queryset(self, tenant):
         return RetentionPolicy.objects.for_tenant(tenant)

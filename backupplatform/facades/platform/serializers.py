@@ -60,8 +60,11 @@ class MeUserSerializer(serializers.Serializer):
     email = serializers.CharField(allow_blank=True)
     is_superuser = serializers.BooleanField()
     full_name = serializers.CharField(required=False, allow_blank=True)
-    api_key = inline_serializer("MeApiKey", {"id": serializers.IntegerField(), "name": serializers.CharField(),
-                                             "prefix": serializers.CharField()}, required=False)
+    api_key = inline_serializer(
+        "MeApiKey",
+        {"id": serializers.IntegerField(), "name": serializers.CharField(), "prefix": serializers.CharField()},
+        required=False,
+    )
 
 
 class MeSerializer(serializers.Serializer):

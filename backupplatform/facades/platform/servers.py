@@ -36,8 +36,22 @@ class ServerSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Server
-        fields = ["id", "name", "description", "type", "environment", "host", "port", "tags", "credentials",
-                  "health_status", "health_message", "last_heartbeat", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "type",
+            "environment",
+            "host",
+            "port",
+            "tags",
+            "credentials",
+            "health_status",
+            "health_message",
+            "last_heartbeat",
+            "created_at",
+            "updated_at",
+        ]
 
     def get_credentials(self, obj: Server) -> dict[str, str]:
         creds = obj.credentials or {}
@@ -46,12 +60,19 @@ class ServerSerializer(serializers.ModelSerializer):
 
 class CredentialsInput(InputSerializer):
     username = StrictCharField(max_length=200, required=False, allow_blank=True, allow_null=True)
-    password = StrictCharField(max_length=1000, required=False, allow_blank=True, allow_null=True,
-                               trim_whitespace=False)
-    ssh_key = StrictCharField(max_length=20000, required=False, allow_blank=True, allow_null=True,
-                              trim_whitespace=False)
-    host_key = StrictCharField(max_length=5000, required=False, allow_blank=True, allow_null=True,
-                               help_text="The SSH server's public key line to pin (\"ssh-ed25519 AAAA...\")")
+    password = StrictCharField(
+        max_length=1000, required=False, allow_blank=True, allow_null=True, trim_whitespace=False
+    )
+    ssh_key = StrictCharField(
+        max_length=20000, required=False, allow_blank=True, allow_null=True, trim_whitespace=False
+    )
+    host_key = StrictCharField(
+        max_length=5000,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        help_text='The SSH server\'s public key line to pin ("ssh-ed25519 AAAA...")',
+    )
 
     def validate_host_key(self, value):
         if value and (len(value.split()) < 2 or not value.split()[0].startswith(("ssh-", "ecdsa-"))):
@@ -84,15 +105,32 @@ class ServerUpdateInput(ServerCreateInput):
             field.required = False
 
 
-TestResult = inline_serializer("ServerConnectionTest", {
-    "success": serializers.BooleanField(), "message": serializers.CharField(),
-    "latency_ms": serializers.IntegerField(), "error_kind": serializers.CharField(allow_null=True),
-    "server_version": serializers.CharField(allow_null=True), "health_status": serializers.CharField(),
-})
-DatabaseList = inline_serializer("ServerDatabases", {"databases": inline_serializer("ServerDatabase", {
-    "name": serializers.CharField(), "size_mb": serializers.FloatField(allow_null=True),
-    "size_bytes": serializers.IntegerField(allow_null=True), "type": serializers.CharField(),
-}, many=True)})
+TestResult = inline_serializer(
+    "ServerConnectionTest",
+    {
+        "success": serializers.BooleanField(),
+        "message": serializers.CharField(),
+        "latency_ms": serializers.IntegerField(),
+        "error_kind": serializers.CharField(allow_null=True),
+        "server_version": serializers.CharField(allow_null=True),
+        "health_status": serializers.CharField(),
+    },
+)
+DatabaseList = inline_serializer(
+    "ServerDatabases",
+    {
+        "databases": inline_serializer(
+            "ServerDatabase",
+            {
+                "name": serializers.CharField(),
+                "size_mb": serializers.FloatField(allow_null=True),
+                "size_bytes": serializers.IntegerField(allow_null=True),
+                "type": serializers.CharField(),
+            },
+            many=True,
+        )
+    },
+)
 
 
 # --- views ---------------------------------------------------------------------------------
@@ -100,19 +138,26 @@ DatabaseList = inline_serializer("ServerDatabases", {"databases": inline_seriali
 
 class ServerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformViewSet):
     """Servers of the caller's workspace: viewers read, operators test, admins manage."""
+
     feature = capabilities.BACKUPS
 
     serializer_class = ServerSerializer
     queryset = Server.objects.none()
     unpaginated = True  # "List Servers" shows a plain array
     not_found = ("Server not found", "SERVER_NOT_FOUND")
-    roles = {"list": Role.VIEWER, "retrieve": Role.VIEWER, "databases": Role.VIEWER,
-             "test_connection": Role.OPERATOR, "create": Role.ADMIN, "update": Role.ADMIN,
-             "partial_update": Role.ADMIN, "destroy": Role.ADMIN}
+    roles = {
+        "list": Role.VIEWER,
+        "retrieve": Role.VIEWER,
+        "databases": Role.VIEWER,
+        "test_connection": Role.OPERATOR,
+        "create": Role.ADMIN,
+        "update": Role.ADMIN,
+        "partial_update": Role.ADMIN,
+        "destroy": Role.ADMIN,
+    }
 
     def tenant_queryset(self, tenant):
         return server_list(tenant=tenant)
-
 
     @extend_schema(request=ServerCreateInput, responses={201: ServerSerializer})
     def create(self, request):
@@ -140,11 +185,16 @@ class ServerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformVi
     def test_connection(self, request, pk=None):
         server = self.get_object()
         result = services.server_test_connection(server=server)
-        return respond({
-            "success": result.success, "message": result.message, "latency_ms": result.latency_ms,
-            "error_kind": result.kind, "server_version": result.details.get("server_version"),
-            "health_status": server.health_status,
-        })
+        return respond(
+            {
+                "success": result.success,
+                "message": result.message,
+                "latency_ms": result.latency_ms,
+                "error_kind": result.kind,
+                "server_version": result.details.get("server_version"),
+                "health_status": server.health_status,
+            }
+        )
 
     @extend_schema(responses={200: DatabaseList})
     def databases(self, request, pk=None):

@@ -54,7 +54,6 @@ class UserViewSet(mixins.ListModelMixin, PlatformViewSet):
     def tenant_queryset(self, tenant):
         return tenant_selectors.member_list(tenant=tenant)
 
-
     @extend_schema(request=UserCreateSerializer, responses={201: UserSerializer})
     def create(self, request):
         data = validated(UserCreateSerializer, request.data)
@@ -75,8 +74,15 @@ class UserViewSet(mixins.ListModelMixin, PlatformViewSet):
 
 
 # db-backup-platform.md "List Audit Logs" lists these query parameters (the export adds format).
-AUDIT_QUERY = {"user_id": query.ID, "action": query.STR, "resource_type": query.STR, "start_date": query.DATE,
-               "end_date": query.DATE, "limit": query.Int(1, 1000), "offset": query.Int(0)}
+AUDIT_QUERY = {
+    "user_id": query.ID,
+    "action": query.STR,
+    "resource_type": query.STR,
+    "start_date": query.DATE,
+    "end_date": query.DATE,
+    "limit": query.Int(1, 1000),
+    "offset": query.Int(0),
+}
 AUDIT_FILTERS = [
     OpenApiParameter("user_id", OpenApiTypes.INT),
     OpenApiParameter("action", OpenApiTypes.STR),
@@ -107,8 +113,18 @@ class _Echo:
         return value
 
 
-CSV_COLUMNS = ["id", "created_at", "user_id", "username", "action", "resource_type",
-               "resource_id", "ip_address", "details", "api_key_id"]
+CSV_COLUMNS = [
+    "id",
+    "created_at",
+    "user_id",
+    "username",
+    "action",
+    "resource_type",
+    "resource_id",
+    "ip_address",
+    "details",
+    "api_key_id",
+]
 
 
 class AuditExportView(PlatformView):
@@ -116,8 +132,10 @@ class AuditExportView(PlatformView):
 
     roles = {"GET": Role.ADMIN}
 
-    @extend_schema(parameters=[OpenApiParameter("format", OpenApiTypes.STR, enum=["csv"]), *AUDIT_FILTERS],
-                   responses={(200, "text/csv"): OpenApiTypes.STR})
+    @extend_schema(
+        parameters=[OpenApiParameter("format", OpenApiTypes.STR, enum=["csv"]), *AUDIT_FILTERS],
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+    )
     def get(self, request):
         filters = {k: v for k, v in AUDIT_QUERY.items() if k not in ("limit", "offset")}
         query.check_query(request, {**filters, "format": query.Choice("csv")})
@@ -127,11 +145,20 @@ class AuditExportView(PlatformView):
         def rows() -> Iterator[str]:
             yield writer.writerow(CSV_COLUMNS)
             for e in events.iterator(chunk_size=500):
-                yield writer.writerow([
-                    e.pk, e.created_at.isoformat(), e.actor_id or "", e.actor_name, e.action,
-                    e.resource_type, e.resource_id, e.ip_address or "", json.dumps(e.details, sort_keys=True),
-                    e.api_key_id or "",
-                ])
+                yield writer.writerow(
+                    [
+                        e.pk,
+                        e.created_at.isoformat(),
+                        e.actor_id or "",
+                        e.actor_name,
+                        e.action,
+                        e.resource_type,
+                        e.resource_id,
+                        e.ip_address or "",
+                        json.dumps(e.details, sort_keys=True),
+                        e.api_key_id or "",
+                    ]
+                )
 
         response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="audit_log.csv"'

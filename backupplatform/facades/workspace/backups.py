@@ -74,8 +74,18 @@ class BackupListItemSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Backup
-        fields = ["id", "application_id", "storage_id", "status", "type", "started_at", "completed_at", "duration",
-                  "size_gb", "retention"]
+        fields = [
+            "id",
+            "application_id",
+            "storage_id",
+            "status",
+            "type",
+            "started_at",
+            "completed_at",
+            "duration",
+            "size_gb",
+            "retention",
+        ]
 
     def get_status(self, obj) -> str:
         return workspace_status(obj.status)
@@ -88,9 +98,13 @@ class BackupListItemSerializer(serializers.ModelSerializer):
 
     def get_retention(self, obj) -> dict:
         outlook = backup_retention_outlook(obj)
-        return {"expires_at": serializers.DateTimeField().to_representation(outlook["expires_at"])
-                if outlook["expires_at"] else None,
-                "category": obj.retention_category or outlook["category"], "keep_forever": outlook["keep_forever"]}
+        return {
+            "expires_at": serializers.DateTimeField().to_representation(outlook["expires_at"])
+            if outlook["expires_at"]
+            else None,
+            "category": obj.retention_category or outlook["category"],
+            "keep_forever": outlook["keep_forever"],
+        }
 
 
 class BackupDetailSerializer(BackupListItemSerializer):
@@ -102,8 +116,15 @@ class BackupDetailSerializer(BackupListItemSerializer):
     error_message = serializers.CharField()
 
     class Meta(BackupListItemSerializer.Meta):
-        fields = [*BackupListItemSerializer.Meta.fields, "description", "compression_ratio", "backup_path",
-                  "manifest", "verification", "error_message"]
+        fields = [
+            *BackupListItemSerializer.Meta.fields,
+            "description",
+            "compression_ratio",
+            "backup_path",
+            "manifest",
+            "verification",
+            "error_message",
+        ]
 
     def get_compression_ratio(self, obj) -> float | None:
         return round(obj.compressed_bytes / obj.size_bytes, 3) if obj.size_bytes else None
@@ -112,9 +133,13 @@ class BackupDetailSerializer(BackupListItemSerializer):
         bundle = obj.manifest.get("bundle") or {}
         types = {s.get("member"): s.get("type") for s in bundle.get("sources") or []}
         members = bundle.get("members") or []
-        return {"sources": len(members),
-                "members": [{"name": m.get("name"), "size_gb": size_gb(m.get("size", 0)),
-                             "type": types.get(m.get("name"))} for m in members]}
+        return {
+            "sources": len(members),
+            "members": [
+                {"name": m.get("name"), "size_gb": size_gb(m.get("size", 0)), "type": types.get(m.get("name"))}
+                for m in members
+            ],
+        }
 
     def get_verification(self, obj) -> dict:
         return {"verified": obj.verified, "verified_at": obj.verified_at, "checksum": checksum(obj.checksum)}
@@ -136,9 +161,13 @@ def restored_resources(restore: Restore, *, detail: bool) -> dict:
         kind = RESOURCE_KINDS.get(target.get("type"), "other")
         restored = bool((members.get(member) or {}).get("restored"))
         if detail:
-            out.setdefault(kind, []).append({
-                "name": target.get("name"), "original_name": target.get("original_name"),
-                "status": done_status if restored else ("failed" if restore.status == "failed" else "pending")})
+            out.setdefault(kind, []).append(
+                {
+                    "name": target.get("name"),
+                    "original_name": target.get("original_name"),
+                    "status": done_status if restored else ("failed" if restore.status == "failed" else "pending"),
+                }
+            )
         elif restored:
             out[kind] = out.get(kind, 0) + 1
     return out
@@ -158,8 +187,18 @@ class AppRestoreSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Restore
-        fields = ["id", "backup_id", "application_id", "target_application", "status", "started_at", "completed_at",
-                  "duration", "restored_resources", "error_message"]
+        fields = [
+            "id",
+            "backup_id",
+            "application_id",
+            "target_application",
+            "status",
+            "started_at",
+            "completed_at",
+            "duration",
+            "restored_resources",
+            "error_message",
+        ]
 
     def get_status(self, obj) -> str:
         return workspace_status(obj.status)
@@ -172,7 +211,7 @@ class AppRestoreSerializer(serializers.ModelSerializer):
 
 
 class AppRestoreDetailSerializer(AppRestoreSerializer):
-    """"Get Backup Restore": also the options, each restored item, and the verification (every
+    """ "Get Backup Restore": also the options, each restored item, and the verification (every
     member's SHA-256 was checked against the backup's manifest as it was restored)."""
 
     restore_options = serializers.SerializerMethodField()
@@ -189,9 +228,12 @@ class AppRestoreDetailSerializer(AppRestoreSerializer):
 
     def get_verification(self, obj) -> dict:
         verified = obj.status == OperationStatus.COMPLETED
-        return {"verified": verified, "verified_at": obj.completed_at if verified else None,
-                "health_check_passed": verified, "checksums": "sha256 of every member matched the manifest"
-                if verified else None}
+        return {
+            "verified": verified,
+            "verified_at": obj.completed_at if verified else None,
+            "health_check_passed": verified,
+            "checksums": "sha256 of every member matched the manifest" if verified else None,
+        }
 
 
 class AppRestoreOptionsSerializer(InputSerializer):
@@ -210,32 +252,70 @@ class AppRestoreRequestSerializer(InputSerializer):
 
 
 # Response shapes for the OpenAPI schema (the views build these bodies).
-ManifestShape = inline_serializer("BackupManifest", {
-    "backup_id": serializers.CharField(), "created_at": serializers.DateTimeField(),
-    "version": serializers.CharField(),
-    "application": inline_serializer("BackupManifestApplication", {
-        "id": serializers.CharField(allow_null=True), "name": serializers.CharField(allow_null=True),
-        "namespace": serializers.CharField(allow_null=True)}),
-    "resources": inline_serializer("BackupManifestResources", {
-        "sources": serializers.ListField(child=serializers.DictField()),
-        "members": serializers.ListField(child=inline_serializer("BackupManifestMember", {
-            "name": serializers.CharField(allow_null=True), "size": serializers.IntegerField(allow_null=True),
-            "checksum": serializers.CharField(allow_null=True)}))}),
-    "metadata": inline_serializer("BackupManifestMetadata", {
-        "backup_tool_version": serializers.CharField(), "compression": serializers.CharField(),
-        "encryption": serializers.CharField(allow_null=True), "format": serializers.CharField(allow_null=True),
-        "checksum": serializers.CharField(allow_null=True), "stored_bytes": serializers.IntegerField(),
-        "raw_bytes": serializers.IntegerField()}),
-})
-RestoreStartedShape = inline_serializer("ApplicationRestoreStarted", {
-    "restore_id": serializers.CharField(), "backup_id": serializers.CharField(),
-    "target_application": serializers.CharField(allow_null=True), "status": serializers.CharField(),
-    "started_at": serializers.DateTimeField(), "estimated_completion": serializers.DateTimeField(allow_null=True)})
+ManifestShape = inline_serializer(
+    "BackupManifest",
+    {
+        "backup_id": serializers.CharField(),
+        "created_at": serializers.DateTimeField(),
+        "version": serializers.CharField(),
+        "application": inline_serializer(
+            "BackupManifestApplication",
+            {
+                "id": serializers.CharField(allow_null=True),
+                "name": serializers.CharField(allow_null=True),
+                "namespace": serializers.CharField(allow_null=True),
+            },
+        ),
+        "resources": inline_serializer(
+            "BackupManifestResources",
+            {
+                "sources": serializers.ListField(child=serializers.DictField()),
+                "members": serializers.ListField(
+                    child=inline_serializer(
+                        "BackupManifestMember",
+                        {
+                            "name": serializers.CharField(allow_null=True),
+                            "size": serializers.IntegerField(allow_null=True),
+                            "checksum": serializers.CharField(allow_null=True),
+                        },
+                    )
+                ),
+            },
+        ),
+        "metadata": inline_serializer(
+            "BackupManifestMetadata",
+            {
+                "backup_tool_version": serializers.CharField(),
+                "compression": serializers.CharField(),
+                "encryption": serializers.CharField(allow_null=True),
+                "format": serializers.CharField(allow_null=True),
+                "checksum": serializers.CharField(allow_null=True),
+                "stored_bytes": serializers.IntegerField(),
+                "raw_bytes": serializers.IntegerField(),
+            },
+        ),
+    },
+)
+RestoreStartedShape = inline_serializer(
+    "ApplicationRestoreStarted",
+    {
+        "restore_id": serializers.CharField(),
+        "backup_id": serializers.CharField(),
+        "target_application": serializers.CharField(allow_null=True),
+        "status": serializers.CharField(),
+        "started_at": serializers.DateTimeField(),
+        "estimated_completion": serializers.DateTimeField(allow_null=True),
+    },
+)
 
 
 # ``?status=`` of the lists: the document's words, "running" covering queued work too.
-LIST_STATUSES = {"running": ("pending", "running"), "completed": ("completed",), "failed": ("failed",),
-                 "cancelled": ("cancelled",)}
+LIST_STATUSES = {
+    "running": ("pending", "running"),
+    "completed": ("completed",),
+    "failed": ("failed",),
+    "cancelled": ("cancelled",),
+}
 
 
 class AppBackupsBase(DedicatedPlanMixin, WorkspaceViewSet):
@@ -252,14 +332,21 @@ class AppBackupsBase(DedicatedPlanMixin, WorkspaceViewSet):
 class ApplicationBackupViewSet(mixins.ListModelMixin, AppBackupsBase):
     serializer_class = BackupListItemSerializer
     queryset = Backup.objects.none()
-    roles = {"list": Role.VIEWER, "latest": Role.VIEWER, "retrieve": Role.VIEWER, "manifest": Role.VIEWER,
-             "download": Role.OPERATOR, "restore": Role.OPERATOR}
+    roles = {
+        "list": Role.VIEWER,
+        "latest": Role.VIEWER,
+        "retrieve": Role.VIEWER,
+        "manifest": Role.VIEWER,
+        "download": Role.OPERATOR,
+        "restore": Role.OPERATOR,
+    }
 
     def tenant_queryset(self, tenant):
         status = self.request.query_params.get("status") or None
         if status not in (None, *LIST_STATUSES):
-            raise ValidationFailed(details={"status": [f"Must be one of: {', '.join(LIST_STATUSES)}."]},
-                                   location="query")
+            raise ValidationFailed(
+                details={"status": [f"Must be one of: {', '.join(LIST_STATUSES)}."]}, location="query"
+            )
         qs = backup_selectors.backup_list(tenant=tenant, filters={"since": self.request.query_params.get("since")})
         qs = qs.select_related("job", "job__retention_policy")
         if status is not None:
@@ -270,14 +357,21 @@ class ApplicationBackupViewSet(mixins.ListModelMixin, AppBackupsBase):
         pk = ids.parse("backup", self.kwargs.get("backup_id"))
         backup = None
         if pk is not None:
-            backup = backup_selectors.backup_list(tenant=self.require_tenant()).filter(
-                application=self.application(), pk=pk).first()
+            backup = (
+                backup_selectors.backup_list(tenant=self.require_tenant())
+                .filter(application=self.application(), pk=pk)
+                .first()
+            )
         if backup is None:
             raise NotFound("Backup not found", code="BACKUP_NOT_FOUND")
         return backup
 
-    @extend_schema(parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=list(LIST_STATUSES)),
-                               OpenApiParameter("since", OpenApiTypes.STR, description="e.g. 24h, 7d")])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", OpenApiTypes.STR, enum=list(LIST_STATUSES)),
+            OpenApiParameter("since", OpenApiTypes.STR, description="e.g. 24h, 7d"),
+        ]
+    )
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
@@ -298,23 +392,39 @@ class ApplicationBackupViewSet(mixins.ListModelMixin, AppBackupsBase):
         app = backup.application
         source = backup.manifest.get("source") or {}
         bundle = backup.manifest.get("bundle") or {}
-        return respond({
-            "backup_id": backup.pk,
-            "created_at": backup.created_at,
-            "version": backup.manifest.get("version", "v1"),
-            "application": {"id": ids.public("application", app.pk) if app else None,
-                            "name": app.name if app else None, "namespace": app.namespace if app else None},
-            "resources": {"sources": bundle.get("sources", []),
-                          "members": [{"name": m.get("name"), "size": m.get("size"),
-                                       "checksum": checksum(m.get("sha256"))} for m in bundle.get("members", [])]},
-            "metadata": {"backup_tool_version": source.get("tool_version") or "backupplatform 1.0",
-                         "compression": backup.compression, "encryption": "AES-256-GCM" if backup.encrypted else None,
-                         "format": backup.manifest.get("format"), "checksum": checksum(backup.checksum),
-                         "stored_bytes": backup.stored_bytes, "raw_bytes": backup.size_bytes},
-        })
+        return respond(
+            {
+                "backup_id": backup.pk,
+                "created_at": backup.created_at,
+                "version": backup.manifest.get("version", "v1"),
+                "application": {
+                    "id": ids.public("application", app.pk) if app else None,
+                    "name": app.name if app else None,
+                    "namespace": app.namespace if app else None,
+                },
+                "resources": {
+                    "sources": bundle.get("sources", []),
+                    "members": [
+                        {"name": m.get("name"), "size": m.get("size"), "checksum": checksum(m.get("sha256"))}
+                        for m in bundle.get("members", [])
+                    ],
+                },
+                "metadata": {
+                    "backup_tool_version": source.get("tool_version") or "backupplatform 1.0",
+                    "compression": backup.compression,
+                    "encryption": "AES-256-GCM" if backup.encrypted else None,
+                    "format": backup.manifest.get("format"),
+                    "checksum": checksum(backup.checksum),
+                    "stored_bytes": backup.stored_bytes,
+                    "raw_bytes": backup.size_bytes,
+                },
+            }
+        )
 
-    @extend_schema(parameters=[OpenApiParameter("format", OpenApiTypes.STR, enum=["tar.gz", "zip"])],
-                   responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(
+        parameters=[OpenApiParameter("format", OpenApiTypes.STR, enum=["tar.gz", "zip"])],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+    )
     def download(self, request, ws_id=None, app_id=None, backup_id=None):
         """The backup's content (decrypted) as tar.gz or zip, streamed: never whole in memory."""
         fmt = request.query_params.get("format", "tar.gz")
@@ -334,26 +444,45 @@ class ApplicationBackupViewSet(mixins.ListModelMixin, AppBackupsBase):
         options = dict(data.get("restore_options") or {})
         strategy = options.pop("restore_strategy", "create_new")
         if strategy == "merge":
-            raise ValidationFailed(details={"restore_options.restore_strategy": [
-                "merge is not supported for database and file sources; use create_new or overwrite."]})
+            raise ValidationFailed(
+                details={
+                    "restore_options.restore_strategy": [
+                        "merge is not supported for database and file sources; use create_new or overwrite."
+                    ]
+                }
+            )
         if strategy == "overwrite" and data.get("confirmation") != OVERWRITE_CONFIRMATION:
-            raise ValidationFailed(details={"confirmation": [
-                f"Overwriting needs the confirmation text: '{OVERWRITE_CONFIRMATION}'."]})
+            raise ValidationFailed(
+                details={"confirmation": [f"Overwriting needs the confirmation text: '{OVERWRITE_CONFIRMATION}'."]}
+            )
         target = None
         if data.get("target_application") is not None:
             target = Application.objects.filter(tenant=backup.tenant, pk=data["target_application"]).first()
             if target is None:
                 raise NotFound("Target application not found", code="APPLICATION_NOT_FOUND")
         restore = restore_services.restore_start(
-            tenant=backup.tenant, backup=backup, actor=request.user, target_application=target,
-            target_path=data.get("target_path", ""), strategy=strategy,
-            options={**options, "namespace_mapping": data.get("namespace_mapping") or {}})
+            tenant=backup.tenant,
+            backup=backup,
+            actor=request.user,
+            target_application=target,
+            target_path=data.get("target_path", ""),
+            strategy=strategy,
+            options={**options, "namespace_mapping": data.get("namespace_mapping") or {}},
+        )
         estimate = None
         if backup.started_at and backup.completed_at:
             estimate = restore.created_at + (backup.completed_at - backup.started_at) + timedelta(seconds=30)
-        return respond({"restore_id": restore.pk, "backup_id": backup.pk,
-                        "target_application": restore.target_application_id, "status": "running",
-                        "started_at": restore.created_at, "estimated_completion": estimate}, status_code=202)
+        return respond(
+            {
+                "restore_id": restore.pk,
+                "backup_id": backup.pk,
+                "target_application": restore.target_application_id,
+                "status": "running",
+                "started_at": restore.created_at,
+                "estimated_completion": estimate,
+            },
+            status_code=202,
+        )
 
 
 class ApplicationRestoreViewSet(mixins.ListModelMixin, AppBackupsBase):
@@ -364,8 +493,9 @@ class ApplicationRestoreViewSet(mixins.ListModelMixin, AppBackupsBase):
     def tenant_queryset(self, tenant):
         status = self.request.query_params.get("status") or None
         if status not in (None, *LIST_STATUSES):
-            raise ValidationFailed(details={"status": [f"Must be one of: {', '.join(LIST_STATUSES)}."]},
-                                   location="query")
+            raise ValidationFailed(
+                details={"status": [f"Must be one of: {', '.join(LIST_STATUSES)}."]}, location="query"
+            )
         qs = backup_selectors.restore_list(tenant=tenant, application_id=self.application().pk)
         return qs.filter(status__in=LIST_STATUSES[status]) if status else qs
 

@@ -16,21 +16,37 @@ class WorkspacePagination(PagePagination):
     size_param = "per_page"
 
     def get_paginated_response(self, data):
-        response = Response({"data": public_ids(data), "pagination": {
-            "page": self.page, "per_page": self.size, "total": self.total, "pages": self.pages}})
+        response = Response(
+            {
+                "data": public_ids(data),
+                "pagination": {"page": self.page, "per_page": self.size, "total": self.total, "pages": self.pages},
+            }
+        )
         response.enveloped = True
         return response
 
     def get_paginated_response_schema(self, schema):
-        return {"type": "object", "required": ["data", "pagination"], "properties": {
-            "data": schema,
-            "pagination": {"type": "object", "properties": {
-                "page": {"type": "integer"}, "per_page": {"type": "integer"},
-                "total": {"type": "integer"}, "pages": {"type": "integer"}}}}}
+        return {
+            "type": "object",
+            "required": ["data", "pagination"],
+            "properties": {
+                "data": schema,
+                "pagination": {
+                    "type": "object",
+                    "properties": {
+                        "page": {"type": "integer"},
+                        "per_page": {"type": "integer"},
+                        "total": {"type": "integer"},
+                        "pages": {"type": "integer"},
+                    },
+                },
+            },
+        }
 
     def get_schema_operation_parameters(self, view):
-        return [{"name": n, "in": "query", "required": False, "schema": {"type": "integer"}}
-                for n in ("page", "per_page")]
+        return [
+            {"name": n, "in": "query", "required": False, "schema": {"type": "integer"}} for n in ("page", "per_page")
+        ]
 
 
 class WorkspaceFacade(Facade):
@@ -49,15 +65,30 @@ class WorkspaceFacade(Facade):
         return {"type": "object", "required": ["data"], "properties": {"data": schema}}
 
     def error_body(self, error: ErrorInfo) -> dict:
-        return {"error": {"code": error.code, "message": error.message,
-                          "details": public_ids(error.details) if error.details is not None else {}}}
+        return {
+            "error": {
+                "code": error.code,
+                "message": error.message,
+                "details": public_ids(error.details) if error.details is not None else {},
+            }
+        }
 
     def error_schema(self) -> dict:
-        return {"type": "object", "required": ["error"], "properties": {"error": {
-            "type": "object", "required": ["code", "message"], "properties": {
-                "code": {"type": "string", "example": "INVALID_STORAGE_CONFIG"},
-                "message": {"type": "string"},
-                "details": {"type": "object", "additionalProperties": True}}}}}
+        return {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string", "example": "INVALID_STORAGE_CONFIG"},
+                        "message": {"type": "string"},
+                        "details": {"type": "object", "additionalProperties": True},
+                    },
+                }
+            },
+        }
 
 
 WORKSPACE = WorkspaceFacade()

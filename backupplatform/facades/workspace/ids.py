@@ -16,13 +16,18 @@ from rest_framework import serializers
 
 from backupplatform.ids import parse_id
 
-PREFIXES = {"storage": "storage", "application": "app", "backup": "backup", "restore": "restore",
-            "policy": "policy"}
+PREFIXES = {"storage": "storage", "application": "app", "backup": "backup", "restore": "restore", "policy": "policy"}
 
 # Keys of answers (and error details) that hold an id of a kind above.
-ID_KEYS = {"storage_id": "storage", "application_id": "application", "backup_id": "backup",
-           "restore_id": "restore", "policy_id": "policy", "target_application": "application",
-           "current_backup_id": "backup"}
+ID_KEYS = {
+    "storage_id": "storage",
+    "application_id": "application",
+    "backup_id": "backup",
+    "restore_id": "restore",
+    "policy_id": "policy",
+    "target_application": "application",
+    "current_backup_id": "backup",
+}
 # Keys that hold a list of such ids.
 ID_LIST_KEYS = {"policy_ids": "policy", "backup_ids": "backup"}
 
@@ -37,7 +42,7 @@ def public(kind: str, pk: Any) -> Any:
 def parse(kind: str, value: Any) -> int | None:
     """The row id in ``"storage-12"`` or ``12`` (``None`` when it is neither)."""
     if isinstance(value, str) and value.startswith(f"{PREFIXES[kind]}-"):
-        value = value[len(PREFIXES[kind]) + 1:]
+        value = value[len(PREFIXES[kind]) + 1 :]
     return parse_id(value)
 
 

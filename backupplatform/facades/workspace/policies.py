@@ -35,9 +35,15 @@ from .ids import IdInput
 from .permissions import DedicatedPlanMixin
 
 FREQUENCIES = ["hourly", "daily", "weekly", "monthly", "custom"]
-ALIASES = {"schedule_type": "schedule.frequency", "schedule_time": "schedule.time", "timezone": "schedule.timezone",
-           "days_of_week": "schedule.days_of_week", "day_of_month": "schedule.day_of_month",
-           "cron_expression": "schedule.cron", "storage_id": "storage_id"}
+ALIASES = {
+    "schedule_type": "schedule.frequency",
+    "schedule_time": "schedule.time",
+    "timezone": "schedule.timezone",
+    "days_of_week": "schedule.days_of_week",
+    "day_of_month": "schedule.day_of_month",
+    "cron_expression": "schedule.cron",
+    "storage_id": "storage_id",
+}
 
 
 class PolicyScheduleInputSerializer(InputSerializer):
@@ -101,7 +107,8 @@ class PolicySerializer(serializers.Serializer):
 
     def to_representation(self, job: BackupJob) -> dict:
         schedule = {
-            "frequency": "custom" if job.schedule_type in (ScheduleType.CRON, ScheduleType.CUSTOM)
+            "frequency": "custom"
+            if job.schedule_type in (ScheduleType.CRON, ScheduleType.CUSTOM)
             else job.schedule_type,
             "time": job.schedule_time.strftime("%H:%M") if job.schedule_time else None,
             "timezone": job.timezone,
@@ -132,35 +139,71 @@ class PolicySerializer(serializers.Serializer):
 
 # Response shapes for the OpenAPI schema (``PolicySerializer`` builds the body by hand).
 _ts = {"allow_null": True, "help_text": "ISO 8601 UTC"}
-PolicyShape = inline_serializer("BackupPolicy", {
-    "id": serializers.CharField(), "application_id": serializers.CharField(),
-    "storage_id": serializers.CharField(allow_null=True), "enabled": serializers.BooleanField(),
-    "created_at": serializers.CharField(**_ts), "updated_at": serializers.CharField(**_ts),
-    "schedule": inline_serializer("BackupPolicySchedule", {
-        "frequency": serializers.ChoiceField(choices=FREQUENCIES), "time": serializers.CharField(allow_null=True),
-        "timezone": serializers.CharField(),
-        "days_of_week": serializers.ListField(child=serializers.IntegerField(), allow_null=True),
-        "next_backup": serializers.CharField(**_ts), "last_backup": serializers.CharField(**_ts),
-        "cron": serializers.CharField(required=False, help_text="custom frequency only"),
-        "day_of_month": serializers.IntegerField(required=False, help_text="monthly frequency only")}),
-    "retention": inline_serializer("BackupPolicyRetention", {
-        name: serializers.IntegerField(allow_null=True) for name in ("daily", "weekly", "monthly", "yearly")}),
-    "options": serializers.DictField(), "notifications": serializers.DictField(),
-    "statistics": inline_serializer("BackupPolicyStatistics", {
-        "total_backups": serializers.IntegerField(), "successful_backups": serializers.IntegerField(),
-        "failed_backups": serializers.IntegerField(), "average_size_gb": serializers.FloatField(),
-        "average_duration_minutes": serializers.FloatField()}, required=False, help_text="GET only"),
-})
-PolicyDeletedShape = inline_serializer("BackupPolicyDeleted", {
-    "message": serializers.CharField(), "policy_id": serializers.CharField()})
-TriggeredShape = inline_serializer("BackupTriggered", {
-    "backup_id": serializers.CharField(allow_null=True), "application_id": serializers.CharField(),
-    "status": serializers.CharField(), "started_at": serializers.CharField(**_ts),
-    "estimated_completion": serializers.CharField(**_ts)})
+PolicyShape = inline_serializer(
+    "BackupPolicy",
+    {
+        "id": serializers.CharField(),
+        "application_id": serializers.CharField(),
+        "storage_id": serializers.CharField(allow_null=True),
+        "enabled": serializers.BooleanField(),
+        "created_at": serializers.CharField(**_ts),
+        "updated_at": serializers.CharField(**_ts),
+        "schedule": inline_serializer(
+            "BackupPolicySchedule",
+            {
+                "frequency": serializers.ChoiceField(choices=FREQUENCIES),
+                "time": serializers.CharField(allow_null=True),
+                "timezone": serializers.CharField(),
+                "days_of_week": serializers.ListField(child=serializers.IntegerField(), allow_null=True),
+                "next_backup": serializers.CharField(**_ts),
+                "last_backup": serializers.CharField(**_ts),
+                "cron": serializers.CharField(required=False, help_text="custom frequency only"),
+                "day_of_month": serializers.IntegerField(required=False, help_text="monthly frequency only"),
+            },
+        ),
+        "retention": inline_serializer(
+            "BackupPolicyRetention",
+            {name: serializers.IntegerField(allow_null=True) for name in ("daily", "weekly", "monthly", "yearly")},
+        ),
+        "options": serializers.DictField(),
+        "notifications": serializers.DictField(),
+        "statistics": inline_serializer(
+            "BackupPolicyStatistics",
+            {
+                "total_backups": serializers.IntegerField(),
+                "successful_backups": serializers.IntegerField(),
+                "failed_backups": serializers.IntegerField(),
+                "average_size_gb": serializers.FloatField(),
+                "average_duration_minutes": serializers.FloatField(),
+            },
+            required=False,
+            help_text="GET only",
+        ),
+    },
+)
+PolicyDeletedShape = inline_serializer(
+    "BackupPolicyDeleted", {"message": serializers.CharField(), "policy_id": serializers.CharField()}
+)
+TriggeredShape = inline_serializer(
+    "BackupTriggered",
+    {
+        "backup_id": serializers.CharField(allow_null=True),
+        "application_id": serializers.CharField(),
+        "status": serializers.CharField(),
+        "started_at": serializers.CharField(**_ts),
+        "estimated_completion": serializers.CharField(**_ts),
+    },
+)
 
 
-SCHEDULE_KEYS = {"frequency": "schedule_type", "time": "schedule_time", "timezone": "timezone",
-                 "days_of_week": "days_of_week", "day_of_month": "day_of_month", "cron": "cron_expression"}
+SCHEDULE_KEYS = {
+    "frequency": "schedule_type",
+    "time": "schedule_time",
+    "timezone": "timezone",
+    "days_of_week": "days_of_week",
+    "day_of_month": "day_of_month",
+    "cron": "cron_expression",
+}
 
 
 def _fields(tenant, data: dict, *, update: bool = False) -> dict:
@@ -225,8 +268,9 @@ class BackupPolicyView(_AppView):
         # "compression": true is the document's gzip (its manifests say "compression": "gzip").
         fields["options"] = {"compression": True, **fields.get("options", {})}
         with fields_renamed(ALIASES):
-            job = services.job_create(tenant=app.tenant, actor=request.user, name=f"{app.name} backup policy"[:200],
-                                      application=app, **fields)
+            job = services.job_create(
+                tenant=app.tenant, actor=request.user, name=f"{app.name} backup policy"[:200], application=app, **fields
+            )
         return respond(PolicySerializer(job).data, status_code=201)
 
     @extend_schema(request=PolicyUpdateSerializer, responses={200: PolicyShape})
@@ -266,22 +310,37 @@ class TriggerBackupView(_AppView):
         options = data.get("options") or {}
         job = selectors.job_list(tenant=app.tenant).filter(application=app).first()
         if job is not None:
-            op = services.job_run(job=job, actor=request.user, description=data.get("description", ""),
-                                  keep_until=override.get("keep_until"),
-                                  keep_forever=bool(override.get("keep_forever")), options=options)
+            op = services.job_run(
+                job=job,
+                actor=request.user,
+                description=data.get("description", ""),
+                keep_until=override.get("keep_until"),
+                keep_forever=bool(override.get("keep_forever")),
+                options=options,
+            )
         else:
             # Without a policy, the trigger's own options say: "compression": true is gzip.
             compression = "none" if options.get("compression") is False else "gzip"
-            op = backup_start(tenant=app.tenant, actor=request.user, application=app, compression=compression,
-                              description=data.get("description", ""), keep_until=override.get("keep_until"),
-                              keep_forever=bool(override.get("keep_forever")), options=options)
+            op = backup_start(
+                tenant=app.tenant,
+                actor=request.user,
+                application=app,
+                compression=compression,
+                description=data.get("description", ""),
+                keep_until=override.get("keep_until"),
+                keep_forever=bool(override.get("keep_forever")),
+                options=options,
+            )
         average = selectors.job_average_duration(job)
         started = timezone.now()
-        return respond({
-            "backup_id": op.backup_id,
-            "application_id": app.pk,
-            "status": workspace_status(op.backup.status if op.backup else op.status),
-            "started_at": iso(started),
-            # From the average duration of the policy's completed runs; unknown before the first.
-            "estimated_completion": iso(started + average) if average else None,
-        }, status_code=202)
+        return respond(
+            {
+                "backup_id": op.backup_id,
+                "application_id": app.pk,
+                "status": workspace_status(op.backup.status if op.backup else op.status),
+                "started_at": iso(started),
+                # From the average duration of the policy's completed runs; unknown before the first.
+                "estimated_completion": iso(started + average) if average else None,
+            },
+            status_code=202,
+        )

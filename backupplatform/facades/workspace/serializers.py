@@ -81,8 +81,22 @@ class StorageSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Storage
-        fields = ["id", "name", "description", "workspace_id", "type", "status", "is_default", "created_at",
-                  "updated_at", "configuration", "credentials", "labels", "quota_bytes", "usage"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "workspace_id",
+            "type",
+            "status",
+            "is_default",
+            "created_at",
+            "updated_at",
+            "configuration",
+            "credentials",
+            "labels",
+            "quota_bytes",
+            "usage",
+        ]
 
     def get_credentials(self, obj: Storage) -> dict[str, str]:
         return storage_public_credentials(obj.credentials)
@@ -119,7 +133,7 @@ class StorageCreateInput(InputSerializer):
 
 
 class StorageUpdateInput(OptionalFields, InputSerializer):
-    """"Update Backup Storage": ``configuration``/``credentials`` merge key by key."""
+    """ "Update Backup Storage": ``configuration``/``credentials`` merge key by key."""
 
     name = StrictCharField(max_length=200)
     description = StrictCharField(allow_blank=True, max_length=5000)
@@ -165,8 +179,18 @@ class ApplicationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Application
-        fields = ["id", "name", "namespace", "labels", "description", "is_default", "workspace_id", "sources",
-                  "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "namespace",
+            "labels",
+            "description",
+            "is_default",
+            "workspace_id",
+            "sources",
+            "created_at",
+            "updated_at",
+        ]
 
     def get_sources(self, obj: Application) -> list[dict[str, Any]]:
         return [source_fields(s) for s in obj.sources.all()]

@@ -15,8 +15,11 @@ application = views.ApplicationViewSet.as_view({"get": "retrieve", "put": "updat
 urlpatterns = [
     path("backup-storages", storages, name="ws-storage-list"),
     path("backup-storages/<str:storage_id>", storage, name="ws-storage-detail"),
-    path("backup-storages/<str:storage_id>/usage", views.BackupStorageViewSet.as_view({"get": "usage"}),
-         name="ws-storage-usage"),
+    path(
+        "backup-storages/<str:storage_id>/usage",
+        views.BackupStorageViewSet.as_view({"get": "usage"}),
+        name="ws-storage-usage",
+    ),
     path("backup-storage-usage", views.WorkspaceStorageUsageView.as_view(), name="ws-storage-usage-total"),
     path("applications", applications, name="ws-application-list"),
     path("applications/<str:app_id>", application, name="ws-application-detail"),
@@ -26,15 +29,28 @@ urlpatterns = [
     # workspace-backup-api.md "Backup Operations" and "Restore Operations"
     path("applications/<str:app_id>/backups", app_backups({"get": "list"}), name="ws-backup-list"),
     path("applications/<str:app_id>/backups/latest", app_backups({"get": "latest"}), name="ws-backup-latest"),
-    path("applications/<str:app_id>/backups/<str:backup_id>", app_backups({"get": "retrieve"}),
-         name="ws-backup-detail"),
-    path("applications/<str:app_id>/backups/<str:backup_id>/manifest", app_backups({"get": "manifest"}),
-         name="ws-backup-manifest"),
-    path("applications/<str:app_id>/backups/<str:backup_id>/download", app_backups({"get": "download"}),
-         name="ws-backup-download"),
-    path("applications/<str:app_id>/backups/<str:backup_id>/restore", app_backups({"post": "restore"}),
-         name="ws-backup-restore"),
+    path(
+        "applications/<str:app_id>/backups/<str:backup_id>", app_backups({"get": "retrieve"}), name="ws-backup-detail"
+    ),
+    path(
+        "applications/<str:app_id>/backups/<str:backup_id>/manifest",
+        app_backups({"get": "manifest"}),
+        name="ws-backup-manifest",
+    ),
+    path(
+        "applications/<str:app_id>/backups/<str:backup_id>/download",
+        app_backups({"get": "download"}),
+        name="ws-backup-download",
+    ),
+    path(
+        "applications/<str:app_id>/backups/<str:backup_id>/restore",
+        app_backups({"post": "restore"}),
+        name="ws-backup-restore",
+    ),
     path("applications/<str:app_id>/restores", app_restores({"get": "list"}), name="ws-restore-list"),
-    path("applications/<str:app_id>/restores/<str:restore_id>", app_restores({"get": "retrieve"}),
-         name="ws-restore-detail"),
+    path(
+        "applications/<str:app_id>/restores/<str:restore_id>",
+        app_restores({"get": "retrieve"}),
+        name="ws-restore-detail",
+    ),
 ]

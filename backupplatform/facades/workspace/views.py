@@ -27,8 +27,14 @@ from .serializers import (
 )
 
 USAGE_PERIODS = list(selectors.USAGE_PERIODS)
-MANAGE = {"list": Role.VIEWER, "retrieve": Role.VIEWER, "usage": Role.VIEWER, "create": Role.ADMIN,
-          "update": Role.ADMIN, "destroy": Role.ADMIN}
+MANAGE = {
+    "list": Role.VIEWER,
+    "retrieve": Role.VIEWER,
+    "usage": Role.VIEWER,
+    "create": Role.ADMIN,
+    "update": Role.ADMIN,
+    "destroy": Role.ADMIN,
+}
 
 
 class PublicIdLookupMixin:
@@ -59,23 +65,32 @@ def _bool_param(request, name: str) -> bool:
     raise ValidationFailed(details={name: ["Must be true or false."]})
 
 
-DeleteResult = inline_serializer("StorageDeleted", {"message": serializers.CharField(),
-                                                    "storage_id": serializers.CharField()})
-UsageReport = inline_serializer("StorageUsageReport", {
-    "storage_id": serializers.CharField(), "period": serializers.DictField(),
-    "current_usage": serializers.DictField(), "growth_trend": serializers.DictField(),
-    "cost_breakdown": serializers.DictField(),
-})
-WorkspaceUsage = inline_serializer("WorkspaceStorageUsage", {
-    "workspace_id": serializers.CharField(), "total_usage": serializers.DictField(),
-    "by_storage": serializers.ListField(child=serializers.DictField()),
-    "by_application": serializers.ListField(child=serializers.DictField()),
-    "cost_summary": serializers.DictField(),
-})
+DeleteResult = inline_serializer(
+    "StorageDeleted", {"message": serializers.CharField(), "storage_id": serializers.CharField()}
+)
+UsageReport = inline_serializer(
+    "StorageUsageReport",
+    {
+        "storage_id": serializers.CharField(),
+        "period": serializers.DictField(),
+        "current_usage": serializers.DictField(),
+        "growth_trend": serializers.DictField(),
+        "cost_breakdown": serializers.DictField(),
+    },
+)
+WorkspaceUsage = inline_serializer(
+    "WorkspaceStorageUsage",
+    {
+        "workspace_id": serializers.CharField(),
+        "total_usage": serializers.DictField(),
+        "by_storage": serializers.ListField(child=serializers.DictField()),
+        "by_application": serializers.ListField(child=serializers.DictField()),
+        "cost_summary": serializers.DictField(),
+    },
+)
 
 
-class BackupStorageViewSet(DedicatedPlanMixin, PublicIdLookupMixin, mixins.ListModelMixin,
-                           WorkspaceViewSet):
+class BackupStorageViewSet(DedicatedPlanMixin, PublicIdLookupMixin, mixins.ListModelMixin, WorkspaceViewSet):
     """workspace-backup-api.md, "Backup Storage Management": viewers read, admins manage."""
 
     serializer_class = StorageSerializer
@@ -89,13 +104,18 @@ class BackupStorageViewSet(DedicatedPlanMixin, PublicIdLookupMixin, mixins.ListM
         request = self.request
         if self.action == "list":
             return selectors.storage_list(
-                tenant=tenant, type=_choice_param(request, "type", StorageType.values),
+                tenant=tenant,
+                type=_choice_param(request, "type", StorageType.values),
                 status=_choice_param(request, "status", StorageStatus.values),
             ).select_related("tenant")
         return selectors.storage_list(tenant=tenant).select_related("tenant")
 
-    @extend_schema(parameters=[OpenApiParameter("type", OpenApiTypes.STR, enum=StorageType.values),
-                               OpenApiParameter("status", OpenApiTypes.STR, enum=StorageStatus.values)])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("type", OpenApiTypes.STR, enum=StorageType.values),
+            OpenApiParameter("status", OpenApiTypes.STR, enum=StorageStatus.values),
+        ]
+    )
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
@@ -116,17 +136,19 @@ class BackupStorageViewSet(DedicatedPlanMixin, PublicIdLookupMixin, mixins.ListM
         storage = services.storage_update(storage=storage, **data)
         return respond(StorageSerializer(self._reload(storage), context={"detail": True}).data)
 
-    @extend_schema(parameters=[OpenApiParameter("force", OpenApiTypes.BOOL,
-                                                description="Detach the backup policies that use it")],
-                   responses={200: DeleteResult})
+    @extend_schema(
+        parameters=[OpenApiParameter("force", OpenApiTypes.BOOL, description="Detach the backup policies that use it")],
+        responses={200: DeleteResult},
+    )
     def destroy(self, request, ws_id=None, storage_id=None):
         storage = self.get_object()
         pk = storage.pk
         services.storage_delete(storage=storage, force=_bool_param(request, "force"))
         return respond({"message": "Backup storage deleted successfully", "storage_id": pk})
 
-    @extend_schema(parameters=[OpenApiParameter("period", OpenApiTypes.STR, enum=USAGE_PERIODS)],
-                   responses={200: UsageReport})
+    @extend_schema(
+        parameters=[OpenApiParameter("period", OpenApiTypes.STR, enum=USAGE_PERIODS)], responses={200: UsageReport}
+    )
     def usage(self, request, ws_id=None, storage_id=None):
         period = _choice_param(request, "period", USAGE_PERIODS) or "current_month"
         return respond(selectors.storage_usage_report(storage=self.get_object(), period=period))
@@ -145,8 +167,7 @@ class WorkspaceStorageUsageView(DedicatedPlanMixin, WorkspaceView):
         return respond(selectors.workspace_storage_usage(tenant=self.require_tenant()))
 
 
-class ApplicationViewSet(DedicatedPlanMixin, PublicIdLookupMixin, mixins.ListModelMixin,
-                         WorkspaceViewSet):
+class ApplicationViewSet(DedicatedPlanMixin, PublicIdLookupMixin, mixins.ListModelMixin, WorkspaceViewSet):
     """Our extension: applications (named groups of sources) with nested sources.
 
     Viewers read, admins manage (what to protect is configuration). The default
@@ -184,8 +205,13 @@ class ApplicationViewSet(DedicatedPlanMixin, PublicIdLookupMixin, mixins.ListMod
         app = services.application_update(app=app, **data)
         return respond(ApplicationSerializer(self._reload(app)).data)
 
-    @extend_schema(responses={200: inline_serializer("ApplicationDeleted", {
-        "message": serializers.CharField(), "application_id": serializers.CharField()})})
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "ApplicationDeleted", {"message": serializers.CharField(), "application_id": serializers.CharField()}
+            )
+        }
+    )
     def destroy(self, request, ws_id=None, app_id=None):
         app = self.get_object()
         pk = app.pk

@@ -22,7 +22,8 @@ class Command(BaseCommand):
         User = get_user_model()
         with acting(source="cli"):
             tenant = Tenant.objects.filter(slug="demo").first() or services.tenant_create(
-                slug="demo", name="Demo workspace", plan=Plan.DEDICATED)
+                slug="demo", name="Demo workspace", plan=Plan.DEDICATED
+            )
             if User.objects.filter(username="admin").exists():
                 self.stdout.write(f"Platform: {url}/admin/  (user 'admin'; its password was printed on first run)")
                 return
@@ -30,6 +31,8 @@ class Command(BaseCommand):
             user = User.objects.create_superuser("admin", "admin@example.com", password)
             services.membership_set(user=user, tenant=tenant, role=Role.ADMIN)
         bar = "=" * 64
-        self.stdout.write(f"\n{bar}\n  Admin:    {url}/admin/\n  API docs: {url}/api/docs/\n"
-                          f"  Username: admin\n  Password: {password}\n"
-                          f"  (shown once; change it in the admin)\n{bar}\n")
+        self.stdout.write(
+            f"\n{bar}\n  Admin:    {url}/admin/\n  API docs: {url}/api/docs/\n"
+            f"  Username: admin\n  Password: {password}\n"
+            f"  (shown once; change it in the admin)\n{bar}\n"
+        )

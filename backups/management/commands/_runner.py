@@ -20,8 +20,9 @@ from backupplatform import humanize
 from backups.models import Operation
 
 
-def transfer_text(*, bytes_done: int | None, bytes_total: int | None, throughput_bps: int | None,
-                  eta_seconds: int | None) -> str:
+def transfer_text(
+    *, bytes_done: int | None, bytes_total: int | None, throughput_bps: int | None, eta_seconds: int | None
+) -> str:
     """``"12 MB / 40 MB  5.1 MB/s  ETA 00:00:06"``; parts the operation does not know are left out."""
     done = humanize.size(bytes_done or 0)
     parts = [f"{done} / {humanize.size(bytes_total)}" if bytes_total else done]
@@ -37,17 +38,28 @@ class TransferColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         f = task.fields
-        return Text(transfer_text(bytes_done=f.get("bytes_done"), bytes_total=f.get("bytes_total"),
-                                  throughput_bps=f.get("throughput_bps"), eta_seconds=f.get("eta_seconds")),
-                    style="progress.download")
+        return Text(
+            transfer_text(
+                bytes_done=f.get("bytes_done"),
+                bytes_total=f.get("bytes_total"),
+                throughput_bps=f.get("throughput_bps"),
+                eta_seconds=f.get("eta_seconds"),
+            ),
+            style="progress.download",
+        )
 
 
 def _fields(op: Operation) -> dict:
     running = op.finished_at is None
     # A total is often an estimate (a database's size on disk against its dump): once the
     # operation has ended, the bytes it moved are the whole story.
-    return {"step": op.step, "bytes_done": op.bytes_done, "bytes_total": op.bytes_total if running else None,
-            "throughput_bps": op.throughput_bps, "eta_seconds": op.eta_seconds if running else None}
+    return {
+        "step": op.step,
+        "bytes_done": op.bytes_done,
+        "bytes_total": op.bytes_total if running else None,
+        "throughput_bps": op.throughput_bps,
+        "eta_seconds": op.eta_seconds if running else None,
+    }
 
 
 def run_with_progress(op: Operation, work: Callable[[], object], *, label: str, stdout=None) -> Operation:
@@ -74,8 +86,14 @@ def run_with_progress(op: Operation, work: Callable[[], object], *, label: str, 
     console = Console(file=stream) if stream is not None else Console()
     if not console.is_terminal:
         console.width = max(console.width, 120)  # a log line is not cut to 80 columns
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-               TransferColumn(), TimeElapsedColumn(), TextColumn("{task.fields[step]}")]
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TransferColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[step]}"),
+    ]
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(label, total=100, **_fields(op))
         thread.start()

@@ -29,18 +29,34 @@ class Command(BaseCommand):
         server = Server.objects.filter(tenant=tenant, pk=opts["server"]).first() if opts["server"] else None
         app = Application.objects.filter(tenant=tenant, pk=opts["application"]).first() if opts["application"] else None
         storage = Storage.objects.filter(tenant=tenant, pk=opts["storage"]).first() if opts["storage"] else None
-        if (opts["server"] and server is None) or (opts["application"] and app is None) or (opts["storage"] and storage is None):
+        if (
+            (opts["server"] and server is None)
+            or (opts["application"] and app is None)
+            or (opts["storage"] and storage is None)
+        ):
             raise CommandError("Server, application or storage not found in this tenant")
         with acting(source="cli"):
             try:
-                op = backup_start(tenant=tenant, server=server, database_name=opts["database"], application=app,
-                                  storage=storage, compression=opts["compression"], queue=False)
+                op = backup_start(
+                    tenant=tenant,
+                    server=server,
+                    database_name=opts["database"],
+                    application=app,
+                    storage=storage,
+                    compression=opts["compression"],
+                    queue=False,
+                )
             except DomainError as exc:
                 raise CommandError(f"{exc.message} {exc.details or ''}".strip())
-            op = run_with_progress(op, lambda: backup_run(operation_id=op.pk), label=f"backup {op.backup_id}", stdout=self.stdout)
+            op = run_with_progress(
+                op, lambda: backup_run(operation_id=op.pk), label=f"backup {op.backup_id}", stdout=self.stdout
+            )
         op.backup.refresh_from_db()
         backup = op.backup
         if backup.status != "completed":
             raise CommandError(f"Backup {backup.pk} {backup.status}: {backup.error_message}")
-        self.stdout.write(self.style.SUCCESS(
-            f"Backup {backup.pk} completed: {backup.stored_bytes} bytes, sha256 {backup.checksum}, at {backup.storage_path}"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Backup {backup.pk} completed: {backup.stored_bytes} bytes, sha256 {backup.checksum}, at {backup.storage_path}"
+            )
+        )

@@ -12,8 +12,10 @@ from tenants.models import Tenant
 
 
 class Command(BaseCommand):
-    help = ("Write a tenant's backup key ring file (every data key; for restores without the platform "
-            "and for `importkey` on a rebuilt platform). Keep it secret.")
+    help = (
+        "Write a tenant's backup key ring file (every data key; for restores without the platform "
+        "and for `importkey` on a rebuilt platform). Keep it secret."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--tenant", required=True)

@@ -25,8 +25,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file", help="key file written by exportkey, the API or the admin")
         parser.add_argument("--tenant", help="tenant slug (default: the one named in a key ring file)")
-        parser.add_argument("--generate-master-key", action="store_true",
-                            help="local mode, master key file lost: create a new one to wrap the imported keys")
+        parser.add_argument(
+            "--generate-master-key",
+            action="store_true",
+            help="local mode, master key file lost: create a new one to wrap the imported keys",
+        )
 
     def handle(self, *args, file, tenant, generate_master_key, **opts):
         try:

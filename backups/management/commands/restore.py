@@ -19,11 +19,19 @@ class Command(BaseCommand):
         parser.add_argument("--target-server", type=int, help="server id (default: the backup's server)")
         parser.add_argument("--target-path", default="", help="folder for file sources of an application")
         parser.add_argument("--strategy", choices=["create_new", "overwrite"], default="create_new")
-        parser.add_argument("--jobs", type=int, default=None,
-                            help="PostgreSQL: parallel restore with N connections (spools the dump to a "
-                                 "temporary file first)")
-        parser.add_argument("--mask", action="append", default=[], metavar="COLUMN=RULE",
-                            help="hash, randomize, null or fixed:VALUE; repeatable")
+        parser.add_argument(
+            "--jobs",
+            type=int,
+            default=None,
+            help="PostgreSQL: parallel restore with N connections (spools the dump to a temporary file first)",
+        )
+        parser.add_argument(
+            "--mask",
+            action="append",
+            default=[],
+            metavar="COLUMN=RULE",
+            help="hash, randomize, null or fixed:VALUE; repeatable",
+        )
 
     def handle(self, *args, **opts):
         rules = {}
@@ -42,18 +50,29 @@ class Command(BaseCommand):
                 raise CommandError("Target server not found in the backup's tenant")
         with acting(source="cli"):
             try:
-                restore = restore_start(tenant=backup.tenant, backup=backup, target_server=target,
-                                        target_database=opts["target_database"], target_path=opts["target_path"],
-                                        strategy=opts["strategy"], masking_rules=rules, queue=False,
-                                        options={"jobs": opts["jobs"]} if opts["jobs"] else None)
+                restore = restore_start(
+                    tenant=backup.tenant,
+                    backup=backup,
+                    target_server=target,
+                    target_database=opts["target_database"],
+                    target_path=opts["target_path"],
+                    strategy=opts["strategy"],
+                    masking_rules=rules,
+                    queue=False,
+                    options={"jobs": opts["jobs"]} if opts["jobs"] else None,
+                )
             except DomainError as exc:
                 if exc.code == "RESTORE_INCOMPATIBLE":
                     raise CommandError(f"Refused: {exc.message}")
                 raise CommandError(f"{exc.message} {exc.details or ''}".strip())
             for warning in restore_warnings(restore):
                 self.stderr.write(self.style.WARNING(f"Warning: {warning}"))
-            run_with_progress(restore.operation, lambda: restore_run(operation_id=restore.operation_id),
-                              label=f"restore {restore.pk}", stdout=self.stdout)
+            run_with_progress(
+                restore.operation,
+                lambda: restore_run(operation_id=restore.operation_id),
+                label=f"restore {restore.pk}",
+                stdout=self.stdout,
+            )
         restore.refresh_from_db()
         if restore.status != "completed":
             raise CommandError(f"Restore {restore.pk} {restore.status}: {restore.error_message}")

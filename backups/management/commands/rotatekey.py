@@ -10,8 +10,10 @@ from tenants.models import Tenant
 
 
 class Command(BaseCommand):
-    help = ("Give a tenant a new data key for its new backups; the older keys stay in its key ring for "
-            "the backups they encrypted. Export the key ring again afterwards.")
+    help = (
+        "Give a tenant a new data key for its new backups; the older keys stay in its key ring for "
+        "the backups they encrypted. Export the key ring again afterwards."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--tenant", required=True)
@@ -23,6 +25,9 @@ class Command(BaseCommand):
         with acting(source="cli"):
             row = tenant_key_rotate(tenant=tenant_obj)
         ring = tenant_obj.data_keys.count()
-        self.stdout.write(self.style.SUCCESS(
-            f"New current key {row.key_id} (fingerprint {row.fingerprint}); {ring} key(s) in the ring. "
-            f"Export it again: manage.py exportkey --tenant {tenant}"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"New current key {row.key_id} (fingerprint {row.fingerprint}); {ring} key(s) in the ring. "
+                f"Export it again: manage.py exportkey --tenant {tenant}"
+            )
+        )

@@ -18,11 +18,17 @@ class Command(BaseCommand):
     requires_system_checks: list = []  # it is how a failing key check gets fixed
 
     def add_arguments(self, parser):
-        parser.add_argument("--generate", action="store_true",
-                            help="local mode: generate a new master key in the key file and retire the old one")
-        parser.add_argument("--abandon-unreadable", action="store_true",
-                            help="mark keys that no configured master key opens as abandoned instead of "
-                                 "refusing (their backups then need the tenant's exported key file)")
+        parser.add_argument(
+            "--generate",
+            action="store_true",
+            help="local mode: generate a new master key in the key file and retire the old one",
+        )
+        parser.add_argument(
+            "--abandon-unreadable",
+            action="store_true",
+            help="mark keys that no configured master key opens as abandoned instead of "
+            "refusing (their backups then need the tenant's exported key file)",
+        )
 
     def handle(self, *args, generate, abandon_unreadable, **opts):
         with acting(source="cli"):
@@ -33,14 +39,20 @@ class Command(BaseCommand):
                     result, retired = master_key_rotate(abandon_unreadable=abandon_unreadable), None
             except MasterKeyError as exc:
                 raise CommandError(str(exc))
-        self.stdout.write(f"Master key {result.master_fingerprint}: {len(result.rewrapped)} key(s) re-wrapped, "
-                          f"{len(result.unchanged)} already wrapped by it.")
+        self.stdout.write(
+            f"Master key {result.master_fingerprint}: {len(result.rewrapped)} key(s) re-wrapped, "
+            f"{len(result.unchanged)} already wrapped by it."
+        )
         if result.abandoned:
-            self.stdout.write(self.style.WARNING(f"Abandoned (no master key opens them): {', '.join(result.abandoned)}"))
+            self.stdout.write(
+                self.style.WARNING(f"Abandoned (no master key opens them): {', '.join(result.abandoned)}")
+            )
         if retired is not None:
             self.stdout.write(f"The old master key(s) are kept in {retired}, for database backups made before now.")
         elif generate:
             self.stdout.write("New master key file written (there was no old key to keep).")
         else:
-            self.stdout.write("Every key is wrapped by the first master key: older keys may now be removed "
-                              "from BACKUP_MASTER_KEY (keep them with the database backups made before now).")
+            self.stdout.write(
+                "Every key is wrapped by the first master key: older keys may now be removed "
+                "from BACKUP_MASTER_KEY (keep them with the database backups made before now)."
+            )

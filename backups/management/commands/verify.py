@@ -25,12 +25,15 @@ class Command(BaseCommand):
             raise CommandError(f"No backup {backup_id}")
         with acting(source="cli"):
             try:
-                verification = verification_start(tenant=backup.tenant, backup=backup, test_type=test_type,
-                                                  queue=False)
+                verification = verification_start(tenant=backup.tenant, backup=backup, test_type=test_type, queue=False)
             except DomainError as exc:
                 raise CommandError(f"{exc.message} {exc.details or ''}".strip())
-            run_with_progress(verification.operation, lambda: verification_run(operation_id=verification.operation_id),
-                              label=f"verify {backup_id}", stdout=self.stdout)
+            run_with_progress(
+                verification.operation,
+                lambda: verification_run(operation_id=verification.operation_id),
+                label=f"verify {backup_id}",
+                stdout=self.stdout,
+            )
         verification.refresh_from_db()
         self.stdout.write(json.dumps(verification.result, indent=2, default=str))
         if not verification.passed:

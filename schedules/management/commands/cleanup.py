@@ -27,8 +27,10 @@ class Command(BaseCommand):
             for job in jobs:
                 plan = services.cleanup_analyse(tenant=job.tenant, job=job, reason="cli")
                 a = plan.analysis
-                line = (f"{job.tenant.slug}/{job.name}: {a['eligible_for_removal']} of {a['total_backups']} "
-                        f"to delete ({a['space_to_free']}), {a['backups_to_keep']} kept")
+                line = (
+                    f"{job.tenant.slug}/{job.name}: {a['eligible_for_removal']} of {a['total_backups']} "
+                    f"to delete ({a['space_to_free']}), {a['backups_to_keep']} kept"
+                )
                 if opts["dry_run"] or not plan.backup_ids:
                     self.stdout.write(f"{line}; ids {plan.backup_ids}" if plan.backup_ids else line)
                     continue
@@ -36,7 +38,8 @@ class Command(BaseCommand):
                 op = services.cleanup_run(operation_id=op.pk)
                 failed = op.details.get("failed", [])
                 total += op.details.get("backups_removed", 0)
-                self.stdout.write(f"{line}; removed {op.details.get('backups_removed', 0)}"
-                                  + (f", FAILED {failed}" if failed else ""))
+                self.stdout.write(
+                    f"{line}; removed {op.details.get('backups_removed', 0)}" + (f", FAILED {failed}" if failed else "")
+                )
         if not opts["dry_run"]:
             self.stdout.write(self.style.SUCCESS(f"{total} backup(s) removed"))

@@ -19,9 +19,11 @@ def _day(value: str) -> date:
 
 
 class Command(BaseCommand):
-    help = ("Run a restore drill of a backup job now, in this process: restore its latest completed backup "
-            "into a scratch copy, run the job's assertions, drop the copy, print the drill record. "
-            "With --evidence, write a workspace's drill evidence report (PDF or JSON) instead.")
+    help = (
+        "Run a restore drill of a backup job now, in this process: restore its latest completed backup "
+        "into a scratch copy, run the job's assertions, drop the copy, print the drill record. "
+        "With --evidence, write a workspace's drill evidence report (PDF or JSON) instead."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("job_id", type=int, nargs="?")
@@ -56,17 +58,21 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps(drill_evidence(drill), indent=2, default=str))
         if not drill.passed:
             raise CommandError(f"Drill {drill.pk} FAILED: {drill.error_message}")
-        self.stdout.write(self.style.SUCCESS(
-            f"Drill {drill.pk} passed: restored in {drill.rto_seconds} s, data {drill.rpo_seconds} s old, "
-            f"{len(drill.assertions)} assertion(s) passed, scratch copy dropped"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Drill {drill.pk} passed: restored in {drill.rto_seconds} s, data {drill.rpo_seconds} s old, "
+                f"{len(drill.assertions)} assertion(s) passed, scratch copy dropped"
+            )
+        )
 
     def _evidence(self, opts) -> None:
         tenant = Tenant.objects.filter(slug=opts["evidence"]).first()
         if tenant is None:
             raise CommandError(f"No workspace {opts['evidence']!r}")
         try:
-            report = evidence_generate(tenant=tenant, format=opts["format"], start=opts["start_date"],
-                                       end=opts["end_date"])
+            report = evidence_generate(
+                tenant=tenant, format=opts["format"], start=opts["start_date"], end=opts["end_date"]
+            )
         except DomainError as exc:
             raise CommandError(f"{exc.message} {exc.details or ''}".strip())
         path = opts["output"] or report.filename

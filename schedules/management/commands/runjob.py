@@ -25,11 +25,16 @@ class Command(BaseCommand):
                 op = services.job_run(job=job, queue=False)
             except DomainError as exc:
                 raise CommandError(f"{exc.message} {exc.details or ''}".strip())
-            op = run_with_progress(op, lambda: backup_run(operation_id=op.pk), label=f"{job.name}: backup {op.backup_id}")
+            op = run_with_progress(
+                op, lambda: backup_run(operation_id=op.pk), label=f"{job.name}: backup {op.backup_id}"
+            )
         op.backup.refresh_from_db()
         backup = op.backup
         if backup.status != "completed":
             raise CommandError(f"Backup {backup.pk} {backup.status}: {backup.error_message}")
-        self.stdout.write(self.style.SUCCESS(
-            f"Job {job.pk} ({job.name}): backup {backup.pk} completed, {backup.stored_bytes} bytes, "
-            f"sha256 {backup.checksum}"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Job {job.pk} ({job.name}): backup {backup.pk} completed, {backup.stored_bytes} bytes, "
+                f"sha256 {backup.checksum}"
+            )
+        )

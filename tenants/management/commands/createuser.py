@@ -30,8 +30,7 @@ class Command(BaseCommand):
                     services.membership_set(user=existing, tenant=tenant_obj, role=role)
                     self.stdout.write(self.style.SUCCESS(f"Added {username} to {tenant} as {role}"))
                     return
-                services.user_create(tenant=tenant_obj, username=username, role=role,
-                                     password=password, email=email)
+                services.user_create(tenant=tenant_obj, username=username, role=role, password=password, email=email)
             except DomainError as exc:
                 raise CommandError(f"{exc.message}: {exc.details}" if exc.details else exc.message)
         self.stdout.write(self.style.SUCCESS(f"Created user {username} in {tenant} as {role}"))

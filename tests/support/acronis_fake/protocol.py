@@ -37,9 +37,7 @@ class RecordedRequest:
 class ApiError(Exception):
     """An error answer of the fake, in either body shape."""
 
-    def __init__(
-        self, status: int, code: int | str, message: str, *, domain: str, shape: str = "wrapped"
-    ) -> None:
+    def __init__(self, status: int, code: int | str, message: str, *, domain: str, shape: str = "wrapped") -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.domain, self.shape = (
             status,

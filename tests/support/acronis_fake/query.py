@@ -24,9 +24,7 @@ def parse_time(value: str) -> float:
     except ValueError:
         pass
     try:
-        iso = _FRACTION.sub(
-            lambda m: m.group(1), text.replace("Z", "+00:00").replace("z", "+00:00")
-        )
+        iso = _FRACTION.sub(lambda m: m.group(1), text.replace("Z", "+00:00").replace("z", "+00:00"))
         parsed = datetime.fromisoformat(iso)
     except ValueError:
         try:
@@ -135,9 +133,7 @@ def select_by_type(field: str) -> Selector:
         if "type" in q:
             items = [i for i in items if matches_values(dig(i, field), q["type"])]
         if "tenant_id" in q:
-            items = [
-                i for i in items if matches_values(dig(i, "context.tenant_id"), q["tenant_id"])
-            ]
+            items = [i for i in items if matches_values(dig(i, "context.tenant_id"), q["tenant_id"])]
         return items
 
     return select
@@ -161,11 +157,7 @@ def select_activities(items: list[dict], q: Query) -> list[dict]:
             items = [a for a in items if matches_values(dig(a, field), q[key], casefold=casefold)]
     for policy_type in q.get("policyType", []):
         wanted = policy_type if policy_type.startswith("policy.") else f"policy.{policy_type}"
-        items = [
-            a
-            for a in items
-            if a["policy"]["type"] == wanted or a["policy"]["type"].startswith(wanted + ".")
-        ]
+        items = [a for a in items if a["policy"]["type"] == wanted or a["policy"]["type"].startswith(wanted + ".")]
     for expr in q.get("order", [])[:1]:
         op, args = split_call(expr)
         if op not in ("asc", "desc"):
@@ -173,9 +165,7 @@ def select_activities(items: list[dict], q: Query) -> list[dict]:
         field = args[0]
         present = [a for a in items if a.get(field) is not None]
         missing = [a for a in items if a.get(field) is None]
-        items = (
-            sorted(present, key=lambda a, f=field: sort_key(a, f), reverse=op == "desc") + missing
-        )
+        items = sorted(present, key=lambda a, f=field: sort_key(a, f), reverse=op == "desc") + missing
     return items
 
 

@@ -208,9 +208,7 @@ class FakeAcronis(SeedData, TokenEndpoint):
         """Requests whose path starts with ``path_prefix`` (and answered ``status``)."""
         with self._lock:
             return sum(
-                1
-                for r in self.requests
-                if r.path.startswith(path_prefix) and (status is None or r.status == status)
+                1 for r in self.requests if r.path.startswith(path_prefix) and (status is None or r.status == status)
             )
 
     def stick_cursor(self, path_prefix: str) -> None:
@@ -220,9 +218,7 @@ class FakeAcronis(SeedData, TokenEndpoint):
 
     # -- request handling (called from server threads) ------------------------------------
 
-    def handle(
-        self, method: str, raw_path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, dict, dict]:
+    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, dict]:
         """Route one request; returns ``(status, headers, json_body)``."""
         split = urlsplit(raw_path)
         path = unquote(split.path)
@@ -282,9 +278,7 @@ class FakeAcronis(SeedData, TokenEndpoint):
     def _take_injection(self, path: str) -> Injection | None:
         with self._lock:
             for injection in self._injections:
-                if path.startswith(injection.path_prefix) and (
-                    injection.times is None or injection.times > 0
-                ):
+                if path.startswith(injection.path_prefix) and (injection.times is None or injection.times > 0):
                     if injection.times is not None:
                         injection.times -= 1
                     return injection
@@ -294,9 +288,7 @@ class FakeAcronis(SeedData, TokenEndpoint):
         with self._lock:
             self.requests.append(request)
 
-    def _route(
-        self, method: str, path: str, query: Query, auth: str, form: Query
-    ) -> tuple[int, dict]:
+    def _route(self, method: str, path: str, query: Query, auth: str, form: Query) -> tuple[int, dict]:
         if path == TOKEN_PATH:
             if method != "POST":
                 raise ApiError(405, "MethodNotAllowed", "Use POST.", domain=domain_for(path))
@@ -329,9 +321,7 @@ class FakeAcronis(SeedData, TokenEndpoint):
         parent, _, item_id = path.rpartition("/")
         if parent in collections and parent != "/api/resource_management/v4/resource_statuses":
             return 200, self._one(parent, collections[parent][0], item_id)
-        raise ApiError(
-            404, "NotFound", "No such endpoint.", domain=domain_for(path), shape=shape_for(path)
-        )
+        raise ApiError(404, "NotFound", "No such endpoint.", domain=domain_for(path), shape=shape_for(path))
 
     def _api_client(self, client_id: str) -> dict:
         if client_id != self.client_id:
@@ -445,9 +435,7 @@ class FakeAcronis(SeedData, TokenEndpoint):
                 cursors["after"] = cursor_text
             else:
                 payload = {"p": path, "q": filters, "o": offset + limit}
-                cursors["after"] = base64.urlsafe_b64encode(
-                    json.dumps(payload, sort_keys=True).encode()
-                ).decode()
+                cursors["after"] = base64.urlsafe_b64encode(json.dumps(payload, sort_keys=True).encode()).decode()
         if offset > 0:
             payload = {"p": path, "q": filters, "o": max(0, offset - limit)}
             cursors["before"] = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()
@@ -498,9 +486,7 @@ class _Handler(BaseHTTPRequestHandler):
         status, out_headers, payload = self.fake.handle(self.command, self.path, headers, body)
         data = json.dumps(payload).encode()
         try:
-            self.send_response(
-                status, HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
-            )
+            self.send_response(status, HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "")
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
             for name, value in out_headers.items():

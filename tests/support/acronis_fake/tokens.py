@@ -40,9 +40,7 @@ class TokenEndpoint:
         if expires is None:
             raise ApiError(401, "Unauthorized", "Access token is invalid.", domain=domain_for(path))
         if expires <= time.time():
-            raise ApiError(
-                401, "AuthenticationTimeout", "Access token has expired.", domain=domain_for(path)
-            )
+            raise ApiError(401, "AuthenticationTimeout", "Access token has expired.", domain=domain_for(path))
         return scope
 
     def _issue_token(self, header: str, form: Query) -> dict:
@@ -93,9 +91,7 @@ class TokenEndpoint:
         prefix = "urn:acronis.com:tenant-id:"
         customer = scope[len(prefix) :].lower() if scope.startswith(prefix) else ""
         if not customer or customer == self.root_tenant_uuid or self.tenant_ids(customer) is None:
-            raise ApiError(
-                403, "AccessDenied", f"No access to scope {scope!r}.", domain=TOKEN_DOMAIN
-            )
+            raise ApiError(403, "AccessDenied", f"No access to scope {scope!r}.", domain=TOKEN_DOMAIN)
         return customer
 
     def _new_token(self, scope: str | None) -> dict:

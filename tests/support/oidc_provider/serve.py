@@ -41,16 +41,22 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     for spec in args.user:
         name, password, groups = [*spec.split(":", 2), ""][:3]
-        user = User.objects.create_user(name, email=f"{name}@idp.example", password=password,
-                                        first_name=name.title())
+        user = User.objects.create_user(name, email=f"{name}@idp.example", password=password, first_name=name.title())
         for group in filter(None, groups.split(",")):
             user.groups.add(Group.objects.get_or_create(name=group)[0])
     Application.objects.create(
-        name="platform", client_id=args.client_id, client_secret=args.client_secret,
-        client_type=Application.CLIENT_CONFIDENTIAL, authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
-        redirect_uris=args.redirect_uri, algorithm=Application.RS256_ALGORITHM, skip_authorization=True)
-    server = make_server("127.0.0.1", args.port, get_wsgi_application(), server_class=_Server,
-                         handler_class=_QuietHandler)
+        name="platform",
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        client_type=Application.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        redirect_uris=args.redirect_uri,
+        algorithm=Application.RS256_ALGORITHM,
+        skip_authorization=True,
+    )
+    server = make_server(
+        "127.0.0.1", args.port, get_wsgi_application(), server_class=_Server, handler_class=_QuietHandler
+    )
     print("READY", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()

@@ -10,5 +10,10 @@ class GroupsClaimValidator(OAuth2Validator):
 
     def get_additional_claims(self, request):
         user = request.user
-        return {"preferred_username": user.username, "email": user.email, "given_name": user.first_name,
-                "family_name": user.last_name, "groups": sorted(g.name for g in user.groups.all())}
+        return {
+            "preferred_username": user.username,
+            "email": user.email,
+            "given_name": user.first_name,
+            "family_name": user.last_name,
+            "groups": sorted(g.name for g in user.groups.all()),
+        }
