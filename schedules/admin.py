@@ -135,9 +135,8 @@ class BackupJobForm(forms.ModelForm):
         self.fields["notify_on_success"].initial = bool(notes.get("on_success"))
         for period in ("daily", "weekly", "monthly", "yearly"):
             self.fields[f"keep_{period}"].initial = (job.retention or {}).get(period)
-        self.fields["cron_expression"].help_text = (
-            "For 'Cron expression' and 'Custom cron' only: minute hour day month weekday, e.g. 30 2 * * 1-5"
-        )
+        cron_help = "For 'Cron expression' and 'Custom cron' only: minute hour day month weekday, e.g. 30 2 * * 1-5"
+        self.fields["cron_expression"].help_text = cron_help
         self.fields["schedule_time"].help_text = "Local time in the job's time zone (daily, weekly, monthly)"
 
     def clean(self):
