@@ -32,7 +32,7 @@ from backups.models import (
 from backups.services import commands as command_services
 from backups.services.operations import operation_create
 from schedules import services as schedule_services
-from schedules.models import BackupJob, RetentionPolicy
+from schedules.models import BackupJob, Drill, RetentionPolicy
 from tenants import services as tenant_services
 from tenants.models import ApiKey, Role, Tenant
 from tenants.scoping import TenantContextMixin
@@ -152,6 +152,9 @@ def world(tenant_a, tenant_b, admin_b):
         schedule_type="hourly",
         public_id=f"sched{MARK}",
     )
+    drill = Drill.objects.create(
+        tenant=tenant_a, job=job, job_name=job.name, backup=backup, backup_ref=backup.pk, error_message=MARK
+    )
     plan = schedule_services.cleanup_analyse(tenant=tenant_a, job=job)
     cleanup = schedule_services.cleanup_execute(plan=plan, queue=False)
     key, _ = tenant_services.api_key_create(tenant=tenant_a, name=f"key-{MARK}", role=Role.ADMIN)
@@ -189,6 +192,7 @@ def world(tenant_a, tenant_b, admin_b):
         "commands": [command.pk],
         "channels": [channel.pk],
         "webhooks": [webhook.pk],
+        "drills": [drill.pk],
     }
     # The console's backup downloads and details, and restore progress by either of its ids.
     ints.update({"download": [backup.pk], "details": [backup.pk]})
@@ -206,6 +210,7 @@ def world(tenant_a, tenant_b, admin_b):
             snapshot,
             policy,
             job,
+            drill,
             key,
             command,
             execution,
