@@ -2,7 +2,7 @@
 beat (its ticks) and the reaper (its runs) record when they last showed a sign of life.
 
 Read by ``GET /health/`` (``backupplatform.health``) and by the console's status
-(``backups.selectors.service_liveness``). Writing one never fails the process that writes
+(``backups.config_selectors.service_liveness``). Writing one never fails the process that writes
 it: a heartbeat that cannot be written is simply missing, which is what the checks are for.
 """
 

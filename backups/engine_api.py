@@ -6,8 +6,7 @@ from typing import Any
 
 from .engines.base import ConnectionParams, EngineError, IterReader
 from .engines.bundle import bundle_restore, bundle_source
-from .engines.config import config_restore_sink as config_collector
-from .engines.config import config_source
+from .engines.config import config_restore_sink, config_source
 from .engines.files import tar_restore_sink, tar_source
 from .engines.mysql import mysql_drop_database, mysql_restore_sink, mysqldump_source
 from .engines.postgres import pg_drop_database, pg_dump_source, pg_restore_sink
@@ -21,7 +20,7 @@ __all__ = [
     "bundle_restore",
     "bundle_source",
     "cleanup_staging",
-    "config_collector",
+    "config_restore_sink",
     "config_source",
     "drop_database",
     "mysql_restore_sink",

@@ -59,11 +59,12 @@ def build(backups: int) -> dict[str, str]:
     from audit.models import AuditEvent
     from backups.models import Backup
     from tenants import services
-    from tenants.models import Role, Tenant
+    from tenants.models import Plan, Role, Tenant
 
     keys = {}
     for slug, count in (("bench-big", backups), ("bench-small", 200)):
-        tenant = Tenant.objects.filter(slug=slug).first() or Tenant.objects.create(slug=slug, name=slug)
+        # The backups API is a feature of the dedicated plan (tenants/capabilities.py).
+        tenant, _ = Tenant.objects.update_or_create(slug=slug, defaults={"name": slug, "plan": Plan.DEDICATED})
         if Backup.objects.filter(tenant=tenant).count() != count:
             Backup.objects.filter(tenant=tenant).delete()
             with connection.cursor() as cursor:  # audit events are append-only for the platform

@@ -22,8 +22,8 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from backups.backup_selectors import backup_locations
+from backups.config_selectors import Liveness, service_liveness, storage_list
 from backups.models import Backup, BackupStatus, Storage, StorageStatus, StorageType, TenantKey
-from backups.selectors import Liveness, service_liveness, storage_list
 from tenants.models import Tenant
 
 

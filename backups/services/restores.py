@@ -496,7 +496,7 @@ def _bundle_handlers(restore: Restore, reporter: ProgressReporter, masking: dict
                 t, strategy=strategy, source=s, root=r
             )
         elif kind == SourceType.PLATFORM_CONFIG:
-            handlers[member] = engines.config_collector
+            handlers[member] = engines.config_restore_sink
             targets[member] = {
                 "type": "configuration",
                 "name": item.get("name") or member,

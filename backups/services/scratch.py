@@ -280,7 +280,7 @@ def _bundle_handlers(
                 t, strategy="create_new", source=s, root=r
             )
         elif kind == SourceType.PLATFORM_CONFIG:
-            handlers[member] = engines.config_collector
+            handlers[member] = engines.config_restore_sink
     return handlers
 
 

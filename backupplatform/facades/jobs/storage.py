@@ -30,7 +30,8 @@ from backupplatform.facades.serializers import (
     StrictIntegerField,
 )
 from backupplatform.isotime import utc_iso as iso
-from backups import selectors, services
+from backups import config_selectors as selectors
+from backups import services
 from backups.models import Backup, Storage
 from backups.storage import STORAGE_TYPES
 from tenants import capabilities

@@ -21,8 +21,8 @@ from backupplatform.facades.serializers import (
 )
 from backupplatform.ids import parse_id
 from backups import backup_selectors
+from backups.config_selectors import backup_location
 from backups.models import Backup, BackupStatus, OperationKind, Restore, Server, ServerType
-from backups.selectors import backup_location
 from backups.services import backups as backup_services
 from backups.services import restores as restore_services
 from tenants import capabilities

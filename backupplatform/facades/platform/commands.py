@@ -22,8 +22,8 @@ from backupplatform.facades.serializers import (
 )
 from backupplatform.ids import is_id
 from backupplatform.tenancy import scoped
+from backups.config_selectors import server_list
 from backups.models import CommandExecution, CommandTemplate
-from backups.selectors import server_list
 from backups.services import commands as services
 from tenants.models import Role
 

@@ -20,8 +20,8 @@ from backupplatform.facades.serializers import (
 )
 from backupplatform.fields import HIDDEN
 from backups import services
+from backups.config_selectors import server_list
 from backups.models import Server, ServerType
-from backups.selectors import server_list
 from backups.storage.validation import host_error
 from tenants import capabilities
 from tenants.models import Role

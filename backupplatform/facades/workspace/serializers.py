@@ -18,9 +18,9 @@ from backupplatform.facades.serializers import (
     StrictIntegerField,
 )
 from backupplatform.isotime import utc_iso as iso
+from backups.config_selectors import storage_usage_by_application, storage_usage_summary
 from backups.models import Application, SourceType, Storage, StorageStatus, StorageType
 from backups.models.applications import Component
-from backups.selectors import storage_usage_by_application, storage_usage_summary
 from backups.services.applications import source_fields
 from backups.services.storages import storage_public_credentials
 

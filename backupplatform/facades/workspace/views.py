@@ -9,7 +9,8 @@ from rest_framework import mixins, serializers
 
 from backupplatform.errors import ValidationFailed
 from backupplatform.facades.base import respond
-from backups import selectors, services
+from backups import config_selectors as selectors
+from backups import services
 from backups.models import Application, Storage, StorageStatus, StorageType
 from tenants.models import Role
 

@@ -1,4 +1,4 @@
-"""Read queries of the backups domain (CONVENTIONS.md "Services and selectors").
+"""Reads of what a tenant configured (servers, storages, applications) and what it uses (CONVENTIONS.md "Services and selectors"); also the services' liveness.
 
 Space and usage figures come from what is really stored: ``Backup.stored_bytes`` of the
 completed backups on a storage (the artifact's size as written), never from estimates.
