@@ -14,11 +14,14 @@ def check_tenant_folders(app_configs: Any = None, databases: Any = None, **kwarg
     inside a storage folder, storages that overlap. Backups of such rows fail until fixed."""
     if not databases:  # database checks run only when asked (``--database default``)
         return []
-    from django.db import DatabaseError
+    from django.db import DatabaseError, connection
 
     from .confinement import violations
+    from .models import Storage
 
     try:
+        if Storage._meta.db_table not in connection.introspection.table_names():
+            return []  # not migrated yet (``migrate`` runs the checks first): nothing to check
         found = violations()
     except DatabaseError as exc:  # not migrated yet, or unreachable
         return [Warning(f"Could not check tenant folders: {exc}", id="backups.W000")]
