@@ -76,17 +76,48 @@ class BackupSerializer(serializers.ModelSerializer):
         return f"sha256:{obj.checksum}" if obj.checksum else ""
 
 
-class BackupWithProgressSerializer(BackupSerializer):
-    """ "Get Backup": the list's fields and, while it runs, how far it is (the numbers of the
-    backup's operation; ``size_bytes`` is the stored artifact's size, known once it is stored)."""
+class OperationProgressFields(serializers.Serializer):
+    """How far a backup or restore is: the numbers of its operation (``operation_of``), 100 %
+    once it completed."""
 
-    operation_id = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
     current_step = serializers.SerializerMethodField()
     bytes_processed = serializers.SerializerMethodField()
     bytes_total = serializers.SerializerMethodField()
     throughput_bps = serializers.SerializerMethodField()
     eta_seconds = serializers.SerializerMethodField()
+
+    def operation_of(self, obj):
+        raise NotImplementedError
+
+    def _value(self, obj, field: str, default=None):
+        op = self.operation_of(obj)
+        return getattr(op, field) if op is not None else default
+
+    def get_progress(self, obj) -> int:
+        return 100 if obj.status == BackupStatus.COMPLETED else self._value(obj, "progress", 0)
+
+    def get_current_step(self, obj) -> str:
+        return self._value(obj, "step", "")
+
+    def get_bytes_processed(self, obj) -> int:
+        return self._value(obj, "bytes_done", 0)
+
+    def get_bytes_total(self, obj) -> int | None:
+        return self._value(obj, "bytes_total")
+
+    def get_throughput_bps(self, obj) -> int | None:
+        return self._value(obj, "throughput_bps")
+
+    def get_eta_seconds(self, obj) -> int | None:
+        return self._value(obj, "eta_seconds")
+
+
+class BackupWithProgressSerializer(OperationProgressFields, BackupSerializer):
+    """ "Get Backup": the list's fields and, while it runs, how far it is (the numbers of the
+    backup's operation; ``size_bytes`` is the stored artifact's size, known once it is stored)."""
+
+    operation_id = serializers.SerializerMethodField()
 
     class Meta(BackupSerializer.Meta):
         fields = [
@@ -100,35 +131,13 @@ class BackupWithProgressSerializer(BackupSerializer):
             "eta_seconds",
         ]
 
-    def _op(self, obj: Backup):
+    def operation_of(self, obj: Backup):
         if not hasattr(obj, "_backup_operation"):
             obj._backup_operation = obj.operations.filter(kind=OperationKind.BACKUP).order_by("-created_at").first()
         return obj._backup_operation
 
-    def _value(self, obj: Backup, field: str, default=None):
-        op = self._op(obj)
-        return getattr(op, field) if op is not None else default
-
     def get_operation_id(self, obj: Backup) -> str | None:
         return self._value(obj, "public_id")
-
-    def get_progress(self, obj: Backup) -> int:
-        return 100 if obj.status == BackupStatus.COMPLETED else self._value(obj, "progress", 0)
-
-    def get_current_step(self, obj: Backup) -> str:
-        return self._value(obj, "step", "")
-
-    def get_bytes_processed(self, obj: Backup) -> int:
-        return self._value(obj, "bytes_done", 0)
-
-    def get_bytes_total(self, obj: Backup) -> int | None:
-        return self._value(obj, "bytes_total")
-
-    def get_throughput_bps(self, obj: Backup) -> int | None:
-        return self._value(obj, "throughput_bps")
-
-    def get_eta_seconds(self, obj: Backup) -> int | None:
-        return self._value(obj, "eta_seconds")
 
 
 class BackupCreateSerializer(InputSerializer):
@@ -192,18 +201,12 @@ class RestoreQueuedSerializer(TaskQueuedSerializer):
     )
 
 
-class RestoreStatusSerializer(serializers.ModelSerializer):
+class RestoreStatusSerializer(OperationProgressFields, serializers.ModelSerializer):
     """A restore and the live progress of its operation (our extension: the seed's restore
     answers with a task id, and this is where that task is followed)."""
 
     backup_id = serializers.IntegerField(allow_null=True)
     target_server_id = serializers.IntegerField(allow_null=True)
-    progress = serializers.SerializerMethodField()
-    current_step = serializers.SerializerMethodField()
-    bytes_processed = serializers.SerializerMethodField()
-    bytes_total = serializers.SerializerMethodField()
-    throughput_bps = serializers.SerializerMethodField()
-    eta_seconds = serializers.SerializerMethodField()
     masked_columns = serializers.SerializerMethodField()
     warnings = serializers.SerializerMethodField()
 
@@ -231,26 +234,8 @@ class RestoreStatusSerializer(serializers.ModelSerializer):
             "completed_at",
         ]
 
-    def _op(self, obj: Restore, field: str, default=None):
-        return getattr(obj.operation, field) if obj.operation is not None else default
-
-    def get_progress(self, obj: Restore) -> int:
-        return 100 if obj.status == "completed" else self._op(obj, "progress", 0)
-
-    def get_current_step(self, obj: Restore) -> str:
-        return self._op(obj, "step", "")
-
-    def get_bytes_processed(self, obj: Restore) -> int:
-        return self._op(obj, "bytes_done", 0)
-
-    def get_bytes_total(self, obj: Restore) -> int | None:
-        return self._op(obj, "bytes_total")
-
-    def get_throughput_bps(self, obj: Restore) -> int | None:
-        return self._op(obj, "throughput_bps")
-
-    def get_eta_seconds(self, obj: Restore) -> int | None:
-        return self._op(obj, "eta_seconds")
+    def operation_of(self, obj: Restore):
+        return obj.operation
 
     def get_masked_columns(self, obj: Restore) -> list[str]:
         return sorted(obj.masking_rules or {})
