@@ -4,10 +4,6 @@ fails for want of a connection."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -19,16 +15,11 @@ import pytest
 
 from tenants import services as tenant_services
 from tenants.models import Role
+from tests.support.live_asgi import start_asgi, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
 POOL_MAX = 4
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -38,40 +29,11 @@ def pooled_server(django_db_setup):
     db = connection.settings_dict
     if db["ENGINE"].endswith("sqlite3"):
         pytest.skip("connection pooling is PostgreSQL's (the test needs a PostgreSQL server)")
-    port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "backupplatform.settings.test",
-        "DB_POOL_ASGI": "1",
-        "DB_POOL_MIN_SIZE": "1",
-        "DB_POOL_MAX_SIZE": str(POOL_MAX),
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "backupplatform.asgi:application",
-            "--port",
-            str(port),
-            "--lifespan",
-            "off",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
+    proc, port = start_asgi(
+        env={"DB_POOL_ASGI": "1", "DB_POOL_MIN_SIZE": "1", "DB_POOL_MAX_SIZE": str(POOL_MAX)}, log_level="warning"
     )
-    for _ in range(150):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
     yield f"http://127.0.0.1:{port}", db
-    proc.terminate()
-    proc.wait(10)
+    stop(proc)
 
 
 def server_connections(db, pid_of_test: int) -> int:

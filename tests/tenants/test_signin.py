@@ -28,6 +28,7 @@ from backupplatform.errors import Forbidden
 from tenants import services
 from tenants.models import Membership, OidcIdentity, Role
 from tests.conftest import PASSWORD, make_member
+from tests.support.live_asgi import start_asgi, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -54,48 +55,18 @@ def wait_port(port: int, proc: subprocess.Popen, log: Path) -> None:
 @pytest.fixture
 def live_platform(django_db_setup, tmp_path):
     """``live_platform(**env)`` -> (base URL, log file): uvicorn on the test database."""
-    from django.db import connection
-
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        pytest.skip("the live server needs a database the test and server processes share (PostgreSQL)")
     started: list[subprocess.Popen] = []
 
     def start(port: int | None = None, **extra: str) -> tuple[str, Path]:
         port = port or free_port()
-        env = dict(
-            os.environ,
-            DJANGO_SETTINGS_MODULE="backupplatform.settings.test",
-            DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-            **extra,
-        )
         log = tmp_path / f"platform-{port}.log"
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "backupplatform.asgi:application",
-                "--port",
-                str(port),
-                "--lifespan",
-                "off",
-                "--log-level",
-                "info",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
+        proc, port = start_asgi(port=port, env=extra, log=log, log_level="info")
         started.append(proc)
-        wait_port(port, proc, log)
         return f"http://127.0.0.1:{port}", log
 
     yield start
     for proc in started:
-        proc.terminate()
-        proc.wait(10)
+        stop(proc)
 
 
 def form_post(session: requests.Session, url: str, data: dict, csrf_cookie: str = "csrftoken") -> requests.Response:

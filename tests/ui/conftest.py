@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.live_asgi import platform_env, start_asgi, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -22,65 +22,16 @@ DESKTOP = {"width": 1400, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _server_env() -> dict[str, str]:
-    from django.db import connection
-
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        pytest.skip("the live console needs a database the test, server and worker share (PostgreSQL)")
-    return dict(
-        os.environ,
-        DJANGO_SETTINGS_MODULE="backupplatform.settings.test",
-        SERVE_STATIC="1",
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-    )
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
+    return {**platform_env(), "SERVE_STATIC": "1"}
 
 
 @pytest.fixture
 def console_server(django_db_setup) -> Iterator[str]:
     """``http://127.0.0.1:<port>``: uvicorn serving the platform (admin, static, /ws)."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "backupplatform.asgi:application",
-            "--port",
-            str(port),
-            "--lifespan",
-            "off",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=_server_env(),
-    )
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError("the console server did not start")
-            time.sleep(0.1)
+    proc, port = start_asgi(env={"SERVE_STATIC": "1"})
     yield f"http://127.0.0.1:{port}"
-    _stop(proc)
+    stop(proc)
 
 
 @pytest.fixture
@@ -110,7 +61,7 @@ def console_worker(django_db_setup) -> Iterator[subprocess.Popen]:
         env=env,
     )
     yield proc
-    _stop(proc)
+    stop(proc)
 
 
 @pytest.fixture

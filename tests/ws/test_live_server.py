@@ -4,65 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 import websockets
 from rest_framework_simplejwt.tokens import AccessToken
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.live_asgi import start_asgi, stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def live_asgi(settings, django_db_setup):
-    from django.db import connection
-
-    port = free_port()
-    env = dict(os.environ)
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        pytest.skip("the live server needs a database the test and server processes share (PostgreSQL)")
-    env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    env["DJANGO_SETTINGS_MODULE"] = "backupplatform.settings.test"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "backupplatform.asgi:application",
-            "--port",
-            str(port),
-            "--lifespan",
-            "off",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
+    proc, port = start_asgi()
     yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(10)
+    stop(proc)
 
 
 def test_event_travels_from_http_write_to_socket_through_redis(live_asgi, admin_a):
