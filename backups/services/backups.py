@@ -579,17 +579,22 @@ def _cleanup(source, writer) -> None:
 
 def _backup_end(op: Operation, backup: Backup, status: str, error: str) -> Operation:
     now = timezone.now()
-    # On a fresh connection if the one the run used broke (that may be why it failed).
-    operations.with_db_retry(
-        lambda: Backup.objects.filter(pk=backup.pk).update(status=status, completed_at=now, error_message=error),
-        what=f"recording the outcome of backup {backup.pk}",
-    )
-    backup.status, backup.completed_at, backup.error_message = status, now, error
     op_status = {
         BackupStatus.COMPLETED: OperationStatus.COMPLETED,
         BackupStatus.CANCELLED: OperationStatus.CANCELLED,
     }.get(status, OperationStatus.FAILED)
-    operations.operation_finish(op=op, status=op_status, error=error, step=status)
+    errors_before = op.errors
+
+    def record() -> None:
+        # One commit for both rows: nobody reads a cancelled backup whose operation still runs.
+        op.errors = errors_before
+        with transaction.atomic():
+            Backup.objects.filter(pk=backup.pk).update(status=status, completed_at=now, error_message=error)
+            operations.operation_finish(op=op, status=op_status, error=error, step=status)
+
+    # On a fresh connection if the one the run used broke (that may be why it failed).
+    operations.with_db_retry(record, what=f"recording the outcome of backup {backup.pk}")
+    backup.status, backup.completed_at, backup.error_message = status, now, error
     duration = (now - backup.started_at).total_seconds() if backup.started_at else None
     event = {
         "type": f"backup_{status}",

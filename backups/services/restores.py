@@ -630,9 +630,18 @@ def _restore_end(op, restore: Restore, status: str, error: str, result: dict) ->
     if restore.result.get("compatibility"):  # what was checked and warned about before it ran
         result = {**result, "compatibility": restore.result["compatibility"]}
     now = timezone.now()
-    Restore.objects.filter(pk=restore.pk).update(status=status, completed_at=now, error_message=error, result=result)
+    errors_before = op.errors
+
+    def record() -> None:  # one commit for both rows
+        op.errors = errors_before
+        with transaction.atomic():
+            Restore.objects.filter(pk=restore.pk).update(
+                status=status, completed_at=now, error_message=error, result=result
+            )
+            operations.operation_finish(op=op, status=status, error=error, step=status, details={"result": result})
+
+    operations.with_db_retry(record, what=f"recording the outcome of restore {op.public_id}")
     restore.status, restore.completed_at, restore.error_message, restore.result = status, now, error, result
-    operations.operation_finish(op=op, status=status, error=error, step=status, details={"result": result})
     event = {
         "type": f"restore_{status}",
         "restore_id": op.public_id,

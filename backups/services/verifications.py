@@ -203,19 +203,9 @@ def _test_restore(backup: Backup, verification: Verification, reporter: Progress
             engines.drop_database(params)
 
 
-def _verification_end(
-    op, verification: Verification, status: str, passed: bool, result: dict, started: float
-) -> Verification:
-    now = timezone.now()
-    result["duration_seconds"] = round(time.monotonic() - started, 3)
+def _verification_record(op, verification: Verification, status: str, passed: bool, result: dict, now) -> None:
     Verification.objects.filter(pk=verification.pk).update(
         status=status, passed=passed, result=result, completed_at=now, error_message=result.get("error", "")
-    )
-    verification.status, verification.passed, verification.result, verification.completed_at = (
-        status,
-        passed,
-        result,
-        now,
     )
     if status == OperationStatus.COMPLETED and passed:
         Backup.objects.filter(pk=verification.backup_id).update(verified=True, verified_at=now)
@@ -227,6 +217,21 @@ def _verification_end(
         error=result.get("error", "") if not passed else "",
         step=status,
         details={"passed": passed},
+    )
+
+
+def _verification_end(
+    op, verification: Verification, status: str, passed: bool, result: dict, started: float
+) -> Verification:
+    now = timezone.now()
+    result["duration_seconds"] = round(time.monotonic() - started, 3)
+    with transaction.atomic():  # the verification, its backup and its operation in one commit
+        _verification_record(op, verification, status, passed, result, now)
+    verification.status, verification.passed, verification.result, verification.completed_at = (
+        status,
+        passed,
+        result,
+        now,
     )
     publish(
         tenant_id=verification.tenant_id,
