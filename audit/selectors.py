@@ -2,51 +2,34 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
 from typing import Any
 
+import django_filters
 from django.db.models import QuerySet
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
-from backupplatform.errors import ValidationFailed
-from backupplatform.ids import parse_id
+from backupplatform.filtering import DateBoundFilter, IdFilter, QueryFilterSet
 from backupplatform.tenancy import scoped
 
 from .models import AuditEvent
 
 
-def _parse_bound(name: str, raw: str, *, end: bool) -> datetime:
-    value = parse_datetime(raw)
-    if value is None:
-        day = parse_date(raw)
-        if day is None:
-            raise ValidationFailed(
-                details={name: ["Use a date (YYYY-MM-DD) or an ISO 8601 date-time."]}, location="query"
-            )
-        value = datetime.combine(day, time.max if end else time.min)
-    if timezone.is_naive(value):
-        value = timezone.make_aware(value, timezone.get_default_timezone())
-    return value
+class AuditEventFilter(QueryFilterSet):
+    user_id = IdFilter(field_name="actor_id")
+    action = django_filters.CharFilter(field_name="action")
+    resource_type = django_filters.CharFilter(field_name="resource_type")
+    start_date = DateBoundFilter(field_name="created_at", lookup_expr="gte")
+    end_date = DateBoundFilter(field_name="created_at", lookup_expr="lte")
+
+    class Meta:
+        model = AuditEvent
+        fields = ["user_id", "action", "resource_type", "start_date", "end_date"]
 
 
 def audit_event_list(*, tenant: Any, filters: dict[str, str]) -> QuerySet[AuditEvent]:
     """Events of ``tenant`` (every tenant's for ``ALL_TENANTS``), newest first, filtered as
     the seed documents."""
     qs = scoped(AuditEvent.objects.all(), tenant)
-    if filters.get("user_id"):
-        if parse_id(filters["user_id"]) is None:
-            raise ValidationFailed(details={"user_id": ["A whole number is required."]}, location="query")
-        qs = qs.filter(actor_id=parse_id(filters["user_id"]))
-    if filters.get("action"):
-        qs = qs.filter(action=filters["action"])
-    if filters.get("resource_type"):
-        qs = qs.filter(resource_type=filters["resource_type"])
-    if filters.get("start_date"):
-        qs = qs.filter(created_at__gte=_parse_bound("start_date", filters["start_date"], end=False))
-    if filters.get("end_date"):
-        qs = qs.filter(created_at__lte=_parse_bound("end_date", filters["end_date"], end=True))
-    return qs.order_by("-created_at", "-id")
+    return AuditEventFilter.apply(filters, qs).order_by("-created_at", "-id")
 
 
 def channel_list(*, tenant: Any) -> QuerySet:

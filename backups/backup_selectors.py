@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 
+import django_filters
+from django import forms
 from django.db.models import Count, OuterRef, QuerySet, Subquery, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime, parse_duration
 
 from backupplatform.errors import ValidationFailed
+from backupplatform.filtering import IdFilter, QueryFilterSet, choice_filter
 from backupplatform.ids import parse_id
 from tenants.models import TenantScope
 
@@ -26,27 +29,40 @@ from .models import (
 )
 
 
+class SinceField(forms.Field):
+    """``since``: a duration back from now (``24h``, ``7d``, ISO 8601) or a date-time."""
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        try:
+            return parse_since(value)
+        except ValidationFailed as exc:
+            raise forms.ValidationError(exc.details["since"][0]) from None
+
+
+class SinceFilter(django_filters.Filter):
+    field_class = SinceField
+
+
+class BackupFilter(QueryFilterSet):
+    server_id = IdFilter(field_name="server_id")
+    application_id = IdFilter(field_name="application_id")
+    storage_id = IdFilter(field_name="storage_id")
+    db_type = django_filters.CharFilter(field_name="db_type")
+    status = choice_filter("status", BackupStatus.values)
+    since = SinceFilter(field_name="created_at", lookup_expr="gte")
+
+    class Meta:
+        model = Backup
+        fields = ["server_id", "application_id", "storage_id", "db_type", "status", "since"]
+
+
 def backup_list(*, tenant: TenantScope, filters: dict | None = None) -> QuerySet[Backup]:
     """Backups newest first. Filters: ``server_id``, ``db_type``, ``status``, ``application_id``,
     ``storage_id``, ``since`` (a duration like ``24h``/``7d`` or an ISO date-time)."""
     qs = Backup.objects.for_tenant(tenant).select_related("storage", "server", "application", "tenant")
-    filters = filters or {}
-    for name, field in (("server_id", "server_id"), ("application_id", "application_id"), ("storage_id", "storage_id")):
-        value = filters.get(name)
-        if value not in (None, ""):
-            if parse_id(value) is None:
-                raise ValidationFailed(details={name: ["A whole number is required."]})
-            qs = qs.filter(**{field: parse_id(value)})
-    if filters.get("db_type"):
-        qs = qs.filter(db_type=filters["db_type"])
-    if filters.get("status"):
-        status = filters["status"]
-        if status not in BackupStatus.values:
-            raise ValidationFailed(details={"status": [f"Must be one of: {', '.join(BackupStatus.values)}."]})
-        qs = qs.filter(status=status)
-    if filters.get("since"):
-        qs = qs.filter(created_at__gte=parse_since(filters["since"]))
-    return qs.order_by("-created_at", "-id")
+    return BackupFilter.apply(filters, qs).order_by("-created_at", "-id")
 
 
 def parse_since(raw: str):

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import engine_api as engines
+from . import engines
 from .engines.base import tool_version
 
 logger = logging.getLogger(__name__)

@@ -447,10 +447,10 @@ def _ssh_details(client: paramiko.SSHClient) -> dict[str, str]:
 
 
 class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
-    """Accept the server key if it matches the pinned one; with no pin, accept and log it.
+    """Accept the server key if it matches the pinned one; with no pin, accept any key and log it.
 
-    Without a pin this is trust-on-first-use: callers should store
-    ``details["host_key"]`` of a successful test and pass it next time.
+    Nothing pins a key by itself: a server's or SFTP storage's ``host_key`` does (a
+    successful test reports the key it saw in ``details["host_key"]`` to copy from).
     """
 
     def __init__(self, expected: str | None) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions, generics, viewsets
+from rest_framework import exceptions, viewsets
 from rest_framework.pagination import BasePagination
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
@@ -362,10 +362,6 @@ class FacadeMixin(TenantContextMixin):
 
 class FacadeAPIView(FacadeMixin, APIView):
     """A plain view of a facade."""
-
-
-class FacadeGenericView(FacadeMixin, generics.GenericAPIView):
-    """A generic view of a facade."""
 
 
 class FacadeViewSet(FacadeMixin, viewsets.GenericViewSet):

@@ -10,26 +10,50 @@
   target's name, and the cleanup of those a killed worker left.
 - :mod:`.testrestore`: row counts, SQL assertions, the test-restore verification.
 
-``dump_source`` / ``restore_sink`` / ``drop_database`` dispatch on ``params.type``.
+The services use this package as one namespace (``from backups import engines``);
+``restore_sink`` / ``database_exists`` / ``drop_database`` dispatch on ``params.type``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .base import CREATE_NEW, OVERWRITE, ConnectionParams, EngineError, RestoreSink, SourceStream
+from .base import CREATE_NEW, OVERWRITE, ConnectionParams, EngineError, IterReader, RestoreSink, SourceStream
+from .bundle import bundle_restore, bundle_source
+from .config import config_restore_sink, config_source
+from .files import tar_restore_sink, tar_source
+from .masking import apply_masking
+from .mysql import mysql_database_exists, mysql_drop_database, mysql_restore_sink, mysqldump_source
+from .postgres import pg_database_exists, pg_drop_database, pg_dump_source, pg_restore_sink
+from .staging import cleanup_staging, staging_name
+from .testrestore import run_assertions, table_row_counts
 
 __all__ = [
     "CREATE_NEW",
     "OVERWRITE",
     "ConnectionParams",
     "EngineError",
+    "IterReader",
     "RestoreSink",
     "SourceStream",
+    "apply_masking",
+    "bundle_restore",
+    "bundle_source",
+    "cleanup_staging",
+    "config_restore_sink",
+    "config_source",
     "database_exists",
     "drop_database",
-    "dump_source",
+    "mysql_restore_sink",
+    "mysqldump_source",
+    "pg_dump_source",
+    "pg_restore_sink",
     "restore_sink",
+    "run_assertions",
+    "staging_name",
+    "table_row_counts",
+    "tar_restore_sink",
+    "tar_source",
 ]
 
 
@@ -37,53 +61,28 @@ def _unsupported(params: ConnectionParams) -> EngineError:
     return EngineError(f"No database engine for server type {params.type!r}", code="unsupported")
 
 
-def dump_source(params: ConnectionParams) -> Any:
-    """``pg_dump_source`` or ``mysqldump_source`` by ``params.type``."""
-    if params.is_postgres:
-        from .postgres import pg_dump_source
-
-        return pg_dump_source(params)
-    if params.is_mysql:
-        from .mysql import mysqldump_source
-
-        return mysqldump_source(params)
-    raise _unsupported(params)
-
-
 def restore_sink(params: ConnectionParams, *, strategy: str = CREATE_NEW, create_database: bool = True) -> Any:
     """``pg_restore_sink`` or ``mysql_restore_sink`` by ``params.type``."""
     if params.is_postgres:
-        from .postgres import pg_restore_sink
-
         return pg_restore_sink(params, strategy=strategy, create_database=create_database)
     if params.is_mysql:
-        from .mysql import mysql_restore_sink
-
         return mysql_restore_sink(params, strategy=strategy, create_database=create_database)
     raise _unsupported(params)
 
 
 def database_exists(params: ConnectionParams, name: str | None = None) -> bool:
     if params.is_postgres:
-        from .postgres import pg_database_exists
-
         return pg_database_exists(params, name)
     if params.is_mysql:
-        from .mysql import mysql_database_exists
-
         return mysql_database_exists(params, name)
     raise _unsupported(params)
 
 
 def drop_database(params: ConnectionParams, name: str | None = None) -> None:
     if params.is_postgres:
-        from .postgres import pg_drop_database
-
         pg_drop_database(params, name)
         return
     if params.is_mysql:
-        from .mysql import mysql_drop_database
-
         mysql_drop_database(params, name)
         return
     raise _unsupported(params)

@@ -25,8 +25,7 @@ from backupplatform.isotime import utc_iso
 from tenants import capabilities
 from tenants.models import Tenant
 
-from .. import compat, confinement, signals
-from .. import engine_api as engines
+from .. import compat, confinement, engines, signals
 from ..keys import tenant_current_key
 from ..models import (
     Application,

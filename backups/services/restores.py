@@ -20,8 +20,7 @@ from backupplatform.isotime import utc_iso
 from tenants import capabilities
 from tenants.models import Tenant
 
-from .. import compat, confinement
-from .. import engine_api as engines
+from .. import compat, confinement, engines
 from ..keys import key_for_id
 from ..models import (
     Application,

@@ -47,8 +47,7 @@ from backupplatform import paths
 from backupplatform.errors import ValidationFailed
 from tenants.models import Tenant
 
-from .. import confinement
-from .. import engine_api as engines
+from .. import confinement, engines
 from ..keys import key_for_id
 from ..models import Backup, Server, ServerType, SourceType
 from ..pipeline import restore_stream

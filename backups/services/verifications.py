@@ -23,7 +23,7 @@ from backupplatform.errors import Conflict, NotFound, ValidationFailed
 from tenants import capabilities
 from tenants.models import Tenant, TenantScope
 
-from .. import engine_api as engines
+from .. import engines
 from ..keys import key_for_id
 from ..models import Backup, BackupStatus, OperationKind, OperationStatus, ServerType, Verification
 from ..pipeline import ArtifactError, verify_stream
