@@ -37,6 +37,24 @@ class IdFilter(django_filters.Filter):
     field_class = IdField
 
 
+class TrueFalseField(forms.Field):
+    """``true``/``false`` (or ``1``/``0``), any case; anything else is refused, not ignored."""
+
+    default_error_messages = {"invalid": "Use true or false."}
+
+    def to_python(self, value: Any) -> bool | None:
+        if value in self.empty_values:
+            return None
+        word = str(value).strip().lower()
+        if word not in ("true", "false", "1", "0"):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return word in ("true", "1")
+
+
+class TrueFalseFilter(django_filters.Filter):
+    field_class = TrueFalseField
+
+
 class DateOrDateTimeField(forms.Field):
     """``YYYY-MM-DD`` (a ``date``) or an ISO 8601 date-time (an aware ``datetime``)."""
 

@@ -7,12 +7,14 @@ import re
 from collections import defaultdict
 from collections.abc import Hashable, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Avg, Count, F, Q, QuerySet
 from django.utils import timezone
 
 from backupplatform import units
 from backupplatform.errors import NotFound, ValidationFailed
+from backupplatform.filtering import QueryFilterSet, TrueFalseFilter
 from backupplatform.tenancy import scoped
 from backups.models import Backup, BackupStatus, Operation, OperationKind, OperationStatus
 from tenants.models import Tenant, TenantScope
@@ -39,8 +41,18 @@ def job_next_run(job: BackupJob, *, after: datetime | None = None) -> datetime |
     return runs[0] if runs else None
 
 
-def job_list(*, tenant: TenantScope) -> QuerySet[BackupJob]:
-    return BackupJob.objects.select_related("retention_policy", "storage", "server", "application").for_tenant(tenant)
+class JobFilter(QueryFilterSet):
+    is_active = TrueFalseFilter(field_name="enabled")
+
+    class Meta:
+        model = BackupJob
+        fields = ["is_active"]
+
+
+def job_list(*, tenant: TenantScope, filters: Any = None) -> QuerySet[BackupJob]:
+    """Jobs of ``tenant``; filters: ``is_active`` (true/false)."""
+    qs = BackupJob.objects.select_related("retention_policy", "storage", "server", "application").for_tenant(tenant)
+    return JobFilter.apply(filters, qs) if filters else qs
 
 
 def job_active_operation(job: BackupJob) -> Operation | None:

@@ -57,6 +57,10 @@ def test_job_with_source_path_priority_and_is_active_filter(
     assert listing["total"] == 1 and listing["data"][0]["name"] == "Database Backup"
     assert listing["page_size"] == 20 and listing["total_pages"] == 1
     assert client.get("/api/v1/jobs?is_active=false").json()["data"][0]["next_run"] is None
+    assert client.get("/api/v1/jobs?is_active=FALSE").json()["total"] == 1
+    refused = client.get("/api/v1/jobs?is_active=yes")
+    assert refused.status_code == 400, refused.content
+    assert "is_active" in str(refused.json()) and "Use true or false." in str(refused.json())
 
 
 def test_job_run_is_202_with_operation_and_executions_list_its_backups(api, operator_a, admin_a, app_a, storage_a):

@@ -18,7 +18,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, serializers
 
-from backupplatform.errors import ValidationFailed, fields_renamed
+from backupplatform.errors import fields_renamed
 from backupplatform.facades.base import respond
 from backupplatform.facades.scheduling import (
     BackupTypeField,
@@ -198,13 +198,8 @@ class BackupJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, JobsVie
     }
 
     def tenant_queryset(self, tenant):
-        qs = selectors.job_list(tenant=tenant)
-        active = self.request.query_params.get("is_active")
-        if active is not None and getattr(self, "action", None) == "list":
-            if active.lower() not in ("true", "false", "1", "0"):
-                raise ValidationFailed(details={"is_active": ["Use true or false."]})
-            qs = qs.filter(enabled=active.lower() in ("true", "1"))
-        return qs
+        listing = getattr(self, "action", None) == "list"
+        return selectors.job_list(tenant=tenant, filters=self.request.query_params if listing else None)
 
     @extend_schema(parameters=[OpenApiParameter("is_active", OpenApiTypes.BOOL, required=False)])
     def list(self, request, *args, **kwargs):
