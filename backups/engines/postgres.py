@@ -43,6 +43,7 @@ import contextlib
 import logging
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -290,9 +291,52 @@ def pg_restore_sink(
     target's name; ``staging`` names the staging database (from
     :func:`.staging.staging_name`, so the caller can record it first).
     """
+    _check_restore_args(params, strategy, create_database, prepare, staging, plain, jobs)
+    if jobs > 1:
+        spool_dir = spool_dir or tempfile.gettempdir()
+        check_spool_space(spool_dir, spool_size)
+    into = _restore_target(params, strategy, create_database, prepare, staging)
+    argv = _restore_argv(params, into, jobs=jobs, plain=plain)
+    result = {
+        "engine": "postgresql",
+        "database": params.database,
+        "strategy": strategy,
+        "created": into.created,
+        "tool_version": tool_version(["pg_restore", "--version"]),
+        **({"jobs": jobs} if jobs > 1 else {}),
+    }
+
+    def start(path: str | None = None) -> ProcessSink:
+        return ProcessSink(
+            [*argv, path] if path else argv,
+            tool="psql" if plain else "pg_restore",
+            env=_env(params),
+            secrets=[params.password],
+            result=result,
+            on_success=into.on_success,
+            on_failure=into.on_failure,
+        )
+
+    try:
+        return SpoolSink(start, spool_dir=spool_dir, on_abort=into.on_failure) if jobs > 1 else start()
+    except BaseException:  # the sink never started: drop what was created for it
+        if into.on_failure is not None:
+            with contextlib.suppress(Exception):
+                into.on_failure()
+        raise
+
+
+def _check_restore_args(
+    params: ConnectionParams,
+    strategy: str,
+    create_database: bool,
+    prepare: Callable[[ConnectionParams], Any] | None,
+    staging: str | None,
+    plain: bool,
+    jobs: int,
+) -> None:
     check_strategy(strategy)
-    target = params.database
-    if not target:
+    if not params.database:
         raise EngineError("No target database given to restore into", code="invalid_params")
     if prepare is not None and not create_database:
         raise EngineError(
@@ -301,36 +345,63 @@ def pg_restore_sink(
         )
     if staging is not None and not is_staging_name(staging):
         raise EngineError(f"{staging!r} is not a staging database name", code="invalid_params")
-    if jobs > 1:
-        if plain:
-            raise EngineError("A plain SQL dump cannot be restored in parallel", code="invalid_params")
-        if not create_database:
-            raise EngineError(
-                "A parallel restore needs create_database: it cannot be one transaction, so it "
-                "loads into a database it creates (and drops if the restore fails)",
-                code="invalid_params",
-            )
-        spool_dir = spool_dir or tempfile.gettempdir()
-        check_spool_space(spool_dir, spool_size)
+    if jobs > 1 and plain:
+        raise EngineError("A plain SQL dump cannot be restored in parallel", code="invalid_params")
+    if jobs > 1 and not create_database:
+        raise EngineError(
+            "A parallel restore needs create_database: it cannot be one transaction, so it "
+            "loads into a database it creates (and drops if the restore fails)",
+            code="invalid_params",
+        )
+    if plain and strategy == OVERWRITE and not create_database:
+        raise EngineError(
+            "A plain SQL dump cannot be restored over an existing database without recreating it (use create_database)",
+            code="invalid_params",
+        )
+
+
+@dataclass
+class _RestoreTarget:
+    """Where a restore loads (``database``), and what ends it either way."""
+
+    database: str
+    clean: bool = False  # pg_restore --clean: over an existing database it may not recreate
+    created: bool = False
+    on_failure: Callable[[], None] | None = None
+    on_success: Callable[[], dict[str, Any]] | None = None
+
+
+def _refuse_existing(target: str) -> EngineError:
+    return EngineError(
+        f"Target database {target!r} already exists (strategy create_new); "
+        "choose another name or the overwrite strategy",
+        code="target_exists",
+    )
+
+
+def _refuse_missing(target: str) -> EngineError:
+    return EngineError(f"Target database {target!r} does not exist and create_database is off", code="target_missing")
+
+
+def _restore_target(
+    params: ConnectionParams,
+    strategy: str,
+    create_database: bool,
+    prepare: Callable[[ConnectionParams], Any] | None,
+    staging: str | None,
+) -> _RestoreTarget:
+    """Create (or check) the database the restore loads, per the strategy (module doc)."""
+    target = params.database
     exists = pg_database_exists(params, target)
-    clean = False
-    restore_into = target
-    on_failure = None
-    on_success = None
-    created = False
+
+    def drop(name: str) -> Callable[[], None]:
+        return lambda: pg_drop_database(params, name)
 
     if create_database and (prepare is not None or (strategy == OVERWRITE and exists)):
         if strategy == CREATE_NEW and exists:
-            raise EngineError(
-                f"Target database {target!r} already exists (strategy create_new); "
-                "choose another name or the overwrite strategy",
-                code="target_exists",
-            )
+            raise _refuse_existing(target)
         restore_into = staging or staging_name(target)
         _create_staging(params, restore_into)
-
-        def on_failure() -> None:
-            pg_drop_database(params, restore_into)
 
         def on_success() -> dict[str, Any]:
             if prepare is not None:
@@ -338,112 +409,36 @@ def pg_restore_sink(
             _swap_in(params, restore_into, target, replace=strategy == OVERWRITE)
             return {"created": not exists, "staging": restore_into}
 
-    elif strategy == CREATE_NEW and create_database:
-        if exists:
-            raise EngineError(
-                f"Target database {target!r} already exists (strategy create_new); "
-                "choose another name or the overwrite strategy",
-                code="target_exists",
-            )
+        return _RestoreTarget(restore_into, on_failure=drop(restore_into), on_success=on_success)
+    if create_database:  # create_new into a new database, or overwrite of one that is not there
+        if strategy == CREATE_NEW and exists:
+            raise _refuse_existing(target)
         pg_create_database(params, target)
-        created = True
+        return _RestoreTarget(target, created=True, on_failure=drop(target))
+    if not exists:
+        raise _refuse_missing(target)
+    if strategy == CREATE_NEW and not pg_database_is_empty(params, target):
+        raise EngineError(f"Target database {target!r} is not empty (strategy create_new)", code="target_not_empty")
+    return _RestoreTarget(target, clean=strategy == OVERWRITE)
 
-        def on_failure() -> None:
-            pg_drop_database(params, target)
 
-    elif strategy == CREATE_NEW:
-        if not exists:
-            raise EngineError(
-                f"Target database {target!r} does not exist and create_database is off",
-                code="target_missing",
-            )
-        if not pg_database_is_empty(params, target):
-            raise EngineError(
-                f"Target database {target!r} is not empty (strategy create_new)",
-                code="target_not_empty",
-            )
-    elif strategy == OVERWRITE and create_database:
-        pg_create_database(params, target)
-        created = True
-
-        def on_failure() -> None:
-            pg_drop_database(params, target)
-
-    else:  # overwrite into an existing database we may not recreate
-        if not exists:
-            raise EngineError(
-                f"Target database {target!r} does not exist and create_database is off",
-                code="target_missing",
-            )
-        clean = True
-
-    argv = [
-        "pg_restore",
-        "--no-owner",
-        "--no-privileges",
-        "--exit-on-error",
-        *([f"--jobs={jobs}"] if jobs > 1 else ["--single-transaction"]),
-        *(["--clean", "--if-exists"] if clean else []),
-        *_target_args(params, restore_into),
-    ]
+def _restore_argv(params: ConnectionParams, into: _RestoreTarget, *, jobs: int, plain: bool) -> list[str]:
     if plain:
-        if clean:
-            raise EngineError(
-                "A plain SQL dump cannot be restored over an existing database without "
-                "recreating it (use create_database)",
-                code="invalid_params",
-            )
-        argv = [
+        return [
             "psql",
             "-X",
             "-q",
             "-v",
             "ON_ERROR_STOP=1",
             "--single-transaction",
-            *_target_args(params, restore_into),
+            *_target_args(params, into.database),
         ]
-    result = {
-        "engine": "postgresql",
-        "database": target,
-        "strategy": strategy,
-        "created": created,
-        "tool_version": tool_version(["pg_restore", "--version"]),
-        **({"jobs": jobs} if jobs > 1 else {}),
-    }
-    if jobs > 1:
-
-        def start(path: str) -> ProcessSink:
-            return ProcessSink(
-                [*argv, path],
-                tool="pg_restore",
-                env=_env(params),
-                secrets=[params.password],
-                result=result,
-                on_success=on_success,
-                on_failure=on_failure,
-            )
-
-        try:
-            return SpoolSink(start, spool_dir=spool_dir, on_abort=on_failure)
-        except BaseException:
-            if on_failure is not None:
-                with contextlib.suppress(Exception):
-                    on_failure()
-            raise
-    try:
-        return ProcessSink(
-            argv,
-            tool="psql" if plain else "pg_restore",
-            env=_env(params),
-            secrets=[params.password],
-            result=result,
-            on_success=on_success,
-            on_failure=on_failure,
-        )
-    except EngineError:
-        raise
-    except Exception:
-        if on_failure is not None:
-            with contextlib.suppress(Exception):
-                on_failure()
-        raise
+    return [
+        "pg_restore",
+        "--no-owner",
+        "--no-privileges",
+        "--exit-on-error",
+        *([f"--jobs={jobs}"] if jobs > 1 else ["--single-transaction"]),
+        *(["--clean", "--if-exists"] if into.clean else []),
+        *_target_args(params, into.database),
+    ]
