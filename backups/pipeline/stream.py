@@ -13,6 +13,7 @@ whatever the size of the source.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -231,91 +232,31 @@ def backup_stream(
         data_key, key_id=key_id, compression=comp_id, chunk_size=chunk_size, payload=payload_id
     )
     compressor = make_compressor(comp_id, level, threads=zstd_threads)
-    sealer = ChunkSealer(header, chunk_key)
-    hasher = hashlib.sha256()
     started = time.monotonic()
-    raw_bytes = compressed_bytes = stored_bytes = 0
-    pending = bytearray()
-
-    def emit(data: bytes) -> None:
-        nonlocal stored_bytes
-        sink.write(data)
-        hasher.update(data)
-        stored_bytes += len(data)
-
-    def seal_full_chunks() -> None:
-        # Strictly more than one chunk pending: the last chunk (final) is never empty
-        # unless the whole stream is, so no artifact ends with a useless empty chunk.
-        while len(pending) > chunk_size:
-            with memoryview(pending) as view, view[:chunk_size] as part:
-                frame, ciphertext = sealer.seal(part, final=False)
-            del pending[:chunk_size]
-            emit(frame)
-            emit(ciphertext)
-
-    logger.debug(
-        "backup stream start key_id=%s compression=%s chunk_size=%d",
-        key_id,
-        comp_id.label,
-        chunk_size,
-    )
-    emit(header.raw)
-
-    blocks: queue.Queue[object] = queue.Queue(maxsize=queue_depth)
-    stop = threading.Event()
-    reader = threading.Thread(
-        target=_read_source,
-        args=(source, blocks, stop, read_size),
-        name="backup-pipeline-reader",
-        daemon=True,
-    )
-    reader.start()
-    last_progress = last_cancel = started
-    try:
-        while True:
-            try:
-                item = blocks.get(timeout=_IDLE_POLL)
-            except queue.Empty:
-                item = None
-            now = time.monotonic()
-            if cancel is not None and now - last_cancel >= cancel_interval:
-                last_cancel = now
-                if cancel():
-                    raise PipelineCancelled(f"backup cancelled after {raw_bytes} bytes read from the source")
-            if item is None:
+    logger.debug("backup stream start key_id=%s compression=%s chunk_size=%d", key_id, comp_id.label, chunk_size)
+    out = _ChunkWriter(sink, header, chunk_key, chunk_size)
+    raw_bytes = 0
+    last_progress = started
+    blocks = _queued_blocks(source, read_size=read_size, queue_depth=queue_depth, cancel=cancel, every=cancel_interval)
+    with contextlib.closing(blocks):  # stops the reader thread at once, also on an error here
+        for block in blocks:
+            if block is None:  # the source is idle: nothing to compress, only the cancel poll ran
                 continue
-            if item is _EOF:
-                break
-            if isinstance(item, _Failure):
-                raise item.exc
-            assert isinstance(item, bytes | bytearray)
-            raw_bytes += len(item)
-            out = compressor.compress(item)
-            if out:
-                compressed_bytes += len(out)
-                pending += out
-                seal_full_chunks()
-            if progress is not None and now - last_progress >= progress_interval:
+            raw_bytes += len(block)
+            out.add(compressor.compress(block))
+            if progress is not None and (now := time.monotonic()) - last_progress >= progress_interval:
                 last_progress = now
                 progress(raw_bytes)
-        out = compressor.flush()
-        compressed_bytes += len(out)
-        pending += out
-        seal_full_chunks()
-        frame, ciphertext = sealer.seal(bytes(pending), final=True)
-        emit(frame)
-        emit(ciphertext)
-    finally:
-        stop.set()
-        reader.join(timeout=1.0)
+    out.add(compressor.flush())
+    out.finish()
     if progress is not None:
         progress(raw_bytes)
     result = PipelineResult(
         raw_bytes=raw_bytes,
-        compressed_bytes=compressed_bytes,
-        stored_bytes=stored_bytes,
-        sha256=hasher.hexdigest(),
-        chunks=sealer.counter,
+        compressed_bytes=out.compressed_bytes,
+        stored_bytes=out.stored_bytes,
+        sha256=out.hasher.hexdigest(),
+        chunks=out.sealer.counter,
         duration=time.monotonic() - started,
         compression=comp_id.label,
         key_id=key_id,
@@ -323,6 +264,81 @@ def backup_stream(
     )
     logger.debug("backup stream done %s", result)
     return result
+
+
+class _ChunkWriter:
+    """Compressed bytes in, sealed chunks out to ``sink`` (hashing what is stored)."""
+
+    def __init__(self, sink: Writable, header, chunk_key: bytes, chunk_size: int) -> None:
+        self.sink, self.chunk_size = sink, chunk_size
+        self.sealer = ChunkSealer(header, chunk_key)
+        self.hasher = hashlib.sha256()
+        self.compressed_bytes = self.stored_bytes = 0
+        self.pending = bytearray()
+        self._emit(header.raw)
+
+    def _emit(self, data: bytes) -> None:
+        self.sink.write(data)
+        self.hasher.update(data)
+        self.stored_bytes += len(data)
+
+    def _seal(self, data, *, final: bool) -> None:
+        frame, ciphertext = self.sealer.seal(data, final=final)
+        self._emit(frame)
+        self._emit(ciphertext)
+
+    def add(self, compressed: bytes) -> None:
+        if not compressed:
+            return
+        self.compressed_bytes += len(compressed)
+        self.pending += compressed
+        # Strictly more than one chunk pending: the last chunk (final) is never empty
+        # unless the whole stream is, so no artifact ends with a useless empty chunk.
+        while len(self.pending) > self.chunk_size:
+            with memoryview(self.pending) as view, view[: self.chunk_size] as part:
+                self._seal(part, final=False)
+            del self.pending[: self.chunk_size]
+
+    def finish(self) -> None:
+        self._seal(bytes(self.pending), final=True)
+
+
+def _queued_blocks(
+    source: Source, *, read_size: int, queue_depth: int, cancel: Callable[[], bool] | None, every: float
+) -> Iterator[bytes | None]:
+    """The source's blocks, read on a thread ``queue_depth`` ahead; ``None`` while it is idle.
+
+    ``cancel()`` is polled at most once per ``every`` seconds, also while the source is idle,
+    and raises :class:`PipelineCancelled` when it says so."""
+    blocks: queue.Queue[object] = queue.Queue(maxsize=queue_depth)
+    stop = threading.Event()
+    reader = threading.Thread(
+        target=_read_source, args=(source, blocks, stop, read_size), name="backup-pipeline-reader", daemon=True
+    )
+    reader.start()
+    last_cancel = time.monotonic()
+    read = 0
+    try:
+        while True:
+            try:
+                item = blocks.get(timeout=_IDLE_POLL)
+            except queue.Empty:
+                item = None
+            now = time.monotonic()
+            if cancel is not None and now - last_cancel >= every:
+                last_cancel = now
+                if cancel():
+                    raise PipelineCancelled(f"backup cancelled after {read} bytes read from the source")
+            if item is _EOF:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            if item is not None:
+                read += len(item)
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=1.0)
 
 
 # --------------------------------------------------------------------------- restore
