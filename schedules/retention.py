@@ -246,77 +246,19 @@ def plan_retention(backups: Sequence[BackupInfo], policy: RetentionRules, now: d
     ``now`` or duplicate ids.
     """
     _require_aware("now", now)
-    # Stable sorts, so equal timestamps keep input order. Datetimes sharing
-    # one fixed-offset tzinfo (Django hands out UTC) compare directly; any
-    # other mix goes through an exact integer key, because aware datetimes
-    # with the same ZoneInfo compare by wall clock and ignore DST folds.
-    first_tz = backups[0].created_at.tzinfo if backups else None
-    if isinstance(first_tz, timezone) and all(b.created_at.tzinfo is first_tz for b in backups):
-        ordered = sorted(backups, key=attrgetter("created_at"))
-    else:
-        ordered = sorted(backups, key=lambda b: _micros(b.created_at))
-    if len({b.id for b in ordered}) != len(ordered):
-        raise ValueError("backup ids must be unique")
-
-    newest_first = ordered[::-1]
+    newest_first = _oldest_first(backups)[::-1]
     keep: defaultdict[Hashable, list[str]] = defaultdict(list)
     now_us = _micros(now)
-
-    if not policy.has_rules:
+    completed = [b for b in newest_first if b.status == COMPLETED]
+    if policy.has_rules:
+        _apply_rules(policy, newest_first, completed, now_us, keep)
+    else:
         for backup in newest_first:
             keep[backup.id].append(NO_POLICY)
-
-    completed = [b for b in newest_first if b.status == COMPLETED]
-
-    if policy.has_rules:
-        if policy.keep_last_n is not None:
-            for backup in completed[: policy.keep_last_n]:
-                keep[backup.id].append(LAST_N)
-
-        if policy.keep_days is not None:
-            cutoff = now_us - policy.keep_days * 86_400_000_000
-            for backup in completed:
-                if _micros(backup.created_at) <= cutoff:
-                    break  # newest first: all the rest are older
-                keep[backup.id].append(DAYS)
-
-        gfs = [
-            (
-                policy.keep_daily,
-                lambda d: (d.year, d.month, d.day),
-                lambda p: f"daily:{p[0]:04d}-{p[1]:02d}-{p[2]:02d}",
-            ),
-            (
-                policy.keep_weekly,
-                lambda d: d.isocalendar()[:2],
-                lambda p: f"weekly:{p[0]:04d}-W{p[1]:02d}",
-            ),
-            (
-                policy.keep_monthly,
-                lambda d: (d.year, d.month),
-                lambda p: f"monthly:{p[0]:04d}-{p[1]:02d}",
-            ),
-            (policy.keep_yearly, lambda d: d.year, lambda p: f"yearly:{p:04d}"),
-        ]
-        if any(limit for limit, _, _ in gfs):
-            zone = ZoneInfo(policy.timezone)
-            local_times = [(b, b.created_at.astimezone(zone)) for b in completed]
-            for limit, period_of, label in gfs:
-                if limit:
-                    _keep_newest_per_period(local_times, limit, period_of, label, keep)
-
-        # Failures: kept while newer than the newest completed backup.
-        for backup in newest_first:
-            if backup.status == COMPLETED:
-                break
-            if backup.status in FAILED_STATUSES:
-                keep[backup.id].append(UNRESOLVED_FAILURE)
-
     if policy.min_verified_kept:
         verified = (b for b in completed if b.verified)
         for _, backup in zip(range(policy.min_verified_kept), verified, strict=False):
             keep[backup.id].append(SAFETY_NET)
-
     for backup in newest_first:
         if backup.keep_forever:
             keep[backup.id].append(KEEP_FOREVER)
@@ -338,3 +280,58 @@ def plan_retention(backups: Sequence[BackupInfo], policy: RetentionRules, now: d
     delete.reverse()  # oldest first
     logger.debug("retention plan: keep %d, delete %d", len(kept), len(delete))
     return RetentionPlan(keep=kept, delete=delete, delete_reasons=delete_reasons)
+
+
+def _oldest_first(backups: Sequence[BackupInfo]) -> list[BackupInfo]:
+    # Stable sorts, so equal timestamps keep input order. Datetimes sharing
+    # one fixed-offset tzinfo (Django hands out UTC) compare directly; any
+    # other mix goes through an exact integer key, because aware datetimes
+    # with the same ZoneInfo compare by wall clock and ignore DST folds.
+    first_tz = backups[0].created_at.tzinfo if backups else None
+    if isinstance(first_tz, timezone) and all(b.created_at.tzinfo is first_tz for b in backups):
+        ordered = sorted(backups, key=attrgetter("created_at"))
+    else:
+        ordered = sorted(backups, key=lambda b: _micros(b.created_at))
+    if len({b.id for b in ordered}) != len(ordered):
+        raise ValueError("backup ids must be unique")
+    return ordered
+
+
+# Grandfather-father-son periods: (rule, the period a local time falls in, its label).
+_GFS_PERIODS = (
+    ("keep_daily", lambda d: (d.year, d.month, d.day), lambda p: f"daily:{p[0]:04d}-{p[1]:02d}-{p[2]:02d}"),
+    ("keep_weekly", lambda d: d.isocalendar()[:2], lambda p: f"weekly:{p[0]:04d}-W{p[1]:02d}"),
+    ("keep_monthly", lambda d: (d.year, d.month), lambda p: f"monthly:{p[0]:04d}-{p[1]:02d}"),
+    ("keep_yearly", lambda d: d.year, lambda p: f"yearly:{p:04d}"),
+)
+
+
+def _apply_rules(
+    policy: RetentionRules,
+    newest_first: list[BackupInfo],
+    completed: list[BackupInfo],
+    now_us: int,
+    keep: defaultdict[Hashable, list[str]],
+) -> None:
+    """The policy's own rules: last N, days, GFS, and failures newer than the last success."""
+    if policy.keep_last_n is not None:
+        for backup in completed[: policy.keep_last_n]:
+            keep[backup.id].append(LAST_N)
+    if policy.keep_days is not None:
+        cutoff = now_us - policy.keep_days * 86_400_000_000
+        for backup in completed:
+            if _micros(backup.created_at) <= cutoff:
+                break  # newest first: all the rest are older
+            keep[backup.id].append(DAYS)
+    if any(getattr(policy, rule) for rule, _, _ in _GFS_PERIODS):
+        zone = ZoneInfo(policy.timezone)
+        local_times = [(b, b.created_at.astimezone(zone)) for b in completed]
+        for rule, period_of, label in _GFS_PERIODS:
+            if limit := getattr(policy, rule):
+                _keep_newest_per_period(local_times, limit, period_of, label, keep)
+    # Failures: kept while newer than the newest completed backup.
+    for backup in newest_first:
+        if backup.status == COMPLETED:
+            break
+        if backup.status in FAILED_STATUSES:
+            keep[backup.id].append(UNRESOLVED_FAILURE)
