@@ -12,6 +12,9 @@ from tenants.models import Plan, Role, Tenant
 
 PASSWORD = "Corr3ct-Horse-Battery"
 
+# ``start_worker``: a real Celery worker on the test's database (tests/faults has its own).
+pytest_plugins = ["tests.support.workers"]
+
 
 @pytest.fixture(autouse=True)
 def _clear_cache():

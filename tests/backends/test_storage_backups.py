@@ -5,17 +5,12 @@ multipart upload whose abort could not get through."""
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from django.db import connection
 
 from audit.models import AuditEvent
 from backups.models import Backup, Operation, Storage
@@ -23,20 +18,11 @@ from backups.services.storages import storage_sweep_abandoned_uploads
 from tests.backups_e2e.conftest import PG, needs_pg
 from tests.backups_e2e.test_postgres_roundtrip import backup_through_api
 from tests.fixtures.services import FaultProxy, S3Bucket
+from tests.support.workers import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), needs_pg]
 ROOT = Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024
-
-
-def wait_for(predicate: Any, timeout: float = 90.0, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")
 
 
 def s3_storage(tenant: Any, bucket: S3Bucket) -> Storage:
@@ -96,53 +82,15 @@ def test_storage_down_mid_upload_fails_the_backup_and_the_sweep_aborts_the_uploa
 # -- the Celery task, in a real worker ----------------------------------------------------
 
 
-@pytest.fixture
-def start_worker() -> Any:
-    procs: list[subprocess.Popen] = []
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        pytest.skip("a separate worker process needs a shared database server (PostgreSQL)")
-
-    def start(**env_overrides: str) -> subprocess.Popen:
-        env = dict(
-            os.environ,
-            DJANGO_SETTINGS_MODULE="backupplatform.settings.test",
-            DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-            STORAGE_RETRY_ATTEMPTS="2",
-            STORAGE_RETRY_INITIAL="0.05",
-            STORAGE_RETRY_MAX="0.1",
-            STORAGE_RETRY_DEADLINE="3",
-            BACKUP_TASK_RETRY_BACKOFF="1",
-            BACKUP_TASK_RETRY_BACKOFF_MAX="2",
-            **env_overrides,
-        )
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "backupplatform",
-                "worker",
-                "--pool=solo",
-                "-l",
-                "warning",
-                "-n",
-                f"storage-retry-{len(procs)}@%h",
-                "--without-mingle",
-                "--without-gossip",
-            ],
-            cwd=ROOT,
-            env=env,
-        )
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+# Storage retries that give up within seconds, and task retries a second apart.
+RETRY_ENV = {
+    "STORAGE_RETRY_ATTEMPTS": "2",
+    "STORAGE_RETRY_INITIAL": "0.05",
+    "STORAGE_RETRY_MAX": "0.1",
+    "STORAGE_RETRY_DEADLINE": "3",
+    "BACKUP_TASK_RETRY_BACKOFF": "1",
+    "BACKUP_TASK_RETRY_BACKOFF_MAX": "2",
+}
 
 
 def start_backup(api: Any, user: Any, server: Any, database: str, storage: Storage) -> int:
@@ -163,7 +111,7 @@ def test_the_backup_task_retries_until_the_storage_is_back(
     s3_proxy: FaultProxy,
     s3_proxied_bucket: S3Bucket,
 ) -> None:
-    start_worker(BACKUP_TASK_MAX_RETRIES="10")
+    start_worker(**RETRY_ENV, BACKUP_TASK_MAX_RETRIES="10")
     storage = s3_storage(tenant_a, s3_proxied_bucket)
     s3_proxy.set_mode("refuse")
     backup_id = start_backup(api, operator_a, pg_server_row, pg_source_db, storage)
@@ -173,7 +121,7 @@ def test_the_backup_task_retries_until_the_storage_is_back(
     assert "Could not connect" in op.details["last_error"]
 
     s3_proxy.up()
-    op = wait_for(lambda: Operation.objects.filter(backup_id=backup_id, status__in=["completed", "failed"]).first())
+    op = wait_for(lambda: Operation.objects.filter(backup_id=backup_id, status__in=["completed", "failed"]).first(), 90)
     backup = Backup.objects.get(pk=backup_id)
     assert op.status == "completed" and backup.status == "completed", backup.error_message
     stored = s3_bucket.client().get_object(Bucket=s3_bucket.name, Key=backup.storage_path)["Body"].read()
@@ -192,13 +140,13 @@ def test_a_storage_down_for_the_whole_retry_window_fails_the_backup_cleanly(
     s3_proxy: FaultProxy,
     s3_proxied_bucket: S3Bucket,
 ) -> None:
-    start_worker(BACKUP_TASK_MAX_RETRIES="2")
+    start_worker(**RETRY_ENV, BACKUP_TASK_MAX_RETRIES="2")
     storage = s3_storage(tenant_a, s3_proxied_bucket)
     s3_proxy.set_mode("refuse")
     backup_id = start_backup(api, operator_a, pg_server_row, pg_source_db, storage)
-    op = wait_for(lambda: Operation.objects.filter(backup_id=backup_id, status__in=["completed", "failed"]).first())
+    op = wait_for(lambda: Operation.objects.filter(backup_id=backup_id, status__in=["completed", "failed"]).first(), 90)
     assert op.status == "failed"
-    wait_for(lambda: AuditEvent.objects.filter(action="backup_failed", resource_id=str(backup_id)).exists())
+    wait_for(lambda: AuditEvent.objects.filter(action="backup_failed", resource_id=str(backup_id)).exists(), 90)
     backup = Backup.objects.get(pk=backup_id)
     assert backup.status == "failed" and op.error_message == backup.error_message
     assert "Could not connect" in backup.error_message and "gave up after 3 attempts" in backup.error_message

@@ -10,10 +10,7 @@ import contextlib
 import os
 import secrets
 import signal
-import subprocess
-import sys
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,7 +19,6 @@ import pymysql
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing.websocket import WebsocketCommunicator
-from django.db import connection
 from django.utils import timezone
 from psycopg import sql
 from rest_framework_simplejwt.tokens import AccessToken
@@ -33,6 +29,7 @@ from backups.models import Application, Backup, Operation, Server, Source
 from backups.services.backups import backup_run, backup_start
 from backups.services.operations import operation_reap
 from backups.services.restores import restore_discard_staging, restore_run, restore_start
+from tests.support.workers import wait_for
 
 from .conftest import MY, PG, needs_mysql, needs_pg, pg_drop
 
@@ -228,58 +225,6 @@ async def test_masked_restore_progress_goes_through_restore_masking_and_swap(
     assert final.status == "completed" and final.progress == 100
 
 
-@pytest.fixture
-def start_worker():
-    procs: list[subprocess.Popen] = []
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        pytest.skip("a separate worker process needs a shared database server (PostgreSQL)")
-
-    def start() -> subprocess.Popen:
-        env = dict(
-            os.environ,
-            DJANGO_SETTINGS_MODULE="backupplatform.settings.test",
-            DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        )
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "backupplatform",
-                "worker",
-                "--pool=solo",
-                "-l",
-                "warning",
-                "-n",
-                f"masking-crash-{len(procs)}@%h",
-                "--without-mingle",
-                "--without-gossip",
-            ],
-            cwd=ROOT,
-            env=env,
-        )
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-
-
-def wait_for(predicate, timeout=120.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")
-
-
 @needs_pg
 @pytest.mark.slow
 def test_a_worker_killed_while_masking_leaves_no_target_and_its_staging_is_dropped(
@@ -294,7 +239,7 @@ def test_a_worker_killed_while_masking_leaves_no_target_and_its_staging_is_dropp
         target_database=target_name,
         masking_rules={"phone": "randomize"},
     )
-    wait_for(lambda: Operation.objects.filter(pk=restore.operation_id, step__startswith="mask").exists())
+    wait_for(lambda: Operation.objects.filter(pk=restore.operation_id, step__startswith="mask").exists(), 120)
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait(10)
 

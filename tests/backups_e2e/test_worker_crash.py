@@ -5,66 +5,21 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from backups.models import Backup, Operation
 from backups.services.operations import operation_cancel, operation_reap
+from tests.support.workers import wait_for
 
 from .conftest import PG, needs_pg
 
 pytestmark = [pytest.mark.django_db(transaction=True), needs_pg, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def start_worker():
-    procs: list[subprocess.Popen] = []
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        pytest.skip("a separate worker process needs a shared database server (PostgreSQL)")
-
-    def start() -> subprocess.Popen:
-        env = dict(
-            os.environ,
-            DJANGO_SETTINGS_MODULE="backupplatform.settings.test",
-            DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        )
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "backupplatform",
-                "worker",
-                "--pool=solo",
-                "-l",
-                "warning",
-                "-n",
-                f"crash-test-{len(procs)}@%h",
-                "--without-mingle",
-                "--without-gossip",
-            ],
-            cwd=ROOT,
-            env=env,
-        )
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
 
 
 @pytest.fixture
@@ -75,16 +30,6 @@ def big_source_db(pg_source_db):
             "FROM generate_series(1, 1500000) n"
         )
     return pg_source_db
-
-
-def wait_for(predicate, timeout=60.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")
 
 
 def files_in(path: Path) -> list[Path]:

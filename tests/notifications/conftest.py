@@ -5,10 +5,8 @@ server (aiosmtpd), and a real Celery worker."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.services import *  # noqa: F403
+from tests.support.workers import platform_env, purge_queues, start_celery_worker, stop, wait_for  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -161,56 +160,10 @@ WORKER_ENV = {
 @pytest.fixture
 def worker(settings) -> Iterator[subprocess.Popen]:
     """A real Celery worker on the test database and this run's Redis."""
-    from django.db import connection
-
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        pytest.skip("a separate worker process needs a shared database server (PostgreSQL)")
+    platform_env()  # skips on SQLite: the worker needs the database the test uses
     for key, value in WORKER_ENV.items():
         setattr(settings, key, int(value) if value.isdigit() else value)
-    from backupplatform.celery import app
-
-    app.control.purge()  # messages left by earlier tests (their rows are gone); before, not by the
-    # worker itself, so nothing this test queues while the worker boots is thrown away
-    env = dict(
-        os.environ,
-        DJANGO_SETTINGS_MODULE="backupplatform.settings.test",
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        **WORKER_ENV,
-    )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "backupplatform",
-            "worker",
-            "--pool=solo",
-            "-l",
-            "warning",
-            "-n",
-            f"notify-test-{os.getpid()}@%h",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    purge_queues()
+    proc = start_celery_worker("notify-test", env=WORKER_ENV)
     yield proc
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
-
-
-def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")
+    stop(proc)

@@ -7,23 +7,19 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.live_asgi import platform_env, start_asgi, stop
+from tests.support.live_asgi import start_asgi, stop
+from tests.support.workers import purge_queues, start_celery_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 DESKTOP = {"width": 1400, "height": 900}
 PHONE = {"width": 390, "height": 844}
-
-
-def _server_env() -> dict[str, str]:
-    return {**platform_env(), "SERVE_STATIC": "1"}
 
 
 @pytest.fixture
@@ -37,29 +33,8 @@ def console_server(django_db_setup) -> Iterator[str]:
 @pytest.fixture
 def console_worker(django_db_setup) -> Iterator[subprocess.Popen]:
     """A real Celery worker on the test database and this run's Redis."""
-    env = _server_env()
-    from backupplatform.celery import app
-
-    app.control.purge()  # messages left by earlier tests, whose rows are gone
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "backupplatform",
-            "worker",
-            "--pool=solo",
-            "-l",
-            "warning",
-            "-n",
-            f"console-test-{os.getpid()}@%h",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    purge_queues()
+    proc = start_celery_worker("console-test")
     yield proc
     stop(proc)
 
