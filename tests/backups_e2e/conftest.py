@@ -12,7 +12,7 @@ import pymysql
 import pytest
 from psycopg import sql
 
-from backups.models import Server, Storage
+from tests import builders
 from tests.fixtures.services import *  # noqa: F403
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
@@ -108,21 +108,12 @@ def cleanup_pg():
 
 @pytest.fixture
 def pg_server_row(tenant_a):
-    return Server.objects.create(
-        tenant=tenant_a,
-        name="local-pg",
-        type="postgresql",
-        host=PG["host"],
-        port=PG["port"],
-        credentials={"username": PG["user"], "password": ""},
-    )
+    return builders.make_pg_server(tenant_a, "local-pg")
 
 
 @pytest.fixture
 def local_storage(tenant_a, tmp_path):
-    return Storage.objects.create(
-        tenant=tenant_a, name="disk", type="local", is_default=True, configuration={"path": str(tmp_path / "store")}
-    )
+    return builders.make_local_storage(tenant_a, tmp_path / "store", "disk")
 
 
 @pytest.fixture

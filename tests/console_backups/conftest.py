@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from backups.models import Application, Backup, Source, Storage
+from backups.models import Application, Backup, Source
 from backups.services import application_get_default
 from backups.services.backups import backup_run, backup_start
 from tests.backups_e2e.conftest import pg_server_row, pg_source_db  # noqa: F401 (fixtures of the end-to-end test)
-from tests.backups_e2e.test_worker_crash import start_worker  # noqa: F401
+from tests.builders import make_local_storage
 from tests.fixtures.services import *  # noqa: F403
 
 CONSOLE = "/cloud-integration/backup"
@@ -26,9 +26,7 @@ def files_dir(tmp_path):
 
 @pytest.fixture
 def storage_a(tenant_a, tmp_path):
-    return Storage.objects.create(
-        tenant=tenant_a, name="disk", type="local", is_default=True, configuration={"path": str(tmp_path / "store")}
-    )
+    return make_local_storage(tenant_a, tmp_path / "store", "disk")
 
 
 @pytest.fixture

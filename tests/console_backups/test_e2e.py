@@ -21,7 +21,7 @@ from psycopg import sql
 from backups.models import Backup, BackupCopy, Operation, Source, Storage
 from backups.services.restores import restore_start
 from tests.backups_e2e.conftest import PG, needs_pg, pg_drop
-from tests.backups_e2e.test_worker_crash import wait_for
+from tests.support.workers import wait_for
 
 from .conftest import CONSOLE
 from .test_sockets import open_socket

@@ -20,7 +20,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,23 +31,14 @@ from django.conf import settings
 from django.db import connection
 from psycopg import sql
 
-from backups.models import Server, Storage
+from tests import builders
 from tests.backups_e2e.conftest import PG, needs_pg
 from tests.fixtures.services import *  # noqa: F403
+from tests.support.workers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
 __all__ = ["PG", "ROOT", "files_in", "needs_pg", "send_task", "wait_for"]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.05, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not reached in {timeout:g}s: {what or predicate}")
 
 
 def files_in(path: Path) -> list[Path]:
@@ -273,21 +263,12 @@ def big_pg_db(pg_throwaway_db) -> str:
 
 @pytest.fixture
 def pg_server_row(tenant_a):
-    return Server.objects.create(
-        tenant=tenant_a,
-        name="local-pg",
-        type="postgresql",
-        host=PG["host"],
-        port=PG["port"],
-        credentials={"username": PG["user"], "password": ""},
-    )
+    return builders.make_pg_server(tenant_a, "local-pg")
 
 
 @pytest.fixture
 def local_storage(tenant_a, tmp_path):
-    return Storage.objects.create(
-        tenant=tenant_a, name="disk", type="local", is_default=True, configuration={"path": str(tmp_path / "store")}
-    )
+    return builders.make_local_storage(tenant_a, tmp_path / "store", "disk")
 
 
 class DatabaseFaults:

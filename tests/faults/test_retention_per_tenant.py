@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from audit.models import AuditEvent
-from backups.models import Application, Storage
+from backups.models import Application
 from schedules import services
 from schedules.models import BackupJob
 from schedules.tasks import cleanup_all
+from tests.builders import make_local_storage
 from tests.schedules.conftest import make_backups
 
 from .conftest import wait_for
@@ -18,9 +19,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def _job(tenant, tmp_path, name: str):
-    storage = Storage.objects.create(
-        tenant=tenant, name="local", type="local", is_default=True, configuration={"path": str(tmp_path / tenant.slug)}
-    )
+    storage = make_local_storage(tenant, tmp_path / tenant.slug, "local")
     app = Application.objects.create(tenant=tenant, name=name)
     job = services.job_create(
         tenant=tenant,

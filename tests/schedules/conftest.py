@@ -8,15 +8,14 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from backups.models import Application, Backup, Server, Source, Storage
+from backups.models import Application, Backup, Source
+from tests.builders import make_local_storage, make_pg_server
 from tests.fixtures.services import *  # noqa: F403
 
 
 @pytest.fixture
 def storage_a(tenant_a, tmp_path):
-    return Storage.objects.create(
-        tenant=tenant_a, name="local", type="local", is_default=True, configuration={"path": str(tmp_path / "store")}
-    )
+    return make_local_storage(tenant_a, tmp_path / "store", "local")
 
 
 @pytest.fixture
@@ -42,14 +41,7 @@ def app_b(tenant_b):
 
 @pytest.fixture
 def pg_server_a(tenant_a):
-    return Server.objects.create(
-        tenant=tenant_a,
-        name="db1",
-        type="postgresql",
-        host="127.0.0.1",
-        port=5432,
-        credentials={"username": "postgres", "password": ""},
-    )
+    return make_pg_server(tenant_a, "db1")
 
 
 def make_backups(tenant, *, job=None, statuses, start=None, step=timedelta(days=1), storage=None, **extra):

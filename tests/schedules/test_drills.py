@@ -19,6 +19,7 @@ from backups.models import Backup, Server
 from backups.services.backups import backup_run
 from schedules import beat, drills, services
 from schedules.models import BackupJob, Drill
+from tests.builders import make_mariadb_server, make_pg_server
 
 from ..backups_e2e.conftest import needs_mysql, needs_pg
 
@@ -55,14 +56,7 @@ def drill_now(job: BackupJob, **kwargs) -> Drill:
 
 @pytest.fixture
 def pg_job(tenant_a, storage_a, pg_throwaway_db):
-    server = Server.objects.create(
-        tenant=tenant_a,
-        name="pg",
-        type="postgresql",
-        host="127.0.0.1",
-        port=5432,
-        credentials={"username": "postgres", "password": ""},
-    )
+    server = make_pg_server(tenant_a, "pg")
     return services.job_create(
         tenant=tenant_a,
         name="shop-db",
@@ -192,22 +186,8 @@ def test_a_tampered_artifact_fails_the_drill_and_leaves_no_scratch_database(pg_j
 
 @needs_mysql
 def test_a_mariadb_drill_counts_rows_and_runs_sql_in_a_scratch_database(tenant_a, storage_a, mysql_throwaway_db):
-    server = Server.objects.create(
-        tenant=tenant_a,
-        name="maria",
-        type="mysql",
-        host="127.0.0.1",
-        port=3306,
-        credentials={"username": "root", "password": ""},
-    )
-    maria = Server.objects.create(
-        tenant=tenant_a,
-        name="maria-scratch",
-        type="mysql",
-        host="127.0.0.1",
-        port=3306,
-        credentials={"username": "root", "password": ""},
-    )
+    server = make_mariadb_server(tenant_a, "maria")
+    maria = make_mariadb_server(tenant_a, "maria-scratch")
     job = services.job_create(
         tenant=tenant_a,
         name="maria-db",
@@ -277,22 +257,8 @@ def test_an_application_drill_restores_each_database_and_its_folders_into_scratc
 ):
     from backups.models import Application, Source
 
-    pg = Server.objects.create(
-        tenant=tenant_a,
-        name="pg",
-        type="postgresql",
-        host="127.0.0.1",
-        port=5432,
-        credentials={"username": "postgres", "password": ""},
-    )
-    maria = Server.objects.create(
-        tenant=tenant_a,
-        name="maria",
-        type="mysql",
-        host="127.0.0.1",
-        port=3306,
-        credentials={"username": "root", "password": ""},
-    )
+    pg = make_pg_server(tenant_a, "pg")
+    maria = make_mariadb_server(tenant_a, "maria")
     app = Application.objects.create(tenant=tenant_a, name="shop")
     Source.objects.create(
         tenant=tenant_a,

@@ -65,7 +65,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: floa
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"{what or 'condition'} not reached in {timeout:g} s")
+    raise AssertionError(f"condition not reached in {timeout:g}s: {what or predicate}")
 
 
 __all__ = ["platform_env", "purge_queues", "start_celery_worker", "start_worker", "stop", "wait_for"]
