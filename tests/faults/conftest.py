@@ -32,7 +32,7 @@ from django.db import connection
 from psycopg import sql
 
 from tests import builders
-from tests.backups_e2e.conftest import PG, needs_pg
+from tests.e2e.conftest import PG, needs_pg
 from tests.fixtures.services import *  # noqa: F403
 from tests.support.workers import wait_for
 

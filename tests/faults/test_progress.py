@@ -14,7 +14,7 @@ from backups.progress import ProgressReporter, progress_event
 from backups.services.backups import backup_run, backup_start
 from backups.services.operations import operation_claim
 from backups.services.restores import restore_run, restore_start
-from tests.backups_e2e.conftest import pg_drop
+from tests.e2e.conftest import pg_drop
 
 from .conftest import needs_pg
 

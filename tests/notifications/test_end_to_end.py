@@ -19,7 +19,7 @@ from audit.models import Delivery, NotificationChannel
 from backups import services as backup_services
 from backups.services.backups import backup_run, backup_start
 from backups.services.servers import server_check_health
-from tests.backups_e2e.conftest import PG, needs_pg, pg_server_row  # noqa: F401
+from tests.e2e.conftest import PG, needs_pg, pg_server_row  # noqa: F401
 from tests.ws.test_live_server import live_asgi  # noqa: F401
 
 from .conftest import wait_for

@@ -26,8 +26,8 @@ from backups.services.backups import backup_run
 from schedules import drills, services
 from schedules.evidence import evidence_generate
 from schedules.models import BackupJob, Drill
+from tests.e2e.conftest import needs_pg
 
-from ..backups_e2e.conftest import needs_pg
 from .test_beat_worker import ROOT, _celery, _env, _wait
 from .test_drills_api import first_page_ink
 

@@ -20,8 +20,7 @@ from backups.services.backups import backup_run
 from schedules import beat, drills, services
 from schedules.models import BackupJob, Drill
 from tests.builders import make_mariadb_server, make_pg_server
-
-from ..backups_e2e.conftest import needs_mysql, needs_pg
+from tests.e2e.conftest import needs_mysql, needs_pg
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

@@ -16,7 +16,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from psycopg import sql
 
 from backups.services.backups import backup_start
-from tests.backups_e2e.conftest import PG, needs_pg, pg_drop
+from tests.e2e.conftest import PG, needs_pg, pg_drop
 
 from .conftest import DESKTOP, PHONE, psql, screenshot
 from .seed import ALPHA_ERROR, BRAVO_ERROR, seed

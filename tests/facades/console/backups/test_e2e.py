@@ -20,7 +20,7 @@ from psycopg import sql
 
 from backups.models import Backup, BackupCopy, Operation, Source, Storage
 from backups.services.restores import restore_start
-from tests.backups_e2e.conftest import PG, needs_pg, pg_drop
+from tests.e2e.conftest import PG, needs_pg, pg_drop
 from tests.support.workers import wait_for
 
 from .conftest import CONSOLE

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.backups_e2e.conftest import (  # noqa: F401
+from tests.e2e.conftest import (  # noqa: F401
     cleanup_pg,
     local_storage,
     pg_server_row,

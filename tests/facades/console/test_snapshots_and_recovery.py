@@ -14,7 +14,7 @@ from backups.services.config import platform_config_export
 from backups.tasks import run_restore, run_snapshot_restore
 from schedules import services as schedule_services
 from schedules.models import BackupJob
-from tests.backups_e2e.conftest import PG, needs_pg, pg_dump_text
+from tests.e2e.conftest import PG, needs_pg, pg_dump_text
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 BASE = "/cloud-integration/backup"

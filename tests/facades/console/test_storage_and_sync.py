@@ -13,7 +13,7 @@ from backups.models import Backup, BackupCopy, Operation, Storage
 from backups.services.backups import backup_delete, backup_run, backup_start
 from backups.services.restores import restore_start
 from backups.tasks import run_restore, run_sync
-from tests.backups_e2e.conftest import needs_pg, pg_dump_text
+from tests.e2e.conftest import needs_pg, pg_dump_text
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 BASE = "/cloud-integration/backup"

@@ -18,7 +18,7 @@ from backups import confinement
 from backups.models import Backup, Operation
 from backups.services.restores import restore_start
 from backups.tasks import run_import, run_restore
-from tests.backups_e2e.conftest import PG, needs_pg, pg_dump_text
+from tests.e2e.conftest import PG, needs_pg, pg_dump_text
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 BASE = "/cloud-integration/backup"

@@ -8,8 +8,8 @@ import pytest
 from backups.models import Application, Backup, Source
 from backups.services import application_get_default
 from backups.services.backups import backup_run, backup_start
-from tests.backups_e2e.conftest import pg_server_row, pg_source_db  # noqa: F401 (fixtures of the end-to-end test)
 from tests.builders import make_local_storage
+from tests.e2e.conftest import pg_server_row, pg_source_db  # noqa: F401 (fixtures of the end-to-end test)
 from tests.fixtures.services import *  # noqa: F403
 
 CONSOLE = "/cloud-integration/backup"

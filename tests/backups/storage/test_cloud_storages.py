@@ -15,8 +15,8 @@ import pytest
 from backups.models import Restore, Storage
 from backups.storage import open_backend
 from backups.tasks import run_restore
-from tests.backups_e2e.conftest import needs_pg, pg_dump_text
-from tests.backups_e2e.test_postgres_roundtrip import backup_through_api
+from tests.e2e.conftest import needs_pg, pg_dump_text
+from tests.e2e.test_postgres_roundtrip import backup_through_api
 from tests.fixtures.services import AzureContainer, GCSBucket
 
 KiB, MiB = 1024, 1024 * 1024

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -15,13 +14,12 @@ import pytest
 from audit.models import AuditEvent
 from backups.models import Backup, Operation, Storage
 from backups.services.storages import storage_sweep_abandoned_uploads
-from tests.backups_e2e.conftest import PG, needs_pg
-from tests.backups_e2e.test_postgres_roundtrip import backup_through_api
+from tests.e2e.conftest import PG, needs_pg
+from tests.e2e.test_postgres_roundtrip import backup_through_api
 from tests.fixtures.services import FaultProxy, S3Bucket
 from tests.support.workers import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), needs_pg]
-ROOT = Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024
 
 

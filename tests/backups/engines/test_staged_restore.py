@@ -47,7 +47,7 @@ from backups.engines.staging import (
 
 from .helpers import mysql_plain_dump, pg_plain_dump
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ROWS = 4000
 RULES = {"email": "hash", "phone": "randomize"}
 UNMASKED = "person%@example.com"
