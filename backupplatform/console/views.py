@@ -340,6 +340,7 @@ class RestoreWizardForm(forms.Form):
             self.fields["target_server"].initial = backup.server_id
             self.fields["target_database"].initial = f"{backup.database_name}_restored_{timezone.now():%Y%m%d_%H%M}"
             del self.fields["target_path"], self.fields["members"]
+            self._add_tables_field(backup)
         else:
             del self.fields["target_server"], self.fields["target_database"]
             bundle = (backup.manifest or {}).get("bundle") or {}
@@ -370,6 +371,32 @@ class RestoreWizardForm(forms.Form):
                 max_length=200,
                 label="Value",
                 widget=forms.TextInput(attrs={"placeholder": "value (fixed only)"}),
+            )
+
+    def _add_tables_field(self, backup: Backup) -> None:
+        """PostgreSQL (custom format): restore a subset of tables, ticked from the backup's list
+        or typed where the backup did not record one."""
+        source = (backup.manifest or {}).get("source") or {}
+        if backup.db_type != "postgresql" or source.get("format") == "plain":
+            return
+        help_text = (
+            "None: the whole database. Each table comes with its indexes, constraints, defaults and "
+            "sequences; a foreign key to a table left out is not restored."
+        )
+        if source.get("tables"):
+            self.fields["tables"] = forms.MultipleChoiceField(
+                required=False,
+                widget=forms.CheckboxSelectMultiple,
+                choices=[(t, t) for t in source["tables"]],
+                label="Only these tables",
+                help_text=help_text,
+            )
+        else:
+            self.fields["tables"] = forms.CharField(
+                required=False,
+                max_length=4000,
+                label="Only these tables",
+                help_text=f"schema.table or table, separated by commas. {help_text}",
             )
 
     def mask_rows(self):
@@ -413,7 +440,9 @@ def restore_wizard(request, pk: int):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         point = next(b for b in points if b.pk == data["restore_point"])
-        options = {"members": data["members"]} if data.get("members") else None
+        options = {"members": data["members"]} if data.get("members") else {}
+        if data.get("tables"):
+            options["tables"] = data["tables"]
         aliases = {"target_server_id": "target_server", "restore_strategy": "strategy", "backup_id": "restore_point"}
         try:
             with transaction.atomic():
@@ -426,7 +455,7 @@ def restore_wizard(request, pk: int):
                     target_path=data.get("target_path") or "",
                     strategy=data["strategy"],
                     masking_rules=data["masking_rules"],
-                    options=options,
+                    options=options or None,
                 )
         except DomainError as exc:
             if isinstance(exc.details, dict) and any(str(k).startswith("masking_rules") for k in exc.details):

@@ -44,6 +44,7 @@ import logging
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -61,6 +62,7 @@ from .base import (
     tool_env,
     tool_version,
 )
+from .pg_tables import table_list_for
 from .spool import SpoolSink, check_spool_space
 from .staging import is_staging_name, staging_name
 
@@ -131,9 +133,29 @@ def _pg_error(action: str, exc: psycopg.Error, params: ConnectionParams) -> Engi
 
 
 def server_version(params: ConnectionParams) -> str:
+    return _server_facts(params)[0]
+
+
+#: Table names kept in a backup's manifest (for choosing tables to restore) up to this many.
+MAX_LISTED_TABLES = 2000
+
+
+def _server_facts(params: ConnectionParams) -> tuple[str, list[str] | None]:
+    """The server's version and the database's tables (``schema.table``; ``None`` past
+    ``MAX_LISTED_TABLES``), in one connection."""
     with connect(params, autocommit=True) as conn:
         row = conn.execute("SHOW server_version").fetchone()
-    return str(row[0]) if row else ""
+        tables = [
+            f"{schema}.{name}"
+            for schema, name in conn.execute(
+                "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
+                "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%%' "
+                "ORDER BY 1, 2 LIMIT %s",
+                (MAX_LISTED_TABLES + 1,),
+            ).fetchall()
+        ]
+    return (str(row[0]) if row else ""), (tables if len(tables) <= MAX_LISTED_TABLES else None)
 
 
 def pg_database_exists(params: ConnectionParams, name: str | None = None) -> bool:
@@ -242,12 +264,13 @@ def pg_dump_source(params: ConnectionParams) -> ProcessSource:
     """Start ``pg_dump -Fc -Z0`` of ``params.database``; read the dump from the returned source.
 
     ``info``: ``engine``, ``tool``, ``tool_version`` (``pg_dump --version``),
-    ``server_version`` (``SHOW server_version``), ``database``, ``format``.
+    ``server_version`` (``SHOW server_version``), ``database``, ``format``, ``tables``
+    (``schema.table``, when there are at most ``MAX_LISTED_TABLES``).
     Raises :class:`EngineError` at once if the server or database is unreachable.
     """
     if not params.database:
         raise EngineError("No database given to back up", code="invalid_params")
-    version = server_version(params)
+    version, tables = _server_facts(params)
     info = {
         "engine": "postgresql",
         "tool": "pg_dump",
@@ -255,6 +278,7 @@ def pg_dump_source(params: ConnectionParams) -> ProcessSource:
         "server_version": version,
         "database": params.database,
         "format": "custom",
+        **({"tables": tables} if tables is not None else {}),
     }
     argv = ["pg_dump", "-Fc", "-Z0", *_target_args(params, params.database)]
     return ProcessSource(argv, tool="pg_dump", info=info, env=_env(params), secrets=[params.password])
@@ -274,6 +298,7 @@ def pg_restore_sink(
     jobs: int = 1,
     spool_dir: str | None = None,
     spool_size: int | None = None,
+    tables: list[str] | None = None,
 ) -> ProcessSink | SpoolSink:
     """A sink that restores a custom-format dump into ``params.database`` (see module doc).
 
@@ -284,6 +309,10 @@ def pg_restore_sink(
     connections and the file deleted. A parallel restore cannot be one transaction, so it
     needs a database this sink creates (``create_database``), which a failure drops.
 
+    ``tables``: restore only these tables (``schema.table`` or ``table``), with their indexes,
+    constraints, defaults, sequences and what they depend on (:mod:`.pg_tables`). The dump's
+    table of contents is read from a file, so the stream is spooled first as for ``jobs``.
+
     ``plain``: the stream is a plain-SQL dump (``pg_dump -Fp``, e.g. an imported file); it
     is run by ``psql`` in one transaction, stopping at the first error.
 
@@ -292,7 +321,10 @@ def pg_restore_sink(
     :func:`.staging.staging_name`, so the caller can record it first).
     """
     _check_restore_args(params, strategy, create_database, prepare, staging, plain, jobs)
-    if jobs > 1:
+    if tables is not None and (plain or not tables):
+        raise EngineError("Tables can be chosen from a pg_dump custom-format backup only", code="invalid_params")
+    spooled = jobs > 1 or bool(tables)
+    if spooled:
         spool_dir = spool_dir or tempfile.gettempdir()
         check_spool_space(spool_dir, spool_size)
     into = _restore_target(params, strategy, create_database, prepare, staging)
@@ -304,21 +336,34 @@ def pg_restore_sink(
         "created": into.created,
         "tool_version": tool_version(["pg_restore", "--version"]),
         **({"jobs": jobs} if jobs > 1 else {}),
+        **({"tables": list(tables)} if tables else {}),
     }
 
     def start(path: str | None = None) -> ProcessSink:
+        chosen: list[str] = []
+        if tables and path:
+            try:
+                listing = table_list_for(path, tables, secrets=[params.password])
+                Path(f"{path}.list").write_text(listing)
+            except BaseException:
+                if into.on_failure is not None:
+                    with contextlib.suppress(Exception):
+                        into.on_failure()
+                raise
+            chosen = ["-L", f"{path}.list"]
         return ProcessSink(
-            [*argv, path] if path else argv,
+            [*argv, *chosen, path] if path else argv,
             tool="psql" if plain else "pg_restore",
             env=_env(params),
             secrets=[params.password],
             result=result,
             on_success=into.on_success,
             on_failure=into.on_failure,
+            cleanup=(lambda: Path(f"{path}.list").unlink(missing_ok=True)) if chosen else None,
         )
 
     try:
-        return SpoolSink(start, spool_dir=spool_dir, on_abort=into.on_failure) if jobs > 1 else start()
+        return SpoolSink(start, spool_dir=spool_dir, on_abort=into.on_failure) if spooled else start()
     except BaseException:  # the sink never started: drop what was created for it
         if into.on_failure is not None:
             with contextlib.suppress(Exception):

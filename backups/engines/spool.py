@@ -30,7 +30,7 @@ def check_spool_space(folder: str, size: int | None) -> None:
         ) from None
     if size and free < size + SPOOL_MARGIN:
         raise EngineError(
-            f"A parallel restore first writes the dump to {folder}: it needs {_mib(size + SPOOL_MARGIN)} "
+            f"A parallel or table-by-table restore first writes the dump to {folder}: it needs {_mib(size + SPOOL_MARGIN)} "
             f"free there, {_mib(free)} is. Restore without jobs (streamed, no temporary space) "
             "or free some space.",
             code="insufficient_space",

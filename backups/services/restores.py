@@ -221,6 +221,8 @@ def restore_start(
         options["jobs"] = _check_jobs(backup, options["jobs"])
     if options.get("namespace_mapping"):
         options["namespace_mapping"] = _check_namespace_mapping(tenant, backup, options["namespace_mapping"])
+    if options.get("tables") is not None:
+        options["tables"] = _check_tables(backup, options["tables"])
     op = operations.operation_create(tenant=tenant, kind=kind, actor=actor, backup=backup)
     restore = Restore.objects.create(
         tenant=tenant,
@@ -274,6 +276,22 @@ def _check_jobs(backup: Backup, jobs: Any) -> int:
             details={"jobs": ["Parallel restore is for PostgreSQL database backups in pg_dump's custom format."]}
         )
     return jobs
+
+
+def _check_tables(backup: Backup, tables: Any) -> list[str] | None:
+    """``tables``: restore only these tables of a PostgreSQL backup (``schema.table`` or ``table``),
+    with their indexes, constraints and sequences; checked against the dump when it runs."""
+    if isinstance(tables, str):
+        tables = [t for t in (part.strip() for part in tables.replace("\n", ",").split(",")) if t]
+    if not isinstance(tables, list) or not all(isinstance(t, str) and 0 < len(t.strip()) <= 200 for t in tables):
+        raise ValidationFailed(details={"tables": ["A list of table names (schema.table or table)."]})
+    if not tables:
+        return None
+    if backup.db_type != ServerType.POSTGRESQL or _is_plain_sql(backup):
+        raise ValidationFailed(
+            details={"tables": ["Tables can be chosen from PostgreSQL database backups in pg_dump's custom format."]}
+        )
+    return sorted({t.strip() for t in tables})
 
 
 def restore_compatibility(*, backup: Backup, target_server: Server | None) -> compat.Compatibility:
@@ -394,6 +412,7 @@ def _database_sink(restore: Restore, *, prepare=None, staging: str | None = None
             plain=plain,
             jobs=jobs,
             spool_size=restore.backup.size_bytes or None,
+            tables=(restore.options or {}).get("tables") or None,
         )
     return engines.mysql_restore_sink(params, strategy=strategy, create_database=True, prepare=prepare, staging=staging)
 

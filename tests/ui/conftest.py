@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import cleanup_pg, pg_server_row, pg_source_db  # noqa: F401  (fixtures for the tests here)
 from tests.support.live_asgi import start_asgi, stop
 from tests.support.workers import purge_queues, start_celery_worker
 

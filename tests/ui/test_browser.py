@@ -193,9 +193,10 @@ def test_restore_wizard_into_a_new_database_with_a_masked_column(
     page.fill("#id_target_database", target)
     page.fill("#id_mask_column_0", "email")
     page.select_option("#id_mask_rule_0", "hash")
+    page.check('.table-subset input[value="public.customers"]')
     page.check("#id_confirm")
     summary = page.inner_text("#restore-summary")
-    assert target in summary and "email" in summary
+    assert target in summary and "email" in summary and "Only table public.customers." in summary
     page.evaluate("window.scrollTo(0, 0)")
     screenshot(page, "restore-wizard")
     phone = browser_as(superuser, viewport=PHONE)
@@ -215,6 +216,7 @@ def test_restore_wizard_into_a_new_database_with_a_masked_column(
     assert download.headers["content-disposition"].endswith('.dump"')
 
     assert psql(target, "SELECT count(*) FROM customers") == "500"
+    assert psql(target, "SELECT to_regclass('events') IS NULL") == "t"  # not ticked, not restored
     emails = psql(target, "SELECT email FROM customers ORDER BY id LIMIT 3").splitlines()
     assert emails and not any(e.endswith("@example.com") for e in emails), emails
     assert psql(target, "SELECT city FROM customers WHERE id = 1") == "Town 1"  # other columns untouched

@@ -16,6 +16,7 @@ from backups import services
 from backups.models import Application, Backup, Storage
 from schedules.models import BackupJob
 from tests.admin.test_admin_writes import sources_form
+from tests.e2e.conftest import PG, needs_pg
 
 pytestmark = pytest.mark.django_db
 
@@ -276,6 +277,79 @@ def test_the_wizard_restores_a_folder_into_the_target_and_only_the_sources_ticke
     assert Path(f"{base}/restored/css/site.css").read_text() == "body{}"
     assert not os.path.exists(f"{base}/restored/a.log")
     assert not os.path.exists(f"{base}/restored{base}")  # not nested under the absolute path
+
+
+@needs_pg
+def test_the_wizard_restores_only_the_postgresql_tables_ticked(
+    root, tenant_a, pg_server_row, pg_source_db, cleanup_pg, monkeypatch
+):
+    """The backup lists its tables; the wizard restores the one ticked (with its index) into a
+    new database, masked, and leaves the other out."""
+    import psycopg
+
+    from backupplatform.console import views
+    from backups.services import restores as restore_services
+    from backups.services.backups import backup_run, backup_start
+
+    services.storage_create(
+        tenant=tenant_a,
+        name="disk",
+        type="local",
+        is_default=True,
+        configuration={"path": f"{tenant_a.path_roots[0]}/store"},
+    )
+    op = backup_start(tenant=tenant_a, server=pg_server_row, database_name=pg_source_db, queue=False)
+    backup_run(operation_id=op.pk)
+    backup = Backup.objects.get(pk=op.backup_id)
+    assert backup.status == "completed", backup.error_message
+
+    page = root.get(f"/admin/console/backups/{backup.pk}/restore/").content.decode()
+    assert 'value="public.customers"' in page and 'value="public.blobs"' in page
+    assert "Only these tables" in page
+    target = f"{pg_source_db}_customers"
+    cleanup_pg.append(target)
+    monkeypatch.setattr(views, "restore_start", lambda **kw: restore_services.restore_start(**kw, queue=False))
+    form = {
+        "restore_point": backup.pk,
+        "target_server": pg_server_row.pk,
+        "target_database": target,
+        "tables": ["public.customers"],
+        "mask_column_0": "email",
+        "mask_rule_0": "fixed",
+        "mask_value_0": "hidden@example.com",
+        "strategy": "create_new",
+        "confirm": "on",
+    }
+    response = root.post(f"/admin/console/backups/{backup.pk}/restore/", form, HTTP_ACCEPT="application/json")
+    assert response.status_code == 201, response.content
+    restore = restore_services.Restore.objects.get(backup=backup)
+    assert restore.options["tables"] == ["public.customers"]
+    restore_services.restore_run(operation_id=restore.operation_id)
+    restore.refresh_from_db()
+    assert restore.status == "completed", restore.error_message
+    with psycopg.connect(dbname=target, **PG) as conn:
+        assert conn.execute("SELECT count(*), count(DISTINCT email) FROM customers").fetchone() == (300, 1)
+        assert conn.execute("SELECT to_regclass('customers_email')").fetchone()[0] is not None
+        assert conn.execute("SELECT to_regclass('blobs')").fetchone()[0] is None
+
+    form.update(target_database=f"{target}_2", tables=[], restore_point=backup.pk)
+    backup.manifest["source"].pop("tables")  # an older backup: no list to tick, a box to type in
+    Backup.objects.filter(pk=backup.pk).update(manifest=backup.manifest)
+    page = root.get(f"/admin/console/backups/{backup.pk}/restore/").content.decode()
+    assert 'name="tables"' in page and 'value="public.customers"' not in page
+    typed = root.post(
+        f"/admin/console/backups/{backup.pk}/restore/",
+        {**form, "tables": "customers, nope"},
+        HTTP_ACCEPT="application/json",
+    )
+    assert typed.status_code == 201  # names are checked against the dump when it runs
+    second = restore_services.Restore.objects.exclude(pk=restore.pk).get(backup=backup)
+    cleanup_pg.append(second.target_database)
+    restore_services.restore_run(operation_id=second.operation_id)
+    second.refresh_from_db()
+    assert second.status == "failed" and "Not a table of this backup: nope" in second.error_message
+    with psycopg.connect(dbname="postgres", **PG) as conn:  # nothing was left half-restored
+        assert not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (second.target_database,)).fetchone()
 
 
 def test_verify_offers_a_test_restore_and_refuses_it_in_words_where_it_cannot_run(root, tenant_a, monkeypatch):

@@ -292,6 +292,11 @@
       text += db ? "database " + db + (server ? " on " + server : "") : (path ? "folder " + path : "a new copy next to the source");
       text += overwrite ? ". Its current content will be REPLACED (after the restore succeeds)." :
         ". A new database/folder is created; nothing existing is touched.";
+      var tables = [];
+      form.querySelectorAll('[name="tables"]:checked').forEach(function (el) { tables.push(el.value); });
+      var typed = form.querySelector('input[type="text"][name="tables"]');
+      if (typed && typed.value.trim()) tables = typed.value.split(",").map(function (t) { return t.trim(); }).filter(Boolean);
+      if (tables.length) text += " Only " + (tables.length === 1 ? "table " : "tables ") + tables.join(", ") + ".";
       if (masked.length) text += " Masked columns: " + masked.join(", ") + ".";
       out.textContent = text;
       out.classList.toggle("danger", overwrite);
