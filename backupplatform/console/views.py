@@ -38,7 +38,8 @@ from backups.models import (
 )
 from backups.services.backups import backup_start
 from backups.services.downloads import backup_download_stream
-from backups.services.restores import MASKING_RULES, restore_start
+from backups.services.restore_options import MASKING_RULES
+from backups.services.restores import restore_start
 from backups.services.verifications import TEST_TYPES, verification_start
 from tenants.models import Tenant
 from tenants.scoping import admin_tenant_ids

@@ -19,13 +19,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.services import emit, publish
-from backupplatform import netpolicy
 from backupplatform.errors import Conflict, NotFound, TooManyOperations, ValidationFailed
 from backupplatform.isotime import utc_iso
 from tenants import capabilities
 from tenants.models import Tenant
 
-from .. import compat, confinement, engines, signals
+from .. import confinement, engines, signals
 from ..keys import tenant_current_key
 from ..models import (
     Application,
@@ -37,8 +36,6 @@ from ..models import (
     OperationStatus,
     Server,
     ServerType,
-    Source,
-    SourceType,
     Storage,
     StorageType,
 )
@@ -46,6 +43,7 @@ from ..pipeline import PipelineCancelled, backup_stream
 from ..progress import ProgressReporter
 from ..storage import StorageError, StorageUnavailable, open_backend
 from . import operations
+from .backup_sources import artifact_payload, estimate_stored, estimate_total, open_source
 
 logger = logging.getLogger(__name__)
 
@@ -76,25 +74,6 @@ def default_storage(tenant: Tenant) -> Storage:
         defaults={"type": StorageType.LOCAL, "configuration": {"path": root}, "is_default": True},
     )
     return storage
-
-
-def connection_params(server: Server, database: str) -> engines.ConnectionParams:
-    """How to reach ``database`` on ``server``; the network policy is checked again here,
-    right before pg_dump, mysqldump or a restore connects."""
-    if reason := netpolicy.host_refusal(server.host, server.port):
-        raise ValidationFailed(
-            f"Server '{server.name}' ({server.host}:{server.port}) is not allowed as a target: {reason}",
-            details={"host": [reason]},
-        )
-    creds = server.credentials or {}
-    return engines.ConnectionParams(
-        type=server.type,
-        host=server.host,
-        port=server.port,
-        username=creds.get("username") or "",
-        password=creds.get("password") or "",
-        database=database,
-    )
 
 
 def artifact_extension(backup: Backup) -> str:
@@ -269,139 +248,6 @@ def _queue(task_name: str, op: Operation, *, priority: int | None = None) -> Non
 # --- run --------------------------------------------------------------------------------------
 
 
-def _database_source(params: engines.ConnectionParams):
-    """The dump of one database, its info completed with what a restore needs to judge it
-    (server version, encoding, collation, size: ``compat.database_facts``)."""
-    source = engines.pg_dump_source(params) if params.is_postgres else engines.mysqldump_source(params)
-    source.info.update({k: v for k, v in compat.database_facts(params).items() if k not in source.info})
-    return source
-
-
-def _source_factory(backup: Backup, source: Source):
-    """A zero-argument factory of the engine stream for one application source."""
-    if source.type in (SourceType.POSTGRESQL, SourceType.MYSQL):
-        params = connection_params(source.server, source.database_name)
-        return lambda: _database_source(params)
-    if source.type == SourceType.PATH:
-        return lambda: engines.tar_source([source.path], include=source.include or [], exclude=source.exclude or [])
-    if source.type == SourceType.SQLITE:
-        return lambda: engines.tar_source([source.path])
-    if source.type == SourceType.PLATFORM_CONFIG:
-        from .config import platform_config_export
-
-        data = platform_config_export(tenant=backup.tenant)
-        return lambda: engines.config_source(data)
-    raise ValidationFailed(f"Unknown source type {source.type}")
-
-
-MEMBER_EXT = {
-    SourceType.POSTGRESQL: "dump",
-    SourceType.MYSQL: "sql",
-    SourceType.PATH: "tar",
-    SourceType.SQLITE: "tar",
-    SourceType.PLATFORM_CONFIG: "json",
-}
-
-
-# What the decrypted stream is, written into the artifact's header (docs/artifact-format.md).
-PAYLOADS = {ServerType.POSTGRESQL: "pg_dump-custom", ServerType.MYSQL: "sql"}
-
-
-def artifact_payload(backup: Backup) -> str:
-    return "bp-bundle" if backup.application_id else PAYLOADS.get(backup.db_type, "unspecified")
-
-
-def _open_source(backup: Backup):
-    if backup.server_id:
-        return _database_source(connection_params(backup.server, backup.database_name))
-    sources = list(backup.application.sources.select_related("server").order_by("position", "id"))
-    if backup.components:
-        sources = [s for s in sources if s.component in backup.components]
-    if not sources:
-        raise ValidationFailed("The application has no sources to back up")
-    for source in sources:
-        # Checked again when the work runs: roots may have changed, a folder may be a link now.
-        if confinement.source_needs_confinement(type=source.type, server=source.server) and (
-            reason := confinement.check_data_path(backup.tenant, source.path)
-        ):
-            raise ValidationFailed(f"Source '{source.name}' ({source.path}): {reason}")
-    members = [(f"{i:02d}-{s.name}.{MEMBER_EXT[s.type]}", _source_factory(backup, s)) for i, s in enumerate(sources)]
-    manifest_extra = {
-        "application": {
-            "id": backup.application_id,
-            "name": backup.application.name,
-            "namespace": backup.application.namespace,
-        },
-        "sources": [
-            {
-                "member": m[0],
-                "name": s.name,
-                "type": s.type,
-                "database": s.database_name,
-                "path": s.path,
-                "component": s.component,
-            }
-            for m, s in zip(members, sources, strict=True)
-        ],
-    }
-    return engines.bundle_source(members, manifest_extra)
-
-
-def _estimate_total(backup: Backup) -> int | None:
-    """Size of the database(s) to back up, for percent and ETA (None when unknown). An
-    application's next backup is about as large as its last one of the same components."""
-    if not backup.server_id:
-        last = (
-            Backup.objects.filter(
-                application_id=backup.application_id, components=backup.components, status=BackupStatus.COMPLETED
-            )
-            .exclude(pk=backup.pk)
-            .order_by("-created_at", "-id")
-            .values_list("size_bytes", flat=True)
-            .first()
-        )
-        return last or None
-    try:
-        from ..connectivity import list_databases
-
-        creds = backup.server.credentials or {}
-        for db in list_databases(
-            type=backup.server.type,
-            host=backup.server.host,
-            port=backup.server.port,
-            username=creds.get("username") or "",
-            password=creds.get("password") or "",
-            timeout=5.0,
-        ):
-            if db["name"] == backup.database_name:
-                return int(db.get("size_bytes") or db["size_mb"] * 1024 * 1024)
-    except Exception:  # an estimate only: the backup itself reports real errors
-        logger.info("could not estimate the size of %s", backup.database_name, exc_info=True)
-    return None
-
-
-def _estimate_stored(backup: Backup, raw: int | None) -> int:
-    """The artifact size to expect from ``raw`` source bytes: the last completed backup of the
-    same database tells its compression ratio (0 when nothing is known)."""
-    if not raw:
-        return 0
-    last = (
-        Backup.objects.filter(
-            tenant_id=backup.tenant_id,
-            server_id=backup.server_id,
-            database_name=backup.database_name,
-            status=BackupStatus.COMPLETED,
-            size_bytes__gt=0,
-        )
-        .exclude(pk=backup.pk)
-        .order_by("-completed_at")
-        .first()
-    )
-    if last is None:
-        return raw
-    return int(raw * last.stored_bytes / last.size_bytes)
-
-
 def backup_run(*, operation_id: int, retry_transient: bool = False) -> Operation | None:
     """The work of a backup operation (called by the Celery task). Idempotent.
 
@@ -422,7 +268,7 @@ def backup_run(*, operation_id: int, retry_transient: bool = False) -> Operation
         tenant_id=backup.tenant_id,
         event={"type": "backup_started", "backup_id": backup.pk, "job_id": op.public_id, "timestamp": now.isoformat()},
     )
-    reporter = ProgressReporter(op, total=_estimate_total(backup))
+    reporter = ProgressReporter(op, total=estimate_total(backup))
     backend = writer = source = None
     try:
         if backup.storage is not None and backup.storage.quota_bytes:
@@ -431,7 +277,7 @@ def backup_run(*, operation_id: int, retry_transient: bool = False) -> Operation
             # Databases: refused before anything is written when the estimate does not fit.
             quota_check(
                 storage=backup.storage,
-                incoming=_estimate_stored(backup, reporter.total),
+                incoming=estimate_stored(backup, reporter.total),
                 what=f"the backup of {backup.database_name or 'the application'} (estimated)",
             )
         if backup.storage is None:
@@ -450,7 +296,7 @@ def backup_run(*, operation_id: int, retry_transient: bool = False) -> Operation
         if op.details.get("attempts", 1) > 1:  # an earlier attempt's abort may not have got through
             with contextlib.suppress(StorageError):
                 backend.discard_partials(backup.storage_path)
-        source = _open_source(backup)
+        source = open_source(backup)
         writer = backend.open_writer(backup.storage_path)
         if backup.storage.quota_bytes:
             from .copies import QuotaWriter

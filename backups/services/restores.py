@@ -37,107 +37,20 @@ from ..models import (
 from ..pipeline import restore_stream
 from ..progress import ProgressReporter
 from . import operations
-from .backups import _queue, backup_open_artifact, connection_params
+from .backup_sources import connection_params
+from .backups import _queue, backup_open_artifact
+from .restore_options import (
+    bundle_namespace,
+    bundle_sources,
+    check_jobs,
+    check_namespace_mapping,
+    check_tables,
+    is_plain_sql,
+    namespace_suffix,
+    validate_masking_rules,
+)
 
 logger = logging.getLogger(__name__)
-
-MASKING_RULES = ("hash", "randomize", "null")
-
-
-def validate_masking_rules(rules: Any) -> dict:
-    if rules in (None, {}):
-        return {}
-    if not isinstance(rules, dict):
-        raise ValidationFailed(details={"masking_rules": ["Must be an object of column name to rule."]})
-    errors = {}
-    for column, rule in rules.items():
-        ok = (
-            rule in MASKING_RULES
-            or (isinstance(rule, str) and rule.startswith("fixed:"))
-            or (
-                isinstance(rule, dict)
-                and rule.get("type") == "fixed"
-                and isinstance(rule.get("value"), str | int | float)
-            )
-        )
-        if not ok or not str(column).strip():
-            errors[f"masking_rules.{column}"] = [
-                "Use 'hash', 'randomize', 'null', 'fixed:<value>' or {\"type\": \"fixed\", \"value\": ...}."
-            ]
-    if errors:
-        raise ValidationFailed(details=errors)
-    return rules
-
-
-DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$-]{0,62}")
-
-
-def _namespace_suffix(namespace: str) -> str:
-    """A namespace as a database name suffix: letters, digits and underscores."""
-    return re.sub(r"[^A-Za-z0-9_]+", "_", namespace).strip("_")
-
-
-def _bundle_sources(backup: Backup) -> list[dict]:
-    bundle = backup.manifest.get("bundle", {}) or {}
-    return bundle.get("sources") or backup.manifest.get("source", {}).get("sources", []) or []
-
-
-def _bundle_namespace(backup: Backup) -> str:
-    application = (backup.manifest.get("bundle", {}) or {}).get("application") or {}
-    return application.get("namespace") or (backup.application.namespace if backup.application else "") or ""
-
-
-def _check_namespace_mapping(tenant: Tenant, backup: Backup, mapping: Any) -> dict[str, str]:
-    """workspace-backup-api.md "Restore Backup" ``namespace_mapping``: each key is the backed-up
-    application's namespace, one of its databases or one of its folders; nothing is ignored.
-
-    - ``{"<namespace>": "<new namespace>"}``: every database and folder of the application comes
-      back named after the new namespace (``<database>_<new_namespace>``, ``<folder>.<new
-      namespace>``) instead of the ``_restored_<id>`` suffix;
-    - ``{"<database>": "<new database>"}`` and ``{"<folder>": "<new folder>"}``: that one
-      comes back under the given name (a key for a source wins over the namespace's).
-    """
-    if not isinstance(mapping, dict):
-        raise ValidationFailed(details={"namespace_mapping": ["Must be an object of old name to new name."]})
-    if not backup.application_id:
-        raise ValidationFailed(
-            details={
-                "namespace_mapping": ["Only application backups have namespaces; name the target database instead."]
-            }
-        )
-    namespace = _bundle_namespace(backup)
-    sources = _bundle_sources(backup)
-    databases = {s.get("database") for s in sources if s.get("type") in (SourceType.POSTGRESQL, SourceType.MYSQL)}
-    folders = {s.get("path") for s in sources if s.get("type") in (SourceType.PATH, SourceType.SQLITE)}
-    errors: dict[str, list[str]] = {}
-    for old, new in mapping.items():
-        where = f"namespace_mapping.{old}"
-        if not isinstance(new, str) or not new.strip():
-            errors[where] = ["The new name must be a non-empty string."]
-        elif old and old == namespace:
-            if not _namespace_suffix(new):
-                errors[where] = ["The new namespace needs at least one letter or digit."]
-            elif any(len(f"{d}_{_namespace_suffix(new)}") > 63 for d in databases if d):
-                errors[where] = ["Database names would pass 63 characters with this namespace."]
-        elif old in databases:
-            if not DATABASE_NAME.fullmatch(new):
-                errors[where] = ["Use letters, digits, '_', '-' or '$' (at most 63 characters)."]
-            elif new in databases:
-                errors[where] = ["A backed-up database cannot be a restore target: choose a new name."]
-        elif old in folders:
-            if reason := confinement.check_data_path(tenant, new):
-                errors[where] = [reason]
-        else:
-            known = [f"namespace {namespace!r}"] if namespace else []
-            known += [f"database {d!r}" for d in sorted(d for d in databases if d)]
-            known += [f"folder {f!r}" for f in sorted(f for f in folders if f)]
-            errors[where] = [
-                f"{old!r} is no namespace, database or folder of this backup"
-                + (f" ({', '.join(known)})." if known else ".")
-            ]
-    if errors:
-        raise ValidationFailed(details=errors)
-    return {str(k): v for k, v in mapping.items()}
 
 
 @transaction.atomic
@@ -218,11 +131,11 @@ def restore_start(
         )
     options = dict(options or {})
     if options.get("jobs") is not None:
-        options["jobs"] = _check_jobs(backup, options["jobs"])
+        options["jobs"] = check_jobs(backup, options["jobs"])
     if options.get("namespace_mapping"):
-        options["namespace_mapping"] = _check_namespace_mapping(tenant, backup, options["namespace_mapping"])
+        options["namespace_mapping"] = check_namespace_mapping(tenant, backup, options["namespace_mapping"])
     if options.get("tables") is not None:
-        options["tables"] = _check_tables(backup, options["tables"])
+        options["tables"] = check_tables(backup, options["tables"])
     op = operations.operation_create(tenant=tenant, kind=kind, actor=actor, backup=backup)
     restore = Restore.objects.create(
         tenant=tenant,
@@ -258,42 +171,6 @@ def restore_start(
 
 
 #: The most connections a parallel restore may use (``pg_restore --jobs``).
-MAX_RESTORE_JOBS = 16
-
-
-def _is_plain_sql(backup: Backup) -> bool:
-    return (backup.manifest.get("source") or {}).get("format") == "plain"
-
-
-def _check_jobs(backup: Backup, jobs: Any) -> int:
-    """``jobs`` > 1 restores a PostgreSQL database in parallel: the decrypted dump is first
-    written to a temporary file (its size is checked to fit when the restore runs), then
-    loaded by ``pg_restore --jobs``."""
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_RESTORE_JOBS:
-        raise ValidationFailed(details={"jobs": [f"A whole number from 1 to {MAX_RESTORE_JOBS}."]})
-    if jobs > 1 and (backup.db_type != ServerType.POSTGRESQL or _is_plain_sql(backup)):
-        raise ValidationFailed(
-            details={"jobs": ["Parallel restore is for PostgreSQL database backups in pg_dump's custom format."]}
-        )
-    return jobs
-
-
-def _check_tables(backup: Backup, tables: Any) -> list[str] | None:
-    """``tables``: restore only these tables of a PostgreSQL backup (``schema.table`` or ``table``),
-    with their indexes, constraints and sequences; checked against the dump when it runs."""
-    if isinstance(tables, str):
-        tables = [t for t in (part.strip() for part in tables.replace("\n", ",").split(",")) if t]
-    if not isinstance(tables, list) or not all(isinstance(t, str) and 0 < len(t.strip()) <= 200 for t in tables):
-        raise ValidationFailed(details={"tables": ["A list of table names (schema.table or table)."]})
-    if not tables:
-        return None
-    if backup.db_type != ServerType.POSTGRESQL or _is_plain_sql(backup):
-        raise ValidationFailed(
-            details={"tables": ["Tables can be chosen from PostgreSQL database backups in pg_dump's custom format."]}
-        )
-    return sorted({t.strip() for t in tables})
-
-
 def restore_compatibility(*, backup: Backup, target_server: Server | None) -> compat.Compatibility:
     """Judge the backup's recorded versions against the servers it would restore into: the
     target server of a database backup, each database source's server of an application."""
@@ -401,7 +278,7 @@ def _database_sink(restore: Restore, *, prepare=None, staging: str | None = None
     strategy = "overwrite" if overwrite else "create_new"
     if server.type == ServerType.POSTGRESQL:
         # An imported plain-SQL pg_dump goes through psql instead of pg_restore.
-        plain = _is_plain_sql(restore.backup)
+        plain = is_plain_sql(restore.backup)
         jobs = int((restore.options or {}).get("jobs") or 1)
         return engines.pg_restore_sink(
             params,
@@ -422,7 +299,7 @@ def _path_target(restore: Restore, item: dict, *, several: bool) -> str:
     mapping = restore.options.get("namespace_mapping") or {}
     if item.get("path") in mapping:
         return mapping[item["path"]]
-    namespace = _bundle_namespace(restore.backup)
+    namespace = bundle_namespace(restore.backup)
     if namespace and namespace in mapping and not restore.target_path:
         return f"{item['path'].rstrip('/')}.{mapping[namespace]}"
     if restore.target_path:
@@ -445,9 +322,9 @@ def _database_target(restore: Restore, database: str) -> str:
     mapping = restore.options.get("namespace_mapping") or {}
     if database in mapping:
         return mapping[database]
-    namespace = _bundle_namespace(restore.backup)
+    namespace = bundle_namespace(restore.backup)
     if namespace and namespace in mapping:
-        return f"{database}_{_namespace_suffix(mapping[namespace])}"
+        return f"{database}_{namespace_suffix(mapping[namespace])}"
     overwrite = restore.strategy == RestoreStrategy.OVERWRITE
     suffix = restore.options.get("database_suffix") or ("" if overwrite else f"_restored_{restore.pk}")
     return f"{database}{suffix}"
@@ -463,7 +340,7 @@ def _bundle_handlers(restore: Restore, reporter: ProgressReporter, masking: dict
     strategy = "overwrite" if overwrite else "create_new"
     bundle = backup.manifest.get("bundle", {}) or {}
     members = {m.get("name"): m.get("info") or {} for m in bundle.get("members") or []}
-    items = _bundle_sources(backup)
+    items = bundle_sources(backup)
     only = restore.options.get("members")
     if only is not None:
         items = [item for item in items if item["member"] in only]

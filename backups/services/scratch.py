@@ -51,7 +51,8 @@ from .. import confinement, engines
 from ..keys import key_for_id
 from ..models import Backup, Server, ServerType, SourceType
 from ..pipeline import restore_stream
-from .backups import backup_open_artifact, connection_params
+from .backup_sources import connection_params
+from .backups import backup_open_artifact
 
 logger = logging.getLogger(__name__)
 

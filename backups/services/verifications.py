@@ -29,7 +29,8 @@ from ..models import Backup, BackupStatus, OperationKind, OperationStatus, Serve
 from ..pipeline import ArtifactError, verify_stream
 from ..progress import ProgressReporter
 from . import operations
-from .backups import _queue, backup_open_artifact, connection_params
+from .backup_sources import connection_params
+from .backups import _queue, backup_open_artifact
 
 logger = logging.getLogger(__name__)
 

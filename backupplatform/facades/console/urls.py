@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from . import (
+    backup_details,
     backups,
     progress,
     recovery,
@@ -31,7 +32,7 @@ urlpatterns = [
     path("create", backups.BackupCreateView.as_view(), name="console-backup-create"),
     path("download/<str:backup_id>", backups.BackupDownloadView.as_view(), name="console-backup-download"),
     path("delete", backups.BackupDeleteView.as_view(), name="console-backup-delete"),
-    path("details/<str:backup_id>", backups.BackupDetailsView.as_view(), name="console-backup-details"),
+    path("details/<str:backup_id>", backup_details.BackupDetailsView.as_view(), name="console-backup-details"),
     path("progress/<str:job_id>", progress.BackupProgressView.as_view(), name="console-progress"),
     path("restore/progress/<str:restore_id>", progress.RestoreProgressView.as_view(), name="console-restore-progress"),
     path("operation/cancel", progress.CancelView.as_view(), name="console-operation-cancel"),
