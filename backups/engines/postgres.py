@@ -326,7 +326,15 @@ def pg_restore_sink(
     spooled = jobs > 1 or bool(tables)
     if spooled:
         spool_dir = spool_dir or tempfile.gettempdir()
-        check_spool_space(spool_dir, spool_size)
+        if jobs > 1:
+            check_spool_space(spool_dir, spool_size)
+        else:
+            check_spool_space(
+                spool_dir,
+                spool_size,
+                what="A restore of chosen tables",
+                instead="Restore the whole database (streamed, no temporary space)",
+            )
     into = _restore_target(params, strategy, create_database, prepare, staging)
     argv = _restore_argv(params, into, jobs=jobs, plain=plain)
     result = {

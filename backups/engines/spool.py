@@ -19,9 +19,16 @@ logger = logging.getLogger(__name__)
 SPOOL_MARGIN = 64 << 20
 
 
-def check_spool_space(folder: str, size: int | None) -> None:
+def check_spool_space(
+    folder: str,
+    size: int | None,
+    *,
+    what: str = "A parallel restore",
+    instead: str = "Restore without jobs (streamed, no temporary space)",
+) -> None:
     """Refuse (``code="insufficient_space"``) when ``folder`` has less than ``size`` bytes plus a
-    margin free; an unknown size is not checked (writing then fails cleanly if space runs out)."""
+    margin free; an unknown size is not checked (writing then fails cleanly if space runs out).
+    ``what`` needs the room; ``instead`` is what works without it."""
     try:
         free = shutil.disk_usage(folder).free
     except OSError as exc:
@@ -30,9 +37,8 @@ def check_spool_space(folder: str, size: int | None) -> None:
         ) from None
     if size and free < size + SPOOL_MARGIN:
         raise EngineError(
-            f"A parallel or table-by-table restore first writes the dump to {folder}: it needs {_mib(size + SPOOL_MARGIN)} "
-            f"free there, {_mib(free)} is. Restore without jobs (streamed, no temporary space) "
-            "or free some space.",
+            f"{what} first writes the dump to {folder}: it needs {_mib(size + SPOOL_MARGIN)} "
+            f"free there, {_mib(free)} is. {instead} or free some space.",
             code="insufficient_space",
         )
 
