@@ -13,8 +13,9 @@ from django.contrib import admin, messages
 
 from audit import channels as channel_types
 from audit import notifications
+from audit.events import DEFAULT_CHANNEL_EVENTS, EVENT_TYPES
 from audit.models import AuditEvent, Delivery, NotificationChannel, Webhook
-from backupplatform.admin_forms import LinesField
+from backupplatform.admin_forms import KeyValueField, LinesField, ServiceAdminMixin, ServiceModelForm
 from tenants.scoping import TenantScopedAdminMixin
 
 
@@ -49,65 +50,165 @@ class AuditEventAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 # --- notification channels, webhooks, deliveries ---------------------------------------------------
 
 
-class ChannelForm(forms.ModelForm):
-    """Configuration is write-only: the form shows which keys are set, never their values;
-    a JSON object typed here replaces the keys it names (secrets left out are kept)."""
+# Labels and hints of the configuration keys (audit/channels.py ``CONFIG_KEYS``), shown as one
+# field each; the form shows the fields of the chosen type only.
+CONFIG_LABELS = {
+    "webhook_url": ("Webhook URL", "The incoming webhook's URL, from the Slack, Teams or Discord app."),
+    "channel": ("Slack channel", "e.g. #backups (optional: the webhook's own channel otherwise)."),
+    "username": ("Sender name", "Shown as the message's author (optional)."),
+    "icon_emoji": ("Icon emoji", "e.g. :floppy_disk: (optional)."),
+    "url": ("URL", "Receives a JSON POST per event."),
+    "headers": ("Extra headers", "One Name=value per line, e.g. Authorization=Bearer ... (optional)."),
+    "bot_token": ("Bot token", "From @BotFather, e.g. 123456:ABC-DEF..."),
+    "chat_id": ("Chat ID", "The chat or channel to post to, e.g. -1001234567890."),
+    "api_url": ("Bot API URL", "Only for a self-hosted Bot API server (optional)."),
+    "to": ("Send to", "One e-mail address per line (up to 20)."),
+    "from_email": ("From", "The sender address (optional: the platform's default)."),
+    "smtp_host": ("SMTP server", "Optional: the platform's mail settings otherwise."),
+    "smtp_port": ("SMTP port", "e.g. 587 (STARTTLS) or 465 (SSL)."),
+    "smtp_username": ("SMTP user name", ""),
+    "smtp_password": ("SMTP password", ""),
+    "smtp_security": ("Connection security", ""),
+}
+KEEP_SECRET = "Stored once saved and never shown again; leave blank to keep it."
 
-    event_types = LinesField(label="Event types", help_text="One per line, e.g. backup.failed (empty: every event).")
 
-    config_update = forms.JSONField(
+def _config_field(key: channel_types.ConfigKey) -> forms.Field:
+    label, help_text = CONFIG_LABELS.get(key.name, (key.name.replace("_", " ").capitalize(), ""))
+    options = {"label": label, "required": False, "help_text": help_text}
+    if key.kind == "headers":
+        return KeyValueField(**options, widget=forms.Textarea(attrs={"rows": 2, "autocomplete": "off"}))
+    if key.secret:
+        options["help_text"] = f"{help_text} {KEEP_SECRET}".strip()
+        return forms.CharField(**options, max_length=key.max_length, widget=forms.PasswordInput(render_value=False))
+    if key.kind == "int":
+        return forms.IntegerField(**options, min_value=1, max_value=65535)
+    if key.kind == "email_list":
+        return LinesField(**options)
+    if key.kind == "choice":
+        return forms.ChoiceField(**options, choices=[("", "default"), *[(c, c) for c in key.choices]])
+    return forms.CharField(**options, max_length=key.max_length)
+
+
+CONFIG_FIELDS = {
+    f"config_{key.name}": _config_field(key) for keys in channel_types.CONFIG_KEYS.values() for key in keys
+}
+# What the form shows for each type (clear_secrets where the type has an optional secret).
+TYPE_CONFIG_FIELDS = {
+    str(kind): [f"config_{key.name}" for key in keys]
+    + (["clear_secrets"] if any(key.secret and not key.required for key in keys) else [])
+    for kind, keys in channel_types.CONFIG_KEYS.items()
+}
+
+
+class ChannelForm(ServiceModelForm):
+    """A channel's settings as the fields its type needs (no JSON to type). Secrets are
+    write-only: never shown, blank keeps the stored value, ``clear_secrets`` removes the
+    optional ones."""
+
+    event_types = forms.MultipleChoiceField(
         required=False,
-        label="Configuration changes",
-        help_text='JSON object, e.g. {"webhook_url": "https://..."}. '
-        "Keys left out keep their stored value; null removes one.",
+        widget=forms.CheckboxSelectMultiple,
+        choices=[(name, f"{event.label} ({name})") for name, event in EVENT_TYPES.items()],
+        label="Events",
+        help_text="None ticked: the failures and alerts (" + ", ".join(DEFAULT_CHANNEL_EVENTS) + ").",
     )
+    clear_secrets = forms.BooleanField(
+        required=False, help_text="Remove the stored optional secrets (e.g. the SMTP password, extra headers)."
+    )
+    # "config.webhook_url" (the service's error key) is shown on the config_webhook_url field.
+    error_aliases = {f"config.{name.removeprefix('config_')}": name for name in CONFIG_FIELDS}
 
     class Meta:
         model = NotificationChannel
         fields = ["tenant", "name", "type", "is_enabled", "event_types", "min_level"]
 
-    def clean(self):
-        from backupplatform.errors import ValidationFailed
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        config = (self.instance.config or {}) if self.instance.pk else {}
+        secret = {k.name for keys in channel_types.CONFIG_KEYS.values() for k in keys if k.secret}
+        for key, value in config.items():
+            field = self.fields.get(f"config_{key}")
+            if field is None:
+                continue
+            if key in secret:
+                field.help_text = f"Stored. {KEEP_SECRET}"
+            else:
+                field.initial = value
 
-        data = super().clean()
-        if self.errors:
-            return data
-        try:
-            current = self.instance.config if self.instance.pk and data.get("type") == self.instance.type else None
-            self.cleaned_config = channel_types.config_validate(
-                data["type"], data.get("config_update") or {}, current=current
-            )
-            notifications._check_event_types(data.get("event_types") or [])
-        except ValidationFailed as exc:
-            raise forms.ValidationError([f"{k}: {' '.join(v)}" for k, v in (exc.details or {}).items()]) from None
-        return data
+    @property
+    def kind(self) -> str:
+        return self.cleaned_data.get("type") or self.instance.type
+
+    def _config(self) -> dict:
+        """The type's keys as the service takes them: typed values; a non-secret left empty is
+        removed; a secret left empty is kept (or removed with ``clear_secrets``)."""
+        data, config = self.cleaned_data, {}
+        for key in channel_types.CONFIG_KEYS.get(self.kind, ()):
+            value = data.get(f"config_{key.name}")
+            if value not in (None, "", [], {}):
+                config[key.name] = value
+            elif not key.secret or (data.get("clear_secrets") and not key.required):
+                config[key.name] = None
+        return config
+
+    def write(self) -> NotificationChannel:
+        data = self.cleaned_data
+        fields = {k: data[k] for k in ("name", "type", "is_enabled", "event_types", "min_level") if k in data}
+        if self.instance.pk:
+            channel = NotificationChannel.objects.get(pk=self.instance.pk)
+            return notifications.channel_update(channel=channel, config=self._config(), **fields)
+        config = {k: v for k, v in self._config().items() if v is not None}
+        return notifications.channel_create(tenant=data["tenant"], config=config, actor=self.actor, **fields)
+
+
+ChannelForm.declared_fields.update(CONFIG_FIELDS)
+ChannelForm.base_fields.update(CONFIG_FIELDS)
 
 
 @admin.register(NotificationChannel)
-class NotificationChannelAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+class NotificationChannelAdmin(TenantScopedAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
     form = ChannelForm
     list_display = ["name", "tenant", "type", "is_enabled", "min_level", "health", "last_delivered_at"]
     list_filter = ["type", "is_enabled", "tenant"]
     readonly_fields = ["configured_keys", "consecutive_failures", "failing_since", "last_error", "last_delivered_at"]
     actions = ["send_test"]
 
+    def get_fieldsets(self, request, obj=None):
+        config = [*dict.fromkeys(CONFIG_FIELDS), "clear_secrets"]
+        state = ["configured_keys", "consecutive_failures", "failing_since", "last_error", "last_delivered_at"]
+        return [
+            (None, {"fields": ["tenant", "name", "type", "is_enabled"]}),
+            (
+                "Where to send",
+                {
+                    "fields": config,
+                    "classes": ["channel-config"],
+                    "description": "Only the fields of the chosen type are shown. "
+                    "Secrets are never shown again once saved.",
+                },
+            ),
+            ("What to send", {"fields": ["event_types", "min_level"]}),
+            *([("State", {"fields": state})] if obj is not None else []),
+        ]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.actor = request.user
+        return form
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["type_fields"] = json.dumps({"fields": TYPE_CONFIG_FIELDS, "current": obj.type if obj else ""})
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     @admin.display(description="Health")
     def health(self, obj) -> str:
         return f"FAILING since {obj.failing_since:%Y-%m-%d %H:%M}" if obj.failing_since else "ok"
 
-    @admin.display(description="Configuration (secrets hidden)")
+    @admin.display(description="Stored configuration (secrets hidden)")
     def configured_keys(self, obj) -> str:
-        return json.dumps(channel_types.config_public(obj.type, obj.config or {}), indent=1) if obj.pk else ""
-
-    def save_model(self, request, obj, form, change):
-        fields = {k: form.cleaned_data[k] for k in ("name", "type", "is_enabled", "event_types", "min_level")}
-        if change:
-            notifications.channel_update(channel=obj, config=form.cleaned_config, **fields)
-        else:
-            created = notifications.channel_create(
-                tenant=form.cleaned_data["tenant"], config=form.cleaned_config, actor=request.user, **fields
-            )
-            obj.pk = created.pk
+        public = channel_types.config_public(obj.type, obj.config or {}) if obj.pk else {}
+        return "; ".join(f"{k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in public.items()) or "-"
 
     def delete_model(self, request, obj):
         notifications.channel_delete(channel=obj)

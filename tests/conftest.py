@@ -59,6 +59,14 @@ def viewer_a(tenant_a):
 
 
 @pytest.fixture
+def staff_a(admin_a):
+    """Tenant A's admin with staff access to the admin site (not a superuser)."""
+    admin_a.is_staff = True
+    admin_a.save()
+    return admin_a
+
+
+@pytest.fixture
 def admin_b(tenant_b):
     return make_member(tenant_b, "bob", Role.ADMIN)
 

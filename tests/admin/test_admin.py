@@ -14,13 +14,6 @@ from tenants.models import ApiKey, Membership, Role
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff_a(admin_a):
-    admin_a.is_staff = True
-    admin_a.save()
-    return admin_a
-
-
 def test_superuser_logs_in_to_admin(superuser):
     client = Client()
     page = client.get("/admin/login/")

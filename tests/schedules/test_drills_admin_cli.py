@@ -31,13 +31,6 @@ def job(tenant_a, app_a, storage_a):
     return drills.drill_configure(job=job, assertions=[{"type": "file", "path": "f2.txt"}])
 
 
-@pytest.fixture
-def staff_a(admin_a):
-    admin_a.is_staff = True
-    admin_a.save()
-    return admin_a
-
-
 def test_the_drill_command_runs_a_drill_now_and_writes_the_evidence(job, tenant_a, tmp_path, capsys):
     call_command("drill", str(job.pk))
     out = capsys.readouterr().out

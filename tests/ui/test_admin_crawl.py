@@ -24,13 +24,6 @@ def seeded(tenant_a, tenant_b):
     return seed(tenant_a, tenant_b)
 
 
-@pytest.fixture
-def staff_a(admin_a):
-    admin_a.is_staff = True
-    admin_a.save()
-    return admin_a
-
-
 def pages_for(client: Client, user, seeded) -> list[str]:
     """The admin's pages for this user: each model's list, add form and a row's change form,
     and the console's own pages."""

@@ -293,3 +293,32 @@ def test_storage_form_shows_the_chosen_types_fields_and_the_job_form_its_next_ru
     page.locator("fieldset.job-schedule").scroll_into_view_if_needed()
     assert_fits(page, DESKTOP["width"])
     screenshot(page, "job-form")
+
+
+def test_the_channel_form_shows_the_chosen_types_fields_and_saves_them(seeded, browser_as, superuser, tenant_a):
+    from audit.models import NotificationChannel
+
+    page = browser_as(superuser)
+    page.goto("/admin/audit/notificationchannel/add/")
+    page.select_option("#id_tenant", str(tenant_a.pk))
+    page.fill("#id_name", "on-call mail")
+    page.select_option("#id_type", "email")
+    assert page.is_visible("#id_config_to") and page.is_visible("#id_config_smtp_password")
+    assert not page.is_visible("#id_config_webhook_url") and not page.is_visible("#id_config_bot_token")
+    page.select_option("#id_type", "slack")
+    assert page.is_visible("#id_config_webhook_url") and page.is_visible("#id_config_channel")
+    assert not page.is_visible("#id_config_to") and not page.is_visible("#id_clear_secrets")
+    page.select_option("#id_type", "email")
+    page.fill("#id_config_to", "ops@example.com\noncall@example.com")
+    page.check('input[name="event_types"][value="backup.failed"]')
+    assert_fits(page, DESKTOP["width"])
+    page.locator("fieldset.channel-config").scroll_into_view_if_needed()
+    screenshot(page, "channel-form")
+    phone = browser_as(superuser, viewport=PHONE)
+    phone.goto("/admin/audit/notificationchannel/add/")
+    assert_fits(phone, PHONE["width"])
+    page.click('input[name="_save"]')
+    page.wait_for_url("**/admin/audit/notificationchannel/")
+    channel = NotificationChannel.objects.get(name="on-call mail")
+    assert channel.config["to"] == ["ops@example.com", "oncall@example.com"]
+    assert channel.event_types == ["backup.failed"]

@@ -318,16 +318,15 @@
   else start();
 })();
 
-/* Storage form: show the fields of the chosen storage type only. */
+/* Storage and notification channel forms: show the fields of the chosen type only. */
 (function () {
   "use strict";
-  function start() {
-    var data = document.getElementById("storage-type-fields");
-    if (!data) return;
+  function follow(data) {
     var spec = JSON.parse(data.textContent);
     var all = {};
     Object.keys(spec.fields).forEach(function (t) { spec.fields[t].forEach(function (f) { all[f] = true; }); });
     var select = document.getElementById("id_type");
+    var listsClear = all.clear_secrets;  // else: shown where the type has a secret field
     function show() {
       var kind = select ? select.value : spec.current;
       var wanted = {};
@@ -337,12 +336,17 @@
           row.hidden = !wanted[f];
         });
       });
-      document.querySelectorAll(".form-row.field-clear_secrets").forEach(function (row) {
-        row.hidden = !(spec.fields[kind] || []).some(function (f) { return /key|secret|password|token|json|string|passphrase/.test(f); });
-      });
+      if (!listsClear) {
+        document.querySelectorAll(".form-row.field-clear_secrets").forEach(function (row) {
+          row.hidden = !(spec.fields[kind] || []).some(function (f) { return /key|secret|password|token|json|string|passphrase/.test(f); });
+        });
+      }
     }
     if (select) select.addEventListener("change", show);
     show();
+  }
+  function start() {
+    document.querySelectorAll("script[data-type-fields]").forEach(follow);
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
