@@ -12,8 +12,9 @@ from tenants.models import Plan, Role, Tenant
 
 PASSWORD = "Corr3ct-Horse-Battery"
 
-# ``start_worker``: a real Celery worker on the test's database (tests/faults has its own).
-pytest_plugins = ["tests.support.workers"]
+# ``start_worker``: a real Celery worker on the test's database (tests/faults has its own);
+# ``chromium``: Debian's chromium under Playwright.
+pytest_plugins = ["tests.support.workers", "tests.support.browser"]
 
 
 @pytest.fixture(autouse=True)

@@ -19,6 +19,7 @@ import pytest
 import websockets
 
 from tests.faults.conftest import free_port, wait_for
+from tests.support.browser import CHROMIUM
 
 from .conftest import PG, needs_pg
 
@@ -35,7 +36,7 @@ def _post_json(url: str, body: dict) -> dict:
 
 @needs_pg
 @pytest.mark.slow
-def test_a_cli_backup_beside_make_run_shows_live_on_its_socket(tmp_path, pg_source_db):
+def test_a_cli_backup_beside_make_run_shows_live_on_its_socket_and_in_the_browser(request, tmp_path, pg_source_db):
     var = tmp_path / "var"
     port = free_port()
     # The instance: SQLite and its own embedded Redis in ``var`` (the ``make run`` defaults).
@@ -147,6 +148,14 @@ def test_a_cli_backup_beside_make_run_shows_live_on_its_socket(tmp_path, pg_sour
         types = [e["type"] for e in events]
         assert types[-1] == "backup_completed" and events[-1]["backup_id"] == backup_id, types
         assert "backup_started" in types and "backup_progress" in types
+
+        # And in the operators' console, where chromium is installed.
+        if os.path.exists(CHROMIUM):
+            _watch_a_cli_backup_in_the_browser(
+                request.getfixturevalue("chromium"), port, password, cli_env, server_id, pg_source_db
+            )
+        else:
+            print(f"\nthe browser part skipped: {CHROMIUM} is absent")
     finally:
         runner.terminate()
         try:
@@ -155,6 +164,37 @@ def test_a_cli_backup_beside_make_run_shows_live_on_its_socket(tmp_path, pg_sour
             if runner.poll() is None:
                 runner.kill()
     assert not (var / "run.env").exists(), "make run removes its record when it stops"
+
+
+def _watch_a_cli_backup_in_the_browser(browser, port, password, cli_env, server_id, database):
+    """An admin watching the overview sees the CLI's backup run (a progress bar that reaches
+    100 %) and a completion toast, without a reload."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900}, base_url=f"http://127.0.0.1:{port}")
+    page.set_default_timeout(60_000)
+    page.goto("/admin/login/?next=/admin/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#running-list")
+    page.wait_for_function("window.consoleLive && window.consoleLive.connected")
+    watched = subprocess.Popen(
+        [sys.executable, "manage.py", "backup", "--tenant", "demo", "--server", server_id, "--database", database],
+        cwd=ROOT,
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    page.locator(".toast-success", has_text="completed").wait_for(timeout=120_000)
+    out, err = watched.communicate(timeout=120)
+    assert watched.returncode == 0, err
+    second = int(re.search(r"Backup (\d+) completed", out).group(1))
+    panel = page.locator(f'#running-list .op-panel:has-text("of backup {second}")')
+    assert panel.get_attribute("data-status") == "completed" and panel.get_attribute("data-progress") == "100"
+    seen = page.evaluate("window.consoleLive.log")
+    assert any(e.get("type") == "backup_progress" and e.get("backup_id") == second for e in seen)
+    assert page.url.endswith("/admin/")  # never reloaded
+    page.close()
 
 
 def test_the_record_of_a_stopped_instance_is_ignored(tmp_path):

@@ -4,7 +4,6 @@ Debian's chromium driven by Playwright (never a downloaded browser)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -17,7 +16,6 @@ from tests.support.live_asgi import start_asgi, stop
 from tests.support.workers import purge_queues, start_celery_worker
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 DESKTOP = {"width": 1400, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -38,30 +36,6 @@ def console_worker(django_db_setup) -> Iterator[subprocess.Popen]:
     proc = start_celery_worker("console-test")
     yield proc
     stop(proc)
-
-
-@pytest.fixture
-def chromium(monkeypatch):
-    if not os.path.exists(CHROMIUM):
-        print(f"\nbrowser tests skipped: {CHROMIUM} is absent (apt-get install chromium)")
-        pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls
-    # between browser steps are plain synchronous code (for this test only).
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
-        # ORM calls made while Playwright's loop was active opened a connection of their own
-        # (another async context); close it so the test database can be dropped at the end.
-        from django.db import connections
-
-        connections.close_all()
 
 
 @pytest.fixture
