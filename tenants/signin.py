@@ -25,6 +25,7 @@ from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import BACKEND_SESSION_KEY, get_user_model, login, logout
 from django.contrib.auth.views import LoginView, redirect_to_login
+from django.core.cache import cache
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.utils.decorators import method_decorator
@@ -49,12 +50,53 @@ def _admin_context(request) -> dict[str, Any]:
     }
 
 
+def _failure_keys(request) -> tuple[str, str]:
+    address = request.META.get("REMOTE_ADDR") or "-"
+    username = (request.POST.get("username") or "").strip().lower()[:150]
+    return f"signin-failures:{address}:{username}", f"signin-failures:{address}"
+
+
+def _signin_locked(request) -> bool:
+    """Whether this address has had too many wrong passwords, for this user name or at all."""
+    per_user, per_address = _failure_keys(request)
+    counts = cache.get_many([per_user, per_address])
+    return (
+        counts.get(per_user, 0) >= settings.SIGNIN_MAX_FAILURES
+        or counts.get(per_address, 0) >= settings.SIGNIN_MAX_FAILURES_PER_ADDRESS
+    )
+
+
+def _count_failure(request) -> None:
+    for key in _failure_keys(request):
+        cache.add(key, 0, timeout=settings.SIGNIN_FAILURE_WINDOW)  # the window starts at the first failure
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between the two calls
+            cache.set(key, 1, timeout=settings.SIGNIN_FAILURE_WINDOW)
+
+
 class SignInView(LoginView):
-    """``/admin/login/``: the admin's password form, with the single sign-on button."""
+    """``/admin/login/``: the admin's password form, with the single sign-on button. Wrong
+    passwords are counted per address and user name; past ``SIGNIN_MAX_FAILURES`` the form
+    refuses every try (429) until ``SIGNIN_FAILURE_WINDOW`` seconds after the first."""
 
     form_class = AdminAuthenticationForm
     template_name = "signin/login.html"
     redirect_authenticated_user = False
+
+    def post(self, request, *args, **kwargs):
+        if _signin_locked(request):
+            minutes = -(-settings.SIGNIN_FAILURE_WINDOW // 60)
+            context = self.get_context_data(
+                form=self.form_class(request),
+                locked=f"Too many failed sign-ins from here. Try again in up to {minutes} minutes.",
+            )
+            return self.render_to_response(context, status=429)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        _count_failure(self.request)
+        return super().form_invalid(form)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)

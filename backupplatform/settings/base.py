@@ -351,6 +351,11 @@ REST_FRAMEWORK = {
 }
 # Backup key exports per user (POST /api/v1/keys/export), wrong passwords included.
 THROTTLE_KEY_EXPORT = env("THROTTLE_KEY_EXPORT", default="5/hour")
+# The admin's sign-in form: after this many wrong passwords for one user name from one address
+# (or from one address at all) within the window, it refuses every try until the window ends.
+SIGNIN_MAX_FAILURES = env.int("SIGNIN_MAX_FAILURES", default=5)
+SIGNIN_MAX_FAILURES_PER_ADDRESS = env.int("SIGNIN_MAX_FAILURES_PER_ADDRESS", default=50)
+SIGNIN_FAILURE_WINDOW = env.int("SIGNIN_FAILURE_WINDOW", default=900)
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),

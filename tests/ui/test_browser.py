@@ -300,6 +300,7 @@ def test_the_channel_form_shows_the_chosen_types_fields_and_saves_them(seeded, b
 
     page = browser_as(superuser)
     page.goto("/admin/audit/notificationchannel/add/")
+    assert page.inner_text(".breadcrumbs").startswith("Overview")  # the admin's home is the overview
     page.select_option("#id_tenant", str(tenant_a.pk))
     page.fill("#id_name", "on-call mail")
     page.select_option("#id_type", "email")

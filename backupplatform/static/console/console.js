@@ -307,6 +307,10 @@
   }
 
   function start() {
+    // The admin's home is the overview: its breadcrumb says so on every page.
+    document.querySelectorAll('.breadcrumbs a[href="' + ADMIN + '"]').forEach(function (a) {
+      if (a.textContent.trim() === "Home") a.textContent = "Overview";
+    });
     document.querySelectorAll("[data-op-state]").forEach(function (el) {
       try { applyEvent(JSON.parse(el.dataset.opState)); } catch (e) { /* ignore */ }
     });
