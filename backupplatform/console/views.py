@@ -355,6 +355,15 @@ class RestoreWizardForm(forms.Form):
             ]
             if not self.fields["members"].choices:
                 del self.fields["members"]
+            if any(s.get("type") == "path" for s in bundle.get("sources") or []):
+                self.fields["paths"] = forms.CharField(
+                    required=False,
+                    max_length=20000,
+                    widget=forms.Textarea(attrs={"rows": 3, "placeholder": "www/index.html\nlogs/*.gz"}),
+                    label="Only these files or folders",
+                    help_text="One per line, relative to the backed-up folder; * and ? match any characters. "
+                    "Empty: everything. A line that matches nothing fails the restore.",
+                )
         for i in range(MASK_ROWS):
             self.fields[f"mask_column_{i}"] = forms.CharField(
                 required=False,
@@ -444,6 +453,8 @@ def restore_wizard(request, pk: int):
         options = {"members": data["members"]} if data.get("members") else {}
         if data.get("tables"):
             options["tables"] = data["tables"]
+        if (data.get("paths") or "").strip():
+            options["paths"] = data["paths"]
         aliases = {"target_server_id": "target_server", "restore_strategy": "strategy", "backup_id": "restore_point"}
         try:
             with transaction.atomic():

@@ -22,6 +22,7 @@ from .base import CREATE_NEW, OVERWRITE, ConnectionParams, EngineError, IterRead
 from .bundle import bundle_restore, bundle_source
 from .config import config_restore_sink, config_source
 from .files import tar_restore_sink, tar_source
+from .files_restore import only_patterns
 from .masking import apply_masking
 from .mysql import mysql_database_exists, mysql_drop_database, mysql_restore_sink, mysqldump_source
 from .postgres import pg_database_exists, pg_drop_database, pg_dump_source, pg_restore_sink
@@ -46,6 +47,7 @@ __all__ = [
     "drop_database",
     "mysql_restore_sink",
     "mysqldump_source",
+    "only_patterns",
     "pg_dump_source",
     "pg_restore_sink",
     "restore_sink",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import logging
 import os
 import shutil
@@ -67,9 +68,13 @@ class TarRestoreSink(SinkBase):
         strategy: str = CREATE_NEW,
         source: str | os.PathLike[str] | None = None,
         root: str | os.PathLike[str] = "/",
+        only: list[str] | None = None,
     ) -> None:
         check_strategy(strategy)
         self._prefix = _source_prefix(source, root)
+        self._only = only_patterns(only) if only else None
+        self._matched: set[str] = set()
+        self._links_out: list[str] = []  # chosen hard links whose file was not chosen
         target = os.path.abspath(target_dir)
         self._created = False
         if strategy == CREATE_NEW:
@@ -123,6 +128,11 @@ class TarRestoreSink(SinkBase):
         with contextlib.suppress(OSError):
             self._writer.close()
         self._thread.join()
+        missing = [p for p in self._only or [] if p not in self._matched]
+        if self._error is None and (missing or self._links_out):
+            said = [f"not in the backed-up folder: {', '.join(missing)}"] if missing else []
+            said += [f"left out: {', '.join(self._links_out)}"] if self._links_out else []
+            self._error = EngineError(f"Chosen files: {'; '.join(said)}", code="paths_not_found")
         if self._error is not None:
             self._fail()
         self._done = True
@@ -240,9 +250,24 @@ class TarRestoreSink(SinkBase):
             changes["linkname"] = "/".join(link[len(prefix) :]) or prefix[-1]
         return member.replace(**changes, deep=False)
 
+    def _chosen(self, member: tarfile.TarInfo) -> bool:
+        """With ``only``: whether the member is one of the chosen paths, below one, or a folder
+        on the way to one (created to hold it); a hard link to a file left out is left out."""
+        if self._only is None:
+            return True
+        name = os.path.normpath(member.name)
+        hits = [p for p in self._only if name == p or name.startswith(p + "/") or fnmatch.fnmatchcase(name, p)]
+        if hits and member.islnk() and os.path.normpath(member.linkname) not in self._seen:
+            self._links_out.append(f"{name} (a hard link to {os.path.normpath(member.linkname)}: choose it too)")
+            return False
+        if hits:
+            self._matched.update(hits)
+            return True
+        return member.isdir() and any(p.startswith(name + "/") for p in self._only)
+
     def _extract(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         relocated = self._relocate(member)
-        if relocated is None:
+        if relocated is None or not self._chosen(relocated):
             return
         member = relocated
         dest = self._check(member)
@@ -275,17 +300,36 @@ class TarRestoreSink(SinkBase):
             self._stats["bytes"] += member.size if member.isreg() else 0
 
 
+def only_patterns(paths: list[str]) -> list[str]:
+    """Paths (or ``fnmatch`` patterns) inside a backed-up folder, as member names: relative,
+    without ``..``, ``./`` or a trailing ``/``. Raises ``EngineError`` for any other."""
+    patterns = []
+    for raw in paths:
+        path = str(raw).strip().replace("\\", "/")
+        if not path or path.startswith("/") or ".." in _parts(path):
+            raise EngineError(f"{raw!r}: a path inside the backed-up folder is required", code="invalid_params")
+        if not _parts(path):
+            raise EngineError(f"{raw!r}: name a file or folder inside the backed-up folder", code="invalid_params")
+        patterns.append("/".join(_parts(path)))
+    return sorted(set(patterns))
+
+
 def tar_restore_sink(
     target_dir: str | os.PathLike[str],
     *,
     strategy: str = CREATE_NEW,
     source: str | os.PathLike[str] | None = None,
     root: str | os.PathLike[str] = "/",
+    only: list[str] | None = None,
 ) -> TarRestoreSink:
     """A sink extracting a streamed tar below ``target_dir`` (see module doc).
 
     ``source`` (with the ``root`` the tar was made with): the path that was backed up;
     its contents are restored straight into ``target_dir`` instead of below
     ``target_dir/<source relative to root>``.
+
+    ``only``: restore just these files or folders (paths relative to the backed-up folder, or
+    ``fnmatch`` patterns such as ``logs/*.gz``); one that matches nothing fails the restore
+    (``paths_not_found``) after the others were extracted.
     """
-    return TarRestoreSink(target_dir, strategy=strategy, source=source, root=root)
+    return TarRestoreSink(target_dir, strategy=strategy, source=source, root=root, only=only)

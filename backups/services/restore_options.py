@@ -9,7 +9,7 @@ from typing import Any
 from backupplatform.errors import ValidationFailed
 from tenants.models import Tenant
 
-from .. import confinement
+from .. import confinement, engines
 from ..models import Backup, ServerType, SourceType
 
 MASKING_RULES = ("hash", "randomize", "null")
@@ -145,3 +145,24 @@ def check_tables(backup: Backup, tables: Any) -> list[str] | None:
             details={"tables": ["Tables can be chosen from PostgreSQL database backups in pg_dump's custom format."]}
         )
     return sorted({t.strip() for t in tables})
+
+
+MAX_RESTORE_PATHS = 100
+
+
+def check_paths(backup: Backup, paths: Any) -> list[str] | None:
+    """``paths``: restore only these files or folders of the backup's folder sources (relative
+    to each backed-up folder; ``fnmatch`` patterns allowed); checked against the archive as
+    it is read."""
+    if isinstance(paths, str):
+        paths = [line for line in (part.strip() for part in paths.splitlines()) if line]
+    if not isinstance(paths, list) or len(paths) > MAX_RESTORE_PATHS or not all(isinstance(p, str) for p in paths):
+        raise ValidationFailed(details={"paths": [f"A list of up to {MAX_RESTORE_PATHS} paths."]})
+    if not paths:
+        return None
+    if not any(s.get("type") == SourceType.PATH for s in bundle_sources(backup)):
+        raise ValidationFailed(details={"paths": ["Files can be chosen from backups of folders."]})
+    try:
+        return engines.only_patterns(paths)
+    except engines.EngineError as exc:
+        raise ValidationFailed(details={"paths": [exc.message]}) from None

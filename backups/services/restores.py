@@ -44,6 +44,7 @@ from .restore_options import (
     bundle_sources,
     check_jobs,
     check_namespace_mapping,
+    check_paths,
     check_tables,
     is_plain_sql,
     namespace_suffix,
@@ -136,6 +137,8 @@ def restore_start(
         options["namespace_mapping"] = check_namespace_mapping(tenant, backup, options["namespace_mapping"])
     if options.get("tables") is not None:
         options["tables"] = check_tables(backup, options["tables"])
+    if options.get("paths") is not None:
+        options["paths"] = check_paths(backup, options["paths"])
     op = operations.operation_create(tenant=tenant, kind=kind, actor=actor, backup=backup)
     restore = Restore.objects.create(
         tenant=tenant,
@@ -387,8 +390,9 @@ def _bundle_handlers(restore: Restore, reporter: ProgressReporter, masking: dict
             # Restore relative to the backed-up folder (its tar names members by their path
             # below "/"); a member made from several paths keeps its stored layout.
             source_path, root = (paths[0] if len(paths) == 1 else None), info.get("root") or "/"
-            handlers[member] = lambda t=target, s=source_path, r=root: engines.tar_restore_sink(
-                t, strategy=strategy, source=s, root=r
+            only = (restore.options or {}).get("paths") if kind == SourceType.PATH else None
+            handlers[member] = lambda t=target, s=source_path, r=root, o=only: engines.tar_restore_sink(
+                t, strategy=strategy, source=s, root=r, only=o
             )
         elif kind == SourceType.PLATFORM_CONFIG:
             handlers[member] = engines.config_restore_sink

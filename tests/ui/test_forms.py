@@ -278,6 +278,29 @@ def test_the_wizard_restores_a_folder_into_the_target_and_only_the_sources_ticke
     assert not os.path.exists(f"{base}/restored/a.log")
     assert not os.path.exists(f"{base}/restored{base}")  # not nested under the absolute path
 
+    # Only some files of the folder: the stylesheets; a line matching nothing fails in words.
+    assert 'name="paths"' in page and "Only these files or folders" in page
+    form = {"restore_point": backup.pk, "members": [members["www"]], "strategy": "create_new", "confirm": "on"}
+    response = root.post(
+        f"/admin/console/backups/{backup.pk}/restore/",
+        {**form, "target_path": f"{base}/css-only", "paths": "css/*.css\n"},
+        HTTP_ACCEPT="application/json",
+    )
+    assert response.status_code == 201, response.content
+    subset = restore_services.Restore.objects.filter(backup=backup).latest("pk")
+    assert subset.options["paths"] == ["css/*.css"]
+    restore_services.restore_run(operation_id=subset.operation_id)
+    subset.refresh_from_db()
+    assert subset.status == "completed", subset.error_message
+    assert os.listdir(f"{base}/css-only") == ["css"] and os.listdir(f"{base}/css-only/css") == ["site.css"]
+    refused = root.post(
+        f"/admin/console/backups/{backup.pk}/restore/",
+        {**form, "target_path": f"{base}/nothing", "paths": "../etc/passwd"},
+        HTTP_ACCEPT="application/json",
+    )
+    assert refused.status_code == 422 and "a path inside the backed-up folder is required" in refused.content.decode()
+    assert "{'" not in refused.content.decode()
+
 
 @needs_pg
 def test_the_wizard_restores_only_the_postgresql_tables_ticked(

@@ -297,6 +297,8 @@
       var typed = form.querySelector('input[type="text"][name="tables"]');
       if (typed && typed.value.trim()) tables = typed.value.split(",").map(function (t) { return t.trim(); }).filter(Boolean);
       if (tables.length) text += " Only " + (tables.length === 1 ? "table " : "tables ") + tables.join(", ") + ".";
+      var paths = (val("paths") || "").split("\n").map(function (t) { return t.trim(); }).filter(Boolean);
+      if (paths.length) text += " Only " + paths.join(", ") + " of the folder.";
       if (masked.length) text += " Masked columns: " + masked.join(", ") + ".";
       out.textContent = text;
       out.classList.toggle("danger", overwrite);

@@ -209,6 +209,50 @@ def test_a_single_file_backup_restores_under_its_own_name(tree, tmp_path):
     assert [(rel, kind, mode) for rel, kind, mode, _ in iter_tree(out)] == [("run.sh", "file", 0o750)]
 
 
+def test_chosen_files_and_folders_restore_alone(tree, tmp_path):
+    out = tmp_path / "out"
+    result = transfer(
+        tar_source([tree]), tar_restore_sink(out, source=tree, only=["app/static", "logs/*.log", "./app/run.sh"])
+    )
+    files = sorted(rel for rel, kind, _, _ in iter_tree(out) if kind != "dir")
+    assert files == ["app/run.sh", "app/static/logo.bin", "logs/a.log"]
+    assert (out / "app/static/logo.bin").read_bytes() == (tree / "app/static/logo.bin").read_bytes()
+    assert os.stat(out / "app/run.sh").st_mode & 0o777 == 0o750
+    assert result["files"] == 3
+
+
+def test_a_hard_link_chosen_without_its_file_is_named_and_with_it_restores(tree, tmp_path):
+    archive = io.BytesIO()
+    with tar_source([tree]) as source:
+        while chunk := source.read(1 << 20):
+            archive.write(chunk)
+    archive.seek(0)
+    with tarfile.open(fileobj=archive) as tar:  # which twin the archive holds as the link
+        link = next(m for m in tar.getmembers() if m.islnk())
+    name, target = (Path(n).relative_to(str(tree).lstrip("/")).as_posix() for n in (link.name, link.linkname))
+    with pytest.raises(EngineError) as refused:
+        transfer(tar_source([tree]), tar_restore_sink(tmp_path / "a", source=tree, only=[name]))
+    assert refused.value.code == "paths_not_found"
+    assert f"{name} (a hard link to {target}: choose it too)" in str(refused.value)
+    assert not (tmp_path / "a").exists()
+    out = tmp_path / "b"
+    transfer(tar_source([tree]), tar_restore_sink(out, source=tree, only=[name, target]))
+    assert os.stat(out / name).st_ino == os.stat(out / target).st_ino
+
+
+def test_a_chosen_path_the_backup_does_not_have_fails_and_leaves_nothing(tree, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(EngineError) as refused:
+        transfer(tar_source([tree]), tar_restore_sink(out, source=tree, only=["app/run.sh", "docs"]))
+    assert refused.value.code == "paths_not_found"
+    assert str(refused.value) == "Chosen files: not in the backed-up folder: docs"
+    assert not out.exists()
+    for bad in ("/etc/passwd", "../x", "app/../../x", "."):
+        with pytest.raises(EngineError) as invalid:
+            tar_restore_sink(tmp_path / "never", only=[bad])
+        assert invalid.value.code == "invalid_params"
+
+
 def test_include_patterns_restore_relative_to_the_folder(tree, tmp_path):
     out = tmp_path / "out"
     transfer(tar_source([tree], include=["*.py"]), tar_restore_sink(out, source=tree))
