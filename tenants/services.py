@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.models import update_last_login
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from audit.services import emit
 from backupplatform.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -208,6 +211,32 @@ def user_register(
 
 
 @transaction.atomic
+def user_sign_in(*, request: Any, username: str, password: str) -> Any | None:
+    """The user these credentials name, its last login recorded (``auth_login``), or ``None``
+    (``auth_login_failed``, with the name tried)."""
+    user = authenticate(request, username=username, password=password)
+    if user is None:
+        emit(action="auth_login_failed", resource_type="user", details={"username": username})
+        return None
+    update_last_login(None, user)
+    emit(
+        action="auth_login", actor=user, resource_type="user", resource_id=user.pk, details={"username": user.username}
+    )
+    return user
+
+
+def refresh_token_revoke(*, raw: str) -> Any | None:
+    """Sign out: the refresh token can no longer be used (``auth_logout``); returns its user's
+    id, or ``None`` when the token is not a valid one."""
+    try:
+        token = RefreshToken(raw)
+        token.blacklist()
+    except TokenError:
+        return None
+    emit(action="auth_logout", resource_type="user", resource_id=token.get("user_id"))
+    return token.get("user_id")
+
+
 def api_key_create(*, tenant: Tenant, name: str, role: str, created_by: Any = None) -> tuple[ApiKey, str]:
     """Create a key; returns ``(key, raw)``. The raw key is shown once and never stored."""
     if role not in Role.values:

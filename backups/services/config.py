@@ -162,6 +162,21 @@ def platform_config_export(
     }
 
 
+def platform_config_download(*, tenant: Tenant, exported_by: str, reason: str = "") -> dict[str, Any]:
+    """The configuration as a document to keep (secrets left out), recorded (``config_export``)."""
+    document = platform_config_export(
+        tenant=tenant, secrets="hidden", metadata={"exported_by": exported_by, "export_reason": reason[:200]}
+    )
+    emit(
+        action="config_export",
+        tenant=tenant,
+        resource_type="configuration",
+        resource_id=tenant.slug,
+        details={"components": sorted(document["modules"])},
+    )
+    return document
+
+
 def config_components(document: dict) -> list[str]:
     """The components a configuration document holds (validated shape)."""
     if (

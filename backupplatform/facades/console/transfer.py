@@ -21,7 +21,7 @@ from backupplatform.facades.serializers import InputSerializer, StrictCharField,
 from backupplatform.ids import parse_id
 from backups.models import OperationKind, Server
 from backups.services import imports as service
-from backups.services.config import platform_config_export
+from backups.services.config import platform_config_download
 from tenants.models import Role
 
 from .conventions import ConsoleView
@@ -317,23 +317,10 @@ class ExportConfigView(ConsoleView):
 
     @extend_schema(responses={200: ExportShape})
     def get(self, request):
-        tenant = self.require_tenant()
-        document = platform_config_export(
-            tenant=tenant,
-            secrets="hidden",
-            metadata={
-                "exported_by": request.user.username or "api key",
-                "export_reason": request.query_params.get("reason", "")[:200],
-            },
-        )
-        from audit.services import emit
-
-        emit(
-            action="config_export",
-            tenant=tenant,
-            resource_type="configuration",
-            resource_id=tenant.slug,
-            details={"components": sorted(document["modules"])},
+        document = platform_config_download(
+            tenant=self.require_tenant(),
+            exported_by=request.user.username or "api key",
+            reason=request.query_params.get("reason", ""),
         )
         filename = f"config_export_{document['timestamp'][:10].replace('-', '')}.json"
         return respond(document, headers={"Content-Disposition": f'attachment; filename="{filename}"'})

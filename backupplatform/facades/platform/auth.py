@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 
 from django.conf import settings
-from django.contrib.auth import authenticate
 from django.core.exceptions import ObjectDoesNotExist
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import AuthenticationFailed, ValidationError
@@ -16,7 +15,6 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from audit.services import emit
 from backupplatform.errors import DomainError, Forbidden
 from backupplatform.facades.base import respond
 from backupplatform.facades.serializers import validated
@@ -83,20 +81,11 @@ class LoginView(PlatformView):
     @extend_schema(request=LoginSerializer, responses={200: TokenPairSerializer}, auth=[])
     def post(self, request):
         data = validated(LoginSerializer, request.data)
-        user = authenticate(request._request, username=data["username"], password=data["password"])
-        if user is None:
-            emit(action="auth_login_failed", resource_type="user", details={"username": data["username"]})
-            raise InvalidCredentials()
-        from django.contrib.auth.models import update_last_login
-
-        update_last_login(None, user)
-        emit(
-            action="auth_login",
-            actor=user,
-            resource_type="user",
-            resource_id=user.pk,
-            details={"username": user.username},
+        user = tenant_services.user_sign_in(
+            request=request._request, username=data["username"], password=data["password"]
         )
+        if user is None:
+            raise InvalidCredentials()
         return respond(token_pair(user))
 
 
@@ -150,12 +139,8 @@ class LogoutView(PlatformView):
     @extend_schema(request=RefreshSerializer, responses={200: MessageSerializer}, auth=[])
     def post(self, request):
         data = validated(RefreshSerializer, request.data)
-        try:
-            token = RefreshToken(data["refresh_token"])
-            token.blacklist()
-        except TokenError:
+        if tenant_services.refresh_token_revoke(raw=data["refresh_token"]) is None:
             raise InvalidToken()
-        emit(action="auth_logout", resource_type="user", resource_id=token.get("user_id"))
         return respond({"message": "Logged out; the refresh token is no longer valid"})
 
 
