@@ -205,10 +205,16 @@ def test_config_export_is_an_attachment_without_secrets_and_imports_as_a_snapsho
         credentials={"username": "app", "password": "s3cret-pw"},
     )
     client = api(admin_a)
-    response = client.get(f"{BASE}/export/config")
+    response = client.get(f"{BASE}/export/config", {"reason": "before the upgrade"})
     assert response.status_code == 200
     assert response["Content-Disposition"].startswith('attachment; filename="config_export_')
     assert b"s3cret-pw" not in response.content
+    assert response.json()["metadata"]["export_reason"] == "before the upgrade"
+    from audit.models import AuditEvent
+
+    recorded = AuditEvent.objects.get(action="config_export")
+    assert recorded.tenant_id == tenant_a.pk and "servers" in recorded.details["components"]
+    assert recorded.actor_id == admin_a.pk and "s3cret" not in str(recorded.details)
     assert response.json()["modules"]["servers"][0]["credentials"] == {"password": "[HIDDEN]", "username": "[HIDDEN]"}
     imported = upload(client, "import", "config.json", response.content)
     assert imported.status_code == 200, imported.content
