@@ -84,7 +84,30 @@ class RestoreStrategy(models.TextChoices):
     MERGE = "merge", "Merge"
 
 
-class Restore(TenantOwnedModel):
+class WorkRecord(TenantOwnedModel):
+    """What a restore and a verification record beside their operation: options, status,
+    result, who asked and when it ran."""
+
+    options = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=20, choices=OperationStatus.choices, default=OperationStatus.PENDING)
+    result = models.JSONField(default=dict, blank=True)
+    error_message = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Lists of these carry totals: counts are cached until the next write (backupplatform/counting.py).
+    counted = True
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        abstract = True
+
+
+class Restore(WorkRecord):
     backup = models.ForeignKey("backups.Backup", null=True, on_delete=models.SET_NULL, related_name="restores")
     operation = models.OneToOneField(
         Operation, null=True, blank=True, on_delete=models.SET_NULL, related_name="restore"
@@ -102,49 +125,21 @@ class Restore(TenantOwnedModel):
     target_path = models.CharField(max_length=1024, blank=True)
     strategy = models.CharField(max_length=20, choices=RestoreStrategy.choices, default=RestoreStrategy.CREATE_NEW)
     masking_rules = models.JSONField(default=dict, blank=True)
-    options = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=20, choices=OperationStatus.choices, default=OperationStatus.PENDING)
-    result = models.JSONField(default=dict, blank=True)
-    error_message = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    started_at = models.DateTimeField(null=True, blank=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
-    # Lists of these carry totals: counts are cached until the next write (backupplatform/counting.py).
-    counted = True
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(WorkRecord.Meta):
         indexes = [models.Index(fields=["tenant", "-created_at", "-id"], name="restore_tenant_recent")]
 
 
-class Verification(TenantOwnedModel):
+class Verification(WorkRecord):
     backup = models.ForeignKey("backups.Backup", on_delete=models.CASCADE, related_name="verifications")
     operation = models.OneToOneField(
         Operation, null=True, blank=True, on_delete=models.SET_NULL, related_name="verification"
     )
     test_type = models.CharField(max_length=20, default="checksum")
     scope = models.CharField(max_length=20, default="full")
-    options = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=20, choices=OperationStatus.choices, default=OperationStatus.PENDING)
     passed = models.BooleanField(null=True, blank=True)
-    result = models.JSONField(default=dict, blank=True)
-    error_message = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    started_at = models.DateTimeField(null=True, blank=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
-    # Lists of these carry totals: counts are cached until the next write (backupplatform/counting.py).
-    counted = True
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(WorkRecord.Meta):
         indexes = [models.Index(fields=["tenant", "-created_at", "-id"], name="verification_tenant_recent")]
 
 
