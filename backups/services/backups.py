@@ -39,7 +39,7 @@ from ..models import (
     Storage,
     StorageType,
 )
-from ..pipeline import PipelineCancelled, backup_stream
+from ..pipeline import PipelineCancelled, PipelineResult, backup_stream
 from ..progress import ProgressReporter
 from ..storage import StorageError, StorageUnavailable, open_backend
 from . import operations
@@ -344,24 +344,7 @@ def backup_run(*, operation_id: int, retry_transient: bool = False) -> Operation
     info = dict(getattr(source, "info", {}) or {})
     bundle = info.pop("manifest", None)  # an application artifact's own manifest.json
     info.pop("members", None)
-    manifest = {
-        "version": "v1",
-        "format": "BPAF v2",
-        "payload": result.payload,
-        "created_at": backup.started_at.isoformat(),
-        "source": info,
-        "compression": result.compression,
-        "encryption": "AES-256-GCM",
-        "key_id": key_id,
-        "raw_bytes": result.raw_bytes,
-        "compressed_bytes": result.compressed_bytes,
-        "stored_bytes": result.stored_bytes,
-        "sha256": result.sha256,
-        "chunks": result.chunks,
-        "duration_seconds": round(result.duration, 3),
-    }
-    if bundle is not None:
-        manifest["bundle"] = bundle
+    manifest = artifact_manifest(result, created_at=backup.started_at, source=info, bundle=bundle)
     backup.size_bytes, backup.compressed_bytes, backup.stored_bytes = (
         result.raw_bytes,
         result.compressed_bytes,
@@ -381,6 +364,30 @@ def backup_run(*, operation_id: int, retry_transient: bool = False) -> Operation
     op = _backup_end(op, backup, BackupStatus.COMPLETED, "")
     _verify_if_asked(op, backup)
     return op
+
+
+def artifact_manifest(result: PipelineResult, *, created_at, source: dict, bundle: dict | None = None) -> dict:
+    """What a backup records of its artifact (``Backup.manifest``): the pipeline's figures, the
+    source's facts and an application artifact's own manifest."""
+    manifest = {
+        "version": "v1",
+        "format": "BPAF v2",
+        "payload": result.payload,
+        "created_at": created_at.isoformat(),
+        "source": source,
+        "compression": result.compression,
+        "encryption": "AES-256-GCM",
+        "key_id": result.key_id,
+        "raw_bytes": result.raw_bytes,
+        "compressed_bytes": result.compressed_bytes,
+        "stored_bytes": result.stored_bytes,
+        "sha256": result.sha256,
+        "chunks": result.chunks,
+        "duration_seconds": round(result.duration, 3),
+    }
+    if bundle:
+        manifest["bundle"] = bundle
+    return manifest
 
 
 def _backup_wait_for_storage(op: Operation, backup: Backup, exc: BaseException) -> None:

@@ -344,7 +344,7 @@ def import_run(*, operation_id: int) -> Operation | None:
 
 def _import_run(op: Operation, details: dict, path: str) -> Operation:
     from ..progress import ProgressReporter
-    from .backups import _backup_end, _cleanup, _describe, storage_backend
+    from .backups import _backup_end, _cleanup, _describe, artifact_manifest, storage_backend
     from .copies import QuotaWriter
 
     tenant = op.tenant
@@ -430,6 +430,7 @@ def _import_run(op: Operation, details: dict, path: str) -> Operation:
                 data_key=key,
                 key_id=key_id,
                 compression=backup.compression,
+                payload=_payload(details.get("inner") or kind, bundled=source is not None),
                 progress=lambda _n: reporter.update(counting.count),
                 cancel=reporter.cancelled,
             )
@@ -452,28 +453,13 @@ def _import_run(op: Operation, details: dict, path: str) -> Operation:
             with contextlib.suppress(Exception):
                 backend.close()
     inner = details.get("inner") or kind
-    manifest = {
-        "version": "v1",
-        "format": "BPAF v1",
-        "created_at": now.isoformat(),
-        "source": {
-            "engine": {"pg_custom": "postgresql", "pg_plain": "postgresql", "mysql_sql": "mysql"}.get(inner, "bundle"),
-            "format": {"pg_custom": "custom", "pg_plain": "plain", "mysql_sql": "sql"}.get(inner, "tar"),
-            "imported_from": details["filename"],
-            "upload_sha256": details.get("sha256"),
-        },
-        "compression": result.compression,
-        "encryption": "AES-256-GCM",
-        "key_id": key_id,
-        "raw_bytes": result.raw_bytes,
-        "compressed_bytes": result.compressed_bytes,
-        "stored_bytes": result.stored_bytes,
-        "sha256": result.sha256,
-        "chunks": result.chunks,
-        "duration_seconds": round(result.duration, 3),
+    source_facts = {
+        "engine": {"pg_custom": "postgresql", "pg_plain": "postgresql", "mysql_sql": "mysql"}.get(inner, "bundle"),
+        "format": {"pg_custom": "custom", "pg_plain": "plain", "mysql_sql": "sql"}.get(inner, "tar"),
+        "imported_from": details["filename"],
+        "upload_sha256": details.get("sha256"),
     }
-    if bundle:
-        manifest["bundle"] = bundle
+    manifest = artifact_manifest(result, created_at=now, source=source_facts, bundle=bundle)
     Backup.objects.filter(pk=backup.pk).update(
         size_bytes=result.raw_bytes,
         compressed_bytes=result.compressed_bytes,
@@ -536,3 +522,11 @@ def _auto_restore(op: Operation, backup: Backup, details: dict) -> None:
     else:
         details["restore_id"] = restore.operation.public_id
     Operation.objects.filter(pk=op.pk).update(details={**op.details, **details})
+
+
+# What an imported stream is, for its artifact's header (docs/artifact-format.md "payload").
+IMPORT_PAYLOADS = {"pg_custom": "pg_dump-custom", "pg_plain": "sql", "mysql_sql": "sql", "bundle": "bp-bundle"}
+
+
+def _payload(inner: str, *, bundled: bool) -> str:
+    return "bp-bundle" if bundled else IMPORT_PAYLOADS.get(inner, "unspecified")

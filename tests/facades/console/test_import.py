@@ -72,6 +72,9 @@ def test_pg_dump_custom_file_is_imported_and_restored(
     assert progress["status"] == "completed", progress
     backup = Backup.objects.get(pk=body["backup_id"])
     assert backup.trigger == "imported" and backup.encrypted and backup.db_type == "postgresql"
+    # Recorded like any backup's artifact: the same format, its payload, where it came from.
+    assert backup.manifest["format"] == "BPAF v2" and backup.manifest["payload"] == "pg_dump-custom"
+    assert backup.manifest["source"]["imported_from"] == "nightly.dump" and backup.manifest["sha256"] == backup.checksum
     stored = (Path(local_storage.configuration["path"]) / backup.storage_path).read_bytes()
     assert stored.startswith(b"BPAF") and b"PGDMP" not in stored  # stored encrypted
     assert staged_files(tenant_a) == []
@@ -103,6 +106,7 @@ def test_tar_gz_of_files_is_imported_and_restored(api, operator_a, tenant_a, loc
     assert body["validation"]["format"] == "tar.gz"
     run_import(Operation.objects.get(public_id=body["import_id"]).pk)
     backup = Backup.objects.get(pk=body["backup_id"])
+    assert backup.manifest["payload"] == "bp-bundle"  # an offline reader knows what it holds
     assert backup.status == "completed", backup.error_message
     target = tmp_path / "restored"
     restore = restore_start(tenant=tenant_a, backup=backup, target_path=str(target), queue=False)
