@@ -58,10 +58,27 @@ class BackupFilter(QueryFilterSet):
         fields = ["server_id", "application_id", "storage_id", "db_type", "status", "since"]
 
 
-def backup_list(*, tenant: TenantScope, filters: dict | None = None) -> QuerySet[Backup]:
+BACKUP_RELATED = ("storage", "server", "application", "tenant")
+
+
+def backup_list(
+    *,
+    tenant: TenantScope,
+    filters: dict | None = None,
+    related: tuple[str, ...] = BACKUP_RELATED,
+    with_manifest: bool = True,
+) -> QuerySet[Backup]:
     """Backups newest first. Filters: ``server_id``, ``db_type``, ``status``, ``application_id``,
-    ``storage_id``, ``since`` (a duration like ``24h``/``7d`` or an ISO date-time)."""
-    qs = Backup.objects.for_tenant(tenant).select_related("storage", "server", "application", "tenant")
+    ``storage_id``, ``since`` (a duration like ``24h``/``7d`` or an ISO date-time).
+
+    ``related``: the rows selected with each backup; a page that shows less asks for less
+    (and ``with_manifest=False`` leaves the manifest out), so a list does not build and decode
+    what it never shows."""
+    # Secrets are never read by a list: left out, not decrypted per row (fetched on first use).
+    deferred = [f"{name}__credentials" for name in ("storage", "server") if name in related]
+    qs = Backup.objects.for_tenant(tenant).select_related(*related).defer(*deferred)
+    if not with_manifest:
+        qs = qs.defer("manifest")
     return BackupFilter.apply(filters, qs).order_by("-created_at", "-id")
 
 

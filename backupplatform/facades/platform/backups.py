@@ -279,9 +279,11 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformVi
     }
 
     def tenant_queryset(self, tenant):
-        return backup_selectors.backup_list(
-            tenant=tenant, filters=self.request.query_params if self.action == "list" else None
-        )
+        if self.action == "list":  # a page shows each backup's own columns and its storage
+            return backup_selectors.backup_list(
+                tenant=tenant, filters=self.request.query_params, related=("storage",), with_manifest=False
+            )
+        return backup_selectors.backup_list(tenant=tenant)
 
     def get_object(self):
         pk = parse_id(self.kwargs["pk"])
