@@ -20,7 +20,7 @@ from acronis import mapping, services
 from acronis.cache import CacheInfo
 from acronis.client import AcronisClient
 from acronis.errors import AcronisConfigInvalid, AcronisError, AcronisInvalidAgentId
-from acronis.models import AcronisConfig
+from acronis.models import AcronisConfig, AcronisPollState
 from backupplatform import netpolicy
 from backupplatform.isotime import utc_now_iso
 from tenants.models import Tenant
@@ -294,7 +294,6 @@ def connection_state(*, tenant: Tenant, stale_after: timedelta = timedelta(minut
     """Whether the platform reaches the tenant's Acronis, without calling it (``None`` when
     the tenant has no Acronis configuration): ``disconnected`` while the circuit breaker is
     open, or when the poller has not read Acronis for ``stale_after`` (it does every 60 s)."""
-    from acronis.models import AcronisPollState
 
     config = config_for(tenant=tenant)
     if config is None:

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from acronis import cache as acronis_cache
+from acronis import selectors
 from acronis.client import normalize_base_url
 from acronis.mapping import FAILED_RESULTS, is_guid, lower
 from acronis.models import (
@@ -337,7 +338,6 @@ def poll_outcome_record(*, tenant: Tenant, error: Exception | None) -> None:
 
 def poll_tenant(*, tenant: Tenant) -> dict[str, Any]:
     """Refresh the tenant's cached agents, workloads and backups; push state changes."""
-    from acronis import selectors
 
     agents, _ = selectors.agents_list(tenant=tenant, refresh=True)
     workloads, _ = selectors.workloads_list(tenant=tenant, refresh=True)

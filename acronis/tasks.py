@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 
+from acronis import services
 from acronis.errors import AcronisError
 from acronis.models import AcronisConfig
 from tenants.models import Tenant
@@ -24,7 +25,6 @@ def poll_all() -> int:
 
 @shared_task(name="acronis.poll_tenant", acks_late=True, ignore_result=True)
 def poll_tenant(tenant_id: int) -> dict | None:
-    from acronis import services
 
     tenant = Tenant.objects.filter(pk=tenant_id, is_active=True).first()
     if tenant is None or not AcronisConfig.objects.filter(tenant=tenant).exists():

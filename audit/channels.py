@@ -35,6 +35,7 @@ from django.core.mail import EmailMessage
 from django.core.validators import validate_email
 
 from backupplatform import netpolicy
+from backupplatform.errors import ValidationFailed
 from backupplatform.fields import HIDDEN
 
 from .models import ChannelType
@@ -156,7 +157,6 @@ def config_validate(type: str, config: Any, *, current: dict | None = None) -> d
     With ``current`` (an update), keys left out keep their stored value, so a secret need not
     be sent again; ``null`` removes an optional key.
     """
-    from backupplatform.errors import ValidationFailed
 
     keys = {k.name: k for k in CONFIG_KEYS[type]}
     if not isinstance(config, dict):

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from backupplatform.celery import app
 from backupplatform.isotime import utc_iso, utc_now_iso
 
 from . import channels as channel_types
@@ -38,6 +39,7 @@ from .models import (
     Webhook,
 )
 from .notices import Notice, build_notice
+from .services import emit, publish
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +64,6 @@ def group_window() -> timedelta:
 
 
 def _send_task(name: str, args: list, countdown: float | None = None) -> None:
-    from backupplatform.celery import app
 
     app.send_task(name, args=args, countdown=countdown)
 
@@ -97,7 +98,6 @@ def _has_destinations(tenant_id: int) -> bool:
 
 def event_committed(*, event_id: int, event_type: str) -> None:
     """Called once per notifiable event after its transaction committed (never raises)."""
-    from .services import publish
 
     try:
         event = AuditEvent.objects.select_related("tenant").get(pk=event_id)
@@ -297,7 +297,6 @@ def _destination_succeeded(delivery: Delivery, now) -> None:
 
 def _destination_failed(delivery: Delivery, error: str, now) -> None:
     """Count a delivery given up on; flag the destination once it keeps failing."""
-    from .services import emit
 
     model = NotificationChannel if delivery.channel_id else Webhook
     pk = delivery.channel_id or delivery.webhook_id

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .models import Level
+from .models import LEVEL_RANK, Level
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,5 @@ def event_type_for(action: str, details: dict[str, Any], resource_id: Any = "") 
 
 
 def level_rank(level: str) -> int:
-    from .models import LEVEL_RANK
 
     return LEVEL_RANK.get(level, 0)

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from backupplatform.filtering import DateBoundFilter, IdFilter, QueryFilterSet
 from backupplatform.tenancy import scoped
 
-from .models import AuditEvent
+from .models import AuditEvent, Delivery, NotificationChannel, Webhook
 
 
 class AuditEventFilter(QueryFilterSet):
@@ -34,20 +34,17 @@ def audit_event_list(*, tenant: Any, filters: dict[str, str]) -> QuerySet[AuditE
 
 def channel_list(*, tenant: Any) -> QuerySet:
     """Notification channels of ``tenant`` (``ALL_TENANTS`` for every tenant's), by name."""
-    from .models import NotificationChannel
 
     return scoped(NotificationChannel.objects.all(), tenant).order_by("name", "id")
 
 
 def webhook_list(*, tenant: Any) -> QuerySet:
-    from .models import Webhook
 
     return scoped(Webhook.objects.all(), tenant).order_by("-created_at", "-id")
 
 
 def recent_deliveries(*, channel: Any = None, webhook: Any = None, limit: int = 20) -> list:
     """The latest deliveries of one channel or webhook, newest first."""
-    from .models import Delivery
 
     qs = Delivery.objects.filter(channel=channel) if channel is not None else Delivery.objects.filter(webhook=webhook)
     return list(qs.order_by("-created_at", "-id")[:limit])

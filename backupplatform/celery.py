@@ -12,6 +12,8 @@ from typing import Any
 
 from celery import Celery, bootsteps
 
+from backupplatform import heartbeats
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backupplatform.settings.local")
 
 app = Celery("backupplatform")
@@ -34,7 +36,6 @@ class HealthHeartbeat(bootsteps.StartStopStep):
         self.tref = None
 
     def start(self, worker: Any) -> None:
-        from backupplatform import heartbeats
 
         info = {"concurrency": getattr(worker, "concurrency", None)}
         heartbeats.mark_worker(worker.hostname, **info)
@@ -43,7 +44,6 @@ class HealthHeartbeat(bootsteps.StartStopStep):
         )
 
     def stop(self, worker: Any) -> None:
-        from backupplatform import heartbeats
 
         if self.tref is not None:
             self.tref.cancel()

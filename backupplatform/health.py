@@ -35,6 +35,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from backupplatform import heartbeats
+from backups.operation_selectors import operations_stuck_pending
+from backups.services.operations import db_reconnect
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +48,6 @@ def check_database() -> dict[str, Any]:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except Exception as exc:  # any failure means "down"; the class name is enough to act on
-        from backups.services.operations import db_reconnect
-
         db_reconnect()
         return {"status": "down", "error": exc.__class__.__name__}
     return {"status": "up", "latency_ms": round((time.monotonic() - started) * 1000, 1)}
@@ -63,7 +63,6 @@ def check_redis() -> dict[str, Any]:
 
 
 def check_operations() -> dict[str, Any]:
-    from backups.operation_selectors import operations_stuck_pending
 
     try:
         stuck = list(operations_stuck_pending().values_list("created_at", flat=True)[:1000])

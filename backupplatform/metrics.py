@@ -20,6 +20,9 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
+from audit.models import Delivery, NotificationChannel, Webhook
+from backups.models import Backup, Operation
+
 logger = logging.getLogger(__name__)
 
 DURATION_BUCKETS = (10, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400)
@@ -64,8 +67,6 @@ class PlatformCollector:
     """Backups, operations, deliveries and the queue, read from the database per scrape."""
 
     def collect(self):
-        from audit.models import Delivery, NotificationChannel, Webhook
-        from backups.models import Backup, Operation
 
         backups = GaugeMetricFamily(
             "backupplatform_backups", "Backups held, by workspace and status", labels=["tenant", "status"]

@@ -6,6 +6,10 @@ from typing import Any
 
 from django.core.checks import Error, Warning, register
 
+from .confinement import violations
+from .keys import KEY_HINT, key_problems
+from .models import Storage
+
 
 @register("backups", "database")
 def check_tenant_folders(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[Warning]:
@@ -15,9 +19,6 @@ def check_tenant_folders(app_configs: Any = None, databases: Any = None, **kwarg
     if not databases:  # database checks run only when asked (``--database default``)
         return []
     from django.db import DatabaseError, connection
-
-    from .confinement import violations
-    from .models import Storage
 
     try:
         if Storage._meta.db_table not in connection.introspection.table_names():
@@ -47,8 +48,6 @@ def check_backup_keys(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     is unreachable or not migrated yet is not this check's business.
     """
     from django.db import DatabaseError
-
-    from .keys import KEY_HINT, key_problems
 
     try:
         problems = key_problems()

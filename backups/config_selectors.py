@@ -15,7 +15,7 @@ from django.db.models import Count, IntegerField, Max, Min, Prefetch, Q, QuerySe
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from backupplatform import units
+from backupplatform import heartbeats, units
 from backupplatform.isotime import utc_iso as iso
 from tenants.models import Tenant, TenantScope
 
@@ -237,8 +237,6 @@ def service_liveness(*, now: datetime | None = None) -> Liveness:
     (60 s), ``down`` after that, ``unknown`` when Redis cannot be read.
     """
     import time
-
-    from backupplatform import heartbeats
 
     now = now or timezone.now()
     clock = time.time() - (timezone.now() - now).total_seconds()

@@ -29,6 +29,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.services import emit
 from backupplatform.errors import Forbidden, NotFound, ValidationFailed
 from backupplatform.settings import keys as key_files
 from backups.pipeline import (
@@ -43,7 +44,7 @@ from backups.pipeline import (
     unwrap_key,
     wrap_key,
 )
-from tenants.models import Tenant
+from tenants.models import Membership, Role, Tenant
 
 from .models import TenantKey
 
@@ -314,7 +315,6 @@ def key_for_id(tenant: Tenant, key_id: str) -> bytes:
 @transaction.atomic
 def tenant_key_rotate(*, tenant: Tenant, actor: Any = None) -> TenantKey:
     """Make a new current data key for the tenant's new backups; older keys stay in the ring."""
-    from audit.services import emit
 
     Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
     now = timezone.now()
@@ -358,7 +358,6 @@ def master_key_rotate(*, abandon_unreadable: bool = False) -> MasterRotation:
     changes, unless ``abandon_unreadable``: then they are marked abandoned (kept, so the
     lost master key can still open them if it turns up, but no longer blocking start-up).
     """
-    from audit.services import emit
 
     masters = configured_master_keys()
     if not masters:
@@ -450,7 +449,6 @@ def master_key_file_rotate(*, abandon_unreadable: bool = False) -> tuple[MasterR
 
 
 def _check_tenant_admin(tenant: Tenant, user: Any) -> None:
-    from tenants.models import Membership, Role
 
     if getattr(user, "is_superuser", False):
         return
@@ -468,7 +466,6 @@ def tenant_key_import(*, tenant: Tenant, content: bytes | str, actor: Any = None
     fingerprint), or from nothing (the rows are created). A key id held by another tenant, or
     a different key under the same id, is refused. Returns ``[{key_id, fingerprint, action}]``.
     """
-    from audit.services import emit
 
     try:
         document = parse_key_document(content)
@@ -539,7 +536,6 @@ def tenant_key_export(*, tenant: Tenant, actor: Any = None, via: str = "cli") ->
 
     The audit event names the keys by id and fingerprint only, never their material.
     """
-    from audit.services import emit
 
     tenant_current_key(tenant)  # a tenant that never backed up gets its first key now
     rows = list(TenantKey.objects.filter(tenant=tenant, abandoned_at__isnull=True).order_by("-created_at", "-id"))
@@ -572,7 +568,6 @@ def tenant_key_export_reauthenticated(*, tenant: Tenant, user: Any, password: st
     A stolen session or token alone does not get the key: the password is checked here, and
     a wrong one is recorded (``key_export_denied``) and refused.
     """
-    from audit.services import emit
 
     _check_tenant_admin(tenant, user)
     if not password or not user.check_password(password):

@@ -21,6 +21,7 @@ from django.utils import timezone
 from audit.services import publish
 
 from .models import Operation, OperationKind, OperationStatus
+from .services.operations import db_reconnect
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +152,6 @@ class ProgressReporter:
 
     def _database_failed(self, what: str, exc: Exception) -> None:
         """Skip this write, drop the broken connection; the next write reconnects."""
-        from .services.operations import db_reconnect
 
         self._db_failures += 1
         if self._db_failures == 1:

@@ -26,6 +26,7 @@ from backupplatform.errors import TooManyOperations, ValidationFailed
 from backupplatform.isotime import utc_iso
 from tenants.models import Tenant
 
+from .backup_selectors import backup_console_type
 from .models import BackupStatus
 from .reporting import ReportData, report_backups, report_data
 
@@ -128,7 +129,6 @@ def report_generate(
 
 def csv_rows(*, tenant: Tenant, start: date, end: date) -> Iterator[bytes]:
     """One line per backup, oldest first, read from the database in batches."""
-    from .backup_selectors import backup_console_type
 
     buffer = io.StringIO()
     writer = csv.writer(buffer)

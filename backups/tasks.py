@@ -5,7 +5,17 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
+from backupplatform import heartbeats
+from backups.services.backups import backup_run
+from backups.services.commands import command_run
+from backups.services.copies import sync_run
+from backups.services.imports import import_run
+from backups.services.operations import OperationHeartbeat, operation_reap
+from backups.services.restores import restore_run
 from backups.services.servers import server_check_all_health
+from backups.services.snapshots import snapshot_restore_run
+from backups.services.storages import storage_sweep_abandoned_uploads
+from backups.services.verifications import verification_run
 from backups.storage.errors import StorageUnavailable
 
 
@@ -37,8 +47,6 @@ def check_server_health() -> dict[str, int]:
     max_retries=settings.BACKUP_TASK_MAX_RETRIES,
 )
 def run_backup(self, operation_id: int) -> None:
-    from backups.services.backups import backup_run
-    from backups.services.operations import OperationHeartbeat
 
     last_attempt = self.request.called_directly or self.request.retries >= self.max_retries
     with OperationHeartbeat(operation_id):
@@ -47,8 +55,6 @@ def run_backup(self, operation_id: int) -> None:
 
 @shared_task(name="backups.tasks.run_restore", ignore_result=True, acks_late=True)
 def run_restore(operation_id: int) -> None:
-    from backups.services.operations import OperationHeartbeat
-    from backups.services.restores import restore_run
 
     with OperationHeartbeat(operation_id):
         restore_run(operation_id=operation_id)
@@ -56,8 +62,6 @@ def run_restore(operation_id: int) -> None:
 
 @shared_task(name="backups.tasks.run_verify", ignore_result=True, acks_late=True)
 def run_verify(operation_id: int) -> None:
-    from backups.services.operations import OperationHeartbeat
-    from backups.services.verifications import verification_run
 
     with OperationHeartbeat(operation_id):
         verification_run(operation_id=operation_id)
@@ -70,8 +74,6 @@ def reap_operations() -> list[str]:
     Records its own run for ``/health/`` ("reaper"): it runs on a worker, so when no worker
     is healthy nothing reaps, and the health check says so.
     """
-    from backupplatform import heartbeats
-    from backups.services.operations import operation_reap
 
     reaped = operation_reap()
     heartbeats.mark_reaper_run()
@@ -81,7 +83,6 @@ def reap_operations() -> list[str]:
 @shared_task(name="backups.tasks.sweep_abandoned_uploads", ignore_result=True, soft_time_limit=600, time_limit=900)
 def sweep_abandoned_uploads() -> int:
     """Beat (hourly): abort incomplete uploads older than ``STORAGE_ABANDONED_UPLOAD_AGE``."""
-    from backups.services.storages import storage_sweep_abandoned_uploads
 
     return storage_sweep_abandoned_uploads()
 
@@ -91,21 +92,18 @@ def sweep_abandoned_uploads() -> int:
 
 @shared_task(name="backups.tasks.run_sync", ignore_result=True, acks_late=True)
 def run_sync(operation_id: int) -> None:
-    from backups.services.copies import sync_run
 
     sync_run(operation_id=operation_id)
 
 
 @shared_task(name="backups.tasks.run_import", ignore_result=True, acks_late=True)
 def run_import(operation_id: int) -> None:
-    from backups.services.imports import import_run
 
     import_run(operation_id=operation_id)
 
 
 @shared_task(name="backups.tasks.run_snapshot_restore", ignore_result=True, acks_late=True)
 def run_snapshot_restore(operation_id: int) -> None:
-    from backups.services.snapshots import snapshot_restore_run
 
     snapshot_restore_run(operation_id=operation_id)
 
@@ -119,6 +117,5 @@ def run_snapshot_restore(operation_id: int) -> None:
 )
 def run_command(execution_id: int) -> None:
     """Run a remote command execution (db-backup-platform.md "Execute Command")."""
-    from backups.services.commands import command_run
 
     command_run(execution_id=execution_id)

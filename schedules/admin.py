@@ -21,6 +21,7 @@ from tenants.scoping import TenantScopedAdminMixin, admin_tenant_ids
 
 from . import drills, evidence, selectors, services
 from .models import BackupJob, CleanupPlan, Drill, RetentionPolicy
+from .retention import plan_retention
 
 EDITABLE = [
     "tenant",
@@ -56,7 +57,6 @@ DRILL_FIELDS = ["drill_cron_expression", "drill_assertions", "drill_server"]
 def retention_outlook(jobs) -> str:
     """What the jobs' retention rules keep and delete today among their backups (a read:
     no cleanup plan is written), newest first."""
-    from .retention import plan_retention
 
     lines, now = [], timezone.now()
     for job in jobs:

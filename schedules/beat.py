@@ -37,6 +37,7 @@ from django.utils import timezone
 from django_celery_beat.schedulers import DatabaseScheduler
 
 from backupplatform import heartbeats
+from backupplatform.celery import app
 
 from .models import BackupJob
 from .timing import cron_next_runs
@@ -73,7 +74,6 @@ def job_schedule(*, job: BackupJob, now: datetime | None = None) -> datetime | N
 
 
 def _send(job_id: int, due: datetime, priority: int) -> None:
-    from backupplatform.celery import app
 
     app.send_task(RUN_JOB_TASK, args=[job_id], kwargs={"scheduled_for": due.isoformat()}, priority=priority)
 
@@ -132,7 +132,6 @@ def drill_schedule(*, job: BackupJob, now: datetime | None = None) -> datetime |
 
 
 def _send_drill(job_id: int, due: datetime, priority: int) -> None:
-    from backupplatform.celery import app
 
     app.send_task(RUN_DRILL_TASK, args=[job_id], kwargs={"scheduled_for": due.isoformat()}, priority=priority)
 

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import emit, publish
+from backupplatform.celery import app
 from backupplatform.errors import (
     Conflict,
     DomainError,
@@ -20,12 +21,18 @@ from backupplatform.errors import (
 )
 from backups.models import (
     Backup,
+    BackupCopy,
     BackupStatus,
     Operation,
     OperationKind,
     OperationStatus,
     Storage,
 )
+from backups.progress import progress_event
+from backups.services.backups import backup_delete
+from backups.services.copies import copy_remove, primary_copy_ensure
+from backups.services.operations import operation_claim, operation_create, operation_finish
+from backups.storage import StorageError
 from tenants import capabilities
 from tenants.models import Tenant
 
@@ -222,7 +229,6 @@ def cleanup_execute(
     Creates an ``Operation`` of kind ``cleanup`` and queues ``schedules.tasks.run_cleanup``
     after commit (``queue=False``: the caller runs :func:`cleanup_run` itself).
     """
-    from backups.services.operations import operation_create
 
     plan = CleanupPlan.objects.select_for_update().select_related("tenant").get(pk=plan.pk)
     if plan.executed_at is not None:
@@ -262,8 +268,6 @@ def cleanup_execute(
         details={"operation_id": op.public_id, "backups": len(plan.backup_ids)},
     )
     if queue:
-        from backupplatform.celery import app
-
         transaction.on_commit(lambda: app.send_task("schedules.tasks.run_cleanup", args=[op.pk]))
     return op
 
@@ -275,9 +279,6 @@ def cleanup_run(*, operation_id: int) -> Operation | None:
     skipped; a storage failure leaves the row and is reported in the operation's
     ``details.failed`` (the cleanup goes on with the others). Idempotent (claimed once).
     """
-    from backups.progress import progress_event
-    from backups.services.backups import backup_delete
-    from backups.services.operations import operation_claim, operation_finish
 
     op = operation_claim(operation_id=operation_id)
     if op is None:
@@ -350,8 +351,6 @@ def cleanup_run(*, operation_id: int) -> Operation | None:
 
 
 def _remove_copies(backup: Backup, storage_ids: list[int], reason: str) -> int:
-    from backups.models import BackupCopy
-    from backups.services.copies import copy_remove, primary_copy_ensure
 
     primary_copy_ensure(backup=backup)
     freed = 0
@@ -405,7 +404,6 @@ def cleanup_tenant_ids() -> list[int]:
 def _safe_error(exc: BaseException) -> str:
     """What an audit event may say about a failure: the platform's own messages (written to
     be shown), otherwise only the exception's class (a library's text may carry an address)."""
-    from backups.storage import StorageError
 
     if isinstance(exc, DomainError | StorageError):
         return (getattr(exc, "message", None) or str(exc))[:500]

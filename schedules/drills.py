@@ -32,6 +32,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import emit, publish
+from backupplatform.celery import app
 from backupplatform.errors import Conflict, NotFound, ValidationFailed
 from backups.models import Backup, BackupStatus, Server, ServerType
 from backups.services.operations import OperationHeartbeat
@@ -158,7 +159,6 @@ def drill_configure(
 
 
 def _queue(drill: Drill) -> None:
-    from backupplatform.celery import app
 
     transaction.on_commit(lambda: app.send_task("schedules.tasks.run_drill", args=[drill.pk]))
 

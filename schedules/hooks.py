@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from schedules import services
+
 
 def on_backup_completed(sender: Any, *, backup: Any, **kwargs: Any) -> None:
     """A job's backup completed: record the run; ``auto_purge`` cleans up."""
     if backup.job_id:
-        from schedules import services
-
         services.job_after_backup(backup=backup)
 
 
@@ -18,6 +18,4 @@ def on_backup_reaped(sender: Any, *, backup: Any, **kwargs: Any) -> None:
     """A job's scheduled backup was lost with its worker: run it once more
     (``services.job_retry_lost_run``; manual runs and retries are not repeated)."""
     if backup.job_id:
-        from schedules import services
-
         services.job_retry_lost_run(backup=backup)

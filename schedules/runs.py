@@ -25,10 +25,13 @@ from backups.models import (
     Operation,
     OperationKind,
 )
+from backups.services.backups import backup_start
 from tenants import capabilities
 
 from . import selectors
+from .beat import celery_priority
 from .models import BackupJob, ScheduledRun
+from .tasks import purge_job
 from .timing import cron_next_runs
 
 logger = logging.getLogger(__name__)
@@ -92,9 +95,6 @@ def job_run(
     line, returns ``None``) and a manual run is refused (409 ``BACKUP_IN_PROGRESS``).
     """
     capabilities.require_feature(job.tenant)
-    from backups.services.backups import backup_start
-
-    from .beat import celery_priority
 
     with transaction.atomic():
         job = (
@@ -285,6 +285,4 @@ def job_after_backup(*, backup: Backup) -> None:
         last_run_at=ran_at
     )
     if job.auto_purge:
-        from .tasks import purge_job
-
         transaction.on_commit(lambda: purge_job.delay(job.pk))

@@ -17,9 +17,10 @@ from backupplatform.errors import NotFound, ValidationFailed
 from backupplatform.filtering import QueryFilterSet, TrueFalseFilter
 from backupplatform.tenancy import scoped
 from backups.models import Backup, BackupStatus, Operation, OperationKind, OperationStatus
+from backups.services.storage_settings import RETENTION_KEYS
 from tenants.models import Tenant, TenantScope
 
-from .models import BackupJob, CleanupPlan, RetentionPolicy
+from .models import BackupJob, CleanupPlan, Drill, RetentionPolicy
 from .retention import BackupInfo, RetentionRules
 from .timing import cron_next_runs
 
@@ -223,7 +224,6 @@ def tenant_object(model, *, tenant: Tenant, pk, field: str):
 
 def rules_for_storage(storage) -> RetentionRules:
     """A storage's own retention (``Storage.retention``): what it keeps of the copies it holds."""
-    from backups.services.storage_settings import RETENTION_KEYS
 
     retention = storage.retention or {}
     return RetentionRules(**{k: retention[k] for k in RETENTION_KEYS if retention.get(k) is not None})
@@ -288,7 +288,6 @@ def backup_retention_outlook(backup: Backup) -> dict:
 
 def drill_list(*, tenant: TenantScope, job_id: int | None = None) -> QuerySet:
     """The workspace's drills, newest first (optionally one job's)."""
-    from .models import Drill
 
     qs = scoped(Drill.objects.select_related("job"), tenant).order_by("-created_at", "-id")
     if job_id is not None:

@@ -21,10 +21,14 @@ from django.conf import settings
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
+from acronis.selectors import connection_state
 from backups.backup_selectors import backup_locations
 from backups.config_selectors import Liveness, service_liveness, storage_list
 from backups.models import Backup, BackupStatus, Storage, StorageStatus, StorageType, TenantKey
+from backups.services.storages import storage_free_space
 from tenants.models import Tenant
+
+from .selectors import job_list, job_next_run, jobs_missed
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -96,7 +100,6 @@ class StorageUsage:
 def storage_usages(*, tenant: Tenant) -> list[StorageUsage]:
     """Every storage of the tenant with its use (one query; local folders also ask the
     filesystem, which costs no network)."""
-    from backups.services.storages import storage_free_space
 
     usages = []
     for storage in storage_list(tenant=tenant):
@@ -203,9 +206,6 @@ class SystemStatus:
 
 
 def system_status(*, tenant: Tenant, now: datetime | None = None) -> SystemStatus:
-    from acronis.selectors import connection_state
-
-    from .selectors import job_list, job_next_run, jobs_missed
 
     now = now or timezone.now()
     backups = Backup.objects.filter(tenant=tenant)

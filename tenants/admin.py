@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from audit.services import emit
 from backupplatform import paths
 from backupplatform.admin_forms import LinesField
 from backupplatform.errors import DomainError
@@ -91,7 +92,6 @@ class TenantAdmin(AuditedAdminMixin, TenantScopedAdminMixin, admin.ModelAdmin):
 
     def save_formset(self, request, form, formset, change):
         super().save_formset(request, form, formset, change)
-        from audit.services import emit
 
         for obj in formset.new_objects + [o for o, _ in formset.changed_objects]:
             emit(

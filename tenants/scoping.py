@@ -16,6 +16,7 @@ from typing import Any
 from django.db import models
 from django.http import Http404
 
+from audit.services import emit
 from backupplatform.errors import Forbidden, NotFound, ValidationFailed
 
 from .models import ALL_TENANTS, Membership, Role, Tenant, TenantScope
@@ -214,7 +215,6 @@ class AuditedAdminMixin:
         return getattr(obj, "tenant", None)
 
     def save_model(self, request, obj, form, change):
-        from audit.services import emit
 
         super().save_model(request, obj, form, change)
         changed = list(form.changed_data) if form is not None else []
@@ -227,7 +227,6 @@ class AuditedAdminMixin:
         )
 
     def delete_model(self, request, obj):
-        from audit.services import emit
 
         pk, tenant, kind = obj.pk, self._tenant_of(obj), self._resource_type(obj)
         super().delete_model(request, obj)

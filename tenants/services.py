@@ -17,7 +17,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from audit.services import emit
 from backupplatform.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
-from .models import ApiKey, Membership, Plan, Role, Tenant, hash_api_key, slug_validator
+from .models import ROLE_RANK, ApiKey, Membership, OidcIdentity, Plan, Role, Tenant, hash_api_key, slug_validator
 
 User = get_user_model()
 
@@ -411,7 +411,6 @@ def tenant_two_factor_set(*, tenant: Tenant, required: bool, actor: Any) -> Tena
 def oidc_tenant_roles(value: Any) -> dict[Tenant, str]:
     """``["acme:operator", "beta:admin", "other"]`` -> ``{<acme>: "operator", <beta>: "admin"}``:
     values naming an active tenant and a role; a tenant named twice keeps its highest role."""
-    from .models import ROLE_RANK
 
     if isinstance(value, str):
         value = value.split()
@@ -443,7 +442,6 @@ def _oidc_profile(user: Any, claims: dict) -> None:
 
 @transaction.atomic
 def oidc_user_create(*, issuer: str, claims: dict, tenant_roles: dict[Tenant, str]) -> Any:
-    from .models import OidcIdentity
 
     user = User(username=_oidc_username(claims), is_staff=True)
     _oidc_profile(user, claims)
@@ -463,7 +461,6 @@ def oidc_user_create(*, issuer: str, claims: dict, tenant_roles: dict[Tenant, st
 
 @transaction.atomic
 def oidc_user_update(*, user: Any, claims: dict, tenant_roles: dict[Tenant, str]) -> Any:
-    from .models import OidcIdentity
 
     _oidc_profile(user, claims)
     user.is_staff = True

@@ -13,7 +13,9 @@ from django.contrib.auth.models import AnonymousUser
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
+from . import services
 from .authentication import ApiKeyPrincipal, find_api_key
+from .signin import OIDC_BACKEND
 
 
 def _subprotocol_token(scope: dict) -> tuple[str | None, str | None]:
@@ -80,9 +82,6 @@ def _session_lacks_second_factor(scope: dict) -> bool:
     turned it on since) is no sign-in for the socket either (tenants/signin.py)."""
     from django.contrib.auth import BACKEND_SESSION_KEY
     from django_otp import DEVICE_ID_SESSION_KEY
-
-    from . import services
-    from .signin import OIDC_BACKEND
 
     user, session = scope.get("user"), scope.get("session")
     if user is None or not getattr(user, "is_authenticated", False) or session is None:

@@ -7,6 +7,8 @@ from django.contrib import admin
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from . import views
+
 #: Apps whose tables are the platform's plumbing, not something an operator configures.
 INTERNAL_APPS = ("django_celery_beat", "token_blacklist", "auth")
 #: Operators' sections first, in this order.
@@ -22,7 +24,6 @@ class ConsoleAdminSite(admin.AdminSite):
     enable_nav_sidebar = False
 
     def get_urls(self):
-        from . import views
 
         console = [
             path("models/", self.admin_view(self.models_index), name="models"),
@@ -46,7 +47,6 @@ class ConsoleAdminSite(admin.AdminSite):
         return console + super().get_urls()
 
     def index(self, request, extra_context=None):
-        from . import views
 
         return views.overview_page(request, self)
 

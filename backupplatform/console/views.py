@@ -41,6 +41,9 @@ from backups.services.downloads import backup_download_stream
 from backups.services.restore_options import MASKING_RULES
 from backups.services.restores import restore_start
 from backups.services.verifications import TEST_TYPES, verification_start
+from schedules.models import BackupJob
+from schedules.services import job_run
+from schedules.timing import cron_next_runs, frequency_to_cron, validate_cron, validate_timezone
 from tenants.models import Tenant
 from tenants.scoping import admin_tenant_ids
 
@@ -510,8 +513,6 @@ def verify(request, pk: int):
 @require_POST
 def job_run_now(request, pk: int):
     """A job's "Run now": its backup starts at once (the job's storage, options and retention)."""
-    from schedules.models import BackupJob
-    from schedules.services import job_run
 
     job = _scoped(request, BackupJob, pk=pk)
     try:
@@ -568,8 +569,6 @@ def schedule_preview(request):
     """The next five runs of a schedule being edited (the job form asks as fields change)."""
     from datetime import datetime
     from zoneinfo import ZoneInfo
-
-    from schedules.timing import cron_next_runs, frequency_to_cron, validate_cron, validate_timezone
 
     q = request.GET
     kind, tz = q.get("schedule_type") or "cron", q.get("timezone") or "UTC"

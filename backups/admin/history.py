@@ -25,6 +25,7 @@ from backups.models import (
 from backups.services import backups as backup_services
 from backups.services import restores as restore_services
 from backups.services import verifications as verification_services
+from backups.services.operations import operation_cancel
 from tenants.scoping import TenantScopedAdminMixin
 
 # --- backups, operations, restores, verifications ---------------------------------------------
@@ -258,7 +259,6 @@ class OperationAdmin(ReadOnlyTenantAdmin):
 
     @admin.action(description="Cancel (cleans partial data)")
     def cancel(self, request, queryset):
-        from backups.services.operations import operation_cancel
 
         for op in queryset:
             try:

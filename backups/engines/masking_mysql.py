@@ -19,6 +19,8 @@ from .masking_rules import (
     plan_columns,
     run_plan,
 )
+from .mysql import connect
+from .mysql import quote_ident as q
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +65,6 @@ def _my_primary_key(conn: Any, schema: str, table: str) -> list[str]:
 
 
 def _my_mask_table(conn: Any, columns: list[tuple[Column, Rule]], report: Report) -> int:
-    from .mysql import quote_ident as q
 
     first = columns[0][0]
     table = f"{q(first.schema)}.{q(first.table)}"
@@ -126,8 +127,6 @@ def _my_mask_table(conn: Any, columns: list[tuple[Column, Rule]], report: Report
 
 def mask_mysql(params: ConnectionParams, rules: dict[str, Rule], progress: ProgressCallback | None) -> dict[str, Any]:
     import pymysql
-
-    from .mysql import connect
 
     conn = connect(params, autocommit=True)
     try:

@@ -19,6 +19,7 @@ from .masking_rules import (
     plan_columns,
     run_plan,
 )
+from .postgres import connect
 
 logger = logging.getLogger(__name__)
 
@@ -128,8 +129,6 @@ def mask_postgres(
     params: ConnectionParams, rules: dict[str, Rule], progress: ProgressCallback | None
 ) -> dict[str, Any]:
     import psycopg
-
-    from .postgres import connect
 
     with connect(params, autocommit=True) as conn:
         columns = _pg_columns(conn, list(rules))

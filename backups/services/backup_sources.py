@@ -9,7 +9,9 @@ from backupplatform import netpolicy
 from backupplatform.errors import ValidationFailed
 
 from .. import compat, confinement, engines
+from ..connectivity import list_databases
 from ..models import Backup, BackupStatus, Server, ServerType, Source, SourceType
+from .config import platform_config_export
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +53,6 @@ def _source_factory(backup: Backup, source: Source):
     if source.type == SourceType.SQLITE:
         return lambda: engines.tar_source([source.path])
     if source.type == SourceType.PLATFORM_CONFIG:
-        from .config import platform_config_export
-
         data = platform_config_export(tenant=backup.tenant)
         return lambda: engines.config_source(data)
     raise ValidationFailed(f"Unknown source type {source.type}")
@@ -126,8 +126,6 @@ def estimate_total(backup: Backup) -> int | None:
         )
         return last or None
     try:
-        from ..connectivity import list_databases
-
         creds = backup.server.credentials or {}
         for db in list_databases(
             type=backup.server.type,

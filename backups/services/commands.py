@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from audit.services import emit, publish
 from backupplatform import netpolicy
+from backupplatform.celery import app
 from backupplatform.errors import NotFound, ValidationFailed
 from backupplatform.isotime import utc_now_iso
 from tenants.models import Tenant
@@ -237,7 +238,6 @@ def command_execute(
     )
 
     def send() -> None:
-        from backupplatform.celery import app
 
         # The task's id is chosen here, so the caller's answer names the task it queued.
         app.send_task("backups.tasks.run_command", args=[execution.pk], task_id=execution.task_id)

@@ -42,6 +42,7 @@ from ..models import (
 from ..progress import ProgressReporter
 from ..storage import StorageError, StorageNotFound
 from . import operations
+from .backups import _queue, backup_delete, storage_backend
 
 logger = logging.getLogger(__name__)
 
@@ -230,7 +231,6 @@ def after_backup_completed(*, backup: Backup) -> None:
 
 
 def _delete_artifact(storage: Storage, path: str) -> None:
-    from .backups import storage_backend
 
     with storage_backend(storage) as backend:
         backend.delete(path)
@@ -251,7 +251,6 @@ def copies_discard_all(*, backup: Backup) -> None:
 def copy_remove(*, backup: Backup, storage: Storage, reason: str = "") -> int:
     """Remove ``backup``'s copy on ``storage`` only; the others stay. The backup row goes with
     its last copy. Returns the bytes freed on ``storage``."""
-    from .backups import backup_delete
 
     primary_copy_ensure(backup=backup)
     copies = list(BackupCopy.objects.select_for_update(of=("self",)).filter(backup=backup).select_related("storage"))
@@ -305,7 +304,6 @@ def readable_copies(*, backup: Backup) -> list[tuple[Storage, str]]:
 def open_any_copy(*, backup: Backup):
     """``(backend, reader)`` of the first copy that can be opened. A copy whose file is gone
     is marked ``missing`` and the next one is tried; ``StorageNotFound`` when none is left."""
-    from .backups import storage_backend
 
     errors: list[str] = []
     for storage, path in readable_copies(backup=backup):
@@ -426,8 +424,6 @@ def sync_start(
         },
     )
     if queue:
-        from .backups import _queue
-
         _queue("backups.tasks.run_sync", op)
     return op
 
@@ -440,7 +436,6 @@ def _copy_one(
     *, backup: Backup, source: Storage, destination: Storage, verify: bool, reporter: ProgressReporter, done_before: int
 ) -> dict:
     """Stream one artifact from ``source`` to ``destination``; returns the copy's facts."""
-    from .backups import storage_backend
 
     copy = BackupCopy.objects.filter(backup=backup, storage=source).first()
     path = copy.path if copy else backup.storage_path

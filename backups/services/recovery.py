@@ -32,6 +32,8 @@ from ..models import (
     SourceType,
 )
 from .copies import human_bytes
+from .restores import restore_start
+from .snapshots import snapshot_create
 
 COMPONENT_OF = {
     SourceType.POSTGRESQL: "database",
@@ -250,8 +252,6 @@ def recovery_start(
 ) -> tuple[Restore, Any]:
     """Restore ``backup`` over its original targets (all or ``module_filter``). Returns the
     restore (its operation is of kind ``recovery``) and the pre-recovery snapshot (or None)."""
-    from .restores import restore_start
-    from .snapshots import snapshot_create
 
     if confirmation is not True:
         raise ValidationFailed(details={"confirmation": ["Recovery replaces current data: confirm with true."]})

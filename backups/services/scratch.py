@@ -48,6 +48,8 @@ from backupplatform.errors import ValidationFailed
 from tenants.models import Tenant
 
 from .. import confinement, engines
+from ..engines.base import EngineError
+from ..engines.testrestore import _single_select
 from ..keys import key_for_id
 from ..models import Backup, Server, ServerType, SourceType
 from ..pipeline import restore_stream
@@ -320,8 +322,6 @@ def _clean_relative(path: Any) -> str | None:
 def assertions_validate(assertions: Any, *, field_name: str = "assertions") -> list[dict]:
     """Check a drill's assertions (see the module doc); returns them normalised or raises
     ``ValidationFailed`` naming each bad item (``assertions.2.sql``)."""
-    from ..engines.base import EngineError
-    from ..engines.testrestore import _single_select
 
     if assertions in (None, []):
         return []

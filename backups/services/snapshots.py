@@ -27,6 +27,7 @@ from ..keys import key_for_id, tenant_data_key
 from ..models import Operation, OperationKind, OperationStatus, Snapshot
 from ..pipeline import ArtifactError, backup_stream, restore_stream
 from . import operations
+from .backups import _queue
 from .config import COMPONENTS, config_components, platform_config_apply, platform_config_export
 
 logger = logging.getLogger(__name__)
@@ -190,8 +191,6 @@ def snapshot_restore_start(
         },
     )
     if queue:
-        from .backups import _queue
-
         _queue("backups.tasks.run_snapshot_restore", op)
     return op
 

@@ -26,7 +26,7 @@ from tenants.models import Tenant, TenantScope
 from .. import engines
 from ..keys import key_for_id
 from ..models import Backup, BackupStatus, OperationKind, OperationStatus, ServerType, Verification
-from ..pipeline import ArtifactError, verify_stream
+from ..pipeline import ArtifactError, restore_stream, verify_stream
 from ..progress import ProgressReporter
 from . import operations
 from .backup_sources import connection_params
@@ -163,7 +163,6 @@ def verification_run(*, operation_id: int) -> Verification | None:
 
 def _test_restore(backup: Backup, verification: Verification, reporter: ProgressReporter) -> dict:
     """Restore into a scratch database on the backup's server, check it, drop it."""
-    from ..pipeline import restore_stream
 
     server = backup.server
     scratch = f"bp_verify_{backup.pk}_{secrets.token_hex(3)}"

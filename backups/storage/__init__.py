@@ -29,6 +29,7 @@ from .base import (
     StoredObject,
     iter_chunks,
 )
+from .cloud import open_azure, open_gcs
 from .errors import (
     InvalidObjectName,
     InvalidStorageConfig,
@@ -38,7 +39,10 @@ from .errors import (
     StorageNotInstalled,
     StorageUnavailable,
 )
+from .local import LocalBackend
 from .retry import NO_RETRY, RetryPolicy, default_policy
+from .s3 import S3Backend
+from .sftp import SFTPBackend
 from .targets import network_errors
 from .validation import STORAGE_TYPES, validate_config
 
@@ -121,37 +125,31 @@ def probe(
 
 
 def _open_local(config: dict[str, Any], creds: dict[str, Any], options: dict[str, Any]):
-    from .local import LocalBackend
 
     return LocalBackend(config, creds)
 
 
 def _open_s3(config: dict[str, Any], creds: dict[str, Any], options: dict[str, Any]):
-    from .s3 import S3Backend
 
     return S3Backend(config, creds, storage_type="s3", **options)
 
 
 def _open_minio(config: dict[str, Any], creds: dict[str, Any], options: dict[str, Any]):
-    from .s3 import S3Backend
 
     return S3Backend(config, creds, storage_type="minio", **options)
 
 
 def _open_sftp(config: dict[str, Any], creds: dict[str, Any], options: dict[str, Any]):
-    from .sftp import SFTPBackend
 
     return SFTPBackend(config, creds, **options)
 
 
 def _open_gcs(config: dict[str, Any], creds: dict[str, Any], options: dict[str, Any]):
-    from .cloud import open_gcs
 
     return open_gcs(config, creds, **options)
 
 
 def _open_azure(config: dict[str, Any], creds: dict[str, Any], options: dict[str, Any]):
-    from .cloud import open_azure
 
     return open_azure(config, creds, **options)
 

@@ -38,6 +38,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from backups.connectivity import InvalidPrivateKey, load_private_key
+
 STORAGE_TYPES: tuple[str, ...] = ("local", "s3", "minio", "sftp", "gcs", "azure")
 
 _BUCKET_CHARS = re.compile(r"^[a-z0-9.-]+$")
@@ -283,7 +285,6 @@ def _validate_sftp(config: Mapping[str, Any], creds: Mapping[str, Any], errors: 
         _add_credential_error(errors, "Provide a password or a private key")
     elif _text(private_key):
         # Imported here: paramiko is heavy and only SFTP needs it.
-        from backups.connectivity import InvalidPrivateKey, load_private_key
 
         try:
             load_private_key(private_key, creds.get("passphrase") or None)

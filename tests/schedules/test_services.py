@@ -104,7 +104,7 @@ def test_storage_failure_leaves_the_row_and_is_reported(tenant_a, app_a, storage
             raise Conflict("The stored file could not be deleted: disk on fire", code="STORAGE_ERROR")
         return real(backup=backup, reason=reason)
 
-    with mock.patch("backups.services.backups.backup_delete", side_effect=flaky):
+    with mock.patch("schedules.cleanup.backup_delete", side_effect=flaky):
         op = services.job_purge(job=job)
     assert Backup.objects.filter(pk=backups[0].pk).exists()
     assert not Backup.objects.filter(pk=backups[1].pk).exists()

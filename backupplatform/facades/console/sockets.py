@@ -38,7 +38,11 @@ from django.conf import settings
 from django.core.cache import cache
 
 from backupplatform import humanize
+from schedules.status import system_status
 from tenants.consumers import TenantEventConsumer
+from tenants.models import Tenant
+
+from .status import health_messages
 
 logger = logging.getLogger(__name__)
 
@@ -318,10 +322,6 @@ def health_interval_seconds() -> float:
 def health_snapshot(tenant_id: int) -> list[dict]:
     """The three health messages of a tenant, computed at most once per poll interval
     whatever the number of sockets (shared through the cache)."""
-    from schedules.status import system_status
-    from tenants.models import Tenant
-
-    from .status import health_messages
 
     key = f"console:health:{tenant_id}"
     messages = cache.get(key)

@@ -15,6 +15,7 @@ from django.db.models import Count, Max, Min, Sum
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers
 
+from backupplatform.errors import NotFound
 from backupplatform.facades.base import respond
 from backupplatform.facades.scheduling import iso
 from backupplatform.facades.schema import FACADE_ERROR
@@ -26,9 +27,10 @@ from backupplatform.facades.serializers import (
     StrictIntegerField,
     validated,
 )
-from backups.models import Backup, BackupCopy, BackupStatus, CopyStatus, OperationKind, Storage
+from backups.models import Backup, BackupCopy, BackupStatus, CopyStatus, Operation, OperationKind, Storage
 from backups.services import copies as service
 from backups.services.copies import human_bytes
+from backups.services.recovery import _duration_text
 from backups.services.storage_settings import RETENTION_KEYS, storage_settings_update
 from tenants.models import Role
 
@@ -357,8 +359,6 @@ class StorageUpdateView(ConsoleView):
 
 def _duration(size: int, tenant) -> str:
     # Copies run at the speed of the slower storage; the tenant's past syncs tell it.
-    from backups.models import Operation
-    from backups.services.recovery import _duration_text
 
     done = (
         Operation.objects.filter(tenant=tenant, kind=OperationKind.SYNC, status="completed", throughput_bps__gt=0)
@@ -383,8 +383,6 @@ class StorageSyncView(ConsoleView):
         ids = data.get("backup_ids")
         backups = list(Backup.objects.filter(tenant=tenant, pk__in=ids)) if ids else None
         if ids and len(backups) != len(set(ids)):
-            from backupplatform.errors import NotFound
-
             raise NotFound(
                 "Backup not found",
                 code="BACKUP_NOT_FOUND",

@@ -15,13 +15,13 @@ from __future__ import annotations
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 
-from backupplatform.errors import NotFound, fields_renamed
+from backupplatform.errors import Forbidden, NotFound, fields_renamed
 from backupplatform.facades.base import respond
 from backupplatform.facades.serializers import validated
 from backupplatform.isotime import utc_iso
 from schedules import selectors, services
 from schedules.models import BackupJob
-from tenants.models import Role
+from tenants.models import Role, role_at_least
 
 from .conventions import ConsoleView
 from .serializers import (
@@ -173,8 +173,6 @@ class CleanupView(ConsoleView):
 
     @extend_schema(request=CleanupSerializer, responses={200: CleanupShape})
     def post(self, request):
-        from backupplatform.errors import Forbidden
-        from tenants.models import role_at_least
 
         tenant = self.require_tenant()
         data = validated(CleanupSerializer, request.data)

@@ -8,7 +8,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers
 from rest_framework.permissions import AllowAny
 
-from backupplatform.errors import NotFound
+from backupplatform.errors import NotFound, ValidationFailed
 from backupplatform.facades import query
 from backupplatform.facades.base import respond
 from backupplatform.facades.serializers import (
@@ -22,7 +22,7 @@ from backupplatform.facades.serializers import (
 from backupplatform.ids import parse_id
 from backups import backup_selectors
 from backups.config_selectors import backup_location
-from backups.models import Backup, BackupStatus, OperationKind, Restore, Server, ServerType
+from backups.models import Backup, BackupStatus, OperationKind, Restore, Server, ServerType, Storage
 from backups.services import backups as backup_services
 from backups.services import restores as restore_services
 from tenants import capabilities
@@ -312,13 +312,9 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformVi
         if server is None:
             raise NotFound("Server not found", code="SERVER_NOT_FOUND")
         if data.get("db_type") and data["db_type"] != server.type:
-            from backupplatform.errors import ValidationFailed
-
             raise ValidationFailed(details={"db_type": [f"The server is a {server.type} server."]})
         storage = None
         if "storage_id" in data:
-            from backups.models import Storage
-
             storage = Storage.objects.filter(tenant=tenant, pk=data["storage_id"]).first()
             if storage is None:
                 raise NotFound("Storage not found", code="STORAGE_NOT_FOUND")
@@ -355,8 +351,6 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformVi
                 raise NotFound("Target server not found", code="SERVER_NOT_FOUND")
         rules = data.get("masking_rules") or {}
         if rules and not data["mask_sensitive_data"]:
-            from backupplatform.errors import ValidationFailed
-
             raise ValidationFailed(details={"mask_sensitive_data": ["Set to true to apply masking_rules."]})
         restore = restore_services.restore_start(
             tenant=tenant,

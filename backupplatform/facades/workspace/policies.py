@@ -24,6 +24,7 @@ from backupplatform.facades.serializers import (
     validated,
 )
 from backups.models import Application, Storage
+from backups.services.backups import backup_start
 from schedules import selectors, services
 from schedules.models import BackupJob, ScheduleType
 from tenants.models import Role
@@ -302,7 +303,6 @@ class TriggerBackupView(_AppView):
 
     @extend_schema(request=TriggerInputSerializer, responses={202: TriggeredShape})
     def post(self, request, ws_id=None, app_id=None):
-        from backups.services.backups import backup_start
 
         app = self.application()
         data = validated(TriggerInputSerializer, request.data)

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from backupplatform import humanize
 from backups.models import Operation
+from backups.services.operations import OperationHeartbeat
 
 
 def transfer_text(
@@ -68,7 +69,6 @@ def run_with_progress(op: Operation, work: Callable[[], object], *, label: str, 
     errors: list[BaseException] = []
 
     def target() -> None:
-        from backups.services.operations import OperationHeartbeat
 
         try:
             with OperationHeartbeat(op.pk):  # the worker's reaper must not take a slow step for a dead CLI
