@@ -1,5 +1,6 @@
 """What a backup reads: the database dump, or an application's sources bundled in one
-stream, and the size it is expected to have (for percent, ETA and quotas)."""
+stream, the size it is expected to have (for percent, ETA and quotas), and what the backup
+records of the artifact it became."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from backupplatform.errors import ValidationFailed
 from .. import compat, confinement, engines
 from ..connectivity import list_databases
 from ..models import Backup, BackupStatus, Server, ServerType, Source, SourceType
+from ..pipeline import PipelineResult
 from .config import platform_config_export
 
 logger = logging.getLogger(__name__)
@@ -162,3 +164,27 @@ def estimate_stored(backup: Backup, raw: int | None) -> int:
     if last is None:
         return raw
     return int(raw * last.stored_bytes / last.size_bytes)
+
+
+def artifact_manifest(result: PipelineResult, *, created_at, source: dict, bundle: dict | None = None) -> dict:
+    """What a backup records of its artifact (``Backup.manifest``): the pipeline's figures, the
+    source's facts and an application artifact's own manifest."""
+    manifest = {
+        "version": "v1",
+        "format": "BPAF v2",
+        "payload": result.payload,
+        "created_at": created_at.isoformat(),
+        "source": source,
+        "compression": result.compression,
+        "encryption": "AES-256-GCM",
+        "key_id": result.key_id,
+        "raw_bytes": result.raw_bytes,
+        "compressed_bytes": result.compressed_bytes,
+        "stored_bytes": result.stored_bytes,
+        "sha256": result.sha256,
+        "chunks": result.chunks,
+        "duration_seconds": round(result.duration, 3),
+    }
+    if bundle:
+        manifest["bundle"] = bundle
+    return manifest

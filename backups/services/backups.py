@@ -39,11 +39,11 @@ from ..models import (
     Storage,
     StorageType,
 )
-from ..pipeline import PipelineCancelled, PipelineResult, backup_stream
+from ..pipeline import PipelineCancelled, backup_stream
 from ..progress import ProgressReporter
 from ..storage import StorageError, StorageUnavailable, open_backend
 from . import operations
-from .backup_sources import artifact_payload, estimate_stored, estimate_total, open_source
+from .backup_sources import artifact_manifest, artifact_payload, estimate_stored, estimate_total, open_source
 
 logger = logging.getLogger(__name__)
 
@@ -364,30 +364,6 @@ def backup_run(*, operation_id: int, retry_transient: bool = False) -> Operation
     op = _backup_end(op, backup, BackupStatus.COMPLETED, "")
     _verify_if_asked(op, backup)
     return op
-
-
-def artifact_manifest(result: PipelineResult, *, created_at, source: dict, bundle: dict | None = None) -> dict:
-    """What a backup records of its artifact (``Backup.manifest``): the pipeline's figures, the
-    source's facts and an application artifact's own manifest."""
-    manifest = {
-        "version": "v1",
-        "format": "BPAF v2",
-        "payload": result.payload,
-        "created_at": created_at.isoformat(),
-        "source": source,
-        "compression": result.compression,
-        "encryption": "AES-256-GCM",
-        "key_id": result.key_id,
-        "raw_bytes": result.raw_bytes,
-        "compressed_bytes": result.compressed_bytes,
-        "stored_bytes": result.stored_bytes,
-        "sha256": result.sha256,
-        "chunks": result.chunks,
-        "duration_seconds": round(result.duration, 3),
-    }
-    if bundle:
-        manifest["bundle"] = bundle
-    return manifest
 
 
 def _backup_wait_for_storage(op: Operation, backup: Backup, exc: BaseException) -> None:

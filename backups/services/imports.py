@@ -56,6 +56,7 @@ from ..models import (
 )
 from ..pipeline import ArtifactError, PipelineCancelled, backup_stream, open_artifact
 from . import operations
+from .backup_sources import artifact_manifest
 from .import_checks import (  # noqa: F401  (part of this module's API)
     FILES_MEMBER,
     KIND_LABELS,
@@ -344,7 +345,7 @@ def import_run(*, operation_id: int) -> Operation | None:
 
 def _import_run(op: Operation, details: dict, path: str) -> Operation:
     from ..progress import ProgressReporter
-    from .backups import _backup_end, _cleanup, _describe, artifact_manifest, storage_backend
+    from .backups import _backup_end, _cleanup, _describe, storage_backend
     from .copies import QuotaWriter
 
     tenant = op.tenant
