@@ -9,7 +9,6 @@ from datetime import time, timedelta
 from pathlib import Path
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from backups import services
@@ -21,13 +20,6 @@ from tests.e2e.conftest import PG, needs_pg
 pytestmark = pytest.mark.django_db
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-
-
-@pytest.fixture
-def root(superuser):
-    client = Client()
-    client.force_login(superuser)
-    return client
 
 
 def storage_form(tenant, **fields):
@@ -43,8 +35,8 @@ def storage_form(tenant, **fields):
     }
 
 
-def test_an_s3_storage_is_set_up_with_its_own_fields_and_its_secret_never_shown_again(root, tenant_a):
-    page = root.get("/admin/backups/storage/add/").content.decode()
+def test_an_s3_storage_is_set_up_with_its_own_fields_and_its_secret_never_shown_again(admin_client, tenant_a):
+    page = admin_client.get("/admin/backups/storage/add/").content.decode()
     for field in (
         "id_bucket",
         "id_region",
@@ -58,7 +50,7 @@ def test_an_s3_storage_is_set_up_with_its_own_fields_and_its_secret_never_shown_
     ):
         assert field in page
     assert 'name="configuration"' not in page and 'name="new_credentials"' not in page
-    response = root.post(
+    response = admin_client.post(
         "/admin/backups/storage/add/",
         storage_form(
             tenant_a,
@@ -76,10 +68,10 @@ def test_an_s3_storage_is_set_up_with_its_own_fields_and_its_secret_never_shown_
     assert storage.credentials == {"access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key": SECRET}
     assert storage.labels == {"env": "prod", "team": "ops"}
 
-    change = root.get(f"/admin/backups/storage/{storage.pk}/change/").content.decode()
+    change = admin_client.get(f"/admin/backups/storage/{storage.pk}/change/").content.decode()
     assert SECRET not in change and "acme-backups" in change and "Stored. Leave blank" in change
     # Blank secrets keep the stored ones; a changed field is saved.
-    response = root.post(
+    response = admin_client.post(
         f"/admin/backups/storage/{storage.pk}/change/",
         {**storage_form(tenant_a, bucket="acme-backups", region="eu-central-1", path_prefix="prod", labels="env=prod")},
     )
@@ -88,8 +80,8 @@ def test_an_s3_storage_is_set_up_with_its_own_fields_and_its_secret_never_shown_
     assert storage.configuration["region"] == "eu-central-1" and storage.credentials["secret_access_key"] == SECRET
 
 
-def test_storage_errors_are_words_next_to_their_field(root, tenant_a):
-    response = root.post(
+def test_storage_errors_are_words_next_to_their_field(admin_client, tenant_a):
+    response = admin_client.post(
         "/admin/backups/storage/add/",
         storage_form(tenant_a, bucket="Bad_Bucket!", region="eu-west-1", access_key_id="nope", secret_access_key="x"),
     )
@@ -98,14 +90,14 @@ def test_storage_errors_are_words_next_to_their_field(root, tenant_a):
     assert "access key" in errors["access_key_id"][0].lower()
     html = response.content.decode()
     assert "{'" not in html and "{&#x27;" not in html
-    response = root.post("/admin/backups/storage/add/", storage_form(tenant_a, labels="not a pair"))
+    response = admin_client.post("/admin/backups/storage/add/", storage_form(tenant_a, labels="not a pair"))
     assert response.context["adminform"].form.errors["labels"] == ['Line 1: write key=value (got "not a pair").']
     assert not Storage.objects.filter(name="offsite").exists()
 
 
-def test_sources_take_include_and_exclude_patterns_one_per_line(root, tenant_a):
+def test_sources_take_include_and_exclude_patterns_one_per_line(admin_client, tenant_a):
     folder = f"{tenant_a.path_roots[0]}/www"
-    response = root.post(
+    response = admin_client.post(
         "/admin/backups/application/add/",
         {
             "tenant": tenant_a.pk,
@@ -119,7 +111,7 @@ def test_sources_take_include_and_exclude_patterns_one_per_line(root, tenant_a):
     assert response.status_code == 302
     source = Application.objects.get(name="site").sources.get()
     assert source.include == ["*.html", "*.css"] and source.exclude == ["cache/*"]
-    page = root.get(f"/admin/backups/application/{source.application_id}/change/").content.decode()
+    page = admin_client.get(f"/admin/backups/application/{source.application_id}/change/").content.decode()
     assert "*.html\n*.css</textarea>" in page
 
 
@@ -156,7 +148,7 @@ def job_form(tenant, storage, app, **fields):
     }
 
 
-def test_a_job_is_scheduled_with_days_and_time_and_shows_its_next_runs(root, tenant_a):
+def test_a_job_is_scheduled_with_days_and_time_and_shows_its_next_runs(admin_client, tenant_a):
     storage = services.storage_create(
         tenant=tenant_a, name="disk", type="local", configuration={"path": f"{tenant_a.path_roots[0]}/store"}
     )
@@ -165,9 +157,9 @@ def test_a_job_is_scheduled_with_days_and_time_and_shows_its_next_runs(root, ten
         name="site",
         sources=[{"name": "files", "type": "path", "path": f"{tenant_a.path_roots[0]}/www"}],
     )
-    page = root.get("/admin/schedules/backupjob/add/").content.decode()
+    page = admin_client.get("/admin/schedules/backupjob/add/").content.decode()
     assert 'name="options"' not in page and 'type="checkbox" name="days_of_week"' in page
-    response = root.post("/admin/schedules/backupjob/add/", job_form(tenant_a, storage, app))
+    response = admin_client.post("/admin/schedules/backupjob/add/", job_form(tenant_a, storage, app))
     assert response.status_code == 302, response.context["adminform"].form.errors
     job = BackupJob.objects.get(name="nightly")
     assert job.cron_expression == "30 2 * * 1,3,5" and job.days_of_week == [1, 3, 5]
@@ -175,7 +167,7 @@ def test_a_job_is_scheduled_with_days_and_time_and_shows_its_next_runs(root, ten
     assert job.notifications["on_failure"] is True and job.notifications["on_success"] is False
     assert job.retention == {"daily": 7, "weekly": 4}
 
-    preview = root.get(
+    preview = admin_client.get(
         "/admin/console/schedule-preview/",
         {
             "schedule_type": "weekly",
@@ -186,7 +178,9 @@ def test_a_job_is_scheduled_with_days_and_time_and_shows_its_next_runs(root, ten
     ).json()
     assert preview["cron"] == "30 2 * * 1,3,5" and len(preview["runs"]) == 5
     assert all(r["local"][:3] in ("Mon", "Wed", "Fri") and "02:30" in r["local"] for r in preview["runs"])
-    bad = root.get("/admin/console/schedule-preview/", {"schedule_type": "custom", "cron_expression": "61 * * * *"})
+    bad = admin_client.get(
+        "/admin/console/schedule-preview/", {"schedule_type": "custom", "cron_expression": "61 * * * *"}
+    )
     assert bad.status_code == 422 and "out of range" in bad.json()["error"]
 
     # Retention preview: what the rules keep among the job's backups today (nothing is deleted).
@@ -196,15 +190,15 @@ def test_a_job_is_scheduled_with_days_and_time_and_shows_its_next_runs(root, ten
             tenant=tenant_a, job=job, application=app, status="completed", name=f"site_{days}"
         )
         Backup.objects.filter(pk=backup.pk).update(created_at=now - timedelta(days=days, hours=1))
-    change = root.get(f"/admin/schedules/backupjob/{job.pk}/change/").content.decode()
+    change = admin_client.get(f"/admin/schedules/backupjob/{job.pk}/change/").content.decode()
     assert "of 8 backup(s) keeps 8, nothing to delete" in change  # daily 7 + the newest of the week before
     BackupJob.objects.filter(pk=job.pk).update(retention={"daily": 3})
-    change = root.get(f"/admin/schedules/backupjob/{job.pk}/change/").content.decode()
+    change = admin_client.get(f"/admin/schedules/backupjob/{job.pk}/change/").content.decode()
     assert "of 8 backup(s) keeps 3, would delete 5: site_3" in change
     assert 'id="schedule-preview"' in change
 
 
-def test_a_cron_error_is_said_next_to_the_field(root, tenant_a):
+def test_a_cron_error_is_said_next_to_the_field(admin_client, tenant_a):
     storage = services.storage_create(
         tenant=tenant_a, name="disk", type="local", configuration={"path": f"{tenant_a.path_roots[0]}/store"}
     )
@@ -213,7 +207,7 @@ def test_a_cron_error_is_said_next_to_the_field(root, tenant_a):
         name="site",
         sources=[{"name": "files", "type": "path", "path": f"{tenant_a.path_roots[0]}/www"}],
     )
-    response = root.post(
+    response = admin_client.post(
         "/admin/schedules/backupjob/add/",
         job_form(tenant_a, storage, app, schedule_type="custom", cron_expression="every night"),
     )
@@ -222,7 +216,7 @@ def test_a_cron_error_is_said_next_to_the_field(root, tenant_a):
     assert not BackupJob.objects.filter(name="nightly").exists()
 
 
-def test_the_wizard_restores_a_folder_into_the_target_and_only_the_sources_ticked(root, tenant_a, monkeypatch):
+def test_the_wizard_restores_a_folder_into_the_target_and_only_the_sources_ticked(admin_client, tenant_a, monkeypatch):
     """An application backup of two folders; the wizard restores one of them INTO a new folder
     (its content at the top, not under the original absolute path)."""
     from backupplatform.console import views
@@ -251,13 +245,13 @@ def test_the_wizard_restores_a_folder_into_the_target_and_only_the_sources_ticke
     backup = Backup.objects.get(pk=op.backup_id)
     assert backup.status == "completed", backup.error_message
 
-    page = root.get(f"/admin/console/backups/{backup.pk}/restore/").content.decode()
+    page = admin_client.get(f"/admin/console/backups/{backup.pk}/restore/").content.decode()
     assert 'name="target_path"' in page and 'name="target_database"' not in page
     assert "goes INTO this folder" in page
     members = {s["name"]: s["member"] for s in backup.manifest["bundle"]["sources"]}
     # Run the restore in this process instead of queueing it for a worker.
     monkeypatch.setattr(views, "restore_start", lambda **kw: restore_services.restore_start(**kw, queue=False))
-    response = root.post(
+    response = admin_client.post(
         f"/admin/console/backups/{backup.pk}/restore/",
         {
             "restore_point": backup.pk,
@@ -281,7 +275,7 @@ def test_the_wizard_restores_a_folder_into_the_target_and_only_the_sources_ticke
     # Only some files of the folder: the stylesheets; a line matching nothing fails in words.
     assert 'name="paths"' in page and "Only these files or folders" in page
     form = {"restore_point": backup.pk, "members": [members["www"]], "strategy": "create_new", "confirm": "on"}
-    response = root.post(
+    response = admin_client.post(
         f"/admin/console/backups/{backup.pk}/restore/",
         {**form, "target_path": f"{base}/css-only", "paths": "css/*.css\n"},
         HTTP_ACCEPT="application/json",
@@ -293,7 +287,7 @@ def test_the_wizard_restores_a_folder_into_the_target_and_only_the_sources_ticke
     subset.refresh_from_db()
     assert subset.status == "completed", subset.error_message
     assert os.listdir(f"{base}/css-only") == ["css"] and os.listdir(f"{base}/css-only/css") == ["site.css"]
-    refused = root.post(
+    refused = admin_client.post(
         f"/admin/console/backups/{backup.pk}/restore/",
         {**form, "target_path": f"{base}/nothing", "paths": "../etc/passwd"},
         HTTP_ACCEPT="application/json",
@@ -304,7 +298,7 @@ def test_the_wizard_restores_a_folder_into_the_target_and_only_the_sources_ticke
 
 @needs_pg
 def test_the_wizard_restores_only_the_postgresql_tables_ticked(
-    root, tenant_a, pg_server_row, pg_source_db, cleanup_pg, monkeypatch
+    admin_client, tenant_a, pg_server_row, pg_source_db, cleanup_pg, monkeypatch
 ):
     """The backup lists its tables; the wizard restores the one ticked (with its index) into a
     new database, masked, and leaves the other out."""
@@ -326,7 +320,7 @@ def test_the_wizard_restores_only_the_postgresql_tables_ticked(
     backup = Backup.objects.get(pk=op.backup_id)
     assert backup.status == "completed", backup.error_message
 
-    page = root.get(f"/admin/console/backups/{backup.pk}/restore/").content.decode()
+    page = admin_client.get(f"/admin/console/backups/{backup.pk}/restore/").content.decode()
     assert 'value="public.customers"' in page and 'value="public.blobs"' in page
     assert "Only these tables" in page
     target = f"{pg_source_db}_customers"
@@ -343,7 +337,7 @@ def test_the_wizard_restores_only_the_postgresql_tables_ticked(
         "strategy": "create_new",
         "confirm": "on",
     }
-    response = root.post(f"/admin/console/backups/{backup.pk}/restore/", form, HTTP_ACCEPT="application/json")
+    response = admin_client.post(f"/admin/console/backups/{backup.pk}/restore/", form, HTTP_ACCEPT="application/json")
     assert response.status_code == 201, response.content
     restore = restore_services.Restore.objects.get(backup=backup)
     assert restore.options["tables"] == ["public.customers"]
@@ -358,9 +352,9 @@ def test_the_wizard_restores_only_the_postgresql_tables_ticked(
     form.update(target_database=f"{target}_2", tables=[], restore_point=backup.pk)
     backup.manifest["source"].pop("tables")  # an older backup: no list to tick, a box to type in
     Backup.objects.filter(pk=backup.pk).update(manifest=backup.manifest)
-    page = root.get(f"/admin/console/backups/{backup.pk}/restore/").content.decode()
+    page = admin_client.get(f"/admin/console/backups/{backup.pk}/restore/").content.decode()
     assert 'name="tables"' in page and 'value="public.customers"' not in page
-    typed = root.post(
+    typed = admin_client.post(
         f"/admin/console/backups/{backup.pk}/restore/",
         {**form, "tables": "customers, nope"},
         HTTP_ACCEPT="application/json",
@@ -375,7 +369,7 @@ def test_the_wizard_restores_only_the_postgresql_tables_ticked(
         assert not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (second.target_database,)).fetchone()
 
 
-def test_verify_offers_a_test_restore_and_refuses_it_in_words_where_it_cannot_run(root, tenant_a, monkeypatch):
+def test_verify_offers_a_test_restore_and_refuses_it_in_words_where_it_cannot_run(admin_client, tenant_a, monkeypatch):
     from backups.models import Verification
 
     services.storage_create(
@@ -389,9 +383,11 @@ def test_verify_offers_a_test_restore_and_refuses_it_in_words_where_it_cannot_ru
         tenant=tenant_a, name="site", sources=[{"name": "www", "type": "path", "path": f"{tenant_a.path_roots[0]}/www"}]
     )
     backup = Backup.objects.create(tenant=tenant_a, application=app, status="completed", name="site_1")
-    page = root.get(f"/admin/backups/backup/{backup.pk}/change/").content.decode()
+    page = admin_client.get(f"/admin/backups/backup/{backup.pk}/change/").content.decode()
     assert "Verify checksum" in page and "Test restore" not in page  # a test restore needs a database
-    response = root.post(f"/admin/console/backups/{backup.pk}/verify/", {"test_type": "test_restore"}, follow=True)
+    response = admin_client.post(
+        f"/admin/console/backups/{backup.pk}/verify/", {"test_type": "test_restore"}, follow=True
+    )
     assert "test_restore needs a database backup." in response.content.decode()
     assert not Verification.objects.exists()
     db_backup = Backup.objects.create(
@@ -404,15 +400,15 @@ def test_verify_offers_a_test_restore_and_refuses_it_in_words_where_it_cannot_ru
     )
     assert (
         "Test restore into a scratch database"
-        in root.get(f"/admin/backups/backup/{db_backup.pk}/change/").content.decode()
+        in admin_client.get(f"/admin/backups/backup/{db_backup.pk}/change/").content.decode()
     )
-    response = root.post(f"/admin/console/backups/{db_backup.pk}/verify/", {"test_type": "test_restore"})
+    response = admin_client.post(f"/admin/console/backups/{db_backup.pk}/verify/", {"test_type": "test_restore"})
     verification = Verification.objects.get(backup=db_backup)
     assert verification.test_type == "test_restore"
     assert response.headers["Location"] == f"/admin/console/operations/{verification.operation.public_id}/"
 
 
-def test_the_plain_restore_form_says_service_errors_in_words(root, tenant_a):
+def test_the_plain_restore_form_says_service_errors_in_words(admin_client, tenant_a):
     server = services.server_create(tenant=tenant_a, name="pg", type="postgresql", host="127.0.0.1", port=5432)
     backup = Backup.objects.create(
         tenant=tenant_a,
@@ -422,7 +418,7 @@ def test_the_plain_restore_form_says_service_errors_in_words(root, tenant_a):
         db_type="postgresql",
         server=server,
     )
-    response = root.post(
+    response = admin_client.post(
         f"/admin/backups/backup/{backup.pk}/restore/",
         {"target_server": server.pk, "target_database": "", "strategy": "create_new", "masking_rules": "email=shred"},
     )
@@ -431,7 +427,7 @@ def test_the_plain_restore_form_says_service_errors_in_words(root, tenant_a):
     assert "Use &#x27;hash&#x27;, &#x27;randomize&#x27;" in html
 
 
-def test_a_job_runs_now_from_its_page_and_a_second_run_is_refused_in_words(root, tenant_a):
+def test_a_job_runs_now_from_its_page_and_a_second_run_is_refused_in_words(admin_client, tenant_a):
     storage = services.storage_create(
         tenant=tenant_a, name="disk", type="local", configuration={"path": f"{tenant_a.path_roots[0]}/store"}
     )
@@ -450,10 +446,10 @@ def test_a_job_runs_now_from_its_page_and_a_second_run_is_refused_in_words(root,
         schedule_type="daily",
         schedule_time=time(2, 30),
     )
-    assert 'id="run-now"' in root.get(f"/admin/schedules/backupjob/{job.pk}/change/").content.decode()
-    response = root.post(f"/admin/console/jobs/{job.pk}/run/")
+    assert 'id="run-now"' in admin_client.get(f"/admin/schedules/backupjob/{job.pk}/change/").content.decode()
+    response = admin_client.post(f"/admin/console/jobs/{job.pk}/run/")
     operation = Backup.objects.get(job=job).operations.get()
     assert response.headers["Location"] == f"/admin/console/operations/{operation.public_id}/"
-    again = root.post(f"/admin/console/jobs/{job.pk}/run/", follow=True).content.decode()
+    again = admin_client.post(f"/admin/console/jobs/{job.pk}/run/", follow=True).content.decode()
     assert "Nightly: A backup of this policy is already running" in again
     assert Backup.objects.filter(job=job).count() == 1
