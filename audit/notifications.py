@@ -22,7 +22,7 @@ from .deliveries import delivery_for_channel
 from .events import EVENT_TYPES
 from .models import ChannelType, Delivery, DeliveryStatus, Level, NotificationChannel, Webhook
 from .notices import test_notice
-from .services import emit
+from .services import emit, stored_user
 
 if TYPE_CHECKING:  # the audit app imports no other app of ours at run time
     from tenants.models import Tenant
@@ -76,7 +76,7 @@ def channel_create(
         is_enabled=is_enabled,
         event_types=events,
         min_level=min_level,
-        created_by=actor if getattr(actor, "pk", None) else None,
+        created_by=stored_user(actor),
     )
     emit(
         action="notification_channel_create",
@@ -201,7 +201,7 @@ def webhook_create(
         description=description,
         event_types=events,
         secret=secret,
-        created_by=actor if getattr(actor, "pk", None) else None,
+        created_by=stored_user(actor),
     )
     emit(
         action="webhook_create",

@@ -145,6 +145,12 @@ def publish(*, tenant_id: int, event: dict[str, Any], stream: str = "updates") -
     transaction.on_commit(send)
 
 
+def stored_user(actor: Any) -> Any:
+    """``actor`` as a row's ``created_by``: the user itself, or ``None`` for work nobody signed
+    in started (beat, the CLI without a user, an anonymous actor)."""
+    return actor if getattr(actor, "pk", None) else None
+
+
 def emit(
     *,
     action: str,

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from audit.services import emit, publish
+from audit.services import emit, publish, stored_user
 from backupplatform.celery import app
 from backupplatform.errors import (
     Conflict,
@@ -208,7 +208,7 @@ def cleanup_analyse(
             "storage_ids": wanted,
             "job_id": job.pk if job else None,
         },
-        created_by=actor if getattr(actor, "pk", None) else None,
+        created_by=stored_user(actor),
     )
     emit(
         action="cleanup_analyse",

@@ -31,7 +31,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from audit.services import emit, publish
+from audit.services import emit, publish, stored_user
 from backupplatform.celery import app
 from backupplatform.errors import Conflict, NotFound, ValidationFailed
 from backups.models import Backup, BackupStatus, Server, ServerType
@@ -209,7 +209,7 @@ def _create(
         backup_taken_at=(backup.started_at or backup.created_at) if backup else None,
         trigger=trigger,
         scheduled_for=scheduled_for,
-        created_by=actor if getattr(actor, "pk", None) else None,
+        created_by=stored_user(actor),
     )
 
 

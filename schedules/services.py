@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from audit.services import emit
+from audit.services import emit, stored_user
 from backupplatform.errors import (
     Conflict,
     ValidationFailed,
@@ -178,7 +178,7 @@ def job_create(*, tenant: Tenant, actor: Any = None, **fields: Any) -> BackupJob
         fields["application"] = _path_application(
             tenant=tenant, name=fields.get("name", ""), path=fields["source_path"]
         )
-    job = BackupJob(tenant=tenant, created_by=actor if getattr(actor, "pk", None) else None, **fields)
+    job = BackupJob(tenant=tenant, created_by=stored_user(actor), **fields)
     _apply_schedule(job)
     _check_target(job)
     _save(job)

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.services import emit, publish
+from audit.services import emit, publish, stored_user
 from backupplatform.errors import Conflict, NotFound, TooManyOperations, ValidationFailed
 from backupplatform.isotime import utc_iso
 from tenants import capabilities
@@ -187,7 +187,7 @@ def backup_start(
         encrypted=True,
         keep_until=keep_until,
         keep_forever=keep_forever,
-        created_by=actor if getattr(actor, "pk", None) else None,
+        created_by=stored_user(actor),
     )
     if not backup.name:
         backup.name = (

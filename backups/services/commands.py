@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import emit, publish
+from audit.services import emit, publish, stored_user
 from backupplatform import netpolicy
 from backupplatform.celery import app
 from backupplatform.errors import NotFound, ValidationFailed
@@ -143,7 +143,7 @@ def command_create(
         description=description,
         type=type,
         tags=tags,
-        created_by=actor if getattr(actor, "pk", None) else None,
+        created_by=stored_user(actor),
     )
     emit(
         action="command_create",
@@ -210,7 +210,7 @@ def command_execute(
     if not 1 <= timeout <= limit:
         raise ValidationFailed(details={"timeout_seconds": [f"Between 1 and {limit} seconds."]})
     text = render_command(command.command_template, variables or {})
-    user = actor if getattr(actor, "pk", None) else None
+    user = stored_user(actor)
     execution = CommandExecution.objects.create(
         tenant_id=command.tenant_id,
         command=command,

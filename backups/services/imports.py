@@ -36,7 +36,7 @@ from django.core.files.uploadhandler import FileUploadHandler, StopFutureHandler
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import emit
+from audit.services import emit, stored_user
 from backupplatform.errors import DomainError, TooManyOperations, ValidationFailed
 from tenants.models import Tenant
 
@@ -248,7 +248,7 @@ def import_start(
             components=describe(inspection)["components"],
             storage=storage,
             compression="zstd",
-            created_by=actor if getattr(actor, "pk", None) else None,
+            created_by=stored_user(actor),
         )
         from .backups import artifact_name
 

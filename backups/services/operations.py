@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from audit.services import emit, publish
+from audit.services import emit, publish, stored_user
 from backupplatform.errors import Conflict, NotFound
 from tenants.models import Tenant, TenantScope
 
@@ -107,7 +107,7 @@ def operation_create(
         step=step,
         details=details or {},
         celery_task_id=str(uuid.uuid4()),
-        created_by=actor if getattr(actor, "pk", None) else None,
+        created_by=stored_user(actor),
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import emit, publish
+from audit.services import emit, publish, stored_user
 from backupplatform.errors import Conflict, NotFound, ValidationFailed
 from backupplatform.isotime import utc_iso
 from tenants import capabilities
@@ -153,7 +153,7 @@ def restore_start(
         masking_rules=masking_rules,
         options=options,
         result={"compatibility": report.as_dict()},
-        created_by=actor if getattr(actor, "pk", None) else None,
+        created_by=stored_user(actor),
     )
     emit(
         action="restore_create",

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.db import transaction
 
-from audit.services import emit
+from audit.services import emit, stored_user
 from backupplatform.errors import NotFound, ValidationFailed
 from tenants.models import Tenant
 
@@ -71,7 +71,7 @@ def snapshot_save(
         checksum=checksum,
         key_id=key_id,
         trigger=trigger,
-        created_by=actor if getattr(actor, "pk", None) else None,
+        created_by=stored_user(actor),
     )
     emit(
         action="snapshot_create",

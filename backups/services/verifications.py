@@ -18,7 +18,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import emit, publish
+from audit.services import emit, publish, stored_user
 from backupplatform.errors import Conflict, NotFound, ValidationFailed
 from tenants import capabilities
 from tenants.models import Tenant, TenantScope
@@ -78,7 +78,7 @@ def verification_start(
         test_type=test_type,
         scope=scope,
         options={"assertions": assertions},
-        created_by=actor if getattr(actor, "pk", None) else None,
+        created_by=stored_user(actor),
     )
     emit(
         action="verify_create",
