@@ -101,7 +101,9 @@ class QueryFilterSet(django_filters.FilterSet):
     def apply(cls, filters: Any, queryset, *, location: str = "query"):
         """``queryset`` filtered by ``filters`` (a dict or a ``QueryDict``); bad values raise
         ``ValidationFailed`` with every bad parameter's message."""
-        filterset = cls(filters or {}, queryset=queryset)
+        if not filters or not any(name in filters for name in cls.base_filters):
+            return queryset  # nothing to filter by: no form to build and validate
+        filterset = cls(filters, queryset=queryset)
         if not filterset.is_valid():
             details = {name: [str(message) for message in messages] for name, messages in filterset.errors.items()}
             raise ValidationFailed(details=details, location=location)

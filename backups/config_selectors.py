@@ -260,16 +260,21 @@ def backup_location(backup: Backup) -> str:
     folders: the storage's folder is the operator's business)."""
     if backup.storage is None or not backup.storage_path:
         return backup.storage_path
-    storage, key = backup.storage, backup.storage_path
-    config = storage.configuration or {}
+    storage = backup.storage
+    return artifact_location(storage.type, storage.name, storage.configuration, backup.storage_path)
+
+
+def artifact_location(storage_type: str, storage_name: str, config: dict | None, key: str) -> str:
+    """``backup_location`` from the storage's columns (a list page reads them without models)."""
+    config = config or {}
     prefix = (config.get("path_prefix") or "").strip("/")
     prefixed = f"{prefix}/{key}" if prefix else key
-    if storage.type in ("s3", "minio"):
+    if storage_type in ("s3", "minio"):
         return f"s3://{config.get('bucket', '')}/{prefixed}"
-    if storage.type == "gcs":
+    if storage_type == "gcs":
         return f"gs://{config.get('bucket', '')}/{prefixed}"
-    if storage.type == "azure":
+    if storage_type == "azure":
         return f"azure://{config.get('account_name', '')}/{config.get('container', '')}/{prefixed}"
-    if storage.type == "sftp":
+    if storage_type == "sftp":
         return f"sftp://{config.get('host', '')}{config.get('path', '').rstrip('/')}/{key}"
-    return f"{storage.type}://{quote(storage.name, safe='')}/{key}"
+    return f"{storage_type}://{quote(storage_name, safe='')}/{key}"

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from backupplatform.facades.platform.backups import BackupSerializer, backup_list_row
+from backupplatform.facades.platform.backups import LIST_COLUMNS, BackupSerializer, backup_list_rows
 from backups.backup_selectors import backup_list
 from backups.models import Backup, Server, Storage
 
@@ -40,10 +40,14 @@ def test_list_rows_equal_the_serializers_for_every_kind_of_backup(api, admin_a, 
             **fields,
         }
         Backup.objects.create(tenant=tenant_a, server=server, db_type="postgresql", **values)
-    rows = list(backup_list(tenant=tenant_a, related=("storage",), with_manifest=False))
-    assert len(rows) == len(variants)
-    for backup in rows:
-        assert backup_list_row(backup) == BackupSerializer(backup).data
+    backups = list(backup_list(tenant=tenant_a))
+    rows = list(backup_list(tenant=tenant_a, related=()).values(*LIST_COLUMNS))
+    assert len(rows) == len(backups) == len(variants)
+    assert backup_list_rows(rows) == [BackupSerializer(backup).data for backup in backups]
+    with timezone.override("America/St_Johns"):  # a current time zone other than UTC, half-hour offset
+        shown = backup_list_rows(rows)
+        assert shown == [BackupSerializer(backup).data for backup in backups]
+        assert shown[0]["created_at"].endswith(("-03:30", "-02:30"))
     listed = api(admin_a).get("/api/v1/backups", {"limit": 50}).json()
     assert listed["total"] == len(variants)
     assert listed["items"] == [dict(BackupSerializer(b).data) for b in backup_list(tenant=tenant_a)]

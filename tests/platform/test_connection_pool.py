@@ -9,6 +9,7 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -73,3 +74,37 @@ def test_sixteen_concurrent_clients_share_a_bounded_pool(pooled_server, tenant_a
     assert [status for status, _ in results] == [200] * 320
     assert all(body["total"] == 0 for _, body in results)
     assert 1 <= peak[0] <= POOL_MAX, peak[0]
+
+
+def test_requests_reuse_the_processes_redis_connections(pooled_server, tenant_a):
+    """Every request runs in a fresh thread; its cache reads (a list's cached total) must take
+    a connection from the process's pool, not open and handshake a new one each time."""
+    import psutil
+    from django.conf import settings
+
+    base, _ = pooled_server
+    redis_port = urlsplit(settings.REDIS_URL).port or 6379
+    server = next(p for p in psutil.Process().children(recursive=True) if "uvicorn" in " ".join(p.cmdline()))
+    _, raw = tenant_services.api_key_create(tenant=tenant_a, name="redis", role=Role.VIEWER)
+    ports, stop = set(), threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            ports.update(c.laddr.port for c in server.net_connections("tcp") if c.raddr and c.raddr.port == redis_port)
+            time.sleep(0.01)
+
+    def call(_):
+        request = urllib.request.Request(f"{base}/api/v1/backups?limit=5", headers={"X-API-Key": raw})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(call, range(200)))
+    finally:
+        stop.set()
+        watcher.join()
+    assert statuses == [200] * 200
+    assert 1 <= len(ports) <= 8, f"{len(ports)} Redis connections for 200 requests"

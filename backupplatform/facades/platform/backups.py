@@ -21,7 +21,7 @@ from backupplatform.facades.serializers import (
 )
 from backupplatform.ids import parse_id
 from backups import backup_selectors
-from backups.config_selectors import backup_location
+from backups.config_selectors import artifact_location, backup_location
 from backups.models import Backup, BackupStatus, OperationKind, Restore, Server, ServerType, Storage
 from backups.services import backups as backup_services
 from backups.services import restores as restore_services
@@ -78,33 +78,68 @@ class BackupSerializer(serializers.ModelSerializer):
 
 _DATETIME = serializers.DateTimeField()
 
+# The columns a list page reads: plain values, no model instances (``backup_list_rows``).
+LIST_COLUMNS = (
+    "id",
+    "server_id",
+    "database_name",
+    "db_type",
+    "backup_type",
+    "status",
+    "stored_bytes",
+    "storage_path",
+    "encrypted",
+    "compression",
+    "checksum",
+    "started_at",
+    "completed_at",
+    "created_at",
+    "error_message",
+    "storage__type",
+    "storage__name",
+    "storage__configuration",
+)
 
-def backup_list_row(obj: Backup) -> dict:
-    """``BackupSerializer``'s fields for a list page, built straight from the row without DRF's
-    per-field work (``tests/facades/test_backup_list_rows.py`` holds the two equal)."""
+
+def backup_list_rows(rows) -> list[dict]:
+    """``BackupSerializer``'s fields for a list page, built from ``LIST_COLUMNS`` values
+    without model instances or DRF's per-field work (``tests/facades/test_backup_list_rows.py``
+    holds the two equal)."""
+    zone = _DATETIME.default_timezone()  # what DRF's DateTimeField converts to, once per page
 
     def moment(value):
-        return None if value is None else _DATETIME.to_representation(value)
+        if value is None:
+            return None
+        text = value.astimezone(zone).isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
 
-    duration = obj.duration_seconds
+    return [_list_row(row, moment) for row in rows]
+
+
+def _list_row(row: dict, moment) -> dict:
+    started, completed, key = row["started_at"], row["completed_at"], row["storage_path"]
+    if row["storage__type"] is None or not key:
+        location = key
+    else:
+        location = artifact_location(row["storage__type"], row["storage__name"], row["storage__configuration"], key)
     return {
-        "id": obj.id,
-        "server_id": obj.server_id,
-        "database_name": obj.database_name,
-        "db_type": obj.db_type,
-        "backup_type": obj.backup_type,
-        "status": obj.status,
-        "size_bytes": obj.stored_bytes,
-        "storage_path": backup_location(obj),
-        "is_encrypted": bool(obj.encrypted),
-        "is_compressed": obj.compression != "none",
-        "compression_type": obj.compression,
-        "checksum": f"sha256:{obj.checksum}" if obj.checksum else "",
-        "started_at": moment(obj.started_at),
-        "completed_at": moment(obj.completed_at),
-        "duration_seconds": None if duration is None else int(duration),
-        "created_at": moment(obj.created_at),
-        "error_message": obj.error_message,
+        "id": row["id"],
+        "server_id": row["server_id"],
+        "database_name": row["database_name"],
+        "db_type": row["db_type"],
+        "backup_type": row["backup_type"],
+        "status": row["status"],
+        "size_bytes": row["stored_bytes"],
+        "storage_path": location,
+        "is_encrypted": bool(row["encrypted"]),
+        "is_compressed": row["compression"] != "none",
+        "compression_type": row["compression"],
+        "checksum": f"sha256:{row['checksum']}" if row["checksum"] else "",
+        "started_at": moment(started),
+        "completed_at": moment(completed),
+        "duration_seconds": int((completed - started).total_seconds()) if started and completed else None,
+        "created_at": moment(row["created_at"]),
+        "error_message": row["error_message"],
     }
 
 
@@ -311,9 +346,9 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformVi
     }
 
     def tenant_queryset(self, tenant):
-        if self.action == "list":  # a page shows each backup's own columns and its storage
-            return backup_selectors.backup_list(
-                tenant=tenant, filters=self.request.query_params, related=("storage",), with_manifest=False
+        if self.action == "list":  # a page reads plain columns of the backup and its storage
+            return backup_selectors.backup_list(tenant=tenant, filters=self.request.query_params, related=()).values(
+                *LIST_COLUMNS
             )
         return backup_selectors.backup_list(tenant=tenant)
 
@@ -334,7 +369,7 @@ class BackupViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PlatformVi
     def list(self, request, *args, **kwargs):
         query.check_query(request, LIST_QUERY)
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response([backup_list_row(backup) for backup in page])
+        return self.get_paginated_response(backup_list_rows(page))
 
     # The backup row exists when this answers: 201 (db-backup-platform.md lists 201, not 202).
     @extend_schema(request=BackupCreateSerializer, responses={201: BackupQueuedSerializer})
