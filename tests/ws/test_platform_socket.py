@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 from channels.db import database_sync_to_async
@@ -189,4 +190,31 @@ async def test_user_in_two_workspaces_keeps_the_other_one(viewer_a, tenant_a, te
     event = await communicator.receive_json_from(timeout=5)
     assert event["action"] == "in_b"
     assert await communicator.receive_nothing(timeout=0.5)
+    await communicator.disconnect()
+
+
+async def test_events_reach_the_socket_while_the_sync_thread_is_busy(admin_a, tenant_a):
+    """Forwarding an event needs no database: a slow database call elsewhere in the process
+    (which holds Channels' one sync thread) must not hold up every socket's live events."""
+    from asgiref.sync import sync_to_async
+    from channels.layers import get_channel_layer
+
+    from audit.services import tenant_group
+
+    token = await database_sync_to_async(lambda: str(AccessToken.for_user(admin_a)))()
+    communicator, connected, _ = await connect(f"/ws?token={token}")
+    assert connected
+    release = threading.Event()
+    busy = asyncio.ensure_future(sync_to_async(release.wait)())  # the sync thread, held
+    try:
+        await get_channel_layer().group_send(
+            tenant_group(tenant_a.pk),
+            {"type": "event.forward", "tenant_id": tenant_a.pk, "event": {"type": "backup_progress", "progress": 40}},
+        )
+        event = await communicator.receive_json_from(timeout=5)
+        assert event == {"type": "backup_progress", "progress": 40}
+        assert not busy.done()
+    finally:
+        release.set()
+        await busy
     await communicator.disconnect()
