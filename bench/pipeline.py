@@ -21,9 +21,9 @@ Before the rounds the platform side runs once, not measured (``--no-warmup`` ski
 worker process is warm. Each round runs both, alternating which goes first (round 1 platform first, round 2 the
 alternative first, ...), and its ratio is platform time / alternative time. The summary gives
 the min and median of the per-round ratios (not the ratio of the best times), both medians, the
-1-minute load average seen during the rounds, and the peak RSS of the whole process tree above
-its idle RSS (this process plus pg_dump / mysqldump / tar / zstd / pg_restore children, sampled
-every 20 ms with psutil). Data is made once and kept between runs (``bp_bench_*`` databases,
+1-minute load average seen during the rounds, and the peak memory of the whole process tree
+above its idle memory (this process plus pg_dump / mysqldump / tar / zstd / pg_restore
+children, their PSS summed, sampled every 20 ms with psutil). Data is made once and kept between runs (``bp_bench_*`` databases,
 ``$BENCH_DIR/bp-bench-folder-*``); ``--drop`` removes it at the end. Not a test.
 """
 
@@ -60,12 +60,18 @@ SCENARIOS = ("pg-backup", "folder", "mariadb", "pg-restore", "pg-restore-jobs")
 
 
 def tree_rss_mb() -> float:
-    """RSS of this process and all its descendants, in MiB."""
+    """Memory of this process and all its descendants, in MiB: the sum of their PSS (resident
+    pages, each shared page divided among the processes sharing it), so a child that was just
+    forked and has not yet exec'd its program (a copy of this process, sharing all its pages)
+    is not counted a second time, as summing RSS would. RSS where PSS cannot be read."""
     me = psutil.Process()
     total = 0
     for proc in [me, *me.children(recursive=True)]:
         with contextlib.suppress(psutil.Error):  # a child that just ended
-            total += proc.memory_info().rss
+            try:
+                total += proc.memory_full_info().pss
+            except (AttributeError, psutil.AccessDenied):
+                total += proc.memory_info().rss
     return total / MB
 
 
@@ -107,23 +113,29 @@ def shell(command: str) -> None:
 # --------------------------------------------------------------------------- data
 
 
-def ensure_pg_database(name: str, size_gb: float) -> int:
+def ensure_pg_database(name: str, size_gb: float, tables: int = 1) -> int:
+    """A database of ``size_gb``: one ``events`` table, or ``tables`` tables ``events_1``... of
+    about equal size (a parallel restore loads different tables at once, never one table)."""
     import psycopg
 
     with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
+    names = ["events"] if tables == 1 else [f"events_{n}" for n in range(1, tables + 1)]
     with psycopg.connect(dbname=name, autocommit=True, **PG) as conn:
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
         target = int(size_gb * 1024**3)
-        rows = max(10_000, min(2_000_000, target // 200))
+        rows = max(10_000, min(2_000_000, target // 200 // tables))
+        turn = 0
         while size < target:
+            table = names[turn % tables]
+            turn += 1
             # Realistic-ish rows: ids, timestamps, numbers, and text that compresses about 2-3x.
             conn.execute(f"""
-                CREATE TABLE IF NOT EXISTS events (id bigserial PRIMARY KEY, at timestamptz, account int,
+                CREATE TABLE IF NOT EXISTS {table} (id bigserial PRIMARY KEY, at timestamptz, account int,
                     amount numeric(12,2), kind text, payload text);
-                CREATE INDEX IF NOT EXISTS events_account ON events (account);
-                INSERT INTO events (at, account, amount, kind, payload)
+                CREATE INDEX IF NOT EXISTS {table}_account ON {table} (account);
+                INSERT INTO {table} (at, account, amount, kind, payload)
                 SELECT now() - (n || ' seconds')::interval, (random() * 100000)::int, random() * 10000,
                        (ARRAY['deposit','withdrawal','transfer','fee'])[1 + (n % 4)],
                        md5(n::text) || ' ' || repeat(chr(97 + (n % 26)), 40) || ' ' || md5(random()::text)
@@ -341,20 +353,25 @@ def scenarios(args, platform: Platform, work: Path, data_root: Path):
     def maria_platform() -> None:
         platform.forget(platform.backup(server=platform.maria, database_name=my_name))
 
-    def restore_setup() -> int:
-        state["size"] = ensure_pg_database(pg_name, args.pg_gb)
-        if "backup" not in state:
-            state["backup"] = platform.backup(server=platform.pg, database_name=pg_name)
-            shell(f'pg_dump {pg_args()} -Fc -Z0 -d "{pg_name}" | zstd -3 -q -f -o "{work / "restore.zst"}"')
-        return state["size"]
+    jobs_name = pg_name if args.jobs_tables == 1 else f"{pg_name}_{args.jobs_tables}t"
 
-    def restore_platform(jobs: int) -> Callable[[], None]:
-        return lambda: platform.restore(state["backup"], f"{pg_name}_r", jobs)
+    def restore_setup(database: str, tables: int) -> Callable[[], int]:
+        def setup() -> int:
+            size = ensure_pg_database(database, args.pg_gb, tables)
+            if database not in state:
+                state[database] = platform.backup(server=platform.pg, database_name=database)
+                shell(f'pg_dump {pg_args()} -Fc -Z0 -d "{database}" | zstd -3 -q -f -o "{work / database}.zst"')
+            return size
 
-    def restore_alternative() -> None:
-        shell(
-            f'createdb {pg_args()} "{pg_name}_r" && zstd -d -q -c "{work / "restore.zst"}" '
-            f'| pg_restore {pg_args()} --no-owner -d "{pg_name}_r"'
+        return setup
+
+    def restore_platform(database: str, jobs: int) -> Callable[[], None]:
+        return lambda: platform.restore(state[database], f"{database}_r", jobs)
+
+    def restore_alternative(database: str) -> Callable[[], None]:
+        return lambda: shell(
+            f'createdb {pg_args()} "{database}_r" && zstd -d -q -c "{work / database}.zst" '
+            f'| pg_restore {pg_args()} --no-owner -d "{database}_r"'
         )
 
     return (
@@ -385,23 +402,23 @@ def scenarios(args, platform: Platform, work: Path, data_root: Path):
             ),
             "pg-restore": (
                 f"PostgreSQL restore, {pg_name}",
-                restore_setup,
-                restore_platform(1),
-                restore_alternative,
+                restore_setup(pg_name, 1),
+                restore_platform(pg_name, 1),
+                restore_alternative(pg_name),
                 "zstd -d | pg_restore",
                 lambda: drop_pg(f"{pg_name}_r"),
             ),
             "pg-restore-jobs": (
-                f"PostgreSQL restore with jobs={args.jobs}, {pg_name}",
-                restore_setup,
-                restore_platform(args.jobs),
-                restore_alternative,
+                f"PostgreSQL restore with jobs={args.jobs}, {jobs_name}",
+                restore_setup(jobs_name, args.jobs_tables),
+                restore_platform(jobs_name, args.jobs),
+                restore_alternative(jobs_name),
                 "zstd -d | pg_restore",
-                lambda: drop_pg(f"{pg_name}_r"),
+                lambda: drop_pg(f"{jobs_name}_r"),
             ),
         },
         state,
-        (pg_name, my_name, folder),
+        (pg_name, jobs_name, my_name, folder),
     )
 
 
@@ -458,6 +475,12 @@ def main() -> None:
     parser.add_argument("--mariadb-mb", type=float, default=530, help="MariaDB database size (MB)")
     parser.add_argument("--jobs", type=int, default=2, help="jobs of the parallel restore scenario")
     parser.add_argument(
+        "--jobs-tables",
+        type=int,
+        default=4,
+        help="tables of the parallel restore scenario's database (--pg-gb in all; 1: the pg-restore database)",
+    )
+    parser.add_argument(
         "--zstd-threads",
         type=int,
         default=None,
@@ -493,18 +516,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=data_root, prefix="run-") as tmp:
         work = Path(tmp)
         platform = Platform(work, data_root)
-        specs, state, (pg_name, my_name, folder) = scenarios(args, platform, work, data_root)
+        specs, state, (pg_name, jobs_name, my_name, folder) = scenarios(args, platform, work, data_root)
         print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs")
         for name in args.scenario or SCENARIOS:
             results.append(run(name, specs[name], args.rounds, warmup=not args.no_warmup))
-        if "backup" in state:
-            platform.forget(state["backup"])
-        if {"pg-restore", "pg-restore-jobs"} & set(args.scenario or SCENARIOS):
-            drop_pg(f"{pg_name}_r")
+        for backup in state.values():
+            platform.forget(backup)
+        for database in {pg_name, jobs_name} & set(state):
+            drop_pg(f"{database}_r")
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         "\n| measure | platform (median) | alternative (median) | ratio min / median | "
-        "peak RSS above idle, tree: platform / alternative | 1-min load | rounds |"
+        "peak memory above idle, tree (PSS): platform / alternative | 1-min load | rounds |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
@@ -516,7 +539,8 @@ def main() -> None:
             f"| {r['load'][0]:.1f}-{r['load'][1]:.1f} | {r['rounds']} |"
         )
     if args.drop:
-        drop_pg(pg_name)
+        for database in {pg_name, jobs_name}:
+            drop_pg(database)
         shutil.rmtree(folder, ignore_errors=True)
         import pymysql
 

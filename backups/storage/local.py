@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from backupplatform.fileio import write_in_slices
+
 from .base import (
     PARTIAL_SUFFIX,
     StorageBackend,
@@ -59,7 +61,7 @@ class LocalWriter(StorageWriter):
 
     def _write(self, data: bytes | bytearray | memoryview) -> None:
         try:
-            self._file.write(data)
+            write_in_slices(self._file.write, data)
         except OSError as exc:
             raise translate_os_error(exc, str(self._path)) from None
 
