@@ -7,6 +7,9 @@ Scenarios (default: all), each platform against its alternative, in the same run
 
 - ``pg-backup``: ``backup_run`` of a PostgreSQL database (pg_dump -> zstd-3 -> AES-256-GCM ->
   SHA-256 -> local storage, progress on the Operation) vs ``pg_dump -Fc -Z0 | zstd -3 > file``;
+- ``pg-backup-api``: the same backup asked for with ``POST /api/v1/backups`` from uvicorn and
+  run by a Celery worker (both started by the bench, in its process tree), timed from the
+  request to the row saying ``completed``, vs the same shell pipeline;
 - ``folder``: ``backup_run`` of an application with one folder source (its tar streamed into
   the pipeline) vs ``tar -cf - folder | zstd -3 > file``; the folder holds 20,000 small files
   and 4 big ones (``--folder-gb`` in all, text-like data that compresses about 3x);
@@ -15,15 +18,18 @@ Scenarios (default: all), each platform against its alternative, in the same run
 - ``pg-restore``: ``restore_run`` of that PostgreSQL backup into a new database vs
   ``zstd -d < dump.zst | pg_restore -d new`` (the stream, one connection);
 - ``pg-restore-jobs``: ``restore_run`` with ``jobs`` (``--jobs``, default 2: the spooled,
-  parallel restore) vs the same streamed ``zstd -d | pg_restore``.
+  parallel restore) vs the same streamed ``zstd -d | pg_restore``, on a database of
+  ``--jobs-tables`` tables (default 4; pg_restore loads one table on one connection).
 
 Before the rounds the platform side runs once, not measured (``--no-warmup`` skips it): a
-worker process is warm. Each round runs both, alternating which goes first (round 1 platform first, round 2 the
-alternative first, ...), and its ratio is platform time / alternative time. The summary gives
+worker process is warm. Each round runs both, alternating which goes first (round 1 platform
+first, round 2 the alternative first, ...), and its ratio is platform time / alternative time. The summary gives
 the min and median of the per-round ratios (not the ratio of the best times), both medians, the
-1-minute load average seen during the rounds, and the peak memory of the whole process tree
-above its idle memory (this process plus pg_dump / mysqldump / tar / zstd / pg_restore
-children, their PSS summed, sampled every 20 ms with psutil). Data is made once and kept between runs (``bp_bench_*`` databases,
+1-minute load average seen during the rounds, and the peak RSS of the whole process tree above
+its idle RSS (this process plus pg_dump / mysqldump / tar / zstd / pg_restore children, and the
+server and worker of ``pg-backup-api``; sampled every 20 ms by a separate process; a child
+forked but not yet running its program is not counted). Data is made once and kept between
+runs (``bp_bench_*`` databases,
 ``$BENCH_DIR/bp-bench-folder-*``); ``--drop`` removes it at the end. Not a test.
 """
 
@@ -37,7 +43,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,57 +58,93 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/12")
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 MY = {"host": "127.0.0.1", "port": 3306, "user": "root"}
 MB = 1024 * 1024
-SCENARIOS = ("pg-backup", "folder", "mariadb", "pg-restore", "pg-restore-jobs")
+SCENARIOS = ("pg-backup", "pg-backup-api", "folder", "mariadb", "pg-restore", "pg-restore-jobs")
 
 
 # --------------------------------------------------------------------------- measuring
 
 
-def tree_rss_mb() -> float:
-    """Memory of this process and all its descendants, in MiB: the sum of their PSS (resident
-    pages, each shared page divided among the processes sharing it), so a child that was just
-    forked and has not yet exec'd its program (a copy of this process, sharing all its pages)
-    is not counted a second time, as summing RSS would. RSS where PSS cannot be read."""
-    me = psutil.Process()
-    total = 0
-    for proc in [me, *me.children(recursive=True)]:
+def tree_rss_mb(root: int, skip: int = 0) -> float:
+    """RSS of process ``root`` and all its descendants but ``skip``, in MiB, leaving out a
+    child that was just forked and has not yet exec'd its program: until then it is a copy of
+    ``root`` sharing all its pages, and counting it would add ``root``'s RSS a second time
+    (the single rounds of 150+ MiB seen before)."""
+    top = psutil.Process(root)
+    mine = top.cmdline()
+    total = top.memory_info().rss
+    for proc in top.children(recursive=True):
         with contextlib.suppress(psutil.Error):  # a child that just ended
-            try:
-                total += proc.memory_full_info().pss
-            except (AttributeError, psutil.AccessDenied):
+            if proc.pid != skip and proc.cmdline() != mine:
                 total += proc.memory_info().rss
     return total / MB
 
 
+def _sampler(root: int) -> None:
+    """``python bench/pipeline.py --sample PID``: samples the tree every 20 ms; a line
+    ``start`` on stdin takes the idle RSS, ``stop`` prints the peak above it. Sampling runs in
+    this separate process: walking the tree costs milliseconds per sample, which would
+    otherwise be taken from the process that runs the platform side."""
+    import select
+
+    me = os.getpid()
+    idle = peak = None
+    while True:
+        ready, _, _ = select.select([sys.stdin], [], [], 0.02)
+        if ready:
+            command = sys.stdin.readline().strip()
+            if command == "start":
+                idle = peak = tree_rss_mb(root, me)
+            elif command == "stop":
+                print(f"{max((peak or 0) - (idle or 0), 0.0):.1f}", flush=True)
+                idle = peak = None
+            else:
+                return
+        elif idle is not None:
+            with contextlib.suppress(psutil.Error):
+                peak = max(peak, tree_rss_mb(root, me))
+
+
 class TreePeak:
-    """Samples the process tree's RSS while the block runs."""
+    """The peak RSS of this process's tree above its idle RSS while a block runs, sampled by
+    a separate process (``_sampler``)."""
 
-    def __init__(self, interval: float = 0.02) -> None:
-        self.interval, self.peak, self._stop = interval, 0.0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+    def __init__(self) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, __file__, "--sample", str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, tree_rss_mb())
-            time.sleep(self.interval)
+    def measure(self, run: Callable[[], None]) -> tuple[float, float]:
+        """(seconds, peak tree RSS above the idle tree RSS in MiB) of ``run()``."""
+        self._proc.stdin.write("start\n")
+        self._proc.stdin.flush()
+        time.sleep(0.1)  # the idle sample is taken
+        started = time.perf_counter()
+        run()
+        elapsed = time.perf_counter() - started
+        time.sleep(0.05)  # a last sample
+        self._proc.stdin.write("stop\n")
+        self._proc.stdin.flush()
+        return elapsed, float(self._proc.stdout.readline())
 
-    def __enter__(self) -> TreePeak:
-        self._thread.start()
-        return self
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._proc.stdin.write("quit\n")
+            self._proc.stdin.close()
+        self._proc.wait(10)
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+
+_PEAK: TreePeak | None = None
 
 
 def measure(run: Callable[[], None]) -> tuple[float, float]:
     """(seconds, peak tree RSS above the idle tree RSS in MiB) of ``run()``."""
-    idle = tree_rss_mb()
-    with TreePeak() as peak:
-        started = time.perf_counter()
-        run()
-        elapsed = time.perf_counter() - started
-    return elapsed, max(peak.peak - idle, 0.0)
+    global _PEAK
+    if _PEAK is None:
+        _PEAK = TreePeak()
+    return _PEAK.measure(run)
 
 
 def shell(command: str) -> None:
@@ -322,6 +363,62 @@ class Platform:
         assert restore.status == "completed", restore.error_message
 
 
+class ApiWorker:
+    """The platform as ``make run`` serves it: uvicorn (the ASGI application) and a Celery
+    worker (prefork, one child), both children of this process (so in its tree), on the
+    bench's database; a backup is asked for with ``POST /api/v1/backups`` and done when its
+    row says ``completed``."""
+
+    def __init__(self, platform: Platform) -> None:
+        import urllib.request
+
+        from tenants import services
+        from tenants.models import Role
+
+        self.platform, self.request = platform, urllib.request
+        _, self.key = services.api_key_create(tenant=platform.tenant, name=f"bench-{time.time()}", role=Role.OPERATOR)
+        with contextlib.closing(__import__("socket").socket()) as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        env = {**os.environ, "DEBUG": "0", "ALLOWED_HOSTS": "127.0.0.1"}
+        server = [sys.executable, "-m", "uvicorn", "backupplatform.asgi:application", "--port", str(self.port)]
+        worker = [sys.executable, "-m", "celery", "-A", "backupplatform", "worker", "--concurrency", "1"]
+        self.procs = [
+            subprocess.Popen([*server, "--lifespan", "off", "--log-level", "warning"], cwd=ROOT, env=env),
+            subprocess.Popen(
+                [*worker, "-l", "warning", "-n", f"bench-{os.getpid()}@%h", "--without-mingle", "--without-gossip"],
+                cwd=ROOT,
+                env=env,
+            ),
+        ]
+        time.sleep(8)  # both up (the worker's first backup is the warm-up round)
+
+    def backup(self, database: str) -> None:
+        import json
+
+        from backups.models import Backup
+
+        body = {"server_id": self.platform.pg.pk, "database_name": database, "storage_id": self.platform.storage.pk}
+        request = self.request.Request(
+            f"http://127.0.0.1:{self.port}/api/v1/backups",
+            data=json.dumps(body).encode(),
+            headers={"X-API-Key": self.key, "Content-Type": "application/json"},
+            method="POST",
+        )
+        with self.request.urlopen(request, timeout=30) as response:
+            backup_id = json.loads(response.read())["id"]
+        while (backup := Backup.objects.get(pk=backup_id)).status not in ("completed", "failed", "cancelled"):
+            time.sleep(0.05)
+        assert backup.status == "completed", backup.error_message
+        self.platform.forget(backup)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            proc.wait(30)
+
+
 def drop_pg(name: str) -> None:
     import psycopg
 
@@ -380,6 +477,13 @@ def scenarios(args, platform: Platform, work: Path, data_root: Path):
                 f"PostgreSQL backup, {pg_name}",
                 lambda: ensure_pg_database(pg_name, args.pg_gb),
                 pg_backup_platform,
+                lambda: shell(f'pg_dump {pg_args()} -Fc -Z0 -d "{pg_name}" | zstd -3 -q -f -o "{out}"'),
+                "pg_dump -Fc -Z0 | zstd -3",
+            ),
+            "pg-backup-api": (
+                f"PostgreSQL backup through the API and a Celery worker, {pg_name}",
+                lambda: ensure_pg_database(pg_name, args.pg_gb),
+                lambda: state.setdefault("api", ApiWorker(platform)).backup(pg_name),
                 lambda: shell(f'pg_dump {pg_args()} -Fc -Z0 -d "{pg_name}" | zstd -3 -q -f -o "{out}"'),
                 "pg_dump -Fc -Z0 | zstd -3",
             ),
@@ -466,6 +570,9 @@ def run(name: str, spec, rounds: int, warmup: bool = True) -> dict:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--sample"]:
+        _sampler(int(sys.argv[2]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", action="append", choices=SCENARIOS, help="repeatable; default all")
     parser.add_argument("--rounds", type=int, default=3)
@@ -520,6 +627,9 @@ def main() -> None:
         print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs")
         for name in args.scenario or SCENARIOS:
             results.append(run(name, specs[name], args.rounds, warmup=not args.no_warmup))
+        api = state.pop("api", None)
+        if api is not None:
+            api.close()
         for backup in state.values():
             platform.forget(backup)
         for database in {pg_name, jobs_name} & set(state):
@@ -527,7 +637,7 @@ def main() -> None:
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         "\n| measure | platform (median) | alternative (median) | ratio min / median | "
-        "peak memory above idle, tree (PSS): platform / alternative | 1-min load | rounds |"
+        "peak RSS above idle, tree: platform / alternative | 1-min load | rounds |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
