@@ -44,6 +44,31 @@ def server_connections(db, pid_of_test: int) -> int:
         ).fetchone()[0]
 
 
+def list_under_load(url: str, key: str, *, clients: int, requests: int, sample, every: float) -> list:
+    """``requests`` GETs of ``url`` from ``clients`` threads, calling ``sample()`` every
+    ``every`` seconds meanwhile; the (status, body) of each request."""
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            sample()
+            time.sleep(every)
+
+    def call(_):
+        request = urllib.request.Request(url, headers={"X-API-Key": key})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(clients) as pool:
+            return list(pool.map(call, range(requests)))
+    finally:
+        stop.set()
+        watcher.join()
+
+
 def test_sixteen_concurrent_clients_share_a_bounded_pool(pooled_server, tenant_a):
     from django.db import connection
 
@@ -51,26 +76,14 @@ def test_sixteen_concurrent_clients_share_a_bounded_pool(pooled_server, tenant_a
     _, raw = tenant_services.api_key_create(tenant=tenant_a, name="load", role=Role.VIEWER)
     connection.ensure_connection()
     own_pid = connection.connection.info.backend_pid
-    peak, stop = [0], threading.Event()
+    peak = [0]
 
-    def watch():
-        while not stop.is_set():
-            peak[0] = max(peak[0], server_connections(db, own_pid))
-            time.sleep(0.05)
+    def sample():
+        peak[0] = max(peak[0], server_connections(db, own_pid))
 
-    def call(_):
-        request = urllib.request.Request(f"{base}/api/v1/backups?limit=50", headers={"X-API-Key": raw})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
-        with ThreadPoolExecutor(16) as pool:
-            results = list(pool.map(call, range(320)))
-    finally:
-        stop.set()
-        watcher.join()
+    results = list_under_load(
+        f"{base}/api/v1/backups?limit=50", raw, clients=16, requests=320, sample=sample, every=0.05
+    )
     assert [status for status, _ in results] == [200] * 320
     assert all(body["total"] == 0 for _, body in results)
     assert 1 <= peak[0] <= POOL_MAX, peak[0]
@@ -86,25 +99,11 @@ def test_requests_reuse_the_processes_redis_connections(pooled_server, tenant_a)
     redis_port = urlsplit(settings.REDIS_URL).port or 6379
     server = next(p for p in psutil.Process().children(recursive=True) if "uvicorn" in " ".join(p.cmdline()))
     _, raw = tenant_services.api_key_create(tenant=tenant_a, name="redis", role=Role.VIEWER)
-    ports, stop = set(), threading.Event()
+    ports = set()
 
-    def watch():
-        while not stop.is_set():
-            ports.update(c.laddr.port for c in server.net_connections("tcp") if c.raddr and c.raddr.port == redis_port)
-            time.sleep(0.01)
+    def sample():
+        ports.update(c.laddr.port for c in server.net_connections("tcp") if c.raddr and c.raddr.port == redis_port)
 
-    def call(_):
-        request = urllib.request.Request(f"{base}/api/v1/backups?limit=5", headers={"X-API-Key": raw})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
-        with ThreadPoolExecutor(4) as pool:
-            statuses = list(pool.map(call, range(200)))
-    finally:
-        stop.set()
-        watcher.join()
-    assert statuses == [200] * 200
+    results = list_under_load(f"{base}/api/v1/backups?limit=5", raw, clients=4, requests=200, sample=sample, every=0.01)
+    assert [status for status, _ in results] == [200] * 200
     assert 1 <= len(ports) <= 8, f"{len(ports)} Redis connections for 200 requests"
