@@ -184,12 +184,15 @@ def test_a_job_is_scheduled_with_days_and_time_and_shows_its_next_runs(admin_cli
     assert bad.status_code == 422 and "out of range" in bad.json()["error"]
 
     # Retention preview: what the rules keep among the job's backups today (nothing is deleted).
+    # Eight days back from the last Sunday's noon: a whole ISO week (Sunday back to Monday) and
+    # the Sunday before it, whatever today's weekday (the job's time zone is Paris, UTC+1/+2).
     now = timezone.now()
+    sunday = (now - timedelta(days=(now.weekday() + 1) % 7 or 7)).replace(hour=12, minute=0, second=0, microsecond=0)
     for days in range(8):
         backup = Backup.objects.create(
             tenant=tenant_a, job=job, application=app, status="completed", name=f"site_{days}"
         )
-        Backup.objects.filter(pk=backup.pk).update(created_at=now - timedelta(days=days, hours=1))
+        Backup.objects.filter(pk=backup.pk).update(created_at=sunday - timedelta(days=days))
     change = admin_client.get(f"/admin/schedules/backupjob/{job.pk}/change/").content.decode()
     assert "of 8 backup(s) keeps 8, nothing to delete" in change  # daily 7 + the newest of the week before
     BackupJob.objects.filter(pk=job.pk).update(retention={"daily": 3})
