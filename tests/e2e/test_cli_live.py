@@ -20,6 +20,7 @@ import websockets
 
 from tests.faults.conftest import free_port, wait_for
 from tests.support.browser import CHROMIUM
+from tests.support.live_asgi import start_runner
 
 from .conftest import PG, needs_pg
 
@@ -47,26 +48,7 @@ def test_a_cli_backup_beside_make_run_shows_live_on_its_socket_and_in_the_browse
     }
     env.update(PLATFORM_VAR_DIR=str(var), PYTHONUNBUFFERED="1")
     log = tmp_path / "run.log"
-    runner = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "backupplatform.runner",
-            "run",
-            "--port",
-            str(port),
-            "--jobs-port",
-            str(free_port()),
-            "--redis-port",
-            str(free_port()),
-            "--concurrency",
-            "1",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
+    runner = start_runner(port, env, log, "--redis-port", str(free_port()))
     try:
         wait_for(
             lambda: "serving http" in log.read_text() and (var / "run.env").exists(),

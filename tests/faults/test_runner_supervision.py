@@ -6,15 +6,15 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 
 import psutil
 import pytest
 
 from backupplatform.runner import Child, Supervisor
+from tests.support.live_asgi import start_runner
 
-from .conftest import ROOT, free_port, wait_for
+from .conftest import free_port, wait_for
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
 CRASHER = [sys.executable, "-c", "raise SystemExit(3)"]
@@ -106,24 +106,7 @@ def test_make_run_starts_its_killed_worker_again(tmp_path, redis_server):
         PYTHONUNBUFFERED="1",
     )
     log = tmp_path / "run.log"
-    runner = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "backupplatform.runner",
-            "run",
-            "--port",
-            str(port),
-            "--jobs-port",
-            str(free_port()),
-            "--concurrency",
-            "1",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
+    runner = start_runner(port, env, log)
     try:
 
         def children() -> dict[str, int]:

@@ -71,3 +71,11 @@ def stop(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(10)
+
+
+def start_runner(port: int, env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen:
+    """``make run``'s runner (server, worker, beat) on ``port``, one worker process, its output
+    in ``log``; ``extra`` is added to its arguments."""
+    argv = [sys.executable, "-m", "backupplatform.runner", "run", "--port", str(port)]
+    argv += ["--jobs-port", str(free_port()), "--concurrency", "1", *extra]
+    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
