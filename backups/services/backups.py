@@ -414,11 +414,17 @@ def _backup_end(op: Operation, backup: Backup, status: str, error: str) -> Opera
     errors_before = op.errors
 
     def record() -> None:
-        # One commit for both rows: nobody reads a cancelled backup whose operation still runs.
+        # One commit for the rows: nobody reads a cancelled backup whose operation still runs,
+        # nor a completed backup without the row of its stored copy (deleting it then would
+        # race the insert of that row).
         op.errors = errors_before
         with transaction.atomic():
             Backup.objects.filter(pk=backup.pk).update(status=status, completed_at=now, error_message=error)
             operations.operation_finish(op=op, status=op_status, error=error, step=status)
+            if status == BackupStatus.COMPLETED:
+                from .copies import primary_copy_record
+
+                primary_copy_record(backup=backup)
 
     # On a fresh connection if the one the run used broke (that may be why it failed).
     operations.with_db_retry(record, what=f"recording the outcome of backup {backup.pk}")

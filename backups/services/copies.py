@@ -200,17 +200,24 @@ def primary_copy_ensure(*, backup: Backup) -> BackupCopy | None:
     return copy
 
 
-def after_backup_completed(*, backup: Backup) -> None:
-    """A new artifact was committed: record its copy, check the threshold, replicate."""
+def primary_copy_record(*, backup: Backup) -> BackupCopy | None:
+    """The row of a new artifact's copy on its own storage (written with the backup's completion)."""
     if backup.storage is None:
-        return
-    copy_record(
+        return None
+    return copy_record(
         backup=backup,
         storage=backup.storage,
         path=backup.storage_path,
         size=backup.stored_bytes,
         checksum=backup.checksum,
     )
+
+
+def after_backup_completed(*, backup: Backup) -> None:
+    """A completed backup's copy row is written (:func:`primary_copy_record`): check the
+    storage's threshold, replicate."""
+    if backup.storage is None:
+        return
     threshold_check(storage=backup.storage, added=backup.stored_bytes)
     policy = (
         StoragePolicy.objects.filter(tenant_id=backup.tenant_id, replication_enabled=True)

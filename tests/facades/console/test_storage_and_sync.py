@@ -178,3 +178,31 @@ def test_storage_update_is_all_or_nothing_and_validates(api, admin_a, operator_a
         .status_code
         == 400
     )
+
+
+def test_a_backup_turns_completed_together_with_the_row_of_its_stored_copy(
+    api, admin_a, tenant_a, local_storage, tmp_path, monkeypatch
+):
+    """Whoever sees the backup completed (a client deleting it at once, say) also sees where
+    it is stored: the copy row is written in the same commit, not after it."""
+    from backups.services import copies
+    from backups.services.applications import application_create
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text("<h1>hello</h1>")
+    app = application_create(tenant=tenant_a, name="site", sources=[{"type": "path", "path": str(tmp_path / "site")}])
+    seen = {}
+    after = copies.after_backup_completed
+
+    def first_look(*, backup):
+        row = Backup.objects.get(pk=backup.pk)
+        seen["status"] = row.status
+        seen["copies"] = list(BackupCopy.objects.filter(backup=row).values_list("storage__name", "path"))
+        after(backup=backup)
+
+    monkeypatch.setattr(copies, "after_backup_completed", first_look)
+    backup = make_backup(tenant_a, local_storage, application=app)
+    assert seen == {"status": "completed", "copies": [(local_storage.name, backup.storage_path)]}
+    response = api(admin_a).delete(f"/api/v1/backups/{backup.pk}")
+    assert response.status_code == 204, response.content
+    assert not BackupCopy.objects.filter(backup_id=backup.pk).exists()
