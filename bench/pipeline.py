@@ -21,8 +21,8 @@ Scenarios (default: all), each platform against its alternative, in the same run
   parallel restore) vs the same streamed ``zstd -d | pg_restore``, on a database of
   ``--jobs-tables`` tables (default 4; pg_restore loads one table on one connection).
 
-Before the rounds the platform side runs once, not measured (``--no-warmup`` skips it): a
-worker process is warm. Each round runs both, alternating which goes first (round 1 platform
+Before the rounds each side runs once, not measured (``--no-warmup`` skips it): a worker
+process is warm, and so are the alternative's tools and the page cache. Each round runs both, alternating which goes first (round 1 platform
 first, round 2 the alternative first, ...), and its ratio is platform time / alternative time. The summary gives
 the min and median of the per-round ratios (not the ratio of the best times), both medians, the
 1-minute load average seen during the rounds, and the peak RSS of the whole process tree above
@@ -536,9 +536,11 @@ def run(name: str, spec, rounds: int, warmup: bool = True) -> dict:
     reset = spec[5] if len(spec) > 5 else (lambda: None)  # before each run, not timed
     print(f"\n== {name}: {description}", flush=True)
     size = setup()
-    if warmup:  # a worker process is warm: imports, connections and caches are not measured
-        reset()
+    if warmup:  # a worker process is warm: imports, connections and caches are not measured;
+        reset()  # the alternative's first run (cold tool binaries and page cache) is not either
         platform_run()
+        reset()
+        alternative_run()
     rows = []
     for index in range(rounds):
         order = [("platform", platform_run), ("alternative", alternative_run)]
@@ -599,7 +601,7 @@ def main() -> None:
         help="BACKUP_ZSTD_THREADS for the platform's backups (default: the setting, 1)",
     )
     parser.add_argument(
-        "--no-warmup", action="store_true", help="do not run the platform side once, unmeasured, before the rounds"
+        "--no-warmup", action="store_true", help="do not run each side once, unmeasured, before the rounds"
     )
     parser.add_argument("--drop", action="store_true", help="drop the bench databases and folder at the end")
     args = parser.parse_args()
