@@ -22,7 +22,9 @@ Scenarios (default: all), each platform against its alternative, in the same run
   ``--jobs-tables`` tables (default 4; pg_restore loads one table on one connection).
 
 Before the rounds each side runs once, not measured (``--no-warmup`` skips it): a worker
-process is warm, and so are the alternative's tools and the page cache. Each round runs both, alternating which goes first (round 1 platform
+process is warm, and so are the alternative's tools and the page cache. Before every run,
+untimed, the page cache is written out (``sync``) and PostgreSQL checkpoints, so no run pays
+for the writeback of another's output or for a checkpoint it did not cause. Each round runs both, alternating which goes first (round 1 platform
 first, round 2 the alternative first, ...), and its ratio is platform time / alternative time. The summary gives
 the min and median of the per-round ratios (not the ratio of the best times), both medians, the
 1-minute load average seen during the rounds, and the peak RSS of the whole process tree above
@@ -426,6 +428,16 @@ def drop_pg(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def settle() -> None:
+    """Before every run, not timed: write out what earlier runs left dirty (the page cache,
+    PostgreSQL's shared buffers), so no run pays for another's writeback or checkpoint."""
+    import psycopg
+
+    os.sync()
+    with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
+        conn.execute("CHECKPOINT")
+
+
 def pg_args() -> str:
     return f"-h {PG['host']} -p {PG['port']} -U {PG['user']}"
 
@@ -533,7 +545,12 @@ def scenarios(args, platform: Platform, work: Path, data_root: Path):
 
 def run(name: str, spec, rounds: int, warmup: bool = True) -> dict:
     description, setup, platform_run, alternative_run, alternative = spec[:5]
-    reset = spec[5] if len(spec) > 5 else (lambda: None)  # before each run, not timed
+    scenario_reset = spec[5] if len(spec) > 5 else (lambda: None)
+
+    def reset() -> None:  # before each run, not timed
+        scenario_reset()
+        settle()
+
     print(f"\n== {name}: {description}", flush=True)
     size = setup()
     if warmup:  # a worker process is warm: imports, connections and caches are not measured;
